@@ -1,0 +1,1 @@
+"""The user-facing API: remote functions, actors, refs, runtime calls."""

@@ -1,0 +1,215 @@
+"""``@shoal.remote`` on a class: actor classes, handles and methods."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+from shoal.api import options as opts
+from shoal.api.remote_function import encode_num_returns
+from shoal.core import ids
+from shoal.core.task_spec import DYNAMIC, TaskKind, TaskSpec
+
+
+def method(**options: Any):
+    """Per-method options, e.g. ``@shoal.method(num_returns=2)``."""
+    checked = opts.validate(opts.METHOD_OPTIONS, options, "actor method")
+
+    def decorate(fn):
+        fn.__shoal_method_options__ = checked
+        return fn
+
+    return decorate
+
+
+@dataclass
+class ActorMeta:
+    class_name: str
+    methods: dict[str, dict] = field(default_factory=dict)
+    is_async: bool = False
+    max_task_retries: int = 0
+
+
+def _meta_for(cls: type, options: dict) -> ActorMeta:
+    meta = ActorMeta(cls.__name__, max_task_retries=options.get("max_task_retries", 0))
+    for name, member in inspect.getmembers(cls):
+        if not callable(member) or (name.startswith("__") and name != "__call__"):
+            continue
+        if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
+            meta.is_async = True
+        meta.methods[name] = dict(getattr(member, "__shoal_method_options__", {}))
+    return meta
+
+
+class ActorClass:
+    def __init__(self, cls: type, options: dict) -> None:
+        self._cls = cls
+        self._options = opts.validate(opts.ACTOR_OPTIONS, options, f"actor {cls.__name__}")
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__doc__ = cls.__doc__
+        self.__module__ = cls.__module__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"Actors cannot be instantiated directly. Instead of '{self.__name__}()', "
+            f"use '{self.__name__}.remote()'."
+        )
+
+    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
+        return self._remote(self._options, args, kwargs)
+
+    def options(self, **options: Any) -> _BoundActorClass:
+        merged = dict(self._options)
+        merged.update(opts.validate(opts.ACTOR_OPTIONS, options, f"actor {self.__name__}"))
+        return _BoundActorClass(self, merged)
+
+    def _remote(self, options: dict, args: tuple, kwargs: dict) -> ActorHandle:
+        from shoal.api.runtime import ensure_worker
+
+        worker = ensure_worker()
+        meta = _meta_for(self._cls, options)
+        name = options.get("name")
+        namespace = options.get("namespace") or worker.namespace
+        detached = options.get("lifetime") == "detached"
+        wire, _held, keepalive = worker.tasks.build_args(f"{self.__name__}.__init__", args,
+                                                         kwargs)
+        try:
+            creation = cloudpickle.dumps({
+                "cls": self._cls,
+                "args": wire,
+                "kwarg_names": list(kwargs),
+                "max_concurrency": options.get("max_concurrency"),
+            })
+        except Exception as exc:
+            raise TypeError(f"Could not serialize the actor class {self.__name__}: "
+                            f"{type(exc).__name__}: {exc}") from exc
+        counted = not name and not detached
+        reply = worker.actors.create({
+            "actor_id": ids.random_hex(16),
+            "job_id": worker.job_id,
+            "owner_worker_id": worker.worker_id,
+            "class_name": self.__name__,
+            "name": name,
+            "namespace": namespace,
+            "detached": detached,
+            "get_if_exists": options.get("get_if_exists", False),
+            "resources": opts.resource_shape(options, 0.0),
+            "creation": creation,
+            "handle_meta": cloudpickle.dumps(meta),
+        }, keepalive, counted)
+        return ActorHandle(reply["actor_id"], meta, worker)
+
+
+class _BoundActorClass:
+    def __init__(self, actor_class: ActorClass, options: dict) -> None:
+        self._actor_class = actor_class
+        self._options = options
+
+    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
+        return self._actor_class._remote(self._options, args, kwargs)
+
+
+class ActorHandle:
+    def __init__(self, actor_id: str, meta: ActorMeta, worker: Any) -> None:
+        self._actor_id = actor_id
+        self._meta = meta
+        self._worker = worker
+        if worker is not None:
+            worker.post(worker.actors.handle_created, actor_id)
+
+    def __del__(self) -> None:
+        worker = self.__dict__.get("_worker")
+        if worker is not None and not worker.shutting_down:
+            try:
+                worker.post(worker.actors.handle_deleted, self._actor_id)
+            except Exception:
+                pass
+
+    def __getattr__(self, name: str) -> ActorMethod:
+        meta = self.__dict__.get("_meta")
+        if meta is None or name.startswith("__"):
+            raise AttributeError(name)
+        if name not in meta.methods:
+            raise AttributeError(f"'{meta.class_name}' actor has no method '{name}'")
+        return ActorMethod(self, name, meta.methods[name])
+
+    def __reduce__(self):
+        worker = self._worker
+        if worker is not None:
+            worker.post(worker.actors.handle_escaped, self._actor_id)
+        return (_rebuild_handle, (self._actor_id, self._meta))
+
+    def __repr__(self) -> str:
+        return f"Actor({self._meta.class_name}, {self._actor_id})"
+
+    def __hash__(self) -> int:
+        return hash(self._actor_id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    @property
+    def actor_id(self) -> str:
+        return self._actor_id
+
+
+def _rebuild_handle(actor_id: str, meta: ActorMeta) -> ActorHandle:
+    from shoal.core import context
+
+    return ActorHandle(actor_id, meta, context.current_worker_or_none())
+
+
+class ActorMethod:
+    def __init__(self, handle: ActorHandle, name: str, options: dict) -> None:
+        self._handle = handle
+        self._name = name
+        self._options = options
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"Actor methods cannot be called directly. Instead of running "
+            f"'object.{self._name}()', try 'object.{self._name}.remote()'."
+        )
+
+    def options(self, **options: Any) -> ActorMethod:
+        merged = dict(self._options)
+        merged.update(opts.validate(opts.METHOD_OPTIONS, options, f"actor method {self._name}"))
+        return ActorMethod(self._handle, self._name, merged)
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        from shoal.api.runtime import ensure_worker
+
+        worker = ensure_worker()
+        handle = self._handle
+        meta = handle._meta
+        num_returns = encode_num_returns(self._options.get("num_returns", 1))
+        wire, held, keepalive = worker.tasks.build_args(
+            f"{meta.class_name}.{self._name}", args, kwargs)
+        spec = TaskSpec(
+            task_id=worker.ids.task_id(),
+            kind=TaskKind.ACTOR_TASK,
+            name=f"{meta.class_name}.{self._name}",
+            function_id=b"",
+            args=wire,
+            kwarg_names=list(kwargs),
+            num_returns=num_returns,
+            owner=worker.address,
+            job_id=worker.job_id,
+            actor_id=handle._actor_id,
+            method=self._name,
+        )
+        refs = worker.tasks.submit(
+            spec, held, keepalive,
+            max_retries=self._options.get("max_task_retries", meta.max_task_retries),
+            retry_exceptions=self._options.get("retry_exceptions", False),
+        )
+        if isinstance(refs, list):
+            if num_returns == 1 or num_returns == DYNAMIC:
+                return refs[0]
+            if num_returns == 0:
+                return None
+        return refs

@@ -1,0 +1,32 @@
+"""``@shoal.remote``: functions become remote functions, classes actor classes."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from shoal.api.actor import ActorClass
+from shoal.api.remote_function import RemoteFunction
+
+
+def _make(target: Any, options: dict) -> Any:
+    if inspect.isclass(target):
+        return ActorClass(target, options)
+    if inspect.isfunction(target) or inspect.isbuiltin(target) or (
+        callable(target) and hasattr(target, "__name__")
+    ):
+        return RemoteFunction(target, options)
+    raise TypeError(
+        "The @shoal.remote decorator must be applied to either a function or a class, "
+        f"got {type(target).__name__}: {target!r}")
+
+
+def remote(*args: Any, **options: Any) -> Any:
+    """``@remote`` or ``@remote(num_cpus=..., ...)``."""
+    if len(args) == 1 and not options and callable(args[0]):
+        return _make(args[0], {})
+    if args:
+        raise TypeError(
+            "The @shoal.remote decorator must be applied to either a function or a class "
+            f"(or called with keyword options only), got {args!r}")
+    return lambda target: _make(target, options)

@@ -1,0 +1,64 @@
+"""Refs produced by generator tasks.
+
+``num_returns="streaming"``: ``.remote()`` returns an :class:`ObjectRefGenerator`
+at once; each ``next()`` blocks until the task has yielded that item and
+returns its ref.  ``num_returns="dynamic"``: the task's single ref resolves,
+once the task finishes, to a :class:`DynamicObjectRefGenerator` of all refs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+class ObjectRefGenerator:
+    def __init__(self, state: Any, worker: Any) -> None:
+        self._state = state
+        self._worker = worker
+        self._next_index = 1
+
+    def __iter__(self) -> ObjectRefGenerator:
+        return self
+
+    def __next__(self) -> Any:
+        return self._next(None)
+
+    def _next(self, timeout: float | None) -> Any:
+        from shoal.core.task_manager import wait_for_generator_item
+
+        ref = wait_for_generator_item(self._state, self._next_index, timeout)
+        if ref is None:
+            raise StopIteration
+        self._next_index += 1
+        return ref
+
+    def __aiter__(self) -> ObjectRefGenerator:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, self._next, None)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    def completed(self) -> bool:
+        return self._state.finished_count is not None
+
+    def __repr__(self) -> str:
+        return f"ObjectRefGenerator(task={self._state.task_id.hex()})"
+
+
+class DynamicObjectRefGenerator:
+    def __init__(self, refs: list) -> None:
+        self._refs = list(refs)
+
+    def __iter__(self):
+        return iter(self._refs)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+
+# Ray's older name
+StreamingObjectRefGenerator = ObjectRefGenerator

@@ -1,0 +1,120 @@
+"""Starting a head process for ``shoal.init()`` with no address.
+
+The driver starts ``python -m shoal.node.main --head --lifeline`` in its own
+session (so Ctrl-C in the terminal reaches only the driver), holding the
+head's stdin: if the driver dies for any reason, the head sees EOF and stops
+itself and every worker.  The head announces its address on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+from shoal.node.main import READY_PREFIX
+
+SESSION_ROOT = os.path.join(tempfile.gettempdir(), "shoal")
+
+
+@dataclass
+class HeadProcess:
+    proc: subprocess.Popen
+    address: str
+    token: str
+    session: str
+    node_id: str
+    log_dir: str
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc = self.proc
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        for stream in (proc.stdout,):
+            try:
+                stream.close()
+            except Exception:
+                pass
+
+
+def new_session_name() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def start_head(
+    *,
+    num_cpus: float | None,
+    num_gpus: float | None,
+    resources: dict | None,
+    object_store_memory: int | None,
+    host: str = "127.0.0.1",
+    timeout: float = 30.0,
+) -> HeadProcess:
+    session = new_session_name()
+    token = secrets.token_hex(16)
+    log_dir = os.path.join(SESSION_ROOT, session, "logs")
+    os.makedirs(log_dir, exist_ok=True)
+    cmd = [sys.executable, "-m", "shoal.node.main", "--head", "--lifeline",
+           "--session", session, "--host", host, "--log-dir", log_dir]
+    if num_cpus is not None:
+        cmd += ["--num-cpus", str(num_cpus)]
+    if num_gpus:
+        cmd += ["--num-gpus", str(num_gpus)]
+    if resources:
+        cmd += ["--resources", json.dumps(resources)]
+    if object_store_memory:
+        cmd += ["--object-store-memory", str(int(object_store_memory))]
+    env = dict(os.environ)
+    env["SHOAL_TOKEN"] = token
+    stderr_path = os.path.join(log_dir, "head.err")
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env,
+            start_new_session=True,
+        )
+    info = _read_ready_line(proc, timeout, stderr_path)
+    return HeadProcess(proc, info["address"], token, session, info["node_id"], log_dir)
+
+
+def _read_ready_line(proc: subprocess.Popen, timeout: float, stderr_path: str) -> dict:
+    deadline = time.monotonic() + timeout
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    buffer = b""
+    try:
+        while time.monotonic() < deadline:
+            if not selector.select(max(0.0, deadline - time.monotonic())):
+                break
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buffer += chunk
+            for line in buffer.split(b"\n"):
+                text = line.decode(errors="replace")
+                if text.startswith(READY_PREFIX):
+                    return json.loads(text[len(READY_PREFIX):])
+    finally:
+        selector.close()
+    proc.kill()
+    proc.wait()
+    try:
+        with open(stderr_path, errors="replace") as f:
+            err = f.read()[-4000:]
+    except OSError:
+        err = ""
+    raise RuntimeError(f"the shoal head process failed to start (exit code {proc.returncode})"
+                       f":\n{err}")

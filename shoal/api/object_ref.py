@@ -1,0 +1,69 @@
+"""ObjectRef: a distributed future.
+
+A ref knows its id and its owner's address, nothing else.  Creating and
+dropping refs is counted by the process's core worker (``_worker``), which is
+how the owner learns an object is out of scope.  Counting is posted, not
+done inline, because ``__del__`` may run inside the garbage collector at any
+point of any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import Any
+
+
+class ObjectRef:
+    __slots__ = ("_id", "_owner", "_worker", "__weakref__")
+
+    def __init__(self, object_id: bytes, owner: str, worker: Any = None) -> None:
+        self._id = object_id
+        self._owner = owner
+        self._worker = worker
+        if worker is not None:
+            worker.ref_created(object_id, owner)
+
+    def __del__(self) -> None:
+        worker = self._worker
+        if worker is not None:
+            try:
+                worker.ref_deleted(self._id)
+            except Exception:
+                pass
+
+    def binary(self) -> bytes:
+        return self._id
+
+    def hex(self) -> str:
+        return self._id.hex()
+
+    def task_id(self) -> str:
+        return self._id[:16].hex()
+
+    @property
+    def owner_address(self) -> str:
+        return self._owner
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ObjectRef) and other._id == self._id
+
+    def __repr__(self) -> str:
+        return f"ObjectRef({self._id.hex()})"
+
+    def __reduce__(self):
+        from shoal.core.serialization import reduce_object_ref
+
+        return reduce_object_ref(self)
+
+    def future(self) -> concurrent.futures.Future:
+        """A concurrent.futures.Future that completes with the value."""
+        if self._worker is None:
+            raise RuntimeError("this ObjectRef is not attached to a running shoal worker")
+        return self._worker.value_future(self)
+
+    def __await__(self):
+        return asyncio.wrap_future(self.future()).__await__()

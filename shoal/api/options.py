@@ -1,0 +1,198 @@
+"""Validation of ``@remote(...)`` / ``.options(...)`` arguments.
+
+One table per kind of remote thing; each entry is a checker that returns the
+normalised value or raises ValueError/TypeError naming the option.  Unknown
+names are rejected with the list of valid ones.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+
+def _number(name: str) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"option {name!r} must be a number, got {value!r}")
+        if value < 0:
+            raise ValueError(f"option {name!r} must be >= 0, got {value!r}")
+        return float(value)
+
+    return check
+
+
+def _int_at_least(name: str, low: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"option {name!r} must be an int, got {value!r}")
+        if value < low:
+            raise ValueError(f"option {name!r} must be >= {low}, got {value!r}")
+        return value
+
+    return check
+
+
+def _optional_int(name: str, low: int) -> Callable[[Any], int | None]:
+    inner = _int_at_least(name, low)
+    return lambda v: None if v is None else inner(v)
+
+
+def _num_returns(value: Any) -> int | str:
+    if value in ("streaming", "dynamic"):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"option 'num_returns' must be an int >= 0, 'streaming' or 'dynamic', got {value!r}")
+    return value
+
+
+def _resources(value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"option 'resources' must be a dict, got {value!r}")
+    out = {}
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise TypeError(f"resource names must be strings, got {k!r}")
+        if k in ("CPU", "GPU"):
+            raise ValueError(f"use num_cpus/num_gpus instead of resources={{{k!r}: ...}}")
+        out[k] = _number(f"resources[{k!r}]")(v)
+    return out
+
+
+def _retry_exceptions(value: Any) -> bool | tuple:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)) and all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in value
+    ):
+        return tuple(value)
+    raise TypeError(
+        f"option 'retry_exceptions' must be a bool or a list of exception types, got {value!r}")
+
+
+def _strategy(value: Any) -> Any:
+    from shoal.util.scheduling_strategies import (
+        NodeAffinitySchedulingStrategy,
+        PlacementGroupSchedulingStrategy,
+    )
+
+    if value is None or value in ("DEFAULT", "SPREAD"):
+        return value
+    if isinstance(value, (NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy)):
+        return value
+    raise ValueError(
+        f"option 'scheduling_strategy' must be 'DEFAULT', 'SPREAD' or a strategy object, "
+        f"got {value!r}")
+
+
+def _string(name: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"option {name!r} must be a string, got {value!r}")
+        return value
+
+    return check
+
+
+def _bool(name: str) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"option {name!r} must be a bool, got {value!r}")
+        return value
+
+    return check
+
+
+def _lifetime(value: Any) -> str | None:
+    if value not in (None, "detached", "non_detached"):
+        raise ValueError(f"option 'lifetime' must be None, 'detached' or 'non_detached', "
+                         f"got {value!r}")
+    return value
+
+
+def _runtime_env(value: Any) -> Any:
+    if value:
+        warnings.warn("shoal ignores runtime_env: workers use the driver's environment",
+                      stacklevel=4)
+    return value
+
+
+def _accept(value: Any) -> Any:
+    return value
+
+
+_COMMON = {
+    "num_cpus": _number("num_cpus"),
+    "num_gpus": _number("num_gpus"),
+    "memory": _number("memory"),
+    "resources": _resources,
+    "scheduling_strategy": _strategy,
+    "runtime_env": _runtime_env,
+    "name": _string("name"),
+    "accelerator_type": _string("accelerator_type"),
+    "label_selector": _accept,
+    "_metadata": _accept,
+}
+
+TASK_OPTIONS = dict(
+    _COMMON,
+    num_returns=_num_returns,
+    max_retries=_int_at_least("max_retries", -1),
+    retry_exceptions=_retry_exceptions,
+    max_calls=_int_at_least("max_calls", 0),
+    enable_task_events=_bool("enable_task_events"),
+    _generator_backpressure_num_objects=_accept,
+)
+
+ACTOR_OPTIONS = dict(
+    _COMMON,
+    namespace=_string("namespace"),
+    get_if_exists=_bool("get_if_exists"),
+    lifetime=_lifetime,
+    max_concurrency=_optional_int("max_concurrency", 1),
+    max_restarts=_int_at_least("max_restarts", -1),
+    max_task_retries=_int_at_least("max_task_retries", -1),
+    max_pending_calls=_int_at_least("max_pending_calls", -1),
+    concurrency_groups=_accept,
+    enable_task_events=_bool("enable_task_events"),
+)
+
+METHOD_OPTIONS = {
+    "num_returns": _num_returns,
+    "concurrency_group": _accept,
+    "max_task_retries": _int_at_least("max_task_retries", -1),
+    "retry_exceptions": _retry_exceptions,
+    "name": _string("name"),
+    "enable_task_events": _bool("enable_task_events"),
+}
+
+
+def validate(table: dict, options: dict, what: str) -> dict:
+    out = {}
+    for key, value in options.items():
+        check = table.get(key)
+        if check is None:
+            raise ValueError(
+                f"invalid option {key!r} for {what}; valid options are: "
+                + ", ".join(sorted(k for k in table if not k.startswith("_")))
+            )
+        out[key] = check(value)
+    return out
+
+
+def resource_shape(options: dict, default_cpus: float) -> dict:
+    shape = {}
+    cpus = options.get("num_cpus", default_cpus)
+    if cpus:
+        shape["CPU"] = cpus
+    if options.get("num_gpus"):
+        shape["GPU"] = options["num_gpus"]
+    if options.get("memory"):
+        shape["memory"] = options["memory"]
+    shape.update({k: v for k, v in (options.get("resources") or {}).items() if v})
+    return shape

@@ -1,0 +1,111 @@
+"""``@shoal.remote`` on a function."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import threading
+from typing import Any
+
+import cloudpickle
+
+from shoal.api import options as opts
+from shoal.core.task_spec import DYNAMIC, STREAMING, TaskKind, TaskSpec
+
+
+def encode_num_returns(value: int | str) -> int:
+    return {"streaming": STREAMING, "dynamic": DYNAMIC}.get(value, value)  # type: ignore
+
+
+class RemoteFunction:
+    def __init__(self, function: Any, options: dict) -> None:
+        self._function = function
+        self._options = opts.validate(opts.TASK_OPTIONS, options, f"remote function "
+                                      f"{function.__qualname__}")
+        self._is_generator = inspect.isgeneratorfunction(function)
+        self._pickled: bytes | None = None
+        self._function_id = b""
+        self._lock = threading.Lock()
+        self.__name__ = function.__name__
+        self.__qualname__ = function.__qualname__
+        self.__doc__ = function.__doc__
+        self.__module__ = function.__module__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"Remote functions cannot be called directly. Instead of running "
+            f"'{self.__name__}()', try '{self.__name__}.remote()'."
+        )
+
+    def _export(self) -> tuple[bytes, bytes]:
+        if self._pickled is None:
+            with self._lock:
+                if self._pickled is None:
+                    try:
+                        data = cloudpickle.dumps(self._function)
+                    except Exception as exc:
+                        raise TypeError(
+                            f"Could not serialize the remote function {self.__qualname__}: "
+                            f"{type(exc).__name__}: {exc}") from exc
+                    self._function_id = hashlib.sha1(data).digest()[:16]
+                    self._pickled = data
+        return self._function_id, self._pickled  # type: ignore[return-value]
+
+    def options(self, **options: Any) -> _BoundOptions:
+        merged = dict(self._options)
+        merged.update(opts.validate(opts.TASK_OPTIONS, options,
+                                    f"remote function {self.__qualname__}"))
+        return _BoundOptions(self, merged)
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        return self._remote(self._options, args, kwargs)
+
+    def _remote(self, options: dict, args: tuple, kwargs: dict) -> Any:
+        from shoal.api.runtime import ensure_worker
+
+        worker = ensure_worker()
+        function_id, pickled = self._export()
+        num_returns = options.get("num_returns", "streaming" if self._is_generator else 1)
+        if self._is_generator and num_returns == 1 and "num_returns" not in options:
+            num_returns = "streaming"
+        wire, held, keepalive = worker.tasks.build_args(self.__name__, args, kwargs)
+        spec = TaskSpec(
+            task_id=worker.ids.task_id(),
+            kind=TaskKind.NORMAL,
+            name=options.get("name") or self.__qualname__,
+            function_id=function_id,
+            function_bytes=pickled,
+            args=wire,
+            kwarg_names=list(kwargs),
+            num_returns=encode_num_returns(num_returns),
+            owner=worker.address,
+            job_id=worker.job_id,
+            resources=opts.resource_shape(options, 1.0),
+        )
+        refs = worker.tasks.submit(
+            spec, held, keepalive,
+            max_retries=options.get("max_retries", 3),
+            retry_exceptions=options.get("retry_exceptions", False),
+            strategy=options.get("scheduling_strategy"),
+        )
+        if isinstance(refs, list):
+            if spec.num_returns == 1 or spec.num_returns == DYNAMIC:
+                return refs[0]
+            if spec.num_returns == 0:
+                return None
+        return refs
+
+
+class _BoundOptions:
+    def __init__(self, fn: RemoteFunction, options: dict) -> None:
+        self._fn = fn
+        self._options = options
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fn._remote(self._options, args, kwargs)
+
+    def options(self, **options: Any) -> _BoundOptions:
+        merged = dict(self._options)
+        merged.update(opts.validate(opts.TASK_OPTIONS, options,
+                                    f"remote function {self._fn.__qualname__}"))
+        return _BoundOptions(self._fn, merged)

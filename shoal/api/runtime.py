@@ -1,0 +1,304 @@
+"""The driver-facing API: init/shutdown and the object and task calls.
+
+One :class:`Runtime` per process holds what ``init`` made, with an explicit
+state; worker processes register their core worker through
+:mod:`shoal.core.context` instead, so the same API works inside tasks.
+"""
+
+from __future__ import annotations
+
+import atexit
+import enum
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from shoal.api.local_cluster import HeadProcess, start_head
+from shoal.api.object_ref import ObjectRef
+from shoal.core import context
+from shoal.rpc.messages import Method
+
+
+class State(enum.Enum):
+    NOT_STARTED = "not started"
+    RUNNING = "running"
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self.state = State.NOT_STARTED
+        self.lock = threading.RLock()
+        self.head: HeadProcess | None = None
+        self.worker: Any = None
+        self.context: ShoalContext | None = None
+
+
+_runtime = Runtime()
+
+_INIT_KWARGS = {
+    "include_dashboard", "dashboard_host", "dashboard_port", "logging_level",
+    "logging_format", "log_to_driver", "configure_logging", "runtime_env",
+    "_system_config", "_temp_dir", "local_mode", "job_config", "_node_ip_address",
+    "labels", "_enable_object_reconstruction", "storage", "_plasma_directory",
+    "object_spilling_directory", "_memory", "_redis_password", "num_nodes",
+}
+
+
+class ShoalContext(dict):
+    """What ``init`` returns (Ray: ``RayContext``); also a dict of address info."""
+
+    def __init__(self, info: dict) -> None:
+        super().__init__(info)
+        self.address_info = info
+
+    def __enter__(self) -> ShoalContext:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        shutdown()
+
+    def disconnect(self) -> None:
+        shutdown()
+
+
+def init(
+    address: str | None = None,
+    *,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    resources: dict | None = None,
+    object_store_memory: int | None = None,
+    namespace: str | None = None,
+    ignore_reinit_error: bool = False,
+    **kwargs: Any,
+) -> ShoalContext:
+    """Start a local cluster (no address) or connect to one; returns its info."""
+    unknown = set(kwargs) - _INIT_KWARGS
+    if unknown:
+        raise ValueError(f"unknown argument(s) to shoal.init: {', '.join(sorted(unknown))}")
+    if num_cpus is not None and (not isinstance(num_cpus, (int, float)) or num_cpus < 0):
+        raise ValueError(f"num_cpus must be a number >= 0, got {num_cpus!r}")
+    if resources is not None and not isinstance(resources, dict):
+        raise TypeError(f"resources must be a dict, got {resources!r}")
+    with _runtime.lock:
+        if context.current_worker_or_none() is not None and _runtime.state is State.NOT_STARTED:
+            # inside a worker process: already connected
+            if ignore_reinit_error:
+                return ShoalContext({})
+            raise RuntimeError("shoal.init() called inside a shoal worker, which is already "
+                               "connected to its cluster")
+        if _runtime.state is State.RUNNING:
+            if ignore_reinit_error:
+                return _runtime.context  # type: ignore[return-value]
+            raise RuntimeError(
+                "Maybe you called shoal.init twice by accident? shoal is already running; "
+                "pass ignore_reinit_error=True to ignore this, or call shoal.shutdown() first."
+            )
+        address = address or os.environ.get("SHOAL_ADDRESS") or os.environ.get("RAY_ADDRESS")
+        from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig
+
+        if address in (None, "", "local"):
+            head = start_head(
+                num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
+                object_store_memory=object_store_memory,
+            )
+            token = head.token
+            control_address = node_address = head.address
+        else:
+            from shoal.api.connect import resolve_address
+
+            head = None
+            control_address, node_address, token = resolve_address(address)
+        worker = CoreWorker(WorkerConfig(
+            mode=Mode.DRIVER,
+            control_address=control_address,
+            node_address=node_address,
+            token=token,
+            namespace=namespace or "default",
+        ))
+        try:
+            worker.start()
+        except BaseException:
+            if head is not None:
+                head.stop()
+            raise
+        _runtime.head = head
+        _runtime.worker = worker
+        _runtime.state = State.RUNNING
+        _runtime.context = ShoalContext({
+            "address": control_address,
+            "node_id": worker.node_id,
+            "session_dir": os.path.dirname(head.log_dir) if head else "",
+            "job_id": worker.job_id,
+            "namespace": worker.namespace,
+        })
+        return _runtime.context
+
+
+def shutdown() -> None:
+    """Disconnect; stop the local cluster if this process started it."""
+    with _runtime.lock:
+        if _runtime.state is not State.RUNNING:
+            return
+        worker, head = _runtime.worker, _runtime.head
+        _runtime.state = State.NOT_STARTED
+        _runtime.worker = None
+        _runtime.head = None
+        _runtime.context = None
+    try:
+        worker.shutdown()
+    finally:
+        if head is not None:
+            head.stop()
+
+
+atexit.register(shutdown)
+
+
+def is_initialized() -> bool:
+    return _runtime.state is State.RUNNING or context.current_worker_or_none() is not None
+
+
+def ensure_worker() -> Any:
+    worker = context.current_worker_or_none()
+    if worker is not None:
+        return worker
+    with _runtime.lock:
+        if _runtime.state is not State.RUNNING:
+            init()
+        return _runtime.worker
+
+
+def _check_refs(refs: Any, what: str) -> None:
+    for r in refs:
+        if not isinstance(r, ObjectRef):
+            raise TypeError(
+                f"{what} expects ObjectRefs, got {type(r).__name__}: {r!r}")
+
+
+def get(object_refs: Any, *, timeout: float | None = None) -> Any:
+    """Values of one ref or a list of refs; raises the task's error if it failed."""
+    worker = ensure_worker()
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
+        raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")
+    from shoal.api.generators import DynamicObjectRefGenerator, ObjectRefGenerator
+
+    if isinstance(object_refs, ObjectRef):
+        return worker.get([object_refs], timeout)[0]
+    if isinstance(object_refs, (ObjectRefGenerator, DynamicObjectRefGenerator)):
+        object_refs = list(object_refs)
+    if not isinstance(object_refs, (list, tuple)):
+        raise TypeError(
+            f"shoal.get expects an ObjectRef or a list of ObjectRefs, got "
+            f"{type(object_refs).__name__}: {object_refs!r}")
+    _check_refs(object_refs, "shoal.get")
+    return worker.get(list(object_refs), timeout)
+
+
+def put(value: Any, *, _owner: Any = None) -> ObjectRef:
+    """Store a value in the cluster; returns its ref (owned by this process)."""
+    return ensure_worker().put(value, _owner)
+
+
+def wait(
+    object_refs: Sequence[ObjectRef],
+    *,
+    num_returns: int = 1,
+    timeout: float | None = None,
+    fetch_local: bool = True,
+) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    """Split ``object_refs`` into (ready, not ready) once ``num_returns`` are ready
+    or ``timeout`` seconds pass; both lists keep the input order."""
+    worker = ensure_worker()
+    if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
+        raise TypeError(
+            f"wait() expected a list of ObjectRefs, got {type(object_refs).__name__}")
+    _check_refs(object_refs, "shoal.wait")
+    if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 0:
+        raise ValueError(f"num_returns must be an int >= 0, got {num_returns!r}")
+    if num_returns > len(object_refs):
+        raise ValueError(
+            f"num_returns ({num_returns}) cannot be greater than the number of refs "
+            f"({len(object_refs)})")
+    if len(set(object_refs)) != len(object_refs):
+        raise ValueError("wait() does not accept duplicate ObjectRefs")
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
+        raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")
+    if not isinstance(fetch_local, bool):
+        raise TypeError("fetch_local must be a bool")
+    if not object_refs or num_returns == 0:
+        return [], list(object_refs)
+    return worker.wait(list(object_refs), num_returns, timeout)
+
+
+def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the task that makes ``object_ref``; its ``get`` raises TaskCancelledError."""
+    worker = ensure_worker()
+    from shoal.api.generators import ObjectRefGenerator
+
+    if isinstance(object_ref, ObjectRefGenerator):
+        from shoal.core import ids
+
+        oid = ids.object_id(object_ref._state.task_id, 1)
+        worker.post(worker.tasks.cancel, oid, force, recursive)
+        return
+    if not isinstance(object_ref, ObjectRef):
+        raise TypeError(f"shoal.cancel expects an ObjectRef, got {type(object_ref).__name__}")
+    if object_ref._owner != worker.address:
+        raise ValueError("only the owner of a task (the process that submitted it) can cancel it")
+    worker.post(worker.tasks.cancel, object_ref._id, force, recursive)
+
+
+def kill(actor: Any, *, no_restart: bool = True) -> None:
+    """Terminate an actor at once; its pending and future calls fail."""
+    from shoal.api.actor import ActorHandle
+
+    if not isinstance(actor, ActorHandle):
+        raise TypeError(f"shoal.kill expects an actor handle, got {type(actor).__name__}")
+    worker = ensure_worker()
+    worker.control_call(Method.KILL_ACTOR, [actor._actor_id, no_restart])
+
+
+def get_actor(name: str, namespace: str | None = None) -> Any:
+    """The handle of the named actor; ValueError if there is none."""
+    import cloudpickle
+
+    from shoal.api.actor import ActorHandle
+
+    if not isinstance(name, str) or not name:
+        raise ValueError("get_actor needs a non-empty actor name")
+    worker = ensure_worker()
+    ns = namespace or worker.namespace
+    reply = worker.control_call(Method.GET_NAMED_ACTOR, [name, ns])
+    if reply is None:
+        raise ValueError(f"Failed to look up actor with name '{name}' in namespace '{ns}'")
+    return ActorHandle(reply["actor_id"], cloudpickle.loads(reply["handle_meta"]), worker)
+
+
+def cluster_resources() -> dict[str, float]:
+    return ensure_worker().control_call(Method.CLUSTER_RESOURCES)["total"]
+
+
+def available_resources() -> dict[str, float]:
+    reply = ensure_worker().control_call(Method.CLUSTER_RESOURCES)["available"]
+    return {k: v for k, v in reply.items() if v > 0}
+
+
+def nodes() -> list[dict]:
+    """One dict per node, with Ray's keys."""
+    out = []
+    for n in ensure_worker().control_call(Method.GET_NODES):
+        host = n["address"].rsplit(":", 1)[0]
+        out.append({
+            "NodeID": n["node_id"],
+            "Alive": n["alive"],
+            "NodeManagerAddress": host,
+            "NodeManagerHostname": n.get("hostname", ""),
+            "NodeManagerPort": int(n["address"].rsplit(":", 1)[1]),
+            "ObjectStoreSocketName": n.get("store_path", ""),
+            "Resources": n["resources_total"] if n["alive"] else {},
+            "alive": n["alive"],
+        })
+    return out
+

@@ -1,0 +1,79 @@
+"""``shoal.get_runtime_context()``: who and where the caller is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RuntimeContext:
+    def __init__(self, worker: Any) -> None:
+        self._worker = worker
+
+    def _task(self):
+        return self._worker.task_context.get()
+
+    def get_job_id(self) -> str:
+        return self._worker.job_id
+
+    def get_node_id(self) -> str:
+        return self._worker.node_id
+
+    def get_worker_id(self) -> str:
+        return self._worker.worker_id
+
+    def get_task_id(self) -> str | None:
+        task = self._task()
+        return task.task_id.hex() if task is not None and task.task_id else None
+
+    def get_task_name(self) -> str | None:
+        task = self._task()
+        return task.task_name if task is not None else None
+
+    def get_actor_id(self) -> str | None:
+        task = self._task()
+        if task is not None and task.actor_id:
+            return task.actor_id
+        executor = self._worker.executor
+        return executor.actor_id if executor is not None else None
+
+    def get_actor_name(self) -> str | None:
+        return None
+
+    def get_namespace(self) -> str:
+        return self._worker.namespace
+
+    def get_assigned_resources(self) -> dict[str, float]:
+        task = self._task()
+        if task is None or not task.resources:
+            return {}
+        return {k: float(v) for k, v in task.resources.items()}
+
+    def get_placement_group_id(self) -> str | None:
+        return None
+
+    @property
+    def job_id(self) -> str:
+        return self.get_job_id()
+
+    @property
+    def node_id(self) -> str:
+        return self.get_node_id()
+
+    @property
+    def namespace(self) -> str:
+        return self.get_namespace()
+
+    @property
+    def gcs_address(self) -> str:
+        return self._worker.config.control_address
+
+    def get(self) -> dict:
+        return {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
+                "namespace": self.get_namespace(), "task_id": self.get_task_id(),
+                "actor_id": self.get_actor_id()}
+
+
+def get_runtime_context() -> RuntimeContext:
+    from shoal.api.runtime import ensure_worker
+
+    return RuntimeContext(ensure_worker())

@@ -1,0 +1,393 @@
+"""The control store: cluster membership, actors, named actors, jobs, kv, pubsub.
+
+It is never on the per-task path: owners submit tasks to leased workers
+directly.  What lives here is what must outlive any one owner or must be
+found by name.
+
+Actor life (``ActorState``)::
+
+    PENDING --placed, __init__ ok--> ALIVE --process/node died--> DEAD
+       \\--__init__ raised / infeasible-kill / owner died--------->/
+
+Callers ask GET_ACTOR, which answers once the actor is ALIVE or DEAD, and
+subscribe to the ``actor`` channel for later changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoal.rpc.messages import Method
+from shoal.rpc.transport import Router
+
+log = logging.getLogger("shoal.control")
+
+
+class ActorState(enum.Enum):
+    PENDING = "PENDING_CREATION"
+    ALIVE = "ALIVE"
+    DEAD = "DEAD"
+
+
+@dataclass
+class ActorRecord:
+    actor_id: str
+    job_id: str
+    owner_worker_id: str
+    class_name: str
+    name: str | None
+    namespace: str
+    detached: bool
+    shape: dict
+    creation: bytes
+    handle_meta: bytes = b""
+    state: ActorState = ActorState.PENDING
+    address: str = ""
+    worker_id: str = ""
+    node_id: str = ""
+    death_cause: str = ""
+    waiters: list = field(default_factory=list)
+    pid: int = 0
+
+    def public(self) -> dict:
+        return {
+            "actor_id": self.actor_id,
+            "state": self.state.value,
+            "address": self.address,
+            "worker_id": self.worker_id,
+            "node_id": self.node_id,
+            "death_cause": self.death_cause,
+            "class_name": self.class_name,
+            "name": self.name or "",
+            "namespace": self.namespace,
+            "job_id": self.job_id,
+        }
+
+
+@dataclass
+class NodeRecord:
+    node_id: str
+    address: str
+    resources_total: dict
+    resources_available: dict
+    store_path: str
+    conn: Any
+    alive: bool = True
+    pending_leases: int = 0
+    last_heartbeat: float = field(default_factory=time.monotonic)
+    hostname: str = ""
+
+
+class ControlStore:
+    def __init__(self, router: Router) -> None:
+        self.nodes: dict[str, NodeRecord] = {}
+        self.actors: dict[str, ActorRecord] = {}
+        self.named_actors: dict[tuple[str, str], str] = {}
+        self.kv: dict[tuple[str, str], Any] = {}
+        self.subscribers: dict[str, set] = {}
+        self.local_subscribers: dict[str, list] = {}
+        self._job_counter = 0
+        self.jobs: dict[str, dict] = {}
+        for method, handler in {
+            Method.REGISTER_NODE: self.handle_register_node,
+            Method.NODE_HEARTBEAT: self.handle_node_heartbeat,
+            Method.GET_NODES: self.handle_get_nodes,
+            Method.REGISTER_DRIVER: self.handle_register_driver,
+            Method.CREATE_ACTOR: self.handle_create_actor,
+            Method.GET_ACTOR: self.handle_get_actor,
+            Method.GET_NAMED_ACTOR: self.handle_get_named_actor,
+            Method.KILL_ACTOR: self.handle_kill_actor,
+            Method.WORKER_DIED: self.handle_worker_died,
+            Method.KV_PUT: self.handle_kv_put,
+            Method.KV_GET: self.handle_kv_get,
+            Method.KV_DELETE: self.handle_kv_delete,
+            Method.SUBSCRIBE: self.handle_subscribe,
+            Method.CLUSTER_RESOURCES: self.handle_cluster_resources,
+            Method.PUBLISH_LOGS: self.handle_publish_logs,
+            Method.LIST_ACTORS: self.handle_list_actors,
+        }.items():
+            router.add(method, handler)
+        router.on_close.append(self._on_connection_closed)
+
+    # ---- pubsub ------------------------------------------------------------------
+    def publish(self, channel: str, message: Any) -> None:
+        for conn in list(self.subscribers.get(channel, ())):
+            conn.notify(Method.PUBSUB_MESSAGE, [channel, message])
+        for callback in self.local_subscribers.get(channel, ()):
+            callback(message)
+
+    def subscribe_local(self, channel: str, callback) -> None:
+        self.local_subscribers.setdefault(channel, []).append(callback)
+
+    def handle_subscribe(self, conn, body):
+        for channel in body:
+            self.subscribers.setdefault(channel, set()).add(conn)
+            conn.state.setdefault("channels", set()).add(channel)
+        return None
+
+    def handle_publish_logs(self, conn, body):
+        job_id, node_id, lines = body
+        self.publish(f"logs:{job_id}", [node_id, lines])
+        return None
+
+    # ---- nodes ---------------------------------------------------------------------
+    def handle_register_node(self, conn, body):
+        info = body
+        record = NodeRecord(
+            node_id=info["node_id"],
+            address=info["address"],
+            resources_total=info["resources_total"],
+            resources_available=info["resources_available"],
+            store_path=info.get("store_path", ""),
+            conn=conn,
+            hostname=info.get("hostname", ""),
+        )
+        self.nodes[record.node_id] = record
+        conn.state["node_id"] = record.node_id
+        self.publish("node", {"node_id": record.node_id, "alive": True})
+        return {"ok": True}
+
+    def handle_node_heartbeat(self, conn, body):
+        node_id, available, pending = body
+        record = self.nodes.get(node_id)
+        if record is not None:
+            record.resources_available = available
+            record.pending_leases = pending
+            record.last_heartbeat = time.monotonic()
+        return None
+
+    def handle_get_nodes(self, conn, body):
+        return [
+            {
+                "node_id": n.node_id,
+                "address": n.address,
+                "alive": n.alive,
+                "resources_total": n.resources_total,
+                "resources_available": n.resources_available,
+                "store_path": n.store_path,
+                "hostname": n.hostname,
+                "pending_leases": n.pending_leases,
+            }
+            for n in self.nodes.values()
+        ]
+
+    def handle_cluster_resources(self, conn, body):
+        total: dict[str, float] = {}
+        available: dict[str, float] = {}
+        for node in self.nodes.values():
+            if not node.alive:
+                continue
+            for k, v in node.resources_total.items():
+                total[k] = total.get(k, 0) + v
+            for k, v in node.resources_available.items():
+                available[k] = available.get(k, 0) + v
+        return {"total": total, "available": available}
+
+    # ---- jobs ------------------------------------------------------------------------
+    def handle_register_driver(self, conn, body):
+        self._job_counter += 1
+        job_id = f"{self._job_counter:08x}"
+        config = dict(body or {})
+        self.jobs[job_id] = config
+        self.kv[("job", job_id)] = config
+        conn.state["job_id"] = job_id
+        conn.state["driver_worker_id"] = config.get("worker_id", "")
+        return {"job_id": job_id}
+
+    def _on_connection_closed(self, conn) -> None:
+        for channel in conn.state.get("channels", ()):
+            self.subscribers.get(channel, set()).discard(conn)
+        job_id = conn.state.get("job_id")
+        if job_id is not None:
+            self._job_finished(job_id, conn.state.get("driver_worker_id", ""))
+
+    def _job_finished(self, job_id: str, driver_worker_id: str) -> None:
+        self.jobs.pop(job_id, None)
+        self._owner_died(driver_worker_id, "the driver that owned it exited")
+        self.publish("job_finished", job_id)
+
+    # ---- actors ----------------------------------------------------------------------
+    def handle_create_actor(self, conn, body):
+        spec = body
+        name = spec.get("name") or None
+        namespace = spec.get("namespace") or "default"
+        if name is not None:
+            existing_id = self.named_actors.get((namespace, name))
+            if existing_id is not None:
+                existing = self.actors[existing_id]
+                if existing.state is not ActorState.DEAD:
+                    if spec.get("get_if_exists"):
+                        return {"actor_id": existing_id, "existing": True}
+                    raise ValueError(
+                        f"an actor named {name!r} already exists in namespace {namespace!r}"
+                    )
+        record = ActorRecord(
+            actor_id=spec["actor_id"],
+            job_id=spec["job_id"],
+            owner_worker_id=spec["owner_worker_id"],
+            class_name=spec["class_name"],
+            name=name,
+            namespace=namespace,
+            detached=spec.get("detached", False),
+            shape=spec["resources"],
+            creation=spec["creation"],
+            handle_meta=spec.get("handle_meta", b""),
+        )
+        self.actors[record.actor_id] = record
+        if name is not None:
+            self.named_actors[(namespace, name)] = record.actor_id
+        asyncio.get_running_loop().create_task(self._place_actor(record))
+        return {"actor_id": record.actor_id, "existing": False}
+
+    def _pick_node(self, shape: dict) -> NodeRecord | None:
+        candidates = [
+            n for n in self.nodes.values()
+            if n.alive and all(n.resources_total.get(k, 0) >= v for k, v in shape.items())
+        ]
+        if not candidates:
+            return None
+        # prefer the node with the most of the requested (or CPU) resources free
+        def free(n: NodeRecord) -> float:
+            keys = list(shape) or ["CPU"]
+            return min(n.resources_available.get(k, 0) - shape.get(k, 0) for k in keys)
+
+        return max(candidates, key=free)
+
+    async def _place_actor(self, record: ActorRecord) -> None:
+        warned = False
+        while record.state is ActorState.PENDING:
+            node = self._pick_node(record.shape)
+            if node is None:
+                if not warned:
+                    warned = True
+                    log.warning("actor %s requires %s, which no node has; it stays pending",
+                                record.class_name, record.shape)
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                worker_id, address, node_id, error = await node.conn.call(
+                    Method.LEASE_ACTOR_WORKER,
+                    [record.actor_id, record.job_id, record.shape, record.class_name,
+                     record.creation],
+                )
+            except Exception as exc:
+                if record.state is not ActorState.PENDING:
+                    return
+                log.warning("placing actor %s on %s failed: %s", record.actor_id, node.node_id,
+                            exc)
+                await asyncio.sleep(0.1)
+                continue
+            record.worker_id, record.address, record.node_id = worker_id, address, node_id
+            if record.state is not ActorState.PENDING:  # killed while being created
+                node.conn.notify(Method.KILL_WORKER, [worker_id])
+                return
+            if error is not None:
+                self._mark_dead(record, error)
+                node.conn.notify(Method.KILL_WORKER, [worker_id])
+                return
+            record.state = ActorState.ALIVE
+            self._notify_actor(record)
+
+    def _notify_actor(self, record: ActorRecord) -> None:
+        waiters, record.waiters = record.waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(record.public())
+        self.publish("actor", record.public())
+
+    def _mark_dead(self, record: ActorRecord, cause: str) -> None:
+        if record.state is ActorState.DEAD:
+            return
+        record.state = ActorState.DEAD
+        record.death_cause = cause
+        if record.name is not None:
+            key = (record.namespace, record.name)
+            if self.named_actors.get(key) == record.actor_id:
+                del self.named_actors[key]
+        self._notify_actor(record)
+
+    def handle_get_actor(self, conn, body):
+        """[actor_id, stale_address]: answers once the actor is placed or dead,
+        and not with ``stale_address`` (the caller saw that one fail)."""
+        actor_id, stale = body
+        record = self.actors.get(actor_id)
+        if record is None:
+            raise LookupError(f"unknown actor {actor_id}")
+        if record.state is ActorState.PENDING or (
+            record.state is ActorState.ALIVE and stale and record.address == stale
+        ):
+            fut = asyncio.get_running_loop().create_future()
+            record.waiters.append(fut)
+            return fut
+        return record.public()
+
+    def handle_get_named_actor(self, conn, body):
+        name, namespace = body
+        actor_id = self.named_actors.get((namespace or "default", name))
+        if actor_id is None:
+            return None
+        record = self.actors[actor_id]
+        return {"actor_id": actor_id, "handle_meta": record.handle_meta}
+
+    def handle_list_actors(self, conn, body):
+        return [a.public() for a in self.actors.values()]
+
+    def handle_kill_actor(self, conn, body):
+        actor_id, no_restart = body
+        record = self.actors.get(actor_id)
+        if record is None:
+            raise LookupError(f"unknown actor {actor_id}")
+        self._kill(record, "the actor was killed by shoal.kill()")
+        return None
+
+    def _kill(self, record: ActorRecord, cause: str) -> None:
+        was = record.state
+        self._mark_dead(record, cause)
+        if was is ActorState.ALIVE:
+            node = self.nodes.get(record.node_id)
+            if node is not None:
+                node.conn.notify(Method.KILL_WORKER, [record.worker_id])
+
+    def handle_worker_died(self, conn, body):
+        worker_id, actor_id, exit_code, node_id = body
+        if actor_id is not None:
+            record = self.actors.get(actor_id)
+            if record is not None and record.state is not ActorState.DEAD:
+                self._mark_dead(
+                    record,
+                    f"the actor's worker process (exit code {exit_code}) died unexpectedly",
+                )
+        self._owner_died(worker_id, f"its owner (worker {worker_id}) died")
+        return None
+
+    def _owner_died(self, owner_worker_id: str, cause: str) -> None:
+        if not owner_worker_id:
+            return
+        for record in list(self.actors.values()):
+            if (
+                record.owner_worker_id == owner_worker_id
+                and not record.detached
+                and record.state is not ActorState.DEAD
+            ):
+                self._kill(record, f"the actor died because {cause}")
+
+    # ---- kv ----------------------------------------------------------------------------
+    def handle_kv_put(self, conn, body):
+        namespace, key, value, overwrite = body
+        if not overwrite and (namespace, key) in self.kv:
+            return False
+        self.kv[(namespace, key)] = value
+        return True
+
+    def handle_kv_get(self, conn, body):
+        namespace, key = body
+        return self.kv.get((namespace, key))
+
+    def handle_kv_delete(self, conn, body):
+        namespace, key = body
+        return self.kv.pop((namespace, key), None) is not None

@@ -1,0 +1,735 @@
+"""The core worker: the library inside the driver and inside every worker.
+
+Threads
+-------
+User code runs on its own threads (the driver's main thread; a worker's main
+thread executing tasks).  All shared state - the reference table, pending
+tasks, leases, connections - belongs to one asyncio loop on a background
+``shoal-io`` thread.  User threads reach it in two ways:
+
+* ``post(fn, *args)`` appends to a command deque and wakes the loop once per
+  batch; it preserves order (a ref's creation is always counted before its
+  deletion) and costs ~1 us, so ``ObjectRef.__del__`` and ``f.remote()`` can
+  use it freely.
+* ``call(coroutine_fn, ...)`` runs something on the loop and waits for it.
+
+The in-process :class:`MemoryStore` is readable from any thread, so ``get`` of
+a ready small value never touches the loop.
+
+What this module holds: lifecycle, connections, the command queue, and the
+object API (put/get/wait/free, borrower registration, GET_OBJECT).  Task
+submission lives in :mod:`task_manager`, leases in :mod:`lease_submitter`,
+actors in :mod:`actor_manager`, execution in :mod:`executor`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextvars
+import enum
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from shoal import exceptions
+from shoal.api.object_ref import ObjectRef
+from shoal.core import context, ids
+from shoal.core.memory_store import MemoryStore, StoredValue
+from shoal.core.reference_table import Action, ActionKind, ReferenceTable
+from shoal.core.serialization import (
+    Serialized,
+    deserialize,
+    serialize,
+    serialize_error,
+)
+from shoal.core.store_client import StoreClient
+from shoal.rpc.messages import Method
+from shoal.rpc.transport import Connection, Router, connect, serve, split_address
+
+log = logging.getLogger("shoal.core")
+
+INLINE_THRESHOLD = int(os.environ.get("SHOAL_INLINE_THRESHOLD", 100 * 1024))
+
+# GET_OBJECT replies
+VALUE_INLINE = 0
+VALUE_PLASMA = 1
+VALUE_UNKNOWN = 2
+
+
+class Mode(enum.Enum):
+    DRIVER = "driver"
+    WORKER = "worker"
+
+
+@dataclass
+class WorkerConfig:
+    mode: Mode
+    control_address: str
+    node_address: str
+    token: str
+    host: str = "127.0.0.1"
+    worker_id: str = ""
+    job_id: str = ""
+    namespace: str = "default"
+    node_id: str = ""
+
+
+@dataclass
+class TaskContext:
+    task_id: bytes | None = None
+    task_name: str = ""
+    actor_id: str | None = None
+    resources: dict | None = None
+    rebuilt: list | None = None  # refs deserialized while running this task
+
+
+current_task: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
+    "shoal_task", default=None
+)
+
+
+def value_to_wire(value: StoredValue) -> list:
+    if value.inline is not None:
+        return [VALUE_INLINE, value.inline.to_inline()]
+    return [VALUE_PLASMA, value.node_id, value.size]
+
+
+def value_from_wire(wire: list) -> StoredValue:
+    if wire[0] == VALUE_INLINE:
+        return StoredValue(inline=Serialized.from_inline(wire[1]))
+    return StoredValue(node_id=wire[1], size=wire[2], locations={wire[1]})
+
+
+def error_value(exc: BaseException) -> StoredValue:
+    return StoredValue(inline=serialize_error(exc))
+
+
+class CoreWorker:
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.mode = config.mode
+        self.worker_id = config.worker_id or ids.random_hex(8)
+        self.job_id = config.job_id
+        self.namespace = config.namespace
+        self.node_id = config.node_id
+        self.ids = ids.IdGenerator()
+        self.memory_store = MemoryStore()
+        self.references = ReferenceTable()
+        self.address = ""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.router = Router()
+        self.control: Connection | None = None
+        self.node: Connection | None = None
+        self.store: StoreClient | None = None
+        self._peers: dict[str, asyncio.Future] = {}
+        self._commands: collections.deque = collections.deque()
+        self._wakeup_pending = False
+        self._thread: threading.Thread | None = None
+        self._server = None
+        self._fetching: dict[bytes, asyncio.Future] = {}
+        self._blocked = 0
+        self._blocked_lock = threading.Lock()
+        self.shutting_down = False
+        self.task_context = current_task
+        self.log_handler = None  # driver: prints forwarded worker output
+        from shoal.core.actor_manager import ActorManager
+        from shoal.core.task_manager import TaskManager
+
+        self.tasks = TaskManager(self)
+        self.actors = ActorManager(self)
+        self.executor = None  # set by the worker entry point
+        self._register_handlers()
+
+    # ---- lifecycle ------------------------------------------------------------------
+    def start(self, timeout: float = 30.0) -> None:
+        ready = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._run_loop, args=(ready,), name="shoal-io", daemon=True
+        )
+        self._thread.start()
+        ready.result(timeout)
+        context.set_current_worker(self)
+
+    def _run_loop(self, ready: concurrent.futures.Future) -> None:
+        try:
+            import uvloop
+
+            loop = uvloop.new_event_loop()
+        except ImportError:
+            loop = asyncio.new_event_loop()
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+
+        async def boot() -> None:
+            try:
+                await self._connect()
+            except BaseException as exc:
+                ready.set_exception(exc)
+                return
+            ready.set_result(None)
+
+        loop.create_task(boot())
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            except Exception:
+                pass
+            loop.close()
+
+    async def _connect(self) -> None:
+        cfg = self.config
+        self._server = await serve(self.router, cfg.token, cfg.host, 0,
+                                   server_info={"worker_id": self.worker_id})
+        port = self._server.sockets[0].getsockname()[1]
+        self.address = f"{cfg.host}:{port}"
+        name = f"{self.mode.value} {self.worker_id[:8]} pid={os.getpid()}"
+        host, port = split_address(cfg.node_address)
+        self.node = await connect(self.router, cfg.token, host, port, info={"name": name})
+        host, port = split_address(cfg.control_address)
+        if cfg.control_address == cfg.node_address:
+            self.control = self.node
+        else:
+            self.control = await connect(self.router, cfg.token, host, port, info={"name": name})
+        info = await self.node.call(Method.NODE_INFO)
+        self.node_id = info["node_id"]
+        self.store = StoreClient(info["store_path"], self._on_view_released)
+        if self.mode is Mode.DRIVER:
+            reply = await self.control.call(Method.REGISTER_DRIVER, {
+                "worker_id": self.worker_id,
+                "address": self.address,
+                "sys_path": [p for p in sys.path if p],
+                "cwd": os.getcwd(),
+                "namespace": self.namespace,
+                "pid": os.getpid(),
+            })
+            self.job_id = reply["job_id"]
+            await self.control.call(Method.SUBSCRIBE, [f"logs:{self.job_id}"])
+        else:
+            self.node.closed.add_done_callback(lambda _: self._node_lost())
+            await self.node.call(Method.REGISTER_WORKER, [self.worker_id, os.getpid(),
+                                                          self.address])
+
+    def _node_lost(self) -> None:
+        if not self.shutting_down:
+            log.info("node agent connection lost; worker exiting")
+            os._exit(1)
+
+    def shutdown(self) -> None:
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        context.clear_current_worker(self)
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+
+        async def close() -> None:
+            self.tasks.shutdown()
+            for fut in list(self._peers.values()):
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    fut.result().close()
+            for conn in {self.control, self.node}:
+                if conn is not None:
+                    conn.close()
+            if self._server is not None:
+                self._server.close()
+            await asyncio.sleep(0)
+            loop.stop()
+
+        try:
+            asyncio.run_coroutine_threadsafe(close(), loop)
+        except RuntimeError:
+            return
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    # ---- talking to the loop ------------------------------------------------------------
+    def post(self, fn, *args) -> None:
+        """Run ``fn(*args)`` on the loop, after everything posted before it."""
+        self._commands.append((fn, args))
+        if not self._wakeup_pending:
+            self._wakeup_pending = True
+            loop = self.loop
+            if loop is None:
+                return
+            try:
+                loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:  # loop closed during shutdown
+                pass
+
+    def _drain(self) -> None:
+        self._wakeup_pending = False
+        commands = self._commands
+        while commands:
+            fn, args = commands.popleft()
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("command %s failed", getattr(fn, "__name__", fn))
+        self._perform_actions()
+
+    def in_loop(self) -> bool:
+        return self._thread is threading.current_thread()
+
+    def call(self, fn, *args, timeout: float | None = None) -> Any:
+        """Run coroutine function ``fn(*args)`` on the loop; wait for its result."""
+        if self.in_loop():
+            raise RuntimeError("blocking shoal call made from the event loop thread")
+        return asyncio.run_coroutine_threadsafe(fn(*args), self.loop).result(timeout)
+
+    def ref_created(self, oid: bytes, owner: str) -> None:
+        self._commands.append((self._inc_local, (oid, owner)))
+        if not self._wakeup_pending:
+            self.post(_noop)
+
+    def ref_deleted(self, oid: bytes) -> None:
+        if self.shutting_down:
+            return
+        self._commands.append((self.references.dec_local, (oid,)))
+        if not self._wakeup_pending:
+            self.post(_noop)
+
+    def _inc_local(self, oid: bytes, owner: str) -> None:
+        self.references.inc_local(oid, "" if owner == self.address else owner)
+
+    # ---- connections -----------------------------------------------------------------------
+    async def peer(self, address: str) -> Connection:
+        """A (cached) authenticated connection to another core worker."""
+        fut = self._peers.get(address)
+        if fut is not None and fut.done():
+            if fut.exception() is None and fut.result().is_open():
+                return fut.result()
+            fut = None
+        if fut is None:
+            fut = self.loop.create_future()
+            self._peers[address] = fut
+            host, port = split_address(address)
+            try:
+                conn = await connect(self.router, self.config.token, host, port,
+                                     info={"name": f"{self.mode.value} {self.worker_id[:8]}",
+                                           "address": self.address})
+                fut.set_result(conn)
+            except BaseException as exc:
+                fut.set_exception(exc)
+                fut.exception()
+                self._peers.pop(address, None)
+                raise
+        return await asyncio.shield(fut)
+
+    # ---- reference actions ------------------------------------------------------------------
+    def _perform_actions(self) -> None:
+        actions = self.references.take_actions()
+        if not actions:
+            return
+        frees: list[bytes] = []
+        for action in actions:
+            if action.kind is ActionKind.FREE:
+                value = self.memory_store.delete(action.object_id)
+                self.tasks.object_freed(action.object_id)
+                if value is not None and value.in_plasma:
+                    frees.append(action.object_id)
+            elif action.kind is ActionKind.REMOVE_BORROWER:
+                self.memory_store.delete(action.object_id)
+                self.loop.create_task(self._send_remove_borrower(action))
+            elif action.kind is ActionKind.REGISTER_BORROW:
+                self.loop.create_task(self._register_borrow(action))
+        if frees and self.node is not None:
+            self.node.notify(Method.STORE_FREE, frees)
+
+    async def _send_remove_borrower(self, action: Action) -> None:
+        try:
+            conn = await self.peer(action.owner)
+            conn.notify(Method.REMOVE_BORROWER, [action.object_id, self.address, action.count])
+        except Exception:
+            pass  # owner gone: nothing left to release
+
+    async def _register_borrow(self, action: Action, borrower: str | None = None) -> bool:
+        ok = False
+        try:
+            conn = await self.peer(action.owner)
+            ok = await conn.call(
+                Method.ADD_BORROWER, [action.object_id, borrower or self.address]
+            )
+        except Exception:
+            ok = False
+        if borrower is None:
+            self.references.registration_done(action.object_id, bool(ok))
+            self._perform_actions()
+        return bool(ok)
+
+    async def register_borrows(self, container: bytes | None, oids: list[bytes]) -> None:
+        """Register ourselves as borrower of newly seen refs; returns when acked."""
+        actions = self.references.hold_until_registered(container, oids)
+        waits = [self._register_borrow(a) for a in actions]
+        pending = [
+            oid for oid in oids
+            if (r := self.references.refs.get(oid)) is not None and r.registering
+        ]
+        if waits:
+            await asyncio.gather(*waits)
+        # registrations started earlier by someone else: wait for them too
+        for _ in range(200):
+            if not any(
+                (r := self.references.refs.get(oid)) is not None and r.registering
+                for oid in pending
+            ):
+                break
+            await asyncio.sleep(0.005)
+
+    # ---- handlers ---------------------------------------------------------------------------
+    def _register_handlers(self) -> None:
+        r = self.router
+        r.add(Method.GET_OBJECT, self.handle_get_object)
+        r.add(Method.ADD_BORROWER, self.handle_add_borrower)
+        r.add(Method.REMOVE_BORROWER, self.handle_remove_borrower)
+        r.add(Method.PUBSUB_MESSAGE, self.handle_pubsub)
+        r.add(Method.LEASE_INFEASIBLE, self.handle_lease_infeasible)
+        r.on_close.append(self._on_connection_closed)
+
+    def handle_get_object(self, conn, body):
+        """Owner side: answer when the object is ready (value or location)."""
+        oid, want_value = body
+        value = self.memory_store.get(oid)
+        if value is not None:
+            return value_to_wire(value) if want_value else [VALUE_PLASMA, "", 0]
+        if not self.references.is_owned(oid):
+            return [VALUE_UNKNOWN]
+        fut = self.loop.create_future()
+        loop = self.loop
+
+        def ready(_oid, v):
+            loop.call_soon_threadsafe(_set_result, fut, v)
+
+        value = self.memory_store.add_waiter(oid, ready)
+        if value is not None:
+            return value_to_wire(value)
+        out = self.loop.create_future()
+
+        def done(f):
+            if not out.done():
+                out.set_result(value_to_wire(f.result()) if want_value
+                               else [VALUE_PLASMA, "", 0])
+
+        fut.add_done_callback(done)
+        return out
+
+    def handle_add_borrower(self, conn, body):
+        oid, borrower = body
+        return self.references.add_borrower(oid, borrower)
+
+    def handle_remove_borrower(self, conn, body):
+        oid, borrower, count = body
+        self.references.remove_borrower(oid, borrower, count)
+        self._perform_actions()
+        return None
+
+    def handle_pubsub(self, conn, body):
+        channel, message = body
+        if channel.startswith("logs:"):
+            self._print_logs(message)
+        elif channel == "actor":
+            self.actors.on_actor_update(message)
+        return None
+
+    def _print_logs(self, message) -> None:
+        node_id, lines = message
+        remote = node_id != self.node_id
+        for pid, label, stream, text in lines:
+            prefix = f"{label} pid={pid}" if label else f"pid={pid}"
+            if remote:
+                prefix += f", node={node_id[:8]}"
+            out = sys.stderr if stream == "stderr" else sys.stdout
+            try:
+                print(f"({prefix}) {text}", file=out, flush=True)
+            except Exception:
+                pass
+
+    def handle_lease_infeasible(self, conn, body):
+        print(f"shoal: warning: {body[0]}", file=sys.stderr, flush=True)
+        return None
+
+    def _on_connection_closed(self, conn) -> None:
+        address = conn.peer_info.get("address") if conn.peer_info else None
+        if address:
+            self.references.borrower_died(address)
+            self._perform_actions()
+        self.tasks.connection_lost(conn)
+        self.actors.connection_lost(conn)
+
+    # ---- objects: put ---------------------------------------------------------------------------
+    def put(self, value: Any, owner: Any = None) -> ObjectRef:
+        if isinstance(value, ObjectRef):
+            raise TypeError(
+                "Calling put on an ObjectRef is not allowed; put the value instead, "
+                "or put a container holding the ref (e.g. [ref])"
+            )
+        data = serialize(value, "the value passed to put")
+        oid = ids.object_id(self.ids.task_id(), 0)
+        self.store_owned(oid, data)
+        self.post(self.references.add_owned, oid, [r._id for r in data.contained])
+        return ObjectRef(oid, self.address, self)
+
+    def store_owned(self, oid: bytes, data: Serialized) -> StoredValue:
+        """Store a value we own: inline if small, else in the node's store."""
+        if data.data_size() <= INLINE_THRESHOLD or self.store is None:
+            value = StoredValue(inline=detach(data))
+        else:
+            size = self.write_plasma(oid, data)
+            value = StoredValue(node_id=self.node_id, size=size, locations={self.node_id})
+        self.memory_store.put(oid, value)
+        return value
+
+    def write_plasma(self, oid: bytes, data: Serialized) -> int:
+        """Copy into the local store (from any non-loop thread); returns size."""
+        size = data.store_size()
+        try:
+            offset = self.call(_async_call, self.node, Method.STORE_CREATE, [oid, size])
+        except Exception as exc:
+            if "ObjectStoreFull" in str(exc):
+                raise exceptions.ObjectStoreFullError(str(exc)) from None
+            raise
+        self.store.write(offset, data)
+        self.post(self.node.notify, Method.STORE_SEAL, [oid])
+        return size
+
+    def _on_view_released(self, oid: bytes) -> None:
+        if self.shutting_down or self.node is None:
+            return
+        self.post(self.node.notify, Method.STORE_RELEASE, [oid])
+
+    # ---- objects: get / wait ------------------------------------------------------------------------
+    def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values = self._wait_values(refs, len(refs), deadline, raise_timeout=True)
+        plasma = [r for r in refs if values[r._id].in_plasma]
+        views = self._pin_local(plasma) if plasma else {}
+        out = []
+        for ref in refs:
+            value = values[ref._id]
+            data = views[ref._id] if value.in_plasma else value.inline
+            out.append(self._deserialize_value(ref, data))
+        return out
+
+    def _deserialize_value(self, ref: ObjectRef, data: Serialized) -> Any:
+        rebuilt: list = []
+        obj = deserialize_collecting(data, self, rebuilt)
+        foreign = [r._id for r in rebuilt if r._owner != self.address]
+        if foreign:
+            self.post(self._hold_container, ref._id, foreign)
+        if data.is_error:
+            if isinstance(obj, exceptions.TaskError):
+                raise obj.as_instanceof_cause()
+            raise obj
+        return obj
+
+    def _hold_container(self, container: bytes, oids: list[bytes]) -> None:
+        if any(self.references.needs_registration(o) for o in oids):
+            self.loop.create_task(self.register_borrows(container, oids))
+
+    def _pin_local(self, refs: list[ObjectRef]) -> dict[bytes, Serialized]:
+        oids = [r._id for r in refs]
+        locations = self.call(self._pin_on_loop, oids)
+        out = {}
+        for oid, loc in zip(oids, locations):
+            if loc is None:
+                raise exceptions.ObjectLostError(
+                    oid.hex(), f"object {oid.hex()} is not in this node's object store "
+                    "(it was freed, or its node died)")
+            out[oid] = self.store.view(oid, loc[0], loc[1])
+        return out
+
+    async def _pin_on_loop(self, oids: list[bytes]) -> list:
+        return await self.node.call(Method.STORE_GET, oids)
+
+    def _wait_values(
+        self, refs: list[ObjectRef], num: int, deadline: float | None, raise_timeout: bool
+    ) -> dict[bytes, StoredValue]:
+        """Block until ``num`` of ``refs`` have values; returns those ready."""
+        ready: dict[bytes, StoredValue] = {}
+        missing = []
+        for ref in refs:
+            value = self.memory_store.get(ref._id)
+            if value is not None:
+                ready[ref._id] = value
+            else:
+                missing.append(ref)
+        if len(ready) >= num or not missing:
+            return ready
+        event = threading.Event()
+        lock = threading.Lock()
+
+        def arrived(oid: bytes, value: StoredValue) -> None:
+            with lock:
+                ready[oid] = value
+                if len(ready) >= num:
+                    event.set()
+
+        registered = []
+        for ref in missing:
+            value = self.memory_store.add_waiter(ref._id, arrived)
+            if value is not None:
+                with lock:
+                    ready[ref._id] = value
+            else:
+                registered.append(ref)
+                if ref._owner != self.address:
+                    self.post(self._start_fetch, ref._id, ref._owner)
+                elif not self.references.is_owned(ref._id) and not self.tasks.knows(ref._id):
+                    pass  # may be counted soon (posted); the owner path will answer
+        if len(ready) < num:
+            self._set_blocked(True)
+            try:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if not event.wait(remaining) and len(ready) < num and raise_timeout:
+                    raise exceptions.GetTimeoutError(
+                        f"get timed out: {len(ready)} of {num} objects ready after "
+                        f"the timeout"
+                    )
+            finally:
+                self._set_blocked(False)
+                for ref in registered:
+                    self.memory_store.remove_waiter(ref._id, arrived)
+        with lock:
+            return dict(ready)
+
+    def _set_blocked(self, blocked: bool) -> None:
+        if self.mode is not Mode.WORKER or self.node is None:
+            return
+        with self._blocked_lock:
+            self._blocked += 1 if blocked else -1
+            edge = (self._blocked == 1) if blocked else (self._blocked == 0)
+        if edge:
+            method = Method.WORKER_BLOCKED if blocked else Method.WORKER_UNBLOCKED
+            self.post(self.node.notify, method, None)
+
+    def _start_fetch(self, oid: bytes, owner: str) -> None:
+        if oid in self._fetching or self.memory_store.contains(oid):
+            return
+        fut = self.loop.create_future()
+        self._fetching[oid] = fut
+        self.loop.create_task(self._fetch_from_owner(oid, owner, fut))
+
+    async def _fetch_from_owner(self, oid: bytes, owner: str, fut: asyncio.Future) -> None:
+        try:
+            conn = await self.peer(owner)
+            wire = await conn.call(Method.GET_OBJECT, [oid, True])
+            if wire[0] == VALUE_UNKNOWN:
+                value = error_value(exceptions.ObjectFreedError(
+                    oid.hex(), f"object {oid.hex()} was already freed by its owner {owner}"))
+            else:
+                value = value_from_wire(wire)
+        except Exception as exc:
+            value = error_value(exceptions.OwnerDiedError(
+                oid.hex(),
+                f"the owner of object {oid.hex()} ({owner}) died or is unreachable "
+                f"({type(exc).__name__}: {exc}); its value cannot be read",
+            ))
+        finally:
+            self._fetching.pop(oid, None)
+        # Cache only while someone here still holds the ref.
+        self.memory_store.put(oid, value)
+        if oid not in self.references.refs:
+            self.memory_store.delete(oid)
+        if not fut.done():
+            fut.set_result(value)
+
+    async def resolve(self, oid: bytes, owner: str) -> StoredValue:
+        """Loop side: wait for the value/location of any ref (owned or not)."""
+        value = self.memory_store.get(oid)
+        if value is not None:
+            return value
+        fut = self.loop.create_future()
+        loop = self.loop
+
+        def ready(_oid, v):
+            loop.call_soon_threadsafe(_set_result, fut, v)
+
+        value = self.memory_store.add_waiter(oid, ready)
+        if value is not None:
+            self.memory_store.remove_waiter(oid, ready)
+            return value
+        if owner != self.address:
+            self._start_fetch(oid, owner)
+        return await fut
+
+    def wait(
+        self, refs: list[ObjectRef], num_returns: int, timeout: float | None
+    ) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ready = self._wait_values(refs, num_returns, deadline, raise_timeout=False)
+        ready_refs, not_ready = [], []
+        for ref in refs:
+            if ref._id in ready and len(ready_refs) < num_returns:
+                ready_refs.append(ref)
+            else:
+                not_ready.append(ref)
+        return ready_refs, not_ready
+
+    def value_future(self, ref: ObjectRef) -> concurrent.futures.Future:
+        out: concurrent.futures.Future = concurrent.futures.Future()
+
+        def fetch():
+            try:
+                out.set_result(self.get([ref], None)[0])
+            except BaseException as exc:
+                out.set_exception(exc)
+
+        value = self.memory_store.get(ref._id)
+        if value is not None:
+            fetch()
+            return out
+        threading.Thread(target=fetch, daemon=True, name="shoal-future").start()
+        return out
+
+    # ---- small synchronous helpers for the API ---------------------------------------------------
+    def control_call(self, method: Method, body: Any = None, timeout: float | None = 30) -> Any:
+        return self.call(_async_call, self.control, method, body, timeout=timeout)
+
+    def node_call(self, method: Method, body: Any = None, timeout: float | None = 30) -> Any:
+        return self.call(_async_call, self.node, method, body, timeout=timeout)
+
+
+def detach(data: Serialized) -> Serialized:
+    """Copy buffers so later changes to the caller's arrays do not leak in."""
+    if not data.buffers:
+        return data
+    return Serialized(data.inband, [memoryview(bytes(b)) for b in data.buffers],
+                      data.contained, data.flags)
+
+
+def deserialize_collecting(data: Serialized, worker: CoreWorker, rebuilt: list) -> Any:
+    from shoal.core import serialization
+
+    previous = serialization._context.rebuilt
+    serialization._context.rebuilt = rebuilt
+    try:
+        return deserialize(data, worker)
+    except Exception as exc:
+        if data.is_error:
+            raise
+        raise exceptions.RaySystemError(
+            f"could not deserialize a value: {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        serialization._context.rebuilt = previous
+
+
+async def _async_call(conn: Connection, method: Method, body: Any) -> Any:
+    return await conn.call(method, body)
+
+
+def _set_result(fut: asyncio.Future, value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _noop() -> None:
+    pass

@@ -1,0 +1,421 @@
+"""Running tasks inside a worker process.
+
+PUSH_TASK arrives on the io thread; the task runs elsewhere and the reply is
+sent when it finishes:
+
+* normal tasks and sync actors: the process's main thread, one at a time, in
+  arrival order (so signals can interrupt a running task for ``cancel``);
+* threaded actors (``max_concurrency > 1``): a thread pool of that size;
+* async actors (any ``async def`` method): an event loop on its own thread,
+  at most ``max_concurrency`` calls at once.
+
+Reply: ``[status, returns, info]`` with one ``[index, value, contained]`` per
+return, where ``value`` is inline bytes or the location in this node's store
+and ``contained`` lists refs inside it.  Before replying, the worker registers
+the caller as borrower of those refs, and itself as borrower of refs it got
+in its arguments and still holds (see :mod:`reference_table`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import inspect
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+from shoal import exceptions
+from shoal.core.core_worker import (
+    INLINE_THRESHOLD,
+    VALUE_INLINE,
+    VALUE_PLASMA,
+    TaskContext,
+    current_task,
+    deserialize_collecting,
+)
+from shoal.core.reference_table import Action, ActionKind
+from shoal.core.serialization import Serialized, SerializationError, serialize
+from shoal.core.task_manager import STATUS_APP_ERROR, STATUS_CANCELLED, STATUS_OK
+from shoal.core.task_spec import ARG_VALUE, DYNAMIC, STREAMING, TaskKind, TaskSpec
+from shoal.core import ids
+from shoal.rpc.messages import Method
+
+if TYPE_CHECKING:
+    from shoal.core.core_worker import CoreWorker
+
+log = logging.getLogger("shoal.executor")
+
+
+class _Cancelled(BaseException):
+    """Raised inside a running task to cancel it (BaseException so user
+    ``except Exception`` blocks do not swallow it)."""
+
+
+class Executor:
+    def __init__(self, worker: CoreWorker) -> None:
+        self.worker = worker
+        self.functions: dict[bytes, Any] = {}
+        self.main_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.actor: Any = None
+        self.actor_id: str | None = None
+        self.actor_class_name = ""
+        self.actor_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.actor_loop: asyncio.AbstractEventLoop | None = None
+        self.actor_semaphore: asyncio.Semaphore | None = None
+        self.running: dict[bytes, Any] = {}  # task_id -> thread ident or asyncio task
+        self.cancelled: set[bytes] = set()
+        self.main_thread_id = threading.main_thread().ident
+        r = worker.router
+        r.add(Method.PUSH_TASK, self.handle_push_task)
+        r.add(Method.CANCEL_TASK, self.handle_cancel_task)
+        r.add(Method.CREATE_ACTOR_INSTANCE, self.handle_create_actor)
+        r.add(Method.ASSIGN_JOB, self.handle_assign_job)
+        r.add(Method.EXIT_WORKER, lambda conn, body: os._exit(0))
+
+    # ---- main thread ----------------------------------------------------------------
+    def run_forever(self) -> None:
+        signal.signal(signal.SIGINT, self._on_sigint)
+        while True:
+            item = self.main_queue.get()
+            if item is None:
+                return
+            item()
+
+    def _on_sigint(self, signum, frame) -> None:
+        current = current_task.get()
+        if current is not None and current.task_id in self.cancelled:
+            raise _Cancelled()
+
+    # ---- handlers (io thread) ------------------------------------------------------------
+    def handle_assign_job(self, conn, body):
+        job_id, job = body
+        self.worker.job_id = job_id
+        for path in reversed(job.get("sys_path", [])):
+            if path not in sys.path:
+                sys.path.insert(0, path)
+        cwd = job.get("cwd")
+        if cwd and os.path.isdir(cwd):
+            try:
+                os.chdir(cwd)
+            except OSError:
+                pass
+        self.worker.namespace = job.get("namespace", "default")
+        return None
+
+    def handle_push_task(self, conn, body):
+        spec = TaskSpec.from_wire(body)
+        if spec.function_bytes is not None and spec.function_id not in self.functions:
+            self.functions[spec.function_id] = spec.function_bytes
+        fut = self.worker.loop.create_future()
+        run = lambda: self._execute(spec, conn, fut)  # noqa: E731
+        if spec.kind is TaskKind.ACTOR_TASK and self.actor_loop is not None:
+            asyncio.run_coroutine_threadsafe(self._execute_async(spec, conn, fut),
+                                             self.actor_loop)
+        elif spec.kind is TaskKind.ACTOR_TASK and self.actor_pool is not None:
+            self.actor_pool.submit(run)
+        else:
+            self.main_queue.put(run)
+        return fut
+
+    def handle_cancel_task(self, conn, body):
+        task_id, force, recursive = body
+        if recursive:
+            self.worker.tasks.cancel_children(task_id, force)
+        self.cancelled.add(task_id)
+        running = self.running.get(task_id)
+        if running is None:
+            return None  # queued: it will see the flag when dequeued
+        if force:
+            os._exit(1)
+        if isinstance(running, asyncio.Task):
+            self.actor_loop.call_soon_threadsafe(running.cancel)
+        elif running == self.main_thread_id:
+            os.kill(os.getpid(), signal.SIGINT)
+        else:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(running), ctypes.py_object(_Cancelled))
+        return None
+
+    def handle_create_actor(self, conn, body):
+        actor_id, creation = body
+        fut = self.worker.loop.create_future()
+        self.main_queue.put(lambda: self._create_actor(actor_id, creation, fut))
+        return fut
+
+    # ---- actor creation (main thread) --------------------------------------------------------
+    def _create_actor(self, actor_id: str, creation: bytes, fut) -> None:
+        error = None
+        ctx = TaskContext(task_id=None, task_name="__init__", actor_id=actor_id, rebuilt=[])
+        token = current_task.set(ctx)
+        try:
+            info = cloudpickle.loads(creation)
+            cls = info["cls"]
+            self.actor_id = actor_id
+            self.actor_class_name = cls.__name__
+            args, kwargs = self._resolve_args(info["args"], info["kwarg_names"], ctx)
+            self.actor = cls.__new__(cls)
+            self.actor.__init__(*args, **kwargs)
+            del args, kwargs
+            is_async = any(
+                inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
+                for _, m in inspect.getmembers(cls, predicate=inspect.isfunction)
+            )
+            concurrency = info.get("max_concurrency")
+            if is_async:
+                self._start_actor_loop(concurrency or 1000)
+            elif concurrency and concurrency > 1:
+                self.actor_pool = concurrent.futures.ThreadPoolExecutor(
+                    concurrency, thread_name_prefix="shoal-actor")
+        except BaseException as exc:
+            error = (f"{type(exc).__name__}: {exc}\n"
+                     + "".join(traceback.format_exception(exc)))
+        finally:
+            current_task.reset(token)
+        rebuilt = [r._id for r in ctx.rebuilt if r._owner != self.worker.address]
+        ctx.rebuilt = None
+        self._reply_after_registrations(fut, error, rebuilt, [], "")
+
+    def _start_actor_loop(self, concurrency: int) -> None:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self.actor_loop = loop
+            self.actor_semaphore = asyncio.Semaphore(concurrency)
+            ready.set()
+            loop.run_forever()
+
+        threading.Thread(target=run, name="shoal-actor-loop", daemon=True).start()
+        ready.wait()
+
+    # ---- running a task -------------------------------------------------------------------------
+    def _function(self, spec: TaskSpec) -> Any:
+        if spec.kind is TaskKind.ACTOR_TASK:
+            if self.actor is None:
+                raise exceptions.ActorDiedError("this worker hosts no actor")
+            return getattr(self.actor, spec.method)
+        fn = self.functions.get(spec.function_id)
+        if isinstance(fn, bytes):
+            fn = cloudpickle.loads(fn)
+            self.functions[spec.function_id] = fn
+        if fn is None:
+            raise exceptions.RaySystemError(f"function {spec.name} was never sent to this worker")
+        return fn
+
+    def _resolve_args(self, wire_args: list, kwarg_names: list, ctx: TaskContext):
+        values = []
+        plasma = []
+        for i, arg in enumerate(wire_args):
+            if arg[0] == ARG_VALUE:
+                data = Serialized.from_inline(arg[1])
+                values.append(deserialize_collecting(data, self.worker, ctx.rebuilt))
+            else:
+                values.append(None)
+                plasma.append((i, arg))
+        if plasma:
+            self._fetch_ref_args(plasma, values, ctx)
+        n = len(values) - len(kwarg_names)
+        return values[:n], dict(zip(kwarg_names, values[n:]))
+
+    def _fetch_ref_args(self, plasma: list, values: list, ctx: TaskContext) -> None:
+        from shoal.api.object_ref import ObjectRef
+
+        worker = self.worker
+        local = [(i, a) for i, a in plasma if a[3] == worker.node_id]
+        remote = [(i, a) for i, a in plasma if a[3] != worker.node_id]
+        if local:
+            locations = worker.call(worker._pin_on_loop, [a[1] for _, a in local])
+            for (i, arg), loc in zip(local, locations):
+                if loc is None:
+                    remote.append((i, arg))
+                    continue
+                data = worker.store.view(arg[1], loc[0], loc[1])
+                values[i] = deserialize_collecting(data, worker, ctx.rebuilt)
+        if remote:
+            refs = [ObjectRef(a[1], a[2], worker) for _, a in remote]
+            got = worker.get(refs, None)
+            for (i, _), value in zip(remote, got):
+                values[i] = value
+            del refs, got
+
+    def _execute(self, spec: TaskSpec, conn, fut) -> None:
+        if spec.task_id in self.cancelled:
+            self.cancelled.discard(spec.task_id)
+            self._post_reply(fut, [STATUS_CANCELLED, [], None])
+            return
+        ctx = TaskContext(spec.task_id, spec.name, self.actor_id, spec.resources, [])
+        token = current_task.set(ctx)
+        self.running[spec.task_id] = threading.get_ident()
+        reply = None
+        try:
+            try:
+                fn = self._function(spec)
+                args, kwargs = self._resolve_args(spec.args, spec.kwarg_names, ctx)
+                result = fn(*args, **kwargs)
+                del args, kwargs
+                reply = self._package(spec, result, conn)
+                del result
+            except _Cancelled:
+                reply = [STATUS_CANCELLED, [], None]
+            except Exception as exc:
+                reply = self._error_reply(spec, exc)
+        except _Cancelled:  # the signal landed just after the task finished
+            if reply is None:
+                reply = [STATUS_CANCELLED, [], None]
+        finally:
+            self.running.pop(spec.task_id, None)
+            self.cancelled.discard(spec.task_id)
+            current_task.reset(token)
+        self._finish(spec, ctx, fut, reply)
+
+    async def _execute_async(self, spec: TaskSpec, conn, fut) -> None:
+        async with self.actor_semaphore:
+            if spec.task_id in self.cancelled:
+                self.cancelled.discard(spec.task_id)
+                self._post_reply(fut, [STATUS_CANCELLED, [], None])
+                return
+            ctx = TaskContext(spec.task_id, spec.name, self.actor_id, spec.resources, [])
+            current_task.set(ctx)
+            self.running[spec.task_id] = asyncio.current_task()
+            try:
+                fn = self._function(spec)
+                args, kwargs = self._resolve_args(spec.args, spec.kwarg_names, ctx)
+                result = fn(*args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+                del args, kwargs
+                reply = self._package(spec, result, conn)
+            except (asyncio.CancelledError, _Cancelled):
+                reply = [STATUS_CANCELLED, [], None]
+            except Exception as exc:
+                reply = self._error_reply(spec, exc)
+            finally:
+                self.running.pop(spec.task_id, None)
+                self.cancelled.discard(spec.task_id)
+        self._finish(spec, ctx, fut, reply)
+
+    def _error_reply(self, spec: TaskSpec, exc: BaseException) -> list:
+        from shoal.core.core_worker import value_to_wire, error_value
+
+        tb = "".join(traceback.format_exception(exc))
+        actor_repr = f"{self.actor_class_name}({self.actor_id[:8]})" if self.actor_id else None
+        cause = exc.cause if isinstance(exc, exceptions.TaskError) and exc.cause else exc
+        err = exceptions.TaskError(spec.name, tb, cause, os.getpid(), actor_repr)
+        exc.__traceback__ = None
+        value = value_to_wire(error_value(err))
+        if spec.is_generator():
+            return [STATUS_APP_ERROR, [], {"error": value, "count": 0}]
+        n = max(spec.num_returns, 1)
+        return [STATUS_APP_ERROR, [[i + 1, value, []] for i in range(n)], None]
+
+    def _package(self, spec: TaskSpec, result: Any, conn) -> list:
+        if spec.is_generator():
+            return self._stream(spec, result, conn)
+        n = spec.num_returns
+        if n == 1:
+            values = [result]
+        elif n == 0:
+            values = []
+        else:
+            values = list(result) if not isinstance(result, (str, bytes)) else [result]
+            if len(values) != n:
+                raise ValueError(
+                    f"{spec.name}() returned {len(values)} values but num_returns={n}")
+        returns = [self._package_value(spec, i + 1, v) for i, v in enumerate(values)]
+        return [STATUS_OK, returns, None]
+
+    def _package_value(self, spec: TaskSpec, index: int, value: Any) -> list:
+        data = serialize(value, f"the return value of {spec.name}()")
+        contained = [[r._id, r._owner] for r in data.contained]
+        if data.data_size() <= INLINE_THRESHOLD:
+            wire = [VALUE_INLINE, data.to_inline()]
+        else:
+            oid = ids.object_id(spec.task_id, index)
+            size = self.worker.write_plasma(oid, data)
+            wire = [VALUE_PLASMA, self.worker.node_id, size]
+        if contained:
+            self._register_for_caller(spec.owner, contained)
+        return [index, wire, contained]
+
+    def _stream(self, spec: TaskSpec, result: Any, conn) -> list:
+        if not hasattr(result, "__iter__"):
+            raise TypeError(f"{spec.name}() has num_returns={spec.num_returns!r} "
+                            "but did not return a generator")
+        count = 0
+        error = None
+        try:
+            for item in result:
+                count += 1
+                entry = self._package_value(spec, count, item)
+                self.worker.post(conn.notify, Method.GENERATOR_ITEM, [spec.task_id] + entry)
+        except SerializationError:
+            raise
+        except Exception as exc:
+            error = self._error_reply(spec, exc)[2]["error"]
+        info = {"count": count}
+        if error is not None:
+            count += 1
+            info["count"] = count
+            self.worker.post(conn.notify, Method.GENERATOR_ITEM,
+                             [spec.task_id, count, error, []])
+        return [STATUS_OK, [], info]
+
+    def _register_for_caller(self, caller: str, contained: list) -> None:
+        worker = self.worker
+        remote = []
+        for oid, owner in contained:
+            if owner == caller:
+                continue
+            if owner == worker.address:
+                worker.post(worker.references.add_borrower, oid, caller)
+            else:
+                remote.append(Action(ActionKind.REGISTER_BORROW, oid, owner))
+        if remote:
+            async def register_all():
+                import asyncio as _asyncio
+
+                await _asyncio.gather(*[worker._register_borrow(a, caller) for a in remote])
+
+            worker.call(register_all)
+
+    def _finish(self, spec: TaskSpec, ctx: TaskContext, fut, reply: list) -> None:
+        if spec.num_returns == DYNAMIC or spec.num_returns == STREAMING:
+            pass
+        rebuilt = [r._id for r in ctx.rebuilt if r._owner != self.worker.address]
+        ctx.rebuilt = None
+        self._reply_after_registrations(fut, reply, rebuilt, [], spec.name)
+
+    def _reply_after_registrations(self, fut, reply, rebuilt: list, _unused, name: str) -> None:
+        worker = self.worker
+        if not rebuilt:
+            self._post_reply(fut, reply)
+            return
+
+        def start() -> None:
+            async def run() -> None:
+                try:
+                    await worker.register_borrows(None, rebuilt)
+                finally:
+                    if not fut.done():
+                        fut.set_result(reply)
+
+            worker.loop.create_task(run())
+
+        worker.post(start)
+
+    def _post_reply(self, fut, reply) -> None:
+        def deliver() -> None:
+            if not fut.done():
+                fut.set_result(reply)
+
+        self.worker.post(deliver)

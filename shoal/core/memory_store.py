@@ -1,0 +1,78 @@
+"""The owner's in-process record of object values, readable from any thread.
+
+For each object this process has a value *for* (owned objects, and borrowed
+ones whose value it has fetched), it keeps either the small value itself
+(inline, serialized) or where the shared-memory copy lives.  Writers are the
+event-loop thread; readers are user threads calling ``get`` and the loop.
+Waiters are callbacks run (on the writer's thread) when a value arrives, so
+they must be thread-safe and quick: set an Event, or call_soon_threadsafe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shoal.core.serialization import Serialized
+
+
+@dataclass
+class StoredValue:
+    inline: Serialized | None = None  # small values and errors
+    node_id: str = ""  # shared-memory copy: primary node
+    size: int = 0
+    locations: set = field(default_factory=set)  # every node with a copy
+
+    @property
+    def in_plasma(self) -> bool:
+        return self.inline is None
+
+    @property
+    def is_error(self) -> bool:
+        return self.inline is not None and self.inline.is_error
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[bytes, StoredValue] = {}
+        self._waiters: dict[bytes, list[Callable[[bytes, StoredValue], None]]] = {}
+
+    def put(self, oid: bytes, value: StoredValue) -> None:
+        with self._lock:
+            self._values[oid] = value
+            waiters = self._waiters.pop(oid, ())
+        for callback in waiters:
+            callback(oid, value)
+
+    def get(self, oid: bytes) -> StoredValue | None:
+        return self._values.get(oid)
+
+    def contains(self, oid: bytes) -> bool:
+        return oid in self._values
+
+    def add_waiter(
+        self, oid: bytes, callback: Callable[[bytes, StoredValue], None]
+    ) -> StoredValue | None:
+        """Return the value if present; otherwise call ``callback`` when it is."""
+        with self._lock:
+            value = self._values.get(oid)
+            if value is None:
+                self._waiters.setdefault(oid, []).append(callback)
+            return value
+
+    def remove_waiter(self, oid: bytes, callback) -> None:
+        with self._lock:
+            waiters = self._waiters.get(oid)
+            if waiters and callback in waiters:
+                waiters.remove(callback)
+                if not waiters:
+                    del self._waiters[oid]
+
+    def delete(self, oid: bytes) -> StoredValue | None:
+        with self._lock:
+            return self._values.pop(oid, None)
+
+    def __len__(self) -> int:
+        return len(self._values)

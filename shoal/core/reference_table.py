@@ -1,0 +1,262 @@
+"""Reference counting for one process, in both roles: owner and borrower.
+
+Theory of operation
+-------------------
+Every process keeps one :class:`Reference` per object id it knows.  The
+process that created the ref (``.remote()`` or ``put``) is its **owner**;
+any other process holding it is a **borrower**.  A reference is *in scope*
+while any of these is non-zero (one clause each, see :meth:`Reference.in_scope`):
+
+* ``local``        - live ObjectRef instances in this process;
+* ``submitted``    - pending tasks submitted by this process that use it as an
+                     argument (top-level or nested);
+* ``contained_in`` - live objects in this process whose value contains it;
+* ``borrowers``    - (owner only) processes registered as holding it;
+* ``holds``        - release is deferred until borrow registrations of refs
+                     found inside this object are acknowledged (see below).
+
+When a reference leaves scope: an owner frees the value (inline and every
+shared-memory copy); a borrower tells the owner ``REMOVE_BORROWER(n)`` with the
+number of registrations made for it.  Either way the refs it contains lose one
+``contained_in``.
+
+Borrowing, the rule that prevents early frees: *whoever hands a ref to another
+process keeps it alive until the owner has acknowledged the new borrower.*
+
+    caller C          executing worker W                owner O
+      | PUSH_TASK(args with X) |                           |
+      | (C holds X: submitted) | deserializes X,           |
+      |                        | ADD_BORROWER(X, W) -----> |
+      |                        | <------------------ ack   |
+      | <--------------- reply |  (only after the acks)    |
+      | submitted(X) -= 1      |                           |
+      |                        | ...drops X later...       |
+      |                        | REMOVE_BORROWER(X, W, n)->|
+
+Refs inside a task's *return value* are registered by W on the caller's
+behalf (``ADD_BORROWER(X, C)``) before W replies; C then counts the
+registration (``registrations``) and holds X while the returned object lives.
+Refs found while deserializing the value of ``get(R)`` keep R alive
+(``holds``) until their registrations are acknowledged.
+
+Owners count registrations per borrower, so a borrower may be registered
+several times (by itself and on its behalf) and releases them all at once.
+
+This module is pure: it mutates tables and appends :class:`Action` s to
+``self.actions``; the core worker performs them.  Loop thread only.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class ActionKind(enum.Enum):
+    FREE = "free"  # owner: value out of scope everywhere; free its copies
+    REMOVE_BORROWER = "remove_borrower"  # borrower: tell the owner we are done
+    REGISTER_BORROW = "register_borrow"  # borrower: tell the owner we hold it
+
+
+@dataclass
+class Action:
+    kind: ActionKind
+    object_id: bytes
+    owner: str = ""
+    count: int = 0
+
+
+@dataclass
+class Reference:
+    owner: str  # address of the owner ("" if this process owns it)
+    local: int = 0
+    submitted: int = 0
+    contained_in: int = 0
+    borrowers: dict[str, int] = field(default_factory=dict)
+    holds: int = 0
+    registrations: int = 0  # borrower: registrations the owner counts for us
+    registering: bool = False  # borrower: a registration is in flight
+    waiting_containers: list[bytes] = field(default_factory=list)
+    contains: list[bytes] = field(default_factory=list)
+
+    @property
+    def owned(self) -> bool:
+        return self.owner == ""
+
+    def in_scope(self) -> bool:
+        return bool(
+            self.local  # Python refs in this process
+            or self.submitted  # pending tasks we submitted use it
+            or self.contained_in  # a live object here contains it
+            or self.borrowers  # (owner) someone else holds it
+            or self.holds  # registrations of refs inside it are in flight
+        )
+
+
+class ReferenceTable:
+    def __init__(self) -> None:
+        self.refs: dict[bytes, Reference] = {}
+        self.actions: list[Action] = []
+
+    def take_actions(self) -> list[Action]:
+        actions, self.actions = self.actions, []
+        return actions
+
+    # ---- owner side ----------------------------------------------------------------
+    def add_owned(self, oid: bytes, contains: list[bytes] = ()) -> None:
+        """A new object we own.  Refs in ``contains`` must already be known."""
+        ref = self.refs.get(oid)
+        if ref is None:
+            ref = self.refs[oid] = Reference(owner="")
+        self._set_contains(ref, contains)
+
+    def _set_contains(self, ref: Reference, contains) -> None:
+        for inner in contains:
+            entry = self.refs.get(inner)
+            if entry is not None:
+                entry.contained_in += 1
+                ref.contains.append(inner)
+
+    def add_borrower(self, oid: bytes, borrower: str, count: int = 1) -> bool:
+        ref = self.refs.get(oid)
+        if ref is None or not ref.owned:
+            return False
+        ref.borrowers[borrower] = ref.borrowers.get(borrower, 0) + count
+        return True
+
+    def remove_borrower(self, oid: bytes, borrower: str, count: int) -> None:
+        ref = self.refs.get(oid)
+        if ref is None or borrower not in ref.borrowers:
+            return
+        left = ref.borrowers[borrower] - count
+        if left > 0:
+            ref.borrowers[borrower] = left
+        else:
+            del ref.borrowers[borrower]
+        self._maybe_release(oid, ref)
+
+    def borrower_died(self, borrower: str) -> None:
+        for oid, ref in list(self.refs.items()):
+            if borrower in ref.borrowers:
+                del ref.borrowers[borrower]
+                self._maybe_release(oid, ref)
+
+    # ---- both sides --------------------------------------------------------------
+    def inc_local(self, oid: bytes, owner: str) -> bool:
+        """Count a new ObjectRef instance; returns True if this created an
+        unregistered borrowed reference (the caller should register it)."""
+        ref = self.refs.get(oid)
+        if ref is None:
+            ref = self.refs[oid] = Reference(owner=owner)
+            ref.local = 1
+            return not ref.owned
+        ref.local += 1
+        return False
+
+    def dec_local(self, oid: bytes) -> None:
+        ref = self.refs.get(oid)
+        if ref is None:
+            return
+        ref.local -= 1
+        self._maybe_release(oid, ref)
+
+    def inc_submitted(self, oids) -> None:
+        for oid in oids:
+            ref = self.refs.get(oid)
+            if ref is not None:
+                ref.submitted += 1
+
+    def dec_submitted(self, oids) -> None:
+        for oid in oids:
+            ref = self.refs.get(oid)
+            if ref is not None:
+                ref.submitted -= 1
+                self._maybe_release(oid, ref)
+
+    def add_contained(self, container: bytes, inner: list[tuple[bytes, str]]) -> None:
+        """``container`` (which we own or borrow) holds ``inner`` refs that were
+        registered for us at their owners (or that we own)."""
+        ref = self.refs.get(container)
+        if ref is None:
+            return
+        for oid, owner in inner:
+            entry = self.refs.get(oid)
+            if entry is None:
+                entry = self.refs[oid] = Reference(owner=owner)
+            entry.contained_in += 1
+            if not entry.owned:
+                entry.registrations += 1
+            ref.contains.append(oid)
+
+    # ---- borrower registration -----------------------------------------------------
+    def needs_registration(self, oid: bytes) -> bool:
+        ref = self.refs.get(oid)
+        return (
+            ref is not None
+            and not ref.owned
+            and ref.registrations == 0
+            and ref.in_scope()
+        )
+
+    def hold_until_registered(self, container: bytes | None, inner: list[bytes]) -> list[Action]:
+        """Start registering each unregistered borrowed ref in ``inner``; keep
+        ``container`` (if given) in scope until all are acknowledged."""
+        started = []
+        holder = self.refs.get(container) if container is not None else None
+        for oid in inner:
+            ref = self.refs.get(oid)
+            if ref is None or ref.owned or ref.registrations > 0 or not ref.in_scope():
+                continue
+            if holder is not None:
+                holder.holds += 1
+                ref.waiting_containers.append(container)
+            if not ref.registering:
+                ref.registering = True
+                action = Action(ActionKind.REGISTER_BORROW, oid, ref.owner)
+                started.append(action)
+        return started
+
+    def registration_done(self, oid: bytes, ok: bool = True) -> None:
+        ref = self.refs.get(oid)
+        if ref is None:
+            return
+        ref.registering = False
+        if ok:
+            ref.registrations += 1
+        containers, ref.waiting_containers = ref.waiting_containers, []
+        for container in containers:
+            holder = self.refs.get(container)
+            if holder is not None:
+                holder.holds -= 1
+                self._maybe_release(container, holder)
+        self._maybe_release(oid, ref)
+
+    # ---- release -------------------------------------------------------------------
+    def _maybe_release(self, oid: bytes, ref: Reference) -> None:
+        if ref.in_scope() or ref.registering:
+            return
+        del self.refs[oid]
+        if ref.owned:
+            self.actions.append(Action(ActionKind.FREE, oid))
+        elif ref.registrations:
+            self.actions.append(
+                Action(ActionKind.REMOVE_BORROWER, oid, ref.owner, ref.registrations)
+            )
+        for inner in ref.contains:
+            entry = self.refs.get(inner)
+            if entry is not None:
+                entry.contained_in -= 1
+                self._maybe_release(inner, entry)
+
+    def release_if_unused(self, oid: bytes) -> None:
+        ref = self.refs.get(oid)
+        if ref is not None:
+            self._maybe_release(oid, ref)
+
+    def is_owned(self, oid: bytes) -> bool:
+        ref = self.refs.get(oid)
+        return ref is not None and ref.owned
+
+    def summary(self) -> dict[str, int]:
+        owned = sum(1 for r in self.refs.values() if r.owned)
+        return {"owned": owned, "borrowed": len(self.refs) - owned}

@@ -1,0 +1,183 @@
+"""Values to bytes and back: cloudpickle with pickle-5 out-of-band buffers.
+
+A serialized value is an in-band pickle plus a list of raw buffers (numpy
+arrays and anything else exporting PickleBuffer).  Small values travel inline
+in messages as ``[flags, inband, [buffers]]``; large ones are written to the
+shared-memory store in the layout below and read back as views, so arrays
+come back zero-copy and read-only::
+
+    u32 header_len | msgpack [flags, inband_len, [buffer_len...]] | pad to 64
+    inband | pad to 64 | buffer 0 | pad to 64 | buffer 1 | ...
+
+While a value is pickled, every ObjectRef inside it is collected (they are
+"contained" in the new object and must stay alive as long as it does).
+While a value is unpickled, refs are rebuilt attached to the process's core
+worker, which then counts them as borrowed.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+from shoal.rpc.protocol import pack, unpack
+
+ALIGN = 64
+FLAG_ERROR = 1
+
+_FAST_TYPES = (int, float, str, bool, type(None))
+
+
+class _Context(threading.local):
+    refs: list | None = None  # collects refs while pickling
+    rebuilt: list | None = None  # collects refs while unpickling
+    worker: Any = None
+
+
+_context = _Context()
+
+
+def _pad(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+@dataclass
+class Serialized:
+    inband: bytes
+    buffers: list = field(default_factory=list)  # memoryviews (cast to bytes)
+    contained: list = field(default_factory=list)  # ObjectRefs inside the value
+    flags: int = 0
+
+    @property
+    def is_error(self) -> bool:
+        return bool(self.flags & FLAG_ERROR)
+
+    def data_size(self) -> int:
+        return len(self.inband) + sum(b.nbytes for b in self.buffers)
+
+    # ---- inline form -----------------------------------------------------------
+    def to_inline(self) -> list:
+        return [self.flags, self.inband, [bytes(b) for b in self.buffers]]
+
+    @classmethod
+    def from_inline(cls, data: list) -> Serialized:
+        flags, inband, buffers = data
+        return cls(inband, [memoryview(b) for b in buffers], [], flags)
+
+    # ---- shared-memory form ------------------------------------------------------
+    def _header(self) -> bytes:
+        return pack([self.flags, len(self.inband), [b.nbytes for b in self.buffers]])
+
+    def store_size(self) -> int:
+        size = _pad(4 + len(self._header())) + _pad(len(self.inband))
+        for b in self.buffers:
+            size += _pad(b.nbytes)
+        return size
+
+    def write_to(self, view: memoryview) -> None:
+        header = self._header()
+        view[0:4] = len(header).to_bytes(4, "little")
+        view[4 : 4 + len(header)] = header
+        pos = _pad(4 + len(header))
+        view[pos : pos + len(self.inband)] = self.inband
+        pos += _pad(len(self.inband))
+        for b in self.buffers:
+            n = b.nbytes
+            view[pos : pos + n] = b
+            pos += _pad(n)
+
+
+def read_from(view: memoryview) -> Serialized:
+    """Parse the shared-memory layout; buffers are views into ``view``."""
+    header_len = int.from_bytes(view[0:4], "little")
+    flags, inband_len, buffer_lens = unpack(bytes(view[4 : 4 + header_len]))
+    pos = _pad(4 + header_len)
+    inband = view[pos : pos + inband_len]
+    pos += _pad(inband_len)
+    buffers = []
+    for n in buffer_lens:
+        buffers.append(view[pos : pos + n])
+        pos += _pad(n)
+    return Serialized(inband, buffers, [], flags)
+
+
+class SerializationError(TypeError):
+    pass
+
+
+def serialize(value: Any, what: str = "value") -> Serialized:
+    """Pickle ``value``; raises SerializationError naming it if it cannot."""
+    if type(value) in _FAST_TYPES:
+        return Serialized(pickle.dumps(value, protocol=5))
+    buffers: list = []
+    refs: list = []
+    previous = _context.refs
+    _context.refs = refs
+    try:
+        inband = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    except Exception as exc:
+        raise SerializationError(
+            f"Could not serialize {what} {_describe(value)}: {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        _context.refs = previous
+    views = []
+    for buf in buffers:
+        raw = buf.raw()
+        views.append(raw if raw.contiguous else memoryview(bytes(raw)))
+    return Serialized(inband, views, refs)
+
+
+def serialize_error(exc: BaseException) -> Serialized:
+    try:
+        s = serialize(exc, "error")
+    except SerializationError:
+        from shoal.exceptions import RaySystemError
+
+        s = serialize(RaySystemError(f"{type(exc).__name__}: {exc}"), "error")
+    s.flags |= FLAG_ERROR
+    return s
+
+
+def _describe(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = "<unrepresentable>"
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return f"{text} of type {type(value).__module__}.{type(value).__qualname__}"
+
+
+def deserialize(data: Serialized, worker: Any = None) -> Any:
+    previous = _context.worker
+    _context.worker = worker
+    try:
+        return pickle.loads(data.inband, buffers=data.buffers)
+    finally:
+        _context.worker = previous
+
+
+def reduce_object_ref(ref: Any) -> tuple:
+    if _context.refs is not None:
+        _context.refs.append(ref)
+    return (_rebuild_object_ref, (ref._id, ref._owner))
+
+
+def _rebuild_object_ref(object_id: bytes, owner: str) -> Any:
+    from shoal.api.object_ref import ObjectRef
+    from shoal.core import context
+
+    worker = _context.worker or context.current_worker_or_none()
+    ref = ObjectRef(object_id, owner, worker)
+    if _context.rebuilt is not None:
+        _context.rebuilt.append(ref)
+    return ref
+
+
+def collecting_refs() -> list | None:
+    return _context.refs

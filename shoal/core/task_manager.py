@@ -1,0 +1,416 @@
+"""The owner's side of a task: build, resolve dependencies, submit, complete.
+
+Life of a task at its owner::
+
+    submit_task (user thread)  serialize args; large ones become owned objects
+      -> _submit (loop)        return ids owned; args counted as "submitted"
+      -> _resolve              wait for top-level ref args; small ready values
+                               are inlined into the spec, errors fail the task
+      -> submitter.enqueue     (normal tasks: leases; actor tasks: the actor)
+      -> complete / fail_system
+                               store returns, release args, or retry
+
+Retries: a task whose worker dies is re-queued up to ``max_retries`` times
+(-1 = forever); an application exception is retried only if
+``retry_exceptions`` is True or lists its type.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shoal import exceptions
+from shoal.api.object_ref import ObjectRef
+from shoal.core import ids
+from shoal.core.lease_submitter import LeaseSubmitter, scheduling_key
+from shoal.core.memory_store import StoredValue
+from shoal.core.serialization import Serialized, serialize
+from shoal.core.task_spec import (
+    ARG_REF,
+    ARG_VALUE,
+    DYNAMIC,
+    STREAMING,
+    TaskKind,
+    TaskSpec,
+)
+from shoal.rpc.messages import Method
+
+if TYPE_CHECKING:
+    from shoal.core.core_worker import CoreWorker
+
+log = logging.getLogger("shoal.core")
+
+# executor reply status
+STATUS_OK = 0
+STATUS_APP_ERROR = 1
+STATUS_CANCELLED = 2
+
+
+@dataclass(eq=False)
+class PendingTask:
+    spec: TaskSpec
+    return_ids: list[bytes]
+    held: list[bytes]  # every ref the task keeps alive (args, nested refs)
+    retries_left: int
+    retry_exceptions: Any
+    scheduling_key: tuple = ()
+    parent_task_id: bytes | None = None
+    cancelled: bool = False
+    force_cancel: bool = False
+    running_on: Any = None
+    generator: GeneratorState | None = None
+    resolving: int = 0
+    submit: Any = None  # how to (re)submit once resolved
+    keepalive: list = field(default_factory=list)
+
+
+class GeneratorState:
+    """Refs produced so far by a streaming task; consumed from user threads."""
+
+    def __init__(self, task_id: bytes) -> None:
+        self.task_id = task_id
+        self.items: dict[int, ObjectRef] = {}
+        self.finished_count: int | None = None
+        self.cond = threading.Condition()
+
+    def add(self, index: int, ref: ObjectRef) -> None:
+        with self.cond:
+            if index not in self.items:
+                self.items[index] = ref
+            self.cond.notify_all()
+
+    def finish(self, count: int) -> None:
+        with self.cond:
+            self.finished_count = count
+            self.cond.notify_all()
+
+
+class TaskManager:
+    def __init__(self, worker: CoreWorker) -> None:
+        self.worker = worker
+        self.pending: dict[bytes, PendingTask] = {}
+        self.submitter = LeaseSubmitter(worker, self)
+        worker.router.add(Method.GENERATOR_ITEM, self.handle_generator_item)
+
+    # ---- building (user thread) ------------------------------------------------------
+    def build_args(self, name: str, args: tuple, kwargs: dict) -> tuple[list, list, list]:
+        """Serialize arguments; returns (wire args, held ids, keepalive refs)."""
+        from shoal.core.core_worker import INLINE_THRESHOLD
+
+        worker = self.worker
+        wire, held, keepalive = [], [], []
+        values = list(args) + list(kwargs.values())
+        for i, value in enumerate(values):
+            if isinstance(value, ObjectRef):
+                wire.append([ARG_REF, value._id, value._owner, ""])
+                held.append(value._id)
+                keepalive.append(value)
+                continue
+            what = (f"argument {i}" if i < len(args)
+                    else f"keyword argument {list(kwargs)[i - len(args)]!r}")
+            data = serialize(value, f"{what} of {name}()")
+            held.extend(r._id for r in data.contained)
+            keepalive.extend(data.contained)
+            if data.data_size() > INLINE_THRESHOLD:
+                oid = ids.object_id(worker.ids.task_id(), 0)
+                stored = worker.store_owned(oid, data)
+                worker.post(worker.references.add_owned, oid, [r._id for r in data.contained])
+                wire.append([ARG_REF, oid, worker.address, stored.node_id])
+                held.append(oid)
+                keepalive.append(ObjectRef(oid, worker.address, worker))
+            else:
+                wire.append([ARG_VALUE, data.to_inline()])
+        return wire, held, keepalive
+
+    def submit(self, spec: TaskSpec, held: list[bytes], keepalive: list, max_retries: int,
+               retry_exceptions: Any, strategy: Any = None) -> list[ObjectRef] | Any:
+        """User thread: register and post the task; return its refs at once."""
+        worker = self.worker
+        if spec.num_returns == STREAMING or spec.num_returns == DYNAMIC:
+            return_ids = [ids.object_id(spec.task_id, 0)] if spec.num_returns == DYNAMIC else []
+        else:
+            return_ids = [ids.object_id(spec.task_id, i + 1) for i in range(spec.num_returns)]
+        ctx = worker.task_context.get()
+        task = PendingTask(
+            spec=spec,
+            return_ids=return_ids,
+            held=held,
+            retries_left=max_retries,
+            retry_exceptions=retry_exceptions,
+            scheduling_key=scheduling_key(spec.resources, strategy),
+            parent_task_id=ctx.task_id if ctx is not None else None,
+            keepalive=keepalive,
+        )
+        if spec.num_returns == STREAMING:
+            task.generator = GeneratorState(spec.task_id)
+        elif spec.num_returns == DYNAMIC:
+            task.generator = GeneratorState(spec.task_id)
+        if spec.kind is TaskKind.ACTOR_TASK:
+            task.submit = worker.actors.enqueue_task
+        else:
+            task.submit = self.submitter.enqueue
+        worker.post(self._submit, task)
+        refs = [ObjectRef(oid, worker.address, worker) for oid in return_ids]
+        if spec.num_returns == STREAMING:
+            from shoal.api.generators import ObjectRefGenerator
+
+            return ObjectRefGenerator(task.generator, worker)
+        return refs
+
+    # ---- loop side ---------------------------------------------------------------------
+    def _submit(self, task: PendingTask) -> None:
+        refs = self.worker.references
+        for oid in task.return_ids:
+            refs.add_owned(oid)
+        refs.inc_submitted(task.held)
+        task.keepalive = []  # counted now; the Python refs may go
+        self.pending[task.spec.task_id] = task
+        self._resolve(task)
+
+    def knows(self, oid: bytes) -> bool:
+        return ids.task_of(oid) in self.pending
+
+    def _resolve(self, task: PendingTask) -> None:
+        from shoal.core.core_worker import INLINE_THRESHOLD
+
+        waiting = []
+        for i, arg in enumerate(task.spec.args):
+            if arg[0] != ARG_REF or arg[3]:
+                continue
+            value = self.worker.memory_store.get(arg[1])
+            if value is None:
+                waiting.append((i, arg))
+                continue
+            if self._apply_arg(task, i, value, INLINE_THRESHOLD):
+                return
+        if not waiting:
+            task.submit(task)
+            return
+        task.resolving = len(waiting)
+        for i, arg in waiting:
+            self.worker.loop.create_task(self._resolve_one(task, i, arg))
+
+    async def _resolve_one(self, task: PendingTask, i: int, arg: list) -> None:
+        from shoal.core.core_worker import INLINE_THRESHOLD
+
+        value = await self.worker.resolve(arg[1], arg[2])
+        if task.spec.task_id not in self.pending:
+            return
+        if self._apply_arg(task, i, value, INLINE_THRESHOLD):
+            task.resolving = -1
+            return
+        task.resolving -= 1
+        if task.resolving == 0:
+            if task.cancelled:
+                self.finish_cancelled(task)
+            else:
+                task.submit(task)
+
+    def _apply_arg(self, task: PendingTask, i: int, value: StoredValue, limit: int) -> bool:
+        """Put a ready dependency into the spec; True if it failed the task."""
+        if value.is_error:
+            self._store_error(task, value)
+            self._finish(task)
+            return True
+        if value.inline is not None and value.inline.data_size() <= limit:
+            task.spec.args[i] = [ARG_VALUE, value.inline.to_inline()]
+        else:
+            arg = task.spec.args[i]
+            task.spec.args[i] = [ARG_REF, arg[1], arg[2], value.node_id or "?"]
+        return False
+
+    def complete(self, task: PendingTask, reply: list) -> None:
+        status, returns, info = reply
+        if status == STATUS_CANCELLED or (task.cancelled and status != STATUS_OK):
+            self.finish_cancelled(task)
+            return
+        if status == STATUS_APP_ERROR and task.retries_left != 0 and returns:
+            if self._should_retry_exception(task, returns[0][1]):
+                self._retry(task)
+                return
+        self._store_returns(task, returns)
+        if task.generator is not None:
+            self._finish_generator(task, info)
+        self._finish(task)
+
+    def _should_retry_exception(self, task: PendingTask, wire: list) -> bool:
+        policy = task.retry_exceptions
+        if not policy:
+            return False
+        if policy is True:
+            return True
+        from shoal.core.core_worker import value_from_wire
+        from shoal.core.serialization import deserialize
+
+        try:
+            err = deserialize(value_from_wire(wire).inline, self.worker)
+        except Exception:
+            return False
+        cause = getattr(err, "cause", err)
+        return isinstance(cause, tuple(policy))
+
+    def _retry(self, task: PendingTask) -> None:
+        if task.retries_left > 0:
+            task.retries_left -= 1
+        log.info("retrying task %s (%s)", task.spec.name, task.spec.task_id.hex())
+        task.submit(task)
+
+    def fail_system(self, task: PendingTask, exc: BaseException, retry: bool) -> None:
+        """The worker running the task died (or could not be reached)."""
+        if task.spec.task_id not in self.pending:
+            return
+        if task.cancelled:
+            self.finish_cancelled(task)
+            return
+        if retry and task.retries_left != 0:
+            self._retry(task)
+            return
+        err: BaseException
+        if task.spec.kind is TaskKind.ACTOR_TASK:
+            err = exc if isinstance(exc, exceptions.ActorError) else exceptions.ActorDiedError(
+                f"the actor died while running {task.spec.name}: {exc}", task.spec.actor_id)
+        else:
+            err = exceptions.WorkerCrashedError(
+                f"the worker running {task.spec.name}() died before finishing it "
+                f"({type(exc).__name__}: {exc})"
+            )
+        self.fail_with(task, err)
+
+    def fail_with(self, task: PendingTask, err: BaseException) -> None:
+        from shoal.core.core_worker import error_value
+
+        self._store_error(task, error_value(err))
+        if task.generator is not None:
+            self._finish_generator(task, {"count": len(task.generator.items)}, err)
+        self._finish(task)
+
+    def finish_cancelled(self, task: PendingTask) -> None:
+        if task.spec.task_id not in self.pending:
+            return
+        self.fail_with(task, exceptions.TaskCancelledError(
+            task.spec.task_id.hex(), f"task {task.spec.name} was cancelled"))
+
+    def _store_error(self, task: PendingTask, value: StoredValue) -> None:
+        for oid in task.return_ids:
+            if oid in self.worker.references.refs:
+                self.worker.memory_store.put(oid, value)
+
+    def _store_returns(self, task: PendingTask, returns: list) -> None:
+        from shoal.core.core_worker import value_from_wire
+
+        refs = self.worker.references
+        frees = []
+        for index, wire, contained in returns:
+            oid = ids.object_id(task.spec.task_id, index)
+            value = value_from_wire(wire)
+            if oid not in refs.refs:
+                # nobody holds the ref any more: drop the value right away
+                if value.in_plasma:
+                    frees.append(oid)
+                if contained:
+                    refs.add_owned(oid)
+                    refs.add_contained(oid, [tuple(c) for c in contained])
+                    refs.release_if_unused(oid)
+                continue
+            if contained:
+                refs.add_contained(oid, [tuple(c) for c in contained])
+            self.worker.memory_store.put(oid, value)
+        if frees:
+            self.worker.node.notify(Method.STORE_FREE, frees)
+
+    def _finish(self, task: PendingTask) -> None:
+        if self.pending.pop(task.spec.task_id, None) is None:
+            return
+        self.worker.references.dec_submitted(task.held)
+        self.worker._perform_actions()
+
+    def object_freed(self, oid: bytes) -> None:
+        """A return value went out of scope (nothing to do for now)."""
+
+    # ---- generators --------------------------------------------------------------------------
+    def handle_generator_item(self, conn, body):
+        from shoal.core.core_worker import value_from_wire
+
+        task_id, index, wire, contained = body
+        task = self.pending.get(task_id)
+        if task is None or task.generator is None or index in task.generator.items:
+            return None
+        oid = ids.object_id(task_id, index)
+        refs = self.worker.references
+        refs.add_owned(oid)
+        if contained:
+            refs.add_contained(oid, [tuple(c) for c in contained])
+        self.worker.memory_store.put(oid, value_from_wire(wire))
+        task.generator.add(index, ObjectRef(oid, self.worker.address, self.worker))
+        return None
+
+    def _finish_generator(self, task: PendingTask, info: dict,
+                          error: BaseException | None = None) -> None:
+        gen = task.generator
+        count = (info or {}).get("count", len(gen.items))
+        if error is not None:
+            # surface the failure as one more item, like an exception raised by next()
+            from shoal.core.core_worker import error_value
+
+            index = count + 1
+            oid = ids.object_id(task.spec.task_id, index)
+            self.worker.references.add_owned(oid)
+            self.worker.memory_store.put(oid, error_value(error))
+            gen.add(index, ObjectRef(oid, self.worker.address, self.worker))
+            count = index
+        if task.spec.num_returns == DYNAMIC and task.return_ids:
+            from shoal.api.generators import DynamicObjectRefGenerator
+
+            items = [gen.items[i] for i in sorted(gen.items)]
+            outer = task.return_ids[0]
+            if outer in self.worker.references.refs:
+                data: Serialized = serialize(DynamicObjectRefGenerator(items), "generator")
+                self.worker.references.add_contained(outer, [(r._id, "") for r in items])
+                self.worker.memory_store.put(outer, StoredValue(inline=data))
+        gen.finish(count)
+
+    # ---- cancellation ---------------------------------------------------------------------------
+    def cancel(self, oid: bytes, force: bool, recursive: bool) -> None:
+        task = self.pending.get(ids.task_of(oid))
+        if task is None:
+            return
+        task.cancelled = True
+        task.force_cancel = force
+        if self.submitter.remove_queued(task) or task.resolving > 0:
+            self.finish_cancelled(task)
+        elif task.running_on is not None and task.running_on.conn is not None:
+            task.running_on.conn.notify(
+                Method.CANCEL_TASK, [task.spec.task_id, force, recursive])
+        elif task.spec.kind is TaskKind.ACTOR_TASK:
+            self.worker.actors.cancel(task, force)
+
+    def cancel_children(self, parent_task_id: bytes, force: bool) -> None:
+        for task in list(self.pending.values()):
+            if task.parent_task_id == parent_task_id:
+                self.cancel(task.return_ids[0] if task.return_ids
+                            else ids.object_id(task.spec.task_id, 1), force, True)
+
+    # ---- failures and shutdown -------------------------------------------------------------------
+    def connection_lost(self, conn) -> None:
+        self.submitter.connection_lost(conn)
+
+    def shutdown(self) -> None:
+        self.submitter.return_all()
+        if self.worker.node is not None:
+            self.worker.node.notify(Method.CANCEL_LEASE_REQUESTS, None)
+
+
+def wait_for_generator_item(gen: GeneratorState, index: int, timeout: float | None) -> Any:
+    with gen.cond:
+        ok = gen.cond.wait_for(
+            lambda: index in gen.items or (
+                gen.finished_count is not None and index > gen.finished_count),
+            timeout,
+        )
+        if not ok:
+            raise exceptions.GetTimeoutError("timed out waiting for the next generator item")
+        return gen.items.get(index)
+

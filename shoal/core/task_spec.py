@@ -1,0 +1,88 @@
+"""What a task is, on the wire.
+
+A spec is built by the owner, sent in PUSH_TASK to the executing worker and
+kept by the owner for retries.  The function travels as pickled bytes only
+the first time a connection sees it (``function_id`` identifies it after).
+
+Arguments on the wire::
+
+    [ARG_VALUE, [flags, inband, [buffers]]]        small value, inline
+    [ARG_REF, object_id, owner_address, node_id]   fetch from the node's store
+                                                    (node_id "" = ask the owner)
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+ARG_VALUE = 0
+ARG_REF = 1
+
+STREAMING = -1  # num_returns="streaming"
+DYNAMIC = -2  # num_returns="dynamic"
+
+
+class TaskKind(enum.IntEnum):
+    NORMAL = 0
+    ACTOR_CREATION = 1
+    ACTOR_TASK = 2
+
+
+@dataclass
+class TaskSpec:
+    task_id: bytes
+    kind: TaskKind
+    name: str
+    function_id: bytes
+    args: list
+    kwarg_names: list[str]
+    num_returns: int
+    owner: str  # address of the owner (the submitting core worker)
+    job_id: str
+    resources: dict = field(default_factory=dict)
+    actor_id: str = ""
+    method: str = ""
+    seq: int = 0
+    function_bytes: bytes | None = None
+    parent_task_id: bytes = b""
+
+    def to_wire(self, include_function: bool) -> list:
+        return [
+            self.task_id,
+            int(self.kind),
+            self.name,
+            self.function_id,
+            self.function_bytes if include_function else None,
+            self.args,
+            self.kwarg_names,
+            self.num_returns,
+            self.owner,
+            self.job_id,
+            self.resources,
+            self.actor_id,
+            self.method,
+            self.seq,
+        ]
+
+    @classmethod
+    def from_wire(cls, w: list) -> TaskSpec:
+        return cls(
+            task_id=w[0],
+            kind=TaskKind(w[1]),
+            name=w[2],
+            function_id=w[3],
+            function_bytes=w[4],
+            args=w[5],
+            kwarg_names=w[6],
+            num_returns=w[7],
+            owner=w[8],
+            job_id=w[9],
+            resources=w[10],
+            actor_id=w[11],
+            method=w[12],
+            seq=w[13],
+        )
+
+    def is_generator(self) -> bool:
+        return self.num_returns in (STREAMING, DYNAMIC)

@@ -1,0 +1,52 @@
+"""Entry point of a worker process (started by the node agent).
+
+Configuration comes from the environment the agent sets: the cluster token,
+the control store and node agent addresses.  The worker dies with its node
+agent (parent-death signal, and exit when the agent connection drops).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:
+            os._exit(1)
+    except Exception:
+        pass
+
+
+def main() -> None:
+    _die_with_parent()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig
+    from shoal.core.executor import Executor
+
+    env = os.environ
+    config = WorkerConfig(
+        mode=Mode.WORKER,
+        control_address=env["SHOAL_CONTROL_ADDRESS"],
+        node_address=env["SHOAL_NODE_ADDRESS"],
+        token=env["SHOAL_TOKEN"],
+        host=env.get("SHOAL_NODE_HOST", "127.0.0.1"),
+        worker_id=env.get("SHOAL_WORKER_ID", ""),
+        node_id=env.get("SHOAL_NODE_ID", ""),
+    )
+    worker = CoreWorker(config)
+    executor = Executor(worker)
+    worker.executor = executor
+    worker.start()
+    executor.run_forever()
+
+
+if __name__ == "__main__":
+    main()

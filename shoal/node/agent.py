@@ -1,0 +1,495 @@
+"""The node agent: worker leases, the worker pool and the shared-memory store.
+
+Lease protocol (owner = the core worker that wants to run tasks)::
+
+    owner                      node agent                        worker
+      | REQUEST_LEASE(shape) ->  |  queue until the shape fits       |
+      |                          |  reserve resources, pick/spawn -> | (REGISTER_WORKER)
+      | <- [lease, worker addr]  |                                   |
+      | PUSH_TASK ... (direct, many, pipelined) ------------------->  |
+      | RETURN_LEASE(lease) ---> |  resources back, worker idle      |
+
+A worker blocked in ``get`` sends WORKER_BLOCKED: its CPUs go back to the
+pool (so nested tasks can run) and are taken again, even oversubscribing,
+on WORKER_UNBLOCKED.  A request no node could ever satisfy stays queued and
+its requester is warned (LEASE_INFEASIBLE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from dataclasses import dataclass, field
+
+from shoal.node import object_store as store
+from shoal.node.resources import NodeResources, from_units, to_units
+from shoal.node.worker_pool import Worker, WorkerPool
+from shoal.rpc.messages import Method
+from shoal.rpc.transport import Router
+
+log = logging.getLogger("shoal.node")
+
+STORE_FULL_WAIT_S = float(os.environ.get("SHOAL_STORE_FULL_WAIT_S", "5"))
+
+
+@dataclass
+class LeaseRequest:
+    shape: dict[str, int]
+    job_id: str
+    label: str
+    requester: object
+    future: asyncio.Future
+    warned: bool = False
+
+
+@dataclass
+class Lease:
+    lease_id: int
+    shape: dict[str, int]
+    worker: Worker
+    requester: object
+    cpu_released: bool = False
+
+
+@dataclass
+class PendingCreate:
+    oid: bytes
+    size: int
+    creator: object
+    future: asyncio.Future
+    deadline: float = 0.0
+
+
+@dataclass
+class NodeConfig:
+    node_id: str
+    session: str
+    address: str  # host:port other processes use to reach this agent
+    resources: dict[str, float]
+    object_store_memory: int
+    prestart_workers: int
+    worker_env: dict[str, str] = field(default_factory=dict)
+
+
+class NodeAgent:
+    def __init__(self, config: NodeConfig, router: Router, control: object) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.control = control  # connection (socket or loopback) to the control store
+        self.resources = NodeResources(config.resources)
+        self.table = store.ObjectTable(config.object_store_memory)
+        self.arena = store.Arena(
+            store.arena_path(config.session, config.node_id), self.table.capacity, create=True
+        )
+        env = dict(config.worker_env)
+        env.update(
+            SHOAL_NODE_ID=config.node_id,
+            SHOAL_NODE_ADDRESS=config.address,
+            SHOAL_STORE_PATH=self.arena.path,
+        )
+        self.pool = WorkerPool(env, self._on_worker_output, self._on_worker_exit)
+        self.queue: list[LeaseRequest] = []
+        self.leases: dict[int, Lease] = {}
+        self._lease_ids = itertools.count(1)
+        self.pending_creates: list[PendingCreate] = []
+        self.seal_waiters: dict[bytes, list[asyncio.Future]] = {}
+        self._log_buffer: dict[str, list] = {}
+        self._log_flush_scheduled = False
+        self._report_scheduled = False
+        self.jobs: dict[str, dict] = {}
+        self.closing = False
+        self._register(router)
+
+    def _register(self, router: Router) -> None:
+        for method, handler in {
+            Method.REGISTER_WORKER: self.handle_register_worker,
+            Method.REQUEST_LEASE: self.handle_request_lease,
+            Method.RETURN_LEASE: self.handle_return_lease,
+            Method.CANCEL_LEASE_REQUESTS: self.handle_cancel_lease_requests,
+            Method.WORKER_BLOCKED: self.handle_worker_blocked,
+            Method.WORKER_UNBLOCKED: self.handle_worker_unblocked,
+            Method.STORE_CREATE: self.handle_store_create,
+            Method.STORE_SEAL: self.handle_store_seal,
+            Method.STORE_GET: self.handle_store_get,
+            Method.STORE_RELEASE: self.handle_store_release,
+            Method.STORE_FREE: self.handle_store_free,
+            Method.STORE_STATS: self.handle_store_stats,
+            Method.KILL_WORKER: self.handle_kill_worker,
+            Method.LEASE_ACTOR_WORKER: self.handle_lease_actor_worker,
+            Method.NODE_INFO: self.handle_node_info,
+        }.items():
+            router.add(method, handler)
+        router.on_close.append(self._on_connection_closed)
+
+    async def start(self) -> None:
+        for _ in range(self.config.prestart_workers):
+            await self.pool.start_worker()
+        asyncio.get_running_loop().create_task(self._heartbeat_loop())
+
+    def info(self) -> dict:
+        return {
+            "node_id": self.node_id,
+            "address": self.config.address,
+            "store_path": self.arena.path,
+            "resources_total": self.resources.total_floats(),
+            "resources_available": self.available_with_store(),
+            "store_capacity": self.table.capacity,
+            "store_used": self.table.used,
+            "num_workers": len(self.pool.workers),
+        }
+
+    def available_with_store(self) -> dict:
+        available = self.resources.available_floats()
+        available["object_store_memory"] = float(self.table.capacity - self.table.used)
+        return available
+
+    # ---- workers -----------------------------------------------------------------
+    def handle_register_worker(self, conn, body):
+        worker_id, pid, address = body
+        worker = self.pool.workers.get(worker_id)
+        if worker is None:
+            raise LookupError(f"unknown worker {worker_id}")
+        worker.conn = conn
+        worker.address = address
+        conn.state["worker"] = worker
+        conn.peer_info.setdefault("name", f"worker pid={pid}")
+        if worker.registered is not None and not worker.registered.done():
+            worker.registered.set_result(worker)
+        self._make_idle(worker)
+        return {"node_id": self.node_id}
+
+    def _make_idle(self, worker: Worker) -> None:
+        worker.lease_id = None
+        self.pool.idle.append(worker)
+        self._schedule()
+
+    def _on_worker_output(self, worker: Worker, stream: str, line: bytes) -> None:
+        text = line.decode(errors="replace").rstrip("\n")
+        if worker.job_id is None:
+            log.info("worker %s %s: %s", worker.pid, stream, text)
+            return
+        self._log_buffer.setdefault(worker.job_id, []).append(
+            [worker.pid, worker.label, stream, text]
+        )
+        if not self._log_flush_scheduled:
+            self._log_flush_scheduled = True
+            asyncio.get_running_loop().call_later(0.01, self._flush_logs)
+
+    def _flush_logs(self) -> None:
+        self._log_flush_scheduled = False
+        buffers, self._log_buffer = self._log_buffer, {}
+        for job_id, lines in buffers.items():
+            self.control.notify(Method.PUBLISH_LOGS, [job_id, self.node_id, lines])
+
+    def _on_worker_exit(self, worker: Worker) -> None:
+        if self._log_buffer:
+            self._flush_logs()
+        if worker.lease_id is not None:
+            lease = self.leases.pop(worker.lease_id, None)
+            if lease is not None:
+                self._release_lease_resources(lease)
+        if not self.closing:
+            self.control.notify(
+                Method.WORKER_DIED,
+                [worker.worker_id, worker.actor_id, worker.proc.returncode, self.node_id],
+            )
+            self._schedule()
+
+    def handle_kill_worker(self, conn, body):
+        worker = self.pool.workers.get(body[0])
+        if worker is not None:
+            self.pool.kill(worker)
+        return None
+
+    def kill_job_workers(self, job_id: str) -> None:
+        """The job's driver is gone: its task workers go too (actors are the
+        control store's decision)."""
+        for worker in list(self.pool.workers.values()):
+            if worker.job_id == job_id and worker.actor_id is None:
+                self.pool.kill(worker)
+
+    # ---- leases ------------------------------------------------------------------
+    def handle_request_lease(self, conn, body):
+        job_id, shape, label = body
+        fut = asyncio.get_running_loop().create_future()
+        request = LeaseRequest(to_units(shape), job_id, label, conn, fut)
+        self.queue.append(request)
+        self._schedule()
+        return fut
+
+    def handle_cancel_lease_requests(self, conn, body):
+        for request in [r for r in self.queue if r.requester is conn]:
+            self.queue.remove(request)
+            if not request.future.done():
+                request.future.set_result(None)
+        return None
+
+    def _schedule(self) -> None:
+        if self.closing:
+            return
+        for request in list(self.queue):
+            if request.future.done():
+                self.queue.remove(request)
+                continue
+            if not self.resources.feasible(request.shape):
+                if not request.warned:
+                    request.warned = True
+                    self._warn_infeasible(request)
+                continue
+            if self.resources.fits(request.shape):
+                self.queue.remove(request)
+                self.resources.acquire(request.shape)
+                asyncio.get_running_loop().create_task(self._grant(request))
+        self._report_soon()
+
+    def _warn_infeasible(self, request: LeaseRequest) -> None:
+        message = (
+            f"a task or actor requires {from_units(request.shape)} but no node in the "
+            f"cluster has these resources (this node has {self.resources.total_floats()}); "
+            "it stays pending until a node that fits joins"
+        )
+        log.warning(message)
+        if hasattr(request.requester, "notify"):
+            request.requester.notify(Method.LEASE_INFEASIBLE, [message])
+
+    async def _grant(self, request: LeaseRequest) -> None:
+        try:
+            worker = await self._obtain_worker(request.job_id)
+        except Exception as exc:
+            self.resources.release(request.shape)
+            if not request.future.done():
+                request.future.set_exception(exc)
+            self._schedule()
+            return
+        if request.future.done():  # requester gave up meanwhile
+            self.resources.release(request.shape)
+            self._make_idle(worker)
+            return
+        lease = Lease(next(self._lease_ids), request.shape, worker, request.requester)
+        self.leases[lease.lease_id] = lease
+        worker.lease_id = lease.lease_id
+        worker.label = request.label
+        leases = getattr(request.requester, "state", {}).setdefault("leases", set())
+        leases.add(lease.lease_id)
+        request.future.set_result(
+            [lease.lease_id, worker.worker_id, worker.address, self.node_id,
+             from_units(request.shape)]
+        )
+
+    async def _obtain_worker(self, job_id: str) -> Worker:
+        while True:
+            worker = self.pool.pop_idle(job_id)
+            if worker is None:
+                worker = await self.pool.start_worker()
+                await worker.registered
+                if worker in self.pool.idle:
+                    self.pool.idle.remove(worker)
+                else:
+                    continue  # someone else took it; loop
+            if worker.job_id != job_id:
+                await self._assign_job(worker, job_id)
+            return worker
+
+    async def _assign_job(self, worker: Worker, job_id: str) -> None:
+        job = self.jobs.get(job_id)
+        if job is None:
+            job = await self.control.call(Method.KV_GET, ["job", job_id]) or {}
+            self.jobs[job_id] = job
+        await worker.conn.call(Method.ASSIGN_JOB, [job_id, job])
+        worker.job_id = job_id
+
+    def handle_return_lease(self, conn, body):
+        lease_id, kill = body
+        lease = self.leases.pop(lease_id, None)
+        if lease is None:
+            return None
+        conn.state.get("leases", set()).discard(lease_id)
+        self._release_lease_resources(lease)
+        worker = lease.worker
+        if kill or worker.actor_id is not None:
+            self.pool.kill(worker)
+        elif worker.worker_id in self.pool.workers:
+            self._make_idle(worker)
+        self._schedule()
+        return None
+
+    def _release_lease_resources(self, lease: Lease) -> None:
+        shape = dict(lease.shape)
+        if lease.cpu_released:
+            shape.pop("CPU", None)
+        self.resources.release(shape)
+        lease.worker.lease_id = None
+
+    def _lease_of(self, conn) -> Lease | None:
+        worker = conn.state.get("worker")
+        if worker is None or worker.lease_id is None:
+            return None
+        return self.leases.get(worker.lease_id)
+
+    def handle_worker_blocked(self, conn, body):
+        lease = self._lease_of(conn)
+        if lease is not None and not lease.cpu_released and "CPU" in lease.shape:
+            lease.cpu_released = True
+            self.resources.release({"CPU": lease.shape["CPU"]})
+            self._schedule()
+        return None
+
+    def handle_worker_unblocked(self, conn, body):
+        lease = self._lease_of(conn)
+        if lease is not None and lease.cpu_released:
+            lease.cpu_released = False
+            self.resources.acquire({"CPU": lease.shape["CPU"]}, force=True)
+            self._report_soon()
+        return None
+
+    # ---- actors --------------------------------------------------------------------
+    async def handle_lease_actor_worker(self, conn, body):
+        """From the control store: lease a dedicated worker and run __init__ there."""
+        actor_id, job_id, shape, label, creation = body
+        fut = asyncio.get_running_loop().create_future()
+        request = LeaseRequest(to_units(shape), job_id, label, conn, fut)
+        self.queue.append(request)
+        self._schedule()
+        grant = await fut
+        if grant is None:
+            raise RuntimeError("actor lease cancelled")
+        lease = self.leases[grant[0]]
+        worker = lease.worker
+        worker.actor_id = actor_id
+        worker.label = label
+        error = await worker.conn.call(Method.CREATE_ACTOR_INSTANCE, [actor_id, creation])
+        return [worker.worker_id, worker.address, self.node_id, error]
+
+    # ---- object store ----------------------------------------------------------------
+    def handle_store_create(self, conn, body):
+        oid, size = body
+        try:
+            return self.table.create(oid, size, conn)
+        except store.OutOfMemory:
+            loop = asyncio.get_running_loop()
+            pending = PendingCreate(oid, size, conn, loop.create_future(),
+                                    loop.time() + STORE_FULL_WAIT_S)
+            self.pending_creates.append(pending)
+            loop.call_later(STORE_FULL_WAIT_S, self._expire_creates)
+            return pending.future
+
+    def _retry_creates(self) -> None:
+        for pending in list(self.pending_creates):
+            try:
+                offset = self.table.create(pending.oid, pending.size, pending.creator)
+            except store.OutOfMemory:
+                continue
+            except Exception as exc:
+                offset = exc
+            self.pending_creates.remove(pending)
+            if pending.future.done():
+                continue
+            if isinstance(offset, Exception):
+                pending.future.set_exception(offset)
+            else:
+                pending.future.set_result(offset)
+
+    def _expire_creates(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for pending in list(self.pending_creates):
+            if pending.deadline <= now + 1e-3:
+                self.pending_creates.remove(pending)
+                if not pending.future.done():
+                    pending.future.set_exception(store.ObjectStoreFullError(
+                        f"object store is full: cannot create an object of {pending.size} "
+                        f"bytes ({self.table.used} of {self.table.capacity} bytes in use by "
+                        f"{len(self.table.objects)} objects that are still referenced)"
+                    ))
+
+    def handle_store_seal(self, conn, body):
+        for oid in body:
+            try:
+                self.table.seal(oid)
+            except KeyError:
+                continue
+            for fut in self.seal_waiters.pop(oid, ()):
+                if not fut.done():
+                    fut.set_result(None)
+        self._report_soon()
+        return None
+
+    async def handle_store_get(self, conn, body):
+        """Pin objects for ``conn``; waits for ones created but not sealed yet.
+        Returns [offset, size] per object, or None if the node has no copy."""
+        oids = body
+        out = []
+        for oid in oids:
+            obj = self.table.objects.get(oid)
+            if obj is not None and not obj.sealed:
+                fut = asyncio.get_running_loop().create_future()
+                self.seal_waiters.setdefault(oid, []).append(fut)
+                await fut
+            pinned = self.table.pin(oid, conn)
+            out.append(None if pinned is None else [pinned.offset, pinned.size])
+        return out
+
+    def handle_store_release(self, conn, body):
+        if any([self.table.release(oid, conn) for oid in body]):
+            self._after_free()
+        return None
+
+    def handle_store_free(self, conn, body):
+        if any([self.table.free(oid) for oid in body]):
+            self._after_free()
+        return None
+
+    def _after_free(self) -> None:
+        if self.pending_creates:
+            self._retry_creates()
+        self._report_soon()
+
+    def handle_store_stats(self, conn, body):
+        return {
+            "capacity": self.table.capacity,
+            "used": self.table.used,
+            "num_objects": len(self.table.objects),
+        }
+
+    def handle_node_info(self, conn, body):
+        return self.info()
+
+    # ---- connections and reporting ------------------------------------------------------
+    def _on_connection_closed(self, conn) -> None:
+        if self.table.client_gone(conn):
+            self._after_free()
+        for request in [r for r in self.queue if r.requester is conn]:
+            self.queue.remove(request)
+        for lease_id in conn.state.get("leases", ()):
+            lease = self.leases.pop(lease_id, None)
+            if lease is not None:
+                # its owner is gone; the worker may be running the owner's task
+                self._release_lease_resources(lease)
+                self.pool.kill(lease.worker)
+        worker = conn.state.get("worker")
+        if worker is not None:
+            self.pool.kill(worker)
+        self._schedule()
+
+    def _report_soon(self) -> None:
+        if not self._report_scheduled and not self.closing:
+            self._report_scheduled = True
+            asyncio.get_running_loop().call_later(0.02, self._report)
+
+    def _report(self) -> None:
+        self._report_scheduled = False
+        self.control.notify(
+            Method.NODE_HEARTBEAT,
+            [self.node_id, self.available_with_store(), len(self.queue)],
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        while not self.closing:
+            self._report()
+            await asyncio.sleep(1.0)
+
+    async def shutdown(self) -> None:
+        self.closing = True
+        await self.pool.shutdown()
+        self.arena.unlink()

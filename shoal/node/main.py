@@ -1,0 +1,192 @@
+"""Entry point of a node process: ``python -m shoal.node.main``.
+
+A head process serves the control store and its own node agent on one port
+(they talk through an in-process loopback connection).  A plain node process
+serves a node agent and connects to the head's control store over TCP.
+
+The process announces itself with one JSON line on stdout (``SHOAL_READY
+{...}``) and, with ``--lifeline``, exits when its stdin closes: the driver that
+started a local cluster holds the other end, so even a SIGKILLed driver takes
+its cluster with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+
+from shoal.node.agent import NodeAgent, NodeConfig
+from shoal.rpc.messages import Method
+from shoal.rpc.transport import Router, connect, serve, split_address
+
+log = logging.getLogger("shoal.node")
+
+READY_PREFIX = "SHOAL_READY "
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="shoal.node.main")
+    p.add_argument("--head", action="store_true")
+    p.add_argument("--address", default=None, help="control store HOST:PORT to join")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--num-cpus", type=float, default=None)
+    p.add_argument("--num-gpus", type=float, default=0)
+    p.add_argument("--resources", default="{}")
+    p.add_argument("--object-store-memory", type=int, default=None)
+    p.add_argument("--session", required=True)
+    p.add_argument("--node-id", default=None)
+    p.add_argument("--prestart", type=int, default=None)
+    p.add_argument("--lifeline", action="store_true")
+    p.add_argument("--log-dir", default=None)
+    return p.parse_args(argv)
+
+
+def default_object_store_memory() -> int:
+    try:
+        import psutil
+
+        total = psutil.virtual_memory().total
+    except Exception:
+        total = 8 << 30
+    shm = os.statvfs("/dev/shm")
+    shm_size = shm.f_bsize * shm.f_blocks
+    return int(min(total * 0.3, shm_size * 0.8))
+
+
+async def run(args: argparse.Namespace, token: str) -> None:
+    loop = asyncio.get_running_loop()
+    router = Router()
+    node_id = args.node_id or os.urandom(14).hex()
+    server = await serve(router, token, args.host, args.port, server_info={"node_id": node_id})
+    port = server.sockets[0].getsockname()[1]
+    address = f"{args.host}:{port}"
+    num_cpus = args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1)
+    resources = {"CPU": num_cpus}
+    if args.num_gpus:
+        resources["GPU"] = args.num_gpus
+    resources.update(json.loads(args.resources))
+    resources[f"node:{args.host}"] = 1.0
+    store_memory = args.object_store_memory or default_object_store_memory()
+    resources["object_store_memory"] = float(store_memory)
+
+    if args.head:
+        from shoal.control.store import ControlStore
+        from shoal.rpc.loopback import LoopbackConnection
+
+        control_router = router
+        control = ControlStore(control_router)
+        agent_side_router = Router()
+        # agent_conn: held by the agent, delivers to the control store
+        agent_conn, control_conn = LoopbackConnection.pair(
+            agent_side_router, f"node {node_id[:8]}", control_router, "control store"
+        )
+        control_address = address
+        control_conn_for_agent = agent_conn
+    else:
+        if not args.address:
+            raise SystemExit("--address is required unless --head")
+        host, cport = split_address(args.address)
+        agent_side_router = router
+        control_conn_for_agent = await connect(
+            router, token, host, cport, info={"name": f"node {node_id[:8]}"}
+        )
+        control_address = args.address
+        control = None
+
+    worker_env = {
+        "SHOAL_TOKEN": token,
+        "SHOAL_CONTROL_ADDRESS": control_address,
+        "SHOAL_SESSION": args.session,
+        "SHOAL_NODE_HOST": args.host,
+    }
+    config = NodeConfig(
+        node_id=node_id,
+        session=args.session,
+        address=address,
+        resources=resources,
+        object_store_memory=store_memory,
+        prestart_workers=int(args.prestart if args.prestart is not None else max(1, num_cpus)),
+        worker_env=worker_env,
+    )
+    # handlers for what the control store pushes to the agent
+    agent = NodeAgent(config, router, control_conn_for_agent)
+
+    def on_pubsub(conn, body):
+        channel, message = body
+        if channel == "job_finished":
+            agent.kill_job_workers(message)
+
+    agent_side_router.add(Method.PUBSUB_MESSAGE, on_pubsub)
+    if args.head:
+        # The in-process agent must also serve what the control store calls on it.
+        for method, handler in router.handlers.items():
+            if method not in agent_side_router.handlers:
+                agent_side_router.handlers[method] = handler
+    info = agent.info()
+    info["hostname"] = socket.gethostname()
+    await control_conn_for_agent.call(Method.REGISTER_NODE, info)
+    await control_conn_for_agent.call(Method.SUBSCRIBE, ["job_finished"])
+    await agent.start()
+
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if args.lifeline:
+        loop.create_task(_watch_lifeline(stop))
+    if not args.head:
+        control_conn_for_agent.closed.add_done_callback(lambda _: stop.set())
+
+    print(READY_PREFIX + json.dumps({
+        "address": address,
+        "control_address": control_address,
+        "node_id": node_id,
+        "store_path": agent.arena.path,
+        "pid": os.getpid(),
+    }), flush=True)
+    await stop.wait()
+    await agent.shutdown()
+    server.close()
+    del control
+
+
+async def _watch_lifeline(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.read(4096):
+        pass
+    stop.set()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    token = os.environ.get("SHOAL_TOKEN")
+    if not token:
+        raise SystemExit("SHOAL_TOKEN must be set in the environment")
+    if args.log_dir:
+        os.makedirs(args.log_dir, exist_ok=True)
+        logging.basicConfig(
+            filename=os.path.join(args.log_dir, f"node-{os.getpid()}.log"),
+            level=logging.INFO,
+            format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        )
+    else:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(run(args, token))
+
+
+if __name__ == "__main__":
+    main()

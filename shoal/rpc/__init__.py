@@ -1,0 +1,1 @@
+"""Framing, messages, transport and authentication shared by every process."""

@@ -1,0 +1,62 @@
+"""Every RPC method in the cluster, one enum so a typo fails at import time.
+
+Grouped by the service that handles it.  Bodies are msgpack lists whose layout
+is documented at the handler.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Method(enum.IntEnum):
+    # control store
+    REGISTER_NODE = 1
+    NODE_HEARTBEAT = 2
+    GET_NODES = 3
+    REGISTER_DRIVER = 4
+    CREATE_ACTOR = 5
+    GET_ACTOR = 6  # wait until the actor is placed (or dead); returns its record
+    GET_NAMED_ACTOR = 7
+    KILL_ACTOR = 8
+    ACTOR_CREATED = 9  # node agent/worker -> control store: __init__ finished
+    WORKER_DIED = 10  # node agent -> control store
+    KV_PUT = 11
+    KV_GET = 12
+    KV_DELETE = 13
+    SUBSCRIBE = 14
+    CLUSTER_RESOURCES = 15
+    PUBLISH_LOGS = 16
+    LIST_ACTORS = 17
+
+    # node agent
+    REGISTER_WORKER = 30
+    REQUEST_LEASE = 31
+    RETURN_LEASE = 32
+    CANCEL_LEASE_REQUESTS = 33
+    WORKER_BLOCKED = 34
+    WORKER_UNBLOCKED = 35
+    STORE_CREATE = 36
+    STORE_SEAL = 37
+    STORE_GET = 38
+    STORE_RELEASE = 39
+    STORE_FREE = 40
+    STORE_STATS = 41
+    KILL_WORKER = 42
+    LEASE_ACTOR_WORKER = 43
+    NODE_INFO = 44
+
+    # core worker
+    PUSH_TASK = 60
+    CANCEL_TASK = 61
+    GET_OBJECT = 62
+    ADD_BORROWER = 63
+    REMOVE_BORROWER = 64
+    GENERATOR_ITEM = 65
+    CREATE_ACTOR_INSTANCE = 66
+    EXIT_WORKER = 67
+    ASSIGN_JOB = 68
+
+    # notifications pushed to subscribers
+    PUBSUB_MESSAGE = 90
+    LEASE_INFEASIBLE = 91

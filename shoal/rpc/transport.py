@@ -1,0 +1,317 @@
+"""asyncio transport for the protocol in :mod:`shoal.rpc.protocol`.
+
+A :class:`Connection` is symmetric once open: either side may send requests
+and notifications.  Handlers live in a :class:`Router` (method -> callable);
+several services may share one router (the head process serves the control
+store and its node agent on one port).
+
+A handler is called as ``handler(conn, body)`` on the event loop and returns
+either a plain value (answered at once), an ``asyncio.Future`` (answered when it
+completes; cheap, for replies that wait on an event) or a coroutine (run as a
+task).  Raising answers with an ERROR message that names the exception.
+
+Writes are coalesced: every message sent during one loop iteration goes out in
+a single ``write`` call, which batches many small task messages for free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from shoal.rpc import protocol
+from shoal.rpc.messages import Method
+from shoal.rpc.protocol import ConnectionState, Kind
+
+log = logging.getLogger("shoal.rpc")
+
+Handler = Callable[["Connection", Any], Any]
+
+
+class ConnectionLostError(ConnectionError):
+    """The peer went away before answering."""
+
+
+class RemoteError(Exception):
+    """A handler on the other side raised; carries its type name."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+class Router:
+    def __init__(self) -> None:
+        self.handlers: dict[int, Handler] = {}
+        self.on_close: list[Callable[[Connection], None]] = []
+
+    def add(self, method: Method, handler: Handler) -> None:
+        if method in self.handlers:
+            raise ValueError(f"two handlers for {method!r}")
+        self.handlers[int(method)] = handler
+
+
+class Connection(asyncio.Protocol):
+    def __init__(
+        self,
+        router: Router,
+        *,
+        token: str,
+        is_server: bool,
+        server_info: dict | None = None,
+    ) -> None:
+        self.router = router
+        self.token = token
+        self.is_server = is_server
+        self.server_info = server_info or {}
+        self.peer_info: dict = {}
+        self.loop = asyncio.get_event_loop()
+        self.transport: asyncio.Transport | None = None
+        self.decoder = protocol.Decoder(handshake=True)
+        self._next_id = 0
+        self._pending: dict[int, asyncio.Future] = {}
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self.opened: asyncio.Future = self.loop.create_future()
+        self.closed: asyncio.Future = self.loop.create_future()
+        self.state: dict[str, Any] = {}  # per-connection data owned by services
+
+    # ---- asyncio.Protocol ---------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.decoder.feed(data)
+            if self.decoder.state is ConnectionState.HANDSHAKE:
+                if not self._advance_handshake():
+                    return
+            for message in self.decoder.messages():
+                self._dispatch(message)
+        except protocol.ProtocolError as exc:
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            log.warning("closing connection from %s: %s", peer, exc)
+            self._fail_handshake(exc)
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.decoder.state = ConnectionState.CLOSED
+        err = ConnectionLostError(f"connection to {self.peer_name()} lost")
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(err)
+        self._fail_handshake(err)
+        if not self.closed.done():
+            self.closed.set_result(None)
+        for callback in self.router.on_close:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("on_close callback failed")
+
+    # ---- handshake ------------------------------------------------------------
+    def _advance_handshake(self) -> bool:
+        message = self.decoder.handshake_message()
+        if message is None:
+            return False
+        if self.is_server:
+            try:
+                self.peer_info = protocol.check_handshake(message, self.token)
+            except protocol.AuthenticationError:
+                peer = self.transport.get_extra_info("peername") if self.transport else None
+                log.warning("refused connection from %s: wrong or missing cluster token", peer)
+                raise
+            self._write_now(protocol.encode_handshake_reply(self.server_info))
+        else:
+            self.peer_info = protocol.check_handshake_reply(message)
+        self.decoder.open()
+        if not self.opened.done():
+            self.opened.set_result(self.peer_info)
+        return True
+
+    def _fail_handshake(self, exc: Exception) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc)
+            self.opened.exception()  # mark retrieved
+
+    # ---- sending ----------------------------------------------------------------
+    def _write_now(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _send(self, data: bytes) -> None:
+        self._out.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, self._out = self._out, []
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def is_open(self) -> bool:
+        return (
+            self.decoder.state is ConnectionState.OPEN
+            and self.transport is not None
+            and not self.transport.is_closing()
+        )
+
+    def call(self, method: Method, body: Any = None) -> asyncio.Future:
+        """Send a request; the returned future resolves to the reply body."""
+        fut = self.loop.create_future()
+        if not self.is_open():
+            fut.set_exception(ConnectionLostError(f"connection to {self.peer_name()} is closed"))
+            return fut
+        self._next_id += 1
+        request_id = self._next_id
+        self._pending[request_id] = fut
+        self._send(protocol.encode_request(request_id, method, body))
+        return fut
+
+    def notify(self, method: Method, body: Any = None) -> None:
+        if self.is_open():
+            self._send(protocol.encode_notify(method, body))
+
+    def respond(self, request_id: int, body: Any) -> None:
+        self._send(protocol.encode_response(request_id, body))
+
+    def respond_error(self, request_id: int, exc: BaseException) -> None:
+        self._send(protocol.encode_error(request_id, type(exc).__name__, str(exc)))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            if self._out:
+                self._flush()
+            self.transport.close()
+
+    def peer_name(self) -> str:
+        name = self.peer_info.get("name") if self.peer_info else None
+        if name:
+            return str(name)
+        if self.transport is not None:
+            return str(self.transport.get_extra_info("peername"))
+        return "<unconnected>"
+
+    # ---- receiving ----------------------------------------------------------------
+    def _dispatch(self, message: list) -> None:
+        kind = message[0]
+        if kind == Kind.RESPONSE:
+            fut = self._pending.pop(message[1], None)
+            if fut is not None and not fut.done():
+                fut.set_result(message[2])
+        elif kind == Kind.REQUEST:
+            self._handle_request(message[1], message[2], message[3])
+        elif kind == Kind.NOTIFY:
+            handler = self.router.handlers.get(message[1])
+            if handler is None:
+                log.warning("no handler for notification %s", message[1])
+                return
+            try:
+                result = handler(self, message[2])
+                if asyncio.iscoroutine(result):
+                    self.loop.create_task(result)
+            except Exception:
+                log.exception("notification handler %s failed", Method(message[1]).name)
+        elif kind == Kind.ERROR:
+            fut = self._pending.pop(message[1], None)
+            if fut is not None and not fut.done():
+                fut.set_exception(RemoteError(message[2], message[3]))
+        else:
+            raise protocol.ProtocolError(f"unknown message kind {kind!r}")
+
+    def _handle_request(self, request_id: int, method: int, body: Any) -> None:
+        handler = self.router.handlers.get(method)
+        if handler is None:
+            self._send(protocol.encode_error(request_id, "UnknownMethod", str(method)))
+            return
+        try:
+            result = handler(self, body)
+        except Exception as exc:
+            log.debug("handler %s raised", method, exc_info=True)
+            self.respond_error(request_id, exc)
+            return
+        if isinstance(result, asyncio.Future):
+            result.add_done_callback(lambda f: self._reply_from_future(request_id, f))
+        elif asyncio.iscoroutine(result):
+            task = self.loop.create_task(result)
+            task.add_done_callback(lambda f: self._reply_from_future(request_id, f))
+        else:
+            self.respond(request_id, result)
+
+    def _reply_from_future(self, request_id: int, fut: asyncio.Future) -> None:
+        if fut.cancelled():
+            self.respond_error(request_id, asyncio.CancelledError("cancelled"))
+            return
+        exc = fut.exception()
+        if exc is not None:
+            if not isinstance(exc, (RemoteError, ConnectionError, LookupError, ValueError)):
+                log.debug("async handler raised", exc_info=exc)
+            self.respond_error(request_id, exc)
+        else:
+            self.respond(request_id, fut.result())
+
+
+async def serve(
+    router: Router,
+    token: str,
+    host: str,
+    port: int = 0,
+    server_info: dict | None = None,
+) -> asyncio.AbstractServer:
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: Connection(router, token=token, is_server=True, server_info=server_info),
+        host,
+        port,
+        reuse_address=True,
+        backlog=1024,
+    )
+
+
+async def connect(
+    router: Router,
+    token: str,
+    host: str,
+    port: int,
+    info: dict | None = None,
+    timeout: float = 10.0,
+) -> Connection:
+    """Open an authenticated connection; raises on refusal or timeout."""
+    loop = asyncio.get_running_loop()
+    _, conn = await asyncio.wait_for(
+        loop.create_connection(
+            lambda: Connection(router, token=token, is_server=False), host, port
+        ),
+        timeout,
+    )
+    conn._write_now(protocol.encode_handshake(token, info or {}))
+    try:
+        await asyncio.wait_for(asyncio.shield(conn.opened), timeout)
+    except (asyncio.TimeoutError, ConnectionError, protocol.ProtocolError):
+        conn.close()
+        raise
+    if not conn.opened.done() or conn.opened.exception() is not None:
+        conn.close()
+        raise protocol.AuthenticationError("handshake refused")
+    return conn
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"address must look like HOST:PORT, got {address!r}")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,146 @@
+"""Shared fixtures for the shoal test suite.
+
+* ``shoal_cluster`` (module scope): one local cluster shared by a whole test module.
+  ``shoal.init(num_cpus=2)`` by default; a module may set ``CLUSTER_INIT_KWARGS`` to
+  start its shared cluster with other arguments (e.g. custom resources).
+* ``shutdown_only`` (function scope): for tests that call ``shoal.init`` themselves
+  with special arguments, or that kill processes. Such tests must come *before* the
+  tests using ``shoal_cluster`` in a module, because the shared cluster stays up
+  until the end of the module.
+* a session-wide autouse check that no process and no ``/dev/shm/shoal-*`` file
+  outlives the test session.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import pytest
+
+from tests.utils import (
+    SESSION_TAG_ENV,
+    describe,
+    is_shoal_process,
+    kill_processes,
+    live_descendants,
+    processes_tagged,
+    shm_files,
+    shm_files_in_use,
+)
+
+DEFAULT_TEST_TIMEOUT = 60
+LEAK_GRACE_SECONDS = 10.0
+
+# Set at import time so that every process started by this session (cluster
+# processes, driver subprocesses and their children) inherits it.
+SESSION_TAG = f"shoal-tests-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+os.environ[SESSION_TAG_ENV] = SESSION_TAG
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test gets a pytest-timeout unless it sets its own."""
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TEST_TIMEOUT))
+
+
+@pytest.fixture(scope="module")
+def shoal_cluster(request):
+    """One local cluster for a whole module; yields the value returned by init()."""
+    import shoal
+
+    kwargs = getattr(request.module, "CLUSTER_INIT_KWARGS", {"num_cpus": 2})
+    if shoal.is_initialized():
+        # A previous test leaked a cluster; do not let it change this module's setup.
+        shoal.shutdown()
+    ctx = shoal.init(**kwargs)
+    try:
+        yield ctx
+    finally:
+        shoal.shutdown()
+
+
+@pytest.fixture
+def shutdown_only():
+    """The test inits shoal itself; shoal is shut down afterwards, whatever happens."""
+    import shoal
+
+    if shoal.is_initialized():
+        pytest.fail(
+            "shutdown_only requires shoal to be uninitialised, but a cluster is running "
+            "(most likely the module-scoped shoal_cluster): order tests using "
+            "shutdown_only before the tests using shoal_cluster in the module"
+        )
+    try:
+        yield
+    finally:
+        shoal.shutdown()
+
+
+def _leftover_processes() -> dict[int, object]:
+    found = {p.pid: p for p in live_descendants()}
+    for proc in processes_tagged(SESSION_TAG, shoal_only=True):
+        found.setdefault(proc.pid, proc)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftover_processes_or_shared_memory():
+    """At the end of the session no process and no shared memory may be left behind.
+
+    Processes: live descendants of the pytest process, plus shoal node/worker
+    processes (``shoal.node.main`` / ``shoal.core.worker_main`` in the command line)
+    that carry this session's environment tag (i.e. were started, possibly
+    indirectly, by this session and then orphaned). Processes of other sessions
+    running concurrently on the machine are not touched.
+
+    Shared memory: ``/dev/shm/shoal-*`` files that did not exist when the session
+    started and that no live process still maps or holds open.
+
+    Leftovers are killed / unlinked so the machine stays clean, then the session fails.
+    """
+    shm_at_start = shm_files()
+    yield
+
+    problems: list[str] = []
+    try:
+        import shoal
+
+        if shoal.is_initialized():
+            problems.append("shoal was still initialised at the end of the test session")
+            shoal.shutdown()
+    except ImportError:
+        pass
+
+    def new_unused_shm() -> set[str]:
+        new = shm_files() - shm_at_start
+        return new - shm_files_in_use(new)
+
+    deadline = time.monotonic() + LEAK_GRACE_SECONDS
+    while True:
+        procs = _leftover_processes()
+        shm = new_unused_shm()
+        if (not procs and not shm) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+
+    if procs:
+        problems.append(
+            "leftover processes:\n  "
+            + "\n  ".join(
+                describe(p) + (" [shoal]" if is_shoal_process(p) else "") for p in procs.values()
+            )
+        )
+        kill_processes(procs.values())
+        shm = new_unused_shm()  # files the killed processes held are now unused
+    if shm:
+        problems.append("leftover shared memory:\n  " + "\n  ".join(sorted(shm)))
+        for path in shm:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
