@@ -10,6 +10,7 @@
     print(shoal.get([square.remote(i) for i in range(4)]))
 """
 
+from shoal import actor as actor  # noqa: E402
 from shoal import exceptions as exceptions
 from shoal import util as util
 from shoal._version import __version__ as __version__
@@ -31,7 +32,6 @@ from shoal.api.runtime import put as put
 from shoal.api.runtime import shutdown as shutdown
 from shoal.api.runtime import wait as wait
 from shoal.api.runtime_context import get_runtime_context as get_runtime_context
-from shoal import actor as actor  # noqa: E402
 
 __all__ = [
     "__version__",

@@ -48,7 +48,7 @@ def resolve_address(address: str, timeout: float = 10.0) -> tuple[str, str, str]
     async def find_node() -> str:
         try:
             conn = await connect(Router(), token, host, port, timeout=timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise ConnectionError(
                 f"could not connect to a shoal cluster at {address}: {exc}") from None
         try:

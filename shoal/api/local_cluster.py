@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from shoal.node.main import READY_PREFIX
 
-SESSION_ROOT = os.path.join(tempfile.gettempdir(), "shoal")
+SESSION_ROOT = os.path.join(tempfile.gettempdir(), "shoal-sessions")
 
 
 @dataclass
@@ -31,6 +31,7 @@ class HeadProcess:
     session: str
     node_id: str
     log_dir: str
+    store_path: str
 
     def stop(self, timeout: float = 10.0) -> None:
         proc = self.proc
@@ -44,6 +45,11 @@ class HeadProcess:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+        # a head that had to be killed could not unlink its arena itself
+        try:
+            os.unlink(self.store_path)
+        except OSError:
+            pass
         for stream in (proc.stdout,):
             try:
                 stream.close()
@@ -87,7 +93,8 @@ def start_head(
             start_new_session=True,
         )
     info = _read_ready_line(proc, timeout, stderr_path)
-    return HeadProcess(proc, info["address"], token, session, info["node_id"], log_dir)
+    return HeadProcess(proc, info["address"], token, session, info["node_id"], log_dir,
+                       info["store_path"])
 
 
 def _read_ready_line(proc: subprocess.Popen, timeout: float, stderr_path: str) -> dict:

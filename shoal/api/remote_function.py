@@ -31,6 +31,18 @@ class RemoteFunction:
         self.__doc__ = function.__doc__
         self.__module__ = function.__module__
 
+    def __getstate__(self) -> dict:
+        # The lock and the cached pickle stay behind; a copy re-exports itself.
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        state["_pickled"] = None
+        state["_function_id"] = b""
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
             f"Remote functions cannot be called directly. Instead of running "

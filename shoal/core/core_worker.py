@@ -50,7 +50,14 @@ from shoal.core.serialization import (
 )
 from shoal.core.store_client import StoreClient
 from shoal.rpc.messages import Method
-from shoal.rpc.transport import Connection, Router, connect, serve, split_address
+from shoal.rpc.transport import (
+    Connection,
+    RemoteError,
+    Router,
+    connect,
+    serve,
+    split_address,
+)
 
 log = logging.getLogger("shoal.core")
 
@@ -505,7 +512,7 @@ class CoreWorker:
             return
         self.post(self.node.notify, Method.STORE_RELEASE, [oid])
 
-    # ---- objects: get / wait ------------------------------------------------------------------------
+    # ---- objects: get / wait ---------------------------------------------------------------
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
         values = self._wait_values(refs, len(refs), deadline, raise_timeout=True)
@@ -538,7 +545,7 @@ class CoreWorker:
         oids = [r._id for r in refs]
         locations = self.call(self._pin_on_loop, oids)
         out = {}
-        for oid, loc in zip(oids, locations):
+        for oid, loc in zip(oids, locations, strict=False):
             if loc is None:
                 raise exceptions.ObjectLostError(
                     oid.hex(), f"object {oid.hex()} is not in this node's object store "
@@ -691,7 +698,14 @@ class CoreWorker:
 
     # ---- small synchronous helpers for the API ---------------------------------------------------
     def control_call(self, method: Method, body: Any = None, timeout: float | None = 30) -> Any:
-        return self.call(_async_call, self.control, method, body, timeout=timeout)
+        """A control-store request; its ValueError/TypeError/LookupError come back as such."""
+        try:
+            return self.call(_async_call, self.control, method, body, timeout=timeout)
+        except RemoteError as exc:
+            builtin = _REMOTE_BUILTINS.get(exc.error_type)
+            if builtin is not None:
+                raise builtin(exc.message) from None
+            raise
 
     def node_call(self, method: Method, body: Any = None, timeout: float | None = 30) -> Any:
         return self.call(_async_call, self.node, method, body, timeout=timeout)
@@ -733,3 +747,7 @@ def _set_result(fut: asyncio.Future, value: Any) -> None:
 
 def _noop() -> None:
     pass
+
+
+_REMOTE_BUILTINS = {"ValueError": ValueError, "TypeError": TypeError,
+                    "LookupError": LookupError, "KeyError": KeyError}

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from shoal import exceptions
+from shoal.core import ids
 from shoal.core.core_worker import (
     INLINE_THRESHOLD,
     VALUE_INLINE,
@@ -43,10 +44,9 @@ from shoal.core.core_worker import (
     deserialize_collecting,
 )
 from shoal.core.reference_table import Action, ActionKind
-from shoal.core.serialization import Serialized, SerializationError, serialize
+from shoal.core.serialization import SerializationError, Serialized, serialize
 from shoal.core.task_manager import STATUS_APP_ERROR, STATUS_CANCELLED, STATUS_OK
 from shoal.core.task_spec import ARG_VALUE, DYNAMIC, STREAMING, TaskKind, TaskSpec
-from shoal.core import ids
 from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ class Executor:
         if plasma:
             self._fetch_ref_args(plasma, values, ctx)
         n = len(values) - len(kwarg_names)
-        return values[:n], dict(zip(kwarg_names, values[n:]))
+        return values[:n], dict(zip(kwarg_names, values[n:], strict=False))
 
     def _fetch_ref_args(self, plasma: list, values: list, ctx: TaskContext) -> None:
         from shoal.api.object_ref import ObjectRef
@@ -235,7 +235,7 @@ class Executor:
         remote = [(i, a) for i, a in plasma if a[3] != worker.node_id]
         if local:
             locations = worker.call(worker._pin_on_loop, [a[1] for _, a in local])
-            for (i, arg), loc in zip(local, locations):
+            for (i, arg), loc in zip(local, locations, strict=False):
                 if loc is None:
                     remote.append((i, arg))
                     continue
@@ -244,7 +244,7 @@ class Executor:
         if remote:
             refs = [ObjectRef(a[1], a[2], worker) for _, a in remote]
             got = worker.get(refs, None)
-            for (i, _), value in zip(remote, got):
+            for (i, _), value in zip(remote, got, strict=False):
                 values[i] = value
             del refs, got
 
@@ -305,7 +305,7 @@ class Executor:
         self._finish(spec, ctx, fut, reply)
 
     def _error_reply(self, spec: TaskSpec, exc: BaseException) -> list:
-        from shoal.core.core_worker import value_to_wire, error_value
+        from shoal.core.core_worker import error_value, value_to_wire
 
         tb = "".join(traceback.format_exception(exc))
         actor_repr = f"{self.actor_class_name}({self.actor_id[:8]})" if self.actor_id else None

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shoal.core")
 
-MAX_IN_FLIGHT = int(os.environ.get("SHOAL_MAX_TASKS_IN_FLIGHT", "8"))
+MAX_IN_FLIGHT = int(os.environ.get("SHOAL_MAX_TASKS_IN_FLIGHT", "1"))
 LEASE_LINGER_S = float(os.environ.get("SHOAL_LEASE_LINGER_S", "0.02"))
 
 

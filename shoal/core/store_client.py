@@ -12,8 +12,6 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 
-import numpy as np
-
 from shoal.core.serialization import Serialized, read_from
 from shoal.node.object_store import Arena
 
@@ -29,6 +27,8 @@ class StoreClient:
 
     def view(self, oid: bytes, offset: int, size: int) -> Serialized:
         """A pinned, read-only view; the pin is released when it is collected."""
+        import numpy as np
+
         holder = np.frombuffer(self.arena.map, dtype=np.uint8, count=size, offset=offset)
         holder.flags.writeable = False
         weakref.finalize(holder, self._on_release, oid)

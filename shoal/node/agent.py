@@ -80,6 +80,8 @@ class NodeAgent:
         self.control = control  # connection (socket or loopback) to the control store
         self.resources = NodeResources(config.resources)
         self.table = store.ObjectTable(config.object_store_memory)
+        for name in store.remove_stale_arenas():
+            log.warning("removed a leaked object store arena %s", name)
         self.arena = store.Arena(
             store.arena_path(config.session, config.node_id), self.table.capacity, create=True
         )
@@ -94,6 +96,7 @@ class NodeAgent:
         self.leases: dict[int, Lease] = {}
         self._lease_ids = itertools.count(1)
         self.pending_creates: list[PendingCreate] = []
+        self.worker_waiters: list[asyncio.Future] = []
         self.seal_waiters: dict[bytes, list[asyncio.Future]] = {}
         self._log_buffer: dict[str, list] = {}
         self._log_flush_scheduled = False
@@ -162,6 +165,11 @@ class NodeAgent:
 
     def _make_idle(self, worker: Worker) -> None:
         worker.lease_id = None
+        while self.worker_waiters:
+            fut = self.worker_waiters.pop(0)
+            if not fut.done():
+                fut.set_result(worker)
+                return
         self.pool.idle.append(worker)
         self._schedule()
 
@@ -190,6 +198,8 @@ class NodeAgent:
             lease = self.leases.pop(worker.lease_id, None)
             if lease is not None:
                 self._release_lease_resources(lease)
+        if not self.closing and len(self.worker_waiters) > self.pool.starting:
+            asyncio.get_running_loop().create_task(self.pool.start_worker())
         if not self.closing:
             self.control.notify(
                 Method.WORKER_DIED,
@@ -279,18 +289,18 @@ class NodeAgent:
         )
 
     async def _obtain_worker(self, job_id: str) -> Worker:
-        while True:
-            worker = self.pool.pop_idle(job_id)
-            if worker is None:
-                worker = await self.pool.start_worker()
-                await worker.registered
-                if worker in self.pool.idle:
-                    self.pool.idle.remove(worker)
-                else:
-                    continue  # someone else took it; loop
-            if worker.job_id != job_id:
-                await self._assign_job(worker, job_id)
-            return worker
+        """An idle worker for the job; otherwise wait for one that is starting,
+        and start another only if every starting worker is already spoken for."""
+        worker = self.pool.pop_idle(job_id)
+        if worker is None:
+            fut = asyncio.get_running_loop().create_future()
+            self.worker_waiters.append(fut)
+            if len(self.worker_waiters) > self.pool.starting:
+                await self.pool.start_worker()
+            worker = await fut
+        if worker.job_id != job_id:
+            await self._assign_job(worker, job_id)
+        return worker
 
     async def _assign_job(self, worker: Worker, job_id: str) -> None:
         job = self.jobs.get(job_id)

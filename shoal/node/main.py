@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 
 from shoal.node.agent import NodeAgent, NodeConfig
 from shoal.rpc.messages import Method
@@ -48,13 +49,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def default_object_store_memory() -> int:
+def _total_memory() -> int:
     try:
-        import psutil
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 8 << 30
 
-        total = psutil.virtual_memory().total
-    except Exception:
-        total = 8 << 30
+
+def default_object_store_memory() -> int:
+    total = _total_memory()
     shm = os.statvfs("/dev/shm")
     shm_size = shm.f_bsize * shm.f_blocks
     return int(min(total * 0.3, shm_size * 0.8))
@@ -75,6 +78,7 @@ async def run(args: argparse.Namespace, token: str) -> None:
     resources[f"node:{args.host}"] = 1.0
     store_memory = args.object_store_memory or default_object_store_memory()
     resources["object_store_memory"] = float(store_memory)
+    resources.setdefault("memory", float(max(0, _total_memory() * 0.7 - store_memory)))
 
     if args.head:
         from shoal.control.store import ControlStore
@@ -139,7 +143,8 @@ async def run(args: argparse.Namespace, token: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if args.lifeline:
-        loop.create_task(_watch_lifeline(stop))
+        threading.Thread(target=_watch_lifeline, args=(loop, stop), daemon=True,
+                         name="lifeline").start()
     if not args.head:
         control_conn_for_agent.closed.add_done_callback(lambda _: stop.set())
 
@@ -151,18 +156,32 @@ async def run(args: argparse.Namespace, token: str) -> None:
         "pid": os.getpid(),
     }), flush=True)
     await stop.wait()
+    log.info("node %s shutting down", node_id)
     await agent.shutdown()
+    log.info("node %s stopped its workers", node_id)
     server.close()
     del control
 
 
-async def _watch_lifeline(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while await reader.read(4096):
-        pass
-    stop.set()
+def _exit_now() -> None:
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def _watch_lifeline(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Blocking reads of stdin on a thread: EOF means the driver is gone.
+    (A thread, not the event loop: it must work whatever the loop is doing.)"""
+    while True:
+        try:
+            if not os.read(0, 4096):
+                break
+        except InterruptedError:
+            continue
+        except OSError:
+            break
+    log.info("lifeline closed: the driver that started this cluster is gone")
+    loop.call_soon_threadsafe(stop.set)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -186,6 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         pass
     asyncio.run(run(args, token))
+    # Everything we own is cleaned up; skip interpreter teardown, which can wait
+    # on subprocess transports of workers that are already dead.
+    _exit_now()
 
 
 if __name__ == "__main__":

@@ -126,7 +126,35 @@ class ObjectTable:
 
 
 def arena_path(session: str, node_id: str) -> str:
-    return os.path.join(SHM_DIR, f"{SHM_PREFIX}{session}-{node_id[:12]}")
+    """Named after the agent's pid so a later agent can tell a leaked arena
+    (its agent was SIGKILLed) from a live one."""
+    return os.path.join(SHM_DIR, f"{SHM_PREFIX}{os.getpid()}-{node_id[:12]}")
+
+
+def remove_stale_arenas() -> list[str]:
+    """Unlink arenas whose agent process no longer exists."""
+    removed = []
+    try:
+        names = os.listdir(SHM_DIR)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(SHM_PREFIX):
+            continue
+        pid_text = name[len(SHM_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            try:
+                os.unlink(os.path.join(SHM_DIR, name))
+                removed.append(name)
+            except OSError:
+                pass
+        except PermissionError:
+            pass
+    return removed
 
 
 class Arena:

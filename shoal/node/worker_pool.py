@@ -51,13 +51,13 @@ class WorkerPool:
         self.on_exit = on_exit
         self.workers: dict[str, Worker] = {}
         self.idle: list[Worker] = []
-        self._starting = 0
-        self._counter = 0
+        self.starting = 0  # spawned, not yet registered
         self.closing = False
 
     async def start_worker(self) -> Worker:
+        if self.closing:
+            raise RuntimeError("the node is shutting down")
         loop = asyncio.get_running_loop()
-        self._counter += 1
         worker_id = os.urandom(8).hex()
         env = dict(os.environ)
         env.update(self.env)
@@ -74,12 +74,19 @@ class WorkerPool:
         )
         worker = Worker(worker_id, proc, registered=loop.create_future())
         self.workers[worker_id] = worker
+        if self.closing:  # shutdown began while we were spawning it
+            self.kill(worker)
+        self.starting += 1
+        worker.registered.add_done_callback(self._registered)
         worker.output_tasks = [
             loop.create_task(self._pump(worker, "stdout", proc.stdout)),
             loop.create_task(self._pump(worker, "stderr", proc.stderr)),
         ]
         loop.create_task(self._watch(worker))
         return worker
+
+    def _registered(self, fut: asyncio.Future) -> None:
+        self.starting -= 1
 
     async def _pump(self, worker: Worker, stream: str, reader: asyncio.StreamReader) -> None:
         while True:
@@ -118,6 +125,8 @@ class WorkerPool:
             pass
 
     async def shutdown(self, timeout: float = 5.0) -> None:
+        """Kill every worker and reap them (SIGKILL: workers hold nothing that
+        needs flushing; their owners see the connection drop)."""
         self.closing = True
         workers = list(self.workers.values())
         for worker in workers:

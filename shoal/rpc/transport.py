@@ -301,7 +301,7 @@ async def connect(
     conn._write_now(protocol.encode_handshake(token, info or {}))
     try:
         await asyncio.wait_for(asyncio.shield(conn.opened), timeout)
-    except (asyncio.TimeoutError, ConnectionError, protocol.ProtocolError):
+    except (TimeoutError, ConnectionError, protocol.ProtocolError):
         conn.close()
         raise
     if not conn.opened.done() or conn.opened.exception() is not None:
