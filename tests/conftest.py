@@ -17,10 +17,12 @@ import os
 import time
 import uuid
 
+import psutil
 import pytest
 
 from tests.utils import (
     SESSION_TAG_ENV,
+    STARTED_DRIVER_PIDS,
     describe,
     is_shoal_process,
     kill_processes,
@@ -28,6 +30,7 @@ from tests.utils import (
     processes_tagged,
     shm_files,
     shm_files_in_use,
+    shm_files_used_by,
 )
 
 DEFAULT_TEST_TIMEOUT = 60
@@ -79,11 +82,40 @@ def shutdown_only():
         shoal.shutdown()
 
 
-def _leftover_processes() -> dict[int, object]:
+def _leftover_processes() -> dict[int, psutil.Process]:
     found = {p.pid: p for p in live_descendants()}
     for proc in processes_tagged(SESSION_TAG, shoal_only=True):
         found.setdefault(proc.pid, proc)
     return found
+
+
+# Shared memory is attributed to this session before it is flagged or deleted, so a
+# concurrent session on the same machine (another developer's run) is never touched:
+# a file is ours if one of our processes was seen mapping / holding it at the end of
+# a test, or if its name carries the pid of one of our processes (pytest itself, its
+# descendants, driver subprocesses). In CI nothing else runs, so every new file counts.
+_OUR_PIDS: set[int] = {os.getpid()}
+_OUR_SHM: set[str] = set()
+
+
+def _observe_our_processes() -> None:
+    procs = live_descendants() + processes_tagged(SESSION_TAG)
+    pids = {p.pid for p in procs}
+    _OUR_PIDS.update(pids)
+    _OUR_SHM.update(shm_files_used_by(pids | {os.getpid()}))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    yield
+    _observe_our_processes()
+
+
+def _is_ours(path: str) -> bool:
+    if os.environ.get("CI") == "true" or path in _OUR_SHM:
+        return True
+    pids = {str(pid) for pid in _OUR_PIDS | STARTED_DRIVER_PIDS}
+    return any(token in pids for token in os.path.basename(path).split("-"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -93,11 +125,10 @@ def no_leftover_processes_or_shared_memory():
     Processes: live descendants of the pytest process, plus shoal node/worker
     processes (``shoal.node.main`` / ``shoal.core.worker_main`` in the command line)
     that carry this session's environment tag (i.e. were started, possibly
-    indirectly, by this session and then orphaned). Processes of other sessions
-    running concurrently on the machine are not touched.
+    indirectly, by this session and then orphaned).
 
-    Shared memory: ``/dev/shm/shoal-*`` files that did not exist when the session
-    started and that no live process still maps or holds open.
+    Shared memory: ``/dev/shm/shoal-*`` files created during the session, attributed
+    to it (see ``_is_ours``), and no longer mapped or held open by any live process.
 
     Leftovers are killed / unlinked so the machine stays clean, then the session fails.
     """
@@ -114,14 +145,14 @@ def no_leftover_processes_or_shared_memory():
     except ImportError:
         pass
 
-    def new_unused_shm() -> set[str]:
-        new = shm_files() - shm_at_start
+    def leaked_shm() -> set[str]:
+        new = {path for path in shm_files() - shm_at_start if _is_ours(path)}
         return new - shm_files_in_use(new)
 
     deadline = time.monotonic() + LEAK_GRACE_SECONDS
     while True:
         procs = _leftover_processes()
-        shm = new_unused_shm()
+        shm = leaked_shm()
         if (not procs and not shm) or time.monotonic() >= deadline:
             break
         time.sleep(0.1)
@@ -134,7 +165,7 @@ def no_leftover_processes_or_shared_memory():
             )
         )
         kill_processes(procs.values())
-        shm = new_unused_shm()  # files the killed processes held are now unused
+        shm = leaked_shm()  # files the killed processes held are now unused
     if shm:
         problems.append("leftover shared memory:\n  " + "\n  ".join(sorted(shm)))
         for path in shm:

@@ -260,9 +260,21 @@ def test_killed_actor_raises_actor_died_error(shoal_cluster):
     counter = Counter.remote()
     assert shoal.get(counter.incr.remote()) == 1
     shoal.kill(counter)
-    with pytest.raises(shoal.exceptions.ActorDiedError) as excinfo:
-        shoal.get(counter.incr.remote(), timeout=30)
-    assert isinstance(excinfo.value, shoal.exceptions.RayActorError)
+    errors = []
+
+    def call_raises_actor_died():
+        # kill() is asynchronous in Ray: a call racing it may still succeed
+        try:
+            shoal.get(counter.incr.remote(), timeout=30)
+        except shoal.exceptions.ActorDiedError as exc:
+            errors.append(exc)
+            return True
+        return False
+
+    wait_for_condition(call_raises_actor_died, timeout=20)
+    assert isinstance(errors[0], shoal.exceptions.RayActorError)
+    with pytest.raises(shoal.exceptions.ActorDiedError):  # and it stays dead
+        shoal.get(counter.get.remote(), timeout=30)
 
 
 def test_killed_named_actor_frees_its_name(shoal_cluster):

@@ -12,7 +12,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import textwrap
 import time
 import uuid
@@ -22,7 +21,6 @@ import pytest
 
 import shoal
 from tests.utils import (
-    REPO_ROOT,
     SESSION_TAG_ENV,
     describe,
     is_alive,
@@ -32,9 +30,9 @@ from tests.utils import (
     processes_tagged,
     read_line_with_prefix,
     shm_files,
+    shm_files_used_by,
     start_driver,
     stop_driver,
-    subprocess_env,
     wait_for_condition,
 )
 
@@ -140,7 +138,6 @@ def _assert_driver_processes_exit(procs, tag):
 
 
 def test_shutdown_stops_every_process_it_started(shutdown_only):
-    shm_before = shm_files()
     shoal.init(num_cpus=2)
     _actor, worker_pids = _start_workers()
     started = live_descendants()
@@ -148,6 +145,7 @@ def test_shutdown_stops_every_process_it_started(shutdown_only):
     assert worker_pids <= started_pids, (
         f"worker pids {worker_pids} should be descendants of the driver: {sorted(started_pids)}"
     )
+    cluster_shm = shm_files_used_by(started_pids | {os.getpid()})
     shoal.shutdown()
     assert not shoal.is_initialized()
     wait_for_condition(
@@ -155,8 +153,8 @@ def test_shutdown_stops_every_process_it_started(shutdown_only):
         message="every process started by the cluster exits after shutdown()",
     )
     wait_for_condition(
-        lambda: not (shm_files() - shm_before),
-        message="shared memory created by the cluster is removed by shutdown()",
+        lambda: not (cluster_shm & shm_files()),
+        message=f"shared memory of the cluster is removed by shutdown(): {sorted(cluster_shm)}",
     )
 
 
@@ -259,19 +257,17 @@ RAY_PROGRAM = textwrap.dedent(
 
 def test_import_shoal_as_ray_runs_ordinary_ray_program():
     tag = _child_tag()
+    driver = start_driver(RAY_PROGRAM, tag, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        result = subprocess.run(
-            [sys.executable, "-c", RAY_PROGRAM],
-            env=subprocess_env(tag),
-            cwd=str(REPO_ROOT),
-            capture_output=True,
-            text=True,
-            timeout=50,
-        )
+        out, err = driver.communicate(timeout=50)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the Ray program did not finish within 50 s")
     finally:
+        stop_driver(driver)
         kill_processes(processes_tagged(tag))
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.splitlines()
+    stdout = out.decode(errors="replace")
+    assert driver.returncode == 0, err.decode(errors="replace")[-3000:]
+    lines = stdout.splitlines()
     for expected in (
         "squares [0, 1, 4, 9]",
         "counter 13",
@@ -280,7 +276,7 @@ def test_import_shoal_as_ray_runs_ordinary_ray_program():
         "resolved 49",
         "done",
     ):
-        assert expected in lines, f"{expected!r} missing from output:\n{result.stdout}"
+        assert expected in lines, f"{expected!r} missing from output:\n{stdout}"
 
 
 # --------------------------------------------------------------------------- network exposure

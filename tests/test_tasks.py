@@ -370,7 +370,7 @@ def test_streaming_generator_yields_refs_in_order(shoal_cluster):
 def test_streaming_generator_via_options(shoal_cluster):
     @shoal.remote
     def letters(word):
-        for letter in word:
+        for letter in word:  # noqa: UP028 - plain loop: Ray calls .send() through `yield from`
             yield letter
 
     gen = letters.options(num_returns="streaming").remote("shoal")

@@ -213,7 +213,38 @@ def shm_files_in_use(candidates: set[str]) -> set[str]:
     return in_use
 
 
+def shm_files_used_by(pids: Iterable[int]) -> set[str]:
+    """``/dev/shm/shoal-*`` paths that the given processes map or hold open."""
+    prefix = SHM_GLOB[:-1]
+    found: set[str] = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    idx = line.find(prefix)
+                    if idx != -1:
+                        found.add(line[idx:].rstrip("\n").removesuffix(" (deleted)"))
+        except OSError:
+            pass
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(prefix):
+                found.add(target.removesuffix(" (deleted)"))
+    return found
+
+
 # --------------------------------------------------------------------------- subprocesses
+
+# pids of every driver subprocess started through start_driver(); the session leak
+# check uses them to attribute shared-memory files to this test session.
+STARTED_DRIVER_PIDS: set[int] = set()
 
 
 def subprocess_env(tag: str) -> dict[str, str]:
@@ -227,14 +258,16 @@ def subprocess_env(tag: str) -> dict[str, str]:
 
 def start_driver(script: str, tag: str, args: Iterable[str] = (), **kwargs) -> subprocess.Popen:
     """Start ``python -c script *args`` as a separate driver process (binary pipes)."""
-    return subprocess.Popen(
+    kwargs.setdefault("stdin", subprocess.PIPE)
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    proc = subprocess.Popen(
         [sys.executable, "-c", script, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
         env=subprocess_env(tag),
         cwd=str(REPO_ROOT),
         **kwargs,
     )
+    STARTED_DRIVER_PIDS.add(proc.pid)
+    return proc
 
 
 def read_line_with_prefix(proc: subprocess.Popen, prefix: str, timeout: float) -> str:

@@ -86,6 +86,9 @@ def start_head(
         cmd += ["--object-store-memory", str(int(object_store_memory))]
     env = dict(os.environ)
     env["SHOAL_TOKEN"] = token
+    # Our own processes cache bytecode even where the user's shell disables it:
+    # compiling shoal in every new worker costs ~0.1 s of start-up.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     stderr_path = os.path.join(log_dir, "head.err")
     with open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen(

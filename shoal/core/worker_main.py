@@ -14,7 +14,7 @@ import signal
 import sys
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
@@ -26,7 +26,7 @@ def _die_with_parent() -> None:
 
 
 def main() -> None:
-    _die_with_parent()
+    die_with_parent()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig
     from shoal.core.executor import Executor
@@ -36,7 +36,7 @@ def main() -> None:
         mode=Mode.WORKER,
         control_address=env["SHOAL_CONTROL_ADDRESS"],
         node_address=env["SHOAL_NODE_ADDRESS"],
-        token=env["SHOAL_TOKEN"],
+        token=env.pop("SHOAL_TOKEN"),  # not left for user code to find
         host=env.get("SHOAL_NODE_HOST", "127.0.0.1"),
         worker_id=env.get("SHOAL_WORKER_ID", ""),
         node_id=env.get("SHOAL_NODE_ID", ""),

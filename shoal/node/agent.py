@@ -127,9 +127,20 @@ class NodeAgent:
         router.on_close.append(self._on_connection_closed)
 
     async def start(self) -> None:
+        """Start the fork server and, without waiting for them, the prestarted
+        workers (the node is usable before they are)."""
+        await self.pool.start()
+        loop = asyncio.get_running_loop()
         for _ in range(self.config.prestart_workers):
+            loop.create_task(self._prestart())
+        loop.create_task(self._heartbeat_loop())
+
+    async def _prestart(self) -> None:
+        try:
             await self.pool.start_worker()
-        asyncio.get_running_loop().create_task(self._heartbeat_loop())
+        except Exception as exc:
+            if not self.closing:
+                log.warning("could not prestart a worker: %s", exc)
 
     def info(self) -> dict:
         return {
@@ -203,7 +214,7 @@ class NodeAgent:
         if not self.closing:
             self.control.notify(
                 Method.WORKER_DIED,
-                [worker.worker_id, worker.actor_id, worker.proc.returncode, self.node_id],
+                [worker.worker_id, worker.actor_id, worker.returncode, self.node_id],
             )
             self._schedule()
 

@@ -77,6 +77,7 @@ async def run(args: argparse.Namespace, token: str) -> None:
     resources.update(json.loads(args.resources))
     resources[f"node:{args.host}"] = 1.0
     store_memory = args.object_store_memory or default_object_store_memory()
+    store_memory -= store_memory % 64  # what the allocator can hand out
     resources["object_store_memory"] = float(store_memory)
     resources.setdefault("memory", float(max(0, _total_memory() * 0.7 - store_memory)))
 

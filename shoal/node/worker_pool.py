@@ -1,18 +1,21 @@
 """Starting, tracking and stopping the worker processes of one node.
 
-Workers are started ahead of demand (one per CPU) so the first task does not
-pay for interpreter start-up.  A worker is bound to a job at its first lease
-(it imports that job's code from the job's ``sys.path``) and is only reused by
-the same job.  Its stdout/stderr are pipes read here and forwarded to the
-job's driver with a ``(pid=...)`` prefix.
+Workers are forked by the node's zygote (:mod:`shoal.node.zygote`) in a few
+milliseconds; if the zygote is unavailable they are exec'd (slower, same
+result).  A number of workers are started ahead of demand so the first task
+does not wait.  A worker is bound to a job at its first lease (it imports that
+job's code from the job's ``sys.path``) and is only reused by the same job.
+Its stdout/stderr are pipes read here and forwarded to the job's driver.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,23 +23,112 @@ from dataclasses import dataclass, field
 log = logging.getLogger("shoal.node")
 
 
-@dataclass
+@dataclass(eq=False)
 class Worker:
     worker_id: str
-    proc: asyncio.subprocess.Process
+    pid: int = 0
+    exited: asyncio.Future | None = None  # resolves to the exit code
     conn: object = None  # Connection once registered
     address: str = ""
     job_id: str | None = None
     lease_id: int | None = None
     actor_id: str | None = None
     label: str = ""
-    blocked: int = 0
     registered: asyncio.Future | None = None
     output_tasks: list = field(default_factory=list)
 
     @property
-    def pid(self) -> int:
-        return self.proc.pid
+    def returncode(self) -> int | None:
+        if self.exited is not None and self.exited.done():
+            return self.exited.result()
+        return None
+
+
+class Zygote:
+    """The agent's end of the fork server."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.sock: socket.socket | None = None
+        self.proc: asyncio.subprocess.Process | None = None
+        self.spawned: dict[str, asyncio.Future] = {}
+        self.exits: dict[int, asyncio.Future] = {}
+        self.early_exits: dict[int, int] = {}
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shoal.node.zygote", str(theirs.fileno()),
+            pass_fds=[theirs.fileno()], env=self.env, stdin=asyncio.subprocess.DEVNULL,
+        )
+        theirs.close()
+        ours.setblocking(False)
+        self.sock = ours
+        loop.add_reader(ours.fileno(), self._on_readable)
+
+    @property
+    def alive(self) -> bool:
+        return self.sock is not None
+
+    def _on_readable(self) -> None:
+        while self.sock is not None:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._lost()
+                return
+            message = json.loads(data)
+            if "spawned" in message:
+                fut = self.spawned.pop(message["spawned"], None)
+                if fut is not None and not fut.done():
+                    fut.set_result(message["pid"])
+            elif "exited" in message:
+                fut = self.exits.pop(message["exited"], None)
+                if fut is None:
+                    self.early_exits[message["exited"]] = message["code"]
+                elif not fut.done():
+                    fut.set_result(message["code"])
+
+    def _lost(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.sock is not None:
+            loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
+        for fut in list(self.spawned.values()):
+            if not fut.done():
+                fut.set_exception(RuntimeError("the zygote died"))
+        for fut in list(self.exits.values()):
+            if not fut.done():
+                fut.set_result(-signal.SIGKILL)  # its children die with it
+
+    async def spawn(
+        self, worker_id: str, env: dict, stdout_fd: int, stderr_fd: int
+    ) -> tuple[int, asyncio.Future]:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self.spawned[worker_id] = fut
+        socket.send_fds(self.sock, [json.dumps({"spawn": worker_id, "env": env}).encode()],
+                        [stdout_fd, stderr_fd])
+        pid = await fut
+        exited = loop.create_future()
+        if pid in self.early_exits:
+            exited.set_result(self.early_exits.pop(pid))
+        else:
+            self.exits[pid] = exited
+        return pid, exited
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
 
 
 class WorkerPool:
@@ -46,47 +138,92 @@ class WorkerPool:
         on_output: Callable[[Worker, str, bytes], None],
         on_exit: Callable[[Worker], None],
     ) -> None:
-        self.env = env
+        self.env = dict(os.environ)
+        self.env.update(env)
+        self.env["PYTHONUNBUFFERED"] = "1"
+        # our own processes cache bytecode even where the user's shell disables it
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.on_output = on_output
         self.on_exit = on_exit
         self.workers: dict[str, Worker] = {}
         self.idle: list[Worker] = []
         self.starting = 0  # spawned, not yet registered
         self.closing = False
+        self.zygote = Zygote(self.env) if os.environ.get("SHOAL_NO_ZYGOTE") != "1" else None
+
+    async def start(self) -> None:
+        if self.zygote is not None:
+            try:
+                await self.zygote.start()
+            except Exception as exc:
+                log.warning("fork server unavailable, workers will be exec'd: %s", exc)
+                self.zygote = None
 
     async def start_worker(self) -> Worker:
         if self.closing:
             raise RuntimeError("the node is shutting down")
         loop = asyncio.get_running_loop()
-        worker_id = os.urandom(8).hex()
-        env = dict(os.environ)
-        env.update(self.env)
-        env["SHOAL_WORKER_ID"] = worker_id
-        env["PYTHONUNBUFFERED"] = "1"
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "shoal.core.worker_main",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )
-        worker = Worker(worker_id, proc, registered=loop.create_future())
-        self.workers[worker_id] = worker
-        if self.closing:  # shutdown began while we were spawning it
-            self.kill(worker)
+        worker = Worker(os.urandom(8).hex(), registered=loop.create_future())
+        self.workers[worker.worker_id] = worker
         self.starting += 1
         worker.registered.add_done_callback(self._registered)
-        worker.output_tasks = [
-            loop.create_task(self._pump(worker, "stdout", proc.stdout)),
-            loop.create_task(self._pump(worker, "stderr", proc.stderr)),
-        ]
+        try:
+            if self.zygote is not None and self.zygote.alive:
+                await self._fork(worker)
+            else:
+                await self._exec(worker)
+        except BaseException:
+            self.workers.pop(worker.worker_id, None)
+            if not worker.registered.done():
+                worker.registered.set_exception(RuntimeError("worker failed to start"))
+                worker.registered.exception()
+            raise
+        if self.closing:  # shutdown began while we were spawning it
+            self.kill(worker)
         loop.create_task(self._watch(worker))
         return worker
 
+    async def _fork(self, worker: Worker) -> None:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            worker.pid, worker.exited = await self.zygote.spawn(
+                worker.worker_id, {"SHOAL_WORKER_ID": worker.worker_id}, out_w, err_w)
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        worker.output_tasks = [
+            asyncio.get_running_loop().create_task(self._pump_fd(worker, "stdout", out_r)),
+            asyncio.get_running_loop().create_task(self._pump_fd(worker, "stderr", err_r)),
+        ]
+
+    async def _exec(self, worker: Worker) -> None:
+        env = dict(self.env)
+        env["SHOAL_WORKER_ID"] = worker.worker_id
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shoal.core.worker_main",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env,
+        )
+        worker.pid = proc.pid
+        worker.exited = asyncio.ensure_future(proc.wait())
+        worker.output_tasks = [
+            asyncio.get_running_loop().create_task(self._pump(worker, "stdout", proc.stdout)),
+            asyncio.get_running_loop().create_task(self._pump(worker, "stderr", proc.stderr)),
+        ]
+
     def _registered(self, fut: asyncio.Future) -> None:
         self.starting -= 1
+
+    async def _pump_fd(self, worker: Worker, stream: str, fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 20)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0))
+        try:
+            await self._pump(worker, stream, reader)
+        finally:
+            transport.close()
 
     async def _pump(self, worker: Worker, stream: str, reader: asyncio.StreamReader) -> None:
         while True:
@@ -99,9 +236,9 @@ class WorkerPool:
             self.on_output(worker, stream, line)
 
     async def _watch(self, worker: Worker) -> None:
-        await worker.proc.wait()
+        await worker.exited
         # let the output pumps drain what the worker printed before dying
-        await asyncio.gather(*worker.output_tasks, return_exceptions=True)
+        await asyncio.wait(worker.output_tasks, timeout=2)
         self.workers.pop(worker.worker_id, None)
         if worker in self.idle:
             self.idle.remove(worker)
@@ -119,10 +256,11 @@ class WorkerPool:
         return None
 
     def kill(self, worker: Worker, sig: int = signal.SIGKILL) -> None:
-        try:
-            worker.proc.send_signal(sig)
-        except ProcessLookupError:
-            pass
+        if worker.pid and worker.returncode is None:
+            try:
+                os.kill(worker.pid, sig)
+            except ProcessLookupError:
+                pass
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Kill every worker and reap them (SIGKILL: workers hold nothing that
@@ -131,7 +269,8 @@ class WorkerPool:
         workers = list(self.workers.values())
         for worker in workers:
             self.kill(worker)
-        if workers:
-            await asyncio.wait(
-                [asyncio.ensure_future(w.proc.wait()) for w in workers], timeout=timeout
-            )
+        waits = [w.exited for w in workers if w.exited is not None]
+        if waits:
+            await asyncio.wait(waits, timeout=timeout)
+        if self.zygote is not None:
+            self.zygote.stop()
