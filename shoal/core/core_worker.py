@@ -140,6 +140,7 @@ class CoreWorker:
         self._thread: threading.Thread | None = None
         self._server = None
         self._fetching: dict[bytes, asyncio.Future] = {}
+        self._registrations: dict[bytes, asyncio.Future] = {}  # our ADD_BORROWERs in flight
         self._blocked = 0
         self._blocked_lock = threading.Lock()
         self.shutting_down = False
@@ -345,9 +346,10 @@ class CoreWorker:
                     frees.append(action.object_id)
             elif action.kind is ActionKind.REMOVE_BORROWER:
                 self.memory_store.delete(action.object_id)
-                self.loop.create_task(self._send_remove_borrower(action))
+                if action.count:
+                    self.loop.create_task(self._send_remove_borrower(action))
             elif action.kind is ActionKind.REGISTER_BORROW:
-                self.loop.create_task(self._register_borrow(action))
+                self._start_registration(action)
         if frees and self.node is not None:
             self.node.notify(Method.STORE_FREE, frees)
 
@@ -358,38 +360,34 @@ class CoreWorker:
         except Exception:
             pass  # owner gone: nothing left to release
 
-    async def _register_borrow(self, action: Action, borrower: str | None = None) -> bool:
-        ok = False
+    def _start_registration(self, action: Action) -> None:
+        """Register ourselves as a borrower at the owner (REGISTER_BORROW action)."""
+        if action.object_id not in self._registrations:
+            self._registrations[action.object_id] = self.loop.create_future()
+            self.loop.create_task(self._register_own(action))
+
+    async def _register_own(self, action: Action) -> None:
+        ok = await self.register_at_owner(action.owner, action.object_id, self.address)
+        self.references.registration_done(action.object_id, ok)
+        self._perform_actions()
+        self._registrations.pop(action.object_id).set_result(ok)
+
+    async def register_at_owner(self, owner: str, oid: bytes, borrower: str) -> bool:
+        """ADD_BORROWER(oid, borrower) at ``owner``; True once acknowledged."""
         try:
-            conn = await self.peer(action.owner)
-            ok = await conn.call(
-                Method.ADD_BORROWER, [action.object_id, borrower or self.address]
-            )
+            conn = await self.peer(owner)
+            return bool(await conn.call(Method.ADD_BORROWER, [oid, borrower]))
         except Exception:
-            ok = False
-        if borrower is None:
-            self.references.registration_done(action.object_id, bool(ok))
-            self._perform_actions()
-        return bool(ok)
+            return False
 
     async def register_borrows(self, container: bytes | None, oids: list[bytes]) -> None:
-        """Register ourselves as borrower of newly seen refs; returns when acked."""
-        actions = self.references.hold_until_registered(container, oids)
-        waits = [self._register_borrow(a) for a in actions]
-        pending = [
-            oid for oid in oids
-            if (r := self.references.refs.get(oid)) is not None and r.registering
-        ]
+        """Register ourselves as borrower of newly seen refs; returns when every
+        registration (ours, or one already in flight) is acknowledged."""
+        for action in self.references.hold_until_registered(container, oids):
+            self._start_registration(action)
+        waits = [self._registrations[o] for o in set(oids) if o in self._registrations]
         if waits:
             await asyncio.gather(*waits)
-        # registrations started earlier by someone else: wait for them too
-        for _ in range(200):
-            if not any(
-                (r := self.references.refs.get(oid)) is not None and r.registering
-                for oid in pending
-            ):
-                break
-            await asyncio.sleep(0.005)
 
     # ---- handlers ---------------------------------------------------------------------------
     def _register_handlers(self) -> None:
@@ -402,31 +400,24 @@ class CoreWorker:
         r.on_close.append(self._on_connection_closed)
 
     def handle_get_object(self, conn, body):
-        """Owner side: answer when the object is ready (value or location)."""
-        oid, want_value = body
+        """Owner side: answer when the object is ready, with its value or location."""
+        oid = body
         value = self.memory_store.get(oid)
         if value is not None:
-            return value_to_wire(value) if want_value else [VALUE_PLASMA, "", 0]
+            return value_to_wire(value)
         if not self.references.is_owned(oid):
             return [VALUE_UNKNOWN]
         fut = self.loop.create_future()
         loop = self.loop
 
         def ready(_oid, v):
-            loop.call_soon_threadsafe(_set_result, fut, v)
+            loop.call_soon_threadsafe(_set_result, fut, value_to_wire(v))
 
         value = self.memory_store.add_waiter(oid, ready)
         if value is not None:
+            self.memory_store.remove_waiter(oid, ready)
             return value_to_wire(value)
-        out = self.loop.create_future()
-
-        def done(f):
-            if not out.done():
-                out.set_result(value_to_wire(f.result()) if want_value
-                               else [VALUE_PLASMA, "", 0])
-
-        fut.add_done_callback(done)
-        return out
+        return fut
 
     def handle_add_borrower(self, conn, body):
         oid, borrower = body
@@ -589,8 +580,6 @@ class CoreWorker:
                 registered.append(ref)
                 if ref._owner != self.address:
                     self.post(self._start_fetch, ref._id, ref._owner)
-                elif not self.references.is_owned(ref._id) and not self.tasks.knows(ref._id):
-                    pass  # may be counted soon (posted); the owner path will answer
         if len(ready) < num:
             self._set_blocked(True)
             try:
@@ -627,7 +616,7 @@ class CoreWorker:
     async def _fetch_from_owner(self, oid: bytes, owner: str, fut: asyncio.Future) -> None:
         try:
             conn = await self.peer(owner)
-            wire = await conn.call(Method.GET_OBJECT, [oid, True])
+            wire = await conn.call(Method.GET_OBJECT, oid)
             if wire[0] == VALUE_UNKNOWN:
                 value = error_value(exceptions.ObjectFreedError(
                     oid.hex(), f"object {oid.hex()} was already freed by its owner {owner}"))

@@ -43,10 +43,9 @@ from shoal.core.core_worker import (
     current_task,
     deserialize_collecting,
 )
-from shoal.core.reference_table import Action, ActionKind
 from shoal.core.serialization import SerializationError, Serialized, serialize
 from shoal.core.task_manager import STATUS_APP_ERROR, STATUS_CANCELLED, STATUS_OK
-from shoal.core.task_spec import ARG_VALUE, DYNAMIC, STREAMING, TaskKind, TaskSpec
+from shoal.core.task_spec import ARG_VALUE, TaskKind, TaskSpec
 from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
@@ -182,7 +181,7 @@ class Executor:
             current_task.reset(token)
         rebuilt = [r._id for r in ctx.rebuilt if r._owner != self.worker.address]
         ctx.rebuilt = None
-        self._reply_after_registrations(fut, error, rebuilt, [], "")
+        self._reply_after_registrations(fut, error, rebuilt)
 
     def _start_actor_loop(self, concurrency: int) -> None:
         ready = threading.Event()
@@ -371,6 +370,8 @@ class Executor:
         return [STATUS_OK, [], info]
 
     def _register_for_caller(self, caller: str, contained: list) -> None:
+        """Refs inside a return value: the caller becomes their borrower
+        before we reply (see reference_table)."""
         worker = self.worker
         remote = []
         for oid, owner in contained:
@@ -379,23 +380,23 @@ class Executor:
             if owner == worker.address:
                 worker.post(worker.references.add_borrower, oid, caller)
             else:
-                remote.append(Action(ActionKind.REGISTER_BORROW, oid, owner))
+                remote.append((owner, oid))
         if remote:
-            async def register_all():
-                import asyncio as _asyncio
-
-                await _asyncio.gather(*[worker._register_borrow(a, caller) for a in remote])
+            async def register_all() -> None:
+                await asyncio.gather(*[worker.register_at_owner(owner, oid, caller)
+                                       for owner, oid in remote])
 
             worker.call(register_all)
 
     def _finish(self, spec: TaskSpec, ctx: TaskContext, fut, reply: list) -> None:
-        if spec.num_returns == DYNAMIC or spec.num_returns == STREAMING:
-            pass
         rebuilt = [r._id for r in ctx.rebuilt if r._owner != self.worker.address]
         ctx.rebuilt = None
-        self._reply_after_registrations(fut, reply, rebuilt, [], spec.name)
+        self._reply_after_registrations(fut, reply, rebuilt)
 
-    def _reply_after_registrations(self, fut, reply, rebuilt: list, _unused, name: str) -> None:
+    def _reply_after_registrations(self, fut, reply, rebuilt: list) -> None:
+        """Reply once we are registered as borrower of the foreign refs we got
+        in this task's arguments and still hold (the caller keeps them alive
+        until then)."""
         worker = self.worker
         if not rebuilt:
             self._post_reply(fut, reply)

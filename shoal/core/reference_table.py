@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 
 class ActionKind(enum.Enum):
     FREE = "free"  # owner: value out of scope everywhere; free its copies
-    REMOVE_BORROWER = "remove_borrower"  # borrower: tell the owner we are done
+    REMOVE_BORROWER = "remove_borrower"  # borrower: done; tell the owner if count > 0
     REGISTER_BORROW = "register_borrow"  # borrower: tell the owner we hold it
 
 
@@ -238,7 +238,7 @@ class ReferenceTable:
         del self.refs[oid]
         if ref.owned:
             self.actions.append(Action(ActionKind.FREE, oid))
-        elif ref.registrations:
+        else:  # count 0: nothing to tell the owner, but a cached value to drop
             self.actions.append(
                 Action(ActionKind.REMOVE_BORROWER, oid, ref.owner, ref.registrations)
             )

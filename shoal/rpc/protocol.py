@@ -133,6 +133,7 @@ class Decoder:
     def __init__(self, handshake: bool = True) -> None:
         self.state = ConnectionState.HANDSHAKE if handshake else ConnectionState.OPEN
         self._unpacker = self._make_unpacker()
+        self._handshake_bytes = 0  # everything fed before the handshake completed
 
     def _make_unpacker(self) -> msgpack.Unpacker:
         limit = (
@@ -143,6 +144,8 @@ class Decoder:
         return msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=limit)
 
     def feed(self, data: bytes) -> None:
+        if self.state is ConnectionState.HANDSHAKE:
+            self._handshake_bytes += len(data)
         try:
             self._unpacker.feed(data)
         except msgpack.BufferFull as exc:
@@ -155,6 +158,11 @@ class Decoder:
         try:
             message = self._unpacker.unpack()
         except msgpack.OutOfData:
+            # msgpack parses incrementally and drops what it consumed, so its
+            # buffer limit alone would let a peer stream an endless handshake.
+            if self._handshake_bytes > MAX_HANDSHAKE_BYTES:
+                self.state = ConnectionState.CLOSED
+                raise ProtocolError("handshake larger than the limit") from None
             return None
         except Exception as exc:
             self.state = ConnectionState.CLOSED
