@@ -84,7 +84,7 @@ def shutdown_only():
 
 def _leftover_processes() -> dict[int, psutil.Process]:
     found = {p.pid: p for p in live_descendants()}
-    for proc in processes_tagged(SESSION_TAG, shoal_only=True):
+    for proc in processes_tagged(SESSION_TAG):
         found.setdefault(proc.pid, proc)
     return found
 
@@ -122,10 +122,11 @@ def _is_ours(path: str) -> bool:
 def no_leftover_processes_or_shared_memory():
     """At the end of the session no process and no shared memory may be left behind.
 
-    Processes: live descendants of the pytest process, plus shoal node/worker
-    processes (``shoal.node.main`` / ``shoal.core.worker_main`` in the command line)
-    that carry this session's environment tag (i.e. were started, possibly
-    indirectly, by this session and then orphaned).
+    Processes: live descendants of the pytest process, plus every live process that
+    carries this session's environment tag, i.e. was started (possibly indirectly) by
+    this session and then orphaned - such as shoal node and worker processes
+    (``shoal.node.main``, ``shoal.core.worker_main``, ...) of a driver that died.
+    Processes of other sessions on the machine are never touched.
 
     Shared memory: ``/dev/shm/shoal-*`` files created during the session, attributed
     to it (see ``_is_ours``), and no longer mapped or held open by any live process.

@@ -17,8 +17,8 @@ def _number(name: str) -> Callable[[Any], float]:
     def check(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"option {name!r} must be a number, got {value!r}")
-        if value < 0:
-            raise ValueError(f"option {name!r} must be >= 0, got {value!r}")
+        if not value >= 0 or value == float("inf"):  # also rejects NaN
+            raise ValueError(f"option {name!r} must be a finite number >= 0, got {value!r}")
         return float(value)
 
     return check

@@ -57,6 +57,7 @@ from shoal.rpc.transport import (
     connect,
     serve,
     split_address,
+    write_batch,
 )
 
 log = logging.getLogger("shoal.core")
@@ -276,13 +277,14 @@ class CoreWorker:
     def _drain(self) -> None:
         self._wakeup_pending = False
         commands = self._commands
-        while commands:
-            fn, args = commands.popleft()
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("command %s failed", getattr(fn, "__name__", fn))
-        self._perform_actions()
+        with write_batch():
+            while commands:
+                fn, args = commands.popleft()
+                try:
+                    fn(*args)
+                except Exception:
+                    log.exception("command %s failed", getattr(fn, "__name__", fn))
+            self._perform_actions()
 
     def in_loop(self) -> bool:
         return self._thread is threading.current_thread()

@@ -46,7 +46,10 @@ class LoopbackConnection:
         if not self._open:
             fut.set_exception(ConnectionLostError(f"loopback to {self.name} closed"))
             return fut
-        handler = self.router.handlers[int(method)]
+        handler = self.router.handlers.get(int(method))
+        if handler is None:
+            fut.set_exception(RemoteError("UnknownMethod", str(method)))
+            return fut
         try:
             result = handler(self.peer, body)
         except Exception as exc:

@@ -10,8 +10,12 @@ either a plain value (answered at once), an ``asyncio.Future`` (answered when it
 completes; cheap, for replies that wait on an event) or a coroutine (run as a
 task).  Raising answers with an ERROR message that names the exception.
 
-Writes are coalesced: every message sent during one loop iteration goes out in
-a single ``write`` call, which batches many small task messages for free.
+Writes are batched explicitly: while a batch is open on this thread (during
+``data_received``, or around a burst of work via :func:`write_batch`), messages
+are buffered per connection and each connection is written once when the
+outermost batch closes.  Outside a batch a message is written at once.  (A
+``call_soon`` flush would cost an extra event-loop iteration, an epoll_wait,
+per message; on this VM that was ~100 us of a 280 us round trip.)
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +34,32 @@ from shoal.rpc.protocol import ConnectionState, Kind
 log = logging.getLogger("shoal.rpc")
 
 Handler = Callable[["Connection", Any], Any]
+
+
+class _Batch(threading.local):
+    depth = 0
+    dirty: list | None = None
+
+
+_batch = _Batch()
+
+
+class write_batch:
+    """Context manager: buffer writes on this thread until the outermost exit."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        if _batch.depth == 0:
+            _batch.dirty = []
+        _batch.depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        _batch.depth -= 1
+        if _batch.depth == 0:
+            dirty, _batch.dirty = _batch.dirty, None
+            for conn in dirty:
+                conn._flush()
 
 
 class ConnectionLostError(ConnectionError):
@@ -75,7 +106,6 @@ class Connection(asyncio.Protocol):
         self._next_id = 0
         self._pending: dict[int, asyncio.Future] = {}
         self._out: list[bytes] = []
-        self._flush_scheduled = False
         self.opened: asyncio.Future = self.loop.create_future()
         self.closed: asyncio.Future = self.loop.create_future()
         self.state: dict[str, Any] = {}  # per-connection data owned by services
@@ -91,6 +121,10 @@ class Connection(asyncio.Protocol):
                 pass
 
     def data_received(self, data: bytes) -> None:
+        with write_batch():
+            self._received(data)
+
+    def _received(self, data: bytes) -> None:
         try:
             self.decoder.feed(data)
             if self.decoder.state is ConnectionState.HANDSHAKE:
@@ -151,14 +185,17 @@ class Connection(asyncio.Protocol):
             self.transport.write(data)
 
     def _send(self, data: bytes) -> None:
+        if _batch.depth == 0:
+            self._write_now(data)
+            return
+        if not self._out:
+            _batch.dirty.append(self)
         self._out.append(data)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
         out, self._out = self._out, []
+        if not out:
+            return
         if self.transport is None or self.transport.is_closing():
             return
         self.transport.write(out[0] if len(out) == 1 else b"".join(out))

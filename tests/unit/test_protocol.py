@@ -35,7 +35,9 @@ def test_handshake_non_dict_info_is_replaced_by_empty_dict():
     assert p.check_handshake(message, TOKEN) == {}
 
 
-@pytest.mark.parametrize("presented", ["wrong", "", TOKEN + "x", TOKEN[:-1], None, 123, b"s3cret-token"])
+@pytest.mark.parametrize(
+    "presented", ["wrong", "", TOKEN + "x", TOKEN[:-1], None, 123, b"s3cret-token"]
+)
 def test_handshake_wrong_or_missing_token_raises_authentication_error(presented):
     message = [p.MAGIC, p.PROTOCOL_VERSION, presented, {}]
     with pytest.raises(AuthenticationError):
@@ -98,7 +100,12 @@ def test_handshake_reply_garbage_is_protocol_error(reply):
 
 
 def test_message_encoders_produce_documented_layout():
-    assert p.unpack(p.encode_request(7, 31, {"a": b"\x00\x01"})) == [Kind.REQUEST, 7, 31, {"a": b"\x00\x01"}]
+    assert p.unpack(p.encode_request(7, 31, {"a": b"\x00\x01"})) == [
+        Kind.REQUEST,
+        7,
+        31,
+        {"a": b"\x00\x01"},
+    ]
     assert p.unpack(p.encode_response(7, [1, 2])) == [Kind.RESPONSE, 7, [1, 2]]
     assert p.unpack(p.encode_error(7, "ValueError", "bad")) == [Kind.ERROR, 7, "ValueError", "bad"]
     assert p.unpack(p.encode_notify(90, None)) == [Kind.NOTIFY, 90, None]
@@ -151,32 +158,28 @@ def test_incomplete_handshake_over_cap_across_feeds_raises():
 
 def test_handshake_cap_allows_exactly_cap_bytes_in_one_feed():
     decoder = Decoder()
-    decoder.feed(b"\xdb" + (MAX_HANDSHAKE_BYTES).to_bytes(4, "big") + b"a" * (MAX_HANDSHAKE_BYTES - 5))
+    decoder.feed(
+        b"\xdb" + (MAX_HANDSHAKE_BYTES).to_bytes(4, "big") + b"a" * (MAX_HANDSHAKE_BYTES - 5)
+    )
     assert decoder.handshake_message() is None
     assert decoder.state is ConnectionState.HANDSHAKE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "shoal/rpc/protocol.py:145-162 Decoder: the handshake cap is msgpack's "
-        "max_buffer_size, which only bounds *unparsed* bytes; because handshake_message() "
-        "is called after every feed (as Connection.data_received does), msgpack parses the "
-        "handshake incrementally and drops consumed bytes, so an unauthenticated peer can "
-        "stream a handshake of many MB (nested small arrays) that is fully decoded into "
-        "memory before the token is ever checked"
-    ),
-)
 def test_handshake_cap_holds_for_incrementally_parsable_handshake():
     # ~300 KB of small nested arrays, i.e. > 4x MAX_HANDSHAKE_BYTES.
     info = {"x": [list(range(100, 1100)) for _ in range(100)]}
     data = p.encode_handshake(TOKEN, info)
     assert len(data) > 4 * MAX_HANDSHAKE_BYTES
     decoder = Decoder()
+    # Fed the way Connection.data_received does it: feed, then try to decode.
+    # msgpack parses (and discards) the nested arrays as they arrive, so its own
+    # buffer limit never trips; the decoder must still refuse past the cap.
     with pytest.raises(ProtocolError):
         for start in range(0, len(data), 4096):
             decoder.feed(data[start : start + 4096])
-            decoder.handshake_message()
+            assert decoder.handshake_message() is None
+    assert decoder.state is ConnectionState.CLOSED
+    assert start <= MAX_HANDSHAKE_BYTES
 
 
 @pytest.mark.parametrize("garbage", [b"\xc1", b"\xc1\x00\x00"])
@@ -256,16 +259,23 @@ def test_malformed_message_in_open_mode_raises_protocol_error_and_closes():
     assert decoder.state is ConnectionState.CLOSED
 
 
-_bodies = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=20) | st.binary(max_size=40),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
-    max_leaves=10,
+_text = st.text(alphabet="abcxyz\u00e9\u4e2d", max_size=8)
+_bodies = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    _text,
+    st.binary(max_size=64),
+    st.lists(st.integers(-5, 300), max_size=4),
+    st.dictionaries(_text, st.binary(max_size=8), max_size=3),
 )
 
 _messages = st.one_of(
-    st.builds(lambda i, m, b: ("req", i, m, b), st.integers(0, 2**31), st.integers(0, 100), _bodies),
+    st.builds(
+        lambda i, m, b: ("req", i, m, b), st.integers(0, 2**31), st.integers(0, 100), _bodies
+    ),
     st.builds(lambda i, b: ("resp", i, b), st.integers(0, 2**31), _bodies),
-    st.builds(lambda i, t, s: ("err", i, t, s), st.integers(0, 2**31), st.text(max_size=10), st.text(max_size=10)),
+    st.builds(lambda i, t, s: ("err", i, t, s), st.integers(0, 2**31), _text, _text),
     st.builds(lambda m, b: ("notify", m, b), st.integers(0, 100), _bodies),
 )
 
@@ -281,18 +291,18 @@ def _encode(message):
     return p.encode_notify(*message[1:]), [Kind.NOTIFY, *message[1:]]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(
     messages=st.lists(_messages, min_size=1, max_size=8),
     cuts=st.lists(st.integers(0, 10_000), max_size=12),
-    info=st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+    info=st.dictionaries(_text, st.integers(-(2**63), 2**63 - 1), max_size=3),
 )
 def test_messages_split_at_arbitrary_chunk_boundaries_decode_correctly(messages, cuts, info):
     encoded = [_encode(m) for m in messages]
     handshake = p.encode_handshake(TOKEN, info)
     stream = handshake + b"".join(data for data, _ in encoded)
     boundaries = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
-    chunks = [stream[a:b] for a, b in zip(boundaries, boundaries[1:])]
+    chunks = [stream[a:b] for a, b in zip(boundaries, boundaries[1:], strict=False)]
 
     decoder = Decoder()
     got = []

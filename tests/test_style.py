@@ -1,0 +1,35 @@
+"""The code base stays ruff-clean (the repo's pyproject configuration)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.timeout(120)
+def test_ruff_clean():
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -e '.[test]' installs it)")
+    paths = [p for p in ("shoal", "tests", "bench") if os.path.isdir(os.path.join(ROOT, p))]
+    out = subprocess.run([ruff, "check", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-5000:]
+
+
+def test_module_sizes_stay_readable():
+    """No module grows past ~800 lines without a reason (STYLE.md)."""
+    too_long = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "shoal")):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path) as f:
+                    lines = sum(1 for _ in f)
+                if lines > 800:
+                    too_long.append(f"{os.path.relpath(path, ROOT)}: {lines} lines")
+    assert not too_long, too_long
