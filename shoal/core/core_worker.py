@@ -582,19 +582,22 @@ class CoreWorker:
                 registered.append(ref)
                 if ref._owner != self.address:
                     self.post(self._start_fetch, ref._id, ref._owner)
-        if len(ready) < num:
-            self._set_blocked(True)
-            try:
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if not event.wait(remaining) and len(ready) < num and raise_timeout:
-                    raise exceptions.GetTimeoutError(
-                        f"get timed out: {len(ready)} of {num} objects ready after "
-                        f"the timeout"
-                    )
-            finally:
-                self._set_blocked(False)
-                for ref in registered:
-                    self.memory_store.remove_waiter(ref._id, arrived)
+        try:
+            if len(ready) < num:
+                self._set_blocked(True)
+                try:
+                    remaining = (None if deadline is None
+                                 else max(0.0, deadline - time.monotonic()))
+                    if not event.wait(remaining) and len(ready) < num and raise_timeout:
+                        raise exceptions.GetTimeoutError(
+                            f"get timed out: {len(ready)} of {num} objects ready after "
+                            f"the timeout"
+                        )
+                finally:
+                    self._set_blocked(False)
+        finally:
+            for ref in registered:
+                self.memory_store.remove_waiter(ref._id, arrived)
         with lock:
             return dict(ready)
 
