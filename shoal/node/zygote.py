@@ -28,6 +28,7 @@ import socket
 import sys
 
 MAX_MESSAGE = 1 << 20
+NUMPY_AFTER_IDLE_S = 0.2
 
 
 def _send(sock: socket.socket, message: dict) -> None:
@@ -67,6 +68,13 @@ def _child(sock: socket.socket, request: dict, fds: list[int]) -> None:
         os._exit(0)
 
 
+def _preimport_numpy() -> None:
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        pass
+
+
 def serve(fd: int) -> None:
     from shoal.core import worker_main
 
@@ -75,15 +83,18 @@ def serve(fd: int) -> None:
     # everything a worker imports, imported once here
     from shoal.core import executor  # noqa: F401
 
-    try:
-        import numpy  # noqa: F401
-    except ImportError:
-        pass
     signal.signal(signal.SIGCHLD, lambda *_: _reap(sock))
+    # numpy (~70 ms) is imported once the first burst of requests is served,
+    # so the first workers are not delayed by it and later ones inherit it.
+    sock.settimeout(NUMPY_AFTER_IDLE_S)
     while True:
         try:
             data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 2)
         except InterruptedError:
+            continue
+        except TimeoutError:
+            _preimport_numpy()
+            sock.settimeout(None)
             continue
         except OSError:
             break
