@@ -265,6 +265,15 @@ def test_runtime_context_inside_task(shoal_cluster):
     assert info["assigned"] == {"CPU": 1.0}
 
 
+def test_options_override_changes_the_assigned_resources(shoal_cluster):
+    # the default shape is cached per options set; an override must not reuse it
+    assert shoal.get(task_runtime_context.remote())["assigned"] == {"CPU": 1.0}
+    wider = task_runtime_context.options(num_cpus=2)
+    assert shoal.get(wider.remote())["assigned"] == {"CPU": 2.0}
+    assert shoal.get(wider.options(num_cpus=0.5).remote())["assigned"] == {"CPU": 0.5}
+    assert shoal.get(task_runtime_context.remote())["assigned"] == {"CPU": 1.0}
+
+
 def test_runtime_context_task_ids_differ_between_tasks(shoal_cluster):
     first, second = shoal.get([task_runtime_context.remote(), task_runtime_context.remote()])
     assert first["task_id"] != second["task_id"]

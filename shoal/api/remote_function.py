@@ -64,7 +64,7 @@ class RemoteFunction:
         return self._function_id, self._pickled  # type: ignore[return-value]
 
     def options(self, **options: Any) -> _BoundOptions:
-        merged = dict(self._options)
+        merged = {k: v for k, v in self._options.items() if k != "__shape__"}
         merged.update(opts.validate(opts.TASK_OPTIONS, options,
                                     f"remote function {self.__qualname__}"))
         return _BoundOptions(self, merged)
@@ -92,7 +92,7 @@ class RemoteFunction:
             num_returns=encode_num_returns(num_returns),
             owner=worker.address,
             job_id=worker.job_id,
-            resources=opts.resource_shape(options, 1.0),
+            resources=_shape(options),
         )
         refs = worker.tasks.submit(
             spec, held, keepalive,
@@ -108,6 +108,15 @@ class RemoteFunction:
         return refs
 
 
+def _shape(options: dict) -> dict:
+    """The task's resource shape, computed once per options dict (they are
+    never mutated after validation)."""
+    shape = options.get("__shape__")
+    if shape is None:
+        shape = options["__shape__"] = opts.resource_shape(options, 1.0)
+    return dict(shape)
+
+
 class _BoundOptions:
     def __init__(self, fn: RemoteFunction, options: dict) -> None:
         self._fn = fn
@@ -117,7 +126,7 @@ class _BoundOptions:
         return self._fn._remote(self._options, args, kwargs)
 
     def options(self, **options: Any) -> _BoundOptions:
-        merged = dict(self._options)
+        merged = {k: v for k, v in self._options.items() if k != "__shape__"}
         merged.update(opts.validate(opts.TASK_OPTIONS, options,
                                     f"remote function {self._fn.__qualname__}"))
         return _BoundOptions(self._fn, merged)
