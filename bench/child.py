@@ -7,7 +7,10 @@ anything else on stdout or stderr is the systems' own output (kept in a log).
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import signal
 import sys
 import time
 import traceback
@@ -30,8 +33,24 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:600] + where
 
 
+def tie_to_runner(runner_pid: int) -> None:
+    """Stop cleanly (shutdown in ``finally``) on SIGTERM, also sent when the runner dies."""
+
+    def stop(signum, frame):
+        raise SystemExit(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != runner_pid:  # the runner died before the line above
+        raise SystemExit("runner gone")
+
+
 def main() -> int:
     spec = json.loads(sys.argv[1])
+    tie_to_runner(spec["runner_pid"])
     system = spec["system"]
     by_name = {r.name: r for r in all_rows()}
     rows = [by_name[name] for name in spec["rows"]]

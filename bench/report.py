@@ -104,7 +104,7 @@ def print_table(rows: list[Row], systems: list[str], results: Results, notes: li
     info = machine_info()
     rule = "-" * len(render(header))
     print()
-    print(f"shoal benchmark: median of {args.repeat or (3 if args.quick else 5)} samples per "
+    print(f"shoal benchmark: median of up to {args.repeat or (3 if args.quick else 5)} samples per "
           f"system{' (--quick)' if args.quick else ''}; each system in its own fresh "
           f"subprocess, num_cpus=2")
     print(f"machine: {info['cpu_count']} CPUs, {info['memory_bytes'] / 2**30:.0f} GiB, "

@@ -18,6 +18,7 @@ import json
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ import psutil
 
 from bench import report
 from bench.child import PREFIX
-from bench.registry import Row, all_rows
+from bench.registry import QUICK_GROUPS, Row, all_rows
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INIT_TIMEOUT = 180.0  # seconds for a subprocess to start its cluster
@@ -117,17 +118,24 @@ class Runner:
     def run(self, rows: list[Row]) -> None:
         groups: dict[str, list[Row]] = {}
         for r in rows:
-            groups.setdefault(r.group, []).append(r)
-        repeat = self.args.repeat or (3 if self.args.quick else 5)
+            groups.setdefault(self.group(r), []).append(r)
         for group, members in groups.items():
-            reps = max(min(repeat, r.max_repeat or repeat) for r in members)
+            reps = max(self.repeats(r) for r in members)
             for rep in range(reps):
                 for system in self.systems:
                     todo = [r for r in members
-                            if system not in r.na and rep < min(repeat, r.max_repeat or repeat)
+                            if system not in r.na and rep < self.repeats(r)
                             and (r.name, system) not in self.given_up]
                     if todo:
                         self.run_child(system, todo, f"{group} {rep + 1}/{reps}")
+
+    def group(self, r: Row) -> str:
+        return QUICK_GROUPS.get(r.group, r.group) if self.args.quick else r.group
+
+    def repeats(self, r: Row) -> int:
+        repeat = self.args.repeat or (3 if self.args.quick else 5)
+        cap = r.quick_repeat if self.args.quick else r.max_repeat
+        return min(repeat, cap or repeat)
 
     def record_error(self, r: Row, system: str, message: str, label: str) -> None:
         self.given_up.add((r.name, system))
@@ -147,7 +155,7 @@ class Runner:
     def run_once(self, system: str, rows: list[Row], label: str) -> set[str]:
         """One subprocess for ``rows``; returns the rows that got an outcome."""
         spec = json.dumps({"system": system, "rows": [r.name for r in rows],
-                           "quick": self.args.quick})
+                           "quick": self.args.quick, "runner_pid": os.getpid()})
         env = dict(os.environ, BENCH_SYSTEM=system, PYTHONUNBUFFERED="1",
                    RAY_USAGE_STATS_ENABLED="0",
                    PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
@@ -209,7 +217,7 @@ class Runner:
             kind = ev["event"]
             if kind == "start":
                 current, phase = by_name[ev["row"]], "row"
-                deadline = time.monotonic() + current.timeout
+                deadline = time.monotonic() + self.timeout(current)
             elif kind == "result":
                 self.results.add(current, system, ev["values"])
                 report.progress(label, system, current, ev["values"])
@@ -225,6 +233,9 @@ class Runner:
             if len(done) == len(rows) and phase != "shutdown":
                 phase, deadline = "shutdown", time.monotonic() + SHUTDOWN_TIMEOUT
 
+    def timeout(self, r: Row) -> float:
+        return r.quick_timeout if self.args.quick else r.timeout
+
     def note(self, label: str, message: str) -> None:
         self.notes.append(f"[{label}] {message}")
         print(f"[{label}] NOTE {message}", file=sys.stderr, flush=True)
@@ -235,11 +246,15 @@ class Runner:
                 return f"cluster start took over {INIT_TIMEOUT:.0f} s"
             if phase == "shutdown":
                 return f"did not exit within {SHUTDOWN_TIMEOUT:.0f} s after its last row"
-            return f"timeout: no result after {current.timeout:.0f} s"
+            return f"timeout: no result after {self.timeout(current):.0f} s"
         available = psutil.virtual_memory().available
         if available < MIN_AVAILABLE:
             return f"aborted: machine memory nearly exhausted ({available / 2**30:.1f} GiB left)"
         return None
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _read_events(stream, events: queue.Queue) -> None:
@@ -270,6 +285,7 @@ def main(argv=None) -> None:
     if unknown or not systems or not rows:
         sys.exit(f"nothing to run (systems {systems}, unknown {sorted(unknown)}, {len(rows)} rows)")
     set_subreaper()
+    signal.signal(signal.SIGTERM, _interrupt)  # clean up as on Ctrl-C
     log_dir = tempfile.mkdtemp(prefix="shoal-bench-")
     print(f"bench: {len(rows)} rows, systems {', '.join(systems)}, "
           f"{'quick, ' if args.quick else ''}logs in {log_dir}", file=sys.stderr, flush=True)

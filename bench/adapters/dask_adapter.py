@@ -32,6 +32,16 @@ def _client():
     return distributed.get_client()
 
 
+def _ready(args: tuple) -> tuple:
+    """Resolve actor handles in ``args`` (and in lists among them) before Dask pickles
+    them: pickling runs on the client's event loop, where blocking would deadlock."""
+    for arg in args:
+        for item in arg if isinstance(arg, list | tuple) else (arg,):
+            if isinstance(item, ActorHandle):
+                item._resolve()
+    return args
+
+
 class RemoteFunction:
     def __init__(self, fn, options: dict):
         if options.get("num_returns", 1) != 1:
@@ -43,7 +53,7 @@ class RemoteFunction:
         return RemoteFunction(self.fn, {**self.options_, **options})
 
     def remote(self, *args):
-        return _client().submit(self.fn, *args, pure=False)
+        return _client().submit(self.fn, *_ready(args), pure=False)
 
 
 class ActorHandle:
@@ -63,8 +73,10 @@ class ActorHandle:
             raise AttributeError(name)
         return _Method(getattr(self._resolve(), name))
 
-    def __reduce__(self):  # only the proxy travels to other tasks and actors
-        return (ActorHandle, (None, self._resolve()))
+    def __reduce__(self):  # only the proxy travels to other tasks and actors (see _ready)
+        if self._proxy is None:
+            raise RuntimeError("unresolved Dask actor handle: pass it through _ready()")
+        return (ActorHandle, (None, self._proxy))
 
 
 class _Method:
@@ -74,7 +86,7 @@ class _Method:
         self.call = call
 
     def remote(self, *args):
-        return self.call(*args)
+        return self.call(*_ready(args))
 
 
 class ActorClass:
@@ -88,7 +100,7 @@ class ActorClass:
         return ActorClass(self.cls, {**self.options_, **options})
 
     def remote(self, *args):
-        return ActorHandle(_client().submit(self.cls, *args, actor=True, pure=False))
+        return ActorHandle(_client().submit(self.cls, *_ready(args), actor=True, pure=False))
 
 
 class Adapter:
