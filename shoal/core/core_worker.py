@@ -343,7 +343,6 @@ class CoreWorker:
         for action in actions:
             if action.kind is ActionKind.FREE:
                 value = self.memory_store.delete(action.object_id)
-                self.tasks.object_freed(action.object_id)
                 if value is not None and value.in_plasma:
                     frees.append(action.object_id)
             elif action.kind is ActionKind.REMOVE_BORROWER:

@@ -28,9 +28,5 @@ def task_of(oid: bytes) -> bytes:
     return oid[:TASK_ID_LEN]
 
 
-def index_of(oid: bytes) -> int:
-    return int.from_bytes(oid[TASK_ID_LEN:], "big")
-
-
 def random_hex(nbytes: int = 16) -> str:
     return os.urandom(nbytes).hex()

@@ -170,9 +170,6 @@ class TaskManager:
         self.pending[task.spec.task_id] = task
         self._resolve(task)
 
-    def knows(self, oid: bytes) -> bool:
-        return ids.task_of(oid) in self.pending
-
     def _resolve(self, task: PendingTask) -> None:
         from shoal.core.core_worker import INLINE_THRESHOLD
 
@@ -326,9 +323,6 @@ class TaskManager:
             return
         self.worker.references.dec_submitted(task.held)
         self.worker._perform_actions()
-
-    def object_freed(self, oid: bytes) -> None:
-        """A return value went out of scope (nothing to do for now)."""
 
     # ---- generators --------------------------------------------------------------------------
     def handle_generator_item(self, conn, body):
