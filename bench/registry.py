@@ -56,18 +56,12 @@ class Ctx:
         self.init_done = init_done  # perf_counter() when the cluster was up
         self.budget = 0.3 if quick else 2.0  # seconds of measurement per sample
         self.warmup = 0.0 if quick else 0.5  # seconds of warm-up after the first call
-        # --quick: a first call over 1 s is the sample (the slowest systems' rows would
-        # otherwise take minutes)
 
     def pick(self, normal, quick):
         return quick if self.quick else normal
 
     def _loop(self, fn) -> tuple[int, float]:
-        start = time.perf_counter()
-        fn()  # first call: warm-up, measured only with --quick when it is slow
-        first = time.perf_counter() - start
-        if self.quick and first >= 1.0:
-            return 1, first
+        fn()  # warm-up call: creates actors, leases workers; never measured
         end = time.perf_counter() + self.warmup
         while time.perf_counter() < end:
             fn()

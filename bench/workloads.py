@@ -1,8 +1,9 @@
 """Remote functions and actor classes of ``ray microbenchmark``, written once for all systems.
 
-Copied from ray/_private/ray_perf.py (Ray 2.x): the same bodies, with ``ray.X`` replaced
-by the adapter of the system the code runs on (``current()``).  The options Ray's
-decorators carry are given where the classes are used (``ACTOR_OPTIONS`` ...).
+They do the same work as the rows of Ray 2.x's ``ray microbenchmark`` (same calls, same
+counts, same values) so the rows line up, written against the adapter of the system
+the code runs on (``current()``).  The options Ray's decorators carry are given where
+the classes are used (``ACTOR_OPTIONS`` ...).
 """
 
 from __future__ import annotations

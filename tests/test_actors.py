@@ -362,6 +362,31 @@ def test_actor_with_custom_resource_holds_it_while_alive(shoal_cluster):
     wait_for_condition(lambda: available_slot() == 1, message="slot released after kill")
 
 
+@shoal.remote
+def _noop_task():
+    return b"ok"
+
+
+@shoal.remote(num_cpus=0)
+class TaskSubmitter:
+    def submit_many(self, n):
+        return len(shoal.get([_noop_task.remote() for _ in range(n)]))
+
+
+def test_actor_killed_with_lease_requests_in_flight_leaks_no_cpu(shoal_cluster):
+    """Regression: leases granted to an owner that died while the worker started were
+    never returned, so the cluster's CPUs leaked and every later task hung."""
+    submitters = [TaskSubmitter.remote() for _ in range(4)]
+    assert shoal.get([s.submit_many.remote(300) for s in submitters]) == [300] * 4
+    for submitter in submitters:
+        shoal.kill(submitter)  # right away: lease requests are still being granted
+    wait_for_condition(
+        lambda: shoal.available_resources().get("CPU", 0) == 2,
+        message="all CPUs back after the submitting actors died",
+    )
+    assert shoal.get([_noop_task.remote() for _ in range(4)], timeout=30) == [b"ok"] * 4
+
+
 def test_actor_pool_map_returns_results_in_order(shoal_cluster):
     pool = ActorPool([Doubler.remote(), Doubler.remote()])
     results = list(pool.map(lambda actor, v: actor.double.remote(v), range(8)))

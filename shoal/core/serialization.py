@@ -6,8 +6,14 @@ in messages as ``[flags, inband, [buffers]]``; large ones are written to the
 shared-memory store in the layout below and read back as views, so arrays
 come back zero-copy and read-only::
 
-    u32 header_len | msgpack [flags, inband_len, [buffer_len...]] | pad to 64
-    inband | pad to 64 | buffer 0 | pad to 64 | buffer 1 | ...
+    u32 header_len | msgpack [flags, inband_pos, inband_len, [len...], [pos...]]
+    | pad | inband | pad to 64 | buffer 0 | pad | buffer 1 | ...
+
+Positions are from the object's start.  A large buffer is placed at the same
+address modulo the page size as its source: memcpy between addresses a few
+dozen bytes apart modulo 4 KiB runs at a tenth of its speed on x86 (4K
+aliasing; 3.9 against 30 GB/s measured here), and readers get back the
+alignment the writer's array had.
 
 While a value is pickled, every ObjectRef inside it is collected (they are
 "contained" in the new object and must stay alive as long as it does).
@@ -27,6 +33,8 @@ import cloudpickle
 from shoal.rpc.protocol import pack, unpack
 
 ALIGN = 64
+PAGE = 4096
+BIG_BUFFER = 1 << 16  # buffers from this size on are placed page-congruent to their source
 FLAG_ERROR = 1
 
 _FAST_TYPES = (int, float, str, bool, type(None))
@@ -69,39 +77,49 @@ class Serialized:
         return cls(inband, [memoryview(b) for b in buffers], [], flags)
 
     # ---- shared-memory form ------------------------------------------------------
-    def _header(self) -> bytes:
-        return pack([self.flags, len(self.inband), [b.nbytes for b in self.buffers]])
+    def _header_room(self) -> int:
+        # msgpack: array + 3 uints + two arrays of uints, each at most 9 bytes
+        return _pad(4 + 1 + 27 + 2 * (5 + 9 * len(self.buffers)))
 
     def store_size(self) -> int:
-        size = _pad(4 + len(self._header())) + _pad(len(self.inband))
+        """Bytes to allocate: enough for any placement of the large buffers."""
+        size = self._header_room() + _pad(len(self.inband))
         for b in self.buffers:
-            size += _pad(b.nbytes)
+            size += _pad(b.nbytes) + (PAGE if b.nbytes >= BIG_BUFFER else 0)
         return size
 
-    def write_to(self, view: memoryview) -> None:
-        header = self._header()
-        view[0:4] = len(header).to_bytes(4, "little")
-        view[4 : 4 + len(header)] = header
-        pos = _pad(4 + len(header))
+    def write_to(self, view: memoryview, base: int = 0) -> None:
+        """Write the layout into ``view``, which starts ``base`` bytes into a page-aligned
+        mapping."""
+        inband_pos = pos = self._header_room()
         view[pos : pos + len(self.inband)] = self.inband
-        pos += _pad(len(self.inband))
+        pos = _pad(pos + len(self.inband))
+        lens, positions = [], []
         for b in self.buffers:
             n = b.nbytes
+            if n >= BIG_BUFFER:
+                pos += (_address(b) - (base + pos)) % PAGE
             view[pos : pos + n] = b
-            pos += _pad(n)
+            lens.append(n)
+            positions.append(pos)
+            pos = _pad(pos + n)
+        header = pack([self.flags, inband_pos, len(self.inband), lens, positions])
+        view[0:4] = len(header).to_bytes(4, "little")
+        view[4 : 4 + len(header)] = header
+
+
+def _address(buffer: memoryview) -> int:
+    import numpy as np
+
+    return np.frombuffer(buffer, dtype=np.uint8).__array_interface__["data"][0]
 
 
 def read_from(view: memoryview) -> Serialized:
     """Parse the shared-memory layout; buffers are views into ``view``."""
     header_len = int.from_bytes(view[0:4], "little")
-    flags, inband_len, buffer_lens = unpack(bytes(view[4 : 4 + header_len]))
-    pos = _pad(4 + header_len)
-    inband = view[pos : pos + inband_len]
-    pos += _pad(inband_len)
-    buffers = []
-    for n in buffer_lens:
-        buffers.append(view[pos : pos + n])
-        pos += _pad(n)
+    flags, inband_pos, inband_len, lens, positions = unpack(bytes(view[4 : 4 + header_len]))
+    inband = view[inband_pos : inband_pos + inband_len]
+    buffers = [view[p : p + n] for p, n in zip(positions, lens, strict=True)]
     return Serialized(inband, buffers, [], flags)
 
 

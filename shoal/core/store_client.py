@@ -23,7 +23,7 @@ class StoreClient:
 
     def write(self, offset: int, data: Serialized) -> None:
         size = data.store_size()
-        data.write_to(self.arena.view[offset : offset + size])
+        data.write_to(self.arena.view[offset : offset + size], offset)
 
     def view(self, oid: bytes, offset: int, size: int) -> Serialized:
         """A pinned, read-only view; the pin is released when it is collected."""

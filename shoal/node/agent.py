@@ -284,9 +284,12 @@ class NodeAgent:
                 request.future.set_exception(exc)
             self._schedule()
             return
-        if request.future.done():  # requester gave up meanwhile
+        closed = getattr(request.requester, "closed", None)
+        if request.future.done() or (closed is not None and closed.done()):
+            # the requester gave up or disconnected meanwhile: nobody would return it
             self.resources.release(request.shape)
             self._make_idle(worker)
+            self._schedule()
             return
         lease = Lease(next(self._lease_ids), request.shape, worker, request.requester)
         self.leases[lease.lease_id] = lease
