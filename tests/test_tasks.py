@@ -323,6 +323,35 @@ def test_cancel_pending_task_raises_task_cancelled_error(shoal_cluster, tmp_path
     assert shoal.get(blockers, timeout=30) == [0, 1]
 
 
+@shoal.remote
+def worker_pid():
+    return os.getpid()
+
+
+def test_task_pipelined_behind_a_blocked_one_is_stolen_by_an_idle_worker(
+    shoal_cluster, tmp_path
+):
+    """Both tasks are submitted at once, so the owner may pipeline the second to the
+    first worker; it must not wait there while the second leased worker is idle."""
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    blocker = announce_then_block.remote(str(started), str(gate), os.getpid())
+    quick = worker_pid.remote()
+    try:
+        quick_pid = shoal.get(quick, timeout=30)
+        assert not gate.exists()
+        wait_for_condition(started.exists, timeout=30)
+    finally:
+        open_gate(gate)
+    assert shoal.get(blocker, timeout=30) == os.getpid()
+    assert quick_pid != os.getpid()
+
+
+def test_many_pipelined_tasks_of_mixed_duration_all_complete(shoal_cluster):
+    refs = [timed_work.remote(0.05 if i % 50 == 0 else 0) for i in range(400)]
+    results = shoal.get(refs, timeout=60)
+    assert len(results) == 400 and all(end >= start for start, end in results)
+
+
 def test_cancel_running_task_raises_task_cancelled_error(shoal_cluster, tmp_path):
     started = tmp_path / "started"
     ref = loop_until_cancelled.remote(str(started))

@@ -4,7 +4,9 @@ PUSH_TASK arrives on the io thread; the task runs elsewhere and the reply is
 sent when it finishes:
 
 * normal tasks and sync actors: the process's main thread, one at a time, in
-  arrival order (so signals can interrupt a running task for ``cancel``);
+  arrival order (so signals can interrupt a running task for ``cancel``).
+  The owner pipelines several normal tasks to one worker; those not started
+  yet can be taken back (STEAL_TASKS) for a worker that went idle;
 * threaded actors (``max_concurrency > 1``): a thread pool of that size;
 * async actors (any ``async def`` method): an event loop on its own thread,
   at most ``max_concurrency`` calls at once.
@@ -44,8 +46,15 @@ from shoal.core.core_worker import (
     deserialize_collecting,
 )
 from shoal.core.serialization import SerializationError, Serialized, serialize
-from shoal.core.task_manager import STATUS_APP_ERROR, STATUS_CANCELLED, STATUS_OK
-from shoal.core.task_spec import ARG_VALUE, TaskKind, TaskSpec
+from shoal.core.task_spec import (
+    ARG_VALUE,
+    STATUS_APP_ERROR,
+    STATUS_CANCELLED,
+    STATUS_OK,
+    STATUS_STOLEN,
+    TaskKind,
+    TaskSpec,
+)
 from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
@@ -72,10 +81,12 @@ class Executor:
         self.actor_semaphore: asyncio.Semaphore | None = None
         self.running: dict[bytes, Any] = {}  # task_id -> thread ident or asyncio task
         self.cancelled: set[bytes] = set()
+        self.queued: dict[bytes, Any] = {}  # normal tasks not started: task_id -> reply future
         self.main_thread_id = threading.main_thread().ident
         r = worker.router
         r.add(Method.PUSH_TASK, self.handle_push_task)
         r.add(Method.CANCEL_TASK, self.handle_cancel_task)
+        r.add(Method.STEAL_TASKS, self.handle_steal_tasks)
         r.add(Method.CREATE_ACTOR_INSTANCE, self.handle_create_actor)
         r.add(Method.ASSIGN_JOB, self.handle_assign_job)
         r.add(Method.EXIT_WORKER, lambda conn, body: os._exit(0))
@@ -121,14 +132,38 @@ class Executor:
                                              self.actor_loop)
         elif spec.kind is TaskKind.ACTOR_TASK and self.actor_pool is not None:
             self.actor_pool.submit(run)
-        else:
+        elif spec.kind is TaskKind.ACTOR_TASK:
             self.main_queue.put(run)
+        else:
+            self.queued[spec.task_id] = fut
+            self.main_queue.put(lambda: self._start_queued(spec, conn, fut))
         return fut
+
+    def _start_queued(self, spec: TaskSpec, conn, fut) -> None:
+        # pop decides the race with handle_steal_tasks: whoever pops runs/returns it
+        if self.queued.pop(spec.task_id, None) is not None:
+            self._execute(spec, conn, fut)
+
+    def handle_steal_tasks(self, conn, body):
+        """Hand back the listed tasks that have not started; returns their ids."""
+        stolen = []
+        for task_id in body:
+            fut = self.queued.pop(task_id, None)
+            if fut is not None:
+                stolen.append(task_id)
+                if not fut.done():
+                    fut.set_result([STATUS_STOLEN, [], None])
+        return stolen
 
     def handle_cancel_task(self, conn, body):
         task_id, force, recursive = body
         if recursive:
             self.worker.tasks.cancel_children(task_id, force)
+        queued = self.queued.pop(task_id, None)
+        if queued is not None:  # pipelined behind another task: answer now
+            if not queued.done():
+                queued.set_result([STATUS_CANCELLED, [], None])
+            return None
         self.cancelled.add(task_id)
         running = self.running.get(task_id)
         if running is None:

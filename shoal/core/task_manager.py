@@ -32,6 +32,9 @@ from shoal.core.task_spec import (
     ARG_REF,
     ARG_VALUE,
     DYNAMIC,
+    STATUS_APP_ERROR,
+    STATUS_CANCELLED,
+    STATUS_OK,
     STREAMING,
     TaskKind,
     TaskSpec,
@@ -43,10 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shoal.core")
 
-# executor reply status
-STATUS_OK = 0
-STATUS_APP_ERROR = 1
-STATUS_CANCELLED = 2
 
 
 @dataclass(eq=False)

@@ -19,6 +19,12 @@ from dataclasses import dataclass, field
 ARG_VALUE = 0
 ARG_REF = 1
 
+# status of a PUSH_TASK reply [status, returns, info]
+STATUS_OK = 0
+STATUS_APP_ERROR = 1
+STATUS_CANCELLED = 2
+STATUS_STOLEN = 3  # the worker handed the task back unstarted (work stealing)
+
 STREAMING = -1  # num_returns="streaming"
 DYNAMIC = -2  # num_returns="dynamic"
 

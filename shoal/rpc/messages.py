@@ -28,6 +28,7 @@ class Method(enum.IntEnum):
     CLUSTER_RESOURCES = 15
     PUBLISH_LOGS = 16
     LIST_ACTORS = 17
+    CLUSTER_STATUS = 18  # nodes, their demand, actors waiting for a node
 
     # node agent
     REGISTER_WORKER = 30
@@ -56,6 +57,7 @@ class Method(enum.IntEnum):
     CREATE_ACTOR_INSTANCE = 66
     EXIT_WORKER = 67
     ASSIGN_JOB = 68
+    STEAL_TASKS = 69  # owner -> worker: hand back these queued tasks if not started
 
     # notifications pushed to subscribers
     PUBSUB_MESSAGE = 90
