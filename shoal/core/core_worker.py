@@ -63,6 +63,8 @@ from shoal.rpc.transport import (
 log = logging.getLogger("shoal.core")
 
 INLINE_THRESHOLD = int(os.environ.get("SHOAL_INLINE_THRESHOLD", 100 * 1024))
+LAZY_COMMANDS_S = 0.05  # reference-count changes wait at most this long for the loop
+LAZY_COMMANDS_MAX = 256  # ... or until this many are queued
 
 # GET_OBJECT replies
 VALUE_INLINE = 0
@@ -184,6 +186,7 @@ class CoreWorker:
             ready.set_result(None)
 
         loop.create_task(boot())
+        loop.call_later(LAZY_COMMANDS_S, self._tick)
         try:
             loop.run_forever()
         finally:
@@ -295,17 +298,26 @@ class CoreWorker:
             raise RuntimeError("blocking shoal call made from the event loop thread")
         return asyncio.run_coroutine_threadsafe(fn(*args), self.loop).result(timeout)
 
+    # Reference counting changes do not wake the loop: they ride along with the next
+    # posted command, or the loop's tick picks them up within LAZY_COMMANDS_S.  Waking
+    # the loop costs a syscall and a thread switch; for a sync call loop that was one
+    # extra wake-up per call (the previous result's ref being dropped).
     def ref_created(self, oid: bytes, owner: str) -> None:
         self._commands.append((self._inc_local, (oid, owner)))
-        if not self._wakeup_pending:
+        if len(self._commands) > LAZY_COMMANDS_MAX and not self._wakeup_pending:
             self.post(_noop)
 
     def ref_deleted(self, oid: bytes) -> None:
         if self.shutting_down:
             return
         self._commands.append((self.references.dec_local, (oid,)))
-        if not self._wakeup_pending:
+        if len(self._commands) > LAZY_COMMANDS_MAX and not self._wakeup_pending:
             self.post(_noop)
+
+    def _tick(self) -> None:
+        if self._commands:
+            self._drain()
+        self.loop.call_later(LAZY_COMMANDS_S, self._tick)
 
     def _inc_local(self, oid: bytes, owner: str) -> None:
         self.references.inc_local(oid, "" if owner == self.address else owner)
