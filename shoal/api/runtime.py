@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import atexit
 import enum
+import operator
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
 
+from shoal import exceptions
 from shoal.api.local_cluster import HeadProcess, start_head
 from shoal.api.object_ref import ObjectRef
 from shoal.core import context
@@ -32,6 +35,7 @@ class Runtime:
         self.head: HeadProcess | None = None
         self.worker: Any = None
         self.context: ShoalContext | None = None
+        self.lost: str | None = None  # why the cluster is gone (see _watch_cluster)
 
 
 _runtime = Runtime()
@@ -41,7 +45,7 @@ _INIT_KWARGS = {
     "logging_format", "log_to_driver", "configure_logging", "runtime_env",
     "_system_config", "_temp_dir", "local_mode", "job_config", "_node_ip_address",
     "labels", "_enable_object_reconstruction", "storage", "_plasma_directory",
-    "object_spilling_directory", "_memory", "_redis_password", "num_nodes",
+    "object_spilling_directory", "_memory", "_redis_password", "num_nodes", "_token",
 }
 
 
@@ -98,6 +102,7 @@ def init(
         address = address or os.environ.get("SHOAL_ADDRESS") or os.environ.get("RAY_ADDRESS")
         from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig
 
+        host = "127.0.0.1"
         if address in (None, "", "local"):
             head = start_head(
                 num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
@@ -108,13 +113,22 @@ def init(
         else:
             from shoal.api.connect import resolve_address
 
+            if num_cpus is not None or num_gpus or resources or object_store_memory:
+                raise ValueError(
+                    "when connecting to an existing cluster, num_cpus, num_gpus, resources "
+                    "and object_store_memory must not be given: they belong to the nodes "
+                    "('shoal start --num-cpus ...')")
             head = None
-            control_address, node_address, token = resolve_address(address)
+            found = resolve_address(address, token=kwargs.get("_token"),
+                                    node_ip_address=kwargs.get("_node_ip_address"))
+            control_address, node_address = found.control_address, found.node_address
+            token, host = found.token, found.host
         worker = CoreWorker(WorkerConfig(
             mode=Mode.DRIVER,
             control_address=control_address,
             node_address=node_address,
             token=token,
+            host=host,
             namespace=namespace or "default",
         ))
         try:
@@ -125,7 +139,9 @@ def init(
             raise
         _runtime.head = head
         _runtime.worker = worker
+        _runtime.lost = None
         _runtime.state = State.RUNNING
+        _watch_cluster(worker, control_address, node_address)
         _runtime.context = ShoalContext({
             "address": control_address,
             "node_id": worker.node_id,
@@ -143,6 +159,7 @@ def shutdown() -> None:
             return
         worker, head = _runtime.worker, _runtime.head
         _runtime.state = State.NOT_STARTED
+        _runtime.lost = None
         _runtime.worker = None
         _runtime.head = None
         _runtime.context = None
@@ -156,6 +173,55 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
+def _watch_cluster(worker: Any, control_address: str, node_address: str) -> None:
+    """Once the head or our node agent closes its connection, every API call
+    raises :class:`ClusterLostError` saying so (instead of a bare connection error)."""
+
+    def lost(what: str) -> None:
+        if worker.shutting_down or _runtime.worker is not worker or _runtime.lost:
+            return
+        _runtime.lost = (
+            f"this driver lost its shoal cluster: {what}. Calls fail until you call "
+            "shoal.shutdown() (and shoal.init() again once the cluster is back)")
+        print(f"shoal: error: {_runtime.lost}", file=sys.stderr, flush=True)
+
+    def watch() -> None:
+        for conn, what in (
+            (worker.control, f"the connection to its head at {control_address} closed "
+                             "(the head process exited or was killed)"),
+            (worker.node, f"the connection to its node agent at {node_address} closed "
+                          "(the node died or lost its head)"),
+        ):
+            conn.closed.add_done_callback(lambda _f, what=what: lost(what))
+
+    worker.loop.call_soon_threadsafe(watch)
+
+
+_LOSS_ERRORS = (ConnectionError, exceptions.WorkerCrashedError)
+
+
+def _raise_if_lost(worker: Any, exc: BaseException) -> None:
+    """Re-raise a connection-looking failure as ClusterLostError if the cluster is gone."""
+    if isinstance(exc, exceptions.ClusterLostError):
+        return
+    reason = _runtime.lost
+    if reason is None and worker is _runtime.worker and worker is not None:
+        for conn, where in ((worker.control, "its head"), (worker.node, "its node agent")):
+            if conn is not None and conn.closed.done():
+                reason = f"this driver lost its shoal cluster: the connection to {where} closed"
+    if reason is not None:
+        raise exceptions.ClusterLostError(reason) from exc
+
+
+def _control(method: Method, body: Any = None) -> Any:
+    worker = ensure_worker()
+    try:
+        return worker.control_call(method, body)
+    except ConnectionError as exc:
+        _raise_if_lost(worker, exc)
+        raise
+
+
 def is_initialized() -> bool:
     return _runtime.state is State.RUNNING or context.current_worker_or_none() is not None
 
@@ -163,6 +229,8 @@ def is_initialized() -> bool:
 def ensure_worker() -> Any:
     worker = context.current_worker_or_none()
     if worker is not None:
+        if _runtime.lost is not None:
+            raise exceptions.ClusterLostError(_runtime.lost)
         return worker
     with _runtime.lock:
         if _runtime.state is not State.RUNNING:
@@ -171,10 +239,16 @@ def ensure_worker() -> Any:
 
 
 def _check_refs(refs: Any, what: str) -> None:
+    if set(map(type, refs)) <= _JUST_REFS:  # C-speed check for long lists
+        return
     for r in refs:
         if not isinstance(r, ObjectRef):
             raise TypeError(
                 f"{what} expects ObjectRefs, got {type(r).__name__}: {r!r}")
+
+
+_JUST_REFS = {ObjectRef}
+_REF_ID = operator.attrgetter("_id")
 
 
 def get(object_refs: Any, *, timeout: float | None = None) -> Any:
@@ -185,7 +259,11 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
     from shoal.api.generators import DynamicObjectRefGenerator, ObjectRefGenerator
 
     if isinstance(object_refs, ObjectRef):
-        return worker.get([object_refs], timeout)[0]
+        try:
+            return worker.get([object_refs], timeout)[0]
+        except _LOSS_ERRORS as exc:
+            _raise_if_lost(worker, exc)
+            raise
     if isinstance(object_refs, (ObjectRefGenerator, DynamicObjectRefGenerator)):
         object_refs = list(object_refs)
     if not isinstance(object_refs, (list, tuple)):
@@ -193,12 +271,21 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
             f"shoal.get expects an ObjectRef or a list of ObjectRefs, got "
             f"{type(object_refs).__name__}: {object_refs!r}")
     _check_refs(object_refs, "shoal.get")
-    return worker.get(list(object_refs), timeout)
+    try:
+        return worker.get(list(object_refs), timeout)
+    except _LOSS_ERRORS as exc:
+        _raise_if_lost(worker, exc)
+        raise
 
 
 def put(value: Any, *, _owner: Any = None) -> ObjectRef:
     """Store a value in the cluster; returns its ref (owned by this process)."""
-    return ensure_worker().put(value, _owner)
+    worker = ensure_worker()
+    try:
+        return worker.put(value, _owner)
+    except _LOSS_ERRORS as exc:
+        _raise_if_lost(worker, exc)
+        raise
 
 
 def wait(
@@ -221,7 +308,7 @@ def wait(
         raise ValueError(
             f"num_returns ({num_returns}) cannot be greater than the number of refs "
             f"({len(object_refs)})")
-    if len(set(object_refs)) != len(object_refs):
+    if len(set(map(_REF_ID, object_refs))) != len(object_refs):
         raise ValueError("wait() does not accept duplicate ObjectRefs")
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
         raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")
@@ -229,7 +316,11 @@ def wait(
         raise TypeError("fetch_local must be a bool")
     if not object_refs or num_returns == 0:
         return [], list(object_refs)
-    return worker.wait(list(object_refs), num_returns, timeout)
+    try:
+        return worker.wait(list(object_refs), num_returns, timeout)
+    except _LOSS_ERRORS as exc:
+        _raise_if_lost(worker, exc)
+        raise
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
@@ -256,8 +347,7 @@ def kill(actor: Any, *, no_restart: bool = True) -> None:
 
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"shoal.kill expects an actor handle, got {type(actor).__name__}")
-    worker = ensure_worker()
-    worker.control_call(Method.KILL_ACTOR, [actor._actor_id, no_restart])
+    _control(Method.KILL_ACTOR, [actor._actor_id, no_restart])
 
 
 def get_actor(name: str, namespace: str | None = None) -> Any:
@@ -270,25 +360,25 @@ def get_actor(name: str, namespace: str | None = None) -> Any:
         raise ValueError("get_actor needs a non-empty actor name")
     worker = ensure_worker()
     ns = namespace or worker.namespace
-    reply = worker.control_call(Method.GET_NAMED_ACTOR, [name, ns])
+    reply = _control(Method.GET_NAMED_ACTOR, [name, ns])
     if reply is None:
         raise ValueError(f"Failed to look up actor with name '{name}' in namespace '{ns}'")
     return ActorHandle(reply["actor_id"], cloudpickle.loads(reply["handle_meta"]), worker)
 
 
 def cluster_resources() -> dict[str, float]:
-    return ensure_worker().control_call(Method.CLUSTER_RESOURCES)["total"]
+    return _control(Method.CLUSTER_RESOURCES)["total"]
 
 
 def available_resources() -> dict[str, float]:
-    reply = ensure_worker().control_call(Method.CLUSTER_RESOURCES)["available"]
+    reply = _control(Method.CLUSTER_RESOURCES)["available"]
     return {k: v for k, v in reply.items() if v > 0}
 
 
 def nodes() -> list[dict]:
     """One dict per node, with Ray's keys."""
     out = []
-    for n in ensure_worker().control_call(Method.GET_NODES):
+    for n in _control(Method.GET_NODES):
         host = n["address"].rsplit(":", 1)[0]
         out.append({
             "NodeID": n["node_id"],

@@ -563,43 +563,37 @@ class CoreWorker:
     def _wait_values(
         self, refs: list[ObjectRef], num: int, deadline: float | None, raise_timeout: bool
     ) -> dict[bytes, StoredValue]:
-        """Block until ``num`` of ``refs`` have values; returns those ready."""
+        """Block until ``num`` of ``refs`` have values; returns those ready (in the
+        order of ``refs`` when no blocking was needed)."""
+        values = self.memory_store.values
         ready: dict[bytes, StoredValue] = {}
         missing = []
         for ref in refs:
-            value = self.memory_store.get(ref._id)
-            if value is not None:
-                ready[ref._id] = value
-            else:
+            value = values.get(ref._id)
+            if value is None:
                 missing.append(ref)
-        if len(ready) >= num or not missing:
-            return ready
-        event = threading.Event()
-        lock = threading.Lock()
-
-        def arrived(oid: bytes, value: StoredValue) -> None:
-            with lock:
-                ready[oid] = value
-                if len(ready) >= num:
-                    event.set()
-
-        registered = []
-        for ref in missing:
-            value = self.memory_store.add_waiter(ref._id, arrived)
-            if value is not None:
-                with lock:
-                    ready[ref._id] = value
             else:
-                registered.append(ref)
-                if ref._owner != self.address:
-                    self.post(self._start_fetch, ref._id, ref._owner)
+                ready[ref._id] = value
+                if len(ready) >= num:
+                    return ready  # wait(num_returns=1) on a long list stops here
+        if not missing:
+            return ready
+        waiter = _Waiter(ready, num)
+        oids = [ref._id for ref in missing]
+        present = self.memory_store.add_waiters(oids, waiter.arrived)
+        for oid, value in present.items():
+            waiter.arrived(oid, value)
+        foreign = [(r._id, r._owner) for r in missing
+                   if r._owner != self.address and r._id not in present]
+        if foreign:
+            self.post(self._start_fetches, foreign)
         try:
-            if len(ready) < num:
+            if not waiter.done:
                 self._set_blocked(True)
                 try:
                     remaining = (None if deadline is None
                                  else max(0.0, deadline - time.monotonic()))
-                    if not event.wait(remaining) and len(ready) < num and raise_timeout:
+                    if not waiter.wait(remaining) and raise_timeout:
                         raise exceptions.GetTimeoutError(
                             f"get timed out: {len(ready)} of {num} objects ready after "
                             f"the timeout"
@@ -607,9 +601,8 @@ class CoreWorker:
                 finally:
                     self._set_blocked(False)
         finally:
-            for ref in registered:
-                self.memory_store.remove_waiter(ref._id, arrived)
-        with lock:
+            self.memory_store.remove_waiters(oids, waiter.arrived)
+        with waiter.lock:
             return dict(ready)
 
     def _set_blocked(self, blocked: bool) -> None:
@@ -621,6 +614,10 @@ class CoreWorker:
         if edge:
             method = Method.WORKER_BLOCKED if blocked else Method.WORKER_UNBLOCKED
             self.post(self.node.notify, method, None)
+
+    def _start_fetches(self, wanted: list[tuple[bytes, str]]) -> None:
+        for oid, owner in wanted:
+            self._start_fetch(oid, owner)
 
     def _start_fetch(self, oid: bytes, owner: str) -> None:
         if oid in self._fetching or self.memory_store.contains(oid):
@@ -678,9 +675,11 @@ class CoreWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         ready = self._wait_values(refs, num_returns, deadline, raise_timeout=False)
         ready_refs, not_ready = [], []
-        for ref in refs:
-            if ref._id in ready and len(ready_refs) < num_returns:
+        for i, ref in enumerate(refs):
+            if ref._id in ready:
                 ready_refs.append(ref)
+                if len(ready_refs) == num_returns:
+                    return ready_refs, not_ready + refs[i + 1:]
             else:
                 not_ready.append(ref)
         return ready_refs, not_ready
@@ -743,6 +742,33 @@ def deserialize_collecting(data: Serialized, worker: CoreWorker, rebuilt: list) 
 
 async def _async_call(conn: Connection, method: Method, body: Any) -> Any:
     return await conn.call(method, body)
+
+
+class _Waiter:
+    """Wakes a blocked get/wait once ``num`` values are in ``ready`` (called from the
+    loop thread; a bare lock is the cheapest thing to block a thread on)."""
+
+    __slots__ = ("ready", "num", "lock", "_gate", "done")
+
+    def __init__(self, ready: dict, num: int) -> None:
+        self.ready = ready
+        self.num = num
+        self.lock = threading.Lock()
+        self._gate = threading.Lock()
+        self._gate.acquire()
+        self.done = len(ready) >= num
+
+    def arrived(self, oid: bytes, value: StoredValue) -> None:
+        with self.lock:
+            self.ready[oid] = value
+            if not self.done and len(self.ready) >= self.num:
+                self.done = True
+                self._gate.release()
+
+    def wait(self, timeout: float | None) -> bool:
+        if self.done:
+            return True
+        return self._gate.acquire(timeout=-1 if timeout is None else timeout) or self.done
 
 
 def _set_result(fut: asyncio.Future, value: Any) -> None:

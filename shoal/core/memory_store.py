@@ -62,6 +62,34 @@ class MemoryStore:
                 self._waiters.setdefault(oid, []).append(callback)
             return value
 
+    @property
+    def values(self) -> dict[bytes, StoredValue]:
+        """The live mapping, for lock-free lookups from any thread (never mutate it)."""
+        return self._values
+
+    def add_waiters(
+        self, oids: list[bytes], callback: Callable[[bytes, StoredValue], None]
+    ) -> dict[bytes, StoredValue]:
+        """``add_waiter`` for many objects under one lock; returns those already here."""
+        present = {}
+        with self._lock:
+            for oid in oids:
+                value = self._values.get(oid)
+                if value is None:
+                    self._waiters.setdefault(oid, []).append(callback)
+                else:
+                    present[oid] = value
+        return present
+
+    def remove_waiters(self, oids: list[bytes], callback) -> None:
+        with self._lock:
+            for oid in oids:
+                waiters = self._waiters.get(oid)
+                if waiters and callback in waiters:
+                    waiters.remove(callback)
+                    if not waiters:
+                        del self._waiters[oid]
+
     def remove_waiter(self, oid: bytes, callback) -> None:
         with self._lock:
             waiters = self._waiters.get(oid)
