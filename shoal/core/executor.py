@@ -56,6 +56,7 @@ from shoal.core.task_spec import (
     TaskSpec,
 )
 from shoal.rpc.messages import Method
+from shoal.rpc.transport import DeferredReply
 
 if TYPE_CHECKING:
     from shoal.core.core_worker import CoreWorker
@@ -125,7 +126,7 @@ class Executor:
         spec = TaskSpec.from_wire(body)
         if spec.function_bytes is not None and spec.function_id not in self.functions:
             self.functions[spec.function_id] = spec.function_bytes
-        fut = self.worker.loop.create_future()
+        fut = DeferredReply()
         run = lambda: self._execute(spec, conn, fut)  # noqa: E731
         if spec.kind is TaskKind.ACTOR_TASK and self.actor_loop is not None:
             asyncio.run_coroutine_threadsafe(self._execute_async(spec, conn, fut),
@@ -151,8 +152,7 @@ class Executor:
             fut = self.queued.pop(task_id, None)
             if fut is not None:
                 stolen.append(task_id)
-                if not fut.done():
-                    fut.set_result([STATUS_STOLEN, [], None])
+                fut.send([STATUS_STOLEN, [], None])
         return stolen
 
     def handle_cancel_task(self, conn, body):
@@ -161,8 +161,7 @@ class Executor:
             self.worker.tasks.cancel_children(task_id, force)
         queued = self.queued.pop(task_id, None)
         if queued is not None:  # pipelined behind another task: answer now
-            if not queued.done():
-                queued.set_result([STATUS_CANCELLED, [], None])
+            queued.send([STATUS_CANCELLED, [], None])
             return None
         self.cancelled.add(task_id)
         running = self.running.get(task_id)
@@ -181,7 +180,7 @@ class Executor:
 
     def handle_create_actor(self, conn, body):
         actor_id, creation = body
-        fut = self.worker.loop.create_future()
+        fut = DeferredReply()
         self.main_queue.put(lambda: self._create_actor(actor_id, creation, fut))
         return fut
 
@@ -391,7 +390,7 @@ class Executor:
             for item in result:
                 count += 1
                 entry = self._package_value(spec, count, item)
-                self.worker.post(conn.notify, Method.GENERATOR_ITEM, [spec.task_id] + entry)
+                conn.notify_from_thread(Method.GENERATOR_ITEM, [spec.task_id] + entry)
         except SerializationError:
             raise
         except Exception as exc:
@@ -400,8 +399,8 @@ class Executor:
         if error is not None:
             count += 1
             info["count"] = count
-            self.worker.post(conn.notify, Method.GENERATOR_ITEM,
-                             [spec.task_id, count, error, []])
+            conn.notify_from_thread(Method.GENERATOR_ITEM,
+                                   [spec.task_id, count, error, []])
         return [STATUS_OK, [], info]
 
     def _register_for_caller(self, caller: str, contained: list) -> None:
@@ -442,16 +441,12 @@ class Executor:
                 try:
                     await worker.register_borrows(None, rebuilt)
                 finally:
-                    if not fut.done():
-                        fut.set_result(reply)
+                    fut.send(reply)
 
             worker.loop.create_task(run())
 
         worker.post(start)
 
-    def _post_reply(self, fut, reply) -> None:
-        def deliver() -> None:
-            if not fut.done():
-                fut.set_result(reply)
-
-        self.worker.post(deliver)
+    def _post_reply(self, fut: DeferredReply, reply) -> None:
+        """Answer from this (task) thread: straight to the caller's socket."""
+        fut.send(reply)

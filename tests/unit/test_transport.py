@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 
 import pytest
 
@@ -741,5 +742,100 @@ def test_loopback_unknown_method_fails_like_socket_connection():
         with pytest.raises(RemoteError) as info:
             await asyncio.wait_for(fut, T)
         assert info.value.error_type == "UnknownMethod"
+
+    run(main())
+
+
+# ---- writes from other threads -------------------------------------------------------------
+
+
+def _collecting_router(received: list, done: asyncio.Event, expect: int) -> Router:
+    router = Router()
+
+    def on_notify(conn, body):
+        received.append(body)
+        if len(received) == expect:
+            done.set()
+
+    router.add(Method.PUBLISH_LOGS, on_notify)
+    return router
+
+
+@pytest.mark.parametrize("size", [10, 3 * 1024 * 1024])  # the large one fills the socket
+def test_writes_from_another_thread_and_the_loop_arrive_in_issue_order(size):
+    """A thread's direct socket write must never overtake (or be overtaken by) a
+    write issued before it, from the loop or from another thread."""
+
+    async def main():
+        received: list = []
+        done = asyncio.Event()
+        n = 40
+        async with server(_collecting_router(received, done, 2 * n)) as (port, _):
+            conn = await connect(Router(), TOKEN, HOST, port)
+            loop = asyncio.get_running_loop()
+            order: list[int] = []
+            lock = threading.Lock()
+            payload = b"x" * size
+
+            def from_thread():
+                for i in range(n):
+                    with lock:  # fixes the issue order of the two writers
+                        order.append(2 * i)
+                        conn.notify_from_thread(Method.PUBLISH_LOGS, [2 * i, payload])
+                    loop.call_soon_threadsafe(loop_write, 2 * i + 1)
+
+            def loop_write(i):
+                with lock:
+                    order.append(i)
+                    with write_batch():
+                        conn.notify(Method.PUBLISH_LOGS, [i, payload])
+
+            try:
+                worker = threading.Thread(target=from_thread)
+                worker.start()
+                await asyncio.wait_for(done.wait(), 20)
+                await loop.run_in_executor(None, worker.join)
+                assert [body[0] for body in received] == order
+                assert all(len(body[1]) == size for body in received)
+                assert conn.is_open()
+            finally:
+                await close_client(conn)
+
+    run(main())
+
+
+def test_deferred_reply_answers_once_whether_sent_before_or_after_binding():
+    async def main():
+        replies: list[transport.DeferredReply] = []
+        router = Router()
+
+        def early(conn, body):  # answered before the router binds the request id
+            reply = transport.DeferredReply()
+            assert reply.send(["early", body]) is True
+            assert reply.send("ignored") is False
+            return reply
+
+        def later(conn, body):
+            reply = transport.DeferredReply()
+            replies.append(reply)
+            return reply
+
+        router.add(Method.KV_GET, early)
+        router.add(Method.KV_PUT, later)
+        async with server(router) as (port, _):
+            conn = await connect(Router(), TOKEN, HOST, port)
+            try:
+                assert await asyncio.wait_for(conn.call(Method.KV_GET, 1), T) == ["early", 1]
+                pending = conn.call(Method.KV_PUT, 2)
+                while not replies:
+                    await asyncio.sleep(0.001)
+                assert not pending.done()
+                sender = threading.Thread(target=lambda: replies[0].send(["later", 2]))
+                sender.start()
+                assert await asyncio.wait_for(pending, T) == ["later", 2]
+                sender.join()
+                assert replies[0].send("again") is False
+            finally:
+                await close_client(conn)
 
     run(main())
