@@ -1,4 +1,7 @@
-"""Command line: ``shoal demo`` (more commands arrive with multi-node support)."""
+"""Command line: ``shoal start | stop | status | demo`` (also ``python -m shoal``).
+
+Parsing only; what each command does is in :mod:`shoal.launch.commands`.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +9,77 @@ import argparse
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def _node_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--num-cpus", type=float, default=None,
+                   help="CPUs this node offers (default: the machine's)")
+    p.add_argument("--num-gpus", type=float, default=None)
+    p.add_argument("--resources", default=None,
+                   help='custom resources as JSON, e.g. \'{"gpu_box": 1}\'')
+    p.add_argument("--object-store-memory", type=int, default=None,
+                   help="bytes of shared memory for the object store")
+    p.add_argument("--node-ip-address", default="127.0.0.1",
+                   help="address this node listens on and is reached at (default "
+                        "127.0.0.1: use the machine's address for a multi-machine cluster)")
+    p.add_argument("--token", default=None,
+                   help="cluster token (default: SHOAL_TOKEN, else a new one for a head)")
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoal", description="shoal distributed runtime")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    start = sub.add_parser("start", help="start a head, or a node joining one, in the "
+                                         "background")
+    role = start.add_mutually_exclusive_group(required=True)
+    role.add_argument("--head", action="store_true", help="start the cluster's head")
+    role.add_argument("--address", help="HOST:PORT of the head to join")
+    start.add_argument("--port", type=int, default=None,
+                       help="head: port of the control store (default 6380)")
+    start.add_argument("--node-timeout-s", type=float, default=None,
+                       help="head: declare a node dead after this many seconds without a "
+                            "heartbeat (default: SHOAL_NODE_TIMEOUT_S, else 5)")
+    _node_options(start)
+
+    stop = sub.add_parser("stop", help="stop every shoal process 'shoal start' started on "
+                                       "this machine")
+    stop.add_argument("--force", action="store_true", help="SIGKILL at once")
+    stop.add_argument("--timeout", type=float, default=10.0,
+                      help="seconds to wait for a graceful stop before SIGKILL")
+
+    status = sub.add_parser("status", help="nodes, their resources, and pending demand")
+    status.add_argument("--address", default=None,
+                        help="HOST:PORT of the head (default: SHOAL_ADDRESS, else the head "
+                             "started on this machine)")
+    status.add_argument("--token", default=None)
+
     sub.add_parser("demo", help="run the demo on a local embedded cluster")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
         from shoal.demo import main as demo
 
         demo()
-    return 0
+        return 0
+    from shoal.launch import commands
+
+    if args.command == "start":
+        if args.head:
+            if args.port is None:
+                args.port = commands.DEFAULT_PORT
+            return commands.start_head(args)
+        if args.port is not None or args.node_timeout_s is not None:
+            parser.error("--port and --node-timeout-s are options of 'shoal start --head'")
+        return commands.start_node_joining(args)
+    if args.command == "stop":
+        return commands.stop(force=args.force, timeout=args.timeout)
+    if args.command == "status":
+        return commands.status(args.address, args.token)
+    parser.error(f"unknown command {args.command}")
+    return 2
 
 
 if __name__ == "__main__":

@@ -124,6 +124,11 @@ class NodeDiedError(ShoalError):
     """The node running the task died."""
 
 
+class ClusterLostError(RaySystemError, ConnectionError):
+    """This driver lost its cluster: the head (control store) or the node agent it
+    uses is gone.  Every later call fails with this error until ``shutdown()``."""
+
+
 class TaskCancelledError(ShoalError):
     """The task was cancelled with ``shoal.cancel``."""
 
@@ -188,6 +193,7 @@ __all__ = [
     "WorkerCrashedError",
     "NodeDiedError",
     "LocalRayletDiedError",
+    "ClusterLostError",
     "TaskCancelledError",
     "ObjectLostError",
     "OwnerDiedError",

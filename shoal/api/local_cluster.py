@@ -14,13 +14,11 @@ import secrets
 import selectors
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 
+from shoal.launch.sessions import session_root
 from shoal.node.main import READY_PREFIX
-
-SESSION_ROOT = os.path.join(tempfile.gettempdir(), "shoal-sessions")
 
 
 @dataclass
@@ -72,7 +70,7 @@ def start_head(
 ) -> HeadProcess:
     session = new_session_name()
     token = secrets.token_hex(16)
-    log_dir = os.path.join(SESSION_ROOT, session, "logs")
+    log_dir = os.path.join(session_root(), session, "logs")
     os.makedirs(log_dir, exist_ok=True)
     cmd = [sys.executable, "-m", "shoal.node.main", "--head", "--lifeline",
            "--session", session, "--host", host, "--log-dir", log_dir]

@@ -11,6 +11,10 @@ Actor life (``ActorState``)::
 
 Callers ask GET_ACTOR, which answers once the actor is ALIVE or DEAD, and
 subscribe to the ``actor`` channel for later changes.
+
+Nodes register and heartbeat; the node table and the failure detector are
+:mod:`shoal.control.membership`.  When a node dies, the ``node`` channel hears
+of it, its ALIVE actors become DEAD, and its connection is closed (fencing).
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from shoal._version import __version__
+from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S, Membership, NodeRecord
+from shoal.rpc.loopback import LoopbackConnection
 from shoal.rpc.messages import Method
+from shoal.rpc.protocol import check_version
 from shoal.rpc.transport import Router
 
 log = logging.getLogger("shoal.control")
@@ -69,23 +76,11 @@ class ActorRecord:
         }
 
 
-@dataclass
-class NodeRecord:
-    node_id: str
-    address: str
-    resources_total: dict
-    resources_available: dict
-    store_path: str
-    conn: Any
-    alive: bool = True
-    pending_leases: int = 0
-    last_heartbeat: float = field(default_factory=time.monotonic)
-    hostname: str = ""
-
-
 class ControlStore:
-    def __init__(self, router: Router) -> None:
-        self.nodes: dict[str, NodeRecord] = {}
+    def __init__(self, router: Router, node_timeout_s: float = DEFAULT_NODE_TIMEOUT_S) -> None:
+        self.membership = Membership(node_timeout_s)
+        self.nodes: dict[str, NodeRecord] = self.membership.nodes
+        self._detector: asyncio.Task | None = None
         self.actors: dict[str, ActorRecord] = {}
         self.named_actors: dict[tuple[str, str], str] = {}
         self.kv: dict[tuple[str, str], Any] = {}
@@ -110,6 +105,7 @@ class ControlStore:
             Method.CLUSTER_RESOURCES: self.handle_cluster_resources,
             Method.PUBLISH_LOGS: self.handle_publish_logs,
             Method.LIST_ACTORS: self.handle_list_actors,
+            Method.CLUSTER_STATUS: self.handle_cluster_status,
         }.items():
             router.add(method, handler)
         router.on_close.append(self._on_connection_closed)
@@ -135,58 +131,80 @@ class ControlStore:
         self.publish(f"logs:{job_id}", [node_id, lines])
         return None
 
-    # ---- nodes ---------------------------------------------------------------------
+    # ---- nodes (membership and failure detection: see control/membership.py) ------
+    def start(self) -> None:
+        """Start the failure detector (on the running loop)."""
+        if self._detector is None:
+            self._detector = asyncio.get_running_loop().create_task(self._detect_failures())
+
+    async def _detect_failures(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.membership.check_interval_s)
+            for record in self.membership.check(loop.time()):
+                try:
+                    self._node_died(record)
+                except Exception:
+                    log.exception("handling the death of node %s failed", record.node_id)
+
     def handle_register_node(self, conn, body):
         info = body
-        record = NodeRecord(
-            node_id=info["node_id"],
-            address=info["address"],
-            resources_total=info["resources_total"],
-            resources_available=info["resources_available"],
-            store_path=info.get("store_path", ""),
-            conn=conn,
-            hostname=info.get("hostname", ""),
-        )
-        self.nodes[record.node_id] = record
+        try:
+            check_version(info.get("version"), f"node {info.get('address', '?')}")
+            record = self.membership.register(info, conn, asyncio.get_running_loop().time(),
+                                              monitored=not isinstance(conn, LoopbackConnection))
+        except ValueError as exc:
+            log.warning("refused node %s: %s", info.get("node_id", "?"), exc)
+            raise
         conn.state["node_id"] = record.node_id
-        self.publish("node", {"node_id": record.node_id, "alive": True})
-        return {"ok": True}
+        log.info("node %s joined from %s with %s", record.node_id, record.address,
+                 record.resources_total)
+        self.publish("node", {"node_id": record.node_id, "alive": True,
+                              "address": record.address,
+                              "resources_total": record.resources_total})
+        return {"ok": True, "heartbeat_s": self.membership.heartbeat_s,
+                "node_timeout_s": self.membership.timeout_s, "version": __version__}
 
     def handle_node_heartbeat(self, conn, body):
-        node_id, available, pending = body
-        record = self.nodes.get(node_id)
-        if record is not None:
-            record.resources_available = available
-            record.pending_leases = pending
-            record.last_heartbeat = time.monotonic()
+        node_id, available, pending = body[:3]
+        demand = body[3] if len(body) > 3 else []
+        self.membership.heartbeat(node_id, available, pending, demand,
+                                  asyncio.get_running_loop().time())
         return None
 
+    def _node_died(self, record: NodeRecord) -> None:
+        """Tell everyone; fail the node's actors; cut the node off (fencing)."""
+        log.warning("node %s at %s is dead: %s", record.node_id, record.address,
+                    record.death_cause)
+        self.publish("node", {"node_id": record.node_id, "alive": False,
+                              "address": record.address, "cause": record.death_cause})
+        cause = f"the node {record.node_id} it ran on died ({record.death_cause})"
+        for actor in list(self.actors.values()):
+            if actor.node_id == record.node_id and actor.state is ActorState.ALIVE:
+                self._mark_dead(actor, cause)
+        if record.conn is not None and record.conn.is_open():
+            record.conn.close()
+
     def handle_get_nodes(self, conn, body):
-        return [
-            {
-                "node_id": n.node_id,
-                "address": n.address,
-                "alive": n.alive,
-                "resources_total": n.resources_total,
-                "resources_available": n.resources_available,
-                "store_path": n.store_path,
-                "hostname": n.hostname,
-                "pending_leases": n.pending_leases,
-            }
-            for n in self.nodes.values()
-        ]
+        return [n.public() for n in self.nodes.values()]
 
     def handle_cluster_resources(self, conn, body):
-        total: dict[str, float] = {}
-        available: dict[str, float] = {}
-        for node in self.nodes.values():
-            if not node.alive:
-                continue
-            for k, v in node.resources_total.items():
-                total[k] = total.get(k, 0) + v
-            for k, v in node.resources_available.items():
-                available[k] = available.get(k, 0) + v
+        total, available = self.membership.resources()
         return {"total": total, "available": available}
+
+    def handle_cluster_status(self, conn, body):
+        """What ``shoal status`` prints: nodes, and demand nothing serves yet."""
+        pending_actors = [
+            {"class_name": a.class_name, "resources": a.shape, "name": a.name or ""}
+            for a in self.actors.values()
+            if a.state is ActorState.PENDING and not a.node_id
+        ]
+        return {
+            "version": __version__,
+            "node_timeout_s": self.membership.timeout_s,
+            "nodes": self.handle_get_nodes(conn, None),
+            "pending_actors": pending_actors,
+        }
 
     # ---- jobs ------------------------------------------------------------------------
     def handle_register_driver(self, conn, body):
@@ -202,6 +220,11 @@ class ControlStore:
     def _on_connection_closed(self, conn) -> None:
         for channel in conn.state.get("channels", ()):
             self.subscribers.get(channel, set()).discard(conn)
+        node_id = conn.state.get("node_id")
+        if node_id is not None:
+            record = self.membership.connection_closed(node_id)
+            if record is not None:
+                self._node_died(record)
         job_id = conn.state.get("job_id")
         if job_id is not None:
             self._job_finished(job_id, conn.state.get("driver_worker_id", ""))

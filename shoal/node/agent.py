@@ -103,6 +103,8 @@ class NodeAgent:
         self._report_scheduled = False
         self.jobs: dict[str, dict] = {}
         self.closing = False
+        # Set from the control store's reply to REGISTER_NODE (control/membership.py).
+        self.heartbeat_s = 1.0
         self._register(router)
 
     def _register(self, router: Router) -> None:
@@ -502,16 +504,29 @@ class NodeAgent:
             asyncio.get_running_loop().call_later(0.02, self._report)
 
     def _report(self) -> None:
+        """The heartbeat: free resources and the demand waiting in our queue."""
         self._report_scheduled = False
         self.control.notify(
             Method.NODE_HEARTBEAT,
-            [self.node_id, self.available_with_store(), len(self.queue)],
+            [self.node_id, self.available_with_store(), len(self.queue), self._demand()],
         )
+
+    def _demand(self) -> list:
+        """``[shape, count, infeasible]`` per shape of the queued lease requests
+        (after ``_schedule`` every queued request is one that does not fit now)."""
+        if not self.queue:
+            return []
+        counts: dict[tuple, int] = {}
+        for request in self.queue:
+            key = tuple(sorted(request.shape.items()))
+            counts[key] = counts.get(key, 0) + 1
+        return [[from_units(dict(key)), n, not self.resources.feasible(dict(key))]
+                for key, n in counts.items()]
 
     async def _heartbeat_loop(self) -> None:
         while not self.closing:
             self._report()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(self.heartbeat_s)
 
     async def shutdown(self) -> None:
         self.closing = True

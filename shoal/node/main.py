@@ -5,9 +5,16 @@ A head process serves the control store and its own node agent on one port
 serves a node agent and connects to the head's control store over TCP.
 
 The process announces itself with one JSON line on stdout (``SHOAL_READY
-{...}``) and, with ``--lifeline``, exits when its stdin closes: the driver that
-started a local cluster holds the other end, so even a SIGKILLed driver takes
-its cluster with it.
+{...}``) once it has registered with the control store, and, with
+``--lifeline``, exits when its stdin closes: the driver that started a local
+cluster holds the other end, so even a SIGKILLed driver takes its cluster with
+it.
+
+Joining (``--address``): a head that does not answer, refuses the token or runs
+another shoal version makes the process exit within ``--join-timeout-s`` with
+one line ``shoal: error: ...`` on stderr (exit code 2).  A joined node exits
+when it loses its connection to the control store: the head is gone, or it
+declared this node dead (see :mod:`shoal.control.membership`).
 """
 
 from __future__ import annotations
@@ -22,9 +29,13 @@ import socket
 import sys
 import threading
 
+from shoal._version import __version__
+from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S
+from shoal.launch.control_client import ClusterConnectError, open_control
 from shoal.node.agent import NodeAgent, NodeConfig
 from shoal.rpc.messages import Method
-from shoal.rpc.transport import Router, connect, serve, split_address
+from shoal.rpc.protocol import VersionMismatchError
+from shoal.rpc.transport import RemoteError, Router, serve
 
 log = logging.getLogger("shoal.node")
 
@@ -46,6 +57,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prestart", type=int, default=None)
     p.add_argument("--lifeline", action="store_true")
     p.add_argument("--log-dir", default=None)
+    p.add_argument("--node-timeout-s", type=float,
+                   default=float(os.environ.get("SHOAL_NODE_TIMEOUT_S",
+                                                DEFAULT_NODE_TIMEOUT_S)),
+                   help="head: declare a node dead after this long without a heartbeat")
+    p.add_argument("--join-timeout-s", type=float,
+                   default=float(os.environ.get("SHOAL_JOIN_TIMEOUT_S", "5")),
+                   help="give up joining a head that does not answer within this time")
     return p.parse_args(argv)
 
 
@@ -63,11 +81,49 @@ def default_object_store_memory() -> int:
     return int(min(total * 0.3, shm_size * 0.8))
 
 
+class StartError(Exception):
+    """This node could not start or join its head; the message says why."""
+
+
+async def join_head(router: Router, token: str, address: str, name: str,
+                    timeout: float) -> object:
+    """An authenticated connection to the head's control store at ``address``,
+    or a :class:`StartError` naming it within ``timeout`` seconds."""
+    try:
+        return await open_control(router, token, address, name=name, timeout=timeout,
+                                  who="this node")
+    except (ClusterConnectError, VersionMismatchError) as exc:
+        raise StartError(str(exc)) from None
+
+
+async def register(control_conn, agent: NodeAgent, address: str, timeout: float) -> None:
+    info = agent.info()
+    info["hostname"] = socket.gethostname()
+    info["version"] = __version__
+    try:
+        reply = await asyncio.wait_for(control_conn.call(Method.REGISTER_NODE, info), timeout)
+    except TimeoutError:
+        raise StartError(f"the shoal head at {address} did not answer this node's "
+                        f"registration within {timeout:g} s") from None
+    except RemoteError as exc:
+        raise StartError(f"the shoal head at {address} refused this node: {exc.message}"
+                        ) from None
+    except ConnectionError as exc:
+        raise StartError(f"the shoal head at {address} closed the connection while this "
+                        f"node registered: {exc}") from None
+    agent.heartbeat_s = float(reply.get("heartbeat_s", agent.heartbeat_s))
+
+
 async def run(args: argparse.Namespace, token: str) -> None:
     loop = asyncio.get_running_loop()
     router = Router()
     node_id = args.node_id or os.urandom(14).hex()
-    server = await serve(router, token, args.host, args.port, server_info={"node_id": node_id})
+    try:
+        server = await serve(router, token, args.host, args.port,
+                             server_info={"node_id": node_id, "version": __version__})
+    except OSError as exc:
+        raise StartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+                         ) from None
     port = server.sockets[0].getsockname()[1]
     address = f"{args.host}:{port}"
     num_cpus = args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1)
@@ -86,7 +142,8 @@ async def run(args: argparse.Namespace, token: str) -> None:
         from shoal.rpc.loopback import LoopbackConnection
 
         control_router = router
-        control = ControlStore(control_router)
+        control = ControlStore(control_router, node_timeout_s=args.node_timeout_s)
+        control.start()
         agent_side_router = Router()
         # agent_conn: held by the agent, delivers to the control store
         agent_conn, control_conn = LoopbackConnection.pair(
@@ -97,11 +154,9 @@ async def run(args: argparse.Namespace, token: str) -> None:
     else:
         if not args.address:
             raise SystemExit("--address is required unless --head")
-        host, cport = split_address(args.address)
         agent_side_router = router
-        control_conn_for_agent = await connect(
-            router, token, host, cport, info={"name": f"node {node_id[:8]}"}
-        )
+        control_conn_for_agent = await join_head(
+            router, token, args.address, f"node {node_id[:8]}", args.join_timeout_s)
         control_address = args.address
         control = None
 
@@ -127,6 +182,8 @@ async def run(args: argparse.Namespace, token: str) -> None:
         channel, message = body
         if channel == "job_finished":
             agent.kill_job_workers(message)
+        elif channel == "node" and not message.get("alive"):
+            log.info("node %s died: %s", message.get("node_id"), message.get("cause"))
 
     agent_side_router.add(Method.PUBSUB_MESSAGE, on_pubsub)
     if args.head:
@@ -134,10 +191,12 @@ async def run(args: argparse.Namespace, token: str) -> None:
         for method, handler in router.handlers.items():
             if method not in agent_side_router.handlers:
                 agent_side_router.handlers[method] = handler
-    info = agent.info()
-    info["hostname"] = socket.gethostname()
-    await control_conn_for_agent.call(Method.REGISTER_NODE, info)
-    await control_conn_for_agent.call(Method.SUBSCRIBE, ["job_finished"])
+    try:
+        await register(control_conn_for_agent, agent, control_address, args.join_timeout_s)
+    except StartError:
+        agent.arena.unlink()
+        raise
+    await control_conn_for_agent.call(Method.SUBSCRIBE, ["job_finished", "node"])
     await agent.start()
 
     stop = asyncio.Event()
@@ -147,7 +206,12 @@ async def run(args: argparse.Namespace, token: str) -> None:
         threading.Thread(target=_watch_lifeline, args=(loop, stop), daemon=True,
                          name="lifeline").start()
     if not args.head:
-        control_conn_for_agent.closed.add_done_callback(lambda _: stop.set())
+        def control_lost(_) -> None:
+            log.warning("lost the connection to the control store at %s (the head is gone, "
+                        "or declared this node dead); stopping", control_address)
+            stop.set()
+
+        control_conn_for_agent.closed.add_done_callback(control_lost)
 
     print(READY_PREFIX + json.dumps({
         "address": address,
@@ -155,6 +219,7 @@ async def run(args: argparse.Namespace, token: str) -> None:
         "node_id": node_id,
         "store_path": agent.arena.path,
         "pid": os.getpid(),
+        "version": __version__,
     }), flush=True)
     await stop.wait()
     log.info("node %s shutting down", node_id)
@@ -205,7 +270,13 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(run(args, token))
+    try:
+        asyncio.run(run(args, token))
+    except StartError as exc:
+        log.error("%s", exc)
+        print(f"shoal: error: {exc}", file=sys.stderr, flush=True)
+        logging.shutdown()
+        sys.exit(2)
     # Everything we own is cleaned up; skip interpreter teardown, which can wait
     # on subprocess transports of workers that are already dead.
     _exit_now()

@@ -68,6 +68,24 @@ class AuthenticationError(ProtocolError):
     """The peer presented a wrong or missing cluster token."""
 
 
+class VersionMismatchError(ValueError):
+    """The peer runs another shoal version; processes of a cluster must match."""
+
+
+def check_version(theirs: object, who: str, we: str = "this cluster") -> None:
+    """Refuse a peer (``who``: e.g. "node 10.0.0.2:6380") whose shoal version is
+    not ours.  The wire protocol version is checked by the handshake; this is the
+    release version, checked when a node or driver joins."""
+    from shoal._version import __version__
+
+    if theirs != __version__:
+        raise VersionMismatchError(
+            f"shoal version mismatch: {who} runs shoal {theirs or '(unknown)'} but {we} "
+            f"runs shoal {__version__}; every node and driver of a cluster must run the "
+            "same version"
+        )
+
+
 _packer_kwargs = {"use_bin_type": True}
 
 

@@ -1,0 +1,155 @@
+"""``shoal start | stop | status``: what the commands do (``shoal/cli.py`` parses).
+
+``start --head`` and ``start --address`` leave a node process running in the
+background (its own session; stdin from /dev/null; logs in the session
+directory) and record it under ``started/`` so that ``stop`` finds it.  Each
+command returns the process exit code and prints what it did; errors are one
+line, ``shoal: error: ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from typing import Any
+
+from shoal.api.local_cluster import new_session_name
+from shoal.launch import control_client, sessions
+from shoal.launch.node_process import NodeProcess, NodeSpec, NodeStartError, start_node
+from shoal.launch.status import format_status
+from shoal.rpc.messages import Method
+from shoal.rpc.protocol import VersionMismatchError
+
+DEFAULT_PORT = 6380
+
+
+def fail(message: str) -> int:
+    print(f"shoal: error: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+def _spec(args: Any, **fields: Any) -> NodeSpec:
+    resources = json.loads(args.resources) if args.resources else {}
+    if not isinstance(resources, dict):
+        raise ValueError("--resources must be a JSON object, e.g. '{\"gpu_box\": 1}'")
+    return NodeSpec(host=args.node_ip_address, num_cpus=args.num_cpus,
+                    num_gpus=args.num_gpus, resources=resources,
+                    object_store_memory=args.object_store_memory, **fields)
+
+
+def start_head(args: Any) -> int:
+    running = sessions.live_cluster(sessions.default_cluster())
+    if running is not None:
+        return fail(f"a shoal head started by 'shoal start' is already running on this machine "
+                    f"at {running['address']} (pid {running['pid']}); run 'shoal stop' first")
+    token = args.token or os.environ.get("SHOAL_TOKEN") or secrets.token_hex(16)
+    try:
+        spec = _spec(args, head=True, port=args.port, node_timeout_s=args.node_timeout_s)
+    except ValueError as exc:
+        return fail(str(exc))
+    session = new_session_name()
+    log_dir = os.path.join(sessions.session_root(), session, "logs")
+    try:
+        node = start_node(spec, token, session, log_dir, lifeline=False)
+    except NodeStartError as exc:
+        return fail(f"the head did not start: {exc}")
+    _remember(node, session)
+    sessions.remember_cluster({"address": node.address, "token": token, "pid": node.pid,
+                               "create_time": node.create_time, "session": session},
+                              default=True)
+    address = node.address
+    print(f"Started a shoal head at {address} (node {node.node_id[:12]}, pid {node.pid}).\n"
+          f"Logs: {log_dir}\n\n"
+          f"To add a node to this cluster, run on that machine:\n"
+          f"    shoal start --address {address} --token {token}\n\n"
+          f"To connect a driver:\n"
+          f"    on this machine:  shoal.init(address=\"auto\")\n"
+          f"    elsewhere:        SHOAL_TOKEN={token} python -c "
+          f"'import shoal; shoal.init(address=\"{address}\")'\n"
+          f"    (a driver needs a node on its own machine)\n\n"
+          f"Cluster status: shoal status    Stop: shoal stop", flush=True)
+    return 0
+
+
+def start_node_joining(args: Any) -> int:
+    address = args.address
+    token = args.token or os.environ.get("SHOAL_TOKEN") or sessions.known_token(address)
+    if not token:
+        return fail(f"no cluster token for {address}: pass --token (printed by "
+                    "'shoal start --head') or set SHOAL_TOKEN")
+    try:
+        spec = _spec(args, address=address)
+    except ValueError as exc:
+        return fail(str(exc))
+    session = new_session_name()
+    log_dir = os.path.join(sessions.session_root(), session, "logs")
+    try:
+        node = start_node(spec, token, session, log_dir, lifeline=False)
+    except NodeStartError as exc:
+        return fail(f"this node did not join the cluster at {address}: {exc}")
+    _remember(node, session)
+    print(f"Started a shoal node at {node.address} (node {node.node_id[:12]}, pid "
+          f"{node.pid}); it joined the cluster at {address}.\nLogs: {log_dir}\n"
+          f"Stop it with: shoal stop", flush=True)
+    return 0
+
+
+def _remember(node: NodeProcess, session: str) -> None:
+    record = node.record()
+    record["session"] = session
+    sessions.record_started(record)
+
+
+def stop(force: bool = False, timeout: float = 10.0) -> int:
+    """Stop every process ``shoal start`` started on this machine, nodes first."""
+    records = sorted(sessions.started_records(), key=lambda r: bool(r.get("head")))
+    if not records:
+        print("No shoal processes started by 'shoal start' are running on this machine.")
+        return 0
+    nodes = [NodeProcess.from_record(r) for r in records]
+    running = {node.pid: node.processes() for node in nodes}
+    for node in nodes:
+        if not force:
+            node.terminate()  # all at once: they stop in parallel
+    stopped = 0
+    for node in nodes:
+        role = "head" if node.head else "node"
+        what = f"{role} {node.node_id[:12]} at {node.address} (pid {node.pid})"
+        if not running[node.pid]:
+            node.kill([])  # only unlinks an arena it may have left behind
+            print(f"{what} was not running any more; removed its record")
+        elif force:
+            node.kill(running[node.pid])
+            stopped += 1
+            print(f"Killed {what}")
+        else:
+            graceful = node.stop(timeout, running[node.pid])
+            stopped += 1
+            print(f"Stopped {what}" + ("" if graceful else f": killed after {timeout:g} s"))
+        sessions.forget_started(node.pid)
+        if node.head:
+            sessions.forget_cluster(node.address)
+    print(f"Stopped {stopped} shoal process(es) and their workers.", flush=True)
+    return 0
+
+
+def status(address: str | None, token: str | None) -> int:
+    if address is None:
+        address = os.environ.get("SHOAL_ADDRESS")
+    if address is None:
+        record = sessions.live_cluster(sessions.default_cluster())
+        if record is None:
+            return fail("no running cluster found on this machine; pass --address HOST:PORT "
+                        "(and --token, or set SHOAL_TOKEN)")
+        address = record["address"]
+    token = token or os.environ.get("SHOAL_TOKEN") or sessions.known_token(address)
+    if not token:
+        return fail(f"no cluster token for {address}: pass --token or set SHOAL_TOKEN")
+    try:
+        reply = control_client.call(address, token, Method.CLUSTER_STATUS)
+    except (ConnectionError, VersionMismatchError, TimeoutError) as exc:
+        return fail(str(exc) or type(exc).__name__)
+    print(format_status(address, reply), flush=True)
+    return 0

@@ -1,0 +1,143 @@
+"""What this machine remembers about the shoal processes started on it.
+
+::
+
+    $SHOAL_SESSION_DIR  (default: /tmp/shoal-sessions)
+      cluster.json              the head last started here by ``shoal start --head``:
+                                address, token, pid; ``shoal.init(address="auto")``
+      clusters/HOST_PORT.json   address and token of every head started on this
+                                machine (``shoal start`` or ``cluster_utils.Cluster``),
+                                so ``shoal.init(address="HOST:PORT")`` needs no token
+      started/PID.json          one per process ``shoal start`` left running: what
+                                ``shoal stop`` stops
+      SESSION/logs/             the logs of one session's processes
+
+Files holding a token are written atomically with mode 0600.  A record whose
+process no longer exists (same pid, same start time) is stale and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import psutil
+
+
+def session_root() -> str:
+    return os.environ.get("SHOAL_SESSION_DIR") or os.path.join(
+        tempfile.gettempdir(), "shoal-sessions")
+
+
+def cluster_file() -> str:
+    return os.path.join(session_root(), "cluster.json")
+
+
+def _cluster_path(address: str) -> str:
+    name = address.replace(":", "_").replace("/", "_")
+    return os.path.join(session_root(), "clusters", f"{name}.json")
+
+
+def _started_dir() -> str:
+    return os.path.join(session_root(), "started")
+
+
+def read_json(path: str) -> dict | None:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_private_json(path: str, data: dict) -> None:
+    """Atomically write ``data`` readable by this user only."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def process_matches(pid: int, create_time: float | None) -> bool:
+    """Is ``pid`` still the very process we recorded (not a recycled pid)?"""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return create_time is None or abs(proc.create_time() - create_time) < 1.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+# ---- heads ----------------------------------------------------------------------------
+def remember_cluster(record: dict, default: bool) -> None:
+    """``record``: address, token, pid, create_time, session.  ``default``: also
+    make it what ``address="auto"`` finds."""
+    write_private_json(_cluster_path(record["address"]), record)
+    if default:
+        write_private_json(cluster_file(), record)
+
+
+def forget_cluster(address: str) -> None:
+    _remove(_cluster_path(address))
+    current = read_json(cluster_file())
+    if current is not None and current.get("address") == address:
+        _remove(cluster_file())
+
+
+def live_cluster(record: dict | None) -> dict | None:
+    """``record`` if its head process is still running, else None."""
+    if record is None or "pid" not in record:
+        return record
+    return record if process_matches(record["pid"], record.get("create_time")) else None
+
+
+def default_cluster() -> dict | None:
+    return read_json(cluster_file())
+
+
+def known_token(address: str) -> str | None:
+    record = live_cluster(read_json(_cluster_path(address)))
+    return record.get("token") if record else None
+
+
+# ---- processes started by `shoal start` ------------------------------------------------
+def record_started(record: dict) -> None:
+    write_private_json(os.path.join(_started_dir(), f"{record['pid']}.json"), record)
+
+
+def started_records() -> list[dict]:
+    try:
+        names = sorted(os.listdir(_started_dir()))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        if name.endswith(".json"):
+            record = read_json(os.path.join(_started_dir(), name))
+            if record is not None and "pid" in record:
+                out.append(record)
+    return out
+
+
+def forget_started(pid: int) -> None:
+    _remove(os.path.join(_started_dir(), f"{pid}.json"))

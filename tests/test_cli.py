@@ -1,0 +1,164 @@
+"""``shoal start | status | stop`` as real subprocesses, each test with its own
+session directory (SHOAL_SESSION_DIR) so that ``shoal stop`` only sees what the
+test started; whatever a test started is stopped in the fixture's ``finally``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+import shoal
+from tests.utils import REPO_ROOT, subprocess_env, wait_for_condition
+
+STORE = str(64 << 20)
+
+
+class Cli:
+    def __init__(self, session_dir: str) -> None:
+        self.session_dir = session_dir
+        self.env = subprocess_env(os.environ["SHOAL_TEST_SESSION_TAG"])
+        self.env["SHOAL_SESSION_DIR"] = session_dir
+        self.env.pop("SHOAL_TOKEN", None)
+        self.env.pop("SHOAL_ADDRESS", None)
+
+    def run(self, *args: str, script: bool = False,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+        cmd = [shutil.which("shoal") or "shoal"] if script else [sys.executable, "-m", "shoal"]
+        return subprocess.run([*cmd, *args], env=self.env, cwd=str(REPO_ROOT),
+                              capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    def started(self) -> list[dict]:
+        folder = os.path.join(self.session_dir, "started")
+        if not os.path.isdir(folder):
+            return []
+        out = []
+        for name in os.listdir(folder):
+            with open(os.path.join(folder, name)) as f:
+                out.append(json.load(f))
+        return out
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    if shoal.is_initialized():
+        shoal.shutdown()
+    monkeypatch.setenv("SHOAL_SESSION_DIR", str(tmp_path))
+    monkeypatch.delenv("SHOAL_TOKEN", raising=False)
+    c = Cli(str(tmp_path))
+    try:
+        yield c
+    finally:
+        shoal.shutdown()
+        records = c.started()
+        c.run("stop", "--force")
+        for record in records:  # in case stop itself failed
+            try:
+                psutil.Process(record["pid"]).kill()
+            except psutil.NoSuchProcess:
+                pass
+            try:
+                os.unlink(record["store_path"])
+            except OSError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_start_head_join_node_status_and_stop(cli):
+    head = cli.run("start", "--head", "--port", "0", "--num-cpus", "1", "--resources",
+                   '{"head_res": 1}', "--object-store-memory", STORE, "--node-timeout-s", "2")
+    assert head.returncode == 0, head.stderr
+    joined = re.search(r"shoal start --address (\S+) --token (\S+)", head.stdout)
+    assert joined, head.stdout
+    address, token = joined.groups()
+    assert 'shoal.init(address="auto")' in head.stdout and f"SHOAL_TOKEN={token}" in head.stdout
+
+    node = cli.run("start", "--address", address, "--token", token, "--num-cpus", "1",
+                   "--resources", '{"n1": 2}', "--object-store-memory", STORE)
+    assert node.returncode == 0, node.stderr
+    assert f"joined the cluster at {address}" in node.stdout
+    records = cli.started()
+    assert sorted(r["head"] for r in records) == [False, True]
+
+    # a driver finds the cluster through the session files, without a token
+    shoal.init(address="auto")
+    assert shoal.cluster_resources()["n1"] == 2
+
+    @shoal.remote
+    def one() -> int:
+        return 1
+
+    assert shoal.get(one.remote(), timeout=30) == 1
+    stuck = one.options(resources={"nowhere": 1}).remote()  # demand nothing serves
+
+    def status_shows_demand() -> str:
+        out = cli.run("status")
+        assert out.returncode == 0, out.stderr
+        return out.stdout if "nowhere: 1" in out.stdout else ""
+
+    text = wait_for_condition(status_shows_demand, timeout=20)
+    assert "Nodes: 2 alive, 0 dead" in text
+    assert f"{address} (head)" in text
+    assert "n1 0/2" in text and "head_res" in text
+    assert "(no node has these resources)" in text
+    assert "after 2 s without a heartbeat" in text
+    del stuck
+    shoal.shutdown()
+
+    procs = [psutil.Process(r["pid"]) for r in records]
+    procs += [c for p in procs for c in p.children(recursive=True)]
+    stop = cli.run("stop")
+    assert stop.returncode == 0, stop.stderr
+    assert "Stopped node" in stop.stdout and "Stopped head" in stop.stdout
+    assert "Stopped 2 shoal process(es)" in stop.stdout
+    assert not any(_alive(p.pid) for p in procs)
+    assert not any(os.path.exists(r["store_path"]) for r in records)
+    assert cli.started() == []
+    after = cli.run("status")
+    assert after.returncode == 1 and "no running cluster" in after.stderr
+
+
+def test_stop_with_nothing_started_says_so(cli):
+    out = cli.run("stop", script=shutil.which("shoal") is not None)
+    assert out.returncode == 0, out.stderr
+    assert "No shoal processes" in out.stdout
+
+
+def test_joining_a_missing_head_fails_fast_naming_the_address(cli):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"  # bound, not listening: refused
+        started = time.monotonic()
+        out = cli.run("start", "--address", address, "--token", "t", "--num-cpus", "1",
+                      "--object-store-memory", STORE)
+    assert out.returncode == 1
+    assert f"no shoal head is listening at {address}" in out.stderr
+    assert time.monotonic() - started < 15
+    assert cli.started() == []
+
+
+def test_second_head_is_refused_and_status_of_a_missing_cluster_is_clear(cli):
+    first = cli.run("start", "--head", "--port", "0", "--num-cpus", "1",
+                    "--object-store-memory", STORE)
+    assert first.returncode == 0, first.stderr
+    second = cli.run("start", "--head", "--port", "0", "--num-cpus", "1",
+                     "--object-store-memory", STORE)
+    assert second.returncode == 1 and "already running" in second.stderr
+    assert len(cli.started()) == 1
+    missing = cli.run("status", "--address", "127.0.0.1:1", "--token", "t")
+    assert missing.returncode == 1 and "127.0.0.1:1" in missing.stderr
