@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 import shoal
-from tests.utils import REPO_ROOT, subprocess_env, wait_for_condition
+from tests.utils import REPO_ROOT, SESSION_TAG_ENV, subprocess_env, wait_for_condition
 
 STORE = str(64 << 20)
 
@@ -25,7 +25,7 @@ STORE = str(64 << 20)
 class Cli:
     def __init__(self, session_dir: str) -> None:
         self.session_dir = session_dir
-        self.env = subprocess_env(os.environ["SHOAL_TEST_SESSION_TAG"])
+        self.env = subprocess_env(os.environ[SESSION_TAG_ENV])
         self.env["SHOAL_SESSION_DIR"] = session_dir
         self.env.pop("SHOAL_TOKEN", None)
         self.env.pop("SHOAL_ADDRESS", None)

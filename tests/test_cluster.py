@@ -25,7 +25,13 @@ from shoal.cluster_utils import Cluster
 from shoal.launch.control_client import open_control
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import Router
-from tests.utils import read_line_with_prefix, start_driver, stop_driver, wait_for_condition
+from tests.utils import (
+    SESSION_TAG_ENV,
+    read_line_with_prefix,
+    start_driver,
+    stop_driver,
+    wait_for_condition,
+)
 
 NODE_TIMEOUT_S = 1.0
 STORE = 64 << 20
@@ -47,6 +53,7 @@ def cluster():
     try:
         yield c
     finally:
+        shoal.shutdown()
         c.shutdown()
 
 
@@ -127,7 +134,7 @@ def test_nodes_join_each_with_its_own_store_and_resources_add_up(cluster):
     n1 = cluster.add_node(num_cpus=1, resources={"n1": 1}, object_store_memory=STORE)
     n2 = cluster.add_node(num_cpus=2, resources={"n2": 1}, object_store_memory=STORE)
     cluster.wait_for_nodes()
-    cluster.connect()
+    shoal.init(address=cluster.address)  # no token: this machine remembers it
     total = shoal.cluster_resources()
     assert total["CPU"] == 4 and total["n1"] == 1 and total["n2"] == 1 and total["head"] == 1
     assert total["object_store_memory"] == 3 * STORE
@@ -231,7 +238,8 @@ sys.stdin.read()
 
 
 def test_cluster_dies_with_its_sigkilled_creator():
-    driver = start_driver(CLUSTER_THEN_DIE, "shoal-tests-cluster-creator")
+    # the tag extends the session's, so the leak check still sees what it leaves
+    driver = start_driver(CLUSTER_THEN_DIE, os.environ[SESSION_TAG_ENV] + "-creator")
     try:
         pids = [int(p) for p in read_line_with_prefix(driver, "PIDS ", timeout=30).split()]
         procs = [psutil.Process(pid) for pid in pids]

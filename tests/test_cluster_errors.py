@@ -20,7 +20,7 @@ from shoal.launch import control_client
 from shoal.launch.node_process import NodeSpec, NodeStartError, start_node
 from shoal.rpc import protocol
 from shoal.rpc.messages import Method
-from tests.utils import REPO_ROOT, subprocess_env, wait_for_condition
+from tests.utils import REPO_ROOT, SESSION_TAG_ENV, subprocess_env, wait_for_condition
 
 STORE = 64 << 20
 
@@ -108,7 +108,7 @@ def test_node_with_another_version_is_refused_naming_both(head, tmp_path):
     cmd = NodeSpec(address=head.address, num_cpus=1, object_store_memory=STORE).command(
         "other-version", str(tmp_path), lifeline=False)
     assert cmd[1:3] == ["-m", "shoal.node.main"]
-    env = subprocess_env(os.environ["SHOAL_TEST_SESSION_TAG"])
+    env = subprocess_env(os.environ[SESSION_TAG_ENV])
     env["SHOAL_TOKEN"] = head.token
     out = subprocess.run([sys.executable, "-c", OTHER_VERSION_NODE, *cmd[3:]], env=env,
                          cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=30,
@@ -159,7 +159,7 @@ def test_driver_on_a_machine_without_a_node_gets_a_clear_error(head):
     out = subprocess.run(
         ["unshare", "-m", "sh", "-c", script, sys.executable, NO_NODE_DRIVER, head.address,
          head.token],
-        env=subprocess_env(os.environ["SHOAL_TEST_SESSION_TAG"]), cwd=str(REPO_ROOT),
+        env=subprocess_env(os.environ[SESSION_TAG_ENV]), cwd=str(REPO_ROOT),
         capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert "ERROR" in out.stdout, out.stdout + out.stderr
     assert "runs on this machine" in out.stdout and "shoal start --address" in out.stdout
