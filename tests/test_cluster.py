@@ -187,6 +187,24 @@ def test_removed_node_is_killed_declared_dead_and_announced(cluster):
     assert shoal.get(where.remote(), timeout=30) == cluster.head_node.node_id
 
 
+@shoal.remote
+class Maker:
+    def make(self) -> list:
+        self.child = Probe.options(resources={"head": 1}).remote()
+        return [self.child]
+
+
+def test_actors_owned_from_a_dead_node_die_with_it(cluster):
+    node = cluster.add_node(num_cpus=1, resources={"n1": 1}, object_store_memory=STORE)
+    cluster.connect()
+    maker = Maker.options(resources={"n1": 1}).remote()
+    [child] = shoal.get(maker.make.remote(), timeout=30)
+    assert shoal.get(child.node.remote(), timeout=30) == cluster.head_node.node_id
+    cluster.remove_node(node)
+    with pytest.raises(shoal.exceptions.ActorDiedError, match="owner's node"):
+        shoal.get(child.node.remote(), timeout=15)
+
+
 def test_silent_node_is_declared_dead_within_the_timeout_then_fenced(fast_cluster):
     cluster = fast_cluster
     node = cluster.add_node(num_cpus=1, object_store_memory=STORE)

@@ -92,6 +92,7 @@ class ActorClass:
             "actor_id": ids.random_hex(16),
             "job_id": worker.job_id,
             "owner_worker_id": worker.worker_id,
+            "owner_node_id": worker.node_id,
             "class_name": self.__name__,
             "name": name,
             "namespace": namespace,

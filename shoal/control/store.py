@@ -53,6 +53,7 @@ class ActorRecord:
     shape: dict
     creation: bytes
     handle_meta: bytes = b""
+    owner_node_id: str = ""  # the actor fate-shares with its owner, also if that node dies
     state: ActorState = ActorState.PENDING
     address: str = ""
     worker_id: str = ""
@@ -182,6 +183,12 @@ class ControlStore:
         for actor in list(self.actors.values()):
             if actor.node_id == record.node_id and actor.state is ActorState.ALIVE:
                 self._mark_dead(actor, cause)
+        # Their owners' processes died with the node; nobody will report them.
+        for actor in list(self.actors.values()):
+            if (actor.owner_node_id == record.node_id and not actor.detached
+                    and actor.state is not ActorState.DEAD):
+                self._kill(actor, f"the actor died because its owner's node "
+                                  f"{record.node_id} died ({record.death_cause})")
         if record.conn is not None and record.conn.is_open():
             record.conn.close()
 
@@ -260,6 +267,7 @@ class ControlStore:
             shape=spec["resources"],
             creation=spec["creation"],
             handle_meta=spec.get("handle_meta", b""),
+            owner_node_id=spec.get("owner_node_id", ""),
         )
         self.actors[record.actor_id] = record
         if name is not None:
