@@ -142,6 +142,19 @@ def test_get_list_returns_values_in_input_order(shoal_cluster):
     assert shoal.get(refs) == [i * i for i in reversed(range(20))]
 
 
+def test_get_of_a_pending_ref_listed_twice_returns_it_twice(shoal_cluster, tmp_path):
+    """Regression: a duplicate counted as two missing objects and get waited forever."""
+    gate = tmp_path / "gate"
+    ref = blocked_until.remote(str(gate), "v")
+    opener = threading.Timer(0.2, open_gate, [gate])  # opens while get is (usually) blocked
+    opener.start()
+    try:
+        assert shoal.get([ref, ref], timeout=30) == ["v", "v"]
+    finally:
+        opener.cancel()
+        open_gate(gate)
+
+
 def test_get_empty_list_returns_empty_list(shoal_cluster):
     assert shoal.get([]) == []
 

@@ -578,8 +578,9 @@ class CoreWorker:
                     return ready  # wait(num_returns=1) on a long list stops here
         if not missing:
             return ready
+        oids = list(dict.fromkeys(ref._id for ref in missing))
+        num = min(num, len(ready) + len(oids))  # get([r, r]): a duplicate counts once
         waiter = _Waiter(ready, num)
-        oids = [ref._id for ref in missing]
         present = self.memory_store.add_waiters(oids, waiter.arrived)
         for oid, value in present.items():
             waiter.arrived(oid, value)

@@ -82,7 +82,8 @@ class Executor:
         self.actor_semaphore: asyncio.Semaphore | None = None
         self.running: dict[bytes, Any] = {}  # task_id -> thread ident or asyncio task
         self.cancelled: set[bytes] = set()
-        self.queued: dict[bytes, Any] = {}  # normal tasks not started: task_id -> reply future
+        self.queued: dict[bytes, Any] = {}  # normal tasks not started: task_id -> reply
+        self.queued_lock = threading.Lock()
         self.main_thread_id = threading.main_thread().ident
         r = worker.router
         r.add(Method.PUSH_TASK, self.handle_push_task)
@@ -136,20 +137,30 @@ class Executor:
         elif spec.kind is TaskKind.ACTOR_TASK:
             self.main_queue.put(run)
         else:
-            self.queued[spec.task_id] = fut
+            with self.queued_lock:
+                self.queued[spec.task_id] = fut
             self.main_queue.put(lambda: self._start_queued(spec, conn, fut))
         return fut
 
     def _start_queued(self, spec: TaskSpec, conn, fut) -> None:
-        # pop decides the race with handle_steal_tasks: whoever pops runs/returns it
-        if self.queued.pop(spec.task_id, None) is not None:
+        # decides the race with handle_steal_tasks: whoever takes the entry answers it.
+        # Compare before removing: a stolen task may already be back, pushed again.
+        with self.queued_lock:
+            mine = self.queued.get(spec.task_id) is fut
+            if mine:
+                del self.queued[spec.task_id]
+        if mine:
             self._execute(spec, conn, fut)
+
+    def _take_queued(self, task_id: bytes) -> DeferredReply | None:
+        with self.queued_lock:
+            return self.queued.pop(task_id, None)
 
     def handle_steal_tasks(self, conn, body):
         """Hand back the listed tasks that have not started; returns their ids."""
         stolen = []
         for task_id in body:
-            fut = self.queued.pop(task_id, None)
+            fut = self._take_queued(task_id)
             if fut is not None:
                 stolen.append(task_id)
                 fut.send([STATUS_STOLEN, [], None])
@@ -159,7 +170,7 @@ class Executor:
         task_id, force, recursive = body
         if recursive:
             self.worker.tasks.cancel_children(task_id, force)
-        queued = self.queued.pop(task_id, None)
+        queued = self._take_queued(task_id)
         if queued is not None:  # pipelined behind another task: answer now
             queued.send([STATUS_CANCELLED, [], None])
             return None
