@@ -70,7 +70,7 @@ def test_bad_token_is_refused_before_any_payload_is_read_and_logged(head, token)
     assert reply == b"", "the server answered an unauthenticated peer"
     assert control_client.call(head.address, head.token, Method.KV_GET, ["test", key]) is None
     wait_for_condition(
-        lambda: f"refused connection from ('127.0.0.1', {local_port}): wrong or missing "
+        lambda: f"refused connection from 127.0.0.1:{local_port}: wrong or missing "
                 "cluster token" in _head_log(head),
         timeout=5, message="the head logs the refusal")
 

@@ -32,6 +32,7 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -147,8 +148,7 @@ class Connection(asyncio.Protocol):
             for message in self.decoder.messages():
                 self._dispatch(message)
         except protocol.ProtocolError as exc:
-            peer = self.transport.get_extra_info("peername") if self.transport else None
-            log.warning("closing connection from %s: %s", peer, exc)
+            log.warning("closing connection from %s: %s", self._peer_address(), exc)
             self._fail_handshake(exc)
             self.close()
 
@@ -181,8 +181,8 @@ class Connection(asyncio.Protocol):
             try:
                 self.peer_info = protocol.check_handshake(message, self.token)
             except protocol.AuthenticationError:
-                peer = self.transport.get_extra_info("peername") if self.transport else None
-                log.warning("refused connection from %s: wrong or missing cluster token", peer)
+                log.warning("refused connection from %s: wrong or missing cluster token",
+                            self._peer_address())
                 raise
             self._write_now(protocol.encode_handshake_reply(self.server_info))
         else:
@@ -312,8 +312,14 @@ class Connection(asyncio.Protocol):
         if name:
             return str(name)
         if self.transport is not None:
-            return str(self.transport.get_extra_info("peername"))
+            return self._peer_address()
         return "<unconnected>"
+
+    def _peer_address(self) -> str:
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        if isinstance(peer, tuple):
+            return f"{peer[0]}:{peer[1]}"
+        return "a process on this machine (local socket)" if self.transport else "<unconnected>"
 
     # ---- receiving ----------------------------------------------------------------
     def _dispatch(self, message: list) -> None:
@@ -416,21 +422,78 @@ class DeferredReply:
         return True
 
 
+# Same-machine peers talk over a Unix socket in the abstract namespace, named after
+# the TCP address: a loopback TCP send cost ~30 us of syscall here against ~11 us
+# for a Unix socket, on every message.  The abstract namespace is per network
+# namespace (so per "host" in the netns tests) and needs no file cleanup; the
+# token handshake is the same as over TCP.
+LOCAL_SOCKETS = sys.platform.startswith("linux") and os.environ.get("SHOAL_LOCAL_SOCKETS") != "0"
+
+
+def local_socket_name(host: str, port: int) -> str:
+    return f"\0shoal-{host}:{port}"
+
+
+class Listener:
+    """A TCP server, and its same-machine Unix twin when available."""
+
+    def __init__(self, tcp: asyncio.AbstractServer, local: asyncio.AbstractServer | None):
+        self.tcp = tcp
+        self.local = local
+        self.sockets = tcp.sockets
+
+    def close(self) -> None:
+        self.tcp.close()
+        if self.local is not None:
+            self.local.close()
+
+    async def wait_closed(self) -> None:
+        await self.tcp.wait_closed()
+        if self.local is not None:
+            await self.local.wait_closed()
+
+
 async def serve(
     router: Router,
     token: str,
     host: str,
     port: int = 0,
     server_info: dict | None = None,
-) -> asyncio.AbstractServer:
+) -> Listener:
     loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: Connection(router, token=token, is_server=True, server_info=server_info),
-        host,
-        port,
-        reuse_address=True,
-        backlog=1024,
-    )
+
+    def factory() -> Connection:
+        return Connection(router, token=token, is_server=True, server_info=server_info)
+
+    tcp = await loop.create_server(factory, host, port, reuse_address=True, backlog=1024)
+    local = None
+    if LOCAL_SOCKETS:
+        bound_port = tcp.sockets[0].getsockname()[1]
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(local_socket_name(host, bound_port))
+            sock.listen(1024)
+            sock.setblocking(False)
+            local = await loop.create_unix_server(factory, sock=sock)
+        except OSError as exc:  # taken (e.g. another namespace quirk): TCP only
+            sock.close()
+            log.debug("no local socket for %s:%s: %s", host, bound_port, exc)
+    return Listener(tcp, local)
+
+
+async def _open(loop, factory, host: str, port: int) -> Connection:
+    if LOCAL_SOCKETS:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, local_socket_name(host, port))
+        except OSError:
+            sock.close()  # not on this machine (or not serving locally): TCP
+        else:
+            _, conn = await loop.create_unix_connection(factory, sock=sock)
+            return conn
+    _, conn = await loop.create_connection(factory, host, port)
+    return conn
 
 
 async def connect(
@@ -443,10 +506,8 @@ async def connect(
 ) -> Connection:
     """Open an authenticated connection; raises on refusal or timeout."""
     loop = asyncio.get_running_loop()
-    _, conn = await asyncio.wait_for(
-        loop.create_connection(
-            lambda: Connection(router, token=token, is_server=False), host, port
-        ),
+    conn = await asyncio.wait_for(
+        _open(loop, lambda: Connection(router, token=token, is_server=False), host, port),
         timeout,
     )
     conn._write_now(protocol.encode_handshake(token, info or {}))
