@@ -11,7 +11,7 @@ import pytest
 
 import shoal
 from shoal.util import ActorPool
-from tests.utils import wait_for_condition
+from tests.utils import open_gate, wait_for_condition
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -177,6 +177,72 @@ def test_calling_actor_method_directly_raises_type_error(shoal_cluster):
     counter = Counter.remote()
     with pytest.raises(TypeError):
         counter.incr()
+
+
+@shoal.remote
+def _released_when(gate_path, value):
+    from tests.utils import wait_for_file
+
+    wait_for_file(gate_path)
+    return value
+
+
+def test_calls_keep_submission_order_when_one_waits_for_its_argument(shoal_cluster, tmp_path):
+    """A call whose argument is not ready yet goes through the owner's loop; plain calls
+    after it are sent straight from the caller's thread and must not overtake it."""
+    recorder = Recorder.remote()
+    assert shoal.get(recorder.record.remote("warm-up")) == 1  # connected: direct path on
+    gate = tmp_path / "gate"
+    pending_arg = _released_when.remote(str(gate), "waited")
+    refs = [recorder.record.remote(pending_arg)]
+    refs += [recorder.record.remote(i) for i in range(20)]
+    open_gate(gate)
+    assert shoal.get(refs, timeout=30) == list(range(2, 23))
+    assert shoal.get(recorder.recorded.remote()) == ["warm-up", "waited", *range(20)]
+
+
+@shoal.remote
+def _raises_later(gate_path):
+    from tests.utils import wait_for_file
+
+    wait_for_file(gate_path)
+    raise ValueError("argument failed")
+
+
+def test_call_whose_argument_fails_does_not_hold_up_later_calls(shoal_cluster, tmp_path):
+    recorder = Recorder.remote()
+    shoal.get(recorder.record.remote("warm-up"))
+    gate = tmp_path / "gate"
+    doomed = recorder.record.remote(_raises_later.remote(str(gate)))
+    later = recorder.record.remote("after")
+    ready, _ = shoal.wait([later], timeout=0.3)
+    assert ready == []  # waits behind the call that is still resolving
+    open_gate(gate)
+    with pytest.raises(ValueError, match="argument failed"):
+        shoal.get(doomed, timeout=30)
+    assert shoal.get(later, timeout=30) == 2
+    assert shoal.get(recorder.recorded.remote()) == ["warm-up", "after"]
+
+
+def test_many_sync_calls_from_threads_all_answered(shoal_cluster):
+    recorder = Recorder.remote()
+    shoal.get(recorder.record.remote(-1))
+
+    def caller(k):
+        return [shoal.get(recorder.record.remote((k, i)), timeout=30) for i in range(100)]
+
+    threads_out = {}
+    threads = [threading.Thread(target=lambda k=k: threads_out.setdefault(k, caller(k)))
+               for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(threads_out) == [0, 1, 2, 3]
+    history = shoal.get(recorder.recorded.remote())
+    assert len(history) == 401
+    for k in range(4):  # each thread's own calls ran in its order
+        assert [i for kk, i in history[1:] if kk == k] == list(range(100))
 
 
 def test_threaded_actor_with_max_concurrency_runs_calls_concurrently(shoal_cluster):

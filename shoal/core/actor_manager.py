@@ -58,6 +58,61 @@ class ActorManager:
         self.worker = worker
         self.actors: dict[str, ActorState] = {}
         self.by_conn: dict[Any, ActorState] = {}
+        # per actor: calls posted to the loop and not yet queued or sent there; while
+        # any exist a user thread may not send straight to the actor (it would
+        # overtake them).  Sets, as add/discard from any thread are atomic.
+        self.slow: dict[str, set] = {}
+
+    # ---- the direct path (user thread) ----------------------------------------------------
+    def send_direct(self, task: PendingTask) -> bool:
+        """Send an actor call from the calling thread when the actor is connected and
+        nothing for it is queued: the loop is not woken for the submission (one thread
+        switch less per call).  Its bookkeeping is queued for the loop, which runs it
+        before handling any reply."""
+        st = self.actors.get(task.spec.actor_id)
+        if (st is None or st.status != "ALIVE" or st.queue or st.connecting
+                or self.slow.get(st.actor_id)):
+            return False
+        conn = st.conn
+        if conn is None or not conn.is_open():
+            return False
+        worker = self.worker
+        worker.post_lazy(self._register_direct, st, task)
+        conn.call_from_thread(Method.PUSH_TASK, task.spec.to_wire(False),
+                              lambda f: self._on_reply(st, task, f))
+        return True
+
+    def _register_direct(self, st: ActorState, task: PendingTask) -> None:
+        self.worker.tasks.register_direct(task)
+        st.in_flight[task.spec.task_id] = task
+
+    def note_slow(self, task: PendingTask) -> None:
+        self.slow.setdefault(task.spec.actor_id, set()).add(task.spec.task_id)
+
+    def slow_done(self, task: PendingTask) -> None:
+        pending = self.slow.get(task.spec.actor_id)
+        if pending is not None:
+            pending.discard(task.spec.task_id)
+
+    # ---- calls (loop) ----------------------------------------------------------------------
+    def reserve(self, task: PendingTask) -> None:
+        """Take the call's place in the actor's queue now, while its arguments may still
+        be resolving: later calls wait behind it (Ray's per-caller ordering)."""
+        st = self.state(task.spec.actor_id)
+        self.slow_done(task)
+        if st.status != "DEAD":
+            task.reserved = True
+            st.queue.append(task)
+
+    def task_finished(self, task: PendingTask) -> None:
+        self.slow_done(task)
+        if task.reserved:  # failed while resolving (e.g. its argument's task raised)
+            task.reserved = False
+            st = self.actors.get(task.spec.actor_id)
+            if st is not None and task in st.queue:
+                st.queue.remove(task)
+                if st.conn is not None and st.conn.is_open():
+                    self._flush(st)
 
     def state(self, actor_id: str) -> ActorState:
         st = self.actors.get(actor_id)
@@ -101,13 +156,18 @@ class ActorManager:
             st.kill_when_idle = False
             self.worker.control.notify(Method.KILL_ACTOR, [st.actor_id, True])
 
-    # ---- calls (loop) ----------------------------------------------------------------------
     def enqueue_task(self, task: PendingTask) -> None:
+        """The call is ready to send (arguments resolved), or is being retried."""
         st = self.state(task.spec.actor_id)
+        self.slow_done(task)
+        reserved, task.reserved = task.reserved, False
         if st.status == "DEAD":
+            if reserved and task in st.queue:
+                st.queue.remove(task)
             self._fail(task, st)
             return
-        st.queue.append(task)
+        if not reserved:
+            st.queue.append(task)
         if st.conn is not None and st.conn.is_open():
             self._flush(st)
         else:
@@ -147,6 +207,8 @@ class ActorManager:
     def _flush(self, st: ActorState) -> None:
         conn = st.conn
         while st.queue:
+            if st.queue[0].reserved:
+                break  # still resolving its arguments; the calls after it wait
             task = st.queue.popleft()
             if task.cancelled:
                 self.worker.tasks.finish_cancelled(task)
@@ -205,6 +267,9 @@ class ActorManager:
             return
         if task in st.queue:
             st.queue.remove(task)
+            task.reserved = False
             self.worker.tasks.finish_cancelled(task)
+            if st.conn is not None and st.conn.is_open():
+                self._flush(st)  # it may have held up the calls behind it
         elif task.spec.task_id in st.in_flight and st.conn is not None:
             st.conn.notify(Method.CANCEL_TASK, [task.spec.task_id, force, False])

@@ -314,6 +314,15 @@ class CoreWorker:
         if len(self._commands) > LAZY_COMMANDS_MAX and not self._wakeup_pending:
             self.post(_noop)
 
+    def post_lazy(self, fn, *args) -> None:
+        """Queue ``fn(*args)`` for the loop without waking it: it runs before the loop
+        handles its next received message, or at the next tick."""
+        self._commands.append((fn, args))
+
+    def _drain_queued(self) -> None:
+        if self._commands:
+            self._drain()
+
     def _tick(self) -> None:
         if self._commands:
             self._drain()
@@ -411,6 +420,7 @@ class CoreWorker:
         r.add(Method.PUBSUB_MESSAGE, self.handle_pubsub)
         r.add(Method.LEASE_INFEASIBLE, self.handle_lease_infeasible)
         r.on_close.append(self._on_connection_closed)
+        r.before_receive = self._drain_queued
 
     def handle_get_object(self, conn, body):
         """Owner side: answer when the object is ready, with its value or location."""

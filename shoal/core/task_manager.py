@@ -63,6 +63,8 @@ class PendingTask:
     generator: GeneratorState | None = None
     resolving: int = 0
     submit: Any = None  # how to (re)submit once resolved
+    reserved: bool = False  # actor call holding its place in the actor's queue while
+    #                         its arguments resolve (calls keep submission order)
     keepalive: list = field(default_factory=list)
 
 
@@ -149,9 +151,14 @@ class TaskManager:
             task.generator = GeneratorState(spec.task_id)
         if spec.kind is TaskKind.ACTOR_TASK:
             task.submit = worker.actors.enqueue_task
+            if not held and task.generator is None and worker.actors.send_direct(task):
+                pass  # sent from this thread; the loop does the bookkeeping
+            else:
+                worker.actors.note_slow(task)
+                worker.post(self._submit, task)
         else:
             task.submit = self.submitter.enqueue
-        worker.post(self._submit, task)
+            worker.post(self._submit, task)
         refs = [ObjectRef(oid, worker.address, worker) for oid in return_ids]
         if spec.num_returns == STREAMING:
             from shoal.api.generators import ObjectRefGenerator
@@ -160,6 +167,15 @@ class TaskManager:
         return refs
 
     # ---- loop side ---------------------------------------------------------------------
+    def register_direct(self, task: PendingTask) -> None:
+        """Bookkeeping of an actor call a user thread already sent (see
+        ActorManager.send_direct); runs before its reply is handled."""
+        refs = self.worker.references
+        for oid in task.return_ids:
+            refs.add_owned(oid)
+        task.keepalive = []
+        self.pending[task.spec.task_id] = task
+
     def _submit(self, task: PendingTask) -> None:
         refs = self.worker.references
         for oid in task.return_ids:
@@ -167,6 +183,8 @@ class TaskManager:
         refs.inc_submitted(task.held)
         task.keepalive = []  # counted now; the Python refs may go
         self.pending[task.spec.task_id] = task
+        if task.spec.kind is TaskKind.ACTOR_TASK:
+            self.worker.actors.reserve(task)
         self._resolve(task)
 
     def _resolve(self, task: PendingTask) -> None:
@@ -318,6 +336,8 @@ class TaskManager:
             self.worker.node.notify(Method.STORE_FREE, frees)
 
     def _finish(self, task: PendingTask) -> None:
+        if task.spec.kind is TaskKind.ACTOR_TASK:
+            self.worker.actors.task_finished(task)
         if self.pending.pop(task.spec.task_id, None) is None:
             return
         self.worker.references.dec_submitted(task.held)

@@ -29,6 +29,7 @@ issued, so a message never overtakes one that was queued before it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import socket
@@ -89,6 +90,10 @@ class Router:
     def __init__(self) -> None:
         self.handlers: dict[int, Handler] = {}
         self.on_close: list[Callable[[Connection], None]] = []
+        # run on the loop before any received message or connection loss is handled:
+        # the core worker finishes work other threads queued without waking the loop
+        # (e.g. bookkeeping of a call they sent straight to the socket)
+        self.before_receive: Callable[[], None] | None = None
 
     def add(self, method: Method, handler: Handler) -> None:
         if method in self.handlers:
@@ -113,7 +118,7 @@ class Connection(asyncio.Protocol):
         self.loop = asyncio.get_event_loop()
         self.transport: asyncio.Transport | None = None
         self.decoder = protocol.Decoder(handshake=True)
-        self._next_id = 0
+        self._request_ids = itertools.count(1)  # next() is atomic: any thread may call
         self._pending: dict[int, asyncio.Future] = {}
         self._out: list[bytes] = []  # batched writes, flushed when the batch closes
         self._wlock = threading.Lock()  # every write and every touch of _out/_handoff
@@ -137,6 +142,8 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         with write_batch():
+            if self.router.before_receive is not None:
+                self.router.before_receive()
             self._received(data)
 
     def _received(self, data: bytes) -> None:
@@ -153,6 +160,8 @@ class Connection(asyncio.Protocol):
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.router.before_receive is not None:
+            self.router.before_receive()
         self.decoder.state = ConnectionState.CLOSED
         with self._wlock:
             if self._direct is not None:
@@ -285,11 +294,29 @@ class Connection(asyncio.Protocol):
         if not self.is_open():
             fut.set_exception(ConnectionLostError(f"connection to {self.peer_name()} is closed"))
             return fut
-        self._next_id += 1
-        request_id = self._next_id
+        request_id = next(self._request_ids)
         self._pending[request_id] = fut
         self._send(protocol.encode_request(request_id, method, body))
         return fut
+
+    def call_from_thread(
+        self, method: Method, body: Any, on_reply: Callable[[asyncio.Future], None]
+    ) -> None:
+        """``call`` from a thread that is not the loop's; ``on_reply(fut)`` runs on the
+        loop with the reply (or ConnectionLostError)."""
+        fut = self.loop.create_future()
+        fut.add_done_callback(on_reply)  # before the reply can possibly arrive
+        request_id = next(self._request_ids)
+        self._pending[request_id] = fut
+        if self.decoder.state is ConnectionState.CLOSED:  # lost before we registered
+            self.loop.call_soon_threadsafe(self._fail_pending, request_id)
+            return
+        self.send_from_thread(protocol.encode_request(request_id, method, body))
+
+    def _fail_pending(self, request_id: int) -> None:
+        fut = self._pending.pop(request_id, None)
+        if fut is not None and not fut.done():
+            fut.set_exception(ConnectionLostError(f"connection to {self.peer_name()} lost"))
 
     def notify(self, method: Method, body: Any = None) -> None:
         if self.is_open():
