@@ -162,6 +162,7 @@ class ControlStore:
                  record.resources_total)
         self.publish("node", {"node_id": record.node_id, "alive": True,
                               "address": record.address,
+                              "data_address": record.data_address,
                               "resources_total": record.resources_total})
         return {"ok": True, "heartbeat_s": self.membership.heartbeat_s,
                 "node_timeout_s": self.membership.timeout_s, "version": __version__}

@@ -107,13 +107,14 @@ current_task: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVa
 def value_to_wire(value: StoredValue) -> list:
     if value.inline is not None:
         return [VALUE_INLINE, value.inline.to_inline()]
-    return [VALUE_PLASMA, value.node_id, value.size]
+    return [VALUE_PLASMA, value.node_id, value.size, list(value.locations)]
 
 
 def value_from_wire(wire: list) -> StoredValue:
     if wire[0] == VALUE_INLINE:
         return StoredValue(inline=Serialized.from_inline(wire[1]))
-    return StoredValue(node_id=wire[1], size=wire[2], locations={wire[1]})
+    locations = {wire[1], *wire[3]} if len(wire) > 3 else {wire[1]}
+    return StoredValue(node_id=wire[1], size=wire[2], locations=locations)
 
 
 def error_value(exc: BaseException) -> StoredValue:
@@ -150,8 +151,10 @@ class CoreWorker:
         self.task_context = current_task
         self.log_handler = None  # driver: prints forwarded worker output
         from shoal.core.actor_manager import ActorManager
+        from shoal.core.object_locations import ObjectLocations
         from shoal.core.task_manager import TaskManager
 
+        self.locations = ObjectLocations(self)
         self.tasks = TaskManager(self)
         self.actors = ActorManager(self)
         self.executor = None  # set by the worker entry point
@@ -356,7 +359,10 @@ class CoreWorker:
             if action.kind is ActionKind.FREE:
                 value = self.memory_store.delete(action.object_id)
                 if value is not None and value.in_plasma:
-                    frees.append(action.object_id)
+                    if value.locations == {self.node_id}:
+                        frees.append(action.object_id)
+                    else:  # copies on other nodes too
+                        self.locations.free([(action.object_id, value)])
             elif action.kind is ActionKind.REMOVE_BORROWER:
                 self.memory_store.delete(action.object_id)
                 if action.count:
@@ -521,7 +527,7 @@ class CoreWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         values = self._wait_values(refs, len(refs), deadline, raise_timeout=True)
         plasma = [r for r in refs if values[r._id].in_plasma]
-        views = self._pin_local(plasma) if plasma else {}
+        views = self._pin_local(plasma, values, deadline) if plasma else {}
         out = []
         for ref in refs:
             value = values[ref._id]
@@ -545,15 +551,18 @@ class CoreWorker:
         if any(self.references.needs_registration(o) for o in oids):
             self.loop.create_task(self.register_borrows(container, oids))
 
-    def _pin_local(self, refs: list[ObjectRef]) -> dict[bytes, Serialized]:
+    def _pin_local(self, refs: list[ObjectRef], values: dict[bytes, StoredValue],
+                   deadline: float | None) -> dict[bytes, Serialized]:
+        """Map shared-memory values, pulling them from other nodes if needed."""
         oids = [r._id for r in refs]
-        locations = self.call(self._pin_on_loop, oids)
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        locations = self.locations.pin(refs, values, timeout)
         out = {}
         for oid, loc in zip(oids, locations, strict=False):
             if loc is None:
                 raise exceptions.ObjectLostError(
-                    oid.hex(), f"object {oid.hex()} is not in this node's object store "
-                    "(it was freed, or its node died)")
+                    oid.hex(), f"object {oid.hex()} is in no reachable object store "
+                    "(it was freed, or every node that held it died)")
             out[oid] = self.store.view(oid, loc[0], loc[1])
         return out
 

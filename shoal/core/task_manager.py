@@ -305,7 +305,7 @@ class TaskManager:
             if oid not in refs.refs:
                 # nobody holds the ref any more: drop the value right away
                 if value.in_plasma:
-                    frees.append(oid)
+                    frees.append((oid, value))
                 if contained:
                     refs.add_owned(oid)
                     refs.add_contained(oid, [tuple(c) for c in contained])
@@ -315,7 +315,7 @@ class TaskManager:
                 refs.add_contained(oid, [tuple(c) for c in contained])
             self.worker.memory_store.put(oid, value)
         if frees:
-            self.worker.node.notify(Method.STORE_FREE, frees)
+            self.worker.locations.free(frees)
 
     def _finish(self, task: PendingTask) -> None:
         if self.pending.pop(task.spec.task_id, None) is None:
