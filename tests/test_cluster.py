@@ -286,8 +286,6 @@ def test_driver_that_loses_its_head_gets_a_clear_error_not_a_hang(cluster):
     assert time.monotonic() - started < 10
 
 
-@pytest.mark.skip(reason="needs spillback scheduling (issue 4, scheduling part): a task "
-                         "is leased from its submitter's node, which lacks 'n1'")
 def test_tasks_with_custom_resources_run_on_the_node_that_has_them(cluster):
     n1 = cluster.add_node(num_cpus=1, resources={"n1": 1}, object_store_memory=STORE)
     cluster.connect()

@@ -38,6 +38,7 @@ from shoal.core.task_spec import (
     STREAMING,
     TaskKind,
     TaskSpec,
+    strategy_to_wire,
 )
 from shoal.rpc.messages import Method
 
@@ -64,6 +65,8 @@ class PendingTask:
     resolving: int = 0
     submit: Any = None  # how to (re)submit once resolved
     keepalive: list = field(default_factory=list)
+    strategy: list | None = None  # scheduling strategy, wire form (task_spec.strategy_to_wire)
+    arg_locations: list | None = None  # [(node ids, size)] of shared-memory args (locality)
 
 
 class GeneratorState:
@@ -142,6 +145,7 @@ class TaskManager:
             scheduling_key=scheduling_key(spec.resources, strategy),
             parent_task_id=ctx.task_id if ctx is not None else None,
             keepalive=keepalive,
+            strategy=strategy_to_wire(strategy),
         )
         if spec.num_returns == STREAMING:
             task.generator = GeneratorState(spec.task_id)
@@ -216,6 +220,10 @@ class TaskManager:
         else:
             arg = task.spec.args[i]
             task.spec.args[i] = [ARG_REF, arg[1], arg[2], value.node_id or "?"]
+            if value.in_plasma:
+                if task.arg_locations is None:
+                    task.arg_locations = []
+                task.arg_locations.append((value.locations, value.size))
         return False
 
     def complete(self, task: PendingTask, reply: list) -> None:
