@@ -226,8 +226,9 @@ class CoreWorker:
                 "pid": os.getpid(),
             })
             self.job_id = reply["job_id"]
-            await self.control.call(Method.SUBSCRIBE, [f"logs:{self.job_id}"])
+            await self.control.call(Method.SUBSCRIBE, [f"logs:{self.job_id}", "node"])
         else:
+            self.control.notify(Method.SUBSCRIBE, ["node"])
             self.node.closed.add_done_callback(lambda _: self._node_lost())
             await self.node.call(Method.REGISTER_WORKER, [self.worker_id, os.getpid(),
                                                           self.address])
@@ -454,6 +455,8 @@ class CoreWorker:
             self._print_logs(message)
         elif channel == "actor":
             self.actors.on_actor_update(message)
+        elif channel == "node" and not message.get("alive"):
+            self.tasks.submitter.node_died(message["node_id"], message.get("address", ""))
         return None
 
     def _print_logs(self, message) -> None:

@@ -299,6 +299,18 @@ class LeaseSubmitter:
         if leased is not None:
             leased.dead = True
 
+    def node_died(self, node_id: str, agent_address: str) -> None:
+        """A node was declared dead.  Its workers' connections may never close
+        by themselves (a cut link), so drop them now: their tasks fail over to
+        the retry path, and lease requests waiting at its agent are asked again."""
+        for state in self.keys.values():
+            for leased in list(state.workers):
+                if leased.node_id == node_id and leased.conn is not None:
+                    leased.conn.abort()
+        fut = self.worker._peers.get(agent_address)
+        if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
+            fut.result().abort()
+
     def return_all(self) -> None:
         for state in self.keys.values():
             for leased in state.workers:

@@ -304,6 +304,8 @@ class NodeAgent:
 
     def on_node_event(self, message: dict) -> None:
         """The ``node`` pubsub channel."""
+        if not message.get("alive"):
+            self.transfer.node_died(message.get("node_id", ""))
         if self.cluster.on_node_event(message):
             self._respill()
 

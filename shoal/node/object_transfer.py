@@ -82,11 +82,14 @@ class ObjectTransfer:
         self.owners = PeerCache(agent.router, token, {"name": f"node {agent.node_id[:8]}"})
         self._idle_links: dict[str, list[DataLink]] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._chunk_tasks: dict[asyncio.Task, Chunk] = {}
+        self.closing = False
 
     async def start(self, host: str) -> str:
         return await self.server.start(host)
 
     def close(self) -> None:
+        self.closing = True
         self.server.close()
         for links in self._idle_links.values():
             for link in links:
@@ -203,7 +206,19 @@ class ObjectTransfer:
     # ---- chunks ----------------------------------------------------------------------------
     def _pump(self) -> None:
         for chunk in self.manager.next_chunks():
-            self._spawn(self._fetch(chunk))
+            task = asyncio.get_running_loop().create_task(self._fetch(chunk))
+            self._chunk_tasks[task] = chunk
+            task.add_done_callback(self._chunk_tasks.pop)
+
+    def node_died(self, node_id: str) -> None:
+        """Stop reading from a dead node: behind a cut link its streams would
+        stall forever.  The chunks are retried from other sources."""
+        for task, chunk in list(self._chunk_tasks.items()):
+            if chunk.source == node_id:
+                task.cancel()
+        node = self.agent.cluster.nodes.get(node_id)
+        for link in self._idle_links.pop(node.data_address if node else "", ()):
+            link.close()
 
     async def _fetch(self, chunk: Chunk) -> None:
         pull = chunk.pull
@@ -223,7 +238,9 @@ class ObjectTransfer:
                 link.close()
                 raise
         except asyncio.CancelledError:
-            raise
+            if self.closing:
+                raise
+            log.info("chunk of %s from dead node %s abandoned", pull.oid.hex(), chunk.source)
         except Exception as exc:
             log.info("chunk of %s from node %s failed: %s", pull.oid.hex(), chunk.source, exc)
         if ok:
