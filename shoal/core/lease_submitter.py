@@ -188,12 +188,15 @@ class LeaseSubmitter:
     async def _request_lease(self, state: KeyState) -> None:
         body = [self.worker.job_id, state.resources, "", state.strategy, False]
         node = self.worker.node
+        remote = False  # talking to another node's agent: its failures are retried
         try:
             node = await self._first_agent(state)
+            remote = node is not self.worker.node
             grant = await node.call(Method.REQUEST_LEASE, body)
             for _ in range(MAX_SPILL_HOPS):
                 if not isinstance(grant, dict):
                     break
+                remote = True
                 node = await self.worker.peer(grant["spill"][1])
                 body[4] = True  # spilled: that node queues it, never redirects it again
                 grant = await node.call(Method.REQUEST_LEASE, body)
@@ -203,8 +206,8 @@ class LeaseSubmitter:
                 return
             if isinstance(exc, RemoteError) and exc.error_type == "TaskUnschedulableError":
                 self._fail_queue(state, exceptions.TaskUnschedulableError(exc.message))
-            elif node is not self.worker.node:
-                log.info("lease request to another node failed (%s); asking again", exc)
+            elif remote:
+                log.info("lease request to another node failed (%r); asking again", exc)
                 self.worker.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
             else:
                 log.warning("lease request failed: %s", exc)

@@ -578,6 +578,8 @@ class NodeAgent:
     def _on_connection_closed(self, conn) -> None:
         if self.table.client_gone(conn):
             self.after_free()
+        for oid in [o for o in self.seal_waiters if o not in self.table.objects]:
+            self.wake_sealed(oid)  # its creator went away before sealing it
         self.transfer.connection_closed(conn)
         for request in [r for r in self.queue if r.requester is conn]:
             self.queue.remove(request)

@@ -109,11 +109,12 @@ class ClusterView:
             if known is None:
                 appeared |= alive
                 known = self.nodes[node_id] = NodeView(node_id, record.get("address", ""))
+            elif not known.alive:
+                continue  # a dead node never comes back (a stale snapshot may say so)
             known.address = record.get("address", known.address)
             known.data_address = record.get("data_address", known.data_address)
             known.total = to_units(record.get("resources_total") or {})
             known.available = to_units(record.get("resources_available") or {})
-            appeared |= alive and not known.alive
             known.alive = alive
         return appeared
 

@@ -20,7 +20,9 @@ server answers each one in turn::
       | ... (one request at a time per stream) ...
 
 ``length`` 0 asks only for the size.  A size of -1 means "not here" (never
-created, freed, evicted, or not sealed yet).
+created, freed or evicted).  An object created but not sealed yet is waited
+for: its creator's seal may arrive after the owner has already told a reader
+where the object is.
 """
 
 from __future__ import annotations
@@ -78,7 +80,9 @@ def _tune(sock: socket.socket) -> None:
 class ChunkSource:
     """What the server reads from: the agent's table and arena (see agent.py)."""
 
-    def pin(self, oid: bytes, client: object) -> tuple[int, int] | None:  # (offset, size)
+    async def pin(self, oid: bytes, client: object) -> tuple[int, int] | None:
+        """(offset, size) of the sealed object, pinned for ``client``; waits for
+        an object created but not sealed yet; None if it is not here."""
         raise NotImplementedError
 
     def unpin(self, oid: bytes, client: object) -> None:
@@ -169,7 +173,7 @@ class DataServer:
 
     async def _answer(self, loop, sock, oid: bytes, offset: int, length: int,
                       key: object) -> None:
-        pinned = self.source.pin(oid, key)
+        pinned = await self.source.pin(oid, key)
         if pinned is None:
             await loop.sock_sendall(sock, RESP.pack(-1, 0))
             return

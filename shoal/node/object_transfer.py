@@ -57,9 +57,9 @@ class _AgentSource:
     def __init__(self, agent: NodeAgent) -> None:
         self.agent = agent
 
-    def pin(self, oid: bytes, client: object) -> tuple[int, int] | None:
-        obj = self.agent.table.pin(oid, client)
-        return None if obj is None else (obj.offset, obj.size)
+    async def pin(self, oid: bytes, client: object) -> tuple[int, int] | None:
+        pinned = await self.agent.pin_when_sealed(client, oid)
+        return None if pinned is None else (pinned[0], pinned[1])
 
     def unpin(self, oid: bytes, client: object) -> None:
         if self.agent.table.release(oid, client):

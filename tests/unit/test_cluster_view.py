@@ -71,3 +71,7 @@ def test_a_dead_node_is_not_a_target_and_a_join_is_reported():
     assert v.on_node_event({"node_id": "c", "alive": True, "address": "c:1",
                             "resources_total": {"CPU": 1}})
     assert v.alive_node("c").available == to_units({"CPU": 1})
+    # a snapshot taken before the death (GET_NODES in flight) does not revive it
+    v.update([{"node_id": "a", "address": "a:1", "alive": True,
+               "resources_total": {"CPU": 2}, "resources_available": {"CPU": 2}}])
+    assert v.alive_node("a") is None
