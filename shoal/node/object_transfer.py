@@ -126,6 +126,7 @@ class ObjectTransfer:
         sources = [s for s in sources if s and s != self.agent.node_id]
         pull, new = self.manager.request(oid, owner, size, sources)
         if new:
+            log.info("pulling %s (%d bytes) from %s", oid.hex(), size, sources)
             if not pull.sources:
                 self.manager.fail(pull, "no other node holds the object")
                 self._settle(pull)
@@ -208,7 +209,17 @@ class ObjectTransfer:
         for chunk in self.manager.next_chunks():
             task = asyncio.get_running_loop().create_task(self._fetch(chunk))
             self._chunk_tasks[task] = chunk
-            task.add_done_callback(self._chunk_tasks.pop)
+            task.add_done_callback(self._chunk_ended)
+
+    def _chunk_ended(self, task: asyncio.Task) -> None:
+        chunk = self._chunk_tasks.pop(task)
+        if task.cancelled() and not self.closing:
+            # cancelled by node_died, possibly before it even started
+            log.info("chunk of %s from dead node %s abandoned", chunk.pull.oid.hex(),
+                     chunk.source)
+            self.manager.chunk_failed(chunk)
+            self._settle(chunk.pull)
+            self._pump()
 
     def node_died(self, node_id: str) -> None:
         """Stop reading from a dead node: behind a cut link its streams would
@@ -238,11 +249,9 @@ class ObjectTransfer:
                 link.close()
                 raise
         except asyncio.CancelledError:
-            if self.closing:
-                raise
-            log.info("chunk of %s from dead node %s abandoned", pull.oid.hex(), chunk.source)
+            raise  # _chunk_ended retries it elsewhere
         except Exception as exc:
-            log.info("chunk of %s from node %s failed: %s", pull.oid.hex(), chunk.source, exc)
+            log.info("chunk of %s from node %s failed: %r", pull.oid.hex(), chunk.source, exc)
         if ok:
             self.manager.chunk_done(chunk)
         else:
