@@ -1,11 +1,9 @@
 """Multi-node clusters on this machine (shoal.cluster_utils.Cluster): nodes join
 and leave, work runs on every node, and dead nodes are detected and announced.
 
-Cross-node object transfer does not exist yet, so these tests only move small
-values between nodes: they travel inline, through their owner.  Tasks reach
-other nodes through actors placed there with custom resources (the control
-store places actors cluster-wide; a task is leased from its submitter's own
-node until spillback scheduling exists).
+These tests move only small values between nodes (inline, through their
+owner); large objects and scheduling across nodes are tests/test_transfer.py
+and tests/test_spillback.py.
 """
 
 from __future__ import annotations
@@ -286,8 +284,6 @@ def test_driver_that_loses_its_head_gets_a_clear_error_not_a_hang(cluster):
     assert time.monotonic() - started < 10
 
 
-@pytest.mark.skip(reason="needs spillback scheduling (issue 4, scheduling part): a task "
-                         "is leased from its submitter's node, which lacks 'n1'")
 def test_tasks_with_custom_resources_run_on_the_node_that_has_them(cluster):
     n1 = cluster.add_node(num_cpus=1, resources={"n1": 1}, object_store_memory=STORE)
     cluster.connect()

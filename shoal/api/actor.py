@@ -11,7 +11,7 @@ import cloudpickle
 from shoal.api import options as opts
 from shoal.api.remote_function import encode_num_returns
 from shoal.core import ids
-from shoal.core.task_spec import DYNAMIC, TaskKind, TaskSpec
+from shoal.core.task_spec import DYNAMIC, TaskKind, TaskSpec, strategy_to_wire
 
 
 def method(**options: Any):
@@ -99,6 +99,7 @@ class ActorClass:
             "detached": detached,
             "get_if_exists": options.get("get_if_exists", False),
             "resources": opts.resource_shape(options, 0.0),
+            "scheduling_strategy": strategy_to_wire(options.get("scheduling_strategy")),
             "creation": creation,
             "handle_meta": cloudpickle.dumps(meta),
         }, keepalive, counted)

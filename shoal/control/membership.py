@@ -68,6 +68,7 @@ class NodeRecord:
     last_heartbeat: float
     hostname: str = ""
     version: str = ""
+    data_address: str = ""  # where the agent serves object chunks (node/data_channel.py)
     alive: bool = True
     monitored: bool = True  # False for the head's own node: it shares our process
     pending_leases: int = 0
@@ -78,6 +79,7 @@ class NodeRecord:
         return {
             "node_id": self.node_id,
             "address": self.address,
+            "data_address": self.data_address,
             "alive": self.alive,
             "resources_total": self.resources_total,
             "resources_available": self.resources_available if self.alive else {},
@@ -125,6 +127,7 @@ class Membership:
             last_heartbeat=now,
             hostname=info.get("hostname", ""),
             version=info.get("version", ""),
+            data_address=info.get("data_address", ""),
             monitored=monitored,
         )
         self.nodes[node_id] = record

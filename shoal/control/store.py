@@ -53,6 +53,7 @@ class ActorRecord:
     shape: dict
     creation: bytes
     handle_meta: bytes = b""
+    strategy: list | None = None  # task_spec.strategy_to_wire: SPREAD / NODE_AFFINITY
     owner_node_id: str = ""  # the actor fate-shares with its owner, also if that node dies
     state: ActorState = ActorState.PENDING
     address: str = ""
@@ -88,6 +89,7 @@ class ControlStore:
         self.subscribers: dict[str, set] = {}
         self.local_subscribers: dict[str, list] = {}
         self._job_counter = 0
+        self._spread_next = 0  # SPREAD actors: round-robin cursor over the nodes
         self.jobs: dict[str, dict] = {}
         for method, handler in {
             Method.REGISTER_NODE: self.handle_register_node,
@@ -162,6 +164,7 @@ class ControlStore:
                  record.resources_total)
         self.publish("node", {"node_id": record.node_id, "alive": True,
                               "address": record.address,
+                              "data_address": record.data_address,
                               "resources_total": record.resources_total})
         return {"ok": True, "heartbeat_s": self.membership.heartbeat_s,
                 "node_timeout_s": self.membership.timeout_s, "version": __version__}
@@ -267,6 +270,7 @@ class ControlStore:
             shape=spec["resources"],
             creation=spec["creation"],
             handle_meta=spec.get("handle_meta", b""),
+            strategy=spec.get("scheduling_strategy"),
             owner_node_id=spec.get("owner_node_id", ""),
         )
         self.actors[record.actor_id] = record
@@ -275,24 +279,47 @@ class ControlStore:
         asyncio.get_running_loop().create_task(self._place_actor(record))
         return {"actor_id": record.actor_id, "existing": False}
 
-    def _pick_node(self, shape: dict) -> NodeRecord | None:
-        candidates = [
-            n for n in self.nodes.values()
-            if n.alive and all(n.resources_total.get(k, 0) >= v for k, v in shape.items())
-        ]
-        if not candidates:
-            return None
-        # prefer the node with the most of the requested (or CPU) resources free
+    def _pick_node(self, shape: dict, strategy: list | None = None) -> NodeRecord | None:
+        """A live node for an actor of ``shape``, or None (wait for one).  Raises
+        ValueError if a hard node affinity names a node that is not alive."""
+        def feasible(n: NodeRecord) -> bool:
+            return all(n.resources_total.get(k, 0) >= v for k, v in shape.items())
+
         def free(n: NodeRecord) -> float:
             keys = list(shape) or ["CPU"]
             return min(n.resources_available.get(k, 0) - shape.get(k, 0) for k in keys)
 
+        kind = strategy[0] if strategy else None
+        if kind == "NODE_AFFINITY":
+            node = self.nodes.get(strategy[1])
+            alive = node is not None and node.alive
+            if alive and feasible(node):
+                return node
+            if not strategy[2]:  # hard
+                if not alive:
+                    raise ValueError(f"NodeAffinitySchedulingStrategy(soft=False) names node "
+                                     f"{strategy[1]}, which is not alive in this cluster")
+                return None
+        candidates = [n for n in self.nodes.values() if n.alive and feasible(n)]
+        if not candidates:
+            return None
+        if kind == "SPREAD":  # round-robin, nodes with room first
+            with_room = sorted((n for n in candidates if free(n) >= 0),
+                               key=lambda n: n.node_id) or sorted(candidates,
+                                                                  key=lambda n: n.node_id)
+            self._spread_next += 1
+            return with_room[(self._spread_next - 1) % len(with_room)]
+        # prefer the node with the most of the requested (or CPU) resources free
         return max(candidates, key=free)
 
     async def _place_actor(self, record: ActorRecord) -> None:
         warned = False
         while record.state is ActorState.PENDING:
-            node = self._pick_node(record.shape)
+            try:
+                node = self._pick_node(record.shape, record.strategy)
+            except ValueError as exc:
+                self._mark_dead(record, f"the actor cannot be scheduled: {exc}")
+                return
             if node is None:
                 if not warned:
                     warned = True

@@ -40,7 +40,7 @@ from typing import Any
 from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import context, ids
-from shoal.core.memory_store import MemoryStore, StoredValue
+from shoal.core.memory_store import MemoryStore, StoredValue, ValuesWaiter
 from shoal.core.reference_table import Action, ActionKind, ReferenceTable
 from shoal.core.serialization import (
     Serialized,
@@ -107,13 +107,14 @@ current_task: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVa
 def value_to_wire(value: StoredValue) -> list:
     if value.inline is not None:
         return [VALUE_INLINE, value.inline.to_inline()]
-    return [VALUE_PLASMA, value.node_id, value.size]
+    return [VALUE_PLASMA, value.node_id, value.size, list(value.locations)]
 
 
 def value_from_wire(wire: list) -> StoredValue:
     if wire[0] == VALUE_INLINE:
         return StoredValue(inline=Serialized.from_inline(wire[1]))
-    return StoredValue(node_id=wire[1], size=wire[2], locations={wire[1]})
+    locations = {wire[1], *wire[3]} if len(wire) > 3 else {wire[1]}
+    return StoredValue(node_id=wire[1], size=wire[2], locations=locations)
 
 
 def error_value(exc: BaseException) -> StoredValue:
@@ -150,8 +151,10 @@ class CoreWorker:
         self.task_context = current_task
         self.log_handler = None  # driver: prints forwarded worker output
         from shoal.core.actor_manager import ActorManager
+        from shoal.core.object_locations import ObjectLocations
         from shoal.core.task_manager import TaskManager
 
+        self.locations = ObjectLocations(self)
         self.tasks = TaskManager(self)
         self.actors = ActorManager(self)
         self.executor = None  # set by the worker entry point
@@ -223,8 +226,9 @@ class CoreWorker:
                 "pid": os.getpid(),
             })
             self.job_id = reply["job_id"]
-            await self.control.call(Method.SUBSCRIBE, [f"logs:{self.job_id}"])
+            await self.control.call(Method.SUBSCRIBE, [f"logs:{self.job_id}", "node"])
         else:
+            self.control.notify(Method.SUBSCRIBE, ["node"])
             self.node.closed.add_done_callback(lambda _: self._node_lost())
             await self.node.call(Method.REGISTER_WORKER, [self.worker_id, os.getpid(),
                                                           self.address])
@@ -365,7 +369,10 @@ class CoreWorker:
             if action.kind is ActionKind.FREE:
                 value = self.memory_store.delete(action.object_id)
                 if value is not None and value.in_plasma:
-                    frees.append(action.object_id)
+                    if value.locations == {self.node_id}:
+                        frees.append(action.object_id)
+                    else:  # copies on other nodes too
+                        self.locations.free([(action.object_id, value)])
             elif action.kind is ActionKind.REMOVE_BORROWER:
                 self.memory_store.delete(action.object_id)
                 if action.count:
@@ -458,6 +465,8 @@ class CoreWorker:
             self._print_logs(message)
         elif channel == "actor":
             self.actors.on_actor_update(message)
+        elif channel == "node" and not message.get("alive"):
+            self.tasks.submitter.node_died(message["node_id"], message.get("address", ""))
         return None
 
     def _print_logs(self, message) -> None:
@@ -531,7 +540,7 @@ class CoreWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         values = self._wait_values(refs, len(refs), deadline, raise_timeout=True)
         plasma = [r for r in refs if values[r._id].in_plasma]
-        views = self._pin_local(plasma) if plasma else {}
+        views = self._pin_local(plasma, values, deadline) if plasma else {}
         out = []
         for ref in refs:
             value = values[ref._id]
@@ -555,15 +564,18 @@ class CoreWorker:
         if any(self.references.needs_registration(o) for o in oids):
             self.loop.create_task(self.register_borrows(container, oids))
 
-    def _pin_local(self, refs: list[ObjectRef]) -> dict[bytes, Serialized]:
+    def _pin_local(self, refs: list[ObjectRef], values: dict[bytes, StoredValue],
+                   deadline: float | None) -> dict[bytes, Serialized]:
+        """Map shared-memory values, pulling them from other nodes if needed."""
         oids = [r._id for r in refs]
-        locations = self.call(self._pin_on_loop, oids)
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        locations = self.locations.pin(refs, values, timeout)
         out = {}
         for oid, loc in zip(oids, locations, strict=False):
             if loc is None:
                 raise exceptions.ObjectLostError(
-                    oid.hex(), f"object {oid.hex()} is not in this node's object store "
-                    "(it was freed, or its node died)")
+                    oid.hex(), f"object {oid.hex()} is in no reachable object store "
+                    "(it was freed, or every node that held it died)")
             out[oid] = self.store.view(oid, loc[0], loc[1])
         return out
 
@@ -590,7 +602,7 @@ class CoreWorker:
             return ready
         oids = list(dict.fromkeys(ref._id for ref in missing))
         num = min(num, len(ready) + len(oids))  # get([r, r]): a duplicate counts once
-        waiter = _Waiter(ready, num)
+        waiter = ValuesWaiter(ready, num)
         present = self.memory_store.add_waiters(oids, waiter.arrived)
         for oid, value in present.items():
             waiter.arrived(oid, value)
@@ -753,33 +765,6 @@ def deserialize_collecting(data: Serialized, worker: CoreWorker, rebuilt: list) 
 
 async def _async_call(conn: Connection, method: Method, body: Any) -> Any:
     return await conn.call(method, body)
-
-
-class _Waiter:
-    """Wakes a blocked get/wait once ``num`` values are in ``ready`` (called from the
-    loop thread; a bare lock is the cheapest thing to block a thread on)."""
-
-    __slots__ = ("ready", "num", "lock", "_gate", "done")
-
-    def __init__(self, ready: dict, num: int) -> None:
-        self.ready = ready
-        self.num = num
-        self.lock = threading.Lock()
-        self._gate = threading.Lock()
-        self._gate.acquire()
-        self.done = len(ready) >= num
-
-    def arrived(self, oid: bytes, value: StoredValue) -> None:
-        with self.lock:
-            self.ready[oid] = value
-            if not self.done and len(self.ready) >= self.num:
-                self.done = True
-                self._gate.release()
-
-    def wait(self, timeout: float | None) -> bool:
-        if self.done:
-            return True
-        return self._gate.acquire(timeout=-1 if timeout is None else timeout) or self.done
 
 
 def _set_result(fut: asyncio.Future, value: Any) -> None:

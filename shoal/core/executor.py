@@ -286,11 +286,30 @@ class Executor:
                 data = worker.store.view(arg[1], loc[0], loc[1])
                 values[i] = deserialize_collecting(data, worker, ctx.rebuilt)
         if remote:
+            remote = self._pull_args(remote, values, ctx)
+        if remote:
             refs = [ObjectRef(a[1], a[2], worker) for _, a in remote]
             got = worker.get(refs, None)
             for (i, _), value in zip(remote, got, strict=False):
                 values[i] = value
             del refs, got
+
+    def _pull_args(self, remote: list, values: list, ctx: TaskContext) -> list:
+        """Pull arguments whose copy is on another node (the node id their owner
+        saw) through our agent; returns those to ask their owners about."""
+        worker = self.worker
+        direct = [(i, a) for i, a in remote if a[3] not in ("", "?", worker.node_id)]
+        if not direct:
+            return remote
+        locations = worker.locations.pull([[a[1], a[2], 0, [a[3]]] for _, a in direct], None)
+        left = [(i, a) for i, a in remote if a[3] in ("", "?", worker.node_id)]
+        for (i, arg), loc in zip(direct, locations, strict=False):
+            if loc is None:
+                left.append((i, arg))
+                continue
+            data = worker.store.view(arg[1], loc[0], loc[1])
+            values[i] = deserialize_collecting(data, worker, ctx.rebuilt)
+        return left
 
     def _execute(self, spec: TaskSpec, conn, fut) -> None:
         if spec.task_id in self.cancelled:

@@ -20,6 +20,21 @@ holding up the short ones queued behind it while another worker is idle.
 
 The node agent answers a lease request only when the shape fits, so the
 number of concurrently running tasks never exceeds the node's resources.
+
+Across nodes (``_request_lease``)::
+
+    owner                        agent X (ours, or the locality node)     agent Y
+      | REQUEST_LEASE(shape, strategy) -> | does not fit / strategy says Y
+      | <------------- {"spill": [Y, address]}
+      | REQUEST_LEASE(..., spilled=True) ------------------------------->  | queue here
+      | <--------------------------------------------------------- grant  |
+      | PUSH_TASK ... to Y's worker;  RETURN_LEASE -> Y (the lease's node_conn)
+
+Locality: a task whose shared-memory arguments are mostly on another node gets
+its own scheduling key with that node as target, and its lease requests go to
+that node's agent first (it spills them on if it has no room).  SPREAD keys run
+one task per leased worker at a time, so tasks do not pile up on the first
+lease granted.
 """
 
 from __future__ import annotations
@@ -31,8 +46,10 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from shoal import exceptions
 from shoal.core.task_spec import STATUS_STOLEN
 from shoal.rpc.messages import Method
+from shoal.rpc.transport import RemoteError
 
 if TYPE_CHECKING:
     from shoal.core.task_manager import PendingTask
@@ -41,6 +58,8 @@ log = logging.getLogger("shoal.core")
 
 MAX_IN_FLIGHT = int(os.environ.get("SHOAL_MAX_TASKS_IN_FLIGHT", "8"))
 LEASE_LINGER_S = float(os.environ.get("SHOAL_LEASE_LINGER_S", "0.02"))
+MAX_SPILL_HOPS = 3
+REMOTE_RETRY_S = 0.1  # a remote agent failed our lease request: ask again after this
 
 
 @dataclass(eq=False)
@@ -65,6 +84,9 @@ class KeyState:
     queue: collections.deque = field(default_factory=collections.deque)
     workers: list[LeasedWorker] = field(default_factory=list)
     requesting: int = 0
+    strategy: list | None = None
+    target_node: str = ""  # locality: ask this node's agent first
+    max_in_flight: int = MAX_IN_FLIGHT
 
 
 def scheduling_key(resources: dict, strategy: object) -> tuple:
@@ -79,12 +101,32 @@ class LeaseSubmitter:
         self.by_conn: dict[object, LeasedWorker] = {}
 
     def enqueue(self, task: PendingTask) -> None:
+        target = ""
+        if task.arg_locations is not None and task.strategy is None:
+            target = self._locality_node(task)
+            task.scheduling_key = task.scheduling_key[:2] + ((target,) if target else ())
         key = task.scheduling_key
         state = self.keys.get(key)
         if state is None:
-            state = self.keys[key] = KeyState(key, task.spec.resources, task.spec.name)
+            state = self.keys[key] = KeyState(key, task.spec.resources, task.spec.name,
+                                               strategy=task.strategy, target_node=target)
+            if task.strategy and task.strategy[0] == "SPREAD":
+                state.max_in_flight = 1
         state.queue.append(task)
         self.dispatch(state)
+
+    def _locality_node(self, task: PendingTask) -> str:
+        """The node holding most of the task's argument bytes, if not ours."""
+        held: dict[str, int] = {}
+        for locations, size in task.arg_locations:
+            for node_id in list(locations):
+                held[node_id] = held.get(node_id, 0) + size
+        if not held:
+            return ""
+        best = max(held, key=held.__getitem__)
+        if held[best] <= held.get(self.worker.node_id, 0):
+            return ""
+        return best
 
     def dispatch(self, state: KeyState) -> None:
         queue = state.queue
@@ -95,7 +137,7 @@ class LeaseSubmitter:
                     target is None or len(leased.in_flight) < len(target.in_flight)
                 ):
                     target = leased
-            if target is None or len(target.in_flight) >= MAX_IN_FLIGHT:
+            if target is None or len(target.in_flight) >= state.max_in_flight:
                 break
             task = queue.popleft()
             if task.cancelled:
@@ -132,20 +174,50 @@ class LeaseSubmitter:
         fut = victim.conn.call(Method.STEAL_TASKS, waiting[len(waiting) // 2:])
         fut.add_done_callback(lambda _f: setattr(victim, "stealing", False))
 
+    async def _first_agent(self, state: KeyState):
+        """Our node's agent, or the locality target's."""
+        if state.target_node and state.target_node != self.worker.node_id:
+            try:
+                address = await self.worker.locations.agent_address(state.target_node)
+                if address:
+                    return await self.worker.peer(address)
+            except Exception as exc:
+                log.debug("locality node %s unreachable: %s", state.target_node, exc)
+        return self.worker.node
+
     async def _request_lease(self, state: KeyState) -> None:
+        body = [self.worker.job_id, state.resources, "", state.strategy, False]
         node = self.worker.node
+        remote = False  # talking to another node's agent: its failures are retried
         try:
-            grant = await node.call(
-                Method.REQUEST_LEASE, [self.worker.job_id, state.resources, ""]
-            )
+            node = await self._first_agent(state)
+            remote = node is not self.worker.node
+            grant = await node.call(Method.REQUEST_LEASE, body)
+            for _ in range(MAX_SPILL_HOPS):
+                if not isinstance(grant, dict):
+                    break
+                remote = True
+                node = await self.worker.peer(grant["spill"][1])
+                body[4] = True  # spilled: that node queues it, never redirects it again
+                grant = await node.call(Method.REQUEST_LEASE, body)
         except Exception as exc:
             state.requesting -= 1
-            if not self.worker.shutting_down:
+            if self.worker.shutting_down:
+                return
+            if isinstance(exc, RemoteError) and exc.error_type == "TaskUnschedulableError":
+                self._fail_queue(state, exceptions.TaskUnschedulableError(exc.message))
+            elif remote:
+                log.info("lease request to another node failed (%r); asking again", exc)
+                self.worker.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
+            else:
                 log.warning("lease request failed: %s", exc)
                 self._fail_queue(state, exc)
             return
         state.requesting -= 1
         if grant is None:
+            return
+        if isinstance(grant, dict):  # still redirected after MAX_SPILL_HOPS
+            self.worker.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
             return
         lease_id, worker_id, address, node_id, _ = grant
         leased = LeasedWorker(lease_id, worker_id, address, node_id, node)
@@ -165,7 +237,11 @@ class LeaseSubmitter:
 
     def _fail_queue(self, state: KeyState, exc: Exception) -> None:
         while state.queue:
-            self.tasks.fail_system(state.queue.popleft(), exc, retry=False)
+            task = state.queue.popleft()
+            if isinstance(exc, exceptions.TaskUnschedulableError):
+                self.tasks.fail_with(task, exc)
+            else:
+                self.tasks.fail_system(task, exc, retry=False)
 
     def _push(self, leased: LeasedWorker, task: PendingTask) -> None:
         if leased.linger is not None:
@@ -225,6 +301,18 @@ class LeaseSubmitter:
         leased = self.by_conn.pop(conn, None)
         if leased is not None:
             leased.dead = True
+
+    def node_died(self, node_id: str, agent_address: str) -> None:
+        """A node was declared dead.  Its workers' connections may never close
+        by themselves (a cut link), so drop them now: their tasks fail over to
+        the retry path, and lease requests waiting at its agent are asked again."""
+        for state in self.keys.values():
+            for leased in list(state.workers):
+                if leased.node_id == node_id and leased.conn is not None:
+                    leased.conn.abort()
+        fut = self.worker._peers.get(agent_address)
+        if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
+            fut.result().abort()
 
     def return_all(self) -> None:
         for state in self.keys.values():

@@ -104,3 +104,30 @@ class MemoryStore:
 
     def __len__(self) -> int:
         return len(self._values)
+
+
+class ValuesWaiter:
+    """Wakes a blocked get/wait once ``num`` values are in ``ready`` (called from the
+    loop thread; a bare lock is the cheapest thing to block a thread on)."""
+
+    __slots__ = ("ready", "num", "lock", "_gate", "done")
+
+    def __init__(self, ready: dict, num: int) -> None:
+        self.ready = ready
+        self.num = num
+        self.lock = threading.Lock()
+        self._gate = threading.Lock()
+        self._gate.acquire()
+        self.done = len(ready) >= num
+
+    def arrived(self, oid: bytes, value: StoredValue) -> None:
+        with self.lock:
+            self.ready[oid] = value
+            if not self.done and len(self.ready) >= self.num:
+                self.done = True
+                self._gate.release()
+
+    def wait(self, timeout: float | None) -> bool:
+        if self.done:
+            return True
+        return self._gate.acquire(timeout=-1 if timeout is None else timeout) or self.done

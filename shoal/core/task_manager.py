@@ -38,6 +38,7 @@ from shoal.core.task_spec import (
     STREAMING,
     TaskKind,
     TaskSpec,
+    strategy_to_wire,
 )
 from shoal.rpc.messages import Method
 
@@ -66,6 +67,8 @@ class PendingTask:
     reserved: bool = False  # actor call holding its place in the actor's queue while
     #                         its arguments resolve (calls keep submission order)
     keepalive: list = field(default_factory=list)
+    strategy: list | None = None  # scheduling strategy, wire form (task_spec.strategy_to_wire)
+    arg_locations: list | None = None  # [(node ids, size)] of shared-memory args (locality)
 
 
 class GeneratorState:
@@ -144,6 +147,7 @@ class TaskManager:
             scheduling_key=scheduling_key(spec.resources, strategy),
             parent_task_id=ctx.task_id if ctx is not None else None,
             keepalive=keepalive,
+            strategy=strategy_to_wire(strategy),
         )
         if spec.num_returns == STREAMING:
             task.generator = GeneratorState(spec.task_id)
@@ -234,6 +238,10 @@ class TaskManager:
         else:
             arg = task.spec.args[i]
             task.spec.args[i] = [ARG_REF, arg[1], arg[2], value.node_id or "?"]
+            if value.in_plasma:
+                if task.arg_locations is None:
+                    task.arg_locations = []
+                task.arg_locations.append((value.locations, value.size))
         return False
 
     def complete(self, task: PendingTask, reply: list) -> None:
@@ -323,7 +331,7 @@ class TaskManager:
             if oid not in refs.refs:
                 # nobody holds the ref any more: drop the value right away
                 if value.in_plasma:
-                    frees.append(oid)
+                    frees.append((oid, value))
                 if contained:
                     refs.add_owned(oid)
                     refs.add_contained(oid, [tuple(c) for c in contained])
@@ -333,7 +341,7 @@ class TaskManager:
                 refs.add_contained(oid, [tuple(c) for c in contained])
             self.worker.memory_store.put(oid, value)
         if frees:
-            self.worker.node.notify(Method.STORE_FREE, frees)
+            self.worker.locations.free(frees)
 
     def _finish(self, task: PendingTask) -> None:
         if task.spec.kind is TaskKind.ACTOR_TASK:

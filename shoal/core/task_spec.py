@@ -92,3 +92,17 @@ class TaskSpec:
 
     def is_generator(self) -> bool:
         return self.num_returns in (STREAMING, DYNAMIC)
+
+
+def strategy_to_wire(strategy: object) -> list | None:
+    """A ``scheduling_strategy`` option as agents and the control store read it:
+    None (DEFAULT), ``["SPREAD"]`` or ``["NODE_AFFINITY", node_id, soft]``.
+    Placement groups are not implemented yet: scheduled as DEFAULT."""
+    if strategy is None or strategy == "DEFAULT":
+        return None
+    if strategy == "SPREAD":
+        return ["SPREAD"]
+    node_id = getattr(strategy, "node_id", None)
+    if node_id is not None:
+        return ["NODE_AFFINITY", str(node_id), bool(getattr(strategy, "soft", False))]
+    return None

@@ -13,6 +13,12 @@ A worker blocked in ``get`` sends WORKER_BLOCKED: its CPUs go back to the
 pool (so nested tasks can run) and are taken again, even oversubscribing,
 on WORKER_UNBLOCKED.  A request no node could ever satisfy stays queued and
 its requester is warned (LEASE_INFEASIBLE).
+
+Spillback: a request that does not fit here, or that carries a scheduling
+strategy, is placed by :mod:`shoal.node.cluster_view`; the reply may then be
+``{"spill": [node_id, address]}`` instead of a grant, and the requester asks
+that node's agent directly (marked *spilled*: it is never redirected again).
+Object transfer between nodes is :mod:`shoal.node.object_transfer`.
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ import logging
 import os
 from dataclasses import dataclass, field
 
+from shoal.exceptions import TaskUnschedulableError
 from shoal.node import object_store as store
+from shoal.node.cluster_view import ClusterView, Decision
+from shoal.node.object_transfer import ObjectTransfer
 from shoal.node.resources import NodeResources, from_units, to_units
 from shoal.node.worker_pool import Worker, WorkerPool
 from shoal.rpc.messages import Method
@@ -42,6 +51,8 @@ class LeaseRequest:
     requester: object
     future: asyncio.Future
     warned: bool = False
+    strategy: list | None = None
+    spillable: bool = False  # a task lease that was not redirected here
 
 
 @dataclass
@@ -71,6 +82,7 @@ class NodeConfig:
     object_store_memory: int
     prestart_workers: int
     worker_env: dict[str, str] = field(default_factory=dict)
+    token: str = ""
 
 
 class NodeAgent:
@@ -78,6 +90,8 @@ class NodeAgent:
         self.config = config
         self.node_id = config.node_id
         self.control = control  # connection (socket or loopback) to the control store
+        self.router = router
+        self.cluster = ClusterView(config.node_id)
         self.resources = NodeResources(config.resources)
         self.table = store.ObjectTable(config.object_store_memory)
         for name in store.remove_stale_arenas():
@@ -105,6 +119,8 @@ class NodeAgent:
         self.closing = False
         # Set from the control store's reply to REGISTER_NODE (control/membership.py).
         self.heartbeat_s = 1.0
+        self.transfer = ObjectTransfer(self, config.token)
+        self.data_address = ""
         self._register(router)
 
     def _register(self, router: Router) -> None:
@@ -124,9 +140,15 @@ class NodeAgent:
             Method.KILL_WORKER: self.handle_kill_worker,
             Method.LEASE_ACTOR_WORKER: self.handle_lease_actor_worker,
             Method.NODE_INFO: self.handle_node_info,
+            Method.STORE_PULL: self.handle_store_pull,
         }.items():
             router.add(method, handler)
         router.on_close.append(self._on_connection_closed)
+
+    async def listen_data(self, host: str) -> None:
+        """Open the port that serves object chunks to other nodes (before
+        registering: the node table announces it)."""
+        self.data_address = await self.transfer.start(host)
 
     async def start(self) -> None:
         """Start the fork server and, without waiting for them, the prestarted
@@ -148,6 +170,7 @@ class NodeAgent:
         return {
             "node_id": self.node_id,
             "address": self.config.address,
+            "data_address": self.data_address,
             "store_path": self.arena.path,
             "resources_total": self.resources.total_floats(),
             "resources_available": self.available_with_store(),
@@ -235,12 +258,56 @@ class NodeAgent:
 
     # ---- leases ------------------------------------------------------------------
     def handle_request_lease(self, conn, body):
-        job_id, shape, label = body
+        """[job_id, shape, label, strategy, spilled] -> a grant (see ``_grant``),
+        ``{"spill": [node_id, address]}``, or None if cancelled."""
+        job_id, shape, label = body[:3]
+        strategy = body[3] if len(body) > 3 else None
+        spilled = len(body) > 4 and bool(body[4])
+        units = to_units(shape)
+        if not spilled and (strategy or (not self.resources.fits(units)
+                                         and self.cluster.has_peers())):
+            placement = self.cluster.place(self.resources, units, strategy, False)
+            if placement.decision is Decision.SPILL:
+                return {"spill": [placement.node.node_id, placement.node.address]}
+            if placement.decision is Decision.FAIL:
+                raise TaskUnschedulableError(placement.reason)
         fut = asyncio.get_running_loop().create_future()
-        request = LeaseRequest(to_units(shape), job_id, label, conn, fut)
+        request = LeaseRequest(units, job_id, label, conn, fut, strategy=strategy,
+                               spillable=not spilled)
         self.queue.append(request)
         self._schedule()
         return fut
+
+    def _respill(self) -> None:
+        """A node joined: requests queued here that this node can never serve
+        may go there now."""
+        for request in list(self.queue):
+            if not request.spillable or self.resources.feasible(request.shape):
+                continue
+            placement = self.cluster.place(self.resources, request.shape, request.strategy,
+                                           False)
+            if placement.decision is Decision.SPILL and not request.future.done():
+                self.queue.remove(request)
+                request.future.set_result(
+                    {"spill": [placement.node.node_id, placement.node.address]})
+        self._report_soon()
+
+    async def refresh_cluster(self) -> None:
+        """Re-read the node table from the control store."""
+        try:
+            nodes = await self.control.call(Method.GET_NODES)
+        except Exception as exc:
+            log.debug("could not refresh the node table: %s", exc)
+            return
+        if self.cluster.update(nodes):
+            self._respill()
+
+    def on_node_event(self, message: dict) -> None:
+        """The ``node`` pubsub channel."""
+        if not message.get("alive"):
+            self.transfer.node_died(message.get("node_id", ""))
+        if self.cluster.on_node_event(message):
+            self._respill()
 
     def handle_cancel_lease_requests(self, conn, body):
         for request in [r for r in self.queue if r.requester is conn]:
@@ -389,10 +456,19 @@ class NodeAgent:
         return [worker.worker_id, worker.address, self.node_id, error]
 
     # ---- object store ----------------------------------------------------------------
+    def _create(self, oid: bytes, size: int, creator: object) -> int:
+        """Allocate, evicting unpinned copies pulled from other nodes if needed."""
+        try:
+            return self.table.create(oid, size, creator)
+        except store.OutOfMemory:
+            if not self.transfer.evict_for(size):
+                raise
+        return self.table.create(oid, size, creator)
+
     def handle_store_create(self, conn, body):
         oid, size = body
         try:
-            return self.table.create(oid, size, conn)
+            return self._create(oid, size, conn)
         except store.OutOfMemory:
             loop = asyncio.get_running_loop()
             pending = PendingCreate(oid, size, conn, loop.create_future(),
@@ -404,7 +480,7 @@ class NodeAgent:
     def _retry_creates(self) -> None:
         for pending in list(self.pending_creates):
             try:
-                offset = self.table.create(pending.oid, pending.size, pending.creator)
+                offset = self._create(pending.oid, pending.size, pending.creator)
             except store.OutOfMemory:
                 continue
             except Exception as exc:
@@ -435,40 +511,56 @@ class NodeAgent:
                 self.table.seal(oid)
             except KeyError:
                 continue
-            for fut in self.seal_waiters.pop(oid, ()):
-                if not fut.done():
-                    fut.set_result(None)
+            self.wake_sealed(oid)
         self._report_soon()
         return None
+
+    def wake_sealed(self, oid: bytes) -> None:
+        """``oid`` was sealed, or its creation was abandoned."""
+        for fut in self.seal_waiters.pop(oid, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    async def pin_when_sealed(self, conn, oid: bytes) -> list | None:
+        """Pin ``oid`` for ``conn`` once sealed: [offset, size], or None if absent."""
+        obj = self.table.objects.get(oid)
+        if obj is not None and not obj.sealed:
+            fut = asyncio.get_running_loop().create_future()
+            self.seal_waiters.setdefault(oid, []).append(fut)
+            await fut
+        pinned = self.table.pin(oid, conn)
+        return None if pinned is None else [pinned.offset, pinned.size]
 
     async def handle_store_get(self, conn, body):
         """Pin objects for ``conn``; waits for ones created but not sealed yet.
         Returns [offset, size] per object, or None if the node has no copy."""
-        oids = body
-        out = []
-        for oid in oids:
-            obj = self.table.objects.get(oid)
-            if obj is not None and not obj.sealed:
-                fut = asyncio.get_running_loop().create_future()
-                self.seal_waiters.setdefault(oid, []).append(fut)
-                await fut
-            pinned = self.table.pin(oid, conn)
-            out.append(None if pinned is None else [pinned.offset, pinned.size])
-        return out
+        return [await self.pin_when_sealed(conn, oid) for oid in body]
+
+    def handle_store_pull(self, conn, body):
+        """Like STORE_GET, for ``[[oid, owner, size, [node ids]], ...]``: objects
+        that are not here are pulled from those nodes first."""
+        return self.transfer.pull_and_pin(conn, body)
 
     def handle_store_release(self, conn, body):
         if any([self.table.release(oid, conn) for oid in body]):
-            self._after_free()
+            self.after_free()
+        elif self.transfer.manager.queue or self.pending_creates:
+            self.after_free()  # an unpinned secondary copy may be evicted now
         return None
 
     def handle_store_free(self, conn, body):
-        if any([self.table.free(oid) for oid in body]):
-            self._after_free()
+        oids = self.transfer.free_requested(body)
+        if any([self.table.free(oid) for oid in oids]):
+            self.after_free()
         return None
 
-    def _after_free(self) -> None:
+    def after_free(self) -> None:
         if self.pending_creates:
             self._retry_creates()
+        self.transfer.space_freed()
+        self._report_soon()
+
+    def report_soon(self) -> None:
         self._report_soon()
 
     def handle_store_stats(self, conn, body):
@@ -476,6 +568,7 @@ class NodeAgent:
             "capacity": self.table.capacity,
             "used": self.table.used,
             "num_objects": len(self.table.objects),
+            **self.transfer.stats(),
         }
 
     def handle_node_info(self, conn, body):
@@ -484,7 +577,10 @@ class NodeAgent:
     # ---- connections and reporting ------------------------------------------------------
     def _on_connection_closed(self, conn) -> None:
         if self.table.client_gone(conn):
-            self._after_free()
+            self.after_free()
+        for oid in [o for o in self.seal_waiters if o not in self.table.objects]:
+            self.wake_sealed(oid)  # its creator went away before sealing it
+        self.transfer.connection_closed(conn)
         for request in [r for r in self.queue if r.requester is conn]:
             self.queue.remove(request)
         for lease_id in conn.state.get("leases", ()):
@@ -526,9 +622,11 @@ class NodeAgent:
     async def _heartbeat_loop(self) -> None:
         while not self.closing:
             self._report()
+            await self.refresh_cluster()
             await asyncio.sleep(self.heartbeat_s)
 
     async def shutdown(self) -> None:
         self.closing = True
+        self.transfer.close()
         await self.pool.shutdown()
         self.arena.unlink()

@@ -174,6 +174,7 @@ async def run(args: argparse.Namespace, token: str) -> None:
         object_store_memory=store_memory,
         prestart_workers=int(args.prestart if args.prestart is not None else max(1, num_cpus)),
         worker_env=worker_env,
+        token=token,
     )
     # handlers for what the control store pushes to the agent
     agent = NodeAgent(config, router, control_conn_for_agent)
@@ -182,8 +183,10 @@ async def run(args: argparse.Namespace, token: str) -> None:
         channel, message = body
         if channel == "job_finished":
             agent.kill_job_workers(message)
-        elif channel == "node" and not message.get("alive"):
-            log.info("node %s died: %s", message.get("node_id"), message.get("cause"))
+        elif channel == "node":
+            if not message.get("alive"):
+                log.info("node %s died: %s", message.get("node_id"), message.get("cause"))
+            agent.on_node_event(message)
 
     agent_side_router.add(Method.PUBSUB_MESSAGE, on_pubsub)
     if args.head:
@@ -192,6 +195,7 @@ async def run(args: argparse.Namespace, token: str) -> None:
             if method not in agent_side_router.handlers:
                 agent_side_router.handlers[method] = handler
     try:
+        await agent.listen_data(args.host)
         await register(control_conn_for_agent, agent, control_address, args.join_timeout_s)
     except StartError:
         agent.arena.unlink()

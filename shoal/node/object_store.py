@@ -8,6 +8,8 @@ Objects are immutable once sealed.  Life of an object::
 
     create(oid, size) -> offset     writer copies its bytes into its own mapping
     seal(oid)                        readers may now see it
+    (a copy pulled from another node is *secondary*: a cache that
+    evict_secondary may drop once nobody has it pinned)
     get(oid, client) -> (off, size)  pins it for that client (zero-copy views)
     release(oid, client)             the client's views are gone
     free(oid)                        the owner dropped it: memory returns when
@@ -25,7 +27,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
-from shoal.node.allocator import Allocator, OutOfMemory
+from shoal.node.allocator import Allocator, OutOfMemory, align
 
 SHM_DIR = "/dev/shm"
 SHM_PREFIX = "shoal-"
@@ -42,6 +44,7 @@ class StoredObject:
     creator: object
     sealed: bool = False
     freed: bool = False
+    secondary: bool = False  # a copy pulled from another node: evictable when unpinned
     pins: Counter = field(default_factory=Counter)
 
     @property
@@ -105,6 +108,20 @@ class ObjectTable:
             return False
         obj.freed = True
         return self._maybe_delete(oid, obj)
+
+    def evict_secondary(self, size: int) -> list[bytes]:
+        """Drop unpinned secondary copies, oldest first, until a block of ``size``
+        bytes is free (or none is left); returns the evicted ids.  Their owners
+        still free them later, which is then a no-op."""
+        evicted = []
+        for oid, obj in list(self.objects.items()):
+            if self.allocator.largest_free() >= align(max(size, 1)):
+                break
+            if obj.secondary and obj.sealed and not obj.freed and not obj.pinned:
+                obj.freed = True
+                self._maybe_delete(oid, obj)
+                evicted.append(oid)
+        return evicted
 
     def client_gone(self, client: object) -> bool:
         returned = False

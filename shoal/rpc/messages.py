@@ -46,6 +46,7 @@ class Method(enum.IntEnum):
     KILL_WORKER = 42
     LEASE_ACTOR_WORKER = 43
     NODE_INFO = 44
+    STORE_PULL = 45  # pin objects, pulling from other nodes what is not here
 
     # core worker
     PUSH_TASK = 60
@@ -58,6 +59,8 @@ class Method(enum.IntEnum):
     EXIT_WORKER = 67
     ASSIGN_JOB = 68
     STEAL_TASKS = 69  # owner -> worker: hand back these queued tasks if not started
+    ADD_OBJECT_LOCATION = 70  # node agent -> owner: I hold a copy now (True: keep it)
+    REMOVE_OBJECT_LOCATION = 71  # node agent -> owner: my copy was evicted
 
     # notifications pushed to subscribers
     PUBSUB_MESSAGE = 90

@@ -334,6 +334,12 @@ class Connection(asyncio.Protocol):
             self._write_handoff()
             self.transport.close()
 
+    def abort(self) -> None:
+        """Close at once, dropping unsent bytes (the peer is unreachable: a
+        graceful close would wait for a flush that never happens)."""
+        if self.transport is not None:
+            self.transport.abort()
+
     def peer_name(self) -> str:
         name = self.peer_info.get("name") if self.peer_info else None
         if name:
