@@ -213,13 +213,19 @@ def _raise_if_lost(worker: Any, exc: BaseException) -> None:
         raise exceptions.ClusterLostError(reason) from exc
 
 
-def _control(method: Method, body: Any = None) -> Any:
-    worker = ensure_worker()
+def _calling(worker: Any, fn: Any, *args: Any) -> Any:
+    """``fn(*args)``, with a failure caused by losing the cluster raised as
+    ClusterLostError."""
     try:
-        return worker.control_call(method, body)
-    except ConnectionError as exc:
+        return fn(*args)
+    except _LOSS_ERRORS as exc:
         _raise_if_lost(worker, exc)
         raise
+
+
+def _control(method: Method, body: Any = None) -> Any:
+    worker = ensure_worker()
+    return _calling(worker, worker.control_call, method, body)
 
 
 def is_initialized() -> bool:
@@ -259,11 +265,7 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
     from shoal.api.generators import DynamicObjectRefGenerator, ObjectRefGenerator
 
     if isinstance(object_refs, ObjectRef):
-        try:
-            return worker.get([object_refs], timeout)[0]
-        except _LOSS_ERRORS as exc:
-            _raise_if_lost(worker, exc)
-            raise
+        return _calling(worker, worker.get, [object_refs], timeout)[0]
     if isinstance(object_refs, (ObjectRefGenerator, DynamicObjectRefGenerator)):
         object_refs = list(object_refs)
     if not isinstance(object_refs, (list, tuple)):
@@ -271,21 +273,13 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
             f"shoal.get expects an ObjectRef or a list of ObjectRefs, got "
             f"{type(object_refs).__name__}: {object_refs!r}")
     _check_refs(object_refs, "shoal.get")
-    try:
-        return worker.get(list(object_refs), timeout)
-    except _LOSS_ERRORS as exc:
-        _raise_if_lost(worker, exc)
-        raise
+    return _calling(worker, worker.get, list(object_refs), timeout)
 
 
 def put(value: Any, *, _owner: Any = None) -> ObjectRef:
     """Store a value in the cluster; returns its ref (owned by this process)."""
     worker = ensure_worker()
-    try:
-        return worker.put(value, _owner)
-    except _LOSS_ERRORS as exc:
-        _raise_if_lost(worker, exc)
-        raise
+    return _calling(worker, worker.put, value, _owner)
 
 
 def wait(
@@ -316,11 +310,7 @@ def wait(
         raise TypeError("fetch_local must be a bool")
     if not object_refs or num_returns == 0:
         return [], list(object_refs)
-    try:
-        return worker.wait(list(object_refs), num_returns, timeout)
-    except _LOSS_ERRORS as exc:
-        _raise_if_lost(worker, exc)
-        raise
+    return _calling(worker, worker.wait, list(object_refs), num_returns, timeout)
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:

@@ -307,29 +307,26 @@ class CoreWorker:
     # the loop costs a syscall and a thread switch; for a sync call loop that was one
     # extra wake-up per call (the previous result's ref being dropped).
     def ref_created(self, oid: bytes, owner: str) -> None:
-        self._commands.append((self._inc_local, (oid, owner)))
-        if len(self._commands) > LAZY_COMMANDS_MAX and not self._wakeup_pending:
-            self.post(_noop)
+        self.post_lazy(self._inc_local, oid, owner)
 
     def ref_deleted(self, oid: bytes) -> None:
-        if self.shutting_down:
-            return
-        self._commands.append((self.references.dec_local, (oid,)))
-        if len(self._commands) > LAZY_COMMANDS_MAX and not self._wakeup_pending:
-            self.post(_noop)
+        if not self.shutting_down:
+            self.post_lazy(self.references.dec_local, oid)
 
     def post_lazy(self, fn, *args) -> None:
         """Queue ``fn(*args)`` for the loop without waking it: it runs before the loop
-        handles its next received message, or at the next tick."""
+        handles its next received message, at the next tick, or once
+        LAZY_COMMANDS_MAX commands wait."""
         self._commands.append((fn, args))
+        if len(self._commands) > LAZY_COMMANDS_MAX and not self._wakeup_pending:
+            self.post(_noop)
 
     def _drain_queued(self) -> None:
         if self._commands:
             self._drain()
 
     def _tick(self) -> None:
-        if self._commands:
-            self._drain()
+        self._drain_queued()
         self.loop.call_later(LAZY_COMMANDS_S, self._tick)
 
     def _inc_local(self, oid: bytes, owner: str) -> None:

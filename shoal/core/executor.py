@@ -279,12 +279,7 @@ class Executor:
         remote = [(i, a) for i, a in plasma if a[3] != worker.node_id]
         if local:
             locations = worker.call(worker._pin_on_loop, [a[1] for _, a in local])
-            for (i, arg), loc in zip(local, locations, strict=False):
-                if loc is None:
-                    remote.append((i, arg))
-                    continue
-                data = worker.store.view(arg[1], loc[0], loc[1])
-                values[i] = deserialize_collecting(data, worker, ctx.rebuilt)
+            remote += self._read_located(local, locations, values, ctx)
         if remote:
             remote = self._pull_args(remote, values, ctx)
         if remote:
@@ -303,13 +298,20 @@ class Executor:
             return remote
         locations = worker.locations.pull([[a[1], a[2], 0, [a[3]]] for _, a in direct], None)
         left = [(i, a) for i, a in remote if a[3] in ("", "?", worker.node_id)]
-        for (i, arg), loc in zip(direct, locations, strict=False):
+        return left + self._read_located(direct, locations, values, ctx)
+
+    def _read_located(self, args: list, locations: list, values: list,
+                      ctx: TaskContext) -> list:
+        """Deserialize the pinned args from our store; returns those not found."""
+        worker = self.worker
+        missing = []
+        for (i, arg), loc in zip(args, locations, strict=False):
             if loc is None:
-                left.append((i, arg))
+                missing.append((i, arg))
                 continue
             data = worker.store.view(arg[1], loc[0], loc[1])
             values[i] = deserialize_collecting(data, worker, ctx.rebuilt)
-        return left
+        return missing
 
     def _execute(self, spec: TaskSpec, conn, fut) -> None:
         if spec.task_id in self.cancelled:

@@ -49,13 +49,10 @@ def start_head(args: Any) -> int:
         spec = _spec(args, head=True, port=args.port, node_timeout_s=args.node_timeout_s)
     except ValueError as exc:
         return fail(str(exc))
-    session = new_session_name()
-    log_dir = os.path.join(sessions.session_root(), session, "logs")
-    try:
-        node = start_node(spec, token, session, log_dir, lifeline=False)
-    except NodeStartError as exc:
-        return fail(f"the head did not start: {exc}")
-    _remember(node, session)
+    launched = _launch(spec, token, "the head did not start")
+    if isinstance(launched, int):
+        return launched
+    node, session, log_dir = launched
     sessions.remember_cluster({"address": node.address, "token": token, "pid": node.pid,
                                "create_time": node.create_time, "session": session},
                               default=True)
@@ -83,17 +80,27 @@ def start_node_joining(args: Any) -> int:
         spec = _spec(args, address=address)
     except ValueError as exc:
         return fail(str(exc))
+    launched = _launch(spec, token, f"this node did not join the cluster at {address}")
+    if isinstance(launched, int):
+        return launched
+    node, _session, log_dir = launched
+    print(f"Started a shoal node at {node.address} (node {node.node_id[:12]}, pid "
+          f"{node.pid}); it joined the cluster at {address}.\nLogs: {log_dir}\n"
+          f"Stop it with: shoal stop", flush=True)
+    return 0
+
+
+def _launch(spec: Any, token: str, failure: str) -> tuple[NodeProcess, str, str] | int:
+    """Start a detached node process in a new session and remember it for
+    ``shoal stop``; returns (node, session, log dir), or the exit code of a failure."""
     session = new_session_name()
     log_dir = os.path.join(sessions.session_root(), session, "logs")
     try:
         node = start_node(spec, token, session, log_dir, lifeline=False)
     except NodeStartError as exc:
-        return fail(f"this node did not join the cluster at {address}: {exc}")
+        return fail(f"{failure}: {exc}")
     _remember(node, session)
-    print(f"Started a shoal node at {node.address} (node {node.node_id[:12]}, pid "
-          f"{node.pid}); it joined the cluster at {address}.\nLogs: {log_dir}\n"
-          f"Stop it with: shoal stop", flush=True)
-    return 0
+    return node, session, log_dir
 
 
 def _remember(node: NodeProcess, session: str) -> None:
