@@ -172,7 +172,13 @@ class LeaseSubmitter:
         waiting = list(victim.in_flight)[1:]
         victim.stealing = True
         fut = victim.conn.call(Method.STEAL_TASKS, waiting[len(waiting) // 2:])
-        fut.add_done_callback(lambda _f: setattr(victim, "stealing", False))
+        fut.add_done_callback(lambda f: self._steal_answered(victim, f))
+
+    @staticmethod
+    def _steal_answered(victim: LeasedWorker, fut: asyncio.Future) -> None:
+        victim.stealing = False
+        if not fut.cancelled():
+            fut.exception()  # a worker lost mid-steal is handled by its task replies
 
     async def _first_agent(self, state: KeyState):
         """Our node's agent, or the locality target's."""
