@@ -24,6 +24,15 @@ class ObjectRef:
         if worker is not None:
             worker.ref_created(object_id, owner)
 
+    @classmethod
+    def uncounted(cls, object_id: bytes, owner: str, worker: Any) -> ObjectRef:
+        """A ref whose creation the caller counts itself (in a batch)."""
+        ref = cls.__new__(cls)
+        ref._id = object_id
+        ref._owner = owner
+        ref._worker = worker
+        return ref
+
     def __del__(self) -> None:
         worker = self._worker
         if worker is not None:

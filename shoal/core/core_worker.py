@@ -310,8 +310,20 @@ class CoreWorker:
         self.post_lazy(self._inc_local, oid, owner)
 
     def ref_deleted(self, oid: bytes) -> None:
+        # post_lazy inlined: this runs once per dropped ref (10k for a get of an
+        # object holding 10k refs), so each call level shows in the profile.
         if not self.shutting_down:
-            self.post_lazy(self.references.dec_local, oid)
+            commands = self._commands
+            commands.append((self.references.dec_local, (oid,)))
+            if len(commands) > LAZY_COMMANDS_MAX and not self._wakeup_pending:
+                self.post(_noop)
+
+    def _count_rebuilt(self, container: bytes | None, refs: list) -> None:
+        """Count refs rebuilt uncounted while unpickling one value; the value of
+        ``container`` (a get) stays in scope until the new borrows are registered."""
+        unregistered = self.references.count_rebuilt(refs, self.address)
+        if container is not None and unregistered:
+            self.loop.create_task(self.register_borrows(container, unregistered))
 
     def post_lazy(self, fn, *args) -> None:
         """Queue ``fn(*args)`` for the loop without waking it: it runs before the loop
@@ -546,20 +558,12 @@ class CoreWorker:
         return out
 
     def _deserialize_value(self, ref: ObjectRef, data: Serialized) -> Any:
-        rebuilt: list = []
-        obj = deserialize_collecting(data, self, rebuilt)
-        foreign = [r._id for r in rebuilt if r._owner != self.address]
-        if foreign:
-            self.post(self._hold_container, ref._id, foreign)
+        obj = deserialize_collecting(data, self, [], ref._id)
         if data.is_error:
             if isinstance(obj, exceptions.TaskError):
                 raise obj.as_instanceof_cause()
             raise obj
         return obj
-
-    def _hold_container(self, container: bytes, oids: list[bytes]) -> None:
-        if any(self.references.needs_registration(o) for o in oids):
-            self.loop.create_task(self.register_borrows(container, oids))
 
     def _pin_local(self, refs: list[ObjectRef], values: dict[bytes, StoredValue],
                    deadline: float | None) -> dict[bytes, Serialized]:
@@ -743,11 +747,15 @@ def detach(data: Serialized) -> Serialized:
                       data.contained, data.flags)
 
 
-def deserialize_collecting(data: Serialized, worker: CoreWorker, rebuilt: list) -> Any:
+def deserialize_collecting(data: Serialized, worker: CoreWorker, rebuilt: list,
+                           container: bytes | None = None) -> Any:
+    """Unpickle, appending the refs found to ``rebuilt`` and counting them in one
+    loop command (``container``: the object whose value this is, for a get)."""
     from shoal.core import serialization
 
     previous = serialization._context.rebuilt
     serialization._context.rebuilt = rebuilt
+    first = len(rebuilt)
     try:
         return deserialize(data, worker)
     except Exception as exc:
@@ -758,6 +766,9 @@ def deserialize_collecting(data: Serialized, worker: CoreWorker, rebuilt: list) 
         ) from exc
     finally:
         serialization._context.rebuilt = previous
+        if len(rebuilt) > first:  # a get may need registrations: wake the loop
+            post = worker.post if container is not None else worker.post_lazy
+            post(worker._count_rebuilt, container, rebuilt[first:])
 
 
 async def _async_call(conn: Connection, method: Method, body: Any) -> Any:

@@ -153,6 +153,25 @@ class ReferenceTable:
         ref.local += 1
         return False
 
+    def count_rebuilt(self, refs: list, me: str) -> list[bytes]:
+        """``inc_local`` for each of ``refs`` (ObjectRefs just unpickled, ``me`` is our
+        address); returns the borrowed ones not yet registered at their owner."""
+        table = self.refs
+        unregistered = []
+        for r in refs:
+            oid, owner = r._id, r._owner
+            entry = table.get(oid)
+            if entry is None:
+                owned = owner == me
+                table[oid] = Reference(owner="" if owned else owner, local=1)
+                if not owned:
+                    unregistered.append(oid)
+            else:
+                entry.local += 1
+                if entry.owner and entry.registrations == 0:
+                    unregistered.append(oid)
+        return unregistered
+
     def dec_local(self, oid: bytes) -> None:
         ref = self.refs.get(oid)
         if ref is None:

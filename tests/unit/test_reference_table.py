@@ -463,6 +463,22 @@ def test_needs_registration():
     assert table.needs_registration(oid("b"))
 
 
+def test_count_rebuilt_counts_each_ref_and_reports_unregistered_borrows():
+    from types import SimpleNamespace as Ref
+
+    me = "me:1"
+    table = ReferenceTable()
+    mine = owned(table, "mine")
+    registered = oid("reg")
+    table.inc_local(registered, OWNER)
+    table.registration_done(registered)
+    refs = [Ref(_id=mine, _owner=me), Ref(_id=oid("new"), _owner=OWNER),
+            Ref(_id=oid("new"), _owner=OWNER), Ref(_id=registered, _owner=OWNER)]
+    assert set(table.count_rebuilt(refs, me)) == {oid("new")}
+    assert table.refs[mine].local == 2 and table.refs[oid("new")].local == 2
+    assert table.refs[registered].local == 2 and not table.refs[oid("new")].owned
+
+
 def test_is_owned_and_summary():
     table = ReferenceTable()
     owned(table, "a")
