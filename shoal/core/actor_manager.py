@@ -10,9 +10,24 @@ its owner's questions); calls never do::
       | <------------------------------------------------ reply|
 
 Calls from one caller are sent in submission order over one connection, so
-a sync actor runs them in that order.  If the connection drops, the caller
-asks GET_ACTOR again with the failed address as "stale" and learns whether
-the actor died (and why).
+a sync actor runs them in that order.
+
+Restarts (``max_restarts``; the control store's side is
+:mod:`shoal.control.actor_lifecycle`)::
+
+    caller                       control store                actor process
+      |  ... the connection drops; calls sent on it and unanswered are "lost" ...
+      | GET_ACTOR(id, stale=addr) -> | RESTARTING + cause (or ALIVE elsewhere, or DEAD)
+      |   lost calls with retries left (max_task_retries) go back to the head of
+      |   the queue, in their order; the others fail with ActorUnavailableError
+      |   (DEAD: every call fails with ActorDiedError and the cause)
+      | GET_ACTOR(id, stale, wait_restart) -> | answers once ALIVE again, or DEAD
+      | PUSH_TASK ... to the new process: retried calls first, then the calls
+      |   made meanwhile (they waited in the queue and use no retry)
+
+The caller also subscribes to the ``actor`` channel: a RESTARTING/DEAD notice,
+or an address change, for an actor it is connected to aborts that connection,
+so calls to a process that is cut off rather than dead fail over too.
 
 A non-detached, unnamed actor whose handles in its owner process are all
 gone, and that was never passed to another process, is terminated once its
