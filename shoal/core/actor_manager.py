@@ -223,6 +223,12 @@ class ActorManager:
             st.connecting = False
             self._mark_dead(st, record.get("death_cause") or "the actor died")
             return
+        if st.lost and state == "ALIVE" and record["address"] == st.address and (
+                record.get("num_restarts", 0) == st.num_restarts):
+            # an answer from before the store heard of the failure the lost calls saw
+            st.connecting = False
+            self._ensure_connected(st, st.address)
+            return
         if st.lost:
             self._settle_lost(st, record)
         if state != "ALIVE":  # RESTARTING: calls queue until it is back
