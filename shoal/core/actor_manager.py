@@ -295,8 +295,9 @@ class ActorManager:
     def _on_reply(self, st: ActorState, task: PendingTask, fut, conn) -> None:
         exc = fut.exception() if not fut.cancelled() else ConnectionError("cancelled")
         if exc is None:
-            st.in_flight.pop(task.spec.task_id, None)
-            self.worker.tasks.complete(task, fut.result())
+            # not in flight: already failed (a DEAD notice overtook this reply)
+            if st.in_flight.pop(task.spec.task_id, None) is task:
+                self.worker.tasks.complete(task, fut.result())
         elif isinstance(exc, RemoteError):  # the process answered, with an error
             if st.in_flight.pop(task.spec.task_id, None) is task:
                 self.worker.tasks.fail_with(task, exceptions.RaySystemError(
