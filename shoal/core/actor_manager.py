@@ -219,6 +219,9 @@ class ActorManager:
         if not st.restartable:
             st.keepalive = []
         state = record["state"]
+        if st.status == "DEAD":  # a DEAD notice came meanwhile: all settled
+            st.connecting = False
+            return
         if state == "DEAD":
             st.connecting = False
             self._mark_dead(st, record.get("death_cause") or "the actor died")
@@ -246,6 +249,8 @@ class ActorManager:
             self._ensure_connected(st, record["address"])
             return
         st.connecting = False
+        if st.status == "DEAD":  # a DEAD notice came while we connected
+            return
         st.status = "ALIVE"
         st.address = record["address"]
         st.num_restarts = record.get("num_restarts", 0)
