@@ -44,12 +44,14 @@ log = logging.getLogger("shoal.core")
 
 RECOVERY_TIMEOUT_S = 60.0  # a reader gives up on a lost object after this long
 RETRY_PAUSE_S = (0.05, 1.0)  # first and longest pause between attempts
+WARN_EVERY_S = 10.0  # rebuilds are logged as a warning at most this often
 
 
 class ObjectRecovery:
     def __init__(self, worker: CoreWorker) -> None:
         self.worker = worker
         self.lineage = Lineage()
+        self._last_warning = -WARN_EVERY_S
         worker.router.add(Method.RECOVER_OBJECT, self.handle_recover_object)
 
     # ---- reader (user thread) ------------------------------------------------------------
@@ -180,9 +182,13 @@ class ObjectRecovery:
         them still alive) are dropped first, so readers wait for the new ones."""
         worker = self.worker
         task = entry.task
-        log.warning("rebuilding %d object(s) of task %s (%s) from lineage: every copy "
-                    "was lost", len(entry.live_returns), task.spec.name,
-                    task.spec.task_id.hex())
+        now = time.monotonic()
+        level = logging.WARNING if now - self._last_warning > WARN_EVERY_S else logging.DEBUG
+        if level == logging.WARNING:
+            self._last_warning = now
+        log.log(level, "rebuilding objects of task %s (%s) from lineage: every copy was "
+                "lost or freed (%d task(s) re-run so far)", task.spec.name,
+                task.spec.task_id.hex(), self.lineage.rebuilds)
         stale = []
         for rid in task.return_ids:
             old = worker.memory_store.delete(rid)

@@ -382,7 +382,8 @@ class TaskManager:
                 arg[3] = ""  # the node it was on may be gone: resolve it again
                 if (arg[2] == me and self.worker.memory_store.get(arg[1]) is None
                         and ids.task_of(arg[1]) not in self.pending):
-                    self.worker.recovery.rebuild_freed(arg[1])
+                    # next loop turn: a chain of freed links must not recurse here
+                    self.worker.loop.call_soon(self.worker.recovery.rebuild_freed, arg[1])
         self.pending[task.spec.task_id] = task
         self._resolve(task)
 
