@@ -60,8 +60,10 @@ class ObjectRecovery:
         """Views of the shared-memory values of ``refs`` in our store; ``values`` is
         updated in place for objects that had to be recovered (possibly to an error
         value, which the caller then raises)."""
-        worker = self.worker
         views: dict[bytes, Any] = {}
+        if not any(values[r._id].in_plasma for r in refs):
+            return views  # all inline: the common case of small values
+        worker = self.worker
         give_up = time.monotonic() + RECOVERY_TIMEOUT_S
         if deadline is not None:
             give_up = min(give_up, deadline)
