@@ -11,6 +11,8 @@ to where it started.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -197,3 +199,31 @@ def test_objects_of_an_owner_that_died_are_freed_on_every_node(drained):
     with pytest.raises(shoal.exceptions.OwnerDiedError, match=owner):
         shoal.get(unbox_sum.options(**where("n2")).remote(boxed), timeout=30)
     del boxed, victim
+
+
+@shoal.remote(num_cpus=0)
+class Parent:
+    def spawn(self, normal: str, detached: str) -> bool:
+        self.children = [Holder.options(name=normal).remote(),
+                         Holder.options(name=detached, lifetime="detached").remote()]
+        return shoal.get([c.address.remote() for c in self.children]) is not None
+
+
+def test_actors_die_with_their_owner_unless_detached(cluster):
+    suffix = os.urandom(4).hex()
+    normal, detached = f"normal-{suffix}", f"detached-{suffix}"
+    parent = Parent.options(**where("n1")).remote()
+    assert shoal.get(parent.spawn.remote(normal, detached), timeout=30)
+    kept, doomed = shoal.get_actor(detached), shoal.get_actor(normal)
+    shoal.kill(parent)
+
+    def owner_death_reached_the_child() -> bool:
+        try:
+            shoal.get(doomed.address.remote(), timeout=30)
+        except shoal.exceptions.ActorDiedError as exc:
+            return "owner" in str(exc)
+        return False
+
+    wait_for_condition(owner_death_reached_the_child, timeout=30)
+    assert shoal.get(kept.address.remote(), timeout=30)  # detached: still serving
+    shoal.kill(kept)
