@@ -61,6 +61,8 @@ class Method(enum.IntEnum):
     STEAL_TASKS = 69  # owner -> worker: hand back these queued tasks if not started
     ADD_OBJECT_LOCATION = 70  # node agent -> owner: I hold a copy now (True: keep it)
     REMOVE_OBJECT_LOCATION = 71  # node agent -> owner: my copy was evicted
+    RECOVER_OBJECT = 75  # reader -> owner: no copy reachable; rebuild it (lineage)
+    ADOPT_OBJECT = 76  # put(_owner=actor): the actor's worker becomes the owner
 
     # notifications pushed to subscribers
     PUBSUB_MESSAGE = 90
