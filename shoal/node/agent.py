@@ -34,6 +34,7 @@ from shoal.node import object_store as store
 from shoal.node.cluster_view import ClusterView, Decision
 from shoal.node.object_transfer import ObjectTransfer
 from shoal.node.resources import NodeResources, from_units, to_units
+from shoal.node.state_service import StateService
 from shoal.node.worker_pool import Worker, WorkerPool
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import Router
@@ -122,6 +123,7 @@ class NodeAgent:
         self.transfer = ObjectTransfer(self, config.token)
         self.data_address = ""
         self._register(router)
+        self.state_service = StateService(self)  # the state API's NODE_STATE
 
     def _register(self, router: Router) -> None:
         for method, handler in {
@@ -572,6 +574,7 @@ class NodeAgent:
         }
 
     def handle_node_info(self, conn, body):
+        self.state_service.client_attached(conn)  # every core worker asks this once
         return self.info()
 
     # ---- connections and reporting ------------------------------------------------------
