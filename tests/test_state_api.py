@@ -56,7 +56,7 @@ def cluster():
 
 
 def test_two_nodes_objects_tasks_actors_and_a_removed_node(cluster):
-    node2 = cluster.add_node(num_cpus=1, resources={"n2": 1}, object_store_memory=STORE)
+    node2 = cluster.add_node(num_cpus=1, resources={"n2": 2}, object_store_memory=STORE)
     cluster.wait_for_nodes()
     shoal.init(address=cluster.address)
     head_id = cluster.head_node.node_id

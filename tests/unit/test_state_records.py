@@ -312,3 +312,38 @@ def test_memory_summary_groups_by_node_with_totals():
         format_memory_summary(reply(), group_by="OWNER")
     empty = format_memory_summary(reply())
     assert "No live object references" in empty and "Total: 0 references" in empty
+
+
+def test_reporter_snapshot_of_a_worker_process():
+    from types import SimpleNamespace
+
+    from shoal.core.core_worker import Mode
+    from shoal.core.memory_store import MemoryStore
+    from shoal.rpc.transport import Router
+
+    table = ReferenceTable()
+    table.add_owned(oid("r"))
+    table.inc_local(oid("r"), "")
+    running, queued = task("run"), task("queued")
+    running.running_on = SimpleNamespace(worker_id="w9", node_id="n9")
+    history = sr.TaskHistory(5)
+    history.finished(task("old"), "")
+    drained = []
+    worker = SimpleNamespace(
+        router=Router(), worker_id="w1", mode=Mode.WORKER, node_id="n1",
+        address="10.0.0.5:4000", job_id="00000002", references=table,
+        memory_store=MemoryStore(), actors=SimpleNamespace(actors={}),
+        executor=SimpleNamespace(actor_id=None, running={b"x" * 16: 1}),
+        tasks=SimpleNamespace(pending={b"r": running, b"q": queued}, history=history),
+        _drain_queued=lambda: drained.append(1))
+    reporter = sr.StateReporter(worker)
+    snap = reporter.handle_worker_state(None, ["objects", "tasks"])
+    assert drained == [1]  # user threads' queued ref-count changes applied first
+    assert (snap["type"], snap["ip"], snap["job_id"]) == ("WORKER", "10.0.0.5", "00000002")
+    assert [r[2] for r in snap["objects"]] == [sr.LOCAL_REFERENCE]
+    assert snap["objects"][0][3] == sr.NIL  # no value, no pending task for it
+    states = {r["name"]: r["state"] for r in snap["tasks"]}
+    assert states == {"run": sr.SUBMITTED_TO_WORKER, "queued": sr.PENDING_NODE_ASSIGNMENT,
+                      "old": sr.FINISHED}
+    assert snap["running"] == [(b"x" * 16).hex()] and snap["history_dropped"] == 0
+    assert "objects" not in reporter.handle_worker_state(None, ["tasks"])
