@@ -95,7 +95,7 @@ def test_two_nodes_objects_tasks_actors_and_a_removed_node(cluster):
     (rec,) = objects_of(local)
     assert rec.locations == [head_id]
 
-    tasks = list_tasks(filters=[("name", "=", "make")])
+    tasks = [t for t in list_tasks(limit=None) if t.name.endswith(".make")]
     assert [(t.state, t.node_id, t.type) for t in tasks] == [
         ("FINISHED", node2.node_id, "NORMAL_TASK")]
     (actor,) = list_actors(filters=[("class_name", "=", "Keeper")])
@@ -121,7 +121,7 @@ def test_put_objects_appear_with_size_place_and_reason(shoal_cluster):
     assert s.reference_type == b.reference_type == "LOCAL_REFERENCE"
     assert s.storage == "INLINE" and s.locations == [] and 100 <= s.object_size < 1000
     assert b.storage == "SHARED_MEMORY" and b.locations == [node_id]
-    assert BIG <= b.object_size < BIG + 4096
+    assert BIG <= b.object_size < BIG + 65536  # with the pickle's header
     assert s.call_site == "disabled" and s.task_status == "FINISHED"
     assert s["object_id"] == small.hex() and s.get("pid") == os.getpid()  # dict access
     assert s.local_ref_count is None  # detail-only
@@ -157,7 +157,8 @@ def test_pending_task_refs_and_task_states(shoal_cluster, tmp_path):
 
     def states():
         tasks = list_tasks(filters=[("job_id", "=", shoal_cluster_job())], limit=None)
-        return {t.name: t for t in tasks if t.task_id in (blocker.task_id(), out.task_id())}
+        return {t.name.rsplit(".", 1)[-1]: t for t in tasks
+                if t.task_id in (blocker.task_id(), out.task_id())}
 
     running = wait_for_condition(lambda: (s := states()) and s["blocked"].state == "RUNNING"
                                  and s, timeout=20)
@@ -191,7 +192,7 @@ def test_failed_tasks_report_their_error_type(shoal_cluster):
     by_id = {t.task_id: t for t in list_tasks(limit=None, filters=[("state", "=", "FAILED")])}
     assert by_id[first.task_id()].error_type == "TASK_EXECUTION_EXCEPTION"
     assert by_id[second.task_id()].error_type == "DEPENDENCY_RESOLUTION_FAILED"
-    assert by_id[first.task_id()].func_or_class_name == "boom"
+    assert by_id[first.task_id()].func_or_class_name.endswith("boom")
 
 
 def test_nested_refs_are_captured_in_objects_and_borrowed(shoal_cluster):

@@ -17,7 +17,9 @@ it alive.  The reason (``reference_type``, Ray's names) is the first clause of
 ``Reference.in_scope`` that holds, in this order::
 
     submitted > 0      USED_BY_PENDING_TASK  a task we submitted uses it
-    local > 0          LOCAL_REFERENCE       an ObjectRef in this process
+    local > 0          LOCAL_REFERENCE       an ObjectRef in this process (not
+                                             counting those a stored small value
+                                             holds: those are CAPTURED_IN_OBJECT)
     contained_in > 0   CAPTURED_IN_OBJECT    inside another live object here
     borrowers          BORROWED              (owner) only other processes hold it
                                              (Ray has no name for this case)
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import collections
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -113,11 +116,12 @@ def error_type_of(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def reference_type(ref: Reference) -> str:
-    """Why this process keeps the object alive (see the module docstring)."""
+def reference_type(ref: Reference, internal: int = 0) -> str:
+    """Why this process keeps the object alive (see the module docstring);
+    ``internal`` of its ``local`` refs are held by shoal itself (below)."""
     if ref.submitted > 0:
         return USED_BY_PENDING_TASK
-    if ref.local > 0:
+    if ref.local > internal:
         return LOCAL_REFERENCE
     if ref.contained_in > 0:
         return CAPTURED_IN_OBJECT
@@ -135,12 +139,41 @@ def value_size(value: StoredValue | None) -> int:
     return value.size
 
 
+def refs_held_by_values(values: Mapping[bytes, StoredValue]) -> collections.Counter:
+    """ObjectRefs that only shoal itself still holds, inside stored values.
+
+    A small ``put`` value keeps the ObjectRef instances it contains
+    (``Serialized.contained``), and each live instance counts as a local ref.  When
+    the user has dropped theirs, the object is alive because it is captured in that
+    value, which is what the report should say.  Whether anything else still holds
+    an instance is told by its CPython reference count: the stored lists, plus our
+    own three (``entry``, the loop variable, ``getrefcount``'s argument)."""
+    seen: dict[int, list] = {}
+    for value in list(values.values()):  # list(): one C-level copy, safe from other threads
+        if value.inline is not None and value.inline.contained:
+            for ref in value.inline.contained:
+                entry = seen.get(id(ref))
+                if entry is None:
+                    seen[id(ref)] = [ref, 1]
+                else:
+                    entry[1] += 1
+    held: collections.Counter = collections.Counter()
+    for ref, lists in seen.values():
+        if sys.getrefcount(ref) <= lists + 3:
+            held[ref._id] += 1
+    return held
+
+
 def object_rows(refs: Mapping[bytes, Reference], values: Mapping[bytes, StoredValue],
-                task_state: Callable[[bytes], str | None]) -> list[list]:
+                task_state: Callable[[bytes], str | None],
+                internal: Mapping[bytes, int] | None = None) -> list[list]:
     """One row (``OBJECT_COLUMNS``) per reference; ``task_state(task_id)`` is the
-    state of a pending task this process owns, or None."""
+    state of a pending task this process owns, or None; ``internal``: see
+    :func:`refs_held_by_values`."""
+    internal = internal or {}
     rows = []
     for oid, ref in list(refs.items()):
+        held = internal.get(oid, 0)
         value = values.get(oid)
         if value is None:
             storage, locations = NOT_READY, []
@@ -150,8 +183,8 @@ def object_rows(refs: Mapping[bytes, Reference], values: Mapping[bytes, StoredVa
             locations = sorted(value.locations) if value.inline is None else []
             status = FAILED if value.is_error else FINISHED
         rows.append([
-            oid.hex(), value_size(value), reference_type(ref), status, ref.owner, storage,
-            locations, ref.local, ref.submitted, ref.contained_in,
+            oid.hex(), value_size(value), reference_type(ref, held), status, ref.owner,
+            storage, locations, max(0, ref.local - held), ref.submitted, ref.contained_in,
             sum(ref.borrowers.values()),
         ])
     return rows
@@ -253,9 +286,9 @@ class StateReporter:
         }
         tasks = worker.tasks
         if "objects" in kinds:
-            snapshot["objects"] = object_rows(worker.references.refs,
-                                              worker.memory_store.values,
-                                              lambda tid: self._task_state(tid))
+            values = worker.memory_store.values
+            snapshot["objects"] = object_rows(worker.references.refs, values,
+                                              self._task_state, refs_held_by_values(values))
         if "tasks" in kinds:
             snapshot["tasks"] = (pending_rows(tasks.pending.values(), self._in_flight)
                                  + tasks.history.to_rows())

@@ -88,6 +88,33 @@ def test_object_rows_say_why_each_object_is_alive_and_what_it_is():
     assert rows[borrowed.hex()]["task_status"] == sr.NIL  # a borrower does not know
 
 
+def test_refs_inside_stored_small_values_count_as_captured_not_local():
+    from shoal.api.object_ref import ObjectRef
+
+    table = ReferenceTable()
+    inner, outer, other = oid("inner", 0), oid("outer", 0), oid("other", 0)
+    table.add_owned(inner)
+    table.inc_local(inner, "")  # one live ObjectRef instance...
+    table.add_owned(outer, [inner])
+    data = serialize([1], "test")
+    data.contained = [ObjectRef.uncounted(inner, ME, None)]  # ...kept only by the value
+    values = {outer: StoredValue(inline=data),
+              other: StoredValue(inline=serialize([2], "test"))}
+    held = sr.refs_held_by_values(values)
+    assert held == {inner: 1}
+    rows = {r[0]: r for r in sr.object_rows(table.refs, values, lambda t: None, held)}
+    assert rows[inner.hex()][2] == sr.CAPTURED_IN_OBJECT
+    assert rows[inner.hex()][7] == 0  # local refs the user holds
+    user_ref = data.contained[0]  # the user still holds the very same instance
+    held = sr.refs_held_by_values(values)
+    assert held == {}
+    rows = {r[0]: r for r in sr.object_rows(table.refs, values, lambda t: None, held)}
+    assert rows[inner.hex()][2] == sr.LOCAL_REFERENCE and rows[inner.hex()][7] == 1
+    del user_ref
+    values[other].inline.contained = list(data.contained)  # in two stored values
+    assert sr.refs_held_by_values(values) == {inner: 1}
+
+
 def test_failed_values_and_error_types():
     table = ReferenceTable()
     table.add_owned(oid("bad"))
