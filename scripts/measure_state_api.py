@@ -1,10 +1,10 @@
 """State API cost for docs/design.md ("State API and ``shoal memory``").
 
-    python scripts/measure_state_api.py [--objects 10000] [--runs 5]
+    python scripts/measure_state_api.py [--objects 10000] [--actor-objects M] [--runs 5]
 
 On a local cluster (``shoal.init(num_cpus=2)``) whose driver holds N live refs
-(small ``put`` values, inline) and one actor holds N more, measures (median of
-the runs):
+(small ``put`` values, inline) and one actor holds M more (default N), measures
+(median of the runs):
 * the LIST_STATE round trip alone (control store -> agent -> core workers and
   back, with msgpack both ways): ``fetch_state(["objects"])``;
 * ``list_objects(limit=None)``: the above plus the merge into records;
@@ -53,9 +53,12 @@ def history_cost_us() -> float:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--objects", type=int, default=10_000)
+    p.add_argument("--actor-objects", type=int, default=None,
+                   help="refs an actor holds as well (default: as many as the driver)")
     p.add_argument("--runs", type=int, default=5)
     args = p.parse_args()
     n = args.objects
+    m = n if args.actor_objects is None else args.actor_objects
     shoal.init(num_cpus=2)
 
     @shoal.remote
@@ -67,14 +70,15 @@ def main() -> None:
             return len(self.refs)
 
     refs = [shoal.put(i) for i in range(n)]
-    holder = Holder.remote(n)
-    assert shoal.get(holder.ready.remote(), timeout=120) == n
+    holder = Holder.remote(m)
+    assert shoal.get(holder.ready.remote(), timeout=120) == m
     worker = context.current_worker_or_none()
 
     total = len(list_objects(limit=None))
-    print(f"{total} object records ({n} in the driver, {n} in an actor)")
+    print(f"{total} object records ({n} in the driver, {m} in an actor)")
     for label, fn in [
         ("LIST_STATE round trip (fetch_state)", lambda: fetch_state(["objects"])),
+        ("list_objects() (default limit=100)", list_objects),
         ("list_objects(limit=None)", lambda: list_objects(limit=None)),
         ("memory_summary()", memory_summary),
     ]:

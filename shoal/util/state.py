@@ -66,12 +66,19 @@ class _Record:
 
     @classmethod
     def _names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        names = cls.__dict__.get("_NAMES")
+        if names is None:
+            names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+            cls._NAMES = names  # type: ignore[attr-defined]
+        return names
 
     @classmethod
     def from_record(cls, record: dict, detail: bool) -> Any:
-        return cls(**{name: (record.get(name) if detail or name not in cls.DETAIL else None)
-                      for name in cls._names()})
+        get = record.get
+        if detail:
+            return cls(*[get(name) for name in cls._names()])
+        detail_only = cls.DETAIL
+        return cls(*[None if name in detail_only else get(name) for name in cls._names()])
 
 
 @dataclasses.dataclass

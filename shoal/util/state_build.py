@@ -23,7 +23,6 @@ from shoal.core.state_records import (
     FAILED,
     FINISHED,
     NOT_READY,
-    OBJECT_COLUMNS,
     PENDING_NODE_ASSIGNMENT,
     PINNED_IN_MEMORY,
     RUNNING,
@@ -52,7 +51,7 @@ def object_records(reply: dict) -> list[dict]:
         pinned: dict[str, int] = proc.get("pinned") or {}
         seen = set()
         for row in proc.get("objects", ()):
-            rec = _object_record(proc, dict(zip(OBJECT_COLUMNS, row, strict=True)))
+            rec = _object_record(proc, *row)
             oid = rec["object_id"]
             seen.add(oid)
             rec["pinned_in_memory"] = oid in pinned
@@ -63,11 +62,8 @@ def object_records(reply: dict) -> list[dict]:
             records.append(rec)
         for oid, size in pinned.items():
             if oid not in seen:
-                rec = _object_record(proc, {
-                    "object_id": oid, "object_size": size, "reference_type": PINNED_IN_MEMORY,
-                    "task_status": FINISHED, "owner": None, "storage": "SHARED_MEMORY",
-                    "locations": [proc["node_id"]], "local": 0, "submitted": 0,
-                    "contained_in": 0, "borrowers": 0})
+                rec = _object_record(proc, oid, size, PINNED_IN_MEMORY, FINISHED, None,
+                                     "SHARED_MEMORY", [proc["node_id"]], 0, 0, 0, 0)
                 rec["pinned_in_memory"] = True
                 records.append(rec)
     for rec in records:  # what only the owner knows
@@ -85,27 +81,30 @@ def object_records(reply: dict) -> list[dict]:
     return records
 
 
-def _object_record(proc: dict, row: dict) -> dict:
+def _object_record(proc: dict, object_id: str, size: int, reference_type: str,
+                   task_status: str, owner: str | None, storage: str, locations: list,
+                   local: int, submitted: int, contained_in: int, borrowers: int) -> dict:
+    """One record from a row (``OBJECT_COLUMNS`` order) and its process."""
     return {
-        "object_id": row["object_id"],
-        "object_size": row["object_size"],
-        "task_status": row["task_status"],
+        "object_id": object_id,
+        "object_size": size,
+        "task_status": task_status,
         "attempt_number": 0,
-        "reference_type": row["reference_type"],
+        "reference_type": reference_type,
         "call_site": CALL_SITE_DISABLED,
         "type": proc["type"],
         "pid": proc["pid"],
         "ip": proc["ip"],
         "node_id": proc["node_id"],
         "worker_id": proc["worker_id"],
-        "owner": row["owner"],
+        "owner": owner,
         "is_owner": False,
-        "storage": row["storage"],
-        "locations": row["locations"],
-        "local_ref_count": row["local"],
-        "submitted_task_ref_count": row["submitted"],
-        "contained_in_count": row["contained_in"],
-        "borrower_count": row["borrowers"],
+        "storage": storage,
+        "locations": locations,
+        "local_ref_count": local,
+        "submitted_task_ref_count": submitted,
+        "contained_in_count": contained_in,
+        "borrower_count": borrowers,
     }
 
 
