@@ -285,3 +285,21 @@ def test_memory_summary_lists_objects_and_totals(shoal_cluster):
     assert "--- Aggregate object store stats across all nodes ---" in text
     assert "shared-memory store" in text and "Total:" in text
     assert ref.hex() not in memory_summary(stats_only=True)
+
+
+def test_state_api_from_inside_a_task(shoal_cluster):
+    """A worker asks too: its own borrowed ref is there, and its task is RUNNING."""
+    ref = shoal.put(b"x" * 10)
+
+    @shoal.remote
+    def look(refs):
+        from shoal.util.state import list_objects, list_tasks
+
+        mine = [(o.object_id, o.reference_type) for o in list_objects(limit=None)
+                if o.pid == os.getpid()]
+        me = shoal.get_runtime_context().get_task_id()
+        return mine, [t.state for t in list_tasks(filters=[("task_id", "=", me)])]
+
+    mine, states = shoal.get(look.remote([ref]), timeout=30)
+    assert mine == [(ref.hex(), "LOCAL_REFERENCE")]
+    assert states == ["RUNNING"]
