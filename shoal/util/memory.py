@@ -63,6 +63,14 @@ def _holders(reply: dict) -> dict[str, str]:
             for p in state_build.processes(reply)}
 
 
+def _owner(rec: dict, holders: dict[str, str]) -> str:
+    if rec["is_owner"]:
+        return "(this process)"
+    if rec["owner"] is None:  # only mapped, and no process reports owning it
+        return "(freed, still mapped)"
+    return holders.get(rec["owner"], rec["owner"])
+
+
 def _where(rec: dict) -> str:
     if rec["storage"] == "INLINE":
         return "inline (owner's memory)"
@@ -131,8 +139,7 @@ def _grouped(reply: dict, records: list[dict], group_by: str, sort_by: str,
         shown = _sort(group, sort_by)[:num_entries] if num_entries else _sort(group, sort_by)
         rows = [[r["ip"], str(r["pid"]), r["type"].capitalize(), r["object_id"],
                  format_size(r["object_size"], units), r["reference_type"],
-                 "(this process)" if r["is_owner"] else holders.get(r["owner"] or "",
-                                                                   r["owner"] or "?"),
+                 _owner(r, holders),
                  _where(r), r["call_site"]] for r in shown]
         lines += _table(["IP Address", "PID", "Type", "Object Ref", "Size", "Reference Type",
                          "Owner", "Where", "Call Site"], rows)

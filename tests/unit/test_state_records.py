@@ -325,6 +325,8 @@ def test_memory_summary_groups_by_node_with_totals():
     assert f"--- Summary for node address: 10.0.0.1 (node {'n1' * 6}) ---" in text
     assert "8.0 MiB" in text and "2, (16.0 MiB)" in text  # two local refs to the 8 MiB one
     assert "driver pid=10" in text  # the worker's row names its owner
+    freed = proc(OTHER, 11, "n1" * 14, pinned={"ee" * 20: 64})
+    assert "(freed, still mapped)" in format_memory_summary(reply(freed))
     assert "shm on n1n1n1n1" in text and "inline (owner's memory)" in text
     assert "Total: 3 references to 2 objects; 8.0 MiB in shared memory, 20 B inline" in text
     assert "shared-memory store 10.0 MiB used of 1.0 GiB (1.0% full), 2 objects" in text
