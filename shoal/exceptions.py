@@ -14,6 +14,19 @@ import os
 class ShoalError(Exception):
     """Base of every shoal error (Ray: ``RayError``)."""
 
+    def __reduce__(self):
+        # Errors cross processes.  Exception pickles only ``args`` and re-calls
+        # __init__ with them, which garbles subclasses whose __init__ takes fields
+        # before the message (ObjectLostError(object_id, message), ...).
+        return _rebuild_error, (type(self), self.args, self.__dict__)
+
+
+def _rebuild_error(cls: type, args: tuple, state: dict) -> ShoalError:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
+
 
 class RaySystemError(ShoalError):
     """shoal itself failed in a way it could not attribute to the user."""

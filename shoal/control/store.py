@@ -227,6 +227,7 @@ class ControlStore:
         self.kv[("job", job_id)] = config
         conn.state["job_id"] = job_id
         conn.state["driver_worker_id"] = config.get("worker_id", "")
+        conn.state["driver_address"] = config.get("address", "")
         return {"job_id": job_id}
 
     def _on_connection_closed(self, conn) -> None:
@@ -240,6 +241,8 @@ class ControlStore:
         job_id = conn.state.get("job_id")
         if job_id is not None:
             self._job_finished(job_id, conn.state.get("driver_worker_id", ""))
+            if conn.state.get("driver_address"):
+                self.publish("owner_died", conn.state["driver_address"])
 
     def _job_finished(self, job_id: str, driver_worker_id: str) -> None:
         self.jobs.pop(job_id, None)
@@ -414,7 +417,9 @@ class ControlStore:
                 node.conn.notify(Method.KILL_WORKER, [record.worker_id])
 
     def handle_worker_died(self, conn, body):
-        worker_id, actor_id, exit_code, node_id = body
+        worker_id, actor_id, exit_code, node_id = body[:4]
+        if len(body) > 4 and body[4]:
+            self.publish("owner_died", body[4])  # agents free the objects it owned
         if actor_id is not None:
             record = self.actors.get(actor_id)
             if record is not None and record.state is not ActorState.DEAD:

@@ -39,8 +39,9 @@ from typing import Any
 
 from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
-from shoal.core import context, ids
+from shoal.core import adopt, context, ids
 from shoal.core.memory_store import MemoryStore, StoredValue, ValuesWaiter
+from shoal.core.recovery import ObjectRecovery
 from shoal.core.reference_table import Action, ActionKind, ReferenceTable
 from shoal.core.serialization import (
     Serialized,
@@ -156,6 +157,7 @@ class CoreWorker:
         from shoal.core.task_manager import TaskManager
 
         self.locations = ObjectLocations(self)
+        self.recovery = ObjectRecovery(self)
         self.tasks = TaskManager(self)
         self.actors = ActorManager(self)
         self.executor = None  # set by the worker entry point
@@ -372,12 +374,19 @@ class CoreWorker:
 
     # ---- reference actions ------------------------------------------------------------------
     def _perform_actions(self) -> None:
-        actions = self.references.take_actions()
-        if not actions:
-            return
         frees: list[bytes] = []
+        while actions := self.references.take_actions():
+            self._perform(actions, frees)
+        if frees and self.node is not None:
+            self.node.notify(Method.STORE_FREE, frees)
+
+    def _perform(self, actions: list[Action], frees: list[bytes]) -> None:
         for action in actions:
-            if action.kind is ActionKind.FREE:
+            if action.kind is ActionKind.FREE or action.kind is ActionKind.FREE_VALUE:
+                if action.kind is ActionKind.FREE:
+                    held = self.recovery.lineage.object_forgotten(action.object_id)
+                    if held:  # its task's lineage is not needed any more: nor its args'
+                        self.references.dec_lineage(held)
                 value = self.memory_store.delete(action.object_id)
                 if value is not None and value.in_plasma:
                     if value.locations == {self.node_id}:
@@ -390,8 +399,6 @@ class CoreWorker:
                     self.loop.create_task(self._send_remove_borrower(action))
             elif action.kind is ActionKind.REGISTER_BORROW:
                 self._start_registration(action)
-        if frees and self.node is not None:
-            self.node.notify(Method.STORE_FREE, frees)
 
     async def _send_remove_borrower(self, action: Action) -> None:
         try:
@@ -434,6 +441,7 @@ class CoreWorker:
         r = self.router
         r.add(Method.GET_OBJECT, self.handle_get_object)
         r.add(Method.ADD_BORROWER, self.handle_add_borrower)
+        r.add(Method.ADOPT_OBJECT, lambda conn, body: adopt.handle_adopt_object(self, conn, body))
         r.add(Method.REMOVE_BORROWER, self.handle_remove_borrower)
         r.add(Method.PUBSUB_MESSAGE, self.handle_pubsub)
         r.add(Method.LEASE_INFEASIBLE, self.handle_lease_infeasible)
@@ -477,7 +485,8 @@ class CoreWorker:
         elif channel == "actor":
             self.actors.on_actor_update(message)
         elif channel == "node" and not message.get("alive"):
-            self.tasks.submitter.node_died(message["node_id"], message.get("address", ""))
+            self.tasks.submitter.node_died(message["node_id"], message.get("address", ""),
+                                           message.get("cause", ""))
         return None
 
     def _print_logs(self, message) -> None:
@@ -512,6 +521,8 @@ class CoreWorker:
                 "Calling put on an ObjectRef is not allowed; put the value instead, "
                 "or put a container holding the ref (e.g. [ref])"
             )
+        if owner is not None:
+            return adopt.put_owned_by(self, value, owner)
         data = serialize(value, "the value passed to put")
         oid = ids.object_id(self.ids.task_id(), 0)
         self.store_owned(oid, data)
@@ -528,11 +539,13 @@ class CoreWorker:
         self.memory_store.put(oid, value)
         return value
 
-    def write_plasma(self, oid: bytes, data: Serialized) -> int:
-        """Copy into the local store (from any non-loop thread); returns size."""
+    def write_plasma(self, oid: bytes, data: Serialized, owner: str = "") -> int:
+        """Copy into the local store (from any non-loop thread); returns size.  The
+        agent frees the copy if ``owner`` (default: us) dies before freeing it."""
         size = data.store_size()
         try:
-            offset = self.call(_async_call, self.node, Method.STORE_CREATE, [oid, size])
+            offset = self.call(_async_call, self.node, Method.STORE_CREATE,
+                               [oid, size, owner or self.address])
         except Exception as exc:
             if "ObjectStoreFull" in str(exc):
                 raise exceptions.ObjectStoreFullError(str(exc)) from None
@@ -550,8 +563,7 @@ class CoreWorker:
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
         values = self._wait_values(refs, len(refs), deadline, raise_timeout=True)
-        plasma = [r for r in refs if values[r._id].in_plasma]
-        views = self._pin_local(plasma, values, deadline) if plasma else {}
+        views = self.recovery.pin_with_recovery(refs, values, deadline)
         out = []
         for ref in refs:
             value = values[ref._id]
@@ -566,21 +578,6 @@ class CoreWorker:
                 raise obj.as_instanceof_cause()
             raise obj
         return obj
-
-    def _pin_local(self, refs: list[ObjectRef], values: dict[bytes, StoredValue],
-                   deadline: float | None) -> dict[bytes, Serialized]:
-        """Map shared-memory values, pulling them from other nodes if needed."""
-        oids = [r._id for r in refs]
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        locations = self.locations.pin(refs, values, timeout)
-        out = {}
-        for oid, loc in zip(oids, locations, strict=False):
-            if loc is None:
-                raise exceptions.ObjectLostError(
-                    oid.hex(), f"object {oid.hex()} is in no reachable object store "
-                    "(it was freed, or every node that held it died)")
-            out[oid] = self.store.view(oid, loc[0], loc[1])
-        return out
 
     async def _pin_on_loop(self, oids: list[bytes]) -> list:
         return await self.node.call(Method.STORE_GET, oids)

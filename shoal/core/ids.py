@@ -28,5 +28,10 @@ def task_of(oid: bytes) -> bytes:
     return oid[:TASK_ID_LEN]
 
 
+def index_of(oid: bytes) -> int:
+    """The return index (1...); 0 for puts and for large arguments stored by value."""
+    return int.from_bytes(oid[TASK_ID_LEN:], "big")
+
+
 def random_hex(nbytes: int = 16) -> str:
     return os.urandom(nbytes).hex()

@@ -60,6 +60,7 @@ MAX_IN_FLIGHT = int(os.environ.get("SHOAL_MAX_TASKS_IN_FLIGHT", "8"))
 LEASE_LINGER_S = float(os.environ.get("SHOAL_LEASE_LINGER_S", "0.02"))
 MAX_SPILL_HOPS = 3
 REMOTE_RETRY_S = 0.1  # a remote agent failed our lease request: ask again after this
+NODE_PROBE_S = 2.0  # last failure of a task: its node is dead if its agent is this silent
 
 
 @dataclass(eq=False)
@@ -74,6 +75,7 @@ class LeasedWorker:
     linger: asyncio.TimerHandle | None = None
     dead: bool = False
     stealing: bool = False  # a STEAL_TASKS to this worker is outstanding
+    node_death: str = ""  # set when its node was declared dead: why
 
 
 @dataclass
@@ -272,13 +274,33 @@ class LeaseSubmitter:
         exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
         if exc is not None:
             self._worker_failed(leased, state)
-            self.tasks.fail_system(task, exc, retry=True)
+            if leased.node_death:
+                exc = self._node_died_error(leased, task, leased.node_death)
+            elif task.retries_left == 0 and not task.cancelled:
+                # the last failure: tell a dead worker from a dead node (asking its agent)
+                self.worker.loop.create_task(self._fail_after_probe(leased, task, exc))
+                exc = None
+            if exc is not None:
+                self.tasks.fail_system(task, exc, retry=True)
         elif fut.result()[0] == STATUS_STOLEN and state is not None:
             state.queue.appendleft(task)
         else:
             self.tasks.complete(task, fut.result())
         if state is not None:
             self.dispatch(state)
+
+    async def _fail_after_probe(self, leased: LeasedWorker, task: PendingTask,
+                                exc: BaseException) -> None:
+        try:
+            await asyncio.wait_for(leased.node_conn.call(Method.NODE_INFO), NODE_PROBE_S)
+        except Exception as probe:
+            exc = self._node_died_error(leased, task, f"its agent is unreachable: {probe!r}")
+        self.tasks.fail_system(task, exc, retry=True)
+
+    @staticmethod
+    def _node_died_error(leased: LeasedWorker, task: PendingTask, why: str) -> BaseException:
+        return exceptions.NodeDiedError(
+            f"the node {leased.node_id} running {task.spec.name}() died ({why})")
 
     def _worker_failed(self, leased: LeasedWorker, state: KeyState | None) -> None:
         if leased.dead:
@@ -309,13 +331,14 @@ class LeaseSubmitter:
         if leased is not None:
             leased.dead = True
 
-    def node_died(self, node_id: str, agent_address: str) -> None:
+    def node_died(self, node_id: str, agent_address: str, cause: str = "") -> None:
         """A node was declared dead.  Its workers' connections may never close
         by themselves (a cut link), so drop them now: their tasks fail over to
         the retry path, and lease requests waiting at its agent are asked again."""
         for state in self.keys.values():
             for leased in list(state.workers):
                 if leased.node_id == node_id and leased.conn is not None:
+                    leased.node_death = cause or "declared dead by the control store"
                     leased.conn.abort()
         fut = self.worker._peers.get(agent_address)
         if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:

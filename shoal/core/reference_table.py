@@ -53,7 +53,8 @@ from dataclasses import dataclass, field
 
 
 class ActionKind(enum.Enum):
-    FREE = "free"  # owner: value out of scope everywhere; free its copies
+    FREE = "free"  # owner: out of scope everywhere; free its copies, forget its lineage
+    FREE_VALUE = "free_value"  # owner: free its copies; lineage still needs the row
     REMOVE_BORROWER = "remove_borrower"  # borrower: done; tell the owner if count > 0
     REGISTER_BORROW = "register_borrow"  # borrower: tell the owner we hold it
 
@@ -74,6 +75,7 @@ class Reference:
     contained_in: int = 0
     borrowers: dict[str, int] = field(default_factory=dict)
     holds: int = 0
+    lineage: int = 0  # owner: lineage entries that list it as an argument (keep the row)
     registrations: int = 0  # borrower: registrations the owner counts for us
     registering: bool = False  # borrower: a registration is in flight
     waiting_containers: list[bytes] = field(default_factory=list)
@@ -207,6 +209,13 @@ class ReferenceTable:
                 entry.registrations += 1
             ref.contains.append(oid)
 
+    def add_registered_borrow(self, oid: bytes, owner: str) -> None:
+        """A borrowed ref whose owner already counts us once (put with ``_owner``)."""
+        ref = self.refs.get(oid)
+        if ref is None:
+            ref = self.refs[oid] = Reference(owner=owner)
+        ref.registrations += 1
+
     # ---- borrower registration -----------------------------------------------------
     def needs_registration(self, oid: bytes) -> bool:
         ref = self.refs.get(oid)
@@ -254,18 +263,46 @@ class ReferenceTable:
     def _maybe_release(self, oid: bytes, ref: Reference) -> None:
         if ref.in_scope() or ref.registering:
             return
-        del self.refs[oid]
         if ref.owned:
+            if ref.lineage > 0:  # the value goes; the row stays so lineage can rebuild it
+                self.actions.append(Action(ActionKind.FREE_VALUE, oid))  # repeats harmless
+                self._release_contained(ref)
+                return
             self.actions.append(Action(ActionKind.FREE, oid))
         else:  # count 0: nothing to tell the owner, but a cached value to drop
             self.actions.append(
                 Action(ActionKind.REMOVE_BORROWER, oid, ref.owner, ref.registrations)
             )
-        for inner in ref.contains:
+        del self.refs[oid]
+        self._release_contained(ref)
+
+    def _release_contained(self, ref: Reference) -> None:
+        contains, ref.contains = ref.contains, []
+        for inner in contains:
             entry = self.refs.get(inner)
             if entry is not None:
                 entry.contained_in -= 1
                 self._maybe_release(inner, entry)
+
+    # ---- lineage (see lineage.py) ----------------------------------------------------
+    def inc_lineage(self, oids) -> None:
+        """Arguments of a task whose lineage is kept: keep their rows (owned ones)."""
+        for oid in oids:
+            ref = self.refs.get(oid)
+            if ref is not None and ref.owned:
+                ref.lineage += 1
+
+    def dec_lineage(self, oids) -> None:
+        for oid in oids:
+            ref = self.refs.get(oid)
+            if ref is not None and ref.owned and ref.lineage > 0:
+                ref.lineage -= 1
+                self._maybe_release(oid, ref)
+
+    def value_released(self, oid: bytes) -> bool:
+        """An owned row kept only for lineage: its value was freed."""
+        ref = self.refs.get(oid)
+        return ref is not None and ref.owned and not ref.in_scope()
 
     def release_if_unused(self, oid: bytes) -> None:
         ref = self.refs.get(oid)

@@ -173,6 +173,8 @@ def object_rows(refs: Mapping[bytes, Reference], values: Mapping[bytes, StoredVa
     internal = internal or {}
     rows = []
     for oid, ref in list(refs.items()):
+        if not (ref.in_scope() or ref.registering):
+            continue  # a row kept only for lineage: its value is freed, nothing is alive
         held = internal.get(oid, 0)
         value = values.get(oid)
         if value is None:

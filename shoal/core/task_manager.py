@@ -17,6 +17,7 @@ Retries: a task whose worker dies is re-queued up to ``max_retries`` times
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -263,7 +264,7 @@ class TaskManager:
         self._store_returns(task, returns)
         if task.generator is not None:
             self._finish_generator(task, info)
-        self._finish(task)
+        self._finish(task, ok=status == STATUS_OK)
 
     def _should_retry_exception(self, task: PendingTask, wire: list) -> bool:
         policy = task.retry_exceptions
@@ -301,6 +302,8 @@ class TaskManager:
         if task.spec.kind is TaskKind.ACTOR_TASK:
             err = exc if isinstance(exc, exceptions.ActorError) else exceptions.ActorDiedError(
                 f"the actor died while running {task.spec.name}: {exc}", task.spec.actor_id)
+        elif isinstance(exc, exceptions.NodeDiedError):
+            err = exc
         else:
             err = exceptions.WorkerCrashedError(
                 f"the worker running {task.spec.name}() died before finishing it "
@@ -351,14 +354,47 @@ class TaskManager:
         if frees:
             self.worker.locations.free(frees)
 
-    def _finish(self, task: PendingTask) -> None:
+    def _finish(self, task: PendingTask, ok: bool = False) -> None:
         if task.spec.kind is TaskKind.ACTOR_TASK:
             self.worker.actors.task_finished(task)
         if self.pending.pop(task.spec.task_id, None) is None:
             return
         self.history.finished(task, task.error_type)
-        self.worker.references.dec_submitted(task.held)
+        refs = self.worker.references
+        if task.spec.kind is TaskKind.NORMAL and task.generator is None:
+            added, released = self.worker.recovery.lineage.task_finished(
+                task, ok, self._live_plasma_returns(task) if ok else [])
+            if added:  # keep the arguments' rows: a rebuild may need them
+                refs.inc_lineage(task.held)
+            for held in released:
+                refs.dec_lineage(held)
+        refs.dec_submitted(task.held)
         self.worker._perform_actions()
+
+    def _live_plasma_returns(self, task: PendingTask) -> list[bytes]:
+        refs, values = self.worker.references.refs, self.worker.memory_store.values
+        return [oid for oid in task.return_ids
+                if oid in refs and (v := values.get(oid)) is not None and v.in_plasma]
+
+    def resubmit(self, done: PendingTask) -> None:
+        """Run a finished task again to rebuild its lost returns (recovery.py).  Its
+        arguments' rows were kept by its lineage entry; values freed since are
+        rebuilt first (recursively) or, if they cannot be, fail it."""
+        task = dataclasses.replace(
+            done, cancelled=False, force_cancel=False, running_on=None, resolving=0,
+            keepalive=[], arg_locations=None,
+            retries_left=done.retries_left - 1 if done.retries_left > 0 else done.retries_left)
+        self.worker.references.inc_submitted(task.held)
+        me = self.worker.address
+        for arg in task.spec.args:
+            if arg[0] == ARG_REF:
+                arg[3] = ""  # the node it was on may be gone: resolve it again
+                if (arg[2] == me and self.worker.memory_store.get(arg[1]) is None
+                        and ids.task_of(arg[1]) not in self.pending):
+                    # next loop turn: a chain of freed links must not recurse here
+                    self.worker.loop.call_soon(self.worker.recovery.rebuild_freed, arg[1])
+        self.pending[task.spec.task_id] = task
+        self._resolve(task)
 
     # ---- generators --------------------------------------------------------------------------
     def handle_generator_item(self, conn, body):

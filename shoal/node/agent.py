@@ -33,6 +33,7 @@ from shoal.exceptions import TaskUnschedulableError
 from shoal.node import object_store as store
 from shoal.node.cluster_view import ClusterView, Decision
 from shoal.node.object_transfer import ObjectTransfer
+from shoal.node.owner_watch import OwnerWatch
 from shoal.node.resources import NodeResources, from_units, to_units
 from shoal.node.state_service import StateService
 from shoal.node.worker_pool import Worker, WorkerPool
@@ -72,6 +73,7 @@ class PendingCreate:
     creator: object
     future: asyncio.Future
     deadline: float = 0.0
+    owner: str = ""
 
 
 @dataclass
@@ -121,6 +123,7 @@ class NodeAgent:
         # Set from the control store's reply to REGISTER_NODE (control/membership.py).
         self.heartbeat_s = 1.0
         self.transfer = ObjectTransfer(self, config.token)
+        self.owner_watch = OwnerWatch(self)
         self.data_address = ""
         self._register(router)
         self.state_service = StateService(self)  # the state API's NODE_STATE
@@ -238,10 +241,12 @@ class NodeAgent:
                 self._release_lease_resources(lease)
         if not self.closing and len(self.worker_waiters) > self.pool.starting:
             asyncio.get_running_loop().create_task(self.pool.start_worker())
+        self.owner_watch.owner_died(worker.address)
         if not self.closing:
             self.control.notify(
                 Method.WORKER_DIED,
-                [worker.worker_id, worker.actor_id, worker.returncode, self.node_id],
+                [worker.worker_id, worker.actor_id, worker.returncode, self.node_id,
+                 worker.address],
             )
             self._schedule()
 
@@ -308,6 +313,7 @@ class NodeAgent:
         """The ``node`` pubsub channel."""
         if not message.get("alive"):
             self.transfer.node_died(message.get("node_id", ""))
+            asyncio.get_running_loop().create_task(self.owner_watch.probe_owners())
         if self.cluster.on_node_event(message):
             self._respill()
 
@@ -458,23 +464,24 @@ class NodeAgent:
         return [worker.worker_id, worker.address, self.node_id, error]
 
     # ---- object store ----------------------------------------------------------------
-    def _create(self, oid: bytes, size: int, creator: object) -> int:
+    def _create(self, oid: bytes, size: int, creator: object, owner: str = "") -> int:
         """Allocate, evicting unpinned copies pulled from other nodes if needed."""
         try:
-            return self.table.create(oid, size, creator)
+            return self.table.create(oid, size, creator, owner)
         except store.OutOfMemory:
             if not self.transfer.evict_for(size):
                 raise
-        return self.table.create(oid, size, creator)
+        return self.table.create(oid, size, creator, owner)
 
     def handle_store_create(self, conn, body):
-        oid, size = body
+        oid, size = body[:2]
+        owner = body[2] if len(body) > 2 else ""
         try:
-            return self._create(oid, size, conn)
+            return self._create(oid, size, conn, owner)
         except store.OutOfMemory:
             loop = asyncio.get_running_loop()
             pending = PendingCreate(oid, size, conn, loop.create_future(),
-                                    loop.time() + STORE_FULL_WAIT_S)
+                                    loop.time() + STORE_FULL_WAIT_S, owner)
             self.pending_creates.append(pending)
             loop.call_later(STORE_FULL_WAIT_S, self._expire_creates)
             return pending.future
@@ -482,7 +489,7 @@ class NodeAgent:
     def _retry_creates(self) -> None:
         for pending in list(self.pending_creates):
             try:
-                offset = self._create(pending.oid, pending.size, pending.creator)
+                offset = self._create(pending.oid, pending.size, pending.creator, pending.owner)
             except store.OutOfMemory:
                 continue
             except Exception as exc:

@@ -183,6 +183,8 @@ async def run(args: argparse.Namespace, token: str) -> None:
         channel, message = body
         if channel == "job_finished":
             agent.kill_job_workers(message)
+        elif channel == "owner_died":
+            agent.owner_watch.owner_died(message)
         elif channel == "node":
             if not message.get("alive"):
                 log.info("node %s died: %s", message.get("node_id"), message.get("cause"))
@@ -200,7 +202,7 @@ async def run(args: argparse.Namespace, token: str) -> None:
     except StartError:
         agent.arena.unlink()
         raise
-    await control_conn_for_agent.call(Method.SUBSCRIBE, ["job_finished", "node"])
+    await control_conn_for_agent.call(Method.SUBSCRIBE, ["job_finished", "node", "owner_died"])
     await agent.start()
 
     stop = asyncio.Event()

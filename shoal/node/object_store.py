@@ -42,6 +42,7 @@ class StoredObject:
     offset: int
     size: int
     creator: object
+    owner: str = ""  # address of the owner's core worker ("" unknown)
     sealed: bool = False
     freed: bool = False
     secondary: bool = False  # a copy pulled from another node: evictable when unpinned
@@ -67,7 +68,7 @@ class ObjectTable:
     def used(self) -> int:
         return self.allocator.used
 
-    def create(self, oid: bytes, size: int, creator: object) -> int:
+    def create(self, oid: bytes, size: int, creator: object, owner: str = "") -> int:
         existing = self.objects.get(oid)
         if existing is not None:
             raise FileExistsError(oid.hex())
@@ -77,7 +78,7 @@ class ObjectTable:
                 f"({self.capacity} bytes); start shoal with a larger object_store_memory"
             )
         offset = self.allocator.allocate(size)  # may raise OutOfMemory
-        self.objects[oid] = StoredObject(offset, size, creator)
+        self.objects[oid] = StoredObject(offset, size, creator, owner)
         return offset
 
     def seal(self, oid: bytes) -> StoredObject:

@@ -64,6 +64,8 @@ class Method(enum.IntEnum):
     ADD_OBJECT_LOCATION = 70  # node agent -> owner: I hold a copy now (True: keep it)
     REMOVE_OBJECT_LOCATION = 71  # node agent -> owner: my copy was evicted
     WORKER_STATE = 72  # node agent -> core worker: objects/tasks snapshot (state API)
+    RECOVER_OBJECT = 75  # reader -> owner: no copy reachable; rebuild it (lineage)
+    ADOPT_OBJECT = 76  # put(_owner=actor): the actor's worker becomes the owner
 
     # notifications pushed to subscribers
     PUBSUB_MESSAGE = 90

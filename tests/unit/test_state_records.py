@@ -86,6 +86,9 @@ def test_object_rows_say_why_each_object_is_alive_and_what_it_is():
     assert rows[lent.hex()]["object_size"] == 5 << 20
     assert rows[borrowed.hex()]["owner"] == OTHER
     assert rows[borrowed.hex()]["task_status"] == sr.NIL  # a borrower does not know
+    table.refs[oid("lineage", 0)] = Reference("")  # a row kept only to rebuild others
+    assert oid("lineage", 0).hex() not in {
+        r[0] for r in sr.object_rows(table.refs, values, states.get)}
 
 
 def test_refs_inside_stored_small_values_count_as_captured_not_local():

@@ -1,0 +1,83 @@
+"""``put(value, _owner=actor)``: give a new object to a long-lived actor to own.
+
+An object's owner is whoever created it, and the object cannot outlive its
+owner.  A short-lived process (a task, a driver about to exit) that puts
+something meant to last hands ownership to an actor instead.  The value is
+written where the caller is (its node's store, or kept inline); the actor's
+core worker then adopts it: it becomes the owner, with the caller counted as
+one borrower, so the object lives while anyone holds a ref and survives the
+caller::
+
+    caller                                   actor's core worker
+      | write value (store / inline)           |
+      | ADOPT_OBJECT(oid, value, caller) ----> | owns oid; borrowers {caller: 1}
+      | <-------------------------------- True |
+      | ObjectRef(oid, owner = the actor)      |
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shoal import exceptions
+from shoal.core import ids
+from shoal.core.memory_store import StoredValue
+from shoal.core.serialization import serialize
+from shoal.rpc.messages import Method
+
+if TYPE_CHECKING:
+    from shoal.api.object_ref import ObjectRef
+    from shoal.core.core_worker import CoreWorker
+
+
+def put_owned_by(worker: CoreWorker, value: Any, actor: Any) -> ObjectRef:
+    """User thread: store ``value`` and make ``actor`` (a handle) its owner."""
+    from shoal.api.actor import ActorHandle
+    from shoal.api.object_ref import ObjectRef
+    from shoal.core.core_worker import INLINE_THRESHOLD, detach, value_to_wire
+
+    if not isinstance(actor, ActorHandle):
+        raise TypeError(f"put(_owner=...) takes an actor handle, got {type(actor).__name__}")
+    data = serialize(value, "the value passed to put")
+    if data.contained:
+        raise TypeError("put(_owner=actor) of a value that contains ObjectRefs is not "
+                        "supported; put the inner objects with the same _owner instead")
+    oid = ids.object_id(worker.ids.task_id(), 0)
+    address = worker.call(_actor_address, worker, actor.actor_id)
+    if data.data_size() <= INLINE_THRESHOLD or worker.store is None:
+        stored = StoredValue(inline=detach(data))
+    else:  # the agent frees this copy if the actor dies first
+        size = worker.write_plasma(oid, data, address)
+        stored = StoredValue(node_id=worker.node_id, size=size, locations={worker.node_id})
+    worker.call(_adopt, worker, actor.actor_id, address, oid, value_to_wire(stored))
+    worker.memory_store.put(oid, stored)  # our cached copy of the value, as a borrower
+    return ObjectRef(oid, address, worker)
+
+
+async def _actor_address(worker: CoreWorker, actor_id: str) -> str:
+    record = await worker.control.call(Method.GET_ACTOR, [actor_id, ""])
+    if record["state"] != "ALIVE":
+        raise exceptions.ActorDiedError(
+            f"put(_owner=...) names actor {actor_id}, which is dead: "
+            f"{record.get('death_cause') or 'unknown cause'}", actor_id)
+    return record["address"]
+
+
+async def _adopt(worker: CoreWorker, actor_id: str, address: str, oid: bytes,
+                 wire: list) -> None:
+    conn = await worker.peer(address)
+    if not await conn.call(Method.ADOPT_OBJECT, [oid, wire, worker.address]):
+        raise exceptions.RaySystemError(f"actor {actor_id} refused to own object {oid.hex()}")
+    # the owner counts one registration for us: releasing our last ref tells it so
+    worker.references.add_registered_borrow(oid, address)
+
+
+def handle_adopt_object(worker: CoreWorker, conn, body) -> bool:
+    """Owner (the actor) side of ADOPT_OBJECT."""
+    from shoal.core.core_worker import value_from_wire
+
+    oid, wire, borrower = body
+    worker.references.add_owned(oid)
+    worker.references.add_borrower(oid, borrower)
+    worker.memory_store.put(oid, value_from_wire(wire))
+    return True

@@ -1,0 +1,227 @@
+"""Getting a shared-memory object back when the nodes holding it are gone.
+
+A reader (``get``, or a worker reading a task's argument) finds no reachable
+copy: its pin or pull answered None.  It asks the object's **owner** (itself,
+or RECOVER_OBJECT over RPC), which decides::
+
+    reader                                   owner
+      | pin / pull -> None                     |
+      | RECOVER_OBJECT(oid) -----------------> | forget copies on nodes the control
+      |                                        | store no longer lists as alive
+      |                                        | a copy left: answer its locations
+      |                                        | none: lineage kept?  re-run the task
+      |                                        |   that returned it (its lost args are
+      |                                        |   recovered the same way, when the new
+      |                                        |   run reads them) and answer the new
+      |                                        |   value once it is back
+      |                                        | else: ObjectLostError saying why
+      | <------------------------ value wire --|
+      | pin / pull again                       |
+
+The reader repeats this until it has the object, an error, or the recovery
+deadline passes: a pull can fail before the control store has declared the
+node dead (up to its failure-detection timeout), and then the owner still sees
+a live copy and answers it unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from shoal import exceptions
+from shoal.core import ids
+from shoal.core.lineage import Lineage
+from shoal.core.memory_store import StoredValue
+from shoal.rpc.messages import Method
+
+if TYPE_CHECKING:
+    from shoal.core.core_worker import CoreWorker
+
+log = logging.getLogger("shoal.core")
+
+RECOVERY_TIMEOUT_S = 60.0  # a reader gives up on a lost object after this long
+RETRY_PAUSE_S = (0.05, 1.0)  # first and longest pause between attempts
+WARN_EVERY_S = 10.0  # rebuilds are logged as a warning at most this often
+
+
+class ObjectRecovery:
+    def __init__(self, worker: CoreWorker) -> None:
+        self.worker = worker
+        self.lineage = Lineage()
+        self._last_warning = -WARN_EVERY_S
+        worker.router.add(Method.RECOVER_OBJECT, self.handle_recover_object)
+
+    # ---- reader (user thread) ------------------------------------------------------------
+    def pin_with_recovery(self, refs: list, values: dict[bytes, StoredValue],
+                          deadline: float | None) -> dict[bytes, Any]:
+        """Views of the shared-memory values of ``refs`` in our store; ``values`` is
+        updated in place for objects that had to be recovered (possibly to an error
+        value, which the caller then raises)."""
+        worker = self.worker
+        views: dict[bytes, Any] = {}
+        give_up = time.monotonic() + RECOVERY_TIMEOUT_S
+        if deadline is not None:
+            give_up = min(give_up, deadline)
+        pause = RETRY_PAUSE_S[0]
+        while True:
+            wanted = list({r._id: r for r in refs
+                           if values[r._id].in_plasma and r._id not in views}.values())
+            if not wanted:
+                return views
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            locations = worker.locations.pin(wanted, values, timeout)
+            lost = []
+            for ref, loc in zip(wanted, locations, strict=False):
+                if loc is None:
+                    lost.append(ref)
+                else:
+                    views[ref._id] = worker.store.view(ref._id, loc[0], loc[1])
+            if not lost:
+                return views
+            if time.monotonic() >= give_up:
+                raise exceptions.ObjectLostError(
+                    lost[0]._id.hex(),
+                    f"object {lost[0]._id.hex()} is in no reachable object store and could "
+                    f"not be recovered within {RECOVERY_TIMEOUT_S:.0f} s")
+            before = {r._id: values[r._id] for r in lost}
+            worker._set_blocked(True)  # a rebuild may need the CPU this task holds
+            try:
+                values.update(worker.call(self._recover_many,
+                                          [(r._id, r._owner) for r in lost]))
+            finally:
+                worker._set_blocked(False)
+            if all(_same_copies(before[r._id], values[r._id]) for r in lost):
+                time.sleep(pause)  # the owner still sees a live copy: the node may be dying
+                pause = min(pause * 2, RETRY_PAUSE_S[1])
+
+    async def _recover_many(self, items: list[tuple[bytes, str]]) -> dict[bytes, StoredValue]:
+        alive = await self._alive_nodes() if any(o == self.worker.address for _, o in items) \
+            else None
+        values = await asyncio.gather(*[self._recover_any(oid, owner, alive)
+                                        for oid, owner in items])
+        return {oid: value for (oid, _), value in zip(items, values, strict=False)}
+
+    async def _recover_any(self, oid: bytes, owner: str, alive: set | None) -> StoredValue:
+        from shoal.core.core_worker import VALUE_UNKNOWN, error_value, value_from_wire
+
+        worker = self.worker
+        if owner == worker.address:
+            return await self.recover_owned(oid, alive)
+        try:
+            conn = await worker.peer(owner)
+            wire = await conn.call(Method.RECOVER_OBJECT, oid)
+        except Exception as exc:
+            return error_value(exceptions.OwnerDiedError(
+                oid.hex(), f"object {oid.hex()} was lost and its owner ({owner}), which "
+                f"alone could rebuild it, died or is unreachable ({type(exc).__name__}: "
+                f"{exc})"))
+        if wire[0] == VALUE_UNKNOWN:
+            return error_value(exceptions.ObjectFreedError(
+                oid.hex(), f"object {oid.hex()} was already freed by its owner {owner}"))
+        value = value_from_wire(wire)
+        if oid in worker.references.refs:
+            worker.memory_store.put(oid, value)
+        return value
+
+    # ---- owner (loop thread) ---------------------------------------------------------------
+    async def handle_recover_object(self, conn, oid: bytes) -> list:
+        from shoal.core.core_worker import VALUE_UNKNOWN, value_to_wire
+
+        if not self.worker.references.is_owned(oid):
+            return [VALUE_UNKNOWN]
+        return value_to_wire(await self.recover_owned(oid))
+
+    async def recover_owned(self, oid: bytes, alive: set | None = None) -> StoredValue:
+        """The value of an object we own, rebuilt from lineage if every copy is gone
+        (``alive``: the live node ids, if the caller just asked)."""
+        worker = self.worker
+        value = worker.memory_store.get(oid)
+        if value is None:  # being computed (or rebuilt) now
+            return await worker.resolve(oid, worker.address)
+        if not value.in_plasma:
+            return value
+        if alive is None:
+            alive = await self._alive_nodes()
+        live = {n for n in value.locations if n in alive}
+        if live:
+            if live != value.locations:
+                value.locations = live
+                if value.node_id not in live:
+                    value.node_id = next(iter(live))
+            return value
+        if not self._start_rebuild(oid):
+            lost = self._lost_error(oid, value)
+            worker.memory_store.put(oid, lost)
+            return lost
+        return await worker.resolve(oid, worker.address)
+
+    def rebuild_freed(self, oid: bytes) -> None:
+        """An argument we own, whose value was freed (lineage kept only its row), is
+        needed by a task being rebuilt: make it again, or fail its readers."""
+        if not self._start_rebuild(oid):
+            self.worker.memory_store.put(oid, self._lost_error(oid, StoredValue(), freed=True))
+
+    def _start_rebuild(self, oid: bytes) -> bool:
+        """True if ``oid`` is being rebuilt (now, or already)."""
+        entry = self.lineage.entry_for(oid)
+        if entry is None:
+            return False
+        if entry.rebuilding:
+            return True
+        if entry.task.retries_left == 0:
+            return False
+        self.lineage.start_rebuild(oid)
+        self._rebuild(entry)
+        return True
+
+    def _rebuild(self, entry) -> None:
+        """Re-run the task of ``entry``: its returns' old values (and any copies of
+        them still alive) are dropped first, so readers wait for the new ones."""
+        worker = self.worker
+        task = entry.task
+        now = time.monotonic()
+        level = logging.WARNING if now - self._last_warning > WARN_EVERY_S else logging.DEBUG
+        if level == logging.WARNING:
+            self._last_warning = now
+        log.log(level, "rebuilding objects of task %s (%s) from lineage: every copy was "
+                "lost or freed (%d task(s) re-run so far)", task.spec.name,
+                task.spec.task_id.hex(), self.lineage.rebuilds)
+        stale = []
+        for rid in task.return_ids:
+            old = worker.memory_store.delete(rid)
+            if old is not None and old.in_plasma:
+                stale.append((rid, old))
+        if stale:
+            worker.locations.free(stale)
+        worker.tasks.resubmit(task)
+
+    async def _alive_nodes(self) -> set[str]:
+        nodes: Any = await self.worker.control.call(Method.GET_NODES)
+        return {n["node_id"] for n in nodes if n["alive"]}
+
+    def _lost_error(self, oid: bytes, value: StoredValue, freed: bool = False) -> StoredValue:
+        from shoal.core.core_worker import error_value
+
+        task_id = ids.task_of(oid)
+        where = ", ".join(sorted(value.locations)) or value.node_id
+        what = (f"object {oid.hex()} is needed to rebuild another object, but it was freed "
+                "when it went out of scope" if freed else
+                f"object {oid.hex()} was lost: every node holding it ({where}) died")
+        if ids.index_of(oid) == 0:
+            why = ("it was created by put (or passed by value as a large argument), and "
+                   "put objects cannot be rebuilt from lineage")
+        elif self.lineage.was_evicted(task_id):
+            why = ("the lineage of the task that made it was dropped to stay within "
+                   f"max_lineage_bytes ({self.lineage.budget} bytes; "
+                   "SHOAL_MAX_LINEAGE_BYTES)")
+        else:
+            why = ("the task that made it cannot be re-run (an actor task, a task with "
+                   "max_retries=0, or its retries are used up)")
+        return error_value(exceptions.ObjectLostError(oid.hex(), f"{what}, and {why}"))
+
+
+def _same_copies(a: StoredValue, b: StoredValue) -> bool:
+    return a.in_plasma and b.in_plasma and a.locations == b.locations

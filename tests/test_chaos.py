@@ -1,0 +1,189 @@
+"""Chaos: chains, trees and actor calls on a 4-node cluster while a killer
+SIGKILLs worker processes at random and removes one whole node halfway.
+
+Every result must be exactly right (tasks retry, lost objects are rebuilt from
+lineage, actors restart and re-run unfinished calls), and the surviving
+nodes' stores must drain once the driver drops its refs.  The run reports how
+many kills it survived.
+
+``test_chaos_short`` runs in CI (a few hundred tasks); ``test_chaos_long`` is
+marked ``chaos`` (``pytest -m chaos``): thousands of tasks, scaled by
+SHOAL_CHAOS_SCALE.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+import shoal
+from shoal.cluster_utils import Cluster
+from shoal.launch import control_client
+from shoal.rpc.messages import Method
+from tests.utils import wait_for_condition
+
+MiB = 1 << 20
+SIZE = 128 * 1024  # shared memory, so that node loss loses objects
+STEP_S = 0.02
+
+
+@pytest.fixture
+def cluster():
+    if shoal.is_initialized():
+        shoal.shutdown()
+    c = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "object_store_memory": 256 * MiB, "node_timeout_s": 1.0})
+    try:
+        c.extra = [c.add_node(num_cpus=1, object_store_memory=256 * MiB) for _ in range(3)]
+        c.connect()
+        yield c
+    finally:
+        shoal.shutdown()
+        c.shutdown()
+
+
+@shoal.remote(max_retries=-1)
+def make(fill: int) -> np.ndarray:
+    return np.full(SIZE, fill % 256, dtype=np.uint8)
+
+
+@shoal.remote(max_retries=-1)
+def step(x: np.ndarray, k: int) -> np.ndarray:
+    time.sleep(STEP_S)  # long enough for kills to land mid-task
+    return x + np.uint8(k)
+
+
+@shoal.remote(max_retries=-1)
+def merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a + b
+
+
+@shoal.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
+class Doubler:
+    def double(self, x: int) -> int:
+        return 2 * x
+
+
+class Killer:
+    """SIGKILLs a random worker process of the non-head nodes every ``period``;
+    removes ``node_to_remove`` once ``remove_after`` has passed."""
+
+    def __init__(self, cluster: Cluster, period: float, remove_after: float) -> None:
+        self.cluster = cluster
+        self.period = period
+        self.remove_after = remove_after
+        self.worker_kills = 0
+        self.nodes_removed = 0
+        self.stop = threading.Event()
+        self.removed = threading.Event()
+        self.rng = random.Random(0xC4A05)
+        self.thread = threading.Thread(target=self._run, name="killer", daemon=True)
+
+    def __enter__(self) -> Killer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+
+    def _workers(self) -> list[psutil.Process]:
+        workers = []
+        for node in self.cluster.worker_nodes:
+            try:
+                agent = psutil.Process(node.pid)
+                workers += [p for p in agent.children(recursive=True) if p.ppid() != node.pid]
+            except psutil.Error:
+                continue
+        return workers
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        while not self.stop.wait(self.period):
+            if not self.nodes_removed and time.monotonic() - start > self.remove_after:
+                self.cluster.remove_node(self.rng.choice(self.cluster.worker_nodes))
+                self.nodes_removed += 1
+                self.removed.set()
+                continue
+            workers = self._workers()
+            if workers:
+                try:
+                    self.rng.choice(workers).kill()
+                    self.worker_kills += 1
+                except psutil.Error:
+                    pass
+
+
+def objects_on(cluster: Cluster) -> dict[str, int]:
+    return {n.node_id[:8]: control_client.call(n.address, cluster.token, Method.STORE_STATS,
+                                               timeout=10)["num_objects"]
+            for n in cluster.list_all_nodes()}
+
+
+def run_chaos(cluster: Cluster, chains: int, length: int, leaves: int, calls: int,
+              remove_after: float) -> dict:
+    doublers = [Doubler.remote() for _ in range(2)]
+    shoal.get([d.double.remote(0) for d in doublers], timeout=60)
+    with Killer(cluster, period=0.3, remove_after=remove_after) as killer:
+        ends = []
+        for c in range(chains):
+            x = make.remote(c)
+            for i in range(length):
+                x = step.remote(x, i)
+            ends.append(x)
+        level = [make.remote(i) for i in range(leaves)]
+        while len(level) > 1:
+            level = [merge.remote(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+        doubled = [doublers[i % 2].double.remote(i) for i in range(calls)]
+        # collect only after the node is gone: whatever already finished on it is lost
+        # and must come back from lineage
+        assert killer.removed.wait(remove_after + 60)
+        chain_sums = [int(shoal.get(e, timeout=300)[0]) for e in ends]
+        tree = int(shoal.get(level[0], timeout=300)[0])
+        actor_results = shoal.get(doubled, timeout=300)
+    expected_step = sum(range(length))
+    assert chain_sums == [(c + expected_step) % 256 for c in range(chains)]
+    assert tree == sum(range(leaves)) % 256
+    assert actor_results == [2 * i for i in range(calls)]
+    del ends, level, doubled, x
+    return {"worker_kills": killer.worker_kills, "nodes_removed": killer.nodes_removed}
+
+
+def check_drained(cluster: Cluster, before: dict[str, int]) -> None:
+    alive = {n.node_id[:8] for n in cluster.list_all_nodes()}
+    want = {k: v for k, v in before.items() if k in alive}
+    wait_for_condition(lambda: objects_on(cluster) == want, timeout=30,
+                       message=f"stores did not drain back to {want}")
+
+
+def report(capsys, name: str, survived: dict, seconds: float) -> None:
+    with capsys.disabled():
+        print(f"\n{name}: survived {survived['worker_kills']} worker kills and "
+              f"{survived['nodes_removed']} node removal(s) in {seconds:.1f} s")
+
+
+def test_chaos_short(cluster, capsys):
+    before = objects_on(cluster)
+    start = time.monotonic()
+    survived = run_chaos(cluster, chains=16, length=30, leaves=64, calls=300, remove_after=2.0)
+    report(capsys, "chaos (short)", survived, time.monotonic() - start)
+    assert survived["nodes_removed"] == 1 and survived["worker_kills"] >= 3
+    check_drained(cluster, before)
+
+
+@pytest.mark.chaos
+def test_chaos_long(cluster, capsys):
+    scale = int(os.environ.get("SHOAL_CHAOS_SCALE", "1"))
+    before = objects_on(cluster)
+    start = time.monotonic()
+    survived = run_chaos(cluster, chains=40 * scale, length=25, leaves=512 * scale,
+                         calls=1000 * scale, remove_after=10.0)
+    report(capsys, "chaos (long)", survived, time.monotonic() - start)
+    assert survived["worker_kills"] > 10
+    check_drained(cluster, before)

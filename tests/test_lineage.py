@@ -1,0 +1,170 @@
+"""Lost objects come back from lineage; tasks on dead nodes are retried
+(shoal/core/lineage.py, shoal/core/recovery.py, docs/design.md section 14).
+
+Every test starts its own cluster: a head the driver attaches to, with no CPUs
+so that tasks run on the other nodes, which the tests kill (SIGKILL of the
+node agent and all its workers).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import shoal
+from shoal.cluster_utils import Cluster
+from shoal.core import context
+from shoal.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tests.utils import wait_for_condition
+
+MiB = 1 << 20
+NODE_TIMEOUT_S = 1.0
+
+
+@pytest.fixture
+def cluster():
+    if shoal.is_initialized():
+        shoal.shutdown()
+    c = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 0, "resources": {"head": 1}, "object_store_memory": 128 * MiB,
+        "node_timeout_s": NODE_TIMEOUT_S})
+    try:
+        c.first = c.add_node(num_cpus=1, object_store_memory=128 * MiB)
+        c.connect()
+        yield c
+    finally:
+        shoal.shutdown()
+        c.shutdown()
+
+
+def rebuilds() -> int:
+    return context.current_worker_or_none().recovery.lineage.rebuilds
+
+
+def on(node, soft: bool = True) -> dict:
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node.node_id, soft=soft)}
+
+
+@shoal.remote
+def make(n: int, fill: int) -> np.ndarray:
+    return np.full(n, fill, dtype=np.uint8)
+
+
+@shoal.remote
+def plus(x: np.ndarray, k: int) -> np.ndarray:
+    return x + np.uint8(k)
+
+
+@shoal.remote
+def node_of(_x) -> str:
+    return shoal.get_runtime_context().get_node_id()
+
+
+def test_object_whose_node_died_is_rebuilt_by_rerunning_its_task(cluster):
+    ref = make.remote(4 * MiB, 7)
+    shoal.wait([ref], timeout=30)
+    second = cluster.add_node(num_cpus=1, object_store_memory=128 * MiB)
+    cluster.remove_node(cluster.first)
+    x = shoal.get(ref, timeout=60)
+    assert x.shape == (4 * MiB,) and int(x[0]) == 7 and int(x[-1]) == 7
+    assert rebuilds() == 1
+    assert shoal.get(node_of.remote(ref), timeout=30) == second.node_id
+
+
+def test_a_chain_whose_links_were_all_lost_is_rebuilt_recursively(cluster):
+    a = make.remote(2 * MiB, 1)
+    b = plus.remote(a, 10)
+    c = plus.remote(b, 100)
+    shoal.wait([c], timeout=30)
+    del b  # only c is needed now; b is rebuilt because c's rebuild reads it
+    cluster.add_node(num_cpus=1, object_store_memory=128 * MiB)
+    cluster.remove_node(cluster.first)
+    x = shoal.get(c, timeout=60)
+    assert int(x[0]) == 111 and int(x[-1]) == 111
+    assert rebuilds() == 3
+    assert int(shoal.get(a, timeout=30)[0]) == 1  # a was rebuilt on the way: no new run
+    assert rebuilds() == 3
+
+
+def test_borrower_get_of_a_lost_object_asks_the_owner_to_rebuild_it(cluster):
+    @shoal.remote(num_cpus=0, resources={"head": 1})
+    class Reader:
+        def total(self, boxed: list) -> int:
+            return int(shoal.get(boxed[0], timeout=60).sum())
+
+    reader = Reader.remote()
+    ref = make.remote(MiB, 3)
+    shoal.wait([ref], timeout=30)
+    cluster.add_node(num_cpus=1, object_store_memory=128 * MiB)
+    cluster.remove_node(cluster.first)
+    assert shoal.get(reader.total.remote([ref]), timeout=60) == 3 * MiB
+    assert rebuilds() == 1
+
+
+def test_task_with_max_retries_0_is_not_rebuilt_and_says_why(cluster):
+    ref = make.options(max_retries=0).remote(MiB, 1)
+    shoal.wait([ref], timeout=30)
+    cluster.add_node(num_cpus=1, object_store_memory=128 * MiB)
+    cluster.remove_node(cluster.first)
+    with pytest.raises(shoal.exceptions.ObjectLostError, match="max_retries=0"):
+        shoal.get(ref, timeout=60)
+
+
+def test_lost_put_object_raises_object_lost_saying_puts_cannot_be_rebuilt(cluster):
+    @shoal.remote(num_cpus=0, resources={"head": 1})
+    class Keeper:
+        def hold(self, boxed: list) -> bool:
+            self.boxed = boxed
+            return True
+
+    @shoal.remote
+    def put_for(keeper) -> list:
+        # written on this (the first) node's store, owned by the keeper actor
+        return [shoal.put(np.ones(MiB, dtype=np.uint8), _owner=keeper)]
+
+    keeper = Keeper.remote()
+    boxed = shoal.get(put_for.remote(keeper), timeout=30)
+    # alive after its writer left (not read here: a copy on the head would survive)
+    assert shoal.wait([boxed[0]], timeout=30, fetch_local=False)[0] == [boxed[0]]
+    cluster.add_node(num_cpus=1, object_store_memory=128 * MiB)
+    cluster.remove_node(cluster.first)
+    with pytest.raises(shoal.exceptions.ObjectLostError, match="created by put"):
+        shoal.get(boxed[0], timeout=60)
+
+
+def test_task_running_on_a_node_that_dies_is_retried_elsewhere(cluster, tmp_path):
+    started = tmp_path / "started"
+
+    @shoal.remote(max_retries=1)
+    def slow(path: str) -> str:
+        if not os.path.exists(path):
+            open(path, "w").close()
+            import time
+
+            time.sleep(300)  # killed with its node long before this ends
+        return shoal.get_runtime_context().get_node_id()
+
+    ref = slow.options(**on(cluster.first)).remote(str(started))
+    wait_for_condition(started.exists, timeout=30)
+    second = cluster.add_node(num_cpus=1, object_store_memory=128 * MiB)
+    cluster.remove_node(cluster.first)
+    assert shoal.get(ref, timeout=60) == second.node_id
+
+
+def test_task_without_retries_on_a_node_that_dies_raises_node_died(cluster, tmp_path):
+    started = tmp_path / "started"
+
+    @shoal.remote(max_retries=0)
+    def slow(path: str) -> None:
+        open(path, "w").close()
+        import time
+
+        time.sleep(300)
+
+    ref = slow.remote(str(started))
+    wait_for_condition(started.exists, timeout=30)
+    cluster.remove_node(cluster.first)
+    with pytest.raises(shoal.exceptions.NodeDiedError, match="died"):
+        shoal.get(ref, timeout=60)
