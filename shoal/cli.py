@@ -1,4 +1,4 @@
-"""Command line: ``shoal start | stop | status | demo`` (also ``python -m shoal``).
+"""Command line: ``shoal start | stop | status | memory | demo`` (also ``python -m shoal``).
 
 Parsing only; what each command does is in :mod:`shoal.launch.commands`.
 """
@@ -52,6 +52,23 @@ def build_parser() -> argparse.ArgumentParser:
                              "started on this machine)")
     status.add_argument("--token", default=None)
 
+    memory = sub.add_parser("memory", help="live objects: who holds them, where they are "
+                                           "and why they are alive")
+    memory.add_argument("--address", default=None,
+                        help="HOST:PORT of the head (default: as for 'shoal status')")
+    memory.add_argument("--token", default=None)
+    memory.add_argument("--group-by", default="NODE_ADDRESS",
+                        choices=["NODE_ADDRESS", "STACK_TRACE"])
+    memory.add_argument("--sort-by", default="OBJECT_SIZE",
+                        choices=["OBJECT_SIZE", "PID", "REFERENCE_TYPE"])
+    memory.add_argument("--units", default=None, choices=["B", "KB", "MB", "GB"],
+                        help="size unit (default: readable, per value)")
+    memory.add_argument("--stats-only", action="store_true",
+                        help="only the object store totals")
+    memory.add_argument("--num-entries", "--n", type=int, default=None,
+                        help="at most this many references per group")
+    memory.add_argument("--timeout", type=float, default=30.0)
+
     sub.add_parser("demo", help="run the demo on a local embedded cluster")
     return parser
 
@@ -78,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return commands.stop(force=args.force, timeout=args.timeout)
     if args.command == "status":
         return commands.status(args.address, args.token)
+    if args.command == "memory":
+        return commands.memory(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

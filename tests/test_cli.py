@@ -162,3 +162,29 @@ def test_second_head_is_refused_and_status_of_a_missing_cluster_is_clear(cli):
     assert len(cli.started()) == 1
     missing = cli.run("status", "--address", "127.0.0.1:1", "--token", "t")
     assert missing.returncode == 1 and "127.0.0.1:1" in missing.stderr
+
+
+def test_memory_lists_the_objects_of_a_started_cluster(cli):
+    head = cli.run("start", "--head", "--port", "0", "--num-cpus", "1",
+                   "--object-store-memory", STORE)
+    assert head.returncode == 0, head.stderr
+    shoal.init(address="auto")
+    import numpy as np
+
+    big = shoal.put(np.zeros(1 << 20, dtype=np.uint8))
+    nested = shoal.put([big])
+    out = cli.run("memory")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "--- Summary for node address: 127.0.0.1" in text
+    lines = [line for line in text.splitlines() if big.hex() in line]
+    assert len(lines) == 1 and "LOCAL_REFERENCE" in lines[0] and "Driver" in lines[0]
+    assert str(os.getpid()) in lines[0] and "shm on" in lines[0]
+    assert nested.hex() in text
+    assert "Total: 2 references to 2 objects" in text
+    stats = cli.run("memory", "--stats-only", "--units", "MB")
+    assert stats.returncode == 0, stats.stderr
+    assert big.hex() not in stats.stdout and "shared-memory store" in stats.stdout
+    shoal.shutdown()
+    none = cli.run("memory", "--address", "127.0.0.1:1", "--token", "x")
+    assert none.returncode == 1 and "shoal: error:" in none.stderr

@@ -27,6 +27,7 @@ from typing import Any
 from shoal._version import __version__
 from shoal.control.actor_lifecycle import ActorEvent, ActorState, next_state
 from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S, Membership, NodeRecord
+from shoal.control.state_query import handle_list_state
 from shoal.rpc.loopback import LoopbackConnection
 from shoal.rpc.messages import Method
 from shoal.rpc.protocol import check_version
@@ -111,6 +112,7 @@ class ControlStore:
             Method.CLUSTER_STATUS: self.handle_cluster_status,
         }.items():
             router.add(method, handler)
+        router.add(Method.LIST_STATE, lambda conn, body: handle_list_state(self, conn, body))
         router.on_close.append(self._on_connection_closed)
 
     # ---- pubsub ------------------------------------------------------------------

@@ -153,6 +153,7 @@ class CoreWorker:
         self.log_handler = None  # driver: prints forwarded worker output
         from shoal.core.actor_manager import ActorManager
         from shoal.core.object_locations import ObjectLocations
+        from shoal.core.state_records import StateReporter
         from shoal.core.task_manager import TaskManager
 
         self.locations = ObjectLocations(self)
@@ -160,6 +161,7 @@ class CoreWorker:
         self.tasks = TaskManager(self)
         self.actors = ActorManager(self)
         self.executor = None  # set by the worker entry point
+        self.state_reporter = StateReporter(self)  # answers the state API's WORKER_STATE
         self._register_handlers()
 
     # ---- lifecycle ------------------------------------------------------------------

@@ -29,6 +29,7 @@ from shoal.core import ids
 from shoal.core.lease_submitter import LeaseSubmitter, scheduling_key
 from shoal.core.memory_store import StoredValue
 from shoal.core.serialization import Serialized, serialize
+from shoal.core.state_records import DEPENDENCY_FAILED, TaskHistory, error_type_of
 from shoal.core.task_spec import (
     ARG_REF,
     ARG_VALUE,
@@ -71,6 +72,8 @@ class PendingTask:
     keepalive: list = field(default_factory=list)
     strategy: list | None = None  # scheduling strategy, wire form (task_spec.strategy_to_wire)
     arg_locations: list | None = None  # [(node ids, size)] of shared-memory args (locality)
+    ran_on: tuple = ()  # (worker id, node id) of the leased worker it was last pushed to
+    error_type: str = ""  # why it failed, Ray's ErrorType names (state API)
 
 
 class GeneratorState:
@@ -99,6 +102,7 @@ class TaskManager:
         self.worker = worker
         self.pending: dict[bytes, PendingTask] = {}
         self.submitter = LeaseSubmitter(worker, self)
+        self.history = TaskHistory()  # finished tasks, for the state API (bounded)
         worker.router.add(Method.GENERATOR_ITEM, self.handle_generator_item)
 
     # ---- building (user thread) ------------------------------------------------------
@@ -232,6 +236,7 @@ class TaskManager:
     def _apply_arg(self, task: PendingTask, i: int, value: StoredValue, limit: int) -> bool:
         """Put a ready dependency into the spec; True if it failed the task."""
         if value.is_error:
+            task.error_type = DEPENDENCY_FAILED
             self._store_error(task, value)
             self._finish(task)
             return True
@@ -255,6 +260,8 @@ class TaskManager:
             if self._should_retry_exception(task, returns[0][1]):
                 self._retry(task)
                 return
+        if status == STATUS_APP_ERROR:
+            task.error_type = "TASK_EXECUTION_EXCEPTION"
         self._store_returns(task, returns)
         if task.generator is not None:
             self._finish_generator(task, info)
@@ -308,6 +315,7 @@ class TaskManager:
     def fail_with(self, task: PendingTask, err: BaseException) -> None:
         from shoal.core.core_worker import error_value
 
+        task.error_type = error_type_of(err)
         self._store_error(task, error_value(err))
         if task.generator is not None:
             self._finish_generator(task, {"count": len(task.generator.items)}, err)
@@ -352,6 +360,7 @@ class TaskManager:
             self.worker.actors.task_finished(task)
         if self.pending.pop(task.spec.task_id, None) is None:
             return
+        self.history.finished(task, task.error_type)
         refs = self.worker.references
         if task.spec.kind is TaskKind.NORMAL and task.generator is None:
             added, released = self.worker.recovery.lineage.task_finished(

@@ -1,4 +1,4 @@
-"""``shoal start | stop | status``: what the commands do (``shoal/cli.py`` parses).
+"""``shoal start | stop | status | memory``: what the commands do (``shoal/cli.py`` parses).
 
 ``start --head`` and ``start --address`` leave a node process running in the
 background (its own session; stdin from /dev/null; logs in the session
@@ -159,4 +159,19 @@ def status(address: str | None, token: str | None) -> int:
     except (ConnectionError, VersionMismatchError, TimeoutError) as exc:
         return fail(str(exc) or type(exc).__name__)
     print(format_status(address, reply), flush=True)
+    return 0
+
+
+def memory(args: Any) -> int:
+    """``shoal memory``: the state API's objects, formatted like ``ray memory``."""
+    from shoal.launch.state_client import fetch_state, resolve_cluster
+    from shoal.util.memory import format_memory_summary
+
+    try:
+        address, token = resolve_cluster(args.address, args.token)
+        reply = fetch_state(["objects"], address, token, timeout=args.timeout)
+    except (ConnectionError, VersionMismatchError, TimeoutError) as exc:
+        return fail(str(exc) or type(exc).__name__)
+    print(format_memory_summary(reply, args.group_by, args.sort_by, args.units,
+                                args.stats_only, args.num_entries), flush=True)
     return 0

@@ -35,6 +35,7 @@ from shoal.node.cluster_view import ClusterView, Decision
 from shoal.node.object_transfer import ObjectTransfer
 from shoal.node.owner_watch import OwnerWatch
 from shoal.node.resources import NodeResources, from_units, to_units
+from shoal.node.state_service import StateService
 from shoal.node.worker_pool import Worker, WorkerPool
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import Router
@@ -125,6 +126,7 @@ class NodeAgent:
         self.owner_watch = OwnerWatch(self)
         self.data_address = ""
         self._register(router)
+        self.state_service = StateService(self)  # the state API's NODE_STATE
 
     def _register(self, router: Router) -> None:
         for method, handler in {
@@ -582,6 +584,7 @@ class NodeAgent:
         }
 
     def handle_node_info(self, conn, body):
+        self.state_service.client_attached(conn)  # every core worker asks this once
         return self.info()
 
     # ---- connections and reporting ------------------------------------------------------

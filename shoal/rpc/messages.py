@@ -29,6 +29,7 @@ class Method(enum.IntEnum):
     PUBLISH_LOGS = 16
     LIST_ACTORS = 17
     CLUSTER_STATUS = 18  # nodes, their demand, actors waiting for a node
+    LIST_STATE = 19  # state API: nodes, actors, and snapshots of every core worker
 
     # node agent
     REGISTER_WORKER = 30
@@ -47,6 +48,7 @@ class Method(enum.IntEnum):
     LEASE_ACTOR_WORKER = 43
     NODE_INFO = 44
     STORE_PULL = 45  # pin objects, pulling from other nodes what is not here
+    NODE_STATE = 46  # state API: this node's store, workers and core-worker snapshots
 
     # core worker
     PUSH_TASK = 60
@@ -61,6 +63,7 @@ class Method(enum.IntEnum):
     STEAL_TASKS = 69  # owner -> worker: hand back these queued tasks if not started
     ADD_OBJECT_LOCATION = 70  # node agent -> owner: I hold a copy now (True: keep it)
     REMOVE_OBJECT_LOCATION = 71  # node agent -> owner: my copy was evicted
+    WORKER_STATE = 72  # node agent -> core worker: objects/tasks snapshot (state API)
     RECOVER_OBJECT = 75  # reader -> owner: no copy reachable; rebuild it (lineage)
     ADOPT_OBJECT = 76  # put(_owner=actor): the actor's worker becomes the owner
 

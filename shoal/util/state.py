@@ -1,0 +1,267 @@
+"""Ray's state API with Ray's paths and field names: ``from shoal.util.state
+import list_objects, list_tasks, list_actors, list_nodes``.
+
+Each call is a fresh snapshot of the cluster: the control store answers for
+nodes and actors, and asks every node agent, which asks every core worker on
+its node, for objects and tasks (see :mod:`shoal.control.state_query`).  The
+records are dataclasses, as in recent Ray, that also allow ``record["key"]``
+and ``record.get("key")`` as the dicts of older Ray versions did.
+
+``filters`` are ``(key, "=" | "!=", value)`` tuples (strings compared
+case-insensitively); ``limit`` (default 100, as in Ray) cuts the list after
+filtering; ``detail=True`` fills the fields marked detail-only (None otherwise).
+Shoal adds a few fields Ray does not have (an object's ``node_id``, ``owner``,
+``storage`` and ``locations``; a ``BORROWED`` reference type), listed with
+each record type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from shoal.launch.state_client import fetch_state
+from shoal.util import state_build
+
+log = logging.getLogger("shoal.state")
+
+DEFAULT_LIMIT = 100
+DEFAULT_TIMEOUT = 30
+
+
+class StateApiException(Exception):
+    """A state query failed, or (``raise_on_missing_output``) some processes did not
+    answer in time, so the result would be incomplete."""
+
+
+RayStateApiException = StateApiException
+
+
+class _Record:
+    """Attribute access (Ray >= 2.3) and dict access (older Ray) to one record."""
+
+    DETAIL: ClassVar[frozenset] = frozenset()
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._names():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self._names() else default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._names()
+
+    def keys(self) -> list[str]:
+        return list(self._names())
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return ((name, getattr(self, name)) for name in self._names())
+
+    def asdict(self) -> dict:
+        return dict(self.items())
+
+    @classmethod
+    def _names(cls) -> tuple[str, ...]:
+        names = cls.__dict__.get("_NAMES")
+        if names is None:
+            names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+            cls._NAMES = names  # type: ignore[attr-defined]
+        return names
+
+    @classmethod
+    def from_record(cls, record: dict, detail: bool) -> Any:
+        get = record.get
+        if detail:
+            return cls(*[get(name) for name in cls._names()])
+        detail_only = cls.DETAIL
+        return cls(*[None if name in detail_only else get(name) for name in cls._names()])
+
+
+@dataclasses.dataclass
+class ObjectState(_Record):
+    """One process's reference to one object.  Shoal's additions: ``node_id`` (the
+    process's node), ``owner`` (the owner's address), ``storage`` (INLINE in the
+    owner's memory, SHARED_MEMORY, or NOT_READY), ``locations`` (nodes holding a
+    shared-memory copy); detail-only: the reference counts behind ``reference_type``."""
+
+    DETAIL: ClassVar[frozenset] = frozenset({
+        "worker_id", "is_owner", "pinned_in_memory", "local_ref_count",
+        "submitted_task_ref_count", "contained_in_count", "borrower_count"})
+    object_id: str
+    object_size: int
+    task_status: str
+    attempt_number: int
+    reference_type: str
+    call_site: str
+    type: str
+    pid: int
+    ip: str
+    node_id: str
+    owner: str | None
+    storage: str
+    locations: list
+    worker_id: str | None = None
+    is_owner: bool | None = None
+    pinned_in_memory: bool | None = None
+    local_ref_count: int | None = None
+    submitted_task_ref_count: int | None = None
+    contained_in_count: int | None = None
+    borrower_count: int | None = None
+
+
+@dataclasses.dataclass
+class TaskState(_Record):
+    """A task, pending or among the last finished ones its owner remembers
+    (``SHOAL_TASK_HISTORY`` per owner).  ``func_or_class_name`` is the task's name."""
+
+    DETAIL: ClassVar[frozenset] = frozenset({"required_resources", "end_time_ms"})
+    task_id: str
+    attempt_number: int
+    name: str
+    state: str
+    job_id: str
+    actor_id: str | None
+    type: str
+    func_or_class_name: str
+    parent_task_id: str
+    node_id: str | None
+    worker_id: str | None
+    worker_pid: int | None
+    error_type: str | None
+    required_resources: dict | None = None
+    end_time_ms: int | None = None
+
+
+@dataclasses.dataclass
+class ActorState(_Record):
+    """An actor.  ``namespace`` is the same as Ray's ``ray_namespace``."""
+
+    DETAIL: ClassVar[frozenset] = frozenset({"death_cause", "num_restarts", "worker_id",
+                                             "address"})
+    actor_id: str
+    class_name: str
+    state: str
+    job_id: str
+    name: str
+    node_id: str | None
+    pid: int | None
+    ray_namespace: str
+    death_cause: dict | None = None
+    num_restarts: int | None = None
+    worker_id: str | None = None
+    address: str | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self.ray_namespace
+
+
+@dataclasses.dataclass
+class NodeState(_Record):
+    DETAIL: ClassVar[frozenset] = frozenset({"resources_available", "address", "hostname"})
+    node_id: str
+    node_ip: str
+    is_head_node: bool
+    state: str
+    state_message: str | None
+    node_name: str
+    resources_total: dict
+    labels: dict
+    resources_available: dict | None = None
+    address: str | None = None
+    hostname: str | None = None
+
+
+def _query(kinds: list[str], address: str | None, timeout: float,
+           raise_on_missing_output: bool) -> dict:
+    try:
+        reply = fetch_state(kinds, address, timeout=timeout)
+    except (ConnectionError, TimeoutError) as exc:
+        raise StateApiException(f"the state query failed: {exc}") from exc
+    missing = reply.get("missing") or []
+    if missing:
+        message = (f"{len(missing)} process(es) or node(s) did not answer, so the result "
+                   f"is incomplete: {'; '.join(missing[:5])}")
+        if raise_on_missing_output:
+            raise StateApiException(message + " (pass raise_on_missing_output=False to "
+                                              "get the partial result)")
+        log.warning("%s", message)
+    return reply
+
+
+def _finish(cls: type, records: list[dict], filters: Any, limit: int | None,
+            detail: bool) -> list:
+    records = state_build.apply_filters(records, filters, cls._names())
+    if limit is not None and len(records) > limit:
+        log.warning("showing %d of %d entries; pass a larger limit to see more",
+                    limit, len(records))
+        records = records[:limit]
+    return [cls.from_record(r, detail) for r in records]
+
+
+def list_objects(address: str | None = None, filters: list | None = None,
+                 limit: int | None = DEFAULT_LIMIT, timeout: float = DEFAULT_TIMEOUT,
+                 detail: bool = False, raise_on_missing_output: bool = True,
+                 _explain: bool = False) -> list[ObjectState]:
+    """Every reference to a live object, one record per (object, holding process)."""
+    reply = _query(["objects"], address, timeout, raise_on_missing_output)
+    return _finish(ObjectState, state_build.object_records(reply), filters, limit, detail)
+
+
+def list_tasks(address: str | None = None, filters: list | None = None,
+               limit: int | None = DEFAULT_LIMIT, timeout: float = DEFAULT_TIMEOUT,
+               detail: bool = False, raise_on_missing_output: bool = True,
+               _explain: bool = False) -> list[TaskState]:
+    """Pending and recently finished tasks (newest finished first per owner)."""
+    reply = _query(["tasks", "actors", "workers"], address, timeout, raise_on_missing_output)
+    return _finish(TaskState, state_build.task_records(reply), filters, limit, detail)
+
+
+def list_actors(address: str | None = None, filters: list | None = None,
+                limit: int | None = DEFAULT_LIMIT, timeout: float = DEFAULT_TIMEOUT,
+                detail: bool = False, raise_on_missing_output: bool = True,
+                _explain: bool = False) -> list[ActorState]:
+    reply = _query(["actors", "workers"], address, timeout, raise_on_missing_output)
+    return _finish(ActorState, state_build.actor_records(reply), filters, limit, detail)
+
+
+def list_nodes(address: str | None = None, filters: list | None = None,
+               limit: int | None = DEFAULT_LIMIT, timeout: float = DEFAULT_TIMEOUT,
+               detail: bool = False, raise_on_missing_output: bool = True,
+               _explain: bool = False) -> list[NodeState]:
+    reply = _query([], address, timeout, raise_on_missing_output)
+    return _finish(NodeState, state_build.node_records(reply), filters, limit, detail)
+
+
+def get_actor(id: str, address: str | None = None,  # noqa: A002 (Ray's name)
+              timeout: float = DEFAULT_TIMEOUT) -> ActorState | None:
+    found = list_actors(address, [("actor_id", "=", id)], None, timeout, detail=True)
+    return found[0] if found else None
+
+
+def get_node(id: str, address: str | None = None,  # noqa: A002
+             timeout: float = DEFAULT_TIMEOUT) -> NodeState | None:
+    found = list_nodes(address, [("node_id", "=", id)], None, timeout, detail=True)
+    return found[0] if found else None
+
+
+def get_task(id: str, address: str | None = None,  # noqa: A002
+             timeout: float = DEFAULT_TIMEOUT) -> TaskState | None:
+    found = list_tasks(address, [("task_id", "=", id)], None, timeout, detail=True)
+    return found[0] if found else None
+
+
+def get_objects(id: str, address: str | None = None,  # noqa: A002
+                timeout: float = DEFAULT_TIMEOUT) -> list[ObjectState]:
+    return list_objects(address, [("object_id", "=", id)], None, timeout, detail=True)
+
+
+__all__ = [
+    "ActorState", "NodeState", "ObjectState", "RayStateApiException", "StateApiException",
+    "TaskState", "get_actor", "get_node", "get_objects", "get_task", "list_actors",
+    "list_nodes", "list_objects", "list_tasks",
+]
