@@ -98,6 +98,7 @@ class ActorClass:
             "namespace": namespace,
             "detached": detached,
             "get_if_exists": options.get("get_if_exists", False),
+            "max_restarts": options.get("max_restarts", 0),
             "resources": opts.resource_shape(options, 0.0),
             "scheduling_strategy": strategy_to_wire(options.get("scheduling_strategy")),
             "creation": creation,

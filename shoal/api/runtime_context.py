@@ -36,6 +36,14 @@ class RuntimeContext:
         executor = self._worker.executor
         return executor.actor_id if executor is not None else None
 
+    @property
+    def was_current_actor_reconstructed(self) -> bool:
+        """True inside an actor that was restarted (``max_restarts``): its
+        constructor may want to restore state saved by the previous incarnation."""
+        executor = self._worker.executor
+        return bool(executor is not None and executor.actor_id
+                    and executor.actor_num_restarts > 0)
+
     def get_actor_name(self) -> str | None:
         return None
 

@@ -4,42 +4,36 @@ It is never on the per-task path: owners submit tasks to leased workers
 directly.  What lives here is what must outlive any one owner or must be
 found by name.
 
-Actor life (``ActorState``)::
-
-    PENDING --placed, __init__ ok--> ALIVE --process/node died--> DEAD
-       \\--__init__ raised / infeasible-kill / owner died--------->/
-
-Callers ask GET_ACTOR, which answers once the actor is ALIVE or DEAD, and
-subscribe to the ``actor`` channel for later changes.
+Actor life is the table in :mod:`shoal.control.actor_lifecycle`: PENDING ->
+ALIVE, and on a process or node death RESTARTING (the constructor runs again
+on a new worker, on any live node that fits) while ``max_restarts`` allows,
+else DEAD.  Every change is published on the ``actor`` channel.  Callers ask
+GET_ACTOR, which answers once there is something to act on (see
+``handle_get_actor``).
 
 Nodes register and heartbeat; the node table and the failure detector are
 :mod:`shoal.control.membership`.  When a node dies, the ``node`` channel hears
-of it, its ALIVE actors become DEAD, and its connection is closed (fencing).
+of it, its ALIVE actors restart elsewhere or die, and its connection is closed
+(fencing).
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from shoal._version import __version__
+from shoal.control.actor_lifecycle import ActorEvent, ActorState, next_state
 from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S, Membership, NodeRecord
 from shoal.control.state_query import handle_list_state
 from shoal.rpc.loopback import LoopbackConnection
 from shoal.rpc.messages import Method
 from shoal.rpc.protocol import check_version
-from shoal.rpc.transport import Router
+from shoal.rpc.transport import RemoteError, Router
 
 log = logging.getLogger("shoal.control")
-
-
-class ActorState(enum.Enum):
-    PENDING = "PENDING_CREATION"
-    ALIVE = "ALIVE"
-    DEAD = "DEAD"
 
 
 @dataclass
@@ -60,8 +54,12 @@ class ActorRecord:
     address: str = ""
     worker_id: str = ""
     node_id: str = ""
-    death_cause: str = ""
-    waiters: list = field(default_factory=list)
+    death_cause: str = ""  # the last failure's cause (kept while it restarts and after)
+    max_restarts: int = 0  # -1: no bound
+    num_restarts: int = 0
+    waiters: list = field(default_factory=list)  # GET_ACTOR: [fut, stale, wait_restart, seen]
+    placing: bool = False  # a _place_actor coroutine runs for it
+    lost_workers: set = field(default_factory=set)  # died while it was being placed
     pid: int = 0
 
     def public(self) -> dict:
@@ -72,6 +70,8 @@ class ActorRecord:
             "worker_id": self.worker_id,
             "node_id": self.node_id,
             "death_cause": self.death_cause,
+            "num_restarts": self.num_restarts,
+            "max_restarts": self.max_restarts,
             "class_name": self.class_name,
             "name": self.name or "",
             "namespace": self.namespace,
@@ -184,16 +184,17 @@ class ControlStore:
                     record.death_cause)
         self.publish("node", {"node_id": record.node_id, "alive": False,
                               "address": record.address, "cause": record.death_cause})
+        # Their owners' processes died with the node; nobody will report them.  First,
+        # so that an actor both owned and hosted there is not restarted in vain.
+        for actor in list(self.actors.values()):
+            if actor.owner_node_id == record.node_id and not actor.detached:
+                self._actor_event(actor, ActorEvent.OWNER_DIED,
+                                  f"the actor died because its owner's node "
+                                  f"{record.node_id} died ({record.death_cause})")
         cause = f"the node {record.node_id} it ran on died ({record.death_cause})"
         for actor in list(self.actors.values()):
             if actor.node_id == record.node_id and actor.state is ActorState.ALIVE:
-                self._mark_dead(actor, cause)
-        # Their owners' processes died with the node; nobody will report them.
-        for actor in list(self.actors.values()):
-            if (actor.owner_node_id == record.node_id and not actor.detached
-                    and actor.state is not ActorState.DEAD):
-                self._kill(actor, f"the actor died because its owner's node "
-                                  f"{record.node_id} died ({record.death_cause})")
+                self._actor_event(actor, ActorEvent.PROCESS_DIED, cause)
         if record.conn is not None and record.conn.is_open():
             record.conn.close()
 
@@ -209,7 +210,7 @@ class ControlStore:
         pending_actors = [
             {"class_name": a.class_name, "resources": a.shape, "name": a.name or ""}
             for a in self.actors.values()
-            if a.state is ActorState.PENDING and not a.node_id
+            if a.state in (ActorState.PENDING, ActorState.RESTARTING) and not a.node_id
         ]
         return {
             "version": __version__,
@@ -277,11 +278,12 @@ class ControlStore:
             handle_meta=spec.get("handle_meta", b""),
             strategy=spec.get("scheduling_strategy"),
             owner_node_id=spec.get("owner_node_id", ""),
+            max_restarts=int(spec.get("max_restarts", 0)),
         )
         self.actors[record.actor_id] = record
         if name is not None:
             self.named_actors[(namespace, name)] = record.actor_id
-        asyncio.get_running_loop().create_task(self._place_actor(record))
+        self._start_placing(record)
         return {"actor_id": record.actor_id, "existing": False}
 
     def _pick_node(self, shape: dict, strategy: list | None = None) -> NodeRecord | None:
@@ -317,13 +319,26 @@ class ControlStore:
         # prefer the node with the most of the requested (or CPU) resources free
         return max(candidates, key=free)
 
+    def _start_placing(self, record: ActorRecord) -> None:
+        if not record.placing:
+            record.placing = True
+            asyncio.get_running_loop().create_task(self._place_actor(record))
+
     async def _place_actor(self, record: ActorRecord) -> None:
+        """Create the actor on a live node that fits: first, and after each restart."""
+        try:
+            await self._place(record)
+        finally:
+            record.placing = False
+
+    async def _place(self, record: ActorRecord) -> None:
         warned = False
-        while record.state is ActorState.PENDING:
+        while record.state in (ActorState.PENDING, ActorState.RESTARTING):
             try:
                 node = self._pick_node(record.shape, record.strategy)
             except ValueError as exc:
-                self._mark_dead(record, f"the actor cannot be scheduled: {exc}")
+                self._actor_event(record, ActorEvent.CREATION_FAILED,
+                                  f"the actor cannot be scheduled: {exc}")
                 return
             if node is None:
                 if not warned:
@@ -336,58 +351,99 @@ class ControlStore:
                 worker_id, address, node_id, error = await node.conn.call(
                     Method.LEASE_ACTOR_WORKER,
                     [record.actor_id, record.job_id, record.shape, record.class_name,
-                     record.creation],
+                     record.creation, record.num_restarts],
                 )
             except Exception as exc:
-                if record.state is not ActorState.PENDING:
+                if record.state is ActorState.DEAD:
                     return
-                log.warning("placing actor %s on %s failed: %s", record.actor_id, node.node_id,
-                            exc)
+                if (isinstance(exc, RemoteError) and exc.error_type == "ConnectionLostError"
+                        and node.alive):
+                    # the agent answered: the worker died while the constructor ran
+                    self._actor_event(record, ActorEvent.PROCESS_DIED, (
+                        f"the actor's worker process on node {node.node_id} died while "
+                        f"running its constructor"))
+                else:
+                    log.warning("placing actor %s on %s failed: %s", record.actor_id,
+                                node.node_id, exc)
                 await asyncio.sleep(0.1)
                 continue
-            record.worker_id, record.address, record.node_id = worker_id, address, node_id
-            if record.state is not ActorState.PENDING:  # killed while being created
+            if record.state is ActorState.DEAD:  # killed while being created
                 node.conn.notify(Method.KILL_WORKER, [worker_id])
                 return
             if error is not None:
-                self._mark_dead(record, error)
                 node.conn.notify(Method.KILL_WORKER, [worker_id])
+                self._actor_event(record, ActorEvent.CREATION_FAILED, error)
                 return
-            record.state = ActorState.ALIVE
-            self._notify_actor(record)
+            died = worker_id in record.lost_workers or not node.alive
+            record.lost_workers.clear()
+            if died:  # its WORKER_DIED (or the node's death) overtook this reply
+                self._actor_event(record, ActorEvent.PROCESS_DIED, (
+                    f"the actor's worker process on node {node.node_id} died right after "
+                    f"its constructor ran"))
+                continue
+            record.worker_id, record.address, record.node_id = worker_id, address, node_id
+            self._actor_event(record, ActorEvent.CREATED)
 
-    def _notify_actor(self, record: ActorRecord) -> None:
-        waiters, record.waiters = record.waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(record.public())
-        self.publish("actor", record.public())
-
-    def _mark_dead(self, record: ActorRecord, cause: str) -> None:
-        if record.state is ActorState.DEAD:
+    def _actor_event(self, record: ActorRecord, event: ActorEvent, cause: str = "") -> None:
+        """Move ``record`` by the lifecycle table, then do what the new state needs:
+        kill a still-running process, start a restart, free the name, publish."""
+        was = record.state
+        new = next_state(was, event, record.max_restarts, record.num_restarts)
+        restart = new is ActorState.RESTARTING and event in (
+            ActorEvent.PROCESS_DIED, ActorEvent.KILLED_TO_RESTART)
+        if new is was and not restart:
             return
-        record.state = ActorState.DEAD
-        record.death_cause = cause
-        if record.name is not None:
+        if cause:
+            record.death_cause = cause
+        if was is ActorState.ALIVE and event in (ActorEvent.KILLED, ActorEvent.OWNER_DIED,
+                                                 ActorEvent.KILLED_TO_RESTART):
+            node = self.nodes.get(record.node_id)
+            if node is not None and node.conn is not None:
+                node.conn.notify(Method.KILL_WORKER, [record.worker_id])
+        record.state = new
+        if restart:
+            record.num_restarts += 1
+            record.worker_id = record.address = record.node_id = ""
+            log.warning("actor %s (%s) restarts (%d of %s): %s", record.actor_id,
+                        record.class_name, record.num_restarts,
+                        "unbounded" if record.max_restarts < 0 else record.max_restarts,
+                        record.death_cause)
+            self._start_placing(record)
+        elif new is ActorState.DEAD and record.name is not None:
             key = (record.namespace, record.name)
             if self.named_actors.get(key) == record.actor_id:
                 del self.named_actors[key]
         self._notify_actor(record)
 
+    def _notify_actor(self, record: ActorRecord) -> None:
+        waiting = []
+        for waiter in record.waiters:
+            fut, stale, wait_restart, seen = waiter
+            if fut.done():
+                continue
+            if _answerable(record, stale, wait_restart, seen):
+                fut.set_result(record.public())
+            else:
+                waiting.append(waiter)
+        record.waiters = waiting
+        self.publish("actor", record.public())
+
     def handle_get_actor(self, conn, body):
-        """[actor_id, stale_address]: answers once the actor is placed or dead,
-        and not with ``stale_address`` (the caller saw that one fail)."""
-        actor_id, stale = body
+        """[actor_id, stale_address, wait_restart, seen_restarts]: answers once the
+        actor is placed or dead, but not with the incarnation the caller saw fail
+        (``stale_address`` with ``seen_restarts``), and, with ``wait_restart``, not
+        while it restarts (see ``_answerable``)."""
+        actor_id, stale = body[:2]
+        wait_restart = len(body) > 2 and bool(body[2])
+        seen = body[3] if len(body) > 3 else None
         record = self.actors.get(actor_id)
         if record is None:
             raise LookupError(f"unknown actor {actor_id}")
-        if record.state is ActorState.PENDING or (
-            record.state is ActorState.ALIVE and stale and record.address == stale
-        ):
-            fut = asyncio.get_running_loop().create_future()
-            record.waiters.append(fut)
-            return fut
-        return record.public()
+        if _answerable(record, stale, wait_restart, seen):
+            return record.public()
+        fut = asyncio.get_running_loop().create_future()
+        record.waiters.append([fut, stale, wait_restart, seen])
+        return fut
 
     def handle_get_named_actor(self, conn, body):
         name, namespace = body
@@ -401,32 +457,31 @@ class ControlStore:
         return [a.public() for a in self.actors.values()]
 
     def handle_kill_actor(self, conn, body):
+        """[actor_id, no_restart]: kill for good, or kill the process and let the
+        actor restart (if restarts remain)."""
         actor_id, no_restart = body
         record = self.actors.get(actor_id)
         if record is None:
             raise LookupError(f"unknown actor {actor_id}")
-        self._kill(record, "the actor was killed by shoal.kill()")
+        if no_restart:
+            self._actor_event(record, ActorEvent.KILLED, "the actor was killed by shoal.kill()")
+        else:
+            self._actor_event(record, ActorEvent.KILLED_TO_RESTART,
+                              "the actor was killed by shoal.kill(no_restart=False)")
         return None
-
-    def _kill(self, record: ActorRecord, cause: str) -> None:
-        was = record.state
-        self._mark_dead(record, cause)
-        if was is ActorState.ALIVE:
-            node = self.nodes.get(record.node_id)
-            if node is not None:
-                node.conn.notify(Method.KILL_WORKER, [record.worker_id])
 
     def handle_worker_died(self, conn, body):
         worker_id, actor_id, exit_code, node_id = body[:4]
         if len(body) > 4 and body[4]:
             self.publish("owner_died", body[4])  # agents free the objects it owned
-        if actor_id is not None:
-            record = self.actors.get(actor_id)
-            if record is not None and record.state is not ActorState.DEAD:
-                self._mark_dead(
-                    record,
-                    f"the actor's worker process (exit code {exit_code}) died unexpectedly",
-                )
+        record = self.actors.get(actor_id) if actor_id is not None else None
+        if record is not None:
+            if record.state is ActorState.ALIVE and record.worker_id == worker_id:
+                self._actor_event(record, ActorEvent.PROCESS_DIED, (
+                    f"the actor's worker process (exit code {exit_code}) on node {node_id} "
+                    f"died unexpectedly"))
+            elif record.state in (ActorState.PENDING, ActorState.RESTARTING):
+                record.lost_workers.add(worker_id)  # perhaps the one being created
         self._owner_died(worker_id, f"its owner (worker {worker_id}) died")
         return None
 
@@ -434,12 +489,9 @@ class ControlStore:
         if not owner_worker_id:
             return
         for record in list(self.actors.values()):
-            if (
-                record.owner_worker_id == owner_worker_id
-                and not record.detached
-                and record.state is not ActorState.DEAD
-            ):
-                self._kill(record, f"the actor died because {cause}")
+            if record.owner_worker_id == owner_worker_id and not record.detached:
+                self._actor_event(record, ActorEvent.OWNER_DIED,
+                                  f"the actor died because {cause}")
 
     # ---- kv ----------------------------------------------------------------------------
     def handle_kv_put(self, conn, body):
@@ -456,3 +508,19 @@ class ControlStore:
     def handle_kv_delete(self, conn, body):
         namespace, key = body
         return self.kv.pop((namespace, key), None) is not None
+
+
+def _answerable(record: ActorRecord, stale: str, wait_restart: bool,
+                seen: int | None) -> bool:
+    """May GET_ACTOR answer now?  Not while PENDING; not ALIVE as the incarnation
+    the caller saw fail (same address and, if given, same ``num_restarts``); not
+    RESTARTING if the caller asked to wait through it."""
+    state = record.state
+    if state is ActorState.PENDING:
+        return False
+    if state is ActorState.RESTARTING:
+        return not wait_restart
+    if state is ActorState.ALIVE:
+        return not (stale and record.address == stale
+                    and (seen is None or seen == record.num_restarts))
+    return True

@@ -10,9 +10,24 @@ its owner's questions); calls never do::
       | <------------------------------------------------ reply|
 
 Calls from one caller are sent in submission order over one connection, so
-a sync actor runs them in that order.  If the connection drops, the caller
-asks GET_ACTOR again with the failed address as "stale" and learns whether
-the actor died (and why).
+a sync actor runs them in that order.
+
+Restarts (``max_restarts``; the control store's side is
+:mod:`shoal.control.actor_lifecycle`)::
+
+    caller                       control store                actor process
+      |  ... the connection drops; calls sent on it and unanswered are "lost" ...
+      | GET_ACTOR(id, stale=addr) -> | RESTARTING + cause (or ALIVE elsewhere, or DEAD)
+      |   lost calls with retries left (max_task_retries) go back to the head of
+      |   the queue, in their order; the others fail with ActorUnavailableError
+      |   (DEAD: every call fails with ActorDiedError and the cause)
+      | GET_ACTOR(id, stale, wait_restart) -> | answers once ALIVE again, or DEAD
+      | PUSH_TASK ... to the new process: retried calls first, then the calls
+      |   made meanwhile (they waited in the queue and use no retry)
+
+The caller also subscribes to the ``actor`` channel: a RESTARTING/DEAD notice,
+or an address change, for an actor it is connected to aborts that connection,
+so calls to a process that is cut off rather than dead fail over too.
 
 A non-detached, unnamed actor whose handles in its owner process are all
 gone, and that was never passed to another process, is terminated once its
@@ -28,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
 from shoal.rpc.messages import Method
+from shoal.rpc.transport import RemoteError
 
 if TYPE_CHECKING:
     from shoal.core.core_worker import CoreWorker
@@ -39,14 +55,17 @@ log = logging.getLogger("shoal.core")
 @dataclass
 class ActorState:
     actor_id: str
-    status: str = "PENDING"
+    status: str = "PENDING"  # PENDING, ALIVE, RESTARTING, DEAD: the caller's last news
     address: str = ""
+    num_restarts: int = 0  # of the incarnation at ``address``
     conn: Any = None
     queue: collections.deque = field(default_factory=collections.deque)
-    in_flight: dict = field(default_factory=dict)
+    in_flight: dict = field(default_factory=dict)  # task_id -> task, sent, unanswered
+    lost: list = field(default_factory=list)  # sent on a failed connection, in send order
     connecting: bool = False
     death_cause: str = ""
-    keepalive: list = field(default_factory=list)
+    keepalive: list = field(default_factory=list)  # the constructor's arguments
+    restartable: bool = False  # owned and max_restarts != 0: keep ``keepalive``
     owned: bool = False
     escaped: bool = False
     handles: int = 0
@@ -62,6 +81,7 @@ class ActorManager:
         # any exist a user thread may not send straight to the actor (it would
         # overtake them).  Sets, as add/discard from any thread are atomic.
         self.slow: dict[str, set] = {}
+        self._subscribed = False  # to the control store's ``actor`` channel
 
     # ---- the direct path (user thread) ----------------------------------------------------
     def send_direct(self, task: PendingTask) -> bool:
@@ -77,9 +97,10 @@ class ActorManager:
         if conn is None or not conn.is_open():
             return False
         worker = self.worker
+        task.sent_on = conn
         worker.post_lazy(self._register_direct, st, task)
         conn.call_from_thread(Method.PUSH_TASK, task.spec.to_wire(False),
-                              lambda f: self._on_reply(st, task, f))
+                              lambda f: self._on_reply(st, task, f, conn))
         return True
 
     def _register_direct(self, st: ActorState, task: PendingTask) -> None:
@@ -118,6 +139,9 @@ class ActorManager:
         st = self.actors.get(actor_id)
         if st is None:
             st = self.actors[actor_id] = ActorState(actor_id)
+            if not self._subscribed and self.worker.control is not None:
+                self._subscribed = True
+                self.worker.control.notify(Method.SUBSCRIBE, ["actor"])
         return st
 
     # ---- creation (user thread) -----------------------------------------------------
@@ -125,12 +149,15 @@ class ActorManager:
         reply = self.worker.control_call(Method.CREATE_ACTOR, spec)
         actor_id = reply["actor_id"]
         if not reply["existing"]:
-            self.worker.post(self._created, actor_id, keepalive, counted)
+            self.worker.post(self._created, actor_id, keepalive, counted,
+                             spec.get("max_restarts", 0) != 0)
         return reply
 
-    def _created(self, actor_id: str, keepalive: list, counted: bool) -> None:
+    def _created(self, actor_id: str, keepalive: list, counted: bool,
+                 restartable: bool) -> None:
         st = self.state(actor_id)
         st.keepalive = keepalive
+        st.restartable = restartable
         st.owned = True
         st.escaped = not counted
         self._ensure_connected(st)
@@ -152,7 +179,8 @@ class ActorManager:
         self.state(actor_id).escaped = True
 
     def _maybe_kill_idle(self, st: ActorState) -> None:
-        if st.kill_when_idle and not st.queue and not st.in_flight and st.status != "PENDING":
+        if (st.kill_when_idle and not st.queue and not st.in_flight and not st.lost
+                and st.status != "PENDING"):
             st.kill_when_idle = False
             self.worker.control.notify(Method.KILL_ACTOR, [st.actor_id, True])
 
@@ -180,29 +208,79 @@ class ActorManager:
         self.worker.loop.create_task(self._connect(st, stale))
 
     async def _connect(self, st: ActorState, stale: str) -> None:
+        """Ask where the actor is (not at ``stale``, the address seen failing) and
+        connect.  With no lost calls to account for, a restart is waited out."""
+        wait_restart = not st.lost
         try:
-            record = await self.worker.control.call(Method.GET_ACTOR, [st.actor_id, stale])
+            record = await self.worker.control.call(
+                Method.GET_ACTOR, [st.actor_id, stale, wait_restart, st.num_restarts])
         except Exception as exc:
             record = {"state": "DEAD", "death_cause": f"the control store is unreachable: {exc}"}
-        st.keepalive = []
-        if record["state"] != "ALIVE":
+        if not st.restartable:
+            st.keepalive = []
+        state = record["state"]
+        if st.status == "DEAD":  # a DEAD notice came meanwhile: all settled
+            st.connecting = False
+            return
+        if state == "DEAD":
             st.connecting = False
             self._mark_dead(st, record.get("death_cause") or "the actor died")
+            return
+        if st.lost and state == "ALIVE" and record["address"] == st.address and (
+                record.get("num_restarts", 0) == st.num_restarts):
+            # an answer from before the store heard of the failure the lost calls saw
+            st.connecting = False
+            self._ensure_connected(st, st.address)
+            return
+        if st.lost:
+            self._settle_lost(st, record)
+        if state != "ALIVE":  # RESTARTING: calls queue until it is back
+            st.status = "RESTARTING"
+            st.death_cause = record.get("death_cause", "")
+            st.connecting = False
+            self._ensure_connected(st, stale)
             return
         try:
             conn = await self.worker.peer(record["address"])
         except Exception as exc:
             st.connecting = False
             log.debug("actor %s unreachable at %s: %s", st.actor_id, record["address"], exc)
+            st.num_restarts = record.get("num_restarts", 0)
             self._ensure_connected(st, record["address"])
             return
         st.connecting = False
+        if st.status == "DEAD":  # a DEAD notice came while we connected
+            return
         st.status = "ALIVE"
         st.address = record["address"]
+        st.num_restarts = record.get("num_restarts", 0)
         st.conn = conn
         self.by_conn[conn] = st
         self._flush(st)
         self._maybe_kill_idle(st)
+
+    def _settle_lost(self, st: ActorState, record: dict) -> None:
+        """The actor restarts (or has restarted): lost calls with retries left go back
+        to the head of the queue in their order; the others fail."""
+        lost, st.lost = st.lost, []
+        retry = []
+        cause = record.get("death_cause") or "its process died"
+        for task in lost:
+            if task.cancelled:
+                self.worker.tasks.finish_cancelled(task)
+            elif task.retries_left != 0:
+                if task.retries_left > 0:
+                    task.retries_left -= 1
+                retry.append(task)
+            else:
+                what = ("is restarting" if record["state"] == "RESTARTING"
+                        else "has restarted")
+                self.worker.tasks.fail_with(task, exceptions.ActorUnavailableError(
+                    f"The actor {st.actor_id} {what} after it died ({cause}); "
+                    f"{task.spec.name} was sent to the process that died and has no "
+                    f"retries left (max_task_retries), so it is not sent again",
+                    st.actor_id))
+        st.queue.extendleft(reversed(retry))
 
     def _flush(self, st: ActorState) -> None:
         conn = st.conn
@@ -215,29 +293,48 @@ class ActorManager:
                 continue
             st.in_flight[task.spec.task_id] = task
             task.running_on = None
+            task.sent_on = conn
             fut = conn.call(Method.PUSH_TASK, task.spec.to_wire(False))
-            fut.add_done_callback(lambda f, t=task: self._on_reply(st, t, f))
+            fut.add_done_callback(lambda f, t=task: self._on_reply(st, t, f, conn))
 
-    def _on_reply(self, st: ActorState, task: PendingTask, fut) -> None:
-        st.in_flight.pop(task.spec.task_id, None)
-        exc = fut.exception() if not fut.cancelled() else exceptions.ActorDiedError("cancelled")
+    def _on_reply(self, st: ActorState, task: PendingTask, fut, conn) -> None:
+        exc = fut.exception() if not fut.cancelled() else ConnectionError("cancelled")
         if exc is None:
-            self.worker.tasks.complete(task, fut.result())
-        elif st.status == "DEAD":
-            self._fail(task, st)
+            # not in flight: already failed (a DEAD notice overtook this reply)
+            if st.in_flight.pop(task.spec.task_id, None) is task:
+                self.worker.tasks.complete(task, fut.result())
+        elif isinstance(exc, RemoteError):  # the process answered, with an error
+            if st.in_flight.pop(task.spec.task_id, None) is task:
+                self.worker.tasks.fail_with(task, exceptions.RaySystemError(
+                    f"the actor {st.actor_id} could not run {task.spec.name}: {exc}"))
         else:
-            # connection lost: find out whether the actor died, then fail or resend
-            st.queue.appendleft(task)
-            if st.conn is not None:
-                self.by_conn.pop(st.conn, None)
-                st.conn = None
-            self._ensure_connected(st, st.address)
+            self.worker._drain_queued()  # a direct send's bookkeeping may still wait
+            if st.in_flight.get(task.spec.task_id) is task:
+                self._connection_failed(st, conn)
         self._maybe_kill_idle(st)
+
+    def _connection_failed(self, st: ActorState, conn) -> None:
+        """The connection to the actor's process failed: set aside every call sent on
+        it (in send order) and ask the control store what became of the actor."""
+        lost = [t for t in st.in_flight.values() if t.sent_on is conn]
+        for task in lost:
+            del st.in_flight[task.spec.task_id]
+        st.lost.extend(lost)
+        if st.conn is conn:
+            self.by_conn.pop(conn, None)
+            st.conn = None
+        elif st.conn is not None:  # a straggler: we already reconnected elsewhere
+            self._settle_lost(st, {"state": "ALIVE", "death_cause": st.death_cause})
+            self._flush(st)
+            return
+        self._ensure_connected(st, st.address)
 
     def _mark_dead(self, st: ActorState, cause: str) -> None:
         st.status = "DEAD"
         st.death_cause = cause
-        queued = list(st.queue) + list(st.in_flight.values())
+        st.keepalive = []
+        queued = st.lost + list(st.queue) + list(st.in_flight.values())
+        st.lost = []
         st.queue.clear()
         st.in_flight.clear()
         for task in queued:
@@ -257,15 +354,27 @@ class ActorManager:
             st.conn = None
 
     def on_actor_update(self, record: dict) -> None:
+        """``actor`` channel: a death ends the calls at once; a restart or a move of
+        the process we are connected to drops that connection, so its calls take the
+        failover path even if the old process is unreachable rather than dead."""
         st = self.actors.get(record["actor_id"])
-        if st is not None and record["state"] == "DEAD" and st.status != "DEAD":
-            self._mark_dead(st, record.get("death_cause", ""))
+        if st is None:
+            return
+        if record["state"] == "DEAD":
+            if st.status != "DEAD":
+                self._mark_dead(st, record.get("death_cause", ""))
+        elif st.conn is not None and (record["state"] != "ALIVE"
+                                      or record.get("address") != st.address):
+            st.conn.abort()
 
     def cancel(self, task: PendingTask, force: bool) -> None:
         st = self.actors.get(task.spec.actor_id)
         if st is None:
             return
-        if task in st.queue:
+        if task in st.lost:
+            st.lost.remove(task)
+            self.worker.tasks.finish_cancelled(task)
+        elif task in st.queue:
             st.queue.remove(task)
             task.reserved = False
             self.worker.tasks.finish_cancelled(task)

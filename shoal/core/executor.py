@@ -77,6 +77,7 @@ class Executor:
         self.actor: Any = None
         self.actor_id: str | None = None
         self.actor_class_name = ""
+        self.actor_num_restarts = 0  # > 0: this process hosts a restarted actor
         self.actor_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.actor_loop: asyncio.AbstractEventLoop | None = None
         self.actor_semaphore: asyncio.Semaphore | None = None
@@ -190,7 +191,8 @@ class Executor:
         return None
 
     def handle_create_actor(self, conn, body):
-        actor_id, creation = body
+        actor_id, creation = body[:2]
+        self.actor_num_restarts = body[2] if len(body) > 2 else 0
         fut = DeferredReply()
         self.main_queue.put(lambda: self._create_actor(actor_id, creation, fut))
         return fut
@@ -245,8 +247,10 @@ class Executor:
     # ---- running a task -------------------------------------------------------------------------
     def _function(self, spec: TaskSpec) -> Any:
         if spec.kind is TaskKind.ACTOR_TASK:
-            if self.actor is None:
-                raise exceptions.ActorDiedError("this worker hosts no actor")
+            if self.actor is None or spec.actor_id != self.actor_id:
+                # e.g. a restarted actor's old address, reused by another worker
+                raise exceptions.ActorDiedError(
+                    f"this worker does not host actor {spec.actor_id}")
             return getattr(self.actor, spec.method)
         fn = self.functions.get(spec.function_id)
         if isinstance(fn, bytes):

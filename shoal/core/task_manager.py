@@ -63,6 +63,7 @@ class PendingTask:
     cancelled: bool = False
     force_cancel: bool = False
     running_on: Any = None
+    sent_on: Any = None  # actor calls: the connection last used to send it
     generator: GeneratorState | None = None
     resolving: int = 0
     submit: Any = None  # how to (re)submit once resolved

@@ -447,8 +447,10 @@ class NodeAgent:
 
     # ---- actors --------------------------------------------------------------------
     async def handle_lease_actor_worker(self, conn, body):
-        """From the control store: lease a dedicated worker and run __init__ there."""
-        actor_id, job_id, shape, label, creation = body
+        """From the control store: lease a dedicated worker and run __init__ there
+        (``num_restarts`` > 0: a restart, which the actor can see in its runtime context)."""
+        actor_id, job_id, shape, label, creation = body[:5]
+        num_restarts = body[5] if len(body) > 5 else 0
         fut = asyncio.get_running_loop().create_future()
         request = LeaseRequest(to_units(shape), job_id, label, conn, fut)
         self.queue.append(request)
@@ -460,7 +462,8 @@ class NodeAgent:
         worker = lease.worker
         worker.actor_id = actor_id
         worker.label = label
-        error = await worker.conn.call(Method.CREATE_ACTOR_INSTANCE, [actor_id, creation])
+        error = await worker.conn.call(Method.CREATE_ACTOR_INSTANCE,
+                                       [actor_id, creation, num_restarts])
         return [worker.worker_id, worker.address, self.node_id, error]
 
     # ---- object store ----------------------------------------------------------------
