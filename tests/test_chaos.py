@@ -40,7 +40,8 @@ def cluster():
     c = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "object_store_memory": 256 * MiB, "node_timeout_s": 1.0})
     try:
-        c.extra = [c.add_node(num_cpus=1, object_store_memory=256 * MiB) for _ in range(3)]
+        c.extra = [c.add_node(num_cpus=1, resources={"killable": 100},
+                              object_store_memory=256 * MiB) for _ in range(3)]
         c.connect()
         yield c
     finally:
@@ -64,7 +65,8 @@ def merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a + b
 
 
-@shoal.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
+# on the nodes the killer works on, so that it kills them too
+@shoal.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0, resources={"killable": 1})
 class Doubler:
     def double(self, x: int) -> int:
         return 2 * x

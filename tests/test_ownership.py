@@ -11,6 +11,7 @@ to where it started.
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import numpy as np
@@ -21,6 +22,7 @@ from shoal.cluster_utils import Cluster
 from shoal.core import context
 from shoal.launch import control_client
 from shoal.rpc.messages import Method
+from shoal.rpc.transport import Router
 from tests.utils import wait_for_condition
 
 MiB = 1 << 20
@@ -227,3 +229,24 @@ def test_actors_die_with_their_owner_unless_detached(cluster):
     wait_for_condition(owner_death_reached_the_child, timeout=30)
     assert shoal.get(kept.address.remote(), timeout=30)  # detached: still serving
     shoal.kill(kept)
+
+
+def test_writing_an_object_the_store_already_holds_keeps_the_sealed_copy(drained):
+    """A retried or rebuilt task writes its return again where an earlier run's copy
+    is still stored: the agent keeps that copy and tells the writer not to write."""
+    oid = os.urandom(20)
+
+    async def scenario() -> list:
+        conn = await control_client.open_control(Router(), drained.token, drained.n1.address,
+                                                 name="test writer")
+        try:
+            first = await conn.call(Method.STORE_CREATE, [oid, 4096, "127.0.0.1:1"])
+            await conn.call(Method.STORE_SEAL, [oid])
+            again = await conn.call(Method.STORE_CREATE, [oid, 8192, "127.0.0.1:1"])
+            await conn.call(Method.STORE_FREE, [oid])
+            return [first, again]
+        finally:
+            conn.close()
+
+    first, again = asyncio.run(scenario())
+    assert isinstance(first, int) and again == ["exists", 4096]

@@ -546,6 +546,8 @@ class CoreWorker:
         try:
             offset = self.call(_async_call, self.node, Method.STORE_CREATE,
                                [oid, size, owner or self.address])
+            if isinstance(offset, list):  # ["exists", size]: an earlier run's copy stays
+                return offset[1]
         except Exception as exc:
             if "ObjectStoreFull" in str(exc):
                 raise exceptions.ObjectStoreFullError(str(exc)) from None

@@ -158,6 +158,8 @@ class ObjectRecovery:
             lost = self._lost_error(oid, value)
             worker.memory_store.put(oid, lost)
             return lost
+        if worker.memory_store.get(oid) is value:
+            worker.memory_store.delete(oid)  # readers wait for the rebuilt value
         return await worker.resolve(oid, worker.address)
 
     def rebuild_freed(self, oid: bytes) -> None:
@@ -180,8 +182,9 @@ class ObjectRecovery:
         return True
 
     def _rebuild(self, entry) -> None:
-        """Re-run the task of ``entry``: its returns' old values (and any copies of
-        them still alive) are dropped first, so readers wait for the new ones."""
+        """Re-run the task of ``entry``.  Its other returns keep their values until
+        the new ones arrive; copies the new run did not reuse are freed then
+        (TaskManager._store_returns)."""
         worker = self.worker
         task = entry.task
         now = time.monotonic()
@@ -191,13 +194,6 @@ class ObjectRecovery:
         log.log(level, "rebuilding objects of task %s (%s) from lineage: every copy was "
                 "lost or freed (%d task(s) re-run so far)", task.spec.name,
                 task.spec.task_id.hex(), self.lineage.rebuilds)
-        stale = []
-        for rid in task.return_ids:
-            old = worker.memory_store.delete(rid)
-            if old is not None and old.in_plasma:
-                stale.append((rid, old))
-        if stale:
-            worker.locations.free(stale)
         worker.tasks.resubmit(task)
 
     async def _alive_nodes(self) -> set[str]:

@@ -351,7 +351,13 @@ class TaskManager:
                 continue
             if contained:
                 refs.add_contained(oid, [tuple(c) for c in contained])
+            old = self.worker.memory_store.get(oid)
             self.worker.memory_store.put(oid, value)
+            if old is not None and old.in_plasma:  # a rebuild: copies of the last run
+                stale = old.locations - (value.locations if value.in_plasma else set())
+                if stale:
+                    frees.append((oid, StoredValue(node_id=next(iter(stale)), size=old.size,
+                                                   locations=stale)))
         if frees:
             self.worker.locations.free(frees)
 

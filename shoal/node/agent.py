@@ -479,6 +479,11 @@ class NodeAgent:
     def handle_store_create(self, conn, body):
         oid, size = body[:2]
         owner = body[2] if len(body) > 2 else ""
+        existing = self.table.objects.get(oid)
+        if existing is not None:
+            reused = self._existing_copy(oid, existing, owner)
+            if reused is not None:
+                return reused
         try:
             return self._create(oid, size, conn, owner)
         except store.OutOfMemory:
@@ -504,6 +509,25 @@ class NodeAgent:
                 pending.future.set_exception(offset)
             else:
                 pending.future.set_result(offset)
+
+    def _existing_copy(self, oid: bytes, obj: store.StoredObject, owner: str) -> list | None:
+        """STORE_CREATE of an object this store already has: a retried or rebuilt task
+        writing its return again (its first run wrote it, then its worker died, or
+        readers still pin a copy the owner freed).  A sealed copy is a valid value of
+        the object: keep it as the primary, and tell the writer not to write
+        (``["exists", size]``).  An unsealed one whose writer is gone is dropped."""
+        if obj.sealed:
+            obj.freed = False
+            obj.secondary = False
+            obj.owner = owner or obj.owner
+            self.transfer.copies.pop(oid, None)
+            return ["exists", obj.size]
+        creator_open = getattr(obj.creator, "is_open", None)
+        if creator_open is not None and not creator_open():
+            obj.freed = True
+            self.table.free(oid)
+            self.wake_sealed(oid)
+        return None
 
     def _expire_creates(self) -> None:
         now = asyncio.get_running_loop().time()

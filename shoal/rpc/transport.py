@@ -85,6 +85,9 @@ class RemoteError(Exception):
         self.error_type = error_type
         self.message = message
 
+    def __reduce__(self):  # it may travel inside a task's error
+        return type(self), (self.error_type, self.message)
+
 
 class Router:
     def __init__(self) -> None:
