@@ -50,6 +50,7 @@ class Zygote:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.sock: socket.socket | None = None
+        self._room_waiters: list[asyncio.Future] = []  # spawns waiting for socket room
         self.proc: asyncio.subprocess.Process | None = None
         self.spawned: dict[str, asyncio.Future] = {}
         self.exits: dict[int, asyncio.Future] = {}
@@ -98,8 +99,12 @@ class Zygote:
         loop = asyncio.get_running_loop()
         if self.sock is not None:
             loop.remove_reader(self.sock.fileno())
+            loop.remove_writer(self.sock.fileno())
             self.sock.close()
             self.sock = None
+        for room in self._room_waiters:
+            if not room.done():
+                room.set_result(None)
         for fut in list(self.spawned.values()):
             if not fut.done():
                 fut.set_exception(RuntimeError("the zygote died"))
@@ -113,8 +118,19 @@ class Zygote:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self.spawned[worker_id] = fut
-        socket.send_fds(self.sock, [json.dumps({"spawn": worker_id, "env": env}).encode()],
-                        [stdout_fd, stderr_fd])
+        message = [json.dumps({"spawn": worker_id, "env": env}).encode()]
+        while True:
+            if self.sock is None:
+                self.spawned.pop(worker_id, None)
+                raise RuntimeError("the zygote died")
+            try:
+                socket.send_fds(self.sock, message, [stdout_fd, stderr_fd])
+                break
+            except BlockingIOError:  # many spawns at once filled the socket: wait for room
+                await self._writable(loop)
+            except BaseException:
+                self.spawned.pop(worker_id, None)
+                raise
         pid = await fut
         exited = loop.create_future()
         if pid in self.early_exits:
@@ -122,6 +138,18 @@ class Zygote:
         else:
             self.exits[pid] = exited
         return pid, exited
+
+    async def _writable(self, loop: asyncio.AbstractEventLoop) -> None:
+        room = loop.create_future()
+        self._room_waiters.append(room)  # _lost wakes them too
+        fd = self.sock.fileno()
+        loop.add_writer(fd, lambda: room.done() or room.set_result(None))
+        try:
+            await room
+        finally:
+            self._room_waiters.remove(room)
+            if self.sock is not None:
+                loop.remove_writer(fd)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -189,6 +217,10 @@ class WorkerPool:
         try:
             worker.pid, worker.exited = await self.zygote.spawn(
                 worker.worker_id, {"SHOAL_WORKER_ID": worker.worker_id}, out_w, err_w)
+        except BaseException:
+            os.close(out_r)  # the read ends leaked on every failed spawn (EAGAIN)
+            os.close(err_r)
+            raise
         finally:
             os.close(out_w)
             os.close(err_w)
