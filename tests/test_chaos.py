@@ -24,8 +24,7 @@ import pytest
 
 import shoal
 from shoal.cluster_utils import Cluster
-from shoal.launch import control_client
-from shoal.rpc.messages import Method
+from tests.clusters import connected_cluster, objects_per_node
 from tests.utils import wait_for_condition
 
 MiB = 1 << 20
@@ -35,18 +34,11 @@ STEP_S = 0.02
 
 @pytest.fixture
 def cluster():
-    if shoal.is_initialized():
-        shoal.shutdown()
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "object_store_memory": 256 * MiB, "node_timeout_s": 1.0})
-    try:
-        c.extra = [c.add_node(num_cpus=1, resources={"killable": 100},
-                              object_store_memory=256 * MiB) for _ in range(3)]
-        c.connect()
+    killable = {"num_cpus": 1, "resources": {"killable": 100}, "object_store_memory": 256 * MiB}
+    with connected_cluster(
+            {"num_cpus": 1, "object_store_memory": 256 * MiB, "node_timeout_s": 1.0},
+            k1=killable, k2=killable, k3=killable) as c:
         yield c
-    finally:
-        shoal.shutdown()
-        c.shutdown()
 
 
 @shoal.remote(max_retries=-1)
@@ -122,12 +114,6 @@ class Killer:
                     pass
 
 
-def objects_on(cluster: Cluster) -> dict[str, int]:
-    return {n.node_id[:8]: control_client.call(n.address, cluster.token, Method.STORE_STATS,
-                                               timeout=10)["num_objects"]
-            for n in cluster.list_all_nodes()}
-
-
 def run_chaos(cluster: Cluster, chains: int, length: int, leaves: int, calls: int,
               remove_after: float) -> dict:
     doublers = [Doubler.remote() for _ in range(2)]
@@ -160,7 +146,7 @@ def run_chaos(cluster: Cluster, chains: int, length: int, leaves: int, calls: in
 def check_drained(cluster: Cluster, before: dict[str, int]) -> None:
     alive = {n.node_id[:8] for n in cluster.list_all_nodes()}
     want = {k: v for k, v in before.items() if k in alive}
-    wait_for_condition(lambda: objects_on(cluster) == want, timeout=30,
+    wait_for_condition(lambda: objects_per_node(cluster) == want, timeout=30,
                        message=f"stores did not drain back to {want}")
 
 
@@ -171,7 +157,7 @@ def report(capsys, name: str, survived: dict, seconds: float) -> None:
 
 
 def test_chaos_short(cluster, capsys):
-    before = objects_on(cluster)
+    before = objects_per_node(cluster)
     start = time.monotonic()
     survived = run_chaos(cluster, chains=16, length=30, leaves=64, calls=300, remove_after=2.0)
     report(capsys, "chaos (short)", survived, time.monotonic() - start)
@@ -182,7 +168,7 @@ def test_chaos_short(cluster, capsys):
 @pytest.mark.chaos
 def test_chaos_long(cluster, capsys):
     scale = int(os.environ.get("SHOAL_CHAOS_SCALE", "1"))
-    before = objects_on(cluster)
+    before = objects_per_node(cluster)
     start = time.monotonic()
     survived = run_chaos(cluster, chains=40 * scale, length=25, leaves=512 * scale,
                          calls=1000 * scale, remove_after=10.0)

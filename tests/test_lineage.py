@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import shoal
-from shoal.cluster_utils import Cluster
 from shoal.core import context
 from shoal.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tests.clusters import connected_cluster
 from tests.utils import wait_for_condition
 
 MiB = 1 << 20
@@ -25,18 +25,11 @@ NODE_TIMEOUT_S = 1.0
 
 @pytest.fixture
 def cluster():
-    if shoal.is_initialized():
-        shoal.shutdown()
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "resources": {"head": 1}, "object_store_memory": 128 * MiB,
-        "node_timeout_s": NODE_TIMEOUT_S})
-    try:
-        c.first = c.add_node(num_cpus=1, object_store_memory=128 * MiB)
-        c.connect()
+    with connected_cluster(
+            {"num_cpus": 0, "resources": {"head": 1}, "object_store_memory": 128 * MiB,
+             "node_timeout_s": NODE_TIMEOUT_S},
+            first={"num_cpus": 1, "object_store_memory": 128 * MiB}) as c:
         yield c
-    finally:
-        shoal.shutdown()
-        c.shutdown()
 
 
 def rebuilds() -> int:

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 import shoal
-from shoal.cluster_utils import Cluster
 from shoal.core import context
 from shoal.launch import control_client
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import Router
+from tests.clusters import connected_cluster, objects_per_node
 from tests.utils import wait_for_condition
 
 MiB = 1 << 20
@@ -31,24 +31,11 @@ SIZE = 256 * 1024  # big enough for shared memory, small enough to make many
 
 @pytest.fixture(scope="module")
 def cluster():
-    if shoal.is_initialized():
-        shoal.shutdown()
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "resources": {"head": 1}, "object_store_memory": 128 * MiB})
-    try:
-        c.n1 = c.add_node(num_cpus=1, resources={"n1": 1}, object_store_memory=128 * MiB)
-        c.n2 = c.add_node(num_cpus=1, resources={"n2": 1}, object_store_memory=128 * MiB)
-        c.connect()
+    with connected_cluster(
+            {"num_cpus": 1, "resources": {"head": 1}, "object_store_memory": 128 * MiB},
+            n1={"num_cpus": 1, "resources": {"n1": 1}, "object_store_memory": 128 * MiB},
+            n2={"num_cpus": 1, "resources": {"n2": 1}, "object_store_memory": 128 * MiB}) as c:
         yield c
-    finally:
-        shoal.shutdown()
-        c.shutdown()
-
-
-def objects_per_node(cluster: Cluster) -> dict[str, int]:
-    return {n.node_id[:8]: control_client.call(n.address, cluster.token, Method.STORE_STATS,
-                                               timeout=10)["num_objects"]
-            for n in cluster.list_all_nodes()}
 
 
 @pytest.fixture

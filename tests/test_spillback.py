@@ -17,24 +17,18 @@ import pytest
 import shoal
 from shoal.cluster_utils import Cluster
 from shoal.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tests.clusters import connected_cluster
 
 MiB = 1 << 20
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    if shoal.is_initialized():
-        shoal.shutdown()
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "resources": {"head": 1}, "object_store_memory": 128 * MiB})
-    try:
-        c.n1 = c.add_node(num_cpus=2, resources={"n1": 1}, object_store_memory=128 * MiB)
-        c.n2 = c.add_node(num_cpus=2, resources={"n2": 1}, object_store_memory=128 * MiB)
-        c.connect()
+    with connected_cluster(
+            {"num_cpus": 1, "resources": {"head": 1}, "object_store_memory": 128 * MiB},
+            n1={"num_cpus": 2, "resources": {"n1": 1}, "object_store_memory": 128 * MiB},
+            n2={"num_cpus": 2, "resources": {"n2": 1}, "object_store_memory": 128 * MiB}) as c:
         yield c
-    finally:
-        shoal.shutdown()
-        c.shutdown()
 
 
 @shoal.remote

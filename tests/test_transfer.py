@@ -13,8 +13,7 @@ import pytest
 
 import shoal
 from shoal.cluster_utils import Cluster
-from shoal.launch import control_client
-from shoal.rpc.messages import Method
+from tests.clusters import connected_cluster, store_stats
 from tests.utils import wait_for_condition
 
 MiB = 1 << 20
@@ -24,23 +23,12 @@ OBJECT = 20 * MiB  # two fit in SMALL_STORE, three do not
 
 @pytest.fixture(scope="module")
 def cluster():
-    if shoal.is_initialized():
-        shoal.shutdown()
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "resources": {"head": 1}, "object_store_memory": 256 * MiB})
-    try:
-        c.n1 = c.add_node(num_cpus=1, resources={"n1": 1}, object_store_memory=256 * MiB)
-        c.small = c.add_node(num_cpus=1, resources={"small": 1},
-                             object_store_memory=SMALL_STORE)
-        c.connect()
+    with connected_cluster(
+            {"num_cpus": 1, "resources": {"head": 1}, "object_store_memory": 256 * MiB},
+            n1={"num_cpus": 1, "resources": {"n1": 1}, "object_store_memory": 256 * MiB},
+            small={"num_cpus": 1, "resources": {"small": 1},
+                   "object_store_memory": SMALL_STORE}) as c:
         yield c
-    finally:
-        shoal.shutdown()
-        c.shutdown()
-
-
-def store_stats(cluster: Cluster, node) -> dict:
-    return control_client.call(node.address, cluster.token, Method.STORE_STATS, timeout=10)
 
 
 @shoal.remote

@@ -299,11 +299,6 @@ class ReferenceTable:
                 ref.lineage -= 1
                 self._maybe_release(oid, ref)
 
-    def value_released(self, oid: bytes) -> bool:
-        """An owned row kept only for lineage: its value was freed."""
-        ref = self.refs.get(oid)
-        return ref is not None and ref.owned and not ref.in_scope()
-
     def release_if_unused(self, oid: bytes) -> None:
         ref = self.refs.get(oid)
         if ref is not None:
