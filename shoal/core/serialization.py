@@ -30,6 +30,7 @@ from typing import Any
 
 import cloudpickle
 
+from shoal.api.object_ref import ObjectRef
 from shoal.rpc.protocol import pack, unpack
 
 ALIGN = 64
@@ -192,24 +193,15 @@ def _rebuild_object_ref(object_id: bytes, owner: str) -> Any:
     if rebuilt is not None and worker is not None:
         # Counted in one batch by whoever collects ``rebuilt`` (it keeps them alive
         # until then, so no drop can be counted before its creation).
-        ref = _uncounted_ref(object_id, owner, worker)
+        ref = ObjectRef.uncounted(object_id, owner, worker)
         rebuilt.append(ref)
         return ref
-    from shoal.api.object_ref import ObjectRef
     from shoal.core import context
 
     ref = ObjectRef(object_id, owner, worker or context.current_worker_or_none())
     if rebuilt is not None:
         rebuilt.append(ref)
     return ref
-
-
-def _uncounted_ref(object_id: bytes, owner: str, worker: Any) -> Any:
-    global _uncounted_ref
-    from shoal.api.object_ref import ObjectRef
-
-    _uncounted_ref = ObjectRef.uncounted  # later calls skip the import
-    return _uncounted_ref(object_id, owner, worker)
 
 
 def collecting_refs() -> list | None:
