@@ -382,7 +382,7 @@ class CoreWorker:
 
     def _perform(self, actions: list[Action], frees: list[bytes]) -> None:
         for action in actions:
-            if action.kind is ActionKind.FREE or action.kind is ActionKind.FREE_VALUE:
+            if action.kind in (ActionKind.FREE, ActionKind.FREE_VALUE):
                 if action.kind is ActionKind.FREE:
                     held = self.recovery.lineage.object_forgotten(action.object_id)
                     if held:  # its task's lineage is not needed any more: nor its args'

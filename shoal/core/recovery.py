@@ -100,8 +100,8 @@ class ObjectRecovery:
                 pause = min(pause * 2, RETRY_PAUSE_S[1])
 
     async def _recover_many(self, items: list[tuple[bytes, str]]) -> dict[bytes, StoredValue]:
-        alive = await self._alive_nodes() if any(o == self.worker.address for _, o in items) \
-            else None
+        owned = any(owner == self.worker.address for _, owner in items)
+        alive = await self._alive_nodes() if owned else None  # asked once for all of them
         values = await asyncio.gather(*[self._recover_any(oid, owner, alive)
                                         for oid, owner in items])
         return {oid: value for (oid, _), value in zip(items, values, strict=False)}
