@@ -141,6 +141,7 @@ class CoreWorker:
         self.store: StoreClient | None = None
         self._peers: dict[str, asyncio.Future] = {}
         self._commands: collections.deque = collections.deque()
+        self._tick_armed = False  # see _tick
         self._wakeup_pending = False
         self._thread: threading.Thread | None = None
         self._server = None
@@ -193,7 +194,7 @@ class CoreWorker:
             ready.set_result(None)
 
         loop.create_task(boot())
-        loop.call_later(LAZY_COMMANDS_S, self._tick)
+        self._arm_tick()
         try:
             loop.run_forever()
         finally:
@@ -319,8 +320,9 @@ class CoreWorker:
         if not self.shutting_down:
             commands = self._commands
             commands.append((self.references.dec_local, (oid,)))
-            if len(commands) > LAZY_COMMANDS_MAX and not self._wakeup_pending:
-                self.post(_noop)
+            if not self._wakeup_pending and (not self._tick_armed
+                                             or len(commands) > LAZY_COMMANDS_MAX):
+                self.post(self._arm_tick)
 
     def _count_rebuilt(self, container: bytes | None, refs: list) -> None:
         """Count refs rebuilt uncounted while unpickling one value; the value of
@@ -333,17 +335,30 @@ class CoreWorker:
         """Queue ``fn(*args)`` for the loop without waking it: it runs before the loop
         handles its next received message, at the next tick, or once
         LAZY_COMMANDS_MAX commands wait."""
-        self._commands.append((fn, args))
-        if len(self._commands) > LAZY_COMMANDS_MAX and not self._wakeup_pending:
-            self.post(_noop)
+        commands = self._commands
+        commands.append((fn, args))
+        if not self._wakeup_pending and (not self._tick_armed
+                                         or len(commands) > LAZY_COMMANDS_MAX):
+            self.post(self._arm_tick)
 
     def _drain_queued(self) -> None:
         if self._commands:
             self._drain()
 
+    def _arm_tick(self) -> None:
+        if not self._tick_armed:
+            self._tick_armed = True
+            self.loop.call_later(LAZY_COMMANDS_S, self._tick)
+
     def _tick(self) -> None:
+        """The tick stops while nothing is queued, so an idle worker sleeps (1000 idle
+        actors ticking every 50 ms took a whole CPU).  A poster that finds it stopped
+        wakes the loop to restart it.  Clearing the flag before looking at the queue
+        means a command appended meanwhile is seen here or by its poster."""
         self._drain_queued()
-        self.loop.call_later(LAZY_COMMANDS_S, self._tick)
+        self._tick_armed = False
+        if self._commands:
+            self._arm_tick()
 
     def _inc_local(self, oid: bytes, owner: str) -> None:
         self.references.inc_local(oid, "" if owner == self.address else owner)
@@ -779,10 +794,6 @@ async def _async_call(conn: Connection, method: Method, body: Any) -> Any:
 def _set_result(fut: asyncio.Future, value: Any) -> None:
     if not fut.done():
         fut.set_result(value)
-
-
-def _noop() -> None:
-    pass
 
 
 _REMOTE_BUILTINS = {"ValueError": ValueError, "TypeError": TypeError,

@@ -199,8 +199,7 @@ class NodeAgent:
         worker.address = address
         conn.state["worker"] = worker
         conn.peer_info.setdefault("name", f"worker pid={pid}")
-        if worker.registered is not None and not worker.registered.done():
-            worker.registered.set_result(worker)
+        self.pool.settle_registration(worker)
         self._make_idle(worker)
         return {"node_id": self.node_id}
 
@@ -387,7 +386,13 @@ class NodeAgent:
             fut = asyncio.get_running_loop().create_future()
             self.worker_waiters.append(fut)
             if len(self.worker_waiters) > self.pool.starting:
-                await self.pool.start_worker()
+                try:
+                    await self.pool.start_worker()
+                except BaseException:
+                    if not fut.done():
+                        self.worker_waiters.remove(fut)
+                        raise
+                    # another worker came to us meanwhile: use it
             worker = await fut
         if worker.job_id != job_id:
             await self._assign_job(worker, job_id)

@@ -140,16 +140,21 @@ class Zygote:
         return pid, exited
 
     async def _writable(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait until the socket has room.  One writer callback serves every waiting
+        spawn: ``add_writer`` keeps a single callback per fd, so a callback per waiter
+        would strand all but the last (1000 actor creations at once hung this way)."""
         room = loop.create_future()
+        if not self._room_waiters:
+            loop.add_writer(self.sock.fileno(), self._on_writable)
         self._room_waiters.append(room)  # _lost wakes them too
-        fd = self.sock.fileno()
-        loop.add_writer(fd, lambda: room.done() or room.set_result(None))
-        try:
-            await room
-        finally:
-            self._room_waiters.remove(room)
-            if self.sock is not None:
-                loop.remove_writer(fd)
+        await room
+
+    def _on_writable(self) -> None:
+        asyncio.get_running_loop().remove_writer(self.sock.fileno())
+        waiters, self._room_waiters = self._room_waiters, []
+        for room in waiters:
+            if not room.done():
+                room.set_result(None)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -194,7 +199,6 @@ class WorkerPool:
         worker = Worker(os.urandom(8).hex(), registered=loop.create_future())
         self.workers[worker.worker_id] = worker
         self.starting += 1
-        worker.registered.add_done_callback(self._registered)
         try:
             if self.zygote is not None and self.zygote.alive:
                 await self._fork(worker)
@@ -202,9 +206,7 @@ class WorkerPool:
                 await self._exec(worker)
         except BaseException:
             self.workers.pop(worker.worker_id, None)
-            if not worker.registered.done():
-                worker.registered.set_exception(RuntimeError("worker failed to start"))
-                worker.registered.exception()
+            self.settle_registration(worker, RuntimeError("worker failed to start"))
             raise
         if self.closing:  # shutdown began while we were spawning it
             self.kill(worker)
@@ -244,8 +246,18 @@ class WorkerPool:
             asyncio.get_running_loop().create_task(self._pump(worker, "stderr", proc.stderr)),
         ]
 
-    def _registered(self, fut: asyncio.Future) -> None:
+    def settle_registration(self, worker: Worker, error: Exception | None = None) -> None:
+        """The worker registered (or never will).  ``starting`` drops at once, not in a
+        done-callback: the agent compares it with its waiters in the same step, and a
+        late decrement let a request wait for a start that nobody made."""
+        if worker.registered is None or worker.registered.done():
+            return
         self.starting -= 1
+        if error is None:
+            worker.registered.set_result(worker)
+        else:
+            worker.registered.set_exception(error)
+            worker.registered.exception()  # retrieved: nobody else may await it
 
     async def _pump_fd(self, worker: Worker, stream: str, fd: int) -> None:
         loop = asyncio.get_running_loop()
@@ -274,9 +286,7 @@ class WorkerPool:
         self.workers.pop(worker.worker_id, None)
         if worker in self.idle:
             self.idle.remove(worker)
-        if worker.registered is not None and not worker.registered.done():
-            worker.registered.set_exception(RuntimeError("worker exited before registering"))
-            worker.registered.exception()
+        self.settle_registration(worker, RuntimeError("worker exited before registering"))
         self.on_exit(worker)
 
     def pop_idle(self, job_id: str) -> Worker | None:
