@@ -10,50 +10,67 @@
     print(shoal.get([square.remote(i) for i in range(4)]))
 """
 
-from shoal import actor as actor  # noqa: E402
-from shoal import exceptions as exceptions
-from shoal import util as util
-from shoal._version import __version__ as __version__
-from shoal.api.actor import method as method
-from shoal.api.decorators import remote as remote
-from shoal.api.generators import DynamicObjectRefGenerator as DynamicObjectRefGenerator
-from shoal.api.generators import ObjectRefGenerator as ObjectRefGenerator
-from shoal.api.object_ref import ObjectRef as ObjectRef
-from shoal.api.runtime import available_resources as available_resources
-from shoal.api.runtime import cancel as cancel
-from shoal.api.runtime import cluster_resources as cluster_resources
-from shoal.api.runtime import get as get
-from shoal.api.runtime import get_actor as get_actor
-from shoal.api.runtime import init as init
-from shoal.api.runtime import is_initialized as is_initialized
-from shoal.api.runtime import kill as kill
-from shoal.api.runtime import nodes as nodes
-from shoal.api.runtime import put as put
-from shoal.api.runtime import shutdown as shutdown
-from shoal.api.runtime import wait as wait
-from shoal.api.runtime_context import get_runtime_context as get_runtime_context
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "__version__",
-    "actor",
-    "available_resources",
-    "cancel",
-    "cluster_resources",
-    "DynamicObjectRefGenerator",
-    "exceptions",
-    "get",
-    "get_actor",
-    "get_runtime_context",
-    "init",
-    "is_initialized",
-    "kill",
-    "method",
-    "nodes",
-    "ObjectRef",
-    "ObjectRefGenerator",
-    "put",
-    "remote",
-    "shutdown",
-    "util",
-    "wait",
-]
+from shoal._version import __version__ as __version__
+
+# The public names load on first use (PEP 562), so processes that never touch the
+# API (node agents, the fork server) do not pay ~100 ms of imports at start-up, and
+# a driver's ``import shoal`` overlaps less with its head's boot.
+_LAZY = {
+    "actor": ("shoal.actor", None),
+    "exceptions": ("shoal.exceptions", None),
+    "util": ("shoal.util", None),
+    "method": ("shoal.api.actor", "method"),
+    "remote": ("shoal.api.decorators", "remote"),
+    "DynamicObjectRefGenerator": ("shoal.api.generators", "DynamicObjectRefGenerator"),
+    "ObjectRefGenerator": ("shoal.api.generators", "ObjectRefGenerator"),
+    "ObjectRef": ("shoal.api.object_ref", "ObjectRef"),
+    "get_runtime_context": ("shoal.api.runtime_context", "get_runtime_context"),
+    **{name: ("shoal.api.runtime", name) for name in (
+        "available_resources", "cancel", "cluster_resources", "get", "get_actor", "init",
+        "is_initialized", "kill", "nodes", "put", "shutdown", "wait")},
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'shoal' has no attribute {name!r}") from None
+    import importlib
+
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:
+    from shoal import actor as actor
+    from shoal import exceptions as exceptions
+    from shoal import util as util
+    from shoal.api.actor import method as method
+    from shoal.api.decorators import remote as remote
+    from shoal.api.generators import DynamicObjectRefGenerator as DynamicObjectRefGenerator
+    from shoal.api.generators import ObjectRefGenerator as ObjectRefGenerator
+    from shoal.api.object_ref import ObjectRef as ObjectRef
+    from shoal.api.runtime import available_resources as available_resources
+    from shoal.api.runtime import cancel as cancel
+    from shoal.api.runtime import cluster_resources as cluster_resources
+    from shoal.api.runtime import get as get
+    from shoal.api.runtime import get_actor as get_actor
+    from shoal.api.runtime import init as init
+    from shoal.api.runtime import is_initialized as is_initialized
+    from shoal.api.runtime import kill as kill
+    from shoal.api.runtime import nodes as nodes
+    from shoal.api.runtime import put as put
+    from shoal.api.runtime import shutdown as shutdown
+    from shoal.api.runtime import wait as wait
+    from shoal.api.runtime_context import get_runtime_context as get_runtime_context

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shoal import exceptions
-from shoal.api.local_cluster import HeadProcess, start_head
+from shoal.api.local_cluster import HeadProcess, launch_head
 from shoal.api.object_ref import ObjectRef
 from shoal.core import context
 from shoal.rpc.messages import Method
@@ -39,6 +39,8 @@ class Runtime:
 
 
 _runtime = Runtime()
+
+HEAD_START_TIMEOUT_S = 30.0
 
 _INIT_KWARGS = {
     "include_dashboard", "dashboard_host", "dashboard_port", "logging_level",
@@ -100,18 +102,20 @@ def init(
                 "pass ignore_reinit_error=True to ignore this, or call shoal.shutdown() first."
             )
         address = address or os.environ.get("SHOAL_ADDRESS") or os.environ.get("RAY_ADDRESS")
-        from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig
-
         host = "127.0.0.1"
         if address in (None, "", "local"):
-            head = start_head(
+            head_ready = launch_head(
                 num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
                 object_store_memory=object_store_memory,
             )
+            from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig  # while it boots
+
+            head = head_ready(HEAD_START_TIMEOUT_S)
             token = head.token
             control_address = node_address = head.address
         else:
             from shoal.api.connect import resolve_address
+            from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig
 
             if num_cpus is not None or num_gpus or resources or object_store_memory:
                 raise ValueError(

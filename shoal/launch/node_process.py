@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from shoal.launch.sessions import process_matches
-from shoal.node.main import READY_PREFIX
+from shoal.launch.sessions import READY_PREFIX, process_matches
 
 READY_POLL_S = 0.01
 

@@ -22,7 +22,8 @@ import json
 import os
 import tempfile
 
-import psutil
+# The line a starting node prints on stdout once it serves (then a JSON object).
+READY_PREFIX = "SHOAL_READY "
 
 
 def session_root() -> str:
@@ -79,6 +80,8 @@ def _remove(path: str) -> None:
 
 def process_matches(pid: int, create_time: float | None) -> bool:
     """Is ``pid`` still the very process we recorded (not a recycled pid)?"""
+    import psutil  # ~20 ms: not on a driver's start-up path
+
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:

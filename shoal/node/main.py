@@ -32,14 +32,13 @@ import threading
 from shoal._version import __version__
 from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S
 from shoal.launch.control_client import ClusterConnectError, open_control
+from shoal.launch.sessions import READY_PREFIX
 from shoal.node.agent import NodeAgent, NodeConfig
 from shoal.rpc.messages import Method
 from shoal.rpc.protocol import VersionMismatchError
 from shoal.rpc.transport import RemoteError, Router, serve
 
 log = logging.getLogger("shoal.node")
-
-READY_PREFIX = "SHOAL_READY "
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

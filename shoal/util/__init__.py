@@ -3,6 +3,15 @@
 
 from shoal.util import scheduling_strategies as scheduling_strategies
 from shoal.util.actor_pool import ActorPool as ActorPool
-from shoal.util.memory import memory_summary as memory_summary
+
+
+def __getattr__(name: str):
+    # memory_summary pulls in the state client (~40 ms): only for those who call it
+    if name == "memory_summary":
+        from shoal.util.memory import memory_summary
+
+        return memory_summary
+    raise AttributeError(f"module 'shoal.util' has no attribute {name!r}")
+
 
 __all__ = ["ActorPool", "memory_summary", "scheduling_strategies"]
