@@ -16,9 +16,12 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from shoal.node import zygote as zygote_process
 
 log = logging.getLogger("shoal.node")
 
@@ -47,26 +50,21 @@ class Worker:
 class Zygote:
     """The agent's end of the fork server."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
+    def __init__(self, node_env: dict[str, str]) -> None:
+        self.node_env = node_env  # sent with every spawn: the zygote may predate it
         self.sock: socket.socket | None = None
         self._room_waiters: list[asyncio.Future] = []  # spawns waiting for socket room
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: subprocess.Popen | None = None
         self.spawned: dict[str, asyncio.Future] = {}
         self.exits: dict[int, asyncio.Future] = {}
         self.early_exits: dict[int, int] = {}
 
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shoal.node.zygote", str(theirs.fileno()),
-            pass_fds=[theirs.fileno()], env=self.env, stdin=asyncio.subprocess.DEVNULL,
-        )
-        theirs.close()
+    def start(self) -> None:
+        """Adopt the zygote the node process started first thing, or start one."""
+        self.proc, ours = zygote_process.take_early() or zygote_process.launch()
         ours.setblocking(False)
         self.sock = ours
-        loop.add_reader(ours.fileno(), self._on_readable)
+        asyncio.get_running_loop().add_reader(ours.fileno(), self._on_readable)
 
     @property
     def alive(self) -> bool:
@@ -157,7 +155,7 @@ class Zygote:
                 room.set_result(None)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
+        if self.proc is not None and self.proc.poll() is None:
             try:
                 self.proc.kill()
             except ProcessLookupError:
@@ -171,23 +169,19 @@ class WorkerPool:
         on_output: Callable[[Worker, str, bytes], None],
         on_exit: Callable[[Worker], None],
     ) -> None:
-        self.env = dict(os.environ)
-        self.env.update(env)
-        self.env["PYTHONUNBUFFERED"] = "1"
-        # our own processes cache bytecode even where the user's shell disables it
-        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.env = zygote_process.process_env(env)
         self.on_output = on_output
         self.on_exit = on_exit
         self.workers: dict[str, Worker] = {}
         self.idle: list[Worker] = []
         self.starting = 0  # spawned, not yet registered
         self.closing = False
-        self.zygote = Zygote(self.env) if os.environ.get("SHOAL_NO_ZYGOTE") != "1" else None
+        self.zygote = Zygote(dict(env)) if os.environ.get("SHOAL_NO_ZYGOTE") != "1" else None
 
     async def start(self) -> None:
         if self.zygote is not None:
             try:
-                await self.zygote.start()
+                self.zygote.start()
             except Exception as exc:
                 log.warning("fork server unavailable, workers will be exec'd: %s", exc)
                 self.zygote = None
@@ -218,7 +212,8 @@ class WorkerPool:
         err_r, err_w = os.pipe()
         try:
             worker.pid, worker.exited = await self.zygote.spawn(
-                worker.worker_id, {"SHOAL_WORKER_ID": worker.worker_id}, out_w, err_w)
+                worker.worker_id, {**self.zygote.node_env, "SHOAL_WORKER_ID": worker.worker_id},
+                out_w, err_w)
         except BaseException:
             os.close(out_r)  # the read ends leaked on every failed spawn (EAGAIN)
             os.close(err_r)

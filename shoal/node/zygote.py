@@ -30,6 +30,54 @@ import sys
 MAX_MESSAGE = 1 << 20
 NUMPY_AFTER_IDLE_S = 0.2
 
+_early: tuple | None = None  # (process, agent's socket) from launch_early
+
+
+def process_env(node_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of the processes a node starts (the zygote, exec'd workers)."""
+    env = dict(os.environ)
+    env.update(node_env or {})
+    env["PYTHONUNBUFFERED"] = "1"
+    # our own processes cache bytecode even where the user's shell disables it
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def launch():
+    """Start a fork server; returns (its Popen, the agent's end of its socket).
+    Node-specific variables (addresses, node id) travel with each spawn request,
+    so it can start before the agent knows them."""
+    import subprocess
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shoal.node.zygote", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], env=process_env(), stdin=subprocess.DEVNULL)
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return proc, ours
+
+
+def launch_early() -> None:
+    """Called first thing in a node process: the zygote imports (~0.15 s) while
+    the agent does; the agent's pool adopts it (take_early)."""
+    global _early
+    if os.environ.get("SHOAL_NO_ZYGOTE") != "1":
+        try:
+            _early = launch()
+        except OSError:
+            _early = None  # the pool will try again, and fall back to exec
+
+
+def take_early():
+    global _early
+    early, _early = _early, None
+    return early
+
 
 def _send(sock: socket.socket, message: dict) -> None:
     try:
