@@ -43,9 +43,13 @@ from shoal.core.core_worker import (
     VALUE_PLASMA,
     TaskContext,
     current_task,
-    deserialize_collecting,
 )
-from shoal.core.serialization import SerializationError, Serialized, serialize
+from shoal.core.serialization import (
+    SerializationError,
+    Serialized,
+    deserialize_collecting,
+    serialize,
+)
 from shoal.core.task_spec import (
     ARG_VALUE,
     STATUS_APP_ERROR,

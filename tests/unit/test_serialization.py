@@ -93,7 +93,7 @@ def test_lambda_and_local_function_round_trip():
 def test_fast_types_have_no_buffers_or_refs():
     for value in (1, 1.5, "s", True, None):
         s = serialize(value)
-        assert s.buffers == [] and s.contained == [] and s.flags == 0
+        assert not s.buffers and not s.contained and s.flags == 0
         assert not s.is_error
         assert s.data_size() == len(s.inband)
 
