@@ -291,7 +291,14 @@ class CoreWorker:
         commands = self._commands
         with write_batch():
             while commands:
-                fn, args = commands.popleft()
+                item = commands.popleft()
+                if item.__class__ is bytes:  # dropped refs (ref_deleted): a run at once
+                    dropped = [item]
+                    while commands and commands[0].__class__ is bytes:
+                        dropped.append(commands.popleft())
+                    self.references.dec_local_many(dropped)
+                    continue
+                fn, args = item
                 try:
                     fn(*args)
                 except Exception:
@@ -315,11 +322,12 @@ class CoreWorker:
         self.post_lazy(self._inc_local, oid, owner)
 
     def ref_deleted(self, oid: bytes) -> None:
-        # post_lazy inlined: this runs once per dropped ref (10k for a get of an
-        # object holding 10k refs), so each call level shows in the profile.
+        # post_lazy inlined, and the command is the bare id (_drain counts a run of
+        # them in one call): this runs once per dropped ref (10k for a get of an object
+        # holding 10k refs), so each call level and allocation shows in the profile.
         if not self.shutting_down:
             commands = self._commands
-            commands.append((self.references.dec_local, (oid,)))
+            commands.append(oid)
             if not self._wakeup_pending and (not self._tick_armed
                                              or len(commands) > LAZY_COMMANDS_MAX):
                 self.post(self._arm_tick)

@@ -59,7 +59,7 @@ class ActionKind(enum.Enum):
     REGISTER_BORROW = "register_borrow"  # borrower: tell the owner we hold it
 
 
-@dataclass
+@dataclass(slots=True)
 class Action:
     kind: ActionKind
     object_id: bytes
@@ -197,6 +197,16 @@ class ReferenceTable:
             return
         ref.local -= 1
         self._maybe_release(oid, ref)
+
+    def dec_local_many(self, oids: list[bytes]) -> None:
+        """``dec_local`` for each of ``oids`` (refs dropped in a row)."""
+        table = self.refs
+        for oid in oids:
+            ref = table.get(oid)
+            if ref is not None:
+                ref.local -= 1
+                if not ref.local:  # (in scope while local > 0)
+                    self._maybe_release(oid, ref)
 
     def inc_submitted(self, oids) -> None:
         for oid in oids:

@@ -153,6 +153,17 @@ def serialize(value: Any, what: str = "value") -> Serialized:
     return Serialized(inband, views, refs)
 
 
+def pickle_plain(value: Any, limit: int) -> bytes | None:
+    """The pickle of an int, float, str, bool or None (no buffers, no refs) if it is
+    at most ``limit`` bytes, without building a Serialized; else None.  (A task's 3000
+    small returns each paid for the general path.)"""
+    if type(value) in _FAST_TYPES:
+        inband = pickle.dumps(value, protocol=5)
+        if len(inband) <= limit:
+            return inband
+    return None
+
+
 def serialize_error(exc: BaseException) -> Serialized:
     try:
         s = serialize(exc, "error")

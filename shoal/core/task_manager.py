@@ -332,16 +332,20 @@ class TaskManager:
                 self.worker.memory_store.put(oid, value)
 
     def _store_returns(self, task: PendingTask, returns: list) -> None:
-        """One pass over the returns, one lock for all of them (3000 returns used to
-        pay a lock, a lookup and a waiter wake-up each)."""
+        """One pass over the returns (entries ``[index, wire, contained]``, or the
+        pickle bytes of a plain value at its position), one lock for all of them."""
         from shoal.core.core_worker import value_from_wire
 
         refs = self.worker.references
         table, task_id = refs.refs, task.spec.task_id
         frees, stored = [], []
-        for index, wire, contained in returns:
+        for position, entry in enumerate(returns):
+            if entry.__class__ is bytes:  # a plain small value (Executor._package)
+                index, value, contained = position + 1, StoredValue(Serialized(entry)), None
+            else:
+                index, wire, contained = entry
+                value = value_from_wire(wire)
             oid = ids.object_id(task_id, index)
-            value = value_from_wire(wire)
             if oid not in table:
                 # nobody holds the ref any more: drop the value right away
                 if value.inline is None:
