@@ -293,3 +293,28 @@ def test_driver_pid_is_not_a_worker_pid(shoal_cluster):
         return os.getpid()
 
     assert shoal.get(pid.remote()) != os.getpid()
+
+
+@shoal.remote(num_returns=5)
+def mixed_returns(boxed):
+    # plain values travel as bare pickles, the rest in the general form
+    return 1, "s" * 200_000, boxed, None, {"k": 2.5}
+
+
+def test_returns_mixing_plain_and_general_values_land_at_their_positions(shoal_cluster):
+    inner = shoal.put("inner")
+    refs = mixed_returns.remote([inner])
+    small, big, boxed, none, mapping = shoal.get(refs)
+    assert (small, big, none, mapping) == (1, "s" * 200_000, None, {"k": 2.5})
+    assert shoal.get(boxed[0]) == "inner"
+    del refs, boxed, inner  # the returns and the ref inside one are released
+    assert shoal.get(mixed_returns.remote([shoal.put("again")]))[0] == 1
+
+
+def test_many_returns_come_back_in_order_and_are_freed(shoal_cluster):
+    @shoal.remote(num_returns=3000)
+    def many(n):
+        return tuple(range(n))
+
+    for _ in range(2):
+        assert shoal.get(many.remote(3000)) == list(range(3000))

@@ -45,7 +45,7 @@ from shoal.core.recovery import ObjectRecovery
 from shoal.core.reference_table import Action, ActionKind, ReferenceTable
 from shoal.core.serialization import (
     Serialized,
-    deserialize,
+    deserialize_values,
     serialize,
     serialize_error,
 )
@@ -291,7 +291,14 @@ class CoreWorker:
         commands = self._commands
         with write_batch():
             while commands:
-                fn, args = commands.popleft()
+                item = commands.popleft()
+                if item.__class__ is bytes:  # dropped refs (ref_deleted): a run at once
+                    dropped = [item]
+                    while commands and commands[0].__class__ is bytes:
+                        dropped.append(commands.popleft())
+                    self.references.dec_local_many(dropped)
+                    continue
+                fn, args = item
                 try:
                     fn(*args)
                 except Exception:
@@ -315,11 +322,12 @@ class CoreWorker:
         self.post_lazy(self._inc_local, oid, owner)
 
     def ref_deleted(self, oid: bytes) -> None:
-        # post_lazy inlined: this runs once per dropped ref (10k for a get of an
-        # object holding 10k refs), so each call level shows in the profile.
+        # post_lazy inlined, and the command is the bare id (_drain counts a run of
+        # them in one call): this runs once per dropped ref (10k for a get of an object
+        # holding 10k refs), so each call level and allocation shows in the profile.
         if not self.shutting_down:
             commands = self._commands
-            commands.append((self.references.dec_local, (oid,)))
+            commands.append(oid)
             if not self._wakeup_pending and (not self._tick_armed
                                              or len(commands) > LAZY_COMMANDS_MAX):
                 self.post(self._arm_tick)
@@ -396,24 +404,29 @@ class CoreWorker:
             self.node.notify(Method.STORE_FREE, frees)
 
     def _perform(self, actions: list[Action], frees: list[bytes]) -> None:
+        freed, dropped = [], []  # values to delete: owned ones (free their copies), cached
         for action in actions:
-            if action.kind in (ActionKind.FREE, ActionKind.FREE_VALUE):
-                if action.kind is ActionKind.FREE:
+            kind = action.kind
+            if kind is ActionKind.FREE or kind is ActionKind.FREE_VALUE:
+                if kind is ActionKind.FREE:
                     held = self.recovery.lineage.object_forgotten(action.object_id)
                     if held:  # its task's lineage is not needed any more: nor its args'
                         self.references.dec_lineage(held)
-                value = self.memory_store.delete(action.object_id)
-                if value is not None and value.in_plasma:
-                    if value.locations == {self.node_id}:
-                        frees.append(action.object_id)
-                    else:  # copies on other nodes too
-                        self.locations.free([(action.object_id, value)])
-            elif action.kind is ActionKind.REMOVE_BORROWER:
-                self.memory_store.delete(action.object_id)
+                freed.append(action.object_id)
+            elif kind is ActionKind.REMOVE_BORROWER:
+                dropped.append(action.object_id)
                 if action.count:
                     self.loop.create_task(self._send_remove_borrower(action))
-            elif action.kind is ActionKind.REGISTER_BORROW:
+            elif kind is ActionKind.REGISTER_BORROW:
                 self._start_registration(action)
+        store = self.memory_store
+        store.delete_many(dropped)
+        for oid, value in store.delete_many(freed):
+            if value.inline is None:
+                if value.locations == {self.node_id}:
+                    frees.append(oid)
+                else:  # copies on other nodes too
+                    self.locations.free([(oid, value)])
 
     async def _send_remove_borrower(self, action: Action) -> None:
         try:
@@ -581,20 +594,12 @@ class CoreWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         values = self._wait_values(refs, len(refs), deadline, raise_timeout=True)
         views = self.recovery.pin_with_recovery(refs, values, deadline)
-        out = []
+        items = []
         for ref in refs:
-            value = values[ref._id]
-            data = views[ref._id] if value.in_plasma else value.inline
-            out.append(self._deserialize_value(ref, data))
-        return out
-
-    def _deserialize_value(self, ref: ObjectRef, data: Serialized) -> Any:
-        obj = deserialize_collecting(data, self, [], ref._id)
-        if data.is_error:
-            if isinstance(obj, exceptions.TaskError):
-                raise obj.as_instanceof_cause()
-            raise obj
-        return obj
+            oid = ref._id
+            inline = values[oid].inline
+            items.append((oid, views[oid] if inline is None else inline))
+        return deserialize_values(items, self)
 
     async def _pin_on_loop(self, oids: list[bytes]) -> list:
         return await self.node.call(Method.STORE_GET, oids)
@@ -761,30 +766,6 @@ def detach(data: Serialized) -> Serialized:
         return data
     return Serialized(data.inband, [memoryview(bytes(b)) for b in data.buffers],
                       data.contained, data.flags)
-
-
-def deserialize_collecting(data: Serialized, worker: CoreWorker, rebuilt: list,
-                           container: bytes | None = None) -> Any:
-    """Unpickle, appending the refs found to ``rebuilt`` and counting them in one
-    loop command (``container``: the object whose value this is, for a get)."""
-    from shoal.core import serialization
-
-    previous = serialization._context.rebuilt
-    serialization._context.rebuilt = rebuilt
-    first = len(rebuilt)
-    try:
-        return deserialize(data, worker)
-    except Exception as exc:
-        if data.is_error:
-            raise
-        raise exceptions.RaySystemError(
-            f"could not deserialize a value: {type(exc).__name__}: {exc}"
-        ) from exc
-    finally:
-        serialization._context.rebuilt = previous
-        if len(rebuilt) > first:  # a get may need registrations: wake the loop
-            post = worker.post if container is not None else worker.post_lazy
-            post(worker._count_rebuilt, container, rebuilt[first:])
 
 
 async def _async_call(conn: Connection, method: Method, body: Any) -> Any:

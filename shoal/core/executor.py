@@ -13,7 +13,10 @@ sent when it finishes:
 
 Reply: ``[status, returns, info]`` with one ``[index, value, contained]`` per
 return, where ``value`` is inline bytes or the location in this node's store
-and ``contained`` lists refs inside it.  Before replying, the worker registers
+and ``contained`` lists refs inside it.  A plain small value (an int, str, ...:
+no buffers, no refs) is sent as just its pickle bytes, its index being its
+position: a task with 3000 returns then sends no nested lists to build and
+decode.  Before replying, the worker registers
 the caller as borrower of those refs, and itself as borrower of refs it got
 in its arguments and still holds (see :mod:`reference_table`).
 """
@@ -43,9 +46,14 @@ from shoal.core.core_worker import (
     VALUE_PLASMA,
     TaskContext,
     current_task,
-    deserialize_collecting,
 )
-from shoal.core.serialization import SerializationError, Serialized, serialize
+from shoal.core.serialization import (
+    SerializationError,
+    Serialized,
+    deserialize_collecting,
+    pickle_plain,
+    serialize,
+)
 from shoal.core.task_spec import (
     ARG_VALUE,
     STATUS_APP_ERROR,
@@ -400,7 +408,11 @@ class Executor:
             if len(values) != n:
                 raise ValueError(
                     f"{spec.name}() returned {len(values)} values but num_returns={n}")
-        returns = [self._package_value(spec, i + 1, v) for i, v in enumerate(values)]
+        returns = []
+        for i, value in enumerate(values):
+            plain = pickle_plain(value, INLINE_THRESHOLD)
+            returns.append(plain if plain is not None
+                           else self._package_value(spec, i + 1, value))
         return [STATUS_OK, returns, None]
 
     def _package_value(self, spec: TaskSpec, index: int, value: Any) -> list:

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from shoal.core.serialization import Serialized
 
 
-@dataclass
+@dataclass(slots=True)
 class StoredValue:
     inline: Serialized | None = None  # small values and errors
     node_id: str = ""  # shared-memory copy: primary node
     size: int = 0
-    locations: set = field(default_factory=set)  # every node with a copy
+    # every node with a copy (shared-memory values only; inline ones share an empty one)
+    locations: set | frozenset = frozenset()
 
     @property
     def in_plasma(self) -> bool:
@@ -45,6 +46,24 @@ class MemoryStore:
             waiters = self._waiters.pop(oid, ())
         for callback in waiters:
             callback(oid, value)
+
+    def put_many(self, items: list[tuple[bytes, StoredValue]]) -> list[tuple]:
+        """``put`` for many values under one lock (a task's returns); returns
+        ``(oid, old, new)`` for each value that replaced another."""
+        values, waiting = self._values, self._waiters
+        replaced, wake = [], []
+        with self._lock:
+            for oid, value in items:
+                old = values.get(oid)
+                values[oid] = value
+                if old is not None:
+                    replaced.append((oid, old, value))
+                if waiting and oid in waiting:
+                    wake.append((oid, value, waiting.pop(oid)))
+        for oid, value, callbacks in wake:
+            for callback in callbacks:
+                callback(oid, value)
+        return replaced
 
     def get(self, oid: bytes) -> StoredValue | None:
         return self._values.get(oid)
@@ -101,6 +120,16 @@ class MemoryStore:
     def delete(self, oid: bytes) -> StoredValue | None:
         with self._lock:
             return self._values.pop(oid, None)
+
+    def delete_many(self, oids: list[bytes]) -> list[tuple[bytes, StoredValue]]:
+        """``delete`` under one lock; returns the ``(oid, value)`` pairs that were here."""
+        values, gone = self._values, []
+        with self._lock:
+            for oid in oids:
+                value = values.pop(oid, None)
+                if value is not None:
+                    gone.append((oid, value))
+        return gone
 
     def __len__(self) -> int:
         return len(self._values)

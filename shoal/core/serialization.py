@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import pickle
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
@@ -54,11 +54,13 @@ def _pad(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-@dataclass
+@dataclass(slots=True)
 class Serialized:
     inband: bytes
-    buffers: list = field(default_factory=list)  # memoryviews (cast to bytes)
-    contained: list = field(default_factory=list)  # ObjectRefs inside the value
+    # Empty ones are shared tuples: a task's 3000 small returns would otherwise make
+    # 6000 lists, which the cyclic GC then traverses while they live.
+    buffers: list | tuple = ()  # memoryviews (cast to bytes)
+    contained: list | tuple = ()  # ObjectRefs inside the value
     flags: int = 0
 
     @property
@@ -75,7 +77,7 @@ class Serialized:
     @classmethod
     def from_inline(cls, data: list) -> Serialized:
         flags, inband, buffers = data
-        return cls(inband, [memoryview(b) for b in buffers], [], flags)
+        return cls(inband, [memoryview(b) for b in buffers] if buffers else (), (), flags)
 
     # ---- shared-memory form ------------------------------------------------------
     def _header_room(self) -> int:
@@ -121,7 +123,7 @@ def read_from(view: memoryview) -> Serialized:
     flags, inband_pos, inband_len, lens, positions = unpack(bytes(view[4 : 4 + header_len]))
     inband = view[inband_pos : inband_pos + inband_len]
     buffers = [view[p : p + n] for p, n in zip(positions, lens, strict=True)]
-    return Serialized(inband, buffers, [], flags)
+    return Serialized(inband, buffers, (), flags)
 
 
 class SerializationError(TypeError):
@@ -149,6 +151,17 @@ def serialize(value: Any, what: str = "value") -> Serialized:
         raw = buf.raw()
         views.append(raw if raw.contiguous else memoryview(bytes(raw)))
     return Serialized(inband, views, refs)
+
+
+def pickle_plain(value: Any, limit: int) -> bytes | None:
+    """The pickle of an int, float, str, bool or None (no buffers, no refs) if it is
+    at most ``limit`` bytes, without building a Serialized; else None.  (A task's 3000
+    small returns each paid for the general path.)"""
+    if type(value) in _FAST_TYPES:
+        inband = pickle.dumps(value, protocol=5)
+        if len(inband) <= limit:
+            return inband
+    return None
 
 
 def serialize_error(exc: BaseException) -> Serialized:
@@ -181,10 +194,75 @@ def deserialize(data: Serialized, worker: Any = None) -> Any:
         _context.worker = previous
 
 
+def deserialize_collecting(data: Serialized, worker: Any, rebuilt: list,
+                           container: bytes | None = None) -> Any:
+    """Unpickle, appending the refs found to ``rebuilt`` and counting them in one
+    loop command (``container``: the object whose value this is, for a get)."""
+    previous = _context.rebuilt
+    _context.rebuilt = rebuilt
+    first = len(rebuilt)
+    try:
+        return deserialize(data, worker)
+    except Exception as exc:
+        if data.is_error:
+            raise
+        raise _unreadable(exc) from exc
+    finally:
+        _context.rebuilt = previous
+        if len(rebuilt) > first:  # a get may need registrations: wake the loop
+            post = worker.post if container is not None else worker.post_lazy
+            post(worker._count_rebuilt, container, rebuilt[first:])
+
+
+def deserialize_values(items: list[tuple[bytes, Serialized]], worker: Any) -> list:
+    """The values of a ``get`` of ``(object id, data)`` pairs, in order; raises the
+    first stored error.  One unpickling context for them all; the refs rebuilt inside
+    each value are counted in one loop command per value that holds any (its object
+    stays in scope until their borrows are registered)."""
+    ctx = _context
+    previous = ctx.worker, ctx.rebuilt
+    rebuilt: list = []
+    ctx.worker, ctx.rebuilt = worker, rebuilt
+    out = []
+    counted = 0  # rebuilt[:counted] is posted
+    oid = None
+    loads = pickle.loads
+    try:
+        for oid, data in items:
+            try:
+                obj = loads(data.inband, buffers=data.buffers)
+            except Exception as exc:
+                if data.flags & FLAG_ERROR:
+                    raise
+                raise _unreadable(exc) from exc
+            if len(rebuilt) > counted:
+                worker.post(worker._count_rebuilt, oid, rebuilt[counted:])
+                counted = len(rebuilt)
+            if data.flags & FLAG_ERROR:
+                from shoal.exceptions import TaskError
+
+                raise obj.as_instanceof_cause() if isinstance(obj, TaskError) else obj
+            out.append(obj)
+        return out
+    finally:
+        ctx.worker, ctx.rebuilt = previous
+        if len(rebuilt) > counted:  # refs of a value that failed to unpickle
+            worker.post_lazy(worker._count_rebuilt, None, rebuilt[counted:])
+
+
+def _unreadable(exc: Exception) -> Exception:
+    from shoal.exceptions import RaySystemError
+
+    return RaySystemError(f"could not deserialize a value: {type(exc).__name__}: {exc}")
+
+
 def reduce_object_ref(ref: Any) -> tuple:
     if _context.refs is not None:
         _context.refs.append(ref)
     return (_rebuild_object_ref, (ref._id, ref._owner))
+
+
+_new_ref = ObjectRef.__new__
 
 
 def _rebuild_object_ref(object_id: bytes, owner: str) -> Any:
@@ -193,7 +271,11 @@ def _rebuild_object_ref(object_id: bytes, owner: str) -> Any:
     if rebuilt is not None and worker is not None:
         # Counted in one batch by whoever collects ``rebuilt`` (it keeps them alive
         # until then, so no drop can be counted before its creation).
-        ref = ObjectRef.uncounted(object_id, owner, worker)
+        # ObjectRef.uncounted, inlined: this runs once per ref of a 10k-ref get.
+        ref = _new_ref(ObjectRef)
+        ref._id = object_id
+        ref._owner = owner
+        ref._worker = worker
         rebuilt.append(ref)
         return ref
     from shoal.core import context

@@ -169,7 +169,9 @@ class TaskManager:
         else:
             task.submit = self.submitter.enqueue
             worker.post(self._submit, task)
-        refs = [ObjectRef(oid, worker.address, worker) for oid in return_ids]
+        # Counted by the loop's add_returns, which was queued above (before any drop).
+        address, uncounted = worker.address, ObjectRef.uncounted
+        refs = [uncounted(oid, address, worker) for oid in return_ids]
         if spec.num_returns == STREAMING:
             from shoal.api.generators import ObjectRefGenerator
 
@@ -180,16 +182,13 @@ class TaskManager:
     def register_direct(self, task: PendingTask) -> None:
         """Bookkeeping of an actor call a user thread already sent (see
         ActorManager.send_direct); runs before its reply is handled."""
-        refs = self.worker.references
-        for oid in task.return_ids:
-            refs.add_owned(oid)
+        self.worker.references.add_returns(task.return_ids)
         task.keepalive = []
         self.pending[task.spec.task_id] = task
 
     def _submit(self, task: PendingTask) -> None:
         refs = self.worker.references
-        for oid in task.return_ids:
-            refs.add_owned(oid)
+        refs.add_returns(task.return_ids)
         refs.inc_submitted(task.held)
         task.keepalive = []  # counted now; the Python refs may go
         self.pending[task.spec.task_id] = task
@@ -333,16 +332,23 @@ class TaskManager:
                 self.worker.memory_store.put(oid, value)
 
     def _store_returns(self, task: PendingTask, returns: list) -> None:
+        """One pass over the returns (entries ``[index, wire, contained]``, or the
+        pickle bytes of a plain value at its position), one lock for all of them."""
         from shoal.core.core_worker import value_from_wire
 
         refs = self.worker.references
-        frees = []
-        for index, wire, contained in returns:
-            oid = ids.object_id(task.spec.task_id, index)
-            value = value_from_wire(wire)
-            if oid not in refs.refs:
+        table, task_id = refs.refs, task.spec.task_id
+        frees, stored = [], []
+        for position, entry in enumerate(returns):
+            if entry.__class__ is bytes:  # a plain small value (Executor._package)
+                index, value, contained = position + 1, StoredValue(Serialized(entry)), None
+            else:
+                index, wire, contained = entry
+                value = value_from_wire(wire)
+            oid = ids.object_id(task_id, index)
+            if oid not in table:
                 # nobody holds the ref any more: drop the value right away
-                if value.in_plasma:
+                if value.inline is None:
                     frees.append((oid, value))
                 if contained:
                     refs.add_owned(oid)
@@ -351,9 +357,9 @@ class TaskManager:
                 continue
             if contained:
                 refs.add_contained(oid, [tuple(c) for c in contained])
-            old = self.worker.memory_store.get(oid)
-            self.worker.memory_store.put(oid, value)
-            if old is not None and old.in_plasma:  # a rebuild: copies of the last run
+            stored.append((oid, value))
+        for oid, old, value in self.worker.memory_store.put_many(stored):
+            if old.in_plasma:  # a rebuild: copies of the last run
                 stale = old.locations - (value.locations if value.in_plasma else set())
                 if stale:
                     frees.append((oid, StoredValue(node_id=next(iter(stale)), size=old.size,

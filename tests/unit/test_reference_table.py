@@ -197,10 +197,34 @@ def test_add_owned_contains_keeps_inner_alive_with_container():
     assert table.refs == {}
 
 
+def test_add_returns_counts_the_one_ref_submit_hands_out_per_return():
+    table = ReferenceTable()
+    a, b = oid("ret1"), oid("ret2")
+    table.add_returns([a, b])
+    assert (table.refs[a].local, table.refs[a].owned) == (1, True)
+    table.add_returns([a])  # a row that already exists gains a count
+    assert table.refs[a].local == 2
+    table.dec_local_many([a, b, a])
+    assert table.take_actions() == [FREE("ret2"), FREE("ret1")]
+    assert table.refs == {}
+
+
+def test_dec_local_many_releases_like_dec_local():
+    table = ReferenceTable()
+    inner = owned(table, "inner")
+    outer = owned(table, "outer", contains=["inner"])
+    table.inc_local(inner, "")
+    table.dec_local_many([inner, outer, oid("unknown")])
+    assert table.take_actions() == [FREE("outer")]  # inner: one local ref left
+    table.dec_local_many([inner])
+    assert table.take_actions() == [FREE("inner")]
+    assert table.refs == {}
+
+
 def test_add_owned_ignores_unknown_inner_refs():
     table = ReferenceTable()
     outer = owned(table, "outer", contains=["ghost"])
-    assert table.refs[outer].contains == []
+    assert not table.refs[outer].contains
     table.dec_local(outer)
     assert table.take_actions() == [FREE("outer")]
 

@@ -93,7 +93,7 @@ def test_lambda_and_local_function_round_trip():
 def test_fast_types_have_no_buffers_or_refs():
     for value in (1, 1.5, "s", True, None):
         s = serialize(value)
-        assert s.buffers == [] and s.contained == [] and s.flags == 0
+        assert not s.buffers and not s.contained and s.flags == 0
         assert not s.is_error
         assert s.data_size() == len(s.inband)
 
@@ -353,3 +353,46 @@ def test_nested_serialize_keeps_outer_collection():
 
     s = serialize([before, SerializesDuringPickle(), after])
     assert s.contained == [before, after]
+
+
+class PostingWorker(FakeWorker):
+    """Records the loop commands deserialize_values posts (as the core worker would run)."""
+
+    def __init__(self):
+        super().__init__()
+        self.posted = []
+
+    def _count_rebuilt(self, container, refs):
+        pass
+
+    def post(self, fn, *args):
+        self.posted.append((fn.__name__, args))
+
+    post_lazy = post
+
+
+def test_deserialize_values_counts_refs_per_value_that_holds_them():
+    r1, r2 = ObjectRef(b"1" * 28, "o"), ObjectRef(b"2" * 28, "o")
+    worker = PostingWorker()
+    items = [(b"A", serialize([r1, r2])), (b"B", serialize(5)), (b"C", serialize({"r": r1}))]
+    first, five, third = ser.deserialize_values(items, worker)
+    assert five == 5 and first == [r1, r2] and third == {"r": r1}
+    assert [(name, c, [r._id for r in refs]) for name, (c, refs) in worker.posted] == [
+        ("_count_rebuilt", b"A", [r1._id, r2._id]), ("_count_rebuilt", b"C", [r1._id])]
+    assert worker.created == []  # rebuilt uncounted: the posted command counts them
+    assert ser._context.worker is None and ser._context.rebuilt is None
+
+
+def test_deserialize_values_raises_a_stored_error():
+    worker = PostingWorker()
+    items = [(b"A", serialize(1)), (b"E", serialize_error(ValueError("boom")))]
+    with pytest.raises(ValueError, match="boom"):
+        ser.deserialize_values(items, worker)
+    assert ser._context.worker is None
+
+
+def test_pickle_plain_only_takes_small_plain_values():
+    assert ser.pickle_plain(7, 100) is not None
+    assert deserialize(Serialized(ser.pickle_plain("x", 100))) == "x"
+    assert ser.pickle_plain("x" * 200, 100) is None
+    assert ser.pickle_plain([1], 100) is None

@@ -1,0 +1,48 @@
+"""Unit tests for shoal.core.memory_store: batch puts and deletes."""
+
+from __future__ import annotations
+
+from shoal.core.memory_store import MemoryStore, StoredValue, ValuesWaiter
+from shoal.core.serialization import Serialized
+
+
+def value(n: int) -> StoredValue:
+    return StoredValue(Serialized(bytes([n])))
+
+
+def test_put_many_wakes_each_waiter_once_with_its_value():
+    store = MemoryStore()
+    seen = []
+    store.add_waiter(b"a", lambda oid, v: seen.append((oid, v)))
+    store.add_waiters([b"b", b"c"], lambda oid, v: seen.append((oid, v)))
+    values = [value(1), value(2), value(3)]
+    assert store.put_many(list(zip([b"a", b"b", b"x"], values, strict=True))) == []
+    assert seen == [(b"a", values[0]), (b"b", values[1])]
+    store.put_many([(b"c", values[2])])
+    assert seen[-1] == (b"c", values[2])
+    assert store.get(b"x") is values[2]
+
+
+def test_put_many_returns_the_values_it_replaced():
+    store = MemoryStore()
+    old, new = value(1), value(2)
+    store.put(b"a", old)
+    assert store.put_many([(b"a", new), (b"b", old)]) == [(b"a", old, new)]
+    assert store.get(b"a") is new
+
+
+def test_put_many_completes_a_get_waiting_for_all_of_them():
+    store = MemoryStore()
+    ready: dict = {}
+    waiter = ValuesWaiter(ready, 2)
+    assert store.add_waiters([b"a", b"b"], waiter.arrived) == {}
+    store.put_many([(b"a", value(1)), (b"b", value(2))])
+    assert waiter.wait(0) and set(ready) == {b"a", b"b"}
+
+
+def test_delete_many_returns_what_was_there():
+    store = MemoryStore()
+    v = value(1)
+    store.put(b"a", v)
+    assert store.delete_many([b"a", b"missing"]) == [(b"a", v)]
+    assert len(store) == 0
