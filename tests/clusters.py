@@ -32,6 +32,17 @@ def connected_cluster(head_node_args: dict, **nodes: dict) -> Iterator[Cluster]:
         c.shutdown()
 
 
+def labelled_cluster(store: int, head_cpus: float = 1,
+                     **node_cpus: float) -> contextlib.AbstractContextManager[Cluster]:
+    """``connected_cluster`` with a head and one node per keyword (its CPUs), each
+    with ``store`` bytes of object store and a custom resource of its own name
+    (``"head"`` for the head), so tests can place work on a chosen node."""
+    return connected_cluster(
+        {"num_cpus": head_cpus, "resources": {"head": 1}, "object_store_memory": store},
+        **{name: {"num_cpus": cpus, "resources": {name: 1}, "object_store_memory": store}
+           for name, cpus in node_cpus.items()})
+
+
 def store_stats(cluster: Cluster, node) -> dict:
     return control_client.call(node.address, cluster.token, Method.STORE_STATS, timeout=10)
 

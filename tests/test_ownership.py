@@ -22,7 +22,7 @@ from shoal.core import context
 from shoal.launch import control_client
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import Router
-from tests.clusters import connected_cluster, objects_per_node
+from tests.clusters import labelled_cluster, objects_per_node
 from tests.utils import wait_for_condition
 
 MiB = 1 << 20
@@ -31,10 +31,7 @@ SIZE = 256 * 1024  # big enough for shared memory, small enough to make many
 
 @pytest.fixture(scope="module")
 def cluster():
-    with connected_cluster(
-            {"num_cpus": 1, "resources": {"head": 1}, "object_store_memory": 128 * MiB},
-            n1={"num_cpus": 1, "resources": {"n1": 1}, "object_store_memory": 128 * MiB},
-            n2={"num_cpus": 1, "resources": {"n2": 1}, "object_store_memory": 128 * MiB}) as c:
+    with labelled_cluster(128 * MiB, n1=1, n2=1) as c:
         yield c
 
 

@@ -17,17 +17,14 @@ import pytest
 import shoal
 from shoal.cluster_utils import Cluster
 from shoal.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from tests.clusters import connected_cluster
+from tests.clusters import labelled_cluster
 
 MiB = 1 << 20
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    with connected_cluster(
-            {"num_cpus": 1, "resources": {"head": 1}, "object_store_memory": 128 * MiB},
-            n1={"num_cpus": 2, "resources": {"n1": 1}, "object_store_memory": 128 * MiB},
-            n2={"num_cpus": 2, "resources": {"n2": 1}, "object_store_memory": 128 * MiB}) as c:
+    with labelled_cluster(128 * MiB, n1=2, n2=2) as c:
         yield c
 
 
