@@ -171,6 +171,12 @@ class ActorMethod:
         self._handle = handle
         self._name = name
         self._options = options
+        # read on every call: worked out once
+        meta = handle._meta
+        self._task_name = f"{meta.class_name}.{name}"
+        self._num_returns = encode_num_returns(options.get("num_returns", 1))
+        self._max_retries = options.get("max_task_retries", meta.max_task_retries)
+        self._retry_exceptions = options.get("retry_exceptions", False)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -187,29 +193,23 @@ class ActorMethod:
         from shoal.api.runtime import ensure_worker
 
         worker = ensure_worker()
-        handle = self._handle
-        meta = handle._meta
-        num_returns = encode_num_returns(self._options.get("num_returns", 1))
-        wire, held, keepalive = worker.tasks.build_args(
-            f"{meta.class_name}.{self._name}", args, kwargs)
+        num_returns = self._num_returns
+        wire, held, keepalive = worker.tasks.build_args(self._task_name, args, kwargs)
         spec = TaskSpec(
             task_id=worker.ids.task_id(),
             kind=TaskKind.ACTOR_TASK,
-            name=f"{meta.class_name}.{self._name}",
+            name=self._task_name,
             function_id=b"",
             args=wire,
             kwarg_names=list(kwargs),
             num_returns=num_returns,
             owner=worker.address,
             job_id=worker.job_id,
-            actor_id=handle._actor_id,
+            actor_id=self._handle._actor_id,
             method=self._name,
         )
-        refs = worker.tasks.submit(
-            spec, held, keepalive,
-            max_retries=self._options.get("max_task_retries", meta.max_task_retries),
-            retry_exceptions=self._options.get("retry_exceptions", False),
-        )
+        refs = worker.tasks.submit(spec, held, keepalive, max_retries=self._max_retries,
+                                   retry_exceptions=self._retry_exceptions)
         if isinstance(refs, list):
             if num_returns == 1 or num_returns == DYNAMIC:
                 return refs[0]

@@ -266,10 +266,10 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
     worker = ensure_worker()
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
         raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")
-    from shoal.api.generators import DynamicObjectRefGenerator, ObjectRefGenerator
-
     if isinstance(object_refs, ObjectRef):
         return _calling(worker, worker.get, [object_refs], timeout)[0]
+    from shoal.api.generators import DynamicObjectRefGenerator, ObjectRefGenerator
+
     if isinstance(object_refs, (ObjectRefGenerator, DynamicObjectRefGenerator)):
         object_refs = list(object_refs)
     if not isinstance(object_refs, (list, tuple)):

@@ -139,8 +139,7 @@ class Executor:
         fut = DeferredReply()
         run = lambda: self._execute(spec, conn, fut)  # noqa: E731
         if spec.kind is TaskKind.ACTOR_TASK and self.actor_loop is not None:
-            asyncio.run_coroutine_threadsafe(self._execute_async(spec, conn, fut),
-                                             self.actor_loop)
+            self.actor_loop.call_soon_threadsafe(self._start_async, spec, conn, fut)
         elif spec.kind is TaskKind.ACTOR_TASK and self.actor_pool is not None:
             self.actor_pool.submit(run)
         elif spec.kind is TaskKind.ACTOR_TASK:
@@ -242,7 +241,8 @@ class Executor:
         ready = threading.Event()
 
         def run() -> None:
-            loop = asyncio.new_event_loop()
+            import uvloop
+            loop = uvloop.new_event_loop()
             asyncio.set_event_loop(loop)
             self.actor_loop = loop
             self.actor_semaphore = asyncio.Semaphore(concurrency)
@@ -354,6 +354,9 @@ class Executor:
             self.cancelled.discard(spec.task_id)
             current_task.reset(token)
         self._finish(spec, ctx, fut, reply)
+
+    def _start_async(self, spec: TaskSpec, conn, fut) -> None:
+        self.actor_loop.create_task(self._execute_async(spec, conn, fut))
 
     async def _execute_async(self, spec: TaskSpec, conn, fut) -> None:
         async with self.actor_semaphore:

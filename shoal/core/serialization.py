@@ -38,7 +38,7 @@ PAGE = 4096
 BIG_BUFFER = 1 << 16  # buffers from this size on are placed page-congruent to their source
 FLAG_ERROR = 1
 
-_FAST_TYPES = (int, float, str, bool, type(None))
+_FAST_TYPES = (int, float, str, bytes, bool, type(None))
 
 
 class _Context(threading.local):

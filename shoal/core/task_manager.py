@@ -108,6 +108,8 @@ class TaskManager:
     # ---- building (user thread) ------------------------------------------------------
     def build_args(self, name: str, args: tuple, kwargs: dict) -> tuple[list, list, list]:
         """Serialize arguments; returns (wire args, held ids, keepalive refs)."""
+        if not args and not kwargs:
+            return [], [], []
         from shoal.core.core_worker import INLINE_THRESHOLD
 
         worker = self.worker
@@ -150,11 +152,12 @@ class TaskManager:
             held=held,
             retries_left=max_retries,
             retry_exceptions=retry_exceptions,
-            scheduling_key=scheduling_key(spec.resources, strategy),
             parent_task_id=ctx.task_id if ctx is not None else None,
             keepalive=keepalive,
-            strategy=strategy_to_wire(strategy),
         )
+        if spec.kind is not TaskKind.ACTOR_TASK:  # actor calls go to their actor
+            task.scheduling_key = scheduling_key(spec.resources, strategy)
+            task.strategy = strategy_to_wire(strategy)
         if spec.num_returns == STREAMING:
             task.generator = GeneratorState(spec.task_id)
         elif spec.num_returns == DYNAMIC:

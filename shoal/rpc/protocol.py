@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import enum
 import hmac
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -86,11 +87,19 @@ def check_version(theirs: object, who: str, we: str = "this cluster") -> None:
         )
 
 
-_packer_kwargs = {"use_bin_type": True}
+class _Packers(threading.local):
+    """One reusable Packer per thread: ``msgpack.packb`` builds a new one on every
+    call (about half of its cost for a small message)."""
+
+    def __init__(self) -> None:
+        self.packer = msgpack.Packer(use_bin_type=True)
+
+
+_packers = _Packers()
 
 
 def pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    return _packers.packer.pack(obj)
 
 
 def unpack(data: bytes) -> Any:

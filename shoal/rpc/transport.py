@@ -122,7 +122,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.decoder = protocol.Decoder(handshake=True)
         self._request_ids = itertools.count(1)  # next() is atomic: any thread may call
-        self._pending: dict[int, asyncio.Future] = {}
+        self._pending: dict[int, asyncio.Future | _Answer] = {}
         self._out: list[bytes] = []  # batched writes, flushed when the batch closes
         self._wlock = threading.Lock()  # every write and every touch of _out/_handoff
         self._handoff: list[bytes] | None = None  # other threads' writes waiting for the loop
@@ -305,10 +305,9 @@ class Connection(asyncio.Protocol):
     def call_from_thread(
         self, method: Method, body: Any, on_reply: Callable[[asyncio.Future], None]
     ) -> None:
-        """``call`` from a thread that is not the loop's; ``on_reply(fut)`` runs on the
-        loop with the reply (or ConnectionLostError)."""
-        fut = self.loop.create_future()
-        fut.add_done_callback(on_reply)  # before the reply can possibly arrive
+        """``call`` from a thread that is not the loop's; ``on_reply(answer)`` runs on
+        the loop with the reply (or ConnectionLostError), as a future's callback."""
+        fut = _Answer(self.loop, on_reply)
         request_id = next(self._request_ids)
         self._pending[request_id] = fut
         if self.decoder.state is ConnectionState.CLOSED:  # lost before we registered
@@ -419,6 +418,49 @@ class Connection(asyncio.Protocol):
 
 
 _UNSET = object()
+
+
+class _Answer:
+    """The answer to a ``call_from_thread``: a done future as ``on_reply`` reads it.
+    A reply runs ``on_reply`` at once, inside the receive (an asyncio future would
+    schedule it for another loop turn: a few microseconds on every sync actor call);
+    a lost connection schedules it, after the connection's close callbacks, as a
+    future's done-callback would run."""
+
+    __slots__ = ("_loop", "_on_reply", "_result", "_exception")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_reply: Callable) -> None:
+        self._loop = loop
+        self._on_reply = on_reply
+        self._result: Any = None
+        self._exception: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._on_reply is None
+
+    def cancelled(self) -> bool:
+        return False
+
+    def exception(self) -> BaseException | None:
+        return self._exception
+
+    def result(self) -> Any:
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+
+    def set_result(self, result: Any) -> None:
+        on_reply, self._on_reply = self._on_reply, None
+        self._result = result
+        try:
+            on_reply(self)
+        except Exception:
+            log.exception("reply callback %r failed", on_reply)
+
+    def set_exception(self, exc: BaseException) -> None:
+        on_reply, self._on_reply = self._on_reply, None
+        self._exception = exc
+        self._loop.call_soon(on_reply, self)
 
 
 class DeferredReply:
