@@ -178,12 +178,7 @@ class CoreWorker:
         context.set_current_worker(self)
 
     def _run_loop(self, ready: concurrent.futures.Future) -> None:
-        try:
-            import uvloop
-
-            loop = uvloop.new_event_loop()
-        except ImportError:
-            loop = asyncio.new_event_loop()
+        loop = context.new_event_loop()
         self.loop = loop
         asyncio.set_event_loop(loop)
 

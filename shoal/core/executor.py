@@ -40,6 +40,7 @@ import cloudpickle
 
 from shoal import exceptions
 from shoal.core import ids
+from shoal.core.context import new_event_loop
 from shoal.core.core_worker import (
     INLINE_THRESHOLD,
     VALUE_INLINE,
@@ -241,8 +242,7 @@ class Executor:
         ready = threading.Event()
 
         def run() -> None:
-            import uvloop
-            loop = uvloop.new_event_loop()
+            loop = new_event_loop()
             asyncio.set_event_loop(loop)
             self.actor_loop = loop
             self.actor_semaphore = asyncio.Semaphore(concurrency)
