@@ -10,6 +10,7 @@ each, a custom resource each).
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ import shoal
 from shoal.cluster_utils import Cluster
 from shoal.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tests.clusters import labelled_cluster
+from tests.utils import wait_for_condition
 
 MiB = 1 << 20
 
@@ -42,6 +44,9 @@ class Barrier:
         self.n = n
         self.arrived = 0
         self.all_here = asyncio.Event()
+
+    async def ready(self) -> bool:
+        return True
 
     async def arrive(self) -> None:
         self.arrived += 1
@@ -77,8 +82,24 @@ def test_a_task_infeasible_here_spills_to_the_node_that_can_run_it(cluster):
         {cluster.n1.node_id, cluster.n2.node_id}
 
 
+def cpus_all_free() -> bool:
+    return shoal.available_resources().get("CPU") == shoal.cluster_resources().get("CPU")
+
+
+@shoal.remote
+def hold(seconds: float) -> None:
+    time.sleep(seconds)
+
+
 def test_spread_uses_every_node(cluster):
+    # n1 busy for longer than a heartbeat: the head's periodic copy of the node
+    # table then shows n1 full, and stays so for up to a heartbeat after n1 is free
+    shoal.get(hold.options(resources={"n1": 1}, num_cpus=2).remote(1.2), timeout=30)
     barrier = Barrier.options(resources={"head": 1}).remote(6)
+    shoal.get(barrier.ready.remote(), timeout=30)
+    # SPREAD prefers nodes with room now: start once every lease is back (a node
+    # still busy, e.g. the head creating the barrier, is rightly passed over)
+    wait_for_condition(cpus_all_free, timeout=10)
     refs = [where_after.options(scheduling_strategy="SPREAD", num_cpus=0.5).remote(barrier)
             for _ in range(6)]
     assert set(shoal.get(refs, timeout=45)) == all_nodes(cluster)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from shoal.exceptions import TaskUnschedulableError
 from shoal.node import object_store as store
-from shoal.node.cluster_view import ClusterView, Decision
+from shoal.node.cluster_view import SPREAD, ClusterView, Decision
 from shoal.node.object_transfer import ObjectTransfer
 from shoal.node.owner_watch import OwnerWatch
 from shoal.node.resources import NodeResources, from_units, to_units
@@ -270,6 +270,8 @@ class NodeAgent:
         strategy = body[3] if len(body) > 3 else None
         spilled = len(body) > 4 and bool(body[4])
         units = to_units(shape)
+        if not spilled and strategy and strategy[0] == SPREAD:
+            return self._spread_lease(units, job_id, label, conn, strategy)
         if not spilled and (strategy or (not self.resources.fits(units)
                                          and self.cluster.has_peers())):
             placement = self.cluster.place(self.resources, units, strategy, False)
@@ -277,6 +279,21 @@ class NodeAgent:
                 return {"spill": [placement.node.node_id, placement.node.address]}
             if placement.decision is Decision.FAIL:
                 raise TaskUnschedulableError(placement.reason)
+        return self._queue_lease(units, job_id, label, conn, strategy, spilled)
+
+    async def _spread_lease(self, units, job_id, label, conn, strategy):
+        """SPREAD picks among the nodes with room *now*: the node table is read
+        afresh first.  (The periodic copy is up to a heartbeat old: a node that
+        had just finished some work still looked full, and every SPREAD request of
+        a burst went to the other nodes.)"""
+        if self.cluster.has_peers():
+            await self.refresh_cluster()
+        placement = self.cluster.place(self.resources, units, strategy, False)
+        if placement.decision is Decision.SPILL:
+            return {"spill": [placement.node.node_id, placement.node.address]}
+        return await self._queue_lease(units, job_id, label, conn, strategy, False)
+
+    def _queue_lease(self, units, job_id, label, conn, strategy, spilled) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
         request = LeaseRequest(units, job_id, label, conn, fut, strategy=strategy,
                                spillable=not spilled)

@@ -29,6 +29,7 @@ import sys
 
 MAX_MESSAGE = 1 << 20
 NUMPY_AFTER_IDLE_S = 0.2
+NUMPY_AFTER_FORKS = 8  # ... or after this many forks of one long burst
 
 _early: tuple | None = None  # (process, agent's socket) from launch_early
 
@@ -132,10 +133,16 @@ def serve(fd: int) -> None:
     from shoal.core import executor  # noqa: F401
 
     signal.signal(signal.SIGCHLD, lambda *_: _reap(sock))
-    # numpy (~70 ms) is imported once the first burst of requests is served,
-    # so the first workers are not delayed by it and later ones inherit it.
+    # numpy (~70 ms) is imported once the first burst of requests is served, or
+    # after the first NUMPY_AFTER_FORKS forks of a long burst, so the first workers
+    # are not delayed by it and later ones inherit it.  (1000 actors of a class
+    # in a module that imports numpy each imported it themselves: ~100 s of CPU.)
     sock.settimeout(NUMPY_AFTER_IDLE_S)
+    forks = 0
     while True:
+        if forks == NUMPY_AFTER_FORKS:
+            _preimport_numpy()
+            sock.settimeout(None)
         try:
             data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 2)
         except InterruptedError:
@@ -154,6 +161,7 @@ def serve(fd: int) -> None:
             pid = os.fork()
             if pid == 0:
                 _child(sock, request, fds)
+            forks += 1
             for f in fds:
                 os.close(f)
             _send(sock, {"spawned": request["spawn"], "pid": pid})
