@@ -51,7 +51,7 @@ class MemoryStore:
         """``put`` for many values under one lock (a task's returns); returns
         ``(oid, old, new)`` for each value that replaced another."""
         values, waiting = self._values, self._waiters
-        replaced, wake = [], []
+        replaced, wake = [], {}  # callback -> [(oid, value)]
         with self._lock:
             for oid, value in items:
                 old = values.get(oid)
@@ -59,10 +59,15 @@ class MemoryStore:
                 if old is not None:
                     replaced.append((oid, old, value))
                 if waiting and oid in waiting:
-                    wake.append((oid, value, waiting.pop(oid)))
-        for oid, value, callbacks in wake:
-            for callback in callbacks:
-                callback(oid, value)
+                    for callback in waiting.pop(oid):
+                        wake.setdefault(callback, []).append((oid, value))
+        for callback, arrived in wake.items():
+            many = getattr(callback, "arrived_many", None)
+            if many is not None:  # a get waiting for many of them: one call
+                many(arrived)
+            else:
+                for oid, value in arrived:
+                    callback(oid, value)
         return replaced
 
     def get(self, oid: bytes) -> StoredValue | None:
@@ -149,9 +154,17 @@ class ValuesWaiter:
         self._gate.acquire()
         self.done = len(ready) >= num
 
-    def arrived(self, oid: bytes, value: StoredValue) -> None:
+    def __call__(self, oid: bytes, value: StoredValue) -> None:
         with self.lock:
             self.ready[oid] = value
+            if not self.done and len(self.ready) >= self.num:
+                self.done = True
+                self._gate.release()
+
+    def arrived_many(self, arrived: list[tuple[bytes, StoredValue]]) -> None:
+        """MemoryStore.put_many's batch form (a task's 3000 returns: one lock)."""
+        with self.lock:
+            self.ready.update(arrived)
             if not self.done and len(self.ready) >= self.num:
                 self.done = True
                 self._gate.release()

@@ -341,6 +341,8 @@ class TaskManager:
 
         refs = self.worker.references
         table, task_id = refs.refs, task.spec.task_id
+        # the ids submit made (index i + 1 at i), unless a generator's
+        known = task.return_ids if task.generator is None else ()
         frees, stored = [], []
         for position, entry in enumerate(returns):
             if entry.__class__ is bytes:  # a plain small value (Executor._package)
@@ -348,7 +350,7 @@ class TaskManager:
             else:
                 index, wire, contained = entry
                 value = value_from_wire(wire)
-            oid = ids.object_id(task_id, index)
+            oid = known[index - 1] if 0 < index <= len(known) else ids.object_id(task_id, index)
             if oid not in table:
                 # nobody holds the ref any more: drop the value right away
                 if value.inline is None:

@@ -35,9 +35,17 @@ def test_put_many_completes_a_get_waiting_for_all_of_them():
     store = MemoryStore()
     ready: dict = {}
     waiter = ValuesWaiter(ready, 2)
-    assert store.add_waiters([b"a", b"b"], waiter.arrived) == {}
+    assert store.add_waiters([b"a", b"b"], waiter) == {}
     store.put_many([(b"a", value(1)), (b"b", value(2))])
     assert waiter.wait(0) and set(ready) == {b"a", b"b"}
+
+
+def test_put_many_calls_plain_callbacks_once_per_value():
+    store = MemoryStore()
+    seen = []
+    store.add_waiters([b"a", b"b"], lambda oid, v: seen.append(oid))
+    store.put_many([(b"a", value(1)), (b"c", value(3)), (b"b", value(2))])
+    assert seen == [b"a", b"b"]
 
 
 def test_delete_many_returns_what_was_there():
