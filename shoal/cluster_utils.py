@@ -23,12 +23,10 @@ cluster.address)`` needs no token.
 from __future__ import annotations
 
 import atexit
-import os
 import secrets
 import time
 from typing import Any
 
-from shoal.api.local_cluster import new_session_name
 from shoal.launch import control_client, sessions
 from shoal.launch.node_process import NodeProcess, NodeSpec, start_node
 from shoal.rpc.messages import Method
@@ -52,8 +50,7 @@ class Cluster:
     def __init__(self, initialize_head: bool = False, connect: bool = False,
                  head_node_args: dict | None = None, shutdown_at_exit: bool = True) -> None:
         self.token = secrets.token_hex(16)
-        self.session = new_session_name()
-        self.log_dir = os.path.join(sessions.session_root(), self.session, "logs")
+        self.session, self.log_dir = sessions.new_session()
         self.head_node: NodeProcess | None = None
         self.worker_nodes: list[NodeProcess] = []
         self.removed_nodes: list[NodeProcess] = []
@@ -168,6 +165,7 @@ class Cluster:
                     node.popen.stdin.close()  # the lifeline: the node stops itself
                 except OSError:
                     pass
+        sessions.prune_sessions()  # while they stop
         deadline = time.monotonic() + 5.0
         for node in nodes:
             while node.is_alive() and time.monotonic() < deadline:

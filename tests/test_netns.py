@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from shoal.api.local_cluster import new_session_name
 from shoal.launch import sessions
 from shoal.launch.node_process import NodeProcess, NodeSpec, start_node
 from tests.utils import (
@@ -124,8 +123,7 @@ def hosts():
     if reason is not None:
         pytest.skip(reason)
     token = os.urandom(16).hex()
-    session = new_session_name()
-    log_dir = os.path.join(sessions.session_root(), session, "logs")
+    session, log_dir = sessions.new_session()
     nodes: list[NodeProcess] = []
     tmp = tempfile.mkdtemp(prefix="shoal-netns-")
     try:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shoal.launch.sessions import READY_PREFIX, session_root
+from shoal.launch.sessions import READY_PREFIX, new_session, prune_sessions
 
 
 @dataclass
@@ -38,6 +38,7 @@ class HeadProcess:
                 proc.stdin.close()
         except OSError:
             pass
+        prune_sessions()  # while the head stops
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -55,10 +56,6 @@ class HeadProcess:
                 pass
 
 
-def new_session_name() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{secrets.token_hex(3)}"
-
-
 def launch_head(
     *,
     num_cpus: float | None,
@@ -70,10 +67,8 @@ def launch_head(
     """Start a head process and return at once; call the result (with a timeout)
     to wait until it serves.  ``init`` imports the driver's own modules meanwhile,
     which overlaps ~0.1 s of start-up with the head's."""
-    session = new_session_name()
+    session, log_dir = new_session()
     token = secrets.token_hex(16)
-    log_dir = os.path.join(session_root(), session, "logs")
-    os.makedirs(log_dir, exist_ok=True)
     cmd = [sys.executable, "-m", "shoal.node.main", "--head", "--lifeline",
            "--session", session, "--host", host, "--log-dir", log_dir]
     if num_cpus is not None:

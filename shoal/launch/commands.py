@@ -15,7 +15,6 @@ import secrets
 import sys
 from typing import Any
 
-from shoal.api.local_cluster import new_session_name
 from shoal.launch import control_client, sessions
 from shoal.launch.node_process import NodeProcess, NodeSpec, NodeStartError, start_node
 from shoal.launch.status import format_status
@@ -93,8 +92,7 @@ def start_node_joining(args: Any) -> int:
 def _launch(spec: Any, token: str, failure: str) -> tuple[NodeProcess, str, str] | int:
     """Start a detached node process in a new session and remember it for
     ``shoal stop``; returns (node, session, log dir), or the exit code of a failure."""
-    session = new_session_name()
-    log_dir = os.path.join(sessions.session_root(), session, "logs")
+    session, log_dir = sessions.new_session()
     try:
         node = start_node(spec, token, session, log_dir, lifeline=False)
     except NodeStartError as exc:

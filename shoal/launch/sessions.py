@@ -10,7 +10,13 @@
                                 so ``shoal.init(address="HOST:PORT")`` needs no token
       started/PID.json          one per process ``shoal start`` left running: what
                                 ``shoal stop`` stops
-      SESSION/logs/             the logs of one session's processes
+      SESSION/logs/             the logs of one session's processes; SESSION is
+                                DATE-TIME-PID-RANDOM, PID the process that made it
+
+Session folders are pruned while a local cluster shuts down (its processes stop
+meanwhile; pruning at start-up would delay the first result): all but the newest
+KEEP_SESSIONS whose maker has exited and that no running ``shoal start`` process
+uses, at most PRUNE_PER_SESSION at a time (~1 ms each).
 
 Files holding a token are written atomically with mode 0600.  A record whose
 process no longer exists (same pid, same start time) is stale and ignored.
@@ -20,10 +26,15 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import tempfile
+import time
 
 # The line a starting node prints on stdout once it serves (then a JSON object).
 READY_PREFIX = "SHOAL_READY "
+KEEP_SESSIONS = 20
+PRUNE_PER_SESSION = 50
 
 
 def session_root() -> str:
@@ -144,3 +155,52 @@ def started_records() -> list[dict]:
 
 def forget_started(pid: int) -> None:
     _remove(os.path.join(_started_dir(), f"{pid}.json"))
+
+
+# ---- session folders -------------------------------------------------------------------
+def new_session() -> tuple[str, str]:
+    """A new session's name and its (created) log folder."""
+    session = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{secrets.token_hex(3)}"
+    log_dir = os.path.join(session_root(), session, "logs")
+    os.makedirs(log_dir, exist_ok=True)
+    return session, log_dir
+
+
+def _session_maker(name: str) -> int | None:
+    parts = name.split("-")
+    if len(parts) != 4 or not (parts[0].isdigit() and parts[2].isdigit()):
+        return None  # not a session folder (clusters/, started/, ...)
+    return int(parts[2])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prune_sessions(keep: int = KEEP_SESSIONS, limit: int = PRUNE_PER_SESSION) -> list[str]:
+    """Remove old session folders (see the module docstring); returns their names."""
+    root = session_root()
+    try:
+        names = sorted((n for n in os.listdir(root) if _session_maker(n) is not None),
+                       reverse=True)  # newest first: the name starts with the time
+    except OSError:
+        return []
+    old = names[keep:]
+    if not old:
+        return []
+    in_use = {r.get("session") for r in started_records() if _pid_alive(int(r["pid"]))}
+    removed = []
+    for name in reversed(old):  # oldest first
+        if len(removed) >= limit:
+            break
+        if name in in_use or _pid_alive(_session_maker(name)):
+            continue
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)  # a clean-up only
+        removed.append(name)
+    return removed
