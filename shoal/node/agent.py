@@ -288,6 +288,8 @@ class NodeAgent:
         a burst went to the other nodes.)"""
         if self.cluster.has_peers():
             await self.refresh_cluster()
+            if not conn.is_open():
+                return None  # the requester left meanwhile: nothing to queue
         placement = self.cluster.place(self.resources, units, strategy, False)
         if placement.decision is Decision.SPILL:
             return {"spill": [placement.node.node_id, placement.node.address]}
