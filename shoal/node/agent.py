@@ -272,14 +272,7 @@ class NodeAgent:
         units = to_units(shape)
         if not spilled and strategy and strategy[0] == SPREAD:
             return self._spread_lease(units, job_id, label, conn, strategy)
-        if not spilled and (strategy or (not self.resources.fits(units)
-                                         and self.cluster.has_peers())):
-            placement = self.cluster.place(self.resources, units, strategy, False)
-            if placement.decision is Decision.SPILL:
-                return {"spill": [placement.node.node_id, placement.node.address]}
-            if placement.decision is Decision.FAIL:
-                raise TaskUnschedulableError(placement.reason)
-        return self._queue_lease(units, job_id, label, conn, strategy, spilled)
+        return self._place_or_queue(units, job_id, label, conn, strategy, spilled)
 
     async def _spread_lease(self, units, job_id, label, conn, strategy):
         """SPREAD picks among the nodes with room *now*: the node table is read
@@ -290,12 +283,18 @@ class NodeAgent:
             await self.refresh_cluster()
             if not conn.is_open():
                 return None  # the requester left meanwhile: nothing to queue
-        placement = self.cluster.place(self.resources, units, strategy, False)
-        if placement.decision is Decision.SPILL:
-            return {"spill": [placement.node.node_id, placement.node.address]}
-        return await self._queue_lease(units, job_id, label, conn, strategy, False)
+        reply = self._place_or_queue(units, job_id, label, conn, strategy, False)
+        return await reply if isinstance(reply, asyncio.Future) else reply
 
-    def _queue_lease(self, units, job_id, label, conn, strategy, spilled) -> asyncio.Future:
+    def _place_or_queue(self, units, job_id, label, conn, strategy, spilled):
+        """A spill redirect, or the future of the request queued here."""
+        if not spilled and (strategy or (not self.resources.fits(units)
+                                         and self.cluster.has_peers())):
+            placement = self.cluster.place(self.resources, units, strategy, False)
+            if placement.decision is Decision.SPILL:
+                return {"spill": [placement.node.node_id, placement.node.address]}
+            if placement.decision is Decision.FAIL:
+                raise TaskUnschedulableError(placement.reason)
         fut = asyncio.get_running_loop().create_future()
         request = LeaseRequest(units, job_id, label, conn, fut, strategy=strategy,
                                spillable=not spilled)
