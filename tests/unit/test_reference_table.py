@@ -221,6 +221,27 @@ def test_dec_local_many_releases_like_dec_local():
     assert table.refs == {}
 
 
+def _one_row(owner, submitted, contained_in, borrowed, holds, lineage, contains):
+    table = ReferenceTable()
+    table.refs[oid("inner")] = Reference("", 1, contained_in=1)
+    table.refs[oid("x")] = Reference(
+        owner, 1, submitted, contained_in, {W1: 1} if borrowed else {}, holds, lineage,
+        contains=[oid("inner")] if contains else ())
+    return table
+
+
+@given(st.tuples(st.sampled_from(["", OWNER]), st.booleans(), st.booleans(),
+                 st.booleans(), st.booleans(), st.booleans(), st.booleans()))
+def test_dec_local_many_fast_path_agrees_with_dec_local(state):
+    """dec_local_many inlines the common release (an owned ref with nothing else
+    to undo); every row state must end as dec_local leaves it."""
+    one, many = _one_row(*state), _one_row(*state)
+    one.dec_local(oid("x"))
+    many.dec_local_many([oid("x")])
+    assert many.take_actions() == one.take_actions()
+    assert many.refs == one.refs
+
+
 def test_add_owned_ignores_unknown_inner_refs():
     table = ReferenceTable()
     outer = owned(table, "outer", contains=["ghost"])
