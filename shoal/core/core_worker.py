@@ -251,6 +251,7 @@ class CoreWorker:
 
         async def close() -> None:
             self.tasks.shutdown()
+            self.actors.shutdown()
             for fut in list(self._peers.values()):
                 if fut.done() and not fut.cancelled() and fut.exception() is None:
                     fut.result().close()
@@ -647,6 +648,8 @@ class CoreWorker:
             if not waiter.done:
                 self._set_blocked(True)
                 try:
+                    if len(oids) == 1:
+                        self.actors.read_reply(oids[0], lambda: waiter.done, deadline)
                     remaining = (None if deadline is None
                                  else max(0.0, deadline - time.monotonic()))
                     if not waiter.wait(remaining) and raise_timeout:

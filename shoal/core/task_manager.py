@@ -74,6 +74,7 @@ class PendingTask:
     arg_locations: list | None = None  # [(node ids, size)] of shared-memory args (locality)
     ran_on: tuple = ()  # (worker id, node id) of the leased worker it was last pushed to
     error_type: str = ""  # why it failed, Ray's ErrorType names (state API)
+    returns_stored: bool = False  # its value was stored by the thread that read the reply
 
 
 class GeneratorState:
@@ -264,10 +265,24 @@ class TaskManager:
                 return
         if status == STATUS_APP_ERROR:
             task.error_type = "TASK_EXECUTION_EXCEPTION"
-        self._store_returns(task, returns)
+        if not task.returns_stored:
+            self._store_returns(task, returns)
         if task.generator is not None:
             self._finish_generator(task, info)
         self._finish(task, ok=status == STATUS_OK)
+
+    def store_early(self, task: PendingTask, reply: list) -> bool:
+        """Any thread: store the value of a call whose reply this thread read (the
+        caller waiting for it, :meth:`ActorManager.read_reply`), so its ``get``
+        returns before the loop runs the rest of ``complete``.  Only a plain value
+        of a one-return call; False leaves everything to the loop."""
+        status, returns, _info = reply
+        if (status != STATUS_OK or len(returns) != 1 or returns[0].__class__ is not bytes
+                or task.generator is not None or len(task.return_ids) != 1):
+            return False
+        task.returns_stored = True
+        self.worker.memory_store.put(task.return_ids[0], StoredValue(Serialized(returns[0])))
+        return True
 
     def _should_retry_exception(self, task: PendingTask, wire: list) -> bool:
         policy = task.retry_exceptions
@@ -400,6 +415,7 @@ class TaskManager:
         rebuilt first (recursively) or, if they cannot be, fail it."""
         task = dataclasses.replace(
             done, cancelled=False, force_cancel=False, running_on=None, resolving=0,
+            returns_stored=False,
             keepalive=[], arg_locations=None,
             retries_left=done.retries_left - 1 if done.retries_left > 0 else done.retries_left)
         self.worker.references.inc_submitted(task.held)

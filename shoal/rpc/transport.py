@@ -41,6 +41,7 @@ from typing import Any
 from shoal.rpc import protocol
 from shoal.rpc.messages import Method
 from shoal.rpc.protocol import ConnectionState, Kind
+from shoal.rpc.read_lending import LendableReads
 
 log = logging.getLogger("shoal.rpc")
 
@@ -104,7 +105,7 @@ class Router:
         self.handlers[int(method)] = handler
 
 
-class Connection(asyncio.Protocol):
+class Connection(LendableReads, asyncio.Protocol):
     def __init__(
         self,
         router: Router,
@@ -166,6 +167,7 @@ class Connection(asyncio.Protocol):
         if self.router.before_receive is not None:
             self.router.before_receive()
         self.decoder.state = ConnectionState.CLOSED
+        self._close_reads()
         with self._wlock:
             if self._direct is not None:
                 self._direct.close()
@@ -304,16 +306,18 @@ class Connection(asyncio.Protocol):
 
     def call_from_thread(
         self, method: Method, body: Any, on_reply: Callable[[asyncio.Future], None]
-    ) -> None:
+    ) -> int:
         """``call`` from a thread that is not the loop's; ``on_reply(answer)`` runs on
-        the loop with the reply (or ConnectionLostError), as a future's callback."""
+        the loop with the reply (or ConnectionLostError), as a future's callback.
+        Returns the request id (see ``read_in_thread``)."""
         fut = _Answer(self.loop, on_reply)
         request_id = next(self._request_ids)
         self._pending[request_id] = fut
         if self.decoder.state is ConnectionState.CLOSED:  # lost before we registered
             self.loop.call_soon_threadsafe(self._fail_pending, request_id)
-            return
+            return request_id
         self.send_from_thread(protocol.encode_request(request_id, method, body))
+        return request_id
 
     def _fail_pending(self, request_id: int) -> None:
         fut = self._pending.pop(request_id, None)
