@@ -1,6 +1,8 @@
-"""Sync actor calls, whose reply the waiting thread reads off the actor's
-connection itself (shoal.rpc.read_lending): every kind of reply, timeouts,
-interleaving with unawaited calls, and the values being freed afterwards."""
+"""Sync actor calls.  The waiting thread reads its reply off the actor's connection
+itself (shoal.rpc.read_lending), and an idle sync actor's main thread reads its
+callers' connections (shoal.core.idle_reads): every kind of reply, timeouts,
+interleaving with unawaited calls, values freed afterwards, several callers,
+and the loop still reading while a method runs (cancel, object requests)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 
 import shoal
 from shoal.api import runtime
-from tests.utils import wait_for_condition
+from tests.utils import open_gate, wait_for_condition
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -44,6 +46,22 @@ class Replies:
 
     def pid(self):
         return os.getpid()
+
+    def spin_until_cancelled(self, started):
+        open(started, "w").close()
+        while True:
+            time.sleep(0.01)
+
+    def block_on(self, gate):
+        while not os.path.exists(gate):
+            time.sleep(0.01)
+        return "unblocked"
+
+
+@shoal.remote
+def call_in_order(actor, tag, n):
+    """Another process's sync calls to the same actor: each answer is its own."""
+    return [shoal.get(actor.echo.remote((tag, i))) for i in range(n)]
 
 
 def test_every_kind_of_reply_to_a_sync_call(shoal_cluster):
@@ -105,3 +123,37 @@ def test_actor_killed_during_a_sync_get_raises_promptly(shoal_cluster):
     finally:
         killer.join()
     assert time.monotonic() - start < 10
+
+
+def test_several_processes_calling_one_actor_each_get_their_own_answers(shoal_cluster):
+    actor = Replies.remote()
+    refs = [call_in_order.remote(actor, tag, 100) for tag in range(3)]
+    local = [shoal.get(actor.echo.remote(("driver", i))) for i in range(100)]
+    assert local == [("driver", i) for i in range(100)]
+    for tag, answers in enumerate(shoal.get(refs, timeout=60)):
+        assert answers == [(tag, i) for i in range(100)]
+
+
+def test_a_running_method_can_be_cancelled(shoal_cluster, tmp_path):
+    actor = Replies.remote()
+    assert shoal.get(actor.echo.remote(1)) == 1  # the actor's main thread now idles reading
+    started = tmp_path / "started"
+    ref = actor.spin_until_cancelled.remote(str(started))
+    wait_for_condition(started.exists, timeout=30)
+    shoal.cancel(ref)  # read by the actor's loop: its main thread is in the method
+    with pytest.raises(shoal.exceptions.TaskCancelledError):
+        shoal.get(ref, timeout=10)
+    assert shoal.get(actor.echo.remote(2), timeout=10) == 2
+
+
+def test_objects_an_actor_owns_are_served_while_its_method_runs(shoal_cluster, tmp_path):
+    actor = Replies.remote()
+    (inner,) = shoal.get(actor.holds_ref.remote("owned by the actor"))
+    gate = tmp_path / "gate"
+    blocked = actor.block_on.remote(str(gate))
+    try:
+        # the value is asked of the actor's process while its main thread is busy
+        assert shoal.get(inner, timeout=10) == "owned by the actor"
+    finally:
+        open_gate(gate)
+    assert shoal.get(blocked, timeout=30) == "unblocked"

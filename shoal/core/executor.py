@@ -48,6 +48,7 @@ from shoal.core.core_worker import (
     TaskContext,
     current_task,
 )
+from shoal.core.idle_reads import IdleReads
 from shoal.core.serialization import (
     SerializationError,
     Serialized,
@@ -64,6 +65,7 @@ from shoal.core.task_spec import (
     TaskKind,
     TaskSpec,
 )
+from shoal.rpc import protocol
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import DeferredReply
 
@@ -95,6 +97,7 @@ class Executor:
         self.queued: dict[bytes, Any] = {}  # normal tasks not started: task_id -> reply
         self.queued_lock = threading.Lock()
         self.main_thread_id = threading.main_thread().ident
+        self.idle_reads: IdleReads | None = None  # a sync actor's (see idle_reads.py)
         r = worker.router
         r.add(Method.PUSH_TASK, self.handle_push_task)
         r.add(Method.CANCEL_TASK, self.handle_cancel_task)
@@ -107,10 +110,45 @@ class Executor:
     def run_forever(self) -> None:
         signal.signal(signal.SIGINT, self._on_sigint)
         while True:
-            item = self.main_queue.get()
+            item = self._next_item()
             if item is None:
                 return
             item()
+
+    def _next_item(self):
+        reads = self.idle_reads
+        if reads is None:
+            return self.main_queue.get()
+        while True:
+            if reads.calls:  # read by this thread: ahead of anything queued since
+                conn, request_id, body = reads.calls.popleft()
+                return lambda: self._run_read_call(conn, request_id, body)
+            try:
+                return self.main_queue.get_nowait()
+            except queue.Empty:
+                reads.wait()
+
+    def _to_main(self, item) -> None:
+        self.main_queue.put(item)
+        reads = self.idle_reads
+        if reads is not None:
+            reads.wake()
+
+    def _run_read_call(self, conn, request_id: int, body) -> None:
+        """A PUSH_TASK this (main) thread read itself: what handle_push_task and the
+        router would have done, then the call."""
+        try:
+            spec = TaskSpec.from_wire(body)
+        except Exception as exc:
+            conn.send_from_thread(protocol.encode_error(request_id, type(exc).__name__,
+                                                        str(exc)))
+            return
+        fut = DeferredReply()
+        fut.bind(conn, request_id)
+        if spec.kind is TaskKind.ACTOR_TASK:
+            self._execute(spec, conn, fut)
+        else:  # never sent to an actor's process; answered as the loop would
+            fut.send([STATUS_APP_ERROR, [], None])
 
     def _on_sigint(self, signum, frame) -> None:
         current = current_task.get()
@@ -144,11 +182,11 @@ class Executor:
         elif spec.kind is TaskKind.ACTOR_TASK and self.actor_pool is not None:
             self.actor_pool.submit(run)
         elif spec.kind is TaskKind.ACTOR_TASK:
-            self.main_queue.put(run)
+            self._to_main(run)
         else:
             with self.queued_lock:
                 self.queued[spec.task_id] = fut
-            self.main_queue.put(lambda: self._start_queued(spec, conn, fut))
+            self._to_main(lambda: self._start_queued(spec, conn, fut))
         return fut
 
     def _start_queued(self, spec: TaskSpec, conn, fut) -> None:
@@ -202,7 +240,7 @@ class Executor:
         actor_id, creation = body[:2]
         self.actor_num_restarts = body[2] if len(body) > 2 else 0
         fut = DeferredReply()
-        self.main_queue.put(lambda: self._create_actor(actor_id, creation, fut))
+        self._to_main(lambda: self._create_actor(actor_id, creation, fut))
         return fut
 
     # ---- actor creation (main thread) --------------------------------------------------------
@@ -229,6 +267,8 @@ class Executor:
             elif concurrency and concurrency > 1:
                 self.actor_pool = concurrent.futures.ThreadPoolExecutor(
                     concurrency, thread_name_prefix="shoal-actor")
+            else:
+                self.worker.post(self._start_idle_reads)
         except BaseException as exc:
             error = (f"{type(exc).__name__}: {exc}\n"
                      + "".join(traceback.format_exception(exc)))
@@ -237,6 +277,10 @@ class Executor:
         rebuilt = [r._id for r in ctx.rebuilt if r._owner != self.worker.address]
         ctx.rebuilt = None
         self._reply_after_registrations(fut, error, rebuilt)
+
+    def _start_idle_reads(self) -> None:
+        if self.idle_reads is None:
+            self.idle_reads = IdleReads(self.worker, self.main_queue)
 
     def _start_actor_loop(self, concurrency: int) -> None:
         ready = threading.Event()

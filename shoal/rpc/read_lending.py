@@ -171,6 +171,33 @@ class LendableReads:
             finally:
                 self._rlock.release()
 
+    # ---- any thread: borrowing the reads ------------------------------------------------
+    def take_reads(self) -> bool:
+        """Become this connection's reader (False: not lendable, closed, or another
+        thread reads it); the loop stops watching it until ``give_back_reads``."""
+        if self._lending is None or self._reads_closed or not self._rlock.acquire(False):
+            return False
+        self._lending.set(self, DISARMED)
+        return True
+
+    def give_back_reads(self) -> None:
+        self._rlock.release()
+        if self._reads_closed:
+            self._close_rsock_if_free()
+        else:
+            self._lending.set(self, ARMED)
+
+    def read_messages(self) -> list | None:
+        """The reader: receive what is there and decode it.  None at end of stream
+        (the loop is told); raises ProtocolError on garbage."""
+        data = self._recv()
+        if data is None:
+            return []
+        if not data:
+            return None
+        self.decoder.feed(data)
+        return list(self.decoder.messages())
+
     def read_in_thread(
         self,
         request_id: int,
@@ -183,13 +210,14 @@ class LendableReads:
         """Read this connection on the calling thread until ``done()``, the deadline,
         or a message it must hand to the loop.  The reply to ``request_id`` is given
         to ``on_early`` (which returns False if the loop must handle it whole); the
-        answer's own callback is then queued with ``post_lazy``.  Returns at once if
-        the connection is not lendable or another thread reads it."""
-        lending = self._lending
-        if lending is None or self._reads_closed or not self._rlock.acquire(False):
+        answer's own callback is then queued with ``post_lazy``.  Both ``post`` and
+        ``post_lazy`` must run their commands on the loop before it handles this
+        connection's next received data (the core worker's command queue, drained by
+        ``Router.before_receive``): that keeps the messages in order.  Returns at once
+        if the connection is not lendable or another thread reads it."""
+        if not self.take_reads():
             return
         try:
-            lending.set(self, DISARMED)
             while not done():
                 wait_ms = POLL_CHECK_S * 1000
                 if deadline is not None:
@@ -198,28 +226,20 @@ class LendableReads:
                     if deadline is not None and time.monotonic() >= deadline:
                         return
                     continue
-                data = self._recv()
-                if data is None:
-                    continue
-                if not data:
-                    post(self._reader_eof)
-                    return
-                if not self._take_messages(data, request_id, on_early, post, post_lazy):
+                if not self._take_reply(request_id, on_early, post, post_lazy):
                     return
         finally:
-            self._rlock.release()
-            if self._reads_closed:
-                self._close_rsock_if_free()
-            else:
-                lending.set(self, ARMED)
+            self.give_back_reads()
 
-    def _take_messages(self, data: bytes, request_id: int, on_early, post,
-                       post_lazy) -> bool:
-        """Decode on the borrowing thread; False once something went to the loop."""
+    def _take_reply(self, request_id: int, on_early, post, post_lazy) -> bool:
+        """One read on the borrowing thread; False once something went to the loop."""
         handed: list = []
         try:
-            self.decoder.feed(data)
-            for message in self.decoder.messages():
+            messages = self.read_messages()
+            if messages is None:
+                post(self._reader_eof)
+                return False
+            for message in messages:
                 if (not handed and message[0] == Kind.RESPONSE and message[1] == request_id
                         and on_early(message[2])):
                     answer = self._pending.pop(request_id, None)
@@ -228,14 +248,16 @@ class LendableReads:
                     continue
                 handed.append(message)
         except protocol.ProtocolError as exc:
-            if handed:
-                post(self._dispatch_lent, handed)
+            self.hand_over(handed, post)
             post(self._broken_by_reader, exc)
             return False
-        if handed:
-            post(self._dispatch_lent, handed)
-            return False
-        return True
+        self.hand_over(handed, post)
+        return not handed
+
+    def hand_over(self, messages: list, post: Callable) -> None:
+        """Give messages a borrower read to the loop, to handle in order."""
+        if messages:
+            post(self._dispatch_lent, messages)
 
     def _broken_by_reader(self, exc: Exception) -> None:
         self._fail_handshake(exc)

@@ -94,6 +94,7 @@ class Router:
     def __init__(self) -> None:
         self.handlers: dict[int, Handler] = {}
         self.on_close: list[Callable[[Connection], None]] = []
+        self.on_open: list[Callable[[Connection], None]] = []  # accepted, handshake done
         # run on the loop before any received message or connection loss is handled:
         # the core worker finishes work other threads queued without waking the loop
         # (e.g. bookkeeping of a call they sent straight to the socket)
@@ -202,6 +203,9 @@ class Connection(LendableReads, asyncio.Protocol):
         else:
             self.peer_info = protocol.check_handshake_reply(message)
         self.decoder.open()
+        if self.is_server:
+            for callback in self.router.on_open:
+                callback(self)
         if not self.opened.done():
             self.opened.set_result(self.peer_info)
         return True
