@@ -134,15 +134,21 @@ def test_several_processes_calling_one_actor_each_get_their_own_answers(shoal_cl
         assert answers == [(tag, i) for i in range(100)]
 
 
-def test_a_running_method_can_be_cancelled(shoal_cluster, tmp_path):
+@pytest.mark.parametrize("burst", [0, 3], ids=["after-one-call", "ending-a-burst"])
+def test_a_running_method_can_be_cancelled(shoal_cluster, tmp_path, burst):
+    """After reading several calls at once the actor's main thread hands the reads
+    back lazily (the loop re-arms them within a tick); the cancel must get through
+    either way."""
     actor = Replies.remote()
     assert shoal.get(actor.echo.remote(1)) == 1  # the actor's main thread now idles reading
     started = tmp_path / "started"
+    earlier = [actor.echo.remote(i) for i in range(burst)]  # sent with the next call
     ref = actor.spin_until_cancelled.remote(str(started))
     wait_for_condition(started.exists, timeout=30)
     shoal.cancel(ref)  # read by the actor's loop: its main thread is in the method
     with pytest.raises(shoal.exceptions.TaskCancelledError):
         shoal.get(ref, timeout=10)
+    assert shoal.get(earlier, timeout=10) == list(range(burst))
     assert shoal.get(actor.echo.remote(2), timeout=10) == 2
 
 

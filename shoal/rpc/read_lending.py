@@ -93,6 +93,7 @@ class LendableReads:
     _lending: ReadLending | None = None
     _rsock: socket.socket | None = None
     _reads_closed = False
+    _armed = False  # the loop watches it (may lag: a spent ONESHOT still reads True)
 
     def lend_reads(self, lending: ReadLending) -> None:
         """Loop thread: read this connection through ``lending`` from now on."""
@@ -107,6 +108,7 @@ class LendableReads:
         self._lending = lending
         self.transport.pause_reading()
         lending.add(self)
+        self._armed = True
 
     def _recv(self) -> bytes:
         """Empty bytes at end of stream or on a socket error."""
@@ -134,6 +136,15 @@ class LendableReads:
     def _rearm(self) -> None:
         if not self._reads_closed:
             self._lending.set(self, ARMED)
+            self._armed = True
+
+    def rearm_if_free(self) -> None:
+        """Loop thread: watch the connection again unless a thread reads it now."""
+        if not self._armed and self._rlock.acquire(False):
+            try:
+                self._rearm()
+            finally:
+                self._rlock.release()
 
     def _reader_eof(self) -> None:
         """Loop thread: the peer closed (the transport, not reading, cannot see it)."""
@@ -177,15 +188,20 @@ class LendableReads:
         thread reads it); the loop stops watching it until ``give_back_reads``."""
         if self._lending is None or self._reads_closed or not self._rlock.acquire(False):
             return False
-        self._lending.set(self, DISARMED)
+        if self._armed:
+            self._armed = False
+            self._lending.set(self, DISARMED)
         return True
 
-    def give_back_reads(self) -> None:
+    def give_back_reads(self, rearm: bool = True) -> None:
+        """Stop reading.  Without ``rearm`` the loop does not watch the connection
+        until someone calls ``rearm_if_free`` (saves two syscalls when this thread
+        will soon read again)."""
         self._rlock.release()
         if self._reads_closed:
             self._close_rsock_if_free()
-        else:
-            self._lending.set(self, ARMED)
+        elif rearm:
+            self._rearm()
 
     def read_messages(self) -> list | None:
         """The reader: receive what is there and decode it.  None at end of stream
