@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import select
+import socket
 import threading
 import time
 
+from shoal.rpc import read_lending
 from shoal.rpc.messages import Method
 from shoal.rpc.read_lending import ReadLending
 from shoal.rpc.transport import ConnectionLostError, DeferredReply, Router, connect
@@ -254,3 +257,18 @@ def test_a_second_thread_does_not_read_while_the_first_does():
                 await client.close()
 
     run(main())
+
+
+def test_spin_poll_returns_what_is_ready_and_gives_up_after_its_budget(monkeypatch):
+    a, b = socket.socketpair()
+    try:
+        poller = select.poll()
+        poller.register(a.fileno(), select.POLLIN)
+        assert read_lending.spin_poll(poller) == []  # nothing sent: spins, then gives up
+        b.send(b"x")
+        assert read_lending.spin_poll(poller) == [(a.fileno(), select.POLLIN)]
+        monkeypatch.setattr(read_lending, "SPIN_S", 0.0)
+        assert read_lending.spin_poll(poller) == []  # spinning turned off
+    finally:
+        a.close()
+        b.close()
