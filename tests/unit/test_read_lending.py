@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import select
 import socket
 import threading
@@ -79,6 +80,21 @@ class Server:
         return self.held[0]
 
 
+
+@contextlib.asynccontextmanager
+async def lent_connection():
+    """A held-reply server and a client whose connection lends its reads; the
+    client is closed on exit (also when the test closed it already)."""
+    srv = Server()
+    async with server(srv.router) as (port, _):
+        client = Client(asyncio.get_running_loop())
+        await client.open(port)
+        try:
+            yield srv, client
+        finally:
+            await client.close()
+
+
 class Borrower:
     """Sends one call from a thread and reads its reply there."""
 
@@ -126,135 +142,96 @@ class Borrower:
 
 def test_the_waiting_thread_reads_its_reply_and_the_loop_finishes_it():
     async def main():
-        srv = Server()
-        async with server(srv.router) as (port, _):
-            client = Client(asyncio.get_running_loop())
-            await client.open(port)
-            try:
-                b = Borrower(client)
-                await b.start()
-                conn, reply, body = await srv.request()
-                reply.send(["echo", body])
-                await b.join()
-                assert b.early == [(b.thread.ident, ["echo", "x"])]
-                assert b.replies == []  # the answer's callback waits for the loop
-                client.drain()
-                assert b.replies == [(threading.get_ident(), ["echo", "x"])]
-                # the thread let go: the loop reads the connection again
-                got = await asyncio.wait_for(client.conn.call(Method.KV_PUT, 7), T)
-                assert got == ["echo", 7]
-            finally:
-                await client.close()
+        async with lent_connection() as (srv, client):
+            b = Borrower(client)
+            await b.start()
+            conn, reply, body = await srv.request()
+            reply.send(["echo", body])
+            await b.join()
+            assert b.early == [(b.thread.ident, ["echo", "x"])]
+            assert b.replies == []  # the answer's callback waits for the loop
+            client.drain()
+            assert b.replies == [(threading.get_ident(), ["echo", "x"])]
+            # the thread let go: the loop reads the connection again
+            got = await asyncio.wait_for(client.conn.call(Method.KV_PUT, 7), T)
+            assert got == ["echo", 7]
 
     run(main())
 
 
 def test_other_messages_go_to_the_loop_in_order_and_the_thread_stops_reading():
     async def main():
-        srv = Server()
-        async with server(srv.router) as (port, _):
-            client = Client(asyncio.get_running_loop())
+        async with lent_connection() as (srv, client):
             order: list = []
             client.router.handlers.pop(int(Method.PUBLISH_LOGS))
             client.router.add(Method.PUBLISH_LOGS, lambda conn, body: order.append(body))
-            await client.open(port)
-            try:
-                b = Borrower(client)
-                b.on_reply = lambda answer: (order.append(answer.result()), b.replied.set())
-                await b.start()
-                conn, reply, body = await srv.request()
-                conn.notify(Method.PUBLISH_LOGS, "first")  # ahead of the reply
-                reply.send(["echo", body])
-                await b.join()
-                assert b.early == []  # it handed both over: the reply came second
-                await asyncio.wait_for(b.replied.wait(), T)
-                assert order == ["first", ["echo", "x"]]
-            finally:
-                await client.close()
+            b = Borrower(client)
+            b.on_reply = lambda answer: (order.append(answer.result()), b.replied.set())
+            await b.start()
+            conn, reply, body = await srv.request()
+            conn.notify(Method.PUBLISH_LOGS, "first")  # ahead of the reply
+            reply.send(["echo", body])
+            await b.join()
+            assert b.early == []  # it handed both over: the reply came second
+            await asyncio.wait_for(b.replied.wait(), T)
+            assert order == ["first", ["echo", "x"]]
 
     run(main())
 
 
 def test_a_deadline_returns_and_the_loop_then_reads_the_late_reply():
     async def main():
-        srv = Server()
-        async with server(srv.router) as (port, _):
-            client = Client(asyncio.get_running_loop())
-            await client.open(port)
-            try:
-                b = Borrower(client, deadline_s=0.2)
-                await b.start()
-                conn, reply, body = await srv.request()
-                await b.join()
-                assert b.elapsed >= 0.2 and b.early == []
-                reply.send(["late", body])
-                await asyncio.wait_for(b.replied.wait(), T)
-                assert b.replies == [(threading.get_ident(), ["late", "x"])]
-            finally:
-                await client.close()
+        async with lent_connection() as (srv, client):
+            b = Borrower(client, deadline_s=0.2)
+            await b.start()
+            conn, reply, body = await srv.request()
+            await b.join()
+            assert b.elapsed >= 0.2 and b.early == []
+            reply.send(["late", body])
+            await asyncio.wait_for(b.replied.wait(), T)
+            assert b.replies == [(threading.get_ident(), ["late", "x"])]
 
     run(main())
 
 
-def test_the_peer_closing_wakes_the_thread_and_fails_the_call_on_the_loop():
+def _reader_woken_by_close(close_side: str) -> None:
     async def main():
-        srv = Server()
-        async with server(srv.router) as (port, _):
-            client = Client(asyncio.get_running_loop())
-            await client.open(port)
+        async with lent_connection() as (srv, client):
             b = Borrower(client)
             await b.start()
-            conn, reply, body = await srv.request()
-            conn.abort()
+            conn, _reply, _body = await srv.request()
+            (conn if close_side == "peer" else client.conn).abort()
             await b.join()
             await asyncio.wait_for(b.replied.wait(), T)
             assert isinstance(b.replies[0][1], ConnectionLostError)
             await asyncio.wait_for(client.conn.closed, T)
             assert client.conn._rsock.fileno() == -1  # the duplicate is closed too
-            client.lending.close()
 
     run(main())
+
+
+def test_the_peer_closing_wakes_the_thread_and_fails_the_call_on_the_loop():
+    _reader_woken_by_close("peer")
 
 
 def test_closing_our_side_wakes_a_reading_thread():
-    async def main():
-        srv = Server()
-        async with server(srv.router) as (port, _):
-            client = Client(asyncio.get_running_loop())
-            await client.open(port)
-            b = Borrower(client)
-            await b.start()
-            await srv.request()
-            client.conn.abort()
-            await b.join()
-            await asyncio.wait_for(b.replied.wait(), T)
-            assert isinstance(b.replies[0][1], ConnectionLostError)
-            assert client.conn._rsock.fileno() == -1
-            client.lending.close()
-
-    run(main())
+    _reader_woken_by_close("ours")
 
 
 def test_a_second_thread_does_not_read_while_the_first_does():
     async def main():
-        srv = Server()
-        async with server(srv.router) as (port, _):
-            client = Client(asyncio.get_running_loop())
-            await client.open(port)
-            try:
-                b = Borrower(client)
-                await b.start()
-                await srv.request()
-                calls = []
-                # the reads are held: a second reader returns at once, reading nothing
-                client.conn.read_in_thread(999, lambda body: calls.append(body) or True,
-                                           lambda: False, None, client.post, client.post_lazy)
-                assert calls == []
-                srv.held[0][1].send("done")
-                await b.join()
-                assert b.early == [(b.thread.ident, "done")]
-            finally:
-                await client.close()
+        async with lent_connection() as (srv, client):
+            b = Borrower(client)
+            await b.start()
+            await srv.request()
+            calls = []
+            # the reads are held: a second reader returns at once, reading nothing
+            client.conn.read_in_thread(999, lambda body: calls.append(body) or True,
+                                       lambda: False, None, client.post, client.post_lazy)
+            assert calls == []
+            srv.held[0][1].send("done")
+            await b.join()
+            assert b.early == [(b.thread.ident, "done")]
 
     run(main())
 
