@@ -20,13 +20,11 @@ on the wire; calls it read run before anything queued later.
 from __future__ import annotations
 
 import collections
-import logging
 import os
 import queue
 import select
 from typing import TYPE_CHECKING
 
-from shoal.rpc import protocol
 from shoal.rpc.messages import Method
 from shoal.rpc.protocol import Kind
 from shoal.rpc.read_lending import ReadLending
@@ -34,8 +32,6 @@ from shoal.rpc.read_lending import ReadLending
 if TYPE_CHECKING:
     from shoal.core.core_worker import CoreWorker
     from shoal.rpc.transport import Connection
-
-log = logging.getLogger("shoal.executor")
 
 
 class IdleReads:
@@ -118,20 +114,14 @@ class IdleReads:
             conn.rearm_if_free()
 
     def _read(self, conn: Connection) -> None:
-        post = self.worker.post
-        handed: list = []
-        try:
-            messages = conn.read_messages()
-            if messages is None:
-                post(conn._reader_eof)
-                return
-            for message in messages:
-                if message[0] == Kind.REQUEST and message[2] == Method.PUSH_TASK:
-                    self.calls.append((conn, message[1], message[3]))
-                else:
-                    handed.append(message)
-        except protocol.ProtocolError as exc:
-            conn.hand_over(handed, post)
-            post(conn._broken_by_reader, exc)
-            return
-        conn.hand_over(handed, post)
+        calls = self.calls
+
+        def keep(message) -> bool:
+            if message[0] == Kind.REQUEST and message[2] == Method.PUSH_TASK:
+                calls.append((conn, message[1], message[3]))
+                return True
+            return False
+
+        # calls are kept even after something went to the loop: one the loop got
+        # would reach the main queue only after this thread's next read
+        conn.read_sorted(keep, self.worker.post, keep_after_handing=True)

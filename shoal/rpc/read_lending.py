@@ -39,6 +39,11 @@ from typing import Any
 from shoal.rpc import protocol
 from shoal.rpc.protocol import Kind
 
+ARMED = select.EPOLLIN | select.EPOLLONESHOT
+DISARMED = select.EPOLLONESHOT  # no events; a pending readiness is dropped
+READ_SIZE = 256 * 1024
+POLL_CHECK_S = 1.0  # a borrower re-checks its wait this often (belt and braces)
+
 # How long a reading thread polls without sleeping before it blocks.  A thread
 # that sleeps in poll() must be woken by the sender's kernel, which on a VM
 # whose idle vCPUs halt in the host costs the sender ~35-75 us per message; a
@@ -60,11 +65,6 @@ def spin_poll(poller: select.poll) -> list:
         if ready:
             return ready
     return []
-
-ARMED = select.EPOLLIN | select.EPOLLONESHOT
-DISARMED = select.EPOLLONESHOT  # no events; a pending readiness is dropped
-READ_SIZE = 256 * 1024
-POLL_CHECK_S = 1.0  # a borrower re-checks its wait this often (belt and braces)
 
 
 class ReadLending:
@@ -132,8 +132,9 @@ class LendableReads:
         lending.add(self)
         self._armed = True
 
-    def _recv(self) -> bytes:
-        """Empty bytes at end of stream or on a socket error."""
+    def _recv(self) -> bytes | None:
+        """None if nothing is there yet; empty bytes at end of stream or on a socket
+        error."""
         try:
             return self._rsock.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -225,7 +226,7 @@ class LendableReads:
         elif rearm:
             self._rearm()
 
-    def read_messages(self) -> list | None:
+    def _read_messages(self) -> list | None:
         """The reader: receive what is there and decode it.  None at end of stream
         (the loop is told); raises ProtocolError on garbage."""
         data = self._recv()
@@ -272,28 +273,42 @@ class LendableReads:
 
     def _take_reply(self, request_id: int, on_early, post, post_lazy) -> bool:
         """One read on the borrowing thread; False once something went to the loop."""
+
+        def keep(message) -> bool:
+            if (message[0] != Kind.RESPONSE or message[1] != request_id
+                    or not on_early(message[2])):
+                return False
+            answer = self._pending.pop(request_id, None)
+            if answer is not None:
+                post_lazy(answer.set_result, message[2])
+            return True
+
+        return self.read_sorted(keep, post, keep_after_handing=False)
+
+    def read_sorted(self, keep: Callable[[list], bool], post: Callable,
+                    keep_after_handing: bool) -> bool:
+        """The reader: one receive.  Messages ``keep`` takes stay with the reader;
+        the rest go to the loop in order, as do end of stream and garbage.  Without
+        ``keep_after_handing`` nothing after the first handed-over message is
+        offered to ``keep``.  False once something went to the loop."""
         handed: list = []
         try:
-            messages = self.read_messages()
+            messages = self._read_messages()
             if messages is None:
                 post(self._reader_eof)
                 return False
             for message in messages:
-                if (not handed and message[0] == Kind.RESPONSE and message[1] == request_id
-                        and on_early(message[2])):
-                    answer = self._pending.pop(request_id, None)
-                    if answer is not None:
-                        post_lazy(answer.set_result, message[2])
+                if (keep_after_handing or not handed) and keep(message):
                     continue
                 handed.append(message)
         except protocol.ProtocolError as exc:
-            self.hand_over(handed, post)
+            self._hand_over(handed, post)
             post(self._broken_by_reader, exc)
             return False
-        self.hand_over(handed, post)
+        self._hand_over(handed, post)
         return not handed
 
-    def hand_over(self, messages: list, post: Callable) -> None:
+    def _hand_over(self, messages: list, post: Callable) -> None:
         """Give messages a borrower read to the loop, to handle in order."""
         if messages:
             post(self._dispatch_lent, messages)
