@@ -135,8 +135,8 @@ class Executor:
             reads.wake()
 
     def _run_read_call(self, conn, request_id: int, body) -> None:
-        """A PUSH_TASK this (main) thread read itself: what handle_push_task and the
-        router would have done, then the call."""
+        """A PUSH_TASK this (main) thread read itself: what the router and
+        handle_push_task would have done; a sync actor's call runs at once."""
         try:
             spec = TaskSpec.from_wire(body)
         except Exception as exc:
@@ -146,9 +146,9 @@ class Executor:
         fut = DeferredReply()
         fut.bind(conn, request_id)
         if spec.kind is TaskKind.ACTOR_TASK:
-            self._execute(spec, conn, fut)
-        else:  # never sent to an actor's process; answered as the loop would
-            fut.send([STATUS_APP_ERROR, [], None])
+            self._execute(spec, conn, fut)  # what _accept would queue for this thread
+        else:
+            self._accept(spec, conn, fut)
 
     def _on_sigint(self, signum, frame) -> None:
         current = current_task.get()
@@ -172,10 +172,14 @@ class Executor:
         return None
 
     def handle_push_task(self, conn, body):
-        spec = TaskSpec.from_wire(body)
+        fut = DeferredReply()
+        self._accept(TaskSpec.from_wire(body), conn, fut)
+        return fut
+
+    def _accept(self, spec: TaskSpec, conn, fut: DeferredReply) -> None:
+        """Start or queue a pushed task, by what this process runs."""
         if spec.function_bytes is not None and spec.function_id not in self.functions:
             self.functions[spec.function_id] = spec.function_bytes
-        fut = DeferredReply()
         run = lambda: self._execute(spec, conn, fut)  # noqa: E731
         if spec.kind is TaskKind.ACTOR_TASK and self.actor_loop is not None:
             self.actor_loop.call_soon_threadsafe(self._start_async, spec, conn, fut)
@@ -187,7 +191,6 @@ class Executor:
             with self.queued_lock:
                 self.queued[spec.task_id] = fut
             self._to_main(lambda: self._start_queued(spec, conn, fut))
-        return fut
 
     def _start_queued(self, spec: TaskSpec, conn, fut) -> None:
         # decides the race with handle_steal_tasks: whoever takes the entry answers it.
