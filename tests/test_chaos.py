@@ -24,6 +24,7 @@ import pytest
 
 import shoal
 from shoal.cluster_utils import Cluster
+from shoal.core import context
 from tests.clusters import connected_cluster, objects_per_node
 from tests.utils import wait_for_condition
 
@@ -139,21 +140,68 @@ def run_chaos(cluster: Cluster, chains: int, length: int, leaves: int, calls: in
     assert chain_sums == [(c + expected_step) % 256 for c in range(chains)]
     assert tree == sum(range(leaves)) % 256
     assert actor_results == [2 * i for i in range(calls)]
+    kills_mid_rebuild = kill_nodes_during_rebuilds(cluster, chains // 2, length)
     del ends, level, doubled, x
-    return {"worker_kills": killer.worker_kills, "nodes_removed": killer.nodes_removed}
+    return {"worker_kills": killer.worker_kills, "nodes_removed": killer.nodes_removed,
+            "kills_mid_rebuild": kills_mid_rebuild}
+
+
+KILLABLE = {"num_cpus": 0, "resources": {"killable": 1}}  # keeps a task off the head
+
+
+@shoal.remote(max_retries=-1, **KILLABLE)
+def first_byte(x: np.ndarray) -> int:
+    """Reads a chain's end on a killable node (a get would copy it to the driver's)."""
+    return int(x[0])
+
+
+def kill_nodes_during_rebuilds(cluster: Cluster, chains: int, length: int) -> int:
+    """Chains built on the killable nodes only, then every killable node killed at
+    once: each chain's links were freed, so each end is rebuilt link by link from
+    lineage.  While those recursive rebuilds run on two fresh nodes, one of those is
+    killed too.  Every chain must still come back exact.  Returns how many nodes were
+    killed in the middle of the rebuilds."""
+    ends = []
+    for c in range(chains):
+        x = make.options(**KILLABLE).remote(c)
+        for i in range(length):
+            x = step.options(**KILLABLE).remote(x, i)
+        ends.append(x)
+    del x
+    shoal.wait(ends, num_returns=len(ends), timeout=300, fetch_local=False)
+    worker = context.current_worker_or_none()
+    for node in list(cluster.worker_nodes):
+        cluster.remove_node(node)
+    fresh = [cluster.add_node(num_cpus=1, resources={"killable": 100},
+                              object_store_memory=256 * MiB) for _ in range(2)]
+    before = worker.recovery.lineage.rebuilds
+    reads = [first_byte.remote(e) for e in ends]
+    wait_for_condition(lambda: worker.recovery.lineage.rebuilds > before, timeout=60)
+    shoal.wait(reads, num_returns=1, timeout=120)  # some chains are back, others not
+    cluster.remove_node(fresh[0])
+    cluster.add_node(num_cpus=1, resources={"killable": 100}, object_store_memory=256 * MiB)
+    expected_step = sum(range(length))
+    assert shoal.get(reads, timeout=300) == [(c + expected_step) % 256 for c in range(chains)]
+    assert worker.recovery.lineage.rebuilds - before >= chains * (length + 1)
+    return 1
 
 
 def check_drained(cluster: Cluster, before: dict[str, int]) -> None:
-    alive = {n.node_id[:8] for n in cluster.list_all_nodes()}
-    want = {k: v for k, v in before.items() if k in alive}
-    wait_for_condition(lambda: objects_per_node(cluster) == want, timeout=30,
-                       message=f"stores did not drain back to {want}")
+    """Every live node's store holds what it held before the run (nodes added during
+    the run: nothing)."""
+    def drained() -> bool:
+        now = objects_per_node(cluster)
+        return now == {node: before.get(node, 0) for node in now}
+
+    wait_for_condition(drained, timeout=30, message=f"stores did not drain back to {before}")
 
 
 def report(capsys, name: str, survived: dict, seconds: float) -> None:
     with capsys.disabled():
-        print(f"\n{name}: survived {survived['worker_kills']} worker kills and "
-              f"{survived['nodes_removed']} node removal(s) in {seconds:.1f} s")
+        print(f"\n{name}: survived {survived['worker_kills']} worker kills, "
+              f"{survived['nodes_removed']} node removal(s) and "
+              f"{survived['kills_mid_rebuild']} node kill(s) during recursive rebuilds "
+              f"in {seconds:.1f} s")
 
 
 def test_chaos_short(cluster, capsys):

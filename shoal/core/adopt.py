@@ -25,6 +25,8 @@ from shoal.core.memory_store import StoredValue
 from shoal.core.serialization import serialize
 from shoal.rpc.messages import Method
 
+ADOPT_TIMEOUT_S = 30.0  # each of put(_owner=)'s two requests (actor look-up, hand-over)
+
 if TYPE_CHECKING:
     from shoal.api.object_ref import ObjectRef
     from shoal.core.core_worker import CoreWorker
@@ -43,13 +45,14 @@ def put_owned_by(worker: CoreWorker, value: Any, actor: Any) -> ObjectRef:
         raise TypeError("put(_owner=actor) of a value that contains ObjectRefs is not "
                         "supported; put the inner objects with the same _owner instead")
     oid = ids.object_id(worker.ids.task_id(), 0)
-    address = worker.call(_actor_address, worker, actor.actor_id)
+    address = worker.call(_actor_address, worker, actor.actor_id, timeout=ADOPT_TIMEOUT_S)
     if data.data_size() <= INLINE_THRESHOLD or worker.store is None:
         stored = StoredValue(inline=detach(data))
     else:  # the agent frees this copy if the actor dies first
         size = worker.write_plasma(oid, data, address)
         stored = StoredValue(node_id=worker.node_id, size=size, locations={worker.node_id})
-    worker.call(_adopt, worker, actor.actor_id, address, oid, value_to_wire(stored))
+    worker.call(_adopt, worker, actor.actor_id, address, oid, value_to_wire(stored),
+                timeout=ADOPT_TIMEOUT_S)
     worker.memory_store.put(oid, stored)  # our cached copy of the value, as a borrower
     return ObjectRef(oid, address, worker)
 

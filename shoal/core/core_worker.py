@@ -318,7 +318,12 @@ class CoreWorker:
         """Run coroutine function ``fn(*args)`` on the loop; wait for its result."""
         if self.in_loop():
             raise RuntimeError("blocking shoal call made from the event loop thread")
-        return asyncio.run_coroutine_threadsafe(fn(*args), self.loop).result(timeout)
+        fut = asyncio.run_coroutine_threadsafe(fn(*args), self.loop)
+        try:
+            return fut.result(timeout)
+        except TimeoutError:
+            fut.cancel()  # the coroutine stops too: nothing outlives the caller's timeout
+            raise
 
     # Reference counting changes do not wake the loop: they ride along with the next
     # posted command, or the loop's tick picks them up within LAZY_COMMANDS_S.  Waking
@@ -726,7 +731,11 @@ class CoreWorker:
             return value
         if owner != self.address:
             self._start_fetch(oid, owner)
-        return await fut
+        try:
+            return await fut
+        finally:
+            if not fut.done():  # the caller gave up (its timeout): drop our waiter
+                self.memory_store.remove_waiter(oid, ready)
 
     def wait(
         self, refs: list[ObjectRef], num_returns: int, timeout: float | None
@@ -764,6 +773,10 @@ class CoreWorker:
         """A control-store request; its ValueError/TypeError/LookupError come back as such."""
         try:
             return self.call(_async_call, self.control, method, body, timeout=timeout)
+        except TimeoutError:
+            raise exceptions.GetTimeoutError(
+                f"the control store did not answer {method.name} within {timeout:g} s"
+            ) from None
         except RemoteError as exc:
             builtin = _REMOTE_BUILTINS.get(exc.error_type)
             if builtin is not None:
@@ -771,7 +784,12 @@ class CoreWorker:
             raise
 
     def node_call(self, method: Method, body: Any = None, timeout: float | None = 30) -> Any:
-        return self.call(_async_call, self.node, method, body, timeout=timeout)
+        try:
+            return self.call(_async_call, self.node, method, body, timeout=timeout)
+        except TimeoutError:
+            raise exceptions.GetTimeoutError(
+                f"the node agent did not answer {method.name} within {timeout:g} s"
+            ) from None
 
 
 def detach(data: Serialized) -> Serialized:

@@ -59,6 +59,7 @@ from shoal.core.serialization import (
 from shoal.core.task_spec import (
     ARG_VALUE,
     STATUS_APP_ERROR,
+    STATUS_ARGS_LOST,
     STATUS_CANCELLED,
     STATUS_OK,
     STATUS_STOLEN,
@@ -73,6 +74,16 @@ if TYPE_CHECKING:
     from shoal.core.core_worker import CoreWorker
 
 log = logging.getLogger("shoal.executor")
+
+
+class _ArgumentsLost(Exception):
+    """A normal task's shared-memory argument has no copy we could pull.  The task is
+    handed back to its owner rather than waiting here: the rebuild may need the
+    resources this worker's lease holds."""
+
+    def __init__(self, oids: list[bytes]) -> None:
+        super().__init__(f"{len(oids)} argument(s) lost")
+        self.oids = oids
 
 
 class _Cancelled(BaseException):
@@ -315,7 +326,8 @@ class Executor:
             raise exceptions.RaySystemError(f"function {spec.name} was never sent to this worker")
         return fn
 
-    def _resolve_args(self, wire_args: list, kwarg_names: list, ctx: TaskContext):
+    def _resolve_args(self, wire_args: list, kwarg_names: list, ctx: TaskContext,
+                      hand_back_lost: bool = False):
         values = []
         plasma = []
         for i, arg in enumerate(wire_args):
@@ -326,11 +338,12 @@ class Executor:
                 values.append(None)
                 plasma.append((i, arg))
         if plasma:
-            self._fetch_ref_args(plasma, values, ctx)
+            self._fetch_ref_args(plasma, values, ctx, hand_back_lost)
         n = len(values) - len(kwarg_names)
         return values[:n], dict(zip(kwarg_names, values[n:], strict=False))
 
-    def _fetch_ref_args(self, plasma: list, values: list, ctx: TaskContext) -> None:
+    def _fetch_ref_args(self, plasma: list, values: list, ctx: TaskContext,
+                        hand_back_lost: bool) -> None:
         from shoal.api.object_ref import ObjectRef
 
         worker = self.worker
@@ -341,6 +354,10 @@ class Executor:
             remote += self._read_located(local, locations, values, ctx)
         if remote:
             remote = self._pull_args(remote, values, ctx)
+        if remote and hand_back_lost:
+            lost = [a[1] for _, a in remote if a[3] not in ("", "?")]
+            if lost:
+                raise _ArgumentsLost(lost)
         if remote:
             refs = [ObjectRef(a[1], a[2], worker) for _, a in remote]
             got = worker.get(refs, None)
@@ -384,13 +401,16 @@ class Executor:
         try:
             try:
                 fn = self._function(spec)
-                args, kwargs = self._resolve_args(spec.args, spec.kwarg_names, ctx)
+                args, kwargs = self._resolve_args(spec.args, spec.kwarg_names, ctx,
+                                                  hand_back_lost=spec.kind is TaskKind.NORMAL)
                 result = fn(*args, **kwargs)
                 del args, kwargs
                 reply = self._package(spec, result, conn)
                 del result
             except _Cancelled:
                 reply = [STATUS_CANCELLED, [], None]
+            except _ArgumentsLost as lost:
+                reply = [STATUS_ARGS_LOST, [], {"lost": lost.oids}]
             except Exception as exc:
                 reply = self._error_reply(spec, exc)
         except _Cancelled:  # the signal landed just after the task finished

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shoal import exceptions
-from shoal.core.task_spec import STATUS_STOLEN
+from shoal.core.task_spec import STATUS_ARGS_LOST, STATUS_STOLEN
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import RemoteError
 
@@ -284,6 +284,8 @@ class LeaseSubmitter:
                 self.tasks.fail_system(task, exc, retry=True)
         elif fut.result()[0] == STATUS_STOLEN and state is not None:
             state.queue.appendleft(task)
+        elif fut.result()[0] == STATUS_ARGS_LOST:
+            self.tasks.arguments_lost(task, fut.result()[2]["lost"])
         else:
             self.tasks.complete(task, fut.result())
         if state is not None:

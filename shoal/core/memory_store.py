@@ -115,12 +115,7 @@ class MemoryStore:
                         del self._waiters[oid]
 
     def remove_waiter(self, oid: bytes, callback) -> None:
-        with self._lock:
-            waiters = self._waiters.get(oid)
-            if waiters and callback in waiters:
-                waiters.remove(callback)
-                if not waiters:
-                    del self._waiters[oid]
+        self.remove_waiters([oid], callback)
 
     def delete(self, oid: bytes) -> StoredValue | None:
         with self._lock:

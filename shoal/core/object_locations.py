@@ -56,7 +56,14 @@ class ObjectLocations:
         worker = self.worker
         node_id = worker.node_id
         if all(node_id in values[r._id].locations for r in refs):
-            return worker.call(worker._pin_on_loop, [r._id for r in refs])
+            oids = [r._id for r in refs]
+            try:
+                return worker.call(self._pinning_call, Method.STORE_GET, oids, oids, timeout,
+                                   timeout=timeout)
+            except TimeoutError:
+                raise exceptions.GetTimeoutError(
+                    f"get timed out while pinning {len(refs)} object(s) in the local store"
+                ) from None
         items = [[r._id, r._owner, values[r._id].size, list(values[r._id].locations)]
                  for r in refs]
         return self.pull(items, timeout)
@@ -75,11 +82,17 @@ class ObjectLocations:
             raise
 
     async def _pull_on_loop(self, items: list, timeout: float | None) -> list:
-        fut = self.worker.node.call(Method.STORE_PULL, items)
+        return await self._pinning_call(Method.STORE_PULL, items, [item[0] for item in items],
+                                        timeout)
+
+    async def _pinning_call(self, method: Method, body: Any, oids: list[bytes],
+                            timeout: float | None) -> list:
+        """A request that pins ``oids`` for us; if we stop waiting (timeout, or the
+        caller's call cancelled), the pins it makes later are given back."""
+        fut = self.worker.node.call(method, body)
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except TimeoutError:
-            oids = [item[0] for item in items]
+        except (TimeoutError, asyncio.CancelledError):
             fut.add_done_callback(lambda f: self._release_late(f, oids))
             raise
 

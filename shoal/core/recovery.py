@@ -64,17 +64,16 @@ class ObjectRecovery:
         if not any(values[r._id].in_plasma for r in refs):
             return views  # all inline: the common case of small values
         worker = self.worker
-        give_up = time.monotonic() + RECOVERY_TIMEOUT_S
-        if deadline is not None:
-            give_up = min(give_up, deadline)
+        # Unanswered pulls of copies the owner still believes in end after this long;
+        # a rebuild in progress is waited for (up to the caller's deadline).
+        stale_copies_until = time.monotonic() + RECOVERY_TIMEOUT_S
         pause = RETRY_PAUSE_S[0]
         while True:
             wanted = list({r._id: r for r in refs
                            if values[r._id].in_plasma and r._id not in views}.values())
             if not wanted:
                 return views
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            locations = worker.locations.pin(wanted, values, timeout)
+            locations = worker.locations.pin(wanted, values, _remaining(deadline))
             lost = []
             for ref, loc in zip(wanted, locations, strict=False):
                 if loc is None:
@@ -83,7 +82,9 @@ class ObjectRecovery:
                     views[ref._id] = worker.store.view(ref._id, loc[0], loc[1])
             if not lost:
                 return views
-            if time.monotonic() >= give_up:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _timed_out(lost)
+            if time.monotonic() >= stale_copies_until:
                 raise exceptions.ObjectLostError(
                     lost[0]._id.hex(),
                     f"object {lost[0]._id.hex()} is in no reachable object store and could "
@@ -91,15 +92,22 @@ class ObjectRecovery:
             before = {r._id: values[r._id] for r in lost}
             worker._set_blocked(True)  # a rebuild may need the CPU this task holds
             try:
-                values.update(worker.call(self._recover_many,
-                                          [(r._id, r._owner) for r in lost]))
+                values.update(worker.call(self.recover_many,
+                                          [(r._id, r._owner) for r in lost],
+                                          timeout=_remaining(deadline)))
+            except TimeoutError:
+                raise _timed_out(lost) from None
             finally:
                 worker._set_blocked(False)
             if all(_same_copies(before[r._id], values[r._id]) for r in lost):
-                time.sleep(pause)  # the owner still sees a live copy: the node may be dying
+                # the owner still sees a live copy: the node may be dying
+                left = _remaining(deadline)
+                time.sleep(pause if left is None else min(pause, left))
                 pause = min(pause * 2, RETRY_PAUSE_S[1])
 
-    async def _recover_many(self, items: list[tuple[bytes, str]]) -> dict[bytes, StoredValue]:
+    async def recover_many(self, items: list[tuple[bytes, str]]) -> dict[bytes, StoredValue]:
+        """Loop side: the value of each ``(object id, owner)``, with live copies only;
+        objects whose every copy is gone are rebuilt by their owners first."""
         owned = any(owner == self.worker.address for _, owner in items)
         alive = await self._alive_nodes() if owned else None  # asked once for all of them
         values = await asyncio.gather(*[self._recover_any(oid, owner, alive)
@@ -219,6 +227,17 @@ class ObjectRecovery:
             why = ("the task that made it cannot be re-run (an actor task, a task with "
                    "max_retries=0, or its retries are used up)")
         return error_value(exceptions.ObjectLostError(oid.hex(), f"{what}, and {why}"))
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _timed_out(lost: list) -> exceptions.GetTimeoutError:
+    """The caller's timeout ends recovery like any other wait."""
+    return exceptions.GetTimeoutError(
+        f"get timed out while {len(lost)} object(s) (first {lost[0]._id.hex()}) were being "
+        "recovered: every copy was lost and the owner is rebuilding them")
 
 
 def _same_copies(a: StoredValue, b: StoredValue) -> bool:

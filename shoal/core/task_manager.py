@@ -17,6 +17,7 @@ Retries: a task whose worker dies is re-queued up to ``max_retries`` times
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import threading
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shoal.core")
 
+ARGS_LOST_PAUSE_S = (0.05, 1.0)  # first and longest pause before re-queueing a handed-back task
+ARGS_LOST_GIVE_UP = 60  # hand-backs (about a minute of pauses) before the task fails
+
 
 
 @dataclass(eq=False)
@@ -75,6 +79,7 @@ class PendingTask:
     ran_on: tuple = ()  # (worker id, node id) of the leased worker it was last pushed to
     error_type: str = ""  # why it failed, Ray's ErrorType names (state API)
     returns_stored: bool = False  # its value was stored by the thread that read the reply
+    args_handed_back: int = 0  # times a worker found no copy of an argument (STATUS_ARGS_LOST)
 
 
 class GeneratorState:
@@ -415,11 +420,12 @@ class TaskManager:
         rebuilt first (recursively) or, if they cannot be, fail it."""
         task = dataclasses.replace(
             done, cancelled=False, force_cancel=False, running_on=None, resolving=0,
-            returns_stored=False,
+            returns_stored=False, args_handed_back=0,
             keepalive=[], arg_locations=None,
             retries_left=done.retries_left - 1 if done.retries_left > 0 else done.retries_left)
         self.worker.references.inc_submitted(task.held)
         me = self.worker.address
+        lost_with_node = []
         for arg in task.spec.args:
             if arg[0] == ARG_REF:
                 arg[3] = ""  # the node it was on may be gone: resolve it again
@@ -427,7 +433,66 @@ class TaskManager:
                         and ids.task_of(arg[1]) not in self.pending):
                     # next loop turn: a chain of freed links must not recurse here
                     self.worker.loop.call_soon(self.worker.recovery.rebuild_freed, arg[1])
+                else:
+                    lost_with_node.append((arg[1], arg[2]))
         self.pending[task.spec.task_id] = task
+        if lost_with_node:
+            self.worker.loop.create_task(self._recover_args_then_resolve(task, lost_with_node))
+        else:
+            self._resolve(task)
+
+    def arguments_lost(self, task: PendingTask, oids: list[bytes]) -> None:
+        """The leased worker found no copy of these arguments and handed the task
+        back unstarted: recover them, then queue it again (no retry is used up).
+        Until the control store declares a dying node dead, its owner still lists
+        the copies there; the hand-backs are then spaced out, and the task fails
+        after ARGS_LOST_GIVE_UP of them."""
+        if task.cancelled:
+            self.finish_cancelled(task)
+            return
+        task.args_handed_back += 1
+        if task.args_handed_back > ARGS_LOST_GIVE_UP:
+            self.fail_with(task, exceptions.ObjectLostError(
+                oids[0].hex(), f"task {task.spec.name} was handed back "
+                f"{ARGS_LOST_GIVE_UP} times because no node it could reach held its "
+                f"argument {oids[0].hex()}, although the argument's owner still lists a "
+                "live copy"))
+            return
+        lost = set(oids)
+        task.arg_locations = None  # found again by _resolve
+        args = []
+        for arg in task.spec.args:
+            if arg[0] == ARG_REF:
+                arg[3] = ""  # every ref argument is resolved again, with its locations
+                if arg[1] in lost:
+                    args.append((arg[1], arg[2]))
+        pause = min(ARGS_LOST_PAUSE_S[0] * 2 ** (task.args_handed_back - 1),
+                    ARGS_LOST_PAUSE_S[1])
+        self.worker.loop.create_task(self._recover_args_then_resolve(task, args, pause))
+
+    async def _recover_args_then_resolve(self, task: PendingTask,
+                                         args: list[tuple[bytes, str]],
+                                         pause_if_unchanged: float = 0.0) -> None:
+        """Make sure a task's shared-memory arguments have a live copy before it is
+        leased: an argument lost with its node is rebuilt first (recursively), by its
+        owner.  The task must not wait for it on a leased worker: that worker holds
+        the resources (a custom resource, the node's only CPU) the rebuild may need."""
+        before = {oid: self.worker.memory_store.get(oid) for oid, _ in args}
+        values = await self.worker.recovery.recover_many(args)
+        if task.spec.task_id not in self.pending:
+            return
+        if pause_if_unchanged and all(
+                before[oid] is not None and before[oid].locations == v.locations
+                for oid, v in values.items()):
+            await asyncio.sleep(pause_if_unchanged)  # the node may be dying
+            if task.spec.task_id not in self.pending:
+                return
+        for oid, value in values.items():
+            if value.is_error:
+                for i, arg in enumerate(task.spec.args):
+                    if arg[0] == ARG_REF and arg[1] == oid:
+                        self._apply_arg(task, i, value, 0)
+                        return
         self._resolve(task)
 
     # ---- generators --------------------------------------------------------------------------

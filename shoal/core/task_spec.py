@@ -24,6 +24,9 @@ STATUS_OK = 0
 STATUS_APP_ERROR = 1
 STATUS_CANCELLED = 2
 STATUS_STOLEN = 3  # the worker handed the task back unstarted (work stealing)
+# the worker handed the task back unstarted: no live node had a copy of an argument
+# (info: {"lost": [object id, ...]}); its owner recovers them, then queues it again
+STATUS_ARGS_LOST = 4
 
 STREAMING = -1  # num_returns="streaming"
 DYNAMIC = -2  # num_returns="dynamic"
