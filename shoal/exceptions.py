@@ -22,8 +22,9 @@ class ShoalError(Exception):
 
 
 def _rebuild_error(cls: type, args: tuple, state: dict) -> ShoalError:
-    err = cls.__new__(cls)
-    err.args = args
+    from shoal.core.error_envelope import blank_exception
+
+    err = blank_exception(cls, args)  # not cls.__new__: see blank_exception (MemoryError)
     err.__dict__.update(state)
     return err
 
@@ -32,8 +33,34 @@ class RaySystemError(ShoalError):
     """shoal itself failed in a way it could not attribute to the user."""
 
 
+class UnserializableException(ShoalError):
+    """Stands in for a remote exception that could not be carried here or rebuilt
+    here (unpicklable attributes, a broken ``__reduce__``, a class this process
+    cannot import): it names the class and keeps its ``str()`` and traceback.
+    ``get`` raises it as a :class:`TaskError` whose ``cause`` it is."""
+
+    def __init__(self, original_stack_trace: str = "", class_name: str = "",
+                 message: str = "", reason: str = "") -> None:
+        self.original_stack_trace = original_stack_trace  # Ray's name for it
+        self.class_name = class_name  # module.qualname of the original exception
+        self.message = message  # its str()
+        self.reason = reason  # why it could not be rebuilt
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        return (f"{self.class_name}: {self.message}\n(raised as UnserializableException "
+                f"because {self.reason or 'it could not be rebuilt'})")
+
+    def __str__(self) -> str:
+        return self._text()
+
+
 class TaskError(ShoalError):
-    """A task (or actor method) raised.  ``cause`` is the original exception."""
+    """A task (or actor method) raised.  ``cause`` is the original exception, or an
+    :class:`UnserializableException` if it could not be rebuilt here.
+
+    Pickled as an envelope (:mod:`shoal.core.error_envelope`): whatever the cause's
+    class does, the task name, pid, actor and traceback text arrive."""
 
     def __init__(
         self,
@@ -55,39 +82,61 @@ class TaskError(ShoalError):
         if self.actor_repr:
             where += f", actor={self.actor_repr}"
         where += ")"
-        return f"{type(self.cause).__name__ if self.cause else 'Error'} in {where}\n" + (
-            self.traceback_str or repr(self.cause)
-        )
+        cause = self.cause
+        if isinstance(cause, UnserializableException):
+            return (f"{cause.class_name} in {where}, raised as UnserializableException "
+                    f"because {cause.reason}\n" + (self.traceback_str or cause.message))
+        name = type(cause).__name__ if cause is not None else "Error"
+        return f"{name} in {where}\n" + (self.traceback_str or _safe_repr(cause))
 
     def __str__(self) -> str:
         return self._message()
 
     def __reduce__(self):
+        from shoal.core.error_envelope import pack_cause
+
+        carried = pack_cause(self.cause) if self.cause is not None else None
         return (
             _rebuild_task_error,
-            (self.function_name, self.traceback_str, self.cause, self.pid, self.actor_repr),
+            (self.function_name, self.traceback_str, carried, self.pid, self.actor_repr),
         )
 
     def as_instanceof_cause(self) -> TaskError:
-        """A copy whose class derives from both TaskError and the cause's class."""
-        cause_cls = type(self.cause) if self.cause is not None else None
-        if cause_cls is None or isinstance(self, cause_cls) or issubclass(TaskError, cause_cls):
+        """A copy whose class derives from both TaskError and the cause's class,
+        made without calling the cause class's ``__init__``; it has the cause's
+        ``args``, attributes, fields and chain.  ``self`` if no such class can be
+        made (a final class, a layout conflict, a BaseException in an
+        ExceptionGroup)."""
+        cause = self.cause
+        if cause is None or isinstance(self, type(cause)):
             return self
-        cls = _dual_class(cause_cls)
+        cls = _dual_class(type(cause))
         if cls is None:
             return self
-        err = cls.__new__(cls)
-        TaskError.__init__(
-            err, self.function_name, self.traceback_str, self.cause, self.pid, self.actor_repr
-        )
-        err.args = getattr(self.cause, "args", ())
-        # the cause's own attributes (e.g. errno) stay reachable
+        from shoal.core.error_envelope import blank_exception, builtin_fields, python_slots
+
         try:
-            for key, value in vars(self.cause).items():
-                err.__dict__.setdefault(key, value)
-        except TypeError:
-            pass
+            err = blank_exception(cls, cause.args)
+            for name, value in {**builtin_fields(cause), **python_slots(cause)}.items():
+                try:
+                    setattr(err, name, value)
+                except (AttributeError, TypeError):
+                    pass
+        except Exception:  # e.g. ExceptionGroup refusing TaskError
+            return self
+        err.__dict__.update(cause.__dict__)  # the cause's attributes (code, __notes__)
+        err.__dict__.update(self.__dict__)  # ours win: function_name, cause, pid, ...
+        err.__cause__ = cause.__cause__
+        err.__context__ = cause.__context__
+        err.__suppress_context__ = cause.__suppress_context__
         return err
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 _dual_classes: dict[type, type | None] = {}
@@ -99,13 +148,16 @@ def _dual_class(cause_cls: type) -> type | None:
             name = f"TaskError({cause_cls.__name__})"
             cls = type(name, (TaskError, cause_cls), {"__str__": TaskError.__str__})
             cls.__module__ = cause_cls.__module__
-        except TypeError:  # e.g. final classes, layout conflicts
+        except Exception:  # final classes, layout conflicts, __init_subclass__
             cls = None
         _dual_classes[cause_cls] = cls
     return _dual_classes[cause_cls]
 
 
-def _rebuild_task_error(function_name, traceback_str, cause, pid, actor_repr):
+def _rebuild_task_error(function_name, traceback_str, carried, pid, actor_repr):
+    from shoal.core.error_envelope import unpack_cause
+
+    cause = unpack_cause(carried, traceback_str) if carried is not None else None
     return TaskError(function_name, traceback_str, cause, pid, actor_repr)
 
 
@@ -196,6 +248,7 @@ __all__ = [
     "ShoalError",
     "RayError",
     "RaySystemError",
+    "UnserializableException",
     "TaskError",
     "RayTaskError",
     "ActorError",

@@ -48,6 +48,7 @@ from shoal.core.core_worker import (
     TaskContext,
     current_task,
 )
+from shoal.core.error_envelope import safe_str
 from shoal.core.idle_reads import IdleReads
 from shoal.core.serialization import (
     SerializationError,
@@ -89,6 +90,22 @@ class _ArgumentsLost(Exception):
 class _Cancelled(BaseException):
     """Raised inside a running task to cancel it (BaseException so user
     ``except Exception`` blocks do not swallow it)."""
+
+
+# Not a task's error: they end the worker process, as they would end a program.
+# Any other BaseException a task raises is its error (asyncio.CancelledError in an
+# async actor is a cancellation).
+_PROCESS_EXITS = (SystemExit, KeyboardInterrupt)
+
+
+def _remote_traceback(exc: BaseException) -> str:
+    """The traceback of a task's exception as text, from the task's own code: the
+    executor's frames that called it are dropped."""
+    te = traceback.TracebackException.from_exception(exc)
+    here = _remote_traceback.__code__.co_filename  # as this module's frames name it
+    while te.stack and te.stack[0].filename == here:
+        del te.stack[0]
+    return "".join(te.format())
 
 
 class Executor:
@@ -284,8 +301,10 @@ class Executor:
             else:
                 self.worker.post(self._start_idle_reads)
         except BaseException as exc:
-            error = (f"{type(exc).__name__}: {exc}\n"
-                     + "".join(traceback.format_exception(exc)))
+            # A string: it becomes the actor's death_cause, in every ActorDiedError.
+            error = (f"the constructor {self.actor_class_name or 'actor'}.__init__() "
+                     f"(pid={os.getpid()}) raised {type(exc).__name__}: {safe_str(exc)}\n"
+                     + _remote_traceback(exc))
         finally:
             current_task.reset(token)
         rebuilt = [r._id for r in ctx.rebuilt if r._owner != self.worker.address]
@@ -411,7 +430,9 @@ class Executor:
                 reply = [STATUS_CANCELLED, [], None]
             except _ArgumentsLost as lost:
                 reply = [STATUS_ARGS_LOST, [], {"lost": lost.oids}]
-            except Exception as exc:
+            except _PROCESS_EXITS:
+                raise
+            except BaseException as exc:  # a BaseException subclass is the task's error too
                 reply = self._error_reply(spec, exc)
         except _Cancelled:  # the signal landed just after the task finished
             if reply is None:
@@ -444,7 +465,9 @@ class Executor:
                 reply = self._package(spec, result, conn)
             except (asyncio.CancelledError, _Cancelled):
                 reply = [STATUS_CANCELLED, [], None]
-            except Exception as exc:
+            except _PROCESS_EXITS:
+                raise
+            except BaseException as exc:
                 reply = self._error_reply(spec, exc)
             finally:
                 self.running.pop(spec.task_id, None)
@@ -452,9 +475,11 @@ class Executor:
         self._finish(spec, ctx, fut, reply)
 
     def _error_reply(self, spec: TaskSpec, exc: BaseException) -> list:
+        """The reply of a task that raised: a TaskError in every return.  Its
+        pickle is an envelope that always loads (see error_envelope)."""
         from shoal.core.core_worker import error_value, value_to_wire
 
-        tb = "".join(traceback.format_exception(exc))
+        tb = _remote_traceback(exc)
         actor_repr = f"{self.actor_class_name}({self.actor_id[:8]})" if self.actor_id else None
         cause = exc.cause if isinstance(exc, exceptions.TaskError) and exc.cause else exc
         err = exceptions.TaskError(spec.name, tb, cause, os.getpid(), actor_repr)
@@ -509,9 +534,9 @@ class Executor:
                 count += 1
                 entry = self._package_value(spec, count, item)
                 conn.notify_from_thread(Method.GENERATOR_ITEM, [spec.task_id] + entry)
-        except SerializationError:
+        except (SerializationError, _Cancelled, *_PROCESS_EXITS):
             raise
-        except Exception as exc:
+        except BaseException as exc:
             error = self._error_reply(spec, exc)[2]["error"]
         info = {"count": count}
         if error is not None:

@@ -45,6 +45,7 @@ class _Context(threading.local):
     refs: list | None = None  # collects refs while pickling
     rebuilt: list | None = None  # collects refs while unpickling
     worker: Any = None
+    detached: bool = False  # a trial load (loads_detached): refs are rebuilt uncounted
 
 
 _context = _Context()
@@ -165,6 +166,9 @@ def pickle_plain(value: Any, limit: int) -> bytes | None:
 
 
 def serialize_error(exc: BaseException) -> Serialized:
+    """An error value.  A TaskError always pickles (its cause travels in an
+    envelope, see error_envelope); another unpicklable exception becomes a
+    RaySystemError naming it."""
     try:
         s = serialize(exc, "error")
     except SerializationError:
@@ -183,6 +187,18 @@ def _describe(value: Any) -> str:
     if len(text) > 200:
         text = text[:200] + "..."
     return f"{text} of type {type(value).__module__}.{type(value).__qualname__}"
+
+
+def loads_detached(inband: bytes) -> Any:
+    """Unpickle a value only to check that it loads (the error envelope's trial):
+    the refs in it come back unattached, so nothing is counted or registered."""
+    ctx = _context
+    previous = ctx.rebuilt, ctx.worker, ctx.detached
+    ctx.rebuilt, ctx.worker, ctx.detached = None, None, True
+    try:
+        return pickle.loads(inband)
+    finally:
+        ctx.rebuilt, ctx.worker, ctx.detached = previous
 
 
 def deserialize(data: Serialized, worker: Any = None) -> Any:
@@ -204,9 +220,7 @@ def deserialize_collecting(data: Serialized, worker: Any, rebuilt: list,
     try:
         return deserialize(data, worker)
     except Exception as exc:
-        if data.is_error:
-            raise
-        raise _unreadable(exc) from exc
+        raise _unreadable(exc, data.is_error) from exc
     finally:
         _context.rebuilt = previous
         if len(rebuilt) > first:  # a get may need registrations: wake the loop
@@ -232,9 +246,7 @@ def deserialize_values(items: list[tuple[bytes, Serialized]], worker: Any) -> li
             try:
                 obj = loads(data.inband, buffers=data.buffers)
             except Exception as exc:
-                if data.flags & FLAG_ERROR:
-                    raise
-                raise _unreadable(exc) from exc
+                raise _unreadable(exc, bool(data.flags & FLAG_ERROR)) from exc
             if len(rebuilt) > counted:
                 worker.post(worker._count_rebuilt, oid, rebuilt[counted:])
                 counted = len(rebuilt)
@@ -250,10 +262,14 @@ def deserialize_values(items: list[tuple[bytes, Serialized]], worker: Any) -> li
             worker.post_lazy(worker._count_rebuilt, None, rebuilt[counted:])
 
 
-def _unreadable(exc: Exception) -> Exception:
+def _unreadable(exc: Exception, is_error: bool = False) -> Exception:
+    """A value that did not unpickle.  (A task's error always does: its cause
+    travels in an envelope, see error_envelope; this is for values, and for
+    shoal's own errors.)"""
     from shoal.exceptions import RaySystemError
 
-    return RaySystemError(f"could not deserialize a value: {type(exc).__name__}: {exc}")
+    what = "an error" if is_error else "a value"
+    return RaySystemError(f"could not deserialize {what}: {type(exc).__name__}: {exc}")
 
 
 def reduce_object_ref(ref: Any) -> tuple:
@@ -278,6 +294,8 @@ def _rebuild_object_ref(object_id: bytes, owner: str) -> Any:
         ref._worker = worker
         rebuilt.append(ref)
         return ref
+    if _context.detached:
+        return ObjectRef.uncounted(object_id, owner, None)
     from shoal.core import context
 
     ref = ObjectRef(object_id, owner, worker or context.current_worker_or_none())
