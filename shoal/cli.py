@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from shoal._version import __version__
+from shoal.launch.resource_args import MIN_OBJECT_STORE_MEMORY
+
 
 def _node_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-cpus", type=float, default=None,
@@ -15,8 +18,13 @@ def _node_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-gpus", type=float, default=None)
     p.add_argument("--resources", default=None,
                    help='custom resources as JSON, e.g. \'{"gpu_box": 1}\'')
+    p.add_argument("--memory", type=float, default=None,
+                   help="bytes of memory tasks and actors may reserve with memory=... "
+                        "(default: 70%% of the machine's, less the object store)")
     p.add_argument("--object-store-memory", type=int, default=None,
-                   help="bytes of shared memory for the object store")
+                   help=f"bytes of shared memory for the object store (at least "
+                        f"{MIN_OBJECT_STORE_MEMORY >> 20} MiB; default: 30%% of the "
+                        f"machine's memory)")
     p.add_argument("--node-ip-address", default="127.0.0.1",
                    help="address this node listens on and is reached at (default "
                         "127.0.0.1: use the machine's address for a multi-machine cluster)")
@@ -26,6 +34,7 @@ def _node_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoal", description="shoal distributed runtime")
+    parser.add_argument("--version", action="version", version=f"shoal {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     start = sub.add_parser("start", help="start a head, or a node joining one, in the "

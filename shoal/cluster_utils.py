@@ -27,7 +27,7 @@ import secrets
 import time
 from typing import Any
 
-from shoal.launch import control_client, sessions
+from shoal.launch import control_client, resource_args, sessions
 from shoal.launch.node_process import NodeProcess, NodeSpec, start_node
 from shoal.rpc.messages import Method
 
@@ -37,11 +37,15 @@ _NODE_ARGS = {
     "num_gpus": "num_gpus",
     "resources": "resources",
     "object_store_memory": "object_store_memory",
+    "memory": "memory",
     "node_ip_address": "host",
     "port": "port",  # head only
     "node_timeout_s": "node_timeout_s",  # head only: failure detection timeout
     "num_prestart_workers": "prestart",
 }
+# ... and those resource_args.node_args checks (the others go to the node as given)
+_CHECKED_NODE_ARGS = {"num_cpus", "num_gpus", "resources", "object_store_memory", "memory",
+                      "port", "node_timeout_s"}
 
 
 class Cluster:
@@ -81,7 +85,10 @@ class Cluster:
         if unknown:
             raise ValueError(f"unknown node argument(s) {sorted(unknown)}; "
                              f"accepted: {sorted(_NODE_ARGS)}")
-        spec = NodeSpec(**{_NODE_ARGS[k]: v for k, v in node_args.items() if v is not None})
+        checked = dict(node_args)
+        checked.update(resource_args.node_args(**{
+            k: v for k, v in node_args.items() if k in _CHECKED_NODE_ARGS}))
+        spec = NodeSpec(**{_NODE_ARGS[k]: v for k, v in checked.items() if v is not None})
         if self.head_node is None:
             spec.head = True
             node = start_node(spec, self.token, self.session, self.log_dir, lifeline=True)

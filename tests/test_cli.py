@@ -188,3 +188,37 @@ def test_memory_lists_the_objects_of_a_started_cluster(cli):
     shoal.shutdown()
     none = cli.run("memory", "--address", "127.0.0.1:1", "--token", "x")
     assert none.returncode == 1 and "shoal: error:" in none.stderr
+
+
+@pytest.mark.parametrize("flags, error", [
+    (["--num-cpus", "-3"], "--num-cpus must be a finite number >= 0, got -3"),
+    (["--num-gpus", "nan"], "--num-gpus must be a finite number >= 0, got nan"),
+    (["--memory", "-1"], "--memory must be a finite number >= 0, got -1"),
+    (["--resources", "{bad"], "--resources must be a JSON object such as '{\"gpu_box\": 1}', "
+                              "got '{bad' (Expecting property name"),
+    (["--resources", '{"gpu_box": -2}'], "--resources['gpu_box'] must be a finite number >= 0"),
+    (["--resources", '{"CPU": 4}'], "--resources must not contain 'CPU': give it as --num-cpus"),
+    (["--object-store-memory", "10"], "--object-store-memory must be at least 33554432 bytes "
+                                      "(32 MiB), got 10"),
+    (["--object-store-memory", "0"], "--object-store-memory must be at least"),
+    (["--node-timeout-s", "-1"], "--node-timeout-s must be a finite number of seconds > 0"),
+])
+def test_bad_start_flag_is_refused_naming_flag_and_value(cli, flags, error):
+    # '--num-cpus -3' used to start a head whose status showed 'CPU -3/-3'
+    out = cli.run("start", "--head", "--port", "0", *flags)
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"shoal: error: {error}"), out.stderr
+    assert cli.started() == []
+
+
+def test_a_joining_node_checks_its_flags_too(cli):
+    out = cli.run("start", "--address", "127.0.0.1:1", "--token", "t", "--num-cpus", "-1")
+    assert out.returncode == 1
+    assert "--num-cpus must be a finite number >= 0, got -1" in out.stderr, out.stderr
+
+
+def test_version_is_printed(cli):
+    for script in {False, shutil.which("shoal") is not None}:
+        out = cli.run("--version", script=script)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == f"shoal {shoal.__version__}"

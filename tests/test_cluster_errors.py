@@ -107,10 +107,10 @@ main(sys.argv[1:])
 def test_node_with_another_version_is_refused_naming_both(head, tmp_path):
     cmd = NodeSpec(address=head.address, num_cpus=1, object_store_memory=STORE).command(
         "other-version", str(tmp_path), lifeline=False)
-    assert cmd[1:3] == ["-m", "shoal.node.main"]
+    assert cmd[1:3] == ["-P", "-c"] and "shoal.node.main" in cmd[3]
     env = subprocess_env(os.environ[SESSION_TAG_ENV])
     env["SHOAL_TOKEN"] = head.token
-    out = subprocess.run([sys.executable, "-c", OTHER_VERSION_NODE, *cmd[3:]], env=env,
+    out = subprocess.run([sys.executable, "-c", OTHER_VERSION_NODE, *cmd[4:]], env=env,
                          cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=30,
                          stdin=subprocess.DEVNULL)
     assert out.returncode != 0

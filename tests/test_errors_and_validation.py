@@ -91,6 +91,74 @@ def test_public_classes_exist():
     assert strategy.node_id == "ab" * 28 and strategy.soft is True
 
 
+# ------------------------------------------------------------------ init / add_node arguments
+# Each is refused before anything starts, so these need no cluster.
+
+MIN_STORE = 32 << 20
+
+
+@pytest.mark.parametrize("kwargs, error, text", [
+    ({"num_cpus": -3}, ValueError, "num_cpus must be a finite number >= 0, got -3"),
+    ({"num_cpus": float("nan")}, ValueError, "num_cpus must be a finite number >= 0, got nan"),
+    ({"num_gpus": -1}, ValueError, "num_gpus must be a finite number >= 0, got -1"),
+    ({"num_gpus": "1"}, TypeError, "num_gpus must be a number, got '1'"),
+    ({"resources": {"gpu_box": -1}}, ValueError, "resources['gpu_box'] must be a finite"),
+    ({"resources": {"CPU": 2}}, ValueError, "must not contain 'CPU': give it as num_cpus"),
+    ({"resources": ["a"]}, TypeError, "resources must be a dict"),
+    ({"_memory": -5}, ValueError, "_memory must be a finite number >= 0, got -5"),
+    ({"object_store_memory": "1GB"}, TypeError, "object_store_memory must be a whole number"),
+    ({"namespace": 7}, TypeError, "namespace must be a string, got 7"),
+    ({"_token": 1234}, TypeError, "_token must be a string, got 1234"),
+])
+def test_bad_init_argument_is_refused_naming_it_and_the_value(kwargs, error, text):
+    with pytest.raises(error) as info:
+        shoal.init(**kwargs)
+    assert text in str(info.value)
+    assert not shoal.is_initialized()
+
+
+@pytest.mark.parametrize("size", [10, 0, MIN_STORE - 64])
+def test_too_small_object_store_is_refused_saying_the_minimum(size):
+    # 10 made a 0-byte store and 0 silently meant the default
+    with pytest.raises(ValueError) as info:
+        shoal.init(object_store_memory=size)
+    text = str(info.value)
+    assert f"object_store_memory must be at least {MIN_STORE} bytes (32 MiB), got {size}" in text
+    assert not shoal.is_initialized()
+
+
+def test_cluster_add_node_checks_arguments_the_same_way():
+    from shoal.cluster_utils import Cluster
+
+    cluster = Cluster()
+    try:
+        for args, text in [({"num_cpus": -3}, "num_cpus must be a finite number >= 0, got -3"),
+                           ({"object_store_memory": 10}, "at least 33554432 bytes (32 MiB)"),
+                           ({"resources": {"r": float("inf")}}, "resources['r'] must be a finite"),
+                           ({"node_timeout_s": -1}, "node_timeout_s must be a finite number")]:
+            with pytest.raises(ValueError) as info:
+                cluster.add_node(**args)
+            assert text in str(info.value)
+        assert cluster.list_all_nodes() == []
+    finally:
+        cluster.shutdown()
+
+
+def test_ray_client_address_is_refused_as_such(monkeypatch):
+    monkeypatch.delenv("SHOAL_ADDRESS", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(ValueError, match="Ray Client addresses are not supported") as info:
+        shoal.init("ray://127.0.0.1:10001")
+    assert "address='ray://127.0.0.1:10001'" in str(info.value)
+    for variable in ("SHOAL_ADDRESS", "RAY_ADDRESS"):
+        monkeypatch.setenv(variable, "ray://head:10001")
+        with pytest.raises(ValueError, match="Ray Client addresses are not supported") as info:
+            shoal.init()
+        assert f"{variable}='ray://head:10001'" in str(info.value)
+        monkeypatch.delenv(variable)
+    assert not shoal.is_initialized()
+
+
 # --------------------------------------------------------------------------- decorator validation
 
 
@@ -170,3 +238,97 @@ def test_invalid_scheduling_strategy_raises(shoal_cluster):
 def test_valid_options_still_work_after_validation_errors(shoal_cluster):
     f = shoal.remote(plain_function)
     assert shoal.get(f.options(num_cpus=1, max_retries=0).remote()) == 1
+
+
+def test_init_runtime_env_warns_naming_the_ignored_keys(shoal_cluster):
+    with pytest.warns(UserWarning) as caught:
+        shoal.init(runtime_env={"pip": ["requests"], "working_dir": "."},
+                   ignore_reinit_error=True)
+    text = str(caught[0].message)
+    assert "runtime_env of shoal.init()" in text and "(keys: pip, working_dir)" in text
+    assert caught[0].filename == __file__  # points at the caller
+
+
+# ------------------------------------------------------------------ arguments bound at .remote()
+
+
+def two_args(a, b=2, *, c=3):
+    return a + b + c
+
+
+class WithInit:
+    def __init__(self, start):
+        self.value = start
+
+    def add(self, n):
+        self.value += n
+        return self.value
+
+
+@pytest.mark.parametrize("args, kwargs, error", [
+    ((), {}, "missing a required argument: 'a'"),
+    ((1, 2, 3), {}, "too many positional arguments"),
+    ((1,), {"d": 4}, "got an unexpected keyword argument 'd'"),
+])
+def test_remote_function_arguments_are_bound_at_remote(shoal_cluster, args, kwargs, error):
+    f = shoal.remote(two_args)
+    with pytest.raises(TypeError) as info:
+        f.remote(*args, **kwargs)
+    assert str(info.value).startswith(f"two_args.remote(): {error}")
+    with pytest.raises(TypeError, match=error):
+        f.options(num_cpus=0.5).remote(*args, **kwargs)
+    assert shoal.get(f.remote(1, c=0), timeout=30) == 3  # a good call still runs
+
+
+def test_actor_constructor_and_method_arguments_are_bound_at_remote(shoal_cluster):
+    cls = shoal.remote(WithInit)
+    with pytest.raises(TypeError, match=r"^WithInit.remote\(\): missing a required argument: "
+                                        r"'start'"):
+        cls.remote()
+    with pytest.raises(TypeError, match="too many positional arguments"):
+        cls.options(name=None).remote(1, 2)
+    actor = cls.remote(10)
+    with pytest.raises(TypeError, match=r"^WithInit.add.remote\(\): missing a required "
+                                        r"argument: 'n' \(the signature is WithInit.add\(n\)\)"):
+        actor.add.remote()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'm'"):
+        actor.add.remote(1, m=1)
+    assert shoal.get(actor.add.remote(5), timeout=30) == 15
+
+
+# --------------------------------------------------------------------------- num_returns not met
+
+
+def returns(value):
+    return value
+
+
+@pytest.mark.parametrize("value, message", [
+    (7, "task returns declared num_returns=2 but returned int; it must return an iterable "
+        "of 2 values"),
+    ([1, 2, 3], "task returns declared num_returns=2 but returned a list of 3 values; it "
+                "must return an iterable of 2 values"),
+    ("ab", "task returns declared num_returns=2 but returned str"),
+])
+def test_wrong_number_of_returns_is_named_on_every_ref(shoal_cluster, value, message):
+    refs = shoal.remote(num_returns=2)(returns).remote(value)
+    assert len(refs) == 2
+    for ref in refs:
+        with pytest.raises(shoal.exceptions.TaskError) as info:
+            shoal.get(ref, timeout=30)
+        assert message in str(info.value)
+        assert "is not iterable" not in str(info.value)
+
+
+def test_actor_method_with_wrong_number_of_returns_is_named(shoal_cluster):
+    @shoal.remote
+    class Pair:
+        @shoal.method(num_returns=2)
+        def pair(self):
+            return 5
+
+    refs = Pair.remote().pair.remote()
+    for ref in refs:
+        with pytest.raises(shoal.exceptions.TaskError, match="task Pair.pair declared "
+                                                              "num_returns=2 but returned int"):
+            shoal.get(ref, timeout=30)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cloudpickle
 
 from shoal.api import options as opts
+from shoal.api.call_check import (
+    CallCheck,
+    Params,
+    constructor_params,
+    make_check,
+    method_params,
+)
 from shoal.api.remote_function import encode_num_returns
 from shoal.core import ids
 from shoal.core.task_spec import DYNAMIC, TaskKind, TaskSpec, strategy_to_wire
@@ -27,20 +34,38 @@ def method(**options: Any):
 
 @dataclass
 class ActorMeta:
+    """What a handle knows of its actor's class; travels with the handle."""
+
     class_name: str
     methods: dict[str, dict] = field(default_factory=dict)
     is_async: bool = False
     max_task_retries: int = 0
+    # each method's parameters, to check a call's arguments (None: not checked)
+    params: dict[str, Params | None] = field(default_factory=dict)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_checks", None)  # made again where the handle lands
+        return state
+
+    def call_check(self, method: str) -> CallCheck | None:
+        checks = self.__dict__.setdefault("_checks", {})
+        check = checks.get(method, False)
+        if check is False:
+            check = checks[method] = make_check(self.params.get(method),
+                                                f"{self.class_name}.{method}")
+        return check
 
 
-def _meta_for(cls: type, options: dict) -> ActorMeta:
-    meta = ActorMeta(cls.__name__, max_task_retries=options.get("max_task_retries", 0))
+def _meta_for(cls: type) -> ActorMeta:
+    meta = ActorMeta(cls.__name__)
     for name, member in inspect.getmembers(cls):
         if not callable(member) or (name.startswith("__") and name != "__call__"):
             continue
         if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
             meta.is_async = True
         meta.methods[name] = dict(getattr(member, "__shoal_method_options__", {}))
+        meta.params[name] = method_params(cls, name)
     return meta
 
 
@@ -52,6 +77,13 @@ class ActorClass:
         self.__qualname__ = cls.__qualname__
         self.__doc__ = cls.__doc__
         self.__module__ = cls.__module__
+        self._class_meta: ActorMeta | None = None  # worked out at the first .remote()
+        self._init_check: CallCheck | None = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_class_meta"] = state["_init_check"] = None  # made again where it lands
+        return state
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -70,8 +102,13 @@ class ActorClass:
     def _remote(self, options: dict, args: tuple, kwargs: dict) -> ActorHandle:
         from shoal.api.runtime import ensure_worker
 
+        if self._class_meta is None:
+            self._init_check = make_check(constructor_params(self._cls), self.__name__)
+            self._class_meta = _meta_for(self._cls)
+        if self._init_check is not None:
+            self._init_check(args, kwargs)
         worker = ensure_worker()
-        meta = _meta_for(self._cls, options)
+        meta = replace(self._class_meta, max_task_retries=options.get("max_task_retries", 0))
         name = options.get("name")
         namespace = options.get("namespace") or worker.namespace
         detached = options.get("lifetime") == "detached"
@@ -192,6 +229,9 @@ class ActorMethod:
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         from shoal.api.runtime import ensure_worker
 
+        check = self._handle._meta.call_check(self._name)
+        if check is not None:
+            check(args, kwargs)
         worker = ensure_worker()
         num_returns = self._num_returns
         wire, held, keepalive = worker.tasks.build_args(self._task_name, args, kwargs)

@@ -13,11 +13,11 @@ import os
 import secrets
 import selectors
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from shoal.core.import_path import own_module_command
 from shoal.launch.sessions import READY_PREFIX, new_session, prune_sessions
 
 
@@ -58,27 +58,31 @@ class HeadProcess:
 
 def launch_head(
     *,
-    num_cpus: float | None,
-    num_gpus: float | None,
-    resources: dict | None,
-    object_store_memory: int | None,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    resources: dict | None = None,
+    object_store_memory: int | None = None,
+    memory: float | None = None,
     host: str = "127.0.0.1",
 ) -> Callable[[float], HeadProcess]:
     """Start a head process and return at once; call the result (with a timeout)
     to wait until it serves.  ``init`` imports the driver's own modules meanwhile,
-    which overlaps ~0.1 s of start-up with the head's."""
+    which overlaps ~0.1 s of start-up with the head's.  The resource arguments
+    are checked by the caller (:mod:`shoal.launch.resource_args`)."""
     session, log_dir = new_session()
     token = secrets.token_hex(16)
-    cmd = [sys.executable, "-m", "shoal.node.main", "--head", "--lifeline",
-           "--session", session, "--host", host, "--log-dir", log_dir]
+    cmd = own_module_command("shoal.node.main", "--head", "--lifeline", "--session", session,
+                             "--host", host, "--log-dir", log_dir)
     if num_cpus is not None:
         cmd += ["--num-cpus", str(num_cpus)]
     if num_gpus:
         cmd += ["--num-gpus", str(num_gpus)]
     if resources:
         cmd += ["--resources", json.dumps(resources)]
-    if object_store_memory:
+    if object_store_memory is not None:
         cmd += ["--object-store-memory", str(int(object_store_memory))]
+    if memory is not None:
+        cmd += ["--memory", str(memory)]
     env = dict(os.environ)
     env["SHOAL_TOKEN"] = token
     # Our own processes cache bytecode even where the user's shell disables it:

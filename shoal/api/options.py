@@ -7,21 +7,16 @@ names are rejected with the list of valid ones.
 
 from __future__ import annotations
 
-import numbers
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from shoal.launch import resource_args
 
 
 def _number(name: str) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f"option {name!r} must be a number, got {value!r}")
-        if not value >= 0 or value == float("inf"):  # also rejects NaN
-            raise ValueError(f"option {name!r} must be a finite number >= 0, got {value!r}")
-        return float(value)
-
-    return check
+    label = resource_args.option_name(name)
+    return lambda value: resource_args.quantity(label, value)
 
 
 def _int_at_least(name: str, low: int) -> Callable[[Any], int]:
@@ -50,18 +45,7 @@ def _num_returns(value: Any) -> int | str:
 
 
 def _resources(value: Any) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise TypeError(f"option 'resources' must be a dict, got {value!r}")
-    out = {}
-    for k, v in value.items():
-        if not isinstance(k, str):
-            raise TypeError(f"resource names must be strings, got {k!r}")
-        if k in ("CPU", "GPU"):
-            raise ValueError(f"use num_cpus/num_gpus instead of resources={{{k!r}: ...}}")
-        out[k] = _number(f"resources[{k!r}]")(v)
-    return out
+    return resource_args.custom_resources(value, resource_args.option_name)
 
 
 def _retry_exceptions(value: Any) -> bool | tuple:
@@ -115,10 +99,45 @@ def _lifetime(value: Any) -> str | None:
     return value
 
 
-def _runtime_env(value: Any) -> Any:
-    if value:
-        warnings.warn("shoal ignores runtime_env: workers use the driver's environment",
-                      stacklevel=4)
+def check_runtime_env(value: Any, label: str = "option 'runtime_env'") -> Any:
+    if value is not None and not isinstance(value, Mapping):
+        raise TypeError(f"{label} must be a dict, got {value!r}")
+    return value
+
+
+def warn_runtime_env_ignored(runtime_env: Any, where: str, stacklevel: int) -> None:
+    """Runtime environments are not implemented: say which of its keys are ignored.
+    ``stacklevel`` counts from the caller of this function."""
+    if runtime_env:
+        keys = ", ".join(sorted(map(str, runtime_env)))
+        warnings.warn(
+            f"shoal ignores the runtime_env of {where} (keys: {keys}): runtime environments "
+            "are not implemented, so workers run in the driver's Python environment",
+            stacklevel=stacklevel + 1)
+
+
+def _string_dict(name: str) -> Callable[[Any], dict | None]:
+    def check(value: Any) -> dict | None:
+        if value is not None and not (isinstance(value, Mapping) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+            raise TypeError(f"option {name!r} must be a dict of strings to strings, "
+                            f"got {value!r}")
+        return value
+
+    return check
+
+
+def _concurrency_groups(value: Any) -> Any:
+    if value is None:
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(f"option 'concurrency_groups' must be a dict of group names to "
+                        f"max concurrency, got {value!r}")
+    for group, limit in value.items():
+        if not isinstance(group, str):
+            raise TypeError(f"option 'concurrency_groups': group names must be strings, "
+                            f"got {group!r}")
+        _int_at_least(f"concurrency_groups[{group!r}]", 1)(limit)
     return value
 
 
@@ -132,10 +151,10 @@ _COMMON = {
     "memory": _number("memory"),
     "resources": _resources,
     "scheduling_strategy": _strategy,
-    "runtime_env": _runtime_env,
+    "runtime_env": check_runtime_env,
     "name": _string("name"),
     "accelerator_type": _string("accelerator_type"),
-    "label_selector": _accept,
+    "label_selector": _string_dict("label_selector"),
     "_metadata": _accept,
 }
 
@@ -158,13 +177,13 @@ ACTOR_OPTIONS = dict(
     max_restarts=_int_at_least("max_restarts", -1),
     max_task_retries=_int_at_least("max_task_retries", -1),
     max_pending_calls=_int_at_least("max_pending_calls", -1),
-    concurrency_groups=_accept,
+    concurrency_groups=_concurrency_groups,
     enable_task_events=_bool("enable_task_events"),
 )
 
 METHOD_OPTIONS = {
     "num_returns": _num_returns,
-    "concurrency_group": _accept,
+    "concurrency_group": _string("concurrency_group"),
     "max_task_retries": _int_at_least("max_task_retries", -1),
     "retry_exceptions": _retry_exceptions,
     "name": _string("name"),
@@ -182,6 +201,7 @@ def validate(table: dict, options: dict, what: str) -> dict:
                 + ", ".join(sorted(k for k in table if not k.startswith("_")))
             )
         out[key] = check(value)
+    warn_runtime_env_ignored(options.get("runtime_env"), what, stacklevel=3)
     return out
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import cloudpickle
 
 from shoal.api import options as opts
+from shoal.api.call_check import CallCheck, function_params, make_check
 from shoal.core.task_spec import DYNAMIC, STREAMING, TaskKind, TaskSpec
 
 
@@ -25,6 +26,7 @@ class RemoteFunction:
         self._is_generator = inspect.isgeneratorfunction(function)
         self._pickled: bytes | None = None
         self._function_id = b""
+        self._call_check: CallCheck | None | bool = False  # False: not made yet
         self._lock = threading.Lock()
         self.__name__ = function.__name__
         self.__qualname__ = function.__qualname__
@@ -37,6 +39,7 @@ class RemoteFunction:
         state.pop("_lock", None)
         state["_pickled"] = None
         state["_function_id"] = b""
+        state["_call_check"] = False
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -75,6 +78,12 @@ class RemoteFunction:
     def _remote(self, options: dict, args: tuple, kwargs: dict) -> Any:
         from shoal.api.runtime import ensure_worker
 
+        check = self._call_check
+        if check is False:
+            check = self._call_check = make_check(function_params(self._function),
+                                                  self.__qualname__)
+        if check is not None:
+            check(args, kwargs)
         worker = ensure_worker()
         function_id, pickled = self._export()
         num_returns = options.get("num_returns", "streaming" if self._is_generator else 1)

@@ -19,7 +19,9 @@ from typing import Any
 from shoal import exceptions
 from shoal.api.local_cluster import HeadProcess, launch_head
 from shoal.api.object_ref import ObjectRef
+from shoal.api.options import check_runtime_env, warn_runtime_env_ignored
 from shoal.core import context
+from shoal.launch import resource_args
 from shoal.rpc.messages import Method
 
 
@@ -68,6 +70,11 @@ class ShoalContext(dict):
         shutdown()
 
 
+def _init_name(name: str, key: str | None = None) -> str:
+    """How an argument of ``init`` is spelled in an error (``memory`` is ``_memory``)."""
+    return resource_args.python_name("_memory" if name == "memory" else name, key)
+
+
 def init(
     address: str | None = None,
     *,
@@ -83,10 +90,17 @@ def init(
     unknown = set(kwargs) - _INIT_KWARGS
     if unknown:
         raise ValueError(f"unknown argument(s) to shoal.init: {', '.join(sorted(unknown))}")
-    if num_cpus is not None and (not isinstance(num_cpus, (int, float)) or num_cpus < 0):
-        raise ValueError(f"num_cpus must be a number >= 0, got {num_cpus!r}")
-    if resources is not None and not isinstance(resources, dict):
-        raise TypeError(f"resources must be a dict, got {resources!r}")
+    node_args = resource_args.node_args(
+        _init_name, num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
+        object_store_memory=object_store_memory, memory=kwargs.get("_memory"))
+    for name, value in (("address", address), ("namespace", namespace),
+                        ("_node_ip_address", kwargs.get("_node_ip_address")),
+                        ("_token", kwargs.get("_token"))):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"shoal.init: {name} must be a string, got {value!r}")
+    if kwargs.get("runtime_env") is not None:
+        check_runtime_env(kwargs["runtime_env"], "shoal.init: runtime_env")
+        warn_runtime_env_ignored(kwargs["runtime_env"], "shoal.init()", stacklevel=2)
     with _runtime.lock:
         if context.current_worker_or_none() is not None and _runtime.state is State.NOT_STARTED:
             # inside a worker process: already connected
@@ -101,13 +115,10 @@ def init(
                 "Maybe you called shoal.init twice by accident? shoal is already running; "
                 "pass ignore_reinit_error=True to ignore this, or call shoal.shutdown() first."
             )
-        address = address or os.environ.get("SHOAL_ADDRESS") or os.environ.get("RAY_ADDRESS")
+        address = _address_to_use(address)
         host = "127.0.0.1"
         if address in (None, "", "local"):
-            head_ready = launch_head(
-                num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
-                object_store_memory=object_store_memory,
-            )
+            head_ready = launch_head(**node_args)
             from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig  # while it boots
 
             head = head_ready(HEAD_START_TIMEOUT_S)
@@ -117,11 +128,11 @@ def init(
             from shoal.api.connect import resolve_address
             from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig
 
-            if num_cpus is not None or num_gpus or resources or object_store_memory:
+            if node_args:
+                given = ", ".join(sorted(map(_init_name, node_args)))
                 raise ValueError(
-                    "when connecting to an existing cluster, num_cpus, num_gpus, resources "
-                    "and object_store_memory must not be given: they belong to the nodes "
-                    "('shoal start --num-cpus ...')")
+                    f"when connecting to an existing cluster, {given} must not be given: "
+                    "resources belong to the nodes ('shoal start --num-cpus ...')")
             head = None
             found = resolve_address(address, token=kwargs.get("_token"),
                                     node_ip_address=kwargs.get("_node_ip_address"))
@@ -154,6 +165,22 @@ def init(
             "namespace": worker.namespace,
         })
         return _runtime.context
+
+
+def _address_to_use(address: str | None) -> str | None:
+    """The address ``init`` connects to: its argument, else SHOAL_ADDRESS, else
+    RAY_ADDRESS.  A Ray Client address is refused here, naming where it came from."""
+    source = "address"
+    for variable in ("SHOAL_ADDRESS", "RAY_ADDRESS"):
+        if address:
+            break
+        address, source = os.environ.get(variable), variable
+    if address and address.startswith("ray://"):
+        raise ValueError(
+            f"shoal.init: Ray Client addresses are not supported ({source}={address!r}); "
+            "give the head's HOST:PORT, or 'auto' for the head started on this machine "
+            "(a driver needs a shoal node on its own machine)")
+    return address
 
 
 def shutdown() -> None:

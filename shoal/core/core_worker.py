@@ -40,6 +40,7 @@ from typing import Any
 from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import adopt, context, ids
+from shoal.core.import_path import driver_import_path
 from shoal.core.memory_store import MemoryStore, StoredValue, ValuesWaiter
 from shoal.core.recovery import ObjectRecovery
 from shoal.core.reference_table import Action, ActionKind, ReferenceTable
@@ -222,7 +223,7 @@ class CoreWorker:
             reply = await self.control.call(Method.REGISTER_DRIVER, {
                 "worker_id": self.worker_id,
                 "address": self.address,
-                "sys_path": [p for p in sys.path if p],
+                "sys_path": driver_import_path(),
                 "cwd": os.getcwd(),
                 "namespace": self.namespace,
                 "pid": os.getpid(),

@@ -499,10 +499,7 @@ class Executor:
         elif n == 0:
             values = []
         else:
-            values = list(result) if not isinstance(result, (str, bytes)) else [result]
-            if len(values) != n:
-                raise ValueError(
-                    f"{spec.name}() returned {len(values)} values but num_returns={n}")
+            values = _split_returns(spec.name, result, n)
         returns = []
         for i, value in enumerate(values):
             plain = pickle_plain(value, INLINE_THRESHOLD)
@@ -593,3 +590,22 @@ class Executor:
     def _post_reply(self, fut: DeferredReply, reply) -> None:
         """Answer from this (task) thread: straight to the caller's socket."""
         fut.send(reply)
+
+
+def _split_returns(name: str, result: Any, n: int) -> list:
+    """The ``n`` values a task declared with ``num_returns=n`` (n > 1) returned,
+    or an error that names the task and says what it must return."""
+    what = type(result).__name__
+    if not isinstance(result, (str, bytes, bytearray, dict)):
+        try:
+            values = list(result)
+        except TypeError:
+            pass
+        else:
+            if len(values) == n:
+                return values
+            what = f"{what} of {len(values)} value{'s' if len(values) != 1 else ''}"
+            raise ValueError(f"task {name} declared num_returns={n} but returned a {what}; "
+                             f"it must return an iterable of {n} values")
+    raise TypeError(f"task {name} declared num_returns={n} but returned {what}; it must "
+                    f"return an iterable of {n} values (a tuple or a list)")

@@ -9,13 +9,12 @@ line, ``shoal: error: ...``.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import sys
 from typing import Any
 
-from shoal.launch import control_client, sessions
+from shoal.launch import control_client, resource_args, sessions
 from shoal.launch.node_process import NodeProcess, NodeSpec, NodeStartError, start_node
 from shoal.launch.status import format_status
 from shoal.rpc.messages import Method
@@ -30,12 +29,13 @@ def fail(message: str) -> int:
 
 
 def _spec(args: Any, **fields: Any) -> NodeSpec:
-    resources = json.loads(args.resources) if args.resources else {}
-    if not isinstance(resources, dict):
-        raise ValueError("--resources must be a JSON object, e.g. '{\"gpu_box\": 1}'")
-    return NodeSpec(host=args.node_ip_address, num_cpus=args.num_cpus,
-                    num_gpus=args.num_gpus, resources=resources,
-                    object_store_memory=args.object_store_memory, **fields)
+    """The node to start; ValueError/TypeError naming the flag that is wrong."""
+    resources = resource_args.resources_json(args.resources) if args.resources else None
+    checked = resource_args.node_args(
+        resource_args.flag_name, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
+        memory=args.memory, resources=resources, object_store_memory=args.object_store_memory,
+        **fields)
+    return NodeSpec(host=args.node_ip_address, **checked)
 
 
 def start_head(args: Any) -> int:
@@ -45,8 +45,9 @@ def start_head(args: Any) -> int:
                     f"at {running['address']} (pid {running['pid']}); run 'shoal stop' first")
     token = args.token or os.environ.get("SHOAL_TOKEN") or secrets.token_hex(16)
     try:
-        spec = _spec(args, head=True, port=args.port, node_timeout_s=args.node_timeout_s)
-    except ValueError as exc:
+        spec = _spec(args, port=args.port, node_timeout_s=args.node_timeout_s)
+        spec.head = True
+    except (TypeError, ValueError) as exc:
         return fail(str(exc))
     launched = _launch(spec, token, "the head did not start")
     if isinstance(launched, int):
@@ -76,8 +77,9 @@ def start_node_joining(args: Any) -> int:
         return fail(f"no cluster token for {address}: pass --token (printed by "
                     "'shoal start --head') or set SHOAL_TOKEN")
     try:
-        spec = _spec(args, address=address)
-    except ValueError as exc:
+        spec = _spec(args)
+        spec.address = address
+    except (TypeError, ValueError) as exc:
         return fail(str(exc))
     launched = _launch(spec, token, f"this node did not join the cluster at {address}")
     if isinstance(launched, int):

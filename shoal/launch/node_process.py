@@ -23,13 +23,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 
 import psutil
 
+from shoal.core.import_path import own_module_command
 from shoal.launch.sessions import READY_PREFIX, process_matches
 
 READY_POLL_S = 0.01
@@ -51,14 +51,16 @@ class NodeSpec:
     num_gpus: float | None = None
     resources: dict = field(default_factory=dict)
     object_store_memory: int | None = None
+    memory: float | None = None
     node_timeout_s: float | None = None  # head only
     prestart: int | None = None
 
     def command(self, session: str, log_dir: str, lifeline: bool) -> list[str]:
         if self.head == bool(self.address):
             raise ValueError("a node is either a head or joins one at an address")
-        cmd = [sys.executable, "-m", "shoal.node.main", "--session", session,
-               "--host", self.host, "--port", str(self.port), "--log-dir", log_dir]
+        cmd = own_module_command("shoal.node.main", "--session", session,
+                                 "--host", self.host, "--port", str(self.port),
+                                 "--log-dir", log_dir)
         cmd += ["--head"] if self.head else ["--address", str(self.address)]
         if lifeline:
             cmd.append("--lifeline")
@@ -68,8 +70,10 @@ class NodeSpec:
             cmd += ["--num-gpus", str(float(self.num_gpus))]
         if self.resources:
             cmd += ["--resources", json.dumps(self.resources)]
-        if self.object_store_memory:
+        if self.object_store_memory is not None:
             cmd += ["--object-store-memory", str(int(self.object_store_memory))]
+        if self.memory is not None:
+            cmd += ["--memory", str(float(self.memory))]
         if self.node_timeout_s is not None and self.head:
             cmd += ["--node-timeout-s", str(float(self.node_timeout_s))]
         if self.prestart is not None:

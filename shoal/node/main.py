@@ -24,11 +24,13 @@ process imports the agent: the two processes boot side by side, which takes
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 
 from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S
+from shoal.launch import resource_args
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-gpus", type=float, default=0)
     p.add_argument("--resources", default="{}")
     p.add_argument("--object-store-memory", type=int, default=None)
+    p.add_argument("--memory", type=float, default=None,
+                   help="bytes of memory tasks may reserve (default: 70%% of the machine's, "
+                        "less the object store)")
     p.add_argument("--session", required=True)
     p.add_argument("--node-id", default=None)
     p.add_argument("--prestart", type=int, default=None)
@@ -58,6 +63,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    try:  # the starters check these already; a direct invocation is checked here
+        checked = resource_args.node_args(
+            resource_args.flag_name, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
+            memory=args.memory, object_store_memory=args.object_store_memory,
+            resources=resource_args.resources_json(args.resources), port=args.port,
+            node_timeout_s=args.node_timeout_s)
+    except (TypeError, ValueError) as exc:
+        print(f"shoal: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    args.resources = json.dumps(checked.get("resources", {}))
     token = os.environ.get("SHOAL_TOKEN")
     if not token:
         raise SystemExit("SHOAL_TOKEN must be set in the environment")

@@ -93,6 +93,8 @@ async def run(args: argparse.Namespace, token: str) -> None:
     store_memory = args.object_store_memory or default_object_store_memory()
     store_memory -= store_memory % 64  # what the allocator can hand out
     resources["object_store_memory"] = float(store_memory)
+    if args.memory is not None:
+        resources["memory"] = float(args.memory)
     resources.setdefault("memory", float(max(0, _total_memory() * 0.7 - store_memory)))
 
     if args.head:

@@ -17,10 +17,10 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shoal.core.import_path import own_module_command
 from shoal.node import zygote as zygote_process
 
 log = logging.getLogger("shoal.node")
@@ -230,7 +230,7 @@ class WorkerPool:
         env = dict(self.env)
         env["SHOAL_WORKER_ID"] = worker.worker_id
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shoal.core.worker_main",
+            *own_module_command("shoal.core.worker_main"),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=env,
         )

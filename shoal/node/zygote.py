@@ -27,6 +27,8 @@ import signal
 import socket
 import sys
 
+from shoal.core.import_path import own_module_command
+
 MAX_MESSAGE = 1 << 20
 NUMPY_AFTER_IDLE_S = 0.2
 NUMPY_AFTER_FORKS = 8  # ... or after this many forks of one long burst
@@ -53,7 +55,7 @@ def launch():
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shoal.node.zygote", str(theirs.fileno())],
+            own_module_command("shoal.node.zygote", str(theirs.fileno())),
             pass_fds=[theirs.fileno()], env=process_env(), stdin=subprocess.DEVNULL)
     except BaseException:
         ours.close()

@@ -209,11 +209,12 @@ def test_retry_exceptions_invalid_is_type_error_naming_option(value):
 # ---- resources ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["CPU", "GPU"])
-def test_resources_with_cpu_or_gpu_key_is_rejected(key):
-    with pytest.raises(ValueError, match="num_cpus/num_gpus") as info:
+@pytest.mark.parametrize("key, own", [("CPU", "num_cpus"), ("GPU", "num_gpus"),
+                                      ("memory", "memory")])
+def test_resources_with_their_own_option_are_rejected_naming_it(key, own):
+    with pytest.raises(ValueError, match=f"give it as option '{own}'") as info:
         validate(TASK_OPTIONS, {"resources": {key: 1}}, "f")
-    assert key in str(info.value)
+    assert repr(key) in str(info.value)
 
 
 def test_resources_valid_and_none():
@@ -228,7 +229,7 @@ def test_resources_valid_and_none():
     [
         ([("a", 1)], TypeError, "'resources' must be a dict"),
         ("a", TypeError, "'resources' must be a dict"),
-        ({1: 1}, TypeError, "resource names must be strings"),
+        ({1: 1}, TypeError, "resource names must be non-empty strings"),
         ({"a": "1"}, TypeError, r"resources\['a'\]"),
         ({"a": -1}, ValueError, r"resources\['a'\]"),
     ],
@@ -288,6 +289,32 @@ def test_runtime_env_warns_only_when_set():
         validate(TASK_OPTIONS, {"runtime_env": None}, "f")
         validate(TASK_OPTIONS, {"runtime_env": {}}, "f")
         assert len(caught) == 1
+
+
+def test_runtime_env_warning_names_the_ignored_keys_and_the_task():
+    with pytest.warns(UserWarning) as caught:
+        validate(ACTOR_OPTIONS, {"runtime_env": {"pip": ["x"], "env_vars": {"A": "1"}}},
+                 "actor Counter")
+    text = str(caught[0].message)
+    assert "actor Counter" in text and "(keys: env_vars, pip)" in text
+
+
+def test_runtime_env_must_be_a_dict():
+    with pytest.raises(TypeError, match="option 'runtime_env' must be a dict"):
+        validate(TASK_OPTIONS, {"runtime_env": "pip install x"}, "f")
+
+
+@pytest.mark.parametrize("table, name, good, bad", [
+    (TASK_OPTIONS, "label_selector", {"zone": "a"}, {"zone": 1}),
+    (ACTOR_OPTIONS, "concurrency_groups", {"io": 2}, {"io": 0}),
+    (ACTOR_OPTIONS, "concurrency_groups", {"io": 2}, ["io"]),
+    (METHOD_OPTIONS, "concurrency_group", "io", 3),
+    (TASK_OPTIONS, "accelerator_type", "A100", 100),
+])
+def test_structured_options_are_checked_naming_them(table, name, good, bad):
+    assert validate(table, {name: good}, "x") == {name: good}
+    with pytest.raises((TypeError, ValueError), match=name):
+        validate(table, {name: bad}, "x")
 
 
 def test_private_options_are_accepted_verbatim():
