@@ -186,9 +186,9 @@ class FailsInInit:
 
 def test_return_value_larger_than_the_store_is_a_readable_object_store_full_error(
         shutdown_only):
-    shoal.init(num_cpus=1, object_store_memory=16 * MiB)
+    shoal.init(num_cpus=1, object_store_memory=32 * MiB)
     with pytest.raises(ObjectStoreFullError) as info:
-        shoal.get(big_array.remote(24 * MiB), timeout=60)
+        shoal.get(big_array.remote(48 * MiB), timeout=60)
     err = info.value
     assert isinstance(err, TaskError) and isinstance(err, MemoryError)
     assert err.function_name.endswith("big_array")
