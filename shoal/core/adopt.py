@@ -23,6 +23,7 @@ from shoal import exceptions
 from shoal.core import ids
 from shoal.core.memory_store import StoredValue
 from shoal.core.serialization import serialize
+from shoal.core.value_wire import value_from_wire, value_to_wire
 from shoal.rpc.messages import Method
 
 ADOPT_TIMEOUT_S = 30.0  # each of put(_owner=)'s two requests (actor look-up, hand-over)
@@ -36,7 +37,7 @@ def put_owned_by(worker: CoreWorker, value: Any, actor: Any) -> ObjectRef:
     """User thread: store ``value`` and make ``actor`` (a handle) its owner."""
     from shoal.api.actor import ActorHandle
     from shoal.api.object_ref import ObjectRef
-    from shoal.core.core_worker import INLINE_THRESHOLD, detach, value_to_wire
+    from shoal.core.core_worker import INLINE_THRESHOLD, detach
 
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"put(_owner=...) takes an actor handle, got {type(actor).__name__}")
@@ -77,7 +78,6 @@ async def _adopt(worker: CoreWorker, actor_id: str, address: str, oid: bytes,
 
 def handle_adopt_object(worker: CoreWorker, conn, body) -> bool:
     """Owner (the actor) side of ADOPT_OBJECT."""
-    from shoal.core.core_worker import value_from_wire
 
     oid, wire, borrower = body
     worker.references.add_owned(oid)

@@ -48,9 +48,14 @@ from shoal.core.serialization import (
     Serialized,
     deserialize_values,
     serialize,
-    serialize_error,
 )
 from shoal.core.store_client import StoreClient
+from shoal.core.value_wire import (
+    VALUE_UNKNOWN,
+    error_value,
+    value_from_wire,
+    value_to_wire,
+)
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import (
     Connection,
@@ -68,12 +73,6 @@ INLINE_THRESHOLD = int(os.environ.get("SHOAL_INLINE_THRESHOLD", 100 * 1024))
 LAZY_COMMANDS_S = 0.05  # reference-count changes wait at most this long for the loop
 LAZY_COMMANDS_MAX = 256  # ... or until this many are queued
 IDLE_TICKS = 20  # the tick stops after this many in a row found nothing to do
-
-# GET_OBJECT replies
-VALUE_INLINE = 0
-VALUE_PLASMA = 1
-VALUE_UNKNOWN = 2
-
 
 class Mode(enum.Enum):
     DRIVER = "driver"
@@ -105,23 +104,6 @@ class TaskContext:
 current_task: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
     "shoal_task", default=None
 )
-
-
-def value_to_wire(value: StoredValue) -> list:
-    if value.inline is not None:
-        return [VALUE_INLINE, value.inline.to_inline()]
-    return [VALUE_PLASMA, value.node_id, value.size, list(value.locations)]
-
-
-def value_from_wire(wire: list) -> StoredValue:
-    if wire[0] == VALUE_INLINE:
-        return StoredValue(inline=Serialized.from_inline(wire[1]))
-    locations = {wire[1], *wire[3]} if len(wire) > 3 else {wire[1]}
-    return StoredValue(node_id=wire[1], size=wire[2], locations=locations)
-
-
-def error_value(exc: BaseException) -> StoredValue:
-    return StoredValue(inline=serialize_error(exc))
 
 
 class CoreWorker:

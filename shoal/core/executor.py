@@ -41,13 +41,7 @@ import cloudpickle
 from shoal import exceptions
 from shoal.core import ids
 from shoal.core.context import new_event_loop
-from shoal.core.core_worker import (
-    INLINE_THRESHOLD,
-    VALUE_INLINE,
-    VALUE_PLASMA,
-    TaskContext,
-    current_task,
-)
+from shoal.core.core_worker import INLINE_THRESHOLD, TaskContext, current_task
 from shoal.core.error_envelope import safe_str
 from shoal.core.idle_reads import IdleReads
 from shoal.core.serialization import (
@@ -67,6 +61,7 @@ from shoal.core.task_spec import (
     TaskKind,
     TaskSpec,
 )
+from shoal.core.value_wire import VALUE_INLINE, VALUE_PLASMA, error_value, value_to_wire
 from shoal.rpc import protocol
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import DeferredReply
@@ -477,7 +472,6 @@ class Executor:
     def _error_reply(self, spec: TaskSpec, exc: BaseException) -> list:
         """The reply of a task that raised: a TaskError in every return.  Its
         pickle is an envelope that always loads (see error_envelope)."""
-        from shoal.core.core_worker import error_value, value_to_wire
 
         tb = _remote_traceback(exc)
         actor_repr = f"{self.actor_class_name}({self.actor_id[:8]})" if self.actor_id else None

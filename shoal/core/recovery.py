@@ -35,6 +35,7 @@ from shoal import exceptions
 from shoal.core import ids
 from shoal.core.lineage import Lineage
 from shoal.core.memory_store import StoredValue
+from shoal.core.value_wire import VALUE_UNKNOWN, error_value, value_from_wire, value_to_wire
 from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
@@ -115,7 +116,6 @@ class ObjectRecovery:
         return {oid: value for (oid, _), value in zip(items, values, strict=False)}
 
     async def _recover_any(self, oid: bytes, owner: str, alive: set | None) -> StoredValue:
-        from shoal.core.core_worker import VALUE_UNKNOWN, error_value, value_from_wire
 
         worker = self.worker
         if owner == worker.address:
@@ -138,7 +138,6 @@ class ObjectRecovery:
 
     # ---- owner (loop thread) ---------------------------------------------------------------
     async def handle_recover_object(self, conn, oid: bytes) -> list:
-        from shoal.core.core_worker import VALUE_UNKNOWN, value_to_wire
 
         if not self.worker.references.is_owned(oid):
             return [VALUE_UNKNOWN]
@@ -209,7 +208,6 @@ class ObjectRecovery:
         return {n["node_id"] for n in nodes if n["alive"]}
 
     def _lost_error(self, oid: bytes, value: StoredValue, freed: bool = False) -> StoredValue:
-        from shoal.core.core_worker import error_value
 
         task_id = ids.task_of(oid)
         where = ", ".join(sorted(value.locations)) or value.node_id

@@ -43,6 +43,7 @@ from shoal.core.task_spec import (
     TaskSpec,
     strategy_to_wire,
 )
+from shoal.core.value_wire import error_value, value_from_wire
 from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
@@ -295,7 +296,6 @@ class TaskManager:
             return False
         if policy is True:
             return True
-        from shoal.core.core_worker import value_from_wire
         from shoal.core.serialization import deserialize
 
         try:
@@ -335,7 +335,6 @@ class TaskManager:
         self.fail_with(task, err)
 
     def fail_with(self, task: PendingTask, err: BaseException) -> None:
-        from shoal.core.core_worker import error_value
 
         task.error_type = error_type_of(err)
         self._store_error(task, error_value(err))
@@ -357,7 +356,6 @@ class TaskManager:
     def _store_returns(self, task: PendingTask, returns: list) -> None:
         """One pass over the returns (entries ``[index, wire, contained]``, or the
         pickle bytes of a plain value at its position), one lock for all of them."""
-        from shoal.core.core_worker import value_from_wire
 
         refs = self.worker.references
         table, task_id = refs.refs, task.spec.task_id
@@ -497,7 +495,6 @@ class TaskManager:
 
     # ---- generators --------------------------------------------------------------------------
     def handle_generator_item(self, conn, body):
-        from shoal.core.core_worker import value_from_wire
 
         task_id, index, wire, contained = body
         task = self.pending.get(task_id)
@@ -518,7 +515,6 @@ class TaskManager:
         count = (info or {}).get("count", len(gen.items))
         if error is not None:
             # surface the failure as one more item, like an exception raised by next()
-            from shoal.core.core_worker import error_value
 
             index = count + 1
             oid = ids.object_id(task.spec.task_id, index)
