@@ -755,11 +755,7 @@ class CoreWorker:
     def control_call(self, method: Method, body: Any = None, timeout: float | None = 30) -> Any:
         """A control-store request; its ValueError/TypeError/LookupError come back as such."""
         try:
-            return self.call(_async_call, self.control, method, body, timeout=timeout)
-        except TimeoutError:
-            raise exceptions.GetTimeoutError(
-                f"the control store did not answer {method.name} within {timeout:g} s"
-            ) from None
+            return self._request(self.control, "the control store", method, body, timeout)
         except RemoteError as exc:
             builtin = _REMOTE_BUILTINS.get(exc.error_type)
             if builtin is not None:
@@ -767,13 +763,15 @@ class CoreWorker:
             raise
 
     def node_call(self, method: Method, body: Any = None, timeout: float | None = 30) -> Any:
+        return self._request(self.node, "the node agent", method, body, timeout)
+
+    def _request(self, conn: Connection, who: str, method: Method, body: Any,
+                 timeout: float | None) -> Any:
         try:
-            return self.call(_async_call, self.node, method, body, timeout=timeout)
+            return self.call(_async_call, conn, method, body, timeout=timeout)
         except TimeoutError:
             raise exceptions.GetTimeoutError(
-                f"the node agent did not answer {method.name} within {timeout:g} s"
-            ) from None
-
+                f"{who} did not answer {method.name} within {timeout:g} s") from None
 
 def detach(data: Serialized) -> Serialized:
     """Copy buffers so later changes to the caller's arrays do not leak in."""

@@ -25,6 +25,16 @@ from shoal.exceptions import (
     TaskError,
     UnserializableException,
 )
+from tests.error_shapes import (
+    BrokenReduce,
+    Halt,
+    KeywordOnlyInit,
+    MyKeyError,
+    MyMemoryError,
+    MyOSError,
+    PositionalInit,
+    WithLock,
+)
 
 TRACEBACK = "Traceback (most recent call last):\n  File \"job.py\", line 3, in work\nX: y\n"
 
@@ -58,46 +68,11 @@ class FakeWorker:
 # ---- shapes of exception classes -------------------------------------------------------
 
 
-class PositionalInit(Exception):
-    def __init__(self, code, msg):
-        super().__init__(f"{code}: {msg}")
-        self.code = code
-
-
-class KeywordOnlyInit(ValueError):
-    def __init__(self, *, code, msg):
-        super().__init__(msg)
-        self.code = code
-
-
 class DefaultedInit(Exception):
     """Python's own pickle rebuilds it as ``cls(*args)``: wrong message, not an error."""
 
     def __init__(self, code, msg="default"):
         super().__init__(f"{code}: {msg}")
-
-
-class MyMemoryError(MemoryError):
-    def __init__(self, needed):
-        super().__init__(f"needed {needed} bytes")
-        self.needed = needed
-
-
-class MyOSError(OSError):
-    def __init__(self, path):
-        super().__init__(errno.ENOENT, "no such thing", path)
-
-
-class MyKeyError(KeyError):
-    def __init__(self, key, where):
-        super().__init__(key)
-        self.where = where
-
-
-class Halt(BaseException):
-    def __init__(self, reason, *, hard):
-        super().__init__(reason)
-        self.hard = hard
 
 
 class Slotted(Exception):
@@ -106,17 +81,6 @@ class Slotted(Exception):
     def __init__(self, code):
         super().__init__("slotted")
         self.code = code
-
-
-class WithLock(Exception):
-    def __init__(self, msg):
-        super().__init__(msg)
-        self.lock = threading.Lock()
-
-
-class BrokenReduce(Exception):
-    def __reduce__(self):
-        raise RuntimeError("reduce exploded")
 
 
 def _explode_on_load(msg):
@@ -188,8 +152,8 @@ def test_os_error_subclass_keeps_errno_and_filename():
     err = through_get(MyOSError("/nowhere"))
     assert isinstance(err, OSError) and isinstance(err, MyOSError)
     for exc in (err, err.cause):
-        assert exc.errno == errno.ENOENT and exc.filename == "/nowhere"
-        assert exc.strerror == "no such thing"
+        assert exc.errno == errno.EACCES and exc.filename == "/nowhere"
+        assert exc.strerror == "not allowed"
 
 
 def test_key_error_subclass():
