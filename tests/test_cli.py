@@ -222,3 +222,9 @@ def test_version_is_printed(cli):
         out = cli.run("--version", script=script)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == f"shoal {shoal.__version__}"
+
+
+def test_status_of_a_ray_client_address_says_it_is_not_supported(cli):
+    out = cli.run("status", "--address", "ray://127.0.0.1:10001")
+    assert out.returncode == 1
+    assert "Ray Client addresses are not supported" in out.stderr, out.stderr

@@ -16,6 +16,7 @@ from typing import Any
 
 from shoal.launch import control_client, resource_args, sessions
 from shoal.launch.node_process import NodeProcess, NodeSpec, NodeStartError, start_node
+from shoal.launch.state_client import ClusterNotFound, resolve_cluster
 from shoal.launch.status import format_status
 from shoal.rpc.messages import Method
 from shoal.rpc.protocol import VersionMismatchError
@@ -143,17 +144,10 @@ def stop(force: bool = False, timeout: float = 10.0) -> int:
 
 
 def status(address: str | None, token: str | None) -> int:
-    if address is None:
-        address = os.environ.get("SHOAL_ADDRESS")
-    if address is None:
-        record = sessions.live_cluster(sessions.default_cluster())
-        if record is None:
-            return fail("no running cluster found on this machine; pass --address HOST:PORT "
-                        "(and --token, or set SHOAL_TOKEN)")
-        address = record["address"]
-    token = token or os.environ.get("SHOAL_TOKEN") or sessions.known_token(address)
-    if not token:
-        return fail(f"no cluster token for {address}: pass --token or set SHOAL_TOKEN")
+    try:
+        address, token = resolve_cluster(address, token)
+    except (ClusterNotFound, ValueError) as exc:
+        return fail(str(exc))
     try:
         reply = control_client.call(address, token, Method.CLUSTER_STATUS)
     except (ConnectionError, VersionMismatchError, TimeoutError) as exc:

@@ -24,6 +24,9 @@ def resolve_cluster(address: str | None, token: str | None) -> tuple[str, str]:
     """``(address, token)`` of the cluster to query; raises :class:`ClusterNotFound`."""
     if address in (None, "", "auto"):
         address = os.environ.get("SHOAL_ADDRESS") or None
+    if address and address.startswith("ray://"):
+        raise ValueError(f"Ray Client addresses are not supported ({address!r}); give the "
+                         "head's HOST:PORT")
     if address in (None, "auto"):
         record = sessions.live_cluster(sessions.default_cluster())
         if record is None:
