@@ -22,6 +22,7 @@ from shoal.core import context
 from shoal.launch import control_client
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import Router
+from shoal.util import state
 from tests.clusters import labelled_cluster, objects_per_node
 from tests.utils import wait_for_condition
 
@@ -177,7 +178,11 @@ def test_objects_of_an_owner_that_died_are_freed_on_every_node(drained):
     boxed = shoal.get(victim.put_here.remote(3))
     assert shoal.get(unbox_sum.options(**where("n2")).remote(boxed)) == 3 * SIZE  # a copy
     owner = boxed[0].owner_address
+    victim_id = victim._actor_id
     shoal.kill(victim)
+    # kill returns once asked, as Ray's does: a get before the actor is gone may
+    # still be answered by it
+    wait_for_condition(lambda: state.get_actor(victim_id).state == "DEAD", timeout=30)
     with pytest.raises(shoal.exceptions.OwnerDiedError, match=owner):
         shoal.get(boxed[0], timeout=30)
     ready, _ = shoal.wait([boxed[0]], timeout=30)  # ready: with its error
