@@ -68,3 +68,56 @@ def test_a_shoal_folder_in_the_working_directory_does_not_shadow_shoal(tmp_path)
     assert driver_shoal != str(workdir / "shoal" / "__init__.py")
     assert lines["TASK"] == repr((driver_shoal, True, 42))
     assert lines["ACTOR"] == repr((driver_shoal, True))
+
+
+BROKEN_WORKER_DRIVER = """
+import time
+import shoal
+
+shoal.init(num_cpus=1)
+
+
+@shoal.remote
+def task():
+    return 1
+
+
+start = time.monotonic()
+try:
+    shoal.get(task.remote())  # no timeout: it must end by itself
+except Exception as exc:
+    print("ERROR", type(exc).__name__, round(time.monotonic() - start, 1))
+    print("MESSAGE", " ".join(str(exc).split()))
+shoal.shutdown()
+"""
+
+
+def test_workers_that_die_while_starting_fail_the_task_with_their_stderr(tmp_path):
+    """A worker that cannot start (here: site-packages raising at import, as a broken
+    install would) was restarted for ever and the task pended for ever."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        "if os.environ.get('SHOAL_WORKER_ID'):\n"
+        "    sys.stderr.write('broken install: cannot import things\\n')\n"
+        "    raise SystemExit(3)\n")
+    script = tmp_path / "driver.py"
+    script.write_text(BROKEN_WORKER_DRIVER)
+    env = subprocess_env(os.environ[SESSION_TAG_ENV])
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
+    env["SHOAL_NO_ZYGOTE"] = "1"  # exec'd workers run sitecustomize with their own id
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=str(tmp_path), env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    STARTED_DRIVER_PIDS.add(proc.pid)
+    try:
+        out, err = proc.communicate(timeout=80)
+    finally:
+        stop_driver(proc)
+    lines = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    assert "ERROR" in lines, (out, err[-3000:])
+    kind, seconds = lines["ERROR"].split()
+    assert kind == "WorkerCrashedError" and float(seconds) < 30
+    assert "died while starting" in lines["MESSAGE"]
+    assert "broken install: cannot import things" in lines["MESSAGE"]

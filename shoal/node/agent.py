@@ -36,7 +36,7 @@ from shoal.node.object_transfer import ObjectTransfer
 from shoal.node.owner_watch import OwnerWatch
 from shoal.node.resources import NodeResources, from_units, to_units
 from shoal.node.state_service import StateService
-from shoal.node.worker_pool import Worker, WorkerPool
+from shoal.node.worker_pool import FAILED_STARTS_LIMIT, Worker, WorkerPool
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import Router
 
@@ -203,6 +203,18 @@ class NodeAgent:
         self._make_idle(worker)
         return {"node_id": self.node_id}
 
+    def _fail_worker_waiters(self, why: str) -> None:
+        """Workers keep dying before they register (a broken install, an import error):
+        the lease requests waiting for one fail with the reason instead of waiting for
+        ever; the next request tries again."""
+        self.pool.failed_starts = 0
+        error = RuntimeError(f"{FAILED_STARTS_LIMIT} workers in a row on node "
+                             f"{self.node_id} died while starting; the last: {why}")
+        waiters, self.worker_waiters = self.worker_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_exception(error)
+
     def _make_idle(self, worker: Worker) -> None:
         worker.lease_id = None
         while self.worker_waiters:
@@ -238,7 +250,9 @@ class NodeAgent:
             lease = self.leases.pop(worker.lease_id, None)
             if lease is not None:
                 self._release_lease_resources(lease)
-        if not self.closing and len(self.worker_waiters) > self.pool.starting:
+        if self.pool.failed_starts >= FAILED_STARTS_LIMIT:
+            self._fail_worker_waiters(self.pool.last_start_failure)
+        elif not self.closing and len(self.worker_waiters) > self.pool.starting:
             asyncio.get_running_loop().create_task(self.pool.start_worker())
         self.owner_watch.owner_died(worker.address)
         if not self.closing:

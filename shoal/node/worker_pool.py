@@ -11,6 +11,7 @@ Its stdout/stderr are pipes read here and forwarded to the job's driver.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
@@ -24,6 +25,11 @@ from shoal.core.import_path import own_module_command
 from shoal.node import zygote as zygote_process
 
 log = logging.getLogger("shoal.node")
+
+STDERR_TAIL_LINES = 30
+# workers in a row that die before registering before the requests waiting for one
+# fail (with the last one's stderr) instead of waiting for ever
+FAILED_STARTS_LIMIT = 3
 
 
 @dataclass(eq=False)
@@ -39,6 +45,9 @@ class Worker:
     label: str = ""
     registered: asyncio.Future | None = None
     output_tasks: list = field(default_factory=list)
+    # its last lines of stderr: why it died, if it dies before registering
+    stderr_tail: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=STDERR_TAIL_LINES))
 
     @property
     def returncode(self) -> int | None:
@@ -175,6 +184,8 @@ class WorkerPool:
         self.workers: dict[str, Worker] = {}
         self.idle: list[Worker] = []
         self.starting = 0  # spawned, not yet registered
+        self.failed_starts = 0  # workers in a row that died before registering
+        self.last_start_failure = ""
         self.closing = False
         self.zygote = Zygote(dict(env)) if os.environ.get("SHOAL_NO_ZYGOTE") != "1" else None
 
@@ -249,6 +260,7 @@ class WorkerPool:
             return
         self.starting -= 1
         if error is None:
+            self.failed_starts = 0
             worker.registered.set_result(worker)
         else:
             worker.registered.set_exception(error)
@@ -272,6 +284,8 @@ class WorkerPool:
                 line = await reader.read(65536)
             if not line:
                 return
+            if stream == "stderr":
+                worker.stderr_tail.append(line)
             self.on_output(worker, stream, line)
 
     async def _watch(self, worker: Worker) -> None:
@@ -281,6 +295,13 @@ class WorkerPool:
         self.workers.pop(worker.worker_id, None)
         if worker in self.idle:
             self.idle.remove(worker)
+        if worker.registered is not None and not worker.registered.done():
+            self.failed_starts += 1
+            self.last_start_failure = (
+                f"worker pid={worker.pid} exited with code {worker.returncode} before "
+                "registering" + (": " + b"".join(worker.stderr_tail).decode(errors="replace")
+                                 .strip()[-2000:] if worker.stderr_tail else ""))
+            log.warning("%s", self.last_start_failure)
         self.settle_registration(worker, RuntimeError("worker exited before registering"))
         self.on_exit(worker)
 
