@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import shoal
-from shoal.core import context
+from shoal.core import context, store_client
 from shoal.core.store_client import ParallelCopy
 from shoal.rpc.messages import Method
 from tests.utils import wait_for_condition
@@ -67,6 +67,28 @@ def test_get_of_a_mapped_object_needs_no_request_and_gives_a_fresh_view(shoal_cl
         assert view is not first and np.shares_memory(view, first)
         assert not view.flags.writeable
         np.testing.assert_array_equal(view, arr)
+
+
+def test_get_and_drop_in_a_loop_reuses_the_idle_pin(shoal_cluster, monkeypatch):
+    monkeypatch.setattr(store_client, "IDLE_PIN_S", 30.0)  # no expiry during the test
+    arr = np.arange(4 * MiB, dtype=np.uint8)
+    ref = shoal.put(arr)
+    assert int(shoal.get(ref)[-1]) == 255  # dropped at once
+    before = _requests_sent_to_agent()
+    for _ in range(20):
+        assert int(shoal.get(ref)[12345]) == 12345 % 256
+    assert _requests_sent_to_agent() == before
+    del ref  # the owner's free gives the idle pin back without waiting for its expiry
+    wait_for_condition(lambda: _store_used() == 0, timeout=10)
+
+
+def test_an_idle_pin_goes_back_after_its_time(shoal_cluster):
+    ref = shoal.put(np.arange(2 * MiB, dtype=np.uint8))
+    assert int(shoal.get(ref)[3]) == 3
+    wait_for_condition(lambda: _worker().store.mapped_count == 0, timeout=10)
+    before = _requests_sent_to_agent()
+    assert int(shoal.get(ref)[4]) == 4
+    assert _requests_sent_to_agent() == before + 1  # pinned afresh
 
 
 def test_views_stay_valid_when_the_first_one_goes(shoal_cluster):

@@ -217,7 +217,9 @@ class CoreWorker:
             self.control = await connect(self.router, cfg.token, host, port, info={"name": name})
         info = await self.node.call(Method.NODE_INFO)
         self.node_id = info["node_id"]
-        self.store = StoreClient(info["store_path"], self._on_view_released)
+        self.store = StoreClient(info["store_path"], self._on_view_released,
+                                 lambda *delay_fn_args: self.post(self.loop.call_later,
+                                                                  *delay_fn_args))
         if self.mode is Mode.DRIVER:
             reply = await self.control.call(Method.REGISTER_DRIVER, {
                 "worker_id": self.worker_id,
@@ -729,10 +731,8 @@ class CoreWorker:
             self._start_fetch(oid, owner)
         return await fut
 
-    def wait(
-        self, refs: list[ObjectRef], num_returns: int, timeout: float | None,
-        ids: set[bytes] | None = None,
-    ) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    def wait(self, refs: list[ObjectRef], num_returns: int, timeout: float | None,
+             ids: set[bytes] | None = None) -> tuple[list[ObjectRef], list[ObjectRef]]:
         """``ids``: the set of ``refs``' ids, if the caller has it (no duplicates)."""
         if ids is not None and not ids.difference(self.memory_store.values):
             return refs[:num_returns], refs[num_returns:]  # all ready: C-speed check
