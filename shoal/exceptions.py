@@ -22,7 +22,10 @@ class ShoalError(Exception):
 
 
 def _rebuild_error(cls: type, args: tuple, state: dict) -> ShoalError:
-    err = cls.__new__(cls)
+    try:
+        err = cls.__new__(cls)
+    except TypeError:  # a builtin second base with its own __new__ (MemoryError)
+        err = BaseException.__new__(cls)
     err.args = args
     err.__dict__.update(state)
     return err

@@ -1,0 +1,30 @@
+"""Every shoal error survives pickling (errors cross processes as task results)."""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+
+import pytest
+
+from shoal import exceptions
+
+ERRORS = [cls for _, cls in inspect.getmembers(exceptions, inspect.isclass)
+          if issubclass(cls, exceptions.ShoalError) and cls is not exceptions.TaskError]
+
+
+@pytest.mark.parametrize("cls", ERRORS, ids=lambda c: c.__name__)
+def test_every_error_round_trips_through_pickle(cls):
+    try:  # a bare instance with only a message, as a remote side may send it
+        err = cls.__new__(cls)
+    except TypeError:  # MemoryError's own __new__ refuses subclasses
+        err = BaseException.__new__(cls)
+    err.args = ("what went wrong",)
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is cls and back.args == err.args
+
+
+def test_store_full_error_stays_a_memory_error_across_processes():
+    err = exceptions.ObjectStoreFullError("object store is full: 100 bytes")
+    back = pickle.loads(pickle.dumps(err))
+    assert isinstance(back, MemoryError) and str(back) == str(err)
