@@ -146,6 +146,9 @@ def test_wait_on_ready_refs_splits_by_num_returns_in_order(shoal_cluster):
     assert ready == refs and rest == []
     ready, rest = shoal.wait(refs, num_returns=7, timeout=10)
     assert ready == refs[:7] and rest == refs[7:]
+    ready, rest = shoal.wait(tuple(refs), num_returns=3, timeout=10)
+    assert ready == refs[:3] and rest == refs[3:]  # lists, also for a tuple
+    assert ready is not refs and isinstance(rest, list)
 
 
 def test_wait_rejects_duplicates_and_non_refs_before_answering(shoal_cluster):

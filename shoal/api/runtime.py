@@ -316,7 +316,8 @@ def wait(
         raise TypeError("fetch_local must be a bool")
     if not object_refs or num_returns == 0:
         return [], list(object_refs)
-    return _calling(worker, worker.wait, list(object_refs), num_returns, timeout, ids)
+    refs = object_refs if type(object_refs) is list else list(object_refs)  # slices copy
+    return _calling(worker, worker.wait, refs, num_returns, timeout, ids)
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
