@@ -21,11 +21,16 @@ class ShoalError(Exception):
         return _rebuild_error, (type(self), self.args, self.__dict__)
 
 
-def _rebuild_error(cls: type, args: tuple, state: dict) -> ShoalError:
+def _blank(cls: type) -> BaseException:
+    """An instance of ``cls`` without running its __init__."""
     try:
-        err = cls.__new__(cls)
-    except TypeError:  # a builtin second base with its own __new__ (MemoryError)
-        err = BaseException.__new__(cls)
+        return cls.__new__(cls)
+    except TypeError:  # a builtin second base with its own __new__ (MemoryError) refuses
+        return BaseException.__new__(cls)
+
+
+def _rebuild_error(cls: type, args: tuple, state: dict) -> ShoalError:
+    err = _blank(cls)
     err.args = args
     err.__dict__.update(state)
     return err
@@ -79,7 +84,7 @@ class TaskError(ShoalError):
         cls = _dual_class(cause_cls)
         if cls is None:
             return self
-        err = cls.__new__(cls)
+        err = _blank(cls)
         TaskError.__init__(
             err, self.function_name, self.traceback_str, self.cause, self.pid, self.actor_repr
         )

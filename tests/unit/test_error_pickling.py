@@ -1,4 +1,5 @@
-"""Every shoal error survives pickling (errors cross processes as task results)."""
+"""Every shoal error survives pickling (errors cross processes as task results), and a
+task's error is also an instance of its cause's class."""
 
 from __future__ import annotations
 
@@ -28,3 +29,13 @@ def test_store_full_error_stays_a_memory_error_across_processes():
     err = exceptions.ObjectStoreFullError("object store is full: 100 bytes")
     back = pickle.loads(pickle.dumps(err))
     assert isinstance(back, MemoryError) and str(back) == str(err)
+
+
+@pytest.mark.parametrize("cause", [MemoryError("boom"),
+                                   exceptions.ObjectStoreFullError("store is full")],
+                         ids=["MemoryError", "ObjectStoreFullError"])
+def test_task_error_of_a_memory_error_is_also_that_error(cause):
+    sent = pickle.dumps(exceptions.TaskError("f", "Traceback ...", cause))  # the worker
+    err = pickle.loads(sent).as_instanceof_cause()  # the caller's get
+    assert isinstance(err, type(cause)) and isinstance(err, exceptions.TaskError)
+    assert err.args == cause.args
