@@ -159,7 +159,7 @@ def machine_info() -> dict:
 
 
 def write_json(path: str, rows: list[Row], systems: list[str], results: Results, args,
-               elapsed: float, log_dir: str) -> None:
+               elapsed: float, log_dir: str, interpreters: dict | None = None) -> None:
     out: dict = {}
     for r in rows:
         for metric, unit in r.metrics:
@@ -176,6 +176,7 @@ def write_json(path: str, rows: list[Row], systems: list[str], results: Results,
     out["_meta"] = {**machine_info(), "argv": sys.argv[1:], "quick": args.quick,
                     "repeat": args.repeat or (3 if args.quick else 5), "systems": systems,
                     "elapsed_s": elapsed, "log_dir": log_dir,
+                    "interpreters": interpreters or {},
                     "ratio": "ratio > 1 means shoal is better"}
     with open(path, "w") as f:
         json.dump(out, f, indent=2)

@@ -27,7 +27,7 @@ import time
 
 import psutil
 
-from bench import report
+from bench import adapters, report
 from bench.child import PREFIX
 from bench.registry import QUICK_GROUPS, Row, all_rows
 
@@ -52,8 +52,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def importable(system: str) -> bool:
-    return importlib.util.find_spec("distributed" if system == "dask" else system) is not None
+def interpreter(system: str) -> str | None:
+    """The Python that runs ``system``'s rows: its own virtualenv's (Ray, Dask), else
+    this one if the system imports here, else None (the system is left out)."""
+    module = adapters.IMPORTS[system]
+    peer = adapters.peer_python(system)
+    if peer is not None and system != "shoal":
+        probe = subprocess.run([peer, "-c", f"import {module}, numpy, psutil"],
+                               capture_output=True, timeout=120)
+        if probe.returncode == 0:
+            return peer
+    return sys.executable if importlib.util.find_spec(module) is not None else None
+
+
+def version_of(python: str, system: str) -> str:
+    module = adapters.IMPORTS[system]
+    try:
+        out = subprocess.run([python, "-c", f"import {module}; print({module}.__version__)"],
+                             capture_output=True, text=True, timeout=120)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def select_rows(args) -> list[Row]:
@@ -107,9 +126,11 @@ def sweep_leftovers(system: str) -> str | None:
 
 
 class Runner:
-    def __init__(self, args, systems: list[str], log_dir: str):
+    def __init__(self, args, systems: list[str], log_dir: str,
+                 pythons: dict[str, str] | None = None):
         self.args = args
         self.systems = systems
+        self.pythons = pythons or {}  # system -> interpreter (default: this one)
         self.log_dir = log_dir
         self.results = report.Results()
         self.given_up: set[tuple[str, str]] = set()  # (row, system) that erred or timed out
@@ -162,7 +183,8 @@ class Runner:
         name = re.sub(r"[^\w.-]+", "-", f"{label}-{system}")
         log_path = os.path.join(self.log_dir, f"{name}.log")
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "bench.child", spec], cwd=REPO,
+            python = self.pythons.get(system, sys.executable)
+            proc = subprocess.Popen([python, "-m", "bench.child", spec], cwd=REPO,
                                     env=env, stdout=subprocess.PIPE, stderr=log,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
             try:
@@ -280,16 +302,19 @@ def main(argv=None) -> None:
             print(f"{r.group:14s} {r.name}")
         return
     wanted = args.systems.split(",") if args.systems else ["shoal", "ray", "dask"]
-    systems = [s for s in ("shoal", "ray", "dask") if s in wanted and importable(s)]
+    pythons = {s: interpreter(s) for s in ("shoal", "ray", "dask") if s in wanted}
+    systems = [s for s in ("shoal", "ray", "dask") if pythons.get(s)]
     unknown = set(wanted) - {"shoal", "ray", "dask"}
     if unknown or not systems or not rows:
         sys.exit(f"nothing to run (systems {systems}, unknown {sorted(unknown)}, {len(rows)} rows)")
     set_subreaper()
     signal.signal(signal.SIGTERM, _interrupt)  # clean up as on Ctrl-C
     log_dir = tempfile.mkdtemp(prefix="shoal-bench-")
-    print(f"bench: {len(rows)} rows, systems {', '.join(systems)}, "
-          f"{'quick, ' if args.quick else ''}logs in {log_dir}", file=sys.stderr, flush=True)
-    runner = Runner(args, systems, log_dir)
+    versions = {s: version_of(pythons[s], s) for s in systems}
+    print(f"bench: {len(rows)} rows, systems "
+          + ", ".join(f"{s} {versions[s]} ({pythons[s]})" for s in systems)
+          + f", {'quick, ' if args.quick else ''}logs in {log_dir}", file=sys.stderr, flush=True)
+    runner = Runner(args, systems, log_dir, {s: pythons[s] for s in systems})
     started = time.time()
     interrupted = False
     try:
@@ -302,6 +327,7 @@ def main(argv=None) -> None:
     elapsed = time.time() - started
     report.print_table(rows, systems, runner.results, runner.notes, args, elapsed)
     if args.json:
-        report.write_json(args.json, rows, systems, runner.results, args, elapsed, log_dir)
+        report.write_json(args.json, rows, systems, runner.results, args, elapsed, log_dir,
+                          {s: {"version": versions[s], "python": pythons[s]} for s in systems})
     if interrupted:
         sys.exit(130)

@@ -14,7 +14,18 @@ import os
 
 SYSTEMS = ("shoal", "ray", "dask")
 _MODULES = {"shoal": "shoal_adapter", "ray": "ray_adapter", "dask": "dask_adapter"}
+IMPORTS = {"shoal": "shoal", "ray": "ray", "dask": "distributed"}  # module that must import
+# Ray and Dask are never shoal's dependencies: each lives in its own virtualenv, and its
+# rows run under that interpreter (override with BENCH_RAY_PYTHON / BENCH_DASK_PYTHON).
+PEER_PYTHONS = {"ray": "/tmp/ray-venv/bin/python", "dask": "/tmp/dask-venv/bin/python"}
 _current = None
+
+
+def peer_python(system: str) -> str | None:
+    """The interpreter of ``system``'s own virtualenv, if there is one."""
+    default = PEER_PYTHONS.get(system)
+    path = os.environ.get(f"BENCH_{system.upper()}_PYTHON", default)
+    return path if path and os.path.exists(path) else None
 
 
 class NotSupported(Exception):

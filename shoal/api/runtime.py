@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import enum
-import operator
 import os
 import sys
 import threading
@@ -285,7 +284,6 @@ def _check_refs(refs: Any, what: str) -> None:
 
 
 _JUST_REFS = {ObjectRef}
-_REF_ID = operator.attrgetter("_id")
 
 
 def get(object_refs: Any, *, timeout: float | None = None) -> Any:
@@ -326,22 +324,27 @@ def wait(
     if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
         raise TypeError(
             f"wait() expected a list of ObjectRefs, got {type(object_refs).__name__}")
-    _check_refs(object_refs, "shoal.wait")
+    # the ids, with the type check folded in (one pass: wait on 1k ready refs is ~50 us)
+    ids = {r._id for r in object_refs if type(r) is ObjectRef}
+    if len(ids) != len(object_refs):  # a duplicate, or an element that is not a ref
+        _check_refs(object_refs, "shoal.wait")
+        ids = {r._id for r in object_refs}
+        if len(ids) != len(object_refs):
+            raise ValueError("wait() does not accept duplicate ObjectRefs")
     if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 0:
         raise ValueError(f"num_returns must be an int >= 0, got {num_returns!r}")
     if num_returns > len(object_refs):
         raise ValueError(
             f"num_returns ({num_returns}) cannot be greater than the number of refs "
             f"({len(object_refs)})")
-    if len(set(map(_REF_ID, object_refs))) != len(object_refs):
-        raise ValueError("wait() does not accept duplicate ObjectRefs")
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
         raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")
     if not isinstance(fetch_local, bool):
         raise TypeError("fetch_local must be a bool")
     if not object_refs or num_returns == 0:
         return [], list(object_refs)
-    return _calling(worker, worker.wait, list(object_refs), num_returns, timeout)
+    refs = object_refs if type(object_refs) is list else list(object_refs)  # slices copy
+    return _calling(worker, worker.wait, refs, num_returns, timeout, ids)
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:

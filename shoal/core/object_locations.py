@@ -123,6 +123,8 @@ class ObjectLocations:
     def free(self, freed: list[tuple[bytes, StoredValue]]) -> None:
         """Free every copy of these shared-memory objects (STORE_FREE per node)."""
         by_node: dict[str, list[bytes]] = {}
+        if self.worker.store is not None:
+            self.worker.store.forget([oid for oid, _ in freed])
         for oid, value in freed:
             for node_id in value.locations or (value.node_id,):
                 by_node.setdefault(node_id, []).append(oid)

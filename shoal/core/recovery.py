@@ -62,9 +62,20 @@ class ObjectRecovery:
         updated in place for objects that had to be recovered (possibly to an error
         value, which the caller then raises)."""
         views: dict[bytes, Any] = {}
-        if not any(values[r._id].in_plasma for r in refs):
-            return views  # all inline: the common case of small values
         worker = self.worker
+        me, store = worker.address, worker.store
+        to_pin = False
+        for ref in refs:
+            value = values[ref._id]
+            if value.inline is None:  # in shared memory
+                # an object we own and still map: fresh views, no pin, no round trip
+                view = store.cached_view(ref._id, value) if ref._owner == me else None
+                if view is None:
+                    to_pin = True
+                else:
+                    views[ref._id] = view
+        if not to_pin:
+            return views  # all inline (the common case of small values) or mapped
         # Unanswered pulls of copies the owner still believes in end after this long;
         # a rebuild in progress is waited for (up to the caller's deadline).
         stale_copies_until = time.monotonic() + RECOVERY_TIMEOUT_S
@@ -80,7 +91,9 @@ class ObjectRecovery:
                 if loc is None:
                     lost.append(ref)
                 else:
-                    views[ref._id] = worker.store.view(ref._id, loc[0], loc[1])
+                    # only an owner may reuse the pin: it alone sees the object freed
+                    reuse = values[ref._id] if ref._owner == me else None
+                    views[ref._id] = worker.store.view(ref._id, loc[0], loc[1], reuse)
             if not lost:
                 return views
             if deadline is not None and time.monotonic() >= deadline:

@@ -92,9 +92,9 @@ class Serialized:
             size += _pad(b.nbytes) + (PAGE if b.nbytes >= BIG_BUFFER else 0)
         return size
 
-    def write_to(self, view: memoryview, base: int = 0) -> None:
+    def write_to(self, view: memoryview, base: int = 0, copy: Any = None) -> None:
         """Write the layout into ``view``, which starts ``base`` bytes into a page-aligned
-        mapping."""
+        mapping; ``copy(dst, src)`` copies each large buffer (default: one memcpy)."""
         inband_pos = pos = self._header_room()
         view[pos : pos + len(self.inband)] = self.inband
         pos = _pad(pos + len(self.inband))
@@ -103,7 +103,12 @@ class Serialized:
             n = b.nbytes
             if n >= BIG_BUFFER:
                 pos += (_address(b) - (base + pos)) % PAGE
-            view[pos : pos + n] = b
+                if copy is not None:
+                    copy(view[pos : pos + n], b)
+                else:
+                    view[pos : pos + n] = b
+            else:
+                view[pos : pos + n] = b
             lens.append(n)
             positions.append(pos)
             pos = _pad(pos + n)
@@ -118,13 +123,19 @@ def _address(buffer: memoryview) -> int:
     return np.frombuffer(buffer, dtype=np.uint8).__array_interface__["data"][0]
 
 
-def read_from(view: memoryview) -> Serialized:
-    """Parse the shared-memory layout; buffers are views into ``view``."""
+def read_layout(view: memoryview) -> tuple:
+    """The shared-memory layout's header: ``(flags, (inband_pos, inband_len),
+    [(pos, len) per buffer])``."""
     header_len = int.from_bytes(view[0:4], "little")
     flags, inband_pos, inband_len, lens, positions = unpack(bytes(view[4 : 4 + header_len]))
+    return flags, (inband_pos, inband_len), list(zip(positions, lens, strict=True))
+
+
+def read_from(view: memoryview) -> Serialized:
+    """Parse the shared-memory layout; buffers are views into ``view``."""
+    flags, (inband_pos, inband_len), spans = read_layout(view)
     inband = view[inband_pos : inband_pos + inband_len]
-    buffers = [view[p : p + n] for p, n in zip(positions, lens, strict=True)]
-    return Serialized(inband, buffers, (), flags)
+    return Serialized(inband, [view[p : p + n] for p, n in spans], (), flags)
 
 
 class SerializationError(TypeError):
