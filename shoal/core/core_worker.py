@@ -13,7 +13,7 @@ tasks, leases, connections - belongs to one asyncio loop on a background
   use it freely.
 * ``call(coroutine_fn, ...)`` runs something on the loop and waits for it.
 
-The in-process :class:`MemoryStore` is readable from any thread, so ``get`` of
+The in-process :class:`ValueTable` is readable from any thread, so ``get`` of
 a ready small value never touches the loop.
 
 What this module holds: lifecycle, connections, the command queue, and the
@@ -40,7 +40,6 @@ from typing import Any
 from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import adopt, context, ids
-from shoal.core.memory_store import MemoryStore, StoredValue, ValuesWaiter
 from shoal.core.recovery import ObjectRecovery
 from shoal.core.reference_table import Action, ActionKind, ReferenceTable
 from shoal.core.serialization import (
@@ -49,7 +48,8 @@ from shoal.core.serialization import (
     serialize,
     serialize_error,
 )
-from shoal.core.store_client import StoreClient
+from shoal.core.shm_window import ShmWindow
+from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import (
     Connection,
@@ -132,14 +132,14 @@ class CoreWorker:
         self.namespace = config.namespace
         self.node_id = config.node_id
         self.ids = ids.IdGenerator()
-        self.memory_store = MemoryStore()
+        self.value_table = ValueTable()
         self.references = ReferenceTable()
         self.address = ""
         self.loop: asyncio.AbstractEventLoop | None = None
         self.router = Router()
         self.control: Connection | None = None
         self.node: Connection | None = None
-        self.store: StoreClient | None = None
+        self.shm: ShmWindow | None = None
         self._peers: dict[str, asyncio.Future] = {}
         self._commands: collections.deque = collections.deque()
         self._tick_armed = False  # see _tick
@@ -217,7 +217,7 @@ class CoreWorker:
             self.control = await connect(self.router, cfg.token, host, port, info={"name": name})
         info = await self.node.call(Method.NODE_INFO)
         self.node_id = info["node_id"]
-        self.store = StoreClient(info["store_path"], self._on_view_released)
+        self.shm = ShmWindow(info["store_path"], self._on_view_released)
         if self.mode is Mode.DRIVER:
             reply = await self.control.call(Method.REGISTER_DRIVER, {
                 "worker_id": self.worker_id,
@@ -431,7 +431,7 @@ class CoreWorker:
                     self.loop.create_task(self._send_remove_borrower(action))
             elif kind is ActionKind.REGISTER_BORROW:
                 self._start_registration(action)
-        store = self.memory_store
+        store = self.value_table
         store.delete_many(dropped)
         for oid, value in store.delete_many(freed):
             if value.inline is None:
@@ -491,7 +491,7 @@ class CoreWorker:
     def handle_get_object(self, conn, body):
         """Owner side: answer when the object is ready, with its value or location."""
         oid = body
-        value = self.memory_store.get(oid)
+        value = self.value_table.get(oid)
         if value is not None:
             return value_to_wire(value)
         if not self.references.is_owned(oid):
@@ -502,9 +502,9 @@ class CoreWorker:
         def ready(_oid, v):
             loop.call_soon_threadsafe(_set_result, fut, value_to_wire(v))
 
-        value = self.memory_store.add_waiter(oid, ready)
+        value = self.value_table.add_waiter(oid, ready)
         if value is not None:
-            self.memory_store.remove_waiter(oid, ready)
+            self.value_table.remove_waiter(oid, ready)
             return value_to_wire(value)
         return fut
 
@@ -571,12 +571,12 @@ class CoreWorker:
 
     def store_owned(self, oid: bytes, data: Serialized) -> StoredValue:
         """Store a value we own: inline if small, else in the node's store."""
-        if data.data_size() <= INLINE_THRESHOLD or self.store is None:
+        if data.data_size() <= INLINE_THRESHOLD or self.shm is None:
             value = StoredValue(inline=detach(data))
         else:
             size = self.write_plasma(oid, data)
             value = StoredValue(node_id=self.node_id, size=size, locations={self.node_id})
-        self.memory_store.put(oid, value)
+        self.value_table.put(oid, value)
         return value
 
     def write_plasma(self, oid: bytes, data: Serialized, owner: str = "") -> int:
@@ -592,7 +592,7 @@ class CoreWorker:
             if "ObjectStoreFull" in str(exc):
                 raise exceptions.ObjectStoreFullError(str(exc)) from None
             raise
-        self.store.write(offset, data)
+        self.shm.write(offset, data)
         self.post(self.node.notify, Method.STORE_SEAL, [oid])
         return size
 
@@ -621,7 +621,7 @@ class CoreWorker:
     ) -> dict[bytes, StoredValue]:
         """Block until ``num`` of ``refs`` have values; returns those ready (in the
         order of ``refs`` when no blocking was needed)."""
-        values = self.memory_store.values
+        values = self.value_table.values
         ready: dict[bytes, StoredValue] = {}
         missing = []
         for ref in refs:
@@ -637,7 +637,7 @@ class CoreWorker:
         oids = list(dict.fromkeys(ref._id for ref in missing))
         num = min(num, len(ready) + len(oids))  # get([r, r]): a duplicate counts once
         waiter = ValuesWaiter(ready, num)
-        present = self.memory_store.add_waiters(oids, waiter)
+        present = self.value_table.add_waiters(oids, waiter)
         for oid, value in present.items():
             waiter(oid, value)
         foreign = [(r._id, r._owner) for r in missing
@@ -660,7 +660,7 @@ class CoreWorker:
                 finally:
                     self._set_blocked(False)
         finally:
-            self.memory_store.remove_waiters(oids, waiter)
+            self.value_table.remove_waiters(oids, waiter)
         with waiter.lock:
             return dict(ready)
 
@@ -679,7 +679,7 @@ class CoreWorker:
             self._start_fetch(oid, owner)
 
     def _start_fetch(self, oid: bytes, owner: str) -> None:
-        if oid in self._fetching or self.memory_store.contains(oid):
+        if oid in self._fetching or self.value_table.contains(oid):
             return
         fut = self.loop.create_future()
         self._fetching[oid] = fut
@@ -703,15 +703,15 @@ class CoreWorker:
         finally:
             self._fetching.pop(oid, None)
         # Cache only while someone here still holds the ref.
-        self.memory_store.put(oid, value)
+        self.value_table.put(oid, value)
         if oid not in self.references.refs:
-            self.memory_store.delete(oid)
+            self.value_table.delete(oid)
         if not fut.done():
             fut.set_result(value)
 
     async def resolve(self, oid: bytes, owner: str) -> StoredValue:
         """Loop side: wait for the value/location of any ref (owned or not)."""
-        value = self.memory_store.get(oid)
+        value = self.value_table.get(oid)
         if value is not None:
             return value
         fut = self.loop.create_future()
@@ -720,9 +720,9 @@ class CoreWorker:
         def ready(_oid, v):
             loop.call_soon_threadsafe(_set_result, fut, v)
 
-        value = self.memory_store.add_waiter(oid, ready)
+        value = self.value_table.add_waiter(oid, ready)
         if value is not None:
-            self.memory_store.remove_waiter(oid, ready)
+            self.value_table.remove_waiter(oid, ready)
             return value
         if owner != self.address:
             self._start_fetch(oid, owner)
@@ -752,7 +752,7 @@ class CoreWorker:
             except BaseException as exc:
                 out.set_exception(exc)
 
-        value = self.memory_store.get(ref._id)
+        value = self.value_table.get(ref._id)
         if value is not None:
             fetch()
             return out

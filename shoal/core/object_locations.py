@@ -32,7 +32,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
-from shoal.core.memory_store import StoredValue
+from shoal.core.value_table import StoredValue
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import RemoteError
 
@@ -94,7 +94,7 @@ class ObjectLocations:
     # ---- owner (loop thread) ----------------------------------------------------------------
     def handle_add_location(self, conn, body) -> bool:
         oid, node_id, address = body
-        value = self.worker.memory_store.get(oid)
+        value = self.worker.value_table.get(oid)
         if value is None or not value.in_plasma or not self.worker.references.is_owned(oid):
             return False
         value.locations.add(node_id)
@@ -103,7 +103,7 @@ class ObjectLocations:
 
     def handle_remove_location(self, conn, body) -> None:
         oid, node_id = body
-        value = self.worker.memory_store.get(oid)
+        value = self.worker.value_table.get(oid)
         if value is not None and node_id != value.node_id:
             value.locations.discard(node_id)
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from shoal import exceptions
 from shoal.core import ids
 from shoal.core.lineage import Lineage
-from shoal.core.memory_store import StoredValue
+from shoal.core.value_table import StoredValue
 from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class ObjectRecovery:
                 if loc is None:
                     lost.append(ref)
                 else:
-                    views[ref._id] = worker.store.view(ref._id, loc[0], loc[1])
+                    views[ref._id] = worker.shm.view(ref._id, loc[0], loc[1])
             if not lost:
                 return views
             if time.monotonic() >= give_up:
@@ -125,7 +125,7 @@ class ObjectRecovery:
                 oid.hex(), f"object {oid.hex()} was already freed by its owner {owner}"))
         value = value_from_wire(wire)
         if oid in worker.references.refs:
-            worker.memory_store.put(oid, value)
+            worker.value_table.put(oid, value)
         return value
 
     # ---- owner (loop thread) ---------------------------------------------------------------
@@ -140,7 +140,7 @@ class ObjectRecovery:
         """The value of an object we own, rebuilt from lineage if every copy is gone
         (``alive``: the live node ids, if the caller just asked)."""
         worker = self.worker
-        value = worker.memory_store.get(oid)
+        value = worker.value_table.get(oid)
         if value is None:  # being computed (or rebuilt) now
             return await worker.resolve(oid, worker.address)
         if not value.in_plasma:
@@ -156,17 +156,17 @@ class ObjectRecovery:
             return value
         if not self._start_rebuild(oid):
             lost = self._lost_error(oid, value)
-            worker.memory_store.put(oid, lost)
+            worker.value_table.put(oid, lost)
             return lost
-        if worker.memory_store.get(oid) is value:
-            worker.memory_store.delete(oid)  # readers wait for the rebuilt value
+        if worker.value_table.get(oid) is value:
+            worker.value_table.delete(oid)  # readers wait for the rebuilt value
         return await worker.resolve(oid, worker.address)
 
     def rebuild_freed(self, oid: bytes) -> None:
         """An argument we own, whose value was freed (lineage kept only its row), is
         needed by a task being rebuilt: make it again, or fail its readers."""
         if not self._start_rebuild(oid):
-            self.worker.memory_store.put(oid, self._lost_error(oid, StoredValue(), freed=True))
+            self.worker.value_table.put(oid, self._lost_error(oid, StoredValue(), freed=True))
 
     def _start_rebuild(self, oid: bytes) -> bool:
         """True if ``oid`` is being rebuilt (now, or already)."""

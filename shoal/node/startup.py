@@ -96,7 +96,7 @@ async def run(args: argparse.Namespace, token: str) -> None:
     resources.setdefault("memory", float(max(0, _total_memory() * 0.7 - store_memory)))
 
     if args.head:
-        from shoal.control.store import ControlStore
+        from shoal.control.control_store import ControlStore
         from shoal.rpc.loopback import LoopbackConnection
 
         control_router = router

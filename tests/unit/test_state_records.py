@@ -11,11 +11,11 @@ import pytest
 
 from shoal import exceptions
 from shoal.core import state_records as sr
-from shoal.core.memory_store import StoredValue
 from shoal.core.reference_table import Reference, ReferenceTable
 from shoal.core.serialization import serialize, serialize_error
 from shoal.core.task_manager import PendingTask
 from shoal.core.task_spec import TaskKind, TaskSpec
+from shoal.core.value_table import StoredValue
 from shoal.util import state_build
 from shoal.util.memory import format_memory_summary
 from shoal.util.state import ActorState, ObjectState, TaskState
@@ -350,7 +350,7 @@ def test_reporter_snapshot_of_a_worker_process():
     from types import SimpleNamespace
 
     from shoal.core.core_worker import Mode
-    from shoal.core.memory_store import MemoryStore
+    from shoal.core.value_table import ValueTable
     from shoal.rpc.transport import Router
 
     table = ReferenceTable()
@@ -364,7 +364,7 @@ def test_reporter_snapshot_of_a_worker_process():
     worker = SimpleNamespace(
         router=Router(), worker_id="w1", mode=Mode.WORKER, node_id="n1",
         address="10.0.0.5:4000", job_id="00000002", references=table,
-        memory_store=MemoryStore(), actors=SimpleNamespace(actors={}),
+        value_table=ValueTable(), actors=SimpleNamespace(actors={}),
         executor=SimpleNamespace(actor_id=None, running={b"x" * 16: 1}),
         tasks=SimpleNamespace(pending={b"r": running, b"q": queued}, history=history),
         _drain_queued=lambda: drained.append(1))

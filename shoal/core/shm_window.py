@@ -1,4 +1,4 @@
-"""A process's window onto its node's shared-memory store.
+"""The shared-memory window: this process's mapping of its node's object store.
 
 Writes: ask the agent for space (STORE_CREATE), copy straight into our own
 mapping of the arena, then STORE_SEAL.  Reads: STORE_GET pins the object for
@@ -16,7 +16,7 @@ from shoal.core.serialization import Serialized, read_from
 from shoal.node.object_store import Arena
 
 
-class StoreClient:
+class ShmWindow:
     def __init__(self, store_path: str, on_release: Callable[[bytes], None]) -> None:
         self.arena = Arena(store_path, 0, create=False)
         self._on_release = on_release
