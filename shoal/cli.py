@@ -17,6 +17,9 @@ def _node_options(p: argparse.ArgumentParser) -> None:
                    help='custom resources as JSON, e.g. \'{"gpu_box": 1}\'')
     p.add_argument("--object-store-memory", type=int, default=None,
                    help="bytes of shared memory for the object store")
+    p.add_argument("--object-spilling-directory", action="append", default=None,
+                   help="where objects are spilled when the object store is full (repeat "
+                        "for several, used round-robin; default: the session folder)")
     p.add_argument("--node-ip-address", default="127.0.0.1",
                    help="address this node listens on and is reached at (default "
                         "127.0.0.1: use the machine's address for a multi-machine cluster)")

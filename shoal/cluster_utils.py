@@ -41,6 +41,9 @@ _NODE_ARGS = {
     "port": "port",  # head only
     "node_timeout_s": "node_timeout_s",  # head only: failure detection timeout
     "num_prestart_workers": "prestart",
+    "object_spilling_directory": "object_spilling_directory",  # a folder, or a list
+    "object_spilling_threshold": "object_spilling_threshold",  # fraction of the store
+    "min_spilling_size": "min_spilling_size",  # bytes: small objects are fused up to it
 }
 
 

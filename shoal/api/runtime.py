@@ -103,10 +103,11 @@ def init(
             )
         address = address or os.environ.get("SHOAL_ADDRESS") or os.environ.get("RAY_ADDRESS")
         host = "127.0.0.1"
+        spilling = _spilling_options(kwargs)
         if address in (None, "", "local"):
             head_ready = launch_head(
                 num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
-                object_store_memory=object_store_memory,
+                object_store_memory=object_store_memory, spilling=spilling,
             )
             from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig  # while it boots
 
@@ -117,11 +118,11 @@ def init(
             from shoal.api.connect import resolve_address
             from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig
 
-            if num_cpus is not None or num_gpus or resources or object_store_memory:
+            if num_cpus is not None or num_gpus or resources or object_store_memory or spilling:
                 raise ValueError(
-                    "when connecting to an existing cluster, num_cpus, num_gpus, resources "
-                    "and object_store_memory must not be given: they belong to the nodes "
-                    "('shoal start --num-cpus ...')")
+                    "when connecting to an existing cluster, num_cpus, num_gpus, resources, "
+                    "object_store_memory and object spilling options must not be given: they "
+                    "belong to the nodes ('shoal start --num-cpus ...')")
             head = None
             found = resolve_address(address, token=kwargs.get("_token"),
                                     node_ip_address=kwargs.get("_node_ip_address"))
@@ -154,6 +155,38 @@ def init(
             "namespace": worker.namespace,
         })
         return _runtime.context
+
+
+def _spilling_options(kwargs: dict) -> list[str]:
+    """Node arguments from ``object_spilling_directory`` and Ray's ``_system_config``
+    keys ``object_spilling_config`` (its ``directory_path``), ``object_spilling_threshold``
+    and ``min_spilling_size``."""
+    from shoal.launch.spilling import spilling_options
+
+    config = kwargs.get("_system_config") or {}
+    if not isinstance(config, dict):
+        raise TypeError(f"_system_config must be a dict, got {config!r}")
+    directory = kwargs.get("object_spilling_directory")
+    spilling_config = config.get("object_spilling_config")
+    if directory is None and spilling_config:
+        import json
+
+        parsed = json.loads(spilling_config) if isinstance(spilling_config, str) \
+            else spilling_config
+        directory = (parsed.get("params") or {}).get("directory_path")
+    if directory is not None and not isinstance(directory, (str, list, tuple)):
+        raise TypeError(f"object_spilling_directory must be a path or a list of paths, got "
+                        f"{directory!r}")
+    threshold = config.get("object_spilling_threshold")
+    if threshold is not None and not (isinstance(threshold, (int, float))
+                                      and 0 < threshold <= 1):
+        raise ValueError(f"object_spilling_threshold must be a fraction in (0, 1], got "
+                         f"{threshold!r}")
+    min_size = config.get("min_spilling_size")
+    if min_size is not None and not (isinstance(min_size, int) and min_size >= 0):
+        raise ValueError(f"min_spilling_size must be a number of bytes >= 0, got {min_size!r}")
+    return spilling_options(list(directory) if isinstance(directory, tuple) else directory,
+                            threshold, min_size)
 
 
 def shutdown() -> None:

@@ -586,8 +586,8 @@ class CoreWorker:
         try:
             offset = self.call(_async_call, self.node, Method.STORE_CREATE,
                                [oid, size, owner or self.address])
-            if isinstance(offset, list):  # ["exists", size]: an earlier run's copy stays
-                return offset[1]
+            if isinstance(offset, list) and offset[0] == "exists":
+                return offset[1]  # ["exists", size]: an earlier run's copy stays
         except Exception as exc:
             if "ObjectStoreFull" in str(exc):
                 raise exceptions.ObjectStoreFullError(str(exc)) from None

@@ -5,15 +5,20 @@ mapping of the arena, then STORE_SEAL.  Reads: STORE_GET pins the object for
 us and returns its offset; we hand out read-only views of our mapping.  A pin
 is released when the last view of that read is garbage-collected: the views
 all hang off one numpy "holder" array whose finalizer posts STORE_RELEASE.
+
+An object larger than the whole store lives in a file of its own (the agent
+answers with its path instead of an offset, see :mod:`shoal.objects.arena`):
+we map that file for the write, and for each read.
 """
 
 from __future__ import annotations
 
+import mmap
 import weakref
 from collections.abc import Callable
 
 from shoal.core.serialization import Serialized, read_from
-from shoal.node.object_store import Arena
+from shoal.objects.arena import Arena
 
 
 class ShmWindow:
@@ -21,15 +26,36 @@ class ShmWindow:
         self.arena = Arena(store_path, 0, create=False)
         self._on_release = on_release
 
-    def write(self, offset: int, data: Serialized) -> None:
+    def write(self, where: int | list, data: Serialized) -> None:
+        """``where``: the arena offset, or a file location ``[path, size, 0]``."""
         size = data.store_size()
-        data.write_to(self.arena.view[offset : offset + size], offset)
+        if isinstance(where, int):
+            data.write_to(self.arena.view[where : where + size], where)
+            return
+        mapping = Arena(where[0], 0, create=False)
+        view = mapping.view[:size]
+        try:
+            data.write_to(view, 0)
+        finally:
+            view.release()
+            mapping.view.release()
+            try:
+                mapping.map.close()
+            except BufferError:
+                pass  # a view is still alive somewhere: the mapping goes with it
 
-    def view(self, oid: bytes, offset: int, size: int) -> Serialized:
-        """A pinned, read-only view; the pin is released when it is collected."""
+    def view(self, oid: bytes, where: int | str, size: int) -> Serialized:
+        """A pinned, read-only view of ``size`` bytes at arena offset ``where``
+        (or of the file ``where``); the pin is released when it is collected."""
         import numpy as np
 
-        holder = np.frombuffer(self.arena.map, dtype=np.uint8, count=size, offset=offset)
+        if isinstance(where, str):
+            with open(where, "rb") as f:
+                source = mmap.mmap(f.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ)
+            where = 0
+        else:
+            source = self.arena.map
+        holder = np.frombuffer(source, dtype=np.uint8, count=size, offset=where)
         holder.flags.writeable = False
         weakref.finalize(holder, self._on_release, oid)
         return read_from(memoryview(holder))

@@ -35,7 +35,8 @@ def _spec(args: Any, **fields: Any) -> NodeSpec:
         raise ValueError("--resources must be a JSON object, e.g. '{\"gpu_box\": 1}'")
     return NodeSpec(host=args.node_ip_address, num_cpus=args.num_cpus,
                     num_gpus=args.num_gpus, resources=resources,
-                    object_store_memory=args.object_store_memory, **fields)
+                    object_store_memory=args.object_store_memory,
+                    object_spilling_directory=args.object_spilling_directory, **fields)
 
 
 def start_head(args: Any) -> int:

@@ -16,7 +16,7 @@ import threading
 
 from shoal._version import __version__
 from shoal.launch.control_client import ClusterConnectError, open_control
-from shoal.launch.sessions import READY_PREFIX
+from shoal.launch.sessions import READY_PREFIX, session_root
 from shoal.node.agent import NodeAgent, NodeConfig
 from shoal.rpc.messages import Method
 from shoal.rpc.protocol import VersionMismatchError
@@ -37,6 +37,11 @@ def default_object_store_memory() -> int:
     shm = os.statvfs("/dev/shm")
     shm_size = shm.f_bsize * shm.f_blocks
     return int(min(total * 0.3, shm_size * 0.8))
+
+
+def default_spill_root(session: str) -> str:
+    """Spilled objects go under the session folder unless told otherwise."""
+    return os.path.join(session_root(), session, "spill")
 
 
 class StartError(Exception):
@@ -133,9 +138,15 @@ async def run(args: argparse.Namespace, token: str) -> None:
         prestart_workers=int(args.prestart if args.prestart is not None else max(1, num_cpus)),
         worker_env=worker_env,
         token=token,
+        spill_dirs=args.object_spilling_directory or [default_spill_root(args.session)],
+        spill_high_water=args.object_spilling_threshold,
+        min_spill_bytes=args.min_spilling_size,
     )
     # handlers for what the control store pushes to the agent
-    agent = NodeAgent(config, router, control_conn_for_agent)
+    try:
+        agent = NodeAgent(config, router, control_conn_for_agent)
+    except ValueError as exc:
+        raise StartError(str(exc)) from None
 
     def on_pubsub(conn, body):
         channel, message = body
@@ -158,7 +169,7 @@ async def run(args: argparse.Namespace, token: str) -> None:
         await agent.listen_data(args.host)
         await register(control_conn_for_agent, agent, control_address, args.join_timeout_s)
     except StartError:
-        agent.arena.unlink()
+        agent.store.close()
         raise
     await control_conn_for_agent.call(Method.SUBSCRIBE, ["job_finished", "node", "owner_died"])
     await agent.start()
@@ -180,7 +191,8 @@ async def run(args: argparse.Namespace, token: str) -> None:
         "address": address,
         "control_address": control_address,
         "node_id": node_id,
-        "store_path": agent.arena.path,
+        "store_path": agent.store.path,
+        "spill_dirs": agent.store.dirs.dirs,
         "pid": os.getpid(),
         "version": __version__,
     }), flush=True)

@@ -49,8 +49,7 @@ class StateService:
         reply: dict[str, Any] = {
             "node_id": agent.node_id,
             "address": agent.config.address,
-            "store": {"capacity": agent.table.capacity, "used": agent.table.used,
-                      "num_objects": len(agent.table.objects)},
+            "store": agent.store.stats(),
             "workers": self.workers(),
             "processes": [],
             "missing": [],
@@ -77,7 +76,7 @@ class StateService:
     def pins_by_client(self) -> dict[Any, dict[str, int]]:
         """``{connection: {object id hex: size}}`` of the objects each client has mapped."""
         out: dict[Any, dict[str, int]] = {}
-        for oid, obj in self.agent.table.objects.items():
+        for obj in self.agent.store.table.held():
             for client in obj.pins:
-                out.setdefault(client, {})[oid.hex()] = obj.size
+                out.setdefault(client, {})[obj.oid.hex()] = obj.size
         return out

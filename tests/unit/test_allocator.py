@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shoal.node.allocator import ALIGNMENT, Allocator, OutOfMemory, align
+from shoal.node.object_store.allocator import ALIGNMENT, Allocator, OutOfMemory, align
 
 A = ALIGNMENT
 

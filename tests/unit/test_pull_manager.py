@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shoal.node.allocator import Allocator, OutOfMemory
+from shoal.node.object_store.allocator import Allocator, OutOfMemory
 from shoal.node.pull_manager import PullManager, PullState
 
 
