@@ -18,6 +18,7 @@ from shoal._version import __version__
 from shoal.launch.control_client import ClusterConnectError, open_control
 from shoal.launch.sessions import READY_PREFIX, session_root
 from shoal.node.agent import NodeAgent, NodeConfig
+from shoal.node.object_store.allocator import ALIGNMENT
 from shoal.rpc.messages import Method
 from shoal.rpc.protocol import VersionMismatchError
 from shoal.rpc.transport import RemoteError, Router, serve
@@ -96,7 +97,7 @@ async def run(args: argparse.Namespace, token: str) -> None:
     resources.update(json.loads(args.resources))
     resources[f"node:{args.host}"] = 1.0
     store_memory = args.object_store_memory or default_object_store_memory()
-    store_memory -= store_memory % 64  # what the allocator can hand out
+    store_memory -= store_memory % ALIGNMENT  # what the allocator can hand out
     resources["object_store_memory"] = float(store_memory)
     resources.setdefault("memory", float(max(0, _total_memory() * 0.7 - store_memory)))
 

@@ -67,8 +67,8 @@ def test_create_allocates_an_object_in_creating_state():
     assert (obj.offset, obj.size, obj.creator, obj.state) == (offset, 100, ALICE,
                                                               ObjectState.CREATING)
     assert obj.kind is CopyKind.PRIMARY and not obj.pinned
-    assert table.used == 2 * A  # 100 bytes round up to two 64-byte blocks
-    assert table.create(oid(2), 1, ALICE) == offset + 2 * A
+    assert table.used == A  # 100 bytes round up to one page-sized block
+    assert table.create(oid(2), 1, ALICE) == offset + A
 
 
 def test_duplicate_create_raises_file_exists_and_keeps_original():
@@ -76,7 +76,7 @@ def test_duplicate_create_raises_file_exists_and_keeps_original():
     offset = table.create(oid(1), 100, ALICE)
     with pytest.raises(FileExistsError, match=oid(1).hex()):
         table.create(oid(1), 50, BOB)
-    assert table.objects[oid(1)].offset == offset and table.used == 2 * A
+    assert table.objects[oid(1)].offset == offset and table.used == A
 
 
 def test_object_larger_than_capacity_raises_store_full():
@@ -547,3 +547,58 @@ def test_random_operations_keep_the_books_straight_and_free_everything(seed):
     check_invariants(table)
     assert table.objects == {} and table.freed == {} and table.used == 0
     assert table.files == {}
+
+
+# ---- reading ahead ----------------------------------------------------------------------------
+
+
+def fused(table: ObjectTable, n: int, size: int) -> list[bytes]:
+    """``n`` objects spilled into one file, in order."""
+    keys = [sealed(table, k, size=size) for k in range(n)]
+    table.spill_over_high_water(DISK)
+    [batch] = [a for a in table.take_actions() if a.kind is ActionKind.SPILL]
+    table.spill_done(batch.batch_id, "/spill/fused",
+                     [i * align(size) for i in range(len(batch.items))])
+    assert [i.oid for i in batch.items] == keys
+    table.take_actions()
+    return keys
+
+
+def test_a_restore_reads_the_following_objects_of_its_file_in_the_same_read():
+    table = ObjectTable(64 * MiB, high_water=0.01, min_spill_bytes=8 * MiB,
+                        readahead=3 * MiB)
+    keys = fused(table, 8, MiB)
+    table.start_restore(keys[2])
+    [restore] = [a for a in table.take_actions() if a.kind is ActionKind.RESTORE]
+    assert [i.oid for i in restore.items] == keys[2:6]  # itself and 3 MiB more
+    assert restore.file_offset == 2 * MiB
+    for item in restore.items:
+        table.restore_done(item.oid, ok=True)
+    assert [table.objects[k].state for k in keys[1:7]] == [
+        ObjectState.SPILLED, *[ObjectState.SEALED] * 4, ObjectState.SPILLED]
+
+
+def test_pinning_an_object_read_ahead_reads_the_next_window():
+    table = ObjectTable(64 * MiB, high_water=0.01, min_spill_bytes=8 * MiB,
+                        readahead=2 * MiB)
+    keys = fused(table, 8, MiB)
+    table.start_restore(keys[0])
+    [first] = table.take_actions()
+    for item in first.items:
+        table.restore_done(item.oid, ok=True)
+    table.take_actions()
+    table.pin(keys[0], ALICE)
+    assert table.take_actions() == []  # the object asked for: no new read yet
+    table.pin(keys[1], ALICE)  # the reader reached the read-ahead: read the next window
+    [ahead] = table.take_actions()
+    assert [i.oid for i in ahead.items] == keys[3:6]
+
+
+def test_reading_ahead_takes_only_free_blocks():
+    table = ObjectTable(4 * MiB, high_water=0.01, min_spill_bytes=4 * MiB,
+                        readahead=3 * MiB)
+    keys = fused(table, 4, MiB)
+    table.create(oid(99), 2 * MiB, BOB)
+    table.start_restore(keys[0])
+    [restore] = [a for a in table.take_actions() if a.kind is ActionKind.RESTORE]
+    assert [i.oid for i in restore.items] == keys[:2]  # room for two

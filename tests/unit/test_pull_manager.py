@@ -7,7 +7,7 @@ from shoal.node.pull_manager import PullManager, PullState
 
 
 def allocator_fn(capacity: int):
-    alloc = Allocator(capacity)
+    alloc = Allocator(capacity, alignment=64)
 
     def allocate(oid: bytes, size: int) -> int | None:
         try:

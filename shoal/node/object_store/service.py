@@ -46,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shoal.node.object_store import spill_io
+from shoal.node.object_store.allocator import align
 from shoal.node.object_store.table import (
     HAS_VALUE,
     READABLE,
@@ -65,6 +66,8 @@ from shoal.rpc.messages import Method
 log = logging.getLogger("shoal.store")
 
 FALLBACK_GRACE_S = float(os.environ.get("SHOAL_FALLBACK_GRACE_S", "1.0"))
+# Objects after a restored one in its spill file come back in the same read.
+RESTORE_READAHEAD = int(os.environ.get("SHOAL_RESTORE_READAHEAD_BYTES", 16 << 20))
 
 
 @dataclass
@@ -139,7 +142,8 @@ class ObjectStore:
         if config.min_spill_bytes < 0:
             raise ValueError(f"the minimum spilling size must be >= 0 bytes, got "
                              f"{config.min_spill_bytes!r}")
-        self.table = ObjectTable(config.capacity, config.high_water, config.min_spill_bytes)
+        self.table = ObjectTable(config.capacity, config.high_water, config.min_spill_bytes,
+                                 RESTORE_READAHEAD)
         self.dirs = spill_io.SpillDirs(config.spill_dirs, config.node_id)
         try:
             self.dirs.create()
@@ -269,6 +273,8 @@ class ObjectStore:
             return None
         if obj.state in READABLE:
             self.table.pin(oid, conn)
+            if self.table.has_actions:
+                self.settle()  # the pin started reading ahead
             return obj.location()
         future = asyncio.get_running_loop().create_future()
         self.readers.setdefault(oid, []).append(_Waiter(conn, future))
@@ -354,7 +360,7 @@ class ObjectStore:
                 if self.waiting:
                     self._serve_waiting()
                 self.table.spill_over_high_water(self.dirs.room())
-                if not self.table._actions:
+                if not self.table.has_actions:
                     break
         finally:
             self._settling = False
@@ -447,7 +453,7 @@ class ObjectStore:
     # ---- I/O -------------------------------------------------------------------------------
     async def _spill(self, action: Action) -> None:
         items = action.items
-        _, length = spill_io.layout([item.size for item in items])
+        _, length = spill_io.layout([align(item.size) for item in items])
         path = self.dirs.place(length, "spill")
         if path is None:
             log.warning("spilling %d objects (%d bytes) failed: no room in %s; they stay in "
@@ -455,8 +461,8 @@ class ObjectStore:
             self.table.spill_failed(action.batch_id, disk_full=True)
             self.settle()
             return
-        view = self.arena.view
-        parts = [view[item.offset:item.offset + item.size] for item in items]
+        view = self.arena.view  # whole blocks (page multiples): written with O_DIRECT
+        parts = [view[item.offset:item.offset + align(item.size)] for item in items]
         loop = asyncio.get_running_loop()
         self.write_clock.start()
         try:
@@ -477,14 +483,15 @@ class ObjectStore:
         self.settle()
 
     async def _restore(self, action: Action) -> None:
-        obj = self.table.objects.get(action.oid)
-        assert obj is not None and obj.offset >= 0
-        view = self.arena.view[obj.offset:obj.offset + obj.size]
+        """Read the object (and the ones read ahead with it) into their blocks:
+        whole blocks, in file order, with one read."""
+        view = self.arena.view
+        views = [view[i.offset:i.offset + align(i.size)] for i in action.items]
         loop = asyncio.get_running_loop()
         self.read_clock.start()
         try:
             await loop.run_in_executor(self.pool, spill_io.read_into, action.path,
-                                       action.file_offset, view)
+                                       action.file_offset, views)
             ok = True
         except Exception as exc:
             log.error("restoring object %s from %s failed: %s; the object is lost",
@@ -492,8 +499,10 @@ class ObjectStore:
             ok = False
         finally:
             self.read_clock.stop()
-            del view
-        self.table.restore_done(action.oid, ok)
+            for v in views:
+                v.release()
+        for item in action.items:
+            self.table.restore_done(item.oid, ok)
         self.settle()
 
     async def _create_backed(self, request: SpaceRequest) -> None:

@@ -10,11 +10,16 @@ node once PID is gone, if the node was killed).  A spill batch is one file
 with one ``pwritev``: large sequential writes).  An object larger than the
 whole store lives in ``backed-N``, a file of its own that readers map.
 
-Why buffered writes without ``fsync``: a spilled object only has to outlive
-the node's processes, not the machine (a node that dies loses its spilled
-objects, and lineage rebuilds them), and the page cache writes back in large
-runs on its own.  Releasing the memory copy as soon as ``pwritev`` returns is
-what keeps the store's memory bounded.
+Why O_DIRECT: buffered writes first fill the page cache at memory speed,
+but once the dirty limit is reached the kernel throttles writers, and on this
+machine's disk buffered write-back ran at ~0.4 GB/s where O_DIRECT writes ran
+at the disk's 1.1-1.5 GB/s.  Direct I/O also keeps spilled bytes out of the
+page cache (memory the store just gave back stays given back) and a restore
+reads the disk, not a cached copy.  The arena's blocks are page-aligned and
+page-sized (:mod:`.allocator`), so the store hands its blocks to the kernel as
+they are; where O_DIRECT is refused (tmpfs), buffered I/O is used.  No
+``fsync``: a spilled object only has to outlive the node's processes, not the
+machine (a node that dies loses its spilled objects; lineage rebuilds them).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ log = logging.getLogger("shoal.store")
 SPILL_DIR_PREFIX = "shoal-spill-"
 FILE_ALIGN = 4096
 IOV_MAX = 1024
+DIRECT = getattr(os, "O_DIRECT", 0)
 _ZEROS = memoryview(bytes(FILE_ALIGN))
 
 
@@ -126,7 +132,9 @@ def layout(sizes: list[int]) -> tuple[list[int], int]:
 def write_file(path: str, parts: list[memoryview]) -> tuple[list[int], float]:
     """Write ``parts`` into a new file at ``path`` (see :func:`layout`);
     returns the offsets and the seconds spent.  On failure the file is gone
-    and the error raised (:class:`DiskFullError` when the disk is full)."""
+    and the error raised (:class:`DiskFullError` when the disk is full).
+    Page-aligned parts whose lengths are page multiples are written with
+    O_DIRECT."""
     start = time.perf_counter()
     offsets, _ = layout([len(p) for p in parts])
     iov: list[memoryview] = []
@@ -134,17 +142,30 @@ def write_file(path: str, parts: list[memoryview]) -> tuple[list[int], float]:
         iov.append(part)
         if _pad(len(part)):
             iov.append(_ZEROS[:_pad(len(part))])
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        _pwritev_all(fd, iov, 0)
-    except OSError as exc:
+    direct = all(_aligned(part) for part in parts)
+    while True:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags | (DIRECT if direct else 0), 0o600)
+        except OSError as exc:
+            if direct and exc.errno == errno.EINVAL:  # the filesystem refuses O_DIRECT
+                direct = False
+                continue
+            raise
+        try:
+            _pwritev_all(fd, list(iov), 0)
+        except OSError as exc:
+            os.close(fd)
+            _unlink(path)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFullError(exc.errno,
+                                    f"no space left in {os.path.dirname(path)}") from None
+            if direct and exc.errno == errno.EINVAL:
+                direct = False
+                continue
+            raise
         os.close(fd)
-        _unlink(path)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(exc.errno, f"no space left in {os.path.dirname(path)}") from None
-        raise
-    os.close(fd)
-    return offsets, time.perf_counter() - start
+        return offsets, time.perf_counter() - start
 
 
 def _pwritev_all(fd: int, iov: list[memoryview], offset: int) -> None:
@@ -162,25 +183,51 @@ def _pwritev_all(fd: int, iov: list[memoryview], offset: int) -> None:
                 n = 0
 
 
-def read_into(path: str, file_offset: int, view: memoryview) -> float:
-    """Fill ``view`` from ``path`` at ``file_offset``; returns the seconds spent."""
+def read_into(path: str, file_offset: int, views: list[memoryview]) -> float:
+    """Fill ``views`` in turn from ``path`` at ``file_offset`` (one read);
+    returns the seconds spent.  Page-aligned views of whole pages are read
+    with O_DIRECT."""
     start = time.perf_counter()
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    direct = all(_aligned(v) for v in views) and file_offset % FILE_ALIGN == 0
     try:
-        got = 0
-        while got < len(view):
-            n = os.preadv(fd, [view[got:]], file_offset + got)
+        _read_into(path, file_offset, views, direct)
+    except OSError as exc:
+        if not (direct and exc.errno == errno.EINVAL):
+            raise
+        _read_into(path, file_offset, views, False)
+    return time.perf_counter() - start
+
+
+def _read_into(path: str, offset: int, views: list[memoryview], direct: bool) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (DIRECT if direct else 0))
+    try:
+        views = list(views)
+        while views:
+            n = os.preadv(fd, views[:IOV_MAX], offset)
             if n == 0:
-                raise EOFError(f"{path} ends {len(view) - got} bytes short")
-            got += n
+                raise EOFError(f"{path} ends {sum(len(v) for v in views)} bytes short")
+            offset += n
+            while n and views:
+                if n >= len(views[0]):
+                    n -= len(views.pop(0))
+                else:
+                    views[0] = views[0][n:]
+                    n = 0
     finally:
         os.close(fd)
-    return time.perf_counter() - start
+
+
+def _aligned(view: memoryview) -> bool:
+    if not DIRECT or len(view) % FILE_ALIGN or not len(view):
+        return False
+    import numpy as np
+
+    return np.frombuffer(view, dtype=np.uint8).ctypes.data % FILE_ALIGN == 0
 
 
 def read_chunk(path: str, offset: int, length: int) -> bytearray:
     buf = bytearray(length)
-    read_into(path, offset, memoryview(buf))
+    read_into(path, offset, [memoryview(buf)])
     return buf
 
 

@@ -118,6 +118,7 @@ class SpillFile:
     path: str
     live: set[bytes] = field(default_factory=set)  # objects whose disk copy is here
     readers: int = 0  # chunk reads from this file in flight
+    order: list[bytes] = field(default_factory=list)  # every object written, by offset
 
 
 @dataclass(eq=False)
@@ -150,6 +151,7 @@ class StoredObject:
     pins: Counter = field(default_factory=Counter)
     io: bool = False
     last_used: int = 0
+    prefetch: bool = False  # read ahead: pinning it reads the next window ahead
 
     @property
     def pinned(self) -> bool:
@@ -172,7 +174,7 @@ class StoredObject:
 
 class ActionKind(enum.Enum):
     SPILL = "spill"  # write ``batch`` (objects, arena offsets, sizes) into one new file
-    RESTORE = "restore"  # read ``oid`` from ``path`` at ``file_offset`` into its block
+    RESTORE = "restore"  # read ``items`` (``oid`` first) from ``path`` at ``file_offset``
     DELETE_FILE = "delete_file"  # a spill file nobody needs, or a freed object's backing file
     AVAILABLE = "available"  # ``oid`` is sealed or restored: waiting readers may pin it
     GONE = "gone"  # ``oid`` is not here any more: waiting readers get None
@@ -210,10 +212,11 @@ class ObjectTable:
     """Objects, their states and the arena's allocator.  Event-loop thread only."""
 
     def __init__(self, capacity: int, high_water: float = 0.8,
-                 min_spill_bytes: int = 100 << 20) -> None:
+                 min_spill_bytes: int = 100 << 20, readahead: int = 0) -> None:
         self.allocator = Allocator(capacity)
         self.high_water = high_water
         self.min_spill_bytes = min_spill_bytes
+        self.readahead = readahead  # bytes read ahead with a restore (see start_restore)
         self.objects: dict[bytes, StoredObject] = {}
         self.freed: dict[bytes, list[StoredObject]] = {}  # FREED, still holding memory
         self.at: dict[int, StoredObject] = {}  # arena offset -> the object in that block
@@ -246,6 +249,10 @@ class ObjectTable:
     def held(self) -> list[StoredObject]:
         """Every record: the live objects and the freed ones still held."""
         return [*self.objects.values(), *(o for objs in self.freed.values() for o in objs)]
+
+    @property
+    def has_actions(self) -> bool:
+        return bool(self._actions)
 
     def take_actions(self) -> list[Action]:
         actions, self._actions = self._actions, []
@@ -325,6 +332,8 @@ class ObjectTable:
             return None
         obj.pins[client] += 1
         self._touch(obj)
+        if obj.prefetch:
+            self._read_next_window(obj)
         return obj
 
     def release(self, oid: bytes, client: object) -> None:
@@ -464,6 +473,7 @@ class ObjectTable:
                 continue
             obj.disk = DiskCopy(spill_file, file_offset)
             spill_file.live.add(obj.oid)
+            spill_file.order.append(obj.oid)
             self.stats["spilled_bytes"] += obj.size
             self.stats["spilled_objects"] += 1
             if obj.pinned:
@@ -531,20 +541,76 @@ class ObjectTable:
         self._start_spill(batch.spill)
 
     # ---- restoring ------------------------------------------------------------------------
-    def start_restore(self, oid: bytes) -> bool:
+    def start_restore(self, oid: bytes, readahead: int | None = None) -> bool:
         """Allocate a block for the SPILLED ``oid`` and start reading it back;
-        False if it is not spilled.  Raises OutOfMemory (make room first)."""
+        False if it is not spilled.  Raises OutOfMemory (make room first).
+
+        Read-ahead: up to ``readahead`` bytes (default: the table's) of the
+        objects that follow it in its (fused) file come back in the same read:
+        objects are read back in about the order they were written, and one
+        large read beats many small ones.  Pinning the first object read ahead
+        reads the next window, so a reader going through the file rarely waits.  It only
+        takes free blocks (it never makes room); the objects read ahead are
+        restored copies (also on disk), dropped for free when room is needed."""
         obj = self.objects.get(oid)
         if obj is None or obj.state is not S.SPILLED:
             return False
-        obj.offset = self.allocator.allocate(obj.size)
-        self.at[obj.offset] = obj
-        self._to(obj, Event.RESTORE)
-        obj.io = True
         assert obj.disk is not None
+        obj.offset = self.allocator.allocate(obj.size)
+        group = [obj]
+        self.at[obj.offset] = obj
+        group += self._read_ahead(obj, self.readahead if readahead is None else readahead)
+        if len(group) > 1:
+            group[1].prefetch = True  # a reader got this far: read the next window
+        for member in group:
+            self._to(member, Event.RESTORE)
+            member.io = True
+        items = tuple(SpillItem(o.oid, o.offset, o.size) for o in group)
         self._actions.append(Action(ActionKind.RESTORE, oid, path=obj.disk.file.path,
-                                    file_offset=obj.disk.offset))
+                                    file_offset=obj.disk.offset, items=items))
         return True
+
+    def _read_ahead(self, first: StoredObject, budget: int) -> list[StoredObject]:
+        """Allocated blocks for the SPILLED objects right after ``first`` in its file."""
+        disk = first.disk
+        assert disk is not None
+        order = disk.file.order
+        index = order.index(first.oid) if budget > 0 else len(order)
+        out: list[StoredObject] = []
+        end = disk.offset + align(first.size)
+        for oid in order[index + 1:]:
+            obj = self.objects.get(oid)
+            if obj is None or obj.state is not S.SPILLED or obj.disk is None \
+                    or obj.disk.file is not disk.file or obj.disk.offset != end:
+                break
+            size = align(obj.size)
+            if size > budget:
+                break
+            try:
+                obj.offset = self.allocator.allocate(obj.size)
+            except OutOfMemory:
+                break
+            self.at[obj.offset] = obj
+            out.append(obj)
+            budget -= size
+            end += size
+        return out
+
+    def _read_next_window(self, obj: StoredObject) -> None:
+        """A reader pinned an object that was read ahead: restore the next
+        spilled object of the file (with its read-ahead) before it is asked for."""
+        obj.prefetch = False
+        if obj.disk is None:
+            return
+        order = obj.disk.file.order
+        for oid in order[order.index(obj.oid) + 1:]:
+            following = self.objects.get(oid)
+            if following is not None and following.state is S.SPILLED:
+                try:
+                    self.start_restore(oid)
+                except OutOfMemory:
+                    pass  # no free block: the reader restores it when it gets there
+                return
 
     def restore_done(self, oid: bytes, ok: bool) -> None:
         obj = next((o for o in [self.objects.get(oid), *self.freed.get(oid, ())]
