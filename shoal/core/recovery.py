@@ -80,7 +80,7 @@ class ObjectRecovery:
                 if loc is None:
                     lost.append(ref)
                 else:
-                    views[ref._id] = worker.shm.view(ref._id, loc[0], loc[1])
+                    views[ref._id] = worker.shm.view(ref._id, *loc)
             if not lost:
                 return views
             if time.monotonic() >= give_up:

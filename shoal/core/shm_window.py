@@ -44,14 +44,16 @@ class ShmWindow:
             except BufferError:
                 pass  # a view is still alive somewhere: the mapping goes with it
 
-    def view(self, oid: bytes, where: int | str, size: int) -> Serialized:
+    def view(self, oid: bytes, where: int | str, size: int, file_offset: int = 0) -> Serialized:
         """A pinned, read-only view of ``size`` bytes at arena offset ``where``
-        (or of the file ``where``); the pin is released when it is collected."""
+        (or at ``file_offset`` of the file ``where``: a location's fields in
+        order); the pin is released when it is collected."""
         import numpy as np
 
         if isinstance(where, str):
             with open(where, "rb") as f:
-                source = mmap.mmap(f.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ)
+                source = mmap.mmap(f.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ,
+                                   offset=file_offset)
             where = 0
         else:
             source = self.arena.map

@@ -518,11 +518,13 @@ class NodeAgent:
             asyncio.get_running_loop().call_later(0.02, self._report)
 
     def _report(self) -> None:
-        """The heartbeat: free resources and the demand waiting in our queue."""
+        """The heartbeat: free resources, the demand waiting in our queue, and the
+        object store's usage and spilling totals (for ``shoal status``)."""
         self._report_scheduled = False
         self.control.notify(
             Method.NODE_HEARTBEAT,
-            [self.node_id, self.available_with_store(), len(self.queue), self._demand()],
+            [self.node_id, self.available_with_store(), len(self.queue), self._demand(),
+             self.store.summary()],
         )
 
     def _demand(self) -> list:

@@ -464,7 +464,7 @@ def check_invariants(table: ObjectTable) -> None:
     for obj in table.objects.values():
         assert obj.state is not ObjectState.FREED
         if obj.state is ObjectState.SPILLED:
-            assert obj.offset == -1 and obj.disk is not None and not obj.pinned
+            assert obj.offset == -1 and obj.disk is not None
         if obj.state in (ObjectState.SPILLING, ObjectState.RESTORING):
             assert obj.io
         if obj.disk is not None:

@@ -379,3 +379,25 @@ def test_reporter_snapshot_of_a_worker_process():
                       "old": sr.FINISHED}
     assert snap["running"] == [(b"x" * 16).hex()] and snap["history_dropped"] == 0
     assert "objects" not in reporter.handle_worker_state(None, ["tasks"])
+
+
+def test_each_nodes_copy_is_marked_in_memory_or_on_disk():
+    big = "ab" * 20
+    driver = proc(ME, 10, "n1" * 14, kind="DRIVER",
+                  objects=[row(big, 8 << 20, sr.LOCAL_REFERENCE, storage=sr.SHARED_MEMORY,
+                               locations=["n1" * 14, "n2" * 14])])
+    state = reply(driver)
+    state["node_states"][0]["copies"] = {big: "DISK"}
+    state["node_states"][0]["store"].update(spilled_bytes_total=8 << 20,
+                                            spilled_objects_total=1, spill_seconds=0.01)
+    state["node_states"].append({"node_id": "n2" * 14, "address": "10.0.0.2:6380",
+                                 "store": {"capacity": 1 << 30, "used": 8 << 20,
+                                           "num_objects": 1},
+                                 "copies": {big: "MEMORY"}, "workers": [], "processes": [],
+                                 "missing": []})
+    (record,) = state_build.object_records(state)
+    assert record["copies"] == {"n1" * 14: "DISK", "n2" * 14: "MEMORY"}
+    assert ObjectState.from_record(record, detail=False).copies == record["copies"]
+    text = format_memory_summary(state)
+    assert "shm on n1n1n1n1 (spilled), n2n2n2n2" in text
+    assert "Spilled 8 MiB, 1 objects, avg write throughput 800 MiB/s" in text

@@ -65,7 +65,10 @@ from shoal.rpc.messages import Method
 
 log = logging.getLogger("shoal.store")
 
+# How long a create, or a restore, waits when nothing can make room (frees may
+# still come) before it gets disk-backed memory, or its readers map the spill file.
 FALLBACK_GRACE_S = float(os.environ.get("SHOAL_FALLBACK_GRACE_S", "1.0"))
+RESTORE_GRACE_S = float(os.environ.get("SHOAL_RESTORE_GRACE_S", "0.1"))
 # Objects after a restored one in its spill file come back in the same read.
 RESTORE_READAHEAD = int(os.environ.get("SHOAL_RESTORE_READAHEAD_BYTES", 16 << 20))
 
@@ -97,6 +100,7 @@ class SpaceRequest:
     creator: object = None
     owner: str = ""
     stuck_since: float | None = None  # nothing could make room since then
+    disk_full_seen: int = 0  # the store's count of full-disk spill failures at stuck_since
 
 
 @dataclass
@@ -160,6 +164,7 @@ class ObjectStore:
         self.waiting: deque[SpaceRequest] = deque()
         self.readers: dict[bytes, list[_Waiter]] = {}
         self.write_clock, self.read_clock = IoClock(), IoClock()
+        self.disk_full_failures = 0
         self._tasks: set[asyncio.Task] = set()
         self._settling = False
         self._grace_timer: asyncio.TimerHandle | None = None
@@ -401,7 +406,8 @@ class ObjectStore:
                 if room is Room.FITS:
                     continue
                 if room is Room.WAIT:
-                    request.stuck_since = None
+                    if self.disk_full_failures == request.disk_full_seen:
+                        request.stuck_since = None  # progress (unless spills keep failing)
                     return
                 if self._stuck(request):
                     continue
@@ -425,25 +431,39 @@ class ObjectStore:
 
     def _stuck(self, request: SpaceRequest) -> bool:
         """Nothing can make room for the head request.  After FALLBACK_GRACE_S
-        (frees may still come) a create gets disk-backed memory: True if it was
-        taken out of the queue."""
+        (frees may still come) a create gets disk-backed memory, and the readers
+        of a spilled object map its spill file: True if it was taken out of the
+        queue."""
         now = asyncio.get_running_loop().time()
         if request.stuck_since is None:
             request.stuck_since = now
-        if request.kind is RequestKind.CREATE and now - request.stuck_since >= FALLBACK_GRACE_S:
+            request.disk_full_seen = self.disk_full_failures
+        grace = FALLBACK_GRACE_S if request.kind is RequestKind.CREATE else RESTORE_GRACE_S
+        if now - request.stuck_since >= grace:
             self.waiting.popleft()
+            what = "creating" if request.kind is RequestKind.CREATE else "mapping the file of"
             log.info("no room in the object store for %d bytes (%d of %d in use, %s); "
-                     "creating %s in disk-backed memory", request.size, self.table.used,
-                     self.table.capacity, self._pinned_summary(), request.oid.hex())
-            self._spawn(self._create_backed(request))
+                     "%s %s in disk-backed memory", request.size, self.table.used,
+                     self.table.capacity, self._pinned_summary(), what, request.oid.hex())
+            if request.kind is RequestKind.CREATE:
+                self._spawn(self._create_backed(request))
+            else:
+                self._readers_map_the_file(request.oid)
             return True
         if self._grace_timer is None:
-            delay = max(0.01, request.stuck_since + FALLBACK_GRACE_S - now)
+            delay = max(0.01, request.stuck_since + grace - now)
             self._grace_timer = asyncio.get_running_loop().call_later(delay, self._grace_over)
         return False
 
+    def _readers_map_the_file(self, oid: bytes) -> None:
+        for waiter in self.readers.pop(oid, ()):
+            if not waiter.future.done():
+                waiter.future.set_result(
+                    True if waiter.client is None else self.table.pin_on_disk(oid, waiter.client))
+
     def _grace_over(self) -> None:
         self._grace_timer = None
+        self.table.disk_full = False  # try the disk again: files may have gone meanwhile
         self.settle()
 
     def _pinned_summary(self) -> str:
@@ -458,6 +478,7 @@ class ObjectStore:
         if path is None:
             log.warning("spilling %d objects (%d bytes) failed: no room in %s; they stay in "
                         "memory", len(items), length, self.dirs.describe())
+            self.disk_full_failures += 1
             self.table.spill_failed(action.batch_id, disk_full=True)
             self.settle()
             return
@@ -470,6 +491,7 @@ class ObjectStore:
                                                           path, parts)
         except Exception as exc:
             disk_full = isinstance(exc, spill_io.DiskFullError)
+            self.disk_full_failures += disk_full
             log.warning("spilling %d objects (%d bytes) to %s failed: %s; they stay in "
                         "memory", len(items), length, path, exc)
             self.table.spill_failed(action.batch_id, disk_full)
@@ -571,6 +593,15 @@ class ObjectStore:
             "waiting_creates": len(self.waiting),
             "spill_dirs": list(self.dirs.dirs),
         }
+
+    SUMMARY = ("capacity", "used", "num_objects", "spilled_bytes_total",
+               "spilled_objects_total", "spill_seconds", "restored_bytes_total",
+               "restored_objects_total", "restore_seconds", "objects_on_disk", "bytes_on_disk")
+
+    def summary(self) -> dict:
+        """The part of :meth:`stats` that ``shoal status`` shows."""
+        stats = self.stats()
+        return {key: stats[key] for key in self.SUMMARY}
 
     def where(self) -> dict[str, str]:
         """``{object id hex: "MEMORY" | "DISK"}`` of every object here."""

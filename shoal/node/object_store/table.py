@@ -24,7 +24,10 @@ clock, no threads: the same table runs in unit tests.
   is created in a file of its own instead (``backing``, Ray's fallback
   allocation) and never spilled: it is on disk already.
 * Pins: readers pin SEALED (and SPILLING) objects; a pinned object is never
-  written out or dropped, since readers hold zero-copy views of its block.  A
+  written out or dropped, since readers hold zero-copy views of its block.
+  When no memory can be had to restore a SPILLED object, readers may map its
+  spill file instead (:meth:`ObjectTable.pin_on_disk`): the file then stays
+  until those pins go, like a block.  A
   spill that completes while its object was pinned keeps the memory copy
   (SEALED, with a disk copy: dropping it later costs nothing).
 * Disk copies: a spill writes a batch of objects into one (fused) file; each
@@ -335,6 +338,17 @@ class ObjectTable:
         if obj.prefetch:
             self._read_next_window(obj)
         return obj
+
+    def pin_on_disk(self, oid: bytes, client: object) -> list | None:
+        """Pin the SPILLED ``oid``'s disk copy for ``client``, which maps the spill
+        file itself: the last resort when no memory can be had for a restore.
+        Returns its file location (see :mod:`shoal.objects.arena`), or None."""
+        obj = self.objects.get(oid)
+        if obj is None or obj.state is not S.SPILLED or obj.disk is None:
+            return None
+        obj.pins[client] += 1
+        self._touch(obj)
+        return [obj.disk.file.path, obj.size, obj.disk.offset]
 
     def release(self, oid: bytes, client: object) -> None:
         obj = self._pinned_by(oid, client)
