@@ -13,6 +13,10 @@ Measures on this machine, against the disk the session folder is on:
   to end is bytes over the wall time of the put and the get phases.  Before
   the get phase the spill files are written back and dropped from the page
   cache, so restores read the disk.
+* peak memory of the cluster during both phases, sampled every 20 ms: the
+  private memory (USS) of the node agent, its fork server and its workers,
+  plus the arena's resident pages (tmpfs pages are resident once touched,
+  whoever maps them).  The driver is left out: it holds the test's own arrays.
 Medians over the runs.  Not part of the test suite.
 """
 
@@ -24,9 +28,11 @@ import os
 import re
 import statistics
 import subprocess
+import threading
 import time
 
 import numpy as np
+import psutil
 
 import shoal
 from shoal.rpc.messages import Method
@@ -61,8 +67,41 @@ def drop_spill_files_from_cache(folders: list[str]) -> None:
             os.close(fd)
 
 
+class PeakMemory:
+    """The largest sum of private memory over a process and its descendants,
+    plus the resident pages of the arena file, sampled."""
+
+    def __init__(self, pid: int, arena: str) -> None:
+        self.root = psutil.Process(pid)
+        self.arena = arena
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            try:
+                total = os.stat(self.arena).st_blocks * 512
+            except OSError:
+                continue
+            for proc in [self.root, *self.root.children(recursive=True)]:
+                try:
+                    total += proc.memory_full_info().uss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def run_once(store: int, factor: int, object_size: int) -> dict:
     shoal.init(num_cpus=1, object_store_memory=store)
+    head = shoal.api.runtime._runtime.head
+    memory = PeakMemory(head.proc.pid, head.store_path)
     try:
         worker = shoal.api.runtime._runtime.worker
         count = factor * store // object_size
@@ -88,8 +127,10 @@ def run_once(store: int, factor: int, object_size: int) -> dict:
             / 1e9,
             "spilled_gb": stats["spilled_bytes_total"] / 1e9,
             "spill_files": stats["spill_files"],
+            "peak_mb": memory.stop() / MiB,
         }
     finally:
+        memory.stop()
         shoal.shutdown()
 
 
@@ -115,7 +156,9 @@ def main() -> None:
               f"spill write {med['spill_gbs']:.2f} GB/s ({med['spill_gbs'] / write:.0%} of dd), "
               f"restore {med['restore_gbs']:.2f} GB/s ({med['restore_gbs'] / read:.0%} of dd); "
               f"end to end put {med['put_gbs']:.2f} GB/s, get {med['get_gbs']:.2f} GB/s; "
-              f"{med['spilled_gb']:.2f} GB spilled into {med['spill_files']:.0f} files")
+              f"{med['spilled_gb']:.2f} GB spilled into {med['spill_files']:.0f} files; "
+              f"peak memory of the cluster {med['peak_mb']:.0f} MiB "
+              f"(store {args.store_mb} MiB + {med['peak_mb'] - args.store_mb:.0f} MiB)")
 
 
 if __name__ == "__main__":

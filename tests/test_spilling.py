@@ -352,3 +352,15 @@ def test_objects_the_puts_made_wait_for_room_instead_of_failing(shutdown_only, t
     refs = [shoal.put(data(i, 12 * MiB)) for i in range(10)]  # each needs a spill first
     assert time.monotonic() - begin < 30
     assert crc(shoal.get(refs[0], timeout=30)) == crc(data(0, 12 * MiB))
+
+
+def test_a_node_refuses_a_spill_directory_it_cannot_use(tmp_path):
+    from shoal.cluster_utils import Cluster
+    from shoal.launch.node_process import NodeStartError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with Cluster() as cluster, pytest.raises(NodeStartError) as info:
+        cluster.add_node(num_cpus=0, object_spilling_directory=str(blocker / "spill"))
+    assert "as an object spilling directory" in str(info.value)
+    assert str(blocker / "spill") in str(info.value)
