@@ -602,3 +602,15 @@ def test_reading_ahead_takes_only_free_blocks():
     table.start_restore(keys[0])
     [restore] = [a for a in table.take_actions() if a.kind is ActionKind.RESTORE]
     assert [i.oid for i in restore.items] == keys[:2]  # room for two
+
+
+def test_a_stuck_answer_is_reconsidered_once_something_moves():
+    table = ObjectTable(4 * MiB)
+    key = sealed(table, 1, size=4 * MiB)
+    table.pin(key, ALICE)
+    table.take_actions()
+    assert table.make_room(MiB, DISK) is Room.STUCK
+    assert table.make_room(MiB, DISK) is Room.STUCK  # remembered
+    table.release(key, ALICE)  # now it may be written out
+    assert table.make_room(MiB, DISK) is Room.WAIT
+    assert [a.kind for a in table.take_actions()] == [ActionKind.SPILL]

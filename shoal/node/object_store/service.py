@@ -262,11 +262,15 @@ class ObjectStore:
         self.settle()
 
     def client_gone(self, conn) -> None:
+        """Its pins and unsealed creates go; its waiting reads are answered None."""
         self.table.client_gone(conn)
         for oid, waiters in list(self.readers.items()):
-            keep = [w for w in waiters if w.client is not conn]
-            if len(keep) != len(waiters):
-                self.readers[oid] = keep
+            gone = [w for w in waiters if w.client is conn]
+            if gone:
+                self.readers[oid] = [w for w in waiters if w.client is not conn]
+                for waiter in gone:
+                    if not waiter.future.done():
+                        waiter.future.set_result(None)
         self.settle()
 
     # ---- readers ---------------------------------------------------------------------
@@ -463,7 +467,7 @@ class ObjectStore:
 
     def _grace_over(self) -> None:
         self._grace_timer = None
-        self.table.disk_full = False  # try the disk again: files may have gone meanwhile
+        self.table.retry_disk()  # files may have gone meanwhile
         self.settle()
 
     def _pinned_summary(self) -> str:

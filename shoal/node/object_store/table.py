@@ -230,6 +230,13 @@ class ObjectTable:
         self._actions: list[Action] = []
         self._clock = 0
         self._batch_ids = 0
+        # Bumped by whatever may let more objects leave memory (a block returned, an
+        # object sealed or unpinned, a write ended): the policy's answers are kept
+        # until it moves or the disk has more room, so a busy store does not re-plan
+        # on every request.
+        self.changes = 0
+        self._room_memo: tuple[int, int, int, Room] | None = None  # size, changes, room
+        self._high_water_memo: tuple[int, int] = (-1, 0)  # changes, disk room
 
     # ---- sizes ----------------------------------------------------------------------
     @property
@@ -268,6 +275,14 @@ class ObjectTable:
         except KeyError:
             raise RuntimeError(f"object {obj.oid.hex()}: no transition from "
                                f"{obj.state.name} on {event.name}") from None
+
+    def _changed(self) -> None:
+        self.changes += 1
+
+    def retry_disk(self) -> None:
+        """Try the spill disk again (room may have appeared)."""
+        self.disk_full = False
+        self._changed()
 
     def _touch(self, obj: StoredObject) -> None:
         self._clock += 1
@@ -324,6 +339,7 @@ class ObjectTable:
         obj = self.objects[oid]
         self._to(obj, Event.SEAL)
         self._touch(obj)
+        self._changed()
         self._actions.append(Action(ActionKind.AVAILABLE, oid))
         return obj
 
@@ -357,6 +373,7 @@ class ObjectTable:
         obj.pins[client] -= 1
         if obj.pins[client] == 0:
             del obj.pins[client]
+            self._changed()
         self._touch(obj)
         if obj.state is S.FREED:
             self._maybe_release(obj)
@@ -449,6 +466,7 @@ class ObjectTable:
             del self.at[obj.offset]
             obj.offset = -1
             self._actions.append(Action(ActionKind.SPACE))
+            self._changed()
 
     def _drop_disk_copy(self, obj: StoredObject) -> None:
         if obj.disk is not None:
@@ -461,7 +479,7 @@ class ObjectTable:
         if not spill_file.live and spill_file.readers <= 0 and spill_file.path in self.files:
             del self.files[spill_file.path]
             self._actions.append(Action(ActionKind.DELETE_FILE, path=spill_file.path))
-            self.disk_full = False  # room again, perhaps
+            self.retry_disk()  # room again, perhaps
 
     # ---- spilling ---------------------------------------------------------------------
     def _start_spill(self, oids: list[bytes] | tuple[bytes, ...]) -> None:
@@ -478,6 +496,7 @@ class ObjectTable:
 
     def spill_done(self, batch_id: int, path: str, offsets: list[int]) -> None:
         """The batch is in ``path``, object i at ``offsets[i]``."""
+        self._changed()
         spill_file = SpillFile(path)
         self.files[path] = spill_file
         for obj, file_offset in zip(self.spills.pop(batch_id), offsets, strict=True):
@@ -499,6 +518,7 @@ class ObjectTable:
 
     def spill_failed(self, batch_id: int, disk_full: bool) -> None:
         """Nothing of the batch was kept on disk: its objects stay in memory."""
+        self._changed()
         for obj in self.spills.pop(batch_id):
             obj.io = False
             if obj.state is S.FREED:
@@ -523,6 +543,14 @@ class ObjectTable:
         start spilling what must be written first, in the cheapest window."""
         if self.allocator.fits(size):
             return Room.FITS
+        memo = self._room_memo
+        if memo is not None and memo[:2] == (size, self.changes) and disk_room <= memo[2]:
+            return memo[3]  # nothing moved since: the same answer
+        room = self._make_room(size, disk_room)
+        self._room_memo = (size, self.changes, disk_room, room)
+        return room
+
+    def _make_room(self, size: int, disk_room: int) -> Room:
         segments = []
         for offset, block, free in self.allocator.blocks():
             kind = Movability.FREE if free else self._movability(self.at[offset])
@@ -541,8 +569,9 @@ class ObjectTable:
         """Start dropping and spilling least recently used primaries if the
         memory in use (not counting what is being written out) is above the mark."""
         excess = self.used - self.bytes_spilling() - int(self.high_water * self.capacity)
-        if excess <= 0:
-            return
+        seen, seen_room = self._high_water_memo
+        if excess <= 0 or (seen == self.changes and disk_room <= seen_room):
+            return  # nothing moved since the last look
         candidates = [Candidate(o.oid, o.size, o.last_used, o.disk is not None)
                       for o in self.objects.values()
                       if o.state is S.SEALED and not o.pinned and not o.secondary
@@ -553,6 +582,7 @@ class ObjectTable:
         for oid in batch.drop:
             self._unload(self.objects[oid])
         self._start_spill(batch.spill)
+        self._high_water_memo = (self.changes, disk_room)
 
     # ---- restoring ------------------------------------------------------------------------
     def start_restore(self, oid: bytes, readahead: int | None = None) -> bool:
@@ -627,6 +657,7 @@ class ObjectTable:
                 return
 
     def restore_done(self, oid: bytes, ok: bool) -> None:
+        self._changed()
         obj = next((o for o in [self.objects.get(oid), *self.freed.get(oid, ())]
                     if o is not None and o.io and o.offset >= 0
                     and o.state in (S.RESTORING, S.FREED)), None)
