@@ -252,6 +252,22 @@ def test_memory_summary_and_list_objects_show_spilling(shutdown_only, tmp_path):
     node = shoal.get_runtime_context().get_node_id()
     where = [records[ref.hex()].copies.get(node) for ref in refs]
     assert "DISK" in where and "MEMORY" in where
+    worker = context.current_worker_or_none()
+
+    def spilled_in_node_table():  # what `shoal status` prints, from the heartbeats
+        (row,) = [n for n in worker.control_call(Method.GET_NODES) if n["node_id"] == node]
+        return row["store"].get("spilled_objects_total", 0)
+
+    wait_for_condition(spilled_in_node_table, timeout=10)
+
+
+def test_several_spill_directories_are_used_in_turn(shutdown_only, tmp_path):
+    folders = [str(tmp_path / "a"), str(tmp_path / "b")]
+    shoal.init(num_cpus=1, object_store_memory=64 * MiB, object_spilling_directory=folders,
+               _system_config={"min_spilling_size": 8 * MiB})
+    refs = [shoal.put(data(i, 8 * MiB)) for i in range(24)]
+    assert all(spill_files(f) for f in folders)
+    assert crc(shoal.get(refs[0], timeout=30)) == crc(data(0, 8 * MiB))
 
 
 # ---- a full disk --------------------------------------------------------------------------
