@@ -564,44 +564,62 @@ def fused(table: ObjectTable, n: int, size: int) -> list[bytes]:
     return keys
 
 
-def test_a_restore_reads_the_following_objects_of_its_file_in_the_same_read():
+def restore_now(table: ObjectTable, key: bytes) -> list[bytes]:
+    """Restore ``key`` (finishing the read at once); returns what the read held."""
+    table.start_restore(key)
+    [restore] = [a for a in table.take_actions() if a.kind is ActionKind.RESTORE]
+    for item in restore.items:
+        table.restore_done(item.oid, ok=True)
+    table.take_actions()
+    return [i.oid for i in restore.items]
+
+
+def test_a_reader_going_through_a_file_gets_the_following_objects_in_the_same_read():
     table = ObjectTable(64 * MiB, high_water=0.01, min_spill_bytes=8 * MiB,
                         readahead=3 * MiB)
     keys = fused(table, 8, MiB)
-    table.start_restore(keys[2])
-    [restore] = [a for a in table.take_actions() if a.kind is ActionKind.RESTORE]
-    assert [i.oid for i in restore.items] == keys[2:6]  # itself and 3 MiB more
-    assert restore.file_offset == 2 * MiB
-    for item in restore.items:
-        table.restore_done(item.oid, ok=True)
-    assert [table.objects[k].state for k in keys[1:7]] == [
-        ObjectState.SPILLED, *[ObjectState.SEALED] * 4, ObjectState.SPILLED]
+    assert restore_now(table, keys[0]) == keys[:1]  # no reader history yet
+    table.pin(keys[0], ALICE)
+    assert restore_now(table, keys[1]) == keys[1:5]  # the next one: itself and 3 MiB more
+    assert [table.objects[k].state for k in keys[:6]] == [
+        *[ObjectState.SEALED] * 5, ObjectState.SPILLED]
 
 
 def test_pinning_an_object_read_ahead_reads_the_next_window():
     table = ObjectTable(64 * MiB, high_water=0.01, min_spill_bytes=8 * MiB,
                         readahead=2 * MiB)
     keys = fused(table, 8, MiB)
-    table.start_restore(keys[0])
-    [first] = table.take_actions()
-    for item in first.items:
-        table.restore_done(item.oid, ok=True)
-    table.take_actions()
+    restore_now(table, keys[0])
     table.pin(keys[0], ALICE)
+    assert restore_now(table, keys[1]) == keys[1:4]
+    table.pin(keys[1], ALICE)
     assert table.take_actions() == []  # the object asked for: no new read yet
-    table.pin(keys[1], ALICE)  # the reader reached the read-ahead: read the next window
+    table.pin(keys[2], ALICE)  # the reader reached the read-ahead: read the next window
     [ahead] = table.take_actions()
-    assert [i.oid for i in ahead.items] == keys[3:6]
+    assert [i.oid for i in ahead.items] == keys[4:7]
+
+
+def test_a_reader_jumping_between_files_gets_no_read_ahead():
+    table = ObjectTable(64 * MiB, high_water=0.01, min_spill_bytes=8 * MiB,
+                        readahead=3 * MiB)
+    keys = fused(table, 8, MiB)
+    other = sealed(table, 50, size=MiB)
+    restore_now(table, keys[0])
+    table.pin(keys[0], ALICE)
+    for _ in range(5):  # a shuffle's reduce reads one partition of every other map
+        table.pin(other, BOB)
+        table.release(other, BOB)
+    assert restore_now(table, keys[1]) == keys[1:2]
 
 
 def test_reading_ahead_takes_only_free_blocks():
     table = ObjectTable(4 * MiB, high_water=0.01, min_spill_bytes=4 * MiB,
                         readahead=3 * MiB)
     keys = fused(table, 4, MiB)
-    table.create(oid(99), 2 * MiB, BOB)
-    table.start_restore(keys[0])
-    [restore] = [a for a in table.take_actions() if a.kind is ActionKind.RESTORE]
-    assert [i.oid for i in restore.items] == keys[:2]  # room for two
+    table.create(oid(99), MiB, BOB)
+    restore_now(table, keys[0])
+    table.pin(keys[0], ALICE)
+    assert restore_now(table, keys[1]) == keys[1:3]  # room for two
 
 
 def test_a_stuck_answer_is_reconsidered_once_something_moves():

@@ -67,6 +67,12 @@ __all__ = ["Action", "ActionKind", "CopyKind", "DiskCopy", "Event", "ObjectState
            "StoredObject", "TRANSITIONS"]
 
 
+# A restore continues a reader's sequential pass through a file if the reader
+# used the object before it at most this many table events (seal, pin, release)
+# ago.  A shuffle's reduce pins one partition of every other file in between.
+SEQUENTIAL_TICKS = 8
+
+
 class ObjectStoreFullError(Exception):
     """No room now or later: the message says what is needed and what is free."""
 
@@ -122,6 +128,9 @@ class SpillFile:
     live: set[bytes] = field(default_factory=set)  # objects whose disk copy is here
     readers: int = 0  # chunk reads from this file in flight
     order: list[bytes] = field(default_factory=list)  # every object written, by offset
+    position: dict[bytes, int] = field(default_factory=dict)  # object -> index in order
+    cursor: int = -1  # index of the object of this file a reader used last ...
+    cursor_tick: int = -(1 << 62)  # ... and the table's clock then
 
 
 @dataclass(eq=False)
@@ -351,6 +360,8 @@ class ObjectTable:
             return None
         obj.pins[client] += 1
         self._touch(obj)
+        if obj.disk is not None:
+            self._reader_at(obj)
         if obj.prefetch:
             self._read_next_window(obj)
         return obj
@@ -506,6 +517,7 @@ class ObjectTable:
                 continue
             obj.disk = DiskCopy(spill_file, file_offset)
             spill_file.live.add(obj.oid)
+            spill_file.position[obj.oid] = len(spill_file.order)
             spill_file.order.append(obj.oid)
             self.stats["spilled_bytes"] += obj.size
             self.stats["spilled_objects"] += 1
@@ -589,21 +601,28 @@ class ObjectTable:
         """Allocate a block for the SPILLED ``oid`` and start reading it back;
         False if it is not spilled.  Raises OutOfMemory (make room first).
 
-        Read-ahead: up to ``readahead`` bytes (default: the table's) of the
-        objects that follow it in its (fused) file come back in the same read:
-        objects are read back in about the order they were written, and one
-        large read beats many small ones.  Pinning the first object read ahead
-        reads the next window, so a reader going through the file rarely waits.  It only
-        takes free blocks (it never makes room); the objects read ahead are
-        restored copies (also on disk), dropped for free when room is needed."""
+        Read-ahead: when readers go through a file in order (this object is
+        the one after the last one of its file a reader used, and little else
+        happened since), up to ``readahead`` bytes (default: the table's) of the
+        objects that follow it come back in the same read: one large read beats
+        many small ones.  Pinning the first object read ahead reads the next
+        window, so a reader going through the file rarely waits.  A reader
+        that jumps between files (a shuffle's reduce reads one partition of
+        each map) gets no read-ahead: it would bring back what others need
+        later, only for it to be dropped again.  Read-ahead only takes free
+        blocks (it never makes room); what it reads are restored copies (also
+        on disk), dropped for free when room is needed."""
         obj = self.objects.get(oid)
         if obj is None or obj.state is not S.SPILLED:
             return False
         assert obj.disk is not None
+        if readahead is None:
+            readahead = self.readahead if self._sequential(obj) else 0
+        self._reader_at(obj)
         obj.offset = self.allocator.allocate(obj.size)
         group = [obj]
         self.at[obj.offset] = obj
-        group += self._read_ahead(obj, self.readahead if readahead is None else readahead)
+        group += self._read_ahead(obj, readahead)
         if len(group) > 1:
             group[1].prefetch = True  # a reader got this far: read the next window
         for member in group:
@@ -614,12 +633,25 @@ class ObjectTable:
                                     file_offset=obj.disk.offset, items=items))
         return True
 
+    def _reader_at(self, obj: StoredObject) -> None:
+        assert obj.disk is not None
+        spill_file = obj.disk.file
+        spill_file.cursor = spill_file.position[obj.oid]
+        spill_file.cursor_tick = self._clock
+
+    def _sequential(self, obj: StoredObject) -> bool:
+        """Is a reader going through ``obj``'s file in order?"""
+        assert obj.disk is not None
+        spill_file = obj.disk.file
+        return (spill_file.position[obj.oid] == spill_file.cursor + 1
+                and self._clock - spill_file.cursor_tick <= SEQUENTIAL_TICKS)
+
     def _read_ahead(self, first: StoredObject, budget: int) -> list[StoredObject]:
         """Allocated blocks for the SPILLED objects right after ``first`` in its file."""
         disk = first.disk
         assert disk is not None
         order = disk.file.order
-        index = order.index(first.oid) if budget > 0 else len(order)
+        index = disk.file.position[first.oid] if budget > 0 else len(order)
         out: list[StoredObject] = []
         end = disk.offset + align(first.size)
         for oid in order[index + 1:]:
@@ -647,11 +679,11 @@ class ObjectTable:
         if obj.disk is None:
             return
         order = obj.disk.file.order
-        for oid in order[order.index(obj.oid) + 1:]:
+        for oid in order[obj.disk.file.position[obj.oid] + 1:]:
             following = self.objects.get(oid)
             if following is not None and following.state is S.SPILLED:
                 try:
-                    self.start_restore(oid)
+                    self.start_restore(oid, self.readahead)
                 except OutOfMemory:
                     pass  # no free block: the reader restores it when it gets there
                 return
