@@ -42,3 +42,15 @@ def test_init_takes_rays_system_config_keys():
 def test_init_refuses_bad_spilling_options(kwargs, error, match):
     with pytest.raises(error, match=match):
         _spilling_options(kwargs)
+
+
+def test_shoal_start_passes_spilling_directories_to_the_node():
+    from shoal.cli import build_parser
+    from shoal.launch.commands import _spec
+
+    args = build_parser().parse_args(["start", "--head", "--object-spilling-directory", "/a",
+                                      "--object-spilling-directory", "/b"])
+    assert args.object_spilling_directory == ["/a", "/b"]
+    cmd = _spec(args, head=True).command("session", "/tmp/logs", lifeline=False)
+    assert cmd[-4:] == ["--object-spilling-directory", "/a", "--object-spilling-directory",
+                        "/b"]
