@@ -54,7 +54,7 @@ def run(tasks: int, kill: bool, node_timeout: float) -> tuple[float, int]:
                 mid = x
         if kill:  # once the middle link is done, kill the node that holds its output
             shoal.wait([mid], timeout=600)
-            node_id = context.current_worker_or_none().memory_store.get(mid.binary()).node_id
+            node_id = context.current_worker_or_none().value_table.get(mid.binary()).node_id
             cluster.remove_node(next(n for n in nodes if n.node_id == node_id))
         del mid
         out = shoal.get(x, timeout=600)

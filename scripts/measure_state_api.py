@@ -86,7 +86,7 @@ def main() -> None:
         print(f"{label}: median {med:.1f} ms  ({', '.join(f'{t:.0f}' for t in times)})")
     if worker is not None:
         rows = lambda: state_records.object_rows(  # noqa: E731
-            worker.references.refs, worker.memory_store.values, lambda t: None)
+            worker.references.refs, worker.value_table.values, lambda t: None)
         med, _ = median_ms(rows, args.runs)
         print(f"object_rows for the driver's {len(worker.references.refs)} refs "
               f"(in-process): {med:.1f} ms")

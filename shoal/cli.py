@@ -25,6 +25,9 @@ def _node_options(p: argparse.ArgumentParser) -> None:
                    help=f"bytes of shared memory for the object store (at least "
                         f"{MIN_OBJECT_STORE_MEMORY >> 20} MiB; default: 30%% of the "
                         f"machine's memory)")
+    p.add_argument("--object-spilling-directory", action="append", default=None,
+                   help="where objects are spilled when the object store is full (repeat "
+                        "for several, used round-robin; default: the session folder)")
     p.add_argument("--node-ip-address", default="127.0.0.1",
                    help="address this node listens on and is reached at (default "
                         "127.0.0.1: use the machine's address for a multi-machine cluster)")

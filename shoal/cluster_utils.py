@@ -42,6 +42,9 @@ _NODE_ARGS = {
     "port": "port",  # head only
     "node_timeout_s": "node_timeout_s",  # head only: failure detection timeout
     "num_prestart_workers": "prestart",
+    "object_spilling_directory": "object_spilling_directory",  # a folder, or a list
+    "object_spilling_threshold": "object_spilling_threshold",  # fraction of the store
+    "min_spilling_size": "min_spilling_size",  # bytes: small objects are fused up to it
 }
 # ... and those resource_args.node_args checks (the others go to the node as given)
 _CHECKED_NODE_ARGS = {"num_cpus", "num_gpus", "resources", "object_store_memory", "memory",

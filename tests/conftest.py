@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import uuid
 
@@ -176,3 +177,18 @@ def no_leftover_processes_or_shared_memory():
                 pass
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 24 MiB tmpfs mounted for the test (we are root here), unmounted after."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(folder)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs: {out.stderr.strip() or out.returncode}")
+    try:
+        yield str(folder)
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

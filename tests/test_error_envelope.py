@@ -148,14 +148,17 @@ class FailsInInit:
 
 
 def test_return_value_larger_than_the_store_is_a_readable_object_store_full_error(
-        shutdown_only):
-    shoal.init(num_cpus=1, object_store_memory=32 * MiB)
+        shutdown_only, tiny_disk):
+    # larger than the store, so it would go to a disk-backed file: the spill disk is
+    # a 24 MiB tmpfs, so it fits nowhere
+    shoal.init(num_cpus=1, object_store_memory=32 * MiB, object_spilling_directory=tiny_disk)
     with pytest.raises(ObjectStoreFullError) as info:
         shoal.get(big_array.remote(48 * MiB), timeout=60)
     err = info.value
     assert isinstance(err, TaskError) and isinstance(err, MemoryError)
     assert err.function_name.endswith("big_array")
-    assert "larger than the object store" in str(err.cause)
+    assert "so is its spill directory" in str(err.cause)
+    assert not str(err.cause).startswith("ObjectStoreFullError")  # said once, not twice
     assert "big_array" in str(err)
 
 

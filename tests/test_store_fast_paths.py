@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import shoal
-from shoal.core import context, store_client
-from shoal.core.store_client import ParallelCopy
+from shoal.core import context, shm_window
+from shoal.core.shm_window import ParallelCopy
 from shoal.rpc.messages import Method
 from tests.utils import wait_for_condition
 
@@ -70,7 +70,7 @@ def test_get_of_a_mapped_object_needs_no_request_and_gives_a_fresh_view(shoal_cl
 
 
 def test_get_and_drop_in_a_loop_reuses_the_idle_pin(shoal_cluster, monkeypatch):
-    monkeypatch.setattr(store_client, "IDLE_PIN_S", 30.0)  # no expiry during the test
+    monkeypatch.setattr(shm_window, "IDLE_PIN_S", 30.0)  # no expiry during the test
     arr = np.arange(4 * MiB, dtype=np.uint8)
     ref = shoal.put(arr)
     assert int(shoal.get(ref)[-1]) == 255  # dropped at once
@@ -85,7 +85,7 @@ def test_get_and_drop_in_a_loop_reuses_the_idle_pin(shoal_cluster, monkeypatch):
 def test_an_idle_pin_goes_back_after_its_time(shoal_cluster):
     ref = shoal.put(np.arange(2 * MiB, dtype=np.uint8))
     assert int(shoal.get(ref)[3]) == 3
-    wait_for_condition(lambda: _worker().store.mapped_count == 0, timeout=10)
+    wait_for_condition(lambda: _worker().shm.mapped_count == 0, timeout=10)
     before = _requests_sent_to_agent()
     assert int(shoal.get(ref)[4]) == 4
     assert _requests_sent_to_agent() == before + 1  # pinned afresh
@@ -116,7 +116,7 @@ def test_mapped_objects_free_all_store_memory_when_refs_go(shoal_cluster):
     del refs  # freed by the owner while views still map them: memory stays
     assert int(views[-1][-1]) == 102
     # the owner's free (counted lazily) drops them: no later get may reuse those pins
-    wait_for_condition(lambda: _worker().store.mapped_count == 0, timeout=10)
+    wait_for_condition(lambda: _worker().shm.mapped_count == 0, timeout=10)
     del views
     gc.collect()
     wait_for_condition(lambda: _store_used() == 0, timeout=20)

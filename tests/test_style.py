@@ -33,3 +33,21 @@ def test_module_sizes_stay_readable():
                 if lines > 800:
                     too_long.append(f"{os.path.relpath(path, ROOT)}: {lines} lines")
     assert not too_long, too_long
+
+
+def test_core_does_not_import_node():
+    """Drivers and workers (shoal/core) share only shoal/objects with the node agent."""
+    import ast
+
+    offenders = []
+    folder = os.path.join(ROOT, "shoal", "core")
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".py"):
+            continue
+        with open(os.path.join(folder, name)) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{name}: {m}" for m in modules if m.startswith("shoal.node")]
+    assert not offenders, offenders

@@ -99,7 +99,7 @@ def test_a_timed_out_sync_get_leaves_the_reply_readable(shoal_cluster):
 
 def test_sync_call_values_are_freed_once_dropped(shoal_cluster):
     actor = Replies.remote()
-    store = runtime.ensure_worker().memory_store
+    store = runtime.ensure_worker().value_table
     shoal.get(actor.echo.remote(0))
     before = len(store)
     for i in range(300):

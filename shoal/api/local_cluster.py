@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from shoal.core.import_path import own_module_command
 from shoal.launch.sessions import READY_PREFIX, new_session, prune_sessions
+from shoal.launch.spilling import remove_spill_dirs
 
 
 @dataclass
@@ -30,6 +31,7 @@ class HeadProcess:
     node_id: str
     log_dir: str
     store_path: str
+    spill_dirs: list[str]
 
     def stop(self, timeout: float = 10.0) -> None:
         proc = self.proc
@@ -49,6 +51,7 @@ class HeadProcess:
             os.unlink(self.store_path)
         except OSError:
             pass
+        remove_spill_dirs(self.spill_dirs)
         for stream in (proc.stdout,):
             try:
                 stream.close()
@@ -64,6 +67,7 @@ def launch_head(
     object_store_memory: int | None = None,
     memory: float | None = None,
     host: str = "127.0.0.1",
+    spilling: list[str] = (),
 ) -> Callable[[float], HeadProcess]:
     """Start a head process and return at once; call the result (with a timeout)
     to wait until it serves.  ``init`` imports the driver's own modules meanwhile,
@@ -83,6 +87,7 @@ def launch_head(
         cmd += ["--object-store-memory", str(int(object_store_memory))]
     if memory is not None:
         cmd += ["--memory", str(memory)]
+    cmd += spilling
     env = dict(os.environ)
     env["SHOAL_TOKEN"] = token
     # Our own processes cache bytecode even where the user's shell disables it:
@@ -104,7 +109,7 @@ def launch_head(
                 proc.wait()
             raise
         return HeadProcess(proc, info["address"], token, session, info["node_id"], log_dir,
-                           info["store_path"])
+                           info["store_path"], list(info.get("spill_dirs") or ()))
 
     return wait_ready
 

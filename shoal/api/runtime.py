@@ -116,8 +116,9 @@ def init(
             )
         address = _address_to_use(address)
         host = "127.0.0.1"
+        spilling = _spilling_options(kwargs)
         if address in (None, "", "local"):
-            head_ready = launch_head(**node_args)
+            head_ready = launch_head(**node_args, spilling=spilling)
             from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig  # while it boots
 
             head = head_ready(HEAD_START_TIMEOUT_S)
@@ -127,11 +128,12 @@ def init(
             from shoal.api.connect import resolve_address
             from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig
 
-            if node_args:
-                given = ", ".join(sorted(map(_init_name, node_args)))
+            if node_args or spilling:
+                given = ", ".join(sorted(map(_init_name, node_args))
+                                  + (["object spilling options"] if spilling else []))
                 raise ValueError(
                     f"when connecting to an existing cluster, {given} must not be given: "
-                    "resources belong to the nodes ('shoal start --num-cpus ...')")
+                    "they belong to the nodes ('shoal start --num-cpus ...')")
             head = None
             found = resolve_address(address, token=kwargs.get("_token"),
                                     node_ip_address=kwargs.get("_node_ip_address"))
@@ -180,6 +182,38 @@ def _address_to_use(address: str | None) -> str | None:
             "give the head's HOST:PORT, or 'auto' for the head started on this machine "
             "(a driver needs a shoal node on its own machine)")
     return address
+
+
+def _spilling_options(kwargs: dict) -> list[str]:
+    """Node arguments from ``object_spilling_directory`` and Ray's ``_system_config``
+    keys ``object_spilling_config`` (its ``directory_path``), ``object_spilling_threshold``
+    and ``min_spilling_size``."""
+    from shoal.launch.spilling import spilling_options
+
+    config = kwargs.get("_system_config") or {}
+    if not isinstance(config, dict):
+        raise TypeError(f"_system_config must be a dict, got {config!r}")
+    directory = kwargs.get("object_spilling_directory")
+    spilling_config = config.get("object_spilling_config")
+    if directory is None and spilling_config:
+        import json
+
+        parsed = json.loads(spilling_config) if isinstance(spilling_config, str) \
+            else spilling_config
+        directory = (parsed.get("params") or {}).get("directory_path")
+    if directory is not None and not isinstance(directory, (str, list, tuple)):
+        raise TypeError(f"object_spilling_directory must be a path or a list of paths, got "
+                        f"{directory!r}")
+    threshold = config.get("object_spilling_threshold")
+    if threshold is not None and not (isinstance(threshold, (int, float))
+                                      and 0 < threshold <= 1):
+        raise ValueError(f"object_spilling_threshold must be a fraction in (0, 1], got "
+                         f"{threshold!r}")
+    min_size = config.get("min_spilling_size")
+    if min_size is not None and not (isinstance(min_size, int) and min_size >= 0):
+        raise ValueError(f"min_spilling_size must be a number of bytes >= 0, got {min_size!r}")
+    return spilling_options(list(directory) if isinstance(directory, tuple) else directory,
+                            threshold, min_size)
 
 
 def shutdown() -> None:

@@ -74,6 +74,7 @@ class NodeRecord:
     pending_leases: int = 0
     demand: list = field(default_factory=list)
     death_cause: str = ""
+    store: dict = field(default_factory=dict)  # object store usage and spilling totals
 
     def public(self) -> dict:
         return {
@@ -89,6 +90,7 @@ class NodeRecord:
             "demand": self.demand if self.alive else [],
             "death_cause": self.death_cause,
             "version": self.version,
+            "store": self.store,
         }
 
 
@@ -134,7 +136,7 @@ class Membership:
         return record
 
     def heartbeat(self, node_id: str, available: dict, pending: int, demand: list,
-                  now: float) -> bool:
+                  now: float, store: dict | None = None) -> bool:
         """Record a heartbeat; False if the node is unknown or already dead."""
         record = self.nodes.get(node_id)
         if record is None or not record.alive:
@@ -142,6 +144,8 @@ class Membership:
         record.resources_available = available
         record.pending_leases = pending
         record.demand = demand
+        if store is not None:
+            record.store = store
         record.last_heartbeat = now
         return True
 

@@ -23,7 +23,7 @@ from shoal.rpc.loopback import LoopbackConnection
 from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
-    from shoal.control.store import ControlStore
+    from shoal.control.control_store import ControlStore
 
 NODE_KINDS = {"objects", "tasks", "workers"}
 DEFAULT_TIMEOUT_S = 10.0

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
 from shoal.core import ids
-from shoal.core.memory_store import StoredValue
 from shoal.core.serialization import serialize
+from shoal.core.value_table import StoredValue
 from shoal.core.value_wire import value_from_wire, value_to_wire
 from shoal.rpc.messages import Method
 
@@ -47,14 +47,14 @@ def put_owned_by(worker: CoreWorker, value: Any, actor: Any) -> ObjectRef:
                         "supported; put the inner objects with the same _owner instead")
     oid = ids.object_id(worker.ids.task_id(), 0)
     address = worker.call(_actor_address, worker, actor.actor_id, timeout=ADOPT_TIMEOUT_S)
-    if data.data_size() <= INLINE_THRESHOLD or worker.store is None:
+    if data.data_size() <= INLINE_THRESHOLD or worker.shm is None:
         stored = StoredValue(inline=detach(data))
     else:  # the agent frees this copy if the actor dies first
         size = worker.write_plasma(oid, data, address)
         stored = StoredValue(node_id=worker.node_id, size=size, locations={worker.node_id})
     worker.call(_adopt, worker, actor.actor_id, address, oid, value_to_wire(stored),
                 timeout=ADOPT_TIMEOUT_S)
-    worker.memory_store.put(oid, stored)  # our cached copy of the value, as a borrower
+    worker.value_table.put(oid, stored)  # our cached copy of the value, as a borrower
     return ObjectRef(oid, address, worker)
 
 
@@ -82,5 +82,5 @@ def handle_adopt_object(worker: CoreWorker, conn, body) -> bool:
     oid, wire, borrower = body
     worker.references.add_owned(oid)
     worker.references.add_borrower(oid, borrower)
-    worker.memory_store.put(oid, value_from_wire(wire))
+    worker.value_table.put(oid, value_from_wire(wire))
     return True

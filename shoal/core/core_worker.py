@@ -13,7 +13,7 @@ tasks, leases, connections - belongs to one asyncio loop on a background
   use it freely.
 * ``call(coroutine_fn, ...)`` runs something on the loop and waits for it.
 
-The in-process :class:`MemoryStore` is readable from any thread, so ``get`` of
+The in-process :class:`ValueTable` is readable from any thread, so ``get`` of
 a ready small value never touches the loop.
 
 What this module holds: lifecycle, connections, the command queue, and the
@@ -41,7 +41,6 @@ from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import adopt, context, ids
 from shoal.core.import_path import driver_import_path
-from shoal.core.memory_store import MemoryStore, StoredValue, ValuesWaiter
 from shoal.core.recovery import ObjectRecovery
 from shoal.core.reference_table import Action, ActionKind, ReferenceTable
 from shoal.core.serialization import (
@@ -49,7 +48,8 @@ from shoal.core.serialization import (
     deserialize_values,
     serialize,
 )
-from shoal.core.store_client import StoreClient
+from shoal.core.shm_window import ShmWindow
+from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable
 from shoal.core.value_wire import (
     VALUE_UNKNOWN,
     error_value,
@@ -115,14 +115,14 @@ class CoreWorker:
         self.namespace = config.namespace
         self.node_id = config.node_id
         self.ids = ids.IdGenerator()
-        self.memory_store = MemoryStore()
+        self.value_table = ValueTable()
         self.references = ReferenceTable()
         self.address = ""
         self.loop: asyncio.AbstractEventLoop | None = None
         self.router = Router()
         self.control: Connection | None = None
         self.node: Connection | None = None
-        self.store: StoreClient | None = None
+        self.shm: ShmWindow | None = None
         self._peers: dict[str, asyncio.Future] = {}
         self._commands: collections.deque = collections.deque()
         self._tick_armed = False  # see _tick
@@ -200,9 +200,9 @@ class CoreWorker:
             self.control = await connect(self.router, cfg.token, host, port, info={"name": name})
         info = await self.node.call(Method.NODE_INFO)
         self.node_id = info["node_id"]
-        self.store = StoreClient(info["store_path"], self._on_view_released,
-                                 lambda *delay_fn_args: self.post(self.loop.call_later,
-                                                                  *delay_fn_args))
+        self.shm = ShmWindow(info["store_path"], self._on_view_released,
+                             lambda *delay_fn_args: self.post(self.loop.call_later,
+                                                              *delay_fn_args))
         if self.mode is Mode.DRIVER:
             reply = await self.control.call(Method.REGISTER_DRIVER, {
                 "worker_id": self.worker_id,
@@ -400,7 +400,7 @@ class CoreWorker:
         while actions := self.references.take_actions():
             self._perform(actions, frees)
         if frees and self.node is not None:
-            self.store.forget(frees)
+            self.shm.forget(frees)
             self.node.notify(Method.STORE_FREE, frees)
 
     def _perform(self, actions: list[Action], frees: list[bytes]) -> None:
@@ -422,7 +422,7 @@ class CoreWorker:
                     self.loop.create_task(self._send_remove_borrower(action))
             elif kind is ActionKind.REGISTER_BORROW:
                 self._start_registration(action)
-        store = self.memory_store
+        store = self.value_table
         store.delete_many(dropped)
         for oid, value in store.delete_many(freed):
             if value.inline is None:
@@ -482,7 +482,7 @@ class CoreWorker:
     def handle_get_object(self, conn, body):
         """Owner side: answer when the object is ready, with its value or location."""
         oid = body
-        value = self.memory_store.get(oid)
+        value = self.value_table.get(oid)
         if value is not None:
             return value_to_wire(value)
         if not self.references.is_owned(oid):
@@ -493,9 +493,9 @@ class CoreWorker:
         def ready(_oid, v):
             loop.call_soon_threadsafe(_set_result, fut, value_to_wire(v))
 
-        value = self.memory_store.add_waiter(oid, ready)
+        value = self.value_table.add_waiter(oid, ready)
         if value is not None:
-            self.memory_store.remove_waiter(oid, ready)
+            self.value_table.remove_waiter(oid, ready)
             return value_to_wire(value)
         return fut
 
@@ -562,12 +562,12 @@ class CoreWorker:
 
     def store_owned(self, oid: bytes, data: Serialized) -> StoredValue:
         """Store a value we own: inline if small, else in the node's store."""
-        if data.data_size() <= INLINE_THRESHOLD or self.store is None:
+        if data.data_size() <= INLINE_THRESHOLD or self.shm is None:
             value = StoredValue(inline=detach(data))
         else:
             size = self.write_plasma(oid, data)
             value = StoredValue(node_id=self.node_id, size=size, locations={self.node_id})
-        self.memory_store.put(oid, value)
+        self.value_table.put(oid, value)
         return value
 
     def write_plasma(self, oid: bytes, data: Serialized, owner: str = "") -> int:
@@ -577,13 +577,13 @@ class CoreWorker:
         try:
             offset = self.call(_async_call, self.node, Method.STORE_CREATE,
                                [oid, size, owner or self.address])
-            if isinstance(offset, list):  # ["exists", size]: an earlier run's copy stays
-                return offset[1]
-        except Exception as exc:
-            if "ObjectStoreFull" in str(exc):
-                raise exceptions.ObjectStoreFullError(str(exc)) from None
+            if isinstance(offset, list) and offset[0] == "exists":
+                return offset[1]  # ["exists", size]: an earlier run's copy stays
+        except RemoteError as exc:
+            if exc.error_type == "ObjectStoreFullError":
+                raise exceptions.ObjectStoreFullError(exc.message) from None
             raise
-        self.store.write(offset, data)
+        self.shm.write(offset, data)
         self.post(self.node.notify, Method.STORE_SEAL, [oid])
         return size
 
@@ -612,7 +612,7 @@ class CoreWorker:
     ) -> dict[bytes, StoredValue]:
         """Block until ``num`` of ``refs`` have values; returns those ready (in the
         order of ``refs`` when no blocking was needed)."""
-        values = self.memory_store.values
+        values = self.value_table.values
         ready: dict[bytes, StoredValue] = {}
         missing = []
         for ref in refs:
@@ -628,7 +628,7 @@ class CoreWorker:
         oids = list(dict.fromkeys(ref._id for ref in missing))
         num = min(num, len(ready) + len(oids))  # get([r, r]): a duplicate counts once
         waiter = ValuesWaiter(ready, num)
-        present = self.memory_store.add_waiters(oids, waiter)
+        present = self.value_table.add_waiters(oids, waiter)
         for oid, value in present.items():
             waiter(oid, value)
         foreign = [(r._id, r._owner) for r in missing
@@ -651,7 +651,7 @@ class CoreWorker:
                 finally:
                     self._set_blocked(False)
         finally:
-            self.memory_store.remove_waiters(oids, waiter)
+            self.value_table.remove_waiters(oids, waiter)
         with waiter.lock:
             return dict(ready)
 
@@ -670,7 +670,7 @@ class CoreWorker:
             self._start_fetch(oid, owner)
 
     def _start_fetch(self, oid: bytes, owner: str) -> None:
-        if oid in self._fetching or self.memory_store.contains(oid):
+        if oid in self._fetching or self.value_table.contains(oid):
             return
         fut = self.loop.create_future()
         self._fetching[oid] = fut
@@ -694,15 +694,15 @@ class CoreWorker:
         finally:
             self._fetching.pop(oid, None)
         # Cache only while someone here still holds the ref.
-        self.memory_store.put(oid, value)
+        self.value_table.put(oid, value)
         if oid not in self.references.refs:
-            self.memory_store.delete(oid)
+            self.value_table.delete(oid)
         if not fut.done():
             fut.set_result(value)
 
     async def resolve(self, oid: bytes, owner: str) -> StoredValue:
         """Loop side: wait for the value/location of any ref (owned or not)."""
-        value = self.memory_store.get(oid)
+        value = self.value_table.get(oid)
         if value is not None:
             return value
         fut = self.loop.create_future()
@@ -711,9 +711,9 @@ class CoreWorker:
         def ready(_oid, v):
             loop.call_soon_threadsafe(_set_result, fut, v)
 
-        value = self.memory_store.add_waiter(oid, ready)
+        value = self.value_table.add_waiter(oid, ready)
         if value is not None:
-            self.memory_store.remove_waiter(oid, ready)
+            self.value_table.remove_waiter(oid, ready)
             return value
         if owner != self.address:
             self._start_fetch(oid, owner)
@@ -721,12 +721,12 @@ class CoreWorker:
             return await fut
         finally:
             if not fut.done():  # the caller gave up (its timeout): drop our waiter
-                self.memory_store.remove_waiter(oid, ready)
+                self.value_table.remove_waiter(oid, ready)
 
     def wait(self, refs: list[ObjectRef], num_returns: int, timeout: float | None,
              ids: set[bytes] | None = None) -> tuple[list[ObjectRef], list[ObjectRef]]:
         """``ids``: the set of ``refs``' ids, if the caller has it (no duplicates)."""
-        if ids is not None and not ids.difference(self.memory_store.values):
+        if ids is not None and not ids.difference(self.value_table.values):
             return refs[:num_returns], refs[num_returns:]  # all ready: C-speed check
         deadline = None if timeout is None else time.monotonic() + timeout
         ready = self._wait_values(refs, num_returns, deadline, raise_timeout=False)
@@ -749,7 +749,7 @@ class CoreWorker:
             except BaseException as exc:
                 out.set_exception(exc)
 
-        value = self.memory_store.get(ref._id)
+        value = self.value_table.get(ref._id)
         if value is not None:
             fetch()
             return out

@@ -399,7 +399,7 @@ class Executor:
             if loc is None:
                 missing.append((i, arg))
                 continue
-            data = worker.store.view(arg[1], loc[0], loc[1])
+            data = worker.shm.view(arg[1], *loc)
             values[i] = deserialize_collecting(data, worker, ctx.rebuilt)
         return missing
 

@@ -32,7 +32,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
-from shoal.core.memory_store import StoredValue
+from shoal.core.value_table import StoredValue
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import RemoteError
 
@@ -107,7 +107,7 @@ class ObjectLocations:
     # ---- owner (loop thread) ----------------------------------------------------------------
     def handle_add_location(self, conn, body) -> bool:
         oid, node_id, address = body
-        value = self.worker.memory_store.get(oid)
+        value = self.worker.value_table.get(oid)
         if value is None or not value.in_plasma or not self.worker.references.is_owned(oid):
             return False
         value.locations.add(node_id)
@@ -116,15 +116,15 @@ class ObjectLocations:
 
     def handle_remove_location(self, conn, body) -> None:
         oid, node_id = body
-        value = self.worker.memory_store.get(oid)
+        value = self.worker.value_table.get(oid)
         if value is not None and node_id != value.node_id:
             value.locations.discard(node_id)
 
     def free(self, freed: list[tuple[bytes, StoredValue]]) -> None:
         """Free every copy of these shared-memory objects (STORE_FREE per node)."""
         by_node: dict[str, list[bytes]] = {}
-        if self.worker.store is not None:
-            self.worker.store.forget([oid for oid, _ in freed])
+        if self.worker.shm is not None:
+            self.worker.shm.forget([oid for oid, _ in freed])
         for oid, value in freed:
             for node_id in value.locations or (value.node_id,):
                 by_node.setdefault(node_id, []).append(oid)

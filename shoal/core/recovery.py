@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from shoal import exceptions
 from shoal.core import ids
 from shoal.core.lineage import Lineage
-from shoal.core.memory_store import StoredValue
+from shoal.core.value_table import StoredValue
 from shoal.core.value_wire import VALUE_UNKNOWN, error_value, value_from_wire, value_to_wire
 from shoal.rpc.messages import Method
 
@@ -63,7 +63,7 @@ class ObjectRecovery:
         value, which the caller then raises)."""
         views: dict[bytes, Any] = {}
         worker = self.worker
-        me, store = worker.address, worker.store
+        me, store = worker.address, worker.shm
         to_pin = False
         for ref in refs:
             value = values[ref._id]
@@ -93,7 +93,7 @@ class ObjectRecovery:
                 else:
                     # only an owner may reuse the pin: it alone sees the object freed
                     reuse = values[ref._id] if ref._owner == me else None
-                    views[ref._id] = worker.store.view(ref._id, loc[0], loc[1], reuse)
+                    views[ref._id] = worker.shm.view(ref._id, *loc, value=reuse)
             if not lost:
                 return views
             if deadline is not None and time.monotonic() >= deadline:
@@ -146,7 +146,7 @@ class ObjectRecovery:
                 oid.hex(), f"object {oid.hex()} was already freed by its owner {owner}"))
         value = value_from_wire(wire)
         if oid in worker.references.refs:
-            worker.memory_store.put(oid, value)
+            worker.value_table.put(oid, value)
         return value
 
     # ---- owner (loop thread) ---------------------------------------------------------------
@@ -160,7 +160,7 @@ class ObjectRecovery:
         """The value of an object we own, rebuilt from lineage if every copy is gone
         (``alive``: the live node ids, if the caller just asked)."""
         worker = self.worker
-        value = worker.memory_store.get(oid)
+        value = worker.value_table.get(oid)
         if value is None:  # being computed (or rebuilt) now
             return await worker.resolve(oid, worker.address)
         if not value.in_plasma:
@@ -176,17 +176,17 @@ class ObjectRecovery:
             return value
         if not self._start_rebuild(oid):
             lost = self._lost_error(oid, value)
-            worker.memory_store.put(oid, lost)
+            worker.value_table.put(oid, lost)
             return lost
-        if worker.memory_store.get(oid) is value:
-            worker.memory_store.delete(oid)  # readers wait for the rebuilt value
+        if worker.value_table.get(oid) is value:
+            worker.value_table.delete(oid)  # readers wait for the rebuilt value
         return await worker.resolve(oid, worker.address)
 
     def rebuild_freed(self, oid: bytes) -> None:
         """An argument we own, whose value was freed (lineage kept only its row), is
         needed by a task being rebuilt: make it again, or fail its readers."""
         if not self._start_rebuild(oid):
-            self.worker.memory_store.put(oid, self._lost_error(oid, StoredValue(), freed=True))
+            self.worker.value_table.put(oid, self._lost_error(oid, StoredValue(), freed=True))
 
     def _start_rebuild(self, oid: bytes) -> bool:
         """True if ``oid`` is being rebuilt (now, or already)."""

@@ -51,9 +51,9 @@ from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
     from shoal.core.core_worker import CoreWorker
-    from shoal.core.memory_store import StoredValue
     from shoal.core.reference_table import Reference
     from shoal.core.task_manager import PendingTask
+    from shoal.core.value_table import StoredValue
 
 TASK_HISTORY = int(os.environ.get("SHOAL_TASK_HISTORY", "1000"))
 
@@ -288,7 +288,7 @@ class StateReporter:
         }
         tasks = worker.tasks
         if "objects" in kinds:
-            values = worker.memory_store.values
+            values = worker.value_table.values
             snapshot["objects"] = object_rows(worker.references.refs, values,
                                               self._task_state, refs_held_by_values(values))
         if "tasks" in kinds:

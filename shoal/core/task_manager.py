@@ -28,7 +28,6 @@ from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import ids
 from shoal.core.lease_submitter import LeaseSubmitter, scheduling_key
-from shoal.core.memory_store import StoredValue
 from shoal.core.serialization import Serialized, serialize
 from shoal.core.state_records import DEPENDENCY_FAILED, TaskHistory, error_type_of
 from shoal.core.task_spec import (
@@ -43,6 +42,7 @@ from shoal.core.task_spec import (
     TaskSpec,
     strategy_to_wire,
 )
+from shoal.core.value_table import StoredValue
 from shoal.core.value_wire import error_value, value_from_wire
 from shoal.rpc.messages import Method
 
@@ -213,7 +213,7 @@ class TaskManager:
         for i, arg in enumerate(task.spec.args):
             if arg[0] != ARG_REF or arg[3]:
                 continue
-            value = self.worker.memory_store.get(arg[1])
+            value = self.worker.value_table.get(arg[1])
             if value is None:
                 waiting.append((i, arg))
                 continue
@@ -287,7 +287,7 @@ class TaskManager:
                 or task.generator is not None or len(task.return_ids) != 1):
             return False
         task.returns_stored = True
-        self.worker.memory_store.put(task.return_ids[0], StoredValue(Serialized(returns[0])))
+        self.worker.value_table.put(task.return_ids[0], StoredValue(Serialized(returns[0])))
         return True
 
     def _should_retry_exception(self, task: PendingTask, wire: list) -> bool:
@@ -351,7 +351,7 @@ class TaskManager:
     def _store_error(self, task: PendingTask, value: StoredValue) -> None:
         for oid in task.return_ids:
             if oid in self.worker.references.refs:
-                self.worker.memory_store.put(oid, value)
+                self.worker.value_table.put(oid, value)
 
     def _store_returns(self, task: PendingTask, returns: list) -> None:
         """One pass over the returns (entries ``[index, wire, contained]``, or the
@@ -381,7 +381,7 @@ class TaskManager:
             if contained:
                 refs.add_contained(oid, [tuple(c) for c in contained])
             stored.append((oid, value))
-        for oid, old, value in self.worker.memory_store.put_many(stored):
+        for oid, old, value in self.worker.value_table.put_many(stored):
             if old.in_plasma:  # a rebuild: copies of the last run
                 stale = old.locations - (value.locations if value.in_plasma else set())
                 if stale:
@@ -408,7 +408,7 @@ class TaskManager:
         self.worker._perform_actions()
 
     def _live_plasma_returns(self, task: PendingTask) -> list[bytes]:
-        refs, values = self.worker.references.refs, self.worker.memory_store.values
+        refs, values = self.worker.references.refs, self.worker.value_table.values
         return [oid for oid in task.return_ids
                 if oid in refs and (v := values.get(oid)) is not None and v.in_plasma]
 
@@ -427,7 +427,7 @@ class TaskManager:
         for arg in task.spec.args:
             if arg[0] == ARG_REF:
                 arg[3] = ""  # the node it was on may be gone: resolve it again
-                if (arg[2] == me and self.worker.memory_store.get(arg[1]) is None
+                if (arg[2] == me and self.worker.value_table.get(arg[1]) is None
                         and ids.task_of(arg[1]) not in self.pending):
                     # next loop turn: a chain of freed links must not recurse here
                     self.worker.loop.call_soon(self.worker.recovery.rebuild_freed, arg[1])
@@ -475,7 +475,7 @@ class TaskManager:
         leased: an argument lost with its node is rebuilt first (recursively), by its
         owner.  The task must not wait for it on a leased worker: that worker holds
         the resources (a custom resource, the node's only CPU) the rebuild may need."""
-        before = {oid: self.worker.memory_store.get(oid) for oid, _ in args}
+        before = {oid: self.worker.value_table.get(oid) for oid, _ in args}
         values = await self.worker.recovery.recover_many(args)
         if task.spec.task_id not in self.pending:
             return
@@ -505,7 +505,7 @@ class TaskManager:
         refs.add_owned(oid)
         if contained:
             refs.add_contained(oid, [tuple(c) for c in contained])
-        self.worker.memory_store.put(oid, value_from_wire(wire))
+        self.worker.value_table.put(oid, value_from_wire(wire))
         task.generator.add(index, ObjectRef(oid, self.worker.address, self.worker))
         return None
 
@@ -519,7 +519,7 @@ class TaskManager:
             index = count + 1
             oid = ids.object_id(task.spec.task_id, index)
             self.worker.references.add_owned(oid)
-            self.worker.memory_store.put(oid, error_value(error))
+            self.worker.value_table.put(oid, error_value(error))
             gen.add(index, ObjectRef(oid, self.worker.address, self.worker))
             count = index
         if task.spec.num_returns == DYNAMIC and task.return_ids:
@@ -530,7 +530,7 @@ class TaskManager:
             if outer in self.worker.references.refs:
                 data: Serialized = serialize(DynamicObjectRefGenerator(items), "generator")
                 self.worker.references.add_contained(outer, [(r._id, "") for r in items])
-                self.worker.memory_store.put(outer, StoredValue(inline=data))
+                self.worker.value_table.put(outer, StoredValue(inline=data))
         gen.finish(count)
 
     # ---- cancellation ---------------------------------------------------------------------------

@@ -4,8 +4,8 @@ another to reach it."""
 
 from __future__ import annotations
 
-from shoal.core.memory_store import StoredValue
 from shoal.core.serialization import Serialized, serialize_error
+from shoal.core.value_table import StoredValue
 
 # GET_OBJECT replies
 VALUE_INLINE = 0

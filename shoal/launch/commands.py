@@ -36,7 +36,8 @@ def _spec(args: Any, **fields: Any) -> NodeSpec:
         resource_args.flag_name, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
         memory=args.memory, resources=resources, object_store_memory=args.object_store_memory,
         **fields)
-    return NodeSpec(host=args.node_ip_address, **checked)
+    return NodeSpec(host=args.node_ip_address,
+                    object_spilling_directory=args.object_spilling_directory, **checked)
 
 
 def start_head(args: Any) -> int:

@@ -13,8 +13,8 @@ message of a :class:`NodeStartError`.
 
 Stopping: :meth:`NodeProcess.stop` asks politely (SIGTERM: the agent stops its
 workers and unlinks its arena), and :meth:`NodeProcess.kill` kills the agent
-and every descendant (zygote, workers) with SIGKILL, then unlinks the arena the
-agent could not unlink itself.
+and every descendant (zygote, workers) with SIGKILL, then unlinks the arena and
+removes the spill folders the agent could not remove itself.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import psutil
 
 from shoal.core.import_path import own_module_command
 from shoal.launch.sessions import READY_PREFIX, process_matches
+from shoal.launch.spilling import remove_spill_dirs, spilling_options
 
 READY_POLL_S = 0.01
 
@@ -54,6 +55,9 @@ class NodeSpec:
     memory: float | None = None
     node_timeout_s: float | None = None  # head only
     prestart: int | None = None
+    object_spilling_directory: str | list[str] | None = None
+    object_spilling_threshold: float | None = None
+    min_spilling_size: int | None = None
 
     def command(self, session: str, log_dir: str, lifeline: bool) -> list[str]:
         if self.head == bool(self.address):
@@ -78,7 +82,8 @@ class NodeSpec:
             cmd += ["--node-timeout-s", str(float(self.node_timeout_s))]
         if self.prestart is not None:
             cmd += ["--prestart", str(int(self.prestart))]
-        return cmd
+        return cmd + spilling_options(self.object_spilling_directory,
+                                      self.object_spilling_threshold, self.min_spilling_size)
 
 
 @dataclass(eq=False)
@@ -94,6 +99,7 @@ class NodeProcess:
     head: bool
     create_time: float | None = None
     popen: subprocess.Popen | None = None
+    spill_dirs: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         role = "head" if self.head else "node"
@@ -103,13 +109,14 @@ class NodeProcess:
         return {"pid": self.pid, "address": self.address,
                 "control_address": self.control_address, "node_id": self.node_id,
                 "store_path": self.store_path, "log_dir": self.log_dir, "head": self.head,
-                "create_time": self.create_time}
+                "create_time": self.create_time, "spill_dirs": self.spill_dirs}
 
     @classmethod
     def from_record(cls, record: dict) -> NodeProcess:
         return cls(record["pid"], record["address"], record["control_address"],
                    record["node_id"], record["store_path"], record["log_dir"],
-                   bool(record["head"]), record.get("create_time"))
+                   bool(record["head"]), record.get("create_time"),
+                   spill_dirs=list(record.get("spill_dirs") or ()))
 
     def is_alive(self) -> bool:
         if self.popen is not None:
@@ -164,6 +171,7 @@ class NodeProcess:
             os.unlink(self.store_path)
         except OSError:
             pass
+        remove_spill_dirs(self.spill_dirs)
 
 
 def _signal(proc: psutil.Process, sig: int) -> None:
@@ -217,6 +225,7 @@ def start_node(spec: NodeSpec, token: str, session: str, log_dir: str, *, lifeli
         pid=popen.pid, address=ready["address"], control_address=ready["control_address"],
         node_id=ready["node_id"], store_path=ready["store_path"], log_dir=log_dir,
         head=spec.head, create_time=create_time, popen=popen,
+        spill_dirs=list(ready.get("spill_dirs") or ()),
     )
 
 

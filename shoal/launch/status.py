@@ -36,6 +36,25 @@ def format_usage(total: dict, available: dict) -> str:
     return ", ".join(parts)
 
 
+def format_spilling(store: dict) -> list[str]:
+    """Ray's spill lines ("Spilled N MiB, M objects, avg write throughput X MiB/s")
+    from an object store's counters; nothing if it never spilled."""
+    lines = []
+    for verb, what, seconds, direction in (("Spilled", "spilled", "spill_seconds", "write"),
+                                           ("Restored", "restored", "restore_seconds",
+                                            "read")):
+        size = store.get(f"{what}_bytes_total", 0)
+        if not size:
+            continue
+        rate = size / store[seconds] / (1 << 20) if store.get(seconds) else 0.0
+        lines.append(f"{verb} {size / (1 << 20):.0f} MiB, {store[f'{what}_objects_total']} "
+                     f"objects, avg {direction} throughput {rate:.0f} MiB/s")
+    if lines:
+        lines.append(f"On disk now: {store.get('bytes_on_disk', 0) / (1 << 20):.0f} MiB, "
+                     f"{store.get('objects_on_disk', 0)} objects")
+    return lines
+
+
 def format_status(address: str, status: dict) -> str:
     nodes = status["nodes"]
     alive = [n for n in nodes if n["alive"]]
@@ -50,6 +69,8 @@ def format_status(address: str, status: dict) -> str:
             usage = format_usage(n["resources_total"], n["resources_available"])
             lines.append(f"  {n['node_id'][:12]}  alive  {n['address']}{role}")
             lines.append(f"      used/total: {usage}")
+            lines += [f"      object store: {line}" for line in format_spilling(n.get("store")
+                                                                                or {})]
         else:
             lines.append(f"  {n['node_id'][:12]}  DEAD   {n['address']}{role}: "
                          f"{n.get('death_cause') or 'dead'}")

@@ -1,4 +1,5 @@
-"""The node agent: worker leases, the worker pool and the shared-memory store.
+"""The node agent: worker leases and the worker pool; it serves the node's object
+store (:mod:`shoal.node.object_store`) and object transfer.
 
 Lease protocol (owner = the core worker that wants to run tasks)::
 
@@ -26,12 +27,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 from dataclasses import dataclass, field
 
 from shoal.exceptions import TaskUnschedulableError
-from shoal.node import object_store as store
 from shoal.node.cluster_view import SPREAD, ClusterView, Decision
+from shoal.node.object_store import ObjectStore, StoreConfig
 from shoal.node.object_transfer import ObjectTransfer
 from shoal.node.owner_watch import OwnerWatch
 from shoal.node.resources import NodeResources, from_units, to_units
@@ -41,8 +41,6 @@ from shoal.rpc.messages import Method
 from shoal.rpc.transport import Router
 
 log = logging.getLogger("shoal.node")
-
-STORE_FULL_WAIT_S = float(os.environ.get("SHOAL_STORE_FULL_WAIT_S", "5"))
 
 
 @dataclass
@@ -67,16 +65,6 @@ class Lease:
 
 
 @dataclass
-class PendingCreate:
-    oid: bytes
-    size: int
-    creator: object
-    future: asyncio.Future
-    deadline: float = 0.0
-    owner: str = ""
-
-
-@dataclass
 class NodeConfig:
     node_id: str
     session: str
@@ -86,6 +74,9 @@ class NodeConfig:
     prestart_workers: int
     worker_env: dict[str, str] = field(default_factory=dict)
     token: str = ""
+    spill_dirs: list[str] = field(default_factory=list)  # roots; the node's folder goes in each
+    spill_high_water: float = 0.8  # spill when this fraction of the store is in use
+    min_spill_bytes: int = 100 << 20  # fuse small objects into spill files of this size
 
 
 class NodeAgent:
@@ -96,25 +87,22 @@ class NodeAgent:
         self.router = router
         self.cluster = ClusterView(config.node_id)
         self.resources = NodeResources(config.resources)
-        self.table = store.ObjectTable(config.object_store_memory)
-        for name in store.remove_stale_arenas():
-            log.warning("removed a leaked object store arena %s", name)
-        self.arena = store.Arena(
-            store.arena_path(config.session, config.node_id), self.table.capacity, create=True
-        )
+        self.store = ObjectStore(StoreConfig(
+            capacity=config.object_store_memory, session=config.session,
+            node_id=config.node_id, spill_dirs=config.spill_dirs,
+            high_water=config.spill_high_water, min_spill_bytes=config.min_spill_bytes))
+        self.store.hooks.changed = self._report_soon
         env = dict(config.worker_env)
         env.update(
             SHOAL_NODE_ID=config.node_id,
             SHOAL_NODE_ADDRESS=config.address,
-            SHOAL_STORE_PATH=self.arena.path,
+            SHOAL_STORE_PATH=self.store.path,
         )
         self.pool = WorkerPool(env, self._on_worker_output, self._on_worker_exit)
         self.queue: list[LeaseRequest] = []
         self.leases: dict[int, Lease] = {}
         self._lease_ids = itertools.count(1)
-        self.pending_creates: list[PendingCreate] = []
         self.worker_waiters: list[asyncio.Future] = []
-        self.seal_waiters: dict[bytes, list[asyncio.Future]] = {}
         self._log_buffer: dict[str, list] = {}
         self._log_flush_scheduled = False
         self._report_scheduled = False
@@ -129,6 +117,7 @@ class NodeAgent:
         self.state_service = StateService(self)  # the state API's NODE_STATE
 
     def _register(self, router: Router) -> None:
+        self.store.register(router)
         for method, handler in {
             Method.REGISTER_WORKER: self.handle_register_worker,
             Method.REQUEST_LEASE: self.handle_request_lease,
@@ -136,10 +125,6 @@ class NodeAgent:
             Method.CANCEL_LEASE_REQUESTS: self.handle_cancel_lease_requests,
             Method.WORKER_BLOCKED: self.handle_worker_blocked,
             Method.WORKER_UNBLOCKED: self.handle_worker_unblocked,
-            Method.STORE_CREATE: self.handle_store_create,
-            Method.STORE_SEAL: self.handle_store_seal,
-            Method.STORE_GET: self.handle_store_get,
-            Method.STORE_RELEASE: self.handle_store_release,
             Method.STORE_FREE: self.handle_store_free,
             Method.STORE_STATS: self.handle_store_stats,
             Method.KILL_WORKER: self.handle_kill_worker,
@@ -176,17 +161,18 @@ class NodeAgent:
             "node_id": self.node_id,
             "address": self.config.address,
             "data_address": self.data_address,
-            "store_path": self.arena.path,
+            "store_path": self.store.path,
             "resources_total": self.resources.total_floats(),
             "resources_available": self.available_with_store(),
-            "store_capacity": self.table.capacity,
-            "store_used": self.table.used,
+            "store_capacity": self.store.table.capacity,
+            "store_used": self.store.table.used,
             "num_workers": len(self.pool.workers),
         }
 
     def available_with_store(self) -> dict:
         available = self.resources.available_floats()
-        available["object_store_memory"] = float(self.table.capacity - self.table.used)
+        table = self.store.table
+        available["object_store_memory"] = float(table.capacity - table.used)
         return available
 
     # ---- workers -----------------------------------------------------------------
@@ -503,146 +489,21 @@ class NodeAgent:
                                        [actor_id, creation, num_restarts])
         return [worker.worker_id, worker.address, self.node_id, error]
 
-    # ---- object store ----------------------------------------------------------------
-    def _create(self, oid: bytes, size: int, creator: object, owner: str = "") -> int:
-        """Allocate, evicting unpinned copies pulled from other nodes if needed."""
-        try:
-            return self.table.create(oid, size, creator, owner)
-        except store.OutOfMemory:
-            if not self.transfer.evict_for(size):
-                raise
-        return self.table.create(oid, size, creator, owner)
-
-    def handle_store_create(self, conn, body):
-        oid, size = body[:2]
-        owner = body[2] if len(body) > 2 else ""
-        existing = self.table.objects.get(oid)
-        if existing is not None:
-            reused = self._existing_copy(oid, existing, owner)
-            if reused is not None:
-                return reused
-        try:
-            return self._create(oid, size, conn, owner)
-        except store.OutOfMemory:
-            loop = asyncio.get_running_loop()
-            pending = PendingCreate(oid, size, conn, loop.create_future(),
-                                    loop.time() + STORE_FULL_WAIT_S, owner)
-            self.pending_creates.append(pending)
-            loop.call_later(STORE_FULL_WAIT_S, self._expire_creates)
-            return pending.future
-
-    def _retry_creates(self) -> None:
-        for pending in list(self.pending_creates):
-            try:
-                offset = self._create(pending.oid, pending.size, pending.creator, pending.owner)
-            except store.OutOfMemory:
-                continue
-            except Exception as exc:
-                offset = exc
-            self.pending_creates.remove(pending)
-            if pending.future.done():
-                continue
-            if isinstance(offset, Exception):
-                pending.future.set_exception(offset)
-            else:
-                pending.future.set_result(offset)
-
-    def _existing_copy(self, oid: bytes, obj: store.StoredObject, owner: str) -> list | None:
-        """STORE_CREATE of an object this store already has: a retried or rebuilt task
-        writing its return again (its first run wrote it, then its worker died, or
-        readers still pin a copy the owner freed).  A sealed copy is a valid value of
-        the object: keep it as the primary, and tell the writer not to write
-        (``["exists", size]``).  An unsealed one whose writer is gone is dropped."""
-        if obj.sealed:
-            obj.freed = False
-            obj.secondary = False
-            obj.owner = owner or obj.owner
-            self.transfer.copies.pop(oid, None)
-            return ["exists", obj.size]
-        creator_open = getattr(obj.creator, "is_open", None)
-        if creator_open is not None and not creator_open():
-            obj.freed = True
-            self.table.free(oid)
-            self.wake_sealed(oid)
-        return None
-
-    def _expire_creates(self) -> None:
-        now = asyncio.get_running_loop().time()
-        for pending in list(self.pending_creates):
-            if pending.deadline <= now + 1e-3:
-                self.pending_creates.remove(pending)
-                if not pending.future.done():
-                    pending.future.set_exception(store.ObjectStoreFullError(
-                        f"object store is full: cannot create an object of {pending.size} "
-                        f"bytes ({self.table.used} of {self.table.capacity} bytes in use by "
-                        f"{len(self.table.objects)} objects that are still referenced)"
-                    ))
-
-    def handle_store_seal(self, conn, body):
-        for oid in body:
-            try:
-                self.table.seal(oid)
-            except KeyError:
-                continue
-            self.wake_sealed(oid)
-        self._report_soon()
-        return None
-
-    def wake_sealed(self, oid: bytes) -> None:
-        """``oid`` was sealed, or its creation was abandoned."""
-        for fut in self.seal_waiters.pop(oid, ()):
-            if not fut.done():
-                fut.set_result(None)
-
-    async def pin_when_sealed(self, conn, oid: bytes) -> list | None:
-        """Pin ``oid`` for ``conn`` once sealed: [offset, size], or None if absent."""
-        obj = self.table.objects.get(oid)
-        if obj is not None and not obj.sealed:
-            fut = asyncio.get_running_loop().create_future()
-            self.seal_waiters.setdefault(oid, []).append(fut)
-            await fut
-        pinned = self.table.pin(oid, conn)
-        return None if pinned is None else [pinned.offset, pinned.size]
-
-    async def handle_store_get(self, conn, body):
-        """Pin objects for ``conn``; waits for ones created but not sealed yet.
-        Returns [offset, size] per object, or None if the node has no copy."""
-        return [await self.pin_when_sealed(conn, oid) for oid in body]
-
+    # ---- object store (:mod:`shoal.node.object_store`) ---------------------------------
     def handle_store_pull(self, conn, body):
         """Like STORE_GET, for ``[[oid, owner, size, [node ids]], ...]``: objects
         that are not here are pulled from those nodes first."""
         return self.transfer.pull_and_pin(conn, body)
 
-    def handle_store_release(self, conn, body):
-        if any([self.table.release(oid, conn) for oid in body]):
-            self.after_free()
-        elif self.transfer.manager.queue or self.pending_creates:
-            self.after_free()  # an unpinned secondary copy may be evicted now
-        return None
-
     def handle_store_free(self, conn, body):
-        oids = self.transfer.free_requested(body)
-        if any([self.table.free(oid) for oid in oids]):
-            self.after_free()
+        self.store.free(self.transfer.free_requested(body))
         return None
 
-    def after_free(self) -> None:
-        if self.pending_creates:
-            self._retry_creates()
-        self.transfer.space_freed()
-        self._report_soon()
+    def handle_store_stats(self, conn, body):
+        return {**self.store.stats(), **self.transfer.stats()}
 
     def report_soon(self) -> None:
         self._report_soon()
-
-    def handle_store_stats(self, conn, body):
-        return {
-            "capacity": self.table.capacity,
-            "used": self.table.used,
-            "num_objects": len(self.table.objects),
-            **self.transfer.stats(),
-        }
 
     def handle_node_info(self, conn, body):
         self.state_service.client_attached(conn)  # every core worker asks this once
@@ -650,10 +511,7 @@ class NodeAgent:
 
     # ---- connections and reporting ------------------------------------------------------
     def _on_connection_closed(self, conn) -> None:
-        if self.table.client_gone(conn):
-            self.after_free()
-        for oid in [o for o in self.seal_waiters if o not in self.table.objects]:
-            self.wake_sealed(oid)  # its creator went away before sealing it
+        self.store.client_gone(conn)
         self.transfer.connection_closed(conn)
         for request in [r for r in self.queue if r.requester is conn]:
             self.queue.remove(request)
@@ -674,11 +532,13 @@ class NodeAgent:
             asyncio.get_running_loop().call_later(0.02, self._report)
 
     def _report(self) -> None:
-        """The heartbeat: free resources and the demand waiting in our queue."""
+        """The heartbeat: free resources, the demand waiting in our queue, and the
+        object store's usage and spilling totals (for ``shoal status``)."""
         self._report_scheduled = False
         self.control.notify(
             Method.NODE_HEARTBEAT,
-            [self.node_id, self.available_with_store(), len(self.queue), self._demand()],
+            [self.node_id, self.available_with_store(), len(self.queue), self._demand(),
+             self.store.summary()],
         )
 
     def _demand(self) -> list:
@@ -703,4 +563,4 @@ class NodeAgent:
         self.closing = True
         self.transfer.close()
         await self.pool.shutdown()
-        self.arena.unlink()
+        self.store.close()

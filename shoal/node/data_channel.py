@@ -32,6 +32,7 @@ import logging
 import socket
 import struct
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from shoal.rpc import protocol
 from shoal.rpc.transport import LOCAL_SOCKETS, local_socket_name, split_address
@@ -77,19 +78,14 @@ def _tune(sock: socket.socket) -> None:
 
 
 # ---- server -------------------------------------------------------------------------
-class ChunkSource:
-    """What the server reads from: the agent's table and arena (see agent.py)."""
+class ChunkSource(Protocol):
+    """What the server reads from: the node's object store
+    (:meth:`shoal.node.object_store.ObjectStore.open_reader`)."""
 
-    async def pin(self, oid: bytes, client: object) -> tuple[int, int] | None:
-        """(offset, size) of the sealed object, pinned for ``client``; waits for
-        an object created but not sealed yet; None if it is not here."""
-        raise NotImplementedError
-
-    def unpin(self, oid: bytes, client: object) -> None:
-        raise NotImplementedError
-
-    def view(self, offset: int, length: int) -> memoryview:
-        raise NotImplementedError
+    async def open_reader(self, oid: bytes, key: object) -> Any:
+        """A reader of the object's bytes (``size``, ``await read(offset, n)``,
+        ``close()``), held for ``key`` until closed; waits for an object created
+        but not sealed yet; None if it is not here."""
 
 
 class DataServer:
@@ -173,18 +169,21 @@ class DataServer:
 
     async def _answer(self, loop, sock, oid: bytes, offset: int, length: int,
                       key: object) -> None:
-        pinned = await self.source.pin(oid, key)
-        if pinned is None:
+        reader = await self.source.open_reader(oid, key)
+        if reader is None:
             await loop.sock_sendall(sock, RESP.pack(-1, 0))
             return
-        base, size = pinned
+        data: Any = b""
         try:
-            n = max(0, min(length, size - offset))
-            await loop.sock_sendall(sock, RESP.pack(size, n))
+            n = max(0, min(length, reader.size - offset))
+            if n:  # from memory, or from the spill file of a spilled object
+                data = await reader.read(offset, n)
+            await loop.sock_sendall(sock, RESP.pack(reader.size, n))
             if n:
-                await loop.sock_sendall(sock, self.source.view(base + offset, n))
+                await loop.sock_sendall(sock, data)
         finally:
-            self.source.unpin(oid, key)
+            del data
+            reader.close()
 
     def close(self) -> None:
         self.closing = True

@@ -46,6 +46,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--memory", type=float, default=None,
                    help="bytes of memory tasks may reserve (default: 70%% of the machine's, "
                         "less the object store)")
+    p.add_argument("--object-spilling-directory", action="append", default=None,
+                   help="where spilled objects go (repeat for several, used round-robin; "
+                        "default: the session folder)")
+    p.add_argument("--object-spilling-threshold", type=float,
+                   default=float(os.environ.get("SHOAL_OBJECT_SPILLING_THRESHOLD", "0.8")),
+                   help="spill once this fraction of the object store is in use")
+    p.add_argument("--min-spilling-size", type=int,
+                   default=int(os.environ.get("SHOAL_MIN_SPILLING_SIZE", 100 << 20)),
+                   help="fuse small objects into spill files of at least this many bytes")
     p.add_argument("--session", required=True)
     p.add_argument("--node-id", default=None)
     p.add_argument("--prestart", type=int, default=None)

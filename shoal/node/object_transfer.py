@@ -6,8 +6,8 @@ Pull of one object, end to end::
       | STORE_PULL [oid, owner, size, [node ids]] ->
       |                        | have it? pin and answer
       |                        | PullManager: size? (ask a source) -> queue until
-      |                        |   the store has room (evicting unpinned secondary
-      |                        |   copies) -> allocate, unsealed
+      |                        |   the store has room (it drops pulled copies and
+      |                        |   spills to make it) -> allocate, unsealed
       |                        | chunks, several in flight, each on its own data
       |                        | stream: REQ(oid, off, len) -----------------> | pin
       |                        |   <------------ RESP + bytes, recv'd straight | unpin
@@ -35,8 +35,8 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from shoal.node import object_store as store
 from shoal.node.data_channel import DataLink, DataServer, NotHere
+from shoal.node.object_store import PULL_CREATOR, ObjectStoreFullError
 from shoal.node.pull_manager import Chunk, Pull, PullManager, PullState
 from shoal.rpc.messages import Method
 from shoal.rpc.peers import PeerCache
@@ -48,37 +48,18 @@ log = logging.getLogger("shoal.transfer")
 
 CHUNK_SIZE = int(os.environ.get("SHOAL_TRANSFER_CHUNK_BYTES", 8 << 20))
 MAX_CHUNKS_IN_FLIGHT = int(os.environ.get("SHOAL_TRANSFER_IN_FLIGHT", "4"))
-PULL_CREATOR = "pull"  # the creator of objects being pulled: never a client connection
-
-
-class _AgentSource:
-    """The data server's window onto the agent's store."""
-
-    def __init__(self, agent: NodeAgent) -> None:
-        self.agent = agent
-
-    async def pin(self, oid: bytes, client: object) -> tuple[int, int] | None:
-        pinned = await self.agent.pin_when_sealed(client, oid)
-        return None if pinned is None else (pinned[0], pinned[1])
-
-    def unpin(self, oid: bytes, client: object) -> None:
-        if self.agent.table.release(oid, client):
-            self.agent.after_free()
-
-    def view(self, offset: int, length: int) -> memoryview:
-        return self.agent.arena.view[offset:offset + length]
-
-
 class ObjectTransfer:
     """Pulls objects for local readers; serves local objects to other nodes."""
 
     def __init__(self, agent: NodeAgent, token: str) -> None:
         self.agent = agent
+        self.store = agent.store
         self.token = token
         self.manager = PullManager(CHUNK_SIZE, MAX_CHUNKS_IN_FLIGHT)
-        self.server = DataServer(_AgentSource(agent), token)
+        self.server = DataServer(self.store, token)
         self.readers: dict[bytes, list[tuple[object, asyncio.Future]]] = {}
-        self.copies: dict[bytes, str] = {}  # secondary copies here -> owner address
+        self.store.hooks.space_freed.append(self.space_freed)
+        self.store.hooks.evicted = self._evicted
         self.owners = PeerCache(agent.router, token, {"name": f"node {agent.node_id[:8]}"})
         self._idle_links: dict[str, list[DataLink]] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -103,7 +84,8 @@ class ObjectTransfer:
         return {"pulls_active": len(self.manager.active),
                 "pulls_queued": len(self.manager.queue),
                 "pulls_waited_for_space": self.manager.queued_total,
-                "secondary_copies": len(self.copies)}
+                "secondary_copies": sum(1 for o in self.store.table.objects.values()
+                                        if o.secondary)}
 
     # ---- the STORE_PULL handler ----------------------------------------------------------
     async def pull_and_pin(self, conn, items: list) -> list:
@@ -111,16 +93,16 @@ class ObjectTransfer:
         object, pinned for ``conn``; pulls what is not here."""
         waits = []
         for oid, owner, size, sources in items:
-            if oid in self.agent.table.objects:
-                waits.append(self.agent.pin_when_sealed(conn, oid))
+            if oid in self.store.table.objects:
+                waits.append(self.store.pin_when_available(conn, oid))
             else:
                 waits.append(self._request(conn, oid, owner, size, sources))
         return list(await asyncio.gather(*waits))
 
     def _request(self, conn, oid: bytes, owner: str, size: int,
                  sources: list) -> asyncio.Future:
-        if size > self.agent.table.capacity:
-            raise store.ObjectStoreFullError(self._too_big(size))
+        if size > self.store.table.capacity:
+            raise ObjectStoreFullError(self._too_big(size))
         fut = asyncio.get_running_loop().create_future()
         self.readers.setdefault(oid, []).append((conn, fut))
         sources = [s for s in sources if s and s != self.agent.node_id]
@@ -138,7 +120,7 @@ class ObjectTransfer:
 
     def _too_big(self, size: int) -> str:
         return (f"object of {size} bytes is larger than this node's object store "
-                f"({self.agent.table.capacity} bytes); it cannot be pulled here")
+                f"({self.store.table.capacity} bytes); it cannot be pulled here")
 
     # ---- sizing and admission ----------------------------------------------------------------
     async def _size(self, pull: Pull) -> None:
@@ -158,7 +140,7 @@ class ObjectTransfer:
                 if not self.manager.source_failed(pull):
                     break
                 continue
-            if size > self.agent.table.capacity:
+            if size > self.store.table.capacity:
                 self.manager.fail(pull, self._too_big(size))
                 break
             self.manager.sized(pull, size)
@@ -172,20 +154,11 @@ class ObjectTransfer:
         self._pump()
 
     def _allocate(self, oid: bytes, size: int) -> int | None:
-        table = self.agent.table
-        if oid in table.objects:  # appeared meanwhile: stop pulling, readers pin it
+        if oid in self.store.table.objects:  # appeared meanwhile: stop pulling, readers pin it
             asyncio.get_running_loop().call_soon(self._abandon, oid)
             return None
-        try:
-            return table.create(oid, size, PULL_CREATOR)
-        except store.OutOfMemory:
-            pass
-        if not self.evict_for(size):
-            return None
-        try:
-            return table.create(oid, size, PULL_CREATOR)
-        except store.OutOfMemory:
-            return None
+        pull = self.manager.pulls.get(oid)
+        return self.store.allocate_pulled(oid, size, pull.owner if pull else "")
 
     def _abandon(self, oid: bytes) -> None:
         pull = self.manager.pulls.get(oid)
@@ -195,7 +168,7 @@ class ObjectTransfer:
                 self._spawn(self._pin_later(conn, oid, fut))
 
     async def _pin_later(self, conn, oid: bytes, fut: asyncio.Future) -> None:
-        result = await self.agent.pin_when_sealed(conn, oid)
+        result = await self.store.pin_when_available(conn, oid)
         if not fut.done():
             fut.set_result(result)
 
@@ -237,7 +210,7 @@ class ObjectTransfer:
         try:
             link = await self._link(chunk.source)
             base = pull.arena_offset + chunk.offset
-            view = self.agent.arena.view
+            view = self.store.arena.view
             try:
                 size, n = await link.fetch(pull.oid, chunk.offset, chunk.length,
                                            lambda n: view[base:base + n])
@@ -285,27 +258,25 @@ class ObjectTransfer:
         if pull.state is PullState.DONE:
             self._done(pull)
         elif pull.state is PullState.FAILED and pull.in_flight == 0:
-            if pull.arena_offset >= 0 and self.agent.table.free(pull.oid):
-                self.agent.after_free()
+            obj = self.store.table.objects.get(pull.oid)
+            if pull.arena_offset >= 0 and obj is not None and obj.creator == PULL_CREATOR:
+                self.store.free([pull.oid])  # readers waiting on the store get None
             pull.arena_offset = -1
             for _conn, fut in self.readers.pop(pull.oid, ()):
                 if not fut.done():
                     if "larger than" in pull.error:
-                        fut.set_exception(store.ObjectStoreFullError(pull.error))
+                        fut.set_exception(ObjectStoreFullError(pull.error))
                     else:
                         fut.set_result(None)
-            self.agent.wake_sealed(pull.oid)
 
     def _done(self, pull: Pull) -> None:
-        table = self.agent.table
-        obj = table.seal(pull.oid)
-        obj.secondary = True
-        self.copies[pull.oid] = pull.owner
+        table = self.store.table
+        table.seal(pull.oid)
         for conn, fut in self.readers.pop(pull.oid, ()):
             pinned = table.pin(pull.oid, conn) if conn.is_open() else None
             if not fut.done():
-                fut.set_result(None if pinned is None else [pinned.offset, pinned.size])
-        self.agent.wake_sealed(pull.oid)
+                fut.set_result(None if pinned is None else pinned.location())
+        self.store.settle()
         self.agent.report_soon()
         self._spawn(self._tell_owner(pull.oid, pull.owner))
 
@@ -323,8 +294,9 @@ class ObjectTransfer:
             self._drop_copy(oid)  # freed meanwhile, or its owner died
 
     def _drop_copy(self, oid: bytes) -> None:
-        if self.copies.pop(oid, None) is not None and self.agent.table.free(oid):
-            self.agent.after_free()
+        obj = self.store.table.objects.get(oid)
+        if obj is not None and obj.secondary:
+            self.store.free([oid])
 
     def free_requested(self, oids: list[bytes]) -> list[bytes]:
         """STORE_FREE from an owner: returns the ids to free now.  A pull in
@@ -337,24 +309,15 @@ class ObjectTransfer:
                 self.manager.fail(pull, "its owner freed the object")
                 self._settle(pull)
             else:
-                self.copies.pop(oid, None)
                 out.append(oid)
         return out
 
-    def evict_for(self, size: int) -> bool:
-        """Evict unpinned secondary copies until ``size`` bytes could fit;
-        True if anything was evicted."""
-        evicted = self.agent.table.evict_secondary(size)
-        self._evicted(evicted)
-        return bool(evicted)
-
-    def _evicted(self, oids: list[bytes]) -> None:
-        for oid in oids:
-            owner = self.copies.pop(oid, None)
-            conn = self.owners.cached(owner) if owner else None
-            if conn is not None:
-                conn.state.get("copies", set()).discard(oid)
-                conn.notify(Method.REMOVE_OBJECT_LOCATION, [oid, self.agent.node_id])
+    def _evicted(self, oid: bytes, owner: str) -> None:
+        """The store dropped a pulled copy to make room: its owner forgets this node."""
+        conn = self.owners.cached(owner) if owner else None
+        if conn is not None:
+            conn.state.get("copies", set()).discard(oid)
+            conn.notify(Method.REMOVE_OBJECT_LOCATION, [oid, self.agent.node_id])
 
     def connection_closed(self, conn) -> None:
         """An owner we told about copies is gone: its objects are unreachable."""

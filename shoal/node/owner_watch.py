@@ -37,22 +37,16 @@ class OwnerWatch:
         if not address:
             return
         self.dead.add(address)
-        agent = self.agent
-        copies = agent.transfer.copies
-        oids = {oid for oid, obj in agent.table.objects.items() if obj.owner == address}
-        oids.update(oid for oid, owner in copies.items() if owner == address)
+        store = self.agent.store
+        oids = [oid for oid, obj in store.table.objects.items() if obj.owner == address]
         if not oids:
             return
         log.info("freeing %d object(s) of owner %s, which died", len(oids), address)
-        for oid in oids:
-            copies.pop(oid, None)
-        if any([agent.table.free(oid) for oid in oids]):
-            agent.after_free()
+        store.free(oids)
 
     async def probe_owners(self) -> None:
         agent = self.agent
-        owners = {obj.owner for obj in agent.table.objects.values() if obj.owner}
-        owners.update(agent.transfer.copies.values())
+        owners = {obj.owner for obj in agent.store.table.objects.values() if obj.owner}
         owners -= self.dead
         if not owners:
             return

@@ -16,8 +16,9 @@ import threading
 
 from shoal._version import __version__
 from shoal.launch.control_client import ClusterConnectError, open_control
-from shoal.launch.sessions import READY_PREFIX
+from shoal.launch.sessions import READY_PREFIX, session_root
 from shoal.node.agent import NodeAgent, NodeConfig
+from shoal.node.object_store.allocator import ALIGNMENT
 from shoal.rpc.messages import Method
 from shoal.rpc.protocol import VersionMismatchError
 from shoal.rpc.transport import RemoteError, Router, serve
@@ -37,6 +38,11 @@ def default_object_store_memory() -> int:
     shm = os.statvfs("/dev/shm")
     shm_size = shm.f_bsize * shm.f_blocks
     return int(min(total * 0.3, shm_size * 0.8))
+
+
+def default_spill_root(session: str) -> str:
+    """Spilled objects go under the session folder unless told otherwise."""
+    return os.path.join(session_root(), session, "spill")
 
 
 class StartError(Exception):
@@ -91,14 +97,14 @@ async def run(args: argparse.Namespace, token: str) -> None:
     resources.update(json.loads(args.resources))
     resources[f"node:{args.host}"] = 1.0
     store_memory = args.object_store_memory or default_object_store_memory()
-    store_memory -= store_memory % 64  # what the allocator can hand out
+    store_memory -= store_memory % ALIGNMENT  # what the allocator can hand out
     resources["object_store_memory"] = float(store_memory)
     if args.memory is not None:
         resources["memory"] = float(args.memory)
     resources.setdefault("memory", float(max(0, _total_memory() * 0.7 - store_memory)))
 
     if args.head:
-        from shoal.control.store import ControlStore
+        from shoal.control.control_store import ControlStore
         from shoal.rpc.loopback import LoopbackConnection
 
         control_router = router
@@ -135,9 +141,15 @@ async def run(args: argparse.Namespace, token: str) -> None:
         prestart_workers=int(args.prestart if args.prestart is not None else max(1, num_cpus)),
         worker_env=worker_env,
         token=token,
+        spill_dirs=args.object_spilling_directory or [default_spill_root(args.session)],
+        spill_high_water=args.object_spilling_threshold,
+        min_spill_bytes=args.min_spilling_size,
     )
     # handlers for what the control store pushes to the agent
-    agent = NodeAgent(config, router, control_conn_for_agent)
+    try:
+        agent = NodeAgent(config, router, control_conn_for_agent)
+    except ValueError as exc:
+        raise StartError(str(exc)) from None
 
     def on_pubsub(conn, body):
         channel, message = body
@@ -160,7 +172,7 @@ async def run(args: argparse.Namespace, token: str) -> None:
         await agent.listen_data(args.host)
         await register(control_conn_for_agent, agent, control_address, args.join_timeout_s)
     except StartError:
-        agent.arena.unlink()
+        agent.store.close()
         raise
     await control_conn_for_agent.call(Method.SUBSCRIBE, ["job_finished", "node", "owner_died"])
     await agent.start()
@@ -182,7 +194,8 @@ async def run(args: argparse.Namespace, token: str) -> None:
         "address": address,
         "control_address": control_address,
         "node_id": node_id,
-        "store_path": agent.arena.path,
+        "store_path": agent.store.path,
+        "spill_dirs": agent.store.dirs.dirs,
         "pid": os.getpid(),
         "version": __version__,
     }), flush=True)

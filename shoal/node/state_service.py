@@ -6,7 +6,8 @@ that marks its connection as a core worker's).  For a state query it asks
 them all for a snapshot (WORKER_STATE) at once and adds what only the agent
 knows: which objects each of them has pinned in the store (zero-copy views
 from ``get`` and task arguments: ``PINNED_IN_MEMORY``), its worker processes
-(pids, actors), and the store's totals::
+(pids, actors), the store's totals, and where each of its objects is (memory
+or disk)::
 
     control store            node agent                      core workers here
       | NODE_STATE(kinds) -->  | WORKER_STATE(kinds) ------->  | (each on its own loop)
@@ -49,8 +50,7 @@ class StateService:
         reply: dict[str, Any] = {
             "node_id": agent.node_id,
             "address": agent.config.address,
-            "store": {"capacity": agent.table.capacity, "used": agent.table.used,
-                      "num_objects": len(agent.table.objects)},
+            "store": agent.store.stats(),
             "workers": self.workers(),
             "processes": [],
             "missing": [],
@@ -62,6 +62,8 @@ class StateService:
         result = await fan_out(((i, c) for i, c in enumerate(clients)), Method.WORKER_STATE,
                                wanted, timeout)
         pins = self.pins_by_client() if "objects" in kinds else {}
+        if "objects" in kinds:
+            reply["copies"] = agent.store.where()  # in memory or on disk, per object
         for index, snapshot in result.replies:
             snapshot["pinned"] = pins.get(clients[index], {})
             reply["processes"].append(snapshot)
@@ -77,7 +79,7 @@ class StateService:
     def pins_by_client(self) -> dict[Any, dict[str, int]]:
         """``{connection: {object id hex: size}}`` of the objects each client has mapped."""
         out: dict[Any, dict[str, int]] = {}
-        for oid, obj in self.agent.table.objects.items():
+        for obj in self.agent.store.table.held():
             for client in obj.pins:
-                out.setdefault(client, {})[oid.hex()] = obj.size
+                out.setdefault(client, {})[obj.oid.hex()] = obj.size
         return out

@@ -12,6 +12,7 @@ import datetime
 from collections.abc import Iterable
 
 from shoal.launch.state_client import fetch_state
+from shoal.launch.status import format_spilling
 from shoal.util import state_build
 
 GROUP_BY = ("NODE_ADDRESS", "STACK_TRACE")
@@ -75,7 +76,9 @@ def _where(rec: dict) -> str:
     if rec["storage"] == "INLINE":
         return "inline (owner's memory)"
     if rec["storage"] == "SHARED_MEMORY":
-        nodes = ", ".join(n[:8] for n in rec["locations"]) or "?"
+        copies = rec.get("copies") or {}
+        nodes = ", ".join(n[:8] + (" (spilled)" if copies.get(n) == "DISK" else "")
+                          for n in rec["locations"]) or "?"
         return f"shm on {nodes}"
     return "not ready"
 
@@ -159,6 +162,7 @@ def _aggregate(reply: dict, records: list[dict], units: str | None) -> list[str]
                      f"{format_size(store['used'], units)} used of "
                      f"{format_size(store['capacity'], units)} ({full:.1f}% full), "
                      f"{store['num_objects']} objects")
+        lines += [f"  {line}" for line in format_spilling(store)]
     distinct: dict[str, dict] = {}
     for rec in records:
         if rec["object_id"] not in distinct or rec["is_owner"]:

@@ -86,7 +86,9 @@ class ObjectState(_Record):
     """One process's reference to one object.  Shoal's additions: ``node_id`` (the
     process's node), ``owner`` (the owner's address), ``storage`` (INLINE in the
     owner's memory, SHARED_MEMORY, or NOT_READY), ``locations`` (nodes holding a
-    shared-memory copy); detail-only: the reference counts behind ``reference_type``."""
+    shared-memory copy), ``copies`` (where each node's copy is: ``{node id: "MEMORY" |
+    "DISK"}``, DISK once spilled); detail-only: the reference counts behind
+    ``reference_type``."""
 
     DETAIL: ClassVar[frozenset] = frozenset({
         "worker_id", "is_owner", "pinned_in_memory", "local_ref_count",
@@ -104,6 +106,7 @@ class ObjectState(_Record):
     owner: str | None
     storage: str
     locations: list
+    copies: dict
     worker_id: str | None = None
     is_owner: bool | None = None
     pinned_in_memory: bool | None = None

@@ -66,6 +66,12 @@ def object_records(reply: dict) -> list[dict]:
                                      "SHARED_MEMORY", [proc["node_id"]], 0, 0, 0, 0)
                 rec["pinned_in_memory"] = True
                 records.append(rec)
+    copies: dict[str, dict[str, str]] = {}  # what each node's store says
+    for node_state in reply.get("node_states", ()):
+        for oid, where in (node_state.get("copies") or {}).items():
+            copies.setdefault(oid, {})[node_state["node_id"]] = where
+    for rec in records:
+        rec["copies"] = copies.get(rec["object_id"], {})
     for rec in records:  # what only the owner knows
         owner = owners.get(rec["object_id"])
         if owner is None or owner is rec:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shoal.node.allocator import ALIGNMENT, Allocator, OutOfMemory, align
+from shoal.node.object_store.allocator import ALIGNMENT, Allocator, OutOfMemory, align
 
 A = ALIGNMENT
 
@@ -40,7 +40,8 @@ def check_invariants(alloc: Allocator) -> None:
 
 
 @pytest.mark.parametrize(
-    "n, expected", [(0, 0), (1, 64), (63, 64), (64, 64), (65, 128), (1000, 1024)]
+    "n, expected", [(0, 0), (1, ALIGNMENT), (ALIGNMENT - 1, ALIGNMENT), (ALIGNMENT, ALIGNMENT),
+                    (ALIGNMENT + 1, 2 * ALIGNMENT), (10 * ALIGNMENT - 5, 10 * ALIGNMENT)]
 )
 def test_align(n, expected):
     assert align(n) == expected
@@ -55,14 +56,14 @@ def test_align_custom_alignment():
 
 
 def test_capacity_rounded_down_to_alignment():
-    alloc = Allocator(1000)
-    assert alloc.capacity == 960
-    assert alloc.largest_free() == 960
+    alloc = Allocator(15 * A + 1000)
+    assert alloc.capacity == 15 * A
+    assert alloc.largest_free() == 15 * A
     assert alloc.used == 0
     check_invariants(alloc)
 
 
-@pytest.mark.parametrize("capacity", [0, 1, 63])
+@pytest.mark.parametrize("capacity", [0, 1, ALIGNMENT - 1])
 def test_capacity_below_alignment_has_no_space(capacity):
     alloc = Allocator(capacity)
     assert alloc.capacity == 0
@@ -77,7 +78,7 @@ def test_capacity_below_alignment_has_no_space(capacity):
 def test_blocks_are_aligned_and_rounded_up():
     alloc = Allocator(64 * A)
     a = alloc.allocate(1)
-    b = alloc.allocate(65)
+    b = alloc.allocate(A + 1)
     c = alloc.allocate(0)  # zero-size still gets a distinct block
     assert (a, b, c) == (0, A, 3 * A)
     assert alloc.block_size(a) == A

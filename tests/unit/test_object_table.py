@@ -1,52 +1,74 @@
-"""Unit tests for shoal.node.object_store: ObjectTable bookkeeping, Arena, stale arenas."""
+"""Unit tests for shoal.node.object_store.table: the object lifecycle state machine.
+
+No sockets, files or threads: spill and restore I/O is "performed" by calling
+the table's completion events, as the service does when a thread finishes.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import uuid
+import random
 
 import pytest
 
-from shoal.node import object_store
-from shoal.node.allocator import ALIGNMENT, OutOfMemory
-from shoal.node.object_store import (
-    SHM_DIR,
-    SHM_PREFIX,
-    Arena,
+from shoal.node.object_store.allocator import ALIGNMENT, OutOfMemory, align
+from shoal.node.object_store.table import (
+    TRANSITIONS,
+    ActionKind,
+    CopyKind,
+    Event,
+    ObjectState,
     ObjectStoreFullError,
     ObjectTable,
-    arena_path,
-    remove_stale_arenas,
+    Room,
 )
 
 A = ALIGNMENT
 ALICE = "client-alice"
 BOB = "client-bob"
+MiB = 1 << 20
+DISK = 1 << 40  # room on disk: plenty
 
 
 def oid(n: int) -> bytes:
     return n.to_bytes(4, "big") * 7
 
 
-def sealed(table: ObjectTable, n: int, size: int = 100, creator: object = ALICE) -> bytes:
+def sealed(table: ObjectTable, n: int, size: int = 100, creator: object = ALICE,
+           kind: CopyKind = CopyKind.PRIMARY, owner: str = "") -> bytes:
     key = oid(n)
-    table.create(key, size, creator)
+    table.create(key, size, creator, owner, kind)
     table.seal(key)
     return key
 
 
-# ---- create ----------------------------------------------------------------------------
+def kinds(table: ObjectTable) -> list[ActionKind]:
+    return [a.kind for a in table.take_actions()]
 
 
-def test_create_allocates_and_records_unsealed_object():
+def spill_all(table: ObjectTable, path: str = "/spill/f1") -> list:
+    """Complete every SPILL action as the I/O layer would; returns the batches."""
+    batches = [a for a in table.take_actions() if a.kind is ActionKind.SPILL]
+    for n, action in enumerate(batches):
+        offsets, pos = [], 0
+        for item in action.items:
+            offsets.append(pos)
+            pos += item.size
+        table.spill_done(action.batch_id, f"{path}.{n}", offsets)
+    return batches
+
+
+# ---- creating and sealing ---------------------------------------------------------------
+
+
+def test_create_allocates_an_object_in_creating_state():
     table = ObjectTable(10 * A)
     offset = table.create(oid(1), 100, ALICE)
     obj = table.objects[oid(1)]
-    assert (obj.offset, obj.size, obj.creator) == (offset, 100, ALICE)
-    assert not obj.sealed and not obj.freed and not obj.pinned
-    assert table.used == 2 * A  # 100 bytes round up to two 64-byte blocks
-    assert table.create(oid(2), 1, ALICE) == offset + 2 * A
+    assert (obj.offset, obj.size, obj.creator, obj.state) == (offset, 100, ALICE,
+                                                              ObjectState.CREATING)
+    assert obj.kind is CopyKind.PRIMARY and not obj.pinned
+    assert table.used == A  # 100 bytes round up to one page-sized block
+    assert table.create(oid(2), 1, ALICE) == offset + A
 
 
 def test_duplicate_create_raises_file_exists_and_keeps_original():
@@ -54,33 +76,18 @@ def test_duplicate_create_raises_file_exists_and_keeps_original():
     offset = table.create(oid(1), 100, ALICE)
     with pytest.raises(FileExistsError, match=oid(1).hex()):
         table.create(oid(1), 50, BOB)
-    assert table.objects[oid(1)].offset == offset
-    assert table.objects[oid(1)].creator == ALICE
-    assert table.used == 2 * A
+    assert table.objects[oid(1)].offset == offset and table.used == A
 
 
 def test_object_larger_than_capacity_raises_store_full():
     table = ObjectTable(10 * A)
     with pytest.raises(ObjectStoreFullError, match="larger than the object store"):
         table.create(oid(1), 10 * A + 1, ALICE)
-    assert table.objects == {}
-    assert table.used == 0
+    assert table.objects == {} and table.used == 0
+    assert table.create(oid(2), 10 * A, ALICE) == 0  # exactly the capacity fits
 
 
-def test_object_of_exactly_capacity_fits():
-    table = ObjectTable(10 * A)
-    assert table.create(oid(1), 10 * A, ALICE) == 0
-    assert table.used == table.capacity
-
-
-def test_capacity_is_aligned_down_for_the_size_check():
-    table = ObjectTable(10 * A + 10)
-    assert table.capacity == 10 * A
-    with pytest.raises(ObjectStoreFullError):
-        table.create(oid(1), 10 * A + 5, ALICE)
-
-
-def test_no_room_now_raises_out_of_memory_not_store_full():
+def test_no_room_now_raises_out_of_memory():
     table = ObjectTable(4 * A)
     table.create(oid(1), 3 * A, ALICE)
     with pytest.raises(OutOfMemory):
@@ -89,88 +96,55 @@ def test_no_room_now_raises_out_of_memory_not_store_full():
     assert not issubclass(OutOfMemory, ObjectStoreFullError)
 
 
-# ---- seal / pin -------------------------------------------------------------------------
-
-
-def test_unsealed_object_cannot_be_pinned():
+def test_seal_makes_it_available_and_pinnable():
     table = ObjectTable(10 * A)
     table.create(oid(1), 10, ALICE)
-    assert table.pin(oid(1), BOB) is None
-    assert not table.objects[oid(1)].pinned
+    assert table.pin(oid(1), BOB) is None  # not while CREATING
     table.seal(oid(1))
+    assert kinds(table) == [ActionKind.AVAILABLE]
     obj = table.pin(oid(1), BOB)
-    assert obj is table.objects[oid(1)]
-    assert obj.pinned and obj.pins[BOB] == 1
+    assert obj.state is ObjectState.SEALED and obj.pins[BOB] == 1
 
 
-def test_pin_unknown_object_returns_none():
-    assert ObjectTable(10 * A).pin(oid(9), ALICE) is None
-
-
-def test_seal_unknown_object_raises_key_error():
+def test_seal_twice_or_unknown_is_refused():
+    table = ObjectTable(10 * A)
+    key = sealed(table, 1)
+    with pytest.raises(RuntimeError, match="no transition from SEALED on SEAL"):
+        table.seal(key)
     with pytest.raises(KeyError):
-        ObjectTable(10 * A).seal(oid(9))
+        table.seal(oid(9))
 
 
-def test_pins_are_counted_per_client():
-    table = ObjectTable(10 * A)
-    key = sealed(table, 1)
-    table.pin(key, ALICE)
-    table.pin(key, ALICE)
-    table.pin(key, BOB)
-    pins = table.objects[key].pins
-    assert pins[ALICE] == 2 and pins[BOB] == 1
+def test_transition_table_is_total_over_known_states():
+    assert set(TRANSITIONS) == set(ObjectState)
+    assert TRANSITIONS[ObjectState.FREED] == {Event.REVIVE: ObjectState.SEALED}
+    for state, moves in TRANSITIONS.items():
+        if state is not ObjectState.FREED:
+            assert moves.get(Event.FREE) is ObjectState.FREED, state
 
 
-# ---- release / free ---------------------------------------------------------------------
+# ---- pins and freeing ---------------------------------------------------------------------
 
 
-def test_memory_returns_only_when_freed_and_unpinned_free_last():
+def test_memory_returns_when_freed_and_the_last_pin_goes():
     table = ObjectTable(10 * A)
     key = sealed(table, 1, size=3 * A)
     table.pin(key, ALICE)
+    table.pin(key, ALICE)
     table.pin(key, BOB)
-    assert table.release(key, ALICE) is False  # not freed yet
-    assert table.release(key, BOB) is False
-    assert key in table.objects and table.used == 3 * A
+    table.take_actions()
     assert table.free(key) is True
-    assert key not in table.objects
-    assert table.used == 0
-
-
-def test_memory_returns_only_when_freed_and_unpinned_release_last():
-    table = ObjectTable(10 * A)
-    key = sealed(table, 1, size=3 * A)
-    table.pin(key, ALICE)
-    table.pin(key, ALICE)
-    table.pin(key, BOB)
-    assert table.free(key) is False  # still pinned
-    assert key in table.objects and table.used == 3 * A
-    assert table.release(key, ALICE) is False
-    assert table.release(key, BOB) is False
-    assert table.used == 3 * A
-    assert table.release(key, ALICE) is True  # last pin
-    assert key not in table.objects
-    assert table.used == 0
-
-
-def test_freed_object_cannot_be_pinned_again():
-    table = ObjectTable(10 * A)
-    key = sealed(table, 1)
-    table.pin(key, ALICE)
-    table.free(key)
+    assert key not in table.objects and table.used == 3 * A  # held by the readers
     assert table.pin(key, BOB) is None
-    assert BOB not in table.objects[key].pins
+    table.release(key, ALICE)
+    table.release(key, BOB)
+    assert table.used == 3 * A
+    table.release(key, ALICE)
+    assert table.used == 0 and table.freed == {}
+    assert ActionKind.SPACE in kinds(table)
 
 
-def test_free_unsealed_object_returns_memory():
-    table = ObjectTable(10 * A)
-    table.create(oid(1), 100, ALICE)
-    assert table.free(oid(1)) is True
-    assert table.objects == {} and table.used == 0
-
-
-def test_free_unknown_and_double_free_return_false():
+def test_free_unknown_or_twice_returns_false():
     table = ObjectTable(10 * A)
     assert table.free(oid(1)) is False
     key = sealed(table, 1)
@@ -179,95 +153,48 @@ def test_free_unknown_and_double_free_return_false():
     assert table.used == 0
 
 
-def test_release_without_pin_is_a_noop():
+def test_free_while_creating_tells_waiting_readers():
     table = ObjectTable(10 * A)
-    key = sealed(table, 1)
-    assert table.release(key, ALICE) is False
-    assert table.release(oid(7), ALICE) is False
-    table.pin(key, ALICE)
-    assert table.release(key, BOB) is False  # BOB holds no pin
-    assert table.objects[key].pins[ALICE] == 1
-    assert table.release(key, ALICE) is False  # unpinned but not freed
-    assert table.release(key, ALICE) is False  # extra release does not go negative
-    assert table.objects[key].pins[ALICE] == 0
-    table.pin(key, ALICE)
-    assert table.free(key) is False
-    assert table.release(key, ALICE) is True
-
-
-def test_freed_space_is_reused_by_new_objects():
-    table = ObjectTable(4 * A)
-    key = sealed(table, 1, size=4 * A)
-    with pytest.raises(OutOfMemory):
-        table.create(oid(2), A, ALICE)
-    table.free(key)
-    assert table.create(oid(2), 4 * A, ALICE) == 0
-
-
-def test_same_id_can_be_created_again_after_memory_returned():
-    table = ObjectTable(10 * A)
-    key = sealed(table, 1)
-    table.free(key)
-    table.create(key, 10, BOB)
-    assert table.objects[key].creator == BOB
-
-
-# ---- client_gone --------------------------------------------------------------------------
-
-
-def test_client_gone_releases_all_its_pins():
-    table = ObjectTable(10 * A)
-    k1 = sealed(table, 1)
-    k2 = sealed(table, 2)
-    for _ in range(3):
-        table.pin(k1, ALICE)
-    table.pin(k1, BOB)
-    table.pin(k2, ALICE)
-    table.free(k1)
-    table.free(k2)
-    used = table.used
-    assert table.client_gone(ALICE) is True  # k2 memory returned
-    assert k2 not in table.objects
-    assert k1 in table.objects  # BOB still pins it
-    assert ALICE not in table.objects[k1].pins
-    assert table.used < used
-    assert table.release(k1, BOB) is True
+    table.create(oid(1), 100, ALICE)
+    table.free(oid(1))
+    assert kinds(table) == [ActionKind.GONE, ActionKind.SPACE]
     assert table.used == 0
 
 
-def test_client_gone_keeps_pinned_unfreed_objects():
+def test_release_without_pin_is_a_noop():
     table = ObjectTable(10 * A)
     key = sealed(table, 1)
+    table.release(key, ALICE)
+    table.release(oid(7), ALICE)
     table.pin(key, ALICE)
-    assert table.client_gone(ALICE) is False
-    assert key in table.objects
-    assert not table.objects[key].pinned
-
-
-def test_client_gone_frees_its_unsealed_creates_only():
-    table = ObjectTable(20 * A)
-    unsealed_alice = oid(1)
-    table.create(unsealed_alice, 100, ALICE)
-    sealed_alice = sealed(table, 2, creator=ALICE)
-    unsealed_bob = oid(3)
-    table.create(unsealed_bob, 100, BOB)
-    assert table.client_gone(ALICE) is True
-    assert unsealed_alice not in table.objects
-    assert sealed_alice in table.objects  # sealed objects outlive their writer
-    assert unsealed_bob in table.objects
-    assert table.used == 4 * A
-
-
-def test_client_gone_for_unknown_client_changes_nothing():
-    table = ObjectTable(10 * A)
-    key = sealed(table, 1)
-    table.pin(key, ALICE)
-    assert table.client_gone(BOB) is False
+    table.release(key, BOB)
     assert table.objects[key].pins[ALICE] == 1
 
 
-def test_client_identity_not_equality_for_creator():
-    # Creators are compared by identity: an equal-but-distinct client is someone else.
+def test_same_id_can_be_created_again_while_a_freed_copy_is_still_pinned():
+    table = ObjectTable(10 * A)
+    key = sealed(table, 1)
+    table.pin(key, ALICE)
+    table.free(key)
+    table.create(key, 10, BOB)  # a new object with the same id
+    table.release(key, ALICE)  # releases the old copy, not the new one
+    assert table.objects[key].state is ObjectState.CREATING
+    assert table.freed == {}
+
+
+def test_revive_a_freed_copy_readers_still_pin():
+    table = ObjectTable(10 * A)
+    key = sealed(table, 1)
+    table.pin(key, ALICE)
+    table.free(key)
+    copy = table.revivable(key)
+    assert copy is not None
+    table.revive(copy, "owner-2")
+    assert table.objects[key] is copy and copy.state is ObjectState.SEALED
+    assert copy.owner == "owner-2" and table.freed == {}
+
+
+def test_client_gone_drops_its_pins_and_abandons_its_creates_by_identity():
     class Client:
         def __eq__(self, other):
             return isinstance(other, Client)
@@ -275,149 +202,433 @@ def test_client_identity_not_equality_for_creator():
         def __hash__(self):
             return 0
 
-    table = ObjectTable(10 * A)
-    creator = Client()
-    table.create(oid(1), 10, creator)
-    assert table.client_gone(Client()) is False
+    table = ObjectTable(20 * A)
+    alice = Client()
+    table.create(oid(1), 100, alice)
+    kept = sealed(table, 2, creator=alice)
+    table.create(oid(3), 100, BOB)
+    table.pin(kept, ALICE)
+    table.client_gone(Client())  # an equal but different client: nothing happens
     assert oid(1) in table.objects
-    assert table.client_gone(creator) is True
+    table.client_gone(alice)
+    assert oid(1) not in table.objects  # its unsealed create is abandoned
+    assert kept in table.objects and oid(3) in table.objects
+    table.client_gone(ALICE)
+    assert not table.objects[kept].pinned
 
 
-# ---- arena_path ------------------------------------------------------------------------
+# ---- spilling above the high-water mark ------------------------------------------------------
 
 
-def test_arena_path_carries_pid_and_node_id_prefix():
-    node_id = "0123456789abcdef0123"
-    path = arena_path("session-x", node_id)
-    assert os.path.dirname(path) == SHM_DIR
-    assert os.path.basename(path) == f"{SHM_PREFIX}{os.getpid()}-{node_id[:12]}"
+def test_high_water_spills_least_recently_used_primaries_in_one_batch():
+    table = ObjectTable(10 * MiB, high_water=0.5, min_spill_bytes=2 * MiB)
+    keys = [sealed(table, n, size=MiB) for n in range(6)]  # 6 MiB used, the mark is 5
+    table.pin(keys[0], ALICE)  # recently used, and pinned
+    table.release(keys[0], ALICE)
+    table.take_actions()
+    table.spill_over_high_water(DISK)
+    [spill] = [a for a in table.take_actions() if a.kind is ActionKind.SPILL]
+    assert [i.oid for i in spill.items] == [keys[1], keys[2]]  # oldest, up to 2 MiB
+    assert table.objects[keys[1]].state is ObjectState.SPILLING
+    assert table.bytes_spilling() == 2 * MiB
+    table.spill_over_high_water(DISK)  # already under the mark, counting the batch
+    assert table.take_actions() == []
+    table.spill_done(spill.batch_id, "/spill/f", [0, MiB])
+    assert table.objects[keys[1]].state is ObjectState.SPILLED
+    assert table.objects[keys[1]].offset == -1 and table.used == 4 * MiB
+    assert table.on_disk() == (2, 2 * MiB)
+    assert table.stats["spilled_bytes"] == 2 * MiB
 
 
-# ---- Arena (real /dev/shm files) ---------------------------------------------------------
+def test_pinned_secondary_and_creating_objects_are_never_spilled():
+    table = ObjectTable(10 * MiB, high_water=0.1, min_spill_bytes=0)
+    pinned = sealed(table, 1, size=MiB)
+    table.pin(pinned, ALICE)
+    sealed(table, 2, size=MiB, kind=CopyKind.SECONDARY)
+    table.create(oid(3), MiB, ALICE)
+    table.spill_over_high_water(DISK)
+    assert ActionKind.SPILL not in kinds(table)
 
 
-def _test_shm_path() -> str:
-    return os.path.join(SHM_DIR, f"shoal-test-{os.getpid()}-{uuid.uuid4().hex}")
+def test_no_disk_room_no_spill():
+    table = ObjectTable(10 * MiB, high_water=0.05, min_spill_bytes=0)
+    sealed(table, 1, size=MiB)
+    table.take_actions()
+    table.spill_over_high_water(MiB - 1)
+    assert table.take_actions() == []
+    table.spill_over_high_water(MiB)
+    assert [a.kind for a in table.take_actions()] == [ActionKind.SPILL]
 
 
-def _close(arena: Arena) -> None:
-    arena.view.release()
-    if arena.map is not None:
-        arena.map.close()
+def test_a_reader_pinning_during_the_spill_keeps_the_memory_copy():
+    table = ObjectTable(10 * MiB, high_water=0.05, min_spill_bytes=0)
+    key = sealed(table, 1, size=MiB)
+    table.spill_over_high_water(DISK)
+    table.pin(key, ALICE)  # SPILLING is still in memory: readable
+    spill_all(table)
+    obj = table.objects[key]
+    assert obj.state is ObjectState.SEALED and obj.disk is not None and obj.offset >= 0
+    table.release(key, ALICE)
+    table.take_actions()
+    table.spill_over_high_water(DISK)  # also on disk now: dropped, not written again
+    assert ActionKind.SPILL not in kinds(table)
+    assert obj.state is ObjectState.SPILLED and table.used == 0
 
 
-needs_shm = pytest.mark.skipif(not os.path.isdir(SHM_DIR), reason="no /dev/shm")
+def test_failed_spill_keeps_the_object_in_memory_and_a_full_disk_stops_spilling():
+    table = ObjectTable(10 * MiB, high_water=0.05, min_spill_bytes=0)
+    key = sealed(table, 1, size=MiB)
+    table.spill_over_high_water(DISK)
+    [spill] = [a for a in table.take_actions() if a.kind is ActionKind.SPILL]
+    table.spill_failed(spill.batch_id, disk_full=True)
+    assert table.objects[key].state is ObjectState.SEALED and table.used == align(MiB)
+    assert table.stats["spill_failures"] == 1 and table.disk_full
+    table.spill_over_high_water(DISK)
+    assert table.take_actions() == []
+    assert table.make_room(10 * MiB, DISK) is Room.STUCK
 
 
-@needs_shm
-def test_arena_create_map_reopen_and_unlink():
-    path = _test_shm_path()
-    writer = reader = None
-    try:
-        writer = Arena(path, 4096, create=True)
-        assert os.path.exists(path)
-        assert os.stat(path).st_mode & 0o777 == 0o600
-        assert writer.capacity == 4096 and len(writer.view) == 4096
-        writer.view[100:105] = b"hello"
-        reader = Arena(path, 0, create=False)  # capacity taken from the file
-        assert reader.capacity == 4096
-        assert bytes(reader.view[100:105]) == b"hello"
-        reader.view[0:2] = b"hi"  # shared mapping: visible to the other side
-        assert bytes(writer.view[0:2]) == b"hi"
-        writer.unlink()
-        assert not os.path.exists(path)
-        writer.unlink()  # unlinking twice is fine
-    finally:
-        for arena in (reader, writer):
-            if arena is not None:
-                _close(arena)
-        if os.path.exists(path):
-            os.unlink(path)
+def test_free_during_spill_returns_memory_and_file_when_the_write_ends():
+    table = ObjectTable(10 * MiB, high_water=0.05, min_spill_bytes=0)
+    key = sealed(table, 1, size=MiB)
+    table.spill_over_high_water(DISK)
+    [spill] = [a for a in table.take_actions() if a.kind is ActionKind.SPILL]
+    table.free(key)
+    assert table.used == align(MiB)  # the write still reads the block
+    table.spill_done(spill.batch_id, "/spill/f", [0])
+    actions = table.take_actions()
+    assert table.used == 0 and table.files == {}
+    assert ("/spill/f" in [a.path for a in actions if a.kind is ActionKind.DELETE_FILE])
 
 
-@needs_shm
-def test_arena_create_refuses_existing_file():
-    path = _test_shm_path()
-    first = None
-    try:
-        first = Arena(path, 4096, create=True)
-        with pytest.raises(FileExistsError):
-            Arena(path, 4096, create=True)
-    finally:
-        if first is not None:
-            _close(first)
-        if os.path.exists(path):
-            os.unlink(path)
+def test_fused_file_is_deleted_with_its_last_object():
+    table = ObjectTable(10 * MiB, high_water=0.05, min_spill_bytes=4 * MiB)
+    keys = [sealed(table, n, size=MiB) for n in range(4)]
+    table.spill_over_high_water(DISK)
+    [batch] = spill_all(table, "/spill/fused")
+    assert len(batch.items) == 4 and len(table.files) == 1
+    for key in keys[:3]:
+        table.free(key)
+    assert ActionKind.DELETE_FILE not in kinds(table)
+    table.free(keys[3])
+    assert ActionKind.DELETE_FILE in kinds(table) and table.files == {}
 
 
-def test_arena_open_missing_file_raises():
-    with pytest.raises(FileNotFoundError):
-        Arena(_test_shm_path(), 0, create=False)
+def test_a_disk_read_in_flight_holds_the_file():
+    table = ObjectTable(10 * MiB, high_water=0.05, min_spill_bytes=0)
+    key = sealed(table, 1, size=MiB)
+    table.spill_over_high_water(DISK)
+    spill_all(table, "/spill/g")
+    path, offset = table.open_disk_read(key)
+    assert (path, offset) == ("/spill/g.0", 0)
+    table.free(key)
+    assert ActionKind.DELETE_FILE not in kinds(table)
+    table.close_disk_read(path)
+    assert kinds(table) == [ActionKind.DELETE_FILE]
 
 
-@needs_shm
-def test_arena_of_zero_capacity_has_empty_view():
-    path = _test_shm_path()
-    try:
-        arena = Arena(path, 0, create=True)
-        assert arena.map is None
-        assert len(arena.view) == 0
-        arena.unlink()
-        assert not os.path.exists(path)
-    finally:
-        if os.path.exists(path):
-            os.unlink(path)
+# ---- restoring ----------------------------------------------------------------------------
 
 
-# ---- remove_stale_arenas -----------------------------------------------------------------
+def test_restore_reads_back_into_a_new_block_and_keeps_the_disk_copy():
+    table = ObjectTable(10 * MiB, high_water=0.05, min_spill_bytes=0)
+    key = sealed(table, 1, size=MiB)
+    table.spill_over_high_water(DISK)
+    spill_all(table)
+    assert table.pin(key, ALICE) is None  # SPILLED: a reader must wait for a restore
+    assert table.start_restore(key) is True
+    [restore] = [a for a in table.take_actions() if a.kind is ActionKind.RESTORE]
+    assert (restore.oid, restore.path, restore.file_offset) == (key, "/spill/f1.0", 0)
+    obj = table.objects[key]
+    assert obj.state is ObjectState.RESTORING and obj.offset >= 0
+    assert table.start_restore(key) is False  # once
+    table.restore_done(key, ok=True)
+    assert obj.state is ObjectState.SEALED and obj.disk is not None
+    assert kinds(table) == [ActionKind.AVAILABLE]
+    assert table.stats["restored_objects"] == 1
 
 
-def _dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
+def test_restore_needs_a_block():
+    table = ObjectTable(2 * MiB, high_water=0.4, min_spill_bytes=0)
+    key = sealed(table, 1, size=MiB)
+    table.spill_over_high_water(DISK)
+    spill_all(table)
+    table.create(oid(2), 2 * MiB, ALICE)
+    with pytest.raises(OutOfMemory):
+        table.start_restore(key)
+    assert table.objects[key].state is ObjectState.SPILLED
 
 
-@needs_shm
-def test_remove_stale_arenas_removes_dead_owner_and_keeps_live_ones():
-    tag = uuid.uuid4().hex[:10]
-    dead = os.path.join(SHM_DIR, f"{SHM_PREFIX}{_dead_pid()}-{tag}")
-    alive = os.path.join(SHM_DIR, f"{SHM_PREFIX}{os.getpid()}-{tag}")
-    pid1 = os.path.join(SHM_DIR, f"{SHM_PREFIX}1-{tag}")  # init: alive (or not ours)
-    not_a_pid = os.path.join(SHM_DIR, f"shoal-test-{tag}")
-    paths = [dead, alive, pid1, not_a_pid]
-    try:
-        for path in paths:
-            with open(path, "wb") as fh:
-                fh.write(b"x")
-        removed = remove_stale_arenas()
-        assert os.path.basename(dead) in removed
-        assert not os.path.exists(dead)
-        for path in (alive, pid1, not_a_pid):
-            assert os.path.exists(path), path
-            assert os.path.basename(path) not in removed
-    finally:
-        for path in paths:
-            if os.path.exists(path):
-                os.unlink(path)
+def test_a_failed_restore_loses_the_object_and_tells_its_readers():
+    table = ObjectTable(10 * MiB, high_water=0.05, min_spill_bytes=0)
+    key = sealed(table, 1, size=MiB)
+    table.spill_over_high_water(DISK)
+    spill_all(table)
+    table.start_restore(key)
+    table.take_actions()
+    table.restore_done(key, ok=False)
+    assert key not in table.objects and table.used == 0
+    assert ActionKind.GONE in kinds(table)
 
 
-def test_remove_stale_arenas_without_shm_dir_returns_empty(monkeypatch, tmp_path):
-    monkeypatch.setattr(object_store, "SHM_DIR", str(tmp_path / "missing"))
-    assert remove_stale_arenas() == []
+def test_free_during_restore_returns_the_block_when_the_read_ends():
+    table = ObjectTable(10 * MiB, high_water=0.05, min_spill_bytes=0)
+    key = sealed(table, 1, size=MiB)
+    table.spill_over_high_water(DISK)
+    spill_all(table)
+    table.start_restore(key)
+    table.free(key)
+    assert table.used == align(MiB)
+    table.restore_done(key, ok=True)
+    assert table.used == 0 and table.freed == {} and table.files == {}
 
 
-def test_remove_stale_arenas_ignores_other_names(monkeypatch, tmp_path):
-    monkeypatch.setattr(object_store, "SHM_DIR", str(tmp_path))
-    dead = _dead_pid()
-    names = [
-        f"other-{dead}-x",  # wrong prefix
-        f"{SHM_PREFIX}abc-x",  # not a pid
-        f"{SHM_PREFIX}-{dead}",  # empty pid field
-        f"{SHM_PREFIX}{os.getpid()}-x",  # alive
-        f"{SHM_PREFIX}{dead}",  # dead, no node suffix: still an arena name
-    ]
-    for name in names:
-        (tmp_path / name).write_bytes(b"")
-    assert remove_stale_arenas() == [f"{SHM_PREFIX}{dead}"]
-    assert sorted(os.listdir(tmp_path)) == sorted(names[:-1])
+# ---- making room ----------------------------------------------------------------------------
+
+
+def test_make_room_evicts_secondary_copies_and_tells_their_owners():
+    table = ObjectTable(4 * MiB)
+    copy = sealed(table, 1, size=2 * MiB, kind=CopyKind.SECONDARY, owner="owner:1")
+    sealed(table, 2, size=2 * MiB)
+    table.take_actions()
+    assert table.make_room(2 * MiB, DISK) is Room.FITS
+    actions = table.take_actions()
+    assert [(a.kind, a.oid, a.owner) for a in actions if a.kind is ActionKind.EVICTED] == \
+        [(ActionKind.EVICTED, copy, "owner:1")]
+    assert ActionKind.SPILL not in [a.kind for a in actions]  # never written out
+    assert copy not in table.objects
+
+
+def test_make_room_waits_for_writes_in_flight_instead_of_spilling_more():
+    table = ObjectTable(4 * MiB)
+    sealed(table, 1, size=2 * MiB)
+    sealed(table, 2, size=2 * MiB)
+    assert table.make_room(2 * MiB, DISK) is Room.WAIT
+    assert len([a for a in table.take_actions() if a.kind is ActionKind.SPILL]) == 1
+    assert table.make_room(2 * MiB, DISK) is Room.WAIT
+    assert table.take_actions() == []  # the first spill will do
+
+
+def test_make_room_is_stuck_when_everything_is_pinned_or_being_made():
+    table = ObjectTable(4 * MiB)
+    key = sealed(table, 1, size=2 * MiB)
+    table.pin(key, ALICE)
+    table.create(oid(2), 2 * MiB, BOB)
+    assert table.make_room(MiB, DISK) is Room.STUCK
+
+
+def shuffle_layout(table: ObjectTable, maps: int, parts: int, part: int) -> list[list[bytes]]:
+    """Map outputs as a shuffle writes them: each map's partitions side by side."""
+    grid = []
+    for m in range(maps):
+        grid.append([sealed(table, m * parts + p, size=part) for p in range(parts)])
+    return grid
+
+
+def test_fragmented_store_55_percent_full_accepts_a_large_object():
+    """The raysort failure (issue 15): 16 maps x 16 partitions; reduces consumed
+    partitions 0..13 of every map and wrote their outputs.  Each map's 14 free
+    partitions are a hole just too small for a reduce output of 16 partitions."""
+    part = 15 * MiB
+    capacity = 16 * 16 * part * 19 // 10  # 7.6 GB for 4 GB of map output, scaled
+    table = ObjectTable(capacity)
+    grid = shuffle_layout(table, maps=16, parts=16, part=part)
+    outputs = []
+    for column in range(14):
+        for row in grid:
+            table.free(row[column])
+        outputs.append(sealed(table, 1000 + column, size=16 * part))
+    table.take_actions()
+    big = 16 * part
+    assert 0.5 < table.used / capacity < 0.6
+    with pytest.raises(OutOfMemory):  # the allocator alone cannot place it
+        table.create(oid(5000), big, ALICE)
+    assert table.make_room(big, DISK) is Room.WAIT
+    [spill] = spill_all(table)
+    assert sum(i.size for i in spill.items) == 2 * align(part)  # 2 partitions, not GBs
+    assert table.make_room(big, DISK) is Room.FITS
+    table.create(oid(5000), big, ALICE)
+
+
+# ---- invariants under random operations ------------------------------------------------------
+
+
+def check_invariants(table: ObjectTable) -> None:
+    held = [o for o in table.objects.values()] + [o for objs in table.freed.values()
+                                                  for o in objs]
+    in_arena = [o for o in held if o.offset >= 0]
+    assert table.used == sum(align(max(o.size, 1)) for o in in_arena)
+    assert {o.offset: o for o in in_arena} == table.at
+    spans = sorted((o.offset, o.offset + align(max(o.size, 1))) for o in in_arena)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))  # no overlap
+    for obj in table.objects.values():
+        assert obj.state is not ObjectState.FREED
+        if obj.state is ObjectState.SPILLED:
+            assert obj.offset == -1 and obj.disk is not None
+        if obj.state in (ObjectState.SPILLING, ObjectState.RESTORING):
+            assert obj.io
+        if obj.disk is not None:
+            assert obj.oid in obj.disk.file.live and obj.disk.file.path in table.files
+    for objs in table.freed.values():
+        for obj in objs:
+            assert obj.state is ObjectState.FREED and (obj.pinned or obj.io)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_operations_keep_the_books_straight_and_free_everything(seed):
+    rng = random.Random(seed)
+    table = ObjectTable(64 * A, high_water=rng.choice([0.3, 0.6, 0.9]),
+                        min_spill_bytes=rng.choice([0, 8 * A]))
+    clients = ["c1", "c2"]
+    spills: list = []
+    restores: list = []
+    for _ in range(300):
+        op = rng.randrange(10)
+        key = oid(rng.randrange(12))
+        obj = table.objects.get(key)
+        if op == 0 and obj is None:
+            try:
+                table.create(key, rng.randrange(1, 12 * A), rng.choice(clients),
+                             kind=rng.choice(list(CopyKind)))
+            except OutOfMemory:
+                table.make_room(8 * A, DISK)
+        elif op == 1 and obj is not None and obj.state is ObjectState.CREATING:
+            table.seal(key)
+        elif op == 2:
+            table.pin(key, rng.choice(clients))
+        elif op == 3:
+            table.release(key, rng.choice(clients))
+        elif op == 4:
+            table.free(key)
+        elif op == 5 and obj is not None and obj.state is ObjectState.SPILLED:
+            try:
+                table.start_restore(key)
+            except OutOfMemory:
+                pass
+        elif op == 6 and spills:
+            action = spills.pop(rng.randrange(len(spills)))
+            if rng.random() < 0.2:
+                table.spill_failed(action.batch_id, disk_full=False)
+            else:
+                table.spill_done(action.batch_id, f"/f{action.batch_id}",
+                                 [i * 4096 for i in range(len(action.items))])
+        elif op == 7 and restores:
+            table.restore_done(restores.pop(rng.randrange(len(restores))).oid,
+                               ok=rng.random() < 0.9)
+        elif op == 8:
+            table.client_gone(rng.choice(clients))
+        else:
+            table.spill_over_high_water(DISK)
+        for action in table.take_actions():
+            if action.kind is ActionKind.SPILL:
+                spills.append(action)
+            elif action.kind is ActionKind.RESTORE:
+                restores.append(action)
+        check_invariants(table)
+    # drain: finish all I/O, drop every client and free everything
+    for _ in range(20):
+        for action in spills:
+            table.spill_done(action.batch_id, f"/f{action.batch_id}",
+                             [0] * len(action.items))
+        for action in restores:
+            table.restore_done(action.oid, ok=True)
+        spills, restores = [], []
+        for c in clients:
+            table.client_gone(c)
+        for key in list(table.objects):
+            table.free(key)
+        for action in table.take_actions():
+            if action.kind is ActionKind.SPILL:
+                spills.append(action)
+            elif action.kind is ActionKind.RESTORE:
+                restores.append(action)
+        if not spills and not restores:
+            break
+    check_invariants(table)
+    assert table.objects == {} and table.freed == {} and table.used == 0
+    assert table.files == {}
+
+
+# ---- reading ahead ----------------------------------------------------------------------------
+
+
+def fused(table: ObjectTable, n: int, size: int) -> list[bytes]:
+    """``n`` objects spilled into one file, in order."""
+    keys = [sealed(table, k, size=size) for k in range(n)]
+    table.spill_over_high_water(DISK)
+    [batch] = [a for a in table.take_actions() if a.kind is ActionKind.SPILL]
+    table.spill_done(batch.batch_id, "/spill/fused",
+                     [i * align(size) for i in range(len(batch.items))])
+    assert [i.oid for i in batch.items] == keys
+    table.take_actions()
+    return keys
+
+
+def restore_now(table: ObjectTable, key: bytes) -> list[bytes]:
+    """Restore ``key`` (finishing the read at once); returns what the read held."""
+    table.start_restore(key)
+    [restore] = [a for a in table.take_actions() if a.kind is ActionKind.RESTORE]
+    for item in restore.items:
+        table.restore_done(item.oid, ok=True)
+    table.take_actions()
+    return [i.oid for i in restore.items]
+
+
+def test_a_reader_going_through_a_file_gets_the_following_objects_in_the_same_read():
+    table = ObjectTable(64 * MiB, high_water=0.01, min_spill_bytes=8 * MiB,
+                        readahead=3 * MiB)
+    keys = fused(table, 8, MiB)
+    assert restore_now(table, keys[0]) == keys[:1]  # no reader history yet
+    table.pin(keys[0], ALICE)
+    assert restore_now(table, keys[1]) == keys[1:5]  # the next one: itself and 3 MiB more
+    assert [table.objects[k].state for k in keys[:6]] == [
+        *[ObjectState.SEALED] * 5, ObjectState.SPILLED]
+
+
+def test_pinning_an_object_read_ahead_reads_the_next_window():
+    table = ObjectTable(64 * MiB, high_water=0.01, min_spill_bytes=8 * MiB,
+                        readahead=2 * MiB)
+    keys = fused(table, 8, MiB)
+    restore_now(table, keys[0])
+    table.pin(keys[0], ALICE)
+    assert restore_now(table, keys[1]) == keys[1:4]
+    table.pin(keys[1], ALICE)
+    assert table.take_actions() == []  # the object asked for: no new read yet
+    table.pin(keys[2], ALICE)  # the reader reached the read-ahead: read the next window
+    [ahead] = table.take_actions()
+    assert [i.oid for i in ahead.items] == keys[4:7]
+
+
+def test_a_reader_jumping_between_files_gets_no_read_ahead():
+    table = ObjectTable(64 * MiB, high_water=0.01, min_spill_bytes=8 * MiB,
+                        readahead=3 * MiB)
+    keys = fused(table, 8, MiB)
+    other = sealed(table, 50, size=MiB)
+    restore_now(table, keys[0])
+    table.pin(keys[0], ALICE)
+    for _ in range(5):  # a shuffle's reduce reads one partition of every other map
+        table.pin(other, BOB)
+        table.release(other, BOB)
+    assert restore_now(table, keys[1]) == keys[1:2]
+
+
+def test_reading_ahead_takes_only_free_blocks():
+    table = ObjectTable(4 * MiB, high_water=0.01, min_spill_bytes=4 * MiB,
+                        readahead=3 * MiB)
+    keys = fused(table, 4, MiB)
+    table.create(oid(99), MiB, BOB)
+    restore_now(table, keys[0])
+    table.pin(keys[0], ALICE)
+    assert restore_now(table, keys[1]) == keys[1:3]  # room for two
+
+
+def test_a_stuck_answer_is_reconsidered_once_something_moves():
+    table = ObjectTable(4 * MiB)
+    key = sealed(table, 1, size=4 * MiB)
+    table.pin(key, ALICE)
+    table.take_actions()
+    assert table.make_room(MiB, DISK) is Room.STUCK
+    assert table.make_room(MiB, DISK) is Room.STUCK  # remembered
+    table.release(key, ALICE)  # now it may be written out
+    assert table.make_room(MiB, DISK) is Room.WAIT
+    assert [a.kind for a in table.take_actions()] == [ActionKind.SPILL]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from shoal.node.allocator import Allocator, OutOfMemory
+from shoal.node.object_store.allocator import Allocator, OutOfMemory
 from shoal.node.pull_manager import PullManager, PullState
 
 
 def allocator_fn(capacity: int):
-    alloc = Allocator(capacity)
+    alloc = Allocator(capacity, alignment=64)
 
     def allocate(oid: bytes, size: int) -> int | None:
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from shoal.node.object_store import ObjectTable
+from shoal.node.object_store import ObjectStore, StoreConfig
 from shoal.node.state_service import StateService
 from shoal.node.worker_pool import Worker
 from shoal.rpc.fanout import fan_out
@@ -47,29 +47,34 @@ def test_fan_out_names_the_silent_and_skips_the_gone():
     assert len(result.missing) == 2
 
 
-def fake_agent(router: Router) -> SimpleNamespace:
-    table = ObjectTable(1 << 20)
+def fake_agent(router: Router, spill_dir: str) -> SimpleNamespace:
+    """An agent's parts the state service reads: a real object store (arena in
+    /dev/shm, spill folder under ``spill_dir``), a fake worker pool."""
+    store = ObjectStore(StoreConfig(1 << 20, "test", "n" * 28, [spill_dir]))
     workers = {"w1": Worker("w1", pid=101, address="127.0.0.1:5001", job_id="j",
                             actor_id="actor-1")}
     return SimpleNamespace(router=router, node_id="n" * 28,
                            config=SimpleNamespace(address="127.0.0.1:6380"),
-                           table=table, pool=SimpleNamespace(workers=workers))
+                           store=store, pool=SimpleNamespace(workers=workers))
 
 
-def test_node_state_gathers_snapshots_pins_and_workers():
+def test_node_state_gathers_snapshots_pins_and_workers(tmp_path):
+    agent = None
+
     async def go():
+        nonlocal agent
         router = Router()
-        agent = fake_agent(router)
+        agent = fake_agent(router, str(tmp_path))
         service = StateService(agent)
         a = client(router, "a", lambda conn, body: {"worker_id": "wa", "kinds": body})
         b = client(router, "b", lambda conn, body: {"worker_id": "wb", "kinds": body})
         service.client_attached(a)
         service.client_attached(b)
         oid = b"o" * 20
-        agent.table.create(oid, 4096, a)
-        agent.table.seal(oid)
-        agent.table.pin(oid, b)
-        agent.table.pin(oid, b)
+        agent.store.table.create(oid, 4096, a)
+        agent.store.table.seal(oid)
+        agent.store.table.pin(oid, b)
+        agent.store.table.pin(oid, b)
         control_end, _ = LoopbackConnection.pair(Router(), "control", router, "agent")
         full = await control_end.call(Method.NODE_STATE, [["objects", "workers"], 1.0])
         workers_only = await control_end.call(Method.NODE_STATE, [["workers"], 1.0])
@@ -77,9 +82,14 @@ def test_node_state_gathers_snapshots_pins_and_workers():
         after = await control_end.call(Method.NODE_STATE, [["tasks"], 1.0])
         return full, workers_only, after, oid
 
-    full, workers_only, after, oid = run(go())
+    try:
+        full, workers_only, after, oid = run(go())
+    finally:
+        agent.store.close()
     assert full["node_id"] == "n" * 28 and full["missing"] == []
-    assert full["store"] == {"capacity": 1 << 20, "used": 4096, "num_objects": 1}
+    store = full["store"]
+    assert (store["capacity"], store["used"], store["num_objects"]) == (1 << 20, 4096, 1)
+    assert store["spilled_objects_total"] == 0 and store["objects_on_disk"] == 0
     assert full["workers"] == [{"worker_id": "w1", "pid": 101, "actor_id": "actor-1",
                                 "job_id": "j", "address": "127.0.0.1:5001"}]
     snapshots = {p["worker_id"]: p for p in full["processes"]}

@@ -11,11 +11,11 @@ import pytest
 
 from shoal import exceptions
 from shoal.core import state_records as sr
-from shoal.core.memory_store import StoredValue
 from shoal.core.reference_table import Reference, ReferenceTable
 from shoal.core.serialization import serialize, serialize_error
 from shoal.core.task_manager import PendingTask
 from shoal.core.task_spec import TaskKind, TaskSpec
+from shoal.core.value_table import StoredValue
 from shoal.util import state_build
 from shoal.util.memory import format_memory_summary
 from shoal.util.state import ActorState, ObjectState, TaskState
@@ -350,7 +350,7 @@ def test_reporter_snapshot_of_a_worker_process():
     from types import SimpleNamespace
 
     from shoal.core.core_worker import Mode
-    from shoal.core.memory_store import MemoryStore
+    from shoal.core.value_table import ValueTable
     from shoal.rpc.transport import Router
 
     table = ReferenceTable()
@@ -364,7 +364,7 @@ def test_reporter_snapshot_of_a_worker_process():
     worker = SimpleNamespace(
         router=Router(), worker_id="w1", mode=Mode.WORKER, node_id="n1",
         address="10.0.0.5:4000", job_id="00000002", references=table,
-        memory_store=MemoryStore(), actors=SimpleNamespace(actors={}),
+        value_table=ValueTable(), actors=SimpleNamespace(actors={}),
         executor=SimpleNamespace(actor_id=None, running={b"x" * 16: 1}),
         tasks=SimpleNamespace(pending={b"r": running, b"q": queued}, history=history),
         _drain_queued=lambda: drained.append(1))
@@ -379,3 +379,25 @@ def test_reporter_snapshot_of_a_worker_process():
                       "old": sr.FINISHED}
     assert snap["running"] == [(b"x" * 16).hex()] and snap["history_dropped"] == 0
     assert "objects" not in reporter.handle_worker_state(None, ["tasks"])
+
+
+def test_each_nodes_copy_is_marked_in_memory_or_on_disk():
+    big = "ab" * 20
+    driver = proc(ME, 10, "n1" * 14, kind="DRIVER",
+                  objects=[row(big, 8 << 20, sr.LOCAL_REFERENCE, storage=sr.SHARED_MEMORY,
+                               locations=["n1" * 14, "n2" * 14])])
+    state = reply(driver)
+    state["node_states"][0]["copies"] = {big: "DISK"}
+    state["node_states"][0]["store"].update(spilled_bytes_total=8 << 20,
+                                            spilled_objects_total=1, spill_seconds=0.01)
+    state["node_states"].append({"node_id": "n2" * 14, "address": "10.0.0.2:6380",
+                                 "store": {"capacity": 1 << 30, "used": 8 << 20,
+                                           "num_objects": 1},
+                                 "copies": {big: "MEMORY"}, "workers": [], "processes": [],
+                                 "missing": []})
+    (record,) = state_build.object_records(state)
+    assert record["copies"] == {"n1" * 14: "DISK", "n2" * 14: "MEMORY"}
+    assert ObjectState.from_record(record, detail=False).copies == record["copies"]
+    text = format_memory_summary(state)
+    assert "shm on n1n1n1n1 (spilled), n2n2n2n2" in text
+    assert "Spilled 8 MiB, 1 objects, avg write throughput 800 MiB/s" in text

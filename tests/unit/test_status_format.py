@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shoal.launch.status import format_bytes, format_status, format_usage
+from shoal.launch.status import format_bytes, format_spilling, format_status, format_usage
 
 
 def test_format_bytes_and_usage():
@@ -40,3 +40,25 @@ def test_status_lists_nodes_dead_nodes_and_demand():
 def test_status_without_demand_says_none():
     status = {"nodes": [], "pending_actors": []}
     assert format_status("h:1", status).endswith("(none)")
+
+
+SPILLING_STORE = {"capacity": 1 << 30, "used": 1 << 29, "num_objects": 3,
+                  "spilled_bytes_total": 300 << 20, "spilled_objects_total": 3,
+                  "spill_seconds": 0.25, "restored_bytes_total": 100 << 20,
+                  "restored_objects_total": 1, "restore_seconds": 0.5,
+                  "objects_on_disk": 2, "bytes_on_disk": 200 << 20}
+
+
+def test_spilling_lines_say_what_went_to_disk_and_how_fast():
+    assert format_spilling({"spilled_bytes_total": 0}) == []  # never spilled: nothing
+    assert format_spilling(SPILLING_STORE) == [
+        "Spilled 300 MiB, 3 objects, avg write throughput 1200 MiB/s",
+        "Restored 100 MiB, 1 objects, avg read throughput 200 MiB/s",
+        "On disk now: 200 MiB, 2 objects"]
+
+
+def test_status_shows_each_nodes_spilling():
+    status = {"nodes": [{"node_id": "a" * 28, "address": "h:1", "alive": True,
+                         "resources_total": {"CPU": 1.0}, "resources_available": {},
+                         "store": SPILLING_STORE}], "pending_actors": []}
+    assert "      object store: Spilled 300 MiB, 3 objects" in format_status("h:1", status)

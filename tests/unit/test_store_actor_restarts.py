@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from shoal._version import __version__
-from shoal.control.store import ControlStore
+from shoal.control.control_store import ControlStore
 from shoal.rpc.loopback import LoopbackConnection
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import ConnectionLostError, Router

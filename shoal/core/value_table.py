@@ -1,4 +1,6 @@
-"""The owner's in-process record of object values, readable from any thread.
+"""The value table: this process's record of object values, readable from any thread.
+
+(Ray calls it the in-memory store; here "store" is kept for the node's object store.)
 
 For each object this process has a value *for* (owned objects, and borrowed
 ones whose value it has fetched), it keeps either the small value itself
@@ -34,7 +36,7 @@ class StoredValue:
         return self.inline is not None and self.inline.is_error
 
 
-class MemoryStore:
+class ValueTable:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[bytes, StoredValue] = {}
@@ -157,7 +159,7 @@ class ValuesWaiter:
                 self._gate.release()
 
     def arrived_many(self, arrived: list[tuple[bytes, StoredValue]]) -> None:
-        """MemoryStore.put_many's batch form (a task's 3000 returns: one lock)."""
+        """ValueTable.put_many's batch form (a task's 3000 returns: one lock)."""
         with self.lock:
             self.ready.update(arrived)
             if not self.done and len(self.ready) >= self.num:

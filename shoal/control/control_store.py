@@ -174,8 +174,9 @@ class ControlStore:
     def handle_node_heartbeat(self, conn, body):
         node_id, available, pending = body[:3]
         demand = body[3] if len(body) > 3 else []
+        store = body[4] if len(body) > 4 else None
         self.membership.heartbeat(node_id, available, pending, demand,
-                                  asyncio.get_running_loop().time())
+                                  asyncio.get_running_loop().time(), store)
         return None
 
     def _node_died(self, record: NodeRecord) -> None:

@@ -1,10 +1,14 @@
-"""A process's window onto its node's shared-memory store.
+"""The shared-memory window: this process's mapping of its node's object store.
 
 Writes: ask the agent for space (STORE_CREATE), copy straight into our own
 mapping of the arena, then STORE_SEAL.  Reads: STORE_GET pins the object for
 us and returns its offset; we hand out read-only views of our mapping.  A pin
 is released when the last view of that read is garbage-collected: the views
 all hang off one numpy "holder" array whose finalizer posts STORE_RELEASE.
+
+An object larger than the whole store lives in a file of its own (the agent
+answers with its path instead of an offset, see :mod:`shoal.objects.arena`):
+we map that file for the write, and for each read (never reused).
 
 Reading again what we already map
 ---------------------------------
@@ -29,6 +33,7 @@ are reused: it alone learns when they are freed.
 
 from __future__ import annotations
 
+import mmap
 import os
 import weakref
 from collections.abc import Callable
@@ -36,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from shoal.core.serialization import Serialized, read_layout
-from shoal.node.object_store import Arena
+from shoal.objects.arena import Arena
 
 PARALLEL_COPY_MIN = 8 << 20  # below this a second thread costs more than it saves
 COPY_CHUNK_ALIGN = 1 << 16  # chunks start on page (and huge-ish) boundaries
@@ -103,7 +108,7 @@ class _Mapped:
     pin: _Pin
 
 
-class StoreClient:
+class ShmWindow:
     def __init__(self, store_path: str, on_release: Callable[[bytes], None],
                  later: Callable[..., None] | None = None) -> None:
         """``on_release(oid)`` gives one pin back to the agent; ``later(delay, fn,
@@ -116,20 +121,44 @@ class StoreClient:
         self._idle: dict[bytes, _Pin] = {}  # pins whose views are gone, kept IDLE_PIN_S
         self._copy = ParallelCopy()
 
-    def write(self, offset: int, data: Serialized) -> None:
+    def write(self, where: int | list, data: Serialized) -> None:
+        """``where``: the arena offset, or a file location ``[path, size, 0]``."""
         size = data.store_size()
-        data.write_to(self.arena.view[offset : offset + size], offset, self._copy)
+        if isinstance(where, int):
+            data.write_to(self.arena.view[where : where + size], where, self._copy)
+            return
+        mapping = Arena(where[0], 0, create=False)
+        view = mapping.view[:size]
+        try:
+            data.write_to(view, 0, self._copy)
+        finally:
+            view.release()
+            mapping.view.release()
+            try:
+                mapping.map.close()
+            except BufferError:
+                pass  # a view is still alive somewhere: the mapping goes with it
 
-    def view(self, oid: bytes, offset: int, size: int, value: object = None) -> Serialized:
-        """A read-only view of an object the agent pinned for us; the pin is released
-        when its last view is collected.  With ``value`` (the StoredValue of an object
-        we own), later reads of that value reuse the pin (``cached_view``)."""
+    def view(self, oid: bytes, where: int | str, size: int, file_offset: int = 0,
+             value: object = None) -> Serialized:
+        """A read-only view of ``size`` bytes the agent pinned for us, at arena offset
+        ``where`` (or at ``file_offset`` of the file ``where``: a location's fields in
+        order); the pin is released when its last view is collected.  With ``value``
+        (the StoredValue of an object we own, in the arena), later reads of that value
+        reuse the pin (``cached_view``)."""
         import numpy as np
 
-        holder = np.frombuffer(self.arena.map, dtype=np.uint8, count=size, offset=offset)
+        if isinstance(where, str):
+            with open(where, "rb") as f:
+                source = mmap.mmap(f.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ,
+                                   offset=file_offset)
+            where, value = 0, None
+        else:
+            source = self.arena.map
+        holder = np.frombuffer(source, dtype=np.uint8, count=size, offset=where)
         view = memoryview(holder)
         layout = read_layout(view)
-        pin = None if value is None else _Pin(offset, size, layout, value)
+        pin = None if value is None else _Pin(where, size, layout, value)
         return self._hold(oid, holder, layout, pin)
 
     def cached_view(self, oid: bytes, value: object) -> Serialized | None:

@@ -5,6 +5,13 @@ cost ~0.5 GB/s to fault in the first time but copy at 5-7 GB/s once mapped, so
 we want every new object to land on pages that earlier objects already
 touched.  Lowest-address first-fit keeps the touched prefix dense and reused.
 
+Lowest-address first-fit fragments under some workloads: a shuffle's map
+outputs (16 partitions each, laid out side by side) freed column by column
+leave holes of 14 partitions' size everywhere when a reduce output the size of
+16 is asked for.  The allocator does not move objects; the object table
+(:mod:`.table`, :func:`.policy.choose_window`) makes a hole by spilling or
+evicting the few objects in the cheapest window instead.
+
 Free blocks are kept in two structures: a sorted list of offsets (for
 coalescing neighbours on free) and a dict offset -> size.  Pure data structure:
 no I/O, unit-tested directly.
@@ -14,7 +21,10 @@ from __future__ import annotations
 
 import bisect
 
-ALIGNMENT = 64
+# Blocks start and end at page boundaries: spill writes and restores use O_DIRECT
+# straight from and into the arena, which needs page-aligned buffers and lengths
+# (objects here are > 100 KiB, the inline threshold: at most 4% is padding).
+ALIGNMENT = 4096
 
 
 def align(n: int, alignment: int = ALIGNMENT) -> int:
@@ -26,8 +36,9 @@ class OutOfMemory(Exception):
 
 
 class Allocator:
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity - capacity % ALIGNMENT
+    def __init__(self, capacity: int, alignment: int = ALIGNMENT) -> None:
+        self.alignment = alignment
+        self.capacity = capacity - capacity % alignment
         self._free_offsets: list[int] = [0] if self.capacity else []
         self._free_sizes: dict[int, int] = {0: self.capacity} if self.capacity else {}
         self._allocated: dict[int, int] = {}
@@ -35,7 +46,7 @@ class Allocator:
 
     def allocate(self, size: int) -> int:
         """Return the offset of a block of at least ``size`` bytes."""
-        size = align(max(size, 1))
+        size = align(max(size, 1), self.alignment)
         for index, offset in enumerate(self._free_offsets):
             block = self._free_sizes[offset]
             if block >= size:
@@ -69,6 +80,17 @@ class Allocator:
 
     def largest_free(self) -> int:
         return max(self._free_sizes.values(), default=0)
+
+    def fits(self, size: int) -> bool:
+        size = align(max(size, 1), self.alignment)
+        return any(block >= size for block in self._free_sizes.values())
+
+    def blocks(self) -> list[tuple[int, int, bool]]:
+        """Every block in address order: ``(offset, size, is_free)``."""
+        out = [(o, s, False) for o, s in self._allocated.items()]
+        out += [(o, self._free_sizes[o], True) for o in self._free_offsets]
+        out.sort()
+        return out
 
     def block_size(self, offset: int) -> int:
         return self._allocated[offset]

@@ -1,9 +1,9 @@
-"""Unit tests for shoal.core.memory_store: batch puts and deletes."""
+"""Unit tests for shoal.core.value_table: batch puts and deletes."""
 
 from __future__ import annotations
 
-from shoal.core.memory_store import MemoryStore, StoredValue, ValuesWaiter
 from shoal.core.serialization import Serialized
+from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable
 
 
 def value(n: int) -> StoredValue:
@@ -11,7 +11,7 @@ def value(n: int) -> StoredValue:
 
 
 def test_put_many_wakes_each_waiter_once_with_its_value():
-    store = MemoryStore()
+    store = ValueTable()
     seen = []
     store.add_waiter(b"a", lambda oid, v: seen.append((oid, v)))
     store.add_waiters([b"b", b"c"], lambda oid, v: seen.append((oid, v)))
@@ -24,7 +24,7 @@ def test_put_many_wakes_each_waiter_once_with_its_value():
 
 
 def test_put_many_returns_the_values_it_replaced():
-    store = MemoryStore()
+    store = ValueTable()
     old, new = value(1), value(2)
     store.put(b"a", old)
     assert store.put_many([(b"a", new), (b"b", old)]) == [(b"a", old, new)]
@@ -32,7 +32,7 @@ def test_put_many_returns_the_values_it_replaced():
 
 
 def test_put_many_completes_a_get_waiting_for_all_of_them():
-    store = MemoryStore()
+    store = ValueTable()
     ready: dict = {}
     waiter = ValuesWaiter(ready, 2)
     assert store.add_waiters([b"a", b"b"], waiter) == {}
@@ -41,7 +41,7 @@ def test_put_many_completes_a_get_waiting_for_all_of_them():
 
 
 def test_put_many_calls_plain_callbacks_once_per_value():
-    store = MemoryStore()
+    store = ValueTable()
     seen = []
     store.add_waiters([b"a", b"b"], lambda oid, v: seen.append(oid))
     store.put_many([(b"a", value(1)), (b"c", value(3)), (b"b", value(2))])
@@ -49,7 +49,7 @@ def test_put_many_calls_plain_callbacks_once_per_value():
 
 
 def test_delete_many_returns_what_was_there():
-    store = MemoryStore()
+    store = ValueTable()
     v = value(1)
     store.put(b"a", v)
     assert store.delete_many([b"a", b"missing"]) == [(b"a", v)]

@@ -1,0 +1,145 @@
+"""Which objects leave memory, and when: the spill and eviction policy (pure).
+
+Two questions, each one function over plain data so that it is unit-tested
+without a store:
+
+* :func:`choose_window` - *make room*: a create, restore or pull of ``need``
+  bytes does not fit in any free block.  Every block of the arena, in address
+  order, is a :class:`Segment` of one :class:`Movability`; the answer is the
+  run of adjacent segments of at least ``need`` bytes that costs least to
+  empty, where cost is the bytes that must first be written to disk (then the
+  bytes dropped).  Emptying a window, rather than spilling the least recently
+  used objects until some block is large enough, is what makes a fragmented
+  store usable: a store 55% full whose holes are each a little too small
+  spills the one or two objects between two holes, not half of its contents.
+* :func:`choose_batch` - *stay under the high-water mark*: when the memory in
+  use (minus what is already being written out) passes ``high_water``, the
+  least recently used candidates go, oldest first: copies that are also on
+  disk are dropped at once; the others are written to disk in one batch (one
+  fused file) of at least ``min_batch`` bytes when there are that many, so
+  the disk sees large sequential writes.
+
+Secondary copies (pulled from other nodes) are only ever dropped, never
+written: their primary lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class Movability(enum.Enum):
+    FREE = "free"  # a free block
+    COMING = "coming"  # being written out right now: free once the write completes
+    DROP = "drop"  # can be dropped now: a secondary copy, or a restored one also on disk
+    SPILL = "spill"  # a primary copy only in memory: must be written out first
+    STUCK = "stuck"  # pinned by a reader, being created or restored
+
+
+@dataclass(frozen=True)
+class Segment:
+    offset: int
+    size: int
+    kind: Movability
+    oid: bytes = b""
+
+
+@dataclass(frozen=True)
+class Window:
+    segments: tuple[Segment, ...]
+
+    def of(self, kind: Movability) -> list[Segment]:
+        return [s for s in self.segments if s.kind is kind]
+
+    @property
+    def spill_bytes(self) -> int:
+        return sum(s.size for s in self.of(Movability.SPILL))
+
+
+def _cost(segment: Segment) -> tuple[int, int]:
+    if segment.kind is Movability.SPILL:
+        return segment.size, 0
+    if segment.kind is Movability.DROP:
+        return 0, segment.size
+    return 0, 0
+
+
+def choose_window(segments: Iterable[Segment], need: int) -> Window | None:
+    """The cheapest run of adjacent non-STUCK segments holding ``need`` bytes,
+    or None if every run is too short.  ``segments`` in address order."""
+    best: tuple[tuple[int, int, int], Window] | None = None
+    run: list[Segment] = []
+    for segment in [*segments, Segment(-1, 0, Movability.STUCK)]:
+        if segment.kind is not Movability.STUCK:
+            run.append(segment)
+            continue
+        found = _cheapest_in_run(run, need)
+        if found is not None and (best is None or found[0] < best[0]):
+            best = found
+        run = []
+    return None if best is None else best[1]
+
+
+def _cheapest_in_run(run: list[Segment], need: int
+                     ) -> tuple[tuple[int, int, int], Window] | None:
+    """Two pointers: for each right end, the shortest window ending there."""
+    best = None
+    total = spill = drop = 0
+    left = 0
+    for right, segment in enumerate(run):
+        total += segment.size
+        s, d = _cost(segment)
+        spill, drop = spill + s, drop + d
+        while left < right and total - run[left].size >= need:
+            s, d = _cost(run[left])
+            total, spill, drop = total - run[left].size, spill - s, drop - d
+            left += 1
+        if total >= need:
+            key = (spill, drop, right - left)
+            if best is None or key < best[0]:
+                best = (key, Window(tuple(run[left:right + 1])))
+    return best
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An object that may leave memory to bring usage under the high-water mark."""
+
+    oid: bytes
+    size: int
+    last_used: int  # the table's logical clock at its last seal/pin/release
+    on_disk: bool  # also has a disk copy: dropping it costs nothing
+
+
+@dataclass(frozen=True)
+class Batch:
+    drop: tuple[bytes, ...]  # drop now (already on disk)
+    spill: tuple[bytes, ...]  # write out, in this order, into one file
+
+
+def choose_batch(candidates: Iterable[Candidate], excess: int, min_batch: int, room: int,
+                 spilling: bool) -> Batch:
+    """Least recently used first: drop or spill until ``excess`` bytes are
+    gone, and make the spill batch at least ``min_batch`` bytes when the
+    candidates allow.  ``room``: bytes the spill directory can take now.
+    ``spilling``: a batch is already being written; then a batch smaller than
+    ``min_batch`` waits (the next one may fuse with more objects)."""
+    drop: list[bytes] = []
+    spill: list[bytes] = []
+    dropped = batch = 0
+    for c in sorted(candidates, key=lambda c: c.last_used):
+        covered = dropped + batch >= excess
+        if covered and (batch == 0 or batch >= min_batch):
+            break
+        if c.on_disk:
+            if not covered:  # (once covered, only the batch is filled up to min_batch)
+                drop.append(c.oid)
+                dropped += c.size
+        elif batch + c.size <= room:
+            spill.append(c.oid)
+            batch += c.size
+    if spill and batch < min_batch and spilling:
+        spill = []
+    return Batch(tuple(drop), tuple(spill))

@@ -1,0 +1,366 @@
+"""Spilling the object store to disk (shoal/node/object_store, docs/design.md
+"Object store and spilling"): real processes, a real arena, real files.
+
+Each test starts its own small cluster with its spill directory in the test's
+``tmp_path``, so the files can be looked at.  Values are checked byte for
+byte through a checksum of data that differs per object and per position.
+The long versions are marked ``scale``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import zlib
+
+import numpy as np
+import pytest
+
+import shoal
+from shoal import exceptions
+from shoal.core import context
+from shoal.rpc.messages import Method
+from shoal.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tests.clusters import connected_cluster, store_stats
+from tests.utils import wait_for_condition
+
+MiB = 1 << 20
+
+
+def data(seed: int, size: int) -> np.ndarray:
+    """``size`` bytes that differ per object and per position."""
+    words = np.arange(size // 8, dtype=np.uint64) * np.uint64(2654435761) + np.uint64(seed)
+    return words.view(np.uint8)
+
+
+def crc(array: np.ndarray) -> int:
+    return zlib.crc32(memoryview(array).cast("B"))
+
+
+def stats() -> dict:
+    return context.current_worker_or_none().node_call(Method.STORE_STATS)
+
+
+def spill_files(folder: str) -> list[str]:
+    return [os.path.join(root, name) for root, _, names in os.walk(folder) for name in names]
+
+
+def start(tmp_path, store: int, **system) -> str:
+    spill = str(tmp_path / "spill")
+    shoal.init(num_cpus=2, object_store_memory=store, object_spilling_directory=spill,
+               _system_config=system)
+    return spill
+
+
+def put_and_read_back(count: int, size: int) -> None:
+    refs, sums = [], []
+    for i in range(count):
+        value = data(i, size)
+        refs.append(shoal.put(value))
+        sums.append(crc(value))
+    for i in range(count):  # in order, then a few again in reverse
+        assert crc(shoal.get(refs[i], timeout=60)) == sums[i], i
+    for i in reversed(range(0, count, max(1, count // 7))):
+        assert crc(shoal.get(refs[i], timeout=60)) == sums[i], i
+
+
+# ---- holding more than the store ---------------------------------------------------------
+
+
+def test_three_times_the_store_in_100_mb_arrays(shutdown_only, tmp_path):
+    spill = start(tmp_path, 256 * MiB)
+    put_and_read_back(8, 100 * MiB)  # 800 MB through a 256 MB store
+    s = stats()
+    assert s["spilled_objects_total"] >= 6 and s["restored_objects_total"] >= 6
+    assert s["used"] <= s["capacity"]
+    assert spill_files(spill)  # the spilled objects are still held
+
+
+def test_three_times_the_store_in_small_objects(shutdown_only, tmp_path):
+    spill = start(tmp_path, 64 * MiB, min_spilling_size=16 * MiB)
+    put_and_read_back(200, MiB)  # 200 MB through a 64 MB store
+    s = stats()
+    assert s["spilled_objects_total"] >= 140
+    # small objects are fused: far fewer files than objects
+    assert 0 < len(spill_files(spill)) <= s["spilled_objects_total"] // 8
+
+
+@pytest.mark.scale
+@pytest.mark.timeout(600)
+def test_three_times_the_store_in_thousands_of_1_mb_objects(shutdown_only, tmp_path):
+    start(tmp_path, 1 << 30)
+    put_and_read_back(3200, MiB)
+
+
+@pytest.mark.scale
+@pytest.mark.timeout(600)
+def test_three_times_the_store_in_100_mb_arrays_at_scale(shutdown_only, tmp_path):
+    start(tmp_path, 1 << 30)
+    put_and_read_back(32, 100 * MiB)
+
+
+def test_an_object_larger_than_the_store_lives_in_disk_backed_memory(shutdown_only,
+                                                                      tmp_path):
+    spill = start(tmp_path, 64 * MiB)
+    value = data(3, 100 * MiB)
+    ref = shoal.put(value)
+    assert any(os.path.basename(p).startswith("backed-") for p in spill_files(spill))
+    assert crc(shoal.get(ref, timeout=60)) == crc(value)
+
+    @shoal.remote
+    def checksum(array):
+        return crc(array)
+
+    assert shoal.get(checksum.remote(ref), timeout=60) == crc(value)  # a task maps it too
+    del ref
+    wait_for_condition(lambda: not spill_files(spill), timeout=10)
+
+
+def test_the_spill_directory_empties_when_refs_go(shutdown_only, tmp_path):
+    spill = start(tmp_path, 64 * MiB, min_spilling_size=8 * MiB)
+    refs = [shoal.put(data(i, 4 * MiB)) for i in range(48)]
+    wait_for_condition(lambda: spill_files(spill), timeout=10)
+    assert crc(shoal.get(refs[0], timeout=30)) == crc(data(0, 4 * MiB))  # restored
+    del refs
+    wait_for_condition(lambda: not spill_files(spill), timeout=10,
+                       message="spill files left after every ref was dropped")
+    assert stats()["objects_on_disk"] == 0
+
+
+def test_the_spill_directory_goes_with_the_node(shutdown_only, tmp_path):
+    spill = start(tmp_path, 64 * MiB)
+    refs = [shoal.put(data(i, 8 * MiB)) for i in range(16)]
+    node_folders = os.listdir(spill)
+    assert len(node_folders) == 1 and spill_files(spill)
+    del refs
+    shoal.shutdown()
+    assert os.listdir(spill) == []
+
+
+# ---- readers, concurrency -------------------------------------------------------------------
+
+
+def test_objects_read_while_others_spill_keep_their_views(shutdown_only, tmp_path):
+    start(tmp_path, 64 * MiB, min_spilling_size=8 * MiB)
+    held = [shoal.get(shoal.put(data(i, 8 * MiB)), timeout=30) for i in range(3)]
+    sums = [crc(v) for v in held]
+    more = [shoal.put(data(100 + i, 8 * MiB)) for i in range(20)]  # 160 MB more
+    assert stats()["spilled_objects_total"] >= 10
+    assert [crc(v) for v in held] == sums  # pinned views: never spilled from under us
+    for i, ref in enumerate(more):
+        assert crc(shoal.get(ref, timeout=30)) == crc(data(100 + i, 8 * MiB))
+
+
+def test_concurrent_puts_gets_and_frees_under_spilling(shutdown_only, tmp_path):
+    start(tmp_path, 64 * MiB, min_spilling_size=8 * MiB)
+    errors: list = []
+
+    @shoal.remote
+    def churn(seed: int, rounds: int) -> int:
+        import random
+
+        rng = random.Random(seed)
+        kept = []
+        for r in range(rounds):
+            size = rng.choice([1, 2, 4, 6]) * MiB
+            kept.append((shoal.put(data(seed * 1000 + r, size)), seed * 1000 + r, size))
+            if len(kept) > 6:
+                ref, s, n = kept.pop(rng.randrange(len(kept)))
+                assert crc(shoal.get(ref, timeout=60)) == crc(data(s, n))
+        for ref, s, n in kept:
+            assert crc(shoal.get(ref, timeout=60)) == crc(data(s, n))
+        return rounds
+
+    def driver_thread(seed: int) -> None:
+        try:
+            refs = []
+            for r in range(25):
+                refs.append((shoal.put(data(seed + r, 3 * MiB)), seed + r))
+                if r % 3 == 2:
+                    ref, s = refs.pop(0)
+                    assert crc(shoal.get(ref, timeout=60)) == crc(data(s, 3 * MiB))
+            for ref, s in refs:
+                assert crc(shoal.get(ref, timeout=60)) == crc(data(s, 3 * MiB))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=driver_thread, args=(10_000 * (t + 1),))
+               for t in range(2)]
+    for t in threads:
+        t.start()
+    assert shoal.get([churn.remote(s, 25) for s in range(2)], timeout=120) == [25, 25]
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    s = stats()
+    assert s["spilled_objects_total"] > 0 and s["restored_objects_total"] > 0
+
+
+def test_a_shuffle_larger_than_the_store_completes(shutdown_only, tmp_path):
+    """Map tasks with num_returns=R, reduce tasks over a column of refs (the
+    raysort shape), with twice the store's capacity in flight."""
+    start(tmp_path, 96 * MiB, min_spilling_size=8 * MiB)
+    maps, parts, part = 6, 6, 4 * MiB
+
+    @shoal.remote(num_returns=parts)
+    def map_task(m: int):
+        return [data(m * parts + p, part) for p in range(parts)]
+
+    @shoal.remote
+    def reduce_task(*column):
+        return np.concatenate(column)
+
+    grid = [map_task.remote(m) for m in range(maps)]
+    outputs = [reduce_task.remote(*[grid[m][p] for m in range(maps)]) for p in range(parts)]
+    del grid
+    for p, ref in enumerate(outputs):
+        expected = np.concatenate([data(m * parts + p, part) for m in range(maps)])
+        assert crc(shoal.get(ref, timeout=120)) == crc(expected)
+    assert stats()["spilled_objects_total"] > 0
+
+
+def test_a_worker_death_does_not_lose_spilled_objects(shutdown_only, tmp_path):
+    start(tmp_path, 64 * MiB, min_spilling_size=8 * MiB)
+
+    @shoal.remote(max_retries=0)
+    def produce(i: int):
+        return data(i, 8 * MiB), os.getpid()
+
+    pairs = [produce.options(num_returns=2).remote(i) for i in range(16)]
+    pids = set(shoal.get([p[1] for p in pairs], timeout=60))
+    for pid in pids:
+        os.kill(pid, 9)  # the processes that wrote the objects
+    assert stats()["spilled_objects_total"] > 0
+    for i, (ref, _) in enumerate(pairs):
+        assert crc(shoal.get(ref, timeout=60)) == crc(data(i, 8 * MiB))
+
+
+# ---- the state API -----------------------------------------------------------------------
+
+
+def test_memory_summary_and_list_objects_show_spilling(shutdown_only, tmp_path):
+    from shoal.util.state import list_objects
+
+    start(tmp_path, 64 * MiB, min_spilling_size=8 * MiB)
+    refs = [shoal.put(data(i, 8 * MiB)) for i in range(16)]
+    text = shoal.util.memory_summary(stats_only=True)
+    assert "Spilled " in text and "avg write throughput" in text
+    records = {r.object_id: r for r in list_objects(limit=1000)}
+    node = shoal.get_runtime_context().get_node_id()
+    where = [records[ref.hex()].copies.get(node) for ref in refs]
+    assert "DISK" in where and "MEMORY" in where
+    worker = context.current_worker_or_none()
+
+    def spilled_in_node_table():  # what `shoal status` prints, from the heartbeats
+        (row,) = [n for n in worker.control_call(Method.GET_NODES) if n["node_id"] == node]
+        return row["store"].get("spilled_objects_total", 0)
+
+    wait_for_condition(spilled_in_node_table, timeout=10)
+
+
+def test_several_spill_directories_are_used_in_turn(shutdown_only, tmp_path):
+    folders = [str(tmp_path / "a"), str(tmp_path / "b")]
+    shoal.init(num_cpus=1, object_store_memory=64 * MiB, object_spilling_directory=folders,
+               _system_config={"min_spilling_size": 8 * MiB})
+    refs = [shoal.put(data(i, 8 * MiB)) for i in range(24)]
+    assert all(spill_files(f) for f in folders)
+    assert crc(shoal.get(refs[0], timeout=30)) == crc(data(0, 8 * MiB))
+
+
+# ---- a full disk --------------------------------------------------------------------------
+
+
+def test_a_full_spill_disk_gives_a_clear_error_and_loses_nothing(shutdown_only, tiny_disk):
+    shoal.init(num_cpus=1, object_store_memory=32 * MiB, object_spilling_directory=tiny_disk,
+               _system_config={"min_spilling_size": 4 * MiB})
+    refs, sums = [], []
+    with pytest.raises(exceptions.ObjectStoreFullError) as info:
+        for i in range(40):  # 80 MB into 32 MB of memory and 24 MB of disk
+            value = data(i, 2 * MiB)
+            refs.append(shoal.put(value))
+            sums.append(crc(value))
+    message = str(info.value)
+    needed = re.search(r"cannot create an object of (\d+) bytes", message)
+    free = re.search(r"has (\d+) bytes free", message)
+    assert tiny_disk in message and needed and free, message
+    assert 2 * MiB <= int(needed.group(1)) < 3 * MiB and int(free.group(1)) < int(needed.group(1))
+    assert len(refs) >= 20  # memory and disk were both used before it failed
+    assert stats()["spilled_objects_total"] > 0
+    for ref, expected in zip(refs, sums, strict=True):
+        assert crc(shoal.get(ref, timeout=60)) == expected
+
+
+# ---- several nodes ----------------------------------------------------------------------------
+
+
+def on(node) -> dict:
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node.node_id, soft=False)}
+
+
+@shoal.remote
+def produce_on_node(i: int, size: int):
+    return data(i, size)
+
+
+def test_pulling_spilled_objects_from_another_node_streams_them_from_disk(tmp_path):
+    with connected_cluster(
+            {"num_cpus": 1, "object_store_memory": 64 * MiB,
+             "object_spilling_directory": str(tmp_path / "head")},
+            other={"num_cpus": 1, "object_store_memory": 64 * MiB,
+                   "object_spilling_directory": str(tmp_path / "other"),
+                   "min_spilling_size": 8 * MiB}) as cluster:
+        refs = [produce_on_node.options(**on(cluster.other)).remote(i, 8 * MiB)
+                for i in range(16)]  # 128 MB made on the other node
+        shoal.wait(refs, num_returns=len(refs), timeout=60)
+        before = store_stats(cluster, cluster.other)
+        assert before["spilled_objects_total"] > 0
+        for i, ref in enumerate(refs):  # read here: pulled from the other node
+            assert crc(shoal.get(ref, timeout=60)) == crc(data(i, 8 * MiB))
+        after = store_stats(cluster, cluster.other)
+        # spilled objects were served from their files, not restored first
+        assert after["restored_objects_total"] == before["restored_objects_total"]
+
+
+def test_a_node_death_loses_its_spilled_objects_and_lineage_rebuilds_them(tmp_path):
+    with connected_cluster(
+            {"num_cpus": 0, "resources": {"head": 1}, "object_store_memory": 64 * MiB,
+             "node_timeout_s": 1.0},
+            first={"num_cpus": 1, "resources": {"worker": 1}, "object_store_memory": 64 * MiB,
+                   "object_spilling_directory": str(tmp_path / "first"),
+                   "min_spilling_size": 8 * MiB}) as cluster:
+        refs = [produce_on_node.options(resources={"worker": 1}).remote(i, 8 * MiB)
+                for i in range(16)]
+        shoal.wait(refs, num_returns=len(refs), timeout=60)
+        assert store_stats(cluster, cluster.first)["spilled_objects_total"] > 0
+        folder = tmp_path / "first"
+        assert spill_files(str(folder))
+        cluster.remove_node(cluster.first)
+        assert not spill_files(str(folder))  # its starter removed what it left
+        cluster.add_node(num_cpus=1, resources={"worker": 1}, object_store_memory=64 * MiB)
+        for i, ref in enumerate(refs):
+            assert crc(shoal.get(ref, timeout=60)) == crc(data(i, 8 * MiB))
+        assert context.current_worker_or_none().recovery.lineage.rebuilds >= 1
+
+
+def test_objects_the_puts_made_wait_for_room_instead_of_failing(shutdown_only, tmp_path):
+    """Back-pressure: a put into a full store waits for spills (it used to raise
+    ObjectStoreFullError after 5 s)."""
+    start(tmp_path, 32 * MiB, min_spilling_size=MiB)
+    begin = time.monotonic()
+    refs = [shoal.put(data(i, 12 * MiB)) for i in range(10)]  # each needs a spill first
+    assert time.monotonic() - begin < 30
+    assert crc(shoal.get(refs[0], timeout=30)) == crc(data(0, 12 * MiB))
+
+
+def test_a_node_refuses_a_spill_directory_it_cannot_use(tmp_path):
+    from shoal.cluster_utils import Cluster
+    from shoal.launch.node_process import NodeStartError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with Cluster() as cluster, pytest.raises(NodeStartError) as info:
+        cluster.add_node(num_cpus=0, object_spilling_directory=str(blocker / "spill"))
+    assert "as an object spilling directory" in str(info.value)
+    assert str(blocker / "spill") in str(info.value)
