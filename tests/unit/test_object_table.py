@@ -399,6 +399,19 @@ def test_make_room_evicts_secondary_copies_and_tells_their_owners():
     assert copy not in table.objects
 
 
+def test_make_room_never_answers_fits_for_a_block_an_allocation_took_since():
+    # FITS used to be remembered until the next change; an allocation is no change,
+    # so the agent was told FITS again, failed to allocate, asked again: for ever
+    table = ObjectTable(4 * MiB)
+    sealed(table, 1, size=2 * MiB, kind=CopyKind.SECONDARY, owner="owner:1")
+    sealed(table, 2, size=2 * MiB)
+    table.take_actions()
+    assert table.make_room(2 * MiB, DISK) is Room.FITS
+    table.create(oid(3), 2 * MiB, ALICE)  # takes the block just made
+    room = table.make_room(2 * MiB, DISK)
+    assert room is not Room.FITS or table.allocator.fits(2 * MiB)
+
+
 def test_make_room_waits_for_writes_in_flight_instead_of_spilling_more():
     table = ObjectTable(4 * MiB)
     sealed(table, 1, size=2 * MiB)

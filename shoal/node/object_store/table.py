@@ -559,7 +559,10 @@ class ObjectTable:
         if memo is not None and memo[:2] == (size, self.changes) and disk_room <= memo[2]:
             return memo[3]  # nothing moved since: the same answer
         room = self._make_room(size, disk_room)
-        self._room_memo = (size, self.changes, disk_room, room)
+        # FITS is never remembered: an allocation since (which does not count as a
+        # change) may have taken the block, and a stale FITS made the agent's loop
+        # retry the allocation for ever
+        self._room_memo = None if room is Room.FITS else (size, self.changes, disk_room, room)
         return room
 
     def _make_room(self, size: int, disk_room: int) -> Room:
