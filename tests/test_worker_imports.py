@@ -42,6 +42,21 @@ shoal.shutdown()
 """
 
 
+def run_driver(script, cwd, env: dict) -> tuple[int, dict[str, str], str]:
+    """Run a driver script to its end (stopped whatever happens); returns its exit
+    code, its output lines ``KEY rest`` as a dict, and its stderr."""
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=str(cwd), env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    STARTED_DRIVER_PIDS.add(proc.pid)
+    try:
+        out, err = proc.communicate(timeout=80)
+    finally:
+        stop_driver(proc)
+    return proc.returncode, dict(line.split(" ", 1) for line in out.splitlines()
+                                 if " " in line), err
+
+
 def test_a_shoal_folder_in_the_working_directory_does_not_shadow_shoal(tmp_path):
     """Workers used to run with the node's working directory first on sys.path, so
     an empty ``shoal/`` there replaced the package in every worker ("module 'shoal'
@@ -53,17 +68,9 @@ def test_a_shoal_folder_in_the_working_directory_does_not_shadow_shoal(tmp_path)
     script = tmp_path / "driver" / "driver.py"  # elsewhere: the driver imports the real shoal
     script.parent.mkdir()
     script.write_text(DRIVER)
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=str(workdir),
-                            env=subprocess_env(os.environ[SESSION_TAG_ENV]),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    STARTED_DRIVER_PIDS.add(proc.pid)
-    try:
-        out, err = proc.communicate(timeout=80)
-    finally:
-        stop_driver(proc)
-    assert proc.returncode == 0, err[-3000:]
-    lines = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    returncode, lines, err = run_driver(script, workdir,
+                                        subprocess_env(os.environ[SESSION_TAG_ENV]))
+    assert returncode == 0, err[-3000:]
     driver_shoal = lines["DRIVER"]
     assert driver_shoal != str(workdir / "shoal" / "__init__.py")
     assert lines["TASK"] == repr((driver_shoal, True, 42))
@@ -107,16 +114,8 @@ def test_workers_that_die_while_starting_fail_the_task_with_their_stderr(tmp_pat
     env = subprocess_env(os.environ[SESSION_TAG_ENV])
     env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
     env["SHOAL_NO_ZYGOTE"] = "1"  # exec'd workers run sitecustomize with their own id
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=str(tmp_path), env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    STARTED_DRIVER_PIDS.add(proc.pid)
-    try:
-        out, err = proc.communicate(timeout=80)
-    finally:
-        stop_driver(proc)
-    lines = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
-    assert "ERROR" in lines, (out, err[-3000:])
+    _, lines, err = run_driver(script, tmp_path, env)
+    assert "ERROR" in lines, (lines, err[-3000:])
     kind, seconds = lines["ERROR"].split()
     assert kind == "WorkerCrashedError" and float(seconds) < 30
     assert "died while starting" in lines["MESSAGE"]
