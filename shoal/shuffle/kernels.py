@@ -1,0 +1,77 @@
+"""The map, merge and reduce functions of ``sort`` and ``random_shuffle``, and the
+default merge of ``shuffle`` (plain functions: they run inside tasks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from shoal.shuffle.partitioning import (
+    RangePartitioner,
+    random_parts,
+    sample_prefixes,
+    split_by_part,
+)
+from shoal.shuffle.records import check_records, concat, key_prefix, sort_records
+
+
+def concat_blocks(*blocks: Any) -> Any:
+    """The default ``merge_fn``: numpy arrays concatenated along axis 0, lists and
+    tuples joined."""
+    if not blocks:
+        raise ValueError("merge_fn called with no blocks")
+    if all(isinstance(b, np.ndarray) for b in blocks):
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    if all(isinstance(b, list) for b in blocks):
+        return [item for b in blocks for item in b]
+    if all(isinstance(b, tuple) for b in blocks):
+        return tuple(item for b in blocks for item in b)
+    kinds = sorted({type(b).__name__ for b in blocks})
+    raise TypeError(f"the default merge_fn concatenates numpy arrays, lists or tuples, "
+                    f"got blocks of type {', '.join(kinds)}: pass merge_fn= to combine them")
+
+
+# ---- sort --------------------------------------------------------------------------------
+def sample_input(records: Any, count: int, seed: int) -> tuple[np.ndarray, int]:
+    """A sample of one input's key prefixes, and its size in bytes."""
+    records = check_records(records, "each input of sort")
+    return sample_prefixes(records, count, seed), records.nbytes
+
+
+def sort_map(records: Any, num_reducers: int, boundaries: np.ndarray) -> list[np.ndarray]:
+    records = check_records(records, "each input of sort")
+    part = RangePartitioner(boundaries)(key_prefix(records))
+    return split_by_part(records, part, num_reducers)
+
+
+def merge_records(*blocks: np.ndarray) -> np.ndarray:
+    return concat(blocks)
+
+
+def sort_reduce(*blocks: np.ndarray) -> np.ndarray:
+    return sort_records(concat(blocks))
+
+
+# ---- random_shuffle ----------------------------------------------------------------------
+def array_size(value: Any) -> int:
+    return int(getattr(value, "nbytes", 0))
+
+
+def random_map(rows: Any, num_reducers: int, seed: int, map_index: int) -> list[np.ndarray]:
+    if not isinstance(rows, np.ndarray) or rows.ndim < 1:
+        raise TypeError(f"each input of random_shuffle must be a numpy array with at "
+                        f"least one dimension, got {type(rows).__name__}")
+    part = random_parts(len(rows), num_reducers, seed, map_index)
+    return split_by_part(rows, part, num_reducers)
+
+
+def random_reduce(*blocks_then_seed: Any) -> np.ndarray:
+    """``(*blocks, seed, reducer)``: the blocks' rows in a random order."""
+    *blocks, seed, reducer = blocks_then_seed
+    rows = concat_blocks(*blocks)
+    order = np.random.default_rng([seed, reducer, 1]).permutation(len(rows))
+    out = np.empty_like(rows)
+    if len(rows):
+        np.take(rows, order, axis=0, out=out, mode="clip")
+    return out
