@@ -13,12 +13,13 @@ from shoal.shuffle.driver import ShuffleDriver, ShuffleJob, ShuffleStats
 from shoal.shuffle.partitioning import MAX_PARTITIONS, boundaries_from_samples
 from shoal.shuffle.records import check_records
 from shoal.shuffle.schedule import Strategy
+from shoal.shuffle.tasks import TASK_MAX_RETRIES
 
 SAMPLE_PER_PARTITION = 128  # sampled keys per output partition, over all inputs
 MIN_SAMPLE_PER_INPUT = 64
 
-_remote_sample = shoal.remote(kernels.sample_input)
-_remote_size = shoal.remote(kernels.array_size)
+_remote_sample = shoal.remote(max_retries=TASK_MAX_RETRIES)(kernels.sample_input)
+_remote_size = shoal.remote(max_retries=TASK_MAX_RETRIES)(kernels.array_size)
 
 
 def _inputs(inputs: Any, what: str) -> list[Any]:
@@ -115,7 +116,7 @@ def random_shuffle(inputs: Sequence[Any], *, num_partitions: int, seed: int | No
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"{what}: seed must be an int >= 0 or None, got {seed!r}")
     job = ShuffleJob(
-        map_fn=kernels.random_map, merge_fn=kernels.concat_blocks,
+        map_fn=kernels.random_map, merge_fn=kernels.merge_tagged,
         reduce_fn=kernels.random_reduce, num_reducers=partitions,
         strategy=Strategy.parse(strategy),
         map_args=lambda m: (seed, m), reduce_args=lambda r: (seed, r),

@@ -31,6 +31,7 @@ from typing import Any
 
 import shoal
 from shoal.shuffle.budget import default_budget, plan_limits
+from shoal.shuffle.placement import Spreader
 from shoal.shuffle.premerge import PremergeSchedule
 from shoal.shuffle.progress import Progress
 from shoal.shuffle.push import PushSchedule, node_of_reducer
@@ -92,11 +93,16 @@ class ShuffleStats:
     error: str | None = None
     finished: threading.Event = field(default_factory=threading.Event)
 
-    def mark(self, stage: str, begin: bool) -> None:
+    trace: list[tuple[float, str, str, int, str | None]] | None = None  # set to a list
+    #     to record (seconds, "submit" | "done", stage, id, node) of every task
+
+    def mark(self, stage: str, begin: bool, ident: int = -1, node: str | None = None) -> None:
         now = time.perf_counter() - self.started
         span = self.stages.setdefault(stage, [now, now])
         if not begin:
             span[1] = now
+        if self.trace is not None:
+            self.trace.append((now, "submit" if begin else "done", stage, ident, node))
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.finished.wait(timeout)
@@ -104,18 +110,25 @@ class ShuffleStats:
 
 @dataclass(frozen=True)
 class ClusterShape:
-    nodes: list[str]  # alive nodes with CPUs, the driver's first
-    cpus: float
+    node_cpus: dict[str, float]  # alive nodes with CPUs, the driver's first
     store_bytes: float
+
+    @property
+    def nodes(self) -> list[str]:
+        return list(self.node_cpus)
+
+    @property
+    def cpus(self) -> float:
+        return sum(self.node_cpus.values())
 
     @classmethod
     def now(cls) -> ClusterShape:
         here = shoal.get_runtime_context().get_node_id()
-        nodes = [n["NodeID"] for n in shoal.nodes()
+        found = [(n["NodeID"], n["Resources"].get("CPU", 0)) for n in shoal.nodes()
                  if n["Alive"] and n["Resources"].get("CPU", 0) > 0]
-        nodes.sort(key=lambda n: n != here)
-        total = shoal.cluster_resources()
-        return cls(nodes or [here], total.get("CPU", 1.0), total.get("object_store_memory", 0))
+        found.sort(key=lambda node: node[0] != here)
+        store = shoal.cluster_resources().get("object_store_memory", 0)
+        return cls(dict(found) or {here: 1.0}, store)
 
 
 def _affinity(node: str | None) -> dict:
@@ -137,6 +150,9 @@ class ShuffleDriver:
         self.outputs: list[Any] = []
         self.sources: Any = None
         self.progress: Progress | None = None
+        self.spreader = Spreader(dict(self.shape.node_cpus))
+        self.map_node: dict[int, str] = {}  # running map -> the node it was sent to
+        self.merge_node: dict[int, str | None] = {}  # running merge -> its node
 
     # ---- the caller's thread -------------------------------------------------------------
     def start(self) -> list[Any]:
@@ -147,8 +163,7 @@ class ShuffleDriver:
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
         ).remote(job.num_reducers)
         for r in range(job.num_reducers):
-            node = (node_of_reducer(r, job.num_reducers, self.shape.nodes)
-                    if job.strategy is Strategy.PUSH else None)
+            node = node_of_reducer(r, job.num_reducers, self.shape.nodes)
             self.outputs.append(reduce_task.options(**_affinity(node)).remote(
                 job.reduce_fn, self.sources.sources.remote(r), *job.reduce_args(r)))
         thread = threading.Thread(target=self._run, name="shoal-shuffle", daemon=True)
@@ -203,13 +218,16 @@ class ShuffleDriver:
             for ref in ready:
                 kind, ident = self.waiting.pop(ref)
                 if kind is Kind.MAP:
-                    self.stats.mark("map", begin=False)
+                    node = self.map_node.pop(ident)
+                    self.spreader.give_back(node)
+                    self.stats.mark("map", False, ident, node)
                     self._perform(schedule.map_done(ident, self._node_of(ref)))
                 elif kind is Kind.MERGE:
-                    self.stats.mark("merge", begin=False)
+                    self.spreader.give_back(self.merge_node.pop(ident))
+                    self.stats.mark("merge", False, ident)
                     self._perform(schedule.merge_done(ident))
                 else:
-                    self.stats.mark("reduce", begin=False)
+                    self.stats.mark("reduce", False, ident)
                     self.stats.reduces_done += 1
             self._show(schedule.counts)
 
@@ -233,15 +251,18 @@ class ShuffleDriver:
 
     def _submit_map(self, m: int) -> None:
         job = self.job
-        self.stats.mark("map", begin=True)
-        refs = map_task.options(num_returns=job.num_reducers + 1).remote(
+        node = self.map_node[m] = self.spreader.take()
+        self.stats.mark("map", True, m, node)
+        refs = map_task.options(num_returns=job.num_reducers + 1, **_affinity(node)).remote(
             job.map_fn, self.inputs[m], job.num_reducers, *job.map_args(m))
         self.inputs[m] = None  # the map holds it now
         self.blocks[m] = list(refs[:-1])
         self.waiting[refs[-1]] = (Kind.MAP, m)
 
     def _submit_merge(self, merge: SubmitMerge) -> None:
-        self.stats.mark("merge", begin=True)
+        self.stats.mark("merge", True, merge.merge_id, merge.node)
+        self.merge_node[merge.merge_id] = merge.node
+        self.spreader.add(merge.node)
         args = []
         for r in merge.reducers:
             for m in merge.maps:
@@ -255,8 +276,8 @@ class ShuffleDriver:
         self.waiting[refs[-1]] = (Kind.MERGE, merge.merge_id)
 
     def _release(self, release: ReleaseReducer) -> None:
-        self.stats.mark("reduce", begin=True)
         r = release.reducer
+        self.stats.mark("reduce", True, r, release.node)
         refs = []
         for m in release.maps:
             refs.append(self.blocks[m][r])

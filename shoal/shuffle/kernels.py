@@ -54,22 +54,37 @@ def sort_reduce(*blocks: np.ndarray) -> np.ndarray:
 
 
 # ---- random_shuffle ----------------------------------------------------------------------
+# A random_shuffle block is ``(rows, segments)``: ``segments`` lists ``[map id, length]``
+# of the runs of rows in it.  The reduce puts the runs in map order before it permutes,
+# so its output does not depend on which maps a premerge happened to group together:
+# the same seed gives the same result.
 def array_size(value: Any) -> int:
     return int(getattr(value, "nbytes", 0))
 
 
-def random_map(rows: Any, num_reducers: int, seed: int, map_index: int) -> list[np.ndarray]:
+def random_map(rows: Any, num_reducers: int, seed: int, map_index: int) -> list[tuple]:
     if not isinstance(rows, np.ndarray) or rows.ndim < 1:
         raise TypeError(f"each input of random_shuffle must be a numpy array with at "
                         f"least one dimension, got {type(rows).__name__}")
     part = random_parts(len(rows), num_reducers, seed, map_index)
-    return split_by_part(rows, part, num_reducers)
+    return [(block, np.array([[map_index, len(block)]], dtype=np.int64))
+            for block in split_by_part(rows, part, num_reducers)]
+
+
+def merge_tagged(*blocks: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return (concat_blocks(*[rows for rows, _ in blocks]),
+            np.concatenate([segments for _, segments in blocks]))
 
 
 def random_reduce(*blocks_then_seed: Any) -> np.ndarray:
     """``(*blocks, seed, reducer)``: the blocks' rows in a random order."""
     *blocks, seed, reducer = blocks_then_seed
-    rows = concat_blocks(*blocks)
+    runs = []
+    for rows, segments in blocks:
+        ends = np.cumsum(segments[:, 1])
+        runs += [(int(m), rows[end - n:end]) for (m, n), end in zip(segments, ends, strict=True)]
+    runs.sort(key=lambda run: run[0])
+    rows = concat_blocks(*[run for _, run in runs])
     order = np.random.default_rng([seed, reducer, 1]).permutation(len(rows))
     out = np.empty_like(rows)
     if len(rows):

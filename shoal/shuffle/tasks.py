@@ -26,6 +26,10 @@ from typing import Any
 
 import shoal
 
+# Node losses a task survives (each loss that takes its output or kills it while
+# it runs costs one); application errors are not retried.
+TASK_MAX_RETRIES = 10
+
 
 @dataclass(frozen=True)
 class TaskInfo:
@@ -41,7 +45,7 @@ def _here() -> str:
     return shoal.get_runtime_context().get_node_id()
 
 
-@shoal.remote
+@shoal.remote(max_retries=TASK_MAX_RETRIES)
 def map_task(map_fn: Callable, partition: Any, num_reducers: int, *extra: Any) -> tuple:
     blocks = list(map_fn(partition, num_reducers, *extra))
     if len(blocks) != num_reducers:
@@ -50,14 +54,14 @@ def map_task(map_fn: Callable, partition: Any, num_reducers: int, *extra: Any) -
     return (*blocks, TaskInfo(_here(), _nbytes(blocks)))
 
 
-@shoal.remote
+@shoal.remote(max_retries=TASK_MAX_RETRIES)
 def merge_task(merge_fn: Callable, group: int, *blocks: Any) -> tuple:
     """``blocks`` are reducer-major: ``group`` blocks (one per map) per reducer."""
     merged = [merge_fn(*blocks[i:i + group]) for i in range(0, len(blocks), group)]
     return (*merged, TaskInfo(_here(), _nbytes(merged)))
 
 
-@shoal.remote
+@shoal.remote(max_retries=TASK_MAX_RETRIES)
 def reduce_task(reduce_fn: Callable, sources: list, *extra: Any) -> Any:
     blocks = shoal.get(list(sources)) if sources else []
     del sources

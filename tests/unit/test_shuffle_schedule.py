@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shoal.shuffle.placement import Spreader
 from shoal.shuffle.premerge import PremergeSchedule
 from shoal.shuffle.push import PushSchedule, node_of_reducer, reducer_groups
 from shoal.shuffle.schedule import (
@@ -181,3 +182,11 @@ def test_node_of_reducer_agrees_with_the_merge_groups(reducers, nodes, split):
     names = [f"n{i}" for i in range(nodes)]
     for node, group in reducer_groups(reducers, names, split):
         assert all(node_of_reducer(r, reducers, names) == node for r in group)
+
+
+def test_spreader_fills_nodes_in_proportion_to_their_cpus():
+    s = Spreader({"a": 2, "b": 1, "c": 1})
+    picks = [s.take() for _ in range(8)]
+    assert picks.count("a") == 4 and picks.count("b") == 2 and picks.count("c") == 2
+    s.give_back("b")
+    assert s.take() == "b"
