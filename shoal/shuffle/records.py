@@ -7,11 +7,11 @@ and its *tail* (bytes 8-9 as a big-endian ``uint16``); comparing
 ``(prefix, tail)`` pairs compares keys.
 
 Sorting (``sort_order``) avoids a comparison sort of 10-byte keys, the
-slowest way numpy offers: the prefixes, shifted into 48 bits of their actual
-span, are ordered by least-significant-digit radix passes (numpy's stable
-sort of ``uint16`` is a radix sort, ~10 ns a row), then the order is checked
-against the full keys; the rare groups that the dropped bits or the tail
-leave out of order are re-sorted exactly.  Measured figures are in
+slowest way numpy offers: the prefixes, reduced to the top ``log2(n) + 8``
+bits of their actual span (rounded up to 16: 32 bits for up to 16 M rows),
+are ordered by least-significant-digit radix passes (numpy's stable sort of
+``uint16`` is a radix sort, ~10 ns a row), then rows whose digits tie, a few
+hundred per million for random keys, are re-sorted exactly by the full key.  Measured figures are in
 docs/design.md ("Exoshuffle").
 """
 
@@ -23,7 +23,8 @@ RECORD_BYTES = 100
 KEY_BYTES = 10
 PREFIX_BYTES = 8
 RADIX_BITS = 16
-SORT_BITS = 48  # prefix bits the radix passes order; the check catches the rest
+SORT_BITS = 48  # at most this many prefix bits are radix-sorted; ties are settled after
+TIE_MARGIN_BITS = 8  # digits get log2(n) + 8 bits (rounded up to 16): ~n/512 rows tie
 SMALL_SORT = 2048  # below this many rows a lexsort is as fast and simpler
 CHECKSUM_CHUNK = 1 << 15  # rows hashed at once (a temporary of 256 KiB)
 MASK64 = (1 << 64) - 1
@@ -65,29 +66,34 @@ def key_tail(records: np.ndarray) -> np.ndarray:
 
 def sort_order(prefix: np.ndarray, tail_of: object) -> np.ndarray:
     """The permutation that sorts rows by key.  ``tail_of(rows)`` returns the tails
-    of the given row numbers; it is called only for rows whose prefixes tie (or
-    whose order the radix passes could not settle), which random keys almost
-    never have."""
+    of the given row numbers; it is called only for rows whose radix digits tie,
+    which for random keys are a few dozen in a million."""
     n = len(prefix)
     if n < SMALL_SORT:
         rows = np.arange(n)
         return np.lexsort((tail_of(rows), prefix)) if n else rows
     low = prefix.min()
-    shift = max(0, int(prefix.max() - low).bit_length() - SORT_BITS)
-    digits = (prefix - low) >> np.uint64(shift)
-    order = _radix_order(digits, SORT_BITS if shift else int(digits.max()).bit_length())
+    span_bits = int(prefix.max() - low).bit_length()
+    bits = min(SORT_BITS, span_bits, _round_up(n.bit_length() + TIE_MARGIN_BITS))
+    digits = (prefix - low) >> np.uint64(span_bits - bits)
+    if bits <= 32:
+        digits = digits.astype(np.uint32)
+    order = _radix_order(digits, bits)
     return _settle_ties(order, prefix, digits, tail_of)
+
+
+def _round_up(bits: int) -> int:
+    return -(-bits // RADIX_BITS) * RADIX_BITS
 
 
 def _radix_order(digits: np.ndarray, bits: int) -> np.ndarray:
     """Stable LSD radix argsort of ``digits`` (< 2**bits), 16 bits a pass."""
-    order = None
-    mask = np.uint64((1 << RADIX_BITS) - 1)
-    for shift in range(0, max(bits, 1), RADIX_BITS):
-        current = digits if order is None else digits[order]
-        digit = ((current >> np.uint64(shift)) & mask).astype(np.uint16)
-        step = np.argsort(digit, kind="stable")
-        order = step if order is None else order[step]
+    mask = digits.dtype.type((1 << RADIX_BITS) - 1)
+    columns = [((digits >> digits.dtype.type(shift)) & mask).astype(np.uint16)
+               for shift in range(0, max(bits, 1), RADIX_BITS)]
+    order = np.argsort(columns[0], kind="stable")
+    for column in columns[1:]:
+        order = order[np.argsort(column[order], kind="stable")]
     return order
 
 
@@ -96,16 +102,13 @@ def _settle_ties(order: np.ndarray, prefix: np.ndarray, digits: np.ndarray,
     """Re-sort exactly the runs of rows whose radix digits are equal (their order
     came from the input, not from the key)."""
     ordered = digits[order]
-    tied = ordered[1:] == ordered[:-1]
-    if not tied.any():
+    tied_after = np.flatnonzero(ordered[1:] == ordered[:-1])  # i ties with i + 1
+    if not len(tied_after):
         return order
-    # rows in a tie run: the first of each equal pair and the second
-    member = np.zeros(len(order), dtype=bool)
-    member[:-1] |= tied
-    member[1:] |= tied
-    spots = np.flatnonzero(member)
+    spots = np.union1d(tied_after, tied_after + 1)  # positions in a tie run, sorted
+    starts = ~np.isin(spots - 1, tied_after)  # tied with no predecessor: a run begins
+    run = np.cumsum(starts)
     rows = order[spots]
-    run = np.cumsum(np.concatenate(([True], ~tied)))[spots]  # run number of each row
     fixed = np.lexsort((tail_of(rows), prefix[rows], run))
     order[spots] = rows[fixed]
     return order

@@ -178,3 +178,14 @@ def test_bad_records_and_blocks_are_refused_by_name():
         kernels.concat_blocks([1], {"a": 1})
     assert kernels.concat_blocks([1], [2, 3]) == [1, 2, 3]
     assert kernels.concat_blocks((1,), (2,)) == (1, 2)
+
+
+def test_sort_order_settles_rows_the_radix_digits_cannot_tell_apart():
+    """A wide span leaves 32 digit bits: a cluster of keys within 2**20 of each
+    other gets equal digits, and only the tie settling orders it."""
+    rng = np.random.default_rng(11)
+    cluster = np.uint64(1 << 40) + rng.integers(0, 1 << 20, 5000, dtype=np.uint64)
+    prefixes = np.concatenate([rng.integers(0, 1 << 64, 5000, dtype=np.uint64), cluster])
+    rec = with_keys(prefixes, rng.integers(0, 3, len(prefixes)))
+    order = sort_order(key_prefix(rec), lambda rows: key_tail(rec[rows]))
+    assert keys(rec[order]) == keys(rec[reference_order(rec)])
