@@ -32,7 +32,7 @@ def test_sort_output_is_valid_with_every_strategy(shoal_cluster, strategy):
     assert result.ok, result.problems
     assert result.duplicates == 0
     assert stats.wait(30) and stats.error is None
-    assert stats.counts.maps_done == 12 and stats.reduces_done == 8
+    assert stats.counts.maps_done == 12 and stats.counts.reduces_done == 8
     if strategy == "simple":
         assert stats.counts.merges_done == 0
     else:

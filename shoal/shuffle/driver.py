@@ -88,7 +88,6 @@ class ShuffleStats:
     started: float = field(default_factory=time.perf_counter)
     limits: Limits | None = None
     counts: Counts = field(default_factory=Counts)
-    reduces_done: int = 0
     stages: dict[str, list[float]] = field(default_factory=dict)
     error: str | None = None
     finished: threading.Event = field(default_factory=threading.Event)
@@ -162,8 +161,9 @@ class ShuffleDriver:
             max_concurrency=job.num_reducers + 16,
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
         ).remote(job.num_reducers)
-        for r in range(job.num_reducers):
-            node = node_of_reducer(r, job.num_reducers, self.shape.nodes)
+        self.reducer_nodes = [node_of_reducer(r, job.num_reducers, self.shape.nodes)
+                              for r in range(job.num_reducers)]
+        for r, node in enumerate(self.reducer_nodes):
             self.outputs.append(reduce_task.options(**_affinity(node)).remote(
                 job.reduce_fn, self.sources.sources.remote(r), *job.reduce_args(r)))
         thread = threading.Thread(target=self._run, name="shoal-shuffle", daemon=True)
@@ -197,13 +197,13 @@ class ShuffleDriver:
                              nodes=len(shape.nodes), partition_bytes=job.partition_bytes,
                              budget_bytes=budget, round_size=job.round_size)
         self.stats.limits = limits
+        shape_args = (len(self.inputs), job.num_reducers, limits, self.stats.counts,
+                      list(self.reducer_nodes))
         if job.strategy is Strategy.SIMPLE:
-            return SimpleSchedule(len(self.inputs), job.num_reducers, limits, self.stats.counts)
+            return SimpleSchedule(*shape_args)
         if job.strategy is Strategy.PREMERGE:
-            return PremergeSchedule(len(self.inputs), job.num_reducers, limits,
-                                    self.stats.counts)
-        return PushSchedule(len(self.inputs), job.num_reducers, limits, self.stats.counts,
-                            nodes=list(shape.nodes))
+            return PremergeSchedule(*shape_args)
+        return PushSchedule(*shape_args, nodes=list(shape.nodes))
 
     def _loop(self, schedule: Schedule) -> None:
         self._perform(schedule.start())
@@ -228,7 +228,7 @@ class ShuffleDriver:
                     self._perform(schedule.merge_done(ident))
                 else:
                     self.stats.mark("reduce", False, ident)
-                    self.stats.reduces_done += 1
+                    self._perform(schedule.reduce_done(ident))
             self._show(schedule.counts)
 
     def _node_of(self, info_ref: Any) -> str | None:
@@ -294,7 +294,7 @@ class ShuffleDriver:
         if self.progress is not None:
             self.progress.set("maps", counts.maps_done)
             self.progress.set("merges", counts.merges_done)
-            self.progress.set("reduces", self.stats.reduces_done)
+            self.progress.set("reduces", counts.reduces_done)
 
     def _fail(self, exc: BaseException) -> None:
         message = f"the shuffle's driver thread failed: {type(exc).__name__}: {exc}"

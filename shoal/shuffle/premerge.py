@@ -51,9 +51,10 @@ class PremergeSchedule(Schedule):
         while self.groups and len(self.merges) < self.limits.merges_running:
             node, maps = self.groups.popleft()
             actions.append(self._merge(node, maps, reducers))
-        if self.all_maps_done and not self.groups and not self.merges and not self.finished:
+        if self.all_maps_done and not self.groups and not self.merges and not self.all_final:
             maps, merges = tuple(sorted(self.direct)), tuple(sorted(self.merged))
-            actions.extend(self._release(r, None, maps, merges) for r in reducers)
+            for r in reducers:
+                self._finalize(r, maps, merges)
         return actions
 
     def _flush_remainders(self) -> None:

@@ -120,7 +120,8 @@ class PushSchedule(Schedule):
         if len(self.merges_of_group[g]) == self.num_rounds:
             node, reducers = self.groups[g]
             merges = tuple(sorted(self.merges_of_group[g]))
-            self.pending.extend(self._release(r, node, (), merges) for r in reducers)
+            for r in reducers:
+                self._finalize(r, (), merges, node)
 
     def _strategy_actions(self) -> list[Action]:
         actions, self.pending = self.pending, []

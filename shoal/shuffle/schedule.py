@@ -69,10 +69,11 @@ class Limits:
     merges_running: int  # merges submitted and not finished
     group: int  # premerge: maps merged together; push: maps per round
     merges_per_node: int = 1  # push: a round's merges on one node (parallel tails)
+    reduces_running: int = 1 << 30  # reducers released and not done
 
     def __post_init__(self) -> None:
         for name in ("maps_running", "maps_open", "merges_running", "group",
-                     "merges_per_node"):
+                     "merges_per_node", "reduces_running"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Limits.{name} must be >= 1, got {getattr(self, name)}")
 
@@ -111,30 +112,43 @@ class Counts:
     merges_submitted: int = 0
     merges_done: int = 0
     reducers_released: int = 0
+    reduces_done: int = 0
 
 
 @dataclass
 class Schedule:
-    """What all strategies share: the map window and the bookkeeping of merges.
-    Subclasses decide when maps may start, what to merge and when reducers go."""
+    """What all strategies share: the map window, the bookkeeping of merges and the
+    reduce window.  Subclasses decide when maps may start, what to merge and
+    when a reducer's sources are final (``_finalize``); releases then go out
+    ``Limits.reduces_running`` at a time, to the node with the fewest running."""
 
     num_maps: int
     num_reducers: int
     limits: Limits
     counts: Counts = field(default_factory=Counts)
+    reducer_nodes: list[str | None] = field(default_factory=list)  # where each reduce runs
     running: set[int] = field(default_factory=set)  # maps submitted, not finished
     open_maps: int = 0
     merges: dict[int, SubmitMerge] = field(default_factory=dict)  # submitted, not done
-    released: set[int] = field(default_factory=set)
+    final: set[int] = field(default_factory=set)  # reducers whose sources are final
+    ready: list[ReleaseReducer] = field(default_factory=list)  # final, not yet released
+    reducing: dict[int, str | None] = field(default_factory=dict)  # released, not done
 
     def __post_init__(self) -> None:
         if self.num_maps < 1 or self.num_reducers < 1:
             raise ValueError(f"a shuffle needs at least one map and one reducer, got "
                              f"{self.num_maps} and {self.num_reducers}")
+        if not self.reducer_nodes:
+            self.reducer_nodes = [None] * self.num_reducers
 
     @property
     def finished(self) -> bool:
-        return len(self.released) == self.num_reducers
+        """Every reducer released (its reduce may still run)."""
+        return self.counts.reducers_released == self.num_reducers
+
+    @property
+    def all_final(self) -> bool:
+        return len(self.final) == self.num_reducers
 
     def start(self) -> list[Action]:
         return self._more()
@@ -145,6 +159,13 @@ class Schedule:
         self.running.discard(map_id)
         self.counts.maps_done += 1
         self._on_map_done(map_id, node)
+        return self._more()
+
+    def reduce_done(self, reducer: int) -> list[Action]:
+        if reducer not in self.reducing:
+            raise ValueError(f"reduce {reducer} finished but was not released")
+        del self.reducing[reducer]
+        self.counts.reduces_done += 1
         return self._more()
 
     def merge_done(self, merge_id: int) -> list[Action]:
@@ -169,8 +190,25 @@ class Schedule:
                 self.open_maps += 1
                 actions.append(SubmitMap(map_id))
             actions.extend(self._strategy_actions())
+            actions.extend(self._releases())
             if len(actions) == before:
                 return actions
+
+    def _releases(self) -> list[ReleaseReducer]:
+        """Final reducers, while the reduce window has room, each time the one whose
+        node runs the fewest reduces (ties: the lowest reducer)."""
+        out = []
+        while self.ready and len(self.reducing) < self.limits.reduces_running:
+            load: dict[str | None, int] = {}
+            for node in self.reducing.values():
+                load[node] = load.get(node, 0) + 1
+            pick = min(range(len(self.ready)),
+                       key=lambda i: (load.get(self.ready[i].node, 0), self.ready[i].reducer))
+            release = self.ready.pop(pick)
+            self.reducing[release.reducer] = release.node
+            self.counts.reducers_released += 1
+            out.append(release)
+        return out
 
     def _may_submit_map(self) -> bool:
         return (self.counts.maps_submitted < self.num_maps
@@ -188,13 +226,15 @@ class Schedule:
         self.merges[merge.merge_id] = merge
         return merge
 
-    def _release(self, reducer: int, node: str | None, maps: tuple[int, ...],
-                 merges: tuple[int, ...]) -> ReleaseReducer:
-        if reducer in self.released:
-            raise AssertionError(f"reducer {reducer} released twice")
-        self.released.add(reducer)
-        self.counts.reducers_released += 1
-        return ReleaseReducer(reducer, node, maps, merges)
+    def _finalize(self, reducer: int, maps: tuple[int, ...], merges: tuple[int, ...],
+                  node: str | None = None) -> None:
+        """Reducer ``reducer``'s sources are final; it is released when the window
+        has room."""
+        if reducer in self.final:
+            raise AssertionError(f"reducer {reducer} finalized twice")
+        self.final.add(reducer)
+        node = self.reducer_nodes[reducer] if node is None else node
+        self.ready.append(ReleaseReducer(reducer, node, maps, merges))
 
     def _on_map_done(self, map_id: int, node: str | None) -> None:
         raise NotImplementedError

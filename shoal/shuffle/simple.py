@@ -22,7 +22,8 @@ class SimpleSchedule(Schedule):
         raise AssertionError("the simple strategy submits no merges")
 
     def _strategy_actions(self) -> list[Action]:
-        if not self.all_maps_done or self.finished:
-            return []
-        maps = tuple(range(self.num_maps))
-        return [self._release(r, None, maps, ()) for r in range(self.num_reducers)]
+        if self.all_maps_done and not self.all_final:
+            maps = tuple(range(self.num_maps))
+            for r in range(self.num_reducers):
+                self._finalize(r, maps, ())
+        return []

@@ -40,6 +40,7 @@ def simulate(schedule, rng: random.Random) -> dict[int, ReleaseReducer]:
     limits = schedule.limits
     running_maps: set[int] = set()
     running_merges: dict[int, SubmitMerge] = {}
+    reducing: set[int] = set()
     released: dict[int, ReleaseReducer] = {}
     merges: dict[int, SubmitMerge] = {}
     submitted_maps: list[int] = []
@@ -55,24 +56,31 @@ def simulate(schedule, rng: random.Random) -> dict[int, ReleaseReducer]:
             else:
                 assert a.reducer not in released
                 released[a.reducer] = a
+                reducing.add(a.reducer)
         assert len(running_maps) <= limits.maps_running
+        assert len(reducing) <= limits.reduces_running
         assert schedule.open_maps <= limits.maps_open
 
     perform(schedule.start())
     steps = 0
-    while not schedule.finished:
+    while not schedule.finished or reducing:
         steps += 1
         assert steps < 100_000
-        choices = [("map", m) for m in running_maps] + [("merge", j) for j in running_merges]
+        choices = ([("map", m) for m in running_maps] + [("merge", j) for j in running_merges]
+                   + [("reduce", r) for r in reducing])
         assert choices, "stalled: nothing running and not finished"
         kind, ident = rng.choice(sorted(choices))
         if kind == "map":
             running_maps.discard(ident)
             perform(schedule.map_done(ident, rng.choice(NODES)))
-        else:
+        elif kind == "merge":
             del running_merges[ident]
             perform(schedule.merge_done(ident))
+        else:
+            reducing.discard(ident)
+            perform(schedule.reduce_done(ident))
     assert not running_maps and not running_merges
+    assert schedule.counts.reduces_done == schedule.num_reducers
     assert sorted(submitted_maps) == list(range(schedule.num_maps))
     for r, release in released.items():  # every map's block for r, exactly once
         sources = list(release.maps)
@@ -88,11 +96,11 @@ def simulate(schedule, rng: random.Random) -> dict[int, ReleaseReducer]:
 @given(strategy=st.sampled_from(list(Strategy)), maps=st.integers(1, 40),
        reducers=st.integers(1, 12), running=st.integers(1, 6), group=st.integers(1, 6),
        extra_open=st.integers(0, 8), merges_per_node=st.integers(1, 3),
-       seed=st.integers(0, 1 << 30))
+       reduces=st.integers(1, 5), seed=st.integers(0, 1 << 30))
 def test_every_schedule_completes_within_its_limits(strategy, maps, reducers, running, group,
-                                                    extra_open, merges_per_node, seed):
+                                                    extra_open, merges_per_node, reduces, seed):
     limits = Limits(maps_running=running, maps_open=group + extra_open, merges_running=2,
-                    group=group, merges_per_node=merges_per_node)
+                    group=group, merges_per_node=merges_per_node, reduces_running=reduces)
     simulate(make(strategy, maps, reducers, limits), random.Random(seed))
 
 
@@ -190,3 +198,17 @@ def test_spreader_fills_nodes_in_proportion_to_their_cpus():
     assert picks.count("a") == 4 and picks.count("b") == 2 and picks.count("c") == 2
     s.give_back("b")
     assert s.take() == "b"
+
+
+def test_reducers_go_out_through_a_window_spread_over_nodes():
+    s = SimpleSchedule(1, 4, Limits(1, 1, 1, 1, reduces_running=2),
+                       reducer_nodes=["a", "a", "b", "b"])
+    s.start()
+    first = s.map_done(0, "a")
+    assert [(a.reducer, a.node) for a in first] == [(0, "a"), (2, "b")]
+    assert [a.reducer for a in s.reduce_done(0)] == [1]  # a is free again
+    assert [a.reducer for a in s.reduce_done(1)] == [3]
+    assert s.finished and s.reduce_done(2) == [] and s.reduce_done(3) == []
+    assert s.counts.reduces_done == 4
+    with pytest.raises(ValueError, match="was not released"):
+        s.reduce_done(3)
