@@ -23,11 +23,48 @@ import numpy as np
 
 from shoal.shuffle.records import KEY_BYTES, RECORD_BYTES
 
-HEX = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
 NUMBER_AT = 12  # first byte of the record number's hex digits
 FILLER_AT = 48
 FILLER_DIGITS = 12
 BREAKS = ((10, b"\x00\x11"), (44, b"\x88\x99\xaa\xbb"), (96, b"\xcc\xdd\xee\xff"))
+_U = np.uint64
+
+
+def _template() -> np.ndarray:
+    """The bytes every record shares: the breaks and the record number's high digits."""
+    row = np.zeros(RECORD_BYTES, dtype=np.uint8)
+    for at, pattern in BREAKS:
+        row[at:at + len(pattern)] = np.frombuffer(pattern, dtype=np.uint8)
+    row[NUMBER_AT:NUMBER_AT + 16] = ord("0")  # the number's high 64 bits are zero
+    return row
+
+
+TEMPLATE = _template()
+
+
+def _be_bytes(values: np.ndarray) -> np.ndarray:
+    """``uint64`` values as ``(n, 8)`` big-endian bytes."""
+    return values.astype(">u8").view(np.uint8).reshape(len(values), 8)
+
+
+def _hex8(values: np.ndarray) -> np.ndarray:
+    """The low 32 bits of each ``uint64`` as 8 upper-case hex digits, one per byte,
+    packed in a ``uint64`` whose big-endian bytes read in order (all in registers:
+    the nibbles are spread one per byte, then offset to '0'..'9' or 'A'..'F')."""
+    y = values & _U(0xFFFFFFFF)
+    y = (y | (y << _U(16))) & _U(0x0000FFFF0000FFFF)
+    y = (y | (y << _U(8))) & _U(0x00FF00FF00FF00FF)
+    y = (y | (y << _U(4))) & _U(0x0F0F0F0F0F0F0F0F)  # nibble k in byte k
+    letters = ((y + _U(0x0606060606060606)) >> _U(4)) & _U(0x0101010101010101)
+    return y + _U(0x3030303030303030) + letters * _U(7)
+
+
+def _hex_columns(words: list[np.ndarray]) -> np.ndarray:
+    """``(n, 8 * len(words))`` bytes: the words' hex digits side by side."""
+    out = np.empty((len(words[0]), len(words)), dtype=">u8")
+    for i, word in enumerate(words):
+        out[:, i] = word
+    return out.view(np.uint8).reshape(len(words[0]), 8 * len(words))
 
 
 def make_records(start: int, count: int, seed: int) -> np.ndarray:
@@ -37,19 +74,16 @@ def make_records(start: int, count: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng([seed, start])
     high, low = rng.integers(0, 1 << 64, size=(2, count), dtype=np.uint64)
     out = np.empty((count, RECORD_BYTES), dtype=np.uint8)
-    out[:, :8] = high.astype(">u8").view(np.uint8).reshape(count, 8)
-    out[:, 8:KEY_BYTES] = low.astype(">u8").view(np.uint8).reshape(count, 8)[:, :2]
-    for at, pattern in BREAKS:
-        out[:, at:at + len(pattern)] = np.frombuffer(pattern, dtype=np.uint8)
+    out[:] = TEMPLATE
+    out[:, :8] = _be_bytes(high)
+    out[:, 8:KEY_BYTES] = _be_bytes(low)[:, :2]
     numbers = np.arange(start, start + count, dtype=np.uint64)
-    out[:, NUMBER_AT:NUMBER_AT + 16] = ord("0")  # the number's high 64 bits are zero
-    for digit in range(16):
-        nibble = (numbers >> np.uint64(60 - 4 * digit)) & np.uint64(15)
-        out[:, NUMBER_AT + 16 + digit] = HEX[nibble]
-    for digit in range(FILLER_DIGITS):
-        nibble = (low >> np.uint64(44 - 4 * digit)) & np.uint64(15)
-        at = FILLER_AT + 4 * digit
-        out[:, at:at + 4] = HEX[nibble][:, None]
+    out[:, NUMBER_AT + 16:NUMBER_AT + 32] = _hex_columns(
+        [_hex8(numbers >> _U(32)), _hex8(numbers)])
+    # filler: the 12 hex digits of low's 48 low bits, each written 4 times
+    digits = _hex_columns([_hex8(low >> _U(16)), _hex8(low) << _U(32)])[:, :FILLER_DIGITS]
+    fours = digits.astype(np.uint32) * np.uint32(0x01010101)
+    out[:, FILLER_AT:FILLER_AT + 4 * FILLER_DIGITS] = fours.view(np.uint8)
     return out
 
 

@@ -56,6 +56,12 @@ def test_gensort_layout():
     filler = row[48:96]
     assert all(filler[i:i + 4] == filler[i:i + 1] * 4 for i in range(0, 48, 4))
     assert set(filler) <= set(b"0123456789ABCDEF")
+    high, low = np.random.default_rng([9, 255]).integers(0, 1 << 64, size=(2, 3),
+                                                         dtype=np.uint64)
+    key = int(high[1]).to_bytes(8, "big") + int(low[1]).to_bytes(8, "big")[:2]
+    assert row[:10] == key  # the 128-bit random number's high 10 bytes
+    digits = b"%012X" % (int(low[1]) & ((1 << 48) - 1))  # its low 48 bits, each digit x4
+    assert filler == b"".join(bytes([d]) * 4 for d in digits)
     np.testing.assert_array_equal(rec, make_records(255, 3, seed=9))  # deterministic
     assert not np.array_equal(rec, make_records(255, 3, seed=10))
 
