@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import random
+import threading
 import time
 
 import pytest
@@ -115,3 +116,19 @@ def test_sort_survives_node_kills_long(cluster, strategy, capsys):
         print(f"\n{strategy}: sort of {args['records'] * 100 / 1e6:.0f} MB on 3 workers: "
               f"{calm:.1f} s undisturbed, {killed:.1f} s with a node killed in the map "
               f"phase and one in the merge phase (+{killed - calm:.1f} s)")
+
+
+def _sleepy_map(part: list, n: int) -> list:
+    time.sleep(0.3)
+    return [part] + [[] for _ in range(n - 1)]
+
+
+def test_shutdown_in_the_middle_of_a_shuffle_ends_its_driver_thread(shutdown_only):
+    shoal.init(num_cpus=2)
+    stats = ShuffleStats()
+    shuffle([[i] for i in range(20)], _sleepy_map, lambda *b: sum(b, []), num_reducers=2,
+            stats=stats)
+    wait_for_condition(lambda: stats.counts.maps_done >= 1, timeout=30)
+    shoal.shutdown()
+    assert stats.wait(10)  # the thread saw the shutdown and ended
+    assert not [t for t in threading.enumerate() if t.name == "shoal-shuffle"]

@@ -152,6 +152,7 @@ class ShuffleDriver:
         self.spreader = Spreader(dict(self.shape.node_cpus))
         self.map_node: dict[int, str] = {}  # running map -> the node it was sent to
         self.merge_node: dict[int, str | None] = {}  # running merge -> its node
+        self.holding: dict[int, list] = {}  # released reducer -> its block refs
 
     # ---- the caller's thread -------------------------------------------------------------
     def start(self) -> list[Any]:
@@ -187,6 +188,7 @@ class ShuffleDriver:
                 self.progress.close()
             self.blocks.clear()
             self.merged.clear()
+            self.holding.clear()
             self.waiting.clear()
             self.stats.finished.set()
 
@@ -228,6 +230,7 @@ class ShuffleDriver:
                     self._perform(schedule.merge_done(ident))
                 else:
                     self.stats.mark("reduce", False, ident)
+                    self.holding.pop(ident, None)
                     self._perform(schedule.reduce_done(ident))
             self._show(schedule.counts)
 
@@ -287,7 +290,11 @@ class ShuffleDriver:
             if not self.merged[j]:
                 del self.merged[j]
         self.sources.fill.remote(r, refs)
-        del refs
+        # Kept until the reduce is done: the actor hands the refs back to us, their
+        # owner, and its release of them can reach us before its answer (which
+        # makes our copy of the list hold them); without this a block was freed
+        # under a reduce (ObjectFreedError, 4 GB simple sort).
+        self.holding[r] = refs
         self.waiting[self.outputs[r]] = (Kind.REDUCE, r)
 
     def _show(self, counts: Counts) -> None:
