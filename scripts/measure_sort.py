@@ -3,11 +3,11 @@
     python scripts/measure_sort.py --total 1GB --partitions 16 --runs 3
     python scripts/measure_sort.py --total 1GB --partitions 16 --ideal
 
-Each run starts a fresh ``shoal.init()``, generates the records in tasks, sorts
-with one strategy (``shoal sort``'s code) and validates.  Reported per
-strategy: the median sort time and GB/s, and ``cpu``: the CPU seconds all of
-the cluster's processes used during the sort over (wall time x CPUs), which
-shows whether other work on the machine took CPUs from the run.
+Each run starts a fresh ``shoal.init()``, sorts once to start the workers,
+then generates the records in tasks, sorts with one strategy (``shoal sort``'s
+code) and validates.  Reported per strategy: the median sort time and GB/s,
+each run's time, and the machine's 1-minute load average before each run
+(other work on this shared machine takes CPUs from the run).
 
 ``--ideal`` runs the same map and reduce kernels in this one process, no
 cluster, no merges: the machine's compute limit for one core (the cluster's
@@ -21,8 +21,6 @@ import os
 import statistics
 import time
 
-import psutil
-
 import shoal
 from shoal.shuffle import kernels
 from shoal.shuffle.gensort import make_records
@@ -30,29 +28,17 @@ from shoal.shuffle.partitioning import boundaries_from_samples
 from shoal.shuffle.sort_bench import SortConfig, parse_size, run
 
 
-def cluster_cpu_seconds() -> float:
-    total = 0.0
-    for proc in [psutil.Process(), *psutil.Process().children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
 def one_run(config: SortConfig, cpus: int) -> tuple[float, float]:
+    """(sort seconds, load average before the run)."""
     shoal.init(num_cpus=cpus)
     try:
         run(config)  # warm the workers and the store once (not measured)
-        before = cluster_cpu_seconds()
+        load = os.getloadavg()[0]
         report = run(config)
-        used = cluster_cpu_seconds() - before
     finally:
         shoal.shutdown()
     assert report.verdict.ok, report.verdict.problems
-    busy = used / ((report.sort_s + report.generate_s + report.validate_s) * cpus)
-    return report.sort_s, busy
+    return report.sort_s, load
 
 
 def ideal(total: int, partitions: int) -> float:
@@ -90,7 +76,7 @@ def main() -> None:
               f"best {best:.2f} s; on {args.cpus} cores: {gb / median * args.cpus:.3f} GB/s")
         return
     print(f"| strategy | {gb:g} GB, {args.partitions}x{args.partitions}: sort s (median of "
-          f"{args.runs}) | GB/s | runs (s) | cpu busy |")
+          f"{args.runs}) | GB/s | runs (s) | load before |")
     print("|---|---|---|---|---|")
     for strategy in args.strategies.split(","):
         config = SortConfig(total, args.partitions, strategy=strategy, progress=False)
@@ -98,8 +84,8 @@ def main() -> None:
         seconds = [s for s, _ in results]
         median = statistics.median(seconds)
         runs = ", ".join(f"{s:.2f}" for s in seconds)
-        busy = ", ".join(f"{b:.0%}" for _, b in results)
-        print(f"| {strategy} | {median:.2f} | {gb / median:.3f} | {runs} | {busy} |",
+        loads = ", ".join(f"{load:.1f}" for _, load in results)
+        print(f"| {strategy} | {median:.2f} | {gb / median:.3f} | {runs} | {loads} |",
               flush=True)
 
 

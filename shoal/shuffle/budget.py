@@ -11,12 +11,17 @@ quarter of the cluster's object store)::
 
     open maps        <= max(1, B // P)
     running maps     <= min(CPUs + 1, open maps)    (one queued per CPU set)
-    push round size  =  max(1, min(CPUs, open maps // 2))   (two rounds open)
+    push round size  =  max(1, min(max(CPUs, maps / 8), open maps // 2))
+                        (two rounds open; about 8 rounds)
     premerge group   =  maps per node / 4, in 2..8
     released reduces <= CPUs
 
 CPUs + 1 running maps keep every CPU busy across a map's end (the next one
-is already queued); more would only hold more memory.  Reduces are held to
+is already queued); more would only hold more memory.  Push rounds of one
+map per CPU made 32 rounds of 2 maps for a 4 GB, 64-partition sort on 2 CPUs:
+each reducer then read 32 small merged objects; 8 rounds of 8 maps sorted it
+in 4.4-4.6 s instead of 5.3-7.3 s (alternating runs, same machine state);
+at 1 GB (16 maps) the round size made no difference.  Reduces are held to
 one per CPU for another reason: a reduce reads its blocks with ``get`` inside
 the task (see tasks.py), and a worker blocked in ``get`` lends its CPU to the
 next queued task, so with more released the node ran 3-4 reduces on 2 CPUs,
@@ -31,6 +36,7 @@ import math
 from shoal.shuffle.schedule import Limits, Strategy
 
 DEFAULT_BUDGET_FRACTION = 0.25
+PUSH_ROUNDS = 8  # rounds a push shuffle aims for (more rounds: more, smaller merges)
 PREMERGE_GROUP_RANGE = (2, 8)
 
 
@@ -59,7 +65,8 @@ def plan_limits(strategy: Strategy, *, num_maps: int, cpus: float, nodes: int,
         open_maps = max(1, min(by_memory, group * nodes + slots + 1))
         return Limits(maps_running=max(1, min(slots + 1, open_maps)), maps_open=open_maps,
                       merges_running=slots, group=group, reduces_running=reduces)
-    group = round_size or max(1, min(slots, by_memory // 2))
+    target = max(slots, math.ceil(num_maps / PUSH_ROUNDS))
+    group = round_size or max(1, min(target, by_memory // 2))
     open_maps = max(group, min(by_memory, 2 * group))
     return Limits(maps_running=max(1, min(slots + 1, open_maps)), maps_open=open_maps,
                   merges_running=2 * nodes * cpu_nodes, group=group,
