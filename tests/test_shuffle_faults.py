@@ -134,3 +134,18 @@ def test_shutdown_in_the_middle_of_a_shuffle_ends_its_driver_thread(shutdown_onl
     shoal.shutdown()
     assert stats.wait(10)  # the thread saw the shutdown and ended
     assert not [t for t in threading.enumerate() if t.name == "shoal-shuffle"]
+
+
+def _node_map(part: list, n: int) -> list:
+    time.sleep(0.1)  # long enough that one node cannot take every map in turn
+    return [[shoal.get_runtime_context().get_node_id()]] + [[] for _ in range(n - 1)]
+
+
+def test_maps_spread_over_the_nodes_when_the_driver_node_has_no_cpus(cluster):
+    """The library places its maps: left to the default policy, every task of a
+    driver on a CPU-less head ran on one node."""
+    outputs = shuffle([[i] for i in range(12)], _node_map, lambda *b: sum(b, []),
+                      num_reducers=2, strategy="simple")
+    nodes = shoal.get(outputs[0], timeout=60)
+    workers = {n.node_id for n in cluster.list_all_nodes() if n is not cluster.head_node}
+    assert set(nodes) == workers, (set(nodes), workers)
