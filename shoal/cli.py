@@ -1,4 +1,5 @@
-"""Command line: ``shoal start | stop | status | memory | demo`` (also ``python -m shoal``).
+"""Command line: ``shoal start | stop | status | memory | sort | demo`` (also
+``python -m shoal``).
 
 Parsing only; what each command does is in :mod:`shoal.launch.commands`.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from shoal._version import __version__
 from shoal.launch.resource_args import MIN_OBJECT_STORE_MEMORY
@@ -81,8 +83,36 @@ def build_parser() -> argparse.ArgumentParser:
                         help="at most this many references per group")
     memory.add_argument("--timeout", type=float, default=30.0)
 
+    _sort_parser(sub)
     sub.add_parser("demo", help="run the demo on a local embedded cluster")
     return parser
+
+
+def _sort_parser(sub: Any) -> None:
+    sort = sub.add_parser("sort", help="sort generated gensort records with the shuffle "
+                                       "library, validate like valsort, report the speed")
+    sort.add_argument("--total", default="1GB",
+                      help="bytes of records to sort, e.g. 4GB, 512MB (default 1GB)")
+    sort.add_argument("--partitions", type=int, default=16,
+                      help="output partitions (default 16)")
+    sort.add_argument("--maps", type=int, default=None,
+                      help="input partitions (default: as many as --partitions)")
+    sort.add_argument("--strategy", default="push", choices=["simple", "premerge", "push"])
+    sort.add_argument("--seed", type=int, default=0, help="seed of the generated records")
+    sort.add_argument("--output", default=None, metavar="DIR",
+                      help="write each output partition to DIR/part-NNNNN (gensort format)")
+    sort.add_argument("--address", default=None,
+                      help="HOST:PORT of a running cluster (default: start a local one)")
+    sort.add_argument("--token", default=None, help="cluster token (with --address)")
+    sort.add_argument("--num-cpus", type=float, default=None,
+                      help="CPUs of the local cluster (default: the machine's)")
+    sort.add_argument("--object-store-memory", type=int, default=None,
+                      help="bytes of object store of the local cluster")
+    bars = sort.add_mutually_exclusive_group()
+    bars.add_argument("--progress", action="store_true", default=None,
+                      help="show progress bars (default: when stderr is a terminal)")
+    bars.add_argument("--no-progress", action="store_false", dest="progress")
+    sort.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         return commands.status(args.address, args.token)
     if args.command == "memory":
         return commands.memory(args)
+    if args.command == "sort":
+        from shoal.launch.sort_command import sort_command
+
+        return sort_command(args)
     parser.error(f"unknown command {args.command}")
     return 2
 
