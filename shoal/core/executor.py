@@ -472,7 +472,6 @@ class Executor:
     def _error_reply(self, spec: TaskSpec, exc: BaseException) -> list:
         """The reply of a task that raised: a TaskError in every return.  Its
         pickle is an envelope that always loads (see error_envelope)."""
-
         tb = _remote_traceback(exc)
         actor_repr = f"{self.actor_class_name}({self.actor_id[:8]})" if self.actor_id else None
         cause = exc.cause if isinstance(exc, exceptions.TaskError) and exc.cause else exc

@@ -129,7 +129,6 @@ class ObjectRecovery:
         return {oid: value for (oid, _), value in zip(items, values, strict=False)}
 
     async def _recover_any(self, oid: bytes, owner: str, alive: set | None) -> StoredValue:
-
         worker = self.worker
         if owner == worker.address:
             return await self.recover_owned(oid, alive)
@@ -151,7 +150,6 @@ class ObjectRecovery:
 
     # ---- owner (loop thread) ---------------------------------------------------------------
     async def handle_recover_object(self, conn, oid: bytes) -> list:
-
         if not self.worker.references.is_owned(oid):
             return [VALUE_UNKNOWN]
         return value_to_wire(await self.recover_owned(oid))
@@ -221,7 +219,6 @@ class ObjectRecovery:
         return {n["node_id"] for n in nodes if n["alive"]}
 
     def _lost_error(self, oid: bytes, value: StoredValue, freed: bool = False) -> StoredValue:
-
         task_id = ids.task_of(oid)
         where = ", ".join(sorted(value.locations)) or value.node_id
         what = (f"object {oid.hex()} is needed to rebuild another object, but it was freed "

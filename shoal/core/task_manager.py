@@ -335,7 +335,6 @@ class TaskManager:
         self.fail_with(task, err)
 
     def fail_with(self, task: PendingTask, err: BaseException) -> None:
-
         task.error_type = error_type_of(err)
         self._store_error(task, error_value(err))
         if task.generator is not None:
@@ -356,7 +355,6 @@ class TaskManager:
     def _store_returns(self, task: PendingTask, returns: list) -> None:
         """One pass over the returns (entries ``[index, wire, contained]``, or the
         pickle bytes of a plain value at its position), one lock for all of them."""
-
         refs = self.worker.references
         table, task_id = refs.refs, task.spec.task_id
         # the ids submit made (index i + 1 at i), unless a generator's
@@ -423,7 +421,7 @@ class TaskManager:
             retries_left=done.retries_left - 1 if done.retries_left > 0 else done.retries_left)
         self.worker.references.inc_submitted(task.held)
         me = self.worker.address
-        lost_with_node = []
+        to_recover = []
         for arg in task.spec.args:
             if arg[0] == ARG_REF:
                 arg[3] = ""  # the node it was on may be gone: resolve it again
@@ -432,10 +430,10 @@ class TaskManager:
                     # next loop turn: a chain of freed links must not recurse here
                     self.worker.loop.call_soon(self.worker.recovery.rebuild_freed, arg[1])
                 else:
-                    lost_with_node.append((arg[1], arg[2]))
+                    to_recover.append((arg[1], arg[2]))
         self.pending[task.spec.task_id] = task
-        if lost_with_node:
-            self.worker.loop.create_task(self._recover_args_then_resolve(task, lost_with_node))
+        if to_recover:
+            self.worker.loop.create_task(self._recover_args_then_resolve(task, to_recover))
         else:
             self._resolve(task)
 
@@ -495,7 +493,6 @@ class TaskManager:
 
     # ---- generators --------------------------------------------------------------------------
     def handle_generator_item(self, conn, body):
-
         task_id, index, wire, contained = body
         task = self.pending.get(task_id)
         if task is None or task.generator is None or index in task.generator.items:
@@ -515,7 +512,6 @@ class TaskManager:
         count = (info or {}).get("count", len(gen.items))
         if error is not None:
             # surface the failure as one more item, like an exception raised by next()
-
             index = count + 1
             oid = ids.object_id(task.spec.task_id, index)
             self.worker.references.add_owned(oid)

@@ -297,10 +297,10 @@ class WorkerPool:
             self.idle.remove(worker)
         if worker.registered is not None and not worker.registered.done():
             self.failed_starts += 1
+            stderr = b"".join(worker.stderr_tail).decode(errors="replace").strip()[-2000:]
             self.last_start_failure = (
                 f"worker pid={worker.pid} exited with code {worker.returncode} before "
-                "registering" + (": " + b"".join(worker.stderr_tail).decode(errors="replace")
-                                 .strip()[-2000:] if worker.stderr_tail else ""))
+                f"registering" + (f": {stderr}" if stderr else ""))
             log.warning("%s", self.last_start_failure)
         self.settle_registration(worker, RuntimeError("worker exited before registering"))
         self.on_exit(worker)
