@@ -52,6 +52,7 @@ from shoal.core.shm_window import ShmWindow
 from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable
 from shoal.core.value_wire import (
     VALUE_UNKNOWN,
+    detach,
     error_value,
     value_from_wire,
     value_to_wire,
@@ -584,7 +585,10 @@ class CoreWorker:
                 raise exceptions.ObjectStoreFullError(exc.message) from None
             raise
         self.shm.write(offset, data)
-        self.post(self.node.notify, Method.STORE_SEAL, [oid])
+        if owner:  # sealed before its owner hears of it: our death must not drop it (§18)
+            self.call(_async_call, self.node, Method.STORE_SEAL, [oid])
+        else:
+            self.post(self.node.notify, Method.STORE_SEAL, [oid])
         return size
 
     def _on_view_released(self, oid: bytes) -> None:
@@ -778,12 +782,7 @@ class CoreWorker:
             raise exceptions.GetTimeoutError(
                 f"{who} did not answer {method.name} within {timeout:g} s") from None
 
-def detach(data: Serialized) -> Serialized:
-    """Copy buffers so later changes to the caller's arrays do not leak in."""
-    if not data.buffers:
-        return data
-    return Serialized(data.inband, [memoryview(bytes(b)) for b in data.buffers],
-                      data.contained, data.flags)
+
 
 
 async def _async_call(conn: Connection, method: Method, body: Any) -> Any:

@@ -28,3 +28,11 @@ def value_from_wire(wire: list) -> StoredValue:
 
 def error_value(exc: BaseException) -> StoredValue:
     return StoredValue(inline=serialize_error(exc))
+
+
+def detach(data: Serialized) -> Serialized:
+    """Copy buffers so later changes to the caller's arrays do not leak in."""
+    if not data.buffers:
+        return data
+    return Serialized(data.inband, [memoryview(bytes(b)) for b in data.buffers],
+                      data.contained, data.flags)
