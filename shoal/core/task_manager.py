@@ -81,6 +81,11 @@ class PendingTask:
     error_type: str = ""  # why it failed, Ray's ErrorType names (state API)
     returns_stored: bool = False  # its value was stored by the thread that read the reply
     args_handed_back: int = 0  # times a worker found no copy of an argument (STATUS_ARGS_LOST)
+    depth: int = 0  # 0: every argument was ready at submission; else 1 + its producers'
+    #                 deepest (dependents run first, deepest first: lease_submitter.ReadyQueue)
+    queue_seq: int = -1  # its place among the dependents of its scheduling key
+    dependents: list = field(default_factory=list)  # (task, arg index, arg) waiting for
+    #                 one of its returns: resolved as it finishes, before the next dispatch
 
 
 class GeneratorState:
@@ -223,14 +228,33 @@ class TaskManager:
             task.submit(task)
             return
         task.resolving = len(waiting)
-        for i, arg in waiting:
-            self.worker.loop.create_task(self._resolve_one(task, i, arg))
+        producers = [self.pending.get(ids.task_of(arg[1])) for _, arg in waiting]
+        task.depth = 1 + max((p.depth for p in producers if p is not None), default=0)
+        for (i, arg), producer in zip(waiting, producers, strict=True):
+            if producer is not None and producer.generator is None:
+                producer.dependents.append((task, i, arg))  # see _release_dependents
+            else:
+                self.worker.loop.create_task(self._resolve_one(task, i, arg))
 
     async def _resolve_one(self, task: PendingTask, i: int, arg: list) -> None:
+        self._arg_ready(task, i, await self.worker.resolve(arg[1], arg[2]))
+
+    def _release_dependents(self, producer: PendingTask) -> None:
+        """The producer finished and its returns are stored: resolve the tasks
+        waiting for them now, on this turn of the loop, so that they are queued
+        before the worker it freed is given its next task (ReadyQueue)."""
+        dependents, producer.dependents = producer.dependents, []
+        for task, i, arg in dependents:
+            value = self.worker.value_table.get(arg[1])
+            if value is None:  # not stored after all (freed meanwhile): ask for it
+                self.worker.loop.create_task(self._resolve_one(task, i, arg))
+            else:
+                self._arg_ready(task, i, value)
+
+    def _arg_ready(self, task: PendingTask, i: int, value: StoredValue) -> None:
         from shoal.core.core_worker import INLINE_THRESHOLD
 
-        value = await self.worker.resolve(arg[1], arg[2])
-        if task.spec.task_id not in self.pending:
+        if task.spec.task_id not in self.pending or task.resolving <= 0:
             return
         if self._apply_arg(task, i, value, INLINE_THRESHOLD):
             task.resolving = -1
@@ -403,6 +427,8 @@ class TaskManager:
             for held in released:
                 refs.dec_lineage(held)
         refs.dec_submitted(task.held)
+        if task.dependents:
+            self._release_dependents(task)
         self.worker._perform_actions()
 
     def _live_plasma_returns(self, task: PendingTask) -> list[bytes]:
@@ -416,6 +442,7 @@ class TaskManager:
         rebuilt first (recursively) or, if they cannot be, fail it."""
         task = dataclasses.replace(
             done, cancelled=False, force_cancel=False, running_on=None, resolving=0,
+            dependents=[], queue_seq=-1,
             returns_stored=False, args_handed_back=0,
             keepalive=[], arg_locations=None,
             retries_left=done.retries_left - 1 if done.retries_left > 0 else done.retries_left)
