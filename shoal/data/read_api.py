@@ -23,6 +23,7 @@ from shoal.data import files
 from shoal.data.block import (
     _from_pandas,
     _is_pandas,
+    compact,
     metadata_of,
     table_from_columns,
     table_from_rows,
@@ -119,11 +120,10 @@ def from_items(items: list[Any], *, parallelism: int = -1,
         raise TypeError(f"from_items: items must be a list, got {type(items).__name__}")
     n = len(items)
     blocks = _num_blocks(n, 0, _parallelism(override_num_blocks, parallelism), "from_items")
-    tables = []
-    for a, b in _bounds(n, blocks) if n else [(0, 0)]:
-        chunk = items[a:b]
-        rows = [x if isinstance(x, dict) else {"item": x} for x in chunk]
-        tables.append(table_from_rows(rows))
+    # one table first, so every block has the same schema (a key missing in
+    # some rows is a null there, not a column missing from some blocks)
+    whole = table_from_rows([x if isinstance(x, dict) else {"item": x} for x in items])
+    tables = [compact(whole.slice(a, b - a)) for a, b in _bounds(n, blocks)] if n else [whole]
     return _put_blocks(tables, "FromItems")
 
 
