@@ -69,8 +69,9 @@ log = logging.getLogger("shoal.store")
 # still come) before it gets disk-backed memory, or its readers map the spill file.
 FALLBACK_GRACE_S = float(os.environ.get("SHOAL_FALLBACK_GRACE_S", "1.0"))
 RESTORE_GRACE_S = float(os.environ.get("SHOAL_RESTORE_GRACE_S", "0.1"))
-# Objects after a restored one in its spill file come back in the same read.
-RESTORE_READAHEAD = int(os.environ.get("SHOAL_RESTORE_READAHEAD_BYTES", 16 << 20))
+# The largest read-ahead window: bytes after a reader going through the spill
+# order that are restored before it asks (see ObjectTable.start_restore).
+RESTORE_READAHEAD = int(os.environ.get("SHOAL_RESTORE_READAHEAD_BYTES", 256 << 20))
 
 
 @dataclass
@@ -350,6 +351,8 @@ class ObjectStore:
             return None
         if obj.state in READABLE and not obj.backing:
             self.table.pin(oid, key)
+            if self.table.has_actions:
+                self.settle()  # the pin started reading ahead
             return _MemoryReader(self, oid, key, obj.offset, obj.size)
         disk = self.table.open_disk_read(oid)
         if disk is None:
@@ -589,6 +592,9 @@ class ObjectStore:
             "restored_objects_total": table.stats["restored_objects"],
             "spill_seconds": self.write_clock.seconds,
             "restore_seconds": self.read_clock.seconds,
+            "readahead_bytes_total": table.stats["readahead_bytes"],
+            "readahead_objects_total": table.stats["readahead_objects"],
+            "readahead_unused_bytes_total": table.stats["readahead_unused_bytes"],
             "spill_failures": table.stats["spill_failures"],
             "objects_on_disk": objects_on_disk,
             "bytes_on_disk": bytes_on_disk,
