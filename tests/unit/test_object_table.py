@@ -714,6 +714,21 @@ def test_reading_ahead_keeps_half_the_headroom_free_and_takes_only_free_blocks()
     assert all(table.objects[k].state is ObjectState.SEALED for k in held)
 
 
+def test_a_reader_that_keeps_its_refs_recycles_what_it_passed_to_read_ahead():
+    table = ObjectTable(100 * MiB, high_water=0.6, min_spill_bytes=0, readahead=1 << 30)
+    keys = one_per_file(table, list(range(40)), 4 * MiB)
+    for key in keys:  # get, release, but do not free
+        if table.objects[key].state is ObjectState.SPILLED:
+            table.start_restore(key)
+            finish(table, restores(table))
+        assert table.pin(key, ALICE) is not None
+        finish(table, restores(table))
+        table.release(key, ALICE)
+    assert table.stats["readahead_objects"] >= 30
+    assert table.stats["readahead_unused_bytes"] == 0
+    assert table.used <= 80 * MiB  # half the headroom stays free
+
+
 def test_restoring_does_not_write_out_objects_that_are_only_in_memory():
     """Copies also on disk do not count toward the high-water mark: a restore
     used to push the store over it, and each one wrote out another object."""
@@ -774,8 +789,8 @@ def test_random_readers_with_read_ahead_keep_the_books_straight():
     """Readers walk spilled objects in order (from random starts, at random
     speeds) while reads finish in random order and objects are created and
     freed: every reader gets every object, and the books balance."""
-    read_ahead = [random_readers(seed) for seed in range(30)]
-    assert sum(1 for n in read_ahead if n > 0) >= 20, read_ahead  # it did read ahead
+    read_ahead = [random_readers(seed) for seed in range(20)]
+    assert sum(1 for n in read_ahead if n > 0) >= 13, read_ahead  # it did read ahead
 
 
 def random_readers(seed: int) -> int:

@@ -16,7 +16,11 @@ most ``SEQUENTIAL_TICKS`` table events ago; otherwise it starts a new stream
 on, each step grows the stream's window (:func:`.policy.next_window`); the
 table then tops up the objects after ``frontier`` until ``window`` bytes
 after the reader are in memory or on their way
-(:func:`.policy.choose_readahead`)::
+(:func:`.policy.choose_readahead`).  When free memory is short, the
+stream first recycles the blocks of objects it passed that nobody pins (a
+reader that keeps its refs would otherwise fill memory with copies it is done
+with, and stop its own read-ahead), as the kernel recycles a sequential
+reader's pages::
 
     spill order:  ...  [last] [ahead .......... frontier] [not yet] ...
                           ^ the reader        ^ read ahead up to here
@@ -34,7 +38,8 @@ gone) and gets read-ahead, of exactly what it reads next.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 from shoal.node.object_store.policy import next_window
 
@@ -43,6 +48,7 @@ from shoal.node.object_store.policy import next_window
 # are far apart among other work, starts over with a small window.
 SEQUENTIAL_TICKS = 8
 MAX_STREAMS = 4
+PASSED = 4096  # objects a stream remembers having passed (to recycle their blocks)
 
 
 def spill_seq(batch_id: int, index: int) -> int:
@@ -92,6 +98,7 @@ class Stream:
     window: int = 0  # bytes to keep in memory after ``last`` (0: none yet)
     frontier: int = -1  # seq of the last object the window covers (>= last)
     ahead: int = 0  # bytes of the covered objects after ``last``
+    passed: deque = field(default_factory=lambda: deque(maxlen=PASSED))  # seqs used, oldest first
 
 
 class Streams:
@@ -114,6 +121,7 @@ class Streams:
                 self._step(stream, seq, size, clock)
                 return stream
         self.streams.append(Stream(seq, clock, frontier=seq))
+        self.streams[-1].passed.append(seq)
         del self.streams[:-MAX_STREAMS]
         return None
 
@@ -123,6 +131,7 @@ class Streams:
         else:  # past what was covered: cover from here
             stream.frontier, stream.ahead = seq, 0
         stream.last, stream.tick = seq, clock
+        stream.passed.append(seq)
         stream.steps += 1
         if stream.steps >= 2:
             stream.window = next_window(stream.window, size, self.largest)

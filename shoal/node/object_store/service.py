@@ -122,6 +122,19 @@ class IoClock:
         if self.busy == 0:
             self.seconds += time.perf_counter() - self.since
 
+    def add(self, start: float, end: float) -> None:
+        """An operation ran from ``start`` to ``end`` (on a thread; the time it
+        waited for one does not count): add the part no other one covered."""
+        self.seconds += max(0.0, end - max(start, self.since))
+        self.since = max(self.since, end)
+
+
+def _timed(fn, *args) -> tuple[float, float]:
+    """Run ``fn(*args)`` (on an I/O thread): when it started and ended."""
+    start = time.perf_counter()
+    fn(*args)
+    return start, time.perf_counter()
+
 
 @dataclass(eq=False)
 class _Waiter:
@@ -517,17 +530,17 @@ class ObjectStore:
         view = self.arena.view
         views = [view[i.offset:i.offset + align(i.size)] for i in action.items]
         loop = asyncio.get_running_loop()
-        self.read_clock.start()
         try:
-            await loop.run_in_executor(self.pool, spill_io.read_into, action.path,
-                                       action.file_offset, views)
+            # read-ahead queues reads on the pool: only the time they ran counts
+            start, end = await loop.run_in_executor(self.pool, _timed, spill_io.read_into,
+                                                    action.path, action.file_offset, views)
+            self.read_clock.add(start, end)
             ok = True
         except Exception as exc:
             log.error("restoring object %s from %s failed: %s; the object is lost",
                       action.oid.hex(), action.path, exc)
             ok = False
         finally:
-            self.read_clock.stop()
             for v in views:
                 v.release()
         for item in action.items:

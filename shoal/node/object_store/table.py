@@ -679,8 +679,10 @@ class ObjectTable:
                 yield Following(oid, align(max(obj.size, 1)), obj.state is S.SPILLED)
 
         reserve = int((1.0 - self.high_water) * self.capacity) // 2
-        plan = choose_readahead(following(), stream.ahead, stream.window,
-                                self.capacity - self.used - reserve)
+        room = self.capacity - self.used - reserve
+        wanted = min(stream.window - stream.ahead, self.capacity - reserve)
+        room += self._recycle_passed(stream, wanted - room)
+        plan = choose_readahead(following(), stream.ahead, stream.window, room)
         chosen = set(plan.restore)
         out: list[StoredObject] = []
         for seq, obj in seen[:plan.covered]:
@@ -697,6 +699,24 @@ class ObjectTable:
             stream.ahead += align(max(obj.size, 1))
             stream.frontier = seq
         return out
+
+    def _recycle_passed(self, stream: Stream, short: int) -> int:
+        """Drop the memory copies of objects ``stream`` passed (also on disk,
+        unpinned), oldest first, until ``short`` bytes are free; returns the bytes."""
+        freed = 0
+        kept = []  # pinned now: perhaps later
+        while freed < short and stream.passed:
+            seq = stream.passed.popleft()
+            obj = self.objects.get(self.spill_order.oid.get(seq, b""))
+            if obj is None or obj.disk is None or obj.offset < 0 or obj.unused_ahead:
+                continue
+            if obj.state is S.SEALED and not obj.pinned and not obj.io:
+                freed += align(max(obj.size, 1))
+                self._unload(obj)
+            else:
+                kept.append(seq)
+        stream.passed.extendleft(reversed(kept))
+        return freed
 
     def _emit_restores(self, objs: list[StoredObject]) -> None:
         """One RESTORE action per run of objects side by side in one file
