@@ -21,6 +21,10 @@ without a store:
 
 Secondary copies (pulled from other nodes) are only ever dropped, never
 written: their primary lives elsewhere.
+
+A third question is how far to read ahead for a reader going through the
+spill order (:func:`next_window`, :func:`choose_readahead`; the bookkeeping
+of who reads what is :mod:`.readahead`).
 """
 
 from __future__ import annotations
