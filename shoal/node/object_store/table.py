@@ -722,6 +722,7 @@ class ObjectTable:
         """One RESTORE action per run of objects side by side in one file
         (each run one read of at most RUN_BYTES, or one object)."""
         run: list[StoredObject] = []
+        run_bytes = 0
         for obj in objs:
             assert obj.disk is not None
             if run:
@@ -729,10 +730,11 @@ class ObjectTable:
                 assert last is not None
                 if obj.disk.file is not last.file or \
                         obj.disk.offset != last.offset + align(run[-1].size) or \
-                        sum(align(o.size) for o in run) + align(obj.size) > RUN_BYTES:
+                        run_bytes + align(obj.size) > RUN_BYTES:
                     self._restore_action(run)
-                    run = []
+                    run, run_bytes = [], 0
             run.append(obj)
+            run_bytes += align(obj.size)
         if run:
             self._restore_action(run)
 
