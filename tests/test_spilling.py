@@ -153,6 +153,57 @@ def test_objects_read_while_others_spill_keep_their_views(shutdown_only, tmp_pat
         assert crc(shoal.get(ref, timeout=30)) == crc(data(100 + i, 8 * MiB))
 
 
+def test_objects_spilled_one_per_file_come_back_in_order_with_read_ahead(shutdown_only,
+                                                                        tmp_path):
+    """Like the spill benchmark: each object is a spill file of its own, and a
+    reader gets them in creation order and drops each.  Read-ahead crosses
+    files: the store restores the next objects before they are asked for."""
+    spill = start(tmp_path, 64 * MiB, min_spilling_size=MiB, object_spilling_threshold=0.5)
+    count, size = 48, 4 * MiB  # 3x the store
+    refs = [shoal.put(data(i, size)) for i in range(count)]
+    assert len(spill_files(spill)) >= count // 2  # about one file per object
+    for i in range(count):
+        assert crc(shoal.get(refs[i], timeout=60)) == crc(data(i, size)), i
+        refs[i] = None
+    s = stats()
+    assert s.get("readahead_objects_total", 0) >= count // 2, s
+    assert s["readahead_unused_bytes_total"] == 0  # all of it was read
+
+
+def test_readers_holding_views_while_read_ahead_runs_keep_their_values(shutdown_only,
+                                                                       tmp_path):
+    """Two readers go through the spilled objects in order (one half each),
+    each holding the views of the last few it got and dropping the refs it
+    passed, while read-ahead fills free blocks around them: no held view
+    changes, and every value comes back whole."""
+    start(tmp_path, 64 * MiB, min_spilling_size=MiB, object_spilling_threshold=0.3)
+    count, size = 64, 2 * MiB
+    refs = [shoal.put(data(i, size)) for i in range(count)]
+    sums = [crc(data(i, size)) for i in range(count)]
+    errors: list = []
+
+    def reader(first: int, end: int) -> None:
+        held: list = []
+        try:
+            for i in range(first, end):
+                held.append((i, shoal.get(refs[i], timeout=60)))
+                refs[i] = None
+                del held[:-3]  # the views of the last 3 objects stay held
+                for j, view in held:
+                    assert crc(view) == sums[j], (first, j)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(first, first + count // 2))
+               for first in (0, count // 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and not errors, errors
+    assert stats().get("readahead_objects_total", 0) > 0  # it ran among the held views
+
+
 def test_concurrent_puts_gets_and_frees_under_spilling(shutdown_only, tmp_path):
     start(tmp_path, 64 * MiB, min_spilling_size=8 * MiB)
     errors: list = []
