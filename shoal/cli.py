@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--node-timeout-s", type=float, default=None,
                        help="head: declare a node dead after this many seconds without a "
                             "heartbeat (default: SHOAL_NODE_TIMEOUT_S, else 5)")
+    start.add_argument("--include-dashboard", default=True,
+                       type=lambda v: v.lower() not in ("0", "false", "no"),
+                       help="head: serve the web dashboard (default true)")
+    start.add_argument("--dashboard-host", default=None,
+                       help="head: address the dashboard listens on (default 127.0.0.1)")
+    start.add_argument("--dashboard-port", type=int, default=None,
+                       help="head: dashboard port (default 8265, else the next free one)")
     _node_options(start)
 
     stop = sub.add_parser("stop", help="stop every shoal process 'shoal start' started on "
@@ -130,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.port is None:
                 args.port = commands.DEFAULT_PORT
             return commands.start_head(args)
-        if args.port is not None or args.node_timeout_s is not None:
-            parser.error("--port and --node-timeout-s are options of 'shoal start --head'")
+        if (args.port is not None or args.node_timeout_s is not None
+                or args.dashboard_host is not None or args.dashboard_port is not None):
+            parser.error("--port, --node-timeout-s and --dashboard-* are options of "
+                         "'shoal start --head'")
         return commands.start_node_joining(args)
     if args.command == "stop":
         return commands.stop(force=args.force, timeout=args.timeout)

@@ -27,7 +27,8 @@ SESSION_TAG_ENV = "SHOAL_TEST_SESSION_TAG"
 
 # Command-line markers of the processes a shoal cluster starts (node, worker, and any
 # other ``python -m shoal.node.*`` / ``shoal.core.*`` helper such as a fork server).
-SHOAL_CMDLINE_MARKERS = ("shoal.node.main", "shoal.core.worker_main", "shoal.node.", "shoal.core.")
+SHOAL_CMDLINE_MARKERS = ("shoal.node.main", "shoal.core.worker_main", "shoal.node.", "shoal.core.",
+                         "shoal.dashboard")
 
 # Processes that the Python standard library starts on its own and that exit with
 # their parent; they are not shoal's responsibility.

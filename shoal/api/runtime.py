@@ -34,6 +34,7 @@ class Runtime:
         self.state = State.NOT_STARTED
         self.lock = threading.RLock()
         self.head: HeadProcess | None = None
+        self.dashboard: Any = None  # shoal.dashboard.launcher.LazyDashboard, local cluster
         self.worker: Any = None
         self.context: ShoalContext | None = None
         self.lost: str | None = None  # why the cluster is gone (see _watch_cluster)
@@ -117,11 +118,19 @@ def init(
         address = _address_to_use(address)
         host = "127.0.0.1"
         spilling = _spilling_options(kwargs)
+        dashboard_url = None
+        dashboard_sock = None
         if address in (None, "", "local"):
+            dashboard_sock = _dashboard_socket(kwargs)  # a taken port fails before any start
             head_ready = launch_head(**node_args, spilling=spilling)
             from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig  # while it boots
 
-            head = head_ready(HEAD_START_TIMEOUT_S)
+            try:
+                head = head_ready(HEAD_START_TIMEOUT_S)
+            except BaseException:
+                if dashboard_sock is not None:
+                    dashboard_sock.close()
+                raise
             token = head.token
             control_address = node_address = head.address
         else:
@@ -135,6 +144,7 @@ def init(
                     f"when connecting to an existing cluster, {given} must not be given: "
                     "they belong to the nodes ('shoal start --num-cpus ...')")
             head = None
+            dashboard_url = _known_dashboard_url(address)
             found = resolve_address(address, token=kwargs.get("_token"),
                                     node_ip_address=kwargs.get("_node_ip_address"))
             control_address, node_address = found.control_address, found.node_address
@@ -150,9 +160,18 @@ def init(
         try:
             worker.start()
         except BaseException:
+            if dashboard_sock is not None:
+                dashboard_sock.close()
             if head is not None:
                 head.stop()
             raise
+        if dashboard_sock is not None:
+            from shoal.dashboard.launcher import LazyDashboard
+
+            _runtime.dashboard = LazyDashboard(dashboard_sock, control_address, token,
+                                               [head.log_dir],
+                                               os.path.join(head.log_dir, "dashboard.err"))
+            dashboard_url = _runtime.dashboard.url
         _runtime.head = head
         _runtime.worker = worker
         _runtime.lost = None
@@ -164,8 +183,36 @@ def init(
             "session_dir": os.path.dirname(head.log_dir) if head else "",
             "job_id": worker.job_id,
             "namespace": worker.namespace,
+            "dashboard_url": dashboard_url,
         })
         return _runtime.context
+
+
+def _dashboard_socket(kwargs: dict) -> Any:
+    """The dashboard's listening socket (see :mod:`shoal.dashboard.launcher`), or None
+    with ``include_dashboard=False``; a clear error for bad or taken host/port."""
+    include = kwargs.get("include_dashboard")
+    if include not in (None, True, False):
+        raise TypeError(f"shoal.init: include_dashboard must be True, False or None, got "
+                        f"{include!r}")
+    host, port = kwargs.get("dashboard_host"), kwargs.get("dashboard_port")
+    if host is not None and not isinstance(host, str):
+        raise TypeError(f"shoal.init: dashboard_host must be a string, got {host!r}")
+    if include is False:
+        return None
+    from shoal.dashboard.launcher import bind
+
+    return bind(host, port)
+
+
+def _known_dashboard_url(address: str) -> str | None:
+    """The dashboard ``shoal start --head`` started for the cluster at ``address``
+    (``auto``: the one on this machine), if this machine knows it."""
+    from shoal.launch import sessions
+
+    record = (sessions.live_cluster(sessions.default_cluster()) if address == "auto"
+              else sessions.known_cluster(address))
+    return (record or {}).get("dashboard_url")
 
 
 def _address_to_use(address: str | None) -> str | None:
@@ -221,13 +268,16 @@ def shutdown() -> None:
     with _runtime.lock:
         if _runtime.state is not State.RUNNING:
             return
-        worker, head = _runtime.worker, _runtime.head
+        worker, head, dashboard = _runtime.worker, _runtime.head, _runtime.dashboard
+        _runtime.dashboard = None
         _runtime.state = State.NOT_STARTED
         _runtime.lost = None
         _runtime.worker = None
         _runtime.head = None
         _runtime.context = None
     try:
+        if dashboard is not None:
+            dashboard.stop()
         worker.shutdown()
     finally:
         if head is not None:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,7 @@ class ActorManager:
             return False
         worker = self.worker
         task.sent_on = conn
+        task.sent_at = time.time()
         worker.post_lazy(self._register_direct, st, task)
         request_id = conn.call_from_thread(Method.PUSH_TASK, task.spec.to_wire(False),
                                            lambda f: self._on_reply(st, task, f, conn))
@@ -323,6 +325,7 @@ class ActorManager:
             st.in_flight[task.spec.task_id] = task
             task.running_on = None
             task.sent_on = conn
+            task.sent_at = time.time()
             fut = conn.call(Method.PUSH_TASK, task.spec.to_wire(False))
             fut.add_done_callback(lambda f, t=task: self._on_reply(st, t, f, conn))
 

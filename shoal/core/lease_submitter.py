@@ -359,6 +359,7 @@ class LeaseSubmitter:
         leased.in_flight[spec.task_id] = task
         task.running_on = leased
         task.ran_on = (leased.worker_id, leased.node_id)
+        task.sent_at = time.time()
         fut = conn.call(Method.PUSH_TASK, spec.to_wire(include))
         fut.add_done_callback(lambda f: self._on_reply(leased, task, f))
 

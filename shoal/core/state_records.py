@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from shoal.core.value_table import StoredValue
 
 TASK_HISTORY = int(os.environ.get("SHOAL_TASK_HISTORY", "1000"))
+ERROR_MESSAGE_LIMIT = 8192  # characters of a failed task's error kept in its history
 
 # reference types (Ray's names, plus BORROWED)
 USED_BY_PENDING_TASK = "USED_BY_PENDING_TASK"
@@ -206,7 +207,8 @@ def pending_state(task: PendingTask, in_flight: bool) -> str:
 
 def task_row(task_id: bytes, name: str, kind: TaskKind, state: str, actor_id: str,
              job_id: str, ran_on: tuple, error_type: str, parent: bytes | None,
-             end_time_ms: int | None, resources: dict | None) -> dict:
+             end_time_ms: int | None, resources: dict | None, start_time_ms: int | None = None,
+             error_message: str = "") -> dict:
     worker_id, node_id = ran_on if ran_on else ("", "")
     return {
         "task_id": task_id.hex(),
@@ -220,6 +222,8 @@ def task_row(task_id: bytes, name: str, kind: TaskKind, state: str, actor_id: st
         "error_type": error_type or None,
         "parent_task_id": parent.hex() if parent else "",
         "end_time_ms": end_time_ms,
+        "start_time_ms": start_time_ms,
+        "error_message": error_message or None,
         "required_resources": resources or {},
     }
 
@@ -231,7 +235,8 @@ def pending_rows(pending: Iterable[PendingTask],
         spec = task.spec
         rows.append(task_row(spec.task_id, spec.name, spec.kind,
                              pending_state(task, in_flight(task)), spec.actor_id, spec.job_id,
-                             task.ran_on, "", task.parent_task_id, None, spec.resources))
+                             task.ran_on, "", task.parent_task_id, None, spec.resources,
+                             int(task.sent_at * 1000) if task.sent_at else None))
     return rows
 
 
@@ -243,7 +248,7 @@ class TaskHistory:
         self.rows: collections.deque = collections.deque(maxlen=max(0, maxlen))
         self.dropped = 0
 
-    def finished(self, task: PendingTask, error_type: str) -> None:
+    def finished(self, task: PendingTask, error_type: str, error_message: str = "") -> None:
         if self.rows.maxlen == 0:
             self.dropped += 1
             return
@@ -253,15 +258,16 @@ class TaskHistory:
         # Keep plain values only: the spec holds arguments (up to 100 KiB inline each).
         self.rows.append((spec.task_id, spec.name, spec.kind, spec.actor_id, spec.job_id,
                           task.ran_on, error_type, task.parent_task_id,
-                          int(time.time() * 1000), spec.resources))
+                          int(time.time() * 1000), spec.resources,
+                          int(task.sent_at * 1000) if task.sent_at else None, error_message))
 
     def to_rows(self) -> list[dict]:
         out = []
         for (task_id, name, kind, actor_id, job_id, ran_on, error_type, parent, end_ms,
-             resources) in reversed(self.rows):  # newest first
+             resources, start_ms, message) in reversed(self.rows):  # newest first
             state = FAILED if error_type else FINISHED
             out.append(task_row(task_id, name, kind, state, actor_id, job_id, ran_on,
-                                error_type, parent, end_ms, resources))
+                                error_type, parent, end_ms, resources, start_ms, message))
         return out
 
 

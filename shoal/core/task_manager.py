@@ -28,8 +28,13 @@ from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import ids
 from shoal.core.lease_submitter import LeaseSubmitter, scheduling_key
-from shoal.core.serialization import Serialized, serialize
-from shoal.core.state_records import DEPENDENCY_FAILED, TaskHistory, error_type_of
+from shoal.core.serialization import Serialized, deserialize, serialize
+from shoal.core.state_records import (
+    DEPENDENCY_FAILED,
+    ERROR_MESSAGE_LIMIT,
+    TaskHistory,
+    error_type_of,
+)
 from shoal.core.task_spec import (
     ARG_REF,
     ARG_VALUE,
@@ -79,6 +84,8 @@ class PendingTask:
     arg_locations: list | None = None  # [(node ids, size)] of shared-memory args (locality)
     ran_on: tuple = ()  # (worker id, node id) of the leased worker it was last pushed to
     error_type: str = ""  # why it failed, Ray's ErrorType names (state API)
+    sent_at: float = 0.0  # wall-clock time it was last pushed to a worker (state API,
+    #                       timeline: the owner's view of its start)
     returns_stored: bool = False  # its value was stored by the thread that read the reply
     args_handed_back: int = 0  # times a worker found no copy of an argument (STATUS_ARGS_LOST)
     depth: int = 0  # 0: every argument was ready at submission; else 1 + its producers'
@@ -371,6 +378,17 @@ class TaskManager:
         self.fail_with(task, exceptions.TaskCancelledError(
             task.spec.task_id.hex(), f"task {task.spec.name} was cancelled"))
 
+    def _error_message(self, task: PendingTask) -> str:
+        """The failed task's error as text, with its traceback (state API, dashboard);
+        only failures pay for it.  Empty when nobody holds the return any more."""
+        value = self.worker.value_table.get(task.return_ids[0]) if task.return_ids else None
+        if value is None or not value.is_error:
+            return ""
+        try:
+            return str(deserialize(value.inline))[:ERROR_MESSAGE_LIMIT]
+        except Exception as exc:  # an error that cannot be read here: say so
+            return f"(the error could not be read: {type(exc).__name__}: {exc})"
+
     def _store_error(self, task: PendingTask, value: StoredValue) -> None:
         for oid in task.return_ids:
             if oid in self.worker.references.refs:
@@ -417,7 +435,8 @@ class TaskManager:
             self.worker.actors.task_finished(task)
         if self.pending.pop(task.spec.task_id, None) is None:
             return
-        self.history.finished(task, task.error_type)
+        self.history.finished(task, task.error_type,
+                              self._error_message(task) if task.error_type else "")
         refs = self.worker.references
         if task.spec.kind is TaskKind.NORMAL and task.generator is None:
             added, released = self.worker.recovery.lineage.task_finished(

@@ -55,12 +55,14 @@ def start_head(args: Any) -> int:
     if isinstance(launched, int):
         return launched
     node, session, log_dir = launched
+    dashboard = _start_dashboard(args, node.address, token, log_dir)
     sessions.remember_cluster({"address": node.address, "token": token, "pid": node.pid,
-                               "create_time": node.create_time, "session": session},
-                              default=True)
+                               "create_time": node.create_time, "session": session,
+                               "dashboard_url": dashboard}, default=True)
     address = node.address
+    shown = f"Dashboard: {dashboard}\n" if dashboard else ""
     print(f"Started a shoal head at {address} (node {node.node_id[:12]}, pid {node.pid}).\n"
-          f"Logs: {log_dir}\n\n"
+          f"Logs: {log_dir}\n{shown}\n"
           f"To add a node to this cluster, run on that machine:\n"
           f"    shoal start --address {address} --token {token}\n\n"
           f"To connect a driver:\n"
@@ -70,6 +72,22 @@ def start_head(args: Any) -> int:
           f"    (a driver needs a node on its own machine)\n\n"
           f"Cluster status: shoal status    Stop: shoal stop", flush=True)
     return 0
+
+
+def _start_dashboard(args: Any, address: str, token: str, log_dir: str) -> str | None:
+    """The dashboard's URL (with the token in its fragment), or None if it is off or
+    could not start (the head runs on; the reason is printed)."""
+    if not getattr(args, "include_dashboard", True):
+        return None
+    from shoal.dashboard.launcher import DashboardPortError, start_detached
+
+    try:
+        url, _pid = start_detached(args.dashboard_host, args.dashboard_port, address, token,
+                                   [log_dir], os.path.join(log_dir, "dashboard.log"))
+    except DashboardPortError as exc:
+        print(f"shoal: warning: no dashboard: {exc}", file=sys.stderr, flush=True)
+        return None
+    return url
 
 
 def start_node_joining(args: Any) -> int:

@@ -129,6 +129,11 @@ def default_cluster() -> dict | None:
     return read_json(cluster_file())
 
 
+def known_cluster(address: str) -> dict | None:
+    """The record of the live cluster at ``address`` this machine started, if any."""
+    return live_cluster(read_json(_cluster_path(address)))
+
+
 def known_token(address: str) -> str | None:
     record = live_cluster(read_json(_cluster_path(address)))
     return record.get("token") if record else None

@@ -121,7 +121,8 @@ class TaskState(_Record):
     """A task, pending or among the last finished ones its owner remembers
     (``SHOAL_TASK_HISTORY`` per owner).  ``func_or_class_name`` is the task's name."""
 
-    DETAIL: ClassVar[frozenset] = frozenset({"required_resources", "end_time_ms"})
+    DETAIL: ClassVar[frozenset] = frozenset({"required_resources", "end_time_ms",
+                                             "start_time_ms", "error_message"})
     task_id: str
     attempt_number: int
     name: str
@@ -137,6 +138,8 @@ class TaskState(_Record):
     error_type: str | None
     required_resources: dict | None = None
     end_time_ms: int | None = None
+    start_time_ms: int | None = None
+    error_message: str | None = None
 
 
 @dataclasses.dataclass

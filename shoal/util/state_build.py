@@ -156,7 +156,8 @@ def _orphan_running(task_id: str, proc: dict) -> dict:
             "actor_id": proc.get("actor_id"), "job_id": proc.get("job_id", ""),
             "node_id": proc["node_id"], "worker_id": proc["worker_id"],
             "worker_pid": proc["pid"], "error_type": None, "parent_task_id": "",
-            "end_time_ms": None, "required_resources": {}, "attempt_number": 0}
+            "end_time_ms": None, "start_time_ms": None, "error_message": None,
+            "required_resources": {}, "attempt_number": 0}
 
 
 def actor_creation_records(actors: Iterable[dict], pids: dict[str, int]) -> list[dict]:
@@ -180,6 +181,7 @@ def actor_creation_records(actors: Iterable[dict], pids: dict[str, int]) -> list
                     "worker_id": actor.get("worker_id") or None,
                     "worker_pid": pids.get(actor.get("worker_id") or ""),
                     "error_type": error, "parent_task_id": "", "end_time_ms": None,
+                    "start_time_ms": None, "error_message": None,
                     "required_resources": {}, "attempt_number": 0})
     return out
 

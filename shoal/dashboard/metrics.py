@@ -1,0 +1,78 @@
+"""Prometheus text for ``/metrics``, named in Ray's style (``ray_tasks`` ->
+``shoal_tasks``), built per scrape from the same replies as the pages (pure
+apart from prometheus-client's formatting).
+
+Nothing is collected between scrapes: a scrape is one CLUSTER_STATUS and one
+LIST_STATE query, like a page refresh.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+
+class _Snapshot:
+    """A collector over one snapshot (registered into a fresh registry per scrape)."""
+
+    def __init__(self, status: dict, tasks: list[dict], actors: list[dict]) -> None:
+        self.status, self.tasks, self.actors = status, tasks, actors
+
+    def collect(self):  # prometheus-client's collector protocol
+        tasks = GaugeMetricFamily("shoal_tasks", "Tasks by state and name (the owners' "
+                                  "pending tasks and recent history)", labels=["State", "Name"])
+        for (state, name), n in sorted(Counter((t.get("state"), t.get("name") or "")
+                                               for t in self.tasks).items()):
+            tasks.add_metric([state, name], n)
+        yield tasks
+        actors = GaugeMetricFamily("shoal_actors", "Actors by state", labels=["State"])
+        for state, n in sorted(Counter(a.get("state") for a in self.actors).items()):
+            actors.add_metric([state], n)
+        yield actors
+        nodes = self.status.get("nodes", ())
+        yield GaugeMetricFamily("shoal_cluster_active_nodes", "Live nodes",
+                                value=sum(1 for n in nodes if n["alive"]))
+        yield GaugeMetricFamily("shoal_cluster_dead_nodes", "Nodes declared dead",
+                                value=sum(1 for n in nodes if not n["alive"]))
+        yield from self._node_metrics([n for n in nodes if n["alive"]])
+
+    @staticmethod
+    def _node_metrics(nodes: list[dict]):
+        resources = GaugeMetricFamily("shoal_resources", "Logical resources by state",
+                                      labels=["Name", "State", "NodeAddress"])
+        used = GaugeMetricFamily("shoal_object_store_memory", "Object store bytes in use",
+                                 labels=["NodeAddress"], unit="bytes")
+        available = GaugeMetricFamily("shoal_object_store_available_memory",
+                                      "Object store bytes free", labels=["NodeAddress"],
+                                      unit="bytes")
+        on_disk = GaugeMetricFamily("shoal_object_store_on_disk", "Spilled bytes on disk now",
+                                    labels=["NodeAddress"], unit="bytes")
+        spilled = CounterMetricFamily("shoal_spill_manager_spilled", "Bytes spilled to disk",
+                                      labels=["NodeAddress"], unit="bytes")
+        restored = CounterMetricFamily("shoal_spill_manager_restored",
+                                       "Bytes restored from disk", labels=["NodeAddress"],
+                                       unit="bytes")
+        for n in nodes:
+            where = n["address"]
+            for name, total in n.get("resources_total", {}).items():
+                if name.startswith("node:"):
+                    continue
+                free = n.get("resources_available", {}).get(name, 0.0)
+                resources.add_metric([name, "AVAILABLE", where], free)
+                resources.add_metric([name, "USED", where], total - free)
+            store = n.get("store") or {}
+            used.add_metric([where], store.get("used", 0))
+            available.add_metric([where], store.get("capacity", 0) - store.get("used", 0))
+            on_disk.add_metric([where], store.get("bytes_on_disk", 0))
+            spilled.add_metric([where], store.get("spilled_bytes_total", 0))
+            restored.add_metric([where], store.get("restored_bytes_total", 0))
+        yield from (resources, used, available, on_disk, spilled, restored)
+
+
+def exposition(status: dict, tasks: list[dict], actors: list[dict]) -> bytes:
+    """The Prometheus text format of one snapshot."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(status, tasks, actors))
+    return generate_latest(registry)
