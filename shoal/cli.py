@@ -90,6 +90,27 @@ def build_parser() -> argparse.ArgumentParser:
                         help="at most this many references per group")
     memory.add_argument("--timeout", type=float, default=30.0)
 
+    timeline = sub.add_parser("timeline", help="write the recent task events as a Chrome "
+                                               "trace (chrome://tracing, Perfetto)")
+    timeline.add_argument("--address", default=None)
+    timeline.add_argument("--token", default=None)
+    timeline.add_argument("--output", "-o", default=None,
+                          help="file to write (default: timeline-<time>.json here)")
+    timeline.add_argument("--timeout", type=float, default=30.0)
+    summary = sub.add_parser("summary", help="counts by function and state")
+    summary.add_argument("what", choices=["tasks", "actors", "objects"])
+    summary.add_argument("--address", default=None)
+    summary.add_argument("--token", default=None)
+    summary.add_argument("--timeout", type=float, default=30.0)
+    lister = sub.add_parser("list", help="the state API's records, as JSON lines")
+    lister.add_argument("what", choices=["tasks", "actors", "objects", "nodes"])
+    lister.add_argument("--address", default=None)
+    lister.add_argument("--token", default=None)
+    lister.add_argument("--limit", type=int, default=100)
+    lister.add_argument("--detail", action="store_true")
+    lister.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                        help="keep records whose KEY is VALUE (KEY!=VALUE: is not); repeat")
+    lister.add_argument("--timeout", type=float, default=30.0)
     _sort_parser(sub)
     sub.add_parser("demo", help="run the demo on a local embedded cluster")
     return parser
@@ -148,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         return commands.status(args.address, args.token)
     if args.command == "memory":
         return commands.memory(args)
+    if args.command in ("timeline", "summary", "list"):
+        from shoal.launch import state_commands
+
+        return {"timeline": state_commands.timeline, "summary": state_commands.summary,
+                "list": state_commands.list_}[args.command](args)
     if args.command == "sort":
         from shoal.launch.sort_command import sort_command
 

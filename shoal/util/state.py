@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from shoal.launch.state_client import fetch_state
-from shoal.util import state_build
+from shoal.util import state_build, state_summary
 
 log = logging.getLogger("shoal.state")
 
@@ -266,8 +266,49 @@ def get_objects(id: str, address: str | None = None,  # noqa: A002
     return list_objects(address, [("object_id", "=", id)], None, timeout, detail=True)
 
 
+def summarize_tasks(address: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                    raise_on_missing_output: bool = True) -> dict:
+    """Tasks counted by function and state (Ray's ``summarize_tasks``), plus overall
+    ``state_counts``; the same records as ``list_tasks(limit=None)``."""
+    return state_summary.task_summary(list_tasks(address, limit=None, timeout=timeout,
+                                                 raise_on_missing_output=raise_on_missing_output))
+
+
+def summarize_actors(address: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                     raise_on_missing_output: bool = True) -> dict:
+    return state_summary.actor_summary(list_actors(
+        address, limit=None, timeout=timeout, raise_on_missing_output=raise_on_missing_output))
+
+
+def summarize_objects(address: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                      raise_on_missing_output: bool = True) -> dict:
+    return state_summary.object_summary(list_objects(
+        address, limit=None, timeout=timeout, raise_on_missing_output=raise_on_missing_output))
+
+
+def timeline(filename: str | None = None, address: str | None = None,
+             timeout: float = DEFAULT_TIMEOUT) -> list[dict] | None:
+    """The task events as a Chrome trace (``chrome://tracing``, Perfetto), like
+    ``ray.timeline``: written to ``filename`` as JSON, else returned as a list.
+    Covers the tasks the state API knows: pending ones and the last
+    ``SHOAL_TASK_HISTORY`` finished per owner; times are the owners' (push, result)."""
+    import time
+
+    from shoal.dashboard import timeline as trace
+
+    tasks = list_tasks(address, limit=None, timeout=timeout, detail=True,
+                       raise_on_missing_output=False)
+    events = trace.trace_events(tasks, int(time.time() * 1000))
+    if filename is None:
+        return events
+    with open(filename, "w") as f:
+        f.write(trace.dumps(events))
+    return None
+
+
 __all__ = [
     "ActorState", "NodeState", "ObjectState", "RayStateApiException", "StateApiException",
     "TaskState", "get_actor", "get_node", "get_objects", "get_task", "list_actors",
-    "list_nodes", "list_objects", "list_tasks",
+    "list_nodes", "list_objects", "list_tasks", "summarize_actors", "summarize_objects",
+    "summarize_tasks", "timeline",
 ]

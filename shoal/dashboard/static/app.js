@@ -81,7 +81,7 @@ const pages = {
         `<td>${esc(f.type)}</td><td>${Object.entries(f.state_counts).map(([s, n]) => `${esc(s)}: ${n}`).join(", ")}</td></tr>`));
     el.querySelector("#task-table").innerHTML = `<p>showing <span id="task-matching">${d.matching}</span> tasks</p>` +
       table("tasks-table", ["task", "name", "state", "type", "node", "worker pid", "error"],
-        d.rows.map((t) => `<tr class="clickable" data-task-id="${esc(t.task_id)}"><td>${esc(t.task_id.slice(0, 16))}</td>` +
+        d.rows.map((t) => `<tr class="clickable" data-task-id="${esc(t.task_id)}"><td>${esc(t.task_id)}</td>` +
           `<td>${esc(t.name)}</td><td>${esc(t.state)}</td><td>${esc(t.type)}</td><td>${esc((t.node_id || "").slice(0, 12))}</td>` +
           `<td>${esc(t.worker_pid)}</td><td>${esc(t.error_type)}</td></tr>`));
     el.querySelectorAll("#tasks-table tr[data-task-id]").forEach((tr) =>

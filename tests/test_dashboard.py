@@ -1,0 +1,272 @@
+"""The dashboard against a real local cluster: the token guard over HTTP, /metrics
+parsed with prometheus-client, the Chrome-trace export, and every page in headless
+Chromium (Debian's package) driven by Selenium, checked against the state API.
+
+Screenshots of each page go to ``test-artifacts/dashboard/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import shoal
+from shoal.util.state import list_nodes, list_tasks
+from tests.utils import REPO_ROOT, wait_for_condition
+
+CLUSTER_INIT_KWARGS = {"num_cpus": 2, "dashboard_port": 0}
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "dashboard"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+INSTALL = "apt-get install -y chromium chromium-driver"
+HTTP_TIMEOUT_S = 30
+
+
+@shoal.remote
+def square(x):
+    return x * x
+
+
+@shoal.remote
+def explode():
+    raise ValueError("dashboard-test-failure")
+
+
+@shoal.remote
+class Counter:
+    def __init__(self):
+        self.n = 0
+
+    def add(self, k):
+        self.n += k
+        return self.n
+
+
+def test_init_refuses_a_dashboard_port_that_is_taken(shutdown_only):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        with pytest.raises(ValueError, match=f"dashboard cannot listen on 127.0.0.1:{port}"):
+            shoal.init(num_cpus=1, dashboard_port=port)
+    ctx = shoal.init(num_cpus=1, include_dashboard=False)
+    assert ctx["dashboard_url"] is None
+
+
+@pytest.fixture(scope="module")
+def workload(shoal_cluster):
+    """Tasks, an actor, a failing task whose ref is kept (so its error is known)."""
+    assert shoal.get([square.remote(i) for i in range(6)]) == [i * i for i in range(6)]
+    counter = Counter.remote()
+    assert shoal.get(counter.add.remote(3)) == 3
+    failed = explode.remote()
+    with pytest.raises(Exception, match="dashboard-test-failure"):
+        shoal.get(failed, timeout=30)
+    keep = shoal.put(b"x" * 200_000)
+    url = shoal_cluster["dashboard_url"]
+    assert url and "#token=" in url
+    base, token = url.split("#token=")
+    yield {"base": base, "token": token, "url": url, "counter": counter, "failed": failed,
+           "keep": keep}
+
+
+def _get(url: str, token: str | None = None, cookie: str | None = None):
+    headers = {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, headers=headers)
+    return urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S)
+
+
+def test_without_the_token_only_the_login_page_is_served(workload):
+    base = workload["base"]
+    page = _get(base).read().decode()
+    assert "cluster token" in page and "app.js" not in page
+    for path in ("api/tasks", "api/overview", "metrics", "api/timeline", "api/logs",
+                 "static/app.js"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            _get(base + path)
+        assert err.value.code == 401, path
+    with pytest.raises(urllib.error.HTTPError) as err:
+        _get(base + "api/tasks", token=workload["token"][:-1] + "0")
+    assert err.value.code == 401
+    with pytest.raises(urllib.error.HTTPError) as err:  # a wrong login sets nothing
+        urllib.request.urlopen(urllib.request.Request(
+            base + "login", data=b"token=nope", method="POST"), timeout=HTTP_TIMEOUT_S)
+    assert err.value.code == 401
+
+
+def test_metrics_parse_and_match_the_state_api(workload):
+    text = _get(workload["base"] + "metrics", token=workload["token"]).read().decode()
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    finished = sum(s.value for s in samples
+                   if s.name == "shoal_tasks" and s.labels == {"State": "FINISHED",
+                                                               "Name": "square"})
+    expected = len(list_tasks(filters=[("name", "=", "square"), ("state", "=", "FINISHED")],
+                              limit=None))
+    assert finished == expected == 6
+    assert any(s.name == "shoal_object_store_memory_bytes" for s in samples)
+    assert [s.value for s in samples if s.name == "shoal_cluster_active_nodes"] == [1]
+
+
+def test_timeline_export_matches_the_task_counts(workload, tmp_path):
+    path = tmp_path / "timeline.json"
+    assert shoal.timeline(filename=str(path)) is None
+    events = json.loads(path.read_text())
+    spans = [e for e in events if e.get("ph") == "X"]
+    started = [t for t in list_tasks(limit=None, detail=True) if t.start_time_ms]
+    assert len([e for e in spans if e["name"] == "square"]) == 6
+    assert len(spans) == len(started)
+    assert all(e["dur"] >= 0 and e["ts"] > 0 for e in spans)
+    failed = [e for e in spans if e["name"] == "explode"]
+    assert failed and failed[0]["args"]["state"] == "FAILED"
+
+
+def test_failed_task_record_carries_the_traceback(workload):
+    [task] = list_tasks(filters=[("name", "=", "explode")], detail=True)
+    assert task.state == "FAILED" and task.error_type == "TASK_EXECUTION_EXCEPTION"
+    assert "Traceback" in task.error_message and "dashboard-test-failure" in task.error_message
+
+
+# ---- the browser -------------------------------------------------------------------
+def _ensure_chromium() -> None:
+    """Install Debian's chromium if missing (as .ci/run does); fail, naming the
+    command, if that is impossible here; skip only where there is no apt at all."""
+    if os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER):
+        return
+    if shutil.which("apt-get") is None:
+        pytest.skip(f"NO BROWSER TESTS: chromium is not installed and this machine has no "
+                    f"apt-get to install it ({INSTALL} on Debian)")
+    result = subprocess.run(["sh", "-c", f"{INSTALL} || (apt-get update && {INSTALL})"],
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        pytest.fail(f"the browser tests need Debian's chromium; '{INSTALL}' failed:\n"
+                    f"{result.stderr[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def browser(workload):
+    _ensure_chromium()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="shoal-chromium-")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
+                 f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _text(driver, css: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, css)
+    return found[0].text if found else ""
+
+
+def _open(driver, page: str) -> None:
+    driver.execute_script(f"location.hash = '#{page}'")
+    wait_for_condition(lambda: driver.execute_script(
+        "return document.getElementById('page').dataset.page") == page, timeout=20)
+
+
+def _shot(driver, name: str) -> None:
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+@pytest.mark.timeout(120)
+def test_every_page_in_a_browser(workload, browser):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.get(workload["url"])  # the link init() returned, token in the fragment
+    wait_for_condition(lambda: _text(driver, "#nodes-alive") != "", timeout=60)
+    assert "token" not in driver.current_url  # moved off the address bar
+    assert "shoal_dashboard_token" not in driver.execute_script("return document.cookie")
+    alive = [n for n in list_nodes() if n.state == "ALIVE"]
+    assert _text(driver, "#nodes-alive") == str(len(alive))
+    _shot(driver, "overview")
+
+    _open(driver, "tasks")
+    expected = len(list_tasks(filters=[("state", "=", "FINISHED")], limit=None))
+    wait_for_condition(lambda: _text(driver, "#task-count-FINISHED") == str(expected),
+                       timeout=20)
+    assert _text(driver, "#task-count-FAILED") == "1"
+    _shot(driver, "tasks")
+    row = driver.find_element(By.CSS_SELECTOR, "#tasks-table tr[data-task-id] td:nth-child(2)")
+    wait_for_condition(lambda: driver.find_elements(
+        By.XPATH, "//table[@id='tasks-table']//tr[td[2]='explode']"), timeout=20)
+    driver.find_element(By.XPATH, "//table[@id='tasks-table']//tr[td[2]='explode']").click()
+    wait_for_condition(lambda: "dashboard-test-failure" in _text(driver, "#task-error"),
+                       timeout=20)
+    assert "Traceback" in _text(driver, "#task-error")
+    _shot(driver, "task-detail")
+    del row
+
+    # live update: new tasks appear without a reload
+    before = int(_text(driver, "#task-total"))
+    shoal.get([square.remote(i) for i in range(4)])
+    wait_for_condition(lambda: _text(driver, "#task-total").isdigit()
+                       and int(_text(driver, "#task-total")) >= before + 4, timeout=20)
+
+    _open(driver, "actors")
+    actor_id = workload["counter"]._actor_id if hasattr(workload["counter"], "_actor_id") \
+        else None
+    wait_for_condition(lambda: "Counter" in _text(driver, "#actors-table"), timeout=20)
+    assert "ALIVE" in _text(driver, "#actors-table")
+    if actor_id:
+        assert driver.find_elements(By.CSS_SELECTOR, f"tr[data-actor-id='{actor_id}']")
+    _shot(driver, "actors")
+
+    _open(driver, "objects")
+    keep_id = workload["keep"].hex()
+    wait_for_condition(lambda: driver.find_elements(
+        By.CSS_SELECTOR, f"#objects-table tr[data-object-id='{keep_id}']"), timeout=20)
+    _shot(driver, "objects")
+
+    _open(driver, "logs")
+    wait_for_condition(lambda: driver.find_elements(By.CSS_SELECTOR, "#log-list li"),
+                       timeout=20)
+    _shot(driver, "logs")
+
+    _open(driver, "timeline")
+    wait_for_condition(lambda: _text(driver, "#stream-count").isdigit()
+                       and int(_text(driver, "#stream-count")) >= 10, timeout=20)
+    assert driver.find_elements(By.CSS_SELECTOR, "#stream .bar.FAILED")
+    _shot(driver, "timeline")
+
+    _open(driver, "shuffle")
+    wait_for_condition(lambda: driver.find_elements(By.CSS_SELECTOR, "#shuffle-table"),
+                       timeout=20)
+    _shot(driver, "shuffle")
+
+
+def test_login_form_in_a_browser(workload, browser):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.delete_all_cookies()
+    driver.get(workload["base"])
+    wait_for_condition(lambda: driver.find_elements(By.ID, "login-form"), timeout=20)
+    driver.find_element(By.ID, "token").send_keys(workload["token"])
+    _shot(driver, "login")
+    driver.find_element(By.ID, "login-button").click()
+    wait_for_condition(lambda: _text(driver, "#nodes-alive") != "", timeout=30)

@@ -1,0 +1,98 @@
+"""The dashboard's pure parts: the token check, the page views, the Chrome trace,
+the Prometheus text (parsed back with prometheus-client's own parser)."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from shoal.dashboard import auth, metrics, timeline, views
+from shoal.util import state_summary
+
+
+def _task(tid, name, state, start=None, end=None, worker="w1", node="n1", **extra):
+    return {"task_id": tid, "name": name, "func_or_class_name": name, "state": state,
+            "type": "NORMAL_TASK", "start_time_ms": start, "end_time_ms": end,
+            "worker_id": worker, "node_id": node, **extra}
+
+
+TASKS = [_task("a", "f", "FINISHED", 1000, 1500), _task("b", "f", "FAILED", 1200, 1300),
+         _task("c", "g", "RUNNING", 1400, None, worker="w2"),
+         _task("d", "g", "PENDING_NODE_ASSIGNMENT")]
+
+
+def test_token_check_needs_the_exact_token():
+    assert auth.token_matches("s3cret", "s3cret")
+    assert not auth.token_matches("s3cre", "s3cret")
+    assert not auth.token_matches("", "s3cret")
+    assert not auth.token_matches(None, "s3cret")
+    assert not auth.token_matches("x", "")
+    assert auth.presented_token({auth.COOKIE: "t"}, {}) == "t"
+    assert auth.presented_token({}, {"Authorization": "Bearer t2"}) == "t2"
+    assert auth.presented_token({}, {"Authorization": "Basic t2"}) is None
+    assert auth.is_public("/") and not auth.is_public("/api/tasks")
+    assert not auth.is_public("/metrics")
+
+
+def test_trace_has_one_complete_event_per_started_task_on_worker_lanes():
+    events = timeline.trace_events(TASKS, now_ms=2000)
+    spans = [e for e in events if e["ph"] == "X"]
+    assert sorted(e["args"]["task_id"] for e in spans) == ["a", "b", "c"]
+    by_id = {e["args"]["task_id"]: e for e in spans}
+    assert by_id["a"]["ts"] == 1000 * 1000 and by_id["a"]["dur"] == 500 * 1000
+    assert by_id["c"]["dur"] == 600 * 1000  # running: ends now
+    assert by_id["a"]["tid"] != by_id["c"]["tid"]  # another worker, another lane
+    names = {e["args"]["name"] for e in events if e["ph"] == "M"}
+    assert "worker w1" in names and "node n1" in names
+
+
+def test_task_view_counts_and_filters():
+    page = views.tasks(TASKS, state="", name="F")
+    assert page["state_counts"] == {"FINISHED": 1, "FAILED": 1, "RUNNING": 1,
+                                    "PENDING_NODE_ASSIGNMENT": 1}
+    assert page["total"] == 4 and page["matching"] == 2
+    assert {r["task_id"] for r in views.tasks(TASKS, state="FAILED")["rows"]} == {"b"}
+    assert page["by_function"]["g"]["state_counts"] == {"RUNNING": 1,
+                                                        "PENDING_NODE_ASSIGNMENT": 1}
+
+
+def test_task_stream_keeps_the_window():
+    stream = views.task_stream(TASKS, now_ms=2000, window_ms=600)
+    ids = sorted(t["task_id"] for lane in stream["lanes"] for t in lane["tasks"])
+    assert ids == ["a", "c"]  # b ended at 1300 < 1400
+
+
+def test_object_summary_counts_each_object_once():
+    objs = [{"object_id": "x", "object_size": 10, "reference_type": "LOCAL_REFERENCE",
+             "storage": "INLINE"},
+            {"object_id": "x", "object_size": 10, "reference_type": "BORROWED",
+             "storage": "INLINE"},
+            {"object_id": "y", "object_size": -1, "reference_type": "LOCAL_REFERENCE",
+             "storage": "NOT_READY"}]
+    s = state_summary.object_summary(objs)
+    assert s["total_objects"] == 2 and s["total_size_bytes"] == 10
+    assert s["by_reference_type"] == {"LOCAL_REFERENCE": 2, "BORROWED": 1}
+
+
+def test_metrics_parse_with_ray_style_names():
+    status = {"nodes": [
+        {"node_id": "n1", "address": "127.0.0.1:1", "alive": True,
+         "resources_total": {"CPU": 4.0, "node:127.0.0.1": 1.0},
+         "resources_available": {"CPU": 1.0},
+         "store": {"capacity": 1000, "used": 300, "spilled_bytes_total": 50,
+                   "bytes_on_disk": 20, "restored_bytes_total": 5}},
+        {"node_id": "n2", "address": "127.0.0.1:2", "alive": False}]}
+    text = metrics.exposition(status, TASKS, [{"state": "ALIVE"}]).decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    assert samples[("shoal_tasks", (("Name", "f"), ("State", "FINISHED")))] == 1
+    assert samples[("shoal_actors", (("State", "ALIVE"),))] == 1
+    assert samples[("shoal_cluster_active_nodes", ())] == 1
+    assert samples[("shoal_cluster_dead_nodes", ())] == 1
+    where = ("NodeAddress", "127.0.0.1:1")
+    assert samples[("shoal_resources", (("Name", "CPU"), where, ("State", "USED")))] == 3
+    assert samples[("shoal_object_store_memory_bytes", (where,))] == 300
+    assert samples[("shoal_spill_manager_spilled_bytes_total", (where,))] == 50
+    assert not any(k[0] == "shoal_resources" and ("Name", "node:127.0.0.1") in k[1]
+                   for k in samples)
