@@ -16,10 +16,12 @@ import tempfile
 import urllib.error
 import urllib.request
 
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import shoal
+from shoal.shuffle import random_shuffle
 from shoal.util.state import list_nodes, list_tasks
 from tests.utils import REPO_ROOT, wait_for_condition
 
@@ -70,6 +72,10 @@ def workload(shoal_cluster):
     with pytest.raises(Exception, match="dashboard-test-failure"):
         shoal.get(failed, timeout=30)
     keep = shoal.put(b"x" * 200_000)
+    arrays = [np.arange(i * 1000, (i + 1) * 1000, dtype=np.int64) for i in range(4)]
+    shuffled = shoal.get(random_shuffle(arrays, num_partitions=3, seed=1, progress=False),
+                         timeout=60)
+    assert sum(len(part) for part in shuffled) == 4000
     url = shoal_cluster["dashboard_url"]
     assert url and "#token=" in url
     base, token = url.split("#token=")
@@ -176,10 +182,10 @@ def browser(workload):
 
 
 def _text(driver, css: str) -> str:
-    from selenium.webdriver.common.by import By
-
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text if found else ""
+    """The element's text, read in one script call: the pages re-render every
+    second, so an element handle kept between calls may be gone."""
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''", css)
 
 
 def _open(driver, page: str) -> None:
@@ -211,15 +217,14 @@ def test_every_page_in_a_browser(workload, browser):
                        timeout=20)
     assert _text(driver, "#task-count-FAILED") == "1"
     _shot(driver, "tasks")
-    row = driver.find_element(By.CSS_SELECTOR, "#tasks-table tr[data-task-id] td:nth-child(2)")
-    wait_for_condition(lambda: driver.find_elements(
-        By.XPATH, "//table[@id='tasks-table']//tr[td[2]='explode']"), timeout=20)
-    driver.find_element(By.XPATH, "//table[@id='tasks-table']//tr[td[2]='explode']").click()
+    wait_for_condition(lambda: driver.execute_script(  # find and click in one step
+        "const row = [...document.querySelectorAll('#tasks-table tr[data-task-id]')]"
+        ".find((r) => r.children[1].textContent === 'explode');"
+        "if (row) row.click(); return !!row;"), timeout=20)
     wait_for_condition(lambda: "dashboard-test-failure" in _text(driver, "#task-error"),
                        timeout=20)
     assert "Traceback" in _text(driver, "#task-error")
     _shot(driver, "task-detail")
-    del row
 
     # live update: new tasks appear without a reload
     before = int(_text(driver, "#task-total"))
@@ -254,8 +259,12 @@ def test_every_page_in_a_browser(workload, browser):
     _shot(driver, "timeline")
 
     _open(driver, "shuffle")
-    wait_for_condition(lambda: driver.find_elements(By.CSS_SELECTOR, "#shuffle-table"),
+    maps = len(list_tasks(filters=[("name", "=", "map_task")], limit=None))
+    reduces = len(list_tasks(filters=[("name", "=", "reduce_task")], limit=None))
+    assert maps >= 4 and reduces >= 3
+    wait_for_condition(lambda: _text(driver, "tr[data-stage='map'] .total") == str(maps),
                        timeout=20)
+    assert _text(driver, "tr[data-stage='reduce'] .total") == str(reduces)
     _shot(driver, "shuffle")
 
 
