@@ -100,8 +100,10 @@ def test_without_the_token_only_the_login_page_is_served(workload):
         with pytest.raises(urllib.error.HTTPError) as err:
             _get(base + path)
         assert err.value.code == 401, path
+    token = workload["token"]
+    wrong = token[:-1] + ("1" if token[-1] == "0" else "0")  # one character off
     with pytest.raises(urllib.error.HTTPError) as err:
-        _get(base + "api/tasks", token=workload["token"][:-1] + "0")
+        _get(base + "api/tasks", token=wrong)
     assert err.value.code == 401
     with pytest.raises(urllib.error.HTTPError) as err:  # a wrong login sets nothing
         urllib.request.urlopen(urllib.request.Request(
@@ -139,6 +141,22 @@ def test_failed_task_record_carries_the_traceback(workload):
     [task] = list_tasks(filters=[("name", "=", "explode")], detail=True)
     assert task.state == "FAILED" and task.error_type == "TASK_EXECUTION_EXCEPTION"
     assert "Traceback" in task.error_message and "dashboard-test-failure" in task.error_message
+
+
+def test_list_workers_and_jobs(workload, shoal_cluster):
+    from shoal.util.state import list_jobs, list_workers, summarize_tasks
+
+    # (a worker that exited since has no pid in the tables any more: None)
+    ran_on = {t.worker_pid for t in list_tasks(filters=[("name", "=", "square")], limit=None)
+              } - {None}
+    pids = {w.pid for w in list_workers(limit=None)}
+    assert ran_on and ran_on <= pids
+    [job] = list_jobs()
+    assert job.job_id == shoal_cluster["job_id"] and job.status == "RUNNING"
+    assert job.driver_info["pid"] == os.getpid()
+    summary = summarize_tasks()
+    assert summary["summary"]["square"]["state_counts"]["FINISHED"] >= 6
+    assert summary["summary"]["explode"]["state_counts"] == {"FAILED": 1}
 
 
 # ---- the browser -------------------------------------------------------------------

@@ -30,7 +30,7 @@ DEFAULT_TIMEOUT_S = 10.0
 
 
 def handle_list_state(store: ControlStore, conn: Any, body: Any) -> Any:
-    """``{"kinds": [...], "timeout": s}``; kinds: objects, tasks, workers, actors."""
+    """``{"kinds": [...], "timeout": s}``; kinds: objects, tasks, workers, actors, jobs."""
     body = body or {}
     kinds = set(body.get("kinds", ()))
     timeout = float(body.get("timeout", DEFAULT_TIMEOUT_S))
@@ -42,6 +42,11 @@ def handle_list_state(store: ControlStore, conn: Any, body: Any) -> Any:
     }
     if "actors" in kinds:
         reply["actors"] = [a.public() for a in store.actors.values()]
+    if "jobs" in kinds:  # the drivers connected now (a job ends with its driver)
+        reply["jobs"] = [{"job_id": job_id, "driver_worker_id": c.get("worker_id", ""),
+                          "driver_address": c.get("address", ""), "driver_pid": c.get("pid"),
+                          "namespace": c.get("namespace", ""), "cwd": c.get("cwd", "")}
+                         for job_id, c in store.jobs.items()]
     wanted = sorted(kinds & NODE_KINDS)
     if not wanted:
         return reply

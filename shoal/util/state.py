@@ -182,6 +182,37 @@ class NodeState(_Record):
     hostname: str | None = None
 
 
+@dataclasses.dataclass
+class WorkerState(_Record):
+    """A worker process of a live node (Ray's ``WorkerState``; drivers are jobs)."""
+
+    DETAIL: ClassVar[frozenset] = frozenset({"actor_id", "job_id", "address"})
+    worker_id: str
+    is_alive: bool
+    worker_type: str
+    node_id: str
+    ip: str
+    pid: int | None
+    actor_id: str | None = None
+    job_id: str | None = None
+    address: str | None = None
+
+
+@dataclasses.dataclass
+class JobState(_Record):
+    """A job: a driver connected now (a job ends with its driver, so only running
+    jobs are listed).  ``type`` is always DRIVER: shoal has no job submission."""
+
+    job_id: str
+    type: str
+    status: str
+    driver_info: dict
+    namespace: str
+    entrypoint: str
+    runtime_env: dict
+    cwd: str
+
+
 def _query(kinds: list[str], address: str | None, timeout: float,
            raise_on_missing_output: bool) -> dict:
     try:
@@ -241,6 +272,22 @@ def list_nodes(address: str | None = None, filters: list | None = None,
                _explain: bool = False) -> list[NodeState]:
     reply = _query([], address, timeout, raise_on_missing_output)
     return _finish(NodeState, state_build.node_records(reply), filters, limit, detail)
+
+
+def list_workers(address: str | None = None, filters: list | None = None,
+                 limit: int | None = DEFAULT_LIMIT, timeout: float = DEFAULT_TIMEOUT,
+                 detail: bool = False, raise_on_missing_output: bool = True,
+                 _explain: bool = False) -> list[WorkerState]:
+    reply = _query(["workers"], address, timeout, raise_on_missing_output)
+    return _finish(WorkerState, state_build.worker_records(reply), filters, limit, detail)
+
+
+def list_jobs(address: str | None = None, filters: list | None = None,
+              limit: int | None = DEFAULT_LIMIT, timeout: float = DEFAULT_TIMEOUT,
+              detail: bool = False, raise_on_missing_output: bool = True,
+              _explain: bool = False) -> list[JobState]:
+    reply = _query(["jobs"], address, timeout, raise_on_missing_output)
+    return _finish(JobState, state_build.job_records(reply), filters, limit, detail)
 
 
 def get_actor(id: str, address: str | None = None,  # noqa: A002 (Ray's name)
@@ -307,8 +354,8 @@ def timeline(filename: str | None = None, address: str | None = None,
 
 
 __all__ = [
-    "ActorState", "NodeState", "ObjectState", "RayStateApiException", "StateApiException",
-    "TaskState", "get_actor", "get_node", "get_objects", "get_task", "list_actors",
-    "list_nodes", "list_objects", "list_tasks", "summarize_actors", "summarize_objects",
-    "summarize_tasks", "timeline",
+    "ActorState", "JobState", "NodeState", "ObjectState", "RayStateApiException",
+    "StateApiException", "TaskState", "WorkerState", "get_actor", "get_node", "get_objects",
+    "get_task", "list_actors", "list_jobs", "list_nodes", "list_objects", "list_tasks",
+    "list_workers", "summarize_actors", "summarize_objects", "summarize_tasks", "timeline",
 ]

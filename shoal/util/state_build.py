@@ -209,6 +209,28 @@ def actor_records(reply: dict) -> list[dict]:
     return out
 
 
+def worker_records(reply: dict) -> list[dict]:
+    """The worker processes in the live nodes' worker tables (drivers are jobs)."""
+    out = []
+    for ns in reply.get("node_states", ()):
+        ip = (ns.get("address") or "").rsplit(":", 1)[0]
+        for w in ns.get("workers", ()):
+            out.append({"worker_id": w["worker_id"], "is_alive": True, "worker_type": "WORKER",
+                        "node_id": ns.get("node_id"), "ip": ip, "pid": w.get("pid") or None,
+                        "actor_id": w.get("actor_id") or None, "job_id": w.get("job_id") or None,
+                        "address": w.get("address") or None})
+    return out
+
+
+def job_records(reply: dict) -> list[dict]:
+    return [{"job_id": j["job_id"], "type": "DRIVER", "status": "RUNNING",
+             "driver_info": {"id": j["driver_worker_id"], "pid": j["driver_pid"],
+                             "address": j["driver_address"]},
+             "namespace": j.get("namespace") or "default", "entrypoint": "",
+             "runtime_env": {}, "cwd": j.get("cwd") or ""}
+            for j in reply.get("jobs", ())]
+
+
 def node_records(reply: dict) -> list[dict]:
     out = []
     for n in reply.get("nodes", ()):
