@@ -133,6 +133,31 @@ def test_start_head_join_node_status_and_stop(cli):
     assert after.returncode == 1 and "no running cluster" in after.stderr
 
 
+def test_start_head_serves_the_dashboard_until_stop(cli):
+    import urllib.request
+
+    head = cli.run("start", "--head", "--port", "0", "--num-cpus", "1",
+                   "--object-store-memory", STORE, "--dashboard-port", "0")
+    assert head.returncode == 0, head.stderr
+    found = re.search(r"Dashboard: (http://127\.0\.0\.1:\d+/)#token=(\w+)", head.stdout)
+    assert found, head.stdout
+    base, token = found.groups()
+    assert f"--token {token}" in head.stdout  # the cluster's token
+    request = urllib.request.Request(base + "api/overview",
+                                     headers={"Authorization": f"Bearer {token}"})
+    overview = json.loads(urllib.request.urlopen(request, timeout=60).read())
+    assert overview["alive_nodes"] == 1
+    ctx = shoal.init(address="auto")  # a driver there learns the link too
+    assert ctx["dashboard_url"] == f"{base}#token={token}"
+    shoal.shutdown()
+    with open(os.path.join(cli.session_dir, "cluster.json")) as f:
+        record = json.load(f)
+    dashboard = psutil.Process(record["dashboard_pid"])
+    stop = cli.run("stop")
+    assert stop.returncode == 0, stop.stderr
+    assert not _alive(dashboard.pid)
+
+
 def test_stop_with_nothing_started_says_so(cli):
     out = cli.run("stop", script=shutil.which("shoal") is not None)
     assert out.returncode == 0, out.stderr

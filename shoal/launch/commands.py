@@ -14,6 +14,8 @@ import secrets
 import sys
 from typing import Any
 
+import psutil
+
 from shoal.launch import control_client, resource_args, sessions
 from shoal.launch.node_process import NodeProcess, NodeSpec, NodeStartError, start_node
 from shoal.launch.state_client import ClusterNotFound, resolve_cluster
@@ -55,10 +57,10 @@ def start_head(args: Any) -> int:
     if isinstance(launched, int):
         return launched
     node, session, log_dir = launched
-    dashboard = _start_dashboard(args, node.address, token, log_dir)
+    dashboard, dashboard_proc = _start_dashboard(args, node.address, token, log_dir)
     sessions.remember_cluster({"address": node.address, "token": token, "pid": node.pid,
                                "create_time": node.create_time, "session": session,
-                               "dashboard_url": dashboard}, default=True)
+                               "dashboard_url": dashboard, **dashboard_proc}, default=True)
     address = node.address
     shown = f"Dashboard: {dashboard}\n" if dashboard else ""
     print(f"Started a shoal head at {address} (node {node.node_id[:12]}, pid {node.pid}).\n"
@@ -74,20 +76,42 @@ def start_head(args: Any) -> int:
     return 0
 
 
-def _start_dashboard(args: Any, address: str, token: str, log_dir: str) -> str | None:
-    """The dashboard's URL (with the token in its fragment), or None if it is off or
-    could not start (the head runs on; the reason is printed)."""
+def _start_dashboard(args: Any, address: str, token: str,
+                     log_dir: str) -> tuple[str | None, dict]:
+    """The dashboard's URL (with the token in its fragment) and its process for
+    ``shoal stop`` (``dashboard_pid``, ``dashboard_create_time``); (None, {}) if it
+    is off or could not start (the head runs on; the reason is printed)."""
     if not getattr(args, "include_dashboard", True):
-        return None
+        return None, {}
     from shoal.dashboard.launcher import DashboardPortError, start_detached
 
     try:
-        url, _pid = start_detached(args.dashboard_host, args.dashboard_port, address, token,
-                                   [log_dir], os.path.join(log_dir, "dashboard.log"))
+        url, pid = start_detached(args.dashboard_host, args.dashboard_port, address, token,
+                                  [log_dir], os.path.join(log_dir, "dashboard.log"))
     except DashboardPortError as exc:
         print(f"shoal: warning: no dashboard: {exc}", file=sys.stderr, flush=True)
-        return None
-    return url
+        return None, {}
+    try:
+        create_time = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        create_time = None
+    return url, {"dashboard_pid": pid, "dashboard_create_time": create_time}
+
+
+def _stop_dashboard(record: dict | None, timeout: float) -> None:
+    """Stop the dashboard ``shoal start --head`` started (it would also exit by itself
+    once the head's connection closes; this makes ``shoal stop`` leave nothing)."""
+    pid = (record or {}).get("dashboard_pid")
+    if not pid or not sessions.process_matches(pid, record.get("dashboard_create_time")):
+        return
+    try:
+        proc = psutil.Process(pid)
+        proc.terminate()
+        proc.wait(timeout)
+    except psutil.TimeoutExpired:
+        proc.kill()
+    except psutil.NoSuchProcess:
+        pass
 
 
 def start_node_joining(args: Any) -> int:
@@ -157,7 +181,7 @@ def stop(force: bool = False, timeout: float = 10.0) -> int:
             print(f"Stopped {what}" + ("" if graceful else f": killed after {timeout:g} s"))
         sessions.forget_started(node.pid)
         if node.head:
-            sessions.forget_cluster(node.address)
+            _stop_dashboard(sessions.forget_cluster(node.address), timeout)
     print(f"Stopped {stopped} shoal process(es) and their workers.", flush=True)
     return 0
 

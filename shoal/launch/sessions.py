@@ -111,11 +111,14 @@ def remember_cluster(record: dict, default: bool) -> None:
         write_private_json(cluster_file(), record)
 
 
-def forget_cluster(address: str) -> None:
+def forget_cluster(address: str) -> dict | None:
+    """Remove the head's record; returns what it said (e.g. its dashboard's pid)."""
+    record = read_json(_cluster_path(address))
     _remove(_cluster_path(address))
     current = read_json(cluster_file())
     if current is not None and current.get("address") == address:
         _remove(cluster_file())
+    return record
 
 
 def live_cluster(record: dict | None) -> dict | None:
