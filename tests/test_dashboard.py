@@ -39,6 +39,11 @@ def square(x):
 
 
 @shoal.remote
+def whoami():
+    return os.getpid()
+
+
+@shoal.remote
 def explode():
     raise ValueError("dashboard-test-failure")
 
@@ -146,11 +151,10 @@ def test_failed_task_record_carries_the_traceback(workload):
 def test_list_workers_and_jobs(workload, shoal_cluster):
     from shoal.util.state import list_jobs, list_workers, summarize_tasks
 
-    # (a worker that exited since has no pid in the tables any more: None)
-    ran_on = {t.worker_pid for t in list_tasks(filters=[("name", "=", "square")], limit=None)
-              } - {None}
-    pids = {w.pid for w in list_workers(limit=None)}
-    assert ran_on and ran_on <= pids
+    pid = shoal.get(whoami.remote(), timeout=30)  # a worker alive now (idle ones may exit)
+    workers = list_workers(limit=None)
+    assert pid in {w.pid for w in workers}
+    assert all(w.is_alive and w.worker_type == "WORKER" for w in workers)
     [job] = list_jobs()
     assert job.job_id == shoal_cluster["job_id"] and job.status == "RUNNING"
     assert job.driver_info["pid"] == os.getpid()
