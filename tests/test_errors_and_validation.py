@@ -28,6 +28,7 @@ PUBLIC_NAMES = {
     "util",
     "actor",
     "method",
+    "timeline",
 }
 
 EXCEPTION_NAMES = [
