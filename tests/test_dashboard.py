@@ -297,6 +297,10 @@ def test_login_form_in_a_browser(workload, browser):
     driver.delete_all_cookies()
     driver.get(workload["base"])
     wait_for_condition(lambda: driver.find_elements(By.ID, "login-form"), timeout=20)
+    # logged out, the browser gets the login page and 401s, nothing else
+    assert driver.execute_script(
+        "return fetch('/api/tasks', {credentials: 'same-origin'}).then((r) => r.status)") == 401
+    assert not driver.find_elements(By.ID, "nav")
     driver.find_element(By.ID, "token").send_keys(workload["token"])
     _shot(driver, "login")
     driver.find_element(By.ID, "login-button").click()
