@@ -47,11 +47,13 @@ feeds the replies back as events.
 
 from __future__ import annotations
 
+import collections
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+KEEP_REMOVED = 1000  # removed groups the table still shows (then they are forgotten)
 
 
 class PgState(enum.Enum):
@@ -145,6 +147,7 @@ class PlacementGroupRecord:
     round: Round | None = None
     attempts: int = 0
     ever_created: bool = False
+    creation_ms: float = 0.0  # from create to CREATED (set by the performer)
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -268,10 +271,20 @@ class PlacementTable:
     """Every group, the name index and the reservations per node.  Mutates;
     called on one thread (the control store's loop)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_removed: int = KEEP_REMOVED) -> None:
         self.groups: dict[str, PlacementGroupRecord] = {}
         self.names: dict[tuple[str, str], str] = {}
         self.reserved: dict[str, dict] = {}  # node id -> units of bundles there
+        self._waiting: dict[str, None] = {}  # ids of the waiting groups, oldest first
+        self._removed: collections.deque = collections.deque()  # ids, oldest first
+        self.keep_removed = keep_removed
+
+    def _refresh(self, record: PlacementGroupRecord) -> None:
+        """Keep ``_waiting`` in step with the record (call after changing it)."""
+        if record.waiting():
+            self._waiting[record.pg_id] = None
+        else:
+            self._waiting.pop(record.pg_id, None)
 
     # -- lifecycle --------------------------------------------------------------------
     def add(self, record: PlacementGroupRecord) -> None:
@@ -283,6 +296,7 @@ class PlacementTable:
                                  f"in namespace {record.namespace!r}")
             self.names[key] = record.pg_id
         self.groups[record.pg_id] = record
+        self._refresh(record)
 
     def remove(self, pg_id: str) -> list[Action]:
         """Remove a group: every reservation, prepared or committed, is cancelled."""
@@ -307,6 +321,10 @@ class PlacementTable:
         actions: list[Action] = [Cancel(n, pg_id, tuple(sorted(ix)), True)
                                  for n, ix in nodes.items()]
         actions.append(Removed(pg_id))
+        self._refresh(record)
+        self._removed.append(pg_id)  # kept a while for placement_group_table, then dropped
+        while len(self._removed) > self.keep_removed:
+            self.groups.pop(self._removed.popleft(), None)
         return actions
 
     # -- scheduling ----------------------------------------------------------------------
@@ -342,12 +360,29 @@ class PlacementTable:
                 for i in per_node[capacity.node_id]:
                     _take(capacity.free, record.bundles[i])
         record.round = Round(record.attempts, Phase.PREPARING, dict(chosen), set(per_node))
+        self._refresh(record)
         return [Prepare(node, pg_id, record.attempts,
                         tuple((i, dict(record.bundles[i])) for i in sorted(ix)))
                 for node, ix in per_node.items()]
 
     def prepared(self, pg_id: str, attempt: int, node_id: str, ok: bool) -> list[Action]:
         """A node answered PREPARE."""
+        actions = self._prepared(pg_id, attempt, node_id, ok)
+        self._refresh_id(pg_id)
+        return actions
+
+    def committed(self, pg_id: str, attempt: int, node_id: str, ok: bool) -> list[Action]:
+        """A node answered COMMIT (``ok`` False: it no longer held the bundles)."""
+        actions = self._committed(pg_id, attempt, node_id, ok)
+        self._refresh_id(pg_id)
+        return actions
+
+    def _refresh_id(self, pg_id: str) -> None:
+        record = self.groups.get(pg_id)
+        if record is not None:
+            self._refresh(record)
+
+    def _prepared(self, pg_id: str, attempt: int, node_id: str, ok: bool) -> list[Action]:
         record, rnd = self._round(pg_id, attempt, Phase.PREPARING)
         if rnd is None or node_id not in rnd.waiting:
             return []
@@ -373,8 +408,7 @@ class PlacementTable:
                        for node in sorted(rnd.waiting)]
         return actions
 
-    def committed(self, pg_id: str, attempt: int, node_id: str, ok: bool) -> list[Action]:
-        """A node answered COMMIT (``ok`` False: it no longer held the bundles)."""
+    def _committed(self, pg_id: str, attempt: int, node_id: str, ok: bool) -> list[Action]:
         record, rnd = self._round(pg_id, attempt, Phase.COMMITTING)
         if rnd is None or node_id not in rnd.waiting:
             return []
@@ -427,6 +461,7 @@ class PlacementTable:
                 record.state = PgState.RESCHEDULING
             elif lost and record.state is PgState.CREATED:
                 record.state = PgState.RESCHEDULING
+            self._refresh(record)
         return actions
 
     # -- helpers ---------------------------------------------------------------------------
@@ -465,4 +500,4 @@ class PlacementTable:
 
     def waiting(self) -> list[PlacementGroupRecord]:
         """Groups to try to place, oldest first."""
-        return [r for r in self.groups.values() if r.waiting()]
+        return [self.groups[pg_id] for pg_id in self._waiting]
