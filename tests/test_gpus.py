@@ -49,7 +49,7 @@ def test_detection_counts_the_gpus_nvidia_smi_lists(tmp_path, monkeypatch):
     assert detect_gpus() == 0
 
 
-# ---- a cluster with two declared GPUs -------------------------------------------------------------
+# ---- a cluster with two declared GPUs ---------------------------------------------------
 @shoal.remote
 def visible():
     return (os.environ.get("CUDA_VISIBLE_DEVICES"), shoal.get_gpu_ids(),
