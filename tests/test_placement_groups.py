@@ -129,10 +129,16 @@ def test_a_group_that_cannot_be_placed_whole_reserves_nothing_then_waits_resched
                 if os.path.exists(path):
                     os.unlink(path)
 
-        # node death: the bundle on a moves to a new node
+        # node death: the bundle on a moves to a new node, and its actor follows
         nodes = placement_group_table(group)["bundles_to_node_id"]
         node_a = next(n for n in cluster.list_all_nodes() if n.node_id in nodes.values()
                       and n is not cluster.head_node)
+        index_a = next(i for i, n in nodes.items() if n == node_a.node_id)
+        actor = Where.options(num_cpus=0.5, max_restarts=1,
+                              scheduling_strategy=in_bundle(group, index_a)).remote()
+        assert shoal.get(actor.node.remote(), timeout=20) == node_a.node_id
+        half = node_of.options(num_cpus=0.5, scheduling_strategy=in_bundle(group, index_a))
+        assert shoal.get(half.remote(), timeout=20) == node_a.node_id  # location now cached
         cluster.remove_node(node_a)
         wait_for_condition(lambda: state_of(group) == "RESCHEDULING", timeout=15)
         assert not group.wait(0.3)
@@ -141,6 +147,9 @@ def test_a_group_that_cannot_be_placed_whole_reserves_nothing_then_waits_resched
         moved = placement_group_table(group)["bundles_to_node_id"]
         assert node_a.node_id not in moved.values()
         assert len(set(moved.values())) == 2
+        wait_for_condition(lambda: shoal.get(actor.node.remote(), timeout=20)
+                           == moved[index_a], timeout=30)
+        assert shoal.get(half.remote(), timeout=20) == moved[index_a]  # tasks follow too
 
 
 def test_strict_spread_stays_pending_until_a_node_joins():

@@ -358,6 +358,7 @@ class ControlStore:
 
     async def _place(self, record: ActorRecord) -> None:
         warned = False
+        waited = 0
         in_group = bool(record.strategy) and record.strategy[0] == "PG"
         while record.state in (ActorState.PENDING, ActorState.RESTARTING):
             try:
@@ -368,8 +369,9 @@ class ControlStore:
                                   f"the actor cannot be scheduled: {exc}")
                 return
             if node is None:
-                if in_group:  # its placement group is being placed
-                    await asyncio.sleep(0.02)
+                if in_group:  # its placement group is being placed: soon, or not soon
+                    waited += 1
+                    await asyncio.sleep(0.02 if waited < 50 else 0.2)
                     continue
                 if not warned:
                     warned = True
