@@ -19,6 +19,7 @@ from shoal._version import __version__ as __version__
 # a driver's ``import shoal`` overlaps less with its head's boot.
 _LAZY = {
     "actor": ("shoal.actor", None),
+    "data": ("shoal.data", None),  # imports pyarrow: only when a program uses it
     "exceptions": ("shoal.exceptions", None),
     "util": ("shoal.util", None),
     "method": ("shoal.api.actor", "method"),
@@ -55,6 +56,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from shoal import actor as actor
+    from shoal import data as data
     from shoal import exceptions as exceptions
     from shoal import util as util
     from shoal.api.actor import method as method

@@ -323,6 +323,33 @@ def test_pulling_spilled_objects_from_another_node_streams_them_from_disk(tmp_pa
         assert after["restored_objects_total"] == before["restored_objects_total"]
 
 
+def test_an_object_larger_than_a_nodes_store_is_pulled_into_disk_backed_memory(tmp_path):
+    """A 96 MB object made on a node with a 256 MiB store, read by a task on a node
+    whose store holds 48 MiB: the copy lands in a file of its own there (it used
+    to fail with ObjectStoreFullError), the task maps it, and the file goes when
+    the ref does."""
+    small = tmp_path / "small"
+    with connected_cluster(
+            {"num_cpus": 1, "object_store_memory": 256 * MiB,
+             "object_spilling_directory": str(tmp_path / "head")},
+            other={"num_cpus": 1, "object_store_memory": 48 * MiB,
+                   "object_spilling_directory": str(small)}) as cluster:
+        value = data(5, 96 * MiB)
+        ref = shoal.put(value)
+
+        @shoal.remote
+        def checksum(wrapped):
+            return crc(shoal.get(wrapped[0], timeout=60))
+
+        assert shoal.get(checksum.options(**on(cluster.other)).remote([ref]),
+                         timeout=90) == crc(value)
+        assert any(os.path.basename(p).startswith("backed-")
+                   for p in spill_files(str(small)))
+        del ref
+        wait_for_condition(lambda: not spill_files(str(small)), timeout=20,
+                           message="the pulled copy's file outlived the object")
+
+
 def test_a_node_death_loses_its_spilled_objects_and_lineage_rebuilds_them(tmp_path):
     with connected_cluster(
             {"num_cpus": 0, "resources": {"head": 1}, "object_store_memory": 64 * MiB,

@@ -342,6 +342,24 @@ class ObjectStore:
         except OutOfMemory:
             return None
 
+    def allocate_pulled_backed(self, oid: bytes, size: int, owner: str) -> str:
+        """Disk-backed memory for a copy being pulled here that is larger than the
+        whole store: the file's path.  Blocks the loop for one ``posix_fallocate``
+        (milliseconds: the extents are reserved, not written).  Raises
+        ObjectStoreFullError when the spill directories have no room."""
+        path = self.dirs.place(size, "backed")
+        try:
+            if path is None:
+                raise spill_io.DiskFullError(28, "no room")
+            spill_io.create_backing_file(path, size)
+        except Exception as exc:
+            if path is not None:
+                self.dirs.written(path, size)
+            raise self._full_error(size, exc) from None
+        self.dirs.written(path, size)
+        self.table.create_backed(oid, size, PULL_CREATOR, owner, path, CopyKind.SECONDARY)
+        return path
+
     async def open_reader(self, oid: bytes, key: object) -> ObjectReader | None:
         """For the data server: the object's bytes, from memory (pinned) or
         from its file; None if it is not here."""

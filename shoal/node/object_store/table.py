@@ -316,11 +316,11 @@ class ObjectTable:
         return offset
 
     def create_backed(self, oid: bytes, size: int, creator: object, owner: str,
-                      path: str) -> StoredObject:
+                      path: str, kind: CopyKind = CopyKind.PRIMARY) -> StoredObject:
         """``oid`` in a file of its own (created by the caller): disk-backed memory."""
         if oid in self.objects:
             raise FileExistsError(oid.hex())
-        obj = StoredObject(oid, size, creator, owner, backing=path)
+        obj = StoredObject(oid, size, creator, owner, kind=kind, backing=path)
         self.objects[oid] = obj
         return obj
 
