@@ -20,6 +20,10 @@ strategy, is placed by :mod:`shoal.node.cluster_view`; the reply may then be
 ``{"spill": [node_id, address]}`` instead of a grant, and the requester asks
 that node's agent directly (marked *spilled*: it is never redirected again).
 Object transfer between nodes is :mod:`shoal.node.object_transfer`.
+
+Placement groups: bundles reserved here (:mod:`shoal.node.bundles`) are pools of
+their own; a request with a ``["PG", ...]`` strategy is served only from its
+group's bundles.  A grant carries the GPU ids it got (``{"GPU": [ids]}``).
 """
 
 from __future__ import annotations
