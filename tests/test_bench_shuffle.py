@@ -107,3 +107,15 @@ def test_runner_runs_each_sample_in_a_subprocess_and_writes_json(tmp_path):
     push = data["summary"]["8MB:4"]["shoal-push"]
     assert push["ok"] == 2 and push["peak_pss_sort"] > 0
     assert "shoal-push/numpy-shoal" in data["summary"]["8MB:4"]["numpy-shoal"]["ratios"]
+
+
+def test_cpu_seconds_count_only_the_window():
+    from bench.shuffle.monitor import Reading, TreeMonitor
+
+    monitor = TreeMonitor()
+    monitor.readings = [Reading(t, 0, 0, 0, 0, len(cpu), cpu) for t, cpu in [
+        (1.0, {10: 5.0}), (2.0, {10: 6.0}), (3.0, {10: 8.0, 11: 1.0}), (4.0, {10: 9.5})]]
+    # pid 10: 9.5 - 6.0; pid 11 started inside the window (last seen at 1.0 s of CPU)
+    assert monitor.cpu_seconds(2.5, 4.0) == pytest.approx(3.5 + 1.0)
+    assert monitor.peak(2.5, 4.0)["cpu_s"] == pytest.approx(4.5)
+    assert monitor.cpu_seconds(None, None) == pytest.approx(10.5)

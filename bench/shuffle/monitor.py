@@ -12,6 +12,10 @@ orphans re-parented to it).  Every ``interval`` seconds it sums over them:
 
 and reads ``/dev/shm``'s use above what it was when the sample started (object
 stores live there; other users of the machine move it too, so it is a hint).
+It also keeps each process's CPU time (user + system): the CPU seconds the
+system spent in a window barely move when other work shares the machine, where
+its wall-clock time does (a process that exits between two readings loses at
+most one interval of it).
 Reading PSS walks the page tables (``smaps_rollup``): ~1 ms a process here.
 """
 
@@ -33,6 +37,7 @@ class Reading:
     rss: int
     shm: int  # /dev/shm bytes used above the baseline
     processes: int
+    cpu: dict[int, float]  # pid -> CPU seconds used so far (user + system)
 
 
 def shm_used() -> int:
@@ -45,16 +50,19 @@ def shm_used() -> int:
 
 def read_tree(root: psutil.Process, shm_baseline: int) -> Reading:
     pss = uss = rss = count = 0
+    cpu: dict[int, float] = {}
     for proc in root.children(recursive=True):
         try:
             info = proc.memory_full_info()
+            times = proc.cpu_times()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
+        cpu[proc.pid] = times.user + times.system
         pss += getattr(info, "pss", info.rss)
         uss += getattr(info, "uss", info.rss)
         rss += info.rss
         count += 1
-    return Reading(time.time(), pss, uss, rss, max(0, shm_used() - shm_baseline), count)
+    return Reading(time.time(), pss, uss, rss, max(0, shm_used() - shm_baseline), count, cpu)
 
 
 class TreeMonitor:
@@ -92,4 +100,18 @@ class TreeMonitor:
         return {"pss": max(r.pss for r in chosen), "uss": max(r.uss for r in chosen),
                 "rss": max(r.rss for r in chosen), "shm": max(r.shm for r in chosen),
                 "readings": len(chosen),
-                "processes": max(r.processes for r in chosen)}
+                "processes": max(r.processes for r in chosen),
+                "cpu_s": self.cpu_seconds(start, end)}
+
+    def cpu_seconds(self, start: float | None, end: float | None) -> float:
+        """CPU seconds all processes used in ``[start, end]``: per process, its last
+        reading in the window less its last reading before it (0 if it started
+        inside the window)."""
+        before = [r for r in self.readings if start is not None and r.t < start]
+        inside = [r for r in self.readings
+                  if (start is None or r.t >= start) and (end is None or r.t <= end)]
+        base = before[-1].cpu if before else {}
+        last: dict[int, float] = {}
+        for r in inside:
+            last.update(r.cpu)
+        return sum(max(0.0, used - base.get(pid, 0.0)) for pid, used in last.items())

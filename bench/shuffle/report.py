@@ -25,7 +25,9 @@ def progress(label: str, outcome: dict) -> None:
     if outcome["ok"]:
         mem = outcome.get("memory_sort") or {}
         spilled = s.get("spilled_bytes")
-        print(f"[{label}] sort {s['sort_s']:.2f} s ({s['gb_per_s']:.3f} GB/s), validated; "
+        print(f"[{label}] sort {s['sort_s']:.2f} s ({s['gb_per_s']:.3f} GB/s, "
+              f"{mem.get('cpu_s', 0):.1f} CPU s, load {outcome.get('load_before', 0):.1f}), "
+              f"validated; "
               f"peak PSS {mem.get('pss', 0) / GB:.2f} GB"
               + (f", spilled {spilled / GB:.2f} GB" if spilled else ""),
               file=sys.stderr, flush=True)
@@ -57,6 +59,8 @@ def summarize(samples: list[dict], sizes, systems: list[str]) -> dict:
                 "peak_pss_sort": _median([(o["memory_sort"] or {}).get("pss") for o in good]),
                 "peak_pss_sample": _median([(o["memory_sample"] or {}).get("pss")
                                             for o in good]),
+                "cpu_s_sort": _median([(o["memory_sort"] or {}).get("cpu_s") for o in good]),
+                "load_before": _median([o.get("load_before") for o in mine]),
                 "peak_rss_sort": _median([(o["memory_sort"] or {}).get("rss") for o in good]),
                 "peak_shm_sort": _median([(o["memory_sort"] or {}).get("shm") for o in good]),
                 "spilled_sort": _median([o["sample"].get("spilled_bytes") for o in good]),
@@ -84,12 +88,14 @@ def print_tables(summary: dict, sizes, systems: list[str], notes: list[str], arg
           f"median of up to {args.repeat}; each sample in a fresh subprocess, 2 CPUs")
     print(f"machine: {info['cpu_count']} CPUs, {info['memory_bytes'] / 2**30:.0f} GiB; shoal "
           f"commit {info['git_commit'][:12]}{' (dirty tree)' if info['git_dirty'] else ''}")
+    print("cpu s: CPU seconds of all the system's processes during the sort (robust to other "
+          "load); load: 1-minute load average before the sample")
     print("peak mem: sum of PSS over the system's processes during the sort; spilled: during "
           "the sort; ratios: peer time / shoal time (> 1: shoal better); numpy rows: one core, "
           "ratios against the 2-core ideal (half its time)")
     ratio_heads = [f"{s.removeprefix('shoal-')}/x" for s in RATIO_OF]
-    head = ["system", "sort s", "GB/s", "peak mem GB", "shm GB", "spilled GB", "ok",
-            *ratio_heads]
+    head = ["system", "sort s", "GB/s", "cpu s", "load", "peak mem GB", "shm GB", "spilled GB",
+            "ok", *ratio_heads]
     for size in sizes:
         table = summary[size.label]
         rows = []
@@ -97,6 +103,7 @@ def print_tables(summary: dict, sizes, systems: list[str], notes: list[str], arg
             r = table[system]
             ratios = r.get("ratios", {})
             rows.append([system, _fmt(r["sort_s"]), _fmt(r["gb_per_s"], digits=3),
+                         _fmt(r["cpu_s_sort"]), _fmt(r["load_before"], digits=1),
                          _fmt(r["peak_pss_sort"], GB), _fmt(r["peak_shm_sort"], GB),
                          _fmt(r["spilled_sort"], GB), f"{r['ok']}/{r['samples']}",
                          *(_fmt(ratios.get(f"{s}/{system}")) for s in RATIO_OF)])

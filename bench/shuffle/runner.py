@@ -130,6 +130,7 @@ class Runner:
                    PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
         log_path = os.path.join(self.log_dir, re.sub(r"[^\w.-]+", "-", label) + ".log")
         python = self.pythons[VARIANTS[system].python]
+        load_before = os.getloadavg()[0]
         with open(log_path, "ab") as log, TreeMonitor() as monitor:
             proc = subprocess.Popen([python, "-m", "bench.shuffle.child", spec], cwd=REPO,
                                     env=env, stdout=subprocess.PIPE, stderr=log,
@@ -149,7 +150,7 @@ class Runner:
             result["error"] = problem
         window = (events.get("sort_start"), events.get("sort_end"))
         outcome = {"size": size.label, "size_info": size.__dict__, "system": system,
-                   "sample": result, "log": log_path,
+                   "sample": result, "log": log_path, "load_before": load_before,
                    "memory_sample": monitor.peak(),
                    "memory_sort": monitor.peak(*window) if all(window) else None}
         outcome["ok"] = bool(result.get("ok")) and not result.get("error")
