@@ -33,7 +33,9 @@ _SPILLED = re.compile(r"Spilled (\d+) MiB")
 def run(sample: Sample, timeout: float) -> Sample:
     import ray
 
-    init: dict = {"num_cpus": 2, "include_dashboard": False}
+    # "local": always a new cluster of this process's own; with no address Ray joins a
+    # cluster someone started with `ray start` on this machine, if there is one
+    init: dict = {"address": "local", "num_cpus": 2, "include_dashboard": False}
     if sample.store_bytes:
         init["object_store_memory"] = sample.store_bytes
     ray.init(**init)
