@@ -18,6 +18,8 @@ phase is ``ds.sort("key").materialize()``.  Spilled bytes come from Ray's own
 from __future__ import annotations
 
 import re
+import sys
+import traceback
 
 import numpy as np
 
@@ -53,10 +55,13 @@ def run(sample: Sample, timeout: float) -> Sample:
 def spilled_bytes() -> int | None:
     """Bytes Ray has spilled in this session (its memory summary's "Spilled N MiB")."""
     try:
+        import ray
         from ray._private.internal_api import memory_summary
 
-        text = memory_summary(stats_only=True)
+        # this cluster's address: with none, Ray fails when others run on the machine
+        text = memory_summary(address=ray.get_runtime_context().gcs_address, stats_only=True)
     except Exception:  # noqa: BLE001 (a private API: report nothing rather than fail)
+        traceback.print_exc(file=sys.stderr)  # to the sample's log
         return None
     match = _SPILLED.search(text)
     return int(match.group(1)) * 2**20 if match else 0
