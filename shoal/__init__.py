@@ -28,6 +28,7 @@ _LAZY = {
     "ObjectRefGenerator": ("shoal.api.generators", "ObjectRefGenerator"),
     "ObjectRef": ("shoal.api.object_ref", "ObjectRef"),
     "get_runtime_context": ("shoal.api.runtime_context", "get_runtime_context"),
+    "get_gpu_ids": ("shoal.api.runtime_context", "get_gpu_ids"),
     "timeline": ("shoal.util.state", "timeline"),
     **{name: ("shoal.api.runtime", name) for name in (
         "available_resources", "cancel", "cluster_resources", "get", "get_actor", "init",
@@ -76,5 +77,6 @@ if TYPE_CHECKING:
     from shoal.api.runtime import put as put
     from shoal.api.runtime import shutdown as shutdown
     from shoal.api.runtime import wait as wait
+    from shoal.api.runtime_context import get_gpu_ids as get_gpu_ids
     from shoal.api.runtime_context import get_runtime_context as get_runtime_context
     from shoal.util.state import timeline as timeline

@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--timeout", type=float, default=30.0)
     lister = sub.add_parser("list", help="the state API's records, as JSON lines")
     lister.add_argument("what", choices=["tasks", "actors", "objects", "nodes", "workers",
-                                           "jobs"])
+                                           "jobs", "placement_groups"])
     lister.add_argument("--address", default=None)
     lister.add_argument("--token", default=None)
     lister.add_argument("--limit", type=int, default=100)

@@ -149,6 +149,21 @@ def test_start_head_serves_the_dashboard_until_stop(cli):
     assert overview["alive_nodes"] == 1
     ctx = shoal.init(address="auto")  # a driver there learns the link too
     assert ctx["dashboard_url"] == f"{base}#token={token}"
+    # the state API from the command line, while the driver is connected
+    listed = cli.run("list", "nodes")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout.splitlines()[0])["is_head_node"] is True
+    jobs = cli.run("list", "jobs")
+    assert json.loads(jobs.stdout.splitlines()[0])["job_id"] == ctx["job_id"], jobs.stderr
+    summary = cli.run("summary", "tasks")
+    assert summary.returncode == 0 and "total_tasks" in json.loads(summary.stdout)
+    trace = os.path.join(cli.session_dir, "trace.json")
+    written = cli.run("timeline", "-o", trace)
+    assert written.returncode == 0, written.stderr
+    with open(trace) as f:
+        assert isinstance(json.load(f), list)
+    bad = cli.run("list", "tasks", "--filter", "nonsense")
+    assert bad.returncode == 1 and "KEY=VALUE" in bad.stderr
     shoal.shutdown()
     with open(os.path.join(cli.session_dir, "cluster.json")) as f:
         record = json.load(f)

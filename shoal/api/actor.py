@@ -18,6 +18,7 @@ from shoal.api.call_check import (
 )
 from shoal.api.remote_function import encode_num_returns
 from shoal.core import ids
+from shoal.core.placement_client import resolve_strategy
 from shoal.core.task_spec import DYNAMIC, TaskKind, TaskSpec, strategy_to_wire
 
 
@@ -125,6 +126,7 @@ class ActorClass:
             raise TypeError(f"Could not serialize the actor class {self.__name__}: "
                             f"{type(exc).__name__}: {exc}") from exc
         counted = not name and not detached
+        shape = opts.resource_shape(options, 0.0)
         reply = worker.actors.create({
             "actor_id": ids.random_hex(16),
             "job_id": worker.job_id,
@@ -136,8 +138,9 @@ class ActorClass:
             "detached": detached,
             "get_if_exists": options.get("get_if_exists", False),
             "max_restarts": options.get("max_restarts", 0),
-            "resources": opts.resource_shape(options, 0.0),
-            "scheduling_strategy": strategy_to_wire(options.get("scheduling_strategy")),
+            "resources": shape,
+            "scheduling_strategy": strategy_to_wire(resolve_strategy(
+                options, worker, shape, f"actor {self.__name__}")),
             "creation": creation,
             "handle_meta": cloudpickle.dumps(meta),
         }, keepalive, counted)

@@ -30,7 +30,8 @@ DEFAULT_TIMEOUT_S = 10.0
 
 
 def handle_list_state(store: ControlStore, conn: Any, body: Any) -> Any:
-    """``{"kinds": [...], "timeout": s}``; kinds: objects, tasks, workers, actors, jobs."""
+    """``{"kinds": [...], "timeout": s}``; kinds: objects, tasks, workers, actors, jobs,
+    placement_groups."""
     body = body or {}
     kinds = set(body.get("kinds", ()))
     timeout = float(body.get("timeout", DEFAULT_TIMEOUT_S))
@@ -47,6 +48,8 @@ def handle_list_state(store: ControlStore, conn: Any, body: Any) -> Any:
                           "driver_address": c.get("address", ""), "driver_pid": c.get("pid"),
                           "namespace": c.get("namespace", ""), "cwd": c.get("cwd", "")}
                          for job_id, c in store.jobs.items()]
+    if "placement_groups" in kinds:
+        reply["placement_groups"] = store.placement.handle_list(conn, None)
     wanted = sorted(kinds & NODE_KINDS)
     if not wanted:
         return reply

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from shoal import exceptions
-from shoal.core import ids
+from shoal.core import accelerator_env, ids
 from shoal.core.context import new_event_loop
 from shoal.core.core_worker import INLINE_THRESHOLD, TaskContext, current_task
 from shoal.core.error_envelope import safe_str
@@ -112,6 +112,8 @@ class Executor:
         self.actor_id: str | None = None
         self.actor_class_name = ""
         self.actor_num_restarts = 0  # > 0: this process hosts a restarted actor
+        self.actor_placement: list | None = None  # [pg_id, bundle index, capture]
+        self.actor_accelerators: dict | None = None  # {"GPU": [ids]} for its whole life
         self.actor_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.actor_loop: asyncio.AbstractEventLoop | None = None
         self.actor_semaphore: asyncio.Semaphore | None = None
@@ -265,6 +267,9 @@ class Executor:
     def handle_create_actor(self, conn, body):
         actor_id, creation = body[:2]
         self.actor_num_restarts = body[2] if len(body) > 2 else 0
+        if len(body) > 4:
+            self.actor_accelerators, self.actor_placement = body[3], body[4]
+        accelerator_env.apply(self.actor_accelerators)
         fut = DeferredReply()
         self._to_main(lambda: self._create_actor(actor_id, creation, fut))
         return fut
@@ -409,6 +414,9 @@ class Executor:
             self._post_reply(fut, [STATUS_CANCELLED, [], None])
             return
         ctx = TaskContext(spec.task_id, spec.name, self.actor_id, spec.resources, [])
+        if spec.kind is TaskKind.NORMAL:
+            ctx.placement, ctx.accelerators = spec.placement, spec.accelerators
+            accelerator_env.apply(spec.accelerators)
         token = current_task.set(ctx)
         self.running[spec.task_id] = threading.get_ident()
         reply = None

@@ -177,6 +177,8 @@ class TaskManager:
         if spec.kind is not TaskKind.ACTOR_TASK:  # actor calls go to their actor
             task.scheduling_key = scheduling_key(spec.resources, strategy)
             task.strategy = strategy_to_wire(strategy)
+            if task.strategy is not None and task.strategy[0] == "PG":
+                spec.placement = task.strategy[1:]  # the worker's get_current_placement_group
         if spec.num_returns == STREAMING:
             task.generator = GeneratorState(spec.task_id)
         elif spec.num_returns == DYNAMIC:

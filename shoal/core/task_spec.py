@@ -55,8 +55,16 @@ class TaskSpec:
     seq: int = 0
     function_bytes: bytes | None = None
     parent_task_id: bytes = b""
+    placement: list | None = None  # [pg_id, bundle index, capture child tasks]
+    accelerators: dict | None = None  # {"GPU": [ids]} of the lease it is pushed on
 
     def to_wire(self, include_function: bool) -> list:
+        wire = self._wire(include_function)
+        if self.placement is not None or self.accelerators is not None:
+            wire += [self.placement, self.accelerators]
+        return wire
+
+    def _wire(self, include_function: bool) -> list:
         return [
             self.task_id,
             int(self.kind),
@@ -91,6 +99,8 @@ class TaskSpec:
             actor_id=w[11],
             method=w[12],
             seq=w[13],
+            placement=w[14] if len(w) > 14 else None,
+            accelerators=w[15] if len(w) > 15 else None,
         )
 
     def is_generator(self) -> bool:
@@ -99,8 +109,8 @@ class TaskSpec:
 
 def strategy_to_wire(strategy: object) -> list | None:
     """A ``scheduling_strategy`` option as agents and the control store read it:
-    None (DEFAULT), ``["SPREAD"]`` or ``["NODE_AFFINITY", node_id, soft]``.
-    Placement groups are not implemented yet: scheduled as DEFAULT."""
+    None (DEFAULT), ``["SPREAD"]``, ``["NODE_AFFINITY", node_id, soft]`` or
+    ``["PG", pg_id, bundle_index, capture_child_tasks]``."""
     if strategy is None or strategy == "DEFAULT":
         return None
     if strategy == "SPREAD":
@@ -108,4 +118,8 @@ def strategy_to_wire(strategy: object) -> list | None:
     node_id = getattr(strategy, "node_id", None)
     if node_id is not None:
         return ["NODE_AFFINITY", str(node_id), bool(getattr(strategy, "soft", False))]
+    group = getattr(strategy, "placement_group", None)
+    if group is not None:
+        return ["PG", group.id.hex(), int(strategy.placement_group_bundle_index),
+                bool(strategy.placement_group_capture_child_tasks)]
     return None

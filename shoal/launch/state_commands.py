@@ -16,7 +16,8 @@ from shoal.launch.state_client import ClusterNotFound, resolve_cluster
 from shoal.rpc.protocol import VersionMismatchError
 
 LIST_FUNCTIONS = {"tasks": "list_tasks", "actors": "list_actors", "objects": "list_objects",
-                  "nodes": "list_nodes", "workers": "list_workers", "jobs": "list_jobs"}
+                  "nodes": "list_nodes", "workers": "list_workers", "jobs": "list_jobs",
+                  "placement_groups": "list_placement_groups"}
 SUMMARY_FUNCTIONS = {"tasks": "summarize_tasks", "actors": "summarize_actors",
                      "objects": "summarize_objects"}
 
