@@ -158,6 +158,7 @@ def run(system: str, workload: str, src: str, out: str, store_bytes: int) -> dic
     ray = importlib.import_module(system)
     init: dict = {"num_cpus": 2, "object_store_memory": store_bytes}
     if system == "ray":
+        init["address"] = "local"  # a new cluster, even if another one runs here
         init["include_dashboard"] = False
         init["log_to_driver"] = False
         ray.init(**init)
