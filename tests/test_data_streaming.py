@@ -5,11 +5,14 @@ operator and the rows that failed, with the remote traceback."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 import shoal as ray
 from shoal.data import UserCodeException
+from shoal.data.aggregate import Count, Sum
 
 STORE = 64 << 20
 CLUSTER_INIT_KWARGS = {"num_cpus": 2, "object_store_memory": STORE}
@@ -90,3 +93,35 @@ def test_a_function_returning_the_wrong_type_is_named(shoal_cluster):
     with pytest.raises(Exception, match="equal lengths"):
         ray.data.range(10).map_batches(lambda b: {"a": np.arange(2), "b": np.arange(3)}
                                        ).take_all()
+
+
+def _records(batch):
+    """100-byte rows: a scrambled key, its group, the row id, 76 bytes of padding."""
+    ids = batch["id"]
+    key = (ids * 2654435761) % 1_000_003
+    return {"key": key, "group": key % 5000, "id": ids,
+            "pad": np.zeros((len(ids), 76), dtype=np.uint8)}
+
+
+def _summary(batch):
+    return {"lo": [batch["key"].min()], "hi": [batch["key"].max()], "n": [len(batch["key"])],
+            "ids": [int(batch["id"].sum())]}
+
+
+@pytest.mark.timeout(240)
+def test_sort_and_groupby_of_three_times_the_store_spill_through_it(shoal_cluster):
+    rows = 2_000_000  # 200 MB of rows on a 64 MiB store
+    ds = ray.data.range(rows, override_num_blocks=50).map_batches(_records).materialize()
+    blocks = ds.sort("key").map_batches(_summary, batch_size=None).take_all()
+    assert sum(b["n"] for b in blocks) == rows
+    assert sum(b["ids"] for b in blocks) == rows * (rows - 1) // 2
+    assert all(b["lo"] <= b["hi"] for b in blocks)
+    assert all(a["hi"] <= b["lo"] for a, b in itertools.pairwise(blocks)), "blocks out of order"
+    assert len(blocks) > 16  # many key ranges, each one block
+
+    groups = ds.groupby("group").aggregate(Count(), Sum("id")).map_batches(
+        lambda b: {"groups": [len(b["group"])], "n": [b["count()"].sum()],
+                   "ids": [b["sum(id)"].sum()]}, batch_size=None).take_all()
+    assert sum(g["n"] for g in groups) == rows
+    assert sum(g["ids"] for g in groups) == rows * (rows - 1) // 2
+    assert sum(g["groups"] for g in groups) == 5000

@@ -28,9 +28,10 @@ class ExecutionSource:
         self.executor: StreamingExecutor | None = None
 
     def bundles(self) -> Iterator[RefBundle]:
-        self.executor = StreamingExecutor(self.op).start()
-        if self.owner is not None:
+        self.executor = StreamingExecutor(self.op)
+        if self.owner is not None:  # before start(): it runs the all-to-all operators
             self.owner._last_stats = self.executor.stats
+        self.executor.start()
         yield from self.executor.outputs()
 
     def stop(self) -> None:

@@ -39,6 +39,9 @@ class DataContext:
     # read tasks per CPU when the data is small (more tasks than CPUs balance load)
     read_tasks_per_cpu: int = 2
     enable_progress_bars: bool | None = None  # None: on a terminal only
+    # shoal.shuffle's strategy for sort, random_shuffle, groupby, repartition:
+    # "simple" | "premerge" | "push"; None: simple on one node, push on several
+    shuffle_strategy: str | None = None
     execution_options: ExecutionOptions = field(default_factory=ExecutionOptions)
 
     @staticmethod

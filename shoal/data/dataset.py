@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from shoal.data import consume
+from shoal.data import consume, exchange, shuffle_ops
+from shoal.data.aggregate import AggregateFn, Max, Mean, Min, Std, Sum
 from shoal.data.block import BatchFormat, rows_of, to_batch, to_pandas
 from shoal.data.compute import map_settings
 from shoal.data.datasink import WriteFiles, prepare_dir
+from shoal.data.grouped import GroupedData
 from shoal.data.iterator import DEFAULT_BATCH_SIZE, DataIterator, check_batch_size
 from shoal.data.iterator import iter_batches as _iter_batches
 from shoal.data.iterator import iter_rows as _iter_rows
@@ -26,6 +28,7 @@ from shoal.data.plan import (
     known_num_rows,
 )
 from shoal.data.schema import Schema
+from shoal.data.sort_keys import SortKey
 from shoal.data.transforms import AddColumn, Columns, MapBatches, MapRows
 
 DEFAULT_MAP_BATCH_SIZE = 1024  # map_batches(batch_size="default"), Ray's old default
@@ -354,7 +357,72 @@ class Dataset:
     def size_bytes(self) -> int:
         return sum(m.size_bytes for m in self.materialize()._op.metadata)  # type: ignore
 
-    # the shuffles: shuffle_ops.py attaches random_shuffle, sort, groupby, ...
+    # ---- all-to-all operations (exchange.py runs the shuffles) -------------------------
+
+    def random_shuffle(self, *, seed: int | None = None, num_blocks: int | None = None,
+                       **ray_remote_args: Any) -> Dataset:
+        """The rows in a uniformly random order (the same ``seed``, the same order)."""
+        op = exchange.random_shuffle(seed)
+        if num_blocks is not None:
+            op.num_outputs = shuffle_ops.check_count(num_blocks, "num_blocks", "random_shuffle")
+        return shuffle_ops.all_to_all(self, op.name, op.run)
+
+    def sort(self, key: str | list[str], descending: bool | list[bool] = False,
+             boundaries: list | None = None) -> Dataset:
+        """Rows ordered by ``key`` (one column or several, each ascending or
+        descending; nulls last); key ranges are sampled so skewed keys balance."""
+        op = exchange.sort(SortKey.parse(key, descending, "sort"), boundaries)
+        return shuffle_ops.all_to_all(self, op.name, op.run)
+
+    def groupby(self, key: str | list[str] | None,
+                num_partitions: int | None = None) -> GroupedData:
+        """Rows grouped by ``key`` columns, for aggregations and ``map_groups``."""
+        return GroupedData(self, key)
+
+    def repartition(self, num_blocks: int | None = None, *,
+                    target_num_rows_per_block: int | None = None, shuffle: bool = False,
+                    keys: list[str] | None = None, sort: bool = False) -> Dataset:
+        """``num_blocks`` blocks: contiguous runs of equal size in order, or with
+        ``shuffle=True`` each made of rows of every input block (a shuffle)."""
+        if num_blocks is None and target_num_rows_per_block is not None:
+            rows = shuffle_ops.check_count(target_num_rows_per_block,
+                                           "target_num_rows_per_block", "repartition")
+            num_blocks = max(1, -(-self.count() // rows))
+        n = shuffle_ops.check_count(num_blocks, "num_blocks", "repartition")
+        if shuffle:
+            op = exchange.repartition_shuffle(n)
+            return shuffle_ops.all_to_all(self, op.name, op.run)
+        return shuffle_ops.all_to_all(self, f"Repartition[{n}]",
+                                      shuffle_ops.contiguous_split(n))
+
+    def randomize_block_order(self, *, seed: int | None = None) -> Dataset:
+        """The blocks in a random order (rows within a block keep theirs)."""
+        return shuffle_ops.all_to_all(self, "RandomizeBlockOrder", shuffle_ops.block_order(seed))
+
+    def unique(self, column: str) -> list[Any]:
+        """The distinct values of ``column``."""
+        return shuffle_ops.unique(self, column)
+
+    def aggregate(self, *aggs: AggregateFn) -> dict[str, Any]:
+        """Dataset-wide aggregations: ``{name: value}``."""
+        return shuffle_ops.aggregate(self, aggs)
+
+    def sum(self, on: str | list[str] | None = None, ignore_nulls: bool = True) -> Any:
+        return shuffle_ops.on_columns(self, Sum, on, "sum", ignore_nulls=ignore_nulls)
+
+    def min(self, on: str | list[str] | None = None, ignore_nulls: bool = True) -> Any:
+        return shuffle_ops.on_columns(self, Min, on, "min", ignore_nulls=ignore_nulls)
+
+    def max(self, on: str | list[str] | None = None, ignore_nulls: bool = True) -> Any:
+        return shuffle_ops.on_columns(self, Max, on, "max", ignore_nulls=ignore_nulls)
+
+    def mean(self, on: str | list[str] | None = None, ignore_nulls: bool = True) -> Any:
+        return shuffle_ops.on_columns(self, Mean, on, "mean", ignore_nulls=ignore_nulls)
+
+    def std(self, on: str | list[str] | None = None, ddof: int = 1,
+            ignore_nulls: bool = True) -> Any:
+        return shuffle_ops.on_columns(self, Std, on, "std", ddof=ddof,
+                                      ignore_nulls=ignore_nulls)
 
 
 class MaterializedDataset(Dataset):

@@ -116,8 +116,11 @@ class _Builder:
             children = [self.build(c, prefix + (n,)) for n, c in enumerate(op.children)]
             return self._add(Stage(name="Union", kind=StageKind.UNION, upstream=children))
         if isinstance(op, AllToAll):
+            # its outputs exist when the run continues: data, like materialized blocks,
+            # so they do not count against the budget (a sort of twice the store would
+            # otherwise leave downstream stages one task at a time)
             refs, metadata = self.run_all_to_all(op)
-            return self._source(op.name, [(r, m.num_rows, m.size_bytes, True)
+            return self._source(op.name, [(r, m.num_rows, m.size_bytes, False)
                                           for r, m in zip(refs, metadata, strict=False)], prefix)
         raise TypeError(f"unknown logical operator {type(op).__name__}")
 

@@ -53,7 +53,9 @@ def shuffle(inputs: Sequence[Any], map_fn: Callable, reduce_fn: Callable, *,
             num_reducers: int, strategy: str | Strategy = "push",
             merge_fn: Callable | None = None, memory_budget: int | None = None,
             round_size: int | None = None, progress: bool | None = None,
-            stats: ShuffleStats | None = None) -> list[shoal.ObjectRef]:
+            stats: ShuffleStats | None = None, partition_bytes: int | None = None,
+            reduce_args: Callable[[int], tuple] | None = None,
+            label: str = "shuffle") -> list[shoal.ObjectRef]:
     """Shuffle ``inputs`` (refs or values) into ``num_reducers`` outputs.
 
     ``map_fn(partition, num_reducers)`` returns one block per reducer;
@@ -64,6 +66,9 @@ def shuffle(inputs: Sequence[Any], map_fn: Callable, reduce_fn: Callable, *,
     (default: a quarter of the object store); ``round_size``: maps per push
     round / per premerge group; ``progress``: bars on (True), off (False), or
     on a terminal only (None); ``stats``: a :class:`ShuffleStats` to follow it.
+    ``partition_bytes``: an input's size when the inputs are refs (for the
+    budget; numpy values say it themselves); ``reduce_args(r)``: extra trailing
+    arguments of reducer ``r``'s ``reduce_fn``; ``label``: the progress bars' name.
     Map, merge and reduce functions must be deterministic: lineage re-runs them.
     """
     what = "shuffle"
@@ -73,9 +78,11 @@ def shuffle(inputs: Sequence[Any], map_fn: Callable, reduce_fn: Callable, *,
         reduce_fn=_callable(reduce_fn, "reduce_fn", what),
         num_reducers=_count(num_reducers, "num_reducers", what),
         strategy=Strategy.parse(strategy), memory_budget=memory_budget,
-        round_size=round_size, progress=progress, label=what)
+        round_size=round_size, progress=progress, label=label)
+    if reduce_args is not None:
+        job.reduce_args = _callable(reduce_args, "reduce_args", what)
     items = _inputs(inputs, what)
-    job.partition_bytes = _known_size(items)
+    job.partition_bytes = partition_bytes or _known_size(items)
     return _start(job, items, stats)
 
 

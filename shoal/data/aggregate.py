@@ -1,0 +1,407 @@
+"""Aggregations (Ray's ``ray.data.aggregate``): the built-ins ``Count``, ``Sum``,
+``Min``, ``Max``, ``Mean``, ``Std`` and the accumulator-style ``AggregateFn``,
+and the two kernels that run them: ``partial`` on one block (in a shuffle's
+map: rows -> one row of *state* per group) and ``combine`` on the states of
+one key range (in its reduce: states -> one result row per group).
+
+Built-ins keep small numeric states and run in Arrow's hash ``group_by``:
+
+==========  ==========================  ====================================
+aggregate   state per group             combined as
+==========  ==========================  ====================================
+Count       n                           sum n
+Sum         s (null if no value)        sum s
+Min / Max   m                           min / max m
+Mean        s, n                        sum s / sum n
+Std         n, mean, m2 (Welford)       Chan et al.: m2 = sum(m2_i +
+                                        n_i (mean_i - mean)^2), in numpy
+==========  ==========================  ====================================
+
+With ``ignore_nulls=False`` a state also counts the group's nulls and the
+result is null if there was one.  NaN counts as null (Ray's rule), so a float
+column's NaNs are made nulls before aggregating.  ``AggregateFn`` keeps one
+Python accumulator per group (a pickled-object column), built by
+``accumulate_block`` or ``accumulate_row`` on each group's rows.
+"""
+
+from __future__ import annotations
+
+import enum
+import pickle
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shoal.data.block import PythonObjectType, column_to_numpy, concat, rows_of, to_arrow_column
+from shoal.data.errors import UserCodeException
+
+_ONE = "__shoal_all"  # the constant key of a dataset-wide aggregation
+_ROW = "__shoal_row"
+
+
+class Kind(enum.Enum):
+    COUNT = "count"
+    SUM = "sum"
+    MIN = "min"
+    MAX = "max"
+    MEAN = "mean"
+    STD = "std"
+    CUSTOM = "custom"
+
+
+class AggregateFn:
+    """An accumulator-style aggregation (Ray's ``AggregateFn``): ``init(key)``
+    makes a group's accumulator, ``accumulate_block(acc, table)`` or
+    ``accumulate_row(acc, row)`` adds rows to it, ``merge(a, b)`` joins two,
+    ``finalize(acc)`` makes the result (column ``name``)."""
+
+    kind = Kind.CUSTOM
+
+    def __init__(self, init: Callable, merge: Callable, name: str | None = None,
+                 accumulate_row: Callable | None = None,
+                 accumulate_block: Callable | None = None,
+                 finalize: Callable | None = None) -> None:
+        if (accumulate_row is None) == (accumulate_block is None):
+            raise ValueError("AggregateFn: give exactly one of accumulate_row and "
+                             "accumulate_block")
+        for label, fn in (("init", init), ("merge", merge)):
+            if not callable(fn):
+                raise TypeError(f"AggregateFn: {label} must be callable, got {fn!r}")
+        self.init = init
+        self.merge = merge
+        self.accumulate_row = accumulate_row
+        self.accumulate_block = accumulate_block
+        self.finalize = finalize or (lambda a: a)
+        self.name = name or "AggregateFn"
+        self.on: str | None = None
+
+    def columns(self) -> list[str]:
+        return []
+
+
+class _Builtin(AggregateFn):
+    kind: Kind
+
+    def __init__(self, on: str | None = None, ignore_nulls: bool = True,
+                 alias_name: str | None = None) -> None:
+        if on is not None and not isinstance(on, str):
+            raise TypeError(f"{type(self).__name__}: on must be a column name, got {on!r}")
+        if on is None and self.kind is not Kind.COUNT:
+            raise ValueError(f"{type(self).__name__}: on= must name a column")
+        self.on = on
+        self.ignore_nulls = bool(ignore_nulls)
+        self.name = alias_name or f"{self.kind.value}({on or ''})"
+
+    def columns(self) -> list[str]:
+        return [self.on] if self.on else []
+
+
+class Count(_Builtin):
+    """Rows per group (``on=None``), or a column's non-null values."""
+
+    kind = Kind.COUNT
+
+    def __init__(self, on: str | None = None, ignore_nulls: bool = False,
+                 alias_name: str | None = None) -> None:
+        super().__init__(on, ignore_nulls, alias_name)
+
+
+class Sum(_Builtin):
+    kind = Kind.SUM
+
+
+class Min(_Builtin):
+    kind = Kind.MIN
+
+
+class Max(_Builtin):
+    kind = Kind.MAX
+
+
+class Mean(_Builtin):
+    kind = Kind.MEAN
+
+
+class Std(_Builtin):
+    """Standard deviation with ``ddof`` (Welford states, combined exactly)."""
+
+    kind = Kind.STD
+
+    def __init__(self, on: str | None = None, ddof: int = 1, ignore_nulls: bool = True,
+                 alias_name: str | None = None) -> None:
+        super().__init__(on, ignore_nulls, alias_name)
+        if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
+            raise ValueError(f"Std: ddof must be an int >= 0, got {ddof!r}")
+        self.ddof = ddof
+
+
+def check_aggs(aggs: Sequence[Any], what: str) -> list[AggregateFn]:
+    if not aggs:
+        raise ValueError(f"{what}: give at least one aggregation")
+    for a in aggs:
+        if not isinstance(a, AggregateFn):
+            raise TypeError(f"{what}: expected AggregateFn objects (Count, Sum, ...), got "
+                            f"{type(a).__name__}")
+    names = [a.name for a in aggs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what}: two aggregations make the column name in {names}; pass "
+                         f"alias_name= to tell them apart")
+    return list(aggs)
+
+
+# ---- the map side: rows -> states ----------------------------------------------------------
+def _state_names(i: int, agg: AggregateFn) -> list[str]:
+    base = f"__a{i}"
+    names = {Kind.COUNT: ["n"], Kind.SUM: ["s"], Kind.MIN: ["m"], Kind.MAX: ["m"],
+             Kind.MEAN: ["s", "n"], Kind.STD: ["n", "mean", "m2"], Kind.CUSTOM: ["acc"]}
+    out = [f"{base}{s}" for s in names[agg.kind]]
+    if not getattr(agg, "ignore_nulls", True) and agg.kind is not Kind.COUNT:
+        out.append(f"{base}nulls")
+    return out
+
+
+def _nan_to_null(table: pa.Table, columns: set[str]) -> pa.Table:
+    for name in columns:
+        col = table.column(name)
+        if pa.types.is_floating(col.type) and pc.any(pc.is_nan(col)).as_py():
+            fixed = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+            table = table.set_column(table.column_names.index(name), name, fixed)
+    return table
+
+
+def _arrow_specs(i: int, agg: AggregateFn) -> list[tuple]:
+    """Arrow ``group_by().aggregate`` specs making agg ``i``'s states."""
+    on = agg.on
+    valid = pc.CountOptions(mode="only_valid")
+    if agg.kind is Kind.COUNT:
+        if on is None or not agg.ignore_nulls:  # type: ignore[attr-defined]
+            specs: list[tuple] = [([], "count_all")]
+        else:
+            specs = [(on, "count", valid)]
+    elif agg.kind is Kind.SUM:
+        specs = [(on, "sum")]
+    elif agg.kind in (Kind.MIN, Kind.MAX):
+        specs = [(on, agg.kind.value)]
+    elif agg.kind is Kind.MEAN:
+        specs = [(on, "sum"), (on, "count", valid)]
+    else:  # STD
+        specs = [(on, "count", valid), (on, "mean"), (on, "variance", pc.VarianceOptions(ddof=0))]
+    if agg.kind is not Kind.COUNT and not agg.ignore_nulls:  # type: ignore[attr-defined]
+        specs.append((on, "count", pc.CountOptions(mode="only_null")))
+    return specs
+
+
+def _group_by(table: pa.Table, keys: list[str], specs: list[tuple],
+              names: list[str]) -> pa.Table:
+    """Arrow's hash aggregation with the outputs renamed to ``names`` (keys first)."""
+    out = table.group_by(keys, use_threads=False).aggregate(specs)
+    if keys and out.column_names[:len(keys)] == keys:
+        return out.rename_columns(keys + names)
+    return out.select([*range(len(specs), out.num_columns), *range(len(specs))]
+                      ).rename_columns(keys + names)
+
+
+def group_ranges(sorted_table: pa.Table, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(start, length) of each group of a table sorted by ``keys`` (Arrow's notion
+    of equal keys: nulls together), in order."""
+    rows = sorted_table.select(keys).append_column(
+        _ROW, pa.array(np.arange(sorted_table.num_rows, dtype=np.int64)))
+    g = _group_by(rows, keys, [(_ROW, "min"), ([], "count_all")], ["start", "length"])
+    starts = g.column("start").to_numpy()
+    lengths = g.column("length").to_numpy()
+    by_start = np.argsort(starts, kind="stable")
+    return starts[by_start], lengths[by_start]
+
+
+def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
+    if table.num_rows < 2 or not keys:
+        return table
+    at = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
+    return table.take(at)
+
+
+def partial(table: pa.Table, keys: list[str], aggs: list[AggregateFn]) -> pa.Table:
+    """One row of states per group of ``table`` (keys first)."""
+    if not keys:
+        table = table.append_column(_ONE, pa.array(np.zeros(table.num_rows, np.int8)))
+        keys = [_ONE]
+    table = _nan_to_null(table, {c for a in aggs for c in a.columns()})
+    specs, names = [], []
+    for i, agg in enumerate(aggs):
+        if agg.kind is not Kind.CUSTOM:
+            specs += _arrow_specs(i, agg)
+            names += _state_names(i, agg)
+    custom = [(i, a) for i, a in enumerate(aggs) if a.kind is Kind.CUSTOM]
+    if not custom:
+        out = _group_by(table, keys, specs, names)
+        return _finish_std_states(out, aggs)
+    table = _sorted(table, keys)
+    starts, lengths = group_ranges(table, keys)
+    out = _group_by(table, keys, specs, names) if specs else \
+        _group_by(table, keys, [([], "count_all")], ["__drop"]).drop_columns(["__drop"])
+    for i, agg in custom:
+        accs = []
+        for start, length in zip(starts, lengths, strict=True):
+            group = table.slice(start, length)
+            accs.append(_accumulate(agg, _key_of(group, keys), group))
+        out = out.append_column(_state_names(i, agg)[0], _objects(accs))
+    return _finish_std_states(out, aggs)
+
+
+def _finish_std_states(states: pa.Table, aggs: list[AggregateFn]) -> pa.Table:
+    """Arrow gives a group's variance; the state keeps m2 = variance * n."""
+    for i, agg in enumerate(aggs):
+        if agg.kind is Kind.STD:
+            n_name, _, m2_name = _state_names(i, agg)[:3]
+            var = pc.fill_null(states.column(m2_name), 0.0)
+            m2 = pc.multiply(var, pc.cast(states.column(n_name), pa.float64()))
+            states = states.set_column(states.column_names.index(m2_name), m2_name, m2)
+    return states
+
+
+def _key_of(group: pa.Table, keys: list[str]) -> Any:
+    if keys == [_ONE]:
+        return None
+    values = tuple(group.column(k)[0].as_py() for k in keys)
+    return values[0] if len(values) == 1 else values
+
+
+def _objects(values: list[Any]) -> pa.Array:
+    """Accumulators as a pickled-object column (whatever their type)."""
+    storage = pa.array([pickle.dumps(v, protocol=5) for v in values], type=pa.binary())
+    return pa.ExtensionArray.from_storage(PythonObjectType(), storage)
+
+
+def _accumulate(agg: AggregateFn, key: Any, group: pa.Table) -> Any:
+    try:
+        acc = agg.init(key)
+        if agg.accumulate_block is not None:
+            return agg.accumulate_block(acc, group)
+        for row in rows_of(group):
+            acc = agg.accumulate_row(acc, row)  # type: ignore[misc]
+        return acc
+    except Exception as exc:
+        raise UserCodeException(f"Aggregate({agg.name}): the user function raised "
+                                f"{type(exc).__name__}: {exc} (on the group with key "
+                                f"{key!r}, {group.num_rows} rows)") from exc
+
+
+# ---- the reduce side: states -> results ------------------------------------------------------
+def _combine_specs(i: int, agg: AggregateFn) -> list[tuple]:
+    names = _state_names(i, agg)
+    if agg.kind in (Kind.MIN, Kind.MAX):
+        specs = [(names[0], agg.kind.value)]
+    elif agg.kind is Kind.STD:
+        specs = [(names[0], "sum")]  # n; mean and m2 are combined in numpy
+    else:
+        specs = [(n, "sum") for n in names[:2 if agg.kind is Kind.MEAN else 1]]
+    if len(names) > len(specs) and names[-1].endswith("nulls"):
+        specs.append((names[-1], "sum"))
+    return specs
+
+
+def combine(states: Sequence[pa.Table], keys: list[str], aggs: list[AggregateFn]) -> pa.Table:
+    """The result rows (keys, then one column per aggregation) of every group in
+    ``states``, sorted by key."""
+    table = concat([s for s in states if s.num_columns])
+    group_keys = keys or [_ONE]
+    if table.num_columns == 0:
+        return pa.table({})
+    table = _sorted(table, group_keys)
+    specs, names = [], []
+    for i, agg in enumerate(aggs):
+        if agg.kind is not Kind.CUSTOM:
+            for spec in _combine_specs(i, agg):
+                specs.append(spec)
+                names.append(f"{spec[0]}@")
+    if not specs:
+        specs, names = [([], "count_all")], ["__drop@"]
+    grouped = _group_by(table, group_keys, specs, names)
+    needs_ranges = any(a.kind in (Kind.STD, Kind.CUSTOM) for a in aggs)
+    ranges = group_ranges(table, group_keys) if needs_ranges else None
+    out = {k: grouped.column(k) for k in keys}
+    for i, agg in enumerate(aggs):
+        out[agg.name] = _result(i, agg, table, grouped, ranges)
+    return pa.table(out)
+
+
+def _result(i: int, agg: AggregateFn, table: pa.Table, grouped: pa.Table,
+            ranges: tuple[np.ndarray, np.ndarray] | None) -> Any:
+    names = _state_names(i, agg)
+    if agg.kind is Kind.CUSTOM:
+        return _custom_result(agg, table.column(names[0]), ranges)  # type: ignore[arg-type]
+    first = grouped.column(f"{names[0]}@")
+    if agg.kind in (Kind.COUNT, Kind.SUM, Kind.MIN, Kind.MAX):
+        result = first
+    elif agg.kind is Kind.MEAN:
+        n = grouped.column(f"{names[1]}@")
+        result = pc.divide(pc.cast(first, pa.float64()),
+                           pc.if_else(pc.equal(n, 0), pa.scalar(None, n.type), n))
+    else:
+        result = _std(table, names, ranges, agg.ddof)  # type: ignore[attr-defined,arg-type]
+    if not getattr(agg, "ignore_nulls", True) and agg.kind is not Kind.COUNT:
+        had_null = pc.greater(grouped.column(f"{names[-1]}@"), 0)
+        result = pc.if_else(had_null, pa.scalar(None, result.type), result)
+    return result
+
+
+def _std(table: pa.Table, names: list[str], ranges: tuple[np.ndarray, np.ndarray],
+         ddof: int) -> pa.Array:
+    starts, _ = ranges
+    n = table.column(names[0]).to_numpy(zero_copy_only=False).astype(np.float64)
+    mean = pc.fill_null(table.column(names[1]), 0.0).to_numpy(zero_copy_only=False)
+    m2 = pc.fill_null(table.column(names[2]), 0.0).to_numpy(zero_copy_only=False)
+    if len(n) == 0:
+        return pa.array([], pa.float64())
+    total = np.add.reduceat(n, starts)
+    weighted = np.add.reduceat(n * mean, starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        group_mean = weighted / total
+        group_of_row = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(n))))
+        spread = m2 + n * (mean - group_mean[group_of_row]) ** 2
+        m2_total = np.add.reduceat(spread, starts)
+        var = m2_total / (total - ddof)
+    valid = total - ddof > 0
+    return pa.array(np.sqrt(np.maximum(var, 0.0)), mask=~valid)
+
+
+def _custom_result(agg: AggregateFn, accs: Any,
+                   ranges: tuple[np.ndarray, np.ndarray]) -> pa.Array:
+    values = column_to_numpy(accs)
+    out = []
+    for start, length in zip(*ranges, strict=True):
+        try:
+            acc = values[start]
+            for other in values[start + 1:start + length]:
+                acc = agg.merge(acc, other)
+            out.append(agg.finalize(acc))
+        except Exception as exc:
+            raise UserCodeException(f"Aggregate({agg.name}): merge or finalize raised "
+                                    f"{type(exc).__name__}: {exc}") from exc
+    return to_arrow_column(out)
+
+
+@dataclass(frozen=True)
+class AggregationSpec:
+    """What a grouped aggregation runs: its keys and aggregations (pickled into
+    the shuffle's map and reduce tasks)."""
+
+    keys: tuple[str, ...]
+    aggs: tuple[AggregateFn, ...]
+
+    def partial(self, table: pa.Table) -> pa.Table:
+        missing = [c for c in (*self.keys, *(c for a in self.aggs for c in a.columns()))
+                   if c not in table.column_names]
+        if missing and table.num_rows:
+            raise ValueError(f"aggregate: no column {sorted(set(missing))} (columns: "
+                             f"{table.column_names})")
+        if missing:
+            return pa.table({})
+        return partial(table, list(self.keys), list(self.aggs))
+
+    def combine(self, states: Sequence[pa.Table]) -> pa.Table:
+        return combine(states, list(self.keys), list(self.aggs))

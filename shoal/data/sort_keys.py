@@ -1,0 +1,165 @@
+"""Range partitioning of Arrow tables by one or several key columns (sort,
+groupby, map_groups): check the keys, sample them, cut the key space at the
+sample's quantiles, and tell each row which range it falls in.
+
+Why sampling: cuts spread evenly over the observed values balance the
+partitions whatever the keys' distribution (a skewed key crowds its cuts where
+its rows crowd).  Ordering is Arrow's (``sort_indices`` with nulls last), and a
+row equal to a boundary goes to the range on its right (Ray's rule for
+``boundaries``), so all rows of one key land in one range.
+
+The general rule works for any key types and directions by sorting the
+block's keys together with the boundaries (a boundary sorts before rows equal
+to it); a row's range is the number of boundaries before it.  A single numeric
+key without nulls or NaN takes a shortcut: ``np.searchsorted``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shoal.data.block import concat
+
+SAMPLES_PER_RANGE = 64  # sampled rows per output range, over all inputs
+MIN_SAMPLES_PER_INPUT = 16
+_TIEBREAK = "__shoal_is_row"
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """Columns and their directions, as Arrow's ``sort_keys``."""
+
+    columns: tuple[str, ...]
+    descending: tuple[bool, ...]
+
+    @classmethod
+    def parse(cls, key: Any, descending: Any, what: str) -> SortKey:
+        if isinstance(key, str):
+            key = [key]
+        if not isinstance(key, (list, tuple)) or not key or \
+                not all(isinstance(k, str) for k in key):
+            raise TypeError(f"{what}: key must be a column name or a non-empty list of "
+                            f"names, got {key!r}")
+        if isinstance(descending, bool):
+            flags = [descending] * len(key)
+        elif isinstance(descending, (list, tuple)) and \
+                all(isinstance(d, bool) for d in descending):
+            if len(descending) != len(key):
+                raise ValueError(f"{what}: descending has {len(descending)} flags for "
+                                 f"{len(key)} key columns {list(key)}")
+            flags = list(descending)
+        else:
+            raise TypeError(f"{what}: descending must be a bool or a list of bools, got "
+                            f"{descending!r}")
+        return cls(tuple(key), tuple(flags))
+
+    def arrow(self) -> list[tuple[str, str]]:
+        return [(c, "descending" if d else "ascending")
+                for c, d in zip(self.columns, self.descending, strict=True)]
+
+    def first(self, columns: Sequence[str]) -> SortKey:
+        """The leading key columns named in ``columns`` (boundaries may give only the
+        first)."""
+        n = 0
+        while n < len(self.columns) and self.columns[n] in columns:
+            n += 1
+        return SortKey(self.columns[:n], self.descending[:n])
+
+    def check(self, table: pa.Table, what: str) -> None:
+        missing = [c for c in self.columns if c not in table.column_names]
+        if missing:
+            raise ValueError(f"{what}: no key column {missing} (columns: "
+                             f"{table.column_names})")
+
+
+def order(table: pa.Table, key: SortKey) -> np.ndarray:
+    """Row positions of ``table`` in key order (nulls last)."""
+    if table.num_rows < 2:
+        return np.arange(table.num_rows)
+    return pc.sort_indices(table, sort_keys=key.arrow()).to_numpy()
+
+
+def sort_table(table: pa.Table, key: SortKey) -> pa.Table:
+    return table.take(order(table, key)) if table.num_rows > 1 else table
+
+
+def sample(table: pa.Table, key: SortKey, count: int, seed: int) -> pa.Table:
+    """Up to ``count`` random rows of the key columns."""
+    key.check(table, "sort")
+    keys = table.select(list(key.columns))
+    if keys.num_rows <= count:
+        return keys
+    rows = np.random.default_rng(seed).choice(keys.num_rows, size=count, replace=False)
+    return keys.take(np.sort(rows))
+
+
+def samples_per_input(num_inputs: int, num_ranges: int) -> int:
+    return max(MIN_SAMPLES_PER_INPUT, -(-SAMPLES_PER_RANGE * num_ranges // max(1, num_inputs)))
+
+
+def boundaries(samples: Sequence[pa.Table], key: SortKey, num_ranges: int) -> pa.Table:
+    """``num_ranges - 1`` boundary rows (fewer if the sample is smaller) at the
+    sample's quantiles; duplicates are kept, so a heavy key may leave a range empty."""
+    rows = sort_table(concat([s for s in samples if s.num_rows]), key)
+    if num_ranges <= 1 or rows.num_rows == 0:
+        return rows.slice(0, 0)
+    picks = (np.arange(1, num_ranges) * rows.num_rows) // num_ranges
+    return rows.take(np.minimum(picks, rows.num_rows - 1))
+
+
+def _numeric_values(column: Any) -> np.ndarray | None:
+    """The column as a numpy array if the shortcut applies (numeric, no null, no NaN)."""
+    t = column.type
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t)) or column.null_count:
+        return None
+    values = column.to_numpy()
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        return None
+    return values
+
+
+def range_ids(table: pa.Table, bounds: pa.Table, key: SortKey) -> np.ndarray:
+    """For each row of ``table``, its range: 0..len(bounds)."""
+    n = table.num_rows
+    if bounds.num_rows == 0 or n == 0:
+        return np.zeros(n, dtype=np.int64)
+    if len(key.columns) == 1:
+        col = key.columns[0]
+        values = _numeric_values(table.column(col))
+        cuts = _numeric_values(bounds.column(col))
+        if values is not None and cuts is not None:
+            if not key.descending[0]:
+                return np.searchsorted(cuts, values, side="right")
+            # cuts descend; a row's range is the number of cuts >= it
+            return len(cuts) - np.searchsorted(cuts[::-1], values, side="left")
+    keys = table.select(list(key.columns)).append_column(
+        _TIEBREAK, pa.array(np.ones(n, dtype=np.int8)))
+    cuts_t = bounds.select(list(key.columns)).append_column(
+        _TIEBREAK, pa.array(np.zeros(bounds.num_rows, dtype=np.int8)))
+    both = concat([keys, cuts_t])
+    tiebreak = [(_TIEBREAK, "ascending")]
+    sorted_at = pc.sort_indices(both, sort_keys=key.arrow() + tiebreak).to_numpy()
+    is_cut = sorted_at >= n
+    ranges = np.cumsum(is_cut)[~is_cut]
+    out = np.empty(n, dtype=np.int64)
+    out[sorted_at[~is_cut]] = ranges
+    return out
+
+
+def split_by(table: pa.Table, part: np.ndarray, num_parts: int) -> list[pa.Table]:
+    """``table``'s rows grouped by ``part`` (one compact table per part, rows in
+    their original order): one stable counting sort, then a gather per part."""
+    if num_parts == 1:
+        return [table]
+    small = part.astype(np.uint16 if num_parts <= 1 << 16 else np.int64, copy=False)
+    rows = np.argsort(small, kind="stable")  # a radix sort for 16-bit keys
+    counts = np.bincount(part, minlength=num_parts)
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    return [table.take(rows[s:e]) for s, e in zip(starts, ends, strict=True)]
