@@ -33,7 +33,7 @@ from shoal.data.aggregate import (
 )
 from shoal.data.block import BatchFormat, to_batch, to_block
 from shoal.data.plan import AllToAll
-from shoal.data.transforms import Transform, _call_user, _fn_name, _resolve_callable, _short
+from shoal.data.transforms import UserFunction, _call_user, _fn_name, _short
 
 if TYPE_CHECKING:
     from shoal.data.dataset import Dataset
@@ -127,7 +127,7 @@ class GroupedData:
 
 
 @dataclass
-class MapGroups(Transform):
+class MapGroups(UserFunction):
     """Each block is sorted by the keys and holds whole groups: call the user
     function on each group's rows."""
 
@@ -141,14 +141,8 @@ class MapGroups(Transform):
     ctor_kwargs: dict = field(default_factory=dict)
     preserves_rows: bool = False
 
-    def setup(self) -> None:
-        self._callable = _resolve_callable(self.fn, self.ctor_args, self.ctor_kwargs, self.name)
-
     def apply(self, blocks: Iterator[pa.Table]) -> Iterator[pa.Table]:
-        fn = getattr(self, "_callable", None)
-        if fn is None:
-            self.setup()
-            fn = self._callable
+        fn = self.user_fn()
         for table in blocks:
             if not table.num_rows:
                 continue

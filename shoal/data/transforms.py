@@ -88,8 +88,27 @@ def _resolve_callable(fn: Any, ctor_args: tuple, ctor_kwargs: dict, op: str) -> 
                                 f"{type(exc).__name__}: {exc}") from exc
 
 
+class UserFunction(Transform):
+    """A transform that calls the user's ``fn`` (a function, or a callable class
+    built once from ``ctor_args``/``ctor_kwargs`` by ``setup``)."""
+
+    if TYPE_CHECKING:
+        fn: Any
+        ctor_args: tuple
+        ctor_kwargs: dict
+
+    def setup(self) -> None:
+        self._callable = _resolve_callable(self.fn, self.ctor_args, self.ctor_kwargs, self.name)
+
+    def user_fn(self) -> Callable:
+        """The callable, set up here if no actor's constructor did it."""
+        if getattr(self, "_callable", None) is None:
+            self.setup()
+        return self._callable
+
+
 @dataclass
-class MapBatches(Transform):
+class MapBatches(UserFunction):
     fn: Any
     name: str
     batch_size: int | None
@@ -100,14 +119,8 @@ class MapBatches(Transform):
     ctor_kwargs: dict = field(default_factory=dict)
     preserves_rows: bool = False
 
-    def setup(self) -> None:
-        self._callable = _resolve_callable(self.fn, self.ctor_args, self.ctor_kwargs, self.name)
-
     def apply(self, blocks: Iterator[pa.Table]) -> Iterator[pa.Table]:
-        fn = getattr(self, "_callable", None)
-        if fn is None:
-            self.setup()
-            fn = self._callable
+        fn = self.user_fn()
         seen = 0
         for table in batches_of(blocks, self.batch_size):
             batch = to_batch(table, self.batch_format)
@@ -132,7 +145,7 @@ def _outputs(out: Any, op: str) -> Iterator[Any]:
 
 
 @dataclass
-class MapRows(Transform):
+class MapRows(UserFunction):
     """map (one row in, one row out), flat_map (a list of rows out) and filter
     (a bool out)."""
 
@@ -148,14 +161,8 @@ class MapRows(Transform):
     def preserves_rows(self) -> bool:  # type: ignore[override]
         return self.kind == "map"
 
-    def setup(self) -> None:
-        self._callable = _resolve_callable(self.fn, self.ctor_args, self.ctor_kwargs, self.name)
-
     def apply(self, blocks: Iterator[pa.Table]) -> Iterator[pa.Table]:
-        fn = getattr(self, "_callable", None)
-        if fn is None:
-            self.setup()
-            fn = self._callable
+        fn = self.user_fn()
         out: list[dict] = []
         seen = 0
         for table in blocks:
