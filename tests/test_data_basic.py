@@ -140,10 +140,6 @@ def test_to_refs_materialize_and_split(shoal_cluster):
     assert [p.count() for p in ds.split(4, equal=True)] == [2, 2, 2, 2]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug, open: run after the rest of this module, one consumer sometimes never "
-    "calls SplitCoordinator.start_epoch and the other waits at the epoch barrier until "
-    "the get times out (seen 1 in 4 module runs on a loaded machine); alone it passes"))
 def test_streaming_split_feeds_several_consumers_per_epoch(shoal_cluster):
     its = ray.data.range(101, override_num_blocks=6).streaming_split(2, equal=True)
 

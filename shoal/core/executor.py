@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import ctypes
 import inspect
 import logging
 import os
@@ -39,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from shoal import exceptions
-from shoal.core import accelerator_env, ids
+from shoal.core import accelerator_env, ids, interrupts
 from shoal.core.context import new_event_loop
 from shoal.core.core_worker import INLINE_THRESHOLD, TaskContext, current_task
 from shoal.core.error_envelope import safe_str
@@ -119,6 +118,7 @@ class Executor:
         self.actor_semaphore: asyncio.Semaphore | None = None
         self.running: dict[bytes, Any] = {}  # task_id -> thread ident or asyncio task
         self.cancelled: set[bytes] = set()
+        self.interrupted: set[bytes] = set()  # cancelled tasks whose _Cancelled was raised
         self.queued: dict[bytes, Any] = {}  # normal tasks not started: task_id -> reply
         self.queued_lock = threading.Lock()
         self.main_thread_id = threading.main_thread().ident
@@ -178,6 +178,9 @@ class Executor:
     def _on_sigint(self, signum, frame) -> None:
         current = current_task.get()
         if current is not None and current.task_id in self.cancelled:
+            if interrupts.importing(frame):  # raising inside an import may break the process
+                return  # _interrupt sends it again
+            self.interrupted.add(current.task_id)
             raise _Cancelled()
 
     # ---- handlers (io thread) ------------------------------------------------------------
@@ -257,12 +260,28 @@ class Executor:
             os._exit(1)
         if isinstance(running, asyncio.Task):
             self.actor_loop.call_soon_threadsafe(running.cancel)
-        elif running == self.main_thread_id:
-            os.kill(os.getpid(), signal.SIGINT)
         else:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(running), ctypes.py_object(_Cancelled))
+            self._interrupt(task_id, running)
         return None
+
+    def _interrupt(self, task_id: bytes, thread_id: int) -> None:
+        """Raise _Cancelled in the thread running ``task_id`` once it is not importing
+        (interrupts.py says why); the main thread through SIGINT (io thread)."""
+        if (task_id not in self.cancelled or task_id in self.interrupted
+                or self.running.get(task_id) != thread_id):
+            return  # finished meanwhile, or the interrupt was raised
+        if interrupts.thread_importing(thread_id):
+            self.worker.loop.call_later(interrupts.RETRY_S, self._interrupt, task_id, thread_id)
+        elif thread_id == self.main_thread_id:
+            # At the main thread itself (sent to the process, it may go to another
+            # thread and leave the main one asleep).  A signal that lands just before
+            # a blocking call is only seen when the call returns, so it is sent again
+            # until _on_sigint has raised.
+            signal.pthread_kill(thread_id, signal.SIGINT)
+            self.worker.loop.call_later(interrupts.RESEND_S, self._interrupt, task_id,
+                                        thread_id)
+        else:
+            interrupts.raise_in_thread(thread_id, _Cancelled)
 
     def handle_create_actor(self, conn, body):
         actor_id, creation = body[:2]
@@ -431,6 +450,7 @@ class Executor:
                 del result
             except _Cancelled:
                 reply = [STATUS_CANCELLED, [], None]
+                interrupts.release_import_lock()
             except _ArgumentsLost as lost:
                 reply = [STATUS_ARGS_LOST, [], {"lost": lost.oids}]
             except _PROCESS_EXITS:
@@ -440,9 +460,11 @@ class Executor:
         except _Cancelled:  # the signal landed just after the task finished
             if reply is None:
                 reply = [STATUS_CANCELLED, [], None]
+            interrupts.release_import_lock()
         finally:
             self.running.pop(spec.task_id, None)
             self.cancelled.discard(spec.task_id)
+            self.interrupted.discard(spec.task_id)
             current_task.reset(token)
         self._finish(spec, ctx, fut, reply)
 
