@@ -18,7 +18,11 @@ from shoal.api.call_check import (
 )
 from shoal.api.remote_function import encode_num_returns
 from shoal.core import ids
+from shoal.core.concurrency_groups import SYSTEM_GROUP
 from shoal.core.task_spec import DYNAMIC, TaskKind, TaskSpec, strategy_to_wire
+
+# Methods every actor has (run by the executor): wait until it is up; exit gracefully.
+BUILTIN_METHODS = ("__ray_ready__", "__ray_terminate__")
 
 
 def method(**options: Any):
@@ -42,6 +46,7 @@ class ActorMeta:
     max_task_retries: int = 0
     # each method's parameters, to check a call's arguments (None: not checked)
     params: dict[str, Params | None] = field(default_factory=dict)
+    concurrency_groups: tuple = ()  # the group names the actor declared
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -69,8 +74,16 @@ def _meta_for(cls: type) -> ActorMeta:
     return meta
 
 
+class ActorClassInheritanceException(TypeError):
+    """A class statement tried to subclass an actor class (a ``@remote`` class)."""
+
+
 class ActorClass:
-    def __init__(self, cls: type, options: dict) -> None:
+    def __init__(self, cls: type, options: dict, *class_body: Any) -> None:
+        if class_body:  # ``class Derived(SomeActor):`` calls ActorClass(name, bases, ns)
+            raise ActorClassInheritanceException(
+                f"class {cls}: Inheriting from actor classes is not currently supported. "
+                "Subclass the plain class and apply @shoal.remote to the subclass instead.")
         self._cls = cls
         self._options = opts.validate(opts.ACTOR_OPTIONS, options, f"actor {cls.__name__}")
         self.__name__ = cls.__name__
@@ -108,7 +121,10 @@ class ActorClass:
         if self._init_check is not None:
             self._init_check(args, kwargs)
         worker = ensure_worker()
-        meta = replace(self._class_meta, max_task_retries=options.get("max_task_retries", 0))
+        groups = options.get("concurrency_groups") or {}
+        _check_method_groups(self._class_meta, groups)
+        meta = replace(self._class_meta, max_task_retries=options.get("max_task_retries", 0),
+                       concurrency_groups=tuple(groups))
         name = options.get("name")
         namespace = options.get("namespace") or worker.namespace
         detached = options.get("lifetime") == "detached"
@@ -120,6 +136,7 @@ class ActorClass:
                 "args": wire,
                 "kwarg_names": list(kwargs),
                 "max_concurrency": options.get("max_concurrency"),
+                "concurrency_groups": options.get("concurrency_groups"),
             })
         except Exception as exc:
             raise TypeError(f"Could not serialize the actor class {self.__name__}: "
@@ -138,10 +155,22 @@ class ActorClass:
             "max_restarts": options.get("max_restarts", 0),
             "resources": opts.resource_shape(options, 0.0),
             "scheduling_strategy": strategy_to_wire(options.get("scheduling_strategy")),
+            "runtime_env": worker.runtime_envs.resolve(options.get("runtime_env"))[0],
             "creation": creation,
             "handle_meta": cloudpickle.dumps(meta),
         }, keepalive, counted)
         return ActorHandle(reply["actor_id"], meta, worker)
+
+
+def _check_method_groups(meta: ActorMeta, groups: dict) -> None:
+    """Every ``@method(concurrency_group=)`` must name a group the actor declares."""
+    for name, options in meta.methods.items():
+        group = options.get("concurrency_group")
+        if group and group != SYSTEM_GROUP and group not in groups:
+            raise ValueError(
+                f"method {meta.class_name}.{name} is in concurrency group {group!r}, which "
+                f"actor {meta.class_name} does not declare (concurrency_groups="
+                f"{dict(groups)!r})")
 
 
 class _BoundActorClass:
@@ -171,6 +200,8 @@ class ActorHandle:
 
     def __getattr__(self, name: str) -> ActorMethod:
         meta = self.__dict__.get("_meta")
+        if meta is not None and name in BUILTIN_METHODS:
+            return ActorMethod(self, name, {})
         if meta is None or name.startswith("__"):
             raise AttributeError(name)
         if name not in meta.methods:
@@ -224,6 +255,11 @@ class ActorMethod:
     def options(self, **options: Any) -> ActorMethod:
         merged = dict(self._options)
         merged.update(opts.validate(opts.METHOD_OPTIONS, options, f"actor method {self._name}"))
+        group = merged.get("concurrency_group")
+        meta = self._handle._meta
+        if group and group != SYSTEM_GROUP and group not in meta.concurrency_groups:
+            raise ValueError(f"actor {meta.class_name} has no concurrency group {group!r} "
+                             f"(it declares {list(meta.concurrency_groups)})")
         return ActorMethod(self._handle, self._name, merged)
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
@@ -247,6 +283,7 @@ class ActorMethod:
             job_id=worker.job_id,
             actor_id=self._handle._actor_id,
             method=self._name,
+            concurrency_group=self._options.get("concurrency_group") or "",
         )
         refs = worker.tasks.submit(spec, held, keepalive, max_retries=self._max_retries,
                                    retry_exceptions=self._retry_exceptions)

@@ -7,7 +7,6 @@ names are rejected with the list of valid ones.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -100,20 +99,10 @@ def _lifetime(value: Any) -> str | None:
 
 
 def check_runtime_env(value: Any, label: str = "option 'runtime_env'") -> Any:
-    if value is not None and not isinstance(value, Mapping):
-        raise TypeError(f"{label} must be a dict, got {value!r}")
+    from shoal.runtime_env.spec import check
+
+    check(value, label)
     return value
-
-
-def warn_runtime_env_ignored(runtime_env: Any, where: str, stacklevel: int) -> None:
-    """Runtime environments are not implemented: say which of its keys are ignored.
-    ``stacklevel`` counts from the caller of this function."""
-    if runtime_env:
-        keys = ", ".join(sorted(map(str, runtime_env)))
-        warnings.warn(
-            f"shoal ignores the runtime_env of {where} (keys: {keys}): runtime environments "
-            "are not implemented, so workers run in the driver's Python environment",
-            stacklevel=stacklevel + 1)
 
 
 def _string_dict(name: str) -> Callable[[Any], dict | None]:
@@ -201,7 +190,6 @@ def validate(table: dict, options: dict, what: str) -> dict:
                 + ", ".join(sorted(k for k in table if not k.startswith("_")))
             )
         out[key] = check(value)
-    warn_runtime_env_ignored(options.get("runtime_env"), what, stacklevel=3)
     return out
 
 

@@ -108,6 +108,7 @@ class RemoteFunction:
             max_retries=options.get("max_retries", 3),
             retry_exceptions=options.get("retry_exceptions", False),
             strategy=options.get("scheduling_strategy"),
+            runtime_env=worker.runtime_envs.resolve(options.get("runtime_env")),
         )
         if isinstance(refs, list):
             if spec.num_returns == 1 or spec.num_returns == DYNAMIC:

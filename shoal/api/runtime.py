@@ -18,10 +18,11 @@ from typing import Any
 from shoal import exceptions
 from shoal.api.local_cluster import HeadProcess, launch_head
 from shoal.api.object_ref import ObjectRef
-from shoal.api.options import check_runtime_env, warn_runtime_env_ignored
 from shoal.core import context
 from shoal.launch import resource_args
 from shoal.rpc.messages import Method
+from shoal.runtime_env import spec as env_spec
+from shoal.runtime_env.client import client_for
 
 
 class State(enum.Enum):
@@ -97,9 +98,13 @@ def init(
                         ("_token", kwargs.get("_token"))):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"shoal.init: {name} must be a string, got {value!r}")
-    if kwargs.get("runtime_env") is not None:
-        check_runtime_env(kwargs["runtime_env"], "shoal.init: runtime_env")
-        warn_runtime_env_ignored(kwargs["runtime_env"], "shoal.init()", stacklevel=2)
+    job_config = kwargs.get("job_config")
+    runtime_env = kwargs.get("runtime_env")
+    if job_config is not None:
+        namespace = namespace or job_config.ray_namespace
+        if runtime_env is None:
+            runtime_env = job_config.runtime_env or None
+    runtime_env = env_spec.check(runtime_env, "shoal.init: runtime_env")
     with _runtime.lock:
         if context.current_worker_or_none() is not None and _runtime.state is State.NOT_STARTED:
             # inside a worker process: already connected
@@ -153,6 +158,7 @@ def init(
             if head is not None:
                 head.stop()
             raise
+        worker.runtime_envs = client_for(worker, runtime_env)
         _runtime.head = head
         _runtime.worker = worker
         _runtime.lost = None

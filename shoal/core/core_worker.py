@@ -123,6 +123,7 @@ class CoreWorker:
         self.router = Router()
         self.control: Connection | None = None
         self.node: Connection | None = None
+        self.runtime_envs: Any = None  # runtime_env.client.RuntimeEnvClient, set once started
         self.shm: ShmWindow | None = None
         self._peers: dict[str, asyncio.Future] = {}
         self._commands: collections.deque = collections.deque()

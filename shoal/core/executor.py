@@ -39,7 +39,9 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from shoal import exceptions
+from shoal.api.actor_exit import EXIT_REQUESTS
 from shoal.core import ids
+from shoal.core.concurrency_groups import ConcurrencyGroups, method_groups_of
 from shoal.core.context import new_event_loop
 from shoal.core.core_worker import INLINE_THRESHOLD, TaskContext, current_task
 from shoal.core.error_envelope import safe_str
@@ -121,6 +123,8 @@ class Executor:
         self.queued_lock = threading.Lock()
         self.main_thread_id = threading.main_thread().ident
         self.idle_reads: IdleReads | None = None  # a sync actor's (see idle_reads.py)
+        self.groups: ConcurrencyGroups | None = None  # the actor's concurrency groups
+        self.runtime_env: dict = {}  # the runtime env this process was started in (if any)
         r = worker.router
         r.add(Method.PUSH_TASK, self.handle_push_task)
         r.add(Method.CANCEL_TASK, self.handle_cancel_task)
@@ -168,7 +172,7 @@ class Executor:
             return
         fut = DeferredReply()
         fut.bind(conn, request_id)
-        if spec.kind is TaskKind.ACTOR_TASK:
+        if spec.kind is TaskKind.ACTOR_TASK and self._group_of(spec) is None:
             self._execute(spec, conn, fut)  # what _accept would queue for this thread
         else:
             self._accept(spec, conn, fut)
@@ -182,11 +186,12 @@ class Executor:
     def handle_assign_job(self, conn, body):
         job_id, job = body
         self.worker.job_id = job_id
+        env_paths = self.runtime_env.get("paths") or []  # stay first (working_dir, py_modules)
         for path in reversed(job.get("sys_path", [])):
             if path not in sys.path:
-                sys.path.insert(0, path)
+                sys.path.insert(len(env_paths), path)
         cwd = job.get("cwd")
-        if cwd and os.path.isdir(cwd):
+        if cwd and os.path.isdir(cwd) and not self.runtime_env.get("cwd"):
             try:
                 os.chdir(cwd)
             except OSError:
@@ -204,8 +209,15 @@ class Executor:
         if spec.function_bytes is not None and spec.function_id not in self.functions:
             self.functions[spec.function_id] = spec.function_bytes
         run = lambda: self._execute(spec, conn, fut)  # noqa: E731
-        if spec.kind is TaskKind.ACTOR_TASK and self.actor_loop is not None:
-            self.actor_loop.call_soon_threadsafe(self._start_async, spec, conn, fut)
+        group = self._group_of(spec) if spec.kind is TaskKind.ACTOR_TASK else None
+        if group is not None and self.actor_loop is not None:
+            loop, semaphore = self.groups.loop(group)
+            loop.call_soon_threadsafe(self._start_async, spec, conn, fut, loop, semaphore)
+        elif group is not None:
+            self.groups.submit(group, run)
+        elif spec.kind is TaskKind.ACTOR_TASK and self.actor_loop is not None:
+            self.actor_loop.call_soon_threadsafe(self._start_async, spec, conn, fut,
+                                                 self.actor_loop, self.actor_semaphore)
         elif spec.kind is TaskKind.ACTOR_TASK and self.actor_pool is not None:
             self.actor_pool.submit(run)
         elif spec.kind is TaskKind.ACTOR_TASK:
@@ -214,6 +226,10 @@ class Executor:
             with self.queued_lock:
                 self.queued[spec.task_id] = fut
             self._to_main(lambda: self._start_queued(spec, conn, fut))
+
+    def _group_of(self, spec: TaskSpec) -> str | None:
+        groups = self.groups
+        return None if groups is None else groups.group_for(spec.method, spec.concurrency_group)
 
     def _start_queued(self, spec: TaskSpec, conn, fut) -> None:
         # decides the race with handle_steal_tasks: whoever takes the entry answers it.
@@ -254,7 +270,7 @@ class Executor:
         if force:
             os._exit(1)
         if isinstance(running, asyncio.Task):
-            self.actor_loop.call_soon_threadsafe(running.cancel)
+            running.get_loop().call_soon_threadsafe(running.cancel)
         elif running == self.main_thread_id:
             os.kill(os.getpid(), signal.SIGINT)
         else:
@@ -288,6 +304,8 @@ class Executor:
                 for _, m in inspect.getmembers(cls, predicate=inspect.isfunction)
             )
             concurrency = info.get("max_concurrency")
+            self.groups = ConcurrencyGroups(info.get("concurrency_groups") or {},
+                                            method_groups_of(cls), is_async)
             if is_async:
                 self._start_actor_loop(concurrency or 1000)
             elif concurrency and concurrency > 1:
@@ -331,7 +349,8 @@ class Executor:
                 # e.g. a restarted actor's old address, reused by another worker
                 raise exceptions.ActorDiedError(
                     f"this worker does not host actor {spec.actor_id}")
-            return getattr(self.actor, spec.method)
+            builtin = _BUILTIN_METHODS.get(spec.method)
+            return builtin if builtin is not None else getattr(self.actor, spec.method)
         fn = self.functions.get(spec.function_id)
         if isinstance(fn, bytes):
             fn = cloudpickle.loads(fn)
@@ -425,6 +444,9 @@ class Executor:
                 reply = [STATUS_CANCELLED, [], None]
             except _ArgumentsLost as lost:
                 reply = [STATUS_ARGS_LOST, [], {"lost": lost.oids}]
+            except EXIT_REQUESTS:
+                self._exit_process()
+                return
             except _PROCESS_EXITS:
                 raise
             except BaseException as exc:  # a BaseException subclass is the task's error too
@@ -438,11 +460,11 @@ class Executor:
             current_task.reset(token)
         self._finish(spec, ctx, fut, reply)
 
-    def _start_async(self, spec: TaskSpec, conn, fut) -> None:
-        self.actor_loop.create_task(self._execute_async(spec, conn, fut))
+    def _start_async(self, spec: TaskSpec, conn, fut, loop, semaphore) -> None:
+        loop.create_task(self._execute_async(spec, conn, fut, semaphore))
 
-    async def _execute_async(self, spec: TaskSpec, conn, fut) -> None:
-        async with self.actor_semaphore:
+    async def _execute_async(self, spec: TaskSpec, conn, fut, semaphore) -> None:
+        async with semaphore:
             if spec.task_id in self.cancelled:
                 self.cancelled.discard(spec.task_id)
                 self._post_reply(fut, [STATUS_CANCELLED, [], None])
@@ -460,6 +482,9 @@ class Executor:
                 reply = self._package(spec, result, conn)
             except (asyncio.CancelledError, _Cancelled):
                 reply = [STATUS_CANCELLED, [], None]
+            except EXIT_REQUESTS:
+                self._exit_process()
+                return
             except _PROCESS_EXITS:
                 raise
             except BaseException as exc:
@@ -468,6 +493,14 @@ class Executor:
                 self.running.pop(spec.task_id, None)
                 self.cancelled.discard(spec.task_id)
         self._finish(spec, ctx, fut, reply)
+
+    def _exit_process(self) -> None:
+        """After ``exit_actor()``: end this process from the main thread, running the
+        atexit handlers; the calling call gets no reply (its caller sees the actor
+        dead, with the exit as the cause)."""
+        if threading.get_ident() == self.main_thread_id:
+            _exit_now()
+        self._to_main(_exit_now)
 
     def _error_reply(self, spec: TaskSpec, exc: BaseException) -> list:
         """The reply of a task that raised: a TaskError in every return.  Its
@@ -583,6 +616,31 @@ class Executor:
     def _post_reply(self, fut: DeferredReply, reply) -> None:
         """Answer from this (task) thread: straight to the caller's socket."""
         fut.send(reply)
+
+
+def _exit_now() -> None:
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(0)
+
+
+def _terminate() -> None:
+    from shoal.api.actor_exit import exit_actor
+
+    exit_actor()
+
+
+# Methods every actor has (Ray's names): a no-op to wait for the actor to be up,
+# and a graceful exit that runs after the calls sent before it.
+_BUILTIN_METHODS = {"__ray_ready__": lambda: True, "__ray_terminate__": _terminate}
 
 
 def _split_returns(name: str, result: Any, n: int) -> list:

@@ -177,11 +177,14 @@ class KeyState:
     requesting: int = 0
     strategy: list | None = None
     target_node: str = ""  # locality: ask this node's agent first
+    runtime_env: dict | None = None  # resolved; its workers are started in it
     max_in_flight: int = MAX_IN_FLIGHT
 
 
-def scheduling_key(resources: dict, strategy: object) -> tuple:
-    return (tuple(sorted(resources.items())), repr(strategy) if strategy else "")
+def scheduling_key(resources: dict, strategy: object, env_hash: str = "") -> tuple:
+    """Tasks with equal keys share leased workers: same shape, strategy and runtime env."""
+    where = repr(strategy) if strategy else ""
+    return (tuple(sorted(resources.items())), f"{where}|env={env_hash}" if env_hash else where)
 
 
 class LeaseSubmitter:
@@ -201,7 +204,8 @@ class LeaseSubmitter:
         state = self.keys.get(key)
         if state is None:
             state = self.keys[key] = KeyState(key, task.spec.resources, task.spec.name,
-                                               strategy=task.strategy, target_node=target)
+                                               strategy=task.strategy, target_node=target,
+                                               runtime_env=task.runtime_env)
             if task.strategy and task.strategy[0] == "SPREAD":
                 state.max_in_flight = 1
         state.queue.append(task)
@@ -287,7 +291,8 @@ class LeaseSubmitter:
         return self.worker.node
 
     async def _request_lease(self, state: KeyState) -> None:
-        body = [self.worker.job_id, state.resources, "", state.strategy, False]
+        body = [self.worker.job_id, state.resources, "", state.strategy, False,
+                {"runtime_env": state.runtime_env} if state.runtime_env else None]
         node = self.worker.node
         remote = False  # talking to another node's agent: its failures are retried
         try:
@@ -307,6 +312,8 @@ class LeaseSubmitter:
                 return
             if isinstance(exc, RemoteError) and exc.error_type == "TaskUnschedulableError":
                 self._fail_queue(state, exceptions.TaskUnschedulableError(exc.message))
+            elif isinstance(exc, RemoteError) and exc.error_type == "RuntimeEnvSetupError":
+                self._fail_queue(state, exceptions.RuntimeEnvSetupError(exc.message))
             elif remote:
                 log.info("lease request to another node failed (%r); asking again", exc)
                 self.worker.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
@@ -339,7 +346,8 @@ class LeaseSubmitter:
     def _fail_queue(self, state: KeyState, exc: Exception) -> None:
         while state.queue:
             task = state.queue.popleft()
-            if isinstance(exc, exceptions.TaskUnschedulableError):
+            if isinstance(exc, (exceptions.TaskUnschedulableError,
+                                exceptions.RuntimeEnvSetupError)):
                 self.tasks.fail_with(task, exc)
             else:
                 self.tasks.fail_system(task, exc, retry=False)

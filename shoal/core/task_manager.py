@@ -76,6 +76,7 @@ class PendingTask:
     #                         its arguments resolve (calls keep submission order)
     keepalive: list = field(default_factory=list)
     strategy: list | None = None  # scheduling strategy, wire form (task_spec.strategy_to_wire)
+    runtime_env: dict | None = None  # resolved runtime env (shoal.runtime_env.spec)
     arg_locations: list | None = None  # [(node ids, size)] of shared-memory args (locality)
     ran_on: tuple = ()  # (worker id, node id) of the leased worker it was last pushed to
     error_type: str = ""  # why it failed, Ray's ErrorType names (state API)
@@ -150,7 +151,8 @@ class TaskManager:
         return wire, held, keepalive
 
     def submit(self, spec: TaskSpec, held: list[bytes], keepalive: list, max_retries: int,
-               retry_exceptions: Any, strategy: Any = None) -> list[ObjectRef] | Any:
+               retry_exceptions: Any, strategy: Any = None,
+               runtime_env: tuple[dict, str] = ({}, "")) -> list[ObjectRef] | Any:
         """User thread: register and post the task; return its refs at once."""
         worker = self.worker
         if spec.num_returns == STREAMING or spec.num_returns == DYNAMIC:
@@ -168,8 +170,9 @@ class TaskManager:
             keepalive=keepalive,
         )
         if spec.kind is not TaskKind.ACTOR_TASK:  # actor calls go to their actor
-            task.scheduling_key = scheduling_key(spec.resources, strategy)
+            task.scheduling_key = scheduling_key(spec.resources, strategy, runtime_env[1])
             task.strategy = strategy_to_wire(strategy)
+            task.runtime_env = runtime_env[0] or None
         if spec.num_returns == STREAMING:
             task.generator = GeneratorState(spec.task_id)
         elif spec.num_returns == DYNAMIC:

@@ -55,6 +55,7 @@ class TaskSpec:
     seq: int = 0
     function_bytes: bytes | None = None
     parent_task_id: bytes = b""
+    concurrency_group: str = ""  # an actor call's group from .options() ("": its method's)
 
     def to_wire(self, include_function: bool) -> list:
         return [
@@ -72,6 +73,7 @@ class TaskSpec:
             self.actor_id,
             self.method,
             self.seq,
+            self.concurrency_group,
         ]
 
     @classmethod
@@ -91,6 +93,7 @@ class TaskSpec:
             actor_id=w[11],
             method=w[12],
             seq=w[13],
+            concurrency_group=w[14] if len(w) > 14 else "",
         )
 
     def is_generator(self) -> bool:

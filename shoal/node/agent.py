@@ -29,7 +29,7 @@ import itertools
 import logging
 from dataclasses import dataclass, field
 
-from shoal.exceptions import TaskUnschedulableError
+from shoal.exceptions import RuntimeEnvSetupError, TaskUnschedulableError
 from shoal.node.cluster_view import SPREAD, ClusterView, Decision
 from shoal.node.object_store import ObjectStore, StoreConfig
 from shoal.node.object_transfer import ObjectTransfer
@@ -39,6 +39,9 @@ from shoal.node.state_service import StateService
 from shoal.node.worker_pool import FAILED_STARTS_LIMIT, Worker, WorkerPool
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import Router
+from shoal.runtime_env.packaging import KV_NAMESPACE
+from shoal.runtime_env.setup import RuntimeEnvSetup, default_root
+from shoal.runtime_env.spec import env_hash
 
 log = logging.getLogger("shoal.node")
 
@@ -53,6 +56,7 @@ class LeaseRequest:
     warned: bool = False
     strategy: list | None = None
     spillable: bool = False  # a task lease that was not redirected here
+    runtime_env: dict | None = None  # resolved (runtime_env.spec); None: the default workers
 
 
 @dataclass
@@ -99,6 +103,7 @@ class NodeAgent:
             SHOAL_STORE_PATH=self.store.path,
         )
         self.pool = WorkerPool(env, self._on_worker_output, self._on_worker_exit)
+        self.runtime_envs = RuntimeEnvSetup(default_root(), self._kv_package, self.pool.env)
         self.queue: list[LeaseRequest] = []
         self.leases: dict[int, Lease] = {}
         self._lease_ids = itertools.count(1)
@@ -203,6 +208,11 @@ class NodeAgent:
 
     def _make_idle(self, worker: Worker) -> None:
         worker.lease_id = None
+        if worker.env_hash:  # serves only its env's requests (_obtain_env_worker)
+            if not worker.reserved:
+                self.pool.idle.append(worker)
+                self._schedule()
+            return
         while self.worker_waiters:
             fut = self.worker_waiters.pop(0)
             if not fut.done():
@@ -269,12 +279,14 @@ class NodeAgent:
         job_id, shape, label = body[:3]
         strategy = body[3] if len(body) > 3 else None
         spilled = len(body) > 4 and bool(body[4])
+        extras = body[5] if len(body) > 5 and body[5] else {}
         units = to_units(shape)
+        env = extras.get("runtime_env") or None
         if not spilled and strategy and strategy[0] == SPREAD:
-            return self._spread_lease(units, job_id, label, conn, strategy)
-        return self._place_or_queue(units, job_id, label, conn, strategy, spilled)
+            return self._spread_lease(units, job_id, label, conn, strategy, env)
+        return self._place_or_queue(units, job_id, label, conn, strategy, spilled, env)
 
-    async def _spread_lease(self, units, job_id, label, conn, strategy):
+    async def _spread_lease(self, units, job_id, label, conn, strategy, env=None):
         """SPREAD picks among the nodes with room *now*: the node table is read
         afresh first.  (The periodic copy is up to a heartbeat old: a node that
         had just finished some work still looked full, and every SPREAD request of
@@ -283,10 +295,10 @@ class NodeAgent:
             await self.refresh_cluster()
             if not conn.is_open():
                 return None  # the requester left meanwhile: nothing to queue
-        reply = self._place_or_queue(units, job_id, label, conn, strategy, False)
+        reply = self._place_or_queue(units, job_id, label, conn, strategy, False, env)
         return await reply if isinstance(reply, asyncio.Future) else reply
 
-    def _place_or_queue(self, units, job_id, label, conn, strategy, spilled):
+    def _place_or_queue(self, units, job_id, label, conn, strategy, spilled, env=None):
         """A spill redirect, or the future of the request queued here."""
         if not spilled and (strategy or (not self.resources.fits(units)
                                          and self.cluster.has_peers())):
@@ -297,7 +309,7 @@ class NodeAgent:
                 raise TaskUnschedulableError(placement.reason)
         fut = asyncio.get_running_loop().create_future()
         request = LeaseRequest(units, job_id, label, conn, fut, strategy=strategy,
-                               spillable=not spilled)
+                               spillable=not spilled, runtime_env=env)
         self.queue.append(request)
         self._schedule()
         return fut
@@ -371,7 +383,10 @@ class NodeAgent:
 
     async def _grant(self, request: LeaseRequest) -> None:
         try:
-            worker = await self._obtain_worker(request.job_id)
+            if request.runtime_env:
+                worker = await self._obtain_env_worker(request.job_id, request.runtime_env)
+            else:
+                worker = await self._obtain_worker(request.job_id)
         except Exception as exc:
             self.resources.release(request.shape)
             if not request.future.done():
@@ -415,6 +430,30 @@ class NodeAgent:
         if worker.job_id != job_id:
             await self._assign_job(worker, job_id)
         return worker
+
+    async def _obtain_env_worker(self, job_id: str, env: dict) -> Worker:
+        """An idle worker of the runtime env, or a new one started in it (the env is
+        set up first, once per node: RuntimeEnvSetupError if it cannot be)."""
+        worker = self.pool.pop_idle(job_id, env_hash(env))
+        if worker is None:
+            worker_env = await self.runtime_envs.setup(env)
+            worker = await self.pool.start_worker(worker_env)
+            try:
+                await worker.registered
+            except Exception:
+                raise RuntimeEnvSetupError(
+                    f"a worker started in runtime_env {sorted(env)} died before it "
+                    f"registered: {self.pool.last_start_failure}") from None
+            finally:
+                worker.reserved = False
+            if worker in self.pool.idle:
+                self.pool.idle.remove(worker)
+        if worker.job_id != job_id:
+            await self._assign_job(worker, job_id)
+        return worker
+
+    async def _kv_package(self, key: str) -> bytes | None:
+        return await self.control.call(Method.KV_GET, [KV_NAMESPACE, key])
 
     async def _assign_job(self, worker: Worker, job_id: str) -> None:
         job = self.jobs.get(job_id)
@@ -474,8 +513,9 @@ class NodeAgent:
         (``num_restarts`` > 0: a restart, which the actor can see in its runtime context)."""
         actor_id, job_id, shape, label, creation = body[:5]
         num_restarts = body[5] if len(body) > 5 else 0
+        env = (body[6] if len(body) > 6 else None) or None
         fut = asyncio.get_running_loop().create_future()
-        request = LeaseRequest(to_units(shape), job_id, label, conn, fut)
+        request = LeaseRequest(to_units(shape), job_id, label, conn, fut, runtime_env=env)
         self.queue.append(request)
         self._schedule()
         grant = await fut

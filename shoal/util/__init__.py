@@ -11,7 +11,11 @@ def __getattr__(name: str):
         from shoal.util.memory import memory_summary
 
         return memory_summary
+    if name == "inspect_serializability":
+        from shoal.util.check_serialize import inspect_serializability
+
+        return inspect_serializability
     raise AttributeError(f"module 'shoal.util' has no attribute {name!r}")
 
 
-__all__ = ["ActorPool", "memory_summary", "scheduling_strategies"]
+__all__ = ["ActorPool", "inspect_serializability", "memory_summary", "scheduling_strategies"]
