@@ -1,0 +1,182 @@
+"""Actor API beyond the core: exit_actor, __ray_terminate__/__ray_ready__, concurrency
+groups, and the error for subclassing an actor class."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+import pytest
+
+import shoal
+from shoal.actor import ActorClassInheritanceException, exit_actor
+from shoal.exceptions import ActorDiedError
+from tests.utils import wait_for_condition
+
+GET_TIMEOUT = 60
+
+
+@shoal.remote(max_restarts=3)
+class Exiter:
+    def __init__(self, marker=None):
+        self.marker = marker
+        if marker:
+            import atexit
+
+            atexit.register(lambda: open(marker, "w").write("ran"))
+
+    def pid(self):
+        return os.getpid()
+
+    def slow(self, seconds):
+        time.sleep(seconds)
+        return "slow done"
+
+    def leave(self):
+        exit_actor()
+        return "not reached"
+
+
+def test_exit_actor_fails_pending_calls_naming_the_exit_and_does_not_restart(
+        shoal_cluster, tmp_path):
+    marker = tmp_path / "atexit"
+    actor = Exiter.remote(str(marker))
+    pid = shoal.get(actor.pid.remote(), timeout=GET_TIMEOUT)
+    slow = actor.slow.remote(0.3)
+    leaving = actor.leave.remote()
+    queued = actor.pid.remote()
+    assert shoal.get(slow, timeout=GET_TIMEOUT) == "slow done"  # sent before: it ran
+    for ref in (leaving, queued):
+        with pytest.raises(ActorDiedError, match="exit_actor"):
+            shoal.get(ref, timeout=GET_TIMEOUT)
+    # no restart despite max_restarts=3
+    with pytest.raises(ActorDiedError, match="exit_actor"):
+        shoal.get(actor.pid.remote(), timeout=GET_TIMEOUT)
+    import psutil
+
+    wait_for_condition(lambda: not psutil.pid_exists(pid)
+                       or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    assert marker.read_text() == "ran"  # atexit handlers ran
+
+
+def test_exit_actor_in_an_async_actor(shoal_cluster):
+    @shoal.remote
+    class AsyncExiter:
+        async def leave(self):
+            exit_actor()
+
+        async def ping(self):
+            return "pong"
+
+    actor = AsyncExiter.remote()
+    assert shoal.get(actor.ping.remote(), timeout=GET_TIMEOUT) == "pong"
+    with pytest.raises(ActorDiedError, match="exit_actor"):
+        shoal.get(actor.leave.remote(), timeout=GET_TIMEOUT)
+
+
+def test_exit_actor_outside_an_actor_is_an_error(shoal_cluster):
+    with pytest.raises(TypeError, match="inside an actor"):
+        exit_actor()
+
+
+def test_ray_ready_and_ray_terminate(shoal_cluster):
+    actor = Exiter.remote()
+    assert shoal.get(actor.__ray_ready__.remote(), timeout=GET_TIMEOUT) is True
+    before = actor.slow.remote(0.2)
+    terminate = actor.__ray_terminate__.remote()
+    assert shoal.get(before, timeout=GET_TIMEOUT) == "slow done"  # queued ahead: it ran
+    with pytest.raises(ActorDiedError):
+        shoal.get(terminate, timeout=GET_TIMEOUT)
+    with pytest.raises(ActorDiedError):
+        shoal.get(actor.pid.remote(), timeout=GET_TIMEOUT)
+
+
+@shoal.remote(concurrency_groups={"io": 2, "compute": 1})
+class Grouped:
+    def __init__(self):
+        self.gate = threading.Event()
+
+    @shoal.method(concurrency_group="io")
+    def io_thread(self):
+        return threading.current_thread().name
+
+    @shoal.method(concurrency_group="compute")
+    def blocked(self):
+        self.gate.wait(30)
+        return "released"
+
+    def default_thread(self):
+        return threading.current_thread().name
+
+    @shoal.method(concurrency_group="io")
+    def release(self):
+        self.gate.set()
+        return True
+
+
+def test_sync_actor_groups_run_on_their_own_threads(shoal_cluster):
+    actor = Grouped.remote()
+    blocked = actor.blocked.remote()  # holds the only compute thread
+    io_name = shoal.get(actor.io_thread.remote(), timeout=GET_TIMEOUT)
+    default_name = shoal.get(actor.default_thread.remote(), timeout=GET_TIMEOUT)
+    assert "io" in io_name and default_name == "MainThread"
+    # a call routed to the busy group at call time waits behind it
+    rerouted = actor.io_thread.options(concurrency_group="compute").remote()
+    ready, _ = shoal.wait([rerouted], timeout=0.5)
+    assert not ready
+    assert shoal.get(actor.release.remote(), timeout=GET_TIMEOUT)
+    assert shoal.get(blocked, timeout=GET_TIMEOUT) == "released"
+    assert "compute" in shoal.get(rerouted, timeout=GET_TIMEOUT)
+
+
+def test_async_actor_group_with_a_blocked_loop_does_not_block_other_groups(shoal_cluster):
+    @shoal.remote(concurrency_groups={"stuck": 1, "free": 2})
+    class AsyncGrouped:
+        def __init__(self):
+            self.release = threading.Event()
+
+        @shoal.method(concurrency_group="stuck")
+        async def block(self):
+            self.release.wait(30)  # blocks its group's loop thread
+            return "unblocked"
+
+        @shoal.method(concurrency_group="free")
+        async def ping(self):
+            await asyncio.sleep(0)
+            return "pong"
+
+        @shoal.method(concurrency_group="free")
+        def unblock(self):
+            self.release.set()
+
+    actor = AsyncGrouped.remote()
+    blocked = actor.block.remote()
+    assert shoal.get(actor.ping.remote(), timeout=GET_TIMEOUT) == "pong"
+    shoal.get(actor.unblock.remote(), timeout=GET_TIMEOUT)
+    assert shoal.get(blocked, timeout=GET_TIMEOUT) == "unblocked"
+
+
+def test_undeclared_concurrency_group_is_a_clear_error(shoal_cluster):
+    @shoal.remote(concurrency_groups={"io": 1})
+    class Bad:
+        @shoal.method(concurrency_group="nope")
+        def f(self):
+            return 1
+
+    with pytest.raises(ValueError, match="'nope'"):
+        Bad.remote()
+    actor = Grouped.remote()
+    with pytest.raises(ValueError, match="no concurrency group 'other'"):
+        actor.io_thread.options(concurrency_group="other")
+
+
+def test_subclassing_an_actor_class_raises():
+    @shoal.remote
+    class Base:
+        pass
+
+    with pytest.raises(ActorClassInheritanceException, match="Inheriting from actor classes"):
+        class Derived(Base):  # noqa: F841
+            pass
