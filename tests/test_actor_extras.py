@@ -180,3 +180,65 @@ def test_subclassing_an_actor_class_raises():
     with pytest.raises(ActorClassInheritanceException, match="Inheriting from actor classes"):
         class Derived(Base):  # noqa: F841
             pass
+
+
+# ---------------------------------------------------------------------- cancellation
+
+
+def test_cancelled_actor_call_keeps_running_and_sees_is_canceled(shoal_cluster, tmp_path):
+    @shoal.remote(max_concurrency=2)
+    class Worker:
+        def __init__(self):
+            self.saw = []
+
+        def work(self, name, started):
+            open(started, "w").close()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if shoal.get_runtime_context().is_canceled():
+                    self.saw.append(name)
+                    return "stopped early"
+                time.sleep(0.01)
+            return "finished"
+
+        def seen(self):
+            return self.saw
+
+    actor = Worker.remote()
+    started = tmp_path / "started"
+    ref = actor.work.remote("a", str(started))
+    wait_for_condition(started.exists)
+    shoal.cancel(ref)
+    with pytest.raises(shoal.exceptions.TaskCancelledError):
+        shoal.get(ref, timeout=GET_TIMEOUT)
+    assert shoal.get(actor.seen.remote(), timeout=GET_TIMEOUT) == ["a"]
+
+
+def test_cancelled_task_gets_a_keyboard_interrupt_it_may_handle(shoal_cluster, tmp_path):
+    @shoal.remote
+    def handles_interrupt(started):
+        open(started, "w").close()
+        try:
+            time.sleep(30)
+        except KeyboardInterrupt:
+            return ("interrupted", shoal.get_runtime_context().is_canceled())
+        return "slept"
+
+    started = tmp_path / "started"
+    ref = handles_interrupt.remote(str(started))
+    wait_for_condition(started.exists)
+    shoal.cancel(ref)
+    assert shoal.get(ref, timeout=GET_TIMEOUT) == ("interrupted", True)
+
+
+def test_is_canceled_is_refused_in_a_driver_and_in_an_async_actor(shoal_cluster):
+    with pytest.raises(RuntimeError, match="driver"):
+        shoal.get_runtime_context().is_canceled()
+
+    @shoal.remote
+    class AsyncActor:
+        async def check(self):
+            return shoal.get_runtime_context().is_canceled()
+
+    with pytest.raises(RuntimeError, match="not supported in an async actor"):
+        shoal.get(AsyncActor.remote().check.remote(), timeout=GET_TIMEOUT)

@@ -44,6 +44,16 @@ class RuntimeContext:
         return bool(executor is not None and executor.actor_id
                     and executor.actor_num_restarts > 0)
 
+    def is_canceled(self) -> bool:
+        """Whether ``cancel`` was called on the running task (a sync or threaded actor
+        call keeps running when cancelled: it may check this to stop early)."""
+        executor = self._worker.executor
+        if executor is None:
+            raise RuntimeError("is_canceled() is only available inside a task or actor "
+                               "call (this process is a driver)")
+        task = self._task()
+        return executor.is_cancelled(task.task_id if task is not None else None)
+
     def get_actor_name(self) -> str | None:
         return None
 

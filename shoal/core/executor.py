@@ -178,9 +178,11 @@ class Executor:
             self._accept(spec, conn, fut)
 
     def _on_sigint(self, signum, frame) -> None:
+        # Ray's semantics: a cancelled normal task sees a KeyboardInterrupt, which it
+        # may catch (is_canceled() is then True); uncaught, the task is cancelled.
         current = current_task.get()
         if current is not None and current.task_id in self.cancelled:
-            raise _Cancelled()
+            raise KeyboardInterrupt("the task was cancelled")
 
     # ---- handlers (io thread) ------------------------------------------------------------
     def handle_assign_job(self, conn, body):
@@ -271,12 +273,22 @@ class Executor:
             os._exit(1)
         if isinstance(running, asyncio.Task):
             running.get_loop().call_soon_threadsafe(running.cancel)
+        elif self.actor_id is not None:
+            pass  # Ray: a running sync/threaded actor call is not interrupted (it has
+            #       state); the flag is what is_canceled() reads, and its result is
+            #       TaskCancelledError
         elif running == self.main_thread_id:
             os.kill(os.getpid(), signal.SIGINT)
         else:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(running), ctypes.py_object(_Cancelled))
         return None
+
+    def is_cancelled(self, task_id: bytes | None) -> bool:
+        """``get_runtime_context().is_canceled()`` of the running call ``task_id``."""
+        if self.actor_loop is not None:
+            raise RuntimeError("This method is not supported in an async actor.")
+        return task_id is not None and task_id in self.cancelled
 
     def handle_create_actor(self, conn, body):
         actor_id, creation = body[:2]
@@ -438,9 +450,16 @@ class Executor:
                                                   hand_back_lost=spec.kind is TaskKind.NORMAL)
                 result = fn(*args, **kwargs)
                 del args, kwargs
+                if spec.kind is TaskKind.ACTOR_TASK and spec.task_id in self.cancelled:
+                    result = None  # cancelled while it ran: its result is the cancellation
+                    raise _Cancelled()
                 reply = self._package(spec, result, conn)
                 del result
             except _Cancelled:
+                reply = [STATUS_CANCELLED, [], None]
+            except KeyboardInterrupt:
+                if spec.task_id not in self.cancelled:
+                    raise
                 reply = [STATUS_CANCELLED, [], None]
             except _ArgumentsLost as lost:
                 reply = [STATUS_ARGS_LOST, [], {"lost": lost.oids}]
@@ -451,7 +470,7 @@ class Executor:
                 raise
             except BaseException as exc:  # a BaseException subclass is the task's error too
                 reply = self._error_reply(spec, exc)
-        except _Cancelled:  # the signal landed just after the task finished
+        except (_Cancelled, KeyboardInterrupt):  # the signal landed just after it finished
             if reply is None:
                 reply = [STATUS_CANCELLED, [], None]
         finally:
