@@ -70,6 +70,9 @@ def _meta_for(cls: type) -> ActorMeta:
         if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
             meta.is_async = True
         meta.methods[name] = dict(getattr(member, "__shoal_method_options__", {}))
+        if (inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member)) and \
+                meta.methods[name].get("num_returns") is None:
+            meta.methods[name]["num_returns"] = "streaming"  # as for generator tasks
         meta.params[name] = method_params(cls, name)
     return meta
 
@@ -242,7 +245,8 @@ class ActorMethod:
         # read on every call: worked out once
         meta = handle._meta
         self._task_name = f"{meta.class_name}.{name}"
-        self._num_returns = encode_num_returns(options.get("num_returns", 1))
+        num_returns = options.get("num_returns")
+        self._num_returns = encode_num_returns(1 if num_returns is None else num_returns)
         self._max_retries = options.get("max_task_retries", meta.max_task_retries)
         self._retry_exceptions = options.get("retry_exceptions", False)
 

@@ -37,10 +37,17 @@ class ObjectRefGenerator:
         return self
 
     async def __anext__(self) -> Any:
+        # StopIteration cannot cross a future: the end comes back as None
+        ref = await asyncio.get_running_loop().run_in_executor(None, self._next_or_none)
+        if ref is None:
+            raise StopAsyncIteration
+        return ref
+
+    def _next_or_none(self) -> Any:
         try:
-            return await asyncio.get_running_loop().run_in_executor(None, self._next, None)
+            return self._next(None)
         except StopIteration:
-            raise StopAsyncIteration from None
+            return None
 
     def completed(self) -> bool:
         return self._state.finished_count is not None

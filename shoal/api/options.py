@@ -34,8 +34,8 @@ def _optional_int(name: str, low: int) -> Callable[[Any], int | None]:
     return lambda v: None if v is None else inner(v)
 
 
-def _num_returns(value: Any) -> int | str:
-    if value in ("streaming", "dynamic"):
+def _num_returns(value: Any) -> int | str | None:
+    if value is None or value in ("streaming", "dynamic"):  # None: the default
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(

@@ -86,9 +86,9 @@ class RemoteFunction:
             check(args, kwargs)
         worker = ensure_worker()
         function_id, pickled = self._export()
-        num_returns = options.get("num_returns", "streaming" if self._is_generator else 1)
-        if self._is_generator and num_returns == 1 and "num_returns" not in options:
-            num_returns = "streaming"
+        num_returns = options.get("num_returns")
+        if num_returns is None:  # not given, or None (Ray: the default)
+            num_returns = "streaming" if self._is_generator else 1
         wire, held, keepalive = worker.tasks.build_args(self.__name__, args, kwargs)
         spec = TaskSpec(
             task_id=worker.ids.task_id(),

@@ -27,6 +27,7 @@ import asyncio
 import concurrent.futures
 import ctypes
 import inspect
+import itertools
 import logging
 import os
 import queue
@@ -498,7 +499,12 @@ class Executor:
                 if inspect.isawaitable(result):
                     result = await result
                 del args, kwargs
-                reply = self._package(spec, result, conn)
+                if inspect.isasyncgen(result) and spec.is_generator():
+                    reply = await self._stream_async(spec, result, conn)
+                else:
+                    if inspect.isasyncgen(result):  # num_returns=N: its N items
+                        result = await _drain_async_generator(result)
+                    reply = self._package(spec, result, conn)
             except (asyncio.CancelledError, _Cancelled):
                 reply = [STATUS_CANCELLED, [], None]
             except EXIT_REQUESTS:
@@ -539,7 +545,7 @@ class Executor:
         if spec.is_generator():
             return self._stream(spec, result, conn)
         n = spec.num_returns
-        if n == 1:
+        if n == 1 and not inspect.isgenerator(result):
             values = [result]
         elif n == 0:
             values = []
@@ -574,19 +580,40 @@ class Executor:
         try:
             for item in result:
                 count += 1
-                entry = self._package_value(spec, count, item)
-                conn.notify_from_thread(Method.GENERATOR_ITEM, [spec.task_id] + entry)
-        except (SerializationError, _Cancelled, *_PROCESS_EXITS):
+                self._stream_item(spec, count, item, conn)
+        except (SerializationError, _Cancelled, *EXIT_REQUESTS, *_PROCESS_EXITS):
             raise
         except BaseException as exc:
-            error = self._error_reply(spec, exc)[2]["error"]
-        info = {"count": count}
+            error = exc
+        return self._stream_end(spec, count, error, conn)
+
+    async def _stream_async(self, spec: TaskSpec, agen: Any, conn) -> list:
+        """An async generator method's items, each sent as it is yielded."""
+        count = 0
+        error = None
+        try:
+            async for item in agen:
+                count += 1
+                self._stream_item(spec, count, item, conn)
+        except (SerializationError, asyncio.CancelledError, _Cancelled, *EXIT_REQUESTS,
+                *_PROCESS_EXITS):
+            raise
+        except BaseException as exc:
+            error = exc
+        return self._stream_end(spec, count, error, conn)
+
+    def _stream_item(self, spec: TaskSpec, index: int, item: Any, conn) -> None:
+        entry = self._package_value(spec, index, item)
+        conn.notify_from_thread(Method.GENERATOR_ITEM, [spec.task_id] + entry)
+
+    def _stream_end(self, spec: TaskSpec, count: int, error: BaseException | None,
+                    conn) -> list:
+        """The reply of a generator task; its error (if it raised) is its last item."""
         if error is not None:
             count += 1
-            info["count"] = count
-            conn.notify_from_thread(Method.GENERATOR_ITEM,
-                                   [spec.task_id, count, error, []])
-        return [STATUS_OK, [], info]
+            conn.notify_from_thread(Method.GENERATOR_ITEM, [
+                spec.task_id, count, self._error_reply(spec, error)[2]["error"], []])
+        return [STATUS_OK, [], {"count": count}]
 
     def _register_for_caller(self, caller: str, contained: list) -> None:
         """Refs inside a return value: the caller becomes their borrower
@@ -662,10 +689,37 @@ def _terminate() -> None:
 _BUILTIN_METHODS = {"__ray_ready__": lambda: True, "__ray_terminate__": _terminate}
 
 
+async def _drain_async_generator(agen: Any) -> Any:
+    """An async generator method's items (num_returns=N) as a plain iterator for
+    the packer; an error it raised comes after the items it yielded."""
+    items = []
+    try:
+        async for item in agen:
+            items.append(item)
+    except (asyncio.CancelledError, _Cancelled, *EXIT_REQUESTS, *_PROCESS_EXITS):
+        raise
+    except BaseException as exc:
+        return _then_raise(items, exc)
+    return iter(items)
+
+
+def _then_raise(items: list, exc: BaseException):
+    yield from items
+    raise exc
+
+
 def _split_returns(name: str, result: Any, n: int) -> list:
     """The ``n`` values a task declared with ``num_returns=n`` (n > 1) returned,
     or an error that names the task and says what it must return."""
     what = type(result).__name__
+    if inspect.isgenerator(result):  # an infinite one must not hang the task: n + 1 at most
+        values = list(itertools.islice(result, n + 1))
+        if len(values) == n:
+            return values
+        count = f"{n} or more" if len(values) > n else str(len(values))
+        raise ValueError(f"generator task {name} declared num_returns={n} but yielded "
+                         f"{count} values; it must yield exactly {n} (or use "
+                         "num_returns='streaming' for any number)")
     if not isinstance(result, (str, bytes, bytearray, dict)):
         try:
             values = list(result)
