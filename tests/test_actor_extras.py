@@ -242,3 +242,63 @@ def test_is_canceled_is_refused_in_a_driver_and_in_an_async_actor(shoal_cluster)
 
     with pytest.raises(RuntimeError, match="not supported in an async actor"):
         shoal.get(AsyncActor.remote().check.remote(), timeout=GET_TIMEOUT)
+
+
+# ---------------------------------------------------------------------- handles and classes
+
+
+class Base:
+    LIMIT = 3
+
+
+@shoal.remote
+class Counter(Base):
+    START = 10
+
+    def __init__(self, start=0):
+        self.value = start
+
+    @classmethod
+    def make(cls, start):
+        return cls(start)
+
+    @staticmethod
+    def double(x):
+        return 2 * x
+
+    def limit(self):
+        return Counter.LIMIT + Counter.START + Counter.double(1)  # class attributes, inside
+
+    def me(self):
+        return shoal.get_runtime_context().current_actor
+
+    def get(self):
+        return self.value
+
+
+def test_actor_class_exposes_its_class_attributes(shoal_cluster):
+    assert Counter.START == 10 and Counter.LIMIT == 3 and Counter.double(4) == 8
+    assert Counter.make(5).get() == 5  # a classmethod builds a plain instance
+    counter = Counter.remote()
+    assert shoal.get(counter.limit.remote(), timeout=GET_TIMEOUT) == 15
+    assert {n for n in dir(Counter) if not n.startswith("_")} >= {"remote", "options", "bind",
+                                                                   "limit", "make"}
+    assert [n for n in dir(counter) if not n.startswith("_")] == ["double", "get", "limit",
+                                                                  "make", "me"]
+
+
+def test_ray_call_and_current_actor(shoal_cluster):
+    counter = Counter.remote(7)
+    assert shoal.get(counter.__ray_call__.remote(lambda self, add: self.value + add, 1),
+                     timeout=GET_TIMEOUT) == 8
+    same = shoal.get(counter.me.remote(), timeout=GET_TIMEOUT)
+    assert same == counter and shoal.get(same.get.remote(), timeout=GET_TIMEOUT) == 7
+    with pytest.raises(RuntimeError, match="only available inside an actor"):
+        shoal.get_runtime_context().current_actor
+
+
+def test_remote_with_empty_parentheses_is_an_error():
+    with pytest.raises(TypeError, match="needs options"):
+        @shoal.remote()
+        class Nothing:  # noqa: F841
+            pass

@@ -22,7 +22,11 @@ from shoal.core.concurrency_groups import SYSTEM_GROUP
 from shoal.core.task_spec import DYNAMIC, TaskKind, TaskSpec, strategy_to_wire
 
 # Methods every actor has (run by the executor): wait until it is up; exit gracefully.
-BUILTIN_METHODS = ("__ray_ready__", "__ray_terminate__")
+BUILTIN_METHODS = ("__ray_ready__", "__ray_terminate__", "__ray_call__")
+
+
+def _no_dags(*args: Any, **kwargs: Any) -> Any:
+    raise NotImplementedError("shoal does not support Ray DAGs (.bind()); use .remote()")
 
 
 def method(**options: Any):
@@ -109,6 +113,18 @@ class ActorClass:
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
         return self._remote(self._options, args, kwargs)
+
+    bind = staticmethod(_no_dags)
+
+    def __getattr__(self, name: str) -> Any:
+        # the class's own attributes (class constants, classmethods, staticmethods)
+        cls = self.__dict__.get("_cls")
+        if cls is None or (name.startswith("__") and name.endswith("__")):
+            raise AttributeError(name)
+        return getattr(cls, name)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(dir(self._cls)) | {"options", "remote", "bind"})
 
     def options(self, **options: Any) -> _BoundActorClass:
         merged = dict(self._options)
@@ -211,6 +227,10 @@ class ActorHandle:
             raise AttributeError(f"'{meta.class_name}' actor has no method '{name}'")
         return ActorMethod(self, name, meta.methods[name])
 
+    def __dir__(self) -> list[str]:
+        meta = self._meta
+        return sorted(set(meta.methods) | set(BUILTIN_METHODS) | {"__init__"})
+
     def __reduce__(self):
         worker = self._worker
         if worker is not None:
@@ -229,6 +249,11 @@ class ActorHandle:
     @property
     def actor_id(self) -> str:
         return self._actor_id
+
+
+def handle_of_running_actor(actor_id: str, cls: type, worker: Any) -> ActorHandle:
+    """A handle an actor makes to itself (``get_runtime_context().current_actor``)."""
+    return ActorHandle(actor_id, _meta_for(cls), worker)
 
 
 def _rebuild_handle(actor_id: str, meta: ActorMeta) -> ActorHandle:
@@ -255,6 +280,11 @@ class ActorMethod:
             f"Actor methods cannot be called directly. Instead of running "
             f"'object.{self._name}()', try 'object.{self._name}.remote()'."
         )
+
+    bind = staticmethod(_no_dags)
+
+    def __dir__(self) -> list[str]:
+        return ["bind", "options", "remote"]
 
     def options(self, **options: Any) -> ActorMethod:
         merged = dict(self._options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from shoal.api.labels import check_fallback_strategy, check_label_selector
 from shoal.launch import resource_args
 
 
@@ -105,17 +106,6 @@ def check_runtime_env(value: Any, label: str = "option 'runtime_env'") -> Any:
     return value
 
 
-def _string_dict(name: str) -> Callable[[Any], dict | None]:
-    def check(value: Any) -> dict | None:
-        if value is not None and not (isinstance(value, Mapping) and all(
-                isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
-            raise TypeError(f"option {name!r} must be a dict of strings to strings, "
-                            f"got {value!r}")
-        return value
-
-    return check
-
-
 def _concurrency_groups(value: Any) -> Any:
     if value is None:
         return value
@@ -143,7 +133,8 @@ _COMMON = {
     "runtime_env": check_runtime_env,
     "name": _string("name"),
     "accelerator_type": _string("accelerator_type"),
-    "label_selector": _string_dict("label_selector"),
+    "label_selector": check_label_selector,
+    "fallback_strategy": check_fallback_strategy,
     "_metadata": _accept,
 }
 

@@ -54,6 +54,16 @@ class RuntimeContext:
         task = self._task()
         return executor.is_cancelled(task.task_id if task is not None else None)
 
+    @property
+    def current_actor(self) -> Any:
+        """A handle to the actor this call runs in."""
+        executor = self._worker.executor
+        if executor is None or not executor.actor_id:
+            raise RuntimeError("current_actor is only available inside an actor")
+        from shoal.api.actor import handle_of_running_actor
+
+        return handle_of_running_actor(executor.actor_id, type(executor.actor), self._worker)
+
     def get_actor_name(self) -> str | None:
         return None
 

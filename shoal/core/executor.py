@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import ctypes
+import functools
 import inspect
 import itertools
 import logging
@@ -363,7 +364,9 @@ class Executor:
                 raise exceptions.ActorDiedError(
                     f"this worker does not host actor {spec.actor_id}")
             builtin = _BUILTIN_METHODS.get(spec.method)
-            return builtin if builtin is not None else getattr(self.actor, spec.method)
+            if builtin is not None:
+                return functools.partial(builtin, self.actor)
+            return getattr(self.actor, spec.method)
         fn = self.functions.get(spec.function_id)
         if isinstance(fn, bytes):
             fn = cloudpickle.loads(fn)
@@ -678,7 +681,7 @@ def _exit_now() -> None:
         os._exit(0)
 
 
-def _terminate() -> None:
+def _terminate(actor: Any) -> None:
     from shoal.api.actor_exit import exit_actor
 
     exit_actor()
@@ -686,7 +689,12 @@ def _terminate() -> None:
 
 # Methods every actor has (Ray's names): a no-op to wait for the actor to be up,
 # and a graceful exit that runs after the calls sent before it.
-_BUILTIN_METHODS = {"__ray_ready__": lambda: True, "__ray_terminate__": _terminate}
+_BUILTIN_METHODS = {
+    "__ray_ready__": lambda actor: True,
+    "__ray_terminate__": _terminate,
+    # run any function on the actor instance: fn(actor, *args, **kwargs)
+    "__ray_call__": lambda actor, fn, *args, **kwargs: fn(actor, *args, **kwargs),
+}
 
 
 async def _drain_async_generator(agen: Any) -> Any:
