@@ -294,7 +294,7 @@ def test_ray_call_and_current_actor(shoal_cluster):
     same = shoal.get(counter.me.remote(), timeout=GET_TIMEOUT)
     assert same == counter and shoal.get(same.get.remote(), timeout=GET_TIMEOUT) == 7
     with pytest.raises(RuntimeError, match="only available inside an actor"):
-        shoal.get_runtime_context().current_actor
+        _ = shoal.get_runtime_context().current_actor
 
 
 def test_remote_with_empty_parentheses_is_an_error():
