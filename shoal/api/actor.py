@@ -146,7 +146,8 @@ class ActorClass:
                        concurrency_groups=tuple(groups))
         name = options.get("name")
         namespace = options.get("namespace") or worker.namespace
-        detached = options.get("lifetime") == "detached"
+        lifetime = options.get("lifetime") or worker.config.default_actor_lifetime
+        detached = lifetime == "detached"
         wire, _held, keepalive = worker.tasks.build_args(f"{self.__name__}.__init__", args,
                                                          kwargs)
         try:

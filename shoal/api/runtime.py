@@ -151,6 +151,8 @@ def init(
             token=token,
             host=host,
             namespace=namespace or "default",
+            default_actor_lifetime=(job_config.default_actor_lifetime if job_config is not None
+                                    else "non_detached"),
         ))
         try:
             worker.start()

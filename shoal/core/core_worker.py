@@ -91,6 +91,7 @@ class WorkerConfig:
     job_id: str = ""
     namespace: str = "default"
     node_id: str = ""
+    default_actor_lifetime: str = "non_detached"  # the job's (JobConfig), for its actors
 
 
 @dataclass
@@ -211,7 +212,7 @@ class CoreWorker:
                 "address": self.address,
                 "sys_path": driver_import_path(),
                 "cwd": os.getcwd(),
-                "namespace": self.namespace,
+                "namespace": self.namespace, "default_actor_lifetime": cfg.default_actor_lifetime,
                 "pid": os.getpid(),
             })
             self.job_id = reply["job_id"]

@@ -201,6 +201,8 @@ class Executor:
             except OSError:
                 pass
         self.worker.namespace = job.get("namespace", "default")
+        self.worker.config.default_actor_lifetime = job.get("default_actor_lifetime",
+                                                            "non_detached")
         return None
 
     def handle_push_task(self, conn, body):
