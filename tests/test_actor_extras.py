@@ -302,3 +302,23 @@ def test_remote_with_empty_parentheses_is_an_error():
         @shoal.remote()
         class Nothing:  # noqa: F841
             pass
+
+
+def test_ray_spelling_of_private_remote_kill_and_actor_ids(shoal_cluster):
+    @shoal.remote
+    def add(a, b=0):
+        return a + b
+
+    assert shoal.get(add._remote(args=[1], kwargs={"b": 2}), timeout=GET_TIMEOUT) == 3
+    named = Counter._remote(args=[4], name="spelled", lifetime="detached")
+    try:
+        assert shoal.get(named.get.remote(), timeout=GET_TIMEOUT) == 4
+        assert named._actor_id.hex() == named.actor_id
+        assert "spelled" in shoal.util.list_named_actors()
+        assert {"name": "spelled", "namespace": "default"} in shoal.util.list_named_actors(
+            all_namespaces=True)
+    finally:
+        shoal.kill(named)
+    wait_for_condition(lambda: "spelled" not in shoal.util.list_named_actors())
+    with pytest.raises(ValueError):
+        shoal.kill("not an actor handle")

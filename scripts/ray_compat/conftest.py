@@ -143,3 +143,13 @@ def propagate_logs():
 @pytest.fixture
 def error_pubsub():
     pytest.skip("error pubsub is a Ray internal")
+
+
+@pytest.fixture(autouse=True)
+def _shutdown_after_test(request):
+    """A test that called init itself and failed before its shutdown must not fail the
+    next ones ("already running"); module-shared clusters are left alone."""
+    yield
+    if not any(name.endswith("_shared") or "shared_" in name for name in request.fixturenames):
+        if ray.is_initialized():
+            ray.shutdown()

@@ -16,6 +16,7 @@ from shoal.api.call_check import (
     make_check,
     method_params,
 )
+from shoal.api.id_types import HexId
 from shoal.api.remote_function import encode_num_returns
 from shoal.core import ids
 from shoal.core.concurrency_groups import SYSTEM_GROUP
@@ -112,7 +113,12 @@ class ActorClass:
         )
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
-        return self._remote(self._options, args, kwargs)
+        return self._create(self._options, args, kwargs)
+
+    def _remote(self, args: Any = None, kwargs: Any = None, **options: Any) -> ActorHandle:
+        """Ray's spelling: ``A._remote(args=[...], kwargs={...}, **options)``."""
+        bound = self.options(**options) if options else self
+        return bound.remote(*(args or ()), **(kwargs or {}))
 
     bind = staticmethod(_no_dags)
 
@@ -131,7 +137,7 @@ class ActorClass:
         merged.update(opts.validate(opts.ACTOR_OPTIONS, options, f"actor {self.__name__}"))
         return _BoundActorClass(self, merged)
 
-    def _remote(self, options: dict, args: tuple, kwargs: dict) -> ActorHandle:
+    def _create(self, options: dict, args: tuple, kwargs: dict) -> ActorHandle:
         from shoal.api.runtime import ensure_worker
 
         if self._class_meta is None:
@@ -199,12 +205,12 @@ class _BoundActorClass:
         self._options = options
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
-        return self._actor_class._remote(self._options, args, kwargs)
+        return self._actor_class._create(self._options, args, kwargs)
 
 
 class ActorHandle:
     def __init__(self, actor_id: str, meta: ActorMeta, worker: Any) -> None:
-        self._actor_id = actor_id
+        self._actor_id = HexId(actor_id)  # a str, with Ray's .hex() and .binary()
         self._meta = meta
         self._worker = worker
         if worker is not None:

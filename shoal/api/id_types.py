@@ -75,6 +75,19 @@ class BaseID:
         return (type(self), (self._bytes,))
 
 
+class HexId(str):
+    """An id kept as its hex string (as shoal's messages carry it) that also answers
+    Ray's ``hex()``/``binary()`` (e.g. ``handle._actor_id.hex()``)."""
+
+    __slots__ = ()
+
+    def hex(self) -> str:
+        return str(self)
+
+    def binary(self) -> bytes:
+        return bytes.fromhex(self)
+
+
 class JobID(BaseID):
     SIZE = 4
 

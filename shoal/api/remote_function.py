@@ -73,9 +73,14 @@ class RemoteFunction:
         return _BoundOptions(self, merged)
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        return self._remote(self._options, args, kwargs)
+        return self._submit(self._options, args, kwargs)
 
-    def _remote(self, options: dict, args: tuple, kwargs: dict) -> Any:
+    def _remote(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Ray's spelling: ``f._remote(args=[...], kwargs={...}, **options)``."""
+        bound = self.options(**options) if options else self
+        return bound.remote(*(args or ()), **(kwargs or {}))
+
+    def _submit(self, options: dict, args: tuple, kwargs: dict) -> Any:
         from shoal.api.runtime import ensure_worker
 
         check = self._call_check
@@ -133,7 +138,7 @@ class _BoundOptions:
         self._options = options
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        return self._fn._remote(self._options, args, kwargs)
+        return self._fn._submit(self._options, args, kwargs)
 
     def options(self, **options: Any) -> _BoundOptions:
         merged = {k: v for k, v in self._options.items() if k != "__shape__"}

@@ -412,8 +412,12 @@ def kill(actor: Any, *, no_restart: bool = True) -> None:
     from shoal.api.actor import ActorHandle
 
     if not isinstance(actor, ActorHandle):
-        raise TypeError(f"shoal.kill expects an actor handle, got {type(actor).__name__}")
+        raise NotAnActorHandle(f"shoal.kill expects an actor handle, got {type(actor).__name__}")
     _control(Method.KILL_ACTOR, [actor._actor_id, no_restart])
+
+
+class NotAnActorHandle(TypeError, ValueError):
+    """``kill`` of something else (Ray raises ValueError; a TypeError too, as it is one)."""
 
 
 def get_actor(name: str, namespace: str | None = None) -> Any:

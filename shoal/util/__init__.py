@@ -11,6 +11,10 @@ def __getattr__(name: str):
         from shoal.util.memory import memory_summary
 
         return memory_summary
+    if name == "list_named_actors":
+        from shoal.util.named_actors import list_named_actors
+
+        return list_named_actors
     if name == "inspect_serializability":
         from shoal.util.check_serialize import inspect_serializability
 
@@ -18,4 +22,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'shoal.util' has no attribute {name!r}")
 
 
-__all__ = ["ActorPool", "inspect_serializability", "memory_summary", "scheduling_strategies"]
+__all__ = ["ActorPool", "inspect_serializability", "list_named_actors", "memory_summary",
+           "scheduling_strategies"]

@@ -1,0 +1,65 @@
+"""init(job_config=JobConfig(...)) with real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+import shoal
+from shoal.exceptions import ActorError
+from shoal.job_config import JobConfig
+from tests.utils import wait_for_condition
+
+GET_TIMEOUT = 60
+
+
+@shoal.remote
+class Child:
+    def ready(self):
+        return "ok"
+
+
+@shoal.remote
+class Owner:
+    def make_child(self):
+        self.child = Child.remote()  # no lifetime given: the job's default
+        assert shoal.get(self.child.ready.remote(), timeout=GET_TIMEOUT) == "ok"
+        return self.child
+
+    def pid(self):
+        return os.getpid()
+
+
+def test_job_config_sets_namespace_env_and_default_actor_lifetime(shutdown_only):
+    shoal.init(num_cpus=2, job_config=JobConfig(
+        default_actor_lifetime="detached", ray_namespace="configured",
+        runtime_env={"env_vars": {"FROM_JOB_CONFIG": "yes"}}))
+    assert shoal.get_runtime_context().namespace == "configured"
+
+    @shoal.remote
+    def read_env():
+        return os.environ.get("FROM_JOB_CONFIG")
+
+    assert shoal.get(read_env.remote(), timeout=GET_TIMEOUT) == "yes"
+    owner = Owner.remote()
+    child = shoal.get(owner.make_child.remote(), timeout=GET_TIMEOUT)
+    os.kill(shoal.get(owner.pid.remote(), timeout=GET_TIMEOUT), signal.SIGKILL)
+
+    def owner_dead():
+        try:
+            shoal.get(owner.pid.remote(), timeout=GET_TIMEOUT)
+            return False
+        except ActorError:
+            return True
+
+    wait_for_condition(owner_dead)
+    # detached by the job's default: it outlives its owner
+    assert shoal.get(child.ready.remote(), timeout=GET_TIMEOUT) == "ok"
+    shoal.kill(child)
+
+
+def test_job_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="default_actor_lifetime"):
+        JobConfig(default_actor_lifetime="sometimes")
