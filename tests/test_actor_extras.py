@@ -322,3 +322,15 @@ def test_ray_spelling_of_private_remote_kill_and_actor_ids(shoal_cluster):
     wait_for_condition(lambda: "spelled" not in shoal.util.list_named_actors())
     with pytest.raises(ValueError):
         shoal.kill("not an actor handle")
+
+
+def test_cluster_accepts_rays_dashboard_and_config_node_arguments():
+    from shoal.cluster_utils import Cluster
+
+    cluster = Cluster()
+    try:
+        cluster.add_node(num_cpus=1, include_dashboard=False, _system_config={"x": 1})
+        with pytest.raises(ValueError, match="unknown node argument"):
+            cluster.add_node(num_cpus=1, not_an_argument=1)
+    finally:
+        cluster.shutdown()

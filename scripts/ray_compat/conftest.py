@@ -6,7 +6,7 @@ import pytest
 import ray
 
 DEFAULTS = {"num_cpus": 1, "object_store_memory": 150 * 1024 * 1024,
-            "namespace": "default_test_namespace"}
+            "namespace": "default_test_namespace", "include_dashboard": False}
 
 
 @contextlib.contextmanager
@@ -30,6 +30,7 @@ def _cluster(**kwargs):
     args = dict(DEFAULTS)
     args.update(kwargs)
     namespace = args.pop("namespace")
+    args.pop("include_dashboard")
     cluster = Cluster()
     try:
         for i in range(num_nodes):
