@@ -334,3 +334,39 @@ def test_cluster_accepts_rays_dashboard_and_config_node_arguments():
             cluster.add_node(num_cpus=1, not_an_argument=1)
     finally:
         cluster.shutdown()
+
+
+def test_a_method_is_found_on_the_class_even_if_an_attribute_shadows_it(shoal_cluster):
+    @shoal.remote
+    class Shadowed:
+        def __init__(self):
+            self.done = False  # same name as the method below
+
+        def done(self):  # noqa: F811
+            return "method"
+
+        @staticmethod
+        def helper():
+            return "static"
+
+    actor = Shadowed.remote()
+    assert shoal.get(actor.done.remote(), timeout=GET_TIMEOUT) == "method"
+    assert shoal.get(actor.helper.remote(), timeout=GET_TIMEOUT) == "static"
+
+
+def test_cancel_from_a_process_that_borrows_the_ref(shoal_cluster):
+    @shoal.remote
+    class Sleeper:
+        async def sleep(self):
+            await asyncio.sleep(60)
+
+    @shoal.remote
+    def cancel_it(refs):
+        shoal.cancel(refs[0])
+
+    actor = Sleeper.remote()
+    ref = actor.sleep.remote()
+    shoal.get(cancel_it.remote([ref]), timeout=GET_TIMEOUT)
+    with pytest.raises(shoal.exceptions.TaskCancelledError):
+        shoal.get(ref, timeout=GET_TIMEOUT)
+

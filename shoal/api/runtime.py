@@ -402,8 +402,10 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
         return
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"shoal.cancel expects an ObjectRef, got {type(object_ref).__name__}")
-    if object_ref._owner != worker.address:
-        raise ValueError("only the owner of a task (the process that submitted it) can cancel it")
+    if object_ref._owner != worker.address:  # a borrowed ref: its owner cancels the task
+        worker.post(worker.tasks.cancel_at_owner, object_ref._owner, object_ref._id, force,
+                    recursive)
+        return
     worker.post(worker.tasks.cancel, object_ref._id, force, recursive)
 
 

@@ -368,7 +368,7 @@ class Executor:
             builtin = _BUILTIN_METHODS.get(spec.method)
             if builtin is not None:
                 return functools.partial(builtin, self.actor)
-            return getattr(self.actor, spec.method)
+            return _method_of(self.actor, spec.method)
         fn = self.functions.get(spec.function_id)
         if isinstance(fn, bytes):
             fn = cloudpickle.loads(fn)
@@ -667,6 +667,18 @@ class Executor:
     def _post_reply(self, fut: DeferredReply, reply) -> None:
         """Answer from this (task) thread: straight to the caller's socket."""
         fut.send(reply)
+
+
+def _method_of(actor: Any, name: str) -> Any:
+    """The class's method ``name`` bound to ``actor`` (as Ray does: an instance
+    attribute of the same name, e.g. ``self.done = False`` beside ``def done``,
+    does not hide the method)."""
+    try:
+        descriptor = inspect.getattr_static(type(actor), name)
+    except AttributeError:
+        return getattr(actor, name)  # e.g. served by __getattr__
+    getter = getattr(descriptor, "__get__", None)
+    return getter(actor, type(actor)) if getter is not None else getattr(actor, name)
 
 
 def _exit_now() -> None:

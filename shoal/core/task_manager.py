@@ -117,6 +117,7 @@ class TaskManager:
         self.submitter = LeaseSubmitter(worker, self)
         self.history = TaskHistory()  # finished tasks, for the state API (bounded)
         worker.router.add(Method.GENERATOR_ITEM, self.handle_generator_item)
+        worker.router.add(Method.CANCEL_BY_REF, lambda conn, body: self.cancel(*body))
 
     # ---- building (user thread) ------------------------------------------------------
     def build_args(self, name: str, args: tuple, kwargs: dict) -> tuple[list, list, list]:
@@ -573,6 +574,17 @@ class TaskManager:
                 Method.CANCEL_TASK, [task.spec.task_id, force, recursive])
         elif task.spec.kind is TaskKind.ACTOR_TASK:
             self.worker.actors.cancel(task, force)
+
+    def cancel_at_owner(self, owner: str, oid: bytes, force: bool, recursive: bool) -> None:
+        """``cancel`` of a ref this process borrows: its owner cancels the task."""
+        async def send() -> None:
+            try:
+                (await self.worker.peer(owner)).notify(Method.CANCEL_BY_REF,
+                                                       [oid, force, recursive])
+            except Exception as exc:  # the owner is gone: so is its task
+                log.info("could not ask owner %s to cancel a task: %s", owner, exc)
+
+        self.worker.loop.create_task(send())
 
     def cancel_children(self, parent_task_id: bytes, force: bool) -> None:
         for task in list(self.pending.values()):
