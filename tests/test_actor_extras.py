@@ -370,3 +370,40 @@ def test_cancel_from_a_process_that_borrows_the_ref(shoal_cluster):
     with pytest.raises(shoal.exceptions.TaskCancelledError):
         shoal.get(ref, timeout=GET_TIMEOUT)
 
+
+
+@pytest.mark.parametrize("kind", ["threaded", "async"])
+def test_concurrent_actors_run_calls_whose_arguments_are_ready_first(shoal_cluster, kind,
+                                                                     tmp_path):
+    @shoal.remote
+    def later(gate):
+        wait_for_condition(lambda: os.path.exists(gate), timeout=30)
+        return "late"
+
+    if kind == "threaded":
+        @shoal.remote(max_concurrency=2)
+        class Echo:
+            def echo(self, value):
+                return value
+    else:
+        @shoal.remote
+        class Echo:
+            async def echo(self, value):
+                return value
+
+    actor = Echo.remote()
+    gate = tmp_path / "gate"
+    first = actor.echo.remote(later.remote(str(gate)))  # its argument is not ready
+    assert shoal.get(actor.echo.remote(2), timeout=GET_TIMEOUT) == 2  # not held back
+    gate.touch()
+    assert shoal.get(first, timeout=GET_TIMEOUT) == "late"
+
+
+def test_in_order_execution_cannot_be_asked_of_a_concurrent_actor(shoal_cluster):
+    @shoal.remote
+    class AsyncActor:
+        async def f(self):
+            pass
+
+    with pytest.raises(ValueError, match="allow_out_of_order_execution=False"):
+        AsyncActor.options(allow_out_of_order_execution=False).remote()

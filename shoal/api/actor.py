@@ -52,6 +52,9 @@ class ActorMeta:
     # each method's parameters, to check a call's arguments (None: not checked)
     params: dict[str, Params | None] = field(default_factory=dict)
     concurrency_groups: tuple = ()  # the group names the actor declared
+    # calls may start in another order than sent (a call waiting for its arguments does
+    # not hold back later ones): Ray's default for async and threaded actors
+    out_of_order: bool = False
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -149,7 +152,8 @@ class ActorClass:
         groups = options.get("concurrency_groups") or {}
         _check_method_groups(self._class_meta, groups)
         meta = replace(self._class_meta, max_task_retries=options.get("max_task_retries", 0),
-                       concurrency_groups=tuple(groups))
+                       concurrency_groups=tuple(groups),
+                       out_of_order=_out_of_order(self._class_meta, options))
         name = options.get("name")
         namespace = options.get("namespace") or worker.namespace
         lifetime = options.get("lifetime") or worker.config.default_actor_lifetime
@@ -186,6 +190,15 @@ class ActorClass:
             "handle_meta": cloudpickle.dumps(meta),
         }, keepalive, counted)
         return ActorHandle(reply["actor_id"], meta, worker)
+
+
+def _out_of_order(meta: ActorMeta, options: dict) -> bool:
+    concurrent = meta.is_async or (options.get("max_concurrency") or 1) > 1
+    wanted = options.get("allow_out_of_order_execution")
+    if wanted is False and concurrent:
+        raise ValueError(f"actor {meta.class_name}: allow_out_of_order_execution=False is "
+                         "not supported for async or threaded (max_concurrency > 1) actors")
+    return concurrent if wanted is None else wanted
 
 
 def _check_method_groups(meta: ActorMeta, groups: dict) -> None:
@@ -327,7 +340,8 @@ class ActorMethod:
             concurrency_group=self._options.get("concurrency_group") or "",
         )
         refs = worker.tasks.submit(spec, held, keepalive, max_retries=self._max_retries,
-                                   retry_exceptions=self._retry_exceptions)
+                                   retry_exceptions=self._retry_exceptions,
+                                   in_order=not self._handle._meta.out_of_order)
         if isinstance(refs, list):
             if num_returns == 1 or num_returns == DYNAMIC:
                 return refs[0]

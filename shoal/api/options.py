@@ -158,6 +158,7 @@ ACTOR_OPTIONS = dict(
     max_task_retries=_int_at_least("max_task_retries", -1),
     max_pending_calls=_int_at_least("max_pending_calls", -1),
     concurrency_groups=_concurrency_groups,
+    allow_out_of_order_execution=_bool("allow_out_of_order_execution"),
     enable_task_events=_bool("enable_task_events"),
 )
 

@@ -77,6 +77,7 @@ class PendingTask:
     keepalive: list = field(default_factory=list)
     strategy: list | None = None  # scheduling strategy, wire form (task_spec.strategy_to_wire)
     runtime_env: dict | None = None  # resolved runtime env (shoal.runtime_env.spec)
+    in_order: bool = True  # an actor call that keeps its place while its arguments resolve
     arg_locations: list | None = None  # [(node ids, size)] of shared-memory args (locality)
     ran_on: tuple = ()  # (worker id, node id) of the leased worker it was last pushed to
     error_type: str = ""  # why it failed, Ray's ErrorType names (state API)
@@ -153,7 +154,8 @@ class TaskManager:
 
     def submit(self, spec: TaskSpec, held: list[bytes], keepalive: list, max_retries: int,
                retry_exceptions: Any, strategy: Any = None,
-               runtime_env: tuple[dict, str] = ({}, "")) -> list[ObjectRef] | Any:
+               runtime_env: tuple[dict, str] = ({}, ""),
+               in_order: bool = True) -> list[ObjectRef] | Any:
         """User thread: register and post the task; return its refs at once."""
         worker = self.worker
         if spec.num_returns == STREAMING or spec.num_returns == DYNAMIC:
@@ -169,6 +171,7 @@ class TaskManager:
             retry_exceptions=retry_exceptions,
             parent_task_id=ctx.task_id if ctx is not None else None,
             keepalive=keepalive,
+            in_order=in_order,
         )
         if spec.kind is not TaskKind.ACTOR_TASK:  # actor calls go to their actor
             task.scheduling_key = scheduling_key(spec.resources, strategy, runtime_env[1])
@@ -211,7 +214,7 @@ class TaskManager:
         refs.inc_submitted(task.held)
         task.keepalive = []  # counted now; the Python refs may go
         self.pending[task.spec.task_id] = task
-        if task.spec.kind is TaskKind.ACTOR_TASK:
+        if task.spec.kind is TaskKind.ACTOR_TASK and task.in_order:
             self.worker.actors.reserve(task)
         self._resolve(task)
 
