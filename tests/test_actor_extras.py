@@ -407,3 +407,21 @@ def test_in_order_execution_cannot_be_asked_of_a_concurrent_actor(shoal_cluster)
 
     with pytest.raises(ValueError, match="allow_out_of_order_execution=False"):
         AsyncActor.options(allow_out_of_order_execution=False).remote()
+
+
+def test_an_actor_keeps_its_cpus_while_it_blocks_in_get(shoal_cluster):
+    @shoal.remote
+    def needs_a_cpu():
+        return 1
+
+    @shoal.remote(num_cpus=2)  # every CPU of this cluster
+    class Holder:
+        def wait_for_task(self):
+            return shoal.get(needs_a_cpu.remote(), timeout=30)
+
+    holder = Holder.remote()
+    shoal.get(holder.__ray_ready__.remote(), timeout=GET_TIMEOUT)
+    ref = holder.wait_for_task.remote()
+    ready, _ = shoal.wait([ref], timeout=1.0)
+    assert not ready  # the task cannot run: the blocked actor did not lend its CPUs
+    shoal.kill(holder)

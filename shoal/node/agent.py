@@ -492,8 +492,11 @@ class NodeAgent:
         return self.leases.get(worker.lease_id)
 
     def handle_worker_blocked(self, conn, body):
+        # an actor keeps its CPUs for its lifetime, blocked or not (as in Ray): only a
+        # task's worker lends its CPU while it waits
         lease = self._lease_of(conn)
-        if lease is not None and not lease.cpu_released and "CPU" in lease.shape:
+        if lease is not None and not lease.cpu_released and "CPU" in lease.shape \
+                and lease.worker.actor_id is None:
             lease.cpu_released = True
             self.resources.release({"CPU": lease.shape["CPU"]})
             self._schedule()
