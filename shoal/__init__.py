@@ -28,8 +28,9 @@ _LAZY = {
     "ObjectRef": ("shoal.api.object_ref", "ObjectRef"),
     "job_config": ("shoal.job_config", None),
     "runtime_env": ("shoal.runtime_env", None),
+    "ObjectID": ("shoal.api.object_ref", "ObjectRef"),  # Ray's old name for ObjectRef
     **{name: ("shoal.api.id_types", name) for name in (
-        "ActorID", "JobID", "NodeID", "ObjectID", "TaskID", "WorkerID")},
+        "ActorID", "JobID", "NodeID", "TaskID", "WorkerID")},
     "get_runtime_context": ("shoal.api.runtime_context", "get_runtime_context"),
     **{name: ("shoal.api.runtime", name) for name in (
         "available_resources", "cancel", "cluster_resources", "get", "get_actor", "init",
@@ -69,9 +70,9 @@ if TYPE_CHECKING:
     from shoal.api.id_types import ActorID as ActorID
     from shoal.api.id_types import JobID as JobID
     from shoal.api.id_types import NodeID as NodeID
-    from shoal.api.id_types import ObjectID as ObjectID
     from shoal.api.id_types import TaskID as TaskID
     from shoal.api.id_types import WorkerID as WorkerID
+    from shoal.api.object_ref import ObjectRef as ObjectID  # noqa: F401
     from shoal.api.object_ref import ObjectRef as ObjectRef
     from shoal.api.runtime import available_resources as available_resources
     from shoal.api.runtime import cancel as cancel

@@ -425,3 +425,22 @@ def test_an_actor_keeps_its_cpus_while_it_blocks_in_get(shoal_cluster):
     ready, _ = shoal.wait([ref], timeout=1.0)
     assert not ready  # the task cannot run: the blocked actor did not lend its CPUs
     shoal.kill(holder)
+
+
+def test_oversized_functions_and_actor_classes_are_refused(shoal_cluster):
+    big = bytearray(101_000_000)
+
+    @shoal.remote
+    def uses_big():
+        return len(big)
+
+    @shoal.remote
+    class UsesBig:
+        def size(self):
+            return len(big)
+
+    with pytest.raises(ValueError, match="The remote function .*uses_big is too large"):
+        uses_big.remote()
+    with pytest.raises(ValueError, match="The actor UsesBig is too large"):
+        UsesBig.remote()
+    assert shoal.ObjectID is shoal.ObjectRef

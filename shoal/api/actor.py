@@ -17,7 +17,7 @@ from shoal.api.call_check import (
     method_params,
 )
 from shoal.api.id_types import HexId
-from shoal.api.remote_function import encode_num_returns
+from shoal.api.remote_function import check_pickled_size, encode_num_returns
 from shoal.core import ids
 from shoal.core.concurrency_groups import SYSTEM_GROUP
 from shoal.core.task_spec import DYNAMIC, TaskKind, TaskSpec, strategy_to_wire
@@ -171,6 +171,7 @@ class ActorClass:
         except Exception as exc:
             raise TypeError(f"Could not serialize the actor class {self.__name__}: "
                             f"{type(exc).__name__}: {exc}") from exc
+        check_pickled_size(len(creation), f"The actor {self.__name__}")
         counted = not name and not detached
         reply = worker.actors.create({
             "actor_id": ids.random_hex(16),

@@ -115,13 +115,9 @@ class TaskID(BaseID):
     SIZE = 16
 
 
-class ObjectID(BaseID):
-    SIZE = 20
-
-
 class PlacementGroupID(BaseID):
     SIZE = 16
 
 
-__all__ = ["ActorID", "BaseID", "JobID", "NodeID", "ObjectID", "PlacementGroupID", "TaskID",
+__all__ = ["ActorID", "BaseID", "HexId", "JobID", "NodeID", "PlacementGroupID", "TaskID",
            "WorkerID"]

@@ -62,6 +62,7 @@ class RemoteFunction:
                         raise TypeError(
                             f"Could not serialize the remote function {self.__qualname__}: "
                             f"{type(exc).__name__}: {exc}") from exc
+                    check_pickled_size(len(data), f"The remote function {self.__qualname__}")
                     self._function_id = hashlib.sha1(data).digest()[:16]
                     self._pickled = data
         return self._function_id, self._pickled  # type: ignore[return-value]
@@ -121,6 +122,19 @@ class RemoteFunction:
             if spec.num_returns == 0:
                 return None
         return refs
+
+
+# A function or actor class that pickles to more than this is refused: it almost
+# always captured a large value by mistake (Ray's limit, and its wording).
+MAX_PICKLED_BYTES = 100_000_000
+
+
+def check_pickled_size(size: int, what: str) -> None:
+    if size > MAX_PICKLED_BYTES:
+        raise ValueError(
+            f"{what} is too large ({size / 2**20:.0f} MiB > {MAX_PICKLED_BYTES / 2**20:.0f} "
+            "MiB). Check that its definition does not capture a large array or other object "
+            "in scope; put large objects in the object store with put() and pass the refs.")
 
 
 def _shape(options: dict) -> dict:
