@@ -63,3 +63,23 @@ def test_job_config_sets_namespace_env_and_default_actor_lifetime(shutdown_only)
 def test_job_config_rejects_bad_values():
     with pytest.raises(ValueError, match="default_actor_lifetime"):
         JobConfig(default_actor_lifetime="sometimes")
+
+
+def test_another_driver_joins_a_cluster_started_by_init_by_its_address(shutdown_only,
+                                                                      tmp_path):
+    import subprocess
+    import sys
+
+    ctx = shoal.init(num_cpus=1)
+    script = tmp_path / "second_driver.py"
+    script.write_text(
+        "import sys, shoal\n"
+        "shoal.init(sys.argv[1])\n"
+        "@shoal.remote\n"
+        "def f():\n"
+        "    return 'joined'\n"
+        "print(shoal.get(f.remote(), timeout=60))\n")
+    out = subprocess.run([sys.executable, str(script), ctx["address"]], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("joined")

@@ -173,4 +173,4 @@ def _describe(resolved: Mapping) -> str:
 
 def default_root() -> str:
     return os.environ.get("SHOAL_RUNTIME_RESOURCES",
-                          os.path.join(tempfile.gettempdir(), "shoal", "runtime_resources"))
+                          os.path.join(tempfile.gettempdir(), "shoal-runtime-resources"))
