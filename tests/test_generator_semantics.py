@@ -108,3 +108,36 @@ def test_async_generator_method_streams_each_item_as_yielded(shoal_cluster):
     with pytest.raises(ValueError, match="after two"):
         shoal.get(next(gen), timeout=GET_TIMEOUT)
     assert shoal.get(source.pair.remote(), timeout=GET_TIMEOUT) == [1, 2]
+
+
+class Flaky(Exception):
+    pass
+
+
+def test_a_generator_that_raises_a_retryable_error_is_run_again(shoal_cluster, tmp_path):
+    attempts = tmp_path / "attempts"
+
+    @shoal.remote(retry_exceptions=[Flaky], max_retries=2)
+    def flaky_stream():
+        with open(attempts, "a") as f:
+            f.write("x")
+        yield "first"
+        if len(attempts.read_text()) < 3:
+            raise Flaky("not yet")
+        yield "second"
+
+    gen = flaky_stream.remote()
+    assert [shoal.get(r, timeout=GET_TIMEOUT) for r in gen] == ["first", "second"]
+    assert attempts.read_text() == "xxx"  # two retries; "first" was not delivered again
+
+    @shoal.remote(retry_exceptions=[Flaky], max_retries=1)
+    def always_fails():
+        yield 1
+        raise Flaky("always")
+
+    gen = always_fails.remote()
+    assert shoal.get(next(gen), timeout=GET_TIMEOUT) == 1
+    with pytest.raises(Flaky):
+        shoal.get(next(gen), timeout=GET_TIMEOUT)
+    with pytest.raises(StopIteration):
+        next(gen)

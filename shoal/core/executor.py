@@ -541,8 +541,8 @@ class Executor:
         err = exceptions.TaskError(spec.name, tb, cause, os.getpid(), actor_repr)
         exc.__traceback__ = None
         value = value_to_wire(error_value(err))
-        if spec.is_generator():
-            return [STATUS_APP_ERROR, [], {"error": value, "count": 0}]
+        if spec.is_generator():  # the error is the item after the last one yielded
+            return [STATUS_APP_ERROR, [[1, value, []]], {"count": 0}]
         n = max(spec.num_returns, 1)
         return [STATUS_APP_ERROR, [[i + 1, value, []] for i in range(n)], None]
 
@@ -613,12 +613,15 @@ class Executor:
 
     def _stream_end(self, spec: TaskSpec, count: int, error: BaseException | None,
                     conn) -> list:
-        """The reply of a generator task; its error (if it raised) is its last item."""
-        if error is not None:
-            count += 1
-            conn.notify_from_thread(Method.GENERATOR_ITEM, [
-                spec.task_id, count, self._error_reply(spec, error)[2]["error"], []])
-        return [STATUS_OK, [], {"count": count}]
+        """The reply of a generator task.  If it raised, the error comes in the reply
+        (as the item after the last): its owner may retry the task (items it already
+        has are not taken again) or make the error its last item."""
+        if error is None:
+            return [STATUS_OK, [], {"count": count}]
+        reply = self._error_reply(spec, error)
+        reply[1][0][0] = count + 1
+        reply[2]["count"] = count
+        return reply
 
     def _register_for_caller(self, caller: str, contained: list) -> None:
         """Refs inside a return value: the caller becomes their borrower

@@ -302,10 +302,11 @@ class TaskManager:
                 return
         if status == STATUS_APP_ERROR:
             task.error_type = "TASK_EXECUTION_EXCEPTION"
-        if not task.returns_stored:
+        if task.generator is not None:  # its items came as GENERATOR_ITEMs; an error here
+            error = value_from_wire(returns[0][1]) if returns else None
+            self._finish_generator(task, info, stored_error=error)
+        elif not task.returns_stored:
             self._store_returns(task, returns)
-        if task.generator is not None:
-            self._finish_generator(task, info)
         self._finish(task, ok=status == STATUS_OK)
 
     def store_early(self, task: PendingTask, reply: list) -> bool:
@@ -541,15 +542,17 @@ class TaskManager:
         return None
 
     def _finish_generator(self, task: PendingTask, info: dict,
-                          error: BaseException | None = None) -> None:
+                          error: BaseException | None = None,
+                          stored_error: StoredValue | None = None) -> None:
         gen = task.generator
         count = (info or {}).get("count", len(gen.items))
-        if error is not None:
+        if error is not None or stored_error is not None:
             # surface the failure as one more item, like an exception raised by next()
             index = count + 1
             oid = ids.object_id(task.spec.task_id, index)
             self.worker.references.add_owned(oid)
-            self.worker.value_table.put(oid, error_value(error))
+            self.worker.value_table.put(oid, stored_error if stored_error is not None
+                                        else error_value(error))
             gen.add(index, ObjectRef(oid, self.worker.address, self.worker))
             count = index
         if task.spec.num_returns == DYNAMIC and task.return_ids:
