@@ -444,3 +444,4 @@ def test_oversized_functions_and_actor_classes_are_refused(shoal_cluster):
     with pytest.raises(ValueError, match="The actor UsesBig is too large"):
         UsesBig.remote()
     assert shoal.ObjectID is shoal.ObjectRef
+

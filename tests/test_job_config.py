@@ -79,7 +79,26 @@ def test_another_driver_joins_a_cluster_started_by_init_by_its_address(shutdown_
         "def f():\n"
         "    return 'joined'\n"
         "print(shoal.get(f.remote(), timeout=60))\n")
+    from tests.utils import REPO_ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     out = subprocess.run([sys.executable, str(script), ctx["address"]], capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("joined")
+
+
+def test_kill_to_restart_of_an_actor_being_created_uses_a_restart(shutdown_only):
+    shoal.init(num_cpus=1)
+
+    @shoal.remote(num_cpus=1)
+    class Busy:
+        def ping(self):
+            return "pong"
+
+    actor = Busy.options(max_restarts=1, max_task_retries=-1).remote()
+    shoal.kill(actor, no_restart=False)  # while pending: its one restart
+    assert shoal.get(actor.ping.remote(), timeout=GET_TIMEOUT) == "pong"
+    shoal.kill(actor, no_restart=False)  # no restart left: dead, its CPU free
+    other = Busy.remote()
+    assert shoal.get(other.ping.remote(), timeout=GET_TIMEOUT) == "pong"
