@@ -445,3 +445,24 @@ def test_oversized_functions_and_actor_classes_are_refused(shoal_cluster):
         UsesBig.remote()
     assert shoal.ObjectID is shoal.ObjectRef
 
+
+
+def test_async_actor_init_sees_the_loop_its_methods_run_on(shoal_cluster):
+    @shoal.remote
+    class Loopy:
+        def __init__(self):
+            self.loop = asyncio.get_event_loop()
+            self.event = asyncio.Event()
+
+        async def same_loop(self):
+            self.event.set()
+            await self.event.wait()
+            return asyncio.get_running_loop() is self.loop
+
+        def sync_method_loop(self):
+            return asyncio.get_event_loop() is self.loop
+
+    actor = Loopy.remote()
+    assert shoal.get(actor.same_loop.remote(), timeout=GET_TIMEOUT)
+    assert shoal.get(actor.sync_method_loop.remote(), timeout=GET_TIMEOUT)
+    assert shoal.ObjectRef[int] is shoal.ObjectRef

@@ -312,22 +312,23 @@ class Executor:
             self.actor_id = actor_id
             self.actor_class_name = cls.__name__
             args, kwargs = self._resolve_args(info["args"], info["kwarg_names"], ctx)
-            self.actor = cls.__new__(cls)
-            self.actor.__init__(*args, **kwargs)
-            del args, kwargs
             is_async = any(
                 inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
                 for _, m in inspect.getmembers(cls, predicate=inspect.isfunction)
             )
             concurrency = info.get("max_concurrency")
+            if is_async:  # before __init__: what it binds to the event loop binds to this one
+                self._start_actor_loop(concurrency or 1000)
+                asyncio.set_event_loop(self.actor_loop)
+            self.actor = cls.__new__(cls)
+            self.actor.__init__(*args, **kwargs)
+            del args, kwargs
             self.groups = ConcurrencyGroups(info.get("concurrency_groups") or {},
                                             method_groups_of(cls), is_async)
-            if is_async:
-                self._start_actor_loop(concurrency or 1000)
-            elif concurrency and concurrency > 1:
+            if not is_async and concurrency and concurrency > 1:
                 self.actor_pool = concurrent.futures.ThreadPoolExecutor(
                     concurrency, thread_name_prefix="shoal-actor")
-            else:
+            elif not is_async:
                 self.worker.post(self._start_idle_reads)
         except BaseException as exc:
             # A string: it becomes the actor's death_cause, in every ActorDiedError.
