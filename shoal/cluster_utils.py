@@ -48,7 +48,8 @@ _NODE_ARGS = {
 }
 # Ray's add_node() arguments about parts shoal does not have (the dashboard, Ray's
 # internal config): accepted and ignored, so Ray programs' cluster set-ups run.
-_ACCEPTED_UNUSED = {"include_dashboard", "dashboard_port", "dashboard_host", "_system_config"}
+_ACCEPTED_UNUSED = {"include_dashboard", "dashboard_port", "dashboard_host", "_system_config",
+                    "enable_object_reconstruction"}  # shoal always rebuilds lost objects
 # ... and those resource_args.node_args checks (the others go to the node as given)
 _CHECKED_NODE_ARGS = {"num_cpus", "num_gpus", "resources", "object_store_memory", "memory",
                       "port", "node_timeout_s"}

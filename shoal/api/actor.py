@@ -78,9 +78,8 @@ def _meta_for(cls: type) -> ActorMeta:
         if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
             meta.is_async = True
         meta.methods[name] = dict(getattr(member, "__shoal_method_options__", {}))
-        if (inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member)) and \
-                meta.methods[name].get("num_returns") is None:
-            meta.methods[name]["num_returns"] = "streaming"  # as for generator tasks
+        if inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member):
+            meta.methods[name]["_generator"] = True  # streams unless num_returns says
         meta.params[name] = method_params(cls, name)
     return meta
 
@@ -292,7 +291,9 @@ class ActorMethod:
         meta = handle._meta
         self._task_name = f"{meta.class_name}.{name}"
         num_returns = options.get("num_returns")
-        self._num_returns = encode_num_returns(1 if num_returns is None else num_returns)
+        if num_returns is None:  # not given, or None (Ray: the default)
+            num_returns = "streaming" if options.get("_generator") else 1
+        self._num_returns = encode_num_returns(num_returns)
         self._max_retries = options.get("max_task_retries", meta.max_task_retries)
         self._retry_exceptions = options.get("retry_exceptions", False)
 

@@ -32,6 +32,7 @@ class RemoteFunction:
         self.__qualname__ = function.__qualname__
         self.__doc__ = function.__doc__
         self.__module__ = function.__module__
+        self._check_dynamic(self._options)
 
     def __getstate__(self) -> dict:
         # The lock and the cached pickle stay behind; a copy re-exports itself.
@@ -71,7 +72,13 @@ class RemoteFunction:
         merged = {k: v for k, v in self._options.items() if k != "__shape__"}
         merged.update(opts.validate(opts.TASK_OPTIONS, options,
                                     f"remote function {self.__qualname__}"))
+        self._check_dynamic(merged)
         return _BoundOptions(self, merged)
+
+    def _check_dynamic(self, options: dict) -> None:
+        if options.get("num_returns") == "dynamic" and not self._is_generator:
+            raise ValueError(f"num_returns='dynamic' can only be used with generator "
+                             f"functions; {self.__qualname__} is not one")
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         return self._submit(self._options, args, kwargs)

@@ -337,7 +337,9 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
         return _calling(worker, worker.get, [object_refs], timeout)[0]
     from shoal.api.generators import DynamicObjectRefGenerator, ObjectRefGenerator
 
-    if isinstance(object_refs, (ObjectRefGenerator, DynamicObjectRefGenerator)):
+    if isinstance(object_refs, ObjectRefGenerator):
+        return object_refs  # as Ray: its refs are read by iterating it
+    if isinstance(object_refs, DynamicObjectRefGenerator):
         object_refs = list(object_refs)
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(

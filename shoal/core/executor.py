@@ -551,10 +551,15 @@ class Executor:
         if spec.is_generator():
             return self._stream(spec, result, conn)
         n = spec.num_returns
+        error = None
         if n == 1 and not inspect.isgenerator(result):
             values = [result]
         elif n == 0:
             values = []
+        elif inspect.isgenerator(result):
+            values, error = _yielded_before_error(result, n)
+            if error is None:
+                values = _split_returns(spec.name, (v for v in values), n)
         else:
             values = _split_returns(spec.name, result, n)
         returns = []
@@ -562,6 +567,9 @@ class Executor:
             plain = pickle_plain(value, INLINE_THRESHOLD)
             returns.append(plain if plain is not None
                            else self._package_value(spec, i + 1, value))
+        if error is not None:  # Ray: what it yielded stays; the other returns are the error
+            failed = self._error_reply(spec, error)[1]
+            returns += failed[len(returns):]
         return [STATUS_OK, returns, None]
 
     def _package_value(self, spec: TaskSpec, index: int, value: Any) -> list:
@@ -734,17 +742,38 @@ def _then_raise(items: list, exc: BaseException):
     raise exc
 
 
+def _yielded_before_error(gen: Any, n: int) -> tuple[list, BaseException | None]:
+    """Up to n + 1 values of a generator task with num_returns=n, and the error it
+    raised after them, if it did."""
+    values: list = []
+    try:
+        for value in gen:
+            values.append(value)
+            if len(values) > n:
+                break
+    except (_Cancelled, *EXIT_REQUESTS, *_PROCESS_EXITS):
+        raise
+    except BaseException as exc:
+        return values[:n], exc
+    return values, None
+
+
 def _split_returns(name: str, result: Any, n: int) -> list:
     """The ``n`` values a task declared with ``num_returns=n`` (n > 1) returned,
     or an error that names the task and says what it must return."""
     what = type(result).__name__
-    if inspect.isgenerator(result):  # an infinite one must not hang the task: n + 1 at most
+    if inspect.isgenerator(result):
+        # Ray's rule: too few values is an error; extra values are dropped (logged),
+        # and never drawn past the first extra one, so an endless generator ends too
         values = list(itertools.islice(result, n + 1))
+        if len(values) > n:
+            log.error("generator task %s declared num_returns=%d but yielded more values; "
+                      "the values after the first %d are dropped", name, n, n)
+            return values[:n]
         if len(values) == n:
             return values
-        count = f"{n} or more" if len(values) > n else str(len(values))
         raise ValueError(f"generator task {name} declared num_returns={n} but yielded "
-                         f"{count} values; it must yield exactly {n} (or use "
+                         f"{len(values)} values; it must yield exactly {n} (or use "
                          "num_returns='streaming' for any number)")
     if not isinstance(result, (str, bytes, bytearray, dict)):
         try:
