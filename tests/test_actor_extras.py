@@ -466,3 +466,26 @@ def test_async_actor_init_sees_the_loop_its_methods_run_on(shoal_cluster):
     assert shoal.get(actor.same_loop.remote(), timeout=GET_TIMEOUT)
     assert shoal.get(actor.sync_method_loop.remote(), timeout=GET_TIMEOUT)
     assert shoal.ObjectRef[int] is shoal.ObjectRef
+
+
+def test_runtime_context_of_actors_and_tasks(shoal_cluster):
+    @shoal.remote(num_cpus=1)
+    class WithCpu:
+        def resources(self):
+            import os
+
+            return shoal.get_runtime_context().get_assigned_resources(), \
+                os.environ.get("OMP_NUM_THREADS")
+
+    @shoal.remote(num_cpus=2)
+    def task_view():
+        import os
+
+        return os.environ.get("OMP_NUM_THREADS"), shoal.get_runtime_context().get()
+
+    actor = WithCpu.remote()
+    assert shoal.get(actor.resources.remote(), timeout=GET_TIMEOUT) == ({"CPU": 1.0}, "1")
+    shoal.kill(actor)
+    omp, ctx = shoal.get(task_view.remote(), timeout=GET_TIMEOUT)
+    assert omp == "2" and "task_id" in ctx and "actor_id" not in ctx
+    assert "task_id" not in shoal.get_runtime_context().get()  # the driver runs no task

@@ -10,6 +10,7 @@ import pytest
 
 import shoal
 from shoal import DynamicObjectRefGenerator
+from tests.utils import wait_for_condition
 
 GET_TIMEOUT = 60
 
@@ -183,3 +184,32 @@ def test_generator_method_streams_unless_num_returns_says_otherwise(shoal_cluste
     gen = actor.items.options(num_returns=None).remote(2)  # None: the default, streaming
     assert [shoal.get(r, timeout=GET_TIMEOUT) for r in gen] == [0, 1]
     assert shoal.get(actor.items.options(num_returns=2).remote(2), timeout=GET_TIMEOUT) == [0, 1]
+
+
+def test_wait_takes_streaming_generators(shoal_cluster, tmp_path):
+    gate = tmp_path / "gate"
+
+    @shoal.remote
+    def gated(gate_path):
+        yield 1
+        import os
+        import time
+
+        while not os.path.exists(gate_path):
+            time.sleep(0.01)
+        yield 2
+
+    gen = gated.remote(str(gate))
+    ready, not_ready = shoal.wait([gen], timeout=GET_TIMEOUT)
+    assert ready == [gen] and shoal.get(next(gen), timeout=GET_TIMEOUT) == 1
+    ready, not_ready = shoal.wait([gen], timeout=0.3)  # item 2 waits for the gate
+    assert ready == [] and not_ready == [gen]
+    gate.touch()
+    assert shoal.wait([gen], timeout=GET_TIMEOUT)[0] == [gen]
+    assert gen.next_ready()
+    assert shoal.get(next(gen), timeout=GET_TIMEOUT) == 2
+    wait_for_condition(lambda: shoal.wait([gen], timeout=0)[0] == [gen] and gen.completed())
+    assert not gen.is_finished() and not gen.next_ready()  # the end is not read yet
+    with pytest.raises(StopIteration):
+        next(gen)
+    assert gen.is_finished()

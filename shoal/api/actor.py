@@ -166,6 +166,7 @@ class ActorClass:
                 "kwarg_names": list(kwargs),
                 "max_concurrency": options.get("max_concurrency"),
                 "concurrency_groups": options.get("concurrency_groups"),
+                "resources": opts.resource_shape(options, 0.0),
             })
         except Exception as exc:
             raise TypeError(f"Could not serialize the actor class {self.__name__}: "

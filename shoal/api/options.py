@@ -169,6 +169,7 @@ METHOD_OPTIONS = {
     "retry_exceptions": _retry_exceptions,
     "name": _string("name"),
     "enable_task_events": _bool("enable_task_events"),
+    "_generator_backpressure_num_objects": _accept,
 }
 
 

@@ -72,9 +72,11 @@ class RuntimeContext:
 
     def get_assigned_resources(self) -> dict[str, float]:
         task = self._task()
-        if task is None or not task.resources:
-            return {}
-        return {k: float(v) for k, v in task.resources.items()}
+        resources = task.resources if task is not None else None
+        executor = self._worker.executor
+        if not resources and executor is not None and executor.actor_id:
+            resources = executor.actor_resources  # an actor's, for its lifetime
+        return {k: float(v) for k, v in (resources or {}).items()}
 
     def get_placement_group_id(self) -> str | None:
         return None
@@ -96,9 +98,13 @@ class RuntimeContext:
         return self._worker.config.control_address
 
     def get(self) -> dict:
-        return {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
-                "namespace": self.get_namespace(), "task_id": self.get_task_id(),
-                "actor_id": self.get_actor_id()}
+        """job_id, node_id and namespace; task_id and actor_id where there is one."""
+        out = {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
+               "namespace": self.get_namespace()}
+        for key, value in (("task_id", self.get_task_id()), ("actor_id", self.get_actor_id())):
+            if value is not None:
+                out[key] = value
+        return out
 
 
 def get_runtime_context() -> RuntimeContext:

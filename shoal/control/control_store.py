@@ -477,7 +477,8 @@ class ControlStore:
             raise LookupError(f"unknown actor {actor_id}")
         if no_restart:
             self._actor_event(record, ActorEvent.KILLED,
-                              cause or "the actor was killed by shoal.kill()",
+                              cause or "The actor is dead because it was killed by `ray.kill` "
+                              "(shoal.kill())",
                               kill_process=not exiting)
         else:
             self._actor_event(record, ActorEvent.KILLED_TO_RESTART,

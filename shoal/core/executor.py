@@ -127,6 +127,9 @@ class Executor:
         self.idle_reads: IdleReads | None = None  # a sync actor's (see idle_reads.py)
         self.groups: ConcurrencyGroups | None = None  # the actor's concurrency groups
         self.runtime_env: dict = {}  # the runtime env this process was started in (if any)
+        self.actor_resources: dict = {}  # what this process's actor holds
+        # Ray's rule: OMP_NUM_THREADS follows the task's CPUs unless it was set for us
+        self.omp_set_by_user = "OMP_NUM_THREADS" in os.environ
         r = worker.router
         r.add(Method.PUSH_TASK, self.handle_push_task)
         r.add(Method.CANCEL_TASK, self.handle_cancel_task)
@@ -317,6 +320,8 @@ class Executor:
                 for _, m in inspect.getmembers(cls, predicate=inspect.isfunction)
             )
             concurrency = info.get("max_concurrency")
+            self.actor_resources = info.get("resources") or {}
+            self._set_omp_threads(self.actor_resources.get("CPU", 0))
             if is_async:  # before __init__: what it binds to the event loop binds to this one
                 self._start_actor_loop(concurrency or 1000)
                 asyncio.set_event_loop(self.actor_loop)
@@ -449,6 +454,8 @@ class Executor:
         ctx = TaskContext(spec.task_id, spec.name, self.actor_id, spec.resources, [])
         token = current_task.set(ctx)
         self.running[spec.task_id] = threading.get_ident()
+        if spec.kind is TaskKind.NORMAL:
+            self._set_omp_threads(spec.resources.get("CPU", 0))
         reply = None
         try:
             try:
@@ -524,6 +531,12 @@ class Executor:
                 self.running.pop(spec.task_id, None)
                 self.cancelled.discard(spec.task_id)
         self._finish(spec, ctx, fut, reply)
+
+    def _set_omp_threads(self, cpus: float) -> None:
+        if not self.omp_set_by_user:
+            value = str(max(1, int(cpus)))
+            if os.environ.get("OMP_NUM_THREADS") != value:
+                os.environ["OMP_NUM_THREADS"] = value
 
     def _exit_process(self) -> None:
         """After ``exit_actor()``: end this process from the main thread, running the
