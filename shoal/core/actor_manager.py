@@ -220,7 +220,11 @@ class ActorManager:
                 st.queue.remove(task)
             self._fail(task, st)
             return
-        if not reserved:
+        if not reserved and task.sent_on is not None:
+            # a retry: it was sent before everything still queued, which may wait for
+            # its result (a later call taking it as argument): it goes first
+            st.queue.appendleft(task)
+        elif not reserved:
             st.queue.append(task)
         if st.conn is not None and st.conn.is_open():
             self._flush(st)

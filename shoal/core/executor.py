@@ -480,8 +480,11 @@ class Executor:
             except EXIT_REQUESTS:
                 self._exit_process()
                 return
-            except _PROCESS_EXITS:
-                raise
+            except _PROCESS_EXITS as exc:
+                if threading.get_ident() == self.main_thread_id:
+                    raise
+                self._end_process_from_main(exc)  # a threaded actor's call: no reply
+                return
             except BaseException as exc:  # a BaseException subclass is the task's error too
                 reply = self._error_reply(spec, exc)
         except (_Cancelled, KeyboardInterrupt):  # the signal landed just after it finished
@@ -523,8 +526,9 @@ class Executor:
             except EXIT_REQUESTS:
                 self._exit_process()
                 return
-            except _PROCESS_EXITS:
-                raise
+            except _PROCESS_EXITS as exc:
+                self._end_process_from_main(exc)  # an async actor's call: no reply
+                return
             except BaseException as exc:
                 reply = self._error_reply(spec, exc)
             finally:
@@ -537,6 +541,14 @@ class Executor:
             value = str(max(1, int(cpus)))
             if os.environ.get("OMP_NUM_THREADS") != value:
                 os.environ["OMP_NUM_THREADS"] = value
+
+    def _end_process_from_main(self, exc: BaseException) -> None:
+        """sys.exit() (or KeyboardInterrupt) in a call off the main thread ends the
+        process, as it would on the main thread (its caller sees the actor die)."""
+        def end() -> None:
+            raise exc
+
+        self._to_main(end)
 
     def _exit_process(self) -> None:
         """After ``exit_actor()``: end this process from the main thread, running the
