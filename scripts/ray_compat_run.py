@@ -8,6 +8,7 @@ from a Ray checkout (``--ray-repo``, e.g. the git directory the search tool's
 
     python scripts/ray_compat_run.py --target shoal --python /tmp/venv-raycompat/bin/python
     python scripts/ray_compat_run.py --target ray --python /tmp/ray-venv/bin/python
+    python scripts/ray_compat_run.py --compare RAY_OUT[,...] SHOAL_OUT[,...]   # the table
 
 Each file runs in its own pytest process with a 60 s per-test timeout; results go
 to ``<out>/<target>/<file>.xml`` and a table of passes per file is printed.
@@ -61,7 +62,50 @@ def counts(xml_path: str) -> dict[str, int]:
     return out
 
 
+def outcomes(xml_path: str) -> dict[str, str]:
+    """test name -> passed / failed / skipped (empty if the file did not run)."""
+    out: dict[str, str] = {}
+    if not os.path.exists(xml_path):
+        return out
+    for case in ET.parse(xml_path).getroot().iter("testcase"):
+        kinds = {child.tag for child in case}
+        out[case.get("name")] = ("failed" if kinds & {"failure", "error"} else
+                                 "skipped" if "skipped" in kinds else "passed")
+    return out
+
+
+def compare(ray_dirs: list[str], shoal_dirs: list[str]) -> None:
+    """Per file: tests passing on Ray, on shoal, and on shoal among those passing on Ray
+    (the later directory of each list wins for a file present in several)."""
+    files = sorted({f[:-4] for d in ray_dirs + shoal_dirs if os.path.isdir(d)
+                    for f in os.listdir(d) if f.endswith(".py.xml")})
+    print("| file | Ray passed | shoal passed | of Ray's passes, shoal passes |")
+    print("| --- | --- | --- | --- |")
+    totals = [0, 0, 0]
+    for name in files:
+        ray = {}
+        for d in ray_dirs:
+            ray.update(outcomes(os.path.join(d, name + ".xml")) or {})
+        sh = {}
+        for d in shoal_dirs:
+            sh = outcomes(os.path.join(d, name + ".xml")) or sh
+        if not ray or not sh:
+            continue
+        ray_pass = {t for t, o in ray.items() if o == "passed"}
+        sh_pass = {t for t, o in sh.items() if o == "passed"}
+        both = len(ray_pass & sh_pass)
+        totals = [totals[0] + len(ray_pass), totals[1] + len(sh_pass), totals[2] + both]
+        print(f"| {name} | {len(ray_pass)} | {len(sh_pass)} | {both} |")
+    print(f"| total | {totals[0]} | {totals[1]} | {totals[2]} "
+          f"({100 * totals[2] / max(1, totals[0]):.0f}%) |")
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--compare":
+        ray_dirs = sys.argv[2].split(",")
+        shoal_dirs = sys.argv[3].split(",")
+        compare(ray_dirs, shoal_dirs)
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", choices=["shoal", "ray"], required=True)
     ap.add_argument("--python", default=sys.executable)
