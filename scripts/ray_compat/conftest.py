@@ -1,6 +1,5 @@
 """Fixtures with Ray's names, built on the public `ray` API (Ray itself or the shoal alias)."""
 import contextlib
-import os
 
 import pytest
 import ray

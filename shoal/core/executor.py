@@ -43,6 +43,9 @@ import cloudpickle
 from shoal import exceptions
 from shoal.api.actor_exit import EXIT_REQUESTS
 from shoal.core import ids
+from shoal.core.actor_methods import BUILTIN_METHODS as _BUILTIN_METHODS
+from shoal.core.actor_methods import exit_now as _exit_now
+from shoal.core.actor_methods import method_of as _method_of
 from shoal.core.concurrency_groups import ConcurrencyGroups, method_groups_of
 from shoal.core.context import new_event_loop
 from shoal.core.core_worker import INLINE_THRESHOLD, TaskContext, current_task
@@ -704,48 +707,6 @@ class Executor:
     def _post_reply(self, fut: DeferredReply, reply) -> None:
         """Answer from this (task) thread: straight to the caller's socket."""
         fut.send(reply)
-
-
-def _method_of(actor: Any, name: str) -> Any:
-    """The class's method ``name`` bound to ``actor`` (as Ray does: an instance
-    attribute of the same name, e.g. ``self.done = False`` beside ``def done``,
-    does not hide the method)."""
-    try:
-        descriptor = inspect.getattr_static(type(actor), name)
-    except AttributeError:
-        return getattr(actor, name)  # e.g. served by __getattr__
-    getter = getattr(descriptor, "__get__", None)
-    return getter(actor, type(actor)) if getter is not None else getattr(actor, name)
-
-
-def _exit_now() -> None:
-    import atexit
-
-    try:
-        atexit._run_exitfuncs()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        os._exit(0)
-
-
-def _terminate(actor: Any) -> None:
-    from shoal.api.actor_exit import exit_actor
-
-    exit_actor()
-
-
-# Methods every actor has (Ray's names): a no-op to wait for the actor to be up,
-# and a graceful exit that runs after the calls sent before it.
-_BUILTIN_METHODS = {
-    "__ray_ready__": lambda actor: True,
-    "__ray_terminate__": _terminate,
-    # run any function on the actor instance: fn(actor, *args, **kwargs)
-    "__ray_call__": lambda actor, fn, *args, **kwargs: fn(actor, *args, **kwargs),
-}
 
 
 async def _drain_async_generator(agen: Any) -> Any:

@@ -24,7 +24,8 @@ def wait_for_condition(condition_predictor, timeout=10, retry_interval_ms=100,
     raise RuntimeError(f"The condition wasn't met before the timeout expired. last: {last!r}")
 
 
-async def async_wait_for_condition(condition_predictor, timeout=10, retry_interval_ms=100, **kwargs):
+async def async_wait_for_condition(condition_predictor, timeout=10, retry_interval_ms=100,
+                                   **kwargs):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -79,13 +80,6 @@ def _driver_env(env):
     e = dict(os.environ)
     if env:
         e.update(env)
-    ctx_addr = None
-    try:
-        from shoal.core import context
-        w = context.current_worker_or_none()
-        ctx_addr = getattr(w, "address", None)
-    except Exception:
-        pass
     return e
 
 
