@@ -10,7 +10,7 @@ PER_S, SEC, MB, KB, GBPS = "per second", "s", "MB", "KB", "GB/s"
 OF_DISK = "x disk"  # a throughput as a fraction of the disk's, measured in the same run
 HIGHER_IS_BETTER = {PER_S, GBPS, OF_DISK}
 ROW_MODULES = ("rows_objects", "rows_tasks", "rows_actors", "rows_scale", "rows_cluster",
-               "rows_store", "rows_spill", "rows_sort")
+               "rows_store", "rows_spill", "rows_sort", "rows_placement")
 
 
 @dataclass

@@ -104,13 +104,18 @@ def map_task(map_index: int, count: int, seed: int, partitions: int) -> tuple:
     """Make the records; return them split into ``partitions`` key ranges, then the
     input checksum (``num_returns=partitions + 1``)."""
     records = make_records(map_index, count, seed)
-    total = checksum(records)
+    return (*split_task(records, partitions), checksum(records))
+
+
+def split_task(records: np.ndarray, partitions: int) -> list[np.ndarray]:
+    """The map's work on given records: ``partitions`` blocks by key range
+    (``num_returns=partitions``; bench/shuffle maps inputs stored beforehand)."""
     high, _ = key_parts(records)
     part = np.searchsorted(boundaries(partitions), high, side="right").astype(np.uint16)
     grouped = records[np.argsort(part, kind="stable")]  # a radix sort on 16-bit ints
     ends = np.cumsum(np.bincount(part, minlength=partitions))
     starts = np.concatenate(([0], ends[:-1]))
-    return (*[grouped[s:e] for s, e in zip(starts, ends, strict=True)], total)
+    return [grouped[s:e] for s, e in zip(starts, ends, strict=True)]
 
 
 def reduce_task(*blocks: np.ndarray) -> np.ndarray:
@@ -186,6 +191,37 @@ def run(ray: Any, total_bytes: int, partitions: int, *, max_maps_in_flight: int 
     result.problems = check_parts(parts, per_map * partitions, input_sum)
     result.ok = not result.problems
     return result
+
+
+def sort_stored(ray: Any, inputs: list, *, max_maps_in_flight: int = 4,
+                timeout: float = 3600.0) -> list:
+    """The same program on inputs already in the store (refs to ``(n, 100)`` records):
+    one map per input (``split_task``, ``num_returns=len(inputs)``), at most
+    ``max_maps_in_flight`` at a time, then one reduce per key range.  Returns the
+    reduces' refs; the caller waits for them (the sort phase bench/shuffle times).
+    Clears ``inputs`` as it maps them (the map holds its input), so that an input
+    is freed once mapped if the caller holds no other ref to it."""
+    partitions = len(inputs)
+    if not 1 <= partitions <= 65535:
+        raise ValueError(f"inputs: 1..65535 partitions, got {partitions}")
+    if partitions == 1:  # num_returns=1 returns one block, not a list of one
+        return [ray.remote(reduce_task).remote(inputs[0])]
+    mapper = ray.remote(num_returns=partitions)(split_task)
+    reducer = ray.remote(reduce_task)
+    columns: list[list] = [[] for _ in range(partitions)]
+    in_flight: list = []
+    for i in range(partitions):
+        if len(in_flight) >= max_maps_in_flight:
+            _, in_flight = ray.wait(in_flight, num_returns=1, timeout=timeout)
+        refs = mapper.remote(inputs[i], partitions)
+        inputs[i] = None
+        for j in range(partitions):
+            columns[j].append(refs[j])
+        in_flight.append(refs[0])
+        del refs
+    outputs = [reducer.remote(*columns[j]) for j in range(partitions)]
+    del columns
+    return outputs
 
 
 def check_parts(parts: list[dict], records: int, input_sum: int) -> list[str]:

@@ -19,6 +19,7 @@ from shoal._version import __version__ as __version__
 # a driver's ``import shoal`` overlaps less with its head's boot.
 _LAZY = {
     "actor": ("shoal.actor", None),
+    "data": ("shoal.data", None),  # imports pyarrow: only when a program uses it
     "exceptions": ("shoal.exceptions", None),
     "util": ("shoal.util", None),
     "method": ("shoal.api.actor", "method"),
@@ -32,6 +33,7 @@ _LAZY = {
     **{name: ("shoal.api.id_types", name) for name in (
         "ActorID", "JobID", "NodeID", "TaskID", "WorkerID")},
     "get_runtime_context": ("shoal.api.runtime_context", "get_runtime_context"),
+    "get_gpu_ids": ("shoal.api.runtime_context", "get_gpu_ids"),
     **{name: ("shoal.api.runtime", name) for name in (
         "available_resources", "cancel", "cluster_resources", "get", "get_actor", "init",
         "is_initialized", "kill", "nodes", "put", "shutdown", "wait")},
@@ -59,6 +61,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from shoal import actor as actor
+    from shoal import data as data
     from shoal import exceptions as exceptions
     from shoal import job_config as job_config
     from shoal import runtime_env as runtime_env
@@ -86,4 +89,5 @@ if TYPE_CHECKING:
     from shoal.api.runtime import put as put
     from shoal.api.runtime import shutdown as shutdown
     from shoal.api.runtime import wait as wait
+    from shoal.api.runtime_context import get_gpu_ids as get_gpu_ids
     from shoal.api.runtime_context import get_runtime_context as get_runtime_context

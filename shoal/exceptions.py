@@ -247,6 +247,14 @@ class OutOfMemoryError(ShoalError):
     """A worker was killed because the node ran out of memory."""
 
 
+class TaskPlacementGroupRemoved(ShoalError):
+    """The placement group the task was to run in was removed."""
+
+
+class ActorPlacementGroupRemoved(ShoalError):
+    """The placement group the actor was to run in was removed."""
+
+
 # Ray's names for the same types.
 RayError = ShoalError
 RayTaskError = TaskError
@@ -255,6 +263,8 @@ LocalRayletDiedError = NodeDiedError
 
 __all__ = [
     "ShoalError",
+    "TaskPlacementGroupRemoved",
+    "ActorPlacementGroupRemoved",
     "RayError",
     "RaySystemError",
     "UnserializableException",

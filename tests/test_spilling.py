@@ -153,6 +153,57 @@ def test_objects_read_while_others_spill_keep_their_views(shutdown_only, tmp_pat
         assert crc(shoal.get(ref, timeout=30)) == crc(data(100 + i, 8 * MiB))
 
 
+def test_objects_spilled_one_per_file_come_back_in_order_with_read_ahead(shutdown_only,
+                                                                        tmp_path):
+    """Like the spill benchmark: each object is a spill file of its own, and a
+    reader gets them in creation order and drops each.  Read-ahead crosses
+    files: the store restores the next objects before they are asked for."""
+    spill = start(tmp_path, 64 * MiB, min_spilling_size=MiB, object_spilling_threshold=0.5)
+    count, size = 48, 4 * MiB  # 3x the store
+    refs = [shoal.put(data(i, size)) for i in range(count)]
+    assert len(spill_files(spill)) >= count // 2  # about one file per object
+    for i in range(count):
+        assert crc(shoal.get(refs[i], timeout=60)) == crc(data(i, size)), i
+        refs[i] = None
+    s = stats()
+    assert s.get("readahead_objects_total", 0) >= count // 2, s
+    assert s["readahead_unused_bytes_total"] == 0  # all of it was read
+
+
+def test_readers_holding_views_while_read_ahead_runs_keep_their_values(shutdown_only,
+                                                                       tmp_path):
+    """Two readers go through the spilled objects in order (one half each),
+    each holding the views of the last few it got and dropping the refs it
+    passed, while read-ahead fills free blocks around them: no held view
+    changes, and every value comes back whole."""
+    start(tmp_path, 64 * MiB, min_spilling_size=MiB, object_spilling_threshold=0.3)
+    count, size = 64, 2 * MiB
+    refs = [shoal.put(data(i, size)) for i in range(count)]
+    sums = [crc(data(i, size)) for i in range(count)]
+    errors: list = []
+
+    def reader(first: int, end: int) -> None:
+        held: list = []
+        try:
+            for i in range(first, end):
+                held.append((i, shoal.get(refs[i], timeout=60)))
+                refs[i] = None
+                del held[:-3]  # the views of the last 3 objects stay held
+                for j, view in held:
+                    assert crc(view) == sums[j], (first, j)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(first, first + count // 2))
+               for first in (0, count // 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and not errors, errors
+    assert stats().get("readahead_objects_total", 0) > 0  # it ran among the held views
+
+
 def test_concurrent_puts_gets_and_frees_under_spilling(shutdown_only, tmp_path):
     start(tmp_path, 64 * MiB, min_spilling_size=8 * MiB)
     errors: list = []
@@ -321,6 +372,33 @@ def test_pulling_spilled_objects_from_another_node_streams_them_from_disk(tmp_pa
         after = store_stats(cluster, cluster.other)
         # spilled objects were served from their files, not restored first
         assert after["restored_objects_total"] == before["restored_objects_total"]
+
+
+def test_an_object_larger_than_a_nodes_store_is_pulled_into_disk_backed_memory(tmp_path):
+    """A 96 MB object made on a node with a 256 MiB store, read by a task on a node
+    whose store holds 48 MiB: the copy lands in a file of its own there (it used
+    to fail with ObjectStoreFullError), the task maps it, and the file goes when
+    the ref does."""
+    small = tmp_path / "small"
+    with connected_cluster(
+            {"num_cpus": 1, "object_store_memory": 256 * MiB,
+             "object_spilling_directory": str(tmp_path / "head")},
+            other={"num_cpus": 1, "object_store_memory": 48 * MiB,
+                   "object_spilling_directory": str(small)}) as cluster:
+        value = data(5, 96 * MiB)
+        ref = shoal.put(value)
+
+        @shoal.remote
+        def checksum(wrapped):
+            return crc(shoal.get(wrapped[0], timeout=60))
+
+        assert shoal.get(checksum.options(**on(cluster.other)).remote([ref]),
+                         timeout=90) == crc(value)
+        assert any(os.path.basename(p).startswith("backed-")
+                   for p in spill_files(str(small)))
+        del ref
+        wait_for_condition(lambda: not spill_files(str(small)), timeout=20,
+                           message="the pulled copy's file outlived the object")
 
 
 def test_a_node_death_loses_its_spilled_objects_and_lineage_rebuilds_them(tmp_path):

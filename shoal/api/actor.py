@@ -20,6 +20,7 @@ from shoal.api.id_types import HexId
 from shoal.api.remote_function import check_pickled_size, encode_num_returns
 from shoal.core import ids
 from shoal.core.concurrency_groups import SYSTEM_GROUP
+from shoal.core.placement_client import resolve_strategy
 from shoal.core.task_spec import DYNAMIC, TaskKind, TaskSpec, strategy_to_wire
 
 # Methods every actor has (run by the executor): wait until it is up; exit gracefully.
@@ -173,6 +174,7 @@ class ActorClass:
                             f"{type(exc).__name__}: {exc}") from exc
         check_pickled_size(len(creation), f"The actor {self.__name__}")
         counted = not name and not detached
+        shape = opts.resource_shape(options, 0.0)
         reply = worker.actors.create({
             "actor_id": ids.random_hex(16),
             "job_id": worker.job_id,
@@ -184,8 +186,9 @@ class ActorClass:
             "detached": detached,
             "get_if_exists": options.get("get_if_exists", False),
             "max_restarts": options.get("max_restarts", 0),
-            "resources": opts.resource_shape(options, 0.0),
-            "scheduling_strategy": strategy_to_wire(options.get("scheduling_strategy")),
+            "resources": shape,
+            "scheduling_strategy": strategy_to_wire(resolve_strategy(
+                options, worker, shape, f"actor {self.__name__}")),
             "runtime_env": worker.runtime_envs.resolve(options.get("runtime_env"))[0],
             "creation": creation,
             "handle_meta": cloudpickle.dumps(meta),

@@ -86,7 +86,7 @@ def launch_head(
                              "--host", host, "--log-dir", log_dir)
     if num_cpus is not None:
         cmd += ["--num-cpus", str(num_cpus)]
-    if num_gpus:
+    if num_gpus is not None:
         cmd += ["--num-gpus", str(num_gpus)]
     if resources:
         cmd += ["--resources", json.dumps(resources)]

@@ -124,6 +124,20 @@ def _accept(value: Any) -> Any:
     return value
 
 
+def _placement_group(value: Any) -> Any:
+    from shoal.util.placement_group import PlacementGroup
+
+    if value is None or value == "default" or isinstance(value, PlacementGroup):
+        return value
+    raise TypeError(f"option 'placement_group' must be a PlacementGroup, 'default' or None, "
+                    f"got {value!r}")
+
+
+def _optional_bool(name: str) -> Callable[[Any], bool | None]:
+    inner = _bool(name)
+    return lambda v: None if v is None else inner(v)
+
+
 _COMMON = {
     "num_cpus": _number("num_cpus"),
     "num_gpus": _number("num_gpus"),
@@ -135,6 +149,10 @@ _COMMON = {
     "accelerator_type": _string("accelerator_type"),
     "label_selector": check_label_selector,
     "fallback_strategy": check_fallback_strategy,
+    "placement_group": _placement_group,
+    "placement_group_bundle_index": _int_at_least("placement_group_bundle_index", -1),
+    "placement_group_capture_child_tasks": _optional_bool(
+        "placement_group_capture_child_tasks"),
     "_metadata": _accept,
 }
 

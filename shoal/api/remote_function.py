@@ -11,6 +11,7 @@ import cloudpickle
 
 from shoal.api import options as opts
 from shoal.api.call_check import CallCheck, function_params, make_check
+from shoal.core.placement_client import resolve_strategy
 from shoal.core.task_spec import DYNAMIC, STREAMING, TaskKind, TaskSpec
 
 
@@ -120,7 +121,7 @@ class RemoteFunction:
             spec, held, keepalive,
             max_retries=options.get("max_retries", 3),
             retry_exceptions=options.get("retry_exceptions", False),
-            strategy=options.get("scheduling_strategy"),
+            strategy=resolve_strategy(options, worker, spec.resources, f"{self.__name__}()"),
             runtime_env=worker.runtime_envs.resolve(options.get("runtime_env")),
         )
         if isinstance(refs, list):

@@ -79,7 +79,20 @@ class RuntimeContext:
         return {k: float(v) for k, v in (resources or {}).items()}
 
     def get_placement_group_id(self) -> str | None:
-        return None
+        """The id of the placement group the caller runs in, or None."""
+        from shoal.core.placement_client import current_placement
+
+        placement = current_placement(self._worker)
+        return placement[0] if placement else None
+
+    def get_accelerator_ids(self) -> dict[str, list[str]]:
+        """The accelerator ids assigned to the calling task or actor, as strings:
+        ``{"GPU": ["0"]}`` (empty lists in the driver and without ``num_gpus``)."""
+        task = self._task()
+        assigned = task.accelerators if task is not None else None
+        if assigned is None and self._worker.executor is not None:
+            assigned = self._worker.executor.actor_accelerators
+        return {"GPU": list((assigned or {}).get("GPU", ()))}
 
     @property
     def job_id(self) -> str:
@@ -105,6 +118,12 @@ class RuntimeContext:
             if value is not None:
                 out[key] = value
         return out
+
+
+def get_gpu_ids() -> list[int]:
+    """The GPU ids assigned to the calling task or actor (Ray: ``ray.get_gpu_ids``)."""
+    ids = get_runtime_context().get_accelerator_ids()["GPU"]
+    return [int(i) if i.isdigit() else i for i in ids]
 
 
 def get_runtime_context() -> RuntimeContext:

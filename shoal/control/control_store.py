@@ -27,6 +27,7 @@ from typing import Any
 from shoal._version import __version__
 from shoal.control.actor_lifecycle import ActorEvent, ActorState, next_state
 from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S, Membership, NodeRecord
+from shoal.control.placement_groups import PlacementGroupService
 from shoal.control.state_query import handle_list_state
 from shoal.rpc.loopback import LoopbackConnection
 from shoal.rpc.messages import Method
@@ -114,6 +115,7 @@ class ControlStore:
         }.items():
             router.add(method, handler)
         router.add(Method.LIST_STATE, lambda conn, body: handle_list_state(self, conn, body))
+        self.placement = PlacementGroupService(self, router)
         router.on_close.append(self._on_connection_closed)
 
     # ---- pubsub ------------------------------------------------------------------
@@ -169,6 +171,7 @@ class ControlStore:
                               "address": record.address,
                               "data_address": record.data_address,
                               "resources_total": record.resources_total})
+        self.placement.node_joined()
         return {"ok": True, "heartbeat_s": self.membership.heartbeat_s,
                 "node_timeout_s": self.membership.timeout_s, "version": __version__}
 
@@ -199,6 +202,7 @@ class ControlStore:
                 self._actor_event(actor, ActorEvent.PROCESS_DIED, cause)
         if record.conn is not None and record.conn.is_open():
             record.conn.close()
+        self.placement.node_died(record.node_id)  # its bundles are placed again
 
     def handle_get_nodes(self, conn, body):
         return [n.public() for n in self.nodes.values()]
@@ -250,6 +254,7 @@ class ControlStore:
     def _job_finished(self, job_id: str, driver_worker_id: str) -> None:
         self.jobs.pop(job_id, None)
         self._owner_died(driver_worker_id, "the driver that owned it exited")
+        self.placement.job_finished(job_id)
         self.publish("job_finished", job_id)
 
     # ---- actors ----------------------------------------------------------------------
@@ -322,6 +327,25 @@ class ControlStore:
         # prefer the node with the most of the requested (or CPU) resources free
         return max(candidates, key=free)
 
+    def placement_group_removed(self, pg_id: str) -> None:
+        """The actors placed in the group die with it (no restart)."""
+        for actor in list(self.actors.values()):
+            strategy = actor.strategy
+            if strategy and strategy[0] == "PG" and strategy[1] == pg_id:
+                self._actor_event(actor, ActorEvent.KILLED,
+                                  f"the actor's placement group {pg_id} was removed")
+
+    def _node_in_group(self, record: ActorRecord) -> NodeRecord | None:
+        """The node of the actor's bundle, None while the group is not placed;
+        ValueError if the group was removed."""
+        _, pg_id, index = record.strategy[:3]
+        try:
+            node_id = self.placement.node_for(pg_id, index, record.shape)
+        except LookupError as exc:
+            raise ValueError(str(exc)) from None
+        node = self.nodes.get(node_id) if node_id else None
+        return node if node is not None and node.alive else None
+
     def _start_placing(self, record: ActorRecord) -> None:
         if not record.placing:
             record.placing = True
@@ -336,14 +360,21 @@ class ControlStore:
 
     async def _place(self, record: ActorRecord) -> None:
         warned = False
+        waited = 0
+        in_group = bool(record.strategy) and record.strategy[0] == "PG"
         while record.state in (ActorState.PENDING, ActorState.RESTARTING):
             try:
-                node = self._pick_node(record.shape, record.strategy)
+                node = (self._node_in_group(record) if in_group
+                        else self._pick_node(record.shape, record.strategy))
             except ValueError as exc:
                 self._actor_event(record, ActorEvent.CREATION_FAILED,
                                   f"the actor cannot be scheduled: {exc}")
                 return
             if node is None:
+                if in_group:  # its placement group is being placed: soon, or not soon
+                    waited += 1
+                    await asyncio.sleep(0.02 if waited < 50 else 0.2)
+                    continue
                 if not warned:
                     warned = True
                     log.warning("actor %s requires %s, which no node has; it stays pending",
@@ -354,7 +385,8 @@ class ControlStore:
                 worker_id, address, node_id, error = await node.conn.call(
                     Method.LEASE_ACTOR_WORKER,
                     [record.actor_id, record.job_id, record.shape, record.class_name,
-                     record.creation, record.num_restarts, record.runtime_env],
+                     record.creation, record.num_restarts, record.strategy,
+                     record.runtime_env],
                 )
             except Exception as exc:
                 if record.state is ActorState.DEAD:

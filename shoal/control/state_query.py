@@ -30,7 +30,8 @@ DEFAULT_TIMEOUT_S = 10.0
 
 
 def handle_list_state(store: ControlStore, conn: Any, body: Any) -> Any:
-    """``{"kinds": [...], "timeout": s}``; kinds: objects, tasks, workers, actors."""
+    """``{"kinds": [...], "timeout": s}``; kinds: objects, tasks, workers, actors,
+    placement_groups."""
     body = body or {}
     kinds = set(body.get("kinds", ()))
     timeout = float(body.get("timeout", DEFAULT_TIMEOUT_S))
@@ -42,6 +43,8 @@ def handle_list_state(store: ControlStore, conn: Any, body: Any) -> Any:
     }
     if "actors" in kinds:
         reply["actors"] = [a.public() for a in store.actors.values()]
+    if "placement_groups" in kinds:
+        reply["placement_groups"] = store.placement.handle_list(conn, None)
     wanted = sorted(kinds & NODE_KINDS)
     if not wanted:
         return reply

@@ -41,13 +41,10 @@ from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import adopt, context, ids
 from shoal.core.import_path import driver_import_path
+from shoal.core.placement_client import BundleLocator
 from shoal.core.recovery import ObjectRecovery
 from shoal.core.reference_table import Action, ActionKind, ReferenceTable
-from shoal.core.serialization import (
-    Serialized,
-    deserialize_values,
-    serialize,
-)
+from shoal.core.serialization import Serialized, deserialize_values, serialize
 from shoal.core.shm_window import ShmWindow
 from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable
 from shoal.core.value_wire import (
@@ -101,6 +98,8 @@ class TaskContext:
     actor_id: str | None = None
     resources: dict | None = None
     rebuilt: list | None = None  # refs deserialized while running this task
+    placement: list | None = None  # [pg_id, bundle index, capture]: its placement group
+    accelerators: dict | None = None  # {"GPU": [ids]} assigned to it
 
 
 current_task: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
@@ -149,6 +148,7 @@ class CoreWorker:
         self.recovery = ObjectRecovery(self)
         self.tasks = TaskManager(self)
         self.actors = ActorManager(self)
+        self.placement = BundleLocator(self)  # where placement groups' bundles are
         self.executor = None  # set by the worker entry point
         self.state_reporter = StateReporter(self)  # answers the state API's WORKER_STATE
         self._register_handlers()
@@ -783,8 +783,6 @@ class CoreWorker:
         except TimeoutError:
             raise exceptions.GetTimeoutError(
                 f"{who} did not answer {method.name} within {timeout:g} s") from None
-
-
 
 
 async def _async_call(conn: Connection, method: Method, body: Any) -> Any:

@@ -42,7 +42,7 @@ import cloudpickle
 
 from shoal import exceptions
 from shoal.api.actor_exit import EXIT_REQUESTS
-from shoal.core import ids
+from shoal.core import accelerator_env, ids
 from shoal.core.actor_methods import BUILTIN_METHODS as _BUILTIN_METHODS
 from shoal.core.actor_methods import exit_now as _exit_now
 from shoal.core.actor_methods import method_of as _method_of
@@ -119,6 +119,8 @@ class Executor:
         self.actor_id: str | None = None
         self.actor_class_name = ""
         self.actor_num_restarts = 0  # > 0: this process hosts a restarted actor
+        self.actor_placement: list | None = None  # [pg_id, bundle index, capture]
+        self.actor_accelerators: dict | None = None  # {"GPU": [ids]} for its whole life
         self.actor_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.actor_loop: asyncio.AbstractEventLoop | None = None
         self.actor_semaphore: asyncio.Semaphore | None = None
@@ -303,6 +305,9 @@ class Executor:
     def handle_create_actor(self, conn, body):
         actor_id, creation = body[:2]
         self.actor_num_restarts = body[2] if len(body) > 2 else 0
+        if len(body) > 4:
+            self.actor_accelerators, self.actor_placement = body[3], body[4]
+        accelerator_env.apply(self.actor_accelerators)
         fut = DeferredReply()
         self._to_main(lambda: self._create_actor(actor_id, creation, fut))
         return fut
@@ -455,10 +460,12 @@ class Executor:
             self._post_reply(fut, [STATUS_CANCELLED, [], None])
             return
         ctx = TaskContext(spec.task_id, spec.name, self.actor_id, spec.resources, [])
+        if spec.kind is TaskKind.NORMAL:
+            ctx.placement, ctx.accelerators = spec.placement, spec.accelerators
+            accelerator_env.apply(spec.accelerators)
+            self._set_omp_threads(spec.resources.get("CPU", 0))
         token = current_task.set(ctx)
         self.running[spec.task_id] = threading.get_ident()
-        if spec.kind is TaskKind.NORMAL:
-            self._set_omp_threads(spec.resources.get("CPU", 0))
         reply = None
         try:
             try:

@@ -93,6 +93,7 @@ class LeasedWorker:
     stealing: bool = False  # a STEAL_TASKS to this worker is outstanding
     node_death: str = ""  # set when its node was declared dead: why
     head_started: float = 0.0  # when the task at the head of in_flight began (about)
+    accelerators: dict | None = None  # {"GPU": [ids]} the agent gave this lease
 
 
 class PipelineDepth:
@@ -280,7 +281,10 @@ class LeaseSubmitter:
             fut.exception()  # a worker lost mid-steal is handled by its task replies
 
     async def _first_agent(self, state: KeyState):
-        """Our node's agent, or the locality target's."""
+        """Our node's agent, the locality target's, or (placement group) the agent
+        of a node holding the group's bundle."""
+        if state.strategy and state.strategy[0] == "PG":
+            return await self.worker.placement.agent_for(state.strategy, state.resources)
         if state.target_node and state.target_node != self.worker.node_id:
             try:
                 address = await self.worker.locations.agent_address(state.target_node)
@@ -291,13 +295,14 @@ class LeaseSubmitter:
         return self.worker.node
 
     async def _request_lease(self, state: KeyState) -> None:
-        body = [self.worker.job_id, state.resources, "", state.strategy, False,
+        in_group = bool(state.strategy) and state.strategy[0] == "PG"
+        body = [self.worker.job_id, state.resources, "", state.strategy, in_group,
                 {"runtime_env": state.runtime_env} if state.runtime_env else None]
         node = self.worker.node
-        remote = False  # talking to another node's agent: its failures are retried
+        remote = in_group  # another node's agent, or a bundle's: its failures are retried
         try:
             node = await self._first_agent(state)
-            remote = node is not self.worker.node
+            remote = remote or node is not self.worker.node
             grant = await node.call(Method.REQUEST_LEASE, body)
             for _ in range(MAX_SPILL_HOPS):
                 if not isinstance(grant, dict):
@@ -314,6 +319,8 @@ class LeaseSubmitter:
                 self._fail_queue(state, exceptions.TaskUnschedulableError(exc.message))
             elif isinstance(exc, RemoteError) and exc.error_type == "RuntimeEnvSetupError":
                 self._fail_queue(state, exceptions.RuntimeEnvSetupError(exc.message))
+            elif in_group and self._group_failed(state, exc):
+                pass
             elif remote:
                 log.info("lease request to another node failed (%r); asking again", exc)
                 self.worker.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
@@ -327,8 +334,9 @@ class LeaseSubmitter:
         if isinstance(grant, dict):  # still redirected after MAX_SPILL_HOPS
             self.worker.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
             return
-        lease_id, worker_id, address, node_id, _ = grant
+        lease_id, worker_id, address, node_id = grant[:4]
         leased = LeasedWorker(lease_id, worker_id, address, node_id, node)
+        leased.accelerators = grant[5] if len(grant) > 5 else None
         if not state.queue and not any(len(w.in_flight) > 1 for w in state.workers):
             node.notify(Method.RETURN_LEASE, [lease_id, False])
             return
@@ -343,11 +351,27 @@ class LeaseSubmitter:
         self.by_conn[leased.conn] = leased
         self.dispatch(state)
 
+    def _group_failed(self, state: KeyState, exc: BaseException) -> bool:
+        """A lease request in a placement group failed: True if that ends its tasks
+        (the group was removed, or no bundle fits); otherwise the bundle's location
+        is forgotten and the request asked again."""
+        kind = exc.error_type if isinstance(exc, RemoteError) else type(exc).__name__
+        message = exc.message if isinstance(exc, RemoteError) else str(exc)
+        if kind in ("PlacementGroupRemovedError", "TaskPlacementGroupRemoved"):
+            self._fail_queue(state, exceptions.TaskPlacementGroupRemoved(message))
+            return True
+        if kind in ("TaskUnschedulableError", "ValueError"):
+            self._fail_queue(state, exceptions.TaskUnschedulableError(message))
+            return True
+        self.worker.placement.forget(state.strategy[1])
+        return False
+
     def _fail_queue(self, state: KeyState, exc: Exception) -> None:
         while state.queue:
             task = state.queue.popleft()
-            if isinstance(exc, (exceptions.TaskUnschedulableError,
-                                exceptions.RuntimeEnvSetupError)):
+            if isinstance(exc, exceptions.TaskUnschedulableError
+                          | exceptions.RuntimeEnvSetupError
+                          | exceptions.TaskPlacementGroupRemoved):
                 self.tasks.fail_with(task, exc)
             else:
                 self.tasks.fail_system(task, exc, retry=False)
@@ -365,6 +389,7 @@ class LeaseSubmitter:
         if not leased.in_flight:
             leased.head_started = time.monotonic()
         leased.in_flight[spec.task_id] = task
+        spec.accelerators = leased.accelerators
         task.running_on = leased
         task.ran_on = (leased.worker_id, leased.node_id)
         fut = conn.call(Method.PUSH_TASK, spec.to_wire(include))

@@ -177,6 +177,8 @@ class TaskManager:
             task.scheduling_key = scheduling_key(spec.resources, strategy, runtime_env[1])
             task.strategy = strategy_to_wire(strategy)
             task.runtime_env = runtime_env[0] or None
+            if task.strategy is not None and task.strategy[0] == "PG":
+                spec.placement = task.strategy[1:]  # the worker's get_current_placement_group
         if spec.num_returns == STREAMING:
             task.generator = GeneratorState(spec.task_id)
         elif spec.num_returns == DYNAMIC:

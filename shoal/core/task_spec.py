@@ -55,9 +55,21 @@ class TaskSpec:
     seq: int = 0
     function_bytes: bytes | None = None
     parent_task_id: bytes = b""
+    placement: list | None = None  # [pg_id, bundle index, capture child tasks]
+    accelerators: dict | None = None  # {"GPU": [ids]} of the lease it is pushed on
     concurrency_group: str = ""  # an actor call's group from .options() ("": its method's)
 
     def to_wire(self, include_function: bool) -> list:
+        """The optional fields trail the 14 fixed ones (placement 14, accelerators
+        15, concurrency group 16) and are sent only up to the last one set."""
+        wire = self._wire(include_function)
+        if self.concurrency_group:
+            wire += [self.placement, self.accelerators, self.concurrency_group]
+        elif self.placement is not None or self.accelerators is not None:
+            wire += [self.placement, self.accelerators]
+        return wire
+
+    def _wire(self, include_function: bool) -> list:
         return [
             self.task_id,
             int(self.kind),
@@ -73,7 +85,6 @@ class TaskSpec:
             self.actor_id,
             self.method,
             self.seq,
-            self.concurrency_group,
         ]
 
     @classmethod
@@ -93,7 +104,9 @@ class TaskSpec:
             actor_id=w[11],
             method=w[12],
             seq=w[13],
-            concurrency_group=w[14] if len(w) > 14 else "",
+            placement=w[14] if len(w) > 14 else None,
+            accelerators=w[15] if len(w) > 15 else None,
+            concurrency_group=w[16] if len(w) > 16 else "",
         )
 
     def is_generator(self) -> bool:
@@ -102,8 +115,8 @@ class TaskSpec:
 
 def strategy_to_wire(strategy: object) -> list | None:
     """A ``scheduling_strategy`` option as agents and the control store read it:
-    None (DEFAULT), ``["SPREAD"]`` or ``["NODE_AFFINITY", node_id, soft]``.
-    Placement groups are not implemented yet: scheduled as DEFAULT."""
+    None (DEFAULT), ``["SPREAD"]``, ``["NODE_AFFINITY", node_id, soft]`` or
+    ``["PG", pg_id, bundle_index, capture_child_tasks]``."""
     if strategy is None or strategy == "DEFAULT":
         return None
     if strategy == "SPREAD":
@@ -111,4 +124,8 @@ def strategy_to_wire(strategy: object) -> list | None:
     node_id = getattr(strategy, "node_id", None)
     if node_id is not None:
         return ["NODE_AFFINITY", str(node_id), bool(getattr(strategy, "soft", False))]
+    group = getattr(strategy, "placement_group", None)
+    if group is not None:
+        return ["PG", group.id.hex(), int(strategy.placement_group_bundle_index),
+                bool(strategy.placement_group_capture_child_tasks)]
     return None

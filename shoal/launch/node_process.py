@@ -70,7 +70,7 @@ class NodeSpec:
             cmd.append("--lifeline")
         if self.num_cpus is not None:
             cmd += ["--num-cpus", str(float(self.num_cpus))]
-        if self.num_gpus:
+        if self.num_gpus is not None:
             cmd += ["--num-gpus", str(float(self.num_gpus))]
         if self.resources:
             cmd += ["--resources", json.dumps(self.resources)]

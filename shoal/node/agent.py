@@ -20,6 +20,10 @@ strategy, is placed by :mod:`shoal.node.cluster_view`; the reply may then be
 ``{"spill": [node_id, address]}`` instead of a grant, and the requester asks
 that node's agent directly (marked *spilled*: it is never redirected again).
 Object transfer between nodes is :mod:`shoal.node.object_transfer`.
+
+Placement groups: bundles reserved here (:mod:`shoal.node.bundles`) are pools of
+their own; a request with a ``["PG", ...]`` strategy is served only from its
+group's bundles.  A grant carries the GPU ids it got (``{"GPU": [ids]}``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import logging
 from dataclasses import dataclass, field
 
 from shoal.exceptions import RuntimeEnvSetupError, TaskUnschedulableError
+from shoal.node.accelerators import ids_of
+from shoal.node.bundles import BundleService, bundle_of
 from shoal.node.cluster_view import SPREAD, ClusterView, Decision
 from shoal.node.object_store import ObjectStore, StoreConfig
 from shoal.node.object_transfer import ObjectTransfer
@@ -57,6 +63,9 @@ class LeaseRequest:
     strategy: list | None = None
     spillable: bool = False  # a task lease that was not redirected here
     runtime_env: dict | None = None  # resolved (runtime_env.spec); None: the default workers
+    bundle: tuple[str, int] | None = None  # (pg_id, index): served from that bundle only
+    pool: NodeResources | None = None  # what it was granted from (node or bundle)
+    gpus: list = field(default_factory=list)  # [[gpu id, units]] it was granted
 
 
 @dataclass
@@ -65,6 +74,9 @@ class Lease:
     shape: dict[str, int]
     worker: Worker
     requester: object
+    pool: NodeResources
+    gpus: list = field(default_factory=list)
+    bundle: tuple[str, int] | None = None
     cpu_released: bool = False
 
 
@@ -81,6 +93,7 @@ class NodeConfig:
     spill_dirs: list[str] = field(default_factory=list)  # roots; the node's folder goes in each
     spill_high_water: float = 0.8  # spill when this fraction of the store is in use
     min_spill_bytes: int = 100 << 20  # fuse small objects into spill files of this size
+    gpu_ids: list[str] = field(default_factory=list)  # ids of resources["GPU"] GPUs
 
 
 class NodeAgent:
@@ -90,7 +103,7 @@ class NodeAgent:
         self.control = control  # connection (socket or loopback) to the control store
         self.router = router
         self.cluster = ClusterView(config.node_id)
-        self.resources = NodeResources(config.resources)
+        self.resources = NodeResources(config.resources, config.gpu_ids or None)
         self.store = ObjectStore(StoreConfig(
             capacity=config.object_store_memory, session=config.session,
             node_id=config.node_id, spill_dirs=config.spill_dirs,
@@ -120,6 +133,7 @@ class NodeAgent:
         self.data_address = ""
         self._register(router)
         self.state_service = StateService(self)  # the state API's NODE_STATE
+        self.bundles = BundleService(self)  # placement-group bundles reserved here
 
     def _register(self, router: Router) -> None:
         self.store.register(router)
@@ -274,7 +288,7 @@ class NodeAgent:
 
     # ---- leases ------------------------------------------------------------------
     def handle_request_lease(self, conn, body):
-        """[job_id, shape, label, strategy, spilled] -> a grant (see ``_grant``),
+        """[job_id, shape, label, strategy, spilled, extras] -> a grant (see ``_grant``),
         ``{"spill": [node_id, address]}``, or None if cancelled."""
         job_id, shape, label = body[:3]
         strategy = body[3] if len(body) > 3 else None
@@ -282,6 +296,12 @@ class NodeAgent:
         extras = body[5] if len(body) > 5 and body[5] else {}
         units = to_units(shape)
         env = extras.get("runtime_env") or None
+        bundle = bundle_of(strategy)
+        if bundle is not None:
+            self.bundles.table.check(bundle[0], bundle[1], units)
+            return self._enqueue(LeaseRequest(units, job_id, label, conn, None,
+                                              strategy=strategy, bundle=bundle,
+                                              runtime_env=env))
         if not spilled and strategy and strategy[0] == SPREAD:
             return self._spread_lease(units, job_id, label, conn, strategy, env)
         return self._place_or_queue(units, job_id, label, conn, strategy, spilled, env)
@@ -307,12 +327,14 @@ class NodeAgent:
                 return {"spill": [placement.node.node_id, placement.node.address]}
             if placement.decision is Decision.FAIL:
                 raise TaskUnschedulableError(placement.reason)
-        fut = asyncio.get_running_loop().create_future()
-        request = LeaseRequest(units, job_id, label, conn, fut, strategy=strategy,
-                               spillable=not spilled, runtime_env=env)
+        return self._enqueue(LeaseRequest(units, job_id, label, conn, None, strategy=strategy,
+                                          spillable=not spilled, runtime_env=env))
+
+    def _enqueue(self, request: LeaseRequest) -> asyncio.Future:
+        request.future = asyncio.get_running_loop().create_future()
         self.queue.append(request)
         self._schedule()
-        return fut
+        return request.future
 
     def _respill(self) -> None:
         """A node joined: requests queued here that this node can never serve
@@ -353,6 +375,9 @@ class NodeAgent:
                 request.future.set_result(None)
         return None
 
+    def schedule(self) -> None:
+        self._schedule()
+
     def _schedule(self) -> None:
         if self.closing:
             return
@@ -360,14 +385,22 @@ class NodeAgent:
             if request.future.done():
                 self.queue.remove(request)
                 continue
-            if not self.resources.feasible(request.shape):
+            if request.bundle is not None:  # only its placement group's bundle will do
+                picked = self.bundles.pick(request)
+                if picked is None:
+                    continue
+                pool = picked[1]
+            elif not self.resources.feasible(request.shape):
                 if not request.warned:
                     request.warned = True
                     self._warn_infeasible(request)
                 continue
-            if self.resources.fits(request.shape):
+            else:
+                pool = self.resources
+            if pool.fits(request.shape):
                 self.queue.remove(request)
-                self.resources.acquire(request.shape)
+                request.pool = pool
+                request.gpus = pool.acquire(request.shape)
                 asyncio.get_running_loop().create_task(self._grant(request))
         self._report_soon()
 
@@ -388,7 +421,7 @@ class NodeAgent:
             else:
                 worker = await self._obtain_worker(request.job_id)
         except Exception as exc:
-            self.resources.release(request.shape)
+            request.pool.release(request.shape, request.gpus)
             if not request.future.done():
                 request.future.set_exception(exc)
             self._schedule()
@@ -396,11 +429,12 @@ class NodeAgent:
         closed = getattr(request.requester, "closed", None)
         if request.future.done() or (closed is not None and closed.done()):
             # the requester gave up or disconnected meanwhile: nobody would return it
-            self.resources.release(request.shape)
+            request.pool.release(request.shape, request.gpus)
             self._make_idle(worker)
             self._schedule()
             return
-        lease = Lease(next(self._lease_ids), request.shape, worker, request.requester)
+        lease = Lease(next(self._lease_ids), request.shape, worker, request.requester,
+                      request.pool, request.gpus, request.bundle)
         self.leases[lease.lease_id] = lease
         worker.lease_id = lease.lease_id
         worker.label = request.label
@@ -408,7 +442,7 @@ class NodeAgent:
         leases.add(lease.lease_id)
         request.future.set_result(
             [lease.lease_id, worker.worker_id, worker.address, self.node_id,
-             from_units(request.shape)]
+             from_units(request.shape), {"GPU": ids_of(lease.gpus)} if lease.gpus else None]
         )
 
     async def _obtain_worker(self, job_id: str) -> Worker:
@@ -482,7 +516,7 @@ class NodeAgent:
         shape = dict(lease.shape)
         if lease.cpu_released:
             shape.pop("CPU", None)
-        self.resources.release(shape)
+        lease.pool.release(shape, lease.gpus)
         lease.worker.lease_id = None
 
     def _lease_of(self, conn) -> Lease | None:
@@ -498,7 +532,7 @@ class NodeAgent:
         if lease is not None and not lease.cpu_released and "CPU" in lease.shape \
                 and lease.worker.actor_id is None:
             lease.cpu_released = True
-            self.resources.release({"CPU": lease.shape["CPU"]})
+            lease.pool.release({"CPU": lease.shape["CPU"]})
             self._schedule()
         return None
 
@@ -506,7 +540,7 @@ class NodeAgent:
         lease = self._lease_of(conn)
         if lease is not None and lease.cpu_released:
             lease.cpu_released = False
-            self.resources.acquire({"CPU": lease.shape["CPU"]}, force=True)
+            lease.pool.acquire({"CPU": lease.shape["CPU"]}, force=True)
             self._report_soon()
         return None
 
@@ -516,20 +550,23 @@ class NodeAgent:
         (``num_restarts`` > 0: a restart, which the actor can see in its runtime context)."""
         actor_id, job_id, shape, label, creation = body[:5]
         num_restarts = body[5] if len(body) > 5 else 0
-        env = (body[6] if len(body) > 6 else None) or None
-        fut = asyncio.get_running_loop().create_future()
-        request = LeaseRequest(to_units(shape), job_id, label, conn, fut, runtime_env=env)
-        self.queue.append(request)
-        self._schedule()
-        grant = await fut
+        strategy = body[6] if len(body) > 6 else None
+        env = (body[7] if len(body) > 7 else None) or None
+        units = to_units(shape)
+        bundle = bundle_of(strategy)
+        if bundle is not None:
+            self.bundles.table.check(bundle[0], bundle[1], units)
+        grant = await self._enqueue(LeaseRequest(units, job_id, label, conn, None,
+                                                 bundle=bundle, runtime_env=env))
         if grant is None:
             raise RuntimeError("actor lease cancelled")
         lease = self.leases[grant[0]]
         worker = lease.worker
         worker.actor_id = actor_id
         worker.label = label
+        placement = list(strategy[1:4]) if bundle is not None else None
         error = await worker.conn.call(Method.CREATE_ACTOR_INSTANCE,
-                                       [actor_id, creation, num_restarts])
+                                       [actor_id, creation, num_restarts, grant[5], placement])
         return [worker.worker_id, worker.address, self.node_id, error]
 
     # ---- object store (:mod:`shoal.node.object_store`) ---------------------------------

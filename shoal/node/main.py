@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--num-cpus", type=float, default=None)
-    p.add_argument("--num-gpus", type=float, default=0)
+    p.add_argument("--num-gpus", type=float, default=None,
+                   help="GPUs of this node (default: those nvidia-smi -L lists, else 0)")
     p.add_argument("--resources", default="{}")
     p.add_argument("--object-store-memory", type=int, default=None)
     p.add_argument("--memory", type=float, default=None,

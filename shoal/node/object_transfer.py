@@ -22,6 +22,11 @@ Pull of one object, end to end::
 The owner frees every copy when the object goes out of scope: STORE_FREE to
 each node in its location set (:mod:`shoal.core.object_locations`).
 
+An object larger than this node's whole store is pulled into disk-backed
+memory instead (a file of its own in the spill directory, as a create of
+that size gets): the chunks go into a mapping of that file, and readers map
+it.
+
 A chunk that fails (the source freed or evicted the object, or its node died)
 is retried from the next source; with none left the pull fails, its
 allocation is freed once no chunk is still being written into it, and the
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
 import os
 from typing import TYPE_CHECKING
 
@@ -64,6 +70,7 @@ class ObjectTransfer:
         self._idle_links: dict[str, list[DataLink]] = {}
         self._tasks: set[asyncio.Task] = set()
         self._chunk_tasks: dict[asyncio.Task, Chunk] = {}
+        self._backed: dict[bytes, tuple[mmap.mmap, memoryview]] = {}  # pulls into files
         self.closing = False
 
     async def start(self, host: str) -> str:
@@ -76,6 +83,8 @@ class ObjectTransfer:
             for link in links:
                 link.close()
         self._idle_links.clear()
+        for oid in list(self._backed):
+            self._unmap(oid)
         self.owners.close_all()
         for task in list(self._tasks):
             task.cancel()
@@ -101,8 +110,6 @@ class ObjectTransfer:
 
     def _request(self, conn, oid: bytes, owner: str, size: int,
                  sources: list) -> asyncio.Future:
-        if size > self.store.table.capacity:
-            raise ObjectStoreFullError(self._too_big(size))
         fut = asyncio.get_running_loop().create_future()
         self.readers.setdefault(oid, []).append((conn, fut))
         sources = [s for s in sources if s and s != self.agent.node_id]
@@ -117,10 +124,6 @@ class ObjectTransfer:
             else:
                 self._admit()
         return fut
-
-    def _too_big(self, size: int) -> str:
-        return (f"object of {size} bytes is larger than this node's object store "
-                f"({self.store.table.capacity} bytes); it cannot be pulled here")
 
     # ---- sizing and admission ----------------------------------------------------------------
     async def _size(self, pull: Pull) -> None:
@@ -140,9 +143,6 @@ class ObjectTransfer:
                 if not self.manager.source_failed(pull):
                     break
                 continue
-            if size > self.store.table.capacity:
-                self.manager.fail(pull, self._too_big(size))
-                break
             self.manager.sized(pull, size)
             self._admit()
             return
@@ -158,7 +158,41 @@ class ObjectTransfer:
             asyncio.get_running_loop().call_soon(self._abandon, oid)
             return None
         pull = self.manager.pulls.get(oid)
-        return self.store.allocate_pulled(oid, size, pull.owner if pull else "")
+        owner = pull.owner if pull else ""
+        if size > self.store.table.capacity:
+            return self._allocate_backed(oid, size, owner)
+        return self.store.allocate_pulled(oid, size, owner)
+
+    def _allocate_backed(self, oid: bytes, size: int, owner: str) -> int | None:
+        """Offset 0 of a new disk-backed file mapped here; None (and the pull
+        fails on the next turn) if the spill directories have no room."""
+        try:
+            path = self.store.allocate_pulled_backed(oid, size, owner)
+            with open(path, "r+b") as file:
+                mapping = mmap.mmap(file.fileno(), size)
+        except (ObjectStoreFullError, OSError) as exc:
+            if oid in self.store.table.objects:
+                self.store.free([oid])
+            asyncio.get_running_loop().call_soon(self._fail_pull, oid, str(exc))
+            return None
+        self._backed[oid] = (mapping, memoryview(mapping))
+        return 0
+
+    def _fail_pull(self, oid: bytes, why: str) -> None:
+        pull = self.manager.pulls.get(oid)
+        if pull is not None and pull.state is PullState.QUEUED:
+            pull.full = True
+            self.manager.fail(pull, why)
+            self._settle(pull)
+
+    def _unmap(self, oid: bytes) -> None:
+        backed = self._backed.pop(oid, None)
+        if backed is not None:
+            try:
+                backed[1].release()
+                backed[0].close()
+            except BufferError:  # a cancelled chunk's slice still exists: the GC unmaps it
+                pass
 
     def _abandon(self, oid: bytes) -> None:
         pull = self.manager.pulls.get(oid)
@@ -210,7 +244,8 @@ class ObjectTransfer:
         try:
             link = await self._link(chunk.source)
             base = pull.arena_offset + chunk.offset
-            view = self.store.arena.view
+            backed = self._backed.get(pull.oid)
+            view = self.store.arena.view if backed is None else backed[1]
             try:
                 size, n = await link.fetch(pull.oid, chunk.offset, chunk.length,
                                            lambda n: view[base:base + n])
@@ -258,18 +293,20 @@ class ObjectTransfer:
         if pull.state is PullState.DONE:
             self._done(pull)
         elif pull.state is PullState.FAILED and pull.in_flight == 0:
+            self._unmap(pull.oid)
             obj = self.store.table.objects.get(pull.oid)
             if pull.arena_offset >= 0 and obj is not None and obj.creator == PULL_CREATOR:
                 self.store.free([pull.oid])  # readers waiting on the store get None
             pull.arena_offset = -1
             for _conn, fut in self.readers.pop(pull.oid, ()):
                 if not fut.done():
-                    if "larger than" in pull.error:
+                    if pull.full:
                         fut.set_exception(ObjectStoreFullError(pull.error))
                     else:
                         fut.set_result(None)
 
     def _done(self, pull: Pull) -> None:
+        self._unmap(pull.oid)
         table = self.store.table
         table.seal(pull.oid)
         for conn, fut in self.readers.pop(pull.oid, ()):

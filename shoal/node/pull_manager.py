@@ -67,6 +67,7 @@ class Pull:
     received: int = 0
     waited: bool = False  # had to queue for space at least once
     error: str = ""
+    full: bool = False  # failed for want of room (the readers get ObjectStoreFullError)
 
     @property
     def source(self) -> str | None:

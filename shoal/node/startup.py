@@ -17,6 +17,7 @@ import threading
 from shoal._version import __version__
 from shoal.launch.control_client import ClusterConnectError, open_control
 from shoal.launch.sessions import READY_PREFIX, session_root
+from shoal.node.accelerators import detect_gpus, gpu_ids
 from shoal.node.agent import NodeAgent, NodeConfig
 from shoal.node.object_store.allocator import ALIGNMENT
 from shoal.rpc.messages import Method
@@ -92,8 +93,9 @@ async def run(args: argparse.Namespace, token: str) -> None:
     address = f"{args.host}:{port}"
     num_cpus = args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1)
     resources = {"CPU": num_cpus}
-    if args.num_gpus:
-        resources["GPU"] = args.num_gpus
+    num_gpus = args.num_gpus if args.num_gpus is not None else detect_gpus()
+    if num_gpus:
+        resources["GPU"] = num_gpus
     resources.update(json.loads(args.resources))
     resources[f"node:{args.host}"] = 1.0
     store_memory = args.object_store_memory or default_object_store_memory()
@@ -144,6 +146,7 @@ async def run(args: argparse.Namespace, token: str) -> None:
         spill_dirs=args.object_spilling_directory or [default_spill_root(args.session)],
         spill_high_water=args.object_spilling_threshold,
         min_spill_bytes=args.min_spilling_size,
+        gpu_ids=gpu_ids(num_gpus),
     )
     # handlers for what the control store pushes to the agent
     try:

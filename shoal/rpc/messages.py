@@ -68,6 +68,17 @@ class Method(enum.IntEnum):
     ADOPT_OBJECT = 76  # put(_owner=actor): the actor's worker becomes the owner
     CANCEL_BY_REF = 77  # borrower -> owner: cancel the task making this object
 
+    # placement groups (control store); numbered apart from the rest
+    CREATE_PLACEMENT_GROUP = 110
+    REMOVE_PLACEMENT_GROUP = 111
+    GET_PLACEMENT_GROUP = 112  # [pg_id, wait_s]: the record, once created/removed or after wait_s
+    GET_NAMED_PLACEMENT_GROUP = 113
+    LIST_PLACEMENT_GROUPS = 114
+    # placement groups (node agent): the participant's side of the two-phase commit
+    PREPARE_BUNDLES = 115
+    COMMIT_BUNDLES = 116
+    CANCEL_BUNDLES = 117
+
     # notifications pushed to subscribers
     PUBSUB_MESSAGE = 90
     LEASE_INFEASIBLE = 91

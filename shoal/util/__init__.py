@@ -1,8 +1,15 @@
 """Utilities with Ray's paths: ``shoal.util.ActorPool``, scheduling strategies,
-``memory_summary`` (``shoal memory``); the state API is ``shoal.util.state``."""
+placement groups, ``memory_summary`` (``shoal memory``); the state API is
+``shoal.util.state``."""
 
 from shoal.util import scheduling_strategies as scheduling_strategies
 from shoal.util.actor_pool import ActorPool as ActorPool
+from shoal.util.placement_group import PlacementGroup as PlacementGroup
+from shoal.util.placement_group import get_current_placement_group as get_current_placement_group
+from shoal.util.placement_group import get_placement_group as get_placement_group
+from shoal.util.placement_group import placement_group as placement_group  # the function, as Ray
+from shoal.util.placement_group import placement_group_table as placement_group_table
+from shoal.util.placement_group import remove_placement_group as remove_placement_group
 
 
 def __getattr__(name: str):
@@ -22,5 +29,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'shoal.util' has no attribute {name!r}")
 
 
-__all__ = ["ActorPool", "inspect_serializability", "list_named_actors", "memory_summary",
-           "scheduling_strategies"]
+__all__ = ["ActorPool", "PlacementGroup", "get_current_placement_group", "get_placement_group",
+           "inspect_serializability", "list_named_actors", "memory_summary", "placement_group",
+           "placement_group_table", "remove_placement_group", "scheduling_strategies"]

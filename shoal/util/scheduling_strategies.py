@@ -18,6 +18,10 @@ class NodeAffinitySchedulingStrategy:
 
 @dataclass(frozen=True)
 class PlacementGroupSchedulingStrategy:
+    """Run in bundle ``placement_group_bundle_index`` of the group (-1: any bundle that
+    fits); with ``placement_group_capture_child_tasks``, what the task or actor
+    submits without a strategy runs in the group too."""
+
     placement_group: Any
     placement_group_bundle_index: int = -1
     placement_group_capture_child_tasks: bool | None = None

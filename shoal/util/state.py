@@ -1,5 +1,6 @@
 """Ray's state API with Ray's paths and field names: ``from shoal.util.state
-import list_objects, list_tasks, list_actors, list_nodes``.
+import list_objects, list_tasks, list_actors, list_nodes,
+list_placement_groups``.
 
 Each call is a fresh snapshot of the cluster: the control store answers for
 nodes and actors, and asks every node agent, which asks every core worker on
@@ -179,6 +180,21 @@ class NodeState(_Record):
     hostname: str | None = None
 
 
+@dataclasses.dataclass
+class PlacementGroupState(_Record):
+    """A placement group (removed ones stay listed for a while).  ``bundles`` (detail)
+    is Ray's list of ``{"bundle_id", "node_id", "unit_resources"}``."""
+
+    DETAIL: ClassVar[frozenset] = frozenset({"bundles", "stats"})
+    placement_group_id: str
+    name: str
+    creator_job_id: str
+    state: str
+    is_detached: bool | None = None
+    bundles: list | None = None
+    stats: dict | None = None
+
+
 def _query(kinds: list[str], address: str | None, timeout: float,
            raise_on_missing_output: bool) -> dict:
     try:
@@ -240,6 +256,27 @@ def list_nodes(address: str | None = None, filters: list | None = None,
     return _finish(NodeState, state_build.node_records(reply), filters, limit, detail)
 
 
+def list_placement_groups(address: str | None = None, filters: list | None = None,
+                          limit: int | None = DEFAULT_LIMIT, timeout: float = DEFAULT_TIMEOUT,
+                          detail: bool = False, raise_on_missing_output: bool = True,
+                          _explain: bool = False) -> list[PlacementGroupState]:
+    reply = _query(["placement_groups"], address, timeout, raise_on_missing_output)
+    records = [dict(r, bundles=[
+        {"bundle_id": f"{r['placement_group_id']}:{i}", "node_id": node or None,
+         "unit_resources": shape}
+        for i, (shape, node) in enumerate(zip(r["bundles"], r["bundles_to_node_id"],
+                                              strict=False))])
+        for r in reply.get("placement_groups", ())]
+    return _finish(PlacementGroupState, records, filters, limit, detail)
+
+
+def get_placement_group(id: str, address: str | None = None,  # noqa: A002
+                        timeout: float = DEFAULT_TIMEOUT) -> PlacementGroupState | None:
+    found = list_placement_groups(address, [("placement_group_id", "=", id)], None, timeout,
+                                  detail=True)
+    return found[0] if found else None
+
+
 def get_actor(id: str, address: str | None = None,  # noqa: A002 (Ray's name)
               timeout: float = DEFAULT_TIMEOUT) -> ActorState | None:
     found = list_actors(address, [("actor_id", "=", id)], None, timeout, detail=True)
@@ -264,7 +301,8 @@ def get_objects(id: str, address: str | None = None,  # noqa: A002
 
 
 __all__ = [
-    "ActorState", "NodeState", "ObjectState", "RayStateApiException", "StateApiException",
-    "TaskState", "get_actor", "get_node", "get_objects", "get_task", "list_actors",
-    "list_nodes", "list_objects", "list_tasks",
+    "ActorState", "NodeState", "ObjectState", "PlacementGroupState", "RayStateApiException",
+    "StateApiException", "TaskState", "get_actor", "get_node", "get_objects",
+    "get_placement_group", "get_task", "list_actors", "list_nodes", "list_objects",
+    "list_placement_groups", "list_tasks",
 ]

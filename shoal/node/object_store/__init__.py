@@ -5,7 +5,10 @@ One job per module:
 * :mod:`.table` - every object's lifecycle as a pure state machine (states,
   transitions, pins, disk copies); events in, actions out.
 * :mod:`.policy` - which objects leave memory: the window to empty when a
-  block is needed, the least recently used batch above the high-water mark.
+  block is needed, the least recently used batch above the high-water mark;
+  and how far to read ahead.
+* :mod:`.readahead` - the spill order across files and the readers going
+  through it, for read-ahead.
 * :mod:`.allocator` - blocks of the arena.
 * :mod:`.spill_io` - spill directories and files; blocking, run on threads.
 * :mod:`.service` - what the node agent serves (STORE_* requests, waiting for

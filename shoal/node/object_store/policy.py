@@ -21,6 +21,10 @@ without a store:
 
 Secondary copies (pulled from other nodes) are only ever dropped, never
 written: their primary lives elsewhere.
+
+A third question is how far to read ahead for a reader going through the
+spill order (:func:`next_window`, :func:`choose_readahead`; the bookkeeping
+of who reads what is :mod:`.readahead`).
 """
 
 from __future__ import annotations
@@ -143,3 +147,64 @@ def choose_batch(candidates: Iterable[Candidate], excess: int, min_batch: int, r
     if spill and batch < min_batch and spilling:
         spill = []
     return Batch(tuple(drop), tuple(spill))
+
+
+# ---- reading ahead ---------------------------------------------------------------------
+#
+# A reader that walks spilled objects in the order they were spilled (the
+# bench's "read back in creation order", a consumer of a stream of outputs)
+# gets the objects after the one it holds restored while it works on that one,
+# so the disk and the reader overlap.  The window of bytes kept ahead starts at
+# two objects (at least READAHEAD_MIN) on the first step in order and doubles
+# with every further step, as the kernel's page-cache read-ahead does, up to
+# the largest window and the memory room the table gives it.
+
+READAHEAD_MIN = 16 << 20
+
+
+def next_window(window: int, size: int, largest: int) -> int:
+    """The read-ahead window after one more step in order by a reader that
+    just used an object of ``size`` bytes (``window`` 0: its first step)."""
+    if largest <= 0:
+        return 0
+    grown = max(2 * size, READAHEAD_MIN) if window <= 0 else 2 * window
+    return min(grown, largest)
+
+
+@dataclass(frozen=True)
+class Following:
+    """An object after the reader's position, in spill order."""
+
+    oid: bytes
+    size: int  # its block, page-aligned
+    spilled: bool  # only on disk: reading ahead restores it (else in memory or on its way)
+
+
+@dataclass(frozen=True)
+class ReadAhead:
+    restore: tuple[bytes, ...]  # the spilled objects to read now, in spill order
+    covered: int  # how many of ``following`` the window now covers
+    ahead: int  # bytes from the reader's position to the end of what is covered
+
+
+def choose_readahead(following: Iterable[Following], ahead: int, window: int,
+                     room: int) -> ReadAhead:
+    """Top the window up: go through ``following`` (the objects after what is
+    covered already, ``ahead`` bytes of them) until ``window`` bytes after the
+    reader are covered; the spilled ones among them are restored while their
+    blocks fit in ``room`` bytes.  The first that does not fit ends the plan:
+    restores stay in order, so the reader never waits behind an object it
+    needs later."""
+    restore: list[bytes] = []
+    covered = 0
+    for item in following:
+        if ahead >= window:
+            break
+        if item.spilled:
+            if item.size > room:
+                break
+            room -= item.size
+            restore.append(item.oid)
+        ahead += item.size
+        covered += 1
+    return ReadAhead(tuple(restore), covered, ahead)

@@ -69,8 +69,9 @@ log = logging.getLogger("shoal.store")
 # still come) before it gets disk-backed memory, or its readers map the spill file.
 FALLBACK_GRACE_S = float(os.environ.get("SHOAL_FALLBACK_GRACE_S", "1.0"))
 RESTORE_GRACE_S = float(os.environ.get("SHOAL_RESTORE_GRACE_S", "0.1"))
-# Objects after a restored one in its spill file come back in the same read.
-RESTORE_READAHEAD = int(os.environ.get("SHOAL_RESTORE_READAHEAD_BYTES", 16 << 20))
+# The largest read-ahead window: bytes after a reader going through the spill
+# order that are restored before it asks (see ObjectTable.start_restore).
+RESTORE_READAHEAD = int(os.environ.get("SHOAL_RESTORE_READAHEAD_BYTES", 256 << 20))
 
 
 @dataclass
@@ -120,6 +121,19 @@ class IoClock:
         self.busy -= 1
         if self.busy == 0:
             self.seconds += time.perf_counter() - self.since
+
+    def add(self, start: float, end: float) -> None:
+        """An operation ran from ``start`` to ``end`` (on a thread; the time it
+        waited for one does not count): add the part no other one covered."""
+        self.seconds += max(0.0, end - max(start, self.since))
+        self.since = max(self.since, end)
+
+
+def _timed(fn, *args) -> tuple[float, float]:
+    """Run ``fn(*args)`` (on an I/O thread): when it started and ended."""
+    start = time.perf_counter()
+    fn(*args)
+    return start, time.perf_counter()
 
 
 @dataclass(eq=False)
@@ -342,6 +356,24 @@ class ObjectStore:
         except OutOfMemory:
             return None
 
+    def allocate_pulled_backed(self, oid: bytes, size: int, owner: str) -> str:
+        """Disk-backed memory for a copy being pulled here that is larger than the
+        whole store: the file's path.  Blocks the loop for one ``posix_fallocate``
+        (milliseconds: the extents are reserved, not written).  Raises
+        ObjectStoreFullError when the spill directories have no room."""
+        path = self.dirs.place(size, "backed")
+        try:
+            if path is None:
+                raise spill_io.DiskFullError(28, "no room")
+            spill_io.create_backing_file(path, size)
+        except Exception as exc:
+            if path is not None:
+                self.dirs.written(path, size)
+            raise self._full_error(size, exc) from None
+        self.dirs.written(path, size)
+        self.table.create_backed(oid, size, PULL_CREATOR, owner, path, CopyKind.SECONDARY)
+        return path
+
     async def open_reader(self, oid: bytes, key: object) -> ObjectReader | None:
         """For the data server: the object's bytes, from memory (pinned) or
         from its file; None if it is not here."""
@@ -350,6 +382,8 @@ class ObjectStore:
             return None
         if obj.state in READABLE and not obj.backing:
             self.table.pin(oid, key)
+            if self.table.has_actions:
+                self.settle()  # the pin started reading ahead
             return _MemoryReader(self, oid, key, obj.offset, obj.size)
         disk = self.table.open_disk_read(oid)
         if disk is None:
@@ -514,17 +548,17 @@ class ObjectStore:
         view = self.arena.view
         views = [view[i.offset:i.offset + align(i.size)] for i in action.items]
         loop = asyncio.get_running_loop()
-        self.read_clock.start()
         try:
-            await loop.run_in_executor(self.pool, spill_io.read_into, action.path,
-                                       action.file_offset, views)
+            # read-ahead queues reads on the pool: only the time they ran counts
+            start, end = await loop.run_in_executor(self.pool, _timed, spill_io.read_into,
+                                                    action.path, action.file_offset, views)
+            self.read_clock.add(start, end)
             ok = True
         except Exception as exc:
             log.error("restoring object %s from %s failed: %s; the object is lost",
                       action.oid.hex(), action.path, exc)
             ok = False
         finally:
-            self.read_clock.stop()
             for v in views:
                 v.release()
         for item in action.items:
@@ -589,6 +623,9 @@ class ObjectStore:
             "restored_objects_total": table.stats["restored_objects"],
             "spill_seconds": self.write_clock.seconds,
             "restore_seconds": self.read_clock.seconds,
+            "readahead_bytes_total": table.stats["readahead_bytes"],
+            "readahead_objects_total": table.stats["readahead_objects"],
+            "readahead_unused_bytes_total": table.stats["readahead_unused_bytes"],
             "spill_failures": table.stats["spill_failures"],
             "objects_on_disk": objects_on_disk,
             "bytes_on_disk": bytes_on_disk,

@@ -56,21 +56,22 @@ from shoal.node.object_store.allocator import Allocator, OutOfMemory, align
 from shoal.node.object_store.policy import (
     Batch,
     Candidate,
+    Following,
     Movability,
     Segment,
     choose_batch,
+    choose_readahead,
     choose_window,
 )
+from shoal.node.object_store.readahead import SpillOrder, Stream, Streams, spill_seq
 
 __all__ = ["Action", "ActionKind", "CopyKind", "DiskCopy", "Event", "ObjectState",
            "ObjectStoreFullError", "ObjectTable", "OutOfMemory", "Room", "SpillFile",
            "StoredObject", "TRANSITIONS"]
 
-
-# A restore continues a reader's sequential pass through a file if the reader
-# used the object before it at most this many table events (seal, pin, release)
-# ago.  A shuffle's reduce pins one partition of every other file in between.
-SEQUENTIAL_TICKS = 8
+# Objects read ahead that lie side by side in one file come back in one read of
+# at most this many bytes (one object larger than this is one read of its own).
+RUN_BYTES = 16 << 20
 
 
 class ObjectStoreFullError(Exception):
@@ -127,16 +128,13 @@ class SpillFile:
     path: str
     live: set[bytes] = field(default_factory=set)  # objects whose disk copy is here
     readers: int = 0  # chunk reads from this file in flight
-    order: list[bytes] = field(default_factory=list)  # every object written, by offset
-    position: dict[bytes, int] = field(default_factory=dict)  # object -> index in order
-    cursor: int = -1  # index of the object of this file a reader used last ...
-    cursor_tick: int = -(1 << 62)  # ... and the table's clock then
 
 
 @dataclass(eq=False)
 class DiskCopy:
     file: SpillFile
     offset: int
+    seq: int  # its place in the spill order (see :mod:`.readahead`)
 
 
 @dataclass(eq=False)
@@ -163,7 +161,7 @@ class StoredObject:
     pins: Counter = field(default_factory=Counter)
     io: bool = False
     last_used: int = 0
-    prefetch: bool = False  # read ahead: pinning it reads the next window ahead
+    unused_ahead: bool = False  # restored by read-ahead, no reader has pinned it yet
 
     @property
     def pinned(self) -> bool:
@@ -228,7 +226,11 @@ class ObjectTable:
         self.allocator = Allocator(capacity)
         self.high_water = high_water
         self.min_spill_bytes = min_spill_bytes
-        self.readahead = readahead  # bytes read ahead with a restore (see start_restore)
+        # readers going through the spill order, and the largest window read ahead of
+        # each (0: no read-ahead; see start_restore and :mod:`.readahead`)
+        self.spill_order = SpillOrder()
+        self.streams = Streams(readahead)
+        self.cached = 0  # bytes of blocks whose object also has a disk copy: dropped for free
         self.objects: dict[bytes, StoredObject] = {}
         self.freed: dict[bytes, list[StoredObject]] = {}  # FREED, still holding memory
         self.at: dict[int, StoredObject] = {}  # arena offset -> the object in that block
@@ -316,11 +318,11 @@ class ObjectTable:
         return offset
 
     def create_backed(self, oid: bytes, size: int, creator: object, owner: str,
-                      path: str) -> StoredObject:
+                      path: str, kind: CopyKind = CopyKind.PRIMARY) -> StoredObject:
         """``oid`` in a file of its own (created by the caller): disk-backed memory."""
         if oid in self.objects:
             raise FileExistsError(oid.hex())
-        obj = StoredObject(oid, size, creator, owner, backing=path)
+        obj = StoredObject(oid, size, creator, owner, kind=kind, backing=path)
         self.objects[oid] = obj
         return obj
 
@@ -336,6 +338,8 @@ class ObjectTable:
         still pin: that copy is a valid value; it becomes the primary again."""
         self._forget_freed(obj)
         self._to(obj, Event.REVIVE)
+        if obj.disk is not None:
+            self.spill_order.add(obj.disk.seq, obj.oid)
         obj.kind, obj.owner = CopyKind.PRIMARY, owner or obj.owner
         self.objects[obj.oid] = obj
 
@@ -360,10 +364,9 @@ class ObjectTable:
             return None
         obj.pins[client] += 1
         self._touch(obj)
+        obj.unused_ahead = False
         if obj.disk is not None:
-            self._reader_at(obj)
-        if obj.prefetch:
-            self._read_next_window(obj)
+            self._emit_restores(self._reader_used(obj))
         return obj
 
     def pin_on_disk(self, oid: bytes, client: object) -> list | None:
@@ -435,6 +438,9 @@ class ObjectTable:
         if obj is None:
             return False
         self._to(obj, Event.FREE)
+        self._read_ahead_for_nothing(obj)
+        if obj.disk is not None:
+            self.spill_order.discard(obj.disk.seq)  # (its file stays while pins hold it)
         self._actions.append(Action(ActionKind.GONE, oid))  # for readers still waiting
         self.freed.setdefault(oid, []).append(obj)
         self._maybe_release(obj)
@@ -451,7 +457,13 @@ class ObjectTable:
     def _unload(self, obj: StoredObject) -> None:
         """Drop the memory copy of an object that is also on disk."""
         self._to(obj, Event.UNLOAD)
+        self._read_ahead_for_nothing(obj)
         self._release_block(obj)
+
+    def _read_ahead_for_nothing(self, obj: StoredObject) -> None:
+        if obj.unused_ahead:
+            obj.unused_ahead = False
+            self.stats["readahead_unused_bytes"] += obj.size
 
     def _maybe_release(self, obj: StoredObject) -> None:
         """A FREED object returns its memory and disk copy once unpinned and idle."""
@@ -471,8 +483,19 @@ class ObjectTable:
             if not objs:
                 del self.freed[obj.oid]
 
+    def _cached_bytes(self, obj: StoredObject) -> int:
+        """Its block's bytes if it is in memory and on disk (counted in ``cached``)."""
+        return align(max(obj.size, 1)) if obj.offset >= 0 and obj.disk is not None else 0
+
+    def _give_block(self, obj: StoredObject) -> None:
+        """Allocate ``obj``'s block (raises OutOfMemory)."""
+        obj.offset = self.allocator.allocate(obj.size)
+        self.at[obj.offset] = obj
+        self.cached += self._cached_bytes(obj)
+
     def _release_block(self, obj: StoredObject) -> None:
         if obj.offset >= 0:
+            self.cached -= self._cached_bytes(obj)
             self.allocator.free(obj.offset)
             del self.at[obj.offset]
             obj.offset = -1
@@ -481,8 +504,10 @@ class ObjectTable:
 
     def _drop_disk_copy(self, obj: StoredObject) -> None:
         if obj.disk is not None:
+            self.cached -= self._cached_bytes(obj)
             spill_file = obj.disk.file
             spill_file.live.discard(obj.oid)
+            self.spill_order.discard(obj.disk.seq)
             obj.disk = None
             self._maybe_delete_file(spill_file)
 
@@ -510,15 +535,16 @@ class ObjectTable:
         self._changed()
         spill_file = SpillFile(path)
         self.files[path] = spill_file
-        for obj, file_offset in zip(self.spills.pop(batch_id), offsets, strict=True):
+        objs = self.spills.pop(batch_id)
+        for index, (obj, file_offset) in enumerate(zip(objs, offsets, strict=True)):
             obj.io = False
             if obj.state is S.FREED:
                 self._maybe_release(obj)
                 continue
-            obj.disk = DiskCopy(spill_file, file_offset)
+            obj.disk = DiskCopy(spill_file, file_offset, spill_seq(batch_id, index))
+            self.cached += self._cached_bytes(obj)
+            self.spill_order.add(obj.disk.seq, obj.oid)
             spill_file.live.add(obj.oid)
-            spill_file.position[obj.oid] = len(spill_file.order)
-            spill_file.order.append(obj.oid)
             self.stats["spilled_bytes"] += obj.size
             self.stats["spilled_objects"] += 1
             if obj.pinned:
@@ -582,8 +608,14 @@ class ObjectTable:
 
     def spill_over_high_water(self, disk_room: int) -> None:
         """Start dropping and spilling least recently used primaries if the
-        memory in use (not counting what is being written out) is above the mark."""
-        excess = self.used - self.bytes_spilling() - int(self.high_water * self.capacity)
+        memory in use is above the mark.  What is being written out, and copies
+        that are also on disk (restored, or read ahead), do not count: they
+        leave memory without a write whenever room is needed, so the mark's
+        headroom for creates is there already.  (Counting them, a reader that
+        kept what it restored made each restore write out an object that was
+        only in memory, to be read back in turn.)"""
+        excess = (self.used - self.bytes_spilling() - self.cached
+                  - int(self.high_water * self.capacity))
         seen, seen_room = self._high_water_memo
         if excess <= 0 or (seen == self.changes and disk_room <= seen_room):
             return  # nothing moved since the last look
@@ -600,96 +632,118 @@ class ObjectTable:
         self._high_water_memo = (self.changes, disk_room)
 
     # ---- restoring ------------------------------------------------------------------------
-    def start_restore(self, oid: bytes, readahead: int | None = None) -> bool:
+    def start_restore(self, oid: bytes) -> bool:
         """Allocate a block for the SPILLED ``oid`` and start reading it back;
         False if it is not spilled.  Raises OutOfMemory (make room first).
 
-        Read-ahead: when readers go through a file in order (this object is
-        the one after the last one of its file a reader used, and little else
-        happened since), up to ``readahead`` bytes (default: the table's) of the
-        objects that follow it come back in the same read: one large read beats
-        many small ones.  Pinning the first object read ahead reads the next
-        window, so a reader going through the file rarely waits.  A reader
-        that jumps between files (a shuffle's reduce reads one partition of
-        each map) gets no read-ahead: it would bring back what others need
-        later, only for it to be dropped again.  Read-ahead only takes free
-        blocks (it never makes room); what it reads are restored copies (also
-        on disk), dropped for free when room is needed."""
+        Read-ahead (:mod:`.readahead`): a reader that goes through the spill
+        order (this object follows, across files, the one it used last) gets
+        the objects after it restored too, up to its window, which grows with
+        every step in order.  Later steps (pins of what was read ahead) top the
+        window up, so the disk reads while the reader works.  A reader that
+        jumps (a shuffle's reduce reads one partition of each map) gets none: it
+        would bring back what others need later, only for it to be dropped
+        again.  Read-ahead only takes free blocks, and leaves half of the
+        headroom above the high-water mark free for creates; what it reads are
+        copies also on disk, dropped for free when room is needed."""
         obj = self.objects.get(oid)
         if obj is None or obj.state is not S.SPILLED:
             return False
         assert obj.disk is not None
-        if readahead is None:
-            readahead = self.readahead if self._sequential(obj) else 0
-        self._reader_at(obj)
-        obj.offset = self.allocator.allocate(obj.size)
-        group = [obj]
-        self.at[obj.offset] = obj
-        group += self._read_ahead(obj, readahead)
-        if len(group) > 1:
-            group[1].prefetch = True  # a reader got this far: read the next window
-        for member in group:
-            self._to(member, Event.RESTORE)
-            member.io = True
-        items = tuple(SpillItem(o.oid, o.offset, o.size) for o in group)
-        self._actions.append(Action(ActionKind.RESTORE, oid, path=obj.disk.file.path,
-                                    file_offset=obj.disk.offset, items=items))
+        self._give_block(obj)  # may raise OutOfMemory
+        self._to(obj, Event.RESTORE)
+        obj.io = True
+        self._emit_restores([obj, *self._reader_used(obj)])
         return True
 
-    def _reader_at(self, obj: StoredObject) -> None:
+    def _reader_used(self, obj: StoredObject) -> list[StoredObject]:
+        """A reader pinned ``obj`` (which has a disk copy) or asked for its
+        restore: if that is a step in spill order, read ahead.  Returns the
+        objects whose restore it started (their actions are the caller's)."""
         assert obj.disk is not None
-        spill_file = obj.disk.file
-        spill_file.cursor = spill_file.position[obj.oid]
-        spill_file.cursor_tick = self._clock
+        stream = self.streams.use(self.spill_order, obj.disk.seq, align(max(obj.size, 1)),
+                                  self._clock)
+        if stream is None or stream.window <= 0:
+            return []
+        return self._top_up(stream)
 
-    def _sequential(self, obj: StoredObject) -> bool:
-        """Is a reader going through ``obj``'s file in order?"""
-        assert obj.disk is not None
-        spill_file = obj.disk.file
-        return (spill_file.position[obj.oid] == spill_file.cursor + 1
-                and self._clock - spill_file.cursor_tick <= SEQUENTIAL_TICKS)
+    def _top_up(self, stream: Stream) -> list[StoredObject]:
+        seen: list[tuple[int, StoredObject]] = []
 
-    def _read_ahead(self, first: StoredObject, budget: int) -> list[StoredObject]:
-        """Allocated blocks for the SPILLED objects right after ``first`` in its file."""
-        disk = first.disk
-        assert disk is not None
-        order = disk.file.order
-        index = disk.file.position[first.oid] if budget > 0 else len(order)
+        def following():
+            for seq, oid in self.spill_order.after(stream.frontier):
+                obj = self.objects.get(oid)
+                if obj is None or obj.disk is None or obj.disk.seq != seq:
+                    continue  # (never: the order holds live disk copies only)
+                seen.append((seq, obj))
+                yield Following(oid, align(max(obj.size, 1)), obj.state is S.SPILLED)
+
+        reserve = int((1.0 - self.high_water) * self.capacity) // 2
+        room = self.capacity - self.used - reserve
+        wanted = min(stream.window - stream.ahead, self.capacity - reserve)
+        room += self._recycle_passed(stream, wanted - room)
+        plan = choose_readahead(following(), stream.ahead, stream.window, room)
+        chosen = set(plan.restore)
         out: list[StoredObject] = []
-        end = disk.offset + align(first.size)
-        for oid in order[index + 1:]:
-            obj = self.objects.get(oid)
-            if obj is None or obj.state is not S.SPILLED or obj.disk is None \
-                    or obj.disk.file is not disk.file or obj.disk.offset != end:
-                break
-            size = align(obj.size)
-            if size > budget:
-                break
-            try:
-                obj.offset = self.allocator.allocate(obj.size)
-            except OutOfMemory:
-                break
-            self.at[obj.offset] = obj
-            out.append(obj)
-            budget -= size
-            end += size
+        for seq, obj in seen[:plan.covered]:
+            if obj.oid in chosen:
+                try:
+                    self._give_block(obj)
+                except OutOfMemory:  # room enough, but no block that large
+                    break
+                self._to(obj, Event.RESTORE)
+                obj.io = obj.unused_ahead = True
+                out.append(obj)
+                self.stats["readahead_bytes"] += obj.size
+                self.stats["readahead_objects"] += 1
+            stream.ahead += align(max(obj.size, 1))
+            stream.frontier = seq
         return out
 
-    def _read_next_window(self, obj: StoredObject) -> None:
-        """A reader pinned an object that was read ahead: restore the next
-        spilled object of the file (with its read-ahead) before it is asked for."""
-        obj.prefetch = False
-        if obj.disk is None:
-            return
-        order = obj.disk.file.order
-        for oid in order[obj.disk.file.position[obj.oid] + 1:]:
-            following = self.objects.get(oid)
-            if following is not None and following.state is S.SPILLED:
-                try:
-                    self.start_restore(oid, self.readahead)
-                except OutOfMemory:
-                    pass  # no free block: the reader restores it when it gets there
-                return
+    def _recycle_passed(self, stream: Stream, short: int) -> int:
+        """Drop the memory copies of objects ``stream`` passed (also on disk,
+        unpinned), oldest first, until ``short`` bytes are free; returns the bytes."""
+        freed = 0
+        kept = []  # pinned now: perhaps later
+        while freed < short and stream.passed:
+            seq = stream.passed.popleft()
+            obj = self.objects.get(self.spill_order.oid.get(seq, b""))
+            if obj is None or obj.disk is None or obj.offset < 0 or obj.unused_ahead:
+                continue
+            if obj.state is S.SEALED and not obj.pinned and not obj.io:
+                freed += align(max(obj.size, 1))
+                self._unload(obj)
+            else:
+                kept.append(seq)
+        stream.passed.extendleft(reversed(kept))
+        return freed
+
+    def _emit_restores(self, objs: list[StoredObject]) -> None:
+        """One RESTORE action per run of objects side by side in one file
+        (each run one read of at most RUN_BYTES, or one object)."""
+        run: list[StoredObject] = []
+        run_bytes = 0
+        for obj in objs:
+            assert obj.disk is not None
+            if run:
+                last = run[-1].disk
+                assert last is not None
+                if obj.disk.file is not last.file or \
+                        obj.disk.offset != last.offset + align(run[-1].size) or \
+                        run_bytes + align(obj.size) > RUN_BYTES:
+                    self._restore_action(run)
+                    run, run_bytes = [], 0
+            run.append(obj)
+            run_bytes += align(obj.size)
+        if run:
+            self._restore_action(run)
+
+    def _restore_action(self, run: list[StoredObject]) -> None:
+        first = run[0].disk
+        assert first is not None
+        self._actions.append(Action(
+            ActionKind.RESTORE, run[0].oid, path=first.file.path, file_offset=first.offset,
+            items=tuple(SpillItem(o.oid, o.offset, o.size) for o in run)))
 
     def restore_done(self, oid: bytes, ok: bool) -> None:
         self._changed()
@@ -704,7 +758,7 @@ class ObjectTable:
             return
         if ok:
             self._to(obj, Event.RESTORED)
-            self._touch(obj)
+            obj.last_used = self._clock  # (no tick: only readers' events move the clock)
             self.stats["restored_bytes"] += obj.size
             self.stats["restored_objects"] += 1
             self._actions.append(Action(ActionKind.AVAILABLE, oid))

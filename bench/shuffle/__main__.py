@@ -1,0 +1,3 @@
+from bench.shuffle.runner import main
+
+main()

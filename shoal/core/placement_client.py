@@ -1,0 +1,173 @@
+"""A core worker's side of placement groups: where a group's bundles are (for
+lease requests), ``ready()`` refs, and which group a new task or actor joins.
+
+Lease requests for a task in a group go straight to the agent of a node that
+holds one of its bundles (``BundleLocator.agent_for``), marked spilled so the
+agent never redirects them.  Where the bundles are comes from the control
+store (GET_PLACEMENT_GROUP, waiting until the group is placed) and is cached;
+an agent that answers ``BundleNotHereError`` (the bundle moved after a node
+died) drops the entry and the request is asked again.
+
+Wire form of the strategy: ``["PG", pg_id, bundle_index, capture_child_tasks]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from shoal import exceptions
+from shoal.core import ids
+from shoal.core.serialization import serialize
+from shoal.core.value_table import StoredValue
+from shoal.core.value_wire import detach, error_value
+from shoal.rpc.messages import Method
+
+if TYPE_CHECKING:
+    from shoal.core.core_worker import CoreWorker
+
+PG = "PG"
+REMOVED = "REMOVED"
+
+
+class BundleLocator:
+    """Bundle locations per group, from the control store.  Loop thread only."""
+
+    def __init__(self, worker: CoreWorker) -> None:
+        self.worker = worker
+        self.records: dict[str, asyncio.Future] = {}  # pg_id -> future of its record
+        self._turn = itertools.count()
+
+    def forget(self, pg_id: str) -> None:
+        self.records.pop(pg_id, None)
+
+    async def record(self, pg_id: str) -> dict:
+        """The group's record once it is placed (or removed); cached while placed."""
+        fut = self.records.get(pg_id)
+        if fut is None:
+            fut = self.records[pg_id] = asyncio.ensure_future(
+                self.worker.control.call(Method.GET_PLACEMENT_GROUP, [pg_id, None]))
+        try:
+            record = await asyncio.shield(fut)
+        except BaseException:
+            self.forget(pg_id)
+            raise
+        if record is None or record["state"] != "CREATED":
+            self.forget(pg_id)
+        return record
+
+    async def agent_for(self, strategy: list, shape: dict):
+        """A connection to the agent of a node holding a bundle the task may use."""
+        pg_id, index = strategy[1], strategy[2]
+        record = await self.record(pg_id)
+        if record is None or record["state"] == REMOVED:
+            raise exceptions.TaskPlacementGroupRemoved(
+                f"the placement group {pg_id} of this task was removed")
+        nodes = record["bundles_to_node_id"]
+        if index >= 0:
+            node_id = nodes[index]
+        else:
+            fitting = [n for n, bundle in zip(nodes, record["bundles"], strict=False)
+                       if n and all(bundle.get(k, 0) >= v for k, v in shape.items())]
+            if not fitting:
+                self.forget(pg_id)
+                raise exceptions.TaskUnschedulableError(
+                    f"the request {shape} fits no bundle of placement group {pg_id}")
+            node_id = fitting[next(self._turn) % len(fitting)]
+        if node_id == self.worker.node_id:
+            return self.worker.node
+        return await self.worker.peer(record["node_addresses"][node_id])
+
+
+def ready_ref(worker: CoreWorker, group: Any) -> Any:
+    """An ObjectRef owned by this process that resolves to ``group`` once it is
+    placed, or to TaskPlacementGroupRemoved if it is removed first."""
+    from shoal.api.object_ref import ObjectRef
+
+    oid = ids.object_id(worker.ids.task_id(), 1)
+    worker.post(worker.references.add_owned, oid, [])
+    value = StoredValue(inline=detach(serialize(group, "a placement group")))
+    pg_id = group.id.hex()
+
+    async def watch() -> None:
+        try:
+            record = await worker.control.call(Method.GET_PLACEMENT_GROUP, [pg_id, None])
+        except Exception as exc:
+            worker.value_table.put(oid, error_value(exc))
+            return
+        if record is None or record["state"] == REMOVED:
+            worker.value_table.put(oid, error_value(exceptions.TaskPlacementGroupRemoved(
+                f"the placement group {pg_id} was removed before it was ready")))
+        else:
+            worker.value_table.put(oid, value)
+
+    worker.post(lambda: worker.loop.create_task(watch()))
+    return ObjectRef(oid, worker.address, worker)
+
+
+def captured_strategy(worker: CoreWorker) -> Any:
+    """The strategy a task or actor submitted with none inherits: its parent's
+    group, any bundle, if the parent runs with ``capture_child_tasks``."""
+    ctx = worker.task_context.get()
+    placement = ctx.placement if ctx is not None else None
+    if placement is None:
+        executor = worker.executor
+        placement = getattr(executor, "actor_placement", None)
+    if not placement or not placement[2]:
+        return None
+    from shoal.util.placement_group import PlacementGroup
+    from shoal.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    return PlacementGroupSchedulingStrategy(PlacementGroup(placement[0]), -1, True)
+
+
+def current_placement(worker: CoreWorker) -> list | None:
+    """``[pg_id, bundle_index, capture]`` of the running task or actor, or None."""
+    ctx = worker.task_context.get()
+    placement = ctx.placement if ctx is not None else None
+    if placement is None:
+        placement = getattr(worker.executor, "actor_placement", None)
+    return placement or None
+
+
+def resolve_strategy(options: dict, worker: CoreWorker, shape: dict, what: str) -> Any:
+    """The scheduling strategy of a task or actor about to be submitted: its own,
+    the legacy ``placement_group=`` options turned into one, or the group it
+    inherits (``captured_strategy``).  A placement-group strategy is checked
+    like Ray does: the bundle index must exist and the shape must fit it."""
+    strategy = options.get("scheduling_strategy")
+    group = options.get("placement_group")
+    if group is not None and group != "default":
+        if strategy is not None:
+            raise ValueError(f"{what}: give either scheduling_strategy or the legacy "
+                             "placement_group option, not both")
+        from shoal.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        strategy = PlacementGroupSchedulingStrategy(
+            group, options.get("placement_group_bundle_index", -1),
+            options.get("placement_group_capture_child_tasks"))
+    if strategy is None:
+        if worker.executor is None and worker.task_context.get() is None:
+            return None  # the driver: nothing to inherit
+        return captured_strategy(worker)
+    if getattr(strategy, "placement_group", None) is not None:
+        check_fits(strategy, shape, what)
+    return strategy
+
+
+def check_fits(strategy: Any, shape: dict, what: str) -> None:
+    """ValueError unless the bundle index exists and ``shape`` fits that bundle
+    (index -1: some bundle)."""
+    group = strategy.placement_group
+    index = strategy.placement_group_bundle_index
+    specs = group.bundle_specs
+    if not -1 <= index < len(specs):
+        raise ValueError(f"placement group bundle index {index} is invalid for {what}: "
+                         f"the group has bundles 0-{len(specs) - 1} (or -1 for any)")
+    bundles = specs if index < 0 else [specs[index]]
+    if not any(all(b.get(k, 0) >= v for k, v in shape.items() if v) for b in bundles):
+        where = "any bundle" if index < 0 else f"bundle {index}"
+        raise ValueError(f"Cannot schedule {what} with the placement group because the "
+                         f"resource request {shape} cannot fit into {where} of the "
+                         f"placement group, {specs}")

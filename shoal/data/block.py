@@ -1,0 +1,305 @@
+"""Blocks and batches: a block is a ``pyarrow.Table``; a batch is what a user
+function sees (``batch_format``).
+
+Why Arrow: columnar, zero-copy slices and concatenation, and readers and
+writers for parquet, CSV and JSON, which is what Ray Data uses too, so user
+functions written for Ray see the same types.  Columns Arrow cannot hold
+natively get two extension types:
+
+* ``ArrowTensorType`` (Arrow's own ``fixed_shape_tensor``): a column of
+  equal-shaped ndarrays, one row per leading index (``range_tensor``,
+  ``from_numpy`` of a 2-d array, a ``map_batches`` returning an (n, ...)
+  array).  Converted back to one (n, ...) ndarray, no copy of the values.
+* ``PythonObjectType``: anything else (ragged arrays, arbitrary objects),
+  pickled per row.  Correct, slow; the price of accepting what Ray accepts.
+
+Batch formats (Ray's names): ``"default"`` and ``"numpy"`` give
+``dict[str, np.ndarray]``; ``"pandas"`` a ``DataFrame``; ``"pyarrow"`` the
+table; ``None`` the block as it is.
+"""
+
+from __future__ import annotations
+
+import enum
+import pickle
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+
+class BatchFormat(enum.Enum):
+    DEFAULT = "default"
+    NUMPY = "numpy"
+    PANDAS = "pandas"
+    PYARROW = "pyarrow"
+    NATIVE = None  # the block as it is (a pyarrow.Table)
+
+    @classmethod
+    def parse(cls, value: Any, what: str) -> BatchFormat:
+        if isinstance(value, BatchFormat):
+            return value
+        for member in cls:
+            if member.value == value:
+                return member
+        raise ValueError(f"{what}: batch_format must be one of 'default', 'numpy', 'pandas', "
+                         f"'pyarrow' or None, got {value!r}")
+
+
+@dataclass(frozen=True)
+class BlockMetadata:
+    """What the executor knows about a block without fetching it: rows and bytes
+    drive ``count()``, ``limit`` and the memory budget; the schema answers
+    ``schema()``; the times feed ``stats()``."""
+
+    num_rows: int
+    size_bytes: int
+    schema: pa.Schema | None
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    # batches the task's user function saw and a short where-it-ran label
+    node: str = ""
+
+
+def metadata_of(table: pa.Table, wall_s: float = 0.0, cpu_s: float = 0.0,
+                node: str = "") -> BlockMetadata:
+    return BlockMetadata(num_rows=table.num_rows, size_bytes=table.nbytes,
+                         schema=table.schema, wall_s=wall_s, cpu_s=cpu_s, node=node)
+
+
+class PythonObjectType(pa.ExtensionType):
+    """A column of arbitrary Python objects, pickled per row."""
+
+    def __init__(self) -> None:
+        super().__init__(pa.binary(), "shoal.data.python_object")
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        return b""
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type: pa.DataType, serialized: bytes):
+        return cls()
+
+    def __reduce__(self):
+        return PythonObjectType, ()
+
+
+try:
+    pa.register_extension_type(PythonObjectType())
+except pa.ArrowKeyError:  # registered already (module reloaded)
+    pass
+
+
+def _is_tensor_type(t: pa.DataType) -> bool:
+    return isinstance(t, pa.FixedShapeTensorType)
+
+
+def _objects_array(values: Iterable[Any]) -> pa.Array:
+    storage = pa.array([pickle.dumps(v, protocol=5) for v in values], type=pa.binary())
+    return pa.ExtensionArray.from_storage(PythonObjectType(), storage)
+
+
+def _tensor_array(arr: np.ndarray) -> pa.Array:
+    arr = np.ascontiguousarray(arr)
+    return pa.FixedShapeTensorArray.from_numpy_ndarray(arr)
+
+
+def to_arrow_column(values: Any) -> pa.Array | pa.ChunkedArray:
+    """One column from what a user hands us (ndarray, list, Series, Arrow array)."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values
+    if hasattr(values, "to_numpy") and hasattr(values, "dtype") and not isinstance(
+            values, np.ndarray):  # a pandas Series
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray):
+        if values.ndim > 1:
+            if values.dtype == object:
+                return _objects_array(list(values))
+            return _tensor_array(values)
+        if values.dtype == object:
+            return _column_from_list(list(values))
+        return pa.array(values)
+    return _column_from_list(list(values))
+
+
+def _column_from_list(values: list) -> pa.Array:
+    if values and all(isinstance(v, np.ndarray) for v in values):
+        shapes = {v.shape for v in values}
+        dtypes = {v.dtype for v in values}
+        if len(shapes) == 1 and len(dtypes) == 1 and values[0].dtype != object:
+            return _tensor_array(np.stack(values))
+        return _objects_array(values)
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return _objects_array(values)
+
+
+def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A column as one ndarray: tensors as (n, ...) arrays, objects unpickled."""
+    if isinstance(column, pa.ChunkedArray):
+        chunks = column.chunks
+        if not chunks:
+            return _empty_of(column.type)
+        if len(chunks) > 1:
+            return np.concatenate([column_to_numpy(c) for c in chunks])
+        column = chunks[0]
+    if _is_tensor_type(column.type):
+        return column.to_numpy_ndarray()
+    if isinstance(column.type, PythonObjectType):
+        out = np.empty(len(column), dtype=object)
+        for i, raw in enumerate(column.storage.to_pylist()):
+            out[i] = pickle.loads(raw)
+        return out
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type) or \
+            pa.types.is_struct(column.type) or pa.types.is_map(column.type):
+        out = np.empty(len(column), dtype=object)
+        out[:] = column.to_pylist()
+        return out
+    return column.to_numpy(zero_copy_only=False)
+
+
+def _empty_of(t: pa.DataType) -> np.ndarray:
+    if _is_tensor_type(t):
+        return np.empty((0, *t.shape), dtype=t.value_type.to_pandas_dtype())
+    if isinstance(t, PythonObjectType):
+        return np.empty(0, dtype=object)
+    try:
+        return np.empty(0, dtype=t.to_pandas_dtype())
+    except (NotImplementedError, TypeError):
+        return np.empty(0, dtype=object)
+
+
+def table_from_columns(columns: Mapping[str, Any]) -> pa.Table:
+    arrays = {name: to_arrow_column(values) for name, values in columns.items()}
+    lengths = {len(a) for a in arrays.values()}
+    if len(lengths) > 1:
+        sizes = ", ".join(f"{k}: {len(a)}" for k, a in arrays.items())
+        raise ValueError(f"the columns of a batch must have equal lengths, got {sizes}")
+    return pa.table(arrays)
+
+
+def table_from_rows(rows: list[Any]) -> pa.Table:
+    """Rows (dicts) to a table; a missing key is a null."""
+    if not rows:
+        return pa.table({})
+    names: dict[str, None] = {}
+    for row in rows:
+        if not isinstance(row, Mapping):
+            raise TypeError(f"a row must be a dict, got {type(row).__name__}: {row!r:.100}")
+        names.update(dict.fromkeys(row))
+    return table_from_columns({n: [row.get(n) for row in rows] for n in names})
+
+
+def to_block(batch: Any, what: str) -> pa.Table:
+    """What a user function returned, as a block."""
+    if isinstance(batch, pa.Table):
+        return batch
+    if isinstance(batch, pa.RecordBatch):
+        return pa.Table.from_batches([batch])
+    if isinstance(batch, Mapping):
+        for name in batch:
+            if not isinstance(name, str):
+                raise TypeError(f"{what}: column names must be strings, got {name!r}")
+        return table_from_columns(batch)
+    if _is_pandas(batch):
+        return _from_pandas(batch)
+    raise TypeError(f"{what} must return a dict of columns (numpy arrays or lists), a pandas "
+                    f"DataFrame or a pyarrow Table, got {type(batch).__name__}")
+
+
+def _is_pandas(value: Any) -> bool:
+    module = type(value).__module__
+    return module.startswith("pandas") and type(value).__name__ == "DataFrame"
+
+
+def _from_pandas(df: Any) -> pa.Table:
+    try:
+        return pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return table_from_columns({str(c): df[c].to_numpy() for c in df.columns})
+
+
+def to_batch(table: pa.Table, fmt: BatchFormat) -> Any:
+    if fmt in (BatchFormat.DEFAULT, BatchFormat.NUMPY):
+        return {name: column_to_numpy(table.column(name)) for name in table.column_names}
+    if fmt is BatchFormat.PANDAS:
+        return to_pandas(table)
+    return table
+
+
+def to_pandas(table: pa.Table) -> Any:
+    import pandas as pd
+
+    if not any(_is_tensor_type(f.type) or isinstance(f.type, PythonObjectType)
+               for f in table.schema):
+        return table.to_pandas()
+    data = {}
+    for name in table.column_names:
+        values = column_to_numpy(table.column(name))
+        data[name] = list(values) if values.ndim > 1 else values
+    return pd.DataFrame(data)
+
+
+def rows_of(table: pa.Table) -> Iterator[dict[str, Any]]:
+    """Rows as dicts; tensors as ndarrays, other values as Python objects."""
+    special = [n for n in table.column_names
+               if _is_tensor_type(table.schema.field(n).type)
+               or isinstance(table.schema.field(n).type, PythonObjectType)]
+    if not special:
+        yield from table.to_pylist()
+        return
+    arrays = {n: column_to_numpy(table.column(n)) for n in special}
+    plain = table.drop_columns(special).to_pylist() if len(special) < table.num_columns \
+        else [{} for _ in range(table.num_rows)]
+    for i, row in enumerate(plain):
+        row.update({n: arrays[n][i] for n in special})
+        yield {n: row[n] for n in table.column_names}
+
+
+def concat(tables: list[pa.Table]) -> pa.Table:
+    tables = [t for t in tables if t.num_columns or t.num_rows]
+    if not tables:
+        return pa.table({})
+    if len(tables) == 1:
+        return tables[0]
+    try:
+        return pa.concat_tables(tables, promote_options="default")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        schemas = "; ".join(sorted({str(t.schema).replace("\n", ", ") for t in tables}))
+        raise ValueError(f"blocks with incompatible schemas cannot be combined ({exc}): "
+                         f"{schemas}") from None
+
+
+def batches_of(tables: Iterable[pa.Table], batch_size: int | None) -> Iterator[pa.Table]:
+    """Re-cut a stream of tables into tables of ``batch_size`` rows (the last may be
+    short); ``None``: each table as it comes."""
+    if batch_size is None:
+        for t in tables:
+            if t.num_rows:
+                yield t
+        return
+    buffer: list[pa.Table] = []
+    held = 0
+    for t in tables:
+        while t.num_rows:
+            take = min(batch_size - held, t.num_rows)
+            buffer.append(t.slice(0, take))
+            held += take
+            t = t.slice(take)
+            if held == batch_size:
+                yield concat(buffer)
+                buffer, held = [], 0
+    if held:
+        yield concat(buffer)
+
+
+def compact(table: pa.Table) -> pa.Table:
+    """A copy holding only its own rows if ``table`` is a small view of larger
+    buffers: a pickled slice carries its parent's whole buffers, so a 10-row
+    slice of a 1M-row block would store all 1M rows."""
+    if table.num_rows and table.get_total_buffer_size() > 2 * table.nbytes + (64 << 10):
+        return table.take(np.arange(table.num_rows))
+    return table

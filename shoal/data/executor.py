@@ -1,0 +1,335 @@
+"""The streaming executor's performer: turns the scheduler's actions
+(schedule.py) into tasks, actor calls and ``wait``s, on one thread of the
+driver, and hands finished blocks to the consumer through a bounded queue.
+
+::
+
+    consumer thread                     executor thread
+    outputs() <- queue <- Emit ------- Schedule.task_done <- get(meta) <- wait(tasks)
+       |                               Submit -> stage_fn.remote(*items) -> (block, meta)
+       +-- released(handle) ---------> events queue -> Schedule.released
+
+The thread owns the schedule; the consumer talks to it only through two
+queues, so the scheduler needs no lock.  A task's metadata ref is small
+(inline), so the thread learns rows and bytes without fetching a block.
+Errors (a user function raising, a worker dying past its retries) stop the
+run: running tasks are cancelled, actors killed, and the consumer's next
+``outputs()`` step raises the task's error, which names the stage and the
+rows that failed.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import shoal
+from shoal.data.block import BlockMetadata
+from shoal.data.context import DataContext
+from shoal.data.plan import AllToAll, Compute, LogicalOp
+from shoal.data.planner import PhysicalPlan, Stage, plan
+from shoal.data.progress import Progress
+from shoal.data.schedule import (
+    Cancel,
+    Emit,
+    Finish,
+    Output,
+    Release,
+    Schedule,
+    StageKind,
+    Submit,
+)
+from shoal.data.stage_task import StageActor, StageProgram, slice_block, task_function
+from shoal.data.stats import ExecutionStats, StageStats
+
+POLL_S = 0.05
+TASK_MAX_RETRIES = 3
+ACTOR_TASKS_IN_FLIGHT = 2  # per actor: one running, one queued behind it
+
+_remote_slice = shoal.remote(num_returns=2, max_retries=TASK_MAX_RETRIES)(slice_block)
+
+
+@dataclass(frozen=True)
+class RefBundle:
+    """A block the consumer gets: its ref and what is known about it."""
+
+    ref: Any
+    metadata: BlockMetadata
+
+
+class _Stop:
+    """Sentinel on the output queue: the run is over (error or not)."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+def cluster_shape() -> tuple[float, float]:
+    """(CPUs, object store bytes) of the cluster, starting shoal if needed."""
+    if not shoal.is_initialized():
+        shoal.init()
+    res = shoal.cluster_resources()
+    return float(res.get("CPU", 1.0)), float(res.get("object_store_memory", 1 << 30))
+
+
+def memory_budget(ctx: DataContext, store_bytes: float) -> int:
+    limit = ctx.execution_options.resource_limits.object_store_memory
+    if limit:
+        return int(limit)
+    return max(1, int(store_bytes * ctx.object_store_budget_fraction))
+
+
+class StreamingExecutor:
+    def __init__(self, root: LogicalOp, *, ctx: DataContext | None = None,
+                 progress: bool | None = None, label: str = "") -> None:
+        self.ctx = ctx or DataContext.get_current()
+        self.root = root
+        self.progress_on = self.ctx.enable_progress_bars if progress is None else progress
+        self.label = label
+        self.stats = ExecutionStats()
+        self._out: queue.Queue = queue.Queue()
+        self._events: queue.Queue = queue.Queue()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._objects: dict[int, Any] = {}
+        self._metas: dict[int, BlockMetadata] = {}
+        # task -> (block ref, metadata ref, stage, actor entry or None)
+        self._tasks: dict[int, tuple[Any, Any, int, Any]] = {}
+        self._by_meta_ref: dict[Any, int] = {}
+        self._stage_fns: dict[int, Any] = {}
+        self._pools: dict[int, list[list]] = {}  # stage -> [[actor, in_flight], ...]
+
+    # ---- the consumer's side ---------------------------------------------------
+
+    def start(self) -> StreamingExecutor:
+        cpus, store = cluster_shape()
+        self.cpus = cpus
+        self.budget = memory_budget(self.ctx, store)
+        started = time.perf_counter()
+        self.physical: PhysicalPlan = plan(self.root, self._run_all_to_all)
+        self._objects.update(self.physical.objects)
+        for stage in self.physical.stages:
+            if stage.kind is StageKind.SOURCE:
+                for item in stage.items:
+                    obj = self._objects[item.handle]
+                    if isinstance(obj, shoal.ObjectRef) and item.rows is not None:
+                        self._metas[item.handle] = BlockMetadata(item.rows, item.size, None)
+        specs = [s.spec(self._max_running(s)) for s in self.physical.stages]
+        self.schedule = Schedule(specs, self.budget,
+                                 default_estimate=min(self.ctx.target_max_block_size,
+                                                      max(1, self.budget // 8)))
+        self.stats.start(self.physical.stages, self.budget, started)
+        self.progress = Progress([s.name for s in self.physical.stages
+                                  if s.kind is StageKind.MAP], self.progress_on)
+        self._thread = threading.Thread(target=self._run, name="shoal-data-executor",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def outputs(self) -> Iterator[RefBundle]:
+        """The blocks in order.  Taking one tells the executor the consumer has it
+        (it leaves the budget: the consumer's own holdings are bounded by its
+        prefetch)."""
+        try:
+            while True:
+                got = self._out.get()
+                if isinstance(got, _Stop):
+                    if got.error is not None:
+                        raise got.error
+                    return
+                handle, bundle = got
+                self._events.put(handle)
+                yield bundle
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+
+    # ---- the thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        error: BaseException | None = None
+        try:
+            self._perform(self.schedule.start())
+            while not self.schedule.finished and not self._stopping.is_set():
+                self._step()
+        except BaseException as exc:  # the consumer raises it
+            error = exc
+        finally:
+            self._cleanup()
+            self.stats.finish(self.schedule, time.perf_counter())
+            self.progress.close()
+            self._out.put(_Stop(error))
+
+    def _step(self) -> None:
+        while True:
+            try:
+                handle = self._events.get_nowait()
+            except queue.Empty:
+                break
+            self._perform(self.schedule.released(handle))
+        waiting = list(self._by_meta_ref)
+        if not waiting:
+            try:
+                handle = self._events.get(timeout=POLL_S)
+            except queue.Empty:
+                return
+            self._perform(self.schedule.released(handle))
+            return
+        ready, _ = shoal.wait(waiting, num_returns=1, timeout=POLL_S)
+        if not ready:
+            return
+        if len(waiting) > 1:
+            ready, _ = shoal.wait(waiting, num_returns=len(waiting), timeout=0)
+        for meta_ref in ready:
+            if meta_ref in self._by_meta_ref:  # not cancelled by an earlier one
+                self._finish_task(meta_ref)
+
+    def _finish_task(self, meta_ref: Any) -> None:
+        task = self._by_meta_ref.pop(meta_ref)
+        block_ref, _, stage, actor = self._tasks.pop(task)
+        if actor is not None:
+            actor[1] -= 1
+        meta: BlockMetadata = shoal.get(meta_ref)  # raises the task's error
+        handle = next(self.physical.next_handle)
+        self._objects[handle] = block_ref
+        self._metas[handle] = meta
+        self.stats.task_done(stage, meta)
+        st = self.physical.stages[stage]
+        if st.kind is StageKind.MAP:
+            self.progress.update(st.name, meta.num_rows)
+        self._perform(self.schedule.task_done(
+            task, [Output(handle=handle, rows=meta.num_rows, size=meta.size_bytes)]))
+
+    def _perform(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, Submit):
+                self._submit(action)
+            elif isinstance(action, Release):
+                for h in action.handles:
+                    self._objects.pop(h, None)
+                    self._metas.pop(h, None)
+            elif isinstance(action, Emit):
+                h = action.item.handle
+                self._out.put((h, RefBundle(self._objects[h], self._metas[h])))
+            elif isinstance(action, Cancel):
+                self._cancel(action.tasks)
+            elif isinstance(action, Finish):
+                pass
+
+    def _submit(self, action: Submit) -> None:
+        args = [self._objects[i.handle] for i in action.items]
+        stage = self.physical.stages[action.stage]
+        actor = None
+        if action.slice_rows is not None:
+            block_ref, meta_ref = _remote_slice.remote(args[0], action.slice_rows)
+        elif stage.compute is Compute.ACTORS:
+            actor = self._pick_actor(action.stage, stage)
+            actor[1] += 1
+            block_ref, meta_ref = actor[0].run.options(num_returns=2).remote(
+                *args, _key=action.items[0].key)
+        else:
+            block_ref, meta_ref = self._stage_fn(action.stage, stage).remote(
+                *args, _key=action.items[0].key)
+        self._tasks[action.task] = (block_ref, meta_ref, action.stage, actor)
+        self._by_meta_ref[meta_ref] = action.task
+
+    def _cancel(self, tasks: tuple[int, ...]) -> None:
+        for task in tasks:
+            entry = self._tasks.pop(task, None)
+            if entry is None:
+                continue
+            block_ref, meta_ref, _, actor = entry
+            self._by_meta_ref.pop(meta_ref, None)
+            if actor is not None:
+                actor[1] -= 1
+            else:
+                try:
+                    shoal.cancel(block_ref)
+                except Exception:  # finished already, or not cancellable: let it be
+                    pass
+
+    def _cleanup(self) -> None:
+        self._cancel(tuple(self._tasks))
+        for pool in self._pools.values():
+            for actor, _ in pool:
+                try:
+                    shoal.kill(actor)
+                except Exception:
+                    pass
+        self._pools.clear()
+        self._objects.clear()
+
+    # ---- stages ------------------------------------------------------------------
+
+    def _cpus_per_task(self, stage: Stage) -> float:
+        return float(stage.remote_args.get("num_cpus", 1) or 0)
+
+    def _pool_size(self, stage: Stage) -> int:
+        c = stage.concurrency
+        if isinstance(c, tuple):
+            return int(c[2] if len(c) == 3 else c[1])
+        if c:
+            return int(c)
+        per = self._cpus_per_task(stage)
+        return max(1, math.floor(self.cpus / per)) if per else max(1, int(self.cpus))
+
+    def _max_running(self, stage: Stage) -> int:
+        if stage.kind is StageKind.LIMIT:
+            return 1
+        if stage.kind is not StageKind.MAP:
+            return 0
+        if stage.compute is Compute.ACTORS:
+            return self._pool_size(stage) * ACTOR_TASKS_IN_FLIGHT
+        per = self._cpus_per_task(stage)
+        slots = max(1, math.floor(self.cpus / per)) if per else max(1, int(2 * self.cpus))
+        if stage.concurrency:
+            return max(1, min(int(stage.concurrency), slots) if per else int(stage.concurrency))
+        return slots
+
+    def _remote_options(self, stage: Stage) -> dict:
+        opts = {"num_cpus": 1, **stage.remote_args}
+        return opts
+
+    def _stage_fn(self, index: int, stage: Stage) -> Any:
+        fn = self._stage_fns.get(index)
+        if fn is None:
+            program = StageProgram(stage.name, stage.transforms)
+            fn = shoal.remote(num_returns=2, max_retries=TASK_MAX_RETRIES,
+                              **self._remote_options(stage))(task_function(program))
+            self._stage_fns[index] = fn
+        return fn
+
+    def _pick_actor(self, index: int, stage: Stage) -> list:
+        pool = self._pools.get(index)
+        if pool is None:
+            program = StageProgram(stage.name, stage.transforms)
+            cls = shoal.remote(**self._remote_options(stage))(StageActor)
+            pool = [[cls.remote(program), 0] for _ in range(self._pool_size(stage))]
+            self._pools[index] = pool
+        return min(pool, key=lambda a: a[1])
+
+    def _run_all_to_all(self, op: AllToAll) -> tuple[list, list]:
+        """Run the input of ``op`` to the end (a nested executor) and start ``op``."""
+        inner = StreamingExecutor(op.input, ctx=self.ctx, progress=self.progress_on,
+                                  label=op.name).start()
+        refs, metas = [], []
+        for bundle in inner.outputs():
+            refs.append(bundle.ref)
+            metas.append(bundle.metadata)
+        self.stats.children.append(inner.stats)
+        out_refs, out_metas = op.run(refs, metas)
+        self.stats.add_all_to_all(op.name, out_metas)
+        return out_refs, out_metas
+
+
+def stage_stats(stats: ExecutionStats) -> list[StageStats]:
+    return stats.stages

@@ -1,0 +1,206 @@
+"""``split`` (materialized pieces) and ``streaming_split`` (iterators over one
+streaming run, for several consumers).
+
+streaming_split runs the dataset inside a coordinator actor (a threaded
+actor with one thread per consumer and one spare): each consumer asks it for
+its next block and gets the block's ref (a borrowed ref: the block moves
+straight from where it was made to the consumer, never through the actor).
+Each iteration is an epoch: it starts when all ``n`` consumers have asked
+(Ray's barrier), so every epoch runs the dataset once for all of them.
+``equal=True`` cuts each block into ``n`` equal slices and keeps the rows
+left over to share out at the end, dropping fewer than ``n`` rows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+import pyarrow as pa
+
+import shoal
+from shoal.data.block import BlockMetadata, compact, concat, metadata_of
+from shoal.data.executor import RefBundle, StreamingExecutor
+from shoal.data.iterator import DataIterator
+from shoal.data.plan import InputData
+
+EPOCH_BARRIER_TIMEOUT_S = 600.0
+
+
+def _slice_ranges(ranges: list[tuple[int, int]], *blocks: pa.Table
+                  ) -> tuple[pa.Table, BlockMetadata]:
+    """Rows ``ranges[i]`` of ``blocks[i]``, as one block."""
+    out = compact(concat([b.slice(a, z - a) for b, (a, z) in zip(blocks, ranges, strict=False)]))
+    return out, metadata_of(out)
+
+
+_remote_slice = shoal.remote(num_returns=2, max_retries=3)(_slice_ranges)
+
+
+def _check_n(n: Any, what: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{what}: n must be an int >= 1, got {n!r}")
+    return n
+
+
+def split(materialized: Any, n: int, equal: bool) -> list[Any]:
+    from shoal.data.dataset import MaterializedDataset
+
+    n = _check_n(n, "split")
+    bundles = materialized._bundles()
+    total = sum(b.metadata.num_rows for b in bundles)
+    if equal:
+        sizes = [total // n] * n
+    else:
+        sizes = [total // n + (1 if i < total % n else 0) for i in range(n)]
+    pieces: list[list[tuple[Any, BlockMetadata]]] = [[] for _ in range(n)]
+    pending: list[tuple[int, Any]] = []  # (piece, meta ref) of slices to resolve
+    block, offset = 0, 0
+    for piece, want in enumerate(sizes):
+        while want > 0:
+            b = bundles[block]
+            rows = b.metadata.num_rows
+            take = min(want, rows - offset)
+            if offset == 0 and take == rows:
+                pieces[piece].append((b.ref, b.metadata))
+            elif take > 0:
+                ref, meta_ref = _remote_slice.remote([(offset, offset + take)], b.ref)
+                pieces[piece].append((ref, None))
+                pending.append((piece, meta_ref))
+            want -= take
+            offset += take
+            if offset >= rows:
+                block, offset = block + 1, 0
+        while block < len(bundles) and bundles[block].metadata.num_rows == 0:
+            block += 1
+    metas = iter(shoal.get([m for _, m in pending])) if pending else iter(())
+    out = []
+    for blocks in pieces:
+        resolved = [(r, m if m is not None else next(metas)) for r, m in blocks]
+        out.append(MaterializedDataset(InputData(refs=tuple(r for r, _ in resolved),
+                                                 metadata=tuple(m for _, m in resolved),
+                                                 name="Split")))
+    return out
+
+
+class SplitCoordinator:
+    """Runs one dataset per epoch and deals its blocks to ``n`` consumers."""
+
+    def __init__(self, op: Any, n: int, equal: bool) -> None:
+        self.op, self.n, self.equal = op, n, equal
+        self.cond = threading.Condition()
+        self.epoch = -1
+        self.arrived: set[int] = set()
+        self.queues: list[deque] = [deque() for _ in range(n)]
+        self.stream: Any = None
+        self.carry: list[tuple[Any, int, int]] = []
+        self.exhausted = True
+        self.rows_given = [0] * n
+
+    def start_epoch(self, split: int) -> int:
+        with self.cond:
+            target = self.epoch + 1
+            self.arrived.add(split)
+            if len(self.arrived) == self.n:
+                self._new_epoch()
+            elif not self.cond.wait_for(lambda: self.epoch >= target,
+                                        timeout=EPOCH_BARRIER_TIMEOUT_S):
+                raise TimeoutError(f"streaming_split: only {len(self.arrived)} of {self.n} "
+                                   f"consumers started epoch {target}")
+            return self.epoch
+
+    def _new_epoch(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+        self.stream = StreamingExecutor(self.op).start().outputs()
+        self.queues = [deque() for _ in range(self.n)]
+        self.carry, self.exhausted, self.rows_given = [], False, [0] * self.n
+        self.arrived.clear()
+        self.epoch += 1
+        self.cond.notify_all()
+
+    def next(self, split: int, epoch: int) -> list | None:
+        """``[block ref, metadata]`` for ``split``, or None when its part is done."""
+        with self.cond:
+            if epoch != self.epoch:
+                return None
+            while not self.queues[split] and not self.exhausted:
+                self._pull(split)
+            if self.queues[split]:
+                return list(self.queues[split].popleft())
+            return None
+
+    def _pull(self, split: int) -> None:
+        bundle = next(self.stream, None)
+        if bundle is None:
+            self.exhausted = True
+            if self.equal:
+                self._share_carry()
+            return
+        if not self.equal:
+            self.queues[split].append((bundle.ref, bundle.metadata))
+            return
+        rows = bundle.metadata.num_rows
+        per = rows // self.n
+        if per:
+            for j in range(self.n):
+                self._give(j, [(bundle.ref, j * per, (j + 1) * per)])
+        if rows > per * self.n:
+            self.carry.append((bundle.ref, per * self.n, rows))
+
+    def _give(self, j: int, ranges: list[tuple[Any, int, int]]) -> None:
+        ref, meta_ref = _remote_slice.remote([(a, z) for _, a, z in ranges],
+                                             *[r for r, _, _ in ranges])
+        self.queues[j].append((ref, shoal.get(meta_ref)))
+
+    def _share_carry(self) -> None:
+        total = sum(z - a for _, a, z in self.carry)
+        per = total // self.n
+        flat = [(r, i) for r, a, z in self.carry for i in range(a, z)]
+        for j in range(self.n if per else 0):
+            rows = flat[j * per:(j + 1) * per]
+            ranges: list[tuple[Any, int, int]] = []
+            for r, i in rows:
+                if ranges and ranges[-1][0] is r and ranges[-1][2] == i:
+                    ranges[-1] = (r, ranges[-1][1], i + 1)
+                else:
+                    ranges.append((r, i, i + 1))
+            self._give(j, ranges)
+        self.carry = []
+
+
+class _SplitSource:
+    def __init__(self, coordinator: Any, split: int) -> None:
+        self.coordinator, self.split = coordinator, split
+
+    def bundles(self):
+        epoch = shoal.get(self.coordinator.start_epoch.remote(self.split))
+        while True:
+            got = shoal.get(self.coordinator.next.remote(self.split, epoch))
+            if got is None:
+                return
+            yield RefBundle(got[0], got[1])
+
+    def stop(self) -> None:
+        pass
+
+
+class _SplitSourceFactory:
+    """Picklable: a DataIterator of a split travels to tasks and actors."""
+
+    def __init__(self, coordinator: Any, split: int) -> None:
+        self.coordinator, self.split = coordinator, split
+
+    def __call__(self) -> _SplitSource:
+        return _SplitSource(self.coordinator, self.split)
+
+
+def streaming_split(dataset: Any, n: int, equal: bool) -> list[DataIterator]:
+    n = _check_n(n, "streaming_split")
+    if not shoal.is_initialized():
+        shoal.init()
+    actor_cls = shoal.remote(num_cpus=0, max_concurrency=n + 1)(SplitCoordinator)
+    coordinator = actor_cls.remote(dataset._op, n, equal)
+    return [DataIterator(_SplitSourceFactory(coordinator, i), f"split {i} of {n}")
+            for i in range(n)]

@@ -1,0 +1,79 @@
+"""What runs inside a map task or a map actor: read the inputs (blocks or read
+tasks), push them through the fused transforms, return one block and its
+metadata (``num_returns=2``: the metadata is small and read by the executor
+without fetching the block)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from shoal.data.block import BlockMetadata, compact, concat, metadata_of
+from shoal.data.plan import ReadTask
+from shoal.data.transforms import Transform
+
+
+@dataclass
+class StageProgram:
+    name: str
+    transforms: list[Transform]
+
+    def setup(self) -> None:
+        for t in self.transforms:
+            t.setup()
+
+
+def _inputs(items: tuple[Any, ...]) -> Iterator[pa.Table]:
+    for item in items:
+        if isinstance(item, ReadTask):
+            yield from item.read()
+        else:
+            yield item
+
+
+def run_stage(program: StageProgram, items: tuple[Any, ...],
+              key: tuple = ()) -> tuple[pa.Table, BlockMetadata]:
+    """``key``: the task's place in the dataset's order (writers name files by it)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    stream: Iterator[pa.Table] = _inputs(items)
+    for transform in program.transforms:
+        bind = getattr(transform, "bind", None)
+        stream = (bind(key) if bind else transform).apply(stream)
+    block = compact(concat(list(stream)))
+    return block, metadata_of(block, time.perf_counter() - start, time.process_time() - cpu,
+                              node=str(os.getpid()))
+
+
+def task_function(program: StageProgram):
+    """A plain function for ``shoal.remote``, named after the stage (errors say
+    which stage failed)."""
+    def run(*items: Any, _key: tuple = ()) -> tuple[pa.Table, BlockMetadata]:
+        return run_stage(program, items, _key)
+
+    run.__name__ = run.__qualname__ = f"data[{program.name}]"
+    return run
+
+
+class StageActor:
+    """One actor of a map stage's pool: the callable classes are constructed once
+    here and reused for every bundle."""
+
+    def __init__(self, program: StageProgram) -> None:
+        self.program = program
+        program.setup()
+
+    def run(self, *items: Any, _key: tuple = ()) -> tuple[pa.Table, BlockMetadata]:
+        return run_stage(self.program, items, _key)
+
+    def ready(self) -> bool:
+        return True
+
+
+def slice_block(block: pa.Table, rows: int) -> tuple[pa.Table, BlockMetadata]:
+    out = compact(block.slice(0, rows))
+    return out, metadata_of(out)
