@@ -27,6 +27,11 @@ _LAZY = {
     "DynamicObjectRefGenerator": ("shoal.api.generators", "DynamicObjectRefGenerator"),
     "ObjectRefGenerator": ("shoal.api.generators", "ObjectRefGenerator"),
     "ObjectRef": ("shoal.api.object_ref", "ObjectRef"),
+    "job_config": ("shoal.job_config", None),
+    "runtime_env": ("shoal.runtime_env", None),
+    "ObjectID": ("shoal.api.object_ref", "ObjectRef"),  # Ray's old name for ObjectRef
+    **{name: ("shoal.api.id_types", name) for name in (
+        "ActorID", "JobID", "NodeID", "TaskID", "WorkerID")},
     "get_runtime_context": ("shoal.api.runtime_context", "get_runtime_context"),
     "get_gpu_ids": ("shoal.api.runtime_context", "get_gpu_ids"),
     "timeline": ("shoal.util.state", "timeline"),
@@ -59,11 +64,19 @@ if TYPE_CHECKING:
     from shoal import actor as actor
     from shoal import data as data
     from shoal import exceptions as exceptions
+    from shoal import job_config as job_config
+    from shoal import runtime_env as runtime_env
     from shoal import util as util
     from shoal.api.actor import method as method
     from shoal.api.decorators import remote as remote
     from shoal.api.generators import DynamicObjectRefGenerator as DynamicObjectRefGenerator
     from shoal.api.generators import ObjectRefGenerator as ObjectRefGenerator
+    from shoal.api.id_types import ActorID as ActorID
+    from shoal.api.id_types import JobID as JobID
+    from shoal.api.id_types import NodeID as NodeID
+    from shoal.api.id_types import TaskID as TaskID
+    from shoal.api.id_types import WorkerID as WorkerID
+    from shoal.api.object_ref import ObjectRef as ObjectID  # noqa: F401
     from shoal.api.object_ref import ObjectRef as ObjectRef
     from shoal.api.runtime import available_resources as available_resources
     from shoal.api.runtime import cancel as cancel

@@ -46,6 +46,10 @@ _NODE_ARGS = {
     "object_spilling_threshold": "object_spilling_threshold",  # fraction of the store
     "min_spilling_size": "min_spilling_size",  # bytes: small objects are fused up to it
 }
+# Ray's add_node() arguments about parts shoal does not have (the dashboard, Ray's
+# internal config): accepted and ignored, so Ray programs' cluster set-ups run.
+_ACCEPTED_UNUSED = {"include_dashboard", "dashboard_port", "dashboard_host", "_system_config",
+                    "enable_object_reconstruction"}  # shoal always rebuilds lost objects
 # ... and those resource_args.node_args checks (the others go to the node as given)
 _CHECKED_NODE_ARGS = {"num_cpus", "num_gpus", "resources", "object_store_memory", "memory",
                       "port", "node_timeout_s"}
@@ -84,6 +88,7 @@ class Cluster:
     def add_node(self, wait: bool = True, **node_args: Any) -> NodeProcess:
         """Start a node (the head, if there is none yet); returns its handle once
         it has registered with the control store."""
+        node_args = {k: v for k, v in node_args.items() if k not in _ACCEPTED_UNUSED}
         unknown = set(node_args) - set(_NODE_ARGS)
         if unknown:
             raise ValueError(f"unknown node argument(s) {sorted(unknown)}; "
@@ -188,3 +193,7 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+# Ray's flag for platforms where a multi-node cluster on one machine cannot run.
+cluster_not_supported = False

@@ -177,6 +177,15 @@ class ActorUnavailableError(ActorError):
     """The actor is temporarily unreachable (e.g. restarting)."""
 
 
+class AsyncioActorExit(ShoalError):
+    """Raised inside an async actor by ``exit_actor()`` to end it (Ray's name)."""
+
+
+class RuntimeEnvSetupError(ShoalError):
+    """The task's or actor's runtime environment could not be set up; the message
+    says why (e.g. the end of pip's output)."""
+
+
 class GetTimeoutError(ShoalError, TimeoutError):
     """``get`` (or ``wait``) ran out of time."""
 
@@ -265,6 +274,8 @@ __all__ = [
     "RayActorError",
     "ActorDiedError",
     "ActorUnavailableError",
+    "AsyncioActorExit",
+    "RuntimeEnvSetupError",
     "GetTimeoutError",
     "WorkerCrashedError",
     "NodeDiedError",

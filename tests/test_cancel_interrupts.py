@@ -4,7 +4,7 @@ A cancel interrupts the thread running the task.  Landed inside an import, the
 interrupt used to break the worker for good: just after importlib's
 ``_imp.acquire_lock()`` it stranded the global import lock (every later import on
 another thread of that worker hung: a streaming_split consumer's prefetch
-thread, a threaded actor's calls), and inside a module's code it left the module
+thread), and inside a module's code it left the module
 half made.  A cancel now waits for the import under way.  The lock tests make the
 lock step likely (a second thread keeps the import lock busy, so the task's
 imports wait in ``acquire_lock``), cancel many times, and check the same worker
@@ -88,15 +88,6 @@ def probe() -> tuple[int, bool, bool]:
     return _process_can_import()
 
 
-@shoal.remote(max_concurrency=2)
-class Threaded:
-    def importer(self, started_path: str) -> None:
-        _import_under_contention(started_path)
-
-    def probe(self) -> tuple[int, bool, bool]:
-        return _process_can_import()
-
-
 def _cancel_when_started(ref, started, get_timeout: float = 20) -> int:
     wait_for_file(str(started), timeout=20)
     pid = int(started.read_text())
@@ -118,18 +109,6 @@ def test_cancelled_task_leaves_its_worker_able_to_import(shutdown_only, tmp_path
         assert not lock_held, "the import lock is still held after the task was cancelled"
         same_worker += probe_pid == pid
     assert same_worker > 0  # the probes did run where the cancelled tasks ran
-
-
-def test_cancelled_threaded_actor_call_leaves_the_actor_able_to_import(shutdown_only,
-                                                                         tmp_path):
-    shoal.init(num_cpus=1)
-    actor = Threaded.remote()
-    started = tmp_path / "started"
-    for _ in range(ROUNDS):
-        _cancel_when_started(actor.importer.remote(str(started)), started)
-        _, lock_held, imported = shoal.get(actor.probe.remote(), timeout=30)
-        assert imported, "another thread of the actor cannot import after a cancelled call"
-        assert not lock_held, "the import lock is still held after the call was cancelled"
 
 
 SLOW_MODULE = """

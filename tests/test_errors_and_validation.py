@@ -241,13 +241,12 @@ def test_valid_options_still_work_after_validation_errors(shoal_cluster):
     assert shoal.get(f.options(num_cpus=1, max_retries=0).remote()) == 1
 
 
-def test_init_runtime_env_warns_naming_the_ignored_keys(shoal_cluster):
-    with pytest.warns(UserWarning) as caught:
-        shoal.init(runtime_env={"pip": ["requests"], "working_dir": "."},
-                   ignore_reinit_error=True)
-    text = str(caught[0].message)
-    assert "runtime_env of shoal.init()" in text and "(keys: pip, working_dir)" in text
-    assert caught[0].filename == __file__  # points at the caller
+def test_runtime_env_with_an_unsupported_field_names_it(shoal_cluster):
+    f = shoal.remote(plain_function)
+    with pytest.raises(ValueError, match="'conda' is not supported"):
+        f.options(runtime_env={"conda": "myenv"}).remote()
+    with pytest.raises(TypeError, match="env_vars must be a dict of strings"):
+        f.options(runtime_env={"env_vars": {"A": 1}}).remote()
 
 
 # ------------------------------------------------------------------ arguments bound at .remote()

@@ -16,10 +16,19 @@ from shoal.api.call_check import (
     make_check,
     method_params,
 )
-from shoal.api.remote_function import encode_num_returns
+from shoal.api.id_types import HexId
+from shoal.api.remote_function import check_pickled_size, encode_num_returns
 from shoal.core import ids
+from shoal.core.concurrency_groups import SYSTEM_GROUP
 from shoal.core.placement_client import resolve_strategy
 from shoal.core.task_spec import DYNAMIC, TaskKind, TaskSpec, strategy_to_wire
+
+# Methods every actor has (run by the executor): wait until it is up; exit gracefully.
+BUILTIN_METHODS = ("__ray_ready__", "__ray_terminate__", "__ray_call__")
+
+
+def _no_dags(*args: Any, **kwargs: Any) -> Any:
+    raise NotImplementedError("shoal does not support Ray DAGs (.bind()); use .remote()")
 
 
 def method(**options: Any):
@@ -43,6 +52,10 @@ class ActorMeta:
     max_task_retries: int = 0
     # each method's parameters, to check a call's arguments (None: not checked)
     params: dict[str, Params | None] = field(default_factory=dict)
+    concurrency_groups: tuple = ()  # the group names the actor declared
+    # calls may start in another order than sent (a call waiting for its arguments does
+    # not hold back later ones): Ray's default for async and threaded actors
+    out_of_order: bool = False
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -66,12 +79,22 @@ def _meta_for(cls: type) -> ActorMeta:
         if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
             meta.is_async = True
         meta.methods[name] = dict(getattr(member, "__shoal_method_options__", {}))
+        if inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member):
+            meta.methods[name]["_generator"] = True  # streams unless num_returns says
         meta.params[name] = method_params(cls, name)
     return meta
 
 
+class ActorClassInheritanceException(TypeError):
+    """A class statement tried to subclass an actor class (a ``@remote`` class)."""
+
+
 class ActorClass:
-    def __init__(self, cls: type, options: dict) -> None:
+    def __init__(self, cls: type, options: dict, *class_body: Any) -> None:
+        if class_body:  # ``class Derived(SomeActor):`` calls ActorClass(name, bases, ns)
+            raise ActorClassInheritanceException(
+                f"class {cls}: Inheriting from actor classes is not currently supported. "
+                "Subclass the plain class and apply @shoal.remote to the subclass instead.")
         self._cls = cls
         self._options = opts.validate(opts.ACTOR_OPTIONS, options, f"actor {cls.__name__}")
         self.__name__ = cls.__name__
@@ -93,14 +116,31 @@ class ActorClass:
         )
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
-        return self._remote(self._options, args, kwargs)
+        return self._create(self._options, args, kwargs)
+
+    def _remote(self, args: Any = None, kwargs: Any = None, **options: Any) -> ActorHandle:
+        """Ray's spelling: ``A._remote(args=[...], kwargs={...}, **options)``."""
+        bound = self.options(**options) if options else self
+        return bound.remote(*(args or ()), **(kwargs or {}))
+
+    bind = staticmethod(_no_dags)
+
+    def __getattr__(self, name: str) -> Any:
+        # the class's own attributes (class constants, classmethods, staticmethods)
+        cls = self.__dict__.get("_cls")
+        if cls is None or (name.startswith("__") and name.endswith("__")):
+            raise AttributeError(name)
+        return getattr(cls, name)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(dir(self._cls)) | {"options", "remote", "bind"})
 
     def options(self, **options: Any) -> _BoundActorClass:
         merged = dict(self._options)
         merged.update(opts.validate(opts.ACTOR_OPTIONS, options, f"actor {self.__name__}"))
         return _BoundActorClass(self, merged)
 
-    def _remote(self, options: dict, args: tuple, kwargs: dict) -> ActorHandle:
+    def _create(self, options: dict, args: tuple, kwargs: dict) -> ActorHandle:
         from shoal.api.runtime import ensure_worker
 
         if self._class_meta is None:
@@ -109,10 +149,15 @@ class ActorClass:
         if self._init_check is not None:
             self._init_check(args, kwargs)
         worker = ensure_worker()
-        meta = replace(self._class_meta, max_task_retries=options.get("max_task_retries", 0))
+        groups = options.get("concurrency_groups") or {}
+        _check_method_groups(self._class_meta, groups)
+        meta = replace(self._class_meta, max_task_retries=options.get("max_task_retries", 0),
+                       concurrency_groups=tuple(groups),
+                       out_of_order=_out_of_order(self._class_meta, options))
         name = options.get("name")
         namespace = options.get("namespace") or worker.namespace
-        detached = options.get("lifetime") == "detached"
+        lifetime = options.get("lifetime") or worker.config.default_actor_lifetime
+        detached = lifetime == "detached"
         wire, _held, keepalive = worker.tasks.build_args(f"{self.__name__}.__init__", args,
                                                          kwargs)
         try:
@@ -121,10 +166,13 @@ class ActorClass:
                 "args": wire,
                 "kwarg_names": list(kwargs),
                 "max_concurrency": options.get("max_concurrency"),
+                "concurrency_groups": options.get("concurrency_groups"),
+                "resources": opts.resource_shape(options, 0.0),
             })
         except Exception as exc:
             raise TypeError(f"Could not serialize the actor class {self.__name__}: "
                             f"{type(exc).__name__}: {exc}") from exc
+        check_pickled_size(len(creation), f"The actor {self.__name__}")
         counted = not name and not detached
         shape = opts.resource_shape(options, 0.0)
         reply = worker.actors.create({
@@ -141,10 +189,31 @@ class ActorClass:
             "resources": shape,
             "scheduling_strategy": strategy_to_wire(resolve_strategy(
                 options, worker, shape, f"actor {self.__name__}")),
+            "runtime_env": worker.runtime_envs.resolve(options.get("runtime_env"))[0],
             "creation": creation,
             "handle_meta": cloudpickle.dumps(meta),
         }, keepalive, counted)
         return ActorHandle(reply["actor_id"], meta, worker)
+
+
+def _out_of_order(meta: ActorMeta, options: dict) -> bool:
+    concurrent = meta.is_async or (options.get("max_concurrency") or 1) > 1
+    wanted = options.get("allow_out_of_order_execution")
+    if wanted is False and concurrent:
+        raise ValueError(f"actor {meta.class_name}: allow_out_of_order_execution=False is "
+                         "not supported for async or threaded (max_concurrency > 1) actors")
+    return concurrent if wanted is None else wanted
+
+
+def _check_method_groups(meta: ActorMeta, groups: dict) -> None:
+    """Every ``@method(concurrency_group=)`` must name a group the actor declares."""
+    for name, options in meta.methods.items():
+        group = options.get("concurrency_group")
+        if group and group != SYSTEM_GROUP and group not in groups:
+            raise ValueError(
+                f"method {meta.class_name}.{name} is in concurrency group {group!r}, which "
+                f"actor {meta.class_name} does not declare (concurrency_groups="
+                f"{dict(groups)!r})")
 
 
 class _BoundActorClass:
@@ -153,12 +222,12 @@ class _BoundActorClass:
         self._options = options
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
-        return self._actor_class._remote(self._options, args, kwargs)
+        return self._actor_class._create(self._options, args, kwargs)
 
 
 class ActorHandle:
     def __init__(self, actor_id: str, meta: ActorMeta, worker: Any) -> None:
-        self._actor_id = actor_id
+        self._actor_id = HexId(actor_id)  # a str, with Ray's .hex() and .binary()
         self._meta = meta
         self._worker = worker
         if worker is not None:
@@ -174,11 +243,17 @@ class ActorHandle:
 
     def __getattr__(self, name: str) -> ActorMethod:
         meta = self.__dict__.get("_meta")
+        if meta is not None and name in BUILTIN_METHODS:
+            return ActorMethod(self, name, {})
         if meta is None or name.startswith("__"):
             raise AttributeError(name)
         if name not in meta.methods:
             raise AttributeError(f"'{meta.class_name}' actor has no method '{name}'")
         return ActorMethod(self, name, meta.methods[name])
+
+    def __dir__(self) -> list[str]:
+        meta = self._meta
+        return sorted(set(meta.methods) | set(BUILTIN_METHODS) | {"__init__"})
 
     def __reduce__(self):
         worker = self._worker
@@ -200,6 +275,11 @@ class ActorHandle:
         return self._actor_id
 
 
+def handle_of_running_actor(actor_id: str, cls: type, worker: Any) -> ActorHandle:
+    """A handle an actor makes to itself (``get_runtime_context().current_actor``)."""
+    return ActorHandle(actor_id, _meta_for(cls), worker)
+
+
 def _rebuild_handle(actor_id: str, meta: ActorMeta) -> ActorHandle:
     from shoal.core import context
 
@@ -214,7 +294,10 @@ class ActorMethod:
         # read on every call: worked out once
         meta = handle._meta
         self._task_name = f"{meta.class_name}.{name}"
-        self._num_returns = encode_num_returns(options.get("num_returns", 1))
+        num_returns = options.get("num_returns")
+        if num_returns is None:  # not given, or None (Ray: the default)
+            num_returns = "streaming" if options.get("_generator") else 1
+        self._num_returns = encode_num_returns(num_returns)
         self._max_retries = options.get("max_task_retries", meta.max_task_retries)
         self._retry_exceptions = options.get("retry_exceptions", False)
 
@@ -224,9 +307,19 @@ class ActorMethod:
             f"'object.{self._name}()', try 'object.{self._name}.remote()'."
         )
 
+    bind = staticmethod(_no_dags)
+
+    def __dir__(self) -> list[str]:
+        return ["bind", "options", "remote"]
+
     def options(self, **options: Any) -> ActorMethod:
         merged = dict(self._options)
         merged.update(opts.validate(opts.METHOD_OPTIONS, options, f"actor method {self._name}"))
+        group = merged.get("concurrency_group")
+        meta = self._handle._meta
+        if group and group != SYSTEM_GROUP and group not in meta.concurrency_groups:
+            raise ValueError(f"actor {meta.class_name} has no concurrency group {group!r} "
+                             f"(it declares {list(meta.concurrency_groups)})")
         return ActorMethod(self._handle, self._name, merged)
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
@@ -250,9 +343,11 @@ class ActorMethod:
             job_id=worker.job_id,
             actor_id=self._handle._actor_id,
             method=self._name,
+            concurrency_group=self._options.get("concurrency_group") or "",
         )
         refs = worker.tasks.submit(spec, held, keepalive, max_retries=self._max_retries,
-                                   retry_exceptions=self._retry_exceptions)
+                                   retry_exceptions=self._retry_exceptions,
+                                   in_order=not self._handle._meta.out_of_order)
         if isinstance(refs, list):
             if num_returns == 1 or num_returns == DYNAMIC:
                 return refs[0]

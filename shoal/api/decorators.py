@@ -25,6 +25,9 @@ def remote(*args: Any, **options: Any) -> Any:
     """``@remote`` or ``@remote(num_cpus=..., ...)``."""
     if len(args) == 1 and not options and callable(args[0]):
         return _make(args[0], {})
+    if not args and not options:
+        raise TypeError("@shoal.remote() needs options, e.g. @shoal.remote(num_cpus=1); "
+                        "without options write @shoal.remote (no parentheses)")
     if args:
         raise TypeError(
             "The @shoal.remote decorator must be applied to either a function or a class "

@@ -17,6 +17,7 @@ class ObjectRefGenerator:
         self._state = state
         self._worker = worker
         self._next_index = 1
+        self._ended = False  # next() raised StopIteration
 
     def __iter__(self) -> ObjectRefGenerator:
         return self
@@ -29,6 +30,7 @@ class ObjectRefGenerator:
 
         ref = wait_for_generator_item(self._state, self._next_index, timeout)
         if ref is None:
+            self._ended = True
             raise StopIteration
         self._next_index += 1
         return ref
@@ -37,16 +39,59 @@ class ObjectRefGenerator:
         return self
 
     async def __anext__(self) -> Any:
+        # StopIteration cannot cross a future: the end comes back as None
+        ref = await asyncio.get_running_loop().run_in_executor(None, self._next_or_none)
+        if ref is None:
+            raise StopAsyncIteration
+        return ref
+
+    def _next_or_none(self) -> Any:
         try:
-            return await asyncio.get_running_loop().run_in_executor(None, self._next, None)
+            return self._next(None)
         except StopIteration:
-            raise StopAsyncIteration from None
+            return None
 
     def completed(self) -> bool:
         return self._state.finished_count is not None
 
+    def is_finished(self) -> bool:
+        """Whether next() has already stopped (every item was read)."""
+        return self._ended
+
+    def next_ready(self) -> bool:
+        """Whether next() would return a ref at once."""
+        return self._next_index in self._state.items
+
+    def _next_ready(self) -> bool:
+        """Would next() return (or stop) at once? (what wait() calls ready)"""
+        state = self._state
+        return self._next_index in state.items or (
+            state.finished_count is not None and self._next_index > state.finished_count)
+
     def __repr__(self) -> str:
         return f"ObjectRefGenerator(task={self._state.task_id.hex()})"
+
+
+WAIT_POLL_S = 0.005
+
+
+def wait_with_generators(items: list, num_returns: int, timeout: float | None,
+                         wait_refs) -> tuple[list, list]:
+    """``wait`` over refs and streaming generators (Ray accepts both): polls, as a
+    generator's readiness is its next item's."""
+    import time
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    refs = [r for r in items if type(r) is not ObjectRefGenerator]
+    while True:
+        ready_refs = set(wait_refs(refs, 0)[0]) if refs else set()
+        ready = [r for r in items if (r._next_ready() if type(r) is ObjectRefGenerator
+                                      else r in ready_refs)]
+        if len(ready) >= num_returns or (deadline is not None
+                                         and time.monotonic() >= deadline):
+            ready = ready[:num_returns]
+            return ready, [r for r in items if r not in ready]
+        time.sleep(WAIT_POLL_S)
 
 
 class DynamicObjectRefGenerator:

@@ -18,7 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shoal.core.import_path import own_module_command
-from shoal.launch.sessions import READY_PREFIX, new_session, prune_sessions
+from shoal.launch.sessions import (
+    READY_PREFIX,
+    forget_cluster,
+    new_session,
+    prune_sessions,
+    remember_cluster,
+)
 from shoal.launch.spilling import remove_spill_dirs
 
 
@@ -40,6 +46,7 @@ class HeadProcess:
                 proc.stdin.close()
         except OSError:
             pass
+        forget_cluster(self.address)
         prune_sessions()  # while the head stops
         try:
             proc.wait(timeout)
@@ -108,6 +115,9 @@ def launch_head(
                 proc.kill()
                 proc.wait()
             raise
+        # other drivers on this machine may join it by its address (as with Ray)
+        remember_cluster({"address": info["address"], "token": token, "pid": proc.pid,
+                          "session": session}, default=False)
         return HeadProcess(proc, info["address"], token, session, info["node_id"], log_dir,
                            info["store_path"], list(info.get("spill_dirs") or ()))
 

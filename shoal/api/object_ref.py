@@ -17,6 +17,9 @@ from typing import Any
 class ObjectRef:
     __slots__ = ("_id", "_owner", "_worker", "__weakref__")
 
+    def __class_getitem__(cls, item: Any) -> type:
+        return cls  # ObjectRef[int] in annotations (Ray's ObjectRef is generic)
+
     def __init__(self, object_id: bytes, owner: str, worker: Any = None) -> None:
         self._id = object_id
         self._owner = owner

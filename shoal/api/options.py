@@ -7,10 +7,10 @@ names are rejected with the list of valid ones.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from shoal.api.labels import check_fallback_strategy, check_label_selector
 from shoal.launch import resource_args
 
 
@@ -35,8 +35,8 @@ def _optional_int(name: str, low: int) -> Callable[[Any], int | None]:
     return lambda v: None if v is None else inner(v)
 
 
-def _num_returns(value: Any) -> int | str:
-    if value in ("streaming", "dynamic"):
+def _num_returns(value: Any) -> int | str | None:
+    if value is None or value in ("streaming", "dynamic"):  # None: the default
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(
@@ -100,31 +100,10 @@ def _lifetime(value: Any) -> str | None:
 
 
 def check_runtime_env(value: Any, label: str = "option 'runtime_env'") -> Any:
-    if value is not None and not isinstance(value, Mapping):
-        raise TypeError(f"{label} must be a dict, got {value!r}")
+    from shoal.runtime_env.spec import check
+
+    check(value, label)
     return value
-
-
-def warn_runtime_env_ignored(runtime_env: Any, where: str, stacklevel: int) -> None:
-    """Runtime environments are not implemented: say which of its keys are ignored.
-    ``stacklevel`` counts from the caller of this function."""
-    if runtime_env:
-        keys = ", ".join(sorted(map(str, runtime_env)))
-        warnings.warn(
-            f"shoal ignores the runtime_env of {where} (keys: {keys}): runtime environments "
-            "are not implemented, so workers run in the driver's Python environment",
-            stacklevel=stacklevel + 1)
-
-
-def _string_dict(name: str) -> Callable[[Any], dict | None]:
-    def check(value: Any) -> dict | None:
-        if value is not None and not (isinstance(value, Mapping) and all(
-                isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
-            raise TypeError(f"option {name!r} must be a dict of strings to strings, "
-                            f"got {value!r}")
-        return value
-
-    return check
 
 
 def _concurrency_groups(value: Any) -> Any:
@@ -168,7 +147,8 @@ _COMMON = {
     "runtime_env": check_runtime_env,
     "name": _string("name"),
     "accelerator_type": _string("accelerator_type"),
-    "label_selector": _string_dict("label_selector"),
+    "label_selector": check_label_selector,
+    "fallback_strategy": check_fallback_strategy,
     "placement_group": _placement_group,
     "placement_group_bundle_index": _int_at_least("placement_group_bundle_index", -1),
     "placement_group_capture_child_tasks": _optional_bool(
@@ -196,6 +176,7 @@ ACTOR_OPTIONS = dict(
     max_task_retries=_int_at_least("max_task_retries", -1),
     max_pending_calls=_int_at_least("max_pending_calls", -1),
     concurrency_groups=_concurrency_groups,
+    allow_out_of_order_execution=_bool("allow_out_of_order_execution"),
     enable_task_events=_bool("enable_task_events"),
 )
 
@@ -206,6 +187,7 @@ METHOD_OPTIONS = {
     "retry_exceptions": _retry_exceptions,
     "name": _string("name"),
     "enable_task_events": _bool("enable_task_events"),
+    "_generator_backpressure_num_objects": _accept,
 }
 
 
@@ -219,7 +201,6 @@ def validate(table: dict, options: dict, what: str) -> dict:
                 + ", ".join(sorted(k for k in table if not k.startswith("_")))
             )
         out[key] = check(value)
-    warn_runtime_env_ignored(options.get("runtime_env"), what, stacklevel=3)
     return out
 
 

@@ -33,6 +33,7 @@ class RemoteFunction:
         self.__qualname__ = function.__qualname__
         self.__doc__ = function.__doc__
         self.__module__ = function.__module__
+        self._check_dynamic(self._options)
 
     def __getstate__(self) -> dict:
         # The lock and the cached pickle stay behind; a copy re-exports itself.
@@ -63,6 +64,7 @@ class RemoteFunction:
                         raise TypeError(
                             f"Could not serialize the remote function {self.__qualname__}: "
                             f"{type(exc).__name__}: {exc}") from exc
+                    check_pickled_size(len(data), f"The remote function {self.__qualname__}")
                     self._function_id = hashlib.sha1(data).digest()[:16]
                     self._pickled = data
         return self._function_id, self._pickled  # type: ignore[return-value]
@@ -71,12 +73,23 @@ class RemoteFunction:
         merged = {k: v for k, v in self._options.items() if k != "__shape__"}
         merged.update(opts.validate(opts.TASK_OPTIONS, options,
                                     f"remote function {self.__qualname__}"))
+        self._check_dynamic(merged)
         return _BoundOptions(self, merged)
 
-    def remote(self, *args: Any, **kwargs: Any) -> Any:
-        return self._remote(self._options, args, kwargs)
+    def _check_dynamic(self, options: dict) -> None:
+        if options.get("num_returns") == "dynamic" and not self._is_generator:
+            raise ValueError(f"num_returns='dynamic' can only be used with generator "
+                             f"functions; {self.__qualname__} is not one")
 
-    def _remote(self, options: dict, args: tuple, kwargs: dict) -> Any:
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        return self._submit(self._options, args, kwargs)
+
+    def _remote(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Ray's spelling: ``f._remote(args=[...], kwargs={...}, **options)``."""
+        bound = self.options(**options) if options else self
+        return bound.remote(*(args or ()), **(kwargs or {}))
+
+    def _submit(self, options: dict, args: tuple, kwargs: dict) -> Any:
         from shoal.api.runtime import ensure_worker
 
         check = self._call_check
@@ -87,9 +100,9 @@ class RemoteFunction:
             check(args, kwargs)
         worker = ensure_worker()
         function_id, pickled = self._export()
-        num_returns = options.get("num_returns", "streaming" if self._is_generator else 1)
-        if self._is_generator and num_returns == 1 and "num_returns" not in options:
-            num_returns = "streaming"
+        num_returns = options.get("num_returns")
+        if num_returns is None:  # not given, or None (Ray: the default)
+            num_returns = "streaming" if self._is_generator else 1
         wire, held, keepalive = worker.tasks.build_args(self.__name__, args, kwargs)
         spec = TaskSpec(
             task_id=worker.ids.task_id(),
@@ -109,6 +122,7 @@ class RemoteFunction:
             max_retries=options.get("max_retries", 3),
             retry_exceptions=options.get("retry_exceptions", False),
             strategy=resolve_strategy(options, worker, spec.resources, f"{self.__name__}()"),
+            runtime_env=worker.runtime_envs.resolve(options.get("runtime_env")),
         )
         if isinstance(refs, list):
             if spec.num_returns == 1 or spec.num_returns == DYNAMIC:
@@ -116,6 +130,19 @@ class RemoteFunction:
             if spec.num_returns == 0:
                 return None
         return refs
+
+
+# A function or actor class that pickles to more than this is refused: it almost
+# always captured a large value by mistake (Ray's limit, and its wording).
+MAX_PICKLED_BYTES = 100_000_000
+
+
+def check_pickled_size(size: int, what: str) -> None:
+    if size > MAX_PICKLED_BYTES:
+        raise ValueError(
+            f"{what} is too large ({size / 2**20:.0f} MiB > {MAX_PICKLED_BYTES / 2**20:.0f} "
+            "MiB). Check that its definition does not capture a large array or other object "
+            "in scope; put large objects in the object store with put() and pass the refs.")
 
 
 def _shape(options: dict) -> dict:
@@ -133,7 +160,7 @@ class _BoundOptions:
         self._options = options
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        return self._fn._remote(self._options, args, kwargs)
+        return self._fn._submit(self._options, args, kwargs)
 
     def options(self, **options: Any) -> _BoundOptions:
         merged = {k: v for k, v in self._options.items() if k != "__shape__"}

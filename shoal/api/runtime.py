@@ -18,10 +18,11 @@ from typing import Any
 from shoal import exceptions
 from shoal.api.local_cluster import HeadProcess, launch_head
 from shoal.api.object_ref import ObjectRef
-from shoal.api.options import check_runtime_env, warn_runtime_env_ignored
 from shoal.core import context
 from shoal.launch import resource_args
 from shoal.rpc.messages import Method
+from shoal.runtime_env import spec as env_spec
+from shoal.runtime_env.client import client_for
 
 
 class State(enum.Enum):
@@ -98,9 +99,13 @@ def init(
                         ("_token", kwargs.get("_token"))):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"shoal.init: {name} must be a string, got {value!r}")
-    if kwargs.get("runtime_env") is not None:
-        check_runtime_env(kwargs["runtime_env"], "shoal.init: runtime_env")
-        warn_runtime_env_ignored(kwargs["runtime_env"], "shoal.init()", stacklevel=2)
+    job_config = kwargs.get("job_config")
+    runtime_env = kwargs.get("runtime_env")
+    if job_config is not None:
+        namespace = namespace or job_config.ray_namespace
+        if runtime_env is None:
+            runtime_env = job_config.runtime_env or None
+    runtime_env = env_spec.check(runtime_env, "shoal.init: runtime_env")
     with _runtime.lock:
         if context.current_worker_or_none() is not None and _runtime.state is State.NOT_STARTED:
             # inside a worker process: already connected
@@ -156,6 +161,8 @@ def init(
             token=token,
             host=host,
             namespace=namespace or "default",
+            default_actor_lifetime=(job_config.default_actor_lifetime if job_config is not None
+                                    else "non_detached"),
         ))
         try:
             worker.start()
@@ -172,6 +179,7 @@ def init(
                                                [head.log_dir],
                                                os.path.join(head.log_dir, "dashboard.err"))
             dashboard_url = _runtime.dashboard.url
+        worker.runtime_envs = client_for(worker, runtime_env)
         _runtime.head = head
         _runtime.worker = worker
         _runtime.lost = None
@@ -379,7 +387,9 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
         return _calling(worker, worker.get, [object_refs], timeout)[0]
     from shoal.api.generators import DynamicObjectRefGenerator, ObjectRefGenerator
 
-    if isinstance(object_refs, (ObjectRefGenerator, DynamicObjectRefGenerator)):
+    if isinstance(object_refs, ObjectRefGenerator):
+        return object_refs  # as Ray: its refs are read by iterating it
+    if isinstance(object_refs, DynamicObjectRefGenerator):
         object_refs = list(object_refs)
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(
@@ -408,6 +418,13 @@ def wait(
     if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
         raise TypeError(
             f"wait() expected a list of ObjectRefs, got {type(object_refs).__name__}")
+    from shoal.api.generators import ObjectRefGenerator, wait_with_generators
+
+    if any(type(r) is ObjectRefGenerator for r in object_refs):
+        # a streaming generator is ready when its next item is (or it has ended)
+        return wait_with_generators(list(object_refs), num_returns, timeout,
+                                    lambda refs, t: wait(refs, num_returns=len(refs), timeout=t,
+                                                         fetch_local=fetch_local))
     # the ids, with the type check folded in (one pass: wait on 1k ready refs is ~50 us)
     ids = {r._id for r in object_refs if type(r) is ObjectRef}
     if len(ids) != len(object_refs):  # a duplicate, or an element that is not a ref
@@ -444,8 +461,10 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
         return
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"shoal.cancel expects an ObjectRef, got {type(object_ref).__name__}")
-    if object_ref._owner != worker.address:
-        raise ValueError("only the owner of a task (the process that submitted it) can cancel it")
+    if object_ref._owner != worker.address:  # a borrowed ref: its owner cancels the task
+        worker.post(worker.tasks.cancel_at_owner, object_ref._owner, object_ref._id, force,
+                    recursive)
+        return
     worker.post(worker.tasks.cancel, object_ref._id, force, recursive)
 
 
@@ -454,8 +473,12 @@ def kill(actor: Any, *, no_restart: bool = True) -> None:
     from shoal.api.actor import ActorHandle
 
     if not isinstance(actor, ActorHandle):
-        raise TypeError(f"shoal.kill expects an actor handle, got {type(actor).__name__}")
+        raise NotAnActorHandle(f"shoal.kill expects an actor handle, got {type(actor).__name__}")
     _control(Method.KILL_ACTOR, [actor._actor_id, no_restart])
+
+
+class NotAnActorHandle(TypeError, ValueError):
+    """``kill`` of something else (Ray raises ValueError; a TypeError too, as it is one)."""
 
 
 def get_actor(name: str, namespace: str | None = None) -> Any:

@@ -44,6 +44,26 @@ class RuntimeContext:
         return bool(executor is not None and executor.actor_id
                     and executor.actor_num_restarts > 0)
 
+    def is_canceled(self) -> bool:
+        """Whether ``cancel`` was called on the running task (a sync or threaded actor
+        call keeps running when cancelled: it may check this to stop early)."""
+        executor = self._worker.executor
+        if executor is None:
+            raise RuntimeError("is_canceled() is only available inside a task or actor "
+                               "call (this process is a driver)")
+        task = self._task()
+        return executor.is_cancelled(task.task_id if task is not None else None)
+
+    @property
+    def current_actor(self) -> Any:
+        """A handle to the actor this call runs in."""
+        executor = self._worker.executor
+        if executor is None or not executor.actor_id:
+            raise RuntimeError("current_actor is only available inside an actor")
+        from shoal.api.actor import handle_of_running_actor
+
+        return handle_of_running_actor(executor.actor_id, type(executor.actor), self._worker)
+
     def get_actor_name(self) -> str | None:
         return None
 
@@ -52,9 +72,11 @@ class RuntimeContext:
 
     def get_assigned_resources(self) -> dict[str, float]:
         task = self._task()
-        if task is None or not task.resources:
-            return {}
-        return {k: float(v) for k, v in task.resources.items()}
+        resources = task.resources if task is not None else None
+        executor = self._worker.executor
+        if not resources and executor is not None and executor.actor_id:
+            resources = executor.actor_resources  # an actor's, for its lifetime
+        return {k: float(v) for k, v in (resources or {}).items()}
 
     def get_placement_group_id(self) -> str | None:
         """The id of the placement group the caller runs in, or None."""
@@ -89,9 +111,13 @@ class RuntimeContext:
         return self._worker.config.control_address
 
     def get(self) -> dict:
-        return {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
-                "namespace": self.get_namespace(), "task_id": self.get_task_id(),
-                "actor_id": self.get_actor_id()}
+        """job_id, node_id and namespace; task_id and actor_id where there is one."""
+        out = {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
+               "namespace": self.get_namespace()}
+        for key, value in (("task_id", self.get_task_id()), ("actor_id", self.get_actor_id())):
+            if value is not None:
+                out[key] = value
+        return out
 
 
 def get_gpu_ids() -> list[int]:

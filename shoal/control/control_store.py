@@ -62,6 +62,7 @@ class ActorRecord:
     placing: bool = False  # a _place_actor coroutine runs for it
     lost_workers: set = field(default_factory=set)  # died while it was being placed
     pid: int = 0
+    runtime_env: dict | None = None  # resolved (shoal.runtime_env.spec); its worker's env
 
     def public(self) -> dict:
         return {
@@ -285,6 +286,7 @@ class ControlStore:
             strategy=spec.get("scheduling_strategy"),
             owner_node_id=spec.get("owner_node_id", ""),
             max_restarts=int(spec.get("max_restarts", 0)),
+            runtime_env=spec.get("runtime_env") or None,
         )
         self.actors[record.actor_id] = record
         if name is not None:
@@ -383,10 +385,16 @@ class ControlStore:
                 worker_id, address, node_id, error = await node.conn.call(
                     Method.LEASE_ACTOR_WORKER,
                     [record.actor_id, record.job_id, record.shape, record.class_name,
-                     record.creation, record.num_restarts, record.strategy],
+                     record.creation, record.num_restarts, record.strategy,
+                     record.runtime_env],
                 )
             except Exception as exc:
                 if record.state is ActorState.DEAD:
+                    return
+                if isinstance(exc, RemoteError) and exc.error_type == "RuntimeEnvSetupError":
+                    self._actor_event(record, ActorEvent.CREATION_FAILED,
+                                      f"its runtime_env could not be set up "
+                                      f"(RuntimeEnvSetupError): {exc.message}")
                     return
                 if (isinstance(exc, RemoteError) and exc.error_type == "ConnectionLostError"
                         and node.alive):
@@ -416,7 +424,8 @@ class ControlStore:
             record.worker_id, record.address, record.node_id = worker_id, address, node_id
             self._actor_event(record, ActorEvent.CREATED)
 
-    def _actor_event(self, record: ActorRecord, event: ActorEvent, cause: str = "") -> None:
+    def _actor_event(self, record: ActorRecord, event: ActorEvent, cause: str = "",
+                     kill_process: bool = True) -> None:
         """Move ``record`` by the lifecycle table, then do what the new state needs:
         kill a still-running process, start a restart, free the name, publish."""
         was = record.state
@@ -427,8 +436,8 @@ class ControlStore:
             return
         if cause:
             record.death_cause = cause
-        if was is ActorState.ALIVE and event in (ActorEvent.KILLED, ActorEvent.OWNER_DIED,
-                                                 ActorEvent.KILLED_TO_RESTART):
+        if kill_process and was is ActorState.ALIVE and event in (
+                ActorEvent.KILLED, ActorEvent.OWNER_DIED, ActorEvent.KILLED_TO_RESTART):
             node = self.nodes.get(record.node_id)
             if node is not None and node.conn is not None:
                 node.conn.notify(Method.KILL_WORKER, [record.worker_id])
@@ -489,14 +498,20 @@ class ControlStore:
         return [a.public() for a in self.actors.values()]
 
     def handle_kill_actor(self, conn, body):
-        """[actor_id, no_restart]: kill for good, or kill the process and let the
-        actor restart (if restarts remain)."""
-        actor_id, no_restart = body
+        """[actor_id, no_restart(, cause, exiting)]: kill for good, or kill the process
+        and let the actor restart (if restarts remain).  ``exiting``: the actor called
+        ``exit_actor()`` and ends its own process (so its atexit handlers run)."""
+        actor_id, no_restart = body[:2]
+        cause = body[2] if len(body) > 2 else ""
+        exiting = bool(body[3]) if len(body) > 3 else False
         record = self.actors.get(actor_id)
         if record is None:
             raise LookupError(f"unknown actor {actor_id}")
         if no_restart:
-            self._actor_event(record, ActorEvent.KILLED, "the actor was killed by shoal.kill()")
+            self._actor_event(record, ActorEvent.KILLED,
+                              cause or "The actor is dead because it was killed by `ray.kill` "
+                              "(shoal.kill())",
+                              kill_process=not exiting)
         else:
             self._actor_event(record, ActorEvent.KILLED_TO_RESTART,
                               "the actor was killed by shoal.kill(no_restart=False)")

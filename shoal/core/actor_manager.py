@@ -222,7 +222,14 @@ class ActorManager:
                 st.queue.remove(task)
             self._fail(task, st)
             return
-        if not reserved:
+        if not reserved and task.sent_on is not None:
+            # a retry: it was sent before every call not sent yet, which may wait for
+            # its result (a later call taking it as argument): it goes before them,
+            # after the retries queued before it (they keep their order)
+            first_unsent = next((i for i, t in enumerate(st.queue) if t.sent_on is None),
+                                len(st.queue))
+            st.queue.insert(first_unsent, task)
+        elif not reserved:
             st.queue.append(task)
         if st.conn is not None and st.conn.is_open():
             self._flush(st)

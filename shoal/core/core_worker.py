@@ -44,11 +44,7 @@ from shoal.core.import_path import driver_import_path
 from shoal.core.placement_client import BundleLocator
 from shoal.core.recovery import ObjectRecovery
 from shoal.core.reference_table import Action, ActionKind, ReferenceTable
-from shoal.core.serialization import (
-    Serialized,
-    deserialize_values,
-    serialize,
-)
+from shoal.core.serialization import Serialized, deserialize_values, serialize
 from shoal.core.shm_window import ShmWindow
 from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable
 from shoal.core.value_wire import (
@@ -92,6 +88,7 @@ class WorkerConfig:
     job_id: str = ""
     namespace: str = "default"
     node_id: str = ""
+    default_actor_lifetime: str = "non_detached"  # the job's (JobConfig), for its actors
 
 
 @dataclass
@@ -126,6 +123,7 @@ class CoreWorker:
         self.router = Router()
         self.control: Connection | None = None
         self.node: Connection | None = None
+        self.runtime_envs: Any = None  # runtime_env.client.RuntimeEnvClient, set once started
         self.shm: ShmWindow | None = None
         self._peers: dict[str, asyncio.Future] = {}
         self._commands: collections.deque = collections.deque()
@@ -214,7 +212,7 @@ class CoreWorker:
                 "address": self.address,
                 "sys_path": driver_import_path(),
                 "cwd": os.getcwd(),
-                "namespace": self.namespace,
+                "namespace": self.namespace, "default_actor_lifetime": cfg.default_actor_lifetime,
                 "pid": os.getpid(),
             })
             self.job_id = reply["job_id"]

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import inspect
+import itertools
 import logging
 import os
 import queue
@@ -38,7 +40,12 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from shoal import exceptions
+from shoal.api.actor_exit import EXIT_REQUESTS
 from shoal.core import accelerator_env, ids, interrupts
+from shoal.core.actor_methods import BUILTIN_METHODS as _BUILTIN_METHODS
+from shoal.core.actor_methods import exit_now as _exit_now
+from shoal.core.actor_methods import method_of as _method_of
+from shoal.core.concurrency_groups import ConcurrencyGroups, method_groups_of
 from shoal.core.context import new_event_loop
 from shoal.core.core_worker import INLINE_THRESHOLD, TaskContext, current_task
 from shoal.core.error_envelope import safe_str
@@ -118,11 +125,16 @@ class Executor:
         self.actor_semaphore: asyncio.Semaphore | None = None
         self.running: dict[bytes, Any] = {}  # task_id -> thread ident or asyncio task
         self.cancelled: set[bytes] = set()
-        self.interrupted: set[bytes] = set()  # cancelled tasks whose _Cancelled was raised
         self.queued: dict[bytes, Any] = {}  # normal tasks not started: task_id -> reply
         self.queued_lock = threading.Lock()
         self.main_thread_id = threading.main_thread().ident
+        self.interrupter: interrupts.TaskInterrupter | None = None  # (run_forever)
         self.idle_reads: IdleReads | None = None  # a sync actor's (see idle_reads.py)
+        self.groups: ConcurrencyGroups | None = None  # the actor's concurrency groups
+        self.runtime_env: dict = {}  # the runtime env this process was started in (if any)
+        self.actor_resources: dict = {}  # what this process's actor holds
+        # Ray's rule: OMP_NUM_THREADS follows the task's CPUs unless it was set for us
+        self.omp_set_by_user = "OMP_NUM_THREADS" in os.environ
         r = worker.router
         r.add(Method.PUSH_TASK, self.handle_push_task)
         r.add(Method.CANCEL_TASK, self.handle_cancel_task)
@@ -133,6 +145,9 @@ class Executor:
 
     # ---- main thread ----------------------------------------------------------------
     def run_forever(self) -> None:
+        self.interrupter = interrupts.TaskInterrupter(self.worker.loop, self.main_thread_id,
+                                                      self.running, self.cancelled,
+                                                      _Cancelled)
         signal.signal(signal.SIGINT, self._on_sigint)
         while True:
             item = self._next_item()
@@ -170,33 +185,35 @@ class Executor:
             return
         fut = DeferredReply()
         fut.bind(conn, request_id)
-        if spec.kind is TaskKind.ACTOR_TASK:
+        if spec.kind is TaskKind.ACTOR_TASK and self._group_of(spec) is None:
             self._execute(spec, conn, fut)  # what _accept would queue for this thread
         else:
             self._accept(spec, conn, fut)
 
     def _on_sigint(self, signum, frame) -> None:
+        # Ray's semantics: a cancelled normal task sees a KeyboardInterrupt, which it
+        # may catch (is_canceled() is then True); uncaught, the task is cancelled.
         current = current_task.get()
-        if current is not None and current.task_id in self.cancelled:
-            if interrupts.importing(frame):  # raising inside an import may break the process
-                return  # _interrupt sends it again
-            self.interrupted.add(current.task_id)
-            raise _Cancelled()
+        if current is not None and self.interrupter.should_raise(current.task_id, frame):
+            raise KeyboardInterrupt("the task was cancelled")
 
     # ---- handlers (io thread) ------------------------------------------------------------
     def handle_assign_job(self, conn, body):
         job_id, job = body
         self.worker.job_id = job_id
+        env_paths = self.runtime_env.get("paths") or []  # stay first (working_dir, py_modules)
         for path in reversed(job.get("sys_path", [])):
             if path not in sys.path:
-                sys.path.insert(0, path)
+                sys.path.insert(len(env_paths), path)
         cwd = job.get("cwd")
-        if cwd and os.path.isdir(cwd):
+        if cwd and os.path.isdir(cwd) and not self.runtime_env.get("cwd"):
             try:
                 os.chdir(cwd)
             except OSError:
                 pass
         self.worker.namespace = job.get("namespace", "default")
+        self.worker.config.default_actor_lifetime = job.get("default_actor_lifetime",
+                                                            "non_detached")
         return None
 
     def handle_push_task(self, conn, body):
@@ -209,8 +226,15 @@ class Executor:
         if spec.function_bytes is not None and spec.function_id not in self.functions:
             self.functions[spec.function_id] = spec.function_bytes
         run = lambda: self._execute(spec, conn, fut)  # noqa: E731
-        if spec.kind is TaskKind.ACTOR_TASK and self.actor_loop is not None:
-            self.actor_loop.call_soon_threadsafe(self._start_async, spec, conn, fut)
+        group = self._group_of(spec) if spec.kind is TaskKind.ACTOR_TASK else None
+        if group is not None and self.actor_loop is not None:
+            loop, semaphore = self.groups.loop(group)
+            loop.call_soon_threadsafe(self._start_async, spec, conn, fut, loop, semaphore)
+        elif group is not None:
+            self.groups.submit(group, run)
+        elif spec.kind is TaskKind.ACTOR_TASK and self.actor_loop is not None:
+            self.actor_loop.call_soon_threadsafe(self._start_async, spec, conn, fut,
+                                                 self.actor_loop, self.actor_semaphore)
         elif spec.kind is TaskKind.ACTOR_TASK and self.actor_pool is not None:
             self.actor_pool.submit(run)
         elif spec.kind is TaskKind.ACTOR_TASK:
@@ -219,6 +243,10 @@ class Executor:
             with self.queued_lock:
                 self.queued[spec.task_id] = fut
             self._to_main(lambda: self._start_queued(spec, conn, fut))
+
+    def _group_of(self, spec: TaskSpec) -> str | None:
+        groups = self.groups
+        return None if groups is None else groups.group_for(spec.method, spec.concurrency_group)
 
     def _start_queued(self, spec: TaskSpec, conn, fut) -> None:
         # decides the race with handle_steal_tasks: whoever takes the entry answers it.
@@ -259,29 +287,20 @@ class Executor:
         if force:
             os._exit(1)
         if isinstance(running, asyncio.Task):
-            self.actor_loop.call_soon_threadsafe(running.cancel)
+            running.get_loop().call_soon_threadsafe(running.cancel)
+        elif self.actor_id is not None:
+            pass  # Ray: a running sync/threaded actor call is not interrupted (it has
+            #       state); the flag is what is_canceled() reads, and its result is
+            #       TaskCancelledError
         else:
-            self._interrupt(task_id, running)
+            self.interrupter.interrupt(task_id, running)  # (interrupts.py)
         return None
 
-    def _interrupt(self, task_id: bytes, thread_id: int) -> None:
-        """Raise _Cancelled in the thread running ``task_id`` once it is not importing
-        (interrupts.py says why); the main thread through SIGINT (io thread)."""
-        if (task_id not in self.cancelled or task_id in self.interrupted
-                or self.running.get(task_id) != thread_id):
-            return  # finished meanwhile, or the interrupt was raised
-        if interrupts.thread_importing(thread_id):
-            self.worker.loop.call_later(interrupts.RETRY_S, self._interrupt, task_id, thread_id)
-        elif thread_id == self.main_thread_id:
-            # At the main thread itself (sent to the process, it may go to another
-            # thread and leave the main one asleep).  A signal that lands just before
-            # a blocking call is only seen when the call returns, so it is sent again
-            # until _on_sigint has raised.
-            signal.pthread_kill(thread_id, signal.SIGINT)
-            self.worker.loop.call_later(interrupts.RESEND_S, self._interrupt, task_id,
-                                        thread_id)
-        else:
-            interrupts.raise_in_thread(thread_id, _Cancelled)
+    def is_cancelled(self, task_id: bytes | None) -> bool:
+        """``get_runtime_context().is_canceled()`` of the running call ``task_id``."""
+        if self.actor_loop is not None:
+            raise RuntimeError("This method is not supported in an async actor.")
+        return task_id is not None and task_id in self.cancelled
 
     def handle_create_actor(self, conn, body):
         actor_id, creation = body[:2]
@@ -304,20 +323,25 @@ class Executor:
             self.actor_id = actor_id
             self.actor_class_name = cls.__name__
             args, kwargs = self._resolve_args(info["args"], info["kwarg_names"], ctx)
-            self.actor = cls.__new__(cls)
-            self.actor.__init__(*args, **kwargs)
-            del args, kwargs
             is_async = any(
                 inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
                 for _, m in inspect.getmembers(cls, predicate=inspect.isfunction)
             )
             concurrency = info.get("max_concurrency")
-            if is_async:
+            self.actor_resources = info.get("resources") or {}
+            self._set_omp_threads(self.actor_resources.get("CPU", 0))
+            if is_async:  # before __init__: what it binds to the event loop binds to this one
                 self._start_actor_loop(concurrency or 1000)
-            elif concurrency and concurrency > 1:
+                asyncio.set_event_loop(self.actor_loop)
+            self.actor = cls.__new__(cls)
+            self.actor.__init__(*args, **kwargs)
+            del args, kwargs
+            self.groups = ConcurrencyGroups(info.get("concurrency_groups") or {},
+                                            method_groups_of(cls), is_async)
+            if not is_async and concurrency and concurrency > 1:
                 self.actor_pool = concurrent.futures.ThreadPoolExecutor(
                     concurrency, thread_name_prefix="shoal-actor")
-            else:
+            elif not is_async:
                 self.worker.post(self._start_idle_reads)
         except BaseException as exc:
             # A string: it becomes the actor's death_cause, in every ActorDiedError.
@@ -355,7 +379,10 @@ class Executor:
                 # e.g. a restarted actor's old address, reused by another worker
                 raise exceptions.ActorDiedError(
                     f"this worker does not host actor {spec.actor_id}")
-            return getattr(self.actor, spec.method)
+            builtin = _BUILTIN_METHODS.get(spec.method)
+            if builtin is not None:
+                return functools.partial(builtin, self.actor)
+            return _method_of(self.actor, spec.method)
         fn = self.functions.get(spec.function_id)
         if isinstance(fn, bytes):
             fn = cloudpickle.loads(fn)
@@ -436,6 +463,7 @@ class Executor:
         if spec.kind is TaskKind.NORMAL:
             ctx.placement, ctx.accelerators = spec.placement, spec.accelerators
             accelerator_env.apply(spec.accelerators)
+            self._set_omp_threads(spec.resources.get("CPU", 0))
         token = current_task.set(ctx)
         self.running[spec.task_id] = threading.get_ident()
         reply = None
@@ -446,33 +474,47 @@ class Executor:
                                                   hand_back_lost=spec.kind is TaskKind.NORMAL)
                 result = fn(*args, **kwargs)
                 del args, kwargs
+                if spec.kind is TaskKind.ACTOR_TASK and spec.task_id in self.cancelled:
+                    result = None  # cancelled while it ran: its result is the cancellation
+                    raise _Cancelled()
                 reply = self._package(spec, result, conn)
                 del result
             except _Cancelled:
                 reply = [STATUS_CANCELLED, [], None]
                 interrupts.release_import_lock()
+            except KeyboardInterrupt:
+                if spec.task_id not in self.cancelled:
+                    raise
+                reply = [STATUS_CANCELLED, [], None]
+                interrupts.release_import_lock()
             except _ArgumentsLost as lost:
                 reply = [STATUS_ARGS_LOST, [], {"lost": lost.oids}]
-            except _PROCESS_EXITS:
-                raise
+            except EXIT_REQUESTS:
+                self._exit_process()
+                return
+            except _PROCESS_EXITS as exc:
+                if threading.get_ident() == self.main_thread_id:
+                    raise
+                self._end_process_from_main(exc)  # a threaded actor's call: no reply
+                return
             except BaseException as exc:  # a BaseException subclass is the task's error too
                 reply = self._error_reply(spec, exc)
-        except _Cancelled:  # the signal landed just after the task finished
+        except (_Cancelled, KeyboardInterrupt):  # the signal landed just after it finished
             if reply is None:
                 reply = [STATUS_CANCELLED, [], None]
             interrupts.release_import_lock()
         finally:
             self.running.pop(spec.task_id, None)
             self.cancelled.discard(spec.task_id)
-            self.interrupted.discard(spec.task_id)
+            self.interrupter.finished(spec.task_id)
             current_task.reset(token)
         self._finish(spec, ctx, fut, reply)
 
-    def _start_async(self, spec: TaskSpec, conn, fut) -> None:
-        self.actor_loop.create_task(self._execute_async(spec, conn, fut))
+    def _start_async(self, spec: TaskSpec, conn, fut, loop, semaphore) -> None:
+        loop.create_task(self._execute_async(spec, conn, fut, semaphore))
 
-    async def _execute_async(self, spec: TaskSpec, conn, fut) -> None:
-        async with self.actor_semaphore:
+    async def _execute_async(self, spec: TaskSpec, conn, fut, semaphore) -> None:
+        async with semaphore:
             if spec.task_id in self.cancelled:
                 self.cancelled.discard(spec.task_id)
                 self._post_reply(fut, [STATUS_CANCELLED, [], None])
@@ -487,17 +529,48 @@ class Executor:
                 if inspect.isawaitable(result):
                     result = await result
                 del args, kwargs
-                reply = self._package(spec, result, conn)
+                if inspect.isasyncgen(result) and spec.is_generator():
+                    reply = await self._stream_async(spec, result, conn)
+                else:
+                    if inspect.isasyncgen(result):  # num_returns=N: its N items
+                        result = await _drain_async_generator(result)
+                    reply = self._package(spec, result, conn)
             except (asyncio.CancelledError, _Cancelled):
                 reply = [STATUS_CANCELLED, [], None]
-            except _PROCESS_EXITS:
-                raise
+            except EXIT_REQUESTS:
+                self._exit_process()
+                return
+            except _PROCESS_EXITS as exc:
+                self._end_process_from_main(exc)  # an async actor's call: no reply
+                return
             except BaseException as exc:
                 reply = self._error_reply(spec, exc)
             finally:
                 self.running.pop(spec.task_id, None)
                 self.cancelled.discard(spec.task_id)
         self._finish(spec, ctx, fut, reply)
+
+    def _set_omp_threads(self, cpus: float) -> None:
+        if not self.omp_set_by_user:
+            value = str(max(1, int(cpus)))
+            if os.environ.get("OMP_NUM_THREADS") != value:
+                os.environ["OMP_NUM_THREADS"] = value
+
+    def _end_process_from_main(self, exc: BaseException) -> None:
+        """sys.exit() (or KeyboardInterrupt) in a call off the main thread ends the
+        process, as it would on the main thread (its caller sees the actor die)."""
+        def end() -> None:
+            raise exc
+
+        self._to_main(end)
+
+    def _exit_process(self) -> None:
+        """After ``exit_actor()``: end this process from the main thread, running the
+        atexit handlers; the calling call gets no reply (its caller sees the actor
+        dead, with the exit as the cause)."""
+        if threading.get_ident() == self.main_thread_id:
+            _exit_now()
+        self._to_main(_exit_now)
 
     def _error_reply(self, spec: TaskSpec, exc: BaseException) -> list:
         """The reply of a task that raised: a TaskError in every return.  Its
@@ -508,8 +581,8 @@ class Executor:
         err = exceptions.TaskError(spec.name, tb, cause, os.getpid(), actor_repr)
         exc.__traceback__ = None
         value = value_to_wire(error_value(err))
-        if spec.is_generator():
-            return [STATUS_APP_ERROR, [], {"error": value, "count": 0}]
+        if spec.is_generator():  # the error is the item after the last one yielded
+            return [STATUS_APP_ERROR, [[1, value, []]], {"count": 0}]
         n = max(spec.num_returns, 1)
         return [STATUS_APP_ERROR, [[i + 1, value, []] for i in range(n)], None]
 
@@ -517,10 +590,15 @@ class Executor:
         if spec.is_generator():
             return self._stream(spec, result, conn)
         n = spec.num_returns
-        if n == 1:
+        error = None
+        if n == 1 and not inspect.isgenerator(result):
             values = [result]
         elif n == 0:
             values = []
+        elif inspect.isgenerator(result):
+            values, error = _yielded_before_error(result, n)
+            if error is None:
+                values = _split_returns(spec.name, (v for v in values), n)
         else:
             values = _split_returns(spec.name, result, n)
         returns = []
@@ -528,6 +606,9 @@ class Executor:
             plain = pickle_plain(value, INLINE_THRESHOLD)
             returns.append(plain if plain is not None
                            else self._package_value(spec, i + 1, value))
+        if error is not None:  # Ray: what it yielded stays; the other returns are the error
+            failed = self._error_reply(spec, error)[1]
+            returns += failed[len(returns):]
         return [STATUS_OK, returns, None]
 
     def _package_value(self, spec: TaskSpec, index: int, value: Any) -> list:
@@ -552,19 +633,43 @@ class Executor:
         try:
             for item in result:
                 count += 1
-                entry = self._package_value(spec, count, item)
-                conn.notify_from_thread(Method.GENERATOR_ITEM, [spec.task_id] + entry)
-        except (SerializationError, _Cancelled, *_PROCESS_EXITS):
+                self._stream_item(spec, count, item, conn)
+        except (SerializationError, _Cancelled, *EXIT_REQUESTS, *_PROCESS_EXITS):
             raise
         except BaseException as exc:
-            error = self._error_reply(spec, exc)[2]["error"]
-        info = {"count": count}
-        if error is not None:
-            count += 1
-            info["count"] = count
-            conn.notify_from_thread(Method.GENERATOR_ITEM,
-                                   [spec.task_id, count, error, []])
-        return [STATUS_OK, [], info]
+            error = exc
+        return self._stream_end(spec, count, error, conn)
+
+    async def _stream_async(self, spec: TaskSpec, agen: Any, conn) -> list:
+        """An async generator method's items, each sent as it is yielded."""
+        count = 0
+        error = None
+        try:
+            async for item in agen:
+                count += 1
+                self._stream_item(spec, count, item, conn)
+        except (SerializationError, asyncio.CancelledError, _Cancelled, *EXIT_REQUESTS,
+                *_PROCESS_EXITS):
+            raise
+        except BaseException as exc:
+            error = exc
+        return self._stream_end(spec, count, error, conn)
+
+    def _stream_item(self, spec: TaskSpec, index: int, item: Any, conn) -> None:
+        entry = self._package_value(spec, index, item)
+        conn.notify_from_thread(Method.GENERATOR_ITEM, [spec.task_id] + entry)
+
+    def _stream_end(self, spec: TaskSpec, count: int, error: BaseException | None,
+                    conn) -> list:
+        """The reply of a generator task.  If it raised, the error comes in the reply
+        (as the item after the last): its owner may retry the task (items it already
+        has are not taken again) or make the error its last item."""
+        if error is None:
+            return [STATUS_OK, [], {"count": count}]
+        reply = self._error_reply(spec, error)
+        reply[1][0][0] = count + 1
+        reply[2]["count"] = count
+        return reply
 
     def _register_for_caller(self, caller: str, contained: list) -> None:
         """Refs inside a return value: the caller becomes their borrower
@@ -615,10 +720,58 @@ class Executor:
         fut.send(reply)
 
 
+async def _drain_async_generator(agen: Any) -> Any:
+    """An async generator method's items (num_returns=N) as a plain iterator for
+    the packer; an error it raised comes after the items it yielded."""
+    items = []
+    try:
+        async for item in agen:
+            items.append(item)
+    except (asyncio.CancelledError, _Cancelled, *EXIT_REQUESTS, *_PROCESS_EXITS):
+        raise
+    except BaseException as exc:
+        return _then_raise(items, exc)
+    return iter(items)
+
+
+def _then_raise(items: list, exc: BaseException):
+    yield from items
+    raise exc
+
+
+def _yielded_before_error(gen: Any, n: int) -> tuple[list, BaseException | None]:
+    """Up to n + 1 values of a generator task with num_returns=n, and the error it
+    raised after them, if it did."""
+    values: list = []
+    try:
+        for value in gen:
+            values.append(value)
+            if len(values) > n:
+                break
+    except (_Cancelled, *EXIT_REQUESTS, *_PROCESS_EXITS):
+        raise
+    except BaseException as exc:
+        return values[:n], exc
+    return values, None
+
+
 def _split_returns(name: str, result: Any, n: int) -> list:
     """The ``n`` values a task declared with ``num_returns=n`` (n > 1) returned,
     or an error that names the task and says what it must return."""
     what = type(result).__name__
+    if inspect.isgenerator(result):
+        # Ray's rule: too few values is an error; extra values are dropped (logged),
+        # and never drawn past the first extra one, so an endless generator ends too
+        values = list(itertools.islice(result, n + 1))
+        if len(values) > n:
+            log.error("generator task %s declared num_returns=%d but yielded more values; "
+                      "the values after the first %d are dropped", name, n, n)
+            return values[:n]
+        if len(values) == n:
+            return values
+        raise ValueError(f"generator task {name} declared num_returns={n} but yielded "
+                         f"{len(values)} values; it must yield exactly {n} (or use "
+                         "num_returns='streaming' for any number)")
     if not isinstance(result, (str, bytes, bytearray, dict)):
         try:
             values = list(result)

@@ -28,11 +28,12 @@ _BOOT = ("import sys; sys.path.insert(0, {root!r}); import shoal; del sys.path[0
          "import runpy; runpy.run_module({module!r}, run_name='__main__', alter_sys=True)")
 
 
-def own_module_command(module: str, *args: str) -> list[str]:
+def own_module_command(module: str, *args: str, python: str | None = None) -> list[str]:
     """argv that runs ``module`` (like ``python -m module args``) in a new
-    interpreter that imports shoal from :data:`SHOAL_ROOT`, never from its
-    working directory."""
-    return [sys.executable, "-P", "-c", _BOOT.format(root=SHOAL_ROOT, module=module), *args]
+    interpreter (``python``, default this one) that imports shoal from
+    :data:`SHOAL_ROOT`, never from its working directory."""
+    return [python or sys.executable, "-P", "-c",
+            _BOOT.format(root=SHOAL_ROOT, module=module), *args]
 
 
 def driver_import_path() -> list[str]:

@@ -24,8 +24,10 @@ executor sends it again until its handler has raised.
 from __future__ import annotations
 
 import _imp
+import asyncio
 import ctypes
 import logging
+import signal
 import sys
 from types import FrameType
 
@@ -70,3 +72,44 @@ def release_import_lock() -> int:
         log.warning("an interrupted task left the import lock held (%d levels): released",
                     released)
     return released
+
+
+class TaskInterrupter:
+    """Interrupts the thread running a cancelled sync task, by the rules above.
+
+    ``running`` (task id -> thread ident) and ``cancelled`` are the executor's
+    own; ``raised`` are the cancelled tasks whose interrupt was raised (cleared by
+    ``finished``).  ``interrupt`` runs on the io thread, ``should_raise`` in the
+    main thread's SIGINT handler.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, main_thread_id: int,
+                 running: dict, cancelled: set, exc_type: type[BaseException]) -> None:
+        self.loop, self.main_thread_id = loop, main_thread_id
+        self.running, self.cancelled, self.exc_type = running, cancelled, exc_type
+        self.raised: set[bytes] = set()
+
+    def interrupt(self, task_id: bytes, thread_id: int) -> None:
+        if (task_id not in self.cancelled or task_id in self.raised
+                or self.running.get(task_id) != thread_id):
+            return  # finished meanwhile, or the interrupt was raised
+        if thread_importing(thread_id):
+            self.loop.call_later(RETRY_S, self.interrupt, task_id, thread_id)
+        elif thread_id == self.main_thread_id:
+            # At the main thread itself (sent to the process, it may go to another
+            # thread and leave the main one asleep), and again until it is raised.
+            signal.pthread_kill(thread_id, signal.SIGINT)
+            self.loop.call_later(RESEND_S, self.interrupt, task_id, thread_id)
+        else:
+            raise_in_thread(thread_id, self.exc_type)
+
+    def should_raise(self, task_id: bytes, frame: FrameType | None) -> bool:
+        """In the SIGINT handler: raise now for ``task_id``?  Not inside an import
+        (``interrupt`` sends the signal again)."""
+        if task_id not in self.cancelled or importing(frame):
+            return False
+        self.raised.add(task_id)
+        return True
+
+    def finished(self, task_id: bytes) -> None:
+        self.raised.discard(task_id)

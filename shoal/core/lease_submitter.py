@@ -178,11 +178,14 @@ class KeyState:
     requesting: int = 0
     strategy: list | None = None
     target_node: str = ""  # locality: ask this node's agent first
+    runtime_env: dict | None = None  # resolved; its workers are started in it
     max_in_flight: int = MAX_IN_FLIGHT
 
 
-def scheduling_key(resources: dict, strategy: object) -> tuple:
-    return (tuple(sorted(resources.items())), repr(strategy) if strategy else "")
+def scheduling_key(resources: dict, strategy: object, env_hash: str = "") -> tuple:
+    """Tasks with equal keys share leased workers: same shape, strategy and runtime env."""
+    where = repr(strategy) if strategy else ""
+    return (tuple(sorted(resources.items())), f"{where}|env={env_hash}" if env_hash else where)
 
 
 class LeaseSubmitter:
@@ -202,7 +205,8 @@ class LeaseSubmitter:
         state = self.keys.get(key)
         if state is None:
             state = self.keys[key] = KeyState(key, task.spec.resources, task.spec.name,
-                                               strategy=task.strategy, target_node=target)
+                                               strategy=task.strategy, target_node=target,
+                                               runtime_env=task.runtime_env)
             if task.strategy and task.strategy[0] == "SPREAD":
                 state.max_in_flight = 1
         state.queue.append(task)
@@ -292,7 +296,8 @@ class LeaseSubmitter:
 
     async def _request_lease(self, state: KeyState) -> None:
         in_group = bool(state.strategy) and state.strategy[0] == "PG"
-        body = [self.worker.job_id, state.resources, "", state.strategy, in_group]
+        body = [self.worker.job_id, state.resources, "", state.strategy, in_group,
+                {"runtime_env": state.runtime_env} if state.runtime_env else None]
         node = self.worker.node
         remote = in_group  # another node's agent, or a bundle's: its failures are retried
         try:
@@ -312,6 +317,8 @@ class LeaseSubmitter:
                 return
             if isinstance(exc, RemoteError) and exc.error_type == "TaskUnschedulableError":
                 self._fail_queue(state, exceptions.TaskUnschedulableError(exc.message))
+            elif isinstance(exc, RemoteError) and exc.error_type == "RuntimeEnvSetupError":
+                self._fail_queue(state, exceptions.RuntimeEnvSetupError(exc.message))
             elif in_group and self._group_failed(state, exc):
                 pass
             elif remote:
@@ -363,6 +370,7 @@ class LeaseSubmitter:
         while state.queue:
             task = state.queue.popleft()
             if isinstance(exc, exceptions.TaskUnschedulableError
+                          | exceptions.RuntimeEnvSetupError
                           | exceptions.TaskPlacementGroupRemoved):
                 self.tasks.fail_with(task, exc)
             else:

@@ -81,6 +81,8 @@ class PendingTask:
     #                         its arguments resolve (calls keep submission order)
     keepalive: list = field(default_factory=list)
     strategy: list | None = None  # scheduling strategy, wire form (task_spec.strategy_to_wire)
+    runtime_env: dict | None = None  # resolved runtime env (shoal.runtime_env.spec)
+    in_order: bool = True  # an actor call that keeps its place while its arguments resolve
     arg_locations: list | None = None  # [(node ids, size)] of shared-memory args (locality)
     ran_on: tuple = ()  # (worker id, node id) of the leased worker it was last pushed to
     error_type: str = ""  # why it failed, Ray's ErrorType names (state API)
@@ -123,6 +125,7 @@ class TaskManager:
         self.submitter = LeaseSubmitter(worker, self)
         self.history = TaskHistory()  # finished tasks, for the state API (bounded)
         worker.router.add(Method.GENERATOR_ITEM, self.handle_generator_item)
+        worker.router.add(Method.CANCEL_BY_REF, lambda conn, body: self.cancel(*body))
 
     # ---- building (user thread) ------------------------------------------------------
     def build_args(self, name: str, args: tuple, kwargs: dict) -> tuple[list, list, list]:
@@ -157,7 +160,9 @@ class TaskManager:
         return wire, held, keepalive
 
     def submit(self, spec: TaskSpec, held: list[bytes], keepalive: list, max_retries: int,
-               retry_exceptions: Any, strategy: Any = None) -> list[ObjectRef] | Any:
+               retry_exceptions: Any, strategy: Any = None,
+               runtime_env: tuple[dict, str] = ({}, ""),
+               in_order: bool = True) -> list[ObjectRef] | Any:
         """User thread: register and post the task; return its refs at once."""
         worker = self.worker
         if spec.num_returns == STREAMING or spec.num_returns == DYNAMIC:
@@ -173,10 +178,12 @@ class TaskManager:
             retry_exceptions=retry_exceptions,
             parent_task_id=ctx.task_id if ctx is not None else None,
             keepalive=keepalive,
+            in_order=in_order,
         )
         if spec.kind is not TaskKind.ACTOR_TASK:  # actor calls go to their actor
-            task.scheduling_key = scheduling_key(spec.resources, strategy)
+            task.scheduling_key = scheduling_key(spec.resources, strategy, runtime_env[1])
             task.strategy = strategy_to_wire(strategy)
+            task.runtime_env = runtime_env[0] or None
             if task.strategy is not None and task.strategy[0] == "PG":
                 spec.placement = task.strategy[1:]  # the worker's get_current_placement_group
         if spec.num_returns == STREAMING:
@@ -216,7 +223,7 @@ class TaskManager:
         refs.inc_submitted(task.held)
         task.keepalive = []  # counted now; the Python refs may go
         self.pending[task.spec.task_id] = task
-        if task.spec.kind is TaskKind.ACTOR_TASK:
+        if task.spec.kind is TaskKind.ACTOR_TASK and task.in_order:
             self.worker.actors.reserve(task)
         self._resolve(task)
 
@@ -304,10 +311,11 @@ class TaskManager:
                 return
         if status == STATUS_APP_ERROR:
             task.error_type = "TASK_EXECUTION_EXCEPTION"
-        if not task.returns_stored:
+        if task.generator is not None:  # its items came as GENERATOR_ITEMs; an error here
+            error = value_from_wire(returns[0][1]) if returns else None
+            self._finish_generator(task, info, stored_error=error)
+        elif not task.returns_stored:
             self._store_returns(task, returns)
-        if task.generator is not None:
-            self._finish_generator(task, info)
         self._finish(task, ok=status == STATUS_OK)
 
     def store_early(self, task: PendingTask, reply: list) -> bool:
@@ -555,15 +563,17 @@ class TaskManager:
         return None
 
     def _finish_generator(self, task: PendingTask, info: dict,
-                          error: BaseException | None = None) -> None:
+                          error: BaseException | None = None,
+                          stored_error: StoredValue | None = None) -> None:
         gen = task.generator
         count = (info or {}).get("count", len(gen.items))
-        if error is not None:
+        if error is not None or stored_error is not None:
             # surface the failure as one more item, like an exception raised by next()
             index = count + 1
             oid = ids.object_id(task.spec.task_id, index)
             self.worker.references.add_owned(oid)
-            self.worker.value_table.put(oid, error_value(error))
+            self.worker.value_table.put(oid, stored_error if stored_error is not None
+                                        else error_value(error))
             gen.add(index, ObjectRef(oid, self.worker.address, self.worker))
             count = index
         if task.spec.num_returns == DYNAMIC and task.return_ids:
@@ -591,6 +601,17 @@ class TaskManager:
                 Method.CANCEL_TASK, [task.spec.task_id, force, recursive])
         elif task.spec.kind is TaskKind.ACTOR_TASK:
             self.worker.actors.cancel(task, force)
+
+    def cancel_at_owner(self, owner: str, oid: bytes, force: bool, recursive: bool) -> None:
+        """``cancel`` of a ref this process borrows: its owner cancels the task."""
+        async def send() -> None:
+            try:
+                (await self.worker.peer(owner)).notify(Method.CANCEL_BY_REF,
+                                                       [oid, force, recursive])
+            except Exception as exc:  # the owner is gone: so is its task
+                log.info("could not ask owner %s to cancel a task: %s", owner, exc)
+
+        self.worker.loop.create_task(send())
 
     def cancel_children(self, parent_task_id: bytes, force: bool) -> None:
         for task in list(self.pending.values()):

@@ -57,10 +57,15 @@ class TaskSpec:
     parent_task_id: bytes = b""
     placement: list | None = None  # [pg_id, bundle index, capture child tasks]
     accelerators: dict | None = None  # {"GPU": [ids]} of the lease it is pushed on
+    concurrency_group: str = ""  # an actor call's group from .options() ("": its method's)
 
     def to_wire(self, include_function: bool) -> list:
+        """The optional fields trail the 14 fixed ones (placement 14, accelerators
+        15, concurrency group 16) and are sent only up to the last one set."""
         wire = self._wire(include_function)
-        if self.placement is not None or self.accelerators is not None:
+        if self.concurrency_group:
+            wire += [self.placement, self.accelerators, self.concurrency_group]
+        elif self.placement is not None or self.accelerators is not None:
             wire += [self.placement, self.accelerators]
         return wire
 
@@ -101,6 +106,7 @@ class TaskSpec:
             seq=w[13],
             placement=w[14] if len(w) > 14 else None,
             accelerators=w[15] if len(w) > 15 else None,
+            concurrency_group=w[16] if len(w) > 16 else "",
         )
 
     def is_generator(self) -> bool:

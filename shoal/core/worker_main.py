@@ -30,7 +30,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig
     from shoal.core.executor import Executor
+    from shoal.runtime_env.client import client_for
+    from shoal.runtime_env.worker_apply import apply_from_environ
 
+    runtime_env = apply_from_environ()  # before anything else reads the cwd
     env = os.environ
     config = WorkerConfig(
         mode=Mode.WORKER,
@@ -44,7 +47,9 @@ def main() -> None:
     worker = CoreWorker(config)
     executor = Executor(worker)
     worker.executor = executor
+    executor.runtime_env = runtime_env
     worker.start()
+    worker.runtime_envs = client_for(worker, runtime_env.get("resolved"))
     executor.run_forever()
 
 

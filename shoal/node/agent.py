@@ -33,7 +33,7 @@ import itertools
 import logging
 from dataclasses import dataclass, field
 
-from shoal.exceptions import TaskUnschedulableError
+from shoal.exceptions import RuntimeEnvSetupError, TaskUnschedulableError
 from shoal.node.accelerators import ids_of
 from shoal.node.bundles import BundleService, bundle_of
 from shoal.node.cluster_view import SPREAD, ClusterView, Decision
@@ -45,6 +45,9 @@ from shoal.node.state_service import StateService
 from shoal.node.worker_pool import FAILED_STARTS_LIMIT, Worker, WorkerPool
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import Router
+from shoal.runtime_env.packaging import KV_NAMESPACE
+from shoal.runtime_env.setup import RuntimeEnvSetup, default_root
+from shoal.runtime_env.spec import env_hash
 
 log = logging.getLogger("shoal.node")
 
@@ -59,6 +62,7 @@ class LeaseRequest:
     warned: bool = False
     strategy: list | None = None
     spillable: bool = False  # a task lease that was not redirected here
+    runtime_env: dict | None = None  # resolved (runtime_env.spec); None: the default workers
     bundle: tuple[str, int] | None = None  # (pg_id, index): served from that bundle only
     pool: NodeResources | None = None  # what it was granted from (node or bundle)
     gpus: list = field(default_factory=list)  # [[gpu id, units]] it was granted
@@ -112,6 +116,7 @@ class NodeAgent:
             SHOAL_STORE_PATH=self.store.path,
         )
         self.pool = WorkerPool(env, self._on_worker_output, self._on_worker_exit)
+        self.runtime_envs = RuntimeEnvSetup(default_root(), self._kv_package, self.pool.env)
         self.queue: list[LeaseRequest] = []
         self.leases: dict[int, Lease] = {}
         self._lease_ids = itertools.count(1)
@@ -217,6 +222,11 @@ class NodeAgent:
 
     def _make_idle(self, worker: Worker) -> None:
         worker.lease_id = None
+        if worker.env_hash:  # serves only its env's requests (_obtain_env_worker)
+            if not worker.reserved:
+                self.pool.idle.append(worker)
+                self._schedule()
+            return
         while self.worker_waiters:
             fut = self.worker_waiters.pop(0)
             if not fut.done():
@@ -278,22 +288,25 @@ class NodeAgent:
 
     # ---- leases ------------------------------------------------------------------
     def handle_request_lease(self, conn, body):
-        """[job_id, shape, label, strategy, spilled] -> a grant (see ``_grant``),
+        """[job_id, shape, label, strategy, spilled, extras] -> a grant (see ``_grant``),
         ``{"spill": [node_id, address]}``, or None if cancelled."""
         job_id, shape, label = body[:3]
         strategy = body[3] if len(body) > 3 else None
         spilled = len(body) > 4 and bool(body[4])
+        extras = body[5] if len(body) > 5 and body[5] else {}
         units = to_units(shape)
+        env = extras.get("runtime_env") or None
         bundle = bundle_of(strategy)
         if bundle is not None:
             self.bundles.table.check(bundle[0], bundle[1], units)
             return self._enqueue(LeaseRequest(units, job_id, label, conn, None,
-                                              strategy=strategy, bundle=bundle))
+                                              strategy=strategy, bundle=bundle,
+                                              runtime_env=env))
         if not spilled and strategy and strategy[0] == SPREAD:
-            return self._spread_lease(units, job_id, label, conn, strategy)
-        return self._place_or_queue(units, job_id, label, conn, strategy, spilled)
+            return self._spread_lease(units, job_id, label, conn, strategy, env)
+        return self._place_or_queue(units, job_id, label, conn, strategy, spilled, env)
 
-    async def _spread_lease(self, units, job_id, label, conn, strategy):
+    async def _spread_lease(self, units, job_id, label, conn, strategy, env=None):
         """SPREAD picks among the nodes with room *now*: the node table is read
         afresh first.  (The periodic copy is up to a heartbeat old: a node that
         had just finished some work still looked full, and every SPREAD request of
@@ -302,10 +315,10 @@ class NodeAgent:
             await self.refresh_cluster()
             if not conn.is_open():
                 return None  # the requester left meanwhile: nothing to queue
-        reply = self._place_or_queue(units, job_id, label, conn, strategy, False)
+        reply = self._place_or_queue(units, job_id, label, conn, strategy, False, env)
         return await reply if isinstance(reply, asyncio.Future) else reply
 
-    def _place_or_queue(self, units, job_id, label, conn, strategy, spilled):
+    def _place_or_queue(self, units, job_id, label, conn, strategy, spilled, env=None):
         """A spill redirect, or the future of the request queued here."""
         if not spilled and (strategy or (not self.resources.fits(units)
                                          and self.cluster.has_peers())):
@@ -314,8 +327,8 @@ class NodeAgent:
                 return {"spill": [placement.node.node_id, placement.node.address]}
             if placement.decision is Decision.FAIL:
                 raise TaskUnschedulableError(placement.reason)
-        return self._enqueue(LeaseRequest(units, job_id, label, conn, None,
-                                          strategy=strategy, spillable=not spilled))
+        return self._enqueue(LeaseRequest(units, job_id, label, conn, None, strategy=strategy,
+                                          spillable=not spilled, runtime_env=env))
 
     def _enqueue(self, request: LeaseRequest) -> asyncio.Future:
         request.future = asyncio.get_running_loop().create_future()
@@ -403,7 +416,10 @@ class NodeAgent:
 
     async def _grant(self, request: LeaseRequest) -> None:
         try:
-            worker = await self._obtain_worker(request.job_id)
+            if request.runtime_env:
+                worker = await self._obtain_env_worker(request.job_id, request.runtime_env)
+            else:
+                worker = await self._obtain_worker(request.job_id)
         except Exception as exc:
             request.pool.release(request.shape, request.gpus)
             if not request.future.done():
@@ -449,6 +465,30 @@ class NodeAgent:
             await self._assign_job(worker, job_id)
         return worker
 
+    async def _obtain_env_worker(self, job_id: str, env: dict) -> Worker:
+        """An idle worker of the runtime env, or a new one started in it (the env is
+        set up first, once per node: RuntimeEnvSetupError if it cannot be)."""
+        worker = self.pool.pop_idle(job_id, env_hash(env))
+        if worker is None:
+            worker_env = await self.runtime_envs.setup(env)
+            worker = await self.pool.start_worker(worker_env)
+            try:
+                await worker.registered
+            except Exception:
+                raise RuntimeEnvSetupError(
+                    f"a worker started in runtime_env {sorted(env)} died before it "
+                    f"registered: {self.pool.last_start_failure}") from None
+            finally:
+                worker.reserved = False
+            if worker in self.pool.idle:
+                self.pool.idle.remove(worker)
+        if worker.job_id != job_id:
+            await self._assign_job(worker, job_id)
+        return worker
+
+    async def _kv_package(self, key: str) -> bytes | None:
+        return await self.control.call(Method.KV_GET, [KV_NAMESPACE, key])
+
     async def _assign_job(self, worker: Worker, job_id: str) -> None:
         job = self.jobs.get(job_id)
         if job is None:
@@ -486,8 +526,11 @@ class NodeAgent:
         return self.leases.get(worker.lease_id)
 
     def handle_worker_blocked(self, conn, body):
+        # an actor keeps its CPUs for its lifetime, blocked or not (as in Ray): only a
+        # task's worker lends its CPU while it waits
         lease = self._lease_of(conn)
-        if lease is not None and not lease.cpu_released and "CPU" in lease.shape:
+        if lease is not None and not lease.cpu_released and "CPU" in lease.shape \
+                and lease.worker.actor_id is None:
             lease.cpu_released = True
             lease.pool.release({"CPU": lease.shape["CPU"]})
             self._schedule()
@@ -508,12 +551,13 @@ class NodeAgent:
         actor_id, job_id, shape, label, creation = body[:5]
         num_restarts = body[5] if len(body) > 5 else 0
         strategy = body[6] if len(body) > 6 else None
+        env = (body[7] if len(body) > 7 else None) or None
         units = to_units(shape)
         bundle = bundle_of(strategy)
         if bundle is not None:
             self.bundles.table.check(bundle[0], bundle[1], units)
         grant = await self._enqueue(LeaseRequest(units, job_id, label, conn, None,
-                                                 bundle=bundle))
+                                                 bundle=bundle, runtime_env=env))
         if grant is None:
             raise RuntimeError("actor lease cancelled")
         lease = self.leases[grant[0]]

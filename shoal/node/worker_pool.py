@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from shoal.core.import_path import own_module_command
 from shoal.node import zygote as zygote_process
+from shoal.runtime_env.setup import WorkerEnv
 
 log = logging.getLogger("shoal.node")
 
@@ -43,6 +44,8 @@ class Worker:
     lease_id: int | None = None
     actor_id: str | None = None
     label: str = ""
+    env_hash: str = ""  # the runtime env it was started in ("": the node's default)
+    reserved: bool = False  # started for one request: not handed to others when it registers
     registered: asyncio.Future | None = None
     output_tasks: list = field(default_factory=list)
     # its last lines of stderr: why it died, if it dies before registering
@@ -197,18 +200,26 @@ class WorkerPool:
                 log.warning("fork server unavailable, workers will be exec'd: %s", exc)
                 self.zygote = None
 
-    async def start_worker(self) -> Worker:
+    async def start_worker(self, env: WorkerEnv | None = None) -> Worker:
+        """Start a worker; in ``env`` (a runtime env) if given: forked with its
+        variables, or exec'd with its interpreter (a pip env)."""
         if self.closing:
             raise RuntimeError("the node is shutting down")
         loop = asyncio.get_running_loop()
         worker = Worker(os.urandom(8).hex(), registered=loop.create_future())
+        extra = {}
+        if env is not None:
+            worker.env_hash, worker.reserved = env.env_hash, True
+            extra = env.process_env()
         self.workers[worker.worker_id] = worker
-        self.starting += 1
+        if env is None:
+            self.starting += 1
         try:
-            if self.zygote is not None and self.zygote.alive:
-                await self._fork(worker)
+            if self.zygote is not None and self.zygote.alive and (env is None
+                                                                  or env.python is None):
+                await self._fork(worker, extra)
             else:
-                await self._exec(worker)
+                await self._exec(worker, extra, env.python if env is not None else None)
         except BaseException:
             self.workers.pop(worker.worker_id, None)
             self.settle_registration(worker, RuntimeError("worker failed to start"))
@@ -218,12 +229,13 @@ class WorkerPool:
         loop.create_task(self._watch(worker))
         return worker
 
-    async def _fork(self, worker: Worker) -> None:
+    async def _fork(self, worker: Worker, extra: dict[str, str]) -> None:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
             worker.pid, worker.exited = await self.zygote.spawn(
-                worker.worker_id, {**self.zygote.node_env, "SHOAL_WORKER_ID": worker.worker_id},
+                worker.worker_id,
+                {**self.zygote.node_env, **extra, "SHOAL_WORKER_ID": worker.worker_id},
                 out_w, err_w)
         except BaseException:
             os.close(out_r)  # the read ends leaked on every failed spawn (EAGAIN)
@@ -237,11 +249,12 @@ class WorkerPool:
             asyncio.get_running_loop().create_task(self._pump_fd(worker, "stderr", err_r)),
         ]
 
-    async def _exec(self, worker: Worker) -> None:
-        env = dict(self.env)
+    async def _exec(self, worker: Worker, extra: dict[str, str],
+                    python: str | None = None) -> None:
+        env = {**self.env, **extra}
         env["SHOAL_WORKER_ID"] = worker.worker_id
         proc = await asyncio.create_subprocess_exec(
-            *own_module_command("shoal.core.worker_main"),
+            *own_module_command("shoal.core.worker_main", python=python),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=env,
         )
@@ -258,7 +271,8 @@ class WorkerPool:
         late decrement let a request wait for a start that nobody made."""
         if worker.registered is None or worker.registered.done():
             return
-        self.starting -= 1
+        if not worker.env_hash:  # env workers are not counted (see start_worker)
+            self.starting -= 1
         if error is None:
             self.failed_starts = 0
             worker.registered.set_result(worker)
@@ -296,7 +310,7 @@ class WorkerPool:
         if worker in self.idle:
             self.idle.remove(worker)
         if worker.registered is not None and not worker.registered.done():
-            self.failed_starts += 1
+            self.failed_starts += 0 if worker.env_hash else 1
             stderr = b"".join(worker.stderr_tail).decode(errors="replace").strip()[-2000:]
             self.last_start_failure = (
                 f"worker pid={worker.pid} exited with code {worker.returncode} before "
@@ -305,11 +319,12 @@ class WorkerPool:
         self.settle_registration(worker, RuntimeError("worker exited before registering"))
         self.on_exit(worker)
 
-    def pop_idle(self, job_id: str) -> Worker | None:
-        """An idle worker already bound to ``job_id``, else an unbound one."""
+    def pop_idle(self, job_id: str, env_hash: str = "") -> Worker | None:
+        """An idle worker of that runtime env already bound to ``job_id``, else an
+        unbound one."""
         for want in (job_id, None):
             for i, worker in enumerate(self.idle):
-                if worker.job_id == want:
+                if worker.job_id == want and worker.env_hash == env_hash:
                     return self.idle.pop(i)
         return None
 

@@ -66,6 +66,7 @@ class Method(enum.IntEnum):
     WORKER_STATE = 72  # node agent -> core worker: objects/tasks snapshot (state API)
     RECOVER_OBJECT = 75  # reader -> owner: no copy reachable; rebuild it (lineage)
     ADOPT_OBJECT = 76  # put(_owner=actor): the actor's worker becomes the owner
+    CANCEL_BY_REF = 77  # borrower -> owner: cancel the task making this object
 
     # placement groups (control store); numbered apart from the rest
     CREATE_PLACEMENT_GROUP = 110

@@ -18,9 +18,17 @@ def __getattr__(name: str):
         from shoal.util.memory import memory_summary
 
         return memory_summary
+    if name == "list_named_actors":
+        from shoal.util.named_actors import list_named_actors
+
+        return list_named_actors
+    if name == "inspect_serializability":
+        from shoal.util.check_serialize import inspect_serializability
+
+        return inspect_serializability
     raise AttributeError(f"module 'shoal.util' has no attribute {name!r}")
 
 
 __all__ = ["ActorPool", "PlacementGroup", "get_current_placement_group", "get_placement_group",
-           "memory_summary", "placement_group", "placement_group_table",
-           "remove_placement_group", "scheduling_strategies"]
+           "inspect_serializability", "list_named_actors", "memory_summary", "placement_group",
+           "placement_group_table", "remove_placement_group", "scheduling_strategies"]

@@ -35,11 +35,13 @@ def test_a_process_death_restarts_while_restarts_remain(state, event):
     assert next_state(state, event, max_restarts=0, num_restarts=0) is D
 
 
-def test_kill_to_restart_restarts_only_a_live_actor():
+def test_kill_to_restart_uses_a_restart_unless_already_restarting():
     assert next_state(A, ActorEvent.KILLED_TO_RESTART, 1, 0) is R
     assert next_state(A, ActorEvent.KILLED_TO_RESTART, 0, 0) is D
-    # already being (re)created: nothing to kill
-    assert next_state(P, ActorEvent.KILLED_TO_RESTART, 1, 0) is P
+    # still being created: the creation under way is the restart (Ray counts it)
+    assert next_state(P, ActorEvent.KILLED_TO_RESTART, 1, 0) is R
+    assert next_state(P, ActorEvent.KILLED_TO_RESTART, 0, 0) is D
+    # already being re-created: nothing to kill
     assert next_state(R, ActorEvent.KILLED_TO_RESTART, 5, 1) is R
 
 

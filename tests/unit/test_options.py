@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import pytest
 
@@ -122,13 +121,13 @@ def test_other_numeric_options(name):
 # ---- num_returns --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", [0, 1, 5, "streaming", "dynamic"])
+@pytest.mark.parametrize("value", [0, 1, 5, "streaming", "dynamic", None])  # None: default
 def test_num_returns_valid(value):
     assert validate(TASK_OPTIONS, {"num_returns": value}, "f") == {"num_returns": value}
     assert validate(METHOD_OPTIONS, {"num_returns": value}, "m") == {"num_returns": value}
 
 
-@pytest.mark.parametrize("value", [-1, 1.0, 2.5, "3", "stream", None, True, [1]])
+@pytest.mark.parametrize("value", [-1, 1.0, 2.5, "3", "stream", True, [1]])
 def test_num_returns_invalid_is_value_error_naming_option(value):
     with pytest.raises(ValueError, match="'num_returns'"):
         validate(TASK_OPTIONS, {"num_returns": value}, "f")
@@ -279,24 +278,36 @@ def test_string_bool_and_lifetime_options():
         validate(ACTOR_OPTIONS, {"lifetime": "forever"}, "A")
 
 
-def test_runtime_env_warns_only_when_set():
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert validate(TASK_OPTIONS, {"runtime_env": {"pip": ["x"]}}, "f") == {
-            "runtime_env": {"pip": ["x"]}
-        }
-        assert len(caught) == 1 and "runtime_env" in str(caught[0].message)
-        validate(TASK_OPTIONS, {"runtime_env": None}, "f")
-        validate(TASK_OPTIONS, {"runtime_env": {}}, "f")
-        assert len(caught) == 1
+def test_runtime_env_fields_are_checked():
+    env = {"pip": ["x"], "env_vars": {"A": "1"}}
+    assert validate(TASK_OPTIONS, {"runtime_env": env}, "f") == {"runtime_env": env}
+    with pytest.raises(ValueError, match="unknown field 'pipx'"):
+        validate(ACTOR_OPTIONS, {"runtime_env": {"pipx": ["x"]}}, "actor Counter")
 
 
-def test_runtime_env_warning_names_the_ignored_keys_and_the_task():
-    with pytest.warns(UserWarning) as caught:
-        validate(ACTOR_OPTIONS, {"runtime_env": {"pip": ["x"], "env_vars": {"A": "1"}}},
-                 "actor Counter")
-    text = str(caught[0].message)
-    assert "actor Counter" in text and "(keys: env_vars, pip)" in text
+@pytest.mark.parametrize("selector, ok", [
+    ({"ray.io/accelerator-type": "in(H100, B200)"}, True),
+    ({"market": "!spot"}, True),
+    ({"r!a!y.io/market_type": "spot"}, False),
+    ({"gpu": "matches(TPU)"}, False),
+    ({"gpu": "in(H100,, B200)"}, False),
+    ({"gpu": "in(TPU, H100"}, False),
+])
+def test_label_selector_syntax(selector, ok):
+    if ok:
+        assert validate(TASK_OPTIONS, {"label_selector": selector}, "f")
+    else:
+        with pytest.raises(ValueError, match="label_selector"):
+            validate(TASK_OPTIONS, {"label_selector": selector}, "f")
+
+
+def test_fallback_strategy_entries_are_label_selectors():
+    good = [{"label_selector": {"zone": "in(a, b)"}}]
+    assert validate(ACTOR_OPTIONS, {"fallback_strategy": good}, "A")
+    with pytest.raises(TypeError):
+        validate(ACTOR_OPTIONS, {"fallback_strategy": {"label_selector": {}}}, "A")
+    with pytest.raises(ValueError, match="unsupported key"):
+        validate(ACTOR_OPTIONS, {"fallback_strategy": [{"memory": "1Gi"}]}, "A")
 
 
 def test_runtime_env_must_be_a_dict():

@@ -1,0 +1,7 @@
+import importlib
+
+
+def __getattr__(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return importlib.import_module("ray._private." + name)

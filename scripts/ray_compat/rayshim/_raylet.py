@@ -1,0 +1,6 @@
+from shoal import ObjectRef, ObjectRefGenerator  # noqa
+try:
+    from shoal.api.generators import ObjectRefStreamEndOfStreamError  # noqa
+except ImportError:
+    class ObjectRefStreamEndOfStreamError(StopIteration):
+        pass

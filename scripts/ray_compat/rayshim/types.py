@@ -1,0 +1,1 @@
+from shoal import ObjectRef  # noqa
