@@ -270,7 +270,7 @@ def test_every_page_in_a_browser(workload, browser):
     _shot(driver, "objects")
 
     _open(driver, "logs")
-    wait_for_condition(lambda: driver.find_elements(By.CSS_SELECTOR, "#log-list li"),
+    wait_for_condition(lambda: driver.find_elements(By.CSS_SELECTOR, "#log-list tr[data-log]"),
                        timeout=20)
     _shot(driver, "logs")
 

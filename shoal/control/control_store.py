@@ -28,7 +28,7 @@ from shoal._version import __version__
 from shoal.control.actor_lifecycle import ActorEvent, ActorState, next_state
 from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S, Membership, NodeRecord
 from shoal.control.placement_groups import PlacementGroupService
-from shoal.control.state_query import handle_list_state
+from shoal.control.state_query import handle_list_state, handle_read_node_log
 from shoal.rpc.loopback import LoopbackConnection
 from shoal.rpc.messages import Method
 from shoal.rpc.protocol import check_version
@@ -114,6 +114,8 @@ class ControlStore:
         }.items():
             router.add(method, handler)
         router.add(Method.LIST_STATE, lambda conn, body: handle_list_state(self, conn, body))
+        router.add(Method.READ_NODE_LOG,
+                   lambda conn, body: handle_read_node_log(self, conn, body))
         self.placement = PlacementGroupService(self, router)
         router.on_close.append(self._on_connection_closed)
 

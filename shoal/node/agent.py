@@ -42,6 +42,7 @@ from shoal.node.object_transfer import ObjectTransfer
 from shoal.node.owner_watch import OwnerWatch
 from shoal.node.resources import NodeResources, from_units, to_units
 from shoal.node.state_service import StateService
+from shoal.node.worker_logs import WorkerLogs, rotation_from_env
 from shoal.node.worker_pool import FAILED_STARTS_LIMIT, Worker, WorkerPool
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import Router
@@ -90,6 +91,7 @@ class NodeConfig:
     spill_high_water: float = 0.8  # spill when this fraction of the store is in use
     min_spill_bytes: int = 100 << 20  # fuse small objects into spill files of this size
     gpu_ids: list[str] = field(default_factory=list)  # ids of resources["GPU"] GPUs
+    log_dir: str = ""  # the node's log folder: worker log files go there ("": none)
 
 
 class NodeAgent:
@@ -111,7 +113,10 @@ class NodeAgent:
             SHOAL_NODE_ADDRESS=config.address,
             SHOAL_STORE_PATH=self.store.path,
         )
-        self.pool = WorkerPool(env, self._on_worker_output, self._on_worker_exit)
+        self.worker_logs = (WorkerLogs(config.log_dir, config.node_id, *rotation_from_env())
+                            if config.log_dir else None)
+        self.pool = WorkerPool(env, self._on_worker_output, self._on_worker_exit,
+                               self.worker_logs)
         self.queue: list[LeaseRequest] = []
         self.leases: dict[int, Lease] = {}
         self._lease_ids = itertools.count(1)
@@ -599,4 +604,6 @@ class NodeAgent:
         self.closing = True
         self.transfer.close()
         await self.pool.shutdown()
+        if self.worker_logs is not None:
+            self.worker_logs.close_all()
         self.store.close()
