@@ -180,8 +180,9 @@ class ControlStore:
         node_id, available, pending = body[:3]
         demand = body[3] if len(body) > 3 else []
         store = body[4] if len(body) > 4 else None
+        metrics = body[5] if len(body) > 5 else None
         self.membership.heartbeat(node_id, available, pending, demand,
-                                  asyncio.get_running_loop().time(), store)
+                                  asyncio.get_running_loop().time(), store, metrics)
         return None
 
     def _node_died(self, record: NodeRecord) -> None:
@@ -222,7 +223,9 @@ class ControlStore:
         return {
             "version": __version__,
             "node_timeout_s": self.membership.timeout_s,
-            "nodes": self.handle_get_nodes(conn, None),
+            # with each node's counters for /metrics (GET_NODES, which every agent
+            # asks each heartbeat, leaves them out)
+            "nodes": [dict(n.public(), metrics=n.metrics) for n in self.nodes.values()],
             "pending_actors": pending_actors,
         }
 

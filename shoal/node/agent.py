@@ -31,12 +31,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from dataclasses import dataclass, field
 
 from shoal.exceptions import TaskUnschedulableError
 from shoal.node.accelerators import ids_of
 from shoal.node.bundles import BundleService, bundle_of
 from shoal.node.cluster_view import SPREAD, ClusterView, Decision
+from shoal.node.node_metrics import NodeMetrics
 from shoal.node.object_store import ObjectStore, StoreConfig
 from shoal.node.object_transfer import ObjectTransfer
 from shoal.node.owner_watch import OwnerWatch
@@ -63,6 +65,7 @@ class LeaseRequest:
     bundle: tuple[str, int] | None = None  # (pg_id, index): served from that bundle only
     pool: NodeResources | None = None  # what it was granted from (node or bundle)
     gpus: list = field(default_factory=list)  # [[gpu id, units]] it was granted
+    queued_at: float = field(default_factory=time.monotonic)  # lease latency (metrics)
 
 
 @dataclass
@@ -128,6 +131,7 @@ class NodeAgent:
         self.closing = False
         # Set from the control store's reply to REGISTER_NODE (control/membership.py).
         self.heartbeat_s = 1.0
+        self.metrics = NodeMetrics()  # sent with each heartbeat, for /metrics
         self.transfer = ObjectTransfer(self, config.token)
         self.owner_watch = OwnerWatch(self)
         self.data_address = ""
@@ -429,6 +433,7 @@ class NodeAgent:
         worker.label = request.label
         leases = getattr(request.requester, "state", {}).setdefault("leases", set())
         leases.add(lease.lease_id)
+        self.metrics.lease_latency.observe(time.monotonic() - request.queued_at)
         request.future.set_result(
             [lease.lease_id, worker.worker_id, worker.address, self.node_id,
              from_units(request.shape), {"GPU": ids_of(lease.gpus)} if lease.gpus else None]
@@ -573,13 +578,14 @@ class NodeAgent:
             asyncio.get_running_loop().call_later(0.02, self._report)
 
     def _report(self) -> None:
-        """The heartbeat: free resources, the demand waiting in our queue, and the
-        object store's usage and spilling totals (for ``shoal status``)."""
+        """The heartbeat: free resources, the demand waiting in our queue, the
+        object store's usage and spilling totals (for ``shoal status``) and the
+        node's counters for ``/metrics`` (:mod:`shoal.node.node_metrics`)."""
         self._report_scheduled = False
         self.control.notify(
             Method.NODE_HEARTBEAT,
             [self.node_id, self.available_with_store(), len(self.queue), self._demand(),
-             self.store.summary()],
+             self.store.summary(), self.metrics.wire()],
         )
 
     def _demand(self) -> list:
