@@ -11,12 +11,15 @@ sent when it finishes:
 * async actors (any ``async def`` method): an event loop on its own thread,
   at most ``max_concurrency`` calls at once.
 
-Reply: ``[status, returns, info]`` with one ``[index, value, contained]`` per
+Reply: ``[status, returns, info, ran]`` with one ``[index, value, contained]`` per
 return, where ``value`` is inline bytes or the location in this node's store
 and ``contained`` lists refs inside it.  A plain small value (an int, str, ...:
 no buffers, no refs) is sent as just its pickle bytes, its index being its
 position: a task with 3000 returns then sends no nested lists to build and
-decode.  Before replying, the worker registers
+decode.  ``ran`` is ``[start, end]``: when this worker began the task (before
+reading its arguments) and finished it (its returns stored), in seconds of
+this machine's wall clock; the owner's task records use them (state API,
+timeline).  Before replying, the worker registers
 the caller as borrower of those refs, and itself as borrower of refs it got
 in its arguments and still holds (see :mod:`reference_table`).
 """
@@ -33,6 +36,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +122,7 @@ class Executor:
         self.actor_loop: asyncio.AbstractEventLoop | None = None
         self.actor_semaphore: asyncio.Semaphore | None = None
         self.running: dict[bytes, Any] = {}  # task_id -> thread ident or asyncio task
+        self.started_at: dict[bytes, float] = {}  # running task_id -> its start (time())
         self.cancelled: set[bytes] = set()
         self.queued: dict[bytes, Any] = {}  # normal tasks not started: task_id -> reply
         self.queued_lock = threading.Lock()
@@ -413,12 +418,14 @@ class Executor:
             self.cancelled.discard(spec.task_id)
             self._post_reply(fut, [STATUS_CANCELLED, [], None])
             return
+        started = time.time()
         ctx = TaskContext(spec.task_id, spec.name, self.actor_id, spec.resources, [])
         if spec.kind is TaskKind.NORMAL:
             ctx.placement, ctx.accelerators = spec.placement, spec.accelerators
             accelerator_env.apply(spec.accelerators)
         token = current_task.set(ctx)
         self.running[spec.task_id] = threading.get_ident()
+        self.started_at[spec.task_id] = started
         reply = None
         try:
             try:
@@ -442,9 +449,10 @@ class Executor:
                 reply = [STATUS_CANCELLED, [], None]
         finally:
             self.running.pop(spec.task_id, None)
+            self.started_at.pop(spec.task_id, None)
             self.cancelled.discard(spec.task_id)
             current_task.reset(token)
-        self._finish(spec, ctx, fut, reply)
+        self._finish(spec, ctx, fut, reply, started)
 
     def _start_async(self, spec: TaskSpec, conn, fut) -> None:
         self.actor_loop.create_task(self._execute_async(spec, conn, fut))
@@ -455,9 +463,11 @@ class Executor:
                 self.cancelled.discard(spec.task_id)
                 self._post_reply(fut, [STATUS_CANCELLED, [], None])
                 return
+            started = time.time()
             ctx = TaskContext(spec.task_id, spec.name, self.actor_id, spec.resources, [])
             current_task.set(ctx)
             self.running[spec.task_id] = asyncio.current_task()
+            self.started_at[spec.task_id] = started
             try:
                 fn = self._function(spec)
                 args, kwargs = self._resolve_args(spec.args, spec.kwarg_names, ctx)
@@ -474,8 +484,9 @@ class Executor:
                 reply = self._error_reply(spec, exc)
             finally:
                 self.running.pop(spec.task_id, None)
+                self.started_at.pop(spec.task_id, None)
                 self.cancelled.discard(spec.task_id)
-        self._finish(spec, ctx, fut, reply)
+        self._finish(spec, ctx, fut, reply, started)
 
     def _error_reply(self, spec: TaskSpec, exc: BaseException) -> list:
         """The reply of a task that raised: a TaskError in every return.  Its
@@ -563,7 +574,9 @@ class Executor:
 
             worker.call(register_all)
 
-    def _finish(self, spec: TaskSpec, ctx: TaskContext, fut, reply: list) -> None:
+    def _finish(self, spec: TaskSpec, ctx: TaskContext, fut, reply: list,
+                started: float) -> None:
+        reply.append([started, time.time()])  # ``ran``: this worker's clock
         rebuilt = [r._id for r in ctx.rebuilt if r._owner != self.worker.address]
         ctx.rebuilt = None
         self._reply_after_registrations(fut, reply, rebuilt)
