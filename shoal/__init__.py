@@ -21,6 +21,7 @@ _LAZY = {
     "actor": ("shoal.actor", None),
     "data": ("shoal.data", None),  # imports pyarrow: only when a program uses it
     "exceptions": ("shoal.exceptions", None),
+    "experimental": ("shoal.experimental", None),  # tqdm_ray
     "util": ("shoal.util", None),
     "method": ("shoal.api.actor", "method"),
     "remote": ("shoal.api.decorators", "remote"),
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from shoal import actor as actor
     from shoal import data as data
     from shoal import exceptions as exceptions
+    from shoal import experimental as experimental
     from shoal import util as util
     from shoal.api.actor import method as method
     from shoal.api.decorators import remote as remote

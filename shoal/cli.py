@@ -150,8 +150,10 @@ def _sort_parser(sub: Any) -> None:
                       help="bytes of object store of the local cluster")
     bars = sort.add_mutually_exclusive_group()
     bars.add_argument("--progress", action="store_true", default=None,
-                      help="show progress bars (default: when stderr is a terminal)")
-    bars.add_argument("--no-progress", action="store_false", dest="progress")
+                      help="show progress bars on stderr (the default; redrawn in place on "
+                           "a terminal, one final line each elsewhere)")
+    bars.add_argument("--no-progress", action="store_false", dest="progress",
+                      help="no progress bars")
     sort.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
