@@ -128,3 +128,10 @@ def test_log_file_rotation_and_chunked_reads(tmp_path):
     assert len(tail["data"]) == 100 and tail["data"].startswith(b"029 ")
     again = read_chunk(path, rest["size"] + 500, 100)
     assert again["reset"] and again["offset"] == 0
+    # one line longer than a whole file is split rather than let the file grow past it
+    long = LogFile(str(tmp_path / "long.out"), max_bytes=1024, backups=3)
+    long.write(b"z" * 2500 + b"\n")
+    long.close()
+    parts = [tmp_path / name for name in ("long.out.2", "long.out.1", "long.out")]
+    assert [p.stat().st_size for p in parts] == [1024, 1024, 453]
+    assert b"".join(p.read_bytes() for p in parts) == b"z" * 2500 + b"\n"

@@ -5,9 +5,10 @@ its node's log folder.
 The agent already reads every worker's pipes (:mod:`shoal.node.worker_pool`)
 to forward the lines to the job's driver; the same lines are written here, so
 the worker itself does nothing new and a worker that dies mid-line loses
-nothing the driver would have seen.  Files are buffered and flushed a moment
-after the last write (``FLUSH_DELAY_S``) and before every read, so a reader
-sees a line about as soon as the driver does.
+nothing the driver would have seen.  Lines are buffered and appended a moment
+after the first unwritten one (``FLUSH_DELAY_S``, sooner past ``FLUSH_BYTES``)
+and before every read, so a reader sees a line about as soon as the driver
+does; no file stays open between appends.
 
 Size: a file that would grow past ``max_bytes`` is rotated (``NAME`` ->
 ``NAME.1`` -> ... -> ``NAME.<backups>``, the oldest dropped), so one worker's
@@ -27,7 +28,7 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shoal.experimental.progress_wire import is_progress_line
 
@@ -39,6 +40,7 @@ BACKUPS_ENV = "SHOAL_LOG_ROTATION_BACKUP_COUNT"
 DEFAULT_ROTATE_BYTES = 64 << 20
 DEFAULT_BACKUPS = 1
 FLUSH_DELAY_S = 0.05
+FLUSH_BYTES = 64 * 1024  # a file's buffered lines are written at once past this
 READ_LIMIT = 1 << 20  # bytes one read returns at most
 EXITED_KEPT = 2000  # records of exited workers kept for the listing (their files stay)
 STREAM_SUFFIX = {"stdout": "out", "stderr": "err"}
@@ -59,42 +61,64 @@ def rotation_from_env() -> tuple[int, int]:
 
 
 class LogFile:
-    """One append-only file that rotates when it would pass ``max_bytes``."""
+    """One worker stream's file, rotated so it never passes ``max_bytes``.
+
+    No descriptor is held between flushes: lines are buffered here and each
+    flush opens the file, appends and closes it, so a node with many workers
+    does not spend two more file descriptors on each (it already holds their
+    pipes and sockets)."""
 
     def __init__(self, path: str, max_bytes: int, backups: int) -> None:
         self.path, self.max_bytes, self.backups = path, max_bytes, backups
-        self._file: Any = open(path, "ab")  # noqa: SIM115 (lives as long as the worker)
-        self.size = self._file.tell()
+        with open(path, "ab") as f:  # every worker has its files, even a silent one
+            self.size = f.tell()
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.closed = False
 
     def write(self, data: bytes) -> None:
-        if self._file is None:
+        if not self.closed:
+            self.pending.append(data)
+            self.pending_bytes += len(data)
+
+    def flush(self) -> None:
+        if not self.pending:
             return
-        if self.size and self.size + len(data) > self.max_bytes:
-            self._rotate()
-        self._file.write(data)
-        self.size += len(data)
+        data = b"".join(self.pending)
+        self.pending.clear()
+        self.pending_bytes = 0
+        while data:
+            room = self.max_bytes - self.size
+            if len(data) <= room:
+                cut = len(data)
+            else:  # fill up to a line's end, then rotate
+                cut = data.rfind(b"\n", 0, room) + 1
+                if cut == 0 and self.size == 0:
+                    cut = room  # one line longer than a whole file: split it
+            if cut:
+                with open(self.path, "ab") as f:
+                    f.write(data[:cut])
+                self.size += cut
+                data = data[cut:]
+            if data:
+                self._rotate()
 
     def _rotate(self) -> None:
-        self._file.close()
         if self.backups == 0:
-            self._file = open(self.path, "wb")  # noqa: SIM115
+            open(self.path, "wb").close()
         else:
             for i in range(self.backups - 1, 0, -1):
                 older = f"{self.path}.{i}"
                 if os.path.exists(older):
                     os.replace(older, f"{self.path}.{i + 1}")
             os.replace(self.path, f"{self.path}.1")
-            self._file = open(self.path, "ab")  # noqa: SIM115
+            open(self.path, "ab").close()
         self.size = 0
 
-    def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
-
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if not self.closed:
+            self.flush()
+            self.closed = True
 
 
 @dataclass(eq=False)
@@ -159,15 +183,22 @@ class WorkerLogs:
         f = log.files.get(stream) if log is not None else None
         if f is None or is_progress_line(line):
             return
-        try:
-            f.write(line)
-        except OSError:
-            f.close()
+        f.write(line)
+        if f.pending_bytes >= FLUSH_BYTES:  # a chatty worker: do not wait for the timer
+            self._flush_one(f)
             return
         self._dirty.add(f)
         if self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_later(FLUSH_DELAY_S,
                                                                        self.flush)
+
+    def _flush_one(self, f: LogFile) -> None:
+        self._dirty.discard(f)
+        try:
+            f.flush()
+        except OSError:  # a full or vanished disk: drop this file's lines, keep serving
+            f.pending.clear()
+            f.pending_bytes = 0
 
     def closed(self, worker: Worker) -> None:
         """The worker exited and its pipes are drained: close its files."""
@@ -177,26 +208,22 @@ class WorkerLogs:
         log.actor_id, log.label, log.job_id = worker.actor_id, worker.label, worker.job_id
         log.worker, log.exited_at = None, time.time()
         for f in log.files.values():
-            self._dirty.discard(f)
-            f.close()
+            self._flush_one(f)
+            f.closed = True
         self._exited.append(worker.worker_id)
         while len(self._exited) > EXITED_KEPT:
             self.logs.pop(self._exited.pop(0), None)
 
     def flush(self) -> None:
         self._flush_handle = None
-        dirty, self._dirty = self._dirty, set()
-        for f in dirty:
-            try:
-                f.flush()
-            except (OSError, ValueError):
-                pass
+        for f in list(self._dirty):
+            self._flush_one(f)
 
     def close_all(self) -> None:
         self.flush()
         for log in self.logs.values():
             for f in log.files.values():
-                f.close()
+                f.closed = True
 
     # ---- the listing and reads (NODE_STATE "logs", NODE_LOG_READ) -------------------------
     def listing(self) -> list[dict]:
