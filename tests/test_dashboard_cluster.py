@@ -53,6 +53,12 @@ def cluster():
             dashboard.stop()
 
 
+@pytest.fixture(scope="module")
+def printer(cluster):
+    """An actor on n1 (it holds n1's one "n1" unit: one for the module)."""
+    return Printer.options(resources={"n1": 1}).remote()
+
+
 def _get(cluster, path: str) -> bytes:
     request = urllib.request.Request(cluster.dashboard["base"] + path, headers={
         "Authorization": f"Bearer {cluster.dashboard['token']}"})
@@ -104,8 +110,7 @@ def _read(cluster, row: dict, offset: int) -> dict:
     return json.loads(_get(cluster, f"api/log?{query}"))
 
 
-def test_a_remote_workers_log_is_listed_and_read_by_offset(cluster):
-    printer = Printer.options(resources={"n1": 1}).remote()
+def test_a_remote_workers_log_is_listed_and_read_by_offset(cluster, printer):
     first, second = f"first-{uuid.uuid4().hex}", f"second-{uuid.uuid4().hex}"
     pid = shoal.get(printer.say.remote(first), timeout=60)
     rows = wait_for_condition(lambda: _log_rows(cluster, pid), timeout=30)
@@ -129,8 +134,7 @@ def browser(cluster):
 
 
 @pytest.mark.timeout(120)
-def test_logs_page_streams_a_remote_workers_file_without_reloading(cluster, browser):
-    printer = Printer.options(resources={"n1": 1}).remote()
+def test_logs_page_streams_a_remote_workers_file_without_reloading(cluster, printer, browser):
     first = f"page-first-{uuid.uuid4().hex}"
     pid = shoal.get(printer.say.remote(first), timeout=60)
     [out] = wait_for_condition(
