@@ -21,6 +21,7 @@ _LAZY = {
     "actor": ("shoal.actor", None),
     "data": ("shoal.data", None),  # imports pyarrow: only when a program uses it
     "exceptions": ("shoal.exceptions", None),
+    "experimental": ("shoal.experimental", None),  # tqdm_ray
     "util": ("shoal.util", None),
     "method": ("shoal.api.actor", "method"),
     "remote": ("shoal.api.decorators", "remote"),
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from shoal import actor as actor
     from shoal import data as data
     from shoal import exceptions as exceptions
+    from shoal import experimental as experimental
     from shoal import job_config as job_config
     from shoal import runtime_env as runtime_env
     from shoal import util as util

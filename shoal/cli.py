@@ -1,4 +1,4 @@
-"""Command line: ``shoal start | stop | status | memory | sort | demo`` (also
+"""Command line: ``shoal start | stop | status | memory | logs | sort | demo`` (also
 ``python -m shoal``).
 
 Parsing only; what each command does is in :mod:`shoal.launch.commands`.
@@ -112,6 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
     lister.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                         help="keep records whose KEY is VALUE (KEY!=VALUE: is not); repeat")
     lister.add_argument("--timeout", type=float, default=30.0)
+    logs = sub.add_parser("logs", help="list every node's log files, or print (--follow: "
+                                       "stream) one of them")
+    logs.add_argument("name", nargs="?", default=None, help="the file (as listed)")
+    logs.add_argument("--node", default=None, help="node id (prefix) of the file's node")
+    logs.add_argument("--tail", type=int, default=64 * 1024, metavar="BYTES",
+                      help="print the file's last BYTES first (default 64 KiB)")
+    logs.add_argument("--follow", "-f", action="store_true",
+                      help="keep printing what is appended (Ctrl-C stops)")
+    logs.add_argument("--address", default=None)
+    logs.add_argument("--token", default=None)
+    logs.add_argument("--timeout", type=float, default=30.0)
     _sort_parser(sub)
     sub.add_parser("demo", help="run the demo on a local embedded cluster")
     return parser
@@ -139,8 +150,10 @@ def _sort_parser(sub: Any) -> None:
                       help="bytes of object store of the local cluster")
     bars = sort.add_mutually_exclusive_group()
     bars.add_argument("--progress", action="store_true", default=None,
-                      help="show progress bars (default: when stderr is a terminal)")
-    bars.add_argument("--no-progress", action="store_false", dest="progress")
+                      help="show progress bars on stderr (the default; redrawn in place on "
+                           "a terminal, one final line each elsewhere)")
+    bars.add_argument("--no-progress", action="store_false", dest="progress",
+                      help="no progress bars")
     sort.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -175,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return {"timeline": state_commands.timeline, "summary": state_commands.summary,
                 "list": state_commands.list_}[args.command](args)
+    if args.command == "logs":
+        from shoal.launch.log_commands import logs_command
+
+        return logs_command(args)
     if args.command == "sort":
         from shoal.launch.sort_command import sort_command
 

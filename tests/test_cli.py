@@ -22,6 +22,12 @@ from tests.utils import REPO_ROOT, SESSION_TAG_ENV, subprocess_env, wait_for_con
 STORE = str(64 << 20)
 
 
+@shoal.remote
+def print_marker(text: str) -> int:
+    print(text)
+    return os.getpid()
+
+
 class Cli:
     def __init__(self, session_dir: str) -> None:
         self.session_dir = session_dir
@@ -164,6 +170,15 @@ def test_start_head_serves_the_dashboard_until_stop(cli):
         assert isinstance(json.load(f), list)
     bad = cli.run("list", "tasks", "--filter", "nonsense")
     assert bad.returncode == 1 and "KEY=VALUE" in bad.stderr
+    # shoal logs: every node's files, and one of them
+    pid = shoal.get(print_marker.remote("cli-logs-marker"), timeout=30)
+    listing = cli.run("logs")
+    assert listing.returncode == 0, listing.stderr
+    [name] = [line.split()[1] for line in listing.stdout.splitlines()
+              if line.split()[1].endswith(f"-{pid}.out")]
+    wait_for_condition(lambda: "cli-logs-marker" in cli.run("logs", name).stdout, timeout=15)
+    missing = cli.run("logs", "worker-nope.out")
+    assert missing.returncode == 1 and "no log file named" in missing.stderr
     shoal.shutdown()
     with open(os.path.join(cli.session_dir, "cluster.json")) as f:
         record = json.load(f)

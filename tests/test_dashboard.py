@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import urllib.error
 import urllib.request
 
@@ -23,13 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 import shoal
 from shoal.shuffle import random_shuffle
 from shoal.util.state import list_nodes, list_tasks
-from tests.utils import REPO_ROOT, wait_for_condition
+from tests.dashboard_browser import chromium, open_page, shot, text
+from tests.utils import wait_for_condition
 
 CLUSTER_INIT_KWARGS = {"num_cpus": 2, "dashboard_port": 0}
-ARTIFACTS = REPO_ROOT / "test-artifacts" / "dashboard"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-INSTALL = "apt-get install -y chromium chromium-driver"
 HTTP_TIMEOUT_S = 30
 
 
@@ -164,60 +158,9 @@ def test_list_workers_and_jobs(workload, shoal_cluster):
 
 
 # ---- the browser -------------------------------------------------------------------
-def _ensure_chromium() -> None:
-    """Install Debian's chromium if missing (as .ci/run does); fail, naming the
-    command, if that is impossible here; skip only where there is no apt at all."""
-    if os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER):
-        return
-    if shutil.which("apt-get") is None:
-        pytest.skip(f"NO BROWSER TESTS: chromium is not installed and this machine has no "
-                    f"apt-get to install it ({INSTALL} on Debian)")
-    result = subprocess.run(["sh", "-c", f"{INSTALL} || (apt-get update && {INSTALL})"],
-                            capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        pytest.fail(f"the browser tests need Debian's chromium; '{INSTALL}' failed:\n"
-                    f"{result.stderr[-2000:]}")
-
-
 @pytest.fixture(scope="module")
 def browser(workload):
-    _ensure_chromium()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="shoal-chromium-")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-                 f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def _text(driver, css: str) -> str:
-    """The element's text, read in one script call: the pages re-render every
-    second, so an element handle kept between calls may be gone."""
-    return driver.execute_script(
-        "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''", css)
-
-
-def _open(driver, page: str) -> None:
-    driver.execute_script(f"location.hash = '#{page}'")
-    wait_for_condition(lambda: driver.execute_script(
-        "return document.getElementById('page').dataset.page") == page, timeout=20)
-
-
-def _shot(driver, name: str) -> None:
-    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+    yield from chromium()
 
 
 @pytest.mark.timeout(120)
@@ -226,68 +169,68 @@ def test_every_page_in_a_browser(workload, browser):
 
     driver = browser
     driver.get(workload["url"])  # the link init() returned, token in the fragment
-    wait_for_condition(lambda: _text(driver, "#nodes-alive") != "", timeout=60)
+    wait_for_condition(lambda: text(driver, "#nodes-alive") != "", timeout=60)
     assert "token" not in driver.current_url  # moved off the address bar
     assert "shoal_dashboard_token" not in driver.execute_script("return document.cookie")
     alive = [n for n in list_nodes() if n.state == "ALIVE"]
-    assert _text(driver, "#nodes-alive") == str(len(alive))
-    _shot(driver, "overview")
+    assert text(driver, "#nodes-alive") == str(len(alive))
+    shot(driver, "overview")
 
-    _open(driver, "tasks")
+    open_page(driver, "tasks")
     expected = len(list_tasks(filters=[("state", "=", "FINISHED")], limit=None))
-    wait_for_condition(lambda: _text(driver, "#task-count-FINISHED") == str(expected),
+    wait_for_condition(lambda: text(driver, "#task-count-FINISHED") == str(expected),
                        timeout=20)
-    assert _text(driver, "#task-count-FAILED") == "1"
-    _shot(driver, "tasks")
+    assert text(driver, "#task-count-FAILED") == "1"
+    shot(driver, "tasks")
     wait_for_condition(lambda: driver.execute_script(  # find and click in one step
         "const row = [...document.querySelectorAll('#tasks-table tr[data-task-id]')]"
         ".find((r) => r.children[1].textContent === 'explode');"
         "if (row) row.click(); return !!row;"), timeout=20)
-    wait_for_condition(lambda: "dashboard-test-failure" in _text(driver, "#task-error"),
+    wait_for_condition(lambda: "dashboard-test-failure" in text(driver, "#task-error"),
                        timeout=20)
-    assert "Traceback" in _text(driver, "#task-error")
-    _shot(driver, "task-detail")
+    assert "Traceback" in text(driver, "#task-error")
+    shot(driver, "task-detail")
 
     # live update: new tasks appear without a reload
-    before = int(_text(driver, "#task-total"))
+    before = int(text(driver, "#task-total"))
     shoal.get([square.remote(i) for i in range(4)])
-    wait_for_condition(lambda: _text(driver, "#task-total").isdigit()
-                       and int(_text(driver, "#task-total")) >= before + 4, timeout=20)
+    wait_for_condition(lambda: text(driver, "#task-total").isdigit()
+                       and int(text(driver, "#task-total")) >= before + 4, timeout=20)
 
-    _open(driver, "actors")
+    open_page(driver, "actors")
     actor_id = workload["counter"]._actor_id if hasattr(workload["counter"], "_actor_id") \
         else None
-    wait_for_condition(lambda: "Counter" in _text(driver, "#actors-table"), timeout=20)
-    assert "ALIVE" in _text(driver, "#actors-table")
+    wait_for_condition(lambda: "Counter" in text(driver, "#actors-table"), timeout=20)
+    assert "ALIVE" in text(driver, "#actors-table")
     if actor_id:
         assert driver.find_elements(By.CSS_SELECTOR, f"tr[data-actor-id='{actor_id}']")
-    _shot(driver, "actors")
+    shot(driver, "actors")
 
-    _open(driver, "objects")
+    open_page(driver, "objects")
     keep_id = workload["keep"].hex()
     wait_for_condition(lambda: driver.find_elements(
         By.CSS_SELECTOR, f"#objects-table tr[data-object-id='{keep_id}']"), timeout=20)
-    _shot(driver, "objects")
+    shot(driver, "objects")
 
-    _open(driver, "logs")
-    wait_for_condition(lambda: driver.find_elements(By.CSS_SELECTOR, "#log-list li"),
+    open_page(driver, "logs")
+    wait_for_condition(lambda: driver.find_elements(By.CSS_SELECTOR, "#log-list tr[data-log]"),
                        timeout=20)
-    _shot(driver, "logs")
+    shot(driver, "logs")
 
-    _open(driver, "timeline")
-    wait_for_condition(lambda: _text(driver, "#stream-count").isdigit()
-                       and int(_text(driver, "#stream-count")) >= 10, timeout=20)
+    open_page(driver, "timeline")
+    wait_for_condition(lambda: text(driver, "#stream-count").isdigit()
+                       and int(text(driver, "#stream-count")) >= 10, timeout=20)
     assert driver.find_elements(By.CSS_SELECTOR, "#stream .bar.FAILED")
-    _shot(driver, "timeline")
+    shot(driver, "timeline")
 
-    _open(driver, "shuffle")
+    open_page(driver, "shuffle")
     maps = len(list_tasks(filters=[("name", "=", "map_task")], limit=None))
     reduces = len(list_tasks(filters=[("name", "=", "reduce_task")], limit=None))
     assert maps >= 4 and reduces >= 3
-    wait_for_condition(lambda: _text(driver, "tr[data-stage='map'] .total") == str(maps),
+    wait_for_condition(lambda: text(driver, "tr[data-stage='map'] .total") == str(maps),
                        timeout=20)
-    assert _text(driver, "tr[data-stage='reduce'] .total") == str(reduces)
-    _shot(driver, "shuffle")
+    assert text(driver, "tr[data-stage='reduce'] .total") == str(reduces)
+    shot(driver, "shuffle")
 
 
 def test_login_form_in_a_browser(workload, browser):
@@ -302,6 +245,6 @@ def test_login_form_in_a_browser(workload, browser):
         "return fetch('/api/tasks', {credentials: 'same-origin'}).then((r) => r.status)") == 401
     assert not driver.find_elements(By.ID, "nav")
     driver.find_element(By.ID, "token").send_keys(workload["token"])
-    _shot(driver, "login")
+    shot(driver, "login")
     driver.find_element(By.ID, "login-button").click()
-    wait_for_condition(lambda: _text(driver, "#nodes-alive") != "", timeout=30)
+    wait_for_condition(lambda: text(driver, "#nodes-alive") != "", timeout=30)

@@ -29,6 +29,7 @@ PUBLIC_NAMES = {
     "actor",
     "method",
     "timeline",
+    "experimental",
 }
 
 EXCEPTION_NAMES = [
@@ -63,6 +64,7 @@ class PlainClass:
 def test_public_names_are_exported():
     missing = PUBLIC_NAMES - set(dir(shoal))
     assert not missing, f"shoal is missing public names: {sorted(missing)}"
+    assert callable(shoal.experimental.tqdm_ray.tqdm)  # ray.experimental.tqdm_ray
 
 
 @pytest.mark.parametrize("name", EXCEPTION_NAMES)

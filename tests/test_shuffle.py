@@ -272,9 +272,13 @@ def test_bad_arguments_are_refused_by_name(shoal_cluster):
 
 def test_progress_bars_show_maps_merges_and_reduces_when_asked(shoal_cluster, capsys):
     inputs, _ = gensort_inputs(20_000, 4)
-    shoal.get(sort(inputs, num_partitions=2, progress=True), timeout=60)
-    err = capsys.readouterr().err
-    assert "sort    maps" in err and "merges" in err and "reduces" in err
-    assert "4/4" in err and "2/2" in err
-    shoal.get(sort(inputs, num_partitions=2), timeout=60)  # stderr is no terminal here
-    assert capsys.readouterr().err == ""
+    stats = ShuffleStats()
+    shoal.get(sort(inputs, num_partitions=2, progress=True, stats=stats), timeout=60)
+    assert stats.wait(30)  # the shuffle's thread ends its bars as it finishes
+    err = capsys.readouterr().err  # not a terminal: one final line per bar (tqdm_ray)
+    bars = {line.split(":")[0]: line for line in err.splitlines()}
+    assert set(bars) == {"sort    maps", "sort  merges", "sort reduces"}, err
+    assert "4/4" in bars["sort    maps"] and "2/2" in bars["sort reduces"]
+    stats = ShuffleStats()
+    shoal.get(sort(inputs, num_partitions=2, stats=stats), timeout=60)  # off by default
+    assert stats.wait(30) and capsys.readouterr().err == ""

@@ -36,6 +36,10 @@ def test_shoal_sort_writes_valid_gensort_files_and_reports(tmp_path):
                      "strategy push", "GB/s", "map ", "merge ", "reduce ",
                      "store      peak", "spilled", "duplicate keys 0", "SUCCESS"):
         assert expected in text, text
+    # progress bars by default (one final line each: stderr is a pipe here)
+    bars = [line for line in out.stderr.splitlines() if line.startswith("sort ")]
+    assert [b.split(":")[0].split()[-1] for b in bars] == ["maps", "merges", "reduces"], bars
+    assert "6/6" in bars[0] and "4/4" in bars[2] and "\r" not in out.stderr
     names = sorted(os.listdir(tmp_path))
     assert names == [f"part-{i:05d}" for i in range(4)]
     data = np.concatenate([np.fromfile(tmp_path / n, dtype=np.uint8).reshape(-1, 100)
@@ -50,8 +54,10 @@ def test_shoal_sort_writes_valid_gensort_files_and_reports(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_shoal_sort_json_report():
-    out = shoal_sort("--total", "2MB", "--partitions", "2", "--strategy", "simple", "--json")
+    out = shoal_sort("--total", "2MB", "--partitions", "2", "--strategy", "simple", "--json",
+                     "--no-progress")
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "sort " not in out.stderr  # no bars when told
     report = json.loads(out.stdout)
     assert report["ok"] and report["records"] == 20_000 and report["gb_per_s"] > 0
     assert report["config"]["strategy"] == "simple" and "map" in report["stages"]

@@ -28,7 +28,7 @@ from shoal._version import __version__
 from shoal.control.actor_lifecycle import ActorEvent, ActorState, next_state
 from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S, Membership, NodeRecord
 from shoal.control.placement_groups import PlacementGroupService
-from shoal.control.state_query import handle_list_state
+from shoal.control.state_query import handle_list_state, handle_read_node_log
 from shoal.rpc.loopback import LoopbackConnection
 from shoal.rpc.messages import Method
 from shoal.rpc.protocol import check_version
@@ -115,6 +115,8 @@ class ControlStore:
         }.items():
             router.add(method, handler)
         router.add(Method.LIST_STATE, lambda conn, body: handle_list_state(self, conn, body))
+        router.add(Method.READ_NODE_LOG,
+                   lambda conn, body: handle_read_node_log(self, conn, body))
         self.placement = PlacementGroupService(self, router)
         router.on_close.append(self._on_connection_closed)
 
@@ -179,8 +181,9 @@ class ControlStore:
         node_id, available, pending = body[:3]
         demand = body[3] if len(body) > 3 else []
         store = body[4] if len(body) > 4 else None
+        metrics = body[5] if len(body) > 5 else None
         self.membership.heartbeat(node_id, available, pending, demand,
-                                  asyncio.get_running_loop().time(), store)
+                                  asyncio.get_running_loop().time(), store, metrics)
         return None
 
     def _node_died(self, record: NodeRecord) -> None:
@@ -221,7 +224,9 @@ class ControlStore:
         return {
             "version": __version__,
             "node_timeout_s": self.membership.timeout_s,
-            "nodes": self.handle_get_nodes(conn, None),
+            # with each node's counters for /metrics (GET_NODES, which every agent
+            # asks each heartbeat, leaves them out)
+            "nodes": [dict(n.public(), metrics=n.metrics) for n in self.nodes.values()],
             "pending_actors": pending_actors,
         }
 

@@ -75,6 +75,7 @@ class NodeRecord:
     demand: list = field(default_factory=list)
     death_cause: str = ""
     store: dict = field(default_factory=dict)  # object store usage and spilling totals
+    metrics: dict = field(default_factory=dict)  # transfer bytes, lease latency (node_metrics)
 
     def public(self) -> dict:
         return {
@@ -136,7 +137,7 @@ class Membership:
         return record
 
     def heartbeat(self, node_id: str, available: dict, pending: int, demand: list,
-                  now: float, store: dict | None = None) -> bool:
+                  now: float, store: dict | None = None, metrics: dict | None = None) -> bool:
         """Record a heartbeat; False if the node is unknown or already dead."""
         record = self.nodes.get(node_id)
         if record is None or not record.alive:
@@ -146,6 +147,8 @@ class Membership:
         record.demand = demand
         if store is not None:
             record.store = store
+        if metrics is not None:
+            record.metrics = metrics
         record.last_heartbeat = now
         return True
 

@@ -16,6 +16,7 @@ the control store, this is never on the per-task path::
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from shoal.rpc.fanout import fan_out
@@ -25,13 +26,13 @@ from shoal.rpc.messages import Method
 if TYPE_CHECKING:
     from shoal.control.control_store import ControlStore
 
-NODE_KINDS = {"objects", "tasks", "workers"}
+NODE_KINDS = {"objects", "tasks", "workers", "logs"}
 DEFAULT_TIMEOUT_S = 10.0
 
 
 def handle_list_state(store: ControlStore, conn: Any, body: Any) -> Any:
     """``{"kinds": [...], "timeout": s}``; kinds: objects, tasks, workers, actors, jobs,
-    placement_groups."""
+    placement_groups, logs (each node's log files)."""
     body = body or {}
     kinds = set(body.get("kinds", ()))
     timeout = float(body.get("timeout", DEFAULT_TIMEOUT_S))
@@ -65,3 +66,14 @@ async def _gather(store: ControlStore, reply: dict, kinds: list, timeout: float)
         reply["missing"].extend(node_state.get("missing", ()))
     reply["missing"].extend(f"node {m}" for m in result.missing)
     return reply
+
+
+def handle_read_node_log(store: ControlStore, conn: Any, body: Any) -> Any:
+    """``[node id, name, offset, max bytes]``: that node's NODE_LOG_READ, forwarded
+    (callers hold a connection to the control store, not to every agent)."""
+    node_id, name, offset, max_bytes = body
+    node = store.nodes.get(node_id)
+    if node is None or not node.alive:
+        raise LookupError(f"no live node {node_id!r}")
+    return asyncio.wait_for(node.conn.call(Method.NODE_LOG_READ, [name, offset, max_bytes]),
+                            DEFAULT_TIMEOUT_S)

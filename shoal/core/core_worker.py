@@ -54,6 +54,7 @@ from shoal.core.value_wire import (
     value_from_wire,
     value_to_wire,
 )
+from shoal.core.worker_output import CLOSE_WAIT_S, WorkerOutput
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import (
     Connection,
@@ -138,7 +139,7 @@ class CoreWorker:
         self._blocked_lock = threading.Lock()
         self.shutting_down = False
         self.task_context = current_task
-        self.log_handler = None  # driver: prints forwarded worker output
+        self.output = WorkerOutput()  # driver: prints (and draws bars of) its workers' output
         from shoal.core.actor_manager import ActorManager
         from shoal.core.object_locations import ObjectLocations
         from shoal.core.state_records import StateReporter
@@ -233,6 +234,8 @@ class CoreWorker:
             return
         self.shutting_down = True
         context.clear_current_worker(self)
+        on_loop = threading.current_thread() is self._thread  # its output arrives there
+        self.output.close(0 if on_loop else CLOSE_WAIT_S)
         loop = self.loop
         if loop is None or loop.is_closed():
             return
@@ -515,26 +518,13 @@ class CoreWorker:
     def handle_pubsub(self, conn, body):
         channel, message = body
         if channel.startswith("logs:"):
-            self._print_logs(message)
+            self.output.on_lines(message, self.node_id)
         elif channel == "actor":
             self.actors.on_actor_update(message)
         elif channel == "node" and not message.get("alive"):
             self.tasks.submitter.node_died(message["node_id"], message.get("address", ""),
                                            message.get("cause", ""))
         return None
-
-    def _print_logs(self, message) -> None:
-        node_id, lines = message
-        remote = node_id != self.node_id
-        for pid, label, stream, text in lines:
-            prefix = f"{label} pid={pid}" if label else f"pid={pid}"
-            if remote:
-                prefix += f", node={node_id[:8]}"
-            out = sys.stderr if stream == "stderr" else sys.stdout
-            try:
-                print(f"({prefix}) {text}", file=out, flush=True)
-            except Exception:
-                pass
 
     def handle_lease_infeasible(self, conn, body):
         print(f"shoal: warning: {body[0]}", file=sys.stderr, flush=True)

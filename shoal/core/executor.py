@@ -11,12 +11,15 @@ sent when it finishes:
 * async actors (any ``async def`` method): an event loop on its own thread,
   at most ``max_concurrency`` calls at once.
 
-Reply: ``[status, returns, info]`` with one ``[index, value, contained]`` per
+Reply: ``[status, returns, info, ran]`` with one ``[index, value, contained]`` per
 return, where ``value`` is inline bytes or the location in this node's store
 and ``contained`` lists refs inside it.  A plain small value (an int, str, ...:
 no buffers, no refs) is sent as just its pickle bytes, its index being its
 position: a task with 3000 returns then sends no nested lists to build and
-decode.  Before replying, the worker registers
+decode.  ``ran`` is ``[start, end]``: when this worker began the task (before
+reading its arguments) and finished it (its returns stored), in seconds of
+this machine's wall clock; the owner's task records use them (state API,
+timeline).  Before replying, the worker registers
 the caller as borrower of those refs, and itself as borrower of refs it got
 in its arguments and still holds (see :mod:`reference_table`).
 """
@@ -34,6 +37,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +128,7 @@ class Executor:
         self.actor_loop: asyncio.AbstractEventLoop | None = None
         self.actor_semaphore: asyncio.Semaphore | None = None
         self.running: dict[bytes, Any] = {}  # task_id -> thread ident or asyncio task
+        self.started_at: dict[bytes, float] = {}  # running task_id -> its start (time())
         self.cancelled: set[bytes] = set()
         self.queued: dict[bytes, Any] = {}  # normal tasks not started: task_id -> reply
         self.queued_lock = threading.Lock()
@@ -459,6 +464,7 @@ class Executor:
             self.cancelled.discard(spec.task_id)
             self._post_reply(fut, [STATUS_CANCELLED, [], None])
             return
+        started = time.time()
         ctx = TaskContext(spec.task_id, spec.name, self.actor_id, spec.resources, [])
         if spec.kind is TaskKind.NORMAL:
             ctx.placement, ctx.accelerators = spec.placement, spec.accelerators
@@ -466,6 +472,7 @@ class Executor:
             self._set_omp_threads(spec.resources.get("CPU", 0))
         token = current_task.set(ctx)
         self.running[spec.task_id] = threading.get_ident()
+        self.started_at[spec.task_id] = started
         reply = None
         try:
             try:
@@ -505,10 +512,11 @@ class Executor:
             interrupts.release_import_lock()
         finally:
             self.running.pop(spec.task_id, None)
+            self.started_at.pop(spec.task_id, None)
             self.cancelled.discard(spec.task_id)
             self.interrupter.finished(spec.task_id)
             current_task.reset(token)
-        self._finish(spec, ctx, fut, reply)
+        self._finish(spec, ctx, fut, reply, started)
 
     def _start_async(self, spec: TaskSpec, conn, fut, loop, semaphore) -> None:
         loop.create_task(self._execute_async(spec, conn, fut, semaphore))
@@ -519,9 +527,11 @@ class Executor:
                 self.cancelled.discard(spec.task_id)
                 self._post_reply(fut, [STATUS_CANCELLED, [], None])
                 return
+            started = time.time()
             ctx = TaskContext(spec.task_id, spec.name, self.actor_id, spec.resources, [])
             current_task.set(ctx)
             self.running[spec.task_id] = asyncio.current_task()
+            self.started_at[spec.task_id] = started
             try:
                 fn = self._function(spec)
                 args, kwargs = self._resolve_args(spec.args, spec.kwarg_names, ctx)
@@ -547,8 +557,9 @@ class Executor:
                 reply = self._error_reply(spec, exc)
             finally:
                 self.running.pop(spec.task_id, None)
+                self.started_at.pop(spec.task_id, None)
                 self.cancelled.discard(spec.task_id)
-        self._finish(spec, ctx, fut, reply)
+        self._finish(spec, ctx, fut, reply, started)
 
     def _set_omp_threads(self, cpus: float) -> None:
         if not self.omp_set_by_user:
@@ -690,7 +701,9 @@ class Executor:
 
             worker.call(register_all)
 
-    def _finish(self, spec: TaskSpec, ctx: TaskContext, fut, reply: list) -> None:
+    def _finish(self, spec: TaskSpec, ctx: TaskContext, fut, reply: list,
+                started: float) -> None:
+        reply.append([started, time.time()])  # ``ran``: this worker's clock
         rebuilt = [r._id for r in ctx.rebuilt if r._owner != self.worker.address]
         ctx.rebuilt = None
         self._reply_after_registrations(fut, reply, rebuilt)

@@ -255,11 +255,15 @@ class TaskHistory:
         if len(self.rows) == self.rows.maxlen:
             self.dropped += 1
         spec = task.spec
+        if task.ran_at:  # the executing worker's own times
+            start_ms, end_ms = int(task.ran_at[0] * 1000), int(task.ran_at[1] * 1000)
+        else:  # it never answered (it died, was cancelled...): the owner's view
+            start_ms = int(task.sent_at * 1000) if task.sent_at else None
+            end_ms = int(time.time() * 1000)
         # Keep plain values only: the spec holds arguments (up to 100 KiB inline each).
         self.rows.append((spec.task_id, spec.name, spec.kind, spec.actor_id, spec.job_id,
-                          task.ran_on, error_type, task.parent_task_id,
-                          int(time.time() * 1000), spec.resources,
-                          int(task.sent_at * 1000) if task.sent_at else None, error_message))
+                          task.ran_on, error_type, task.parent_task_id, end_ms,
+                          spec.resources, start_ms, error_message))
 
     def to_rows(self) -> list[dict]:
         out = []
@@ -302,6 +306,7 @@ class StateReporter:
                                  + tasks.history.to_rows())
             snapshot["history_dropped"] = tasks.history.dropped
             snapshot["running"] = self._running()
+            snapshot["running_since"] = self._running_since()
         return snapshot
 
     def _task_state(self, task_id: bytes) -> str | None:
@@ -313,6 +318,13 @@ class StateReporter:
             st = self.worker.actors.actors.get(task.spec.actor_id)
             return st is not None and task.spec.task_id in st.in_flight
         return task.running_on is not None
+
+    def _running_since(self) -> dict[str, int]:
+        """``{task id: ms}``: when this worker started each task it runs (its clock)."""
+        executor = self.worker.executor
+        if executor is None:
+            return {}
+        return {tid.hex(): int(t * 1000) for tid, t in executor.started_at.copy().items()}
 
     def _running(self) -> list[str]:
         """Ids of the tasks this process is executing now (a worker)."""

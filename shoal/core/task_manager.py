@@ -87,7 +87,9 @@ class PendingTask:
     ran_on: tuple = ()  # (worker id, node id) of the leased worker it was last pushed to
     error_type: str = ""  # why it failed, Ray's ErrorType names (state API)
     sent_at: float = 0.0  # wall-clock time it was last pushed to a worker (state API,
-    #                       timeline: the owner's view of its start)
+    #                       timeline: the owner's view of its start, if ran_at is unset)
+    ran_at: list | None = None  # [start, end] the executing worker stamped in its reply
+    #                       (its clock): what the records show when known
     returns_stored: bool = False  # its value was stored by the thread that read the reply
     args_handed_back: int = 0  # times a worker found no copy of an argument (STATUS_ARGS_LOST)
     depth: int = 0  # 0: every argument was ready at submission; else 1 + its producers'
@@ -301,7 +303,9 @@ class TaskManager:
         return False
 
     def complete(self, task: PendingTask, reply: list) -> None:
-        status, returns, info = reply
+        status, returns, info = reply[0], reply[1], reply[2]
+        if len(reply) > 3:
+            task.ran_at = reply[3]  # the executing worker's [start, end]
         if status == STATUS_CANCELLED or (task.cancelled and status != STATUS_OK):
             self.finish_cancelled(task)
             return
@@ -323,7 +327,7 @@ class TaskManager:
         caller waiting for it, :meth:`ActorManager.read_reply`), so its ``get``
         returns before the loop runs the rest of ``complete``.  Only a plain value
         of a one-return call; False leaves everything to the loop."""
-        status, returns, _info = reply
+        status, returns = reply[0], reply[1]
         if (status != STATUS_OK or len(returns) != 1 or returns[0].__class__ is not bytes
                 or task.generator is not None or len(task.return_ids) != 1):
             return False
@@ -350,6 +354,7 @@ class TaskManager:
         if task.retries_left > 0:
             task.retries_left -= 1
         log.info("retrying task %s (%s)", task.spec.name, task.spec.task_id.hex())
+        task.ran_at = None  # the next attempt's times, or none if it never answers
         task.submit(task)
 
     def fail_system(self, task: PendingTask, exc: BaseException, retry: bool) -> None:

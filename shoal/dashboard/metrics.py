@@ -3,7 +3,9 @@
 apart from prometheus-client's formatting).
 
 Nothing is collected between scrapes: a scrape is one CLUSTER_STATUS and one
-LIST_STATE query, like a page refresh.
+LIST_STATE query, like a page refresh.  The per-node counters (object bytes
+sent and received, the lease latency histogram: :mod:`shoal.node.node_metrics`)
+come with CLUSTER_STATUS, from the nodes' last heartbeats.
 """
 
 from __future__ import annotations
@@ -11,7 +13,13 @@ from __future__ import annotations
 from collections import Counter
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+
+from shoal.node.node_metrics import cumulative_buckets
 
 
 class _Snapshot:
@@ -69,6 +77,29 @@ class _Snapshot:
             spilled.add_metric([where], store.get("spilled_bytes_total", 0))
             restored.add_metric([where], store.get("restored_bytes_total", 0))
         yield from (resources, used, available, on_disk, spilled, restored)
+        yield from _traffic_metrics(nodes)
+
+
+def _traffic_metrics(nodes: list[dict]):
+    """Object transfer bytes (Ray's ``object_manager_bytes`` with a ``Type``) and the
+    lease latency histogram, per node, from its last heartbeat."""
+    transfer = CounterMetricFamily("shoal_object_manager", "Object bytes moved between "
+                                   "nodes: served to other nodes' pulls (Sent) or pulled "
+                                   "from them (Received)", labels=["Type", "NodeAddress"],
+                                   unit="bytes")
+    latency = HistogramMetricFamily(
+        "shoal_scheduler_lease_request_latency", "Seconds from a lease request's arrival "
+        "at a node's agent to its grant (queueing, worker start)",
+        labels=["NodeAddress"], unit="seconds")
+    for n in nodes:
+        counters = n.get("metrics") or {}
+        where = n["address"]
+        transfer.add_metric(["Sent", where], counters.get("transfer_sent_bytes", 0))
+        transfer.add_metric(["Received", where], counters.get("transfer_received_bytes", 0))
+        hist = counters.get("lease_latency")
+        if hist:
+            latency.add_metric([where], cumulative_buckets(hist), hist["sum"])
+    yield from (transfer, latency)
 
 
 def exposition(status: dict, tasks: list[dict], actors: list[dict]) -> bytes:

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from shoal.dashboard import auth, logs, metrics, timeline, views
 from shoal.dashboard.state_source import StateSource
+from shoal.rpc.transport import RemoteError
 
 STATIC = Path(__file__).with_name("static")
 SOURCE = web.AppKey("source", StateSource)
@@ -119,14 +120,33 @@ async def api_shuffle(request: web.Request) -> web.Response:
 
 
 async def api_logs(request: web.Request) -> web.Response:
-    return web.json_response({"logs": logs.list_logs(request.app[LOG_DIRS])})
+    source = request.app[SOURCE]
+    reply, tasks, actors = await asyncio.gather(source.state("logs"), source.tasks(),
+                                                source.actors())
+    local = logs.list_local(request.app[LOG_DIRS])
+    return web.json_response({"logs": logs.log_rows(reply, tasks, actors, local)})
 
 
 async def api_log(request: web.Request) -> web.Response:
-    text = logs.tail(request.app[LOG_DIRS], request.match_info["name"])
-    if text is None:
+    """``?node=ID&name=NAME&offset=N&max=BYTES``: a chunk of one file (offset -1: its
+    tail); node "" is the dashboard's own folder."""
+    query = request.query
+    name, node = query.get("name", ""), query.get("node", "")
+    try:
+        offset = int(query.get("offset", "-1"))
+        max_bytes = int(query.get("max", str(logs.TAIL_BYTES)))
+    except ValueError:
+        raise web.HTTPBadRequest(text="offset and max must be integers\n") from None
+    if not node:
+        chunk = logs.read_local(request.app[LOG_DIRS], name, offset, max_bytes)
+    else:
+        try:
+            chunk = await request.app[SOURCE].read_log(node, name, offset, max_bytes)
+        except (RemoteError, LookupError) as exc:
+            raise web.HTTPNotFound(text=f"{exc}\n") from None
+    if chunk is None:
         raise web.HTTPNotFound(text="no such log\n")
-    return web.Response(text=text)
+    return web.json_response(logs.chunk_json(chunk))
 
 
 async def chrome_trace(request: web.Request) -> web.Response:
@@ -158,7 +178,7 @@ def make_app(source: StateSource, token: str, log_dirs: list[str]) -> web.Applic
     app.router.add_get("/api/stream", api_stream)
     app.router.add_get("/api/shuffle", api_shuffle)
     app.router.add_get("/api/logs", api_logs)
-    app.router.add_get("/api/logs/{name}", api_log)
+    app.router.add_get("/api/log", api_log)
     app.router.add_get("/api/timeline", chrome_trace)
     app.router.add_get("/metrics", prometheus)
     return app

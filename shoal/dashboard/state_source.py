@@ -63,3 +63,10 @@ class StateSource:
 
     async def objects(self) -> list[dict]:
         return state_build.object_records(await self.state("objects"))
+
+    async def read_log(self, node_id: str, name: str, offset: int, max_bytes: int) -> dict:
+        """A chunk of a node's log file (never cached: the page streams it)."""
+        assert self.conn is not None, "connect() first"
+        return await asyncio.wait_for(
+            self.conn.call(Method.READ_NODE_LOG, [node_id, name, offset, max_bytes]),
+            QUERY_TIMEOUT_S)

@@ -3,10 +3,12 @@
 
 Each finished or running task with a start time becomes one complete event
 (``"ph": "X"``): the process lane is the node, the thread lane the worker, so
-the trace shows which worker ran what, when.  Times are the owner's: start is
-when it pushed the task to the worker, end when it recorded the result
-(docs/design.md, "Dashboard").  Tasks still pending have no start and are left
-out.
+the trace shows which worker ran what, when.  Times are the executing
+worker's: it stamps when it began and finished the task and sends both in its
+reply (a running task's start comes from the worker's state snapshot).  Only
+a task whose worker never answered (it died) falls back to its owner's times:
+when it pushed the task and when it recorded the failure.  Tasks not running
+yet (pending, or queued at a worker) are left out.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 FINISHED_STATES = {"FINISHED", "FAILED"}
+DRAWN_STATES = FINISHED_STATES | {"RUNNING"}
 
 
 def trace_events(tasks: Iterable[Any], now_ms: int) -> list[dict]:
@@ -27,10 +30,9 @@ def trace_events(tasks: Iterable[Any], now_ms: int) -> list[dict]:
     nodes: dict[str, int] = {}
     for t in tasks:
         get = t.get
-        start = get("start_time_ms")
-        if not start:
+        start, state = get("start_time_ms"), get("state")
+        if not start or state not in DRAWN_STATES:
             continue
-        state = get("state")
         end = get("end_time_ms") if state in FINISHED_STATES else now_ms
         if not end:
             end = now_ms

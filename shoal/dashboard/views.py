@@ -105,12 +105,12 @@ def objects(object_records: list[dict]) -> dict:
 
 def task_stream(records: list[dict], now_ms: int, window_ms: int = STREAM_WINDOW_MS) -> dict:
     """Dask's task stream: per worker lane, the tasks that ran in the last
-    ``window_ms`` (start, end; a running one ends now)."""
+    ``window_ms`` (start, end - the worker's own times; a running one ends now)."""
     since = now_ms - window_ms
     lanes: dict[str, list[dict]] = {}
     for t in records:
         start = t.get("start_time_ms")
-        if not start:
+        if not start or t.get("state") not in ("RUNNING", "FINISHED", "FAILED"):
             continue
         end = t.get("end_time_ms") if t.get("state") in ("FINISHED", "FAILED") else now_ms
         end = end or now_ms

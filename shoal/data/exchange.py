@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -198,7 +199,7 @@ class Exchange:
             functools.partial(reduce_entry, kernel=self.reduce_kernel),
             num_reducers=reducers, merge_fn=merge_runs,
             partition_bytes=max(1, total // len(parts)),
-            reduce_args=lambda r: (r,), progress=ctx.enable_progress_bars, label=self.name,
+            reduce_args=lambda r: (r,), progress=_bars_on(ctx), label=self.name,
             strategy=ctx.shuffle_strategy or default_strategy())
         out_metas = shoal.get([_remote_metadata.remote(o) for o in outputs])
         return list(outputs), list(out_metas)
@@ -312,3 +313,10 @@ def aggregate(spec: AggregationSpec) -> Exchange:
 def repartition_shuffle(num_blocks: int) -> Exchange:
     return Exchange(f"Repartition[{num_blocks}, shuffle]", round_robin_map, concat_reduce,
                     num_outputs=num_blocks)
+
+
+def _bars_on(ctx: Any) -> bool:
+    """The shuffle's bars follow DataContext.enable_progress_bars (None: on a terminal;
+    the shuffle library itself shows none unless asked)."""
+    on = ctx.enable_progress_bars
+    return sys.stderr.isatty() if on is None else bool(on)

@@ -32,9 +32,9 @@ def store_use() -> StoreUse:
 def sort_command(args: Any) -> int:
     import shoal
 
-    try:
+    try:  # the command shows progress bars unless told not to (the library does not)
         config = SortConfig(parse_size(args.total), args.partitions, args.maps, args.strategy,
-                            args.seed, args.output, args.progress)
+                            args.seed, args.output, args.progress is not False)
     except ValueError as exc:
         print(f"shoal: error: {exc}", file=sys.stderr, flush=True)
         return 2

@@ -31,17 +31,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from dataclasses import dataclass, field
 
 from shoal.exceptions import RuntimeEnvSetupError, TaskUnschedulableError
 from shoal.node.accelerators import ids_of
 from shoal.node.bundles import BundleService, bundle_of
 from shoal.node.cluster_view import SPREAD, ClusterView, Decision
+from shoal.node.node_metrics import NodeMetrics
 from shoal.node.object_store import ObjectStore, StoreConfig
 from shoal.node.object_transfer import ObjectTransfer
 from shoal.node.owner_watch import OwnerWatch
 from shoal.node.resources import NodeResources, from_units, to_units
 from shoal.node.state_service import StateService
+from shoal.node.worker_logs import WorkerLogs, rotation_from_env
 from shoal.node.worker_pool import FAILED_STARTS_LIMIT, Worker, WorkerPool
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import Router
@@ -66,6 +69,7 @@ class LeaseRequest:
     bundle: tuple[str, int] | None = None  # (pg_id, index): served from that bundle only
     pool: NodeResources | None = None  # what it was granted from (node or bundle)
     gpus: list = field(default_factory=list)  # [[gpu id, units]] it was granted
+    queued_at: float = field(default_factory=time.monotonic)  # lease latency (metrics)
 
 
 @dataclass
@@ -94,6 +98,7 @@ class NodeConfig:
     spill_high_water: float = 0.8  # spill when this fraction of the store is in use
     min_spill_bytes: int = 100 << 20  # fuse small objects into spill files of this size
     gpu_ids: list[str] = field(default_factory=list)  # ids of resources["GPU"] GPUs
+    log_dir: str = ""  # the node's log folder: worker log files go there ("": none)
 
 
 class NodeAgent:
@@ -115,7 +120,10 @@ class NodeAgent:
             SHOAL_NODE_ADDRESS=config.address,
             SHOAL_STORE_PATH=self.store.path,
         )
-        self.pool = WorkerPool(env, self._on_worker_output, self._on_worker_exit)
+        self.worker_logs = (WorkerLogs(config.log_dir, config.node_id, *rotation_from_env())
+                            if config.log_dir else None)
+        self.pool = WorkerPool(env, self._on_worker_output, self._on_worker_exit,
+                               self.worker_logs)
         self.runtime_envs = RuntimeEnvSetup(default_root(), self._kv_package, self.pool.env)
         self.queue: list[LeaseRequest] = []
         self.leases: dict[int, Lease] = {}
@@ -128,6 +136,7 @@ class NodeAgent:
         self.closing = False
         # Set from the control store's reply to REGISTER_NODE (control/membership.py).
         self.heartbeat_s = 1.0
+        self.metrics = NodeMetrics()  # sent with each heartbeat, for /metrics
         self.transfer = ObjectTransfer(self, config.token)
         self.owner_watch = OwnerWatch(self)
         self.data_address = ""
@@ -440,6 +449,7 @@ class NodeAgent:
         worker.label = request.label
         leases = getattr(request.requester, "state", {}).setdefault("leases", set())
         leases.add(lease.lease_id)
+        self.metrics.lease_latency.observe(time.monotonic() - request.queued_at)
         request.future.set_result(
             [lease.lease_id, worker.worker_id, worker.address, self.node_id,
              from_units(request.shape), {"GPU": ids_of(lease.gpus)} if lease.gpus else None]
@@ -612,13 +622,14 @@ class NodeAgent:
             asyncio.get_running_loop().call_later(0.02, self._report)
 
     def _report(self) -> None:
-        """The heartbeat: free resources, the demand waiting in our queue, and the
-        object store's usage and spilling totals (for ``shoal status``)."""
+        """The heartbeat: free resources, the demand waiting in our queue, the
+        object store's usage and spilling totals (for ``shoal status``) and the
+        node's counters for ``/metrics`` (:mod:`shoal.node.node_metrics`)."""
         self._report_scheduled = False
         self.control.notify(
             Method.NODE_HEARTBEAT,
             [self.node_id, self.available_with_store(), len(self.queue), self._demand(),
-             self.store.summary()],
+             self.store.summary(), self.metrics.wire()],
         )
 
     def _demand(self) -> list:
@@ -643,4 +654,6 @@ class NodeAgent:
         self.closing = True
         self.transfer.close()
         await self.pool.shutdown()
+        if self.worker_logs is not None:
+            self.worker_logs.close_all()
         self.store.close()

@@ -34,6 +34,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from shoal.node.node_metrics import NodeMetrics
 from shoal.rpc import protocol
 from shoal.rpc.transport import LOCAL_SOCKETS, local_socket_name, split_address
 
@@ -91,9 +92,11 @@ class ChunkSource(Protocol):
 class DataServer:
     """Serves chunks of sealed local objects to authenticated pullers."""
 
-    def __init__(self, source: ChunkSource, token: str) -> None:
+    def __init__(self, source: ChunkSource, token: str,
+                 metrics: NodeMetrics | None = None) -> None:
         self.source = source
         self.token = token
+        self.metrics = metrics if metrics is not None else NodeMetrics()  # bytes served
         self.address = ""
         self._listeners: list[socket.socket] = []
         self._tasks: set[asyncio.Task] = set()
@@ -181,6 +184,7 @@ class DataServer:
             await loop.sock_sendall(sock, RESP.pack(reader.size, n))
             if n:
                 await loop.sock_sendall(sock, data)
+                self.metrics.transfer_sent_bytes += n
         finally:
             del data
             reader.close()

@@ -62,7 +62,7 @@ class ObjectTransfer:
         self.store = agent.store
         self.token = token
         self.manager = PullManager(CHUNK_SIZE, MAX_CHUNKS_IN_FLIGHT)
-        self.server = DataServer(self.store, token)
+        self.server = DataServer(self.store, token, agent.metrics)
         self.readers: dict[bytes, list[tuple[object, asyncio.Future]]] = {}
         self.store.hooks.space_freed.append(self.space_freed)
         self.store.hooks.evicted = self._evicted
@@ -249,6 +249,7 @@ class ObjectTransfer:
             try:
                 size, n = await link.fetch(pull.oid, chunk.offset, chunk.length,
                                            lambda n: view[base:base + n])
+                self.agent.metrics.transfer_received_bytes += n
                 ok = size == pull.size and n == chunk.length
                 self._release_link(link)
             except NotHere:

@@ -147,6 +147,7 @@ async def run(args: argparse.Namespace, token: str) -> None:
         spill_high_water=args.object_spilling_threshold,
         min_spill_bytes=args.min_spilling_size,
         gpu_ids=gpu_ids(num_gpus),
+        log_dir=args.log_dir or "",
     )
     # handlers for what the control store pushes to the agent
     try:

@@ -13,6 +13,11 @@ or disk)::
       | NODE_STATE(kinds) -->  | WORKER_STATE(kinds) ------->  | (each on its own loop)
       |                        | <--------------- snapshot --  |
       | <-- {store, workers, processes: snapshots + pins, missing}
+
+With ``logs`` among the kinds the reply lists the node's log files
+(:mod:`shoal.node.worker_logs`); NODE_LOG_READ reads a chunk of one.  The
+control store forwards both (LIST_STATE, READ_NODE_LOG), so the dashboard and
+``shoal logs`` reach every node's files through their one connection.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class StateService:
         self.agent = agent
         self.clients: set = set()  # connections of core workers attached here
         agent.router.add(Method.NODE_STATE, self.handle_node_state)
+        agent.router.add(Method.NODE_LOG_READ, self.handle_node_log_read)
         agent.router.on_close.append(self.clients.discard)
 
     def client_attached(self, conn: Any) -> None:
@@ -55,6 +61,9 @@ class StateService:
             "processes": [],
             "missing": [],
         }
+        if "logs" in kinds:
+            logs = agent.worker_logs
+            reply["logs"] = logs.listing() if logs is not None else []
         wanted = sorted(kinds & CORE_WORKER_KINDS)
         if not wanted:
             return reply
@@ -70,6 +79,15 @@ class StateService:
         reply["missing"] = [f"a process on node {agent.node_id[:12]} ({m.split(':', 1)[1]})"
                             for m in result.missing]
         return reply
+
+    def handle_node_log_read(self, conn, body):
+        """``[name, offset, max bytes]`` -> a chunk (see ``WorkerLogs.read``)."""
+        name, offset, max_bytes = body
+        logs = self.agent.worker_logs
+        if logs is None:
+            raise LookupError(f"node {self.agent.node_id[:12]} keeps no log files (it was "
+                              "started without a log folder)")
+        return logs.read(str(name), int(offset), int(max_bytes))
 
     def workers(self) -> list[dict]:
         return [{"worker_id": w.worker_id, "pid": w.pid, "actor_id": w.actor_id,

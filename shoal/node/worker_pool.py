@@ -5,7 +5,8 @@ milliseconds; if the zygote is unavailable they are exec'd (slower, same
 result).  A number of workers are started ahead of demand so the first task
 does not wait.  A worker is bound to a job at its first lease (it imports that
 job's code from the job's ``sys.path``) and is only reused by the same job.
-Its stdout/stderr are pipes read here and forwarded to the job's driver.
+Its stdout/stderr are pipes read here and forwarded to the job's driver, and
+written to its log files (:mod:`shoal.node.worker_logs`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 
 from shoal.core.import_path import own_module_command
 from shoal.node import zygote as zygote_process
+from shoal.node.worker_logs import WorkerLogs
 from shoal.runtime_env.setup import WorkerEnv
 
 log = logging.getLogger("shoal.node")
@@ -180,9 +182,11 @@ class WorkerPool:
         env: dict[str, str],
         on_output: Callable[[Worker, str, bytes], None],
         on_exit: Callable[[Worker], None],
+        logs: WorkerLogs | None = None,
     ) -> None:
         self.env = zygote_process.process_env(env)
         self.on_output = on_output
+        self.logs = logs  # None: no log files (a node started without a log folder)
         self.on_exit = on_exit
         self.workers: dict[str, Worker] = {}
         self.idle: list[Worker] = []
@@ -224,6 +228,8 @@ class WorkerPool:
             self.workers.pop(worker.worker_id, None)
             self.settle_registration(worker, RuntimeError("worker failed to start"))
             raise
+        if self.logs is not None:
+            self.logs.opened(worker)
         if self.closing:  # shutdown began while we were spawning it
             self.kill(worker)
         loop.create_task(self._watch(worker))
@@ -300,12 +306,16 @@ class WorkerPool:
                 return
             if stream == "stderr":
                 worker.stderr_tail.append(line)
+            if self.logs is not None:
+                self.logs.write(worker, stream, line)
             self.on_output(worker, stream, line)
 
     async def _watch(self, worker: Worker) -> None:
         await worker.exited
         # let the output pumps drain what the worker printed before dying
         await asyncio.wait(worker.output_tasks, timeout=2)
+        if self.logs is not None:
+            self.logs.closed(worker)
         self.workers.pop(worker.worker_id, None)
         if worker in self.idle:
             self.idle.remove(worker)

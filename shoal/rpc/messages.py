@@ -30,6 +30,7 @@ class Method(enum.IntEnum):
     LIST_ACTORS = 17
     CLUSTER_STATUS = 18  # nodes, their demand, actors waiting for a node
     LIST_STATE = 19  # state API: nodes, actors, and snapshots of every core worker
+    READ_NODE_LOG = 20  # [node id, name, offset, max bytes]: NODE_LOG_READ on that node
 
     # node agent
     REGISTER_WORKER = 30
@@ -49,6 +50,7 @@ class Method(enum.IntEnum):
     NODE_INFO = 44
     STORE_PULL = 45  # pin objects, pulling from other nodes what is not here
     NODE_STATE = 46  # state API: this node's store, workers and core-worker snapshots
+    NODE_LOG_READ = 47  # [name, offset, max bytes]: a chunk of one of this node's log files
 
     # core worker
     PUSH_TASK = 60

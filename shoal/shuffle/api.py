@@ -64,8 +64,9 @@ def shuffle(inputs: Sequence[Any], map_fn: Callable, reduce_fn: Callable, *,
     outputs' refs in reducer order at once; a thread of this process runs the
     shuffle.  ``memory_budget``: bytes of unmerged map output allowed at once
     (default: a quarter of the object store); ``round_size``: maps per push
-    round / per premerge group; ``progress``: bars on (True), off (False), or
-    on a terminal only (None); ``stats``: a :class:`ShuffleStats` to follow it.
+    round / per premerge group; ``progress``: progress bars in the driver's
+    terminal (``tqdm_ray``) when True, none by default; ``stats``: a
+    :class:`ShuffleStats` to follow it.
     ``partition_bytes``: an input's size when the inputs are refs (for the
     budget; numpy values say it themselves); ``reduce_args(r)``: extra trailing
     arguments of reducer ``r``'s ``reduce_fn``; ``label``: the progress bars' name.

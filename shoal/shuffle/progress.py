@@ -1,30 +1,30 @@
-"""The shuffle's progress bars in the driver's terminal (tqdm): maps, merges and
-reduces done.  Off when stderr is not a terminal, unless asked for."""
+"""The shuffle's progress bars: maps, merges and reduces done, drawn in the
+driver's terminal by ``shoal.experimental.tqdm_ray`` (so a shuffle started
+inside a task shows its bars in the job's driver too).
+
+Off unless asked for (``progress=True``); ``shoal sort`` asks.  In a terminal
+the bars are redrawn in place; elsewhere each prints one line when it ends.
+"""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from tqdm import tqdm
+from shoal.experimental.tqdm_ray import tqdm
 
 
 class Progress:
     def __init__(self, label: str, maps: int, merges: int | None, reduces: int,
                  enabled: bool | None = None) -> None:
-        """``enabled``: None shows the bars only on a terminal."""
-        if enabled is None:
-            enabled = sys.stderr.isatty()
+        """``enabled``: True shows the bars; False or None does not."""
         self.bars: dict[str, Any] = {}
         if not enabled:
             return
         stages = [("maps", maps), ("merges", merges), ("reduces", reduces)]
         if merges == 0:
             stages.pop(1)
-        for position, (name, total) in enumerate(stages):
-            self.bars[name] = tqdm(total=total, desc=f"{label} {name:>7}", position=position,
-                                   leave=True, unit="task", dynamic_ncols=True,
-                                   file=sys.stderr)
+        for name, total in stages:
+            self.bars[name] = tqdm(total=total, desc=f"{label} {name:>7}", unit="task")
 
     def set(self, name: str, done: int) -> None:
         bar = self.bars.get(name)

@@ -136,6 +136,9 @@ def task_records(reply: dict) -> list[dict]:
                 rec["state"] = RUNNING
                 rec["worker_id"] = executor["worker_id"]
                 rec["node_id"] = executor["node_id"]
+                # when it really started there, not when its owner sent it
+                rec["start_time_ms"] = executor.get("running_since", {}).get(
+                    rec["task_id"], rec["start_time_ms"])
             actor = actors.get(rec["actor_id"] or "")
             if actor is not None and rec["worker_id"] is None and actor.get("worker_id"):
                 rec["worker_id"] = actor["worker_id"]
@@ -156,8 +159,9 @@ def _orphan_running(task_id: str, proc: dict) -> dict:
             "actor_id": proc.get("actor_id"), "job_id": proc.get("job_id", ""),
             "node_id": proc["node_id"], "worker_id": proc["worker_id"],
             "worker_pid": proc["pid"], "error_type": None, "parent_task_id": "",
-            "end_time_ms": None, "start_time_ms": None, "error_message": None,
-            "required_resources": {}, "attempt_number": 0}
+            "end_time_ms": None,
+            "start_time_ms": proc.get("running_since", {}).get(task_id),
+            "error_message": None, "required_resources": {}, "attempt_number": 0}
 
 
 def actor_creation_records(actors: Iterable[dict], pids: dict[str, int]) -> list[dict]:

@@ -3,9 +3,11 @@ the Prometheus text (parsed back with prometheus-client's own parser)."""
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shoal.dashboard import auth, metrics, timeline, views
+from shoal.node.node_metrics import NodeMetrics
 from shoal.util import state_summary
 
 
@@ -96,3 +98,22 @@ def test_metrics_parse_with_ray_style_names():
     assert samples[("shoal_spill_manager_spilled_bytes_total", (where,))] == 50
     assert not any(k[0] == "shoal_resources" and ("Name", "node:127.0.0.1") in k[1]
                    for k in samples)
+
+
+def test_node_counters_become_a_transfer_counter_and_a_latency_histogram():
+    counters = NodeMetrics(transfer_sent_bytes=7, transfer_received_bytes=11)
+    for seconds in (0.0004, 0.0005, 0.003, 0.2, 99.0):  # 0.0005 is <= the first bound
+        counters.lease_latency.observe(seconds)
+    status = {"nodes": [{"node_id": "n1", "address": "h:1", "alive": True,
+                         "resources_total": {}, "metrics": counters.wire()}]}
+    families = {f.name: f for f in text_string_to_metric_families(
+        metrics.exposition(status, [], []).decode())}
+    transfer = {s.labels["Type"]: s.value
+                for s in families["shoal_object_manager_bytes"].samples}
+    assert transfer == {"Sent": 7, "Received": 11}
+    hist = {(s.name.rsplit("_", 1)[-1], s.labels.get("le")): s.value
+            for s in families["shoal_scheduler_lease_request_latency_seconds"].samples}
+    assert hist[("bucket", "0.0005")] == 2 and hist[("bucket", "0.005")] == 3
+    assert hist[("bucket", "0.25")] == 4 and hist[("bucket", "30.0")] == 4
+    assert hist[("bucket", "+Inf")] == hist[("count", None)] == 5
+    assert hist[("sum", None)] == pytest.approx(99.2039)

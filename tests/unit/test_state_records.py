@@ -161,6 +161,18 @@ def test_task_history_is_bounded_and_keeps_no_arguments():
     assert rows[1]["worker_id"] == "w" * 16 and rows[1]["node_id"] == "n" * 28
     kept = [x for entry in history.rows for x in entry]
     assert not any(isinstance(x, (TaskSpec, list)) for x in kept)  # no spec, no args
+    timed = sr.TaskHistory(maxlen=2)  # the worker's times win over the owner's
+    t = task("timed")
+    t.sent_at, t.ran_at = 100.0, [100.25, 100.75]
+    timed.finished(t, "")
+    untimed = task("died")
+    untimed.sent_at = 100.0  # never answered: the owner's push, and its own end
+    timed.finished(untimed, "WORKER_DIED")
+    by_name = {r["name"]: r for r in timed.to_rows()}
+    assert (by_name["timed"]["start_time_ms"], by_name["timed"]["end_time_ms"]) == (
+        100250, 100750)
+    assert by_name["died"]["start_time_ms"] == 100000
+    assert by_name["died"]["end_time_ms"] > 100000
     off = sr.TaskHistory(maxlen=0)
     off.finished(task(), "")
     assert off.to_rows() == [] and off.dropped == 1
@@ -168,11 +180,12 @@ def test_task_history_is_bounded_and_keeps_no_arguments():
 
 # ---- merging into records --------------------------------------------------------------------
 def proc(address: str, pid: int, node: str, objects=(), pinned=None, tasks=(), running=(),
-         kind: str = "WORKER", actor_id=None) -> dict:
+         kind: str = "WORKER", actor_id=None, running_since=None) -> dict:
     return {"worker_id": f"w{pid}", "pid": pid, "type": kind, "node_id": node,
             "ip": address.split(":")[0], "address": address, "job_id": "00000001",
             "actor_id": actor_id, "objects": list(objects), "pinned": pinned or {},
-            "tasks": list(tasks), "running": list(running)}
+            "tasks": list(tasks), "running": list(running),
+            "running_since": dict(running_since or {})}
 
 
 def row(object_id: str, size: int, rtype: str, owner: str = "", storage: str = sr.INLINE,
@@ -222,7 +235,7 @@ def test_task_records_running_actor_placement_and_creation_tasks():
     actor_id = "ac" * 8
     owner_rows = [
         {**sr.task_row(b"t1".ljust(16, b"\0"), "f", TaskKind.NORMAL, sr.SUBMITTED_TO_WORKER,
-                       "", "00000001", ("w11", "n1" * 14), "", None, None, {}),
+                       "", "00000001", ("w11", "n1" * 14), "", None, None, {}, 1000),
          },
         sr.task_row(b"t2".ljust(16, b"\0"), "A.m", TaskKind.ACTOR_TASK,
                     sr.SUBMITTED_TO_WORKER, actor_id, "00000001", (), "", None, None, {}),
@@ -232,7 +245,8 @@ def test_task_records_running_actor_placement_and_creation_tasks():
     t1 = b"t1".ljust(16, b"\0").hex()
     orphan = ("ee" * 16)
     driver = proc(ME, 10, "n1" * 14, kind="DRIVER", tasks=owner_rows)
-    worker = proc(OTHER, 11, "n1" * 14, running=[t1, orphan])
+    worker = proc(OTHER, 11, "n1" * 14, running=[t1, orphan],
+                  running_since={t1: 1700, orphan: 1800})
     actors = [{"actor_id": actor_id, "class_name": "A", "state": "ALIVE",
                "worker_id": "w12", "node_id": "n1" * 14, "job_id": "00000001"},
               {"actor_id": "dd" * 8, "class_name": "B", "state": "DEAD", "worker_id": "",
@@ -241,11 +255,14 @@ def test_task_records_running_actor_placement_and_creation_tasks():
     records = {r["task_id"]: r for r in state_build.task_records(
         reply(driver, worker, actors=actors, workers=workers))}
     assert records[t1]["state"] == sr.RUNNING and records[t1]["worker_pid"] == 11
+    # started when its worker says (pushed at 1000, queued there until 1700)
+    assert records[t1]["start_time_ms"] == 1700
     t2 = records[b"t2".ljust(16, b"\0").hex()]
     assert t2["state"] == sr.SUBMITTED_TO_WORKER
     assert (t2["worker_id"], t2["worker_pid"], t2["node_id"]) == ("w12", 12, "n1" * 14)
     assert records[b"t3".ljust(16, b"\0").hex()]["state"] == sr.FINISHED
     assert records[orphan]["state"] == sr.RUNNING and records[orphan]["name"] == ""
+    assert records[orphan]["start_time_ms"] == 1800
     creation = records[actor_id]
     assert (creation["type"], creation["state"], creation["name"]) == (
         "ACTOR_CREATION_TASK", sr.FINISHED, "A.__init__")
@@ -365,7 +382,8 @@ def test_reporter_snapshot_of_a_worker_process():
         router=Router(), worker_id="w1", mode=Mode.WORKER, node_id="n1",
         address="10.0.0.5:4000", job_id="00000002", references=table,
         value_table=ValueTable(), actors=SimpleNamespace(actors={}),
-        executor=SimpleNamespace(actor_id=None, running={b"x" * 16: 1}),
+        executor=SimpleNamespace(actor_id=None, running={b"x" * 16: 1},
+                                 started_at={b"x" * 16: 12.5}),
         tasks=SimpleNamespace(pending={b"r": running, b"q": queued}, history=history),
         _drain_queued=lambda: drained.append(1))
     reporter = sr.StateReporter(worker)
@@ -378,6 +396,7 @@ def test_reporter_snapshot_of_a_worker_process():
     assert states == {"run": sr.SUBMITTED_TO_WORKER, "queued": sr.PENDING_NODE_ASSIGNMENT,
                       "old": sr.FINISHED}
     assert snap["running"] == [(b"x" * 16).hex()] and snap["history_dropped"] == 0
+    assert snap["running_since"] == {(b"x" * 16).hex(): 12500}  # ms, the worker's clock
     assert "objects" not in reporter.handle_worker_state(None, ["tasks"])
 
 

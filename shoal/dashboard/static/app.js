@@ -3,7 +3,9 @@
 const POLL_MS = 1000;
 let updates = 0;
 let selectedTask = null;
-let selectedLog = null;
+let logView = null;  // the file the logs page streams: {node, name, next offset}
+const LOG_CHUNK = 65536;
+const LOG_KEEP_CHARS = 1 << 20;  // the page keeps the last MiB of a file's text
 let timer = null;
 
 if (/token=/.test(location.hash)) {  // already logged in: drop the token from the bar
@@ -33,6 +35,32 @@ async function getJSON(url) {
   if (r.status === 401) { location.replace("/"); throw new Error("logged out"); }
   if (!r.ok) throw new Error(url + ": " + r.status);
   return r.json();
+}
+
+function selectLog(el, node, name) {
+  logView = {node, name, next: -1};  // -1: start with the file's tail
+  el.querySelector("#log-text").textContent = "";
+  el.querySelector("#log-name").textContent = name + (node ? " on node " + node.slice(0, 12) : "");
+}
+
+// Append what the file gained since the last poll (a few chunks at most per poll).
+async function streamLog(el, view) {
+  for (let i = 0; i < 4; i++) {
+    const r = await getJSON(`/api/log?node=${encodeURIComponent(view.node)}&name=` +
+      `${encodeURIComponent(view.name)}&offset=${view.next}&max=${LOG_CHUNK}`);
+    if (view !== logView) return;  // another file was chosen meanwhile
+    const pre = el.querySelector("#log-text");
+    if (r.reset) pre.textContent = "";
+    if (r.data) {
+      const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.append(document.createTextNode(r.data));
+      if (pre.textContent.length > LOG_KEEP_CHARS) pre.textContent = pre.textContent.slice(-LOG_KEEP_CHARS);
+      if (atEnd) pre.scrollTop = pre.scrollHeight;
+    }
+    view.next = r.next;
+    pre.dataset.next = r.next;
+    if (r.next >= r.size) return;
+  }
 }
 
 const pages = {
@@ -119,19 +147,25 @@ const pages = {
   },
 
   async logs(el) {
-    const d = await getJSON("/api/logs");
-    if (!selectedLog && d.logs.length) selectedLog = d.logs[0].name;
-    let text = "";
-    if (selectedLog) {
-      const r = await fetch("/api/logs/" + encodeURIComponent(selectedLog), {credentials: "same-origin"});
-      text = r.ok ? await r.text() : "(gone)";
+    if (!el.querySelector("#log-files")) {
+      el.innerHTML = `<div id="log-files"></div><h3 id="log-name"></h3><pre id="log-text"></pre>`;
+      if (logView) selectLog(el, logView.node, logView.name);  // back on the page: from the tail
     }
-    el.innerHTML = `<ul id="log-list">${d.logs.map((l) => `<li><a href="#logs" data-log="${esc(l.name)}">${esc(l.name)}</a> (${bytes(l.size)})</li>`).join("")}</ul>` +
-      `<h3 id="log-name">${esc(selectedLog || "")}</h3><pre id="log-text">${esc(text)}</pre>`;
-    el.querySelectorAll("a[data-log]").forEach((a) => a.addEventListener("click", (e) => {
-      e.preventDefault(); selectedLog = a.dataset.log; refresh(); }));
+    const d = await getJSON("/api/logs");
+    if (!logView && d.logs.length) {
+      const first = d.logs.find((l) => l.stream === "stdout") || d.logs[0];
+      selectLog(el, first.node_id, first.name);
+    }
+    el.querySelector("#log-files").innerHTML = table("log-list",
+      ["node", "file", "worker", "pid", "actor / tasks", "size"],
+      d.logs.map((l) => `<tr class="clickable${logView && logView.node === l.node_id && logView.name === l.name ? " selected" : ""}"` +
+        ` data-node="${esc(l.node_id)}" data-log="${esc(l.name)}"><td>${esc(l.node_id ? l.node_id.slice(0, 12) : "(head's folder)")}</td>` +
+        `<td>${esc(l.name)}</td><td>${esc((l.worker_id || "").slice(0, 12))}${l.worker_id && !l.alive ? " (exited)" : ""}</td>` +
+        `<td>${esc(l.pid)}</td><td>${esc(l.actor || l.tasks.join(", "))}</td><td>${bytes(l.size)}</td></tr>`));
+    el.querySelectorAll("#log-list tr[data-log]").forEach((tr) => tr.addEventListener("click", () => {
+      selectLog(el, tr.dataset.node, tr.dataset.log); refresh(); }));
+    if (logView) await streamLog(el, logView);
   },
-
   async timeline(el) {
     const d = await getJSON("/api/stream?seconds=300");
     const span = Math.max(1, d.now_ms - d.since_ms);
