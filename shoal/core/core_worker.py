@@ -44,11 +44,7 @@ from shoal.core.import_path import driver_import_path
 from shoal.core.placement_client import BundleLocator
 from shoal.core.recovery import ObjectRecovery
 from shoal.core.reference_table import Action, ActionKind, ReferenceTable
-from shoal.core.serialization import (
-    Serialized,
-    deserialize_values,
-    serialize,
-)
+from shoal.core.serialization import Serialized, deserialize_values, serialize
 from shoal.core.shm_window import ShmWindow
 from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable
 from shoal.core.value_wire import (
@@ -502,6 +498,7 @@ class CoreWorker:
         if value is not None:
             self.value_table.remove_waiter(oid, ready)
             return value_to_wire(value)
+        self.recovery.rebuild_if_freed([oid])  # a borrower reads a value lineage freed
         return fut
 
     def handle_add_borrower(self, conn, body):
@@ -643,6 +640,8 @@ class CoreWorker:
                    if r._owner != self.address and r._id not in present]
         if foreign:
             self.post(self._start_fetches, foreign)
+        if freed := self.references.values_freed:  # ours, freed by lineage: make them again
+            self.post(self.recovery.rebuild_if_freed, [o for o in oids if o in freed])
         try:
             if not waiter.done:
                 self._set_blocked(True)
@@ -725,6 +724,7 @@ class CoreWorker:
             return value
         if owner != self.address:
             self._start_fetch(oid, owner)
+        self.recovery.rebuild_if_freed([oid])  # ours, and lineage freed it: made again
         try:
             return await fut
         finally:
