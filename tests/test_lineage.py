@@ -161,3 +161,31 @@ def test_task_without_retries_on_a_node_that_dies_raises_node_died(cluster, tmp_
     cluster.remove_node(cluster.first)
     with pytest.raises(shoal.exceptions.NodeDiedError, match="died"):
         shoal.get(ref, timeout=60)
+
+
+@shoal.remote
+def total_of(boxed: list) -> np.ndarray:
+    """A task whose only argument is a list of refs (an actor call's answer)."""
+    return np.concatenate(shoal.get(list(boxed), timeout=60))
+
+
+def test_output_lost_after_its_task_finished_is_rebuilt_through_an_argument_of_refs(cluster):
+    """The argument is an actor-call result whose value is a list of refs to task
+    outputs: when the task finishes, the list keeps its value and its refs' rows
+    (lineage), so a rebuild of the output reads the list and rebuilds the blocks
+    (freed then) through their own tasks, instead of raising ObjectFreedError."""
+    @shoal.remote(num_cpus=0, resources={"head": 1})
+    class Echo:
+        def back(self, refs: list) -> list:
+            return refs  # refs inside a list argument arrive as refs
+
+    echo = Echo.remote()
+    blocks = [make.remote(MiB, 1), make.remote(MiB, 2)]
+    out = total_of.remote(echo.back.remote(blocks))
+    shoal.wait([out], timeout=30)
+    del blocks  # only out is referenced now: the blocks' values are freed
+    cluster.add_node(num_cpus=1, object_store_memory=128 * MiB)
+    cluster.remove_node(cluster.first)
+    x = shoal.get(out, timeout=60)
+    assert x.shape == (2 * MiB,) and int(x[0]) == 1 and int(x[-1]) == 2
+    assert rebuilds() == 3  # the task and both blocks

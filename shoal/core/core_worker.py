@@ -503,6 +503,7 @@ class CoreWorker:
         if value is not None:
             self.value_table.remove_waiter(oid, ready)
             return value_to_wire(value)
+        self.recovery.rebuild_if_freed([oid])  # a borrower reads a value lineage freed
         return fut
 
     def handle_add_borrower(self, conn, body):
@@ -631,6 +632,8 @@ class CoreWorker:
                    if r._owner != self.address and r._id not in present]
         if foreign:
             self.post(self._start_fetches, foreign)
+        if freed := self.references.values_freed:  # ours, freed by lineage: make them again
+            self.post(self.recovery.rebuild_if_freed, [o for o in oids if o in freed])
         try:
             if not waiter.done:
                 self._set_blocked(True)
@@ -713,6 +716,7 @@ class CoreWorker:
             return value
         if owner != self.address:
             self._start_fetch(oid, owner)
+        self.recovery.rebuild_if_freed([oid])  # ours, and lineage freed it: made again
         try:
             return await fut
         finally:

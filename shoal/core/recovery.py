@@ -184,7 +184,17 @@ class ObjectRecovery:
         """An argument we own, whose value was freed (lineage kept only its row), is
         needed by a task being rebuilt: make it again, or fail its readers."""
         if not self._start_rebuild(oid):
+            self.worker.references.value_stored([oid])
             self.worker.value_table.put(oid, self._lost_error(oid, StoredValue(), freed=True))
+
+    def rebuild_if_freed(self, oids: list[bytes]) -> None:
+        """Someone waits for the values of ``oids``: those that are ours and that
+        lineage freed (a reader reached their rows through a kept list of refs)
+        are made again."""
+        worker = self.worker
+        for oid in oids:
+            if worker.references.value_was_freed(oid) and worker.value_table.get(oid) is None:
+                self.rebuild_freed(oid)
 
     def _start_rebuild(self, oid: bytes) -> bool:
         """True if ``oid`` is being rebuilt (now, or already)."""

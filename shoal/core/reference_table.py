@@ -20,6 +20,25 @@ shared-memory copy); a borrower tells the owner ``REMOVE_BORROWER(n)`` with the
 number of registrations made for it.  Either way the refs it contains lose one
 ``contained_in``.
 
+Lineage (lineage.py) keeps rows past their scope.  An owned ref that a kept
+lineage entry lists as an argument (``lineage`` > 0) keeps its row when it
+leaves scope but loses its value (``FREE_VALUE``; the row is remembered in
+``values_freed`` until a value is stored again, so that a reader asking for it
+makes the owner rebuild it).  A row that also *contains* refs (a task's argument
+whose value is a list of refs, e.g. an actor call's answer) instead keeps its
+value, which a rebuild of the task must read, and turns its containment into
+lineage: each contained owned ref trades its ``contained_in`` for a ``lineage``
+(its row stays, its value goes), each borrowed one just loses ``contained_in``.
+The container remembers them (``lineage_contains``) and releases that lineage
+when its own row goes (``FREE``)::
+
+    container C (owned, lineage > 0) leaves scope
+      C.contains = [A (owned), B (borrowed)]
+      -> A.contained_in -= 1, A.lineage += 1   (A: FREE_VALUE, row kept)
+      -> B.contained_in -= 1                   (B: REMOVE_BORROWER if out of scope)
+      -> C keeps its value; C.lineage_contains = [A]
+    C's lineage drops to 0 (out of scope): FREE C, then A.lineage -= 1
+
 Borrowing, the rule that prevents early frees: *whoever hands a ref to another
 process keeps it alive until the owner has acknowledged the new borrower.*
 
@@ -81,6 +100,9 @@ class Reference:
     registering: bool = False  # borrower: a registration is in flight
     waiting_containers: list[bytes] | tuple = ()
     contains: list[bytes] | tuple = ()
+    # owner: contained refs turned into lineage when this row left scope with
+    # lineage > 0 (it keeps its value then); released when the row goes
+    lineage_contains: list[bytes] | tuple = ()
     # The empty defaults are shared and immutable (a list is made on first use):
     # a task's 3000 returns made 9000 containers that the cyclic GC kept traversing.
 
@@ -102,6 +124,9 @@ class ReferenceTable:
     def __init__(self) -> None:
         self.refs: dict[bytes, Reference] = {}
         self.actions: list[Action] = []
+        # owned rows whose value was freed (FREE_VALUE) and not stored again: a
+        # reader asking for one must have it rebuilt (recovery.rebuild_freed)
+        self.values_freed: set[bytes] = set()
 
     def take_actions(self) -> list[Action]:
         actions, self.actions = self.actions, []
@@ -201,17 +226,21 @@ class ReferenceTable:
     def dec_local_many(self, oids: list[bytes]) -> None:
         """``dec_local`` for each of ``oids`` (refs dropped in a row)."""
         table, actions, free = self.refs, self.actions, ActionKind.FREE
+        freed = self.values_freed
         for oid in oids:
             ref = table.get(oid)
             if ref is not None:
                 ref.local -= 1
                 if not ref.local:  # (in scope while local > 0)
                     if (ref.owner or ref.submitted or ref.contained_in or ref.borrowers
-                            or ref.holds or ref.lineage or ref.contains):
+                            or ref.holds or ref.lineage or ref.contains
+                            or ref.lineage_contains):
                         self._maybe_release(oid, ref)
                     else:  # the common case, inlined (3000 returns dropped at once)
                         actions.append(Action(free, oid))
                         del table[oid]
+                        if freed:
+                            freed.discard(oid)
 
     def inc_submitted(self, oids) -> None:
         for oid in oids:
@@ -298,17 +327,44 @@ class ReferenceTable:
         if ref.in_scope() or ref.registering:
             return
         if ref.owned:
-            if ref.lineage > 0:  # the value goes; the row stays so lineage can rebuild it
-                self.actions.append(Action(ActionKind.FREE_VALUE, oid))  # repeats harmless
-                self._release_contained(ref)
+            if ref.lineage > 0:  # the row stays so lineage can rebuild it
+                if ref.contains:  # a rebuild reads these refs: keep them and the value
+                    self._contained_to_lineage(oid, ref)
+                elif not ref.lineage_contains:  # the value goes
+                    self.actions.append(Action(ActionKind.FREE_VALUE, oid))  # repeats harmless
+                    self.values_freed.add(oid)
                 return
             self.actions.append(Action(ActionKind.FREE, oid))
+            self.values_freed.discard(oid)
         else:  # count 0: nothing to tell the owner, but a cached value to drop
             self.actions.append(
                 Action(ActionKind.REMOVE_BORROWER, oid, ref.owner, ref.registrations)
             )
         del self.refs[oid]
         self._release_contained(ref)
+        if ref.lineage_contains:
+            kept, ref.lineage_contains = ref.lineage_contains, ()
+            self.dec_lineage(kept)
+
+    def _contained_to_lineage(self, oid: bytes, ref: Reference) -> None:
+        """``ref`` (owned, lineage > 0) left scope: its contained owned refs are
+        kept by lineage instead (rows, not values); borrowed ones are released."""
+        contains, ref.contains = ref.contains, ()
+        kept = []
+        for inner in contains:
+            entry = self.refs.get(inner)
+            if entry is None:
+                continue
+            entry.contained_in -= 1
+            if entry.owned:
+                entry.lineage += 1
+                kept.append(inner)
+            self._maybe_release(inner, entry)
+        if kept:
+            ref.lineage_contains = [*ref.lineage_contains, *kept]
+        elif not ref.lineage_contains:  # nothing of ours to keep: the value goes
+            self.actions.append(Action(ActionKind.FREE_VALUE, oid))
+            self.values_freed.add(oid)
 
     def _release_contained(self, ref: Reference) -> None:
         contains, ref.contains = ref.contains, ()
@@ -332,6 +388,16 @@ class ReferenceTable:
             if ref is not None and ref.owned and ref.lineage > 0:
                 ref.lineage -= 1
                 self._maybe_release(oid, ref)
+
+    def value_stored(self, oids) -> None:
+        """Values of ``oids`` were stored (again): none of them is freed now."""
+        freed = self.values_freed
+        if freed:
+            freed.difference_update(oids)
+
+    def value_was_freed(self, oid: bytes) -> bool:
+        """An owned row whose value lineage freed: a reader needs it rebuilt."""
+        return oid in self.values_freed
 
     def release_if_unused(self, oid: bytes) -> None:
         ref = self.refs.get(oid)

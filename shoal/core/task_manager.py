@@ -436,6 +436,8 @@ class TaskManager:
             if contained:
                 refs.add_contained(oid, [tuple(c) for c in contained])
             stored.append((oid, value))
+        if refs.values_freed:  # some of these may be rebuilds of freed values
+            refs.value_stored([oid for oid, _ in stored])
         for oid, old, value in self.worker.value_table.put_many(stored):
             if old.in_plasma:  # a rebuild: copies of the last run
                 stale = old.locations - (value.locations if value.in_plasma else set())
