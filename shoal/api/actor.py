@@ -173,7 +173,8 @@ class ActorClass:
             raise TypeError(f"Could not serialize the actor class {self.__name__}: "
                             f"{type(exc).__name__}: {exc}") from exc
         check_pickled_size(len(creation), f"The actor {self.__name__}")
-        counted = not name and not detached
+        # strong handles hold the scope token: the actor ends with the last one
+        token = None if detached else worker.put(None)
         shape = opts.resource_shape(options, 0.0)
         reply = worker.actors.create({
             "actor_id": ids.random_hex(16),
@@ -192,8 +193,10 @@ class ActorClass:
             "runtime_env": worker.runtime_envs.resolve(options.get("runtime_env"))[0],
             "creation": creation,
             "handle_meta": cloudpickle.dumps(meta),
-        }, keepalive, counted)
-        return ActorHandle(reply["actor_id"], meta, worker)
+        }, keepalive, None if token is None else token._id)
+        if reply["existing"]:  # get_if_exists found it: a weak handle, as get_actor's
+            token = None
+        return ActorHandle(reply["actor_id"], meta, worker, token)
 
 
 def _out_of_order(meta: ActorMeta, options: dict) -> bool:
@@ -226,20 +229,15 @@ class _BoundActorClass:
 
 
 class ActorHandle:
-    def __init__(self, actor_id: str, meta: ActorMeta, worker: Any) -> None:
+    """A handle to an actor.  A *strong* handle holds the actor's scope token (an
+    ObjectRef its owner made), so the actor lives while any strong handle does, in any
+    process; a *weak* one (``_token`` None) keeps nothing alive (:mod:`actor_scope`)."""
+
+    def __init__(self, actor_id: str, meta: ActorMeta, worker: Any, token: Any = None) -> None:
         self._actor_id = HexId(actor_id)  # a str, with Ray's .hex() and .binary()
         self._meta = meta
         self._worker = worker
-        if worker is not None:
-            worker.post(worker.actors.handle_created, actor_id)
-
-    def __del__(self) -> None:
-        worker = self.__dict__.get("_worker")
-        if worker is not None and not worker.shutting_down:
-            try:
-                worker.post(worker.actors.handle_deleted, self._actor_id)
-            except Exception:
-                pass
+        self._token = token
 
     def __getattr__(self, name: str) -> ActorMethod:
         meta = self.__dict__.get("_meta")
@@ -256,10 +254,8 @@ class ActorHandle:
         return sorted(set(meta.methods) | set(BUILTIN_METHODS) | {"__init__"})
 
     def __reduce__(self):
-        worker = self._worker
-        if worker is not None:
-            worker.post(worker.actors.handle_escaped, self._actor_id)
-        return (_rebuild_handle, (self._actor_id, self._meta))
+        # the token's ref pickles with it: the borrow protocol tracks the copy
+        return (_rebuild_handle, (self._actor_id, self._meta, self._token))
 
     def __repr__(self) -> str:
         return f"Actor({self._meta.class_name}, {self._actor_id})"
@@ -276,14 +272,19 @@ class ActorHandle:
 
 
 def handle_of_running_actor(actor_id: str, cls: type, worker: Any) -> ActorHandle:
-    """A handle an actor makes to itself (``get_runtime_context().current_actor``)."""
+    """A handle an actor makes to itself (``get_runtime_context().current_actor``):
+    weak, or the actor could never go out of scope."""
     return ActorHandle(actor_id, _meta_for(cls), worker)
 
 
-def _rebuild_handle(actor_id: str, meta: ActorMeta) -> ActorHandle:
+def _rebuild_handle(actor_id: str, meta: ActorMeta, token: Any = None) -> ActorHandle:
     from shoal.core import context
 
-    return ActorHandle(actor_id, meta, context.current_worker_or_none())
+    worker = context.current_worker_or_none()
+    executor = getattr(worker, "executor", None)
+    if executor is not None and executor.actor_id == actor_id:
+        token = None  # an actor's handle to itself is weak (the ref is dropped again)
+    return ActorHandle(actor_id, meta, worker, token)
 
 
 class ActorMethod:
@@ -293,7 +294,7 @@ class ActorMethod:
         self._options = options
         # read on every call: worked out once
         meta = handle._meta
-        self._task_name = f"{meta.class_name}.{name}"
+        self._task_name = options.get("name") or f"{meta.class_name}.{name}"
         num_returns = options.get("num_returns")
         if num_returns is None:  # not given, or None (Ray: the default)
             num_returns = "streaming" if options.get("_generator") else 1
@@ -347,7 +348,8 @@ class ActorMethod:
         )
         refs = worker.tasks.submit(spec, held, keepalive, max_retries=self._max_retries,
                                    retry_exceptions=self._retry_exceptions,
-                                   in_order=not self._handle._meta.out_of_order)
+                                   in_order=not self._handle._meta.out_of_order,
+                                   actor_pin=self._handle._token)
         if isinstance(refs, list):
             if num_returns == 1 or num_returns == DYNAMIC:
                 return refs[0]

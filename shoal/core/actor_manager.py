@@ -29,9 +29,10 @@ The caller also subscribes to the ``actor`` channel: a RESTARTING/DEAD notice,
 or an address change, for an actor it is connected to aborts that connection,
 so calls to a process that is cut off rather than dead fail over too.
 
-A non-detached, unnamed actor whose handles in its owner process are all
-gone, and that was never passed to another process, is terminated once its
-pending calls finish (as Ray does).
+A non-detached actor (named or not) is terminated once no strong handle to it
+is left in any process and its pending calls have finished, as Ray does: see
+:mod:`shoal.core.actor_scope` (handles hold a scope token that reference
+counting tracks across processes).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
+from shoal.core.actor_scope import ActorScopeTable
 from shoal.rpc.messages import Method
 from shoal.rpc.read_lending import ReadLending
 from shoal.rpc.transport import RemoteError
@@ -69,10 +71,6 @@ class ActorState:
     death_cause: str = ""
     keepalive: list = field(default_factory=list)  # the constructor's arguments
     restartable: bool = False  # owned and max_restarts != 0: keep ``keepalive``
-    owned: bool = False
-    escaped: bool = False
-    handles: int = 0
-    kill_when_idle: bool = False
 
 
 class ActorManager:
@@ -87,6 +85,7 @@ class ActorManager:
         self._subscribed = False  # to the control store's ``actor`` channel
         self._lending: ReadLending | None = None  # actor connections' reads (loop)
         self._sent = threading.local()  # per user thread: its last direct call
+        self.scopes = ActorScopeTable()  # owned non-detached actors: when to terminate
 
     # ---- the direct path (user thread) ----------------------------------------------------
     def send_direct(self, task: PendingTask) -> bool:
@@ -173,44 +172,47 @@ class ActorManager:
         return st
 
     # ---- creation (user thread) -----------------------------------------------------
-    def create(self, spec: dict, keepalive: list, counted: bool) -> dict:
+    def create(self, spec: dict, keepalive: list, token: bytes | None) -> dict:
+        """Create the actor; ``token``: the object id of its scope token (None for a
+        detached actor, which is never terminated for being out of scope)."""
         reply = self.worker.control_call(Method.CREATE_ACTOR, spec)
         actor_id = reply["actor_id"]
         if not reply["existing"]:
-            self.worker.post(self._created, actor_id, keepalive, counted,
+            self.worker.post(self._created, actor_id, keepalive, token,
                              spec.get("max_restarts", 0) != 0)
         return reply
 
-    def _created(self, actor_id: str, keepalive: list, counted: bool,
+    def _created(self, actor_id: str, keepalive: list, token: bytes | None,
                  restartable: bool) -> None:
         st = self.state(actor_id)
         st.keepalive = keepalive
         st.restartable = restartable
-        st.owned = True
-        st.escaped = not counted
+        if token is not None:
+            self.scopes.track(actor_id, token)
         self._ensure_connected(st)
 
-    # ---- handle counting (posted from ActorHandle) -------------------------------------------
-    def handle_created(self, actor_id: str) -> None:
-        self.state(actor_id).handles += 1
-
-    def handle_deleted(self, actor_id: str) -> None:
-        st = self.actors.get(actor_id)
-        if st is None:
+    # ---- going out of scope (loop) -------------------------------------------------------
+    def token_freed(self, token: bytes) -> None:
+        """An object we owned was freed: if it is an actor's scope token, no strong
+        handle to that actor is left anywhere."""
+        actor_id = self.scopes.by_token.get(token)
+        if actor_id is None:
             return
-        st.handles -= 1
-        if st.handles <= 0 and st.owned and not st.escaped and st.status != "DEAD":
-            st.kill_when_idle = True
-            self._maybe_kill_idle(st)
-
-    def handle_escaped(self, actor_id: str) -> None:
-        self.state(actor_id).escaped = True
+        st = self.actors.get(actor_id)
+        busy = st is not None and (bool(st.queue or st.in_flight or st.lost)
+                                   or st.status == "PENDING")
+        if self.scopes.token_freed(token, busy) is not None:
+            self._kill_out_of_scope(actor_id)
 
     def _maybe_kill_idle(self, st: ActorState) -> None:
-        if (st.kill_when_idle and not st.queue and not st.in_flight and not st.lost
-                and st.status != "PENDING"):
-            st.kill_when_idle = False
-            self.worker.control.notify(Method.KILL_ACTOR, [st.actor_id, True])
+        if (not st.queue and not st.in_flight and not st.lost and st.status != "PENDING"
+                and self.scopes.idle(st.actor_id)):
+            self._kill_out_of_scope(st.actor_id)
+
+    def _kill_out_of_scope(self, actor_id: str) -> None:
+        self.worker.control.notify(Method.KILL_ACTOR, [
+            actor_id, True, "The actor is dead because all references to the actor were "
+            "removed (no handle to it is left in any process)."])
 
     def enqueue_task(self, task: PendingTask) -> None:
         """The call is ready to send (arguments resolved), or is being retried."""
@@ -370,6 +372,7 @@ class ActorManager:
 
     def _mark_dead(self, st: ActorState, cause: str) -> None:
         st.status = "DEAD"
+        self.scopes.died(st.actor_id)
         st.death_cause = cause
         st.keepalive = []
         queued = st.lost + list(st.queue) + list(st.in_flight.values())

@@ -413,9 +413,12 @@ class CoreWorker:
         freed, dropped = [], []  # values to delete: owned ones (free their copies), cached
         forgotten = self.recovery.lineage.object_forgotten
         FREE, FREE_VALUE = ActionKind.FREE, ActionKind.FREE_VALUE  # noqa: N806
+        tokens = self.actors.scopes.by_token  # actors' scope tokens (actor_scope.py)
         for action in actions:
             kind = action.kind
             if kind is FREE:
+                if tokens and action.object_id in tokens:
+                    self.actors.token_freed(action.object_id)
                 held = forgotten(action.object_id)
                 if held:  # its task's lineage is not needed any more: nor its args'
                     self.references.dec_lineage(held)

@@ -30,7 +30,6 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
-import itertools
 import logging
 import os
 import queue
@@ -45,7 +44,7 @@ import cloudpickle
 
 from shoal import exceptions
 from shoal.api.actor_exit import EXIT_REQUESTS
-from shoal.core import accelerator_env, ids, interrupts
+from shoal.core import accelerator_env, ids, interrupts, proc_title
 from shoal.core.actor_methods import BUILTIN_METHODS as _BUILTIN_METHODS
 from shoal.core.actor_methods import exit_now as _exit_now
 from shoal.core.actor_methods import method_of as _method_of
@@ -61,6 +60,7 @@ from shoal.core.serialization import (
     pickle_plain,
     serialize,
 )
+from shoal.core.task_returns import split_returns
 from shoal.core.task_spec import (
     ARG_VALUE,
     STATUS_APP_ERROR,
@@ -327,6 +327,7 @@ class Executor:
             cls = info["cls"]
             self.actor_id = actor_id
             self.actor_class_name = cls.__name__
+            proc_title.set_idle(self.actor_class_name)
             args, kwargs = self._resolve_args(info["args"], info["kwarg_names"], ctx)
             is_async = any(
                 inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
@@ -465,6 +466,7 @@ class Executor:
             self._post_reply(fut, [STATUS_CANCELLED, [], None])
             return
         started = time.time()
+        proc_title.set_title(spec.name)  # ray::<task name> while it runs
         ctx = TaskContext(spec.task_id, spec.name, self.actor_id, spec.resources, [])
         if spec.kind is TaskKind.NORMAL:
             ctx.placement, ctx.accelerators = spec.placement, spec.accelerators
@@ -528,6 +530,7 @@ class Executor:
                 self._post_reply(fut, [STATUS_CANCELLED, [], None])
                 return
             started = time.time()
+            proc_title.set_title(spec.name)
             ctx = TaskContext(spec.task_id, spec.name, self.actor_id, spec.resources, [])
             current_task.set(ctx)
             self.running[spec.task_id] = asyncio.current_task()
@@ -609,9 +612,9 @@ class Executor:
         elif inspect.isgenerator(result):
             values, error = _yielded_before_error(result, n)
             if error is None:
-                values = _split_returns(spec.name, (v for v in values), n)
+                values = split_returns(spec.name, (v for v in values), n)
         else:
-            values = _split_returns(spec.name, result, n)
+            values = split_returns(spec.name, result, n)
         returns = []
         for i, value in enumerate(values):
             plain = pickle_plain(value, INLINE_THRESHOLD)
@@ -704,6 +707,7 @@ class Executor:
     def _finish(self, spec: TaskSpec, ctx: TaskContext, fut, reply: list,
                 started: float) -> None:
         reply.append([started, time.time()])  # ``ran``: this worker's clock
+        proc_title.set_idle(self.actor_class_name)
         rebuilt = [r._id for r in ctx.rebuilt if r._owner != self.worker.address]
         ctx.rebuilt = None
         self._reply_after_registrations(fut, reply, rebuilt)
@@ -766,35 +770,3 @@ def _yielded_before_error(gen: Any, n: int) -> tuple[list, BaseException | None]
     except BaseException as exc:
         return values[:n], exc
     return values, None
-
-
-def _split_returns(name: str, result: Any, n: int) -> list:
-    """The ``n`` values a task declared with ``num_returns=n`` (n > 1) returned,
-    or an error that names the task and says what it must return."""
-    what = type(result).__name__
-    if inspect.isgenerator(result):
-        # Ray's rule: too few values is an error; extra values are dropped (logged),
-        # and never drawn past the first extra one, so an endless generator ends too
-        values = list(itertools.islice(result, n + 1))
-        if len(values) > n:
-            log.error("generator task %s declared num_returns=%d but yielded more values; "
-                      "the values after the first %d are dropped", name, n, n)
-            return values[:n]
-        if len(values) == n:
-            return values
-        raise ValueError(f"generator task {name} declared num_returns={n} but yielded "
-                         f"{len(values)} values; it must yield exactly {n} (or use "
-                         "num_returns='streaming' for any number)")
-    if not isinstance(result, (str, bytes, bytearray, dict)):
-        try:
-            values = list(result)
-        except TypeError:
-            pass
-        else:
-            if len(values) == n:
-                return values
-            what = f"{what} of {len(values)} value{'s' if len(values) != 1 else ''}"
-            raise ValueError(f"task {name} declared num_returns={n} but returned a {what}; "
-                             f"it must return an iterable of {n} values")
-    raise TypeError(f"task {name} declared num_returns={n} but returned {what}; it must "
-                    f"return an iterable of {n} values (a tuple or a list)")

@@ -80,6 +80,7 @@ class PendingTask:
     reserved: bool = False  # actor call holding its place in the actor's queue while
     #                         its arguments resolve (calls keep submission order)
     keepalive: list = field(default_factory=list)
+    actor_pin: Any = None  # actor calls: the handle's scope token, held until it finishes
     strategy: list | None = None  # scheduling strategy, wire form (task_spec.strategy_to_wire)
     runtime_env: dict | None = None  # resolved runtime env (shoal.runtime_env.spec)
     in_order: bool = True  # an actor call that keeps its place while its arguments resolve
@@ -164,7 +165,7 @@ class TaskManager:
     def submit(self, spec: TaskSpec, held: list[bytes], keepalive: list, max_retries: int,
                retry_exceptions: Any, strategy: Any = None,
                runtime_env: tuple[dict, str] = ({}, ""),
-               in_order: bool = True) -> list[ObjectRef] | Any:
+               in_order: bool = True, actor_pin: Any = None) -> list[ObjectRef] | Any:
         """User thread: register and post the task; return its refs at once."""
         worker = self.worker
         if spec.num_returns == STREAMING or spec.num_returns == DYNAMIC:
@@ -181,6 +182,7 @@ class TaskManager:
             parent_task_id=ctx.task_id if ctx is not None else None,
             keepalive=keepalive,
             in_order=in_order,
+            actor_pin=actor_pin,
         )
         if spec.kind is not TaskKind.ACTOR_TASK:  # actor calls go to their actor
             task.scheduling_key = scheduling_key(spec.resources, strategy, runtime_env[1])
@@ -449,6 +451,7 @@ class TaskManager:
 
     def _finish(self, task: PendingTask, ok: bool = False) -> None:
         if task.spec.kind is TaskKind.ACTOR_TASK:
+            task.actor_pin = None  # the actor may go out of scope now (actor_scope.py)
             self.worker.actors.task_finished(task)
         if self.pending.pop(task.spec.task_id, None) is None:
             return

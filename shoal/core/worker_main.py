@@ -30,6 +30,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     from shoal.core.core_worker import CoreWorker, Mode, WorkerConfig
     from shoal.core.executor import Executor
+    from shoal.core.proc_title import set_idle
     from shoal.runtime_env.client import client_for
     from shoal.runtime_env.worker_apply import apply_from_environ
 
@@ -50,6 +51,7 @@ def main() -> None:
     executor.runtime_env = runtime_env
     worker.start()
     worker.runtime_envs = client_for(worker, runtime_env.get("resolved"))
+    set_idle(None)  # ray::IDLE until its first task (proc_title.py)
     executor.run_forever()
 
 
