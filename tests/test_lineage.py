@@ -16,7 +16,7 @@ import pytest
 import shoal
 from shoal.core import context
 from shoal.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from tests.clusters import connected_cluster
+from tests.clusters import connected_cluster, objects_per_node
 from tests.utils import wait_for_condition
 
 MiB = 1 << 20
@@ -161,3 +161,25 @@ def test_task_without_retries_on_a_node_that_dies_raises_node_died(cluster, tmp_
     cluster.remove_node(cluster.first)
     with pytest.raises(shoal.exceptions.NodeDiedError, match="died"):
         shoal.get(ref, timeout=60)
+
+
+@shoal.remote
+def plus_boxed(boxed: list, k: int) -> np.ndarray:
+    return shoal.get(boxed[0], timeout=60) + np.uint8(k)
+
+
+def test_a_freed_argument_inside_a_value_is_rebuilt_when_a_rebuild_reads_it(cluster):
+    """A shuffle's map gets its input blocks inside a value (a list, a dataclass);
+    once the caller drops them they are freed, and the map's lineage must still
+    bring them back when its output is lost."""
+    a = make.remote(2 * MiB, 1)
+    c = plus_boxed.remote([a], 10)
+    shoal.wait([c], timeout=30)
+    del a  # only c's lineage names it now, inside the list: its value is freed
+    wait_for_condition(lambda: objects_per_node(cluster)[cluster.first.node_id[:8]] == 1,
+                       timeout=30, message="the unreferenced argument was not freed")
+    cluster.add_node(num_cpus=1, object_store_memory=128 * MiB)
+    cluster.remove_node(cluster.first)
+    x = shoal.get(c, timeout=60)
+    assert int(x[0]) == 11 and int(x[-1]) == 11
+    assert rebuilds() == 2

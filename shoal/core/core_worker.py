@@ -492,6 +492,7 @@ class CoreWorker:
             return value_to_wire(value)
         if not self.references.is_owned(oid):
             return [VALUE_UNKNOWN]
+        self.recovery.rebuild_if_freed(oid)
         fut = self.loop.create_future()
         loop = self.loop
 

@@ -159,7 +159,8 @@ class ObjectRecovery:
         (``alive``: the live node ids, if the caller just asked)."""
         worker = self.worker
         value = worker.value_table.get(oid)
-        if value is None:  # being computed (or rebuilt) now
+        if value is None:  # being computed (or rebuilt) now, or freed: rebuild it
+            self.rebuild_if_freed(oid)
             return await worker.resolve(oid, worker.address)
         if not value.in_plasma:
             return value
@@ -179,6 +180,16 @@ class ObjectRecovery:
         if worker.value_table.get(oid) is value:
             worker.value_table.delete(oid)  # readers wait for the rebuilt value
         return await worker.resolve(oid, worker.address)
+
+    def rebuild_if_freed(self, oid: bytes) -> None:
+        """Someone asks for an object we own that has no value: if no task is making
+        it, its value was freed and only its row is left (an argument that a
+        lineage entry lists, e.g. a ref inside another task's argument value,
+        read again by that task's rebuild): make it again, or fail the readers.
+        Without this a reader would wait for a value nothing makes."""
+        if self.worker.value_table.get(oid) is None and \
+                ids.task_of(oid) not in self.worker.tasks.pending:
+            self.rebuild_freed(oid)
 
     def rebuild_freed(self, oid: bytes) -> None:
         """An argument we own, whose value was freed (lineage kept only its row), is
