@@ -159,3 +159,29 @@ def test_a_shuffle_feeds_a_streaming_pipeline(shoal_cluster):
     assert [r["id"] for r in ds.take(3)] == [0, 2, 4]
     assert ds.count() == 2000
     assert "RandomShuffle" in ds.stats() or ds.stats()
+
+
+def test_sort_samples_the_keys_where_its_input_is_made(shoal_cluster):
+    """The read tasks sample their blocks' keys into the metadata: no task reads
+    the input again for a sample; blocks that existed before are sampled in tasks."""
+    from shoal.util.state import list_tasks
+
+    def sampling_tasks() -> int:
+        return len(list_tasks(filters=[("name", "=", "_sample")], limit=None))
+
+    def keyed(batch: dict) -> dict:
+        return {"id": batch["id"], "k": (batch["id"] * 7919) % 10_007}
+
+    before = sampling_tasks()
+    with small_partitions():
+        ds = ray.data.range(20_000, override_num_blocks=10).map_batches(keyed).sort("k")
+        ds = ds.materialize()
+    assert sampling_tasks() == before
+    keys = [r["k"] for r in ds.take_all()]
+    assert keys == sorted((i * 7919) % 10_007 for i in range(20_000))
+    sizes = [m.num_rows for m in ds._op.metadata]
+    assert len(sizes) > 4 and max(sizes) <= 3 * 20_000 / len(sizes), sizes  # balanced
+    with small_partitions():
+        again = ds.sort("id").materialize()  # blocks that exist: sampled in tasks
+    assert sampling_tasks() > before
+    assert [r["id"] for r in again.take(3)] == [0, 1, 2]

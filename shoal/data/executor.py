@@ -31,8 +31,9 @@ from typing import Any
 import shoal
 from shoal.data.block import BlockMetadata
 from shoal.data.context import DataContext
+from shoal.data.exchange import block_sampler
 from shoal.data.plan import AllToAll, Compute, LogicalOp
-from shoal.data.planner import PhysicalPlan, Stage, plan
+from shoal.data.planner import BeingMade, PhysicalPlan, Stage, plan
 from shoal.data.progress import Progress
 from shoal.data.schedule import (
     Cancel,
@@ -85,10 +86,14 @@ def memory_budget(ctx: DataContext, store_bytes: float) -> int:
 
 
 class StreamingExecutor:
+    """``sampler``: the run feeds a sort or groupby; the tasks making its output
+    blocks sample their keys (a sort_keys.BlockSampler) into the metadata."""
+
     def __init__(self, root: LogicalOp, *, ctx: DataContext | None = None,
-                 progress: bool | None = None, label: str = "") -> None:
+                 progress: bool | None = None, label: str = "", sampler: Any = None) -> None:
         self.ctx = ctx or DataContext.get_current()
         self.root = root
+        self.sampler = sampler
         self.progress_on = self.ctx.enable_progress_bars if progress is None else progress
         self.label = label
         self.stats = ExecutionStats()
@@ -113,8 +118,11 @@ class StreamingExecutor:
         started = time.perf_counter()
         self.physical: PhysicalPlan = plan(self.root, self._run_all_to_all)
         self._objects.update(self.physical.objects)
+        if self.sampler is not None:
+            for stage in self._makers_of_output():
+                stage.sampler = self.sampler
         for stage in self.physical.stages:
-            if stage.kind is StageKind.SOURCE:
+            if stage.kind in (StageKind.SOURCE, StageKind.EXCHANGE):
                 for item in stage.items:
                     obj = self._objects[item.handle]
                     if isinstance(obj, shoal.ObjectRef) and item.rows is not None:
@@ -130,6 +138,18 @@ class StreamingExecutor:
                                         daemon=True)
         self._thread.start()
         return self
+
+    def _makers_of_output(self) -> list[Stage]:
+        """The MAP stages whose blocks reach the output unchanged (through unions)."""
+        stages, found = self.physical.stages, []
+        todo = list(stages[-1].upstream)
+        while todo:
+            stage = stages[todo.pop()]
+            if stage.kind is StageKind.UNION:
+                todo.extend(stage.upstream)
+            elif stage.kind is StageKind.MAP:
+                found.append(stage)
+        return found
 
     def outputs(self) -> Iterator[RefBundle]:
         """The blocks in order.  Taking one tells the executor the consumer has it
@@ -229,7 +249,10 @@ class StreamingExecutor:
         args = [self._objects[i.handle] for i in action.items]
         stage = self.physical.stages[action.stage]
         actor = None
-        if action.slice_rows is not None:
+        if stage.kind is StageKind.EXCHANGE:  # adopt the task making it (a reduce)
+            made: BeingMade = args[0]
+            block_ref, meta_ref = made.block, made.metadata
+        elif action.slice_rows is not None:
             block_ref, meta_ref = _remote_slice.remote(args[0], action.slice_rows)
         elif stage.compute is Compute.ACTORS:
             actor = self._pick_actor(action.stage, stage)
@@ -247,11 +270,11 @@ class StreamingExecutor:
             entry = self._tasks.pop(task, None)
             if entry is None:
                 continue
-            block_ref, meta_ref, _, actor = entry
+            block_ref, meta_ref, stage, actor = entry
             self._by_meta_ref.pop(meta_ref, None)
             if actor is not None:
                 actor[1] -= 1
-            else:
+            elif self.physical.stages[stage].kind is not StageKind.EXCHANGE:  # not ours
                 try:
                     shoal.cancel(block_ref)
                 except Exception:  # finished already, or not cancellable: let it be
@@ -302,7 +325,7 @@ class StreamingExecutor:
     def _stage_fn(self, index: int, stage: Stage) -> Any:
         fn = self._stage_fns.get(index)
         if fn is None:
-            program = StageProgram(stage.name, stage.transforms)
+            program = StageProgram(stage.name, stage.transforms, stage.sampler)
             fn = shoal.remote(num_returns=2, max_retries=TASK_MAX_RETRIES,
                               **self._remote_options(stage))(task_function(program))
             self._stage_fns[index] = fn
@@ -311,24 +334,25 @@ class StreamingExecutor:
     def _pick_actor(self, index: int, stage: Stage) -> list:
         pool = self._pools.get(index)
         if pool is None:
-            program = StageProgram(stage.name, stage.transforms)
+            program = StageProgram(stage.name, stage.transforms, stage.sampler)
             cls = shoal.remote(**self._remote_options(stage))(StageActor)
             pool = [[cls.remote(program), 0] for _ in range(self._pool_size(stage))]
             self._pools[index] = pool
         return min(pool, key=lambda a: a[1])
 
     def _run_all_to_all(self, op: AllToAll) -> tuple[list, list]:
-        """Run the input of ``op`` to the end (a nested executor) and start ``op``."""
+        """Run the input of ``op`` to the end (a nested executor) and start ``op``.
+        Its outputs' refs come back at once; this run drops the input's refs here,
+        so the maps hold each input block only until they have read it."""
+        sampler = None if op.sample_key is None else block_sampler(op.sample_key, self.ctx)
         inner = StreamingExecutor(op.input, ctx=self.ctx, progress=self.progress_on,
-                                  label=op.name).start()
+                                  label=op.name, sampler=sampler).start()
         refs, metas = [], []
         for bundle in inner.outputs():
             refs.append(bundle.ref)
             metas.append(bundle.metadata)
         self.stats.children.append(inner.stats)
-        out_refs, out_metas = op.run(refs, metas)
-        self.stats.add_all_to_all(op.name, out_metas)
-        return out_refs, out_metas
+        return op.run(refs, metas)
 
 
 def stage_stats(stats: ExecutionStats) -> list[StageStats]:

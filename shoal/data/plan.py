@@ -104,11 +104,14 @@ class Union(LogicalOp):
 class AllToAll(LogicalOp):
     """An operator that needs every input block before its first output (a
     shuffle, a sort, a repartition): ``run(refs, metadata) -> (refs, metadata)``
-    is called on the driver with all of its input and starts the work."""
+    is called on the driver with all of its input and starts the work; an
+    output's metadata may be a ref of it (the output is still being made).
+    ``sample_key``: keys the tasks making the input sample (a SortKey)."""
 
     input: LogicalOp
     name: str
     run: Callable[[list, list], tuple[list, list]]
+    sample_key: Any = None
 
     @property
     def inputs(self) -> tuple[LogicalOp, ...]:  # type: ignore[override]

@@ -8,6 +8,12 @@ stages that feed it.  Units of data are ``Item``s: a block (or, at a read
 source, a read task) with a *key*, its rows and its bytes.
 
 * SOURCE stages know their items at the start and hand them all downstream.
+* EXCHANGE stages are sources whose items are being made elsewhere (a
+  shuffle's reduces, started before the run): each item whose rows are not
+  known yet is a task of the stage from the start (the performer adopts the
+  running reduce), so it reaches the stages after it as soon as it is made,
+  and the key order holds as for any task.  Their blocks are data, not
+  counted, like a source's.
 * MAP stages run one task per *bundle* of items (the smallest keys first;
   with ``min_rows_per_bundle``, items until that many rows) and get one or
   more items back.
@@ -62,6 +68,7 @@ HIGHEST: Key = (1 << 62,)
 
 class StageKind(enum.Enum):
     SOURCE = "source"
+    EXCHANGE = "exchange"  # a source whose items arrive as their makers finish
     MAP = "map"
     LIMIT = "limit"
     UNION = "union"
@@ -100,7 +107,7 @@ class StageSpec:
     max_running: int = 1
     min_rows_per_bundle: int | None = None
     limit: int | None = None
-    items: tuple[Item, ...] = ()  # SOURCE
+    items: tuple[Item, ...] = ()  # SOURCE, EXCHANGE (rows None: not made yet)
 
 
 @dataclass(frozen=True)
@@ -208,6 +215,12 @@ class Schedule:
                 for item in st.spec.items:
                     self._arrive(self._downstream[i], item, actions)
                 st.state = StageState.FINISHED
+            elif st.spec.kind is StageKind.EXCHANGE:
+                for item in st.spec.items:
+                    if item.rows is None:  # being made: its maker is this stage's task
+                        self._start(i, (item,), 0, actions)
+                    else:
+                        self._arrive(self._downstream[i], item, actions)
         self._advance(actions)
         return actions
 
@@ -223,15 +236,17 @@ class Schedule:
         self.in_flight -= run.estimate + sum(i.size for i in run.items if i.counted)
         actions.append(Release(tuple(i.handle for i in run.items)))
         st.bytes_in += sum(i.size for i in run.items)
+        counted = st.spec.kind is not StageKind.EXCHANGE  # an exchange's outputs are data
         made = [Item(key=run.key if len(outputs) == 1 else run.key + (s,), handle=o.handle,
-                     rows=o.rows, size=o.size, counted=True) for s, o in enumerate(outputs)]
+                     rows=o.rows, size=o.size, counted=counted) for s, o in enumerate(outputs)]
         st.bytes_out += sum(o.size for o in outputs)
         st.rows_out += sum(o.rows for o in outputs)
         if st.state is StageState.CANCELLED:
             actions.append(Release(tuple(i.handle for i in made)))
         else:
             for item in made:
-                self._add_flight(item.size)
+                if item.counted:
+                    self._add_flight(item.size)
                 if st.spec.kind is StageKind.LIMIT:
                     st.rows_passed += item.rows or 0
                 self._arrive(self._downstream[run.stage], item, actions)

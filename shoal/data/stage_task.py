@@ -5,15 +5,23 @@ without fetching the block)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from shoal.data.block import BlockMetadata, compact, concat, metadata_of
+from shoal.data.block import (
+    BlockMetadata,
+    compact,
+    concat,
+    metadata_of,
+    release_unused_memory,
+)
 from shoal.data.plan import ReadTask
 from shoal.data.transforms import Transform
 
@@ -22,6 +30,8 @@ from shoal.data.transforms import Transform
 class StageProgram:
     name: str
     transforms: list[Transform]
+    # set when the run feeds a sort or groupby: sample each block's keys as it is made
+    sampler: Any = None
 
     def setup(self) -> None:
         for t in self.transforms:
@@ -40,13 +50,19 @@ def run_stage(program: StageProgram, items: tuple[Any, ...],
               key: tuple = ()) -> tuple[pa.Table, BlockMetadata]:
     """``key``: the task's place in the dataset's order (writers name files by it)."""
     start, cpu = time.perf_counter(), time.process_time()
+    release_unused_memory()  # what the last task freed
     stream: Iterator[pa.Table] = _inputs(items)
     for transform in program.transforms:
         bind = getattr(transform, "bind", None)
         stream = (bind(key) if bind else transform).apply(stream)
     block = compact(concat(list(stream)))
-    return block, metadata_of(block, time.perf_counter() - start, time.process_time() - cpu,
-                              node=str(os.getpid()))
+    meta = metadata_of(block, time.perf_counter() - start, time.process_time() - cpu,
+                       node=str(os.getpid()))
+    if program.sampler is not None:
+        seed = zlib.crc32(repr(key).encode())
+        meta = dataclasses.replace(meta, sample=program.sampler(block, seed))
+    release_unused_memory()
+    return block, meta
 
 
 def task_function(program: StageProgram):

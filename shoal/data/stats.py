@@ -35,7 +35,7 @@ class ExecutionStats:
         self.budget = budget
         self.started = started
         for i, s in enumerate(stages):
-            if s.kind.value in ("map", "limit"):
+            if s.kind.value in ("map", "limit", "exchange"):
                 st = StageStats(s.name)
                 self.stages.append(st)
                 self._index[i] = st
@@ -50,11 +50,6 @@ class ExecutionStats:
         st.task_wall_s += meta.wall_s
         st.task_cpu_s += meta.cpu_s
         st.max_task_wall_s = max(st.max_task_wall_s, meta.wall_s)
-
-    def add_all_to_all(self, name: str, metas: list[BlockMetadata]) -> None:
-        self.stages.append(StageStats(name, tasks=len(metas),
-                                      rows=sum(m.num_rows for m in metas),
-                                      bytes=sum(m.size_bytes for m in metas)))
 
     def finish(self, schedule: Any, now: float) -> None:
         self.wall_s = now - self.started
