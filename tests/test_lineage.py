@@ -183,3 +183,33 @@ def test_a_freed_argument_inside_a_value_is_rebuilt_when_a_rebuild_reads_it(clus
     x = shoal.get(c, timeout=60)
     assert int(x[0]) == 11 and int(x[-1]) == 11
     assert rebuilds() == 2
+
+
+@shoal.remote(num_returns="dynamic")
+def blocks(n: int, fill: int):
+    for i in range(n):
+        yield np.full(MiB, fill + i, dtype=np.uint8)
+
+
+def test_a_lost_item_of_a_dynamic_generator_is_rebuilt(cluster):
+    """shoal.data's stage tasks yield their blocks (as many as the output needs);
+    a block lost with its node comes back by running the generator again."""
+    items = list(shoal.get(blocks.remote(3, 5), timeout=30))  # only on the first node
+    assert shoal.wait(items, num_returns=3, timeout=30, fetch_local=False)[1] == []
+    cluster.add_node(num_cpus=1, object_store_memory=128 * MiB)
+    cluster.remove_node(cluster.first)
+    assert [int(shoal.get(r, timeout=60)[-1]) for r in items] == [5, 6, 7]
+    assert rebuilds() == 1  # one run made all three again
+    del items[0]
+    assert int(shoal.get(plus.remote(items[1], 1), timeout=30)[0]) == 8
+
+
+def test_the_items_of_a_dynamic_generator_are_freed_when_dropped(cluster):
+    """Its lineage entry keeps the items' ids, not refs of them: refs there kept
+    the items alive for as long as the entry, which lives as long as they do."""
+    first = cluster.first.node_id[:8]
+    items = list(shoal.get(blocks.remote(3, 5), timeout=30))
+    wait_for_condition(lambda: objects_per_node(cluster)[first] == 3, timeout=30)
+    del items
+    wait_for_condition(lambda: objects_per_node(cluster)[first] == 0, timeout=30,
+                       message="the generator's items were not freed")
