@@ -102,6 +102,40 @@ def test_map_batches_with_a_callable_class_on_an_actor_pool(shoal_cluster):
     assert max(r["calls"] for r in rows) > 1  # constructed once, called many times
 
 
+def _explode(batch: dict) -> dict:
+    """50,000 rows of 72 bytes for every row in: 3.6 MB per input row."""
+    ids = np.repeat(batch["id"], 50_000)
+    return {"id": ids, "x": np.ones((len(ids), 8))}
+
+
+class Explode:
+    def __call__(self, batch: dict) -> dict:
+        return _explode(batch)
+
+
+@pytest.mark.parametrize("fn", [_explode, Explode])
+def test_an_output_larger_than_the_target_block_size_is_split(shoal_cluster, fn):
+    """A task whose output exceeds DataContext.target_max_block_size yields it as
+    several blocks of at most that size (Ray's rule), in order."""
+    ctx = ray.data.DataContext.get_current()
+    before = ctx.target_max_block_size
+    ctx.target_max_block_size = 1 << 20
+    try:
+        concurrency = {"concurrency": 1} if fn is Explode else {}
+        ds = ray.data.range(4, override_num_blocks=1).map_batches(
+            fn, batch_size=None, **concurrency).materialize()
+    finally:
+        ctx.target_max_block_size = before
+    [stage] = ds._last_stats.stages
+    sizes = [m.size_bytes for m in ds._op.metadata]
+    assert len(sizes) >= 14 and max(sizes) <= 1 << 20, sizes  # 14.4 MB in all
+    assert ds.count() == 200_000
+    ids = np.concatenate([b["id"] for b in ds.iter_batches(batch_size=None,
+                                                           batch_format="numpy")])
+    assert (ids == np.repeat(np.arange(4), 50_000)).all()
+    assert stage.tasks == 1 and stage.blocks == len(sizes)
+
+
 def test_limit_union_and_take_all_limit(shoal_cluster):
     a, b = ray.data.range(5), ray.data.from_items([{"id": 100}])
     assert [r["id"] for r in a.union(b, a.limit(1)).take_all()] == [0, 1, 2, 3, 4, 100, 0]

@@ -298,6 +298,34 @@ def batches_of(tables: Iterable[pa.Table], batch_size: int | None) -> Iterator[p
         yield concat(buffer)
 
 
+def blocks_of(tables: Iterable[pa.Table], max_bytes: int) -> Iterator[pa.Table]:
+    """A task's output cut into blocks of at most ``max_bytes``: small tables are
+    joined up to it, a larger one is sliced by rows (a single row larger than
+    it stays whole); each block is compacted.  No rows at all: one empty
+    block, with the schema if a table had one."""
+    buffer: list[pa.Table] = []
+    held, made, empty = 0, False, None
+    for t in tables:
+        if not t.num_rows:
+            empty = t if empty is None or not empty.num_columns else empty
+            continue
+        if buffer and held + t.nbytes > max_bytes:
+            yield compact(concat(buffer))
+            buffer, held, made = [], 0, True
+        if t.nbytes > max_bytes and t.num_rows > 1:  # rows of the average size each
+            rows = max(1, max_bytes * t.num_rows // t.nbytes)
+            for first in range(0, t.num_rows, rows):
+                yield compact(t.slice(first, rows))
+            made = True
+            continue
+        buffer.append(t)
+        held += t.nbytes
+    if buffer:
+        yield compact(concat(buffer))
+    elif not made:
+        yield empty if empty is not None else pa.table({})
+
+
 def release_unused_memory() -> None:
     """Give the pages of freed Arrow buffers back to the OS.  Arrow's allocator
     (mimalloc) keeps them for reuse, so a worker that ran one shuffle map held

@@ -55,6 +55,18 @@ ACTOR_TASKS_IN_FLIGHT = 2  # per actor: one running, one queued behind it
 _remote_slice = shoal.remote(num_returns=2, max_retries=TASK_MAX_RETRIES)(slice_block)
 
 
+@dataclass
+class _Task:
+    """A task of this run.  ``waited``: the ref whose readiness ends it (a stage
+    task's generator ref, or the metadata ref of a one-block task: a limit's
+    slice, an adopted reduce); ``block``: that one block's ref, else None."""
+
+    waited: Any
+    block: Any
+    stage: int
+    actor: list | None = None  # [actor, calls in flight] of a pool
+
+
 @dataclass(frozen=True)
 class RefBundle:
     """A block the consumer gets: its ref and what is known about it."""
@@ -103,9 +115,8 @@ class StreamingExecutor:
         self._thread: threading.Thread | None = None
         self._objects: dict[int, Any] = {}
         self._metas: dict[int, BlockMetadata] = {}
-        # task -> (block ref, metadata ref, stage, actor entry or None)
-        self._tasks: dict[int, tuple[Any, Any, int, Any]] = {}
-        self._by_meta_ref: dict[Any, int] = {}
+        self._tasks: dict[int, _Task] = {}
+        self._by_ref: dict[Any, int] = {}  # _Task.waited -> task
         self._stage_fns: dict[int, Any] = {}
         self._pools: dict[int, list[list]] = {}  # stage -> [[actor, in_flight], ...]
 
@@ -196,7 +207,7 @@ class StreamingExecutor:
             except queue.Empty:
                 break
             self._perform(self.schedule.released(handle))
-        waiting = list(self._by_meta_ref)
+        waiting = list(self._by_ref)
         if not waiting:
             try:
                 handle = self._events.get(timeout=POLL_S)
@@ -209,25 +220,32 @@ class StreamingExecutor:
             return
         if len(waiting) > 1:
             ready, _ = shoal.wait(waiting, num_returns=len(waiting), timeout=0)
-        for meta_ref in ready:
-            if meta_ref in self._by_meta_ref:  # not cancelled by an earlier one
-                self._finish_task(meta_ref)
+        for ref in ready:
+            if ref in self._by_ref:  # not cancelled by an earlier one
+                self._finish_task(ref)
 
-    def _finish_task(self, meta_ref: Any) -> None:
-        task = self._by_meta_ref.pop(meta_ref)
-        block_ref, _, stage, actor = self._tasks.pop(task)
-        if actor is not None:
-            actor[1] -= 1
-        meta: BlockMetadata = shoal.get(meta_ref)  # raises the task's error
-        handle = next(self.physical.next_handle)
-        self._objects[handle] = block_ref
-        self._metas[handle] = meta
-        self.stats.task_done(stage, meta)
-        st = self.physical.stages[stage]
+    def _finish_task(self, ref: Any) -> None:
+        task = self._by_ref.pop(ref)
+        entry = self._tasks.pop(task)
+        if entry.actor is not None:
+            entry.actor[1] -= 1
+        if entry.block is None:  # a stage task: its blocks, then their metadata
+            items = list(shoal.get(ref))
+            metas: list[BlockMetadata] = shoal.get(items[-1])  # raises the task's error
+            blocks = items[:-1]
+        else:
+            metas, blocks = [shoal.get(ref)], [entry.block]
+        outputs = []
+        for block, meta in zip(blocks, metas, strict=True):
+            handle = next(self.physical.next_handle)
+            self._objects[handle] = block
+            self._metas[handle] = meta
+            outputs.append(Output(handle=handle, rows=meta.num_rows, size=meta.size_bytes))
+        self.stats.task_done(entry.stage, metas)
+        st = self.physical.stages[entry.stage]
         if st.kind is StageKind.MAP:
-            self.progress.update(st.name, meta.num_rows)
-        self._perform(self.schedule.task_done(
-            task, [Output(handle=handle, rows=meta.num_rows, size=meta.size_bytes)]))
+            self.progress.update(st.name, sum(m.num_rows for m in metas))
+        self._perform(self.schedule.task_done(task, outputs))
 
     def _perform(self, actions: list) -> None:
         for action in actions:
@@ -248,35 +266,35 @@ class StreamingExecutor:
     def _submit(self, action: Submit) -> None:
         args = [self._objects[i.handle] for i in action.items]
         stage = self.physical.stages[action.stage]
-        actor = None
+        key = action.items[0].key
         if stage.kind is StageKind.EXCHANGE:  # adopt the task making it (a reduce)
             made: BeingMade = args[0]
-            block_ref, meta_ref = made.block, made.metadata
+            entry = _Task(made.metadata, made.block, action.stage)
         elif action.slice_rows is not None:
             block_ref, meta_ref = _remote_slice.remote(args[0], action.slice_rows)
+            entry = _Task(meta_ref, block_ref, action.stage)
         elif stage.compute is Compute.ACTORS:
             actor = self._pick_actor(action.stage, stage)
             actor[1] += 1
-            block_ref, meta_ref = actor[0].run.options(num_returns=2).remote(
-                *args, _key=action.items[0].key)
+            ref = actor[0].run.options(num_returns="dynamic").remote(*args, _key=key)
+            entry = _Task(ref, None, action.stage, actor)
         else:
-            block_ref, meta_ref = self._stage_fn(action.stage, stage).remote(
-                *args, _key=action.items[0].key)
-        self._tasks[action.task] = (block_ref, meta_ref, action.stage, actor)
-        self._by_meta_ref[meta_ref] = action.task
+            entry = _Task(self._stage_fn(action.stage, stage).remote(*args, _key=key), None,
+                          action.stage)
+        self._tasks[action.task] = entry
+        self._by_ref[entry.waited] = action.task
 
     def _cancel(self, tasks: tuple[int, ...]) -> None:
         for task in tasks:
             entry = self._tasks.pop(task, None)
             if entry is None:
                 continue
-            block_ref, meta_ref, stage, actor = entry
-            self._by_meta_ref.pop(meta_ref, None)
-            if actor is not None:
-                actor[1] -= 1
-            elif self.physical.stages[stage].kind is not StageKind.EXCHANGE:  # not ours
+            self._by_ref.pop(entry.waited, None)
+            if entry.actor is not None:
+                entry.actor[1] -= 1
+            elif self.physical.stages[entry.stage].kind is not StageKind.EXCHANGE:  # ours
                 try:
-                    shoal.cancel(block_ref)
+                    shoal.cancel(entry.waited if entry.block is None else entry.block)
                 except Exception:  # finished already, or not cancellable: let it be
                     pass
 
@@ -322,11 +340,15 @@ class StreamingExecutor:
         opts = {"num_cpus": 1, **stage.remote_args}
         return opts
 
+    def _program(self, stage: Stage) -> StageProgram:
+        return StageProgram(stage.name, stage.transforms, stage.sampler,
+                            max_block_bytes=self.ctx.target_max_block_size)
+
     def _stage_fn(self, index: int, stage: Stage) -> Any:
         fn = self._stage_fns.get(index)
         if fn is None:
-            program = StageProgram(stage.name, stage.transforms, stage.sampler)
-            fn = shoal.remote(num_returns=2, max_retries=TASK_MAX_RETRIES,
+            program = self._program(stage)
+            fn = shoal.remote(num_returns="dynamic", max_retries=TASK_MAX_RETRIES,
                               **self._remote_options(stage))(task_function(program))
             self._stage_fns[index] = fn
         return fn
@@ -334,7 +356,7 @@ class StreamingExecutor:
     def _pick_actor(self, index: int, stage: Stage) -> list:
         pool = self._pools.get(index)
         if pool is None:
-            program = StageProgram(stage.name, stage.transforms, stage.sampler)
+            program = self._program(stage)
             cls = shoal.remote(**self._remote_options(stage))(StageActor)
             pool = [[cls.remote(program), 0] for _ in range(self._pool_size(stage))]
             self._pools[index] = pool

@@ -197,3 +197,32 @@ def test_compact_copies_chunks_that_share_one_buffer(tmp_path):
     assert len(pickle.dumps(out, protocol=5)) < 1.05 * table.nbytes
     whole = pa.table({"x": np.arange(1000)})
     assert compact(whole) is whole  # nothing to gain: no copy
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 3000), min_size=0, max_size=8), st.integers(800, 20_000))
+def test_blocks_of_cuts_a_task_output_at_the_target_in_order(sizes, target):
+    from shoal.data.block import blocks_of
+
+    start = np.cumsum([0] + sizes)
+    tables = [pa.table({"x": np.arange(a, a + n, dtype=np.int64)})
+              for a, n in zip(start, sizes, strict=False)]
+    blocks = list(blocks_of(iter(tables), target))
+    assert blocks, "at least one block, even when empty"
+    got = np.concatenate([b.column("x").to_numpy() for b in blocks]) if sum(sizes) else []
+    assert list(got) == list(range(sum(sizes)))
+    assert all(b.nbytes <= target for b in blocks)
+    if sum(sizes):
+        assert all(b.num_rows for b in blocks)
+        assert len(blocks) <= 2 * -(-8 * sum(sizes) // target) + len(sizes)
+
+
+def test_blocks_of_keeps_the_schema_of_an_empty_output():
+    from shoal.data.block import blocks_of
+
+    [block] = list(blocks_of(iter([pa.table({"a": pa.array([], pa.int64())})]), 100))
+    assert block.num_rows == 0 and block.column_names == ["a"]
+    [block] = list(blocks_of(iter([]), 100))
+    assert block.num_rows == 0
+    one_big_row = pa.table({"b": [b"x" * 1000]})
+    assert [b.num_rows for b in blocks_of(iter([one_big_row]), 100)] == [1]
