@@ -37,6 +37,7 @@ from shoal.data.plan import (
     Read,
     ReadTask,
     Union,
+    limit_pushdown,
 )
 from shoal.data.schedule import Item, Key, StageKind, StageSpec
 from shoal.data.transforms import Transform
@@ -60,9 +61,10 @@ class Stage:
     sampler: Any = None  # a MAP stage's tasks sample their blocks' keys (BlockSampler)
 
     def spec(self, max_running: int) -> StageSpec:
+        keeps_rows = all(getattr(t, "preserves_rows", False) for t in self.transforms)
         return StageSpec(name=self.name, kind=self.kind, upstream=tuple(self.upstream),
                          max_running=max_running, min_rows_per_bundle=self.min_rows_per_bundle,
-                         limit=self.limit, items=tuple(self.items))
+                         limit=self.limit, items=tuple(self.items), preserves_rows=keeps_rows)
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ class _Builder:
         if isinstance(op, MapOp):
             return self._map(op, self.build(op.input, prefix))
         if isinstance(op, Limit):
-            below = self.build(op.input, prefix)
+            below = self.build(limit_pushdown(op), prefix)
             return self._add(Stage(name=f"Limit[{op.limit}]", kind=StageKind.LIMIT,
                                    upstream=[below], limit=op.limit))
         if isinstance(op, Union):

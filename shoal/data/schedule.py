@@ -19,7 +19,12 @@ source, a read task) with a *key*, its rows and its bytes.
   more items back.
 * LIMIT stages forward items in key order until ``limit`` rows have passed;
   the item that crosses the limit is cut by a slice task; then everything
-  upstream is cancelled.
+  upstream is cancelled.  Before that, a stage feeding a limit starts no task
+  for a key once the rows known to come from smaller keys reach the limit
+  (rows waiting at the limit, and the rows of items and running tasks in
+  stages that keep the row count: read tasks' counts, row maps): that task's
+  output would be dropped.  If the counts were estimates that fell short and
+  nothing is left running, the next task starts after all.
 * UNION stages forward what they get.
 * The OUTPUT stage (last) emits items to the consumer in key order.
 
@@ -108,6 +113,7 @@ class StageSpec:
     min_rows_per_bundle: int | None = None
     limit: int | None = None
     items: tuple[Item, ...] = ()  # SOURCE, EXCHANGE (rows None: not made yet)
+    preserves_rows: bool = False  # MAP: a task's output has its inputs' rows
 
 
 @dataclass(frozen=True)
@@ -194,7 +200,25 @@ class Schedule:
                     raise ValueError(f"stage {u} feeds two stages")
                 self._downstream[u] = i
         self._upstream_all = [self._closure(i) for i in range(len(specs))]
+        self._limit_of = {i: lim for i in range(len(specs))
+                          if (lim := self._limit_below(i)) is not None}
         self.finished = False
+
+    def _limit_below(self, i: int) -> int | None:
+        """The LIMIT stage stage i's output reaches through maps and unions."""
+        d = self._downstream.get(i)
+        while d is not None and self.stages[d].spec.kind in (StageKind.MAP, StageKind.UNION):
+            d = self._downstream.get(d)
+        return d if d is not None and self.stages[d].spec.kind is StageKind.LIMIT else None
+
+    def _keeps_rows_to(self, i: int, lim: int) -> bool:
+        """Every row in stage i (an item or a task's input) reaches ``lim``."""
+        while i != lim:
+            spec = self.stages[i].spec
+            if spec.kind is StageKind.MAP and not spec.preserves_rows:
+                return False
+            i = self._downstream[i]
+        return True
 
     def _closure(self, i: int) -> list[int]:
         out: list[int] = []
@@ -391,7 +415,7 @@ class Schedule:
         moved = False
         while st.pending and len(st.running) < st.spec.max_running:
             bundle = self._bundle(i)
-            if bundle is None:
+            if bundle is None or not self._wanted(i, bundle[0].key):
                 break
             estimate = self._estimate(st, bundle)
             if self.in_flight + estimate > self.budget and not self._may_exceed(bundle[0]):
@@ -401,6 +425,28 @@ class Schedule:
             self._start(i, bundle, estimate, actions)
             moved = True
         return moved
+
+    def _wanted(self, i: int, key: Key) -> bool:
+        """False if the limit below stage i gets its rows from keys before ``key``."""
+        lim = self._limit_of.get(i)
+        if lim is None:
+            return True
+        st = self.stages[lim]
+        if st.running:  # its slice task is cutting the last rows
+            return False
+        rows = st.rows_passed + sum(item.rows or 0 for item in st.pending if item.key < key)
+        busy = False
+        for u in self._upstream_all[lim]:
+            up = self.stages[u]
+            busy |= bool(up.running)
+            if up.spec.kind in (StageKind.SOURCE, StageKind.EXCHANGE) \
+                    or not self._keeps_rows_to(u, lim):
+                continue
+            rows += sum(item.rows or 0 for item in up.pending if item.key < key)
+            rows += sum(sum(item.rows or 0 for item in self.tasks[t].items)
+                        for t in up.running if self.tasks[t].key < key)
+        # counts may be estimates: if they fell short and nothing runs, go on
+        return rows < (st.spec.limit or 0) or not busy
 
     def _bundle(self, i: int) -> tuple[Item, ...] | None:
         """The next bundle (smallest keys) or None if it should wait for more rows."""

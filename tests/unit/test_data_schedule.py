@@ -227,3 +227,41 @@ def test_an_exchange_streams_its_outputs_in_order_as_they_are_made(n, made, seed
     if n - made > 1:  # the first map did not wait for the last output
         assert maps_while_making[0] > 0 or made > 0
     assert sim.s.in_flight == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 40), limit=st.integers(0, 200), seed=st.integers(0, 10**6),
+       running=st.integers(1, 6))
+def test_a_limit_stops_launching_reads_once_their_rows_are_known(n, limit, seed, running):
+    """Reads whose row counts are known (and maps that keep them) launch only the
+    tasks the limit needs, whatever order they finish in."""
+    specs = [_source(n), StageSpec("read", StageKind.MAP, upstream=(0,), max_running=running,
+                                   preserves_rows=True),
+             StageSpec("limit", StageKind.LIMIT, upstream=(1,), limit=limit, max_running=1),
+             StageSpec("out", StageKind.OUTPUT, upstream=(2,))]
+    sim = Sim(specs, budget=10 * BLOCK, seed=seed)
+    sim.run()
+    assert sum(i.rows for i in sim.emitted) == min(limit, 10 * n)
+    assert sim.s.stages[1].tasks_started == min(n, -(-limit // 10))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 30), limit=st.integers(1, 100), seed=st.integers(0, 10**6))
+def test_a_limit_still_finishes_when_row_counts_were_too_high(n, limit, seed):
+    """Counts are estimates: tasks that make fewer rows than promised leave the
+    limit short; once nothing runs, the next task starts after all."""
+    specs = [_source(n), StageSpec("read", StageKind.MAP, upstream=(0,), max_running=3,
+                                   preserves_rows=True),
+             StageSpec("limit", StageKind.LIMIT, upstream=(1,), limit=limit, max_running=1),
+             StageSpec("out", StageKind.OUTPUT, upstream=(2,))]
+    sim = Sim(specs, budget=10 * BLOCK, seed=seed)
+    original = sim.s.task_done
+
+    def fewer(task, outputs):  # every read makes 3 rows, not the 10 it promised
+        if sim.s.tasks.get(task) is not None and sim.s.tasks[task].stage == 1:
+            outputs = [Output(o.handle, 3, o.size) for o in outputs]
+        return original(task, outputs)
+
+    sim.s.task_done = fewer
+    sim.run()
+    assert sum(i.rows for i in sim.emitted) == min(limit, 3 * n)
