@@ -13,7 +13,17 @@ import pandas as pd
 import pytest
 
 import shoal as ray
-from shoal.data.aggregate import AggregateFn, Count, Max, Mean, Std, Sum
+from shoal.data.aggregate import (
+    AbsMax,
+    AggregateFn,
+    Count,
+    Max,
+    Mean,
+    Quantile,
+    Std,
+    Sum,
+    Unique,
+)
 
 CLUSTER_INIT_KWARGS = {"num_cpus": 2}
 
@@ -101,6 +111,39 @@ def test_groupby_aggregations_match_pandas(shoal_cluster):
     np.testing.assert_allclose(std, df.groupby("a")["v"].std().to_numpy(), rtol=1e-9)
     mins = ds.groupby("a").min(["v", "w"]).to_pandas()
     np.testing.assert_array_equal(mins["min(w)"], df.groupby("a")["w"].min().to_numpy())
+
+
+def test_abs_max_quantile_and_unique_match_numpy(shoal_cluster):
+    """Ray 2.60's AbsMax, Quantile (linear interpolation) and Unique (nulls kept
+    unless ignore_nulls), grouped through a real shuffle and dataset-wide."""
+    df = _frame(6000, seed=3)
+    df["v"] = df["v"] - 100.0  # negative and positive values
+    df.loc[df.index % 97 == 0, "b"] = None
+    ds = _dataset(df, 6)
+    with small_partitions():
+        got = ds.groupby("a").aggregate(AbsMax("v"), Quantile("v", q=0.3),
+                                        Quantile("w", alias_name="median(w)"),
+                                        Unique("b")).to_pandas()
+    groups = df.groupby("a")
+    assert got["a"].tolist() == sorted(df["a"].unique())
+    np.testing.assert_allclose(got["abs_max(v)"], groups["v"].agg(lambda x: x.abs().max()))
+    np.testing.assert_allclose(got["quantile(v)"], groups["v"].quantile(0.3), rtol=1e-12)
+    np.testing.assert_allclose(got["median(w)"], groups["w"].median(), rtol=1e-12)
+    for a, values in zip(got["a"], got["unique(b)"], strict=True):
+        want = {x if isinstance(x, str) else None for x in df.loc[df["a"] == a, "b"]}
+        assert sorted(values, key=str) == sorted(want, key=str)
+    whole = ds.aggregate(AbsMax("w"), Quantile("v", q=1.0), Unique("b", ignore_nulls=True))
+    assert whole["abs_max(w)"] == int(df["w"].abs().max())
+    assert whole["quantile(v)"] == pytest.approx(df["v"].max())
+    assert sorted(whole["unique(b)"]) == ["x", "y", "z"]
+    nulls = ray.data.from_items([{"v": 1.0}, {"v": None}, {"v": -3.0}])
+    assert nulls.aggregate(AbsMax("v"), Quantile("v")) == {"abs_max(v)": 3.0,
+                                                           "quantile(v)": -1.0}
+    assert nulls.aggregate(AbsMax("v", ignore_nulls=False),
+                           Quantile("v", ignore_nulls=False)) == {"abs_max(v)": None,
+                                                                  "quantile(v)": None}
+    with pytest.raises(ValueError, match="q must be a number in"):
+        Quantile("v", q=1.5)
 
 
 def test_groupby_custom_aggregate_and_map_groups(shoal_cluster):
