@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import shoal
+from shoal.data.actor_pool import ActorPool, PoolActor, pool_bounds
 from shoal.data.block import BlockMetadata
 from shoal.data.context import DataContext
 from shoal.data.exchange import block_sampler
@@ -51,6 +52,7 @@ from shoal.data.stats import ExecutionStats, StageStats
 POLL_S = 0.05
 TASK_MAX_RETRIES = 3
 ACTOR_TASKS_IN_FLIGHT = 2  # per actor: one running, one queued behind it
+ROOM_CHECK_S = 0.5  # an autoscaling pool asks for free CPUs at most this often
 
 _remote_slice = shoal.remote(num_returns=2, max_retries=TASK_MAX_RETRIES)(slice_block)
 
@@ -64,7 +66,7 @@ class _Task:
     waited: Any
     block: Any
     stage: int
-    actor: list | None = None  # [actor, calls in flight] of a pool
+    actor: PoolActor | None = None  # the pool's actor running it
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ class StreamingExecutor:
         self._tasks: dict[int, _Task] = {}
         self._by_ref: dict[Any, int] = {}  # _Task.waited -> task
         self._stage_fns: dict[int, Any] = {}
-        self._pools: dict[int, list[list]] = {}  # stage -> [[actor, in_flight], ...]
+        self._pools: dict[int, ActorPool] = {}  # actor stage -> its pool
+        self._room_checked: dict[int, float] = {}  # pool -> when free CPUs were last asked
 
     # ---- the consumer's side ---------------------------------------------------
 
@@ -192,6 +195,7 @@ class StreamingExecutor:
             self._perform(self.schedule.start())
             while not self.schedule.finished and not self._stopping.is_set():
                 self._step()
+                self._autoscale()
         except BaseException as exc:  # the consumer raises it
             error = exc
         finally:
@@ -228,7 +232,7 @@ class StreamingExecutor:
         task = self._by_ref.pop(ref)
         entry = self._tasks.pop(task)
         if entry.actor is not None:
-            entry.actor[1] -= 1
+            entry.actor.in_flight -= 1
         if entry.block is None:  # a stage task: its blocks, then their metadata
             items = list(shoal.get(ref))
             metas: list[BlockMetadata] = shoal.get(items[-1])  # raises the task's error
@@ -274,9 +278,9 @@ class StreamingExecutor:
             block_ref, meta_ref = _remote_slice.remote(args[0], action.slice_rows)
             entry = _Task(meta_ref, block_ref, action.stage)
         elif stage.compute is Compute.ACTORS:
-            actor = self._pick_actor(action.stage, stage)
-            actor[1] += 1
-            ref = actor[0].run.options(num_returns="dynamic").remote(*args, _key=key)
+            actor = self._pool(action.stage, stage).pick()
+            actor.in_flight += 1
+            ref = actor.handle.run.options(num_returns="dynamic").remote(*args, _key=key)
             entry = _Task(ref, None, action.stage, actor)
         else:
             entry = _Task(self._stage_fn(action.stage, stage).remote(*args, _key=key), None,
@@ -291,7 +295,7 @@ class StreamingExecutor:
                 continue
             self._by_ref.pop(entry.waited, None)
             if entry.actor is not None:
-                entry.actor[1] -= 1
+                entry.actor.in_flight -= 1
             elif self.physical.stages[entry.stage].kind is not StageKind.EXCHANGE:  # ours
                 try:
                     shoal.cancel(entry.waited if entry.block is None else entry.block)
@@ -301,11 +305,8 @@ class StreamingExecutor:
     def _cleanup(self) -> None:
         self._cancel(tuple(self._tasks))
         for pool in self._pools.values():
-            for actor, _ in pool:
-                try:
-                    shoal.kill(actor)
-                except Exception:
-                    pass
+            for actor in pool.actors:
+                _kill(actor)
         self._pools.clear()
         self._objects.clear()
 
@@ -314,14 +315,10 @@ class StreamingExecutor:
     def _cpus_per_task(self, stage: Stage) -> float:
         return float(stage.remote_args.get("num_cpus", 1) or 0)
 
-    def _pool_size(self, stage: Stage) -> int:
-        c = stage.concurrency
-        if isinstance(c, tuple):
-            return int(c[2] if len(c) == 3 else c[1])
-        if c:
-            return int(c)
+    def _pool_bounds(self, stage: Stage) -> tuple[int, int, int]:
         per = self._cpus_per_task(stage)
-        return max(1, math.floor(self.cpus / per)) if per else max(1, int(self.cpus))
+        fits = max(1, math.floor(self.cpus / per)) if per else max(1, int(self.cpus))
+        return pool_bounds(stage.concurrency, fits)
 
     def _max_running(self, stage: Stage) -> int:
         if stage.kind is StageKind.LIMIT:
@@ -329,7 +326,7 @@ class StreamingExecutor:
         if stage.kind is not StageKind.MAP:
             return 0
         if stage.compute is Compute.ACTORS:
-            return self._pool_size(stage) * ACTOR_TASKS_IN_FLIGHT
+            return self._pool_bounds(stage)[2] * ACTOR_TASKS_IN_FLIGHT
         per = self._cpus_per_task(stage)
         slots = max(1, math.floor(self.cpus / per)) if per else max(1, int(2 * self.cpus))
         if stage.concurrency:
@@ -353,14 +350,48 @@ class StreamingExecutor:
             self._stage_fns[index] = fn
         return fn
 
-    def _pick_actor(self, index: int, stage: Stage) -> list:
+    def _pool(self, index: int, stage: Stage) -> ActorPool:
         pool = self._pools.get(index)
         if pool is None:
-            program = self._program(stage)
-            cls = shoal.remote(**self._remote_options(stage))(StageActor)
-            pool = [[cls.remote(program), 0] for _ in range(self._pool_size(stage))]
+            low, high, initial = self._pool_bounds(stage)
+            pool = ActorPool(low, high, ACTOR_TASKS_IN_FLIGHT)
             self._pools[index] = pool
-        return min(pool, key=lambda a: a[1])
+            for _ in range(initial):
+                pool.actors.append(PoolActor(self._new_actor(index, stage)))
+        return pool
+
+    def _new_actor(self, index: int, stage: Stage) -> Any:
+        cls = self._stage_fns.get(index)
+        if cls is None:
+            cls = self._stage_fns[index] = shoal.remote(**self._remote_options(stage))(
+                StageActor)
+        return cls.remote(self._program(stage))
+
+    def _autoscale(self) -> None:
+        """Grow or shrink the autoscaling pools (actor_pool.py)."""
+        for index, pool in self._pools.items():
+            if not pool.autoscaling:
+                continue
+            load = self.schedule.load(index)
+            stage = self.physical.stages[index]
+            if pool.should_grow(load.waiting > 0, load.running) and self._room_for(index, stage):
+                pool.actors.append(PoolActor(self._new_actor(index, stage)))
+            elif not load.waiting and load.inputs_done:
+                for actor in pool.idle_beyond_min():
+                    pool.remove(actor)
+                    _kill(actor)
+            else:
+                continue
+            self._perform(self.schedule.resize(index, pool.capacity))
+
+    def _room_for(self, index: int, stage: Stage) -> bool:
+        """Free CPUs for one more actor (asked at most every ROOM_CHECK_S per pool)."""
+        now = time.monotonic()
+        if now - self._room_checked.get(index, -ROOM_CHECK_S) < ROOM_CHECK_S:
+            return False
+        self._room_checked[index] = now
+        need = float(self._remote_options(stage).get("num_cpus", 1) or 0)
+        return shoal.available_resources().get("CPU", 0.0) >= need
 
     def _run_all_to_all(self, op: AllToAll) -> tuple[list, list]:
         """Run the input of ``op`` to the end (a nested executor) and start ``op``.
@@ -375,6 +406,13 @@ class StreamingExecutor:
             metas.append(bundle.metadata)
         self.stats.children.append(inner.stats)
         return op.run(refs, metas)
+
+
+def _kill(actor: PoolActor) -> None:
+    try:
+        shoal.kill(actor.handle)
+    except Exception:  # gone already
+        pass
 
 
 def stage_stats(stats: ExecutionStats) -> list[StageStats]:

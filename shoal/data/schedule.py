@@ -55,12 +55,14 @@ work in flight.
 
     consumer <- OUTPUT <- MAP(map_batches) <- LIMIT? <- MAP(read+map) <- SOURCE
                  emit      submit/done                  submit/done      items
-    events in: start(), task_done(task, outputs), released(handle)
+    events in: start(), task_done(task, outputs), released(handle),
+               resize(stage, max_running) (an actor pool grew or shrank)
     actions out: Submit, Release, Cancel, Emit, Finish
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import heapq
 import itertools
@@ -145,6 +147,13 @@ class Finish:
 
 
 Action = Submit | Release | Cancel | Emit | Finish
+
+
+@dataclass(frozen=True)
+class StageLoad:
+    waiting: int  # items queued for the stage
+    running: int  # its tasks running
+    inputs_done: bool  # no more items can come
 
 
 @dataclass
@@ -285,6 +294,21 @@ class Schedule:
         actions: list[Action] = []
         self._advance(actions)
         return actions
+
+    def resize(self, i: int, max_running: int) -> list[Action]:
+        """Stage i may run ``max_running`` tasks from now on (its actor pool grew or
+        shrank); tasks beyond it finish as they are."""
+        st = self.stages[i]
+        st.spec = dataclasses.replace(st.spec, max_running=max(0, max_running))
+        actions: list[Action] = []
+        self._advance(actions)
+        return actions
+
+    def load(self, i: int) -> StageLoad:
+        """What an actor pool scales by."""
+        st = self.stages[i]
+        return StageLoad(waiting=len(st.pending), running=len(st.running),
+                         inputs_done=self._inputs_done(i))
 
     # ---- the rules ------------------------------------------------------------
 

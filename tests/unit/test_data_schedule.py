@@ -265,3 +265,33 @@ def test_a_limit_still_finishes_when_row_counts_were_too_high(n, limit, seed):
     sim.s.task_done = fewer
     sim.run()
     assert sum(i.rows for i in sim.emitted) == min(limit, 3 * n)
+
+
+def test_an_actor_pool_grows_when_saturated_and_shrinks_when_no_input_can_come():
+    from shoal.data.actor_pool import ActorPool, PoolActor, pool_bounds
+
+    assert pool_bounds(None, 3) == (3, 3, 3)
+    assert pool_bounds(2, 3) == (2, 2, 2)
+    assert pool_bounds((1, 4), 3) == (1, 4, 1)
+    assert pool_bounds((1, 4, 2), 3) == (1, 4, 2)
+    assert pool_bounds((2, None), 3) == (2, 3, 2)  # ActorPoolStrategy(min_size=2)
+    pool = ActorPool(1, 3, per_actor=2, actors=[PoolActor("a")])
+    assert pool.capacity == 2 and pool.autoscaling
+    assert not pool.should_grow(waiting=True, running=1)  # a free slot
+    assert not pool.should_grow(waiting=False, running=2)  # nothing waits
+    assert pool.should_grow(waiting=True, running=2)
+    pool.actors += [PoolActor("b", in_flight=1), PoolActor("c")]
+    assert not pool.should_grow(waiting=True, running=6)  # at max
+    assert [a.handle for a in pool.idle_beyond_min()] == ["a", "c"]
+    pool.actors[0].in_flight = 1
+    assert [a.handle for a in pool.idle_beyond_min()] == ["c"]
+
+
+def test_resizing_a_stage_starts_the_tasks_it_now_has_room_for():
+    specs = [_source(6), StageSpec("actors", StageKind.MAP, upstream=(0,), max_running=2),
+             StageSpec("out", StageKind.OUTPUT, upstream=(1,))]
+    s = Schedule(specs, budget=100 * BLOCK, default_estimate=BLOCK)
+    started = [a for a in s.start() if isinstance(a, Submit)]
+    assert len(started) == 2 and s.load(1).waiting == 4 and s.load(1).running == 2
+    more = [a for a in s.resize(1, 4) if isinstance(a, Submit)]
+    assert len(more) == 2 and s.load(1).running == 4 and s.load(1).inputs_done
