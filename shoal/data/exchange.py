@@ -155,6 +155,7 @@ def _metadata(block: pa.Table) -> BlockMetadata:
 
 
 _remote_sample = shoal.remote(max_retries=TASK_MAX_RETRIES)(_sample)
+_remote_boundaries = shoal.remote(max_retries=TASK_MAX_RETRIES)(sort_keys.boundaries)
 _remote_metadata = shoal.remote(max_retries=TASK_MAX_RETRIES)(_metadata)
 
 
@@ -301,8 +302,10 @@ def _boundaries(refs: list, metas: list, sampler: sort_keys.BlockSampler,
         for i, got in zip(chunk, shoal.get(ref), strict=True):
             samples[i] = got
     kept = [(s, m.num_rows) for s, m in zip(samples, metas, strict=True) if s is not None]
-    return sort_keys.boundaries([s for s, _ in kept], sampler.key, ranges,
-                                [sort_keys.weight(rows, s) for s, rows in kept])
+    # in a task: the first sort kernel a process runs costs it ~35 MB (Arrow's
+    # compute registry), which the driver need not pay (workers have paid it)
+    return shoal.get(_remote_boundaries.remote([s for s, _ in kept], sampler.key, ranges,
+                                               [sort_keys.weight(rows, s) for s, rows in kept]))
 
 
 # ---- kernels ----------------------------------------------------------------------------
