@@ -102,6 +102,75 @@ def test_map_batches_with_a_callable_class_on_an_actor_pool(shoal_cluster):
     assert max(r["calls"] for r in rows) > 1  # constructed once, called many times
 
 
+class _Counted:
+    """Records each construction (a file per actor) and tags rows with its pid."""
+
+    def __init__(self, folder: str, pause: float = 0.0):
+        import os
+
+        self.pid, self.pause = os.getpid(), pause
+        open(os.path.join(folder, f"actor-{self.pid}"), "w").close()
+
+    def __call__(self, batch: dict) -> dict:
+        import time
+
+        time.sleep(self.pause)  # work the pool can share out
+        return {"id": batch["id"], "pid": np.full(len(batch["id"]), self.pid)}
+
+
+def test_an_autoscaling_pool_starts_at_its_minimum_and_grows_within_the_cpus(
+        shoal_cluster, tmp_path):
+    """concurrency=(min, max): one actor for one block; a long input grows the
+    pool, but not past the CPUs free for it (2 here): an actor nobody can place
+    would hold the calls given to it (a fixed pool of 4 hung)."""
+    small, big = tmp_path / "small", tmp_path / "big"
+    small.mkdir()
+    big.mkdir()
+    rows = ray.data.range(10, override_num_blocks=1).map_batches(
+        _Counted, fn_constructor_args=(str(small),), concurrency=(1, 3)).take_all()
+    assert [r["id"] for r in rows] == list(range(10))
+    assert len(list(small.iterdir())) == 1
+    rows = ray.data.range(400, override_num_blocks=40).map_batches(
+        _Counted, fn_constructor_args=(str(big), 0.1), concurrency=(1, 4),
+        batch_size=10).take_all()
+    assert [r["id"] for r in rows] == list(range(400))
+    assert len({r["pid"] for r in rows}) == 2 == len(list(big.iterdir()))
+
+
+def _explode(batch: dict) -> dict:
+    """50,000 rows of 72 bytes for every row in: 3.6 MB per input row."""
+    ids = np.repeat(batch["id"], 50_000)
+    return {"id": ids, "x": np.ones((len(ids), 8))}
+
+
+class Explode:
+    def __call__(self, batch: dict) -> dict:
+        return _explode(batch)
+
+
+@pytest.mark.parametrize("fn", [_explode, Explode])
+def test_an_output_larger_than_the_target_block_size_is_split(shoal_cluster, fn):
+    """A task whose output exceeds DataContext.target_max_block_size yields it as
+    several blocks of at most that size (Ray's rule), in order."""
+    ctx = ray.data.DataContext.get_current()
+    before = ctx.target_max_block_size
+    ctx.target_max_block_size = 1 << 20
+    try:
+        concurrency = {"concurrency": 1} if fn is Explode else {}
+        ds = ray.data.range(4, override_num_blocks=1).map_batches(
+            fn, batch_size=None, **concurrency).materialize()
+    finally:
+        ctx.target_max_block_size = before
+    [stage] = ds._last_stats.stages
+    sizes = [m.size_bytes for m in ds._op.metadata]
+    assert len(sizes) >= 14 and max(sizes) <= 1 << 20, sizes  # 14.4 MB in all
+    assert ds.count() == 200_000
+    ids = np.concatenate([b["id"] for b in ds.iter_batches(batch_size=None,
+                                                           batch_format="numpy")])
+    assert (ids == np.repeat(np.arange(4), 50_000)).all()
+    assert stage.tasks == 1 and stage.blocks == len(sizes)
+
+
 def test_limit_union_and_take_all_limit(shoal_cluster):
     a, b = ray.data.range(5), ray.data.from_items([{"id": 100}])
     assert [r["id"] for r in a.union(b, a.limit(1)).take_all()] == [0, 1, 2, 3, 4, 100, 0]
@@ -177,6 +246,8 @@ def test_bad_arguments_get_clear_errors(shoal_cluster):
         ds.limit(-1)
     with pytest.raises(ValueError, match="concurrency must be"):
         ds.map(lambda r: r, concurrency=0)
+    with pytest.raises(ValueError, match=r"needs min <= initial <= max, got \(3, 2\)"):
+        ds.map_batches(_Counted, concurrency=(3, 2))
     with pytest.raises(ValueError, match="range: n must be"):
         ray.data.range(-1)
     with pytest.raises(TypeError, match="is not iterable itself"):

@@ -71,3 +71,33 @@ def test_missing_and_broken_files_name_the_path(shoal_cluster, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(FileExistsError, match="not a directory"):
         ray.data.range(3).write_parquet(str(tmp_path / "file"))
+
+
+def test_a_limit_reads_only_the_files_and_row_groups_it_needs(shoal_cluster, tmp_path):
+    """read_parquet(...).limit(5) over 40 files runs one read task (the footers
+    say the first file has the rows), and that task reads its first row group
+    only; take() and a row map before the limit do the same."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shoal.util.state import list_tasks
+
+    for f in range(40):
+        ids = np.arange(f * 1000, (f + 1) * 1000)
+        pq.write_table(pa.table({"id": ids, "v": ids * 2.0}), tmp_path / f"part-{f:02d}.parquet",
+                       row_group_size=100)
+
+    def reads() -> int:
+        return sum(1 for t in list_tasks(limit=None) if t.name.startswith("data[ReadParquet"))
+
+    before = reads()
+    ds = ray.data.read_parquet(str(tmp_path)).limit(5)
+    assert [r["id"] for r in ds.take_all()] == [0, 1, 2, 3, 4]
+    [stage] = [s for s in ds._last_stats.stages if s.name.startswith("ReadParquet")]
+    assert stage.tasks == 1 and stage.rows == 5
+    assert reads() - before == 1
+    rows = ray.data.read_parquet(str(tmp_path)).map(lambda r: {"id": r["id"] + 1}).take(2500)
+    assert [r["id"] for r in rows] == list(range(1, 2501))
+    assert reads() - before == 4  # three files for 2500 rows
+    files = ray.data.read_parquet(str(tmp_path), columns=["v"]).limit(150)
+    assert [r["v"] for r in files.take_all()] == [2.0 * i for i in range(150)]

@@ -13,7 +13,17 @@ import pandas as pd
 import pytest
 
 import shoal as ray
-from shoal.data.aggregate import AggregateFn, Count, Max, Mean, Std, Sum
+from shoal.data.aggregate import (
+    AbsMax,
+    AggregateFn,
+    Count,
+    Max,
+    Mean,
+    Quantile,
+    Std,
+    Sum,
+    Unique,
+)
 
 CLUSTER_INIT_KWARGS = {"num_cpus": 2}
 
@@ -103,6 +113,39 @@ def test_groupby_aggregations_match_pandas(shoal_cluster):
     np.testing.assert_array_equal(mins["min(w)"], df.groupby("a")["w"].min().to_numpy())
 
 
+def test_abs_max_quantile_and_unique_match_numpy(shoal_cluster):
+    """Ray 2.60's AbsMax, Quantile (linear interpolation) and Unique (nulls kept
+    unless ignore_nulls), grouped through a real shuffle and dataset-wide."""
+    df = _frame(6000, seed=3)
+    df["v"] = df["v"] - 100.0  # negative and positive values
+    df.loc[df.index % 97 == 0, "b"] = None
+    ds = _dataset(df, 6)
+    with small_partitions():
+        got = ds.groupby("a").aggregate(AbsMax("v"), Quantile("v", q=0.3),
+                                        Quantile("w", alias_name="median(w)"),
+                                        Unique("b")).to_pandas()
+    groups = df.groupby("a")
+    assert got["a"].tolist() == sorted(df["a"].unique())
+    np.testing.assert_allclose(got["abs_max(v)"], groups["v"].agg(lambda x: x.abs().max()))
+    np.testing.assert_allclose(got["quantile(v)"], groups["v"].quantile(0.3), rtol=1e-12)
+    np.testing.assert_allclose(got["median(w)"], groups["w"].median(), rtol=1e-12)
+    for a, values in zip(got["a"], got["unique(b)"], strict=True):
+        want = {x if isinstance(x, str) else None for x in df.loc[df["a"] == a, "b"]}
+        assert sorted(values, key=str) == sorted(want, key=str)
+    whole = ds.aggregate(AbsMax("w"), Quantile("v", q=1.0), Unique("b", ignore_nulls=True))
+    assert whole["abs_max(w)"] == int(df["w"].abs().max())
+    assert whole["quantile(v)"] == pytest.approx(df["v"].max())
+    assert sorted(whole["unique(b)"]) == ["x", "y", "z"]
+    nulls = ray.data.from_items([{"v": 1.0}, {"v": None}, {"v": -3.0}])
+    assert nulls.aggregate(AbsMax("v"), Quantile("v")) == {"abs_max(v)": 3.0,
+                                                           "quantile(v)": -1.0}
+    assert nulls.aggregate(AbsMax("v", ignore_nulls=False),
+                           Quantile("v", ignore_nulls=False)) == {"abs_max(v)": None,
+                                                                  "quantile(v)": None}
+    with pytest.raises(ValueError, match="q must be a number in"):
+        Quantile("v", q=1.5)
+
+
 def test_groupby_custom_aggregate_and_map_groups(shoal_cluster):
     ds = ray.data.from_items([{"k": i % 3, "v": i} for i in range(30)])
     product = AggregateFn(init=lambda k: 1, accumulate_row=lambda a, r: a * (r["v"] + 1),
@@ -159,3 +202,29 @@ def test_a_shuffle_feeds_a_streaming_pipeline(shoal_cluster):
     assert [r["id"] for r in ds.take(3)] == [0, 2, 4]
     assert ds.count() == 2000
     assert "RandomShuffle" in ds.stats() or ds.stats()
+
+
+def test_sort_samples_the_keys_where_its_input_is_made(shoal_cluster):
+    """The read tasks sample their blocks' keys into the metadata: no task reads
+    the input again for a sample; blocks that existed before are sampled in tasks."""
+    from shoal.util.state import list_tasks
+
+    def sampling_tasks() -> int:
+        return len(list_tasks(filters=[("name", "=", "_sample")], limit=None))
+
+    def keyed(batch: dict) -> dict:
+        return {"id": batch["id"], "k": (batch["id"] * 7919) % 10_007}
+
+    before = sampling_tasks()
+    with small_partitions():
+        ds = ray.data.range(20_000, override_num_blocks=10).map_batches(keyed).sort("k")
+        ds = ds.materialize()
+    assert sampling_tasks() == before
+    keys = [r["k"] for r in ds.take_all()]
+    assert keys == sorted((i * 7919) % 10_007 for i in range(20_000))
+    sizes = [m.num_rows for m in ds._op.metadata]
+    assert len(sizes) > 4 and max(sizes) <= 3 * 20_000 / len(sizes), sizes  # balanced
+    with small_partitions():
+        again = ds.sort("id").materialize()  # blocks that exist: sampled in tasks
+    assert sampling_tasks() > before
+    assert [r["id"] for r in again.take(3)] == [0, 1, 2]

@@ -26,6 +26,14 @@ def _rows(batch: dict) -> dict:
             "payload": np.repeat(ids[:, None] % 251, 32, axis=1).astype(np.uint8)}
 
 
+def _wide_rows(batch: dict) -> dict:
+    """1 KB rows (a map's piece for one reducer must be a store object, not a
+    value small enough to travel inline through the driver)."""
+    ids = batch["id"]
+    return {"key": (ids * 7919) % 1009, "id": ids,
+            "payload": np.repeat(ids[:, None] % 251, 1024, axis=1).astype(np.uint8)}
+
+
 def _rebuilds() -> int:
     return context.current_worker_or_none().recovery.lineage.rebuilds
 
@@ -62,3 +70,57 @@ def test_a_node_killed_during_a_sort_leaves_the_result_exact(shutdown_only):
         assert got["id"].tolist() == want["id"].tolist()
         assert all((p == i % 251).all() for p, i in zip(got["payload"], got["id"], strict=True))
         assert _rebuilds() > 0  # the kill took objects that lineage made again
+
+
+@pytest.mark.timeout(180)
+def test_a_node_killed_after_the_maps_freed_their_inputs_leaves_the_sort_exact(shutdown_only):
+    """The shuffle's input blocks are freed once the maps that read them are done
+    (their only references are the maps' arguments).  A node dying then takes
+    map outputs whose maps must run again: lineage makes their freed inputs
+    again first (the read tasks run again).  The simple strategy keeps every map's
+    output until the reduces, so the maps that finished on the dead node must
+    run again whenever the kill comes."""
+    from shoal.util.state import list_tasks
+
+    rows = 100_000  # 100 MB
+    ctx = ray.data.DataContext.get_current()
+    before = ctx.target_max_block_size, ctx.shuffle_strategy
+    ctx.target_max_block_size = 4 * MiB  # ~25 maps: the kill comes among them
+    ctx.shuffle_strategy = "simple"
+    try:
+        with connected_cluster({**NODE, "node_timeout_s": 1.0}, worker=NODE) as cluster:
+            ds = ray.data.range(rows, override_num_blocks=40).map_batches(_wide_rows)
+            ds = ds.sort("key")
+            result: dict = {}
+
+            def consume() -> None:
+                try:
+                    result["frame"] = ds.to_pandas()
+                except BaseException as exc:  # reported by the assertion below
+                    result["error"] = exc
+
+            def maps_done_on_the_worker() -> int:
+                return len(list_tasks(filters=[("name", "=", "map_task"),
+                                               ("state", "=", "FINISHED"),
+                                               ("node_id", "=", cluster.worker.node_id)],
+                                      limit=None))
+
+            thread = threading.Thread(target=consume, daemon=True)
+            thread.start()
+            wait_for_condition(lambda: maps_done_on_the_worker() >= 2, timeout=120,
+                               interval=0.01)
+            cluster.remove_node(cluster.worker)
+            thread.join(timeout=150)
+            assert not thread.is_alive(), "the sort did not finish"
+            assert "error" not in result, result.get("error")
+            got = result["frame"]
+            ids = np.arange(rows)
+            want = pd.DataFrame({"key": (ids * 7919) % 1009, "id": ids})
+            want = want.sort_values("key", kind="stable", ignore_index=True)
+            assert got["key"].tolist() == want["key"].tolist()
+            assert sorted(got["id"]) == list(range(rows))
+            assert all((p == i % 251).all() for p, i in zip(got["payload"], got["id"],
+                                                              strict=True))
+            assert _rebuilds() > 0
+    finally:
+        ctx.target_max_block_size, ctx.shuffle_strategy = before

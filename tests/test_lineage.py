@@ -16,7 +16,7 @@ import pytest
 import shoal
 from shoal.core import context
 from shoal.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from tests.clusters import connected_cluster
+from tests.clusters import connected_cluster, objects_per_node
 from tests.utils import wait_for_condition
 
 MiB = 1 << 20
@@ -189,3 +189,55 @@ def test_output_lost_after_its_task_finished_is_rebuilt_through_an_argument_of_r
     x = shoal.get(out, timeout=60)
     assert x.shape == (2 * MiB,) and int(x[0]) == 1 and int(x[-1]) == 2
     assert rebuilds() == 3  # the task and both blocks
+
+
+@shoal.remote
+def plus_boxed(boxed: list, k: int) -> np.ndarray:
+    return shoal.get(boxed[0], timeout=60) + np.uint8(k)
+
+
+def test_a_freed_argument_inside_a_value_is_rebuilt_when_a_rebuild_reads_it(cluster):
+    """A shuffle's map gets its input blocks inside a value (a list, a dataclass);
+    once the caller drops them they are freed, and the map's lineage must still
+    bring them back when its output is lost."""
+    a = make.remote(2 * MiB, 1)
+    c = plus_boxed.remote([a], 10)
+    shoal.wait([c], timeout=30)
+    del a  # only c's lineage names it now, inside the list: its value is freed
+    wait_for_condition(lambda: objects_per_node(cluster)[cluster.first.node_id[:8]] == 1,
+                       timeout=30, message="the unreferenced argument was not freed")
+    cluster.add_node(num_cpus=1, object_store_memory=128 * MiB)
+    cluster.remove_node(cluster.first)
+    x = shoal.get(c, timeout=60)
+    assert int(x[0]) == 11 and int(x[-1]) == 11
+    assert rebuilds() == 2
+
+
+@shoal.remote(num_returns="dynamic")
+def blocks(n: int, fill: int):
+    for i in range(n):
+        yield np.full(MiB, fill + i, dtype=np.uint8)
+
+
+def test_a_lost_item_of_a_dynamic_generator_is_rebuilt(cluster):
+    """shoal.data's stage tasks yield their blocks (as many as the output needs);
+    a block lost with its node comes back by running the generator again."""
+    items = list(shoal.get(blocks.remote(3, 5), timeout=30))  # only on the first node
+    assert shoal.wait(items, num_returns=3, timeout=30, fetch_local=False)[1] == []
+    cluster.add_node(num_cpus=1, object_store_memory=128 * MiB)
+    cluster.remove_node(cluster.first)
+    assert [int(shoal.get(r, timeout=60)[-1]) for r in items] == [5, 6, 7]
+    assert rebuilds() == 1  # one run made all three again
+    del items[0]
+    assert int(shoal.get(plus.remote(items[1], 1), timeout=30)[0]) == 8
+
+
+def test_the_items_of_a_dynamic_generator_are_freed_when_dropped(cluster):
+    """Its lineage entry keeps the items' ids, not refs of them: refs there kept
+    the items alive for as long as the entry, which lives as long as they do."""
+    first = cluster.first.node_id[:8]
+    items = list(shoal.get(blocks.remote(3, 5), timeout=30))
+    wait_for_condition(lambda: objects_per_node(cluster)[first] == 3, timeout=30)
+    del items
+    wait_for_condition(lambda: objects_per_node(cluster)[first] == 0, timeout=30,
+                       message="the generator's items were not freed")

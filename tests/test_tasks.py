@@ -187,6 +187,25 @@ def test_worker_print_output_reaches_driver_with_pid_prefix(shutdown_only, capfd
     )
 
 
+def test_a_short_get_of_borrowed_objects_keeps_the_cpu(shutdown_only):
+    """A task reading blocks that exist (refs inside its argument: their owner
+    says where) keeps its CPU: giving it back for a few milliseconds made the
+    node start another worker for the next queued task, so more tasks ran at
+    once than there are CPUs (design.md section 22)."""
+    import numpy as np
+
+    shoal.init(num_cpus=1)
+    blocks = [shoal.put(np.full(200_000, i, dtype=np.uint8)) for i in range(20)]
+
+    @shoal.remote
+    def first_byte(boxed: list) -> tuple[int, int]:
+        return int(shoal.get(boxed[0], timeout=30)[0]), os.getpid()
+
+    got = shoal.get([first_byte.remote([b]) for b in blocks], timeout=60)
+    assert [v for v, _ in got] == list(range(20))
+    assert len({pid for _, pid in got}) == 1, got
+
+
 # ---------------------------------------------------------------------------
 # Tests sharing the module cluster.
 # ---------------------------------------------------------------------------

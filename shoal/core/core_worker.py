@@ -40,6 +40,7 @@ from typing import Any
 from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import adopt, context, ids
+from shoal.core.cpu_lending import BlockedThreads, wait_before_lending
 from shoal.core.import_path import driver_import_path
 from shoal.core.placement_client import BundleLocator
 from shoal.core.recovery import ObjectRecovery
@@ -135,8 +136,7 @@ class CoreWorker:
         self._server = None
         self._fetching: dict[bytes, asyncio.Future] = {}
         self._registrations: dict[bytes, asyncio.Future] = {}  # our ADD_BORROWERs in flight
-        self._blocked = 0
-        self._blocked_lock = threading.Lock()
+        self._blocked = BlockedThreads(lambda method: self.post(self.node.notify, method, None))
         self.shutting_down = False
         self.task_context = current_task
         self.output = WorkerOutput()  # driver: prints (and draws bars of) its workers' output
@@ -638,7 +638,8 @@ class CoreWorker:
         if freed := self.references.values_freed:  # ours, freed by lineage: make them again
             self.post(self.recovery.rebuild_if_freed, [o for o in oids if o in freed])
         try:
-            if not waiter.done:
+            if not waiter.done and not (foreign and self.mode is Mode.WORKER
+                                        and wait_before_lending(waiter, deadline)):
                 self._set_blocked(True)
                 try:
                     if len(oids) == 1:
@@ -658,14 +659,9 @@ class CoreWorker:
             return dict(ready)
 
     def _set_blocked(self, blocked: bool) -> None:
-        if self.mode is not Mode.WORKER or self.node is None:
-            return
-        with self._blocked_lock:
-            self._blocked += 1 if blocked else -1
-            edge = (self._blocked == 1) if blocked else (self._blocked == 0)
-        if edge:
-            method = Method.WORKER_BLOCKED if blocked else Method.WORKER_UNBLOCKED
-            self.post(self.node.notify, method, None)
+        """Lend the task's CPU to the node while it waits (cpu_lending.py)."""
+        if self.mode is Mode.WORKER and self.node is not None:
+            self._blocked.set(blocked)
 
     def _start_fetches(self, wanted: list[tuple[bytes, str]]) -> None:
         for oid, owner in wanted:

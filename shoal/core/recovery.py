@@ -159,7 +159,8 @@ class ObjectRecovery:
         (``alive``: the live node ids, if the caller just asked)."""
         worker = self.worker
         value = worker.value_table.get(oid)
-        if value is None:  # being computed (or rebuilt) now
+        if value is None:  # being computed (or rebuilt) now, or freed: rebuild it
+            self.rebuild_if_freed([oid])
             return await worker.resolve(oid, worker.address)
         if not value.in_plasma:
             return value

@@ -120,6 +120,18 @@ class GeneratorState:
             self.finished_count = count
             self.cond.notify_all()
 
+    def item_ids(self) -> list[bytes]:
+        return [r if isinstance(r, bytes) else r._id for r in self.items.values()]
+
+    def for_lineage(self) -> GeneratorState:
+        """The finished state as a lineage entry keeps it: item ids, not refs (refs
+        there would keep the items alive as long as the entry, which lives as
+        long as the items).  A rebuild's items are recognised by their index."""
+        kept = GeneratorState(self.task_id)
+        kept.items = dict(zip(self.items, self.item_ids(), strict=True))
+        kept.finished_count = self.finished_count
+        return kept
+
 
 class TaskManager:
     def __init__(self, worker: CoreWorker) -> None:
@@ -458,9 +470,11 @@ class TaskManager:
         self.history.finished(task, task.error_type,
                               self._error_message(task) if task.error_type else "")
         refs = self.worker.references
-        if task.spec.kind is TaskKind.NORMAL and task.generator is None:
-            added, released = self.worker.recovery.lineage.task_finished(
-                task, ok, self._live_plasma_returns(task) if ok else [])
+        if task.spec.kind is TaskKind.NORMAL:
+            live = self._live_plasma_returns(task) if ok else []
+            kept = task if task.generator is None else \
+                dataclasses.replace(task, generator=task.generator.for_lineage())
+            added, released = self.worker.recovery.lineage.task_finished(kept, ok, live)
             if added:  # keep the arguments' rows: a rebuild may need them
                 refs.inc_lineage(task.held)
             for held in released:
@@ -471,8 +485,11 @@ class TaskManager:
         self.worker._perform_actions()
 
     def _live_plasma_returns(self, task: PendingTask) -> list[bytes]:
+        """Its returns in shared memory that are referenced (a generator's: its items,
+        so lineage can make them again: the run re-yields them, handle_generator_item)."""
         refs, values = self.worker.references.refs, self.worker.value_table.values
-        return [oid for oid in task.return_ids
+        oids = task.return_ids if task.generator is None else task.generator.item_ids()
+        return [oid for oid in oids
                 if oid in refs and (v := values.get(oid)) is not None and v.in_plasma]
 
     def resubmit(self, done: PendingTask) -> None:
@@ -561,7 +578,11 @@ class TaskManager:
     def handle_generator_item(self, conn, body):
         task_id, index, wire, contained = body
         task = self.pending.get(task_id)
-        if task is None or task.generator is None or index in task.generator.items:
+        if task is None or task.generator is None:
+            return None
+        if index in task.generator.items:  # a retry's repeat; or a rebuild's new copy
+            if task.generator.finished_count is not None:  # (the run had finished)
+                self._store_returns(task, [[index, wire, contained]])
             return None
         oid = ids.object_id(task_id, index)
         refs = self.worker.references
@@ -577,13 +598,18 @@ class TaskManager:
                           stored_error: StoredValue | None = None) -> None:
         gen = task.generator
         count = (info or {}).get("count", len(gen.items))
-        if error is not None or stored_error is not None:
+        failure = stored_error if stored_error is not None else (
+            error_value(error) if error is not None else None)
+        if gen.finished_count is not None:  # a rebuild (lineage) ended: items it lost
+            if failure is not None:           # and could not make again fail their readers
+                self._fail_lost_items(gen, failure)
+            return
+        if failure is not None:
             # surface the failure as one more item, like an exception raised by next()
             index = count + 1
             oid = ids.object_id(task.spec.task_id, index)
             self.worker.references.add_owned(oid)
-            self.worker.value_table.put(oid, stored_error if stored_error is not None
-                                        else error_value(error))
+            self.worker.value_table.put(oid, failure)
             gen.add(index, ObjectRef(oid, self.worker.address, self.worker))
             count = index
         if task.spec.num_returns == DYNAMIC and task.return_ids:
@@ -596,6 +622,12 @@ class TaskManager:
                 self.worker.references.add_contained(outer, [(r._id, "") for r in items])
                 self.worker.value_table.put(outer, StoredValue(inline=data))
         gen.finish(count)
+
+    def _fail_lost_items(self, gen: GeneratorState, failure: StoredValue) -> None:
+        refs, values = self.worker.references.refs, self.worker.value_table
+        for oid in gen.item_ids():
+            if oid in refs and values.get(oid) is None:
+                values.put(oid, failure)
 
     # ---- cancellation ---------------------------------------------------------------------------
     def cancel(self, oid: bytes, force: bool, recursive: bool) -> None:

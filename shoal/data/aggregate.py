@@ -1,5 +1,6 @@
 """Aggregations (Ray's ``ray.data.aggregate``): the built-ins ``Count``, ``Sum``,
-``Min``, ``Max``, ``Mean``, ``Std`` and the accumulator-style ``AggregateFn``,
+``Min``, ``Max``, ``Mean``, ``Std``, ``AbsMax``, ``Quantile``, ``Unique`` and the
+accumulator-style ``AggregateFn``,
 and the two kernels that run them: ``partial`` on one block (in a shuffle's
 map: rows -> one row of *state* per group) and ``combine`` on the states of
 one key range (in its reduce: states -> one result row per group).
@@ -15,7 +16,15 @@ Min / Max   m                           min / max m
 Mean        s, n                        sum s / sum n
 Std         n, mean, m2 (Welford)       Chan et al.: m2 = sum(m2_i +
                                         n_i (mean_i - mean)^2), in numpy
+AbsMax      min, max                    max(|min of mins|, |max of maxes|)
+Quantile    the values (a list)         the lists joined; numpy's linear
+                                        interpolation (Ray's result)
+Unique      the distinct values (list)  the lists joined, distinct again
 ==========  ==========================  ====================================
+
+Quantile keeps every value of a group (as Ray's does: an exact quantile
+needs them); Unique keeps nulls as a value unless ``ignore_nulls`` (Ray's
+default for it is False).
 
 With ``ignore_nulls=False`` a state also counts the group's nulls and the
 result is null if there was one.  NaN counts as null (Ray's rule), so a float
@@ -50,6 +59,9 @@ class Kind(enum.Enum):
     MAX = "max"
     MEAN = "mean"
     STD = "std"
+    ABS_MAX = "abs_max"
+    QUANTILE = "quantile"
+    UNIQUE = "unique"
     CUSTOM = "custom"
 
 
@@ -126,6 +138,37 @@ class Mean(_Builtin):
     kind = Kind.MEAN
 
 
+class AbsMax(_Builtin):
+    """The largest absolute value."""
+
+    kind = Kind.ABS_MAX
+
+
+class Quantile(_Builtin):
+    """The ``q`` quantile (0 <= q <= 1; 0.5: the median), interpolated linearly
+    between the two values around it."""
+
+    kind = Kind.QUANTILE
+
+    def __init__(self, on: str | None = None, q: float = 0.5, ignore_nulls: bool = True,
+                 alias_name: str | None = None) -> None:
+        super().__init__(on, ignore_nulls, alias_name)
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 1:
+            raise ValueError(f"Quantile: q must be a number in [0, 1], got {q!r}")
+        self.q = float(q)
+
+
+class Unique(_Builtin):
+    """The distinct values of a group, as a list (nulls included unless
+    ``ignore_nulls``)."""
+
+    kind = Kind.UNIQUE
+
+    def __init__(self, on: str | None = None, ignore_nulls: bool = False,
+                 alias_name: str | None = None) -> None:
+        super().__init__(on, ignore_nulls, alias_name)
+
+
 class Std(_Builtin):
     """Standard deviation with ``ddof`` (Welford states, combined exactly)."""
 
@@ -157,11 +200,19 @@ def check_aggs(aggs: Sequence[Any], what: str) -> list[AggregateFn]:
 def _state_names(i: int, agg: AggregateFn) -> list[str]:
     base = f"__a{i}"
     names = {Kind.COUNT: ["n"], Kind.SUM: ["s"], Kind.MIN: ["m"], Kind.MAX: ["m"],
-             Kind.MEAN: ["s", "n"], Kind.STD: ["n", "mean", "m2"], Kind.CUSTOM: ["acc"]}
+             Kind.MEAN: ["s", "n"], Kind.STD: ["n", "mean", "m2"], Kind.CUSTOM: ["acc"],
+             Kind.ABS_MAX: ["mn", "mx"], Kind.QUANTILE: ["vals"], Kind.UNIQUE: ["vals"]}
     out = [f"{base}{s}" for s in names[agg.kind]]
-    if not getattr(agg, "ignore_nulls", True) and agg.kind is not Kind.COUNT:
+    if _null_poisons(agg):
         out.append(f"{base}nulls")
     return out
+
+
+def _null_poisons(agg: AggregateFn) -> bool:
+    """With ignore_nulls=False a null makes the result null (Unique keeps it as
+    a value instead; Count counts it)."""
+    return not getattr(agg, "ignore_nulls", True) and \
+        agg.kind not in (Kind.COUNT, Kind.UNIQUE)
 
 
 def _nan_to_null(table: pa.Table, columns: set[str]) -> pa.Table:
@@ -188,9 +239,16 @@ def _arrow_specs(i: int, agg: AggregateFn) -> list[tuple]:
         specs = [(on, agg.kind.value)]
     elif agg.kind is Kind.MEAN:
         specs = [(on, "sum"), (on, "count", valid)]
+    elif agg.kind is Kind.ABS_MAX:
+        specs = [(on, "min"), (on, "max")]
+    elif agg.kind is Kind.QUANTILE:
+        specs = [(on, "list")]
+    elif agg.kind is Kind.UNIQUE:
+        keep = "only_valid" if agg.ignore_nulls else "all"  # type: ignore[attr-defined]
+        specs = [(on, "distinct", pc.CountOptions(mode=keep))]
     else:  # STD
         specs = [(on, "count", valid), (on, "mean"), (on, "variance", pc.VarianceOptions(ddof=0))]
-    if agg.kind is not Kind.COUNT and not agg.ignore_nulls:  # type: ignore[attr-defined]
+    if _null_poisons(agg):
         specs.append((on, "count", pc.CountOptions(mode="only_null")))
     return specs
 
@@ -295,6 +353,10 @@ def _combine_specs(i: int, agg: AggregateFn) -> list[tuple]:
     names = _state_names(i, agg)
     if agg.kind in (Kind.MIN, Kind.MAX):
         specs = [(names[0], agg.kind.value)]
+    elif agg.kind is Kind.ABS_MAX:
+        specs = [(names[0], "min"), (names[1], "max")]
+    elif agg.kind in (Kind.QUANTILE, Kind.UNIQUE):
+        specs = []  # the lists are joined per group range (_from_values)
     elif agg.kind is Kind.STD:
         specs = [(names[0], "sum")]  # n; mean and m2 are combined in numpy
     else:
@@ -321,7 +383,8 @@ def combine(states: Sequence[pa.Table], keys: list[str], aggs: list[AggregateFn]
     if not specs:
         specs, names = [([], "count_all")], ["__drop@"]
     grouped = _group_by(table, group_keys, specs, names)
-    needs_ranges = any(a.kind in (Kind.STD, Kind.CUSTOM) for a in aggs)
+    needs_ranges = any(a.kind in (Kind.STD, Kind.CUSTOM, Kind.QUANTILE, Kind.UNIQUE)
+                       for a in aggs)
     ranges = group_ranges(table, group_keys) if needs_ranges else None
     out = {k: grouped.column(k) for k in keys}
     for i, agg in enumerate(aggs):
@@ -334,19 +397,49 @@ def _result(i: int, agg: AggregateFn, table: pa.Table, grouped: pa.Table,
     names = _state_names(i, agg)
     if agg.kind is Kind.CUSTOM:
         return _custom_result(agg, table.column(names[0]), ranges)  # type: ignore[arg-type]
+    if agg.kind in (Kind.QUANTILE, Kind.UNIQUE):
+        result = _from_values(agg, table.column(names[0]), ranges)  # type: ignore[arg-type]
+        return _poisoned(agg, result, grouped, names)
     first = grouped.column(f"{names[0]}@")
     if agg.kind in (Kind.COUNT, Kind.SUM, Kind.MIN, Kind.MAX):
         result = first
+    elif agg.kind is Kind.ABS_MAX:
+        result = pc.max_element_wise(pc.abs(first), pc.abs(grouped.column(f"{names[1]}@")))
     elif agg.kind is Kind.MEAN:
         n = grouped.column(f"{names[1]}@")
         result = pc.divide(pc.cast(first, pa.float64()),
                            pc.if_else(pc.equal(n, 0), pa.scalar(None, n.type), n))
     else:
         result = _std(table, names, ranges, agg.ddof)  # type: ignore[attr-defined,arg-type]
-    if not getattr(agg, "ignore_nulls", True) and agg.kind is not Kind.COUNT:
-        had_null = pc.greater(grouped.column(f"{names[-1]}@"), 0)
-        result = pc.if_else(had_null, pa.scalar(None, result.type), result)
-    return result
+    return _poisoned(agg, result, grouped, names)
+
+
+def _poisoned(agg: AggregateFn, result: Any, grouped: pa.Table, names: list[str]) -> Any:
+    if not _null_poisons(agg):
+        return result
+    had_null = pc.greater(grouped.column(f"{names[-1]}@"), 0)
+    return pc.if_else(had_null, pa.scalar(None, result.type), result)
+
+
+def _from_values(agg: AggregateFn, lists: Any, ranges: tuple[np.ndarray, np.ndarray]
+                 ) -> pa.Array:
+    """Quantile and Unique: each group's lists of values (one per state row)
+    joined, then the quantile or the distinct values."""
+    lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
+    values = lists.flatten()
+    ends = np.cumsum(pc.fill_null(pc.list_value_length(lists), 0).to_numpy())
+    out: list[Any] = []
+    for start, length in zip(*ranges, strict=True):
+        lo = int(ends[start - 1]) if start else 0
+        group = values.slice(lo, int(ends[start + length - 1]) - lo)
+        if agg.kind is Kind.UNIQUE:
+            out.append(pc.unique(group).to_pylist())
+            continue
+        group = pc.drop_null(group)
+        out.append(float(np.quantile(group.to_numpy(zero_copy_only=False),
+                                     agg.q)) if len(group) else None)  # type: ignore[attr-defined]
+    return pa.array(out, pa.float64()) if agg.kind is Kind.QUANTILE else \
+        pa.array(out, pa.list_(values.type))
 
 
 def _std(table: pa.Table, names: list[str], ranges: tuple[np.ndarray, np.ndarray],

@@ -61,6 +61,8 @@ class BlockMetadata:
     cpu_s: float = 0.0
     # batches the task's user function saw and a short where-it-ran label
     node: str = ""
+    # sampled key rows, when the run feeds a sort or a groupby (sort_keys.BlockSampler)
+    sample: pa.Table | None = None
 
 
 def metadata_of(table: pa.Table, wall_s: float = 0.0, cpu_s: float = 0.0,
@@ -296,10 +298,55 @@ def batches_of(tables: Iterable[pa.Table], batch_size: int | None) -> Iterator[p
         yield concat(buffer)
 
 
+def blocks_of(tables: Iterable[pa.Table], max_bytes: int) -> Iterator[pa.Table]:
+    """A task's output cut into blocks of at most ``max_bytes``: small tables are
+    joined up to it, a larger one is sliced by rows (a single row larger than
+    it stays whole); each block is compacted.  No rows at all: one empty
+    block, with the schema if a table had one."""
+    buffer: list[pa.Table] = []
+    held, made, empty = 0, False, None
+    for t in tables:
+        if not t.num_rows:
+            empty = t if empty is None or not empty.num_columns else empty
+            continue
+        if buffer and held + t.nbytes > max_bytes:
+            yield compact(concat(buffer))
+            buffer, held, made = [], 0, True
+        if t.nbytes > max_bytes and t.num_rows > 1:  # rows of the average size each
+            rows = max(1, max_bytes * t.num_rows // t.nbytes)
+            for first in range(0, t.num_rows, rows):
+                yield compact(t.slice(first, rows))
+            made = True
+            continue
+        buffer.append(t)
+        held += t.nbytes
+    if buffer:
+        yield compact(concat(buffer))
+    elif not made:
+        yield empty if empty is not None else pa.table({})
+
+
+def release_unused_memory() -> None:
+    """Give the pages of freed Arrow buffers back to the OS.  Arrow's allocator
+    (mimalloc) keeps them for reuse, so a worker that ran one shuffle map held
+    ~30-70 MB it no longer used; every shoal.data task calls this when it starts
+    and when it ends (no measurable cost; MIMALLOC_PURGE_DELAY=0 did the same
+    at every free and took 4x the CPU: design.md section 22)."""
+    pa.default_memory_pool().release_unused()
+
+
+def pickled_bytes(table: pa.Table) -> int:
+    """About what pickling ``table`` writes: each chunk carries its buffers whole,
+    so chunks that are slices of one buffer each carry all of it (parquet's
+    reader makes a column of a row group two such chunks: a block twice its size)."""
+    return sum(b.size for column in table.columns for chunk in column.chunks
+               for b in chunk.buffers() if b is not None)
+
+
 def compact(table: pa.Table) -> pa.Table:
-    """A copy holding only its own rows if ``table`` is a small view of larger
-    buffers: a pickled slice carries its parent's whole buffers, so a 10-row
-    slice of a 1M-row block would store all 1M rows."""
-    if table.num_rows and table.get_total_buffer_size() > 2 * table.nbytes + (64 << 10):
+    """A copy holding only its own rows if pickling ``table`` would write more
+    than its rows' bytes: a pickled slice carries its parent's whole buffers, so a
+    10-row slice of a 1M-row block would store all 1M rows."""
+    if table.num_rows and pickled_bytes(table) > table.nbytes * 5 // 4 + (64 << 10):
         return table.take(np.arange(table.num_rows))
     return table

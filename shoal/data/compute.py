@@ -13,15 +13,18 @@ from shoal.data.plan import Compute
 
 @dataclass(frozen=True)
 class ActorPoolStrategy:
-    """Ray's ``ActorPoolStrategy``: ``size`` actors (or between ``min_size`` and
-    ``max_size``; shoal starts ``max_size``, or ``min_size`` if no max)."""
+    """Ray's ``ActorPoolStrategy``: ``size`` actors, or between ``min_size`` and
+    ``max_size`` (no max: as many as the CPUs allow), autoscaled (actor_pool.py)."""
 
     size: int | None = None
     min_size: int | None = None
     max_size: int | None = None
 
-    def pool_size(self) -> int:
-        return int(self.size or self.max_size or self.min_size or 1)
+    def concurrency(self) -> Any:
+        if self.size:
+            return int(self.size)
+        low = int(self.min_size or 1)
+        return (low, None if self.max_size is None else max(low, int(self.max_size)))
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,10 @@ def _check_concurrency(concurrency: Any, what: str) -> Any:
         return None
     if isinstance(concurrency, tuple) and 2 <= len(concurrency) <= 3 and all(
             isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in concurrency):
+        low, high = concurrency[0], concurrency[1]
+        if low > high or (len(concurrency) == 3 and not low <= concurrency[2] <= high):
+            raise ValueError(f"{what}: concurrency (min, max[, initial]) needs min <= "
+                             f"initial <= max, got {concurrency!r}")
         return concurrency
     if isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency >= 1:
         return concurrency
@@ -59,7 +66,7 @@ def map_settings(what: str, fn: Any, compute: Any, concurrency: Any, num_cpus: A
             args[name] = value
     is_class = inspect.isclass(fn)
     if isinstance(compute, ActorPoolStrategy):
-        return MapSettings(Compute.ACTORS, compute.pool_size(), args)
+        return MapSettings(Compute.ACTORS, compute.concurrency(), args)
     if isinstance(compute, TaskPoolStrategy):
         if is_class:
             raise ValueError(f"{what}: a callable class needs actors, not TaskPoolStrategy")

@@ -365,14 +365,14 @@ class Dataset:
         op = exchange.random_shuffle(seed)
         if num_blocks is not None:
             op.num_outputs = shuffle_ops.check_count(num_blocks, "num_blocks", "random_shuffle")
-        return shuffle_ops.all_to_all(self, op.name, op.run)
+        return shuffle_ops.all_to_all(self, op.name, op.run, op.sample_key)
 
     def sort(self, key: str | list[str], descending: bool | list[bool] = False,
              boundaries: list | None = None) -> Dataset:
         """Rows ordered by ``key`` (one column or several, each ascending or
         descending; nulls last); key ranges are sampled so skewed keys balance."""
         op = exchange.sort(SortKey.parse(key, descending, "sort"), boundaries)
-        return shuffle_ops.all_to_all(self, op.name, op.run)
+        return shuffle_ops.all_to_all(self, op.name, op.run, op.sample_key)
 
     def groupby(self, key: str | list[str] | None,
                 num_partitions: int | None = None) -> GroupedData:
@@ -391,7 +391,7 @@ class Dataset:
         n = shuffle_ops.check_count(num_blocks, "num_blocks", "repartition")
         if shuffle:
             op = exchange.repartition_shuffle(n)
-            return shuffle_ops.all_to_all(self, op.name, op.run)
+            return shuffle_ops.all_to_all(self, op.name, op.run, op.sample_key)
         return shuffle_ops.all_to_all(self, f"Repartition[{n}]",
                                       shuffle_ops.contiguous_split(n))
 

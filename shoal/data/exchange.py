@@ -17,8 +17,15 @@ kernels of random_shuffle, sort, groupby and repartition.
   one; a reduce puts the runs in map order before its kernel sees them, so
   the output does not depend on which maps a merge grouped (same seed, same
   shuffle; a stable sort stays stable).
-* Key ranges (sort, groupby) come from a sample of every partition's keys
-  (sort_keys.py), taken in tasks before the shuffle starts.
+* Key ranges (sort, groupby) come from a sample of every block's keys
+  (sort_keys.py), taken by the tasks that made the blocks (``sample_key``:
+  the executor asks them to) or, for blocks that existed before, in tasks
+  before the shuffle starts.
+* ``run`` returns as soon as the shuffle is started: the outputs' refs and
+  refs of their metadata.  So the caller drops its refs of the input at once,
+  and each input block is held only by the map that reads it (lineage
+  rebuilds it if a node loss needs it again); the stages after the shuffle
+  take each output as its reduce finishes.
 
 Everything here that runs in a task is a plain module-level function or a
 frozen dataclass, so lineage can re-run it after a node dies.
@@ -39,14 +46,27 @@ import pyarrow as pa
 import shoal
 from shoal.data import sort_keys
 from shoal.data.aggregate import AggregationSpec
-from shoal.data.block import BlockMetadata, compact, concat, metadata_of
+from shoal.data.block import (
+    BlockMetadata,
+    compact,
+    concat,
+    metadata_of,
+    release_unused_memory,
+)
 from shoal.data.context import DataContext
 from shoal.shuffle import shuffle
 
 MiB = 1 << 20
 MIN_PARTITION_BYTES = 1 * MiB
-STORE_FRACTION_PER_PARTITION = 1 / 32  # a partition's target share of the object store
+# a partition's target share of the object store: a map holds about twice its
+# partition in memory while it splits it (1/32 of a 1 GiB store peaked 45 MB
+# higher than 1/64 in the 250 MB random_shuffle)
+STORE_FRACTION_PER_PARTITION = 1 / 64
 MAX_OUTPUTS = 4096
+OUTPUTS_PER_MAP = 4  # see default_outputs
+# a map's piece for one reducer stays a store object: well above the 100 KiB
+# under which a task's return travels inline, through the driver's memory
+MIN_PIECE_BYTES = 256 << 10
 TASK_MAX_RETRIES = 10  # as the shuffle's own tasks: node losses a task survives
 
 
@@ -102,19 +122,33 @@ def _partition_tables(part: Partition) -> pa.Table:
 def map_entry(part: Partition, num_reducers: int, kernel: Callable) -> list[Run]:
     """A shuffle map: the partition's rows, split by ``kernel`` into one table per
     reducer."""
+    release_unused_memory()  # what the last task freed
     pieces = kernel(_partition_tables(part), part, num_reducers)
-    return [Run(part.index, compact(p)) for p in pieces]
+    runs = [Run(part.index, compact(p)) for p in pieces]
+    del pieces
+    release_unused_memory()
+    return runs
 
 
 def reduce_entry(*blocks_then_reducer: Any, kernel: Callable) -> pa.Table:
     """A shuffle reduce: the runs in map order, combined by ``kernel``."""
     *blocks, reducer = blocks_then_reducer
+    release_unused_memory()  # what the last task freed
     runs = sorted(_flat(blocks), key=lambda r: r.map_index)
-    return compact(kernel([r.table for r in runs], reducer))
+    out = compact(kernel([r.table for r in runs], reducer))
+    del runs, blocks
+    release_unused_memory()
+    return out
 
 
-def _sample(part: Partition, key: sort_keys.SortKey, count: int, seed: int) -> pa.Table:
-    return sort_keys.sample(_partition_tables(part), key, count, seed)
+def _sample(sampler: sort_keys.BlockSampler, first: int, *blocks: pa.Table) -> list[pa.Table]:
+    """The samples of blocks no task sampled when it made them (existing data)."""
+    out = []
+    for i, block in enumerate(blocks):
+        sampler.key.check(block, "sort")
+        got = sampler(block, first + i)
+        out.append(block.select(list(sampler.key.columns)) if got is None else got)
+    return out
 
 
 def _metadata(block: pa.Table) -> BlockMetadata:
@@ -122,6 +156,7 @@ def _metadata(block: pa.Table) -> BlockMetadata:
 
 
 _remote_sample = shoal.remote(max_retries=TASK_MAX_RETRIES)(_sample)
+_remote_boundaries = shoal.remote(max_retries=TASK_MAX_RETRIES)(sort_keys.boundaries)
 _remote_metadata = shoal.remote(max_retries=TASK_MAX_RETRIES)(_metadata)
 
 
@@ -130,6 +165,13 @@ def partition_target_bytes(ctx: DataContext) -> int:
     store = shoal.cluster_resources().get("object_store_memory", 1 << 30)
     return int(min(ctx.target_max_block_size,
                    max(MIN_PARTITION_BYTES, store * STORE_FRACTION_PER_PARTITION)))
+
+
+def block_sampler(key: sort_keys.SortKey, ctx: DataContext) -> sort_keys.BlockSampler:
+    """How the tasks making an exchange's input sample its keys: SAMPLES_PER_RANGE
+    rows per partition's bytes, as an output range is about one partition."""
+    return sort_keys.BlockSampler(key, max(1, partition_target_bytes(ctx)
+                                           // sort_keys.SAMPLES_PER_RANGE))
 
 
 def default_strategy() -> str:
@@ -162,6 +204,24 @@ def partitions(refs: Sequence[Any], metas: Sequence[BlockMetadata],
     return out
 
 
+def default_outputs(maps: int, total: int, target: int) -> int:
+    """OUTPUTS_PER_MAP per map while a map's pieces stay MIN_PIECE_BYTES or more;
+    at least one per map, and outputs no larger than a partition (large input
+    blocks, one read task's file, still make blocks a stage can hold).
+
+    Why several per map: the store puts an object in the lowest hole that holds
+    it, and a map's piece for one reducer is 1/R of its partition, laid out next
+    to its pieces for the other reducers.  A reduce output (``maps`` pieces'
+    worth) finds no hole until about ``maps`` neighbouring reducers have freed
+    their pieces, so the first outputs go above everything else: the store's
+    high-water mark (pages touched, which stay resident) passes its peak use
+    by about ``total * maps / R``.  With R = maps: a whole copy (random_shuffle
+    of 250 MB: 525 MB of store pages against 285 MB in use); with 4 per map a
+    quarter of one (290 MB)."""
+    spread = min(OUTPUTS_PER_MAP * maps, max(1, total // maps // MIN_PIECE_BYTES))
+    return min(MAX_OUTPUTS, max(maps, -(-total // target), spread))
+
+
 @dataclass
 class Exchange:
     """One all-to-all operation: how to split a partition and combine a reducer's
@@ -174,23 +234,27 @@ class Exchange:
     ranges: sort_keys.SortKey | None = None  # sample these keys first (range partitioning)
     bounds: pa.Table | None = None  # or cut at these rows (sort's boundaries=)
 
+    @property
+    def sample_key(self) -> sort_keys.SortKey | None:
+        """Keys the tasks making the input should sample (``AllToAll.sample_key``)."""
+        return self.ranges if self.bounds is None else None
+
     def run(self, refs: list, metas: list) -> tuple[list, list]:
-        """``AllToAll.run``: start the shuffle, wait for its outputs' metadata."""
+        """``AllToAll.run``: start the shuffle; the outputs' refs and their
+        metadata's refs, at once."""
         ctx = DataContext.get_current()
         target = partition_target_bytes(ctx)
         parts = partitions(refs, metas, target)
         if not parts:
             return [], []
         total = sum(m.size_bytes for m in metas)
-        # outputs of about a partition's size, at least one per map: large input
-        # blocks (one read task's file) still make blocks a stage can hold
-        reducers = self.num_outputs or min(MAX_OUTPUTS, max(len(parts), -(-total // target)))
+        reducers = self.num_outputs or default_outputs(len(parts), total, target)
         map_kernel = self.map_kernel
         if self.bounds is not None:
             reducers = self.bounds.num_rows + 1
             map_kernel = functools.partial(map_kernel, bounds=self.bounds)
         elif self.ranges is not None:
-            bounds = _boundaries(parts, self.ranges, reducers)
+            bounds = _boundaries(refs, metas, block_sampler(self.ranges, ctx), reducers)
             map_kernel = functools.partial(map_kernel, bounds=bounds)
         if len(parts) == 1:  # one map: no shuffle (its actor and driver thread cost ~1 s)
             return _single_task(parts[0], reducers, map_kernel, self.reduce_kernel)
@@ -201,8 +265,7 @@ class Exchange:
             partition_bytes=max(1, total // len(parts)),
             reduce_args=lambda r: (r,), progress=_bars_on(ctx), label=self.name,
             strategy=ctx.shuffle_strategy or default_strategy())
-        out_metas = shoal.get([_remote_metadata.remote(o) for o in outputs])
-        return list(outputs), list(out_metas)
+        return list(outputs), [_remote_metadata.remote(o) for o in outputs]
 
 
 def _map_and_reduce(part: Partition, num_reducers: int, map_kernel: Callable,
@@ -219,21 +282,40 @@ def _single_task(part: Partition, reducers: int, map_kernel: Callable,
                  reduce_kernel: Callable) -> tuple[list, list]:
     refs = _remote_map_and_reduce.options(num_returns=2 * reducers).remote(
         part, reducers, map_kernel, reduce_kernel)
-    return refs[:reducers], list(shoal.get(refs[reducers:]))
+    return refs[:reducers], refs[reducers:]
 
 
-def _boundaries(parts: list[Partition], key: sort_keys.SortKey, ranges: int) -> pa.Table:
-    per_input = sort_keys.samples_per_input(len(parts), ranges)
-    samples = shoal.get([_remote_sample.remote(p, key, per_input, p.index) for p in parts])
-    return sort_keys.boundaries(samples, key, ranges)
+SAMPLE_TASK_BLOCKS = 16  # blocks one sampling task reads (existing data only)
+
+
+def _boundaries(refs: list, metas: list, sampler: sort_keys.BlockSampler,
+                ranges: int) -> pa.Table:
+    """Cut points at the quantiles of every block's sample, each sampled row
+    weighted by the rows it stands for; blocks whose makers did not sample them
+    are sampled here, a few per task."""
+    samples: list[pa.Table | None] = [getattr(m, "sample", None) for m in metas]
+    todo = [i for i, (m, got) in enumerate(zip(metas, samples, strict=True))
+            if got is None and m.num_rows]
+    tasks = [(chunk, _remote_sample.remote(sampler, chunk[0], *[refs[i] for i in chunk]))
+             for chunk in (todo[j:j + SAMPLE_TASK_BLOCKS]
+                           for j in range(0, len(todo), SAMPLE_TASK_BLOCKS))]
+    for chunk, ref in tasks:
+        for i, got in zip(chunk, shoal.get(ref), strict=True):
+            samples[i] = got
+    kept = [(s, m.num_rows) for s, m in zip(samples, metas, strict=True) if s is not None]
+    # in a task: the first sort kernel a process runs costs it ~35 MB (Arrow's
+    # compute registry), which the driver need not pay (workers have paid it)
+    return shoal.get(_remote_boundaries.remote([s for s, _ in kept], sampler.key, ranges,
+                                               [sort_keys.weight(rows, s) for s, rows in kept]))
 
 
 # ---- kernels ----------------------------------------------------------------------------
 def random_map(table: pa.Table, part: Partition, num_reducers: int,
                seed: int) -> list[pa.Table]:
     rng = np.random.default_rng([seed, part.index])
-    return sort_keys.split_by(table, rng.integers(num_reducers, size=table.num_rows),
-                              num_reducers)
+    small = np.uint16 if num_reducers <= 1 << 16 else np.int64  # 2 bytes a row, not 8
+    return sort_keys.split_by(table, rng.integers(num_reducers, size=table.num_rows,
+                                                  dtype=small), num_reducers)
 
 
 def random_reduce(tables: list[pa.Table], reducer: int, seed: int) -> pa.Table:

@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import shoal
+from shoal.data.actor_pool import ActorPool, PoolActor, pool_bounds
 from shoal.data.block import BlockMetadata
 from shoal.data.context import DataContext
+from shoal.data.exchange import block_sampler
 from shoal.data.plan import AllToAll, Compute, LogicalOp
-from shoal.data.planner import PhysicalPlan, Stage, plan
+from shoal.data.planner import BeingMade, PhysicalPlan, Stage, plan
 from shoal.data.progress import Progress
 from shoal.data.schedule import (
     Cancel,
@@ -50,8 +52,21 @@ from shoal.data.stats import ExecutionStats, StageStats
 POLL_S = 0.05
 TASK_MAX_RETRIES = 3
 ACTOR_TASKS_IN_FLIGHT = 2  # per actor: one running, one queued behind it
+ROOM_CHECK_S = 0.5  # an autoscaling pool asks for free CPUs at most this often
 
 _remote_slice = shoal.remote(num_returns=2, max_retries=TASK_MAX_RETRIES)(slice_block)
+
+
+@dataclass
+class _Task:
+    """A task of this run.  ``waited``: the ref whose readiness ends it (a stage
+    task's generator ref, or the metadata ref of a one-block task: a limit's
+    slice, an adopted reduce); ``block``: that one block's ref, else None."""
+
+    waited: Any
+    block: Any
+    stage: int
+    actor: PoolActor | None = None  # the pool's actor running it
 
 
 @dataclass(frozen=True)
@@ -85,10 +100,14 @@ def memory_budget(ctx: DataContext, store_bytes: float) -> int:
 
 
 class StreamingExecutor:
+    """``sampler``: the run feeds a sort or groupby; the tasks making its output
+    blocks sample their keys (a sort_keys.BlockSampler) into the metadata."""
+
     def __init__(self, root: LogicalOp, *, ctx: DataContext | None = None,
-                 progress: bool | None = None, label: str = "") -> None:
+                 progress: bool | None = None, label: str = "", sampler: Any = None) -> None:
         self.ctx = ctx or DataContext.get_current()
         self.root = root
+        self.sampler = sampler
         self.progress_on = self.ctx.enable_progress_bars if progress is None else progress
         self.label = label
         self.stats = ExecutionStats()
@@ -98,11 +117,11 @@ class StreamingExecutor:
         self._thread: threading.Thread | None = None
         self._objects: dict[int, Any] = {}
         self._metas: dict[int, BlockMetadata] = {}
-        # task -> (block ref, metadata ref, stage, actor entry or None)
-        self._tasks: dict[int, tuple[Any, Any, int, Any]] = {}
-        self._by_meta_ref: dict[Any, int] = {}
+        self._tasks: dict[int, _Task] = {}
+        self._by_ref: dict[Any, int] = {}  # _Task.waited -> task
         self._stage_fns: dict[int, Any] = {}
-        self._pools: dict[int, list[list]] = {}  # stage -> [[actor, in_flight], ...]
+        self._pools: dict[int, ActorPool] = {}  # actor stage -> its pool
+        self._room_checked: dict[int, float] = {}  # pool -> when free CPUs were last asked
 
     # ---- the consumer's side ---------------------------------------------------
 
@@ -113,8 +132,11 @@ class StreamingExecutor:
         started = time.perf_counter()
         self.physical: PhysicalPlan = plan(self.root, self._run_all_to_all)
         self._objects.update(self.physical.objects)
+        if self.sampler is not None:
+            for stage in self._makers_of_output():
+                stage.sampler = self.sampler
         for stage in self.physical.stages:
-            if stage.kind is StageKind.SOURCE:
+            if stage.kind in (StageKind.SOURCE, StageKind.EXCHANGE):
                 for item in stage.items:
                     obj = self._objects[item.handle]
                     if isinstance(obj, shoal.ObjectRef) and item.rows is not None:
@@ -130,6 +152,18 @@ class StreamingExecutor:
                                         daemon=True)
         self._thread.start()
         return self
+
+    def _makers_of_output(self) -> list[Stage]:
+        """The MAP stages whose blocks reach the output unchanged (through unions)."""
+        stages, found = self.physical.stages, []
+        todo = list(stages[-1].upstream)
+        while todo:
+            stage = stages[todo.pop()]
+            if stage.kind is StageKind.UNION:
+                todo.extend(stage.upstream)
+            elif stage.kind is StageKind.MAP:
+                found.append(stage)
+        return found
 
     def outputs(self) -> Iterator[RefBundle]:
         """The blocks in order.  Taking one tells the executor the consumer has it
@@ -161,6 +195,7 @@ class StreamingExecutor:
             self._perform(self.schedule.start())
             while not self.schedule.finished and not self._stopping.is_set():
                 self._step()
+                self._autoscale()
         except BaseException as exc:  # the consumer raises it
             error = exc
         finally:
@@ -176,7 +211,7 @@ class StreamingExecutor:
             except queue.Empty:
                 break
             self._perform(self.schedule.released(handle))
-        waiting = list(self._by_meta_ref)
+        waiting = list(self._by_ref)
         if not waiting:
             try:
                 handle = self._events.get(timeout=POLL_S)
@@ -189,25 +224,32 @@ class StreamingExecutor:
             return
         if len(waiting) > 1:
             ready, _ = shoal.wait(waiting, num_returns=len(waiting), timeout=0)
-        for meta_ref in ready:
-            if meta_ref in self._by_meta_ref:  # not cancelled by an earlier one
-                self._finish_task(meta_ref)
+        for ref in ready:
+            if ref in self._by_ref:  # not cancelled by an earlier one
+                self._finish_task(ref)
 
-    def _finish_task(self, meta_ref: Any) -> None:
-        task = self._by_meta_ref.pop(meta_ref)
-        block_ref, _, stage, actor = self._tasks.pop(task)
-        if actor is not None:
-            actor[1] -= 1
-        meta: BlockMetadata = shoal.get(meta_ref)  # raises the task's error
-        handle = next(self.physical.next_handle)
-        self._objects[handle] = block_ref
-        self._metas[handle] = meta
-        self.stats.task_done(stage, meta)
-        st = self.physical.stages[stage]
+    def _finish_task(self, ref: Any) -> None:
+        task = self._by_ref.pop(ref)
+        entry = self._tasks.pop(task)
+        if entry.actor is not None:
+            entry.actor.in_flight -= 1
+        if entry.block is None:  # a stage task: its blocks, then their metadata
+            items = list(shoal.get(ref))
+            metas: list[BlockMetadata] = shoal.get(items[-1])  # raises the task's error
+            blocks = items[:-1]
+        else:
+            metas, blocks = [shoal.get(ref)], [entry.block]
+        outputs = []
+        for block, meta in zip(blocks, metas, strict=True):
+            handle = next(self.physical.next_handle)
+            self._objects[handle] = block
+            self._metas[handle] = meta
+            outputs.append(Output(handle=handle, rows=meta.num_rows, size=meta.size_bytes))
+        self.stats.task_done(entry.stage, metas)
+        st = self.physical.stages[entry.stage]
         if st.kind is StageKind.MAP:
-            self.progress.update(st.name, meta.num_rows)
-        self._perform(self.schedule.task_done(
-            task, [Output(handle=handle, rows=meta.num_rows, size=meta.size_bytes)]))
+            self.progress.update(st.name, sum(m.num_rows for m in metas))
+        self._perform(self.schedule.task_done(task, outputs))
 
     def _perform(self, actions: list) -> None:
         for action in actions:
@@ -228,43 +270,43 @@ class StreamingExecutor:
     def _submit(self, action: Submit) -> None:
         args = [self._objects[i.handle] for i in action.items]
         stage = self.physical.stages[action.stage]
-        actor = None
-        if action.slice_rows is not None:
+        key = action.items[0].key
+        if stage.kind is StageKind.EXCHANGE:  # adopt the task making it (a reduce)
+            made: BeingMade = args[0]
+            entry = _Task(made.metadata, made.block, action.stage)
+        elif action.slice_rows is not None:
             block_ref, meta_ref = _remote_slice.remote(args[0], action.slice_rows)
+            entry = _Task(meta_ref, block_ref, action.stage)
         elif stage.compute is Compute.ACTORS:
-            actor = self._pick_actor(action.stage, stage)
-            actor[1] += 1
-            block_ref, meta_ref = actor[0].run.options(num_returns=2).remote(
-                *args, _key=action.items[0].key)
+            actor = self._pool(action.stage, stage).pick()
+            actor.in_flight += 1
+            ref = actor.handle.run.options(num_returns="dynamic").remote(*args, _key=key)
+            entry = _Task(ref, None, action.stage, actor)
         else:
-            block_ref, meta_ref = self._stage_fn(action.stage, stage).remote(
-                *args, _key=action.items[0].key)
-        self._tasks[action.task] = (block_ref, meta_ref, action.stage, actor)
-        self._by_meta_ref[meta_ref] = action.task
+            entry = _Task(self._stage_fn(action.stage, stage).remote(*args, _key=key), None,
+                          action.stage)
+        self._tasks[action.task] = entry
+        self._by_ref[entry.waited] = action.task
 
     def _cancel(self, tasks: tuple[int, ...]) -> None:
         for task in tasks:
             entry = self._tasks.pop(task, None)
             if entry is None:
                 continue
-            block_ref, meta_ref, _, actor = entry
-            self._by_meta_ref.pop(meta_ref, None)
-            if actor is not None:
-                actor[1] -= 1
-            else:
+            self._by_ref.pop(entry.waited, None)
+            if entry.actor is not None:
+                entry.actor.in_flight -= 1
+            elif self.physical.stages[entry.stage].kind is not StageKind.EXCHANGE:  # ours
                 try:
-                    shoal.cancel(block_ref)
+                    shoal.cancel(entry.waited if entry.block is None else entry.block)
                 except Exception:  # finished already, or not cancellable: let it be
                     pass
 
     def _cleanup(self) -> None:
         self._cancel(tuple(self._tasks))
         for pool in self._pools.values():
-            for actor, _ in pool:
-                try:
-                    shoal.kill(actor)
-                except Exception:
-                    pass
+            for actor in pool.actors:
+                _kill(actor)
         self._pools.clear()
         self._objects.clear()
 
@@ -273,14 +315,10 @@ class StreamingExecutor:
     def _cpus_per_task(self, stage: Stage) -> float:
         return float(stage.remote_args.get("num_cpus", 1) or 0)
 
-    def _pool_size(self, stage: Stage) -> int:
-        c = stage.concurrency
-        if isinstance(c, tuple):
-            return int(c[2] if len(c) == 3 else c[1])
-        if c:
-            return int(c)
+    def _pool_bounds(self, stage: Stage) -> tuple[int, int, int]:
         per = self._cpus_per_task(stage)
-        return max(1, math.floor(self.cpus / per)) if per else max(1, int(self.cpus))
+        fits = max(1, math.floor(self.cpus / per)) if per else max(1, int(self.cpus))
+        return pool_bounds(stage.concurrency, fits)
 
     def _max_running(self, stage: Stage) -> int:
         if stage.kind is StageKind.LIMIT:
@@ -288,7 +326,7 @@ class StreamingExecutor:
         if stage.kind is not StageKind.MAP:
             return 0
         if stage.compute is Compute.ACTORS:
-            return self._pool_size(stage) * ACTOR_TASKS_IN_FLIGHT
+            return self._pool_bounds(stage)[2] * ACTOR_TASKS_IN_FLIGHT
         per = self._cpus_per_task(stage)
         slots = max(1, math.floor(self.cpus / per)) if per else max(1, int(2 * self.cpus))
         if stage.concurrency:
@@ -299,36 +337,82 @@ class StreamingExecutor:
         opts = {"num_cpus": 1, **stage.remote_args}
         return opts
 
+    def _program(self, stage: Stage) -> StageProgram:
+        return StageProgram(stage.name, stage.transforms, stage.sampler,
+                            max_block_bytes=self.ctx.target_max_block_size)
+
     def _stage_fn(self, index: int, stage: Stage) -> Any:
         fn = self._stage_fns.get(index)
         if fn is None:
-            program = StageProgram(stage.name, stage.transforms)
-            fn = shoal.remote(num_returns=2, max_retries=TASK_MAX_RETRIES,
+            program = self._program(stage)
+            fn = shoal.remote(num_returns="dynamic", max_retries=TASK_MAX_RETRIES,
                               **self._remote_options(stage))(task_function(program))
             self._stage_fns[index] = fn
         return fn
 
-    def _pick_actor(self, index: int, stage: Stage) -> list:
+    def _pool(self, index: int, stage: Stage) -> ActorPool:
         pool = self._pools.get(index)
         if pool is None:
-            program = StageProgram(stage.name, stage.transforms)
-            cls = shoal.remote(**self._remote_options(stage))(StageActor)
-            pool = [[cls.remote(program), 0] for _ in range(self._pool_size(stage))]
+            low, high, initial = self._pool_bounds(stage)
+            pool = ActorPool(low, high, ACTOR_TASKS_IN_FLIGHT)
             self._pools[index] = pool
-        return min(pool, key=lambda a: a[1])
+            for _ in range(initial):
+                pool.actors.append(PoolActor(self._new_actor(index, stage)))
+        return pool
+
+    def _new_actor(self, index: int, stage: Stage) -> Any:
+        cls = self._stage_fns.get(index)
+        if cls is None:
+            cls = self._stage_fns[index] = shoal.remote(**self._remote_options(stage))(
+                StageActor)
+        return cls.remote(self._program(stage))
+
+    def _autoscale(self) -> None:
+        """Grow or shrink the autoscaling pools (actor_pool.py)."""
+        for index, pool in self._pools.items():
+            if not pool.autoscaling:
+                continue
+            load = self.schedule.load(index)
+            stage = self.physical.stages[index]
+            if pool.should_grow(load.waiting > 0, load.running) and self._room_for(index, stage):
+                pool.actors.append(PoolActor(self._new_actor(index, stage)))
+            elif not load.waiting and load.inputs_done:
+                for actor in pool.idle_beyond_min():
+                    pool.remove(actor)
+                    _kill(actor)
+            else:
+                continue
+            self._perform(self.schedule.resize(index, pool.capacity))
+
+    def _room_for(self, index: int, stage: Stage) -> bool:
+        """Free CPUs for one more actor (asked at most every ROOM_CHECK_S per pool)."""
+        now = time.monotonic()
+        if now - self._room_checked.get(index, -ROOM_CHECK_S) < ROOM_CHECK_S:
+            return False
+        self._room_checked[index] = now
+        need = float(self._remote_options(stage).get("num_cpus", 1) or 0)
+        return shoal.available_resources().get("CPU", 0.0) >= need
 
     def _run_all_to_all(self, op: AllToAll) -> tuple[list, list]:
-        """Run the input of ``op`` to the end (a nested executor) and start ``op``."""
+        """Run the input of ``op`` to the end (a nested executor) and start ``op``.
+        Its outputs' refs come back at once; this run drops the input's refs here,
+        so the maps hold each input block only until they have read it."""
+        sampler = None if op.sample_key is None else block_sampler(op.sample_key, self.ctx)
         inner = StreamingExecutor(op.input, ctx=self.ctx, progress=self.progress_on,
-                                  label=op.name).start()
+                                  label=op.name, sampler=sampler).start()
         refs, metas = [], []
         for bundle in inner.outputs():
             refs.append(bundle.ref)
             metas.append(bundle.metadata)
         self.stats.children.append(inner.stats)
-        out_refs, out_metas = op.run(refs, metas)
-        self.stats.add_all_to_all(op.name, out_metas)
-        return out_refs, out_metas
+        return op.run(refs, metas)
+
+
+def _kill(actor: PoolActor) -> None:
+    try:
+        shoal.kill(actor.handle)
+    except Exception:  # gone already
+        pass
 
 
 def stage_stats(stats: ExecutionStats) -> list[StageStats]:

@@ -81,6 +81,11 @@ class FileRead:
     def __init__(self, reader: Any, path: str, what: str) -> None:
         self.reader, self.path, self.what = reader, path, what
 
+    def limited(self, rows: int) -> FileRead | None:
+        cut = getattr(self.reader, "limited", None)
+        reader = cut(rows) if cut is not None else None
+        return None if reader is None else FileRead(reader, self.path, self.what)
+
     def __call__(self) -> Iterator[pa.Table]:
         try:
             tables = list(self.reader(self.path))
@@ -94,11 +99,29 @@ class FileRead:
 class ParquetReader:
     columns: list[str] | None
     kwargs: dict = field(default_factory=dict)
+    max_rows: int | None = None  # a limit pushed down: read only the row groups it needs
 
     def __call__(self, path: str) -> Iterator[pa.Table]:
         import pyarrow.parquet as pq
 
-        yield pq.read_table(path, columns=self.columns, **self.kwargs)
+        if self.max_rows is None:
+            yield pq.read_table(path, columns=self.columns, **self.kwargs)
+            return
+        with pq.ParquetFile(path) as file:
+            groups, rows = [], 0
+            for g in range(file.metadata.num_row_groups):
+                if rows >= self.max_rows and groups:
+                    break
+                groups.append(g)
+                rows += file.metadata.row_group(g).num_rows
+            table = file.read_row_groups(groups, columns=self.columns)
+        yield table.slice(0, self.max_rows)
+
+    def limited(self, rows: int) -> ParquetReader | None:
+        """Row groups are cut only when nothing else chooses rows (a filter would)."""
+        if self.kwargs:
+            return None
+        return ParquetReader(self.columns, {}, rows)
 
     def footer(self, path: str) -> tuple[int | None, int]:
         """(rows, uncompressed bytes of the columns read) from the footer."""

@@ -70,7 +70,8 @@ class GroupedData:
 
             return from_items([self._dataset.aggregate(*spec.aggs)])
         op = exchange.aggregate(spec)
-        return self._dataset._with(AllToAll(input=self._dataset._op, name=op.name, run=op.run))
+        return self._dataset._with(AllToAll(input=self._dataset._op, name=op.name, run=op.run,
+                                            sample_key=op.sample_key))
 
     def _on(self, cls: type, on: Any, what: str, **kwargs: Any) -> Dataset:
         if on is None:

@@ -8,6 +8,7 @@ them.  Ops are frozen dataclasses so two datasets can share a prefix safely.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,19 @@ class ReadTask:
     num_rows: int | None
     size_bytes: int | None
     label: str = ""
+
+    def limited(self, rows: int) -> ReadTask:
+        """This task reading at most ``rows`` rows, if its reader can stop early
+        (``read.limited(rows)``: a range, parquet row groups); else itself (it
+        reads everything and the limit slices the block)."""
+        cut = getattr(self.read, "limited", None)
+        read = cut(rows) if cut is not None else None
+        if read is None or (self.num_rows is not None and self.num_rows <= rows):
+            return self
+        size = self.size_bytes
+        if size is not None and self.num_rows:
+            size = size * rows // self.num_rows
+        return ReadTask(read, None if self.num_rows is None else rows, size, self.label)
 
 
 class Compute(enum.Enum):
@@ -104,15 +118,45 @@ class Union(LogicalOp):
 class AllToAll(LogicalOp):
     """An operator that needs every input block before its first output (a
     shuffle, a sort, a repartition): ``run(refs, metadata) -> (refs, metadata)``
-    is called on the driver with all of its input and starts the work."""
+    is called on the driver with all of its input and starts the work; an
+    output's metadata may be a ref of it (the output is still being made).
+    ``sample_key``: keys the tasks making the input sample (a SortKey)."""
 
     input: LogicalOp
     name: str
     run: Callable[[list, list], tuple[list, list]]
+    sample_key: Any = None
 
     @property
     def inputs(self) -> tuple[LogicalOp, ...]:  # type: ignore[override]
         return (self.input,)
+
+
+def limit_pushdown(op: Limit) -> LogicalOp:
+    """``op``'s input with the Read under it (through maps that keep the row
+    count) cut to what the limit needs: the read tasks up to the one whose rows
+    reach it, each told to read no more than the rows still wanted (known
+    counts: range, parquet footers).  Without known counts every task stays,
+    capped at the limit, and the scheduler stops launching them once the rows
+    are known to be there (schedule.py)."""
+    chain: list[MapOp] = []
+    node = op.input
+    while isinstance(node, MapOp) and getattr(node.transform, "preserves_rows", False):
+        chain.append(node)
+        node = node.input
+    if not isinstance(node, Read) or not node.tasks:
+        return op.input
+    tasks: list[ReadTask] = []
+    known = 0
+    for task in node.tasks:
+        if known >= op.limit and tasks:
+            break
+        tasks.append(task.limited(op.limit - known))
+        known += task.num_rows or 0
+    out: LogicalOp = dataclasses.replace(node, tasks=tuple(tasks))
+    for m in reversed(chain):
+        out = dataclasses.replace(m, input=out)
+    return out
 
 
 def known_num_rows(op: LogicalOp) -> int | None:

@@ -13,7 +13,10 @@ as a generator chain inside the task (transforms.py).  Rules:
   ``map_batches(batch_size=4096)`` over 1000-row blocks gets full batches.
 
 Nothing here runs anything, except ``AllToAll`` ops, whose input must exist
-before they start: the caller's ``run_all_to_all`` executes that sub-plan.
+before they start: the caller's ``run_all_to_all`` executes that sub-plan and
+starts the operation, which returns its outputs' refs at once (with their
+metadata, or refs of it while they are being made).  The op becomes an
+EXCHANGE stage: its outputs flow into the stages after it as each is made.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shoal.data.block import BlockMetadata
 from shoal.data.plan import (
     AllToAll,
     Compute,
@@ -33,6 +37,7 @@ from shoal.data.plan import (
     Read,
     ReadTask,
     Union,
+    limit_pushdown,
 )
 from shoal.data.schedule import Item, Key, StageKind, StageSpec
 from shoal.data.transforms import Transform
@@ -53,17 +58,27 @@ class Stage:
     limit: int | None = None
     items: list[Item] = field(default_factory=list)
     reads: bool = False  # a MAP stage whose inputs are read tasks
+    sampler: Any = None  # a MAP stage's tasks sample their blocks' keys (BlockSampler)
 
     def spec(self, max_running: int) -> StageSpec:
+        keeps_rows = all(getattr(t, "preserves_rows", False) for t in self.transforms)
         return StageSpec(name=self.name, kind=self.kind, upstream=tuple(self.upstream),
                          max_running=max_running, min_rows_per_bundle=self.min_rows_per_bundle,
-                         limit=self.limit, items=tuple(self.items))
+                         limit=self.limit, items=tuple(self.items), preserves_rows=keeps_rows)
+
+
+@dataclass(frozen=True)
+class BeingMade:
+    """An EXCHANGE item not made yet: its block's ref and its metadata's ref."""
+
+    block: Any
+    metadata: Any
 
 
 @dataclass
 class PhysicalPlan:
     stages: list[Stage]
-    objects: dict[int, Any]  # handle -> ObjectRef (a block) or ReadTask, for source items
+    objects: dict[int, Any]  # handle -> ObjectRef (a block), ReadTask or BeingMade
     next_handle: itertools.count
 
 
@@ -87,14 +102,14 @@ class _Builder:
         return len(self.stages) - 1
 
     def _source(self, name: str, things: list[tuple[Any, int | None, int, bool]],
-                prefix: Key) -> int:
+                prefix: Key, kind: StageKind = StageKind.SOURCE) -> int:
         items = []
         for j, (obj, rows, size, counted) in enumerate(things):
             handle = next(self.handles)
             self.objects[handle] = obj
             items.append(Item(key=prefix + (j,), handle=handle, rows=rows, size=size,
                               counted=counted))
-        return self._add(Stage(name=name, kind=StageKind.SOURCE, items=items))
+        return self._add(Stage(name=name, kind=kind, items=items))
 
     def build(self, op: LogicalOp, prefix: Key) -> int:
         if isinstance(op, Read):
@@ -109,19 +124,24 @@ class _Builder:
         if isinstance(op, MapOp):
             return self._map(op, self.build(op.input, prefix))
         if isinstance(op, Limit):
-            below = self.build(op.input, prefix)
+            below = self.build(limit_pushdown(op), prefix)
             return self._add(Stage(name=f"Limit[{op.limit}]", kind=StageKind.LIMIT,
                                    upstream=[below], limit=op.limit))
         if isinstance(op, Union):
             children = [self.build(c, prefix + (n,)) for n, c in enumerate(op.children)]
             return self._add(Stage(name="Union", kind=StageKind.UNION, upstream=children))
         if isinstance(op, AllToAll):
-            # its outputs exist when the run continues: data, like materialized blocks,
-            # so they do not count against the budget (a sort of twice the store would
-            # otherwise leave downstream stages one task at a time)
+            # its outputs are data, like materialized blocks, so they do not count
+            # against the budget (a sort of twice the store would otherwise leave
+            # downstream stages one task at a time)
             refs, metadata = self.run_all_to_all(op)
-            return self._source(op.name, [(r, m.num_rows, m.size_bytes, False)
-                                          for r, m in zip(refs, metadata, strict=False)], prefix)
+            things: list[tuple[Any, int | None, int, bool]] = []
+            for ref, meta in zip(refs, metadata, strict=True):
+                if isinstance(meta, BlockMetadata):
+                    things.append((ref, meta.num_rows, meta.size_bytes, False))
+                else:
+                    things.append((BeingMade(ref, meta), None, 0, False))
+            return self._source(op.name, things, prefix, StageKind.EXCHANGE)
         raise TypeError(f"unknown logical operator {type(op).__name__}")
 
     def _map(self, op: MapOp, below: int) -> int:

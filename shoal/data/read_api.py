@@ -95,6 +95,9 @@ class _RangeRead:
     def __init__(self, start: int, stop: int, shape: tuple | None) -> None:
         self.start, self.stop, self.shape = start, stop, shape
 
+    def limited(self, rows: int) -> _RangeRead:
+        return _RangeRead(self.start, min(self.stop, self.start + rows), self.shape)
+
     def __call__(self) -> Iterable[pa.Table]:
         ids = np.arange(self.start, self.stop, dtype=np.int64)
         if self.shape is None:

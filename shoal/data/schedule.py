@@ -8,12 +8,23 @@ stages that feed it.  Units of data are ``Item``s: a block (or, at a read
 source, a read task) with a *key*, its rows and its bytes.
 
 * SOURCE stages know their items at the start and hand them all downstream.
+* EXCHANGE stages are sources whose items are being made elsewhere (a
+  shuffle's reduces, started before the run): each item whose rows are not
+  known yet is a task of the stage from the start (the performer adopts the
+  running reduce), so it reaches the stages after it as soon as it is made,
+  and the key order holds as for any task.  Their blocks are data, not
+  counted, like a source's.
 * MAP stages run one task per *bundle* of items (the smallest keys first;
   with ``min_rows_per_bundle``, items until that many rows) and get one or
   more items back.
 * LIMIT stages forward items in key order until ``limit`` rows have passed;
   the item that crosses the limit is cut by a slice task; then everything
-  upstream is cancelled.
+  upstream is cancelled.  Before that, a stage feeding a limit starts no task
+  for a key once the rows known to come from smaller keys reach the limit
+  (rows waiting at the limit, and the rows of items and running tasks in
+  stages that keep the row count: read tasks' counts, row maps): that task's
+  output would be dropped.  If the counts were estimates that fell short and
+  nothing is left running, the next task starts after all.
 * UNION stages forward what they get.
 * The OUTPUT stage (last) emits items to the consumer in key order.
 
@@ -44,12 +55,14 @@ work in flight.
 
     consumer <- OUTPUT <- MAP(map_batches) <- LIMIT? <- MAP(read+map) <- SOURCE
                  emit      submit/done                  submit/done      items
-    events in: start(), task_done(task, outputs), released(handle)
+    events in: start(), task_done(task, outputs), released(handle),
+               resize(stage, max_running) (an actor pool grew or shrank)
     actions out: Submit, Release, Cancel, Emit, Finish
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import heapq
 import itertools
@@ -62,6 +75,7 @@ HIGHEST: Key = (1 << 62,)
 
 class StageKind(enum.Enum):
     SOURCE = "source"
+    EXCHANGE = "exchange"  # a source whose items arrive as their makers finish
     MAP = "map"
     LIMIT = "limit"
     UNION = "union"
@@ -100,7 +114,8 @@ class StageSpec:
     max_running: int = 1
     min_rows_per_bundle: int | None = None
     limit: int | None = None
-    items: tuple[Item, ...] = ()  # SOURCE
+    items: tuple[Item, ...] = ()  # SOURCE, EXCHANGE (rows None: not made yet)
+    preserves_rows: bool = False  # MAP: a task's output has its inputs' rows
 
 
 @dataclass(frozen=True)
@@ -132,6 +147,13 @@ class Finish:
 
 
 Action = Submit | Release | Cancel | Emit | Finish
+
+
+@dataclass(frozen=True)
+class StageLoad:
+    waiting: int  # items queued for the stage
+    running: int  # its tasks running
+    inputs_done: bool  # no more items can come
 
 
 @dataclass
@@ -187,7 +209,25 @@ class Schedule:
                     raise ValueError(f"stage {u} feeds two stages")
                 self._downstream[u] = i
         self._upstream_all = [self._closure(i) for i in range(len(specs))]
+        self._limit_of = {i: lim for i in range(len(specs))
+                          if (lim := self._limit_below(i)) is not None}
         self.finished = False
+
+    def _limit_below(self, i: int) -> int | None:
+        """The LIMIT stage stage i's output reaches through maps and unions."""
+        d = self._downstream.get(i)
+        while d is not None and self.stages[d].spec.kind in (StageKind.MAP, StageKind.UNION):
+            d = self._downstream.get(d)
+        return d if d is not None and self.stages[d].spec.kind is StageKind.LIMIT else None
+
+    def _keeps_rows_to(self, i: int, lim: int) -> bool:
+        """Every row in stage i (an item or a task's input) reaches ``lim``."""
+        while i != lim:
+            spec = self.stages[i].spec
+            if spec.kind is StageKind.MAP and not spec.preserves_rows:
+                return False
+            i = self._downstream[i]
+        return True
 
     def _closure(self, i: int) -> list[int]:
         out: list[int] = []
@@ -208,6 +248,12 @@ class Schedule:
                 for item in st.spec.items:
                     self._arrive(self._downstream[i], item, actions)
                 st.state = StageState.FINISHED
+            elif st.spec.kind is StageKind.EXCHANGE:
+                for item in st.spec.items:
+                    if item.rows is None:  # being made: its maker is this stage's task
+                        self._start(i, (item,), 0, actions)
+                    else:
+                        self._arrive(self._downstream[i], item, actions)
         self._advance(actions)
         return actions
 
@@ -223,15 +269,17 @@ class Schedule:
         self.in_flight -= run.estimate + sum(i.size for i in run.items if i.counted)
         actions.append(Release(tuple(i.handle for i in run.items)))
         st.bytes_in += sum(i.size for i in run.items)
+        counted = st.spec.kind is not StageKind.EXCHANGE  # an exchange's outputs are data
         made = [Item(key=run.key if len(outputs) == 1 else run.key + (s,), handle=o.handle,
-                     rows=o.rows, size=o.size, counted=True) for s, o in enumerate(outputs)]
+                     rows=o.rows, size=o.size, counted=counted) for s, o in enumerate(outputs)]
         st.bytes_out += sum(o.size for o in outputs)
         st.rows_out += sum(o.rows for o in outputs)
         if st.state is StageState.CANCELLED:
             actions.append(Release(tuple(i.handle for i in made)))
         else:
             for item in made:
-                self._add_flight(item.size)
+                if item.counted:
+                    self._add_flight(item.size)
                 if st.spec.kind is StageKind.LIMIT:
                     st.rows_passed += item.rows or 0
                 self._arrive(self._downstream[run.stage], item, actions)
@@ -246,6 +294,21 @@ class Schedule:
         actions: list[Action] = []
         self._advance(actions)
         return actions
+
+    def resize(self, i: int, max_running: int) -> list[Action]:
+        """Stage i may run ``max_running`` tasks from now on (its actor pool grew or
+        shrank); tasks beyond it finish as they are."""
+        st = self.stages[i]
+        st.spec = dataclasses.replace(st.spec, max_running=max(0, max_running))
+        actions: list[Action] = []
+        self._advance(actions)
+        return actions
+
+    def load(self, i: int) -> StageLoad:
+        """What an actor pool scales by."""
+        st = self.stages[i]
+        return StageLoad(waiting=len(st.pending), running=len(st.running),
+                         inputs_done=self._inputs_done(i))
 
     # ---- the rules ------------------------------------------------------------
 
@@ -376,7 +439,7 @@ class Schedule:
         moved = False
         while st.pending and len(st.running) < st.spec.max_running:
             bundle = self._bundle(i)
-            if bundle is None:
+            if bundle is None or not self._wanted(i, bundle[0].key):
                 break
             estimate = self._estimate(st, bundle)
             if self.in_flight + estimate > self.budget and not self._may_exceed(bundle[0]):
@@ -386,6 +449,28 @@ class Schedule:
             self._start(i, bundle, estimate, actions)
             moved = True
         return moved
+
+    def _wanted(self, i: int, key: Key) -> bool:
+        """False if the limit below stage i gets its rows from keys before ``key``."""
+        lim = self._limit_of.get(i)
+        if lim is None:
+            return True
+        st = self.stages[lim]
+        if st.running:  # its slice task is cutting the last rows
+            return False
+        rows = st.rows_passed + sum(item.rows or 0 for item in st.pending if item.key < key)
+        busy = False
+        for u in self._upstream_all[lim]:
+            up = self.stages[u]
+            busy |= bool(up.running)
+            if up.spec.kind in (StageKind.SOURCE, StageKind.EXCHANGE) \
+                    or not self._keeps_rows_to(u, lim):
+                continue
+            rows += sum(item.rows or 0 for item in up.pending if item.key < key)
+            rows += sum(sum(item.rows or 0 for item in self.tasks[t].items)
+                        for t in up.running if self.tasks[t].key < key)
+        # counts may be estimates: if they fell short and nothing runs, go on
+        return rows < (st.spec.limit or 0) or not busy
 
     def _bundle(self, i: int) -> tuple[Item, ...] | None:
         """The next bundle (smallest keys) or None if it should wait for more rows."""

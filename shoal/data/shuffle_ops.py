@@ -68,7 +68,7 @@ def contiguous_split(num_blocks: int):
             block, meta = _remote_slices.remote(spans, *args)
             out_refs.append(block)
             meta_refs.append(meta)
-        return out_refs, list(shoal.get(meta_refs))
+        return out_refs, meta_refs
     return run
 
 
@@ -83,8 +83,8 @@ def block_order(seed: int | None):
     return run
 
 
-def all_to_all(ds: Dataset, name: str, run: Any) -> Dataset:
-    return ds._with(AllToAll(input=ds._op, name=name, run=run))
+def all_to_all(ds: Dataset, name: str, run: Any, sample_key: Any = None) -> Dataset:
+    return ds._with(AllToAll(input=ds._op, name=name, run=run, sample_key=sample_key))
 
 
 # ---- dataset-wide aggregation ------------------------------------------------------------

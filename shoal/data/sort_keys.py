@@ -103,14 +103,46 @@ def samples_per_input(num_inputs: int, num_ranges: int) -> int:
     return max(MIN_SAMPLES_PER_INPUT, -(-SAMPLES_PER_RANGE * num_ranges // max(1, num_inputs)))
 
 
-def boundaries(samples: Sequence[pa.Table], key: SortKey, num_ranges: int) -> pa.Table:
+@dataclass(frozen=True)
+class BlockSampler:
+    """Keys sampled from a block where it is made (the task that makes a sort's or
+    a groupby's input), so the input is not read again just for its sample.
+    Rows sampled grow with the block's bytes (one per ``bytes_per_sample``, at
+    least MIN_SAMPLES_PER_INPUT); ``weight`` makes blocks count by their rows."""
+
+    key: SortKey
+    bytes_per_sample: int
+
+    def __call__(self, table: pa.Table, seed: int) -> pa.Table | None:
+        """The sample, or None if the block lacks a key column (the exchange then
+        reports that error itself, naming the operation)."""
+        if not table.num_rows or any(c not in table.column_names for c in self.key.columns):
+            return None
+        count = max(MIN_SAMPLES_PER_INPUT, -(-table.nbytes // max(1, self.bytes_per_sample)))
+        return sample(table, self.key, count, seed)
+
+
+def weight(block_rows: int, sampled: pa.Table) -> float:
+    """Rows of its block each sampled row stands for."""
+    return block_rows / sampled.num_rows if sampled.num_rows else 0.0
+
+
+def boundaries(samples: Sequence[pa.Table], key: SortKey, num_ranges: int,
+               weights: Sequence[float] | None = None) -> pa.Table:
     """``num_ranges - 1`` boundary rows (fewer if the sample is smaller) at the
-    sample's quantiles; duplicates are kept, so a heavy key may leave a range empty."""
-    rows = sort_table(concat([s for s in samples if s.num_rows]), key)
+    sample's quantiles, each sample's rows counting ``weights[i]`` (default 1);
+    duplicates are kept, so a heavy key may leave a range empty."""
+    if weights is None:
+        weights = [1.0] * len(samples)
+    kept = [(s, w) for s, w in zip(samples, weights, strict=True) if s.num_rows]
+    rows = concat([s for s, _ in kept])
     if num_ranges <= 1 or rows.num_rows == 0:
         return rows.slice(0, 0)
-    picks = (np.arange(1, num_ranges) * rows.num_rows) // num_ranges
-    return rows.take(np.minimum(picks, rows.num_rows - 1))
+    at = order(rows, key)
+    cumulative = np.cumsum(np.concatenate([np.full(s.num_rows, w) for s, w in kept])[at])
+    targets = np.arange(1, num_ranges) * (cumulative[-1] / num_ranges)
+    picks = np.searchsorted(cumulative, targets * (1 + 1e-12), side="right")
+    return rows.take(at[np.minimum(picks, rows.num_rows - 1)])
 
 
 def _numeric_values(column: Any) -> np.ndarray | None:

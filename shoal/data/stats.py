@@ -14,6 +14,7 @@ from shoal.data.block import BlockMetadata
 class StageStats:
     name: str
     tasks: int = 0
+    blocks: int = 0
     rows: int = 0
     bytes: int = 0
     task_wall_s: float = 0.0
@@ -35,26 +36,24 @@ class ExecutionStats:
         self.budget = budget
         self.started = started
         for i, s in enumerate(stages):
-            if s.kind.value in ("map", "limit"):
+            if s.kind.value in ("map", "limit", "exchange"):
                 st = StageStats(s.name)
                 self.stages.append(st)
                 self._index[i] = st
 
-    def task_done(self, stage: int, meta: BlockMetadata) -> None:
+    def task_done(self, stage: int, metas: list[BlockMetadata]) -> None:
+        """A task made ``metas``' blocks; the last one's times are the task's."""
         st = self._index.get(stage)
         if st is None:
             return
         st.tasks += 1
-        st.rows += meta.num_rows
-        st.bytes += meta.size_bytes
-        st.task_wall_s += meta.wall_s
-        st.task_cpu_s += meta.cpu_s
-        st.max_task_wall_s = max(st.max_task_wall_s, meta.wall_s)
-
-    def add_all_to_all(self, name: str, metas: list[BlockMetadata]) -> None:
-        self.stages.append(StageStats(name, tasks=len(metas),
-                                      rows=sum(m.num_rows for m in metas),
-                                      bytes=sum(m.size_bytes for m in metas)))
+        st.blocks += len(metas)
+        st.rows += sum(m.num_rows for m in metas)
+        st.bytes += sum(m.size_bytes for m in metas)
+        if metas:
+            st.task_wall_s += metas[-1].wall_s
+            st.task_cpu_s += metas[-1].cpu_s
+            st.max_task_wall_s = max(st.max_task_wall_s, metas[-1].wall_s)
 
     def finish(self, schedule: Any, now: float) -> None:
         self.wall_s = now - self.started
@@ -67,8 +66,8 @@ class ExecutionStats:
         for n, st in enumerate(self.stages):
             mean = st.task_wall_s / st.tasks if st.tasks else 0.0
             lines.append(
-                f"Operator {n} {st.name}: {st.tasks} tasks executed, {st.rows} rows output, "
-                f"{_mb(st.bytes)} output\n"
+                f"Operator {n} {st.name}: {st.tasks} tasks executed, {st.blocks} blocks "
+                f"produced, {st.rows} rows output, {_mb(st.bytes)} output\n"
                 f"* Task wall time: {st.task_wall_s:.3f}s total, {mean * 1000:.1f}ms mean, "
                 f"{st.max_task_wall_s * 1000:.1f}ms max; CPU time {st.task_cpu_s:.3f}s")
         lines.append(f"Dataset execution: {self.wall_s:.3f}s wall; blocks in flight peaked at "

@@ -76,6 +76,43 @@ def test_skewed_keys_still_balance():
     assert uniform.max() > 10 * max(1, uniform.min())  # what sampling avoids
 
 
+def test_samples_count_by_the_rows_they_stand_for():
+    """Blocks sample by bytes, not rows; weights put the cuts at the quantiles of
+    the data: a 9000-row block of keys 0..8999 and a 1000-row block of keys
+    9000..9999, each sampled 100 rows: the median is near 5000, not 9000."""
+    key = SortKey(("k",), (False,))
+    big = pa.table({"k": np.arange(9000)})
+    small = pa.table({"k": np.arange(9000, 10_000)})
+    samples = [sort_keys.sample(big, key, 100, 1), sort_keys.sample(small, key, 100, 2)]
+    weights = [sort_keys.weight(9000, samples[0]), sort_keys.weight(1000, samples[1])]
+    [cut] = sort_keys.boundaries(samples, key, 2, weights).column("k").to_pylist()
+    assert 4000 <= cut <= 6000
+    [unweighted] = sort_keys.boundaries(samples, key, 2).column("k").to_pylist()
+    assert unweighted >= 8900  # what equal weights would give
+    even = sort_keys.boundaries([big], key, 4, [1.0])  # weights of 1: plain quantiles
+    assert even.column("k").to_pylist() == sort_keys.boundaries([big], key, 4).column(
+        "k").to_pylist() == [2250, 4500, 6750]
+
+
+def test_a_block_sampler_samples_by_bytes_and_skips_blocks_without_the_key():
+    sampler = sort_keys.BlockSampler(SortKey(("k",), (False,)), bytes_per_sample=800)
+    table = pa.table({"k": np.arange(10_000), "v": np.zeros(10_000)})  # 160 KB
+    assert sampler(table, 1).num_rows == 200
+    assert sampler(table.slice(0, 10), 1).num_rows == 10  # all rows of a small block
+    assert sampler(pa.table({"v": [1.0]}), 1) is None  # the exchange names the error
+    assert sampler(table.slice(0, 0), 1) is None
+
+
+def test_outputs_are_several_per_map_while_pieces_stay_store_objects():
+    from shoal.data.exchange import default_outputs
+
+    MiB = 1 << 20
+    assert default_outputs(8, 256 * MiB, 32 * MiB) == 32  # 4 per map: 1 MiB pieces
+    assert default_outputs(16, 256 * MiB, 16 * MiB) == 64  # 256 KiB pieces
+    assert default_outputs(63, 256 * MiB, 4 * MiB) == 64  # one per map at least
+    assert default_outputs(1, 1 << 30, 128 * MiB) == 8  # no output above the target
+
+
 def test_split_by_keeps_row_order_within_a_part_and_copies():
     table = pa.table({"v": np.arange(10)})
     parts = sort_keys.split_by(table, np.array([1, 0, 1, 2, 0, 1, 1, 2, 0, 0]), 3)
@@ -139,3 +176,53 @@ def test_dataset_wide_states_and_an_empty_input():
     assert got.column("sum(v)")[0].as_py() == 45.0
     assert abs(got.column("std(v)")[0].as_py() - np.std(np.arange(10.0), ddof=1)) < 1e-12
     assert spec.combine([spec.partial(table.slice(0, 0))]).num_rows == 0
+
+
+def test_compact_copies_chunks_that_share_one_buffer(tmp_path):
+    """Parquet's reader cuts a row group into chunks that are slices of one
+    buffer; each pickles the whole buffer, so the block stored twice its size."""
+    import pickle
+
+    import pyarrow.parquet as pq
+
+    from shoal.data.block import compact
+
+    pq.write_table(pa.table({"x": np.arange(200_000), "y": np.ones(200_000)}),
+                   tmp_path / "f.parquet")
+    table = pq.read_table(tmp_path / "f.parquet")
+    assert table.column("x").num_chunks == 2  # what the reader does (a row group, 2 chunks)
+    assert len(pickle.dumps(table, protocol=5)) > 1.9 * table.nbytes
+    out = compact(table)
+    assert out.equals(table)
+    assert len(pickle.dumps(out, protocol=5)) < 1.05 * table.nbytes
+    whole = pa.table({"x": np.arange(1000)})
+    assert compact(whole) is whole  # nothing to gain: no copy
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 3000), min_size=0, max_size=8), st.integers(800, 20_000))
+def test_blocks_of_cuts_a_task_output_at_the_target_in_order(sizes, target):
+    from shoal.data.block import blocks_of
+
+    start = np.cumsum([0] + sizes)
+    tables = [pa.table({"x": np.arange(a, a + n, dtype=np.int64)})
+              for a, n in zip(start, sizes, strict=False)]
+    blocks = list(blocks_of(iter(tables), target))
+    assert blocks, "at least one block, even when empty"
+    got = np.concatenate([b.column("x").to_numpy() for b in blocks]) if sum(sizes) else []
+    assert list(got) == list(range(sum(sizes)))
+    assert all(b.nbytes <= target for b in blocks)
+    if sum(sizes):
+        assert all(b.num_rows for b in blocks)
+        assert len(blocks) <= 2 * -(-8 * sum(sizes) // target) + len(sizes)
+
+
+def test_blocks_of_keeps_the_schema_of_an_empty_output():
+    from shoal.data.block import blocks_of
+
+    [block] = list(blocks_of(iter([pa.table({"a": pa.array([], pa.int64())})]), 100))
+    assert block.num_rows == 0 and block.column_names == ["a"]
+    [block] = list(blocks_of(iter([]), 100))
+    assert block.num_rows == 0
+    one_big_row = pa.table({"b": [b"x" * 1000]})
+    assert [b.num_rows for b in blocks_of(iter([one_big_row]), 100)] == [1]

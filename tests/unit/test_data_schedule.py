@@ -190,3 +190,108 @@ def test_blocks_that_existed_before_the_run_are_not_counted():
 def test_the_last_stage_must_be_the_output():
     with pytest.raises(ValueError, match="OUTPUT"):
         Schedule([_source(1)], budget=10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 30), made=st.integers(0, 30), seed=st.integers(0, 10**6),
+       lag=st.integers(0, 2))
+def test_an_exchange_streams_its_outputs_in_order_as_they_are_made(n, made, seed, lag):
+    """A shuffle's outputs (an EXCHANGE stage) are its tasks from the start; each
+    goes on as soon as it is made, in key order, and none counts in the budget."""
+    made = min(made, n)  # the first ``made`` exist already (rows known)
+    items = tuple(Item(key=(j,), handle=j, rows=10 if j < made else None,
+                       size=BLOCK if j < made else 0, counted=False) for j in range(n))
+    specs = [StageSpec("shuffle", StageKind.EXCHANGE, items=items),
+             StageSpec("map", StageKind.MAP, upstream=(0,), max_running=2),
+             StageSpec("out", StageKind.OUTPUT, upstream=(1,))]
+    sim = Sim(specs, budget=2 * BLOCK, seed=seed, consumer_lag=lag)
+    maps_while_making: list[int] = []
+    original = sim.perform
+
+    def perform(actions):
+        original(actions)
+        if any(isinstance(a, Submit) and a.stage == 1 for a in actions):
+            maps_while_making.append(len(sim.s.stages[0].running))
+
+    sim.perform = perform
+    sim.perform(sim.s.start())
+    assert len(sim.s.stages[0].running) == n - made  # all adopted at once
+    for _ in range(100_000):
+        if not sim.step():
+            break
+    assert sim.finished
+    assert [i.key for i in sim.emitted] == [(j,) for j in range(n)]
+    # outputs arrive out of order: later ones may run first and wait for the
+    # frontier, which may start beyond the budget (one task: its output)
+    assert sim.max_over <= BLOCK
+    if n - made > 1:  # the first map did not wait for the last output
+        assert maps_while_making[0] > 0 or made > 0
+    assert sim.s.in_flight == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 40), limit=st.integers(0, 200), seed=st.integers(0, 10**6),
+       running=st.integers(1, 6))
+def test_a_limit_stops_launching_reads_once_their_rows_are_known(n, limit, seed, running):
+    """Reads whose row counts are known (and maps that keep them) launch only the
+    tasks the limit needs, whatever order they finish in."""
+    specs = [_source(n), StageSpec("read", StageKind.MAP, upstream=(0,), max_running=running,
+                                   preserves_rows=True),
+             StageSpec("limit", StageKind.LIMIT, upstream=(1,), limit=limit, max_running=1),
+             StageSpec("out", StageKind.OUTPUT, upstream=(2,))]
+    sim = Sim(specs, budget=10 * BLOCK, seed=seed)
+    sim.run()
+    assert sum(i.rows for i in sim.emitted) == min(limit, 10 * n)
+    assert sim.s.stages[1].tasks_started == min(n, -(-limit // 10))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 30), limit=st.integers(1, 100), seed=st.integers(0, 10**6))
+def test_a_limit_still_finishes_when_row_counts_were_too_high(n, limit, seed):
+    """Counts are estimates: tasks that make fewer rows than promised leave the
+    limit short; once nothing runs, the next task starts after all."""
+    specs = [_source(n), StageSpec("read", StageKind.MAP, upstream=(0,), max_running=3,
+                                   preserves_rows=True),
+             StageSpec("limit", StageKind.LIMIT, upstream=(1,), limit=limit, max_running=1),
+             StageSpec("out", StageKind.OUTPUT, upstream=(2,))]
+    sim = Sim(specs, budget=10 * BLOCK, seed=seed)
+    original = sim.s.task_done
+
+    def fewer(task, outputs):  # every read makes 3 rows, not the 10 it promised
+        if sim.s.tasks.get(task) is not None and sim.s.tasks[task].stage == 1:
+            outputs = [Output(o.handle, 3, o.size) for o in outputs]
+        return original(task, outputs)
+
+    sim.s.task_done = fewer
+    sim.run()
+    assert sum(i.rows for i in sim.emitted) == min(limit, 3 * n)
+
+
+def test_an_actor_pool_grows_when_saturated_and_shrinks_when_no_input_can_come():
+    from shoal.data.actor_pool import ActorPool, PoolActor, pool_bounds
+
+    assert pool_bounds(None, 3) == (3, 3, 3)
+    assert pool_bounds(2, 3) == (2, 2, 2)
+    assert pool_bounds((1, 4), 3) == (1, 4, 1)
+    assert pool_bounds((1, 4, 2), 3) == (1, 4, 2)
+    assert pool_bounds((2, None), 3) == (2, 3, 2)  # ActorPoolStrategy(min_size=2)
+    pool = ActorPool(1, 3, per_actor=2, actors=[PoolActor("a")])
+    assert pool.capacity == 2 and pool.autoscaling
+    assert not pool.should_grow(waiting=True, running=1)  # a free slot
+    assert not pool.should_grow(waiting=False, running=2)  # nothing waits
+    assert pool.should_grow(waiting=True, running=2)
+    pool.actors += [PoolActor("b", in_flight=1), PoolActor("c")]
+    assert not pool.should_grow(waiting=True, running=6)  # at max
+    assert [a.handle for a in pool.idle_beyond_min()] == ["a", "c"]
+    pool.actors[0].in_flight = 1
+    assert [a.handle for a in pool.idle_beyond_min()] == ["c"]
+
+
+def test_resizing_a_stage_starts_the_tasks_it_now_has_room_for():
+    specs = [_source(6), StageSpec("actors", StageKind.MAP, upstream=(0,), max_running=2),
+             StageSpec("out", StageKind.OUTPUT, upstream=(1,))]
+    s = Schedule(specs, budget=100 * BLOCK, default_estimate=BLOCK)
+    started = [a for a in s.start() if isinstance(a, Submit)]
+    assert len(started) == 2 and s.load(1).waiting == 4 and s.load(1).running == 2
+    more = [a for a in s.resize(1, 4) if isinstance(a, Submit)]
+    assert len(more) == 2 and s.load(1).running == 4 and s.load(1).inputs_done
