@@ -65,7 +65,8 @@ def shuffle(inputs: Sequence[Any], map_fn: Callable, reduce_fn: Callable, *,
     shuffle.  ``memory_budget``: bytes of unmerged map output allowed at once
     (default: a quarter of the object store); ``round_size``: maps per push
     round / per premerge group; ``progress``: progress bars in the driver's
-    terminal (``tqdm_ray``) when True, none by default; ``stats``: a
+    terminal (``tqdm_ray``): True shows them, False never, None (default) for a
+    long shuffle whose caller writes to a terminal; ``stats``: a
     :class:`ShuffleStats` to follow it.
     ``partition_bytes``: an input's size when the inputs are refs (for the
     budget; numpy values say it themselves); ``reduce_args(r)``: extra trailing
