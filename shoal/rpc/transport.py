@@ -45,6 +45,11 @@ from shoal.rpc.read_lending import LendableReads
 
 log = logging.getLogger("shoal.rpc")
 
+# A peer that connects must finish its handshake within this many seconds, or the
+# server closes the connection: a partial handshake (a msgpack header announcing
+# more bytes than ever come) would otherwise hold the socket open for ever.
+HANDSHAKE_TIMEOUT_S = float(os.environ.get("SHOAL_HANDSHAKE_TIMEOUT_S", "10"))
+
 Handler = Callable[["Connection", Any], Any]
 
 
@@ -138,6 +143,8 @@ class Connection(LendableReads, asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self._loop_thread = threading.get_ident()
+        if self.is_server:
+            self.loop.call_later(HANDSHAKE_TIMEOUT_S, self._handshake_deadline)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
@@ -209,6 +216,12 @@ class Connection(LendableReads, asyncio.Protocol):
         if not self.opened.done():
             self.opened.set_result(self.peer_info)
         return True
+
+    def _handshake_deadline(self) -> None:
+        if self.decoder.state is ConnectionState.HANDSHAKE and self.transport is not None:
+            log.warning("closed connection from %s: no complete handshake in %.0f s",
+                        self._peer_address(), HANDSHAKE_TIMEOUT_S)
+            self.transport.close()
 
     def _fail_handshake(self, exc: Exception) -> None:
         if not self.opened.done():
