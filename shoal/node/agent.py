@@ -231,6 +231,8 @@ class NodeAgent:
 
     def _make_idle(self, worker: Worker) -> None:
         worker.lease_id = None
+        if worker.kill_signal:  # killed (a placement group's removal) but not yet exited:
+            return              # handing it out would fail the next task or actor with it
         if worker.env_hash:  # serves only its env's requests (_obtain_env_worker)
             if not worker.reserved:
                 self.pool.idle.append(worker)

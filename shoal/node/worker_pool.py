@@ -48,6 +48,7 @@ class Worker:
     label: str = ""
     env_hash: str = ""  # the runtime env it was started in ("": the node's default)
     reserved: bool = False  # started for one request: not handed to others when it registers
+    kill_signal: int = 0  # the signal a kill sent (0: none): a dying worker is never reused
     registered: asyncio.Future | None = None
     output_tasks: list = field(default_factory=list)
     # its last lines of stderr: why it died, if it dies before registering
@@ -334,12 +335,16 @@ class WorkerPool:
         unbound one."""
         for want in (job_id, None):
             for i, worker in enumerate(self.idle):
-                if worker.job_id == want and worker.env_hash == env_hash:
+                if (worker.job_id == want and worker.env_hash == env_hash
+                        and not worker.kill_signal):
                     return self.idle.pop(i)
         return None
 
     def kill(self, worker: Worker, sig: int = signal.SIGKILL) -> None:
         if worker.pid and worker.returncode is None:
+            worker.kill_signal = sig
+            if worker in self.idle:
+                self.idle.remove(worker)
             try:
                 os.kill(worker.pid, sig)
             except ProcessLookupError:
