@@ -72,3 +72,17 @@ def generate(start: int, count: int, seed: int) -> tuple[np.ndarray, int]:
     """An input partition and its checksum (the body of every system's generate task)."""
     records = make_records(start, count, seed)
     return records, checksum(records)
+
+
+def generate_stored(api, total_bytes: int, maps: int, timeout: float) -> tuple[list, int, int]:
+    """Generate the inputs in tasks of ``api`` (``ray`` or ``shoal``, the same calls)
+    and wait until all are stored: (input refs, number of records, checksum)."""
+    remote_generate = api.remote(num_returns=2)(generate)
+    inputs, sums, start = [], [], 0
+    for count in input_counts(total_bytes, maps):
+        data, total = remote_generate.remote(start, count, 0)
+        inputs.append(data)
+        sums.append(total)
+        start += count
+    api.wait(inputs, num_returns=len(inputs), timeout=timeout)
+    return inputs, start, sum(api.get(sums, timeout=timeout)) & MASK64

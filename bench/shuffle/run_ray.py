@@ -79,16 +79,8 @@ def _finish(sample: Sample, parts: list[dict], input_sum: int, clock: Clock) -> 
 
 def _core_sort(ray, sample: Sample, timeout: float) -> None:
     clock = Clock()
-    generate = ray.remote(num_returns=2)(records.generate)
-    inputs, sums, start = [], [], 0
-    for count in records.input_counts(sample.total_bytes, sample.partitions):
-        data, total = generate.remote(start, count, 0)
-        inputs.append(data)
-        sums.append(total)
-        start += count
-    sample.records = start
-    ray.wait(inputs, num_returns=len(inputs), timeout=timeout)
-    input_sum = sum(ray.get(sums, timeout=timeout)) & records.MASK64
+    inputs, sample.records, input_sum = records.generate_stored(
+        ray, sample.total_bytes, sample.partitions, timeout)
     sample.generate_s = clock.lap()
     spilled_before = spilled_bytes()
 

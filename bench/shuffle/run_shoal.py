@@ -43,16 +43,8 @@ def _spilled(store_use) -> int | None:
 
 def _sort(shoal, sample: Sample, timeout: float, store_use) -> None:
     clock = Clock()
-    generate = shoal.remote(num_returns=2)(records.generate)
-    inputs, sums, start = [], [], 0
-    for count in records.input_counts(sample.total_bytes, sample.partitions):
-        data, total = generate.remote(start, count, 0)
-        inputs.append(data)
-        sums.append(total)
-        start += count
-    sample.records = start
-    shoal.wait(inputs, num_returns=len(inputs), timeout=timeout)
-    input_sum = sum(shoal.get(sums, timeout=timeout)) & records.MASK64
+    inputs, sample.records, input_sum = records.generate_stored(
+        shoal, sample.total_bytes, sample.partitions, timeout)
     sample.generate_s = clock.lap()
     spilled_before = _spilled(store_use)
 
