@@ -34,6 +34,27 @@ def _wide_rows(batch: dict) -> dict:
             "payload": np.repeat(ids[:, None] % 251, 1024, axis=1).astype(np.uint8)}
 
 
+class _ToPandasInBackground:
+    """``ds.to_pandas()`` on a thread, so the test can kill a node meanwhile."""
+
+    def __init__(self, ds) -> None:
+        self.result: dict = {}
+        self.thread = threading.Thread(target=self._run, args=(ds,), daemon=True)
+        self.thread.start()
+
+    def _run(self, ds) -> None:
+        try:
+            self.result["frame"] = ds.to_pandas()
+        except BaseException as exc:  # reported by frame()
+            self.result["error"] = exc
+
+    def frame(self, timeout: float = 150) -> pd.DataFrame:
+        self.thread.join(timeout=timeout)
+        assert not self.thread.is_alive(), "the sort did not finish"
+        assert "error" not in self.result, self.result.get("error")
+        return self.result["frame"]
+
+
 def _rebuilds() -> int:
     return context.current_worker_or_none().recovery.lineage.rebuilds
 
@@ -44,24 +65,12 @@ def test_a_node_killed_during_a_sort_leaves_the_result_exact(shutdown_only):
     with connected_cluster({**NODE, "node_timeout_s": 1.0}, worker=NODE) as cluster:
         ds = ray.data.range(rows, override_num_blocks=40).map_batches(_rows) \
             .sort(["key", "id"], descending=[False, True])
-        result: dict = {}
-
-        def consume() -> None:
-            try:
-                result["frame"] = ds.to_pandas()
-            except BaseException as exc:  # reported by the assertion below
-                result["error"] = exc
-
-        thread = threading.Thread(target=consume, daemon=True)
-        thread.start()
+        background = _ToPandasInBackground(ds)
         # the sort's input is made (blocks on both nodes) and its shuffle starts: kill
         wait_for_condition(lambda: ds._last_stats is not None and ds._last_stats.children,
                            timeout=120, interval=0.005)
         cluster.remove_node(cluster.worker)
-        thread.join(timeout=150)
-        assert not thread.is_alive(), "the sort did not finish"
-        assert "error" not in result, result.get("error")
-        got = result["frame"]
+        got = background.frame()
         ids = np.arange(rows)
         want = pd.DataFrame(_rows({"id": ids}) | {"payload": list(
             np.repeat(ids[:, None] % 251, 32, axis=1).astype(np.uint8))})
@@ -91,29 +100,17 @@ def test_a_node_killed_after_the_maps_freed_their_inputs_leaves_the_sort_exact(s
         with connected_cluster({**NODE, "node_timeout_s": 1.0}, worker=NODE) as cluster:
             ds = ray.data.range(rows, override_num_blocks=40).map_batches(_wide_rows)
             ds = ds.sort("key")
-            result: dict = {}
-
-            def consume() -> None:
-                try:
-                    result["frame"] = ds.to_pandas()
-                except BaseException as exc:  # reported by the assertion below
-                    result["error"] = exc
-
             def maps_done_on_the_worker() -> int:
                 return len(list_tasks(filters=[("name", "=", "map_task"),
                                                ("state", "=", "FINISHED"),
                                                ("node_id", "=", cluster.worker.node_id)],
                                       limit=None))
 
-            thread = threading.Thread(target=consume, daemon=True)
-            thread.start()
+            background = _ToPandasInBackground(ds)
             wait_for_condition(lambda: maps_done_on_the_worker() >= 2, timeout=120,
                                interval=0.01)
             cluster.remove_node(cluster.worker)
-            thread.join(timeout=150)
-            assert not thread.is_alive(), "the sort did not finish"
-            assert "error" not in result, result.get("error")
-            got = result["frame"]
+            got = background.frame()
             ids = np.arange(rows)
             want = pd.DataFrame({"key": (ids * 7919) % 1009, "id": ids})
             want = want.sort_values("key", kind="stable", ignore_index=True)
