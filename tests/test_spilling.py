@@ -130,13 +130,35 @@ def test_the_spill_directory_empties_when_refs_go(shutdown_only, tmp_path):
 
 
 def test_the_spill_directory_goes_with_the_node(shutdown_only, tmp_path):
+    """The directory did not exist, so shoal made it, and removes it whole."""
     spill = start(tmp_path, 64 * MiB)
     refs = [shoal.put(data(i, 8 * MiB)) for i in range(16)]
-    node_folders = os.listdir(spill)
+    node_folders = [n for n in os.listdir(spill) if not n.startswith(".")]
     assert len(node_folders) == 1 and spill_files(spill)
     del refs
     shoal.shutdown()
+    assert not os.path.exists(spill)
+
+
+def test_a_spill_directory_the_user_made_stays_empty(shutdown_only, tmp_path):
+    spill = tmp_path / "mine"
+    spill.mkdir()
+    shoal.init(num_cpus=1, object_store_memory=64 * MiB, object_spilling_directory=str(spill))
+    refs = [shoal.put(data(i, 8 * MiB)) for i in range(16)]
+    assert spill_files(str(spill))
+    del refs
+    shoal.shutdown()
     assert os.listdir(spill) == []
+
+
+def test_the_default_spill_directory_leaves_the_session_folder(shutdown_only):
+    ctx = shoal.init(num_cpus=1, object_store_memory=64 * MiB, include_dashboard=False)
+    spill = os.path.join(ctx["session_dir"], "spill")
+    refs = [shoal.put(data(i, 8 * MiB)) for i in range(16)]
+    assert spill_files(spill)
+    del refs
+    shoal.shutdown()
+    assert os.path.isdir(ctx["session_dir"]) and not os.path.exists(spill)
 
 
 # ---- readers, concurrency -------------------------------------------------------------------

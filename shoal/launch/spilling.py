@@ -8,7 +8,8 @@ its starter removes them when it had to kill it.
 from __future__ import annotations
 
 import os
-import shutil
+
+from shoal.objects.spill_folders import remove_node_folders
 
 
 def spilling_options(directory: str | list[str] | None, threshold: float | None,
@@ -26,5 +27,4 @@ def spilling_options(directory: str | list[str] | None, threshold: float | None,
 
 def remove_spill_dirs(folders: list[str]) -> None:
     """A killed node could not remove its spill folders itself."""
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
+    remove_node_folders(folders)

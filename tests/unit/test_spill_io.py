@@ -89,3 +89,21 @@ def test_backing_file_reserves_its_blocks(tmp_path):
     spill_io.create_backing_file(path, 3 * FILE_ALIGN)
     assert os.path.getsize(path) == 3 * FILE_ALIGN
     assert os.stat(path).st_blocks * 512 >= 3 * FILE_ALIGN
+
+
+def test_a_root_shoal_made_goes_with_the_last_node_that_used_it(tmp_path):
+    root = str(tmp_path / "made")
+    first, second = SpillDirs([root], "a" * 28), SpillDirs([root], "b" * 28)
+    first.create()
+    second.create()
+    first.remove_all()
+    assert os.path.isdir(root)  # the second node still spills here
+    second.remove_all()
+    assert not os.path.exists(root)
+
+
+def test_a_root_the_user_made_stays(tmp_path):
+    dirs = SpillDirs([str(tmp_path)], "a" * 28)
+    dirs.create()
+    dirs.remove_all()
+    assert os.path.isdir(tmp_path) and os.listdir(tmp_path) == []

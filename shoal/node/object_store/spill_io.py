@@ -32,6 +32,7 @@ import shutil
 import time
 
 from shoal.objects.arena import pid_is_gone
+from shoal.objects.spill_folders import MADE_BY_SHOAL, remove_node_folders
 
 log = logging.getLogger("shoal.store")
 
@@ -65,7 +66,9 @@ class SpillDirs:
 
     def create(self) -> None:
         for root, folder in zip(self.roots, self.dirs, strict=True):
-            os.makedirs(root, exist_ok=True)
+            if not os.path.isdir(root):
+                os.makedirs(root, exist_ok=True)
+                open(os.path.join(root, MADE_BY_SHOAL), "wb").close()
             remove_stale_spill_dirs(root)
             os.makedirs(folder, exist_ok=True)
 
@@ -99,8 +102,7 @@ class SpillDirs:
         return ", ".join(self.dirs)
 
     def remove_all(self) -> None:
-        for folder in self.dirs:
-            shutil.rmtree(folder, ignore_errors=True)
+        remove_node_folders(self.dirs)
 
 
 def remove_stale_spill_dirs(root: str) -> list[str]:
