@@ -11,8 +11,11 @@ Each sample, in one system's fresh subprocess:
 3. every object is read back in order, checked against its checksum, and dropped.
 
 Reported: write (put) and read (get + checksum) throughput, each also as a
-fraction of dd's, and the end-to-end time.  A system whose store cannot take the
-data (shoal before spilling: ObjectStoreFullError) reports that as its error.
+fraction of dd's, and the end-to-end time; and the store's own spill write and
+restore throughput (bytes over the time its disk I/O was in flight, as both
+systems' ``memory --stats-only`` prints it), also against dd's.  A system whose
+store cannot take the data (shoal before spilling: ObjectStoreFullError) reports
+that as its error.
 The spill directory is ``$BENCH_SPILL_DIR`` (default ``/tmp``)/``bench-spill-*``.
 """
 
@@ -71,7 +74,8 @@ def start_cluster(system: str, store_bytes: int, spill_dir: str):
     mod = importlib.import_module(system)
     if system == "ray":
         config = {"type": "filesystem", "params": {"directory_path": spill_dir}}
-        mod.init(num_cpus=2, object_store_memory=store_bytes, include_dashboard=False,
+        mod.init(address="local", num_cpus=2, object_store_memory=store_bytes,
+                 include_dashboard=False,
                  _system_config={"object_spilling_config": json.dumps(config)})
         return mod
     try:
@@ -90,6 +94,27 @@ def _array(base: np.ndarray, index: int) -> np.ndarray:
     """``base`` marked with ``index`` in its first 8 bytes (so every object differs)."""
     base[:8] = np.frombuffer(index.to_bytes(8, "little"), dtype=np.uint8)
     return base
+
+
+_STORE_LINE = r"{verb} (\d+) MiB, (\d+) objects, avg {direction} throughput (\d+) MiB/s"
+
+
+def store_rates(system: str) -> tuple[float, float]:
+    """(spill write, restore) GB/s as the store itself reports them: bytes over
+    the time its writes (reads) were in flight, from the ``memory --stats-only``
+    lines both systems print ("Spilled N MiB, M objects, avg write throughput
+    X MiB/s"); NaN where a line is missing."""
+    if system == "ray":
+        import ray
+        from ray._private.internal_api import memory_summary
+        text = memory_summary(address=ray.get_runtime_context().gcs_address, stats_only=True)
+    else:
+        text = importlib.import_module(f"{system}.util.memory").memory_summary(stats_only=True)
+    rates = []
+    for verb, direction in (("Spilled", "write"), ("Restored", "read")):
+        match = re.search(_STORE_LINE.format(verb=verb, direction=direction), text)
+        rates.append(int(match.group(3)) * MiB / 1e9 if match else float("nan"))
+    return rates[0], rates[1]
 
 
 def put_and_read_back(mod, object_bytes: int, total_bytes: int) -> dict:
@@ -122,6 +147,10 @@ def _spill_row(label: str, object_bytes: int, objects: int, quick_objects: int):
         (f"{name}: write / disk write", OF_DISK),
         (f"{name}: read back / disk read", OF_DISK),
         (f"{name}: end to end", SEC),
+        (f"{name}: store's spill write", GBPS),
+        (f"{name}: store's restore", GBPS),
+        (f"{name}: store's spill write / disk write", OF_DISK),
+        (f"{name}: store's restore / disk read", OF_DISK),
     ]
 
     @row(name, group=f"spill-{object_bytes // MiB}m", metrics=metrics, na=NA, cluster=False,
@@ -136,6 +165,7 @@ def _spill_row(label: str, object_bytes: int, objects: int, quick_objects: int):
             mod = start_cluster(ctx.system, store, spill_dir)
             try:
                 out = put_and_read_back(mod, object_bytes, total)
+                spill_rate, restore_rate = store_rates(ctx.system)
             finally:
                 mod.shutdown()
         finally:
@@ -143,7 +173,8 @@ def _spill_row(label: str, object_bytes: int, objects: int, quick_objects: int):
         write = out["bytes"] / out["write_s"] / 1e9
         read = out["bytes"] / out["read_s"] / 1e9
         values = [disk_write, disk_read, write, read, write / disk_write, read / disk_read,
-                  out["write_s"] + out["read_s"]]
+                  out["write_s"] + out["read_s"], spill_rate, restore_rate,
+                  spill_rate / disk_write, restore_rate / disk_read]
         return {m: v for (m, _), v in zip(metrics, values, strict=True)}
 
 
