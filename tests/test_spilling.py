@@ -21,6 +21,7 @@ import pytest
 import shoal
 from shoal import exceptions
 from shoal.core import context
+from shoal.objects.spill_folders import MADE_BY_SHOAL
 from shoal.rpc.messages import Method
 from shoal.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tests.clusters import connected_cluster, store_stats
@@ -44,7 +45,9 @@ def stats() -> dict:
 
 
 def spill_files(folder: str) -> list[str]:
-    return [os.path.join(root, name) for root, _, names in os.walk(folder) for name in names]
+    """Spilled objects' files (not the marker of a root shoal made)."""
+    return [os.path.join(root, name) for root, _, names in os.walk(folder) for name in names
+            if name != MADE_BY_SHOAL]
 
 
 def start(tmp_path, store: int, **system) -> str:

@@ -623,6 +623,7 @@ class ObjectStore:
             "restored_objects_total": table.stats["restored_objects"],
             "spill_seconds": self.write_clock.seconds,
             "restore_seconds": self.read_clock.seconds,
+            "restore_reads_total": table.stats["restore_reads"],
             "readahead_bytes_total": table.stats["readahead_bytes"],
             "readahead_objects_total": table.stats["readahead_objects"],
             "readahead_unused_bytes_total": table.stats["readahead_unused_bytes"],

@@ -741,6 +741,7 @@ class ObjectTable:
     def _restore_action(self, run: list[StoredObject]) -> None:
         first = run[0].disk
         assert first is not None
+        self.stats["restore_reads"] += 1
         self._actions.append(Action(
             ActionKind.RESTORE, run[0].oid, path=first.file.path, file_offset=first.offset,
             items=tuple(SpillItem(o.oid, o.offset, o.size) for o in run)))
