@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import gc
 import re
+import signal
+import time
 
 import numpy as np
+import psutil
 import pytest
 
 import shoal
@@ -120,6 +123,35 @@ def test_mapped_objects_free_all_store_memory_when_refs_go(shoal_cluster):
     del views
     gc.collect()
     wait_for_condition(lambda: _store_used() == 0, timeout=20)
+
+
+def _node_agent() -> psutil.Process:
+    [agent] = [p for p in psutil.Process().children(recursive=True)
+               if any("shoal.node.main" in part for part in p.cmdline())]
+    return agent
+
+
+def test_a_get_timing_out_on_a_silent_agent_gives_the_late_pin_back(shoal_cluster):
+    """The STORE_GET is sent and read on the user's thread (core/thread_pin.py):
+    its timeout holds while the agent does not answer, and the pin the late
+    answer makes is given back, so the store empties when the ref goes."""
+    wait_for_condition(lambda: _store_used() == 0, timeout=20)
+    ref = make_array.remote(2 * MiB, 7)  # made by a task: the driver does not map it yet
+    assert shoal.wait([ref], timeout=30)[0] == [ref]
+    agent = _node_agent()
+    agent.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(shoal.exceptions.GetTimeoutError):
+            shoal.get(ref, timeout=1)
+        assert time.monotonic() - started < 5
+    finally:
+        agent.send_signal(signal.SIGCONT)
+    assert int(shoal.get(ref, timeout=30)[0]) == 7  # the connection still works
+    del ref
+    gc.collect()
+    wait_for_condition(lambda: _store_used() == 0, timeout=20,
+                       message="the late answer's pin was given back")
 
 
 def test_borrowed_object_whose_owner_died_errors_although_a_view_is_held(shoal_cluster):

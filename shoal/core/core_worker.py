@@ -202,6 +202,7 @@ class CoreWorker:
             self.control = self.node
         else:
             self.control = await connect(self.router, cfg.token, host, port, info={"name": name})
+        self.locations.lend_node_reads()
         info = await self.node.call(Method.NODE_INFO)
         self.node_id = info["node_id"]
         self.shm = ShmWindow(info["store_path"], self._on_view_released,
@@ -243,6 +244,7 @@ class CoreWorker:
         async def close() -> None:
             self.tasks.shutdown()
             self.actors.shutdown()
+            self.locations.close()
             for fut in list(self._peers.values()):
                 if fut.done() and not fut.cancelled() and fut.exception() is None:
                     fut.result().close()

@@ -32,8 +32,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
+from shoal.core.thread_pin import ThreadPin
 from shoal.core.value_table import StoredValue
 from shoal.rpc.messages import Method
+from shoal.rpc.read_lending import ReadLending
 from shoal.rpc.transport import RemoteError
 
 if TYPE_CHECKING:
@@ -46,8 +48,24 @@ class ObjectLocations:
     def __init__(self, worker: CoreWorker) -> None:
         self.worker = worker
         self.agents: dict[str, str] = {}  # node id -> its agent's RPC address
+        self.lending: ReadLending | None = None  # the node connection's, once lent
         worker.router.add(Method.ADD_OBJECT_LOCATION, self.handle_add_location)
         worker.router.add(Method.REMOVE_OBJECT_LOCATION, self.handle_remove_location)
+
+    def lend_node_reads(self) -> None:
+        """Loop thread, once connected: user threads may read the node connection
+        for their STORE_GET replies (:mod:`shoal.core.thread_pin`)."""
+        node = self.worker.node
+        if not hasattr(node, "lend_reads"):  # an in-process (loopback) connection
+            return
+        lending = ReadLending(self.worker.loop)
+        node.lend_reads(lending)
+        if node._lending is lending:
+            self.lending = lending
+
+    def close(self) -> None:
+        if self.lending is not None:
+            self.lending.close()
 
     # ---- reader (user threads) ---------------------------------------------------------
     def pin(self, refs: list, values: dict[bytes, StoredValue],
@@ -58,6 +76,9 @@ class ObjectLocations:
         if all(node_id in values[r._id].locations for r in refs):
             oids = [r._id for r in refs]
             try:
+                if self.lending is not None:
+                    return ThreadPin(worker.node, oids).run(timeout, worker.post,
+                                                            worker.post_lazy)
                 return worker.call(self._pinning_call, Method.STORE_GET, oids, oids, timeout,
                                    timeout=timeout)
             except TimeoutError:
