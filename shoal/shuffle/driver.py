@@ -130,6 +130,18 @@ class ClusterShape:
         return cls(dict(found) or {here: 1.0}, store)
 
 
+def input_of(map_id: int, num_maps: int) -> int:
+    """The input that map ``map_id`` (in submission order) takes: the last input
+    first.  Whatever was touched last is what an object store that spills least
+    recently used objects still holds in memory: the inputs made last, and the
+    inputs sampled last (sort samples them in order, first to last).  Taken
+    first to last, the maps met the inputs the store had just spilled and, out of
+    core, the store wrote out the unmapped inputs still in memory to make room for
+    merged blocks, then read them back (2 GB sort on a 1 GiB store: 0.75 GB
+    written and read again, section 21 of docs/design.md)."""
+    return num_maps - 1 - map_id
+
+
 def _affinity(node: str | None) -> dict:
     if node is None:
         return {}
@@ -256,9 +268,10 @@ class ShuffleDriver:
         job = self.job
         node = self.map_node[m] = self.spreader.take()
         self.stats.mark("map", True, m, node)
+        i = input_of(m, len(self.inputs))
         refs = map_task.options(num_returns=job.num_reducers + 1, **_affinity(node)).remote(
-            job.map_fn, self.inputs[m], job.num_reducers, *job.map_args(m))
-        self.inputs[m] = None  # the map holds it now
+            job.map_fn, self.inputs[i], job.num_reducers, *job.map_args(i))
+        self.inputs[i] = None  # the map holds it now
         self.blocks[m] = list(refs[:-1])
         self.waiting[refs[-1]] = (Kind.MAP, m)
 
