@@ -120,7 +120,10 @@ def main() -> None:
         shutil.copy(os.path.join(HERE, "ray_compat", name), args.tests_dir)
     env = dict(os.environ)
     if args.target == "shoal":
-        env["PYTHONPATH"] = os.path.join(HERE, "ray_compat")
+        # the alias package first, then this checkout's shoal (not whichever one the
+        # interpreter has installed)
+        env["PYTHONPATH"] = os.pathsep.join([os.path.join(HERE, "ray_compat"),
+                                             os.path.dirname(HERE)])
     out_dir = os.path.join(args.out, args.target)
     os.makedirs(out_dir, exist_ok=True)
     total = {"passed": 0, "failed": 0, "skipped": 0}

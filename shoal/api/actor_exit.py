@@ -34,7 +34,12 @@ def exit_actor() -> None:
     if executor is None or not executor.actor_id:
         raise TypeError("exit_actor() can only be called inside an actor's method")
     worker.control_call(Method.KILL_ACTOR, [executor.actor_id, True, EXIT_CAUSE, True])
+    # the process ends whatever the caller does with the exception below: the
+    # current call (or constructor) sends no reply, and an async actor's exit from
+    # a task the actor spawned itself (no call ends with it) exits too
+    executor.exit_requested = True
     if executor.actor_loop is not None:
+        executor._exit_process()
         raise AsyncActorExitRequest("exit_actor() was called")
     raise ActorExitRequest(0)
 

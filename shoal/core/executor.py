@@ -138,6 +138,7 @@ class Executor:
         self.groups: ConcurrencyGroups | None = None  # the actor's concurrency groups
         self.runtime_env: dict = {}  # the runtime env this process was started in (if any)
         self.actor_resources: dict = {}  # what this process's actor holds
+        self.exit_requested = False  # exit_actor() was called: no more replies, exit
         # Ray's rule: OMP_NUM_THREADS follows the task's CPUs unless it was set for us
         self.omp_set_by_user = "OMP_NUM_THREADS" in os.environ
         r = worker.router
@@ -717,6 +718,9 @@ class Executor:
         in this task's arguments and still hold (the caller keeps them alive
         until then)."""
         worker = self.worker
+        if self.exit_requested:  # exit_actor() ran (even if its SystemExit was caught)
+            self._exit_process()
+            return
         if not rebuilt:
             self._post_reply(fut, reply)
             return
