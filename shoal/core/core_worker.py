@@ -47,7 +47,7 @@ from shoal.core.recovery import ObjectRecovery
 from shoal.core.reference_table import Action, ActionKind, ReferenceTable
 from shoal.core.serialization import Serialized, deserialize_values, serialize
 from shoal.core.shm_window import ShmWindow
-from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable
+from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable, first_error
 from shoal.core.value_wire import (
     VALUE_UNKNOWN,
     detach,
@@ -595,7 +595,9 @@ class CoreWorker:
     # ---- objects: get / wait ---------------------------------------------------------------
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
-        values = self._wait_values(refs, len(refs), deadline, raise_timeout=True)
+        values = self._wait_values(refs, len(refs), deadline, True, fail_fast=True)
+        if (failed := first_error(refs, values)) is not None:
+            return deserialize_values([(failed._id, values[failed._id].inline)], self)
         views = self.recovery.pin_with_recovery(refs, values, deadline)
         items = []
         for ref in refs:
@@ -608,10 +610,11 @@ class CoreWorker:
         return await self.node.call(Method.STORE_GET, oids)
 
     def _wait_values(
-        self, refs: list[ObjectRef], num: int, deadline: float | None, raise_timeout: bool
+        self, refs: list[ObjectRef], num: int, deadline: float | None, raise_timeout: bool,
+        fail_fast: bool = False,
     ) -> dict[bytes, StoredValue]:
-        """Block until ``num`` of ``refs`` have values; returns those ready (in the
-        order of ``refs`` when no blocking was needed)."""
+        """Block until ``num`` of ``refs`` have values (or, ``fail_fast``, one is an
+        error); returns those ready (in the order of ``refs`` when no blocking)."""
         values = self.value_table.values
         ready: dict[bytes, StoredValue] = {}
         missing = []
@@ -621,13 +624,13 @@ class CoreWorker:
                 missing.append(ref)
             else:
                 ready[ref._id] = value
-                if len(ready) >= num:
+                if len(ready) >= num or (fail_fast and value.is_error):
                     return ready  # wait(num_returns=1) on a long list stops here
         if not missing:
             return ready
         oids = list(dict.fromkeys(ref._id for ref in missing))
         num = min(num, len(ready) + len(oids))  # get([r, r]): a duplicate counts once
-        waiter = ValuesWaiter(ready, num)
+        waiter = ValuesWaiter(ready, num, fail_fast)
         present = self.value_table.add_waiters(oids, waiter)
         for oid, value in present.items():
             waiter(oid, value)
