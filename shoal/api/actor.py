@@ -168,6 +168,7 @@ class ActorClass:
                 "max_concurrency": options.get("max_concurrency"),
                 "concurrency_groups": options.get("concurrency_groups"),
                 "resources": opts.resource_shape(options, 0.0),
+                "name": name,
             })
         except Exception as exc:
             raise TypeError(f"Could not serialize the actor class {self.__name__}: "

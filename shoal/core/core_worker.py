@@ -102,6 +102,7 @@ class TaskContext:
     rebuilt: list | None = None  # refs deserialized while running this task
     placement: list | None = None  # [pg_id, bundle index, capture]: its placement group
     accelerators: dict | None = None  # {"GPU": [ids]} assigned to it
+    function: Any = None  # what it runs (get_runtime_context().get_task_function_name())
 
 
 current_task: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(

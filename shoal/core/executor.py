@@ -121,6 +121,7 @@ class Executor:
         self.actor: Any = None
         self.actor_id: str | None = None
         self.actor_class_name = ""
+        self.actor_name = ""
         self.actor_num_restarts = 0  # > 0: this process hosts a restarted actor
         self.actor_placement: list | None = None  # [pg_id, bundle index, capture]
         self.actor_accelerators: dict | None = None  # {"GPU": [ids]} for its whole life
@@ -328,6 +329,7 @@ class Executor:
             cls = info["cls"]
             self.actor_id = actor_id
             self.actor_class_name = cls.__name__
+            self.actor_name = info.get("name") or ""  # get_runtime_context().get_actor_name()
             proc_title.set_idle(self.actor_class_name)
             args, kwargs = self._resolve_args(info["args"], info["kwarg_names"], ctx)
             is_async = any(
@@ -479,7 +481,7 @@ class Executor:
         reply = None
         try:
             try:
-                fn = self._function(spec)
+                fn = ctx.function = self._function(spec)
                 args, kwargs = self._resolve_args(spec.args, spec.kwarg_names, ctx,
                                                   hand_back_lost=spec.kind is TaskKind.NORMAL)
                 result = fn(*args, **kwargs)
@@ -537,7 +539,7 @@ class Executor:
             self.running[spec.task_id] = asyncio.current_task()
             self.started_at[spec.task_id] = started
             try:
-                fn = self._function(spec)
+                fn = ctx.function = self._function(spec)
                 args, kwargs = self._resolve_args(spec.args, spec.kwarg_names, ctx)
                 result = fn(*args, **kwargs)
                 if inspect.isawaitable(result):
