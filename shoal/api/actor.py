@@ -240,6 +240,11 @@ class ActorHandle:
         self._worker = worker
         self._token = token
 
+    @property
+    def _ray_actor_id(self) -> HexId:
+        """Ray's spelling of the actor's id (``handle._ray_actor_id.hex()``)."""
+        return self._actor_id
+
     def __getattr__(self, name: str) -> ActorMethod:
         meta = self.__dict__.get("_meta")
         if meta is not None and name in BUILTIN_METHODS:

@@ -743,22 +743,6 @@ class CoreWorker:
                 not_ready.append(ref)
         return ready_refs, not_ready
 
-    def value_future(self, ref: ObjectRef) -> concurrent.futures.Future:
-        out: concurrent.futures.Future = concurrent.futures.Future()
-
-        def fetch():
-            try:
-                out.set_result(self.get([ref], None)[0])
-            except BaseException as exc:
-                out.set_exception(exc)
-
-        value = self.value_table.get(ref._id)
-        if value is not None:
-            fetch()
-            return out
-        threading.Thread(target=fetch, daemon=True, name="shoal-future").start()
-        return out
-
     # ---- small synchronous helpers for the API ---------------------------------------------------
     def control_call(self, method: Method, body: Any = None, timeout: float | None = 30) -> Any:
         """A control-store request; its ValueError/TypeError/LookupError come back as such."""
