@@ -123,6 +123,9 @@ def init(
         address = _address_to_use(address)
         host = "127.0.0.1"
         spilling = _spilling_options(kwargs)
+        from shoal.core import actor_shutdown
+
+        actor_shutdown.configure(kwargs.get("_system_config"))
         dashboard_url = None
         dashboard_sock = None
         if address in (None, "", "local"):

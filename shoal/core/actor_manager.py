@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
+from shoal.core import actor_shutdown
 from shoal.core.actor_scope import ActorScopeTable
 from shoal.rpc.messages import Method
 from shoal.rpc.read_lending import ReadLending
@@ -210,9 +211,10 @@ class ActorManager:
             self._kill_out_of_scope(st.actor_id)
 
     def _kill_out_of_scope(self, actor_id: str) -> None:
-        self.worker.control.notify(Method.KILL_ACTOR, [
-            actor_id, True, "The actor is dead because all references to the actor were "
-            "removed (no handle to it is left in any process)."])
+        """Graceful, as Ray: ``__ray_shutdown__`` runs, then the process exits."""
+        actor_shutdown.terminate(
+            self.worker, actor_id, "The actor is dead because all references to the actor "
+            "were removed (no handle to it is left in any process).")
 
     def enqueue_task(self, task: PendingTask) -> None:
         """The call is ready to send (arguments resolved), or is being retried."""

@@ -35,10 +35,14 @@ def exit_now() -> None:
         os._exit(0)
 
 
-def _terminate(actor: Any) -> None:
-    from shoal.api.actor_exit import exit_actor
+def _terminate(actor: Any, cause: str | None = None) -> None:
+    """Graceful termination: ``__ray_shutdown__()`` first, then as ``exit_actor()``
+    (``cause``: what the owner records, when it ends an actor out of scope)."""
+    from shoal.api.actor_exit import exit_with_cause
+    from shoal.core.actor_shutdown import run_shutdown_hook
 
-    exit_actor()
+    run_shutdown_hook(actor)
+    exit_with_cause(cause if isinstance(cause, str) and cause else None)
 
 
 # Methods every actor has (Ray's names): a no-op to wait for the actor to be up,
