@@ -189,6 +189,7 @@ class ActorClass:
             "get_if_exists": options.get("get_if_exists", False),
             "max_restarts": options.get("max_restarts", 0),
             "resources": shape,
+            "placement_cpus": 1.0 if _names_no_resources(options) else 0.0,
             "scheduling_strategy": strategy_to_wire(resolve_strategy(
                 options, worker, shape, f"actor {self.__name__}")),
             "runtime_env": worker.runtime_envs.resolve(options.get("runtime_env"))[0],
@@ -227,6 +228,18 @@ class _BoundActorClass:
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
         return self._actor_class._create(self._options, args, kwargs)
+
+
+def _names_no_resources(options: dict) -> bool:
+    """Ray's rule: an actor that asks for no resource at all needs a node with a CPU
+    to be placed on (it holds none while it runs); a placement group decides itself."""
+    strategy = options.get("scheduling_strategy")
+    if strategy is not None and type(strategy).__name__ == "PlacementGroupSchedulingStrategy":
+        return False
+    if options.get("placement_group") not in (None, "default"):
+        return False
+    return all(options.get(key) is None for key in
+               ("num_cpus", "num_gpus", "memory", "resources", "accelerator_type"))
 
 
 class ActorHandle:

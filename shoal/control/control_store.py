@@ -63,6 +63,9 @@ class ActorRecord:
     lost_workers: set = field(default_factory=set)  # died while it was being placed
     pid: int = 0
     runtime_env: dict | None = None  # resolved (shoal.runtime_env.spec); its worker's env
+    # Ray's default for an actor that names no resources: it holds 0 CPUs while it
+    # runs, but is only placed on a node with a CPU (never on a 0-CPU node)
+    placement_cpus: float = 0.0
 
     def public(self) -> dict:
         return {
@@ -292,6 +295,7 @@ class ControlStore:
             owner_node_id=spec.get("owner_node_id", ""),
             max_restarts=int(spec.get("max_restarts", 0)),
             runtime_env=spec.get("runtime_env") or None,
+            placement_cpus=float(spec.get("placement_cpus") or 0.0),
         )
         self.actors[record.actor_id] = record
         if name is not None:
@@ -299,11 +303,14 @@ class ControlStore:
         self._start_placing(record)
         return {"actor_id": record.actor_id, "existing": False}
 
-    def _pick_node(self, shape: dict, strategy: list | None = None) -> NodeRecord | None:
-        """A live node for an actor of ``shape``, or None (wait for one).  Raises
-        ValueError if a hard node affinity names a node that is not alive."""
+    def _pick_node(self, shape: dict, strategy: list | None = None,
+                   placement_cpus: float = 0.0) -> NodeRecord | None:
+        """A live node for an actor of ``shape`` (on a node with ``placement_cpus``
+        CPUs at least), or None (wait for one).  Raises ValueError if a hard node
+        affinity names a node that is not alive."""
         def feasible(n: NodeRecord) -> bool:
-            return all(n.resources_total.get(k, 0) >= v for k, v in shape.items())
+            return (all(n.resources_total.get(k, 0) >= v for k, v in shape.items())
+                    and n.resources_total.get("CPU", 0) >= placement_cpus)
 
         def free(n: NodeRecord) -> float:
             keys = list(shape) or ["CPU"]
@@ -370,7 +377,8 @@ class ControlStore:
         while record.state in (ActorState.PENDING, ActorState.RESTARTING):
             try:
                 node = (self._node_in_group(record) if in_group
-                        else self._pick_node(record.shape, record.strategy))
+                        else self._pick_node(record.shape, record.strategy,
+                                             record.placement_cpus))
             except ValueError as exc:
                 self._actor_event(record, ActorEvent.CREATION_FAILED,
                                   f"the actor cannot be scheduled: {exc}")
