@@ -37,7 +37,8 @@ def exit_with_cause(cause: str | None) -> None:
     worker = ensure_worker()
     executor = getattr(worker, "executor", None)
     if executor is None or not executor.actor_id:
-        raise TypeError("exit_actor() can only be called inside an actor's method")
+        raise TypeError("exit_actor API is called on a non-actor worker: exit_actor() "
+                        "can only be called inside an actor's method")
     worker.control_call(Method.KILL_ACTOR, [executor.actor_id, True, cause or EXIT_CAUSE,
                                             True])
     # the process ends whatever the caller does with the exception below: the
