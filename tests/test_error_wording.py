@@ -60,3 +60,19 @@ def test_exit_actor_outside_an_actor_names_the_misuse(shoal_cluster):
 
     with pytest.raises(TypeError, match="non-actor worker"):
         shoal.get(in_a_task.remote(), timeout=30)
+
+
+def test_actor_name_and_namespace_may_not_be_empty_and_a_taken_name_says_so(shoal_cluster):
+    @shoal.remote
+    class Named:
+        def ping(self):
+            return "pong"
+
+    with pytest.raises(ValueError, match="Actor name cannot be an empty string"):
+        Named.options(name="").remote()
+    with pytest.raises(ValueError, match="Namespace cannot be an empty string"):
+        Named.options(name="x", namespace="").remote()
+    first = Named.options(name="wording_taken").remote()
+    assert shoal.get(first.ping.remote(), timeout=30) == "pong"
+    with pytest.raises(ValueError, match="Please use a different name"):
+        Named.options(name="wording_taken").remote()

@@ -278,7 +278,8 @@ class ControlStore:
                     if spec.get("get_if_exists"):
                         return {"actor_id": existing_id, "existing": True}
                     raise ValueError(
-                        f"an actor named {name!r} already exists in namespace {namespace!r}"
+                        f"an actor named {name!r} already exists in namespace {namespace!r}. "
+                        f"Please use a different name or namespace"
                     )
         record = ActorRecord(
             actor_id=spec["actor_id"],
