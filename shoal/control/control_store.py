@@ -66,6 +66,9 @@ class ActorRecord:
     # Ray's default for an actor that names no resources: it holds 0 CPUs while it
     # runs, but is only placed on a node with a CPU (never on a 0-CPU node)
     placement_cpus: float = 0.0
+    # a named non-detached actor that crashed keeps its name while handles to it
+    # exist (Ray): freed by its owner's RELEASE_ACTOR_NAME, a kill, or its owner's death
+    name_held: bool = False
 
     def public(self) -> dict:
         return {
@@ -106,6 +109,7 @@ class ControlStore:
             Method.GET_ACTOR: self.handle_get_actor,
             Method.GET_NAMED_ACTOR: self.handle_get_named_actor,
             Method.KILL_ACTOR: self.handle_kill_actor,
+            Method.RELEASE_ACTOR_NAME: self.handle_release_actor_name,
             Method.WORKER_DIED: self.handle_worker_died,
             Method.KV_PUT: self.handle_kv_put,
             Method.KV_GET: self.handle_kv_get,
@@ -274,8 +278,8 @@ class ControlStore:
             existing_id = self.named_actors.get((namespace, name))
             if existing_id is not None:
                 existing = self.actors[existing_id]
-                if existing.state is not ActorState.DEAD:
-                    if spec.get("get_if_exists"):
+                if existing.state is not ActorState.DEAD or existing.name_held:
+                    if spec.get("get_if_exists") and not existing.name_held:
                         return {"actor_id": existing_id, "existing": True}
                     raise ValueError(
                         f"an actor named {name!r} already exists in namespace {namespace!r}. "
@@ -465,10 +469,26 @@ class ControlStore:
                         record.death_cause)
             self._start_placing(record)
         elif new is ActorState.DEAD and record.name is not None:
-            key = (record.namespace, record.name)
-            if self.named_actors.get(key) == record.actor_id:
-                del self.named_actors[key]
+            if not record.detached and event in (ActorEvent.PROCESS_DIED,
+                                                 ActorEvent.CREATION_FAILED):
+                record.name_held = True  # until no handle is left (RELEASE_ACTOR_NAME)
+            else:
+                self._release_name(record)
         self._notify_actor(record)
+
+    def _release_name(self, record: ActorRecord) -> None:
+        record.name_held = False
+        key = (record.namespace, record.name)
+        if self.named_actors.get(key) == record.actor_id:
+            del self.named_actors[key]
+
+    def handle_release_actor_name(self, conn, body):
+        """[actor_id]: its owner holds no handle to it any more; a dead actor's name
+        is free again."""
+        record = self.actors.get(body[0])
+        if record is not None and record.state is ActorState.DEAD:
+            self._release_name(record)
+        return None
 
     def _notify_actor(self, record: ActorRecord) -> None:
         waiting = []
@@ -506,6 +526,8 @@ class ControlStore:
         if actor_id is None:
             return None
         record = self.actors[actor_id]
+        if record.state is ActorState.DEAD:  # a name held for a dead actor finds nothing
+            return None
         return {"actor_id": actor_id, "handle_meta": record.handle_meta}
 
     def handle_list_actors(self, conn, body):
@@ -521,6 +543,9 @@ class ControlStore:
         record = self.actors.get(actor_id)
         if record is None:
             raise LookupError(f"unknown actor {actor_id}")
+        if record.state is ActorState.DEAD:  # kill releases a dead actor's held name
+            self._release_name(record)
+            return None
         if no_restart:
             self._actor_event(record, ActorEvent.KILLED,
                               cause or "The actor is dead because it was killed by `ray.kill` "
@@ -551,6 +576,8 @@ class ControlStore:
             return
         for record in list(self.actors.values()):
             if record.owner_worker_id == owner_worker_id and not record.detached:
+                if record.state is ActorState.DEAD:
+                    self._release_name(record)  # its owner's handles are gone with it
                 self._actor_event(record, ActorEvent.OWNER_DIED,
                                   f"the actor died because {cause}")
 

@@ -198,6 +198,9 @@ class ActorManager:
         handle to that actor is left anywhere."""
         actor_id = self.scopes.by_token.get(token)
         if actor_id is None:
+            dead = self.scopes.dead_tokens.pop(token, None)
+            if dead is not None:  # the last handle to a dead actor: its name is free
+                self.worker.control.notify(Method.RELEASE_ACTOR_NAME, [dead])
             return
         st = self.actors.get(actor_id)
         busy = st is not None and (bool(st.queue or st.in_flight or st.lost)

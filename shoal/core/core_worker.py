@@ -415,10 +415,11 @@ class CoreWorker:
         forgotten = self.recovery.lineage.object_forgotten
         FREE, FREE_VALUE = ActionKind.FREE, ActionKind.FREE_VALUE  # noqa: N806
         tokens = self.actors.scopes.by_token  # actors' scope tokens (actor_scope.py)
+        dead = self.actors.scopes.dead_tokens  # ... of actors that died meanwhile
         for action in actions:
             kind = action.kind
             if kind is FREE:
-                if tokens and action.object_id in tokens:
+                if (tokens or dead) and (action.object_id in tokens or action.object_id in dead):
                     self.actors.token_freed(action.object_id)
                 held = forgotten(action.object_id)
                 if held:  # its task's lineage is not needed any more: nor its args'
