@@ -85,3 +85,27 @@ def test_exit_actor_in_a_task_an_async_actor_spawned_ends_it(shoal_cluster, tmp_
     wait_for_condition(lambda: (tmp_path / "atexit").exists(), timeout=30)
     with pytest.raises(ActorDiedError, match="exit_actor"):
         shoal.get(actor.start.remote(), timeout=30)
+
+
+def test_an_async_actors_constructor_runs_on_its_running_loop(shoal_cluster, tmp_path):
+    marker = str(tmp_path / "atexit")
+
+    @shoal.remote
+    class StartsWork:
+        def __init__(self, marker, leave):
+            _touch_at_exit(marker)
+            self.started = asyncio.get_running_loop() is not None
+            if leave:
+                asyncio.create_task(self.leave())
+
+        async def leave(self):
+            exit_actor()
+
+        async def started_ok(self):
+            return self.started
+
+    assert shoal.get(StartsWork.remote(marker, False).started_ok.remote(), timeout=30)
+    leaving = StartsWork.remote(marker, True)
+    wait_for_condition(lambda: (tmp_path / "atexit").exists(), timeout=30)
+    with pytest.raises(ActorDiedError):
+        shoal.get(leaving.started_ok.remote(), timeout=30)

@@ -3,6 +3,7 @@ every actor has (Ray's names).  Also how ``exit_actor`` ends the process."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import inspect
 import os
 import sys
@@ -19,6 +20,25 @@ def method_of(actor: Any, name: str) -> Any:
         return getattr(actor, name)  # e.g. served by __getattr__
     getter = getattr(descriptor, "__get__", None)
     return getter(actor, type(actor)) if getter is not None else getattr(actor, name)
+
+
+def construct(actor: Any, loop: Any, args: Any, kwargs: Any) -> None:
+    """Run ``__init__``; an async actor's on its event loop's thread, with the loop
+    running, so the constructor can start tasks on it (``asyncio.create_task``)."""
+    if loop is None:
+        actor.__init__(*args, **kwargs)
+        return
+    done: concurrent.futures.Future = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            actor.__init__(*args, **kwargs)
+            done.set_result(None)
+        except BaseException as exc:
+            done.set_exception(exc)
+
+    loop.call_soon_threadsafe(run)
+    done.result()
 
 
 def exit_now() -> None:

@@ -46,6 +46,7 @@ from shoal import exceptions
 from shoal.api.actor_exit import EXIT_REQUESTS
 from shoal.core import accelerator_env, ids, interrupts, proc_title
 from shoal.core.actor_methods import BUILTIN_METHODS as _BUILTIN_METHODS
+from shoal.core.actor_methods import construct as _construct
 from shoal.core.actor_methods import exit_now as _exit_now
 from shoal.core.actor_methods import method_of as _method_of
 from shoal.core.concurrency_groups import ConcurrencyGroups, method_groups_of
@@ -343,7 +344,7 @@ class Executor:
                 self._start_actor_loop(concurrency or 1000)
                 asyncio.set_event_loop(self.actor_loop)
             self.actor = cls.__new__(cls)
-            self.actor.__init__(*args, **kwargs)
+            _construct(self.actor, self.actor_loop if is_async else None, args, kwargs)
             del args, kwargs
             self.groups = ConcurrencyGroups(info.get("concurrency_groups") or {},
                                             method_groups_of(cls), is_async)
