@@ -342,6 +342,11 @@ class ActorMethod:
                              f"(it declares {list(meta.concurrency_groups)})")
         return ActorMethod(self._handle, self._name, merged)
 
+    def _remote(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Ray's spelling: ``method._remote(args=[...], kwargs={...}, num_returns=2)``."""
+        method = self.options(**options) if options else self
+        return method.remote(*(args or ()), **(kwargs or {}))
+
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         from shoal.api.runtime import ensure_worker
 
