@@ -14,6 +14,7 @@ import pytest
 
 import shoal
 from shoal.exceptions import ActorDiedError
+from shoal.util.state import list_tasks
 from tests.utils import wait_for_condition
 
 
@@ -80,6 +81,8 @@ def test_the_last_handle_going_away_runs_the_hook(shoal_cluster, tmp_path):
     shoal.get(actor.pid.remote(), timeout=30)
     del actor
     wait_for_condition(lambda: _lines(log) == ["shutdown", "atexit"], timeout=30)
+    # the owner's terminate call is not one of the program's tasks
+    assert not [t for t in list_tasks(limit=None) if t.name == "__ray_terminate__"]
 
 
 def test_a_failing_hook_does_not_stop_the_exit(shoal_cluster, tmp_path):

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("shoal.core")
 
 DEFAULT_TIMEOUT_S = 30.0
+# the owner's own terminate call (a user's is "Class.__ray_terminate__"): it is not a
+# task of the program, so the state API's task history leaves it out
+OWNER_TERMINATE_NAME = "__ray_terminate__"
 _timeout_s = DEFAULT_TIMEOUT_S
 
 
@@ -62,7 +65,7 @@ def terminate(worker: CoreWorker, actor_id: str, cause: str) -> None:
     spec = TaskSpec(
         task_id=worker.ids.task_id(),
         kind=TaskKind.ACTOR_TASK,
-        name="__ray_terminate__",
+        name=OWNER_TERMINATE_NAME,
         function_id=b"",
         args=[],
         kwarg_names=[],
