@@ -20,6 +20,7 @@ import argparse
 import fnmatch
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -28,6 +29,24 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PATTERNS = ["test_actor*.py", "test_basic*.py", "test_generators.py", "test_cancel.py",
             "test_asyncio.py", "test_actor_failures.py", "test_runtime_context.py",
             "test_concurrency_group.py", "test_failure*.py", "test_streaming_generator*.py"]
+
+
+# Tests that block inside Ray's C++ get on this machine, where pytest-timeout's signal
+# never lands (the file's run hangs for ever): not run on Ray, so they count as not
+# passing there.
+HANGS_ON_RAY = {"test_asyncio.py": ("test_asyncio_exit_actor",)}
+
+
+def run_file(cmd: list[str], cwd: str, env: dict, limit: float) -> None:
+    """One file's pytest in its own process group, killed whole (clusters it started
+    included) if it outlives ``limit`` seconds."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proc.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def extract(ray_repo: str, dest: str) -> list[str]:
@@ -113,6 +132,8 @@ def main() -> None:
     ap.add_argument("--tests-dir", default="/tmp/raytests")
     ap.add_argument("--out", default="/tmp/raycompat-results")
     ap.add_argument("--timeout", type=int, default=60)
+    ap.add_argument("--file-timeout", type=int, default=1800,
+                    help="wall-clock bound of one file's pytest (its process group is killed)")
     ap.add_argument("files", nargs="*")
     args = ap.parse_args()
     files = args.files or extract(args.ray_repo, args.tests_dir)
@@ -120,16 +141,20 @@ def main() -> None:
         shutil.copy(os.path.join(HERE, "ray_compat", name), args.tests_dir)
     env = dict(os.environ)
     if args.target == "shoal":
-        env["PYTHONPATH"] = os.path.join(HERE, "ray_compat")
+        # the alias package first, then this checkout's shoal (not whichever one the
+        # interpreter has installed)
+        env["PYTHONPATH"] = os.pathsep.join([os.path.join(HERE, "ray_compat"),
+                                             os.path.dirname(HERE)])
     out_dir = os.path.join(args.out, args.target)
     os.makedirs(out_dir, exist_ok=True)
     total = {"passed": 0, "failed": 0, "skipped": 0}
     for name in files:
         xml = os.path.join(out_dir, name + ".xml")
-        subprocess.run([args.python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        f"--timeout={args.timeout}", f"--junitxml={xml}", name],
-                       cwd=args.tests_dir, env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        deselect = [f"--deselect={name}::{t}" for t in HANGS_ON_RAY.get(name, ())
+                    if args.target == "ray"]
+        run_file([args.python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                  f"--timeout={args.timeout}", f"--junitxml={xml}", *deselect, name],
+                 args.tests_dir, env, args.file_timeout)
         c = counts(xml)
         for k in total:
             total[k] += c[k]

@@ -8,6 +8,7 @@ types so callers can tell "my code raised" from "a process died".
 
 from __future__ import annotations
 
+import logging
 import os
 
 
@@ -112,6 +113,11 @@ class TaskError(ShoalError):
             return self
         cls = _dual_class(type(cause))
         if cls is None:
+            logging.getLogger("shoal.exceptions").warning(
+                "%s refuses subclasses, so it cannot be raised as a class that is both it "
+                "and TaskError. This exception is raised as RayTaskError only. You can use "
+                "`ray_task_error.cause` to access the user exception.",
+                type(cause).__qualname__)
             return self
         from shoal.core.error_envelope import blank_exception, builtin_fields, python_slots
 

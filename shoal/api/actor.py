@@ -168,6 +168,7 @@ class ActorClass:
                 "max_concurrency": options.get("max_concurrency"),
                 "concurrency_groups": options.get("concurrency_groups"),
                 "resources": opts.resource_shape(options, 0.0),
+                "name": name,
             })
         except Exception as exc:
             raise TypeError(f"Could not serialize the actor class {self.__name__}: "
@@ -188,6 +189,7 @@ class ActorClass:
             "get_if_exists": options.get("get_if_exists", False),
             "max_restarts": options.get("max_restarts", 0),
             "resources": shape,
+            "placement_cpus": 1.0 if _names_no_resources(options) else 0.0,
             "scheduling_strategy": strategy_to_wire(resolve_strategy(
                 options, worker, shape, f"actor {self.__name__}")),
             "runtime_env": worker.runtime_envs.resolve(options.get("runtime_env"))[0],
@@ -228,6 +230,18 @@ class _BoundActorClass:
         return self._actor_class._create(self._options, args, kwargs)
 
 
+def _names_no_resources(options: dict) -> bool:
+    """Ray's rule: an actor that asks for no resource at all needs a node with a CPU
+    to be placed on (it holds none while it runs); a placement group decides itself."""
+    strategy = options.get("scheduling_strategy")
+    if strategy is not None and type(strategy).__name__ == "PlacementGroupSchedulingStrategy":
+        return False
+    if options.get("placement_group") not in (None, "default"):
+        return False
+    return all(options.get(key) is None for key in
+               ("num_cpus", "num_gpus", "memory", "resources", "accelerator_type"))
+
+
 class ActorHandle:
     """A handle to an actor.  A *strong* handle holds the actor's scope token (an
     ObjectRef its owner made), so the actor lives while any strong handle does, in any
@@ -238,6 +252,11 @@ class ActorHandle:
         self._meta = meta
         self._worker = worker
         self._token = token
+
+    @property
+    def _ray_actor_id(self) -> HexId:
+        """Ray's spelling of the actor's id (``handle._ray_actor_id.hex()``)."""
+        return self._actor_id
 
     def __getattr__(self, name: str) -> ActorMethod:
         meta = self.__dict__.get("_meta")
@@ -322,6 +341,11 @@ class ActorMethod:
             raise ValueError(f"actor {meta.class_name} has no concurrency group {group!r} "
                              f"(it declares {list(meta.concurrency_groups)})")
         return ActorMethod(self._handle, self._name, merged)
+
+    def _remote(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Ray's spelling: ``method._remote(args=[...], kwargs={...}, num_returns=2)``."""
+        method = self.options(**options) if options else self
+        return method.remote(*(args or ()), **(kwargs or {}))
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         from shoal.api.runtime import ensure_worker

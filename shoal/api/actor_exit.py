@@ -27,14 +27,26 @@ class AsyncActorExitRequest(exceptions.AsyncioActorExit):
 def exit_actor() -> None:
     """End the current actor: its pending calls fail with ``ActorDiedError``, it is
     not restarted, and its process exits after this call (atexit handlers run)."""
+    exit_with_cause(None)
+
+
+def exit_with_cause(cause: str | None) -> None:
+    """``exit_actor()``, recording ``cause`` (default: the exit) as the death cause."""
     from shoal.api.runtime import ensure_worker
 
     worker = ensure_worker()
     executor = getattr(worker, "executor", None)
     if executor is None or not executor.actor_id:
-        raise TypeError("exit_actor() can only be called inside an actor's method")
-    worker.control_call(Method.KILL_ACTOR, [executor.actor_id, True, EXIT_CAUSE, True])
+        raise TypeError("exit_actor API is called on a non-actor worker: exit_actor() "
+                        "can only be called inside an actor's method")
+    worker.control_call(Method.KILL_ACTOR, [executor.actor_id, True, cause or EXIT_CAUSE,
+                                            True])
+    # the process ends whatever the caller does with the exception below: the
+    # current call (or constructor) sends no reply, and an async actor's exit from
+    # a task the actor spawned itself (no call ends with it) exits too
+    executor.exit_requested = True
     if executor.actor_loop is not None:
+        executor._exit_process()
         raise AsyncActorExitRequest("exit_actor() was called")
     raise ActorExitRequest(0)
 

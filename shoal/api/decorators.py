@@ -12,6 +12,13 @@ from shoal.api.remote_function import RemoteFunction
 def _make(target: Any, options: dict) -> Any:
     if inspect.isclass(target):
         return ActorClass(target, options)
+    if inspect.iscoroutinefunction(target):
+        # a task's result is its return value, not a coroutine; async code belongs in
+        # an async actor (as Ray says)
+        raise ValueError(
+            f"'async def' cannot be a remote function ({target.__qualname__}): run it "
+            f"inside a normal function with asyncio.run(), or make it a method of an "
+            f"actor (async actors run their async methods on an event loop)")
     if inspect.isfunction(target) or inspect.isbuiltin(target) or (
         callable(target) and hasattr(target, "__name__")
     ):

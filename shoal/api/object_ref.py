@@ -75,7 +75,22 @@ class ObjectRef:
         """A concurrent.futures.Future that completes with the value."""
         if self._worker is None:
             raise RuntimeError("this ObjectRef is not attached to a running shoal worker")
-        return self._worker.value_future(self)
+        from shoal.core.ref_futures import future
+
+        return future(self._worker, self)
+
+    def as_future(self, _internal: bool = False) -> asyncio.Future:
+        """An asyncio future of the value (of the running event loop)."""
+        return asyncio.wrap_future(self.future())
+
+    def _on_completed(self, callback: Any) -> None:
+        """Call ``callback(value)`` (the exception, if the object is an error) on a
+        shoal thread once the object is ready."""
+        if self._worker is None:
+            raise RuntimeError("this ObjectRef is not attached to a running shoal worker")
+        from shoal.core.ref_futures import on_completed
+
+        on_completed(self._worker, self, callback)
 
     def __await__(self):
         return asyncio.wrap_future(self.future()).__await__()

@@ -83,6 +83,18 @@ def _string(name: str) -> Callable[[Any], str | None]:
     return check
 
 
+def _nonempty_string(name: str, what: str) -> Callable[[Any], str | None]:
+    """An actor's name or namespace: a string, and not "" (which would name nothing)."""
+    base = _string(name)
+
+    def check(value: Any) -> str | None:
+        if base(value) == "":
+            raise ValueError(f"{what} cannot be an empty string (option {name!r})")
+        return value
+
+    return check
+
+
 def _bool(name: str) -> Callable[[Any], bool]:
     def check(value: Any) -> bool:
         if not isinstance(value, bool):
@@ -168,7 +180,8 @@ TASK_OPTIONS = dict(
 
 ACTOR_OPTIONS = dict(
     _COMMON,
-    namespace=_string("namespace"),
+    name=_nonempty_string("name", "Actor name"),
+    namespace=_nonempty_string("namespace", "Namespace"),
     get_if_exists=_bool("get_if_exists"),
     lifetime=_lifetime,
     max_concurrency=_optional_int("max_concurrency", 1),

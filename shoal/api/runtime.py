@@ -121,8 +121,15 @@ def init(
                 "pass ignore_reinit_error=True to ignore this, or call shoal.shutdown() first."
             )
         address = _address_to_use(address)
+        if address not in (None, "", "local") and kwargs.get("_system_config"):
+            raise ValueError("shoal.init: _system_config cannot be given when connecting to "
+                             f"an existing cluster ({address}); give it to the cluster's "
+                             "head node when it starts")
         host = "127.0.0.1"
         spilling = _spilling_options(kwargs)
+        from shoal.core import actor_shutdown
+
+        actor_shutdown.configure(kwargs.get("_system_config"))
         dashboard_url = None
         dashboard_sock = None
         if address in (None, "", "local"):

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from typing import Any
+
+from shoal.api.id_types import HexId
+
+
+def _deprecated_id(value: str | None, getter: str) -> HexId | None:
+    """Ray's old id properties (``job_id``, ``task_id``, ...): the id as an object with
+    ``hex()``, and a DeprecationWarning naming the ``get_*`` method to use."""
+    warnings.warn(f"Use {getter}() instead", DeprecationWarning, stacklevel=3)
+    return None if value is None else HexId(value)
 
 
 class RuntimeContext:
@@ -65,7 +76,33 @@ class RuntimeContext:
         return handle_of_running_actor(executor.actor_id, type(executor.actor), self._worker)
 
     def get_actor_name(self) -> str | None:
-        return None
+        """The current actor's name ("" if it has none); None outside an actor."""
+        executor = self._worker.executor
+        if executor is None or not executor.actor_id:
+            return None
+        return executor.actor_name
+
+    def get_task_function_name(self) -> str | None:
+        """``module.function`` (``module.Class.method`` in an actor) of the running
+        task; None in a driver."""
+        task = self._task()
+        fn = task.function if task is not None else None
+        if fn is None:
+            return None
+        owner = getattr(fn, "__self__", None)
+        if owner is not None and not isinstance(owner, type):
+            cls = type(owner)
+            if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+                return f"{cls.__module__}.{fn.__qualname__}"  # as Ray names async methods
+            return f"{cls.__module__}.{cls.__name__}.{fn.__name__}"
+        name = getattr(fn, "__name__", None) or task.task_name
+        return f"{getattr(fn, '__module__', None) or '__main__'}.{name}"
+
+    def get_session_name(self) -> str:
+        """The same in every process of one cluster run: named after its control
+        store's address (shoal has no separate session id)."""
+        address = self._worker.config.control_address
+        return "session_" + "".join(c if c.isalnum() else "_" for c in address)
 
     def get_namespace(self) -> str:
         return self._worker.namespace
@@ -95,12 +132,24 @@ class RuntimeContext:
         return {"GPU": list((assigned or {}).get("GPU", ()))}
 
     @property
-    def job_id(self) -> str:
-        return self.get_job_id()
+    def job_id(self) -> HexId | None:
+        return _deprecated_id(self.get_job_id(), "get_job_id")
 
     @property
-    def node_id(self) -> str:
-        return self.get_node_id()
+    def node_id(self) -> HexId | None:
+        return _deprecated_id(self.get_node_id(), "get_node_id")
+
+    @property
+    def task_id(self) -> HexId | None:
+        return _deprecated_id(self.get_task_id(), "get_task_id")
+
+    @property
+    def actor_id(self) -> HexId | None:
+        return _deprecated_id(self.get_actor_id(), "get_actor_id")
+
+    @property
+    def current_placement_group_id(self) -> HexId | None:
+        return _deprecated_id(self.get_placement_group_id(), "get_placement_group_id")
 
     @property
     def namespace(self) -> str:
@@ -111,12 +160,13 @@ class RuntimeContext:
         return self._worker.config.control_address
 
     def get(self) -> dict:
-        """job_id, node_id and namespace; task_id and actor_id where there is one."""
-        out = {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
+        """job_id, node_id and namespace; task_id and actor_id where there is one (the
+        ids are strings that also answer ``hex()``, as Ray's id objects do)."""
+        out = {"job_id": HexId(self.get_job_id()), "node_id": HexId(self.get_node_id()),
                "namespace": self.get_namespace()}
         for key, value in (("task_id", self.get_task_id()), ("actor_id", self.get_actor_id())):
             if value is not None:
-                out[key] = value
+                out[key] = HexId(value)
         return out
 
 

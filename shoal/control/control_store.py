@@ -63,6 +63,12 @@ class ActorRecord:
     lost_workers: set = field(default_factory=set)  # died while it was being placed
     pid: int = 0
     runtime_env: dict | None = None  # resolved (shoal.runtime_env.spec); its worker's env
+    # Ray's default for an actor that names no resources: it holds 0 CPUs while it
+    # runs, but is only placed on a node with a CPU (never on a 0-CPU node)
+    placement_cpus: float = 0.0
+    # a named non-detached actor that crashed keeps its name while handles to it
+    # exist (Ray): freed by its owner's RELEASE_ACTOR_NAME, a kill, or its owner's death
+    name_held: bool = False
 
     def public(self) -> dict:
         return {
@@ -103,6 +109,7 @@ class ControlStore:
             Method.GET_ACTOR: self.handle_get_actor,
             Method.GET_NAMED_ACTOR: self.handle_get_named_actor,
             Method.KILL_ACTOR: self.handle_kill_actor,
+            Method.RELEASE_ACTOR_NAME: self.handle_release_actor_name,
             Method.WORKER_DIED: self.handle_worker_died,
             Method.KV_PUT: self.handle_kv_put,
             Method.KV_GET: self.handle_kv_get,
@@ -271,11 +278,12 @@ class ControlStore:
             existing_id = self.named_actors.get((namespace, name))
             if existing_id is not None:
                 existing = self.actors[existing_id]
-                if existing.state is not ActorState.DEAD:
-                    if spec.get("get_if_exists"):
+                if existing.state is not ActorState.DEAD or existing.name_held:
+                    if spec.get("get_if_exists") and not existing.name_held:
                         return {"actor_id": existing_id, "existing": True}
                     raise ValueError(
-                        f"an actor named {name!r} already exists in namespace {namespace!r}"
+                        f"an actor named {name!r} already exists in namespace {namespace!r}. "
+                        f"Please use a different name or namespace"
                     )
         record = ActorRecord(
             actor_id=spec["actor_id"],
@@ -292,6 +300,7 @@ class ControlStore:
             owner_node_id=spec.get("owner_node_id", ""),
             max_restarts=int(spec.get("max_restarts", 0)),
             runtime_env=spec.get("runtime_env") or None,
+            placement_cpus=float(spec.get("placement_cpus") or 0.0),
         )
         self.actors[record.actor_id] = record
         if name is not None:
@@ -299,11 +308,14 @@ class ControlStore:
         self._start_placing(record)
         return {"actor_id": record.actor_id, "existing": False}
 
-    def _pick_node(self, shape: dict, strategy: list | None = None) -> NodeRecord | None:
-        """A live node for an actor of ``shape``, or None (wait for one).  Raises
-        ValueError if a hard node affinity names a node that is not alive."""
+    def _pick_node(self, shape: dict, strategy: list | None = None,
+                   placement_cpus: float = 0.0) -> NodeRecord | None:
+        """A live node for an actor of ``shape`` (on a node with ``placement_cpus``
+        CPUs at least), or None (wait for one).  Raises ValueError if a hard node
+        affinity names a node that is not alive."""
         def feasible(n: NodeRecord) -> bool:
-            return all(n.resources_total.get(k, 0) >= v for k, v in shape.items())
+            return (all(n.resources_total.get(k, 0) >= v for k, v in shape.items())
+                    and n.resources_total.get("CPU", 0) >= placement_cpus)
 
         def free(n: NodeRecord) -> float:
             keys = list(shape) or ["CPU"]
@@ -370,7 +382,8 @@ class ControlStore:
         while record.state in (ActorState.PENDING, ActorState.RESTARTING):
             try:
                 node = (self._node_in_group(record) if in_group
-                        else self._pick_node(record.shape, record.strategy))
+                        else self._pick_node(record.shape, record.strategy,
+                                             record.placement_cpus))
             except ValueError as exc:
                 self._actor_event(record, ActorEvent.CREATION_FAILED,
                                   f"the actor cannot be scheduled: {exc}")
@@ -456,10 +469,26 @@ class ControlStore:
                         record.death_cause)
             self._start_placing(record)
         elif new is ActorState.DEAD and record.name is not None:
-            key = (record.namespace, record.name)
-            if self.named_actors.get(key) == record.actor_id:
-                del self.named_actors[key]
+            if not record.detached and event in (ActorEvent.PROCESS_DIED,
+                                                 ActorEvent.CREATION_FAILED):
+                record.name_held = True  # until no handle is left (RELEASE_ACTOR_NAME)
+            else:
+                self._release_name(record)
         self._notify_actor(record)
+
+    def _release_name(self, record: ActorRecord) -> None:
+        record.name_held = False
+        key = (record.namespace, record.name)
+        if self.named_actors.get(key) == record.actor_id:
+            del self.named_actors[key]
+
+    def handle_release_actor_name(self, conn, body):
+        """[actor_id]: its owner holds no handle to it any more; a dead actor's name
+        is free again."""
+        record = self.actors.get(body[0])
+        if record is not None and record.state is ActorState.DEAD:
+            self._release_name(record)
+        return None
 
     def _notify_actor(self, record: ActorRecord) -> None:
         waiting = []
@@ -497,6 +526,8 @@ class ControlStore:
         if actor_id is None:
             return None
         record = self.actors[actor_id]
+        if record.state is ActorState.DEAD:  # a name held for a dead actor finds nothing
+            return None
         return {"actor_id": actor_id, "handle_meta": record.handle_meta}
 
     def handle_list_actors(self, conn, body):
@@ -512,6 +543,9 @@ class ControlStore:
         record = self.actors.get(actor_id)
         if record is None:
             raise LookupError(f"unknown actor {actor_id}")
+        if record.state is ActorState.DEAD:  # kill releases a dead actor's held name
+            self._release_name(record)
+            return None
         if no_restart:
             self._actor_event(record, ActorEvent.KILLED,
                               cause or "The actor is dead because it was killed by `ray.kill` "
@@ -542,6 +576,8 @@ class ControlStore:
             return
         for record in list(self.actors.values()):
             if record.owner_worker_id == owner_worker_id and not record.detached:
+                if record.state is ActorState.DEAD:
+                    self._release_name(record)  # its owner's handles are gone with it
                 self._actor_event(record, ActorEvent.OWNER_DIED,
                                   f"the actor died because {cause}")
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
+from shoal.core import actor_shutdown
 from shoal.core.actor_scope import ActorScopeTable
 from shoal.rpc.messages import Method
 from shoal.rpc.read_lending import ReadLending
@@ -197,6 +198,9 @@ class ActorManager:
         handle to that actor is left anywhere."""
         actor_id = self.scopes.by_token.get(token)
         if actor_id is None:
+            dead = self.scopes.dead_tokens.pop(token, None)
+            if dead is not None:  # the last handle to a dead actor: its name is free
+                self.worker.control.notify(Method.RELEASE_ACTOR_NAME, [dead])
             return
         st = self.actors.get(actor_id)
         busy = st is not None and (bool(st.queue or st.in_flight or st.lost)
@@ -210,9 +214,10 @@ class ActorManager:
             self._kill_out_of_scope(st.actor_id)
 
     def _kill_out_of_scope(self, actor_id: str) -> None:
-        self.worker.control.notify(Method.KILL_ACTOR, [
-            actor_id, True, "The actor is dead because all references to the actor were "
-            "removed (no handle to it is left in any process)."])
+        """Graceful, as Ray: ``__ray_shutdown__`` runs, then the process exits."""
+        actor_shutdown.terminate(
+            self.worker, actor_id, "The actor is dead because all references to the actor "
+            "were removed (no handle to it is left in any process).")
 
     def enqueue_task(self, task: PendingTask) -> None:
         """The call is ready to send (arguments resolved), or is being retried."""

@@ -3,6 +3,7 @@ every actor has (Ray's names).  Also how ``exit_actor`` ends the process."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import inspect
 import os
 import sys
@@ -21,6 +22,25 @@ def method_of(actor: Any, name: str) -> Any:
     return getter(actor, type(actor)) if getter is not None else getattr(actor, name)
 
 
+def construct(actor: Any, loop: Any, args: Any, kwargs: Any) -> None:
+    """Run ``__init__``; an async actor's on its event loop's thread, with the loop
+    running, so the constructor can start tasks on it (``asyncio.create_task``)."""
+    if loop is None:
+        actor.__init__(*args, **kwargs)
+        return
+    done: concurrent.futures.Future = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            actor.__init__(*args, **kwargs)
+            done.set_result(None)
+        except BaseException as exc:
+            done.set_exception(exc)
+
+    loop.call_soon_threadsafe(run)
+    done.result()
+
+
 def exit_now() -> None:
     import atexit
 
@@ -35,10 +55,14 @@ def exit_now() -> None:
         os._exit(0)
 
 
-def _terminate(actor: Any) -> None:
-    from shoal.api.actor_exit import exit_actor
+def _terminate(actor: Any, cause: str | None = None) -> None:
+    """Graceful termination: ``__ray_shutdown__()`` first, then as ``exit_actor()``
+    (``cause``: what the owner records, when it ends an actor out of scope)."""
+    from shoal.api.actor_exit import exit_with_cause
+    from shoal.core.actor_shutdown import run_shutdown_hook
 
-    exit_actor()
+    run_shutdown_hook(actor)
+    exit_with_cause(cause if isinstance(cause, str) and cause else None)
 
 
 # Methods every actor has (Ray's names): a no-op to wait for the actor to be up,

@@ -42,6 +42,9 @@ class ActorScopeTable:
         self.by_token: dict[bytes, str] = {}  # scope token object id -> actor id
         self.scope: dict[str, Scope] = {}  # actor id -> its state (owned, non-detached)
         self.token_of: dict[str, bytes] = {}  # actor id -> its scope token object id
+        # tokens of actors that died while handles existed: when one is freed the
+        # owner tells the control store, which frees the dead actor's held name
+        self.dead_tokens: dict[bytes, str] = {}
 
     def track(self, actor_id: str, token: bytes) -> None:
         """A non-detached actor this process created; ``token`` is its scope token."""
@@ -72,4 +75,6 @@ class ActorScopeTable:
     def died(self, actor_id: str) -> None:
         """The actor is dead (for any reason): nothing left to decide."""
         self.scope.pop(actor_id, None)
-        self.by_token.pop(self.token_of.pop(actor_id, b""), None)
+        token = self.token_of.pop(actor_id, b"")
+        if self.by_token.pop(token, None) is not None:
+            self.dead_tokens[token] = actor_id

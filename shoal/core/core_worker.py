@@ -47,7 +47,7 @@ from shoal.core.recovery import ObjectRecovery
 from shoal.core.reference_table import Action, ActionKind, ReferenceTable
 from shoal.core.serialization import Serialized, deserialize_values, serialize
 from shoal.core.shm_window import ShmWindow
-from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable
+from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable, first_error
 from shoal.core.value_wire import (
     VALUE_UNKNOWN,
     detach,
@@ -102,6 +102,7 @@ class TaskContext:
     rebuilt: list | None = None  # refs deserialized while running this task
     placement: list | None = None  # [pg_id, bundle index, capture]: its placement group
     accelerators: dict | None = None  # {"GPU": [ids]} assigned to it
+    function: Any = None  # what it runs (get_runtime_context().get_task_function_name())
 
 
 current_task: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
@@ -416,10 +417,11 @@ class CoreWorker:
         forgotten = self.recovery.lineage.object_forgotten
         FREE, FREE_VALUE = ActionKind.FREE, ActionKind.FREE_VALUE  # noqa: N806
         tokens = self.actors.scopes.by_token  # actors' scope tokens (actor_scope.py)
+        dead = self.actors.scopes.dead_tokens  # ... of actors that died meanwhile
         for action in actions:
             kind = action.kind
             if kind is FREE:
-                if tokens and action.object_id in tokens:
+                if (tokens or dead) and (action.object_id in tokens or action.object_id in dead):
                     self.actors.token_freed(action.object_id)
                 held = forgotten(action.object_id)
                 if held:  # its task's lineage is not needed any more: nor its args'
@@ -597,7 +599,9 @@ class CoreWorker:
     # ---- objects: get / wait ---------------------------------------------------------------
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
-        values = self._wait_values(refs, len(refs), deadline, raise_timeout=True)
+        values = self._wait_values(refs, len(refs), deadline, True, fail_fast=True)
+        if (failed := first_error(refs, values)) is not None:
+            return deserialize_values([(failed._id, values[failed._id].inline)], self)
         views = self.recovery.pin_with_recovery(refs, values, deadline)
         items = []
         for ref in refs:
@@ -610,10 +614,11 @@ class CoreWorker:
         return await self.node.call(Method.STORE_GET, oids)
 
     def _wait_values(
-        self, refs: list[ObjectRef], num: int, deadline: float | None, raise_timeout: bool
+        self, refs: list[ObjectRef], num: int, deadline: float | None, raise_timeout: bool,
+        fail_fast: bool = False,
     ) -> dict[bytes, StoredValue]:
-        """Block until ``num`` of ``refs`` have values; returns those ready (in the
-        order of ``refs`` when no blocking was needed)."""
+        """Block until ``num`` of ``refs`` have values (or, ``fail_fast``, one is an
+        error); returns those ready (in the order of ``refs`` when no blocking)."""
         values = self.value_table.values
         ready: dict[bytes, StoredValue] = {}
         missing = []
@@ -623,13 +628,13 @@ class CoreWorker:
                 missing.append(ref)
             else:
                 ready[ref._id] = value
-                if len(ready) >= num:
+                if len(ready) >= num or (fail_fast and value.is_error):
                     return ready  # wait(num_returns=1) on a long list stops here
         if not missing:
             return ready
         oids = list(dict.fromkeys(ref._id for ref in missing))
         num = min(num, len(ready) + len(oids))  # get([r, r]): a duplicate counts once
-        waiter = ValuesWaiter(ready, num)
+        waiter = ValuesWaiter(ready, num, fail_fast)
         present = self.value_table.add_waiters(oids, waiter)
         for oid, value in present.items():
             waiter(oid, value)
@@ -740,22 +745,6 @@ class CoreWorker:
             else:
                 not_ready.append(ref)
         return ready_refs, not_ready
-
-    def value_future(self, ref: ObjectRef) -> concurrent.futures.Future:
-        out: concurrent.futures.Future = concurrent.futures.Future()
-
-        def fetch():
-            try:
-                out.set_result(self.get([ref], None)[0])
-            except BaseException as exc:
-                out.set_exception(exc)
-
-        value = self.value_table.get(ref._id)
-        if value is not None:
-            fetch()
-            return out
-        threading.Thread(target=fetch, daemon=True, name="shoal-future").start()
-        return out
 
     # ---- small synchronous helpers for the API ---------------------------------------------------
     def control_call(self, method: Method, body: Any = None, timeout: float | None = 30) -> Any:

@@ -84,7 +84,8 @@ def pack_cause(cause: BaseException) -> CarriedCause:
                 del refs[mark:]
             failure = f"{type(exc).__name__}: {safe_str(exc)}"  # the last: its own
     return CarriedCause(label, message, None,
-                        f"it did not survive pickling where it was raised ({failure})")
+                        f"it isn't serializable: it did not survive pickling where it was "
+                        f"raised ({failure})")
 
 
 def unpack_cause(carried: CarriedCause, traceback_str: str) -> BaseException:

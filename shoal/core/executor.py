@@ -46,6 +46,7 @@ from shoal import exceptions
 from shoal.api.actor_exit import EXIT_REQUESTS
 from shoal.core import accelerator_env, ids, interrupts, proc_title
 from shoal.core.actor_methods import BUILTIN_METHODS as _BUILTIN_METHODS
+from shoal.core.actor_methods import construct as _construct
 from shoal.core.actor_methods import exit_now as _exit_now
 from shoal.core.actor_methods import method_of as _method_of
 from shoal.core.concurrency_groups import ConcurrencyGroups, method_groups_of
@@ -121,6 +122,7 @@ class Executor:
         self.actor: Any = None
         self.actor_id: str | None = None
         self.actor_class_name = ""
+        self.actor_name = ""
         self.actor_num_restarts = 0  # > 0: this process hosts a restarted actor
         self.actor_placement: list | None = None  # [pg_id, bundle index, capture]
         self.actor_accelerators: dict | None = None  # {"GPU": [ids]} for its whole life
@@ -138,6 +140,7 @@ class Executor:
         self.groups: ConcurrencyGroups | None = None  # the actor's concurrency groups
         self.runtime_env: dict = {}  # the runtime env this process was started in (if any)
         self.actor_resources: dict = {}  # what this process's actor holds
+        self.exit_requested = False  # exit_actor() was called: no more replies, exit
         # Ray's rule: OMP_NUM_THREADS follows the task's CPUs unless it was set for us
         self.omp_set_by_user = "OMP_NUM_THREADS" in os.environ
         r = worker.router
@@ -327,6 +330,7 @@ class Executor:
             cls = info["cls"]
             self.actor_id = actor_id
             self.actor_class_name = cls.__name__
+            self.actor_name = info.get("name") or ""  # get_runtime_context().get_actor_name()
             proc_title.set_idle(self.actor_class_name)
             args, kwargs = self._resolve_args(info["args"], info["kwarg_names"], ctx)
             is_async = any(
@@ -340,7 +344,7 @@ class Executor:
                 self._start_actor_loop(concurrency or 1000)
                 asyncio.set_event_loop(self.actor_loop)
             self.actor = cls.__new__(cls)
-            self.actor.__init__(*args, **kwargs)
+            _construct(self.actor, self.actor_loop if is_async else None, args, kwargs)
             del args, kwargs
             self.groups = ConcurrencyGroups(info.get("concurrency_groups") or {},
                                             method_groups_of(cls), is_async)
@@ -478,7 +482,7 @@ class Executor:
         reply = None
         try:
             try:
-                fn = self._function(spec)
+                fn = ctx.function = self._function(spec)
                 args, kwargs = self._resolve_args(spec.args, spec.kwarg_names, ctx,
                                                   hand_back_lost=spec.kind is TaskKind.NORMAL)
                 result = fn(*args, **kwargs)
@@ -536,7 +540,7 @@ class Executor:
             self.running[spec.task_id] = asyncio.current_task()
             self.started_at[spec.task_id] = started
             try:
-                fn = self._function(spec)
+                fn = ctx.function = self._function(spec)
                 args, kwargs = self._resolve_args(spec.args, spec.kwarg_names, ctx)
                 result = fn(*args, **kwargs)
                 if inspect.isawaitable(result):
@@ -717,6 +721,9 @@ class Executor:
         in this task's arguments and still hold (the caller keeps them alive
         until then)."""
         worker = self.worker
+        if self.exit_requested:  # exit_actor() ran (even if its SystemExit was caught)
+            self._exit_process()
+            return
         if not rebuilt:
             self._post_reply(fut, reply)
             return

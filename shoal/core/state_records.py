@@ -249,6 +249,10 @@ class TaskHistory:
         self.dropped = 0
 
     def finished(self, task: PendingTask, error_type: str, error_message: str = "") -> None:
+        from shoal.core.actor_shutdown import OWNER_TERMINATE_NAME
+
+        if task.spec.name == OWNER_TERMINATE_NAME:  # the owner's, not the program's
+            return
         if self.rows.maxlen == 0:
             self.dropped += 1
             return

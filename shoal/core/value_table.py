@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from shoal.core.serialization import Serialized
 
@@ -141,11 +142,14 @@ class ValuesWaiter:
     """Wakes a blocked get/wait once ``num`` values are in ``ready`` (called from the
     loop thread; a bare lock is the cheapest thing to block a thread on)."""
 
-    __slots__ = ("ready", "num", "lock", "_gate", "done")
+    __slots__ = ("ready", "num", "lock", "_gate", "done", "fail_fast")
 
-    def __init__(self, ready: dict, num: int) -> None:
+    def __init__(self, ready: dict, num: int, fail_fast: bool = False) -> None:
         self.ready = ready
         self.num = num
+        # get(): an error ends the wait, as Ray's get raises the first error that
+        # arrives without waiting for the other objects
+        self.fail_fast = fail_fast
         self.lock = threading.Lock()
         self._gate = threading.Lock()
         self._gate.acquire()
@@ -154,7 +158,8 @@ class ValuesWaiter:
     def __call__(self, oid: bytes, value: StoredValue) -> None:
         with self.lock:
             self.ready[oid] = value
-            if not self.done and len(self.ready) >= self.num:
+            if not self.done and (len(self.ready) >= self.num
+                                  or (self.fail_fast and value.is_error)):
                 self.done = True
                 self._gate.release()
 
@@ -162,7 +167,8 @@ class ValuesWaiter:
         """ValueTable.put_many's batch form (a task's 3000 returns: one lock)."""
         with self.lock:
             self.ready.update(arrived)
-            if not self.done and len(self.ready) >= self.num:
+            if not self.done and (len(self.ready) >= self.num or (
+                    self.fail_fast and any(v.is_error for _, v in arrived))):
                 self.done = True
                 self._gate.release()
 
@@ -170,3 +176,12 @@ class ValuesWaiter:
         if self.done:
             return True
         return self._gate.acquire(timeout=-1 if timeout is None else timeout) or self.done
+
+
+def first_error(refs: list, values: dict) -> Any:
+    """The first of ``refs`` (in order) whose value is a stored error, else None."""
+    for ref in refs:
+        value = values.get(ref._id)
+        if value is not None and value.is_error:
+            return ref
+    return None

@@ -46,6 +46,10 @@ def default_spill_root(session: str) -> str:
     return os.path.join(session_root(), session, "spill")
 
 
+# the resource only the head node has (Ray's name), one unit
+HEAD_NODE_RESOURCE = "node:__internal_head__"
+
+
 class StartError(Exception):
     """This node could not start or join its head; the message says why."""
 
@@ -98,6 +102,8 @@ async def run(args: argparse.Namespace, token: str) -> None:
         resources["GPU"] = num_gpus
     resources.update(json.loads(args.resources))
     resources[f"node:{args.host}"] = 1.0
+    if args.head:  # Ray's marker of the head node, e.g. for node affinity to the head
+        resources[HEAD_NODE_RESOURCE] = 1.0
     store_memory = args.object_store_memory or default_object_store_memory()
     store_memory -= store_memory % ALIGNMENT  # what the allocator can hand out
     resources["object_store_memory"] = float(store_memory)

@@ -31,6 +31,7 @@ class Method(enum.IntEnum):
     CLUSTER_STATUS = 18  # nodes, their demand, actors waiting for a node
     LIST_STATE = 19  # state API: nodes, actors, and snapshots of every core worker
     READ_NODE_LOG = 20  # [node id, name, offset, max bytes]: NODE_LOG_READ on that node
+    RELEASE_ACTOR_NAME = 21  # [actor id]: no handle to this dead actor is left
 
     # node agent
     REGISTER_WORKER = 30

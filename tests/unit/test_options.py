@@ -365,5 +365,7 @@ def test_resource_shape_of_validated_options():
 
 
 def test_tables_share_common_checkers():
-    for name in ("num_cpus", "resources", "scheduling_strategy", "name"):
+    for name in ("num_cpus", "resources", "scheduling_strategy"):
         assert TASK_OPTIONS[name] is ACTOR_OPTIONS[name] is opts._COMMON[name]
+    # a task's name is any string; an actor's may not be empty (Ray)
+    assert TASK_OPTIONS["name"] is opts._COMMON["name"]

@@ -1,0 +1,102 @@
+"""Waiting for an object without a thread per object: ``ObjectRef.future()``,
+``await ref`` and ``ref._on_completed(callback)``.
+
+A waiter on the value table fires (on the loop thread) when the value arrives;
+the read and the user's callback then run on a few shared daemon threads, never
+on the loop thread (a callback may submit tasks or call ``get``).  A borrowed
+ref's value is fetched from its owner as ``get`` would.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import queue
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("shoal.core")
+
+CALLBACK_THREADS = 4  # a callback that blocks holds up only its own thread
+
+
+class _CallbackThreads:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue | None = None
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            if self._queue is None:
+                self._queue = queue.SimpleQueue()
+                for i in range(CALLBACK_THREADS):
+                    threading.Thread(target=self._run, args=(self._queue,), daemon=True,
+                                     name=f"shoal-ref-callback-{i}").start()
+        self._queue.put(fn)
+
+    @staticmethod
+    def _run(q: queue.SimpleQueue) -> None:
+        while True:
+            fn = q.get()
+            try:
+                fn()
+            except Exception:
+                # as text: a log record holding the traceback would keep the callback
+                # (and what it closes over) alive for as long as a handler keeps records
+                log.error("an object's completion callback raised:\n%s",
+                          traceback.format_exc())
+            del fn
+
+
+_threads = _CallbackThreads()
+
+
+def when_ready(worker: Any, ref: Any, fn: Callable[[], None]) -> None:
+    """Run ``fn()`` on a callback thread once ``ref`` has a value here (an error
+    counts), at once if it already has one."""
+    oid = ref._id
+
+    def arrived(_oid: bytes, _value: Any) -> None:
+        _threads.submit(fn)
+
+    if worker.value_table.add_waiter(oid, arrived) is not None:
+        _threads.submit(fn)
+        return
+    if ref._owner != worker.address:
+        worker.post(worker._start_fetches, [(oid, ref._owner)])
+    elif oid in worker.references.values_freed:  # ours, freed by lineage: made again
+        worker.post(worker.recovery.rebuild_if_freed, [oid])
+
+
+def future(worker: Any, ref: Any) -> concurrent.futures.Future:
+    """A concurrent future that completes with the value (or the task's error)."""
+    out: concurrent.futures.Future = concurrent.futures.Future()
+
+    def read() -> None:
+        if not out.set_running_or_notify_cancel():
+            return
+        try:
+            out.set_result(worker.get([ref], None)[0])
+        except BaseException as exc:
+            out.set_exception(exc)
+
+    when_ready(worker, ref, read)
+    return out
+
+
+def on_completed(worker: Any, ref: Any, callback: Callable[[Any], None]) -> None:
+    """Call ``callback(value)`` once the object is ready; with the exception as its
+    argument if the object is an error."""
+    def run() -> None:
+        try:
+            value = worker.get([ref], None)[0]
+        except BaseException as exc:
+            value = exc
+        try:
+            callback(value)
+        finally:
+            value = None  # an error's traceback holds this frame: no cycle
+
+    when_ready(worker, ref, run)

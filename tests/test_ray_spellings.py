@@ -1,0 +1,36 @@
+"""Ray's spellings a program may use: ``actor.method._remote(args=, kwargs=,
+**options)``; and ``init(address=..., _system_config=...)`` refused, since the
+configuration belongs to the cluster when its head starts."""
+
+from __future__ import annotations
+
+import pytest
+
+import shoal
+from shoal.cluster_utils import Cluster
+
+
+def test_system_config_is_refused_when_connecting():
+    if shoal.is_initialized():
+        shoal.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        with pytest.raises(ValueError, match="_system_config"):
+            shoal.init(address=cluster.address, _system_config={"min_spilling_size": 1})
+        shoal.init(address=cluster.address)
+        assert shoal.get(shoal.put(3), timeout=30) == 3
+    finally:
+        shoal.shutdown()
+        cluster.shutdown()
+
+
+def test_actor_method_private_remote(shoal_cluster):
+    @shoal.remote
+    class Pair:
+        def split(self, a, b=0):
+            return a, b
+
+    actor = Pair.remote()
+    first, second = actor.split._remote(args=["x"], kwargs={"b": 2}, num_returns=2)
+    assert shoal.get([first, second], timeout=30) == ["x", 2]
+    assert shoal.get(actor.split._remote(args=[1]), timeout=30) == (1, 0)
