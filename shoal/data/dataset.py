@@ -308,10 +308,12 @@ class Dataset:
     def split(self, n: int, *, equal: bool = False,
               locality_hints: list | None = None) -> list[MaterializedDataset]:
         """``n`` disjoint materialized pieces in order; sizes differ by at most one
-        row (``equal=True``: equal, dropping the < n rows left over)."""
+        row (``equal=True``: equal, dropping the < n rows left over).
+        ``locality_hints``: an actor per piece; a piece is made of the blocks on
+        its actor's node first."""
         from shoal.data import splitting
 
-        return splitting.split(self.materialize(), n, equal)
+        return splitting.split(self.materialize(), n, equal, locality_hints)
 
     def streaming_split(self, n: int, *, equal: bool = False,
                         locality_hints: list | None = None) -> list[DataIterator]:
