@@ -4,28 +4,32 @@ kernels of random_shuffle, sort, groupby and repartition.
 
 ::
 
-    blocks (refs) --group--> partitions --map--> one Run per reducer
+    blocks (refs) --group--> partitions --map--> one Run per group of reducers
                                               --merge (push)--> Runs
-                                                     --reduce--> one block per reducer
-                                                                  + its metadata (a small task)
+                                                     --reduce (a generator task per group)-->
+                                                         one block per reducer, then their metadata
 
 * A *partition* (one map's input) is a few consecutive blocks of at least a
   target size, passed as refs inside a ``Partition``: small blocks are
   coalesced so a dataset of many tiny blocks does not make M x R tinier ones.
-* A map returns one ``Run`` (its index and a compact table) per reducer; the
-  push strategy's merges join Runs into ``Runs`` without copying tables into
-  one; a reduce puts the runs in map order before its kernel sees them, so
-  the output does not depend on which maps a merge grouped (same seed, same
-  shuffle; a stable sort stays stable).
+* Reducers go in ``Groups`` of consecutive ones, so a map makes a few pieces
+  of about PIECE_TARGET_BYTES instead of one small store object per reducer,
+  while the outputs stay many and small (``default_outputs``: the store's
+  holes).  A map returns one ``Run`` (its index, a compact table ordered by
+  reducer and each reducer's row count) per group; the push strategy's merges
+  join Runs into ``Runs`` without copying tables into one; a reduce puts the
+  runs in map order before its kernel sees them, so the output does not depend
+  on which maps a merge grouped (same seed, same shuffle; a stable sort stays
+  stable).
 * Key ranges (sort, groupby) come from a sample of every block's keys
-  (sort_keys.py), taken by the tasks that made the blocks (``sample_key``:
-  the executor asks them to) or, for blocks that existed before, in tasks
-  before the shuffle starts.
-* ``run`` returns as soon as the shuffle is started: the outputs' refs and
-  refs of their metadata.  So the caller drops its refs of the input at once,
-  and each input block is held only by the map that reads it (lineage
-  rebuilds it if a node loss needs it again); the stages after the shuffle
-  take each output as its reduce finishes.
+  (sort_keys.py), taken by the tasks that made the blocks (``sample_key``: the
+  executor asks them to) or, for blocks that existed before, in tasks before
+  the shuffle starts.
+* ``run`` returns as soon as the shuffle is started: the refs of the reduce
+  tasks, whose blocks the executor takes like a stage task's.  So the caller
+  drops its refs of the input at once, and each input block is held only by
+  the map that reads it (lineage rebuilds it if a node loss needs it again);
+  the stages after the shuffle take each output as its reduce finishes.
 
 Everything here that runs in a task is a plain module-level function or a
 frozen dataclass, so lineage can re-run it after a node dies.
@@ -68,9 +72,10 @@ OUTPUTS_PER_MAP = 4  # see default_outputs
 # a map's piece for one reducer stays a store object: well above the 100 KiB
 # under which a task's return travels inline, through the driver's memory
 MIN_PIECE_BYTES = 256 << 10
-# a map's piece for a group of reducers (Groups): 1,024 pieces of 256 KiB
-# (16 maps x 64 reducers) cost ~1 ms of CPU each to create, seal, read and free
-PIECE_TARGET_BYTES = 1 << 20
+# a map's piece for a group of reducers (Groups): a store object costs ~1 ms of
+# CPU to create, seal, read and free, and 16 maps x 64 reducers made 1,024 of
+# 256 KiB; 2 MiB took 7-18% less CPU than 1 MiB, 4 MiB no more (design.md 22)
+PIECE_TARGET_BYTES = 2 << 20
 TASK_MAX_RETRIES = 10  # as the shuffle's own tasks: node losses a task survives
 
 
@@ -88,7 +93,7 @@ class Partition:
 class Groups:
     """Reducers in groups of ``size`` consecutive ones: a map makes one piece
     (one store object) per group, and one reduce task makes the group's
-    outputs, one block each (design.md section 22, "Pieces per group")."""
+    outputs, one block each (design.md section 22, "Groups")."""
 
     reducers: int
     size: int
@@ -146,8 +151,9 @@ def _partition_tables(part: Partition) -> pa.Table:
 
 
 def map_entry(part: Partition, num_groups: int, kernel: Callable, groups: Groups) -> list[Run]:
-    """A shuffle map: ``kernel`` tells each row's reducer; the rows are ordered
-    by reducer (one stable counting sort) and cut into one Run per group."""
+    """A shuffle map (``num_groups``: the library's reducers, ``groups.count``):
+    ``kernel`` tells each row's reducer; the rows are ordered by reducer (one
+    stable counting sort) and cut into one Run per group."""
     release_unused_memory()  # what the last task freed
     table, reducer_of_row = kernel(_partition_tables(part), part, groups.reducers)
     runs = [Run(part.index, compact(t), tuple(c))
@@ -304,9 +310,9 @@ class Exchange:
 
 def group_size(total: int, maps: int, reducers: int, target: int) -> int:
     """Reducers per group: enough that a map's piece for a group is about
-    PIECE_TARGET_BYTES (a store object, a create and a seal, each), while a
-    reduce task reads at most two partitions' worth (its outputs are made one
-    at a time, but its inputs stay until its last one is made)."""
+    PIECE_TARGET_BYTES (each piece a store object to create, seal, read and
+    free), while a reduce task reads at most two partitions' worth (its
+    outputs are made one at a time, but its inputs stay until its last one)."""
     piece = total / max(1, maps * reducers)
     output = total / max(1, reducers)
     size = min(round(PIECE_TARGET_BYTES / max(piece, 1.0)), int(2 * target // max(output, 1.0)))
