@@ -74,8 +74,9 @@ OUTPUTS_PER_MAP = 4  # see default_outputs
 MIN_PIECE_BYTES = 256 << 10
 # a map's piece for a group of reducers (Groups): a store object costs ~1 ms of
 # CPU to create, seal, read and free, and 16 maps x 64 reducers made 1,024 of
-# 256 KiB; 2 MiB took 7-18% less CPU than 1 MiB, 4 MiB no more (design.md 22)
-PIECE_TARGET_BYTES = 2 << 20
+# 256 KiB.  2 MiB took another 7-18% of CPU off random_shuffle but peaked
+# ~30 MB higher (a reduce holds its group's inputs until its last output)
+PIECE_TARGET_BYTES = 1 << 20
 TASK_MAX_RETRIES = 10  # as the shuffle's own tasks: node losses a task survives
 
 

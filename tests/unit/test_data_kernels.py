@@ -126,14 +126,14 @@ def test_split_grouped_keeps_row_order_within_a_part_and_counts_each_part():
     assert one[0][1] == [4, 4, 2] and one[0][0].num_rows == 10
 
 
-def test_a_group_is_about_two_mib_of_each_map_while_a_reduce_reads_two_partitions():
+def test_a_group_is_about_a_mib_of_each_map_while_a_reduce_reads_two_partitions():
     from shoal.data.exchange import group_size
 
     MiB = 1 << 20
-    assert group_size(256 * MiB, 16, 64, 16 * MiB) == 8  # 256 KiB pieces -> 2 MiB
-    assert group_size(256 * MiB, 8, 32, 32 * MiB) == 2  # 1 MiB pieces -> 2 MiB
-    assert group_size(256 * MiB, 4, 16, 64 * MiB) == 1  # 4 MiB pieces already
-    assert group_size(256 * MiB, 16, 64, 4 * MiB) == 2  # outputs of 4 MiB, partitions of 4
+    assert group_size(256 * MiB, 16, 64, 16 * MiB) == 4  # 256 KiB pieces -> 1 MiB
+    assert group_size(256 * MiB, 11, 44, 16 * MiB) == 2  # the quick bench: 516 KiB
+    assert group_size(256 * MiB, 8, 32, 32 * MiB) == 1  # 1 MiB pieces already
+    assert group_size(256 * MiB, 16, 64, 2 * MiB) == 1  # outputs of 4 MiB, partitions of 2
     assert group_size(1 * MiB, 4, 3, 1 * MiB) == 3  # at most every reducer
 
 
