@@ -252,6 +252,31 @@ def test_a_failed_preparation_fails_every_output_instead_of_hanging(shoal_cluste
     assert stats.wait(10) and "shape (n, 100)" in stats.error
 
 
+def _split_pairs(part, n):
+    return [np.array([x for x in part if x % n == r]) for r in range(n)]
+
+
+def _evens_then_odds(*blocks):
+    """A generator reducer: two outputs from one read of its blocks."""
+    values = np.sort(np.concatenate(blocks))
+    yield values[values % 2 == 0]
+    yield values[values % 2 == 1]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_generator_reducer_yields_several_outputs(shoal_cluster, strategy):
+    inputs = [np.arange(i, 600, 6) for i in range(6)]
+    outputs = shuffle(inputs, _split_pairs, _evens_then_odds, num_reducers=3,
+                      strategy=strategy, reduce_num_returns="dynamic", round_size=2)
+    assert len(outputs) == 3
+    for r, ref in enumerate(outputs):
+        items = list(shoal.get(ref, timeout=60))
+        evens, odds = shoal.get(items, timeout=60)
+        everything = np.arange(600)
+        assert evens.tolist() == [x for x in everything if x % 3 == r and x % 2 == 0]
+        assert odds.tolist() == [x for x in everything if x % 3 == r and x % 2 == 1]
+
+
 def test_bad_arguments_are_refused_by_name(shoal_cluster):
     data = [make_records(0, 10, 1)]
     with pytest.raises(ValueError, match="strategy must be one of"):
@@ -264,6 +289,8 @@ def test_bad_arguments_are_refused_by_name(shoal_cluster):
         shuffle(np.zeros(3), len, len, num_reducers=1)
     with pytest.raises(TypeError, match="map_fn must be callable"):
         shuffle([[1]], None, len, num_reducers=1)
+    with pytest.raises(ValueError, match="reduce_num_returns must be 1 or 'dynamic'"):
+        shuffle([[1]], len, len, num_reducers=1, reduce_num_returns=2)
     with pytest.raises(ValueError, match=r"sort: input 0 must have shape \(n, 100\)"):
         sort([np.zeros((3, 99), dtype=np.uint8)], num_partitions=1)
     with pytest.raises(ValueError, match="seed must be an int >= 0"):

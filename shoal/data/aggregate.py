@@ -1,6 +1,7 @@
 """Aggregations (Ray's ``ray.data.aggregate``): the built-ins ``Count``, ``Sum``,
 ``Min``, ``Max``, ``Mean``, ``Std``, ``AbsMax``, ``Quantile``, ``Unique`` and the
-accumulator-style ``AggregateFn``,
+accumulator-style ``AggregateFn``, Ray's ``AggregateFnV2`` interface for custom
+aggregations (and ``ApproximateQuantile``, a KLL sketch, on it),
 and the two kernels that run them: ``partial`` on one block (in a shuffle's
 map: rows -> one row of *state* per group) and ``combine`` on the states of
 one key range (in its reduce: states -> one result row per group).
@@ -35,6 +36,7 @@ Python accumulator per group (a pickled-object column), built by
 
 from __future__ import annotations
 
+import abc
 import enum
 import pickle
 from collections.abc import Callable, Sequence
@@ -93,6 +95,101 @@ class AggregateFn:
 
     def columns(self) -> list[str]:
         return []
+
+    # The hooks the kernels call (V2 overrides them with Ray's null rules).
+    def _group_state(self, key: Any, group: pa.Table) -> Any:
+        acc = self.init(key)
+        if self.accumulate_block is not None:
+            return self.accumulate_block(acc, group)
+        for row in rows_of(group):
+            acc = self.accumulate_row(acc, row)  # type: ignore[misc]
+        return acc
+
+    def _fold(self, accs: Sequence[Any]) -> Any:
+        acc = accs[0]
+        for other in accs[1:]:
+            acc = self.merge(acc, other)
+        return self.finalize(acc)
+
+
+def is_null(value: Any) -> bool:
+    """Ray's null for accumulators: None, a float NaN or pandas' NA."""
+    if value is None or type(value).__name__ == "NAType":
+        return True
+    return isinstance(value, (float, np.floating)) and bool(np.isnan(value))
+
+
+class AggregateFnV2(AggregateFn, abc.ABC):
+    """Ray's interface for a custom aggregation: subclass it and implement
+    ``aggregate_block(block) -> accumulator`` (a group's rows, an Arrow table)
+    and ``combine(current_accumulator, new) -> accumulator``; ``finalize(acc)``
+    (default: the accumulator) makes the result, column ``name``.
+
+    Nulls follow Ray's rules, so a user's combine never sees one: with
+    ``ignore_nulls`` a group starts empty (None) and a null partial result
+    is skipped; without, a group starts at ``zero_factory()`` and any null
+    partial result makes the group's result null.  Finalize is not called on
+    a null accumulator."""
+
+    def __init__(self, name: str, zero_factory: Callable[[], Any], *, on: str | None,
+                 ignore_nulls: bool) -> None:
+        what = type(self).__name__
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{what}: name must be a non-empty string, got {name!r}")
+        if not callable(zero_factory):
+            raise TypeError(f"{what}: zero_factory must be callable, got {zero_factory!r}")
+        if on is not None and not isinstance(on, str):
+            raise TypeError(f"{what}: on must be a column name or None, got {on!r}")
+        self.name = name
+        self.zero_factory = zero_factory
+        self.on = on
+        self.ignore_nulls = bool(ignore_nulls)
+        self.accumulate_row = None
+        self.accumulate_block = None
+
+    def get_target_column(self) -> str | None:
+        return self.on
+
+    def get_agg_name(self) -> str:
+        """The name before any parenthesis ('sum' of 'sum(x)'), as Ray's."""
+        return self.name.split("(", 1)[0]
+
+    def columns(self) -> list[str]:
+        return [self.on] if self.on else []
+
+    @abc.abstractmethod
+    def aggregate_block(self, block: pa.Table) -> Any:
+        """A partial result for the rows of ``block`` (one group's, or a whole
+        block's for a dataset-wide aggregation)."""
+
+    @abc.abstractmethod
+    def combine(self, current_accumulator: Any, new: Any) -> Any:
+        """Two partial results joined."""
+
+    def finalize(self, accumulator: Any) -> Any:  # type: ignore[override]
+        return accumulator
+
+    def _zero(self) -> Any:
+        return None if self.ignore_nulls else self.zero_factory()
+
+    def _combine_safe(self, current: Any, new: Any) -> Any:
+        if self.ignore_nulls:
+            if is_null(current):
+                return new
+            return current if is_null(new) else self.combine(current, new)
+        if is_null(current) or is_null(new):
+            return None
+        return self.combine(current, new)
+
+    def _group_state(self, key: Any, group: pa.Table) -> Any:
+        state = self.aggregate_block(group)
+        return None if self.ignore_nulls and is_null(state) else state
+
+    def _fold(self, accs: Sequence[Any]) -> Any:
+        acc = self._zero()
+        for other in accs:
+            acc = self._combine_safe(acc, other)
+        return None if is_null(acc) else self.finalize(acc)
 
 
 class _Builtin(AggregateFn):
@@ -180,6 +277,59 @@ class Std(_Builtin):
         if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
             raise ValueError(f"Std: ddof must be an int >= 0, got {ddof!r}")
         self.ddof = ddof
+
+
+class ApproximateQuantile(AggregateFnV2):
+    """Quantiles of a numeric column from a KLL sketch (datasketches'
+    ``kll_floats_sketch``, as Ray's): each group keeps a sketch of
+    ``quantile_precision`` (K) items, so memory stays bounded however many
+    rows it has; the rank error is about 1.33% at K=200, 0.35% at K=800.
+    Nulls and NaN are skipped.  The result is a list, one value per entry of
+    ``quantiles``."""
+
+    def __init__(self, on: str, quantiles: list[float], quantile_precision: int = 800,
+                 alias_name: str | None = None) -> None:
+        try:
+            from datasketches import kll_floats_sketch
+        except ImportError as exc:
+            raise ImportError("ApproximateQuantile needs the datasketches package: "
+                              "pip install datasketches") from exc
+        if not isinstance(on, str):
+            raise TypeError(f"ApproximateQuantile: on must be a column name, got {on!r}")
+        if not isinstance(quantiles, (list, tuple)) or not quantiles or not all(
+                isinstance(q, (int, float)) and not isinstance(q, bool) and 0 <= q <= 1
+                for q in quantiles):
+            raise ValueError(f"ApproximateQuantile: quantiles must be a list of numbers in "
+                             f"[0, 1], got {quantiles!r}")
+        if isinstance(quantile_precision, bool) or not isinstance(quantile_precision, int) \
+                or not 8 <= quantile_precision <= 65535:
+            raise ValueError(f"ApproximateQuantile: quantile_precision must be an int in "
+                             f"8..65535, got {quantile_precision!r}")
+        self._sketch = kll_floats_sketch
+        self.quantiles = [float(q) for q in quantiles]
+        self.quantile_precision = quantile_precision
+        super().__init__(alias_name or f"approx_quantile({on})", self._empty, on=on,
+                         ignore_nulls=True)
+
+    def _empty(self) -> bytes:
+        return self._sketch(k=self.quantile_precision).serialize()
+
+    def aggregate_block(self, block: pa.Table) -> bytes:
+        sketch = self._sketch(k=self.quantile_precision)
+        values = pc.drop_null(block.column(self.on)).to_numpy().astype(np.float64,
+                                                                        copy=False)
+        values = values[~np.isnan(values)]
+        if len(values):
+            sketch.update(values)
+        return sketch.serialize()
+
+    def combine(self, current_accumulator: bytes, new: bytes) -> bytes:
+        sketch = self._sketch.deserialize(current_accumulator)
+        sketch.merge(self._sketch.deserialize(new))
+        return sketch.serialize()
+
+    def finalize(self, accumulator: bytes) -> list[float]:
+        return list(self._sketch.deserialize(accumulator).get_quantiles(self.quantiles))
 
 
 def check_aggs(aggs: Sequence[Any], what: str) -> list[AggregateFn]:
@@ -287,7 +437,9 @@ def partial(table: pa.Table, keys: list[str], aggs: list[AggregateFn]) -> pa.Tab
     if not keys:
         table = table.append_column(_ONE, pa.array(np.zeros(table.num_rows, np.int8)))
         keys = [_ONE]
-    table = _nan_to_null(table, {c for a in aggs for c in a.columns()})
+    # built-ins only: a custom aggregation sees the values as they are
+    table = _nan_to_null(table, {c for a in aggs if a.kind is not Kind.CUSTOM
+                                 for c in a.columns()})
     specs, names = [], []
     for i, agg in enumerate(aggs):
         if agg.kind is not Kind.CUSTOM:
@@ -336,12 +488,7 @@ def _objects(values: list[Any]) -> pa.Array:
 
 def _accumulate(agg: AggregateFn, key: Any, group: pa.Table) -> Any:
     try:
-        acc = agg.init(key)
-        if agg.accumulate_block is not None:
-            return agg.accumulate_block(acc, group)
-        for row in rows_of(group):
-            acc = agg.accumulate_row(acc, row)  # type: ignore[misc]
-        return acc
+        return agg._group_state(key, group)
     except Exception as exc:
         raise UserCodeException(f"Aggregate({agg.name}): the user function raised "
                                 f"{type(exc).__name__}: {exc} (on the group with key "
@@ -468,10 +615,7 @@ def _custom_result(agg: AggregateFn, accs: Any,
     out = []
     for start, length in zip(*ranges, strict=True):
         try:
-            acc = values[start]
-            for other in values[start + 1:start + length]:
-                acc = agg.merge(acc, other)
-            out.append(agg.finalize(acc))
+            out.append(agg._fold(list(values[start:start + length])))
         except Exception as exc:
             raise UserCodeException(f"Aggregate({agg.name}): merge or finalize raised "
                                     f"{type(exc).__name__}: {exc}") from exc

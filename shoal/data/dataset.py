@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from shoal.data import consume, exchange, shuffle_ops
+from shoal.data import consume, exchange, expressions, shuffle_ops
 from shoal.data.aggregate import AggregateFn, Max, Mean, Min, Std, Sum
 from shoal.data.block import BatchFormat, rows_of, to_batch, to_pandas
 from shoal.data.compute import map_settings
@@ -100,12 +100,24 @@ class Dataset:
                fn_constructor_args: Any = None, fn_constructor_kwargs: dict | None = None,
                num_cpus: float | None = None, num_gpus: float | None = None,
                concurrency: Any = None, **ray_remote_args: Any) -> Dataset:
-        """Keep the rows for which ``fn(row)`` is true."""
+        """Keep the rows for which ``fn(row)`` is true, or for which the predicate
+        ``expr`` (Ray's string form: ``"x > 5 and y == 'a'"``) is; an
+        expression runs as Arrow compute on whole blocks (expressions.py)."""
         if expr is not None:
-            raise NotImplementedError("filter(expr=...): expressions are not supported yet; "
-                                      "pass a function")
+            given = [n for n, v in (("fn", fn), ("fn_args", fn_args), ("fn_kwargs", fn_kwargs),
+                                    ("fn_constructor_args", fn_constructor_args),
+                                    ("fn_constructor_kwargs", fn_constructor_kwargs))
+                     if v is not None]
+            if given:
+                raise ValueError(f"filter: give either expr or fn, not both ({given[0]} was "
+                                 f"given with expr)")
+            predicate = expressions.parse(expr)
+            transform = expressions.ExprFilter(predicate=predicate,
+                                               name=f"Filter({predicate.text})")
+            return self._map_op(transform.name, transform, None, "filter", compute,
+                                concurrency, num_cpus, num_gpus, ray_remote_args)
         if fn is None:
-            raise TypeError("filter: give a function fn(row) -> bool")
+            raise TypeError("filter: give a function fn(row) -> bool or an expression expr=")
         return self._rows("filter", "Filter", fn, compute, fn_args, fn_kwargs,
                           fn_constructor_args, fn_constructor_kwargs, num_cpus, num_gpus,
                           concurrency, ray_remote_args)
@@ -296,10 +308,12 @@ class Dataset:
     def split(self, n: int, *, equal: bool = False,
               locality_hints: list | None = None) -> list[MaterializedDataset]:
         """``n`` disjoint materialized pieces in order; sizes differ by at most one
-        row (``equal=True``: equal, dropping the < n rows left over)."""
+        row (``equal=True``: equal, dropping the < n rows left over).
+        ``locality_hints``: an actor per piece; a piece is made of the blocks on
+        its actor's node first."""
         from shoal.data import splitting
 
-        return splitting.split(self.materialize(), n, equal)
+        return splitting.split(self.materialize(), n, equal, locality_hints)
 
     def streaming_split(self, n: int, *, equal: bool = False,
                         locality_hints: list | None = None) -> list[DataIterator]:

@@ -4,28 +4,32 @@ kernels of random_shuffle, sort, groupby and repartition.
 
 ::
 
-    blocks (refs) --group--> partitions --map--> one Run per reducer
+    blocks (refs) --group--> partitions --map--> one Run per group of reducers
                                               --merge (push)--> Runs
-                                                     --reduce--> one block per reducer
-                                                                  + its metadata (a small task)
+                                                     --reduce (a generator task per group)-->
+                                                         one block per reducer, then their metadata
 
 * A *partition* (one map's input) is a few consecutive blocks of at least a
   target size, passed as refs inside a ``Partition``: small blocks are
   coalesced so a dataset of many tiny blocks does not make M x R tinier ones.
-* A map returns one ``Run`` (its index and a compact table) per reducer; the
-  push strategy's merges join Runs into ``Runs`` without copying tables into
-  one; a reduce puts the runs in map order before its kernel sees them, so
-  the output does not depend on which maps a merge grouped (same seed, same
-  shuffle; a stable sort stays stable).
+* Reducers go in ``Groups`` of consecutive ones, so a map makes a few pieces
+  of about PIECE_TARGET_BYTES instead of one small store object per reducer,
+  while the outputs stay many and small (``default_outputs``: the store's
+  holes).  A map returns one ``Run`` (its index, a compact table ordered by
+  reducer and each reducer's row count) per group; the push strategy's merges
+  join Runs into ``Runs`` without copying tables into one; a reduce puts the
+  runs in map order before its kernel sees them, so the output does not depend
+  on which maps a merge grouped (same seed, same shuffle; a stable sort stays
+  stable).
 * Key ranges (sort, groupby) come from a sample of every block's keys
-  (sort_keys.py), taken by the tasks that made the blocks (``sample_key``:
-  the executor asks them to) or, for blocks that existed before, in tasks
-  before the shuffle starts.
-* ``run`` returns as soon as the shuffle is started: the outputs' refs and
-  refs of their metadata.  So the caller drops its refs of the input at once,
-  and each input block is held only by the map that reads it (lineage
-  rebuilds it if a node loss needs it again); the stages after the shuffle
-  take each output as its reduce finishes.
+  (sort_keys.py), taken by the tasks that made the blocks (``sample_key``: the
+  executor asks them to) or, for blocks that existed before, in tasks before
+  the shuffle starts.
+* ``run`` returns as soon as the shuffle is started: the refs of the reduce
+  tasks, whose blocks the executor takes like a stage task's.  So the caller
+  drops its refs of the input at once, and each input block is held only by
+  the map that reads it (lineage rebuilds it if a node loss needs it again);
+  the stages after the shuffle take each output as its reduce finishes.
 
 Everything here that runs in a task is a plain module-level function or a
 frozen dataclass, so lineage can re-run it after a node dies.
@@ -36,7 +40,7 @@ from __future__ import annotations
 import functools
 import secrets
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +58,7 @@ from shoal.data.block import (
     release_unused_memory,
 )
 from shoal.data.context import DataContext
+from shoal.data.plan import Made
 from shoal.shuffle import shuffle
 
 MiB = 1 << 20
@@ -67,6 +72,11 @@ OUTPUTS_PER_MAP = 4  # see default_outputs
 # a map's piece for one reducer stays a store object: well above the 100 KiB
 # under which a task's return travels inline, through the driver's memory
 MIN_PIECE_BYTES = 256 << 10
+# a map's piece for a group of reducers (Groups): a store object costs ~1 ms of
+# CPU to create, seal, read and free, and 16 maps x 64 reducers made 1,024 of
+# 256 KiB.  2 MiB took another 7-18% of CPU off random_shuffle but peaked
+# ~30 MB higher (a reduce holds its group's inputs until its last output)
+PIECE_TARGET_BYTES = 1 << 20
 TASK_MAX_RETRIES = 10  # as the shuffle's own tasks: node losses a task survives
 
 
@@ -81,20 +91,42 @@ class Partition:
 
 
 @dataclass(frozen=True)
+class Groups:
+    """Reducers in groups of ``size`` consecutive ones: a map makes one piece
+    (one store object) per group, and one reduce task makes the group's
+    outputs, one block each (design.md section 22, "Groups")."""
+
+    reducers: int
+    size: int
+
+    @property
+    def count(self) -> int:
+        return -(-self.reducers // self.size)
+
+    def members(self, group: int) -> range:
+        return range(group * self.size, min(self.reducers, (group + 1) * self.size))
+
+
+@dataclass(frozen=True)
 class Run:
-    """The rows one map sends one reducer."""
+    """The rows one map sends one group of reducers: ``table`` holds them
+    reducer by reducer, ``counts[j]`` rows for the group's ``j``-th."""
 
     map_index: int
     table: pa.Table
+    counts: tuple[int, ...]
 
     @property
     def nbytes(self) -> int:
         return self.table.nbytes
 
+    def part(self, j: int) -> pa.Table:
+        return self.table.slice(sum(self.counts[:j]), self.counts[j])
+
 
 @dataclass(frozen=True)
 class Runs:
-    """Runs of several maps for one reducer (a push merge's output)."""
+    """Runs of several maps for one group (a push merge's output)."""
 
     runs: tuple[Run, ...]
 
@@ -119,26 +151,36 @@ def _partition_tables(part: Partition) -> pa.Table:
     return concat(list(tables))
 
 
-def map_entry(part: Partition, num_reducers: int, kernel: Callable) -> list[Run]:
-    """A shuffle map: the partition's rows, split by ``kernel`` into one table per
-    reducer."""
+def map_entry(part: Partition, num_groups: int, kernel: Callable, groups: Groups) -> list[Run]:
+    """A shuffle map (``num_groups``: the library's reducers, ``groups.count``):
+    ``kernel`` tells each row's reducer; the rows are ordered by reducer (one
+    stable counting sort) and cut into one Run per group."""
     release_unused_memory()  # what the last task freed
-    pieces = kernel(_partition_tables(part), part, num_reducers)
-    runs = [Run(part.index, compact(p)) for p in pieces]
-    del pieces
+    table, reducer_of_row = kernel(_partition_tables(part), part, groups.reducers)
+    runs = [Run(part.index, compact(t), tuple(c))
+            for t, c in sort_keys.split_grouped(table, reducer_of_row, groups.reducers,
+                                                groups.size)]
+    del table, reducer_of_row
     release_unused_memory()
     return runs
 
 
-def reduce_entry(*blocks_then_reducer: Any, kernel: Callable) -> pa.Table:
-    """A shuffle reduce: the runs in map order, combined by ``kernel``."""
-    *blocks, reducer = blocks_then_reducer
+def reduce_entry(*blocks_then_group: Any, kernel: Callable, groups: Groups) -> Iterator[Any]:
+    """A shuffle reduce of one group (a generator task): for each of its reducers,
+    that reducer's rows of every run in map order, combined by ``kernel``, yielded
+    as a block; then the list of their metadata."""
+    *blocks, group = blocks_then_group
     release_unused_memory()  # what the last task freed
     runs = sorted(_flat(blocks), key=lambda r: r.map_index)
-    out = compact(kernel([r.table for r in runs], reducer))
-    del runs, blocks
-    release_unused_memory()
-    return out
+    del blocks
+    metas = []
+    for j, reducer in enumerate(groups.members(group)):
+        out = compact(kernel([r.part(j) for r in runs], reducer))
+        metas.append(metadata_of(out))
+        yield out
+        del out
+        release_unused_memory()
+    yield metas
 
 
 def _sample(sampler: sort_keys.BlockSampler, first: int, *blocks: pa.Table) -> list[pa.Table]:
@@ -151,13 +193,8 @@ def _sample(sampler: sort_keys.BlockSampler, first: int, *blocks: pa.Table) -> l
     return out
 
 
-def _metadata(block: pa.Table) -> BlockMetadata:
-    return metadata_of(block)
-
-
 _remote_sample = shoal.remote(max_retries=TASK_MAX_RETRIES)(_sample)
 _remote_boundaries = shoal.remote(max_retries=TASK_MAX_RETRIES)(sort_keys.boundaries)
-_remote_metadata = shoal.remote(max_retries=TASK_MAX_RETRIES)(_metadata)
 
 
 # ---- partitions and the shuffle call -------------------------------------------------------
@@ -228,7 +265,7 @@ class Exchange:
     runs, and how many outputs (None: one per partition)."""
 
     name: str
-    map_kernel: Callable  # (table, partition, num_reducers) -> list of tables
+    map_kernel: Callable  # (table, partition, num_reducers) -> (table, reducer of each row)
     reduce_kernel: Callable  # (tables in map order, reducer) -> table
     num_outputs: int | None = None
     ranges: sort_keys.SortKey | None = None  # sample these keys first (range partitioning)
@@ -240,8 +277,8 @@ class Exchange:
         return self.ranges if self.bounds is None else None
 
     def run(self, refs: list, metas: list) -> tuple[list, list]:
-        """``AllToAll.run``: start the shuffle; the outputs' refs and their
-        metadata's refs, at once."""
+        """``AllToAll.run``: start the shuffle; the refs of its reduce tasks (each
+        yields its group's blocks, then their metadata), at once."""
         ctx = DataContext.get_current()
         target = partition_target_bytes(ctx)
         parts = partitions(refs, metas, target)
@@ -257,32 +294,42 @@ class Exchange:
             bounds = _boundaries(refs, metas, block_sampler(self.ranges, ctx), reducers)
             map_kernel = functools.partial(map_kernel, bounds=bounds)
         if len(parts) == 1:  # one map: no shuffle (its actor and driver thread cost ~1 s)
-            return _single_task(parts[0], reducers, map_kernel, self.reduce_kernel)
+            ref = _remote_map_and_reduce.remote(parts[0], reducers, map_kernel,
+                                                self.reduce_kernel)
+            return [ref], [Made.BY_GENERATOR]
+        groups = Groups(reducers, group_size(total, len(parts), reducers, target))
         outputs = shuffle(
-            parts, functools.partial(map_entry, kernel=map_kernel),
-            functools.partial(reduce_entry, kernel=self.reduce_kernel),
-            num_reducers=reducers, merge_fn=merge_runs,
+            parts, functools.partial(map_entry, kernel=map_kernel, groups=groups),
+            functools.partial(reduce_entry, kernel=self.reduce_kernel, groups=groups),
+            num_reducers=groups.count, merge_fn=merge_runs,
             partition_bytes=max(1, total // len(parts)),
-            reduce_args=lambda r: (r,), progress=_bars_on(ctx), label=self.name,
-            strategy=ctx.shuffle_strategy or default_strategy())
-        return list(outputs), [_remote_metadata.remote(o) for o in outputs]
+            reduce_args=lambda k: (k,), progress=_bars_on(ctx), label=self.name,
+            strategy=ctx.shuffle_strategy or default_strategy(),
+            reduce_num_returns="dynamic")
+        return list(outputs), [Made.BY_GENERATOR] * len(outputs)
 
 
-def _map_and_reduce(part: Partition, num_reducers: int, map_kernel: Callable,
-                    reduce_kernel: Callable) -> tuple:
-    runs = map_entry(part, num_reducers, map_kernel)
-    blocks = [reduce_entry(run, r, kernel=reduce_kernel) for r, run in enumerate(runs)]
-    return (*blocks, *(metadata_of(b) for b in blocks))
+def group_size(total: int, maps: int, reducers: int, target: int) -> int:
+    """Reducers per group: enough that a map's piece for a group is about
+    PIECE_TARGET_BYTES (each piece a store object to create, seal, read and
+    free), while a reduce task reads at most two partitions' worth (its
+    outputs are made one at a time, but its inputs stay until its last one)."""
+    piece = total / max(1, maps * reducers)
+    output = total / max(1, reducers)
+    size = min(round(PIECE_TARGET_BYTES / max(piece, 1.0)), int(2 * target // max(output, 1.0)))
+    return max(1, min(reducers, size))
 
 
-_remote_map_and_reduce = shoal.remote(max_retries=TASK_MAX_RETRIES)(_map_and_reduce)
+def _map_and_reduce(part: Partition, reducers: int, map_kernel: Callable,
+                    reduce_kernel: Callable) -> Iterator[Any]:
+    """One partition: map and every reduce in one generator task."""
+    groups = Groups(reducers, reducers)
+    runs = map_entry(part, 1, map_kernel, groups)
+    yield from reduce_entry(*runs, 0, kernel=reduce_kernel, groups=groups)
 
 
-def _single_task(part: Partition, reducers: int, map_kernel: Callable,
-                 reduce_kernel: Callable) -> tuple[list, list]:
-    refs = _remote_map_and_reduce.options(num_returns=2 * reducers).remote(
-        part, reducers, map_kernel, reduce_kernel)
-    return refs[:reducers], refs[reducers:]
+_remote_map_and_reduce = shoal.remote(num_returns="dynamic",
+                                      max_retries=TASK_MAX_RETRIES)(_map_and_reduce)
 
 
 SAMPLE_TASK_BLOCKS = 16  # blocks one sampling task reads (existing data only)
@@ -311,11 +358,10 @@ def _boundaries(refs: list, metas: list, sampler: sort_keys.BlockSampler,
 
 # ---- kernels ----------------------------------------------------------------------------
 def random_map(table: pa.Table, part: Partition, num_reducers: int,
-               seed: int) -> list[pa.Table]:
+               seed: int) -> tuple[pa.Table, np.ndarray]:
     rng = np.random.default_rng([seed, part.index])
     small = np.uint16 if num_reducers <= 1 << 16 else np.int64  # 2 bytes a row, not 8
-    return sort_keys.split_by(table, rng.integers(num_reducers, size=table.num_rows,
-                                                  dtype=small), num_reducers)
+    return table, rng.integers(num_reducers, size=table.num_rows, dtype=small)
 
 
 def random_reduce(tables: list[pa.Table], reducer: int, seed: int) -> pa.Table:
@@ -328,18 +374,19 @@ def concat_reduce(tables: list[pa.Table], reducer: int) -> pa.Table:
     return concat(tables)
 
 
-def round_robin_map(table: pa.Table, part: Partition, num_reducers: int) -> list[pa.Table]:
+def round_robin_map(table: pa.Table, part: Partition,
+                    num_reducers: int) -> tuple[pa.Table, np.ndarray]:
     """repartition(shuffle=True): the dataset's row ``j`` goes to output ``j % n``, so
     every output takes rows from every input and sizes differ by at most one."""
     rows = (part.first_row + np.arange(table.num_rows)) % num_reducers
-    return sort_keys.split_by(table, rows, num_reducers)
+    return table, rows
 
 
 def sort_map(table: pa.Table, part: Partition, num_reducers: int, *,
-             key: sort_keys.SortKey, bounds: pa.Table) -> list[pa.Table]:
+             key: sort_keys.SortKey, bounds: pa.Table) -> tuple[pa.Table, np.ndarray]:
     key.check(table, "sort")
     ranges = sort_keys.range_ids(table, bounds, key.first(bounds.column_names))
-    return sort_keys.split_by(table, ranges, num_reducers)
+    return table, ranges
 
 
 def sort_reduce(tables: list[pa.Table], reducer: int, key: sort_keys.SortKey) -> pa.Table:
@@ -348,13 +395,13 @@ def sort_reduce(tables: list[pa.Table], reducer: int, key: sort_keys.SortKey) ->
 
 def aggregate_map(table: pa.Table, part: Partition, num_reducers: int, *,
                   spec: AggregationSpec, key: sort_keys.SortKey,
-                  bounds: pa.Table) -> list[pa.Table]:
+                  bounds: pa.Table) -> tuple[pa.Table, np.ndarray]:
     """Aggregate the partition's groups first (a state row per group), then send
     each state row to its key's range."""
     states = spec.partial(table)
     if states.num_columns == 0:
-        return [states] * num_reducers
-    return sort_keys.split_by(states, sort_keys.range_ids(states, bounds, key), num_reducers)
+        return states, np.zeros(0, np.int64)
+    return states, sort_keys.range_ids(states, bounds, key)
 
 
 def aggregate_reduce(tables: list[pa.Table], reducer: int,

@@ -114,13 +114,22 @@ class Union(LogicalOp):
         return self.children
 
 
+class Made(enum.Enum):
+    """An all-to-all output whose ref is a generator task's: its items are
+    blocks, then the list of their metadata (a stage task's shape)."""
+
+    BY_GENERATOR = "by generator"
+
+
 @dataclass(frozen=True, eq=False)
 class AllToAll(LogicalOp):
     """An operator that needs every input block before its first output (a
     shuffle, a sort, a repartition): ``run(refs, metadata) -> (refs, metadata)``
     is called on the driver with all of its input and starts the work; an
-    output's metadata may be a ref of it (the output is still being made).
-    ``sample_key``: keys the tasks making the input sample (a SortKey)."""
+    output's metadata may be a ref of it (the output is still being made), or
+    ``Made.BY_GENERATOR`` (the ref is a task yielding several blocks, then
+    their metadata).  ``sample_key``: keys the tasks making the input sample
+    (a SortKey)."""
 
     input: LogicalOp
     name: str

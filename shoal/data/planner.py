@@ -33,6 +33,7 @@ from shoal.data.plan import (
     InputData,
     Limit,
     LogicalOp,
+    Made,
     MapOp,
     Read,
     ReadTask,
@@ -69,7 +70,8 @@ class Stage:
 
 @dataclass(frozen=True)
 class BeingMade:
-    """An EXCHANGE item not made yet: its block's ref and its metadata's ref."""
+    """An EXCHANGE item not made yet: its block's ref and its metadata's ref, or
+    (block None) the ref of a generator task yielding blocks, then their metadata."""
 
     block: Any
     metadata: Any
@@ -139,6 +141,8 @@ class _Builder:
             for ref, meta in zip(refs, metadata, strict=True):
                 if isinstance(meta, BlockMetadata):
                     things.append((ref, meta.num_rows, meta.size_bytes, False))
+                elif meta is Made.BY_GENERATOR:  # adopted like a stage task
+                    things.append((BeingMade(None, ref), None, 0, False))
                 else:
                     things.append((BeingMade(ref, meta), None, 0, False))
             return self._source(op.name, things, prefix, StageKind.EXCHANGE)

@@ -184,14 +184,28 @@ def range_ids(table: pa.Table, bounds: pa.Table, key: SortKey) -> np.ndarray:
     return out
 
 
-def split_by(table: pa.Table, part: np.ndarray, num_parts: int) -> list[pa.Table]:
-    """``table``'s rows grouped by ``part`` (one compact table per part, rows in
-    their original order): one stable counting sort, then a gather per part."""
-    if num_parts == 1:
-        return [table]
-    small = part.astype(np.uint16 if num_parts <= 1 << 16 else np.int64, copy=False)
-    rows = np.argsort(small, kind="stable")  # a radix sort for 16-bit keys
-    counts = np.bincount(part, minlength=num_parts)
+def split_grouped(table: pa.Table, part: np.ndarray, num_parts: int,
+                  group: int) -> list[tuple[pa.Table, list[int]]]:
+    """``table``'s rows ordered by ``part`` and cut into one table per ``group``
+    consecutive parts, each with its parts' row counts (rows keep their order
+    within a part): one stable counting sort, then a gather per group."""
+    counts = np.bincount(part, minlength=num_parts)[:num_parts] if len(part) else \
+        np.zeros(num_parts, np.int64)
+    if num_parts <= group:
+        if num_parts == 1:
+            return [(table, [table.num_rows])]
+        order = np.argsort(part.astype(_small(num_parts), copy=False), kind="stable")
+        return [(table.take(order), counts.tolist())]
+    order = np.argsort(part.astype(_small(num_parts), copy=False), kind="stable")
     ends = np.cumsum(counts)
-    starts = ends - counts
-    return [table.take(rows[s:e]) for s, e in zip(starts, ends, strict=True)]
+    out = []
+    for first in range(0, num_parts, group):
+        last = min(num_parts, first + group)
+        lo = int(ends[first - 1]) if first else 0
+        out.append((table.take(order[lo:int(ends[last - 1])]),
+                    counts[first:last].tolist()))
+    return out
+
+
+def _small(num_parts: int) -> type:
+    return np.uint16 if num_parts <= 1 << 16 else np.int64

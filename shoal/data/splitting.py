@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 import shoal
+from shoal.data import locality
 from shoal.data.block import BlockMetadata, compact, concat, metadata_of
 from shoal.data.executor import RefBundle, StreamingExecutor
 from shoal.data.iterator import DataIterator
@@ -44,37 +45,41 @@ def _check_n(n: Any, what: str) -> int:
     return n
 
 
-def split(materialized: Any, n: int, equal: bool) -> list[Any]:
+def split(materialized: Any, n: int, equal: bool,
+          locality_hints: list | None = None) -> list[Any]:
+    """``n`` pieces of rows (sizes differ by at most one row; ``equal``: equal,
+    the rest dropped); with ``locality_hints`` (an actor per piece) each piece
+    is made of the blocks on its actor's node first (locality.py)."""
     from shoal.data.dataset import MaterializedDataset
 
     n = _check_n(n, "split")
+    hints = None if locality_hints is None else locality.check_hints(locality_hints, n)
     bundles = materialized._bundles()
-    total = sum(b.metadata.num_rows for b in bundles)
+    rows = [b.metadata.num_rows for b in bundles]
+    total = sum(rows)
     if equal:
-        sizes = [total // n] * n
+        quotas = [total // n] * n
     else:
-        sizes = [total // n + (1 if i < total % n else 0) for i in range(n)]
-    pieces: list[list[tuple[Any, BlockMetadata]]] = [[] for _ in range(n)]
-    pending: list[tuple[int, Any]] = []  # (piece, meta ref) of slices to resolve
-    block, offset = 0, 0
-    for piece, want in enumerate(sizes):
-        while want > 0:
-            b = bundles[block]
-            rows = b.metadata.num_rows
-            take = min(want, rows - offset)
-            if offset == 0 and take == rows:
-                pieces[piece].append((b.ref, b.metadata))
-            elif take > 0:
-                ref, meta_ref = _remote_slice.remote([(offset, offset + take)], b.ref)
-                pieces[piece].append((ref, None))
-                pending.append((piece, meta_ref))
-            want -= take
-            offset += take
-            if offset >= rows:
-                block, offset = block + 1, 0
-        while block < len(bundles) and bundles[block].metadata.num_rows == 0:
-            block += 1
-    metas = iter(shoal.get([m for _, m in pending])) if pending else iter(())
+        quotas = [total // n + (1 if i < total % n else 0) for i in range(n)]
+    if hints is None:
+        spans = locality.assign(rows, quotas)
+    else:
+        spans = locality.assign(rows, quotas, locality.block_nodes([b.ref for b in bundles]),
+                                locality.actor_nodes(hints))
+    pieces: list[list[tuple[Any, Any]]] = []
+    pending: list[Any] = []  # metadata refs of slices, resolved together
+    for piece in spans:
+        blocks = []
+        for span in piece:
+            b = bundles[span.block]
+            if span.start == 0 and span.end == b.metadata.num_rows:
+                blocks.append((b.ref, b.metadata))
+            else:
+                ref, meta_ref = _remote_slice.remote([(span.start, span.end)], b.ref)
+                blocks.append((ref, None))
+                pending.append(meta_ref)
+        pieces.append(blocks)
+    metas = iter(shoal.get(pending)) if pending else iter(())
     out = []
     for blocks in pieces:
         resolved = [(r, m if m is not None else next(metas)) for r, m in blocks]

@@ -37,6 +37,13 @@ def _count(value: Any, name: str, what: str) -> int:
     return value
 
 
+def _reduce_returns(value: Any, what: str) -> int | str:
+    if (isinstance(value, int) and not isinstance(value, bool) and value == 1) \
+            or value == "dynamic":
+        return value
+    raise ValueError(f"{what}: reduce_num_returns must be 1 or 'dynamic', got {value!r}")
+
+
 def _callable(fn: Any, name: str, what: str) -> Callable:
     if not callable(fn):
         raise TypeError(f"{what}: {name} must be callable, got {type(fn).__name__}")
@@ -55,7 +62,8 @@ def shuffle(inputs: Sequence[Any], map_fn: Callable, reduce_fn: Callable, *,
             round_size: int | None = None, progress: bool | None = None,
             stats: ShuffleStats | None = None, partition_bytes: int | None = None,
             reduce_args: Callable[[int], tuple] | None = None,
-            label: str = "shuffle") -> list[shoal.ObjectRef]:
+            label: str = "shuffle",
+            reduce_num_returns: int | str = 1) -> list[shoal.ObjectRef]:
     """Shuffle ``inputs`` (refs or values) into ``num_reducers`` outputs.
 
     ``map_fn(partition, num_reducers)`` returns one block per reducer;
@@ -71,6 +79,11 @@ def shuffle(inputs: Sequence[Any], map_fn: Callable, reduce_fn: Callable, *,
     ``partition_bytes``: an input's size when the inputs are refs (for the
     budget; numpy values say it themselves); ``reduce_args(r)``: extra trailing
     arguments of reducer ``r``'s ``reduce_fn``; ``label``: the progress bars' name.
+    ``reduce_num_returns="dynamic"``: ``reduce_fn`` is a generator and each item
+    it yields is an object of its own, stored as it is yielded (an output ref
+    is then the generator's; ``shoal.get`` of it lists the items' refs); so a
+    reducer can make several outputs, one in memory at a time, from one read
+    of its blocks.
     Map, merge and reduce functions must be deterministic: lineage re-runs them.
     """
     what = "shuffle"
@@ -80,7 +93,8 @@ def shuffle(inputs: Sequence[Any], map_fn: Callable, reduce_fn: Callable, *,
         reduce_fn=_callable(reduce_fn, "reduce_fn", what),
         num_reducers=_count(num_reducers, "num_reducers", what),
         strategy=Strategy.parse(strategy), memory_budget=memory_budget,
-        round_size=round_size, progress=progress, label=label)
+        round_size=round_size, progress=progress, label=label,
+        reduce_num_returns=_reduce_returns(reduce_num_returns, what))
     if reduce_args is not None:
         job.reduce_args = _callable(reduce_args, "reduce_args", what)
     items = _inputs(inputs, what)

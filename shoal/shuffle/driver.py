@@ -46,7 +46,14 @@ from shoal.shuffle.schedule import (
     SubmitMerge,
 )
 from shoal.shuffle.simple import SimpleSchedule
-from shoal.shuffle.tasks import Sources, TaskInfo, map_task, merge_task, reduce_task
+from shoal.shuffle.tasks import (
+    Sources,
+    TaskInfo,
+    map_task,
+    merge_task,
+    reduce_generator_task,
+    reduce_task,
+)
 from shoal.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 log = logging.getLogger("shoal.shuffle")
@@ -78,6 +85,7 @@ class ShuffleJob:
     round_size: int | None = None
     progress: bool | None = None
     label: str = "shuffle"
+    reduce_num_returns: int | str = 1  # or "dynamic": reduce_fn yields its outputs
 
 
 @dataclass
@@ -177,7 +185,9 @@ class ShuffleDriver:
         self.reducer_nodes = [node_of_reducer(r, job.num_reducers, self.shape.nodes)
                               for r in range(job.num_reducers)]
         for r, node in enumerate(self.reducer_nodes):
-            self.outputs.append(reduce_task.options(**_affinity(node)).remote(
+            task = reduce_task if job.reduce_num_returns == 1 else reduce_generator_task
+            self.outputs.append(task.options(
+                num_returns=job.reduce_num_returns, **_affinity(node)).remote(
                 job.reduce_fn, self.sources.sources.remote(r), *job.reduce_args(r)))
         thread = threading.Thread(target=self._run, name="shoal-shuffle", daemon=True)
         thread.start()

@@ -4,7 +4,8 @@
   small :class:`TaskInfo` (where it ran, bytes out) that the driver waits on.
 * ``merge_task`` merges, for each of a few reducers, the blocks of a group of
   maps; it returns one block per reducer plus a :class:`TaskInfo`.
-* ``reduce_task`` is each output's task.  It is submitted when ``shuffle`` is
+* ``reduce_task`` is each output's task (``reduce_generator_task`` when the
+  reduce function yields several outputs).  It is submitted when ``shuffle`` is
   called, with one argument that does not exist yet: the ref of a
   ``Sources.sources(r)`` call.
 
@@ -66,6 +67,15 @@ def reduce_task(reduce_fn: Callable, sources: list, *extra: Any) -> Any:
     blocks = shoal.get(list(sources)) if sources else []
     del sources
     return reduce_fn(*blocks, *extra)
+
+
+@shoal.remote(max_retries=TASK_MAX_RETRIES)
+def reduce_generator_task(reduce_fn: Callable, sources: list, *extra: Any) -> Any:
+    """``reduce_task`` for a generator ``reduce_fn`` (``num_returns="dynamic"``):
+    each output is stored as it is yielded."""
+    blocks = shoal.get(list(sources)) if sources else []
+    del sources
+    yield from reduce_fn(*blocks, *extra)
 
 
 class SourcesFailed(RuntimeError):

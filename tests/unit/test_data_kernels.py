@@ -113,10 +113,28 @@ def test_outputs_are_several_per_map_while_pieces_stay_store_objects():
     assert default_outputs(1, 1 << 30, 128 * MiB) == 8  # no output above the target
 
 
-def test_split_by_keeps_row_order_within_a_part_and_copies():
+def test_split_grouped_keeps_row_order_within_a_part_and_counts_each_part():
     table = pa.table({"v": np.arange(10)})
-    parts = sort_keys.split_by(table, np.array([1, 0, 1, 2, 0, 1, 1, 2, 0, 0]), 3)
-    assert [p.column("v").to_pylist() for p in parts] == [[1, 4, 8, 9], [0, 2, 5, 6], [3, 7]]
+    part = np.array([1, 0, 1, 2, 0, 1, 1, 2, 0, 0])
+    alone = sort_keys.split_grouped(table, part, 3, 1)
+    assert [(t.column("v").to_pylist(), c) for t, c in alone] == [
+        ([1, 4, 8, 9], [4]), ([0, 2, 5, 6], [4]), ([3, 7], [2])]
+    pairs = sort_keys.split_grouped(table, part, 3, 2)
+    assert [(t.column("v").to_pylist(), c) for t, c in pairs] == [
+        ([1, 4, 8, 9, 0, 2, 5, 6], [4, 4]), ([3, 7], [2])]
+    one = sort_keys.split_grouped(table, part, 3, 3)
+    assert one[0][1] == [4, 4, 2] and one[0][0].num_rows == 10
+
+
+def test_a_group_is_about_a_mib_of_each_map_while_a_reduce_reads_two_partitions():
+    from shoal.data.exchange import group_size
+
+    MiB = 1 << 20
+    assert group_size(256 * MiB, 16, 64, 16 * MiB) == 4  # 256 KiB pieces -> 1 MiB
+    assert group_size(256 * MiB, 11, 44, 16 * MiB) == 2  # the quick bench: 516 KiB
+    assert group_size(256 * MiB, 8, 32, 32 * MiB) == 1  # 1 MiB pieces already
+    assert group_size(256 * MiB, 16, 64, 2 * MiB) == 1  # outputs of 4 MiB, partitions of 2
+    assert group_size(1 * MiB, 4, 3, 1 * MiB) == 3  # at most every reducer
 
 
 def test_sort_key_errors_name_the_problem():
