@@ -600,7 +600,7 @@ class CoreWorker:
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
         values = self._wait_values(refs, len(refs), deadline, True, fail_fast=True)
-        if (failed := first_error(refs, values)) is not None:
+        if len(refs) > 1 and (failed := first_error(refs, values)) is not None:
             return deserialize_values([(failed._id, values[failed._id].inline)], self)
         views = self.recovery.pin_with_recovery(refs, values, deadline)
         items = []
