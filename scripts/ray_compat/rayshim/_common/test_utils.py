@@ -40,8 +40,10 @@ async def async_wait_for_condition(condition_predictor, timeout=10, retry_interv
     raise RuntimeError("The condition wasn't met before the timeout expired.")
 
 
-@shoal.remote(num_cpus=0)
-class SignalActor:
+class Signal:
+    """The body of Ray's SignalActor (remote here, and per module in
+    ``tests/client_test_utils.create_remote_signal_actor``)."""
+
     def __init__(self):
         self.ready_event = asyncio.Event()
         self.num_waiters = 0
@@ -59,6 +61,9 @@ class SignalActor:
 
     async def cur_num_waiters(self):
         return self.num_waiters
+
+
+SignalActor = shoal.remote(num_cpus=0)(Signal)
 
 
 @shoal.remote(num_cpus=0)

@@ -1,21 +1,6 @@
-import asyncio
-
 import shoal
+from rayshim._common.test_utils import Signal
 
 
 def create_remote_signal_actor(ray=shoal):
-    @ray.remote(num_cpus=0)
-    class SignalActor:
-        def __init__(self):
-            self.ready_event = asyncio.Event()
-
-        def send(self, clear=False):
-            self.ready_event.set()
-            if clear:
-                self.ready_event.clear()
-
-        async def wait(self, should_wait=True):
-            if should_wait:
-                await self.ready_event.wait()
-
-    return SignalActor
+    return ray.remote(num_cpus=0)(Signal)
