@@ -77,8 +77,8 @@ class ObjectLocations:
             oids = [r._id for r in refs]
             try:
                 if self.lending is not None:
-                    return ThreadPin(worker.node, oids).run(timeout, worker.post,
-                                                            worker.post_lazy)
+                    return ThreadPin(worker.node, oids, self._release_late).run(
+                        timeout, worker.post, worker.post_lazy)
                 return worker.call(self._pinning_call, Method.STORE_GET, oids, oids, timeout,
                                    timeout=timeout)
             except TimeoutError:
@@ -117,8 +117,9 @@ class ObjectLocations:
             fut.add_done_callback(lambda f: self._release_late(f, oids))
             raise
 
-    def _release_late(self, fut: asyncio.Future, oids: list[bytes]) -> None:
-        """A pull we stopped waiting for finished: give back its pins."""
+    def _release_late(self, fut: Any, oids: list[bytes]) -> None:
+        """A pin we stopped waiting for finished (an asyncio future, or a
+        thread pin's answer): give back its pins."""
         if fut.cancelled() or fut.exception() is not None:
             return
         pinned = [oid for loc, oid in zip(fut.result(), oids, strict=False) if loc is not None]

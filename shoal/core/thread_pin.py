@@ -26,9 +26,12 @@ from shoal.rpc.messages import Method
 class ThreadPin:
     """One STORE_GET sent from a user thread: the reply, however it comes."""
 
-    __slots__ = ("_lock", "_done", "_body", "_error", "_abandoned", "_oids", "_conn")
+    __slots__ = ("_lock", "_done", "_body", "_error", "_abandoned", "_oids", "_conn",
+                 "_give_back")
 
-    def __init__(self, conn: Any, oids: list[bytes]) -> None:
+    def __init__(self, conn: Any, oids: list[bytes],
+                 give_back: Callable[[Any, list[bytes]], None]) -> None:
+        """``give_back(answer, oids)`` (loop) releases what a late answer pinned."""
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._body: Any = None
@@ -36,6 +39,7 @@ class ThreadPin:
         self._abandoned = False
         self._oids = oids
         self._conn = conn
+        self._give_back = give_back
 
     def run(self, timeout: float | None, post: Callable, post_lazy: Callable) -> list:
         """The agent's answer: ``[offset, size]`` (pinned for us) or None per oid.
@@ -74,8 +78,4 @@ class ThreadPin:
                     self._body = answer.result()
                 self._done.set()
                 return
-        if answer.exception() is None:  # the caller left: give back what was pinned
-            pinned = [oid for loc, oid in zip(answer.result(), self._oids, strict=False)
-                      if loc is not None]
-            if pinned:
-                self._conn.notify(Method.STORE_RELEASE, pinned)
+        self._give_back(answer, self._oids)  # the caller left
