@@ -613,6 +613,17 @@ class CoreWorker:
     async def _pin_on_loop(self, oids: list[bytes]) -> list:
         return await self.node.call(Method.STORE_GET, oids)
 
+    def ask_for_values(self, refs: list[ObjectRef]) -> bool:
+        """Refs with no value here yet: fetch the borrowed ones from their owners,
+        make ours that lineage freed again.  True if some are borrowed."""
+        foreign = [(r._id, r._owner) for r in refs if r._owner != self.address]
+        if foreign:
+            self.post(self._start_fetches, foreign)
+        if freed := self.references.values_freed:
+            if ours := list(dict.fromkeys(r._id for r in refs if r._id in freed)):
+                self.post(self.recovery.rebuild_if_freed, ours)
+        return bool(foreign)
+
     def _wait_values(
         self, refs: list[ObjectRef], num: int, deadline: float | None, raise_timeout: bool,
         fail_fast: bool = False,
@@ -638,12 +649,7 @@ class CoreWorker:
         present = self.value_table.add_waiters(oids, waiter)
         for oid, value in present.items():
             waiter(oid, value)
-        foreign = [(r._id, r._owner) for r in missing
-                   if r._owner != self.address and r._id not in present]
-        if foreign:
-            self.post(self._start_fetches, foreign)
-        if freed := self.references.values_freed:  # ours, freed by lineage: make them again
-            self.post(self.recovery.rebuild_if_freed, [o for o in oids if o in freed])
+        foreign = self.ask_for_values([r for r in missing if r._id not in present])
         try:
             if not waiter.done and not (foreign and self.mode is Mode.WORKER
                                         and wait_before_lending(waiter, deadline)):

@@ -64,10 +64,7 @@ def when_ready(worker: Any, ref: Any, fn: Callable[[], None]) -> None:
     if worker.value_table.add_waiter(oid, arrived) is not None:
         _threads.submit(fn)
         return
-    if ref._owner != worker.address:
-        worker.post(worker._start_fetches, [(oid, ref._owner)])
-    elif oid in worker.references.values_freed:  # ours, freed by lineage: made again
-        worker.post(worker.recovery.rebuild_if_freed, [oid])
+    worker.ask_for_values([ref])
 
 
 def future(worker: Any, ref: Any) -> concurrent.futures.Future:
