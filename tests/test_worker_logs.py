@@ -103,10 +103,12 @@ def test_files_rotate_at_the_cap_and_keep_the_newest_lines(shutdown_only, monkey
     assert listed[name + ".2"]["rotated"] and not listed[name]["rotated"]
 
 
-def test_a_bad_rotation_setting_is_refused_naming_it(shutdown_only, monkeypatch):
+def test_a_bad_rotation_setting_is_refused_naming_it(shutdown_only, monkeypatch, tmp_path):
     monkeypatch.setenv(ROTATE_BYTES_ENV, "lots")
+    spill = tmp_path / "spill"
     with pytest.raises(Exception, match=ROTATE_BYTES_ENV):
-        shoal.init(num_cpus=1, include_dashboard=False)
+        shoal.init(num_cpus=1, include_dashboard=False, object_spilling_directory=str(spill))
+    assert not spill.exists()  # refused before the node made its store
 
 
 def test_log_file_rotation_and_chunked_reads(tmp_path):

@@ -109,6 +109,8 @@ class NodeAgent:
         self.router = router
         self.cluster = ClusterView(config.node_id)
         self.resources = NodeResources(config.resources, config.gpu_ids or None)
+        # settings that may be refused, before the store makes its arena and spill folders
+        rotation = rotation_from_env() if config.log_dir else None
         self.store = ObjectStore(StoreConfig(
             capacity=config.object_store_memory, session=config.session,
             node_id=config.node_id, spill_dirs=config.spill_dirs,
@@ -120,8 +122,8 @@ class NodeAgent:
             SHOAL_NODE_ADDRESS=config.address,
             SHOAL_STORE_PATH=self.store.path,
         )
-        self.worker_logs = (WorkerLogs(config.log_dir, config.node_id, *rotation_from_env())
-                            if config.log_dir else None)
+        self.worker_logs = (WorkerLogs(config.log_dir, config.node_id, *rotation)
+                            if rotation is not None else None)
         self.pool = WorkerPool(env, self._on_worker_output, self._on_worker_exit,
                                self.worker_logs)
         self.runtime_envs = RuntimeEnvSetup(default_root(), self._kv_package, self.pool.env)
