@@ -121,6 +121,36 @@ def test_an_object_larger_than_the_store_lives_in_disk_backed_memory(shutdown_on
     wait_for_condition(lambda: not spill_files(spill), timeout=10)
 
 
+def arena_resident_in_agent(path: str) -> int:
+    """Bytes of the arena mapped in its agent's page tables (smaps Rss)."""
+    agent = os.path.basename(path).split("-")[1]
+    with open(f"/proc/{agent}/smaps") as smaps:
+        lines = smaps.read().splitlines()
+    for i, line in enumerate(lines):
+        if line.endswith(path):
+            for field in lines[i + 1:]:
+                if field.startswith("Rss:"):
+                    return int(field.split()[1]) * 1024
+    raise AssertionError(f"the agent does not map {path}")
+
+
+def test_the_agent_maps_the_whole_arena_once_spilling_starts(shutdown_only, tmp_path):
+    """Restores and read-ahead land on pages mapped beforehand, not faulted in
+    page by page during an O_DIRECT read (design.md "Object store and spilling")."""
+    store = 64 * MiB
+    start(tmp_path, store, min_spilling_size=8 * MiB)
+    arena = context.current_worker_or_none().shm.arena.path
+    first = [shoal.put(data(i, 4 * MiB)) for i in range(4)]
+    assert stats()["spilled_objects_total"] == 0
+    assert arena_resident_in_agent(arena) < store // 2  # nothing asked for it yet
+    refs = [shoal.put(data(i, 4 * MiB)) for i in range(4, 24)]
+    assert stats()["spilled_objects_total"] > 0
+    wait_for_condition(lambda: arena_resident_in_agent(arena) == store, timeout=30,
+                       message="the agent did not map the arena after spilling started")
+    assert crc(shoal.get(first[0], timeout=30)) == crc(data(0, 4 * MiB))
+    assert crc(shoal.get(refs[-1], timeout=30)) == crc(data(23, 4 * MiB))
+
+
 def test_the_spill_directory_empties_when_refs_go(shutdown_only, tmp_path):
     spill = start(tmp_path, 64 * MiB, min_spilling_size=8 * MiB)
     refs = [shoal.put(data(i, 4 * MiB)) for i in range(48)]

@@ -20,6 +20,12 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
+
+# madvise(MADV_POPULATE_WRITE) (Linux 5.14): map every page writable, allocating
+# the ones nothing has touched, without changing any byte.
+MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
+PREFAULT_CHUNK = 64 << 20  # bytes per madvise call: short holds of the mm lock
 
 SHM_DIR = "/dev/shm"
 SHM_PREFIX = "shoal-"
@@ -82,6 +88,26 @@ class Arena:
         finally:
             os.close(fd)
         self.view = memoryview(self.map) if self.map is not None else memoryview(b"")
+
+    def prefault(self, stop: threading.Event) -> int:
+        """Map every page of the arena into this process, allocating those never
+        touched, until ``stop`` is set; returns the bytes covered.
+
+        Why: an O_DIRECT read into a page this process has not mapped first
+        allocates and zeroes it (or looks it up and maps it) page by page, which
+        took a restore into fresh pages from ~1.5 to ~1.0 GB/s here.  The agent
+        calls this once spilling starts, when the arena is ~80% used anyway, so
+        the restores and read-ahead that follow land on mapped pages.  Best
+        effort: a kernel without MADV_POPULATE_WRITE leaves it undone."""
+        done = 0
+        while done < self.capacity and not stop.is_set() and self.map is not None:
+            length = min(PREFAULT_CHUNK, self.capacity - done)
+            try:
+                self.map.madvise(MADV_POPULATE_WRITE, done, length)
+            except (OSError, ValueError):
+                break
+            done += length
+        return done
 
     def unlink(self) -> None:
         try:

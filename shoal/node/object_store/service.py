@@ -40,6 +40,7 @@ import concurrent.futures
 import enum
 import logging
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -71,6 +72,8 @@ FALLBACK_GRACE_S = float(os.environ.get("SHOAL_FALLBACK_GRACE_S", "1.0"))
 RESTORE_GRACE_S = float(os.environ.get("SHOAL_RESTORE_GRACE_S", "0.1"))
 # The largest read-ahead window: bytes after a reader going through the spill
 # order that are restored before it asks (see ObjectTable.start_restore).
+# Map the whole arena once spilling starts (Arena.prefault); "0" turns it off.
+PREFAULT = os.environ.get("SHOAL_ARENA_PREFAULT", "1") == "1"
 RESTORE_READAHEAD = int(os.environ.get("SHOAL_RESTORE_READAHEAD_BYTES", 256 << 20))
 
 
@@ -183,6 +186,8 @@ class ObjectStore:
         self._settling = False
         self._grace_timer: asyncio.TimerHandle | None = None
         self.closing = False
+        self._prefault: threading.Thread | None = None
+        self._prefault_stop = threading.Event()
 
     def register(self, router) -> None:
         for method, handler in {
@@ -415,6 +420,7 @@ class ObjectStore:
     def _perform(self, action: Action) -> bool:
         kind = action.kind
         if kind is ActionKind.SPILL:
+            self._start_prefault()
             self._spawn(self._spill(action))
         elif kind is ActionKind.RESTORE:
             self._spawn(self._restore(action))
@@ -509,6 +515,15 @@ class ObjectStore:
         return f"{len(pinned)} objects pinned by readers, {sum(o.size for o in pinned)} bytes"
 
     # ---- I/O -------------------------------------------------------------------------------
+    def _start_prefault(self) -> None:
+        """Once, at the first spill: map the whole arena on a thread of its own
+        (see Arena.prefault), so restores do not fault page by page."""
+        if self._prefault is None and PREFAULT:
+            self._prefault = threading.Thread(target=self.arena.prefault,
+                                              args=(self._prefault_stop,),
+                                              name="shoal-prefault", daemon=True)
+            self._prefault.start()
+
     async def _spill(self, action: Action) -> None:
         items = action.items
         _, length = spill_io.layout([align(item.size) for item in items])
@@ -658,6 +673,9 @@ class ObjectStore:
         for request in self.waiting:
             if not request.future.done():
                 request.future.cancel()
+        self._prefault_stop.set()
+        if self._prefault is not None:
+            self._prefault.join()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.arena.unlink()
         self.dirs.remove_all()
