@@ -1,5 +1,5 @@
 """Cost of binding a call's arguments at ``.remote()`` for docs/design.md
-(section 16, "Arguments are bound at .remote()").
+(section 18, "Arguments are bound at .remote()").
 
     python scripts/measure_call_check.py [--calls 3000] [--rounds 15]
 

@@ -1,4 +1,4 @@
-"""What a shuffle keeps in the object store (design.md section 22): the input
+"""What a shuffle keeps in the object store (design.md section 21): the input
 blocks are freed as the maps read them (the maps' arguments are their only
 references, and lineage can still rebuild them), and the outputs stream to
 the consumer as each reduce finishes, so a shuffle of half the store's size

@@ -1,5 +1,5 @@
 """Lost objects come back from lineage; tasks on dead nodes are retried
-(shoal/core/lineage.py, shoal/core/recovery.py, docs/design.md section 13).
+(shoal/core/lineage.py, shoal/core/recovery.py, docs/design.md section 15).
 
 Every test starts its own cluster: a head the driver attaches to, with no CPUs
 so that tasks run on the other nodes, which the tests kill (SIGKILL of the

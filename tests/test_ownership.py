@@ -1,6 +1,6 @@
 """Distributed reference counting across nodes: objects stay exactly while
 someone holds a ref, and every node's store drains afterwards
-(shoal/core/reference_table.py, docs/design.md section 6); ownership handed
+(shoal/core/reference_table.py, docs/design.md section 5); ownership handed
 to an actor with put(_owner=...) (shoal/core/adopt.py); objects of owners
 that died are freed on every node (shoal/node/owner_watch.py).
 

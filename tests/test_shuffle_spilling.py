@@ -1,5 +1,5 @@
 """The shuffle library out of core: a sort of inputs larger than the store, on a
-store that spills (docs/design.md section 21, "Out of core")."""
+store that spills (docs/design.md section 20, "Out of core")."""
 
 from __future__ import annotations
 

@@ -191,7 +191,7 @@ def test_a_short_get_of_borrowed_objects_keeps_the_cpu(shutdown_only):
     """A task reading blocks that exist (refs inside its argument: their owner
     says where) keeps its CPU: giving it back for a few milliseconds made the
     node start another worker for the next queued task, so more tasks ran at
-    once than there are CPUs (design.md section 22)."""
+    once than there are CPUs (design.md section 21)."""
     import numpy as np
 
     shoal.init(num_cpus=1)

@@ -585,7 +585,7 @@ class CoreWorker:
                 raise exceptions.ObjectStoreFullError(exc.message) from None
             raise
         self.shm.write(offset, data)
-        if owner:  # sealed before its owner hears of it: our death must not drop it (§18)
+        if owner:  # sealed before its owner hears of it: our death must not drop it (§17)
             self.call(_async_call, self.node, Method.STORE_SEAL, [oid])
         else:
             self.post(self.node.notify, Method.STORE_SEAL, [oid])

@@ -9,7 +9,7 @@ A get of *borrowed* objects (refs received inside a value: their owner says
 where they are) waits ``BORROWED_GET_GRACE_S`` before lending: a get of blocks
 that exist is answered in milliseconds, and lending the CPU for it made the
 node start another worker for the next queued task (~60 MB each), so more
-tasks ran at once than there are CPUs (docs/design.md section 22).
+tasks ran at once than there are CPUs (docs/design.md section 21).
 """
 
 from __future__ import annotations

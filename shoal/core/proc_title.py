@@ -3,7 +3,7 @@
 
 ``ps``, ``top`` and ``psutil.Process().cmdline()`` then tell which task a busy
 process runs.  ``setproctitle`` rewrites the argv area (what ``cmdline`` shows), which
-``prctl(PR_SET_NAME)`` cannot; one call costs about 0.5 us here (design.md section 25).
+``prctl(PR_SET_NAME)`` cannot; one call costs about 0.5 us here (design.md section 22).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ and batch formats), read_api / files (creating and reading), datasink
 (writing), iterator (fetching, batching, local shuffle), consume (running a
 plan for a consuming call), splitting (split, streaming_split), dataset (the
 Dataset class), compute (tasks or actors), context, progress, stats.
-docs/design.md section 22 explains the executor and its memory budget.
+docs/design.md section 21 explains the executor and its memory budget.
 """
 
 try:

@@ -331,7 +331,7 @@ def release_unused_memory() -> None:
     (mimalloc) keeps them for reuse, so a worker that ran one shuffle map held
     ~30-70 MB it no longer used; every shoal.data task calls this when it starts
     and when it ends (no measurable cost; MIMALLOC_PURGE_DELAY=0 did the same
-    at every free and took 4x the CPU: design.md section 22)."""
+    at every free and took 4x the CPU: design.md section 21)."""
     pa.default_memory_pool().release_unused()
 
 

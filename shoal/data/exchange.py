@@ -94,7 +94,7 @@ class Partition:
 class Groups:
     """Reducers in groups of ``size`` consecutive ones: a map makes one piece
     (one store object) per group, and one reduce task makes the group's
-    outputs, one block each (design.md section 22, "Groups")."""
+    outputs, one block each (design.md section 21, "Groups")."""
 
     reducers: int
     size: int

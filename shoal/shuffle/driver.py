@@ -146,7 +146,7 @@ def input_of(map_id: int, num_maps: int) -> int:
     first to last, the maps met the inputs the store had just spilled and, out of
     core, the store wrote out the unmapped inputs still in memory to make room for
     merged blocks, then read them back (2 GB sort on a 1 GiB store: 0.75 GB
-    written and read again, section 21 of docs/design.md)."""
+    written and read again, section 20 of docs/design.md)."""
     return num_maps - 1 - map_id
 
 

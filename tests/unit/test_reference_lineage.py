@@ -1,7 +1,7 @@
 """Unit tests for shoal.core.reference_table's lineage clause on rows that contain
 refs: a task's argument whose value is a list of refs keeps that value and the
 rows of the refs when it leaves scope, so that a rebuild of the task can read
-them (docs/design.md section 21)."""
+them (docs/design.md section 20)."""
 
 from __future__ import annotations
 
