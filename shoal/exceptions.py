@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+
+from shoal.core.exception_state import blank_exception, builtin_fields, python_slots
 
 
 class ShoalError(Exception):
@@ -23,8 +26,6 @@ class ShoalError(Exception):
 
 
 def _rebuild_error(cls: type, args: tuple, state: dict) -> ShoalError:
-    from shoal.core.error_envelope import blank_exception
-
     err = blank_exception(cls, args)  # not cls.__new__: see blank_exception (MemoryError)
     err.__dict__.update(state)
     return err
@@ -94,13 +95,10 @@ class TaskError(ShoalError):
         return self._message()
 
     def __reduce__(self):
-        from shoal.core.error_envelope import pack_cause
-
-        carried = pack_cause(self.cause) if self.cause is not None else None
-        return (
-            _rebuild_task_error,
-            (self.function_name, self.traceback_str, carried, self.pid, self.actor_repr),
-        )
+        if _task_error_envelope is not None:
+            return _task_error_envelope(self)
+        return (TaskError, (self.function_name, self.traceback_str, self.cause, self.pid,
+                            self.actor_repr))
 
     def as_instanceof_cause(self) -> TaskError:
         """A copy whose class derives from both TaskError and the cause's class,
@@ -119,8 +117,6 @@ class TaskError(ShoalError):
                 "`ray_task_error.cause` to access the user exception.",
                 type(cause).__qualname__)
             return self
-        from shoal.core.error_envelope import blank_exception, builtin_fields, python_slots
-
         try:
             err = blank_exception(cls, cause.args)
             for name, value in {**builtin_fields(cause), **python_slots(cause)}.items():
@@ -160,11 +156,17 @@ def _dual_class(cause_cls: type) -> type | None:
     return _dual_classes[cause_cls]
 
 
-def _rebuild_task_error(function_name, traceback_str, carried, pid, actor_repr):
-    from shoal.core.error_envelope import unpack_cause
+# How a TaskError pickles: shoal.core.error_envelope installs its envelope (the
+# cause in a blob of its own, so a cause that cannot travel costs only itself)
+# when it is imported, which every process that runs tasks, or unpickles their
+# errors, has done.  A TaskError pickled before that (made by hand in a process
+# that never ran shoal) carries its cause as it is.
+_task_error_envelope: Callable[[TaskError], tuple] | None = None
 
-    cause = unpack_cause(carried, traceback_str) if carried is not None else None
-    return TaskError(function_name, traceback_str, cause, pid, actor_repr)
+
+def install_task_error_envelope(reduce: Callable[[TaskError], tuple]) -> None:
+    global _task_error_envelope
+    _task_error_envelope = reduce
 
 
 class ActorError(ShoalError):

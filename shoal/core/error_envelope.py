@@ -37,14 +37,21 @@ from __future__ import annotations
 
 import io
 import pickle
-import types
 from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
 
+from shoal import exceptions
 from shoal.core import serialization
-from shoal.exceptions import UnserializableException
+from shoal.core.exception_state import (
+    HEAPTYPE,
+    blank_exception,
+    builtin_fields,
+    python_slots,
+    safe_str,
+)
+from shoal.exceptions import TaskError, UnserializableException
 
 _PLAIN = (type(None), bool, int, float, complex, str, bytes)
 
@@ -134,14 +141,13 @@ def _defines_reduce(cls: type) -> bool:
     """Whether Python code in ``cls``'s hierarchy says how to pickle it (the builtin
     reductions of BaseException, OSError, ImportError all call ``cls(*args)``)."""
     for klass in cls.__mro__:
-        if not klass.__flags__ & _HEAPTYPE:
+        if not klass.__flags__ & HEAPTYPE:
             return False
         if "__reduce__" in vars(klass) or "__reduce_ex__" in vars(klass):
             return True
     return False
 
 
-_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
 
 
 def _carried_fields(exc: BaseException) -> dict:
@@ -202,64 +208,17 @@ def _restore_chain(exc: BaseException, chain: tuple | None) -> None:
         exc.__cause__, exc.__context__, exc.__suppress_context__ = chain
 
 
-# ---- exception state, shared with shoal.exceptions -------------------------------------------
-
-def safe_str(exc: BaseException) -> str:
-    """``str(exc)``, or a placeholder if its ``__str__`` raises."""
-    try:
-        return str(exc)
-    except Exception as err:
-        return f"<str() of {type(exc).__name__} raised {type(err).__name__}>"
+def reduce_task_error(err: TaskError) -> tuple:
+    """TaskError's pickle: the envelope, with the cause as a CarriedCause."""
+    carried = pack_cause(err.cause) if err.cause is not None else None
+    return (rebuild_task_error,
+            (err.function_name, err.traceback_str, carried, err.pid, err.actor_repr))
 
 
-def blank_exception(cls: type, args: tuple = ()) -> BaseException:
-    """An instance of exception class ``cls`` made without running its ``__init__``
-    (nor a ``__new__`` written in Python), with ``args`` set.  It calls the
-    ``__new__`` of the nearest builtin class on ``cls``'s layout chain: the one
-    ``cls(...)`` would reach.  Calling ``cls.__new__`` instead picks the first
-    ``__new__`` in the MRO, and MemoryError's refuses a class whose layout comes
-    from another branch ("MemoryError.__new__(X) is not safe").  ``args`` go to
-    ``__new__`` too, which ExceptionGroup needs (its fields are read-only)."""
-    base = cls
-    while base.__flags__ & _HEAPTYPE:
-        base = base.__base__
-    try:
-        exc = base.__new__(cls, *args)
-    except Exception:  # a builtin __new__ that wants other arguments
-        exc = base.__new__(cls)
-    exc.args = args
-    return exc
+def rebuild_task_error(function_name: str, traceback_str: str, carried: CarriedCause | None,
+                       pid: int, actor_repr: str | None) -> TaskError:
+    cause = unpack_cause(carried, traceback_str) if carried is not None else None
+    return TaskError(function_name, traceback_str, cause, pid, actor_repr)
 
 
-def python_slots(exc: BaseException) -> dict:
-    """The ``__slots__`` values of ``exc``'s Python classes (set ones only)."""
-    return _descriptor_values(exc, heap=True)
-
-
-def builtin_fields(exc: BaseException) -> dict:
-    """Fields of ``exc``'s builtin classes kept outside ``args`` and ``__dict__``
-    (``OSError.errno``/``filename``, ``StopIteration.value``, ...)."""
-    return _descriptor_values(exc, heap=False)
-
-
-_BASE_CLASSES = (BaseException, object)
-
-
-def _descriptor_values(exc: BaseException, heap: bool) -> dict:
-    out: dict = {}
-    for klass in type(exc).__mro__:
-        if klass in _BASE_CLASSES or bool(klass.__flags__ & _HEAPTYPE) != heap:
-            continue
-        for name, descr in vars(klass).items():
-            if name.startswith("__") or not isinstance(descr, _DESCRIPTORS) or name in out:
-                continue
-            try:
-                value = descr.__get__(exc, type(exc))
-            except AttributeError:  # an unset slot
-                continue
-            if value is not None or heap:  # a builtin field reads None when unset, and
-                out[name] = value  # setting it to None can change str() (OSError)
-    return out
-
-
-_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType)
+exceptions.install_task_error_envelope(reduce_task_error)

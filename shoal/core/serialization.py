@@ -24,13 +24,13 @@ worker, which then counts them as borrowed.
 from __future__ import annotations
 
 import pickle
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
 
-from shoal.api.object_ref import ObjectRef
+from shoal.core.serialization_context import current as _context
+from shoal.exceptions import RaySystemError
 from shoal.rpc.protocol import pack, unpack
 
 ALIGN = 64
@@ -39,16 +39,6 @@ BIG_BUFFER = 1 << 16  # buffers from this size on are placed page-congruent to t
 FLAG_ERROR = 1
 
 _FAST_TYPES = (int, float, str, bytes, bool, type(None))
-
-
-class _Context(threading.local):
-    refs: list | None = None  # collects refs while pickling
-    rebuilt: list | None = None  # collects refs while unpickling
-    worker: Any = None
-    detached: bool = False  # a trial load (loads_detached): refs are rebuilt uncounted
-
-
-_context = _Context()
 
 
 def _pad(n: int) -> int:
@@ -183,8 +173,6 @@ def serialize_error(exc: BaseException) -> Serialized:
     try:
         s = serialize(exc, "error")
     except SerializationError:
-        from shoal.exceptions import RaySystemError
-
         s = serialize(RaySystemError(f"{type(exc).__name__}: {exc}"), "error")
     s.flags |= FLAG_ERROR
     return s
@@ -277,42 +265,8 @@ def _unreadable(exc: Exception, is_error: bool = False) -> Exception:
     """A value that did not unpickle.  (A task's error always does: its cause
     travels in an envelope, see error_envelope; this is for values, and for
     shoal's own errors.)"""
-    from shoal.exceptions import RaySystemError
-
     what = "an error" if is_error else "a value"
     return RaySystemError(f"could not deserialize {what}: {type(exc).__name__}: {exc}")
-
-
-def reduce_object_ref(ref: Any) -> tuple:
-    if _context.refs is not None:
-        _context.refs.append(ref)
-    return (_rebuild_object_ref, (ref._id, ref._owner))
-
-
-_new_ref = ObjectRef.__new__
-
-
-def _rebuild_object_ref(object_id: bytes, owner: str) -> Any:
-    rebuilt = _context.rebuilt
-    worker = _context.worker
-    if rebuilt is not None and worker is not None:
-        # Counted in one batch by whoever collects ``rebuilt`` (it keeps them alive
-        # until then, so no drop can be counted before its creation).
-        # ObjectRef.uncounted, inlined: this runs once per ref of a 10k-ref get.
-        ref = _new_ref(ObjectRef)
-        ref._id = object_id
-        ref._owner = owner
-        ref._worker = worker
-        rebuilt.append(ref)
-        return ref
-    if _context.detached:
-        return ObjectRef.uncounted(object_id, owner, None)
-    from shoal.core import context
-
-    ref = ObjectRef(object_id, owner, worker or context.current_worker_or_none())
-    if rebuilt is not None:
-        rebuilt.append(ref)
-    return ref
 
 
 def collecting_refs() -> list | None:
