@@ -23,7 +23,7 @@ from shoal import exceptions
 from shoal.core import ids
 from shoal.core.serialization import serialize
 from shoal.core.value_table import StoredValue
-from shoal.core.value_wire import detach, value_from_wire, value_to_wire
+from shoal.core.value_wire import INLINE_THRESHOLD, detach, value_from_wire, value_to_wire
 from shoal.rpc.messages import Method
 
 ADOPT_TIMEOUT_S = 30.0  # each of put(_owner=)'s two requests (actor look-up, hand-over)
@@ -37,8 +37,6 @@ def put_owned_by(worker: CoreWorker, value: Any, actor: Any) -> ObjectRef:
     """User thread: store ``value`` and make ``actor`` (a handle) its owner."""
     from shoal.api.actor import ActorHandle
     from shoal.api.object_ref import ObjectRef
-    from shoal.core.core_worker import INLINE_THRESHOLD
-
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"put(_owner=...) takes an actor handle, got {type(actor).__name__}")
     data = serialize(value, "the value passed to put")

@@ -40,15 +40,20 @@ from typing import Any
 from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import adopt, context, ids
+from shoal.core.actor_manager import ActorManager
 from shoal.core.cpu_lending import BlockedThreads, wait_before_lending
 from shoal.core.import_path import driver_import_path
+from shoal.core.object_locations import ObjectLocations
 from shoal.core.placement_client import BundleLocator
 from shoal.core.recovery import ObjectRecovery
 from shoal.core.reference_table import Action, ActionKind, ReferenceTable
 from shoal.core.serialization import Serialized, deserialize_values, serialize
 from shoal.core.shm_window import ShmWindow
+from shoal.core.state_records import StateReporter
+from shoal.core.task_manager import TaskManager
 from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable, first_error
 from shoal.core.value_wire import (
+    INLINE_THRESHOLD,
     VALUE_UNKNOWN,
     detach,
     error_value,
@@ -69,7 +74,6 @@ from shoal.rpc.transport import (
 
 log = logging.getLogger("shoal.core")
 
-INLINE_THRESHOLD = int(os.environ.get("SHOAL_INLINE_THRESHOLD", 100 * 1024))
 LAZY_COMMANDS_S = 0.05  # reference-count changes wait at most this long for the loop
 LAZY_COMMANDS_MAX = 256  # ... or until this many are queued
 IDLE_TICKS = 20  # the tick stops after this many in a row found nothing to do
@@ -141,11 +145,6 @@ class CoreWorker:
         self.shutting_down = False
         self.task_context = current_task
         self.output = WorkerOutput()  # driver: prints (and draws bars of) its workers' output
-        from shoal.core.actor_manager import ActorManager
-        from shoal.core.object_locations import ObjectLocations
-        from shoal.core.state_records import StateReporter
-        from shoal.core.task_manager import TaskManager
-
         self.locations = ObjectLocations(self)
         self.recovery = ObjectRecovery(self)
         self.tasks = TaskManager(self)

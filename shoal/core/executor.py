@@ -51,7 +51,7 @@ from shoal.core.actor_methods import exit_now as _exit_now
 from shoal.core.actor_methods import method_of as _method_of
 from shoal.core.concurrency_groups import ConcurrencyGroups, method_groups_of
 from shoal.core.context import new_event_loop
-from shoal.core.core_worker import INLINE_THRESHOLD, TaskContext, current_task
+from shoal.core.core_worker import TaskContext, current_task
 from shoal.core.error_envelope import safe_str
 from shoal.core.idle_reads import IdleReads
 from shoal.core.serialization import (
@@ -72,7 +72,13 @@ from shoal.core.task_spec import (
     TaskKind,
     TaskSpec,
 )
-from shoal.core.value_wire import VALUE_INLINE, VALUE_PLASMA, error_value, value_to_wire
+from shoal.core.value_wire import (
+    INLINE_THRESHOLD,
+    VALUE_INLINE,
+    VALUE_PLASMA,
+    error_value,
+    value_to_wire,
+)
 from shoal.rpc import protocol
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import DeferredReply

@@ -48,7 +48,7 @@ from shoal.core.task_spec import (
     strategy_to_wire,
 )
 from shoal.core.value_table import StoredValue
-from shoal.core.value_wire import error_value, value_from_wire
+from shoal.core.value_wire import INLINE_THRESHOLD, error_value, value_from_wire
 from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
@@ -147,8 +147,6 @@ class TaskManager:
         """Serialize arguments; returns (wire args, held ids, keepalive refs)."""
         if not args and not kwargs:
             return [], [], []
-        from shoal.core.core_worker import INLINE_THRESHOLD
-
         worker = self.worker
         wire, held, keepalive = [], [], []
         values = list(args) + list(kwargs.values())
@@ -244,8 +242,6 @@ class TaskManager:
         self._resolve(task)
 
     def _resolve(self, task: PendingTask) -> None:
-        from shoal.core.core_worker import INLINE_THRESHOLD
-
         waiting = []
         for i, arg in enumerate(task.spec.args):
             if arg[0] != ARG_REF or arg[3]:
@@ -284,8 +280,6 @@ class TaskManager:
                 self._arg_ready(task, i, value)
 
     def _arg_ready(self, task: PendingTask, i: int, value: StoredValue) -> None:
-        from shoal.core.core_worker import INLINE_THRESHOLD
-
         if task.spec.task_id not in self.pending or task.resolving <= 0:
             return
         if self._apply_arg(task, i, value, INLINE_THRESHOLD):

@@ -4,8 +4,15 @@ another to reach it."""
 
 from __future__ import annotations
 
+import os
+
 from shoal.core.serialization import Serialized, serialize_error
 from shoal.core.value_table import StoredValue
+
+# The placement rule: a value whose serialized size is at most this stays inline
+# (in the owner's value table, carried in messages); a larger one goes to the
+# node's shared-memory store (docs/design.md section 11).
+INLINE_THRESHOLD = int(os.environ.get("SHOAL_INLINE_THRESHOLD", 100 * 1024))
 
 # GET_OBJECT replies
 VALUE_INLINE = 0
