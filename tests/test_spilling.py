@@ -16,6 +16,7 @@ import time
 import zlib
 
 import numpy as np
+import psutil
 import pytest
 
 import shoal
@@ -102,6 +103,53 @@ def test_three_times_the_store_in_thousands_of_1_mb_objects(shutdown_only, tmp_p
 def test_three_times_the_store_in_100_mb_arrays_at_scale(shutdown_only, tmp_path):
     start(tmp_path, 1 << 30)
     put_and_read_back(32, 100 * MiB)
+
+
+def cluster_memory(arena: str) -> int:
+    """Bytes of memory the cluster's processes hold: each one's private pages
+    outside the arena, plus the arena's allocated pages once (the driver, this
+    test's process, holds the test's own arrays and is left out)."""
+    total = os.stat(arena).st_blocks * 512
+    for child in psutil.Process().children(recursive=True):
+        try:
+            with open(f"/proc/{child.pid}/smaps") as smaps:
+                in_arena = False
+                for line in smaps:
+                    if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                        in_arena = line.rstrip().endswith(arena)
+                    elif not in_arena and line.startswith(("Private_Clean:", "Private_Dirty:")):
+                        total += int(line.split()[1]) * 1024
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a worker that exited
+    return total
+
+
+def test_the_cluster_stays_within_the_store_plus_a_fixed_overhead(shutdown_only, tmp_path):
+    """The memory bound of design.md "Object store and spilling": spilling and
+    restoring 3x the store adds at most the store's capacity (and a little
+    bookkeeping) to what the idle cluster holds; spilled bytes are not kept in
+    memory, nor restored copies beyond the arena."""
+    store = 128 * MiB
+    start(tmp_path, store, min_spilling_size=16 * MiB)
+    arena = context.current_worker_or_none().shm.arena.path
+    idle = cluster_memory(arena)
+    peak, done = [idle], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak.append(cluster_memory(arena))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        put_and_read_back(96, 4 * MiB)  # 384 MB through a 128 MB store
+        assert stats()["spilled_objects_total"] >= 60
+    finally:
+        done.set()
+        sampler.join()
+    overhead = 64 * MiB  # measured 30-34: the agent's tables, I/O threads, heap growth
+    assert max(peak) <= idle + store + overhead, (
+        f"idle {idle / MiB:.0f} MiB, peak {max(peak) / MiB:.0f} MiB, store {store / MiB} MiB")
 
 
 def test_an_object_larger_than_the_store_lives_in_disk_backed_memory(shutdown_only,
