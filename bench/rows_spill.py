@@ -44,14 +44,16 @@ def spill_root() -> str:
     return os.environ.get("BENCH_SPILL_DIR", tempfile.gettempdir())
 
 
-def dd_speeds(directory: str, nbytes: int) -> tuple[float, float]:
-    """(write, read) GB/s of ``dd`` with O_DIRECT on a file in ``directory``."""
+def dd_speeds(directory: str, nbytes: int, block_mib: int = 4) -> tuple[float, float]:
+    """(write, read) GB/s of ``dd`` with O_DIRECT on a file in ``directory``, in
+    blocks of ``block_mib`` MiB (this virtual disk is faster with larger
+    requests: 64 MiB blocks gave 1.3 / 1.1 GB/s where 4 MiB gave 0.99 / 0.66)."""
     path = os.path.join(directory, "dd-probe")
-    count = max(1, nbytes // (4 * MiB))
+    count = max(1, nbytes // (block_mib * MiB))
     try:
-        write = _dd(["if=/dev/zero", f"of={path}", "bs=4M", f"count={count}",
+        write = _dd(["if=/dev/zero", f"of={path}", f"bs={block_mib}M", f"count={count}",
                      "oflag=direct", "conv=fsync"])
-        read = _dd([f"if={path}", "of=/dev/null", "bs=4M", "iflag=direct"])
+        read = _dd([f"if={path}", "of=/dev/null", f"bs={block_mib}M", "iflag=direct"])
     finally:
         if os.path.exists(path):
             os.unlink(path)
@@ -151,6 +153,10 @@ def _spill_row(label: str, object_bytes: int, objects: int, quick_objects: int):
         (f"{name}: store's restore", GBPS),
         (f"{name}: store's spill write / disk write", OF_DISK),
         (f"{name}: store's restore / disk read", OF_DISK),
+        (f"{name}: disk write (dd O_DIRECT, 64 MiB blocks)", GBPS),
+        (f"{name}: disk read (dd O_DIRECT, 64 MiB blocks)", GBPS),
+        (f"{name}: store's spill write / disk write (64 MiB)", OF_DISK),
+        (f"{name}: store's restore / disk read (64 MiB)", OF_DISK),
     ]
 
     @row(name, group=f"spill-{object_bytes // MiB}m", metrics=metrics, na=NA, cluster=False,
@@ -162,6 +168,7 @@ def _spill_row(label: str, object_bytes: int, objects: int, quick_objects: int):
         spill_dir = tempfile.mkdtemp(prefix="bench-spill-", dir=spill_root())
         try:
             disk_write, disk_read = dd_speeds(spill_dir, min(total, 4 * 2**30))
+            big_write, big_read = dd_speeds(spill_dir, min(total, 4 * 2**30), 64)
             mod = start_cluster(ctx.system, store, spill_dir)
             try:
                 out = put_and_read_back(mod, object_bytes, total)
@@ -174,7 +181,8 @@ def _spill_row(label: str, object_bytes: int, objects: int, quick_objects: int):
         read = out["bytes"] / out["read_s"] / 1e9
         values = [disk_write, disk_read, write, read, write / disk_write, read / disk_read,
                   out["write_s"] + out["read_s"], spill_rate, restore_rate,
-                  spill_rate / disk_write, restore_rate / disk_read]
+                  spill_rate / disk_write, restore_rate / disk_read, big_write, big_read,
+                  spill_rate / big_write, restore_rate / big_read]
         return {m: v for (m, _), v in zip(metrics, values, strict=True)}
 
 
