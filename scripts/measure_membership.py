@@ -92,7 +92,7 @@ def measure_lease(runs: int) -> list[float]:
     with Cluster(initialize_head=True,
                  head_node_args={"num_cpus": 1, "object_store_memory": STORE}) as c:
         c.connect()
-        worker = shoal.api.runtime._runtime.worker
+        worker = shoal.api.session._runtime.worker
         out = []
         for _ in range(runs + 5):
             t0 = time.perf_counter()

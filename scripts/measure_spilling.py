@@ -106,10 +106,10 @@ class PeakMemory:
 
 def run_once(store: int, factor: int, object_size: int) -> dict:
     shoal.init(num_cpus=1, object_store_memory=store)
-    head = shoal.api.runtime._runtime.head
+    head = shoal.api.session._runtime.head
     memory = PeakMemory(head.proc.pid, head.store_path)
     try:
-        worker = shoal.api.runtime._runtime.worker
+        worker = shoal.api.session._runtime.worker
         count = factor * store // object_size
         arrays = [np.full(object_size, i % 251, dtype=np.uint8) for i in range(min(count, 8))]
         start = time.perf_counter()

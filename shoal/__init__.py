@@ -37,8 +37,9 @@ _LAZY = {
     "get_gpu_ids": ("shoal.api.runtime_context", "get_gpu_ids"),
     "timeline": ("shoal.util.state", "timeline"),
     **{name: ("shoal.api.runtime", name) for name in (
-        "available_resources", "cancel", "cluster_resources", "get", "get_actor", "init",
-        "is_initialized", "kill", "nodes", "put", "shutdown", "wait")},
+        "available_resources", "cancel", "cluster_resources", "get", "get_actor", "kill",
+        "nodes", "put", "wait")},
+    **{name: ("shoal.api.session", name) for name in ("init", "is_initialized", "shutdown")},
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -85,13 +86,13 @@ if TYPE_CHECKING:
     from shoal.api.runtime import cluster_resources as cluster_resources
     from shoal.api.runtime import get as get
     from shoal.api.runtime import get_actor as get_actor
-    from shoal.api.runtime import init as init
-    from shoal.api.runtime import is_initialized as is_initialized
     from shoal.api.runtime import kill as kill
     from shoal.api.runtime import nodes as nodes
     from shoal.api.runtime import put as put
-    from shoal.api.runtime import shutdown as shutdown
     from shoal.api.runtime import wait as wait
     from shoal.api.runtime_context import get_gpu_ids as get_gpu_ids
     from shoal.api.runtime_context import get_runtime_context as get_runtime_context
+    from shoal.api.session import init as init
+    from shoal.api.session import is_initialized as is_initialized
+    from shoal.api.session import shutdown as shutdown
     from shoal.util.state import timeline as timeline

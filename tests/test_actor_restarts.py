@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import shoal
-from shoal.api.runtime import _control
+from shoal.api.session import control_call
 from shoal.cluster_utils import Cluster
 from shoal.exceptions import ActorDiedError, ActorUnavailableError
 from shoal.rpc.messages import Method
@@ -86,7 +86,7 @@ class Owner:
 
 def record(actor) -> dict:
     """The control store's record of ``actor`` (state, num_restarts, death_cause)."""
-    for rec in _control(Method.LIST_ACTORS):
+    for rec in control_call(Method.LIST_ACTORS):
         if rec["actor_id"] == actor._actor_id:
             return rec
     raise LookupError(actor._actor_id)

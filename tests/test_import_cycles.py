@@ -22,9 +22,6 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "shoal"
 # cycle is gone; never add one.
 KNOWN: list[frozenset[str]] = [
     frozenset({"shoal.api.generators", "shoal.core.task_manager"}),
-    frozenset({"shoal.api.actor", "shoal.api.options", "shoal.api.remote_function",
-               "shoal.api.runtime", "shoal.core.adopt", "shoal.core.core_worker",
-               "shoal.core.placement_client", "shoal.util.placement_group"}),
     frozenset({"shoal.data.dataset", "shoal.data.grouped", "shoal.data.read_api",
                "shoal.data.splitting"}),
 ]

@@ -17,10 +17,10 @@ from shoal.api.call_check import (
     method_params,
 )
 from shoal.api.id_types import HexId
+from shoal.api.placement_strategy import resolve_strategy
 from shoal.api.remote_function import check_pickled_size, encode_num_returns
 from shoal.core import ids
 from shoal.core.concurrency_groups import SYSTEM_GROUP
-from shoal.core.placement_client import resolve_strategy
 from shoal.core.task_spec import DYNAMIC, TaskKind, TaskSpec, strategy_to_wire
 
 # Methods every actor has (run by the executor): wait until it is up; exit gracefully.
@@ -141,7 +141,7 @@ class ActorClass:
         return _BoundActorClass(self, merged)
 
     def _create(self, options: dict, args: tuple, kwargs: dict) -> ActorHandle:
-        from shoal.api.runtime import ensure_worker
+        from shoal.api.session import ensure_worker
 
         if self._class_meta is None:
             self._init_check = make_check(constructor_params(self._cls), self.__name__)
@@ -348,7 +348,7 @@ class ActorMethod:
         return method.remote(*(args or ()), **(kwargs or {}))
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        from shoal.api.runtime import ensure_worker
+        from shoal.api.session import ensure_worker
 
         check = self._handle._meta.call_check(self._name)
         if check is not None:

@@ -32,7 +32,7 @@ def exit_actor() -> None:
 
 def exit_with_cause(cause: str | None) -> None:
     """``exit_actor()``, recording ``cause`` (default: the exit) as the death cause."""
-    from shoal.api.runtime import ensure_worker
+    from shoal.api.session import ensure_worker
 
     worker = ensure_worker()
     executor = getattr(worker, "executor", None)

@@ -11,7 +11,7 @@ import cloudpickle
 
 from shoal.api import options as opts
 from shoal.api.call_check import CallCheck, function_params, make_check
-from shoal.core.placement_client import resolve_strategy
+from shoal.api.placement_strategy import resolve_strategy
 from shoal.core.task_spec import DYNAMIC, STREAMING, TaskKind, TaskSpec
 
 
@@ -90,7 +90,7 @@ class RemoteFunction:
         return bound.remote(*(args or ()), **(kwargs or {}))
 
     def _submit(self, options: dict, args: tuple, kwargs: dict) -> Any:
-        from shoal.api.runtime import ensure_worker
+        from shoal.api.session import ensure_worker
 
         check = self._call_check
         if check is False:

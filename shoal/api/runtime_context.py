@@ -177,6 +177,6 @@ def get_gpu_ids() -> list[int]:
 
 
 def get_runtime_context() -> RuntimeContext:
-    from shoal.api.runtime import ensure_worker
+    from shoal.api.session import ensure_worker
 
     return RuntimeContext(ensure_worker())

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
+from shoal.api.object_ref import ObjectRef
 from shoal.core import ids
 from shoal.core.serialization import serialize
 from shoal.core.value_table import StoredValue
@@ -29,28 +30,23 @@ from shoal.rpc.messages import Method
 ADOPT_TIMEOUT_S = 30.0  # each of put(_owner=)'s two requests (actor look-up, hand-over)
 
 if TYPE_CHECKING:
-    from shoal.api.object_ref import ObjectRef
     from shoal.core.core_worker import CoreWorker
 
 
-def put_owned_by(worker: CoreWorker, value: Any, actor: Any) -> ObjectRef:
-    """User thread: store ``value`` and make ``actor`` (a handle) its owner."""
-    from shoal.api.actor import ActorHandle
-    from shoal.api.object_ref import ObjectRef
-    if not isinstance(actor, ActorHandle):
-        raise TypeError(f"put(_owner=...) takes an actor handle, got {type(actor).__name__}")
+def put_owned_by(worker: CoreWorker, value: Any, actor_id: str) -> ObjectRef:
+    """User thread: store ``value`` and make the actor ``actor_id`` its owner."""
     data = serialize(value, "the value passed to put")
     if data.contained:
         raise TypeError("put(_owner=actor) of a value that contains ObjectRefs is not "
                         "supported; put the inner objects with the same _owner instead")
     oid = ids.object_id(worker.ids.task_id(), 0)
-    address = worker.call(_actor_address, worker, actor.actor_id, timeout=ADOPT_TIMEOUT_S)
+    address = worker.call(_actor_address, worker, actor_id, timeout=ADOPT_TIMEOUT_S)
     if data.data_size() <= INLINE_THRESHOLD or worker.shm is None:
         stored = StoredValue(inline=detach(data))
     else:  # the agent frees this copy if the actor dies first
         size = worker.write_plasma(oid, data, address)
         stored = StoredValue(node_id=worker.node_id, size=size, locations={worker.node_id})
-    worker.call(_adopt, worker, actor.actor_id, address, oid, value_to_wire(stored),
+    worker.call(_adopt, worker, actor_id, address, oid, value_to_wire(stored),
                 timeout=ADOPT_TIMEOUT_S)
     worker.value_table.put(oid, stored)  # our cached copy of the value, as a borrower
     return ObjectRef(oid, address, worker)

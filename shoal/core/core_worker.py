@@ -546,7 +546,8 @@ class CoreWorker:
         self.actors.connection_lost(conn)
 
     # ---- objects: put ---------------------------------------------------------------------------
-    def put(self, value: Any, owner: Any = None) -> ObjectRef:
+    def put(self, value: Any, owner: str | None = None) -> ObjectRef:
+        """``owner``: the id of an actor that is to own the value (put(_owner=))."""
         if isinstance(value, ObjectRef):
             raise TypeError(
                 "Calling put on an ObjectRef is not allowed; put the value instead, "

@@ -8,10 +8,10 @@ from shoal.rpc.messages import Method
 def list_named_actors(all_namespaces: bool = False) -> list:
     """Names of the named actors not dead, in this job's namespace; with
     ``all_namespaces`` a list of ``{"name", "namespace"}`` dicts of every namespace."""
-    from shoal.api.runtime import _control, ensure_worker
+    from shoal.api.session import control_call, ensure_worker
 
     namespace = ensure_worker().namespace
-    records = [r for r in _control(Method.LIST_ACTORS) if r["name"] and r["state"] != "DEAD"]
+    records = [r for r in control_call(Method.LIST_ACTORS) if r["name"] and r["state"] != "DEAD"]
     if all_namespaces:
         return [{"name": r["name"], "namespace": r["namespace"]} for r in records]
     return [r["name"] for r in records if r["namespace"] == namespace]

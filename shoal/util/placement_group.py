@@ -71,7 +71,7 @@ class PlacementGroup:
 
     def ready(self) -> Any:
         """An ObjectRef that resolves (to this group) once every bundle is reserved."""
-        from shoal.api.runtime import ensure_worker
+        from shoal.api.session import ensure_worker
         from shoal.core.placement_client import ready_ref
 
         return ready_ref(ensure_worker(), self)
@@ -115,7 +115,7 @@ def _control(method: Method, body: Any, timeout: float = 30) -> Any:
     """A control-store request sent from this thread, its reply awaited on a lock:
     no hop through the event loop (``wait`` on many groups is a loop of these)."""
     from shoal import exceptions
-    from shoal.api.runtime import ensure_worker
+    from shoal.api.session import ensure_worker
 
     worker = ensure_worker()
     if worker.in_loop():
@@ -166,7 +166,7 @@ def placement_group(bundles: list[dict[str, float]], strategy: str = "PACK",
                     _soft_target_node_id: str | None = None,
                     bundle_label_selector: Any = None) -> PlacementGroup:
     """Create a placement group (asynchronously: see ``ready`` and ``wait``)."""
-    from shoal.api.runtime import ensure_worker
+    from shoal.api.session import ensure_worker
 
     checked = _check_bundles(bundles)
     if strategy not in STRATEGIES:
@@ -193,7 +193,7 @@ def remove_placement_group(placement_group: PlacementGroup) -> None:
     if not isinstance(placement_group, PlacementGroup):
         raise TypeError(f"remove_placement_group takes a PlacementGroup, got "
                         f"{placement_group!r}")
-    from shoal.api.runtime import ensure_worker
+    from shoal.api.session import ensure_worker
 
     # no reply to wait for: later calls on this connection see it removed
     ensure_worker().control.notify_from_thread(Method.REMOVE_PLACEMENT_GROUP,
@@ -202,7 +202,7 @@ def remove_placement_group(placement_group: PlacementGroup) -> None:
 
 def get_placement_group(placement_group_name: str) -> PlacementGroup:
     """The live group named so in the caller's namespace; ValueError if none."""
-    from shoal.api.runtime import ensure_worker
+    from shoal.api.session import ensure_worker
 
     worker = ensure_worker()
     record = worker.control_call(Method.GET_NAMED_PLACEMENT_GROUP,
@@ -238,7 +238,7 @@ def placement_group_table(placement_group: PlacementGroup | None = None) -> dict
 
 def get_current_placement_group() -> PlacementGroup | None:
     """The group the calling task or actor runs in; None in the driver or outside one."""
-    from shoal.api.runtime import ensure_worker
+    from shoal.api.session import ensure_worker
     from shoal.core.placement_client import current_placement
 
     placement = current_placement(ensure_worker())

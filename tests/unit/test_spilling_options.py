@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from shoal.api.runtime import _spilling_options
+from shoal.api.session import _spilling_options
 from shoal.launch.spilling import spilling_options
 
 
