@@ -176,6 +176,9 @@ TASK_OPTIONS = dict(
     max_calls=_int_at_least("max_calls", 0),
     enable_task_events=_bool("enable_task_events"),
     _generator_backpressure_num_objects=_accept,
+    # shoal's extension (Ray has none): this task's returns are not read soon, so
+    # the node's store spills them before other objects (docs/design.md section 20)
+    _cold_returns=_bool("_cold_returns"),
 )
 
 ACTOR_OPTIONS = dict(

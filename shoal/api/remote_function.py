@@ -116,6 +116,7 @@ class RemoteFunction:
             owner=worker.address,
             job_id=worker.job_id,
             resources=_shape(options),
+            cold_returns=bool(options.get("_cold_returns")),
         )
         refs = worker.tasks.submit(
             spec, held, keepalive,

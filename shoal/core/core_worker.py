@@ -571,13 +571,16 @@ class CoreWorker:
         self.value_table.put(oid, value)
         return value
 
-    def write_plasma(self, oid: bytes, data: Serialized, owner: str = "") -> int:
+    def write_plasma(self, oid: bytes, data: Serialized, owner: str = "",
+                     cold: bool = False) -> int:
         """Copy into the local store (from any non-loop thread); returns size.  The
-        agent frees the copy if ``owner`` (default: us) dies before freeing it."""
+        agent frees the copy if ``owner`` (default: us) dies before freeing it.
+        ``cold``: no reader wants it soon, so it is the first to spill (a task's
+        ``_cold_returns`` option)."""
         size = data.store_size()
+        body = [oid, size, owner or self.address] + ([True] if cold else [])
         try:
-            offset = self.call(_async_call, self.node, Method.STORE_CREATE,
-                               [oid, size, owner or self.address])
+            offset = self.call(_async_call, self.node, Method.STORE_CREATE, body)
             if isinstance(offset, list) and offset[0] == "exists":
                 return offset[1]  # ["exists", size]: an earlier run's copy stays
         except RemoteError as exc:

@@ -636,7 +636,7 @@ class Executor:
             wire = [VALUE_INLINE, data.to_inline()]
         else:
             oid = ids.object_id(spec.task_id, index)
-            size = self.worker.write_plasma(oid, data, spec.owner)
+            size = self.worker.write_plasma(oid, data, spec.owner, cold=spec.cold_returns)
             wire = [VALUE_PLASMA, self.worker.node_id, size]
         if contained:
             self._register_for_caller(spec.owner, contained)
