@@ -369,6 +369,33 @@ def test_a_tasks_cold_returns_leave_memory_before_older_objects(shutdown_only, t
         make.options(_cold_returns="yes")
 
 
+def test_get_read_in_place_maps_a_spilled_object_without_restoring_it(shutdown_only,
+                                                                      tmp_path):
+    """``shoal.get(ref, _read_in_place=True)`` (shoal's extension) reads a spilled
+    value from its spill file: nothing is restored, the value is exact, and the
+    object stays on disk; a plain get restores it as before."""
+    start(tmp_path, 64 * MiB, min_spilling_size=8 * MiB)
+    refs = [shoal.put(data(i, 8 * MiB)) for i in range(12)]
+    wait_for_condition(lambda: stats()["spilled_objects_total"] >= 4, timeout=30)
+    restored = stats()["restored_bytes_total"]
+
+    @shoal.remote
+    def sample(boxed: list, rows: list) -> list:
+        value = shoal.get(boxed[0], _read_in_place=True)
+        return [int(value[r]) for r in rows]
+
+    rows = [0, 12345, 4 * MiB + 7, 8 * MiB - 1]
+    for i in range(4):  # the oldest: spilled
+        assert shoal.get(sample.remote([refs[i]], rows), timeout=30) == \
+            [int(data(i, 8 * MiB)[r]) for r in rows]
+    assert crc(shoal.get(refs[0], timeout=30, _read_in_place=True)) == crc(data(0, 8 * MiB))
+    assert stats()["restored_bytes_total"] == restored
+    assert crc(shoal.get(refs[1], timeout=30)) == crc(data(1, 8 * MiB))
+    assert stats()["restored_bytes_total"] > restored
+    with pytest.raises(TypeError, match="_read_in_place"):
+        shoal.get(refs[0], _read_in_place=1)
+
+
 def test_several_spill_directories_are_used_in_turn(shutdown_only, tmp_path):
     folders = [str(tmp_path / "a"), str(tmp_path / "b")]
     shoal.init(num_cpus=1, object_store_memory=64 * MiB, object_spilling_directory=folders,

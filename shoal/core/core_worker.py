@@ -600,12 +600,14 @@ class CoreWorker:
         self.post(self.node.notify, Method.STORE_RELEASE, [oid])
 
     # ---- objects: get / wait ---------------------------------------------------------------
-    def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
+    def get(self, refs: list[ObjectRef], timeout: float | None,
+            in_place: bool = False) -> list[Any]:
+        """``in_place``: a spilled object is read from its spill file, not restored."""
         deadline = None if timeout is None else time.monotonic() + timeout
         values = self._wait_values(refs, len(refs), deadline, True, fail_fast=True)
         if len(refs) > 1 and (failed := first_error(refs, values)) is not None:
             return deserialize_values([(failed._id, values[failed._id].inline)], self)
-        views = self.recovery.pin_with_recovery(refs, values, deadline)
+        views = self.recovery.pin_with_recovery(refs, values, deadline, in_place)
         items = []
         for ref in refs:
             oid = ref._id

@@ -13,7 +13,7 @@ from shoal.shuffle.driver import ShuffleDriver, ShuffleJob, ShuffleStats
 from shoal.shuffle.partitioning import MAX_PARTITIONS, boundaries_from_samples
 from shoal.shuffle.records import check_records
 from shoal.shuffle.schedule import Strategy
-from shoal.shuffle.tasks import TASK_MAX_RETRIES
+from shoal.shuffle.tasks import TASK_MAX_RETRIES, sample_task
 
 SAMPLE_PER_PARTITION = 128  # sampled keys per output partition, over all inputs
 MIN_SAMPLE_PER_INPUT = 64
@@ -162,7 +162,9 @@ def _sample_key_ranges(job: ShuffleJob, inputs: list[Any]) -> None:
     tasks), cut the key space at the sample's quantiles."""
     per_input = max(MIN_SAMPLE_PER_INPUT,
                     -(-SAMPLE_PER_PARTITION * job.num_reducers // len(inputs)))
-    samples = shoal.get([_remote_sample.remote(x, per_input, m)
+    samples = shoal.get([sample_task.remote(kernels.sample_input, [x], per_input, m)
+                         if isinstance(x, shoal.ObjectRef)
+                         else _remote_sample.remote(x, per_input, m)
                          for m, x in enumerate(inputs)])
     bounds = boundaries_from_samples([s for s, _ in samples], job.num_reducers)
     job.map_args = lambda m: (bounds,)

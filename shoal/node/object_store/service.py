@@ -190,6 +190,7 @@ class ObjectStore:
             Method.STORE_CREATE: self.handle_create,
             Method.STORE_SEAL: self.handle_seal,
             Method.STORE_GET: self.handle_get,
+            Method.STORE_GET_IN_PLACE: self.handle_get_in_place,
             Method.STORE_RELEASE: self.handle_release,
         }.items():
             router.add(method, handler)
@@ -257,6 +258,19 @@ class ObjectStore:
         self.settle()
         self.hooks.changed()
         return None
+
+    async def handle_get_in_place(self, conn, body):
+        """STORE_GET for a reader that touches little of each object (sort's key
+        sample): a spilled object is pinned on disk, and the reader maps its spill
+        file and reads only the pages it touches, where a restore reads it all."""
+        out = []
+        for oid in body:
+            obj = self.table.objects.get(oid)
+            if obj is not None and obj.state is ObjectState.SPILLED:
+                out.append(self.table.pin_on_disk(oid, conn))
+            else:
+                out.append(await self.pin_when_available(conn, oid))
+        return out
 
     async def handle_get(self, conn, body):
         """Pin objects for ``conn``: a location per object, or None if it is not here."""
