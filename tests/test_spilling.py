@@ -371,9 +371,10 @@ def test_a_tasks_cold_returns_leave_memory_before_older_objects(shutdown_only, t
 
 def test_get_read_in_place_maps_a_spilled_object_without_restoring_it(shutdown_only,
                                                                       tmp_path):
-    """``shoal.get(ref, _read_in_place=True)`` (shoal's extension) reads a spilled
-    value from its spill file: nothing is restored, the value is exact, and the
-    object stays on disk; a plain get restores it as before."""
+    """``shoal.get(ref, _read_in_place=True)`` and a task's
+    ``_read_args_in_place=True`` (shoal's extensions) read a spilled value from
+    its spill file: nothing is restored and the value is exact; a plain get
+    restores it as before."""
     start(tmp_path, 64 * MiB, min_spilling_size=8 * MiB)
     refs = [shoal.put(data(i, 8 * MiB)) for i in range(12)]
     wait_for_condition(lambda: stats()["spilled_objects_total"] >= 4, timeout=30)
@@ -384,10 +385,15 @@ def test_get_read_in_place_maps_a_spilled_object_without_restoring_it(shutdown_o
         value = shoal.get(boxed[0], _read_in_place=True)
         return [int(value[r]) for r in rows]
 
+    @shoal.remote(_read_args_in_place=True)  # the same for a task's arguments
+    def sample_arg(value, rows: list) -> list:
+        return [int(value[r]) for r in rows]
+
     rows = [0, 12345, 4 * MiB + 7, 8 * MiB - 1]
     for i in range(4):  # the oldest: spilled
-        assert shoal.get(sample.remote([refs[i]], rows), timeout=30) == \
-            [int(data(i, 8 * MiB)[r]) for r in rows]
+        expected = [int(data(i, 8 * MiB)[r]) for r in rows]
+        assert shoal.get(sample.remote([refs[i]], rows), timeout=30) == expected
+        assert shoal.get(sample_arg.remote(refs[i], rows), timeout=30) == expected
     assert crc(shoal.get(refs[0], timeout=30, _read_in_place=True)) == crc(data(0, 8 * MiB))
     assert stats()["restored_bytes_total"] == restored
     assert crc(shoal.get(refs[1], timeout=30)) == crc(data(1, 8 * MiB))

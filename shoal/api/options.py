@@ -179,6 +179,9 @@ TASK_OPTIONS = dict(
     # shoal's extension (Ray has none): this task's returns are not read soon, so
     # the node's store spills them before other objects (docs/design.md section 20)
     _cold_returns=_bool("_cold_returns"),
+    # shoal's extension: arguments spilled on the task's node are read from their
+    # spill files (only the pages touched), not restored (sort's key sample)
+    _read_args_in_place=_bool("_read_args_in_place"),
 )
 
 ACTOR_OPTIONS = dict(

@@ -615,8 +615,9 @@ class CoreWorker:
             items.append((oid, views[oid] if inline is None else inline))
         return deserialize_values(items, self)
 
-    async def _pin_on_loop(self, oids: list[bytes]) -> list:
-        return await self.node.call(Method.STORE_GET, oids)
+    async def _pin_on_loop(self, oids: list[bytes], in_place: bool = False) -> list:
+        method = Method.STORE_GET_IN_PLACE if in_place else Method.STORE_GET
+        return await self.node.call(method, oids)
 
     def ask_for_values(self, refs: list[ObjectRef]) -> bool:
         """Refs with no value here yet: fetch the borrowed ones from their owners,

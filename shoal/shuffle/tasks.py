@@ -78,15 +78,6 @@ def reduce_generator_task(reduce_fn: Callable, sources: list, *extra: Any) -> An
     yield from reduce_fn(*blocks, *extra)
 
 
-@shoal.remote(max_retries=TASK_MAX_RETRIES)
-def sample_task(sample_fn: Callable, boxed: list, *extra: Any) -> Any:
-    """``sample_fn(input, *extra)`` of the input whose ref is ``boxed[0]`` (in a list,
-    so it is not resolved as an argument), read in place: a spilled input is not
-    restored; only the pages of the rows the sample touches are read from its
-    spill file (a 64-key sample of a spilled 62.5 MB input restored all of it)."""
-    return sample_fn(shoal.get(boxed[0], _read_in_place=True), *extra)
-
-
 class SourcesFailed(RuntimeError):
     """The shuffle's driver stopped before it gave this reducer its blocks."""
 
