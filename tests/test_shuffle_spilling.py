@@ -15,9 +15,12 @@ pytestmark = pytest.mark.timeout(180)
 MiB = 1 << 20
 
 
+def _store() -> dict:
+    return context.current_worker_or_none().node_call(Method.STORE_STATS)
+
+
 def _spilled() -> int:
-    return context.current_worker_or_none().node_call(Method.STORE_STATS)[
-        "spilled_bytes_total"]
+    return _store()["spilled_bytes_total"]
 
 
 def test_an_out_of_core_push_sort_maps_the_inputs_still_in_memory_first(shutdown_only,
@@ -46,3 +49,28 @@ def test_an_out_of_core_push_sort_maps_the_inputs_still_in_memory_first(shutdown
     # outputs (all kept) beyond the high-water mark, each once.
     must = 2 * (records * 100 - 0.8 * store)
     assert spilled <= 1.9 * must, (spilled, must)
+
+
+def test_an_out_of_core_sort_reads_each_spilled_byte_back_at_most_once(shutdown_only,
+                                                                       tmp_path):
+    """Every byte written out and consumed since (all but the outputs still on
+    disk at the end) is read back once: sort's key sample reads a spilled input
+    in place (the pages of its 64 rows), not by restoring it.  Restoring, the
+    sample read every spilled input once more than its map did: 1.53-1.62x."""
+    store = 128 * MiB
+    shoal.init(num_cpus=2, object_store_memory=store,
+               object_spilling_directory=str(tmp_path / "spill"),
+               _system_config={"min_spilling_size": 8 * MiB})
+    records, parts = 1_920_000, 16
+    inputs, total = gensort_inputs(records, parts)
+    shoal.wait(inputs, num_returns=parts, timeout=60)
+    restored_before = _store()["restored_bytes_total"]
+    outputs = sort(inputs, num_partitions=parts, strategy="push")
+    inputs.clear()
+    shoal.wait(outputs, num_returns=parts, timeout=120)
+    after = _store()
+    assert verdict(outputs, records, total).ok
+    consumed = after["spilled_bytes_total"] - after["bytes_on_disk"]
+    restored = after["restored_bytes_total"] - restored_before
+    assert consumed > 0
+    assert restored <= 1.25 * consumed, (restored, consumed)

@@ -414,6 +414,72 @@ def test_memory_summary_and_list_objects_show_spilling(shutdown_only, tmp_path):
     wait_for_condition(spilled_in_node_table, timeout=10)
 
 
+def test_a_tasks_cold_returns_leave_memory_before_older_objects(shutdown_only, tmp_path):
+    """``.options(_cold_returns=True)``, shoal's extension: the task's returns are
+    not read soon, so when the store passes its high-water mark they are written
+    out before objects used longer ago (the shuffle's outputs against its merged
+    blocks, docs/design.md section 20)."""
+    from shoal.util.state import list_objects
+
+    start(tmp_path, 64 * MiB, min_spilling_size=0)
+
+    @shoal.remote
+    def make(i: int):
+        return data(i, 8 * MiB)
+
+    hot = [shoal.put(data(i, 8 * MiB)) for i in range(2)]  # the oldest
+    cold = [make.options(_cold_returns=True).remote(i) for i in (2, 3)]
+    shoal.wait(cold, num_returns=2, timeout=60)
+    more = [shoal.put(data(i, 8 * MiB)) for i in range(4, 7)]  # 56 MiB: the mark is 51
+    node = shoal.get_runtime_context().get_node_id()
+
+    def where() -> dict:
+        records = {r.object_id: r for r in list_objects(limit=1000)}
+        return {ref.hex(): records[ref.hex()].copies.get(node) for ref in hot + cold + more}
+
+    wait_for_condition(lambda: "DISK" in where().values(), timeout=30)
+    places = where()
+    assert "DISK" in [places[r.hex()] for r in cold], places
+    assert [places[r.hex()] for r in hot] == ["MEMORY", "MEMORY"], places
+    assert [crc(a) for a in shoal.get(cold, timeout=30)] == [crc(data(i, 8 * MiB))
+                                                              for i in (2, 3)]
+    with pytest.raises(TypeError, match="_cold_returns"):
+        make.options(_cold_returns="yes")
+
+
+def test_get_read_in_place_maps_a_spilled_object_without_restoring_it(shutdown_only,
+                                                                      tmp_path):
+    """``shoal.get(ref, _read_in_place=True)`` and a task's
+    ``_read_args_in_place=True`` (shoal's extensions) read a spilled value from
+    its spill file: nothing is restored and the value is exact; a plain get
+    restores it as before."""
+    start(tmp_path, 64 * MiB, min_spilling_size=8 * MiB)
+    refs = [shoal.put(data(i, 8 * MiB)) for i in range(12)]
+    wait_for_condition(lambda: stats()["spilled_objects_total"] >= 4, timeout=30)
+    restored = stats()["restored_bytes_total"]
+
+    @shoal.remote
+    def sample(boxed: list, rows: list) -> list:
+        value = shoal.get(boxed[0], _read_in_place=True)
+        return [int(value[r]) for r in rows]
+
+    @shoal.remote(_read_args_in_place=True)  # the same for a task's arguments
+    def sample_arg(value, rows: list) -> list:
+        return [int(value[r]) for r in rows]
+
+    rows = [0, 12345, 4 * MiB + 7, 8 * MiB - 1]
+    for i in range(4):  # the oldest: spilled
+        expected = [int(data(i, 8 * MiB)[r]) for r in rows]
+        assert shoal.get(sample.remote([refs[i]], rows), timeout=30) == expected
+        assert shoal.get(sample_arg.remote(refs[i], rows), timeout=30) == expected
+    assert crc(shoal.get(refs[0], timeout=30, _read_in_place=True)) == crc(data(0, 8 * MiB))
+    assert stats()["restored_bytes_total"] == restored
+    assert crc(shoal.get(refs[1], timeout=30)) == crc(data(1, 8 * MiB))
+    assert stats()["restored_bytes_total"] > restored
+    with pytest.raises(TypeError, match="_read_in_place"):
+        shoal.get(refs[0], _read_in_place=1)
+
+
 def test_several_spill_directories_are_used_in_turn(shutdown_only, tmp_path):
     folders = [str(tmp_path / "a"), str(tmp_path / "b")]
     shoal.init(num_cpus=1, object_store_memory=64 * MiB, object_spilling_directory=folders,

@@ -25,11 +25,13 @@ def progress(label: str, outcome: dict) -> None:
     if outcome["ok"]:
         mem = outcome.get("memory_sort") or {}
         spilled = s.get("spilled_bytes")
+        restored = (s.get("detail") or {}).get("restored_bytes")
         print(f"[{label}] sort {s['sort_s']:.2f} s ({s['gb_per_s']:.3f} GB/s, "
               f"{mem.get('cpu_s', 0):.1f} CPU s, load {outcome.get('load_before', 0):.1f}), "
               f"validated; "
               f"peak PSS {mem.get('pss', 0) / GB:.2f} GB"
-              + (f", spilled {spilled / GB:.2f} GB" if spilled else ""),
+              + (f", spilled {spilled / GB:.2f} GB" if spilled else "")
+              + (f", restored {restored / GB:.2f} GB" if restored else ""),
               file=sys.stderr, flush=True)
     else:
         why = s.get("error") or "INVALID: " + "; ".join(s.get("problems", []))

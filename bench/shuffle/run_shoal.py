@@ -4,7 +4,7 @@ with 2 CPUs.
 
 Inputs are made by tasks (``records.generate``) and waited for before the clock
 starts; the sort phase runs from the call to every output in the store; then one
-task per output summarizes it.  The store's peak use and bytes spilled come from
+task per output summarizes it.  The store's peak use and bytes spilled and restored come from
 the state query ``shoal memory`` uses (``shoal.launch.sort_command.store_use``).
 """
 
@@ -37,16 +37,13 @@ def run(sample: Sample, timeout: float) -> Sample:
     return sample
 
 
-def _spilled(store_use) -> int | None:
-    return store_use().spilled
-
-
 def _sort(shoal, sample: Sample, timeout: float, store_use) -> None:
     clock = Clock()
     inputs, sample.records, input_sum = records.generate_stored(
         shoal, sample.total_bytes, sample.partitions, timeout)
     sample.generate_s = clock.lap()
-    spilled_before = _spilled(store_use)
+    before = store_use()
+    spilled_before = before.spilled
 
     clock.sort_started()
     if sample.system in STRATEGIES:
@@ -61,9 +58,12 @@ def _sort(shoal, sample: Sample, timeout: float, store_use) -> None:
         outputs = sort_core.sort_stored(shoal, inputs, timeout=timeout)
     shoal.wait(outputs, num_returns=len(outputs), timeout=timeout)
     sample.sort_s = clock.sort_ended()
-    spilled_after = _spilled(store_use)
+    after = store_use()
+    spilled_after = after.spilled
     if spilled_before is not None and spilled_after is not None:
         sample.spilled_bytes = spilled_after - spilled_before
+    if before.restored is not None and after.restored is not None:
+        sample.detail["restored_bytes"] = after.restored - before.restored
     if stats is not None:
         sample.detail["stages"] = {k: list(v) for k, v in stats.stages.items()}
 

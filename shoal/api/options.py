@@ -176,6 +176,12 @@ TASK_OPTIONS = dict(
     max_calls=_int_at_least("max_calls", 0),
     enable_task_events=_bool("enable_task_events"),
     _generator_backpressure_num_objects=_accept,
+    # shoal's extension (Ray has none): this task's returns are not read soon, so
+    # the node's store spills them before other objects (docs/design.md section 13)
+    _cold_returns=_bool("_cold_returns"),
+    # shoal's extension: arguments spilled on the task's node are read from their
+    # spill files (only the pages touched), not restored (sort's key sample)
+    _read_args_in_place=_bool("_read_args_in_place"),
 )
 
 ACTOR_OPTIONS = dict(

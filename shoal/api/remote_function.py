@@ -116,6 +116,8 @@ class RemoteFunction:
             owner=worker.address,
             job_id=worker.job_id,
             resources=_shape(options),
+            cold_returns=bool(options.get("_cold_returns")),
+            args_in_place=bool(options.get("_read_args_in_place")),
         )
         refs = worker.tasks.submit(
             spec, held, keepalive,

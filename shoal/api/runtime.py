@@ -26,13 +26,21 @@ def _check_refs(refs: Any, what: str) -> None:
 _JUST_REFS = {ObjectRef}
 
 
-def get(object_refs: Any, *, timeout: float | None = None) -> Any:
-    """Values of one ref or a list of refs; raises the task's error if it failed."""
+def get(object_refs: Any, *, timeout: float | None = None,
+        _read_in_place: bool = False) -> Any:
+    """Values of one ref or a list of refs; raises the task's error if it failed.
+
+    ``_read_in_place`` (shoal's extension; Ray has none): a value spilled on this
+    node is not restored; the reader maps its spill file, so only the pages it
+    touches are read (for a reader that looks at a small part of a large value,
+    such as sort's key sample)."""
     worker = ensure_worker()
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
         raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")
+    if not isinstance(_read_in_place, bool):
+        raise TypeError(f"_read_in_place must be a bool, got {_read_in_place!r}")
     if isinstance(object_refs, ObjectRef):
-        return call_on_cluster(worker, worker.get, [object_refs], timeout)[0]
+        return call_on_cluster(worker, worker.get, [object_refs], timeout, _read_in_place)[0]
     from shoal.api.generators import DynamicObjectRefGenerator, ObjectRefGenerator
 
     if isinstance(object_refs, ObjectRefGenerator):
@@ -44,7 +52,7 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
             f"shoal.get expects an ObjectRef or a list of ObjectRefs, got "
             f"{type(object_refs).__name__}: {object_refs!r}")
     _check_refs(object_refs, "shoal.get")
-    return call_on_cluster(worker, worker.get, list(object_refs), timeout)
+    return call_on_cluster(worker, worker.get, list(object_refs), timeout, _read_in_place)
 
 
 def put(value: Any, *, _owner: Any = None) -> ObjectRef:

@@ -571,13 +571,16 @@ class CoreWorker:
         self.value_table.put(oid, value)
         return value
 
-    def write_plasma(self, oid: bytes, data: Serialized, owner: str = "") -> int:
+    def write_plasma(self, oid: bytes, data: Serialized, owner: str = "",
+                     cold: bool = False) -> int:
         """Copy into the local store (from any non-loop thread); returns size.  The
-        agent frees the copy if ``owner`` (default: us) dies before freeing it."""
+        agent frees the copy if ``owner`` (default: us) dies before freeing it.
+        ``cold``: no reader wants it soon, so it is the first to spill (a task's
+        ``_cold_returns`` option)."""
         size = data.store_size()
+        body = [oid, size, owner or self.address] + ([True] if cold else [])
         try:
-            offset = self.call(_async_call, self.node, Method.STORE_CREATE,
-                               [oid, size, owner or self.address])
+            offset = self.call(_async_call, self.node, Method.STORE_CREATE, body)
             if isinstance(offset, list) and offset[0] == "exists":
                 return offset[1]  # ["exists", size]: an earlier run's copy stays
         except RemoteError as exc:
@@ -597,12 +600,14 @@ class CoreWorker:
         self.post(self.node.notify, Method.STORE_RELEASE, [oid])
 
     # ---- objects: get / wait ---------------------------------------------------------------
-    def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
+    def get(self, refs: list[ObjectRef], timeout: float | None,
+            in_place: bool = False) -> list[Any]:
+        """``in_place``: a spilled object is read from its spill file, not restored."""
         deadline = None if timeout is None else time.monotonic() + timeout
         values = self._wait_values(refs, len(refs), deadline, True, fail_fast=True)
         if len(refs) > 1 and (failed := first_error(refs, values)) is not None:
             return deserialize_values([(failed._id, values[failed._id].inline)], self)
-        views = self.recovery.pin_with_recovery(refs, values, deadline)
+        views = self.recovery.pin_with_recovery(refs, values, deadline, in_place)
         items = []
         for ref in refs:
             oid = ref._id
@@ -610,8 +615,9 @@ class CoreWorker:
             items.append((oid, views[oid] if inline is None else inline))
         return deserialize_values(items, self)
 
-    async def _pin_on_loop(self, oids: list[bytes]) -> list:
-        return await self.node.call(Method.STORE_GET, oids)
+    async def _pin_on_loop(self, oids: list[bytes], in_place: bool = False) -> list:
+        method = Method.STORE_GET_IN_PLACE if in_place else Method.STORE_GET
+        return await self.node.call(method, oids)
 
     def ask_for_values(self, refs: list[ObjectRef]) -> bool:
         """Refs with no value here yet: fetch the borrowed ones from their owners,

@@ -408,7 +408,9 @@ class Executor:
         return fn
 
     def _resolve_args(self, wire_args: list, kwarg_names: list, ctx: TaskContext,
-                      hand_back_lost: bool = False):
+                      hand_back_lost: bool = False, in_place: bool = False):
+        """``in_place``: arguments spilled on this node are mapped from their spill
+        files, not restored (the task's ``_read_args_in_place`` option)."""
         values = []
         plasma = []
         for i, arg in enumerate(wire_args):
@@ -419,20 +421,20 @@ class Executor:
                 values.append(None)
                 plasma.append((i, arg))
         if plasma:
-            self._fetch_ref_args(plasma, values, ctx, hand_back_lost)
+            self._fetch_ref_args(plasma, values, ctx, hand_back_lost, in_place)
         n = len(values) - len(kwarg_names)
         return values[:n], dict(zip(kwarg_names, values[n:], strict=False))
 
     def _fetch_ref_args(self, plasma: list, values: list, ctx: TaskContext,
-                        hand_back_lost: bool) -> None:
+                        hand_back_lost: bool, in_place: bool = False) -> None:
         from shoal.api.object_ref import ObjectRef
 
         worker = self.worker
         local = [(i, a) for i, a in plasma if a[3] == worker.node_id]
         remote = [(i, a) for i, a in plasma if a[3] != worker.node_id]
         if local:
-            locations = worker.call(worker._pin_on_loop, [a[1] for _, a in local])
-            remote += self._read_located(local, locations, values, ctx)
+            locations = worker.call(worker._pin_on_loop, [a[1] for _, a in local], in_place)
+            remote += self._read_located(local, locations, values, ctx, in_place)
         if remote:
             remote = self._pull_args(remote, values, ctx)
         if remote and hand_back_lost:
@@ -458,7 +460,7 @@ class Executor:
         return left + self._read_located(direct, locations, values, ctx)
 
     def _read_located(self, args: list, locations: list, values: list,
-                      ctx: TaskContext) -> list:
+                      ctx: TaskContext, sparse: bool = False) -> list:
         """Deserialize the pinned args from our store; returns those not found."""
         worker = self.worker
         missing = []
@@ -466,7 +468,7 @@ class Executor:
             if loc is None:
                 missing.append((i, arg))
                 continue
-            data = worker.shm.view(arg[1], *loc)
+            data = worker.shm.view(arg[1], *loc, sparse=sparse)
             values[i] = deserialize_collecting(data, worker, ctx.rebuilt)
         return missing
 
@@ -490,7 +492,8 @@ class Executor:
             try:
                 fn = ctx.function = self._function(spec)
                 args, kwargs = self._resolve_args(spec.args, spec.kwarg_names, ctx,
-                                                  hand_back_lost=spec.kind is TaskKind.NORMAL)
+                                                  hand_back_lost=spec.kind is TaskKind.NORMAL,
+                                                  in_place=spec.args_in_place)
                 result = fn(*args, **kwargs)
                 del args, kwargs
                 if spec.kind is TaskKind.ACTOR_TASK and spec.task_id in self.cancelled:
@@ -642,7 +645,7 @@ class Executor:
             wire = [VALUE_INLINE, data.to_inline()]
         else:
             oid = ids.object_id(spec.task_id, index)
-            size = self.worker.write_plasma(oid, data, spec.owner)
+            size = self.worker.write_plasma(oid, data, spec.owner, cold=spec.cold_returns)
             wire = [VALUE_PLASMA, self.worker.node_id, size]
         if contained:
             self._register_for_caller(spec.owner, contained)

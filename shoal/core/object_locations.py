@@ -69,13 +69,18 @@ class ObjectLocations:
 
     # ---- reader (user threads) ---------------------------------------------------------
     def pin(self, refs: list, values: dict[bytes, StoredValue],
-            timeout: float | None) -> list[list | None]:
-        """``[offset, size]`` (pinned for us) or None per ref, in the local store."""
+            timeout: float | None, in_place: bool = False) -> list[list | None]:
+        """``[offset, size]`` (pinned for us) or None per ref, in the local store.
+        ``in_place``: a spilled object is pinned on disk (a file location), not
+        restored."""
         worker = self.worker
         node_id = worker.node_id
         if all(node_id in values[r._id].locations for r in refs):
             oids = [r._id for r in refs]
             try:
+                if in_place:
+                    return worker.call(self._pinning_call, Method.STORE_GET_IN_PLACE, oids,
+                                       oids, timeout, timeout=timeout)
                 if self.lending is not None:
                     return ThreadPin(worker.node, oids, self._release_late).run(
                         timeout, worker.post, worker.post_lazy)

@@ -57,10 +57,11 @@ class ObjectRecovery:
 
     # ---- reader (user thread) ------------------------------------------------------------
     def pin_with_recovery(self, refs: list, values: dict[bytes, StoredValue],
-                          deadline: float | None) -> dict[bytes, Any]:
+                          deadline: float | None, in_place: bool = False) -> dict[bytes, Any]:
         """Views of the shared-memory values of ``refs`` in our store; ``values`` is
         updated in place for objects that had to be recovered (possibly to an error
-        value, which the caller then raises)."""
+        value, which the caller then raises).  ``in_place``: spilled objects are
+        mapped from their spill files, not restored."""
         views: dict[bytes, Any] = {}
         worker = self.worker
         me, store = worker.address, worker.shm
@@ -85,7 +86,7 @@ class ObjectRecovery:
                            if values[r._id].in_plasma and r._id not in views}.values())
             if not wanted:
                 return views
-            locations = worker.locations.pin(wanted, values, _remaining(deadline))
+            locations = worker.locations.pin(wanted, values, _remaining(deadline), in_place)
             lost = []
             for ref, loc in zip(wanted, locations, strict=False):
                 if loc is None:
@@ -93,7 +94,8 @@ class ObjectRecovery:
                 else:
                     # only an owner may reuse the pin: it alone sees the object freed
                     reuse = values[ref._id] if ref._owner == me else None
-                    views[ref._id] = worker.shm.view(ref._id, *loc, value=reuse)
+                    views[ref._id] = worker.shm.view(ref._id, *loc, value=reuse,
+                                                     sparse=in_place)
             if not lost:
                 return views
             if deadline is not None and time.monotonic() >= deadline:

@@ -58,16 +58,20 @@ class TaskSpec:
     placement: list | None = None  # [pg_id, bundle index, capture child tasks]
     accelerators: dict | None = None  # {"GPU": [ids]} of the lease it is pushed on
     concurrency_group: str = ""  # an actor call's group from .options() ("": its method's)
+    cold_returns: bool = False  # ``_cold_returns``: its stored returns spill first
+    args_in_place: bool = False  # ``_read_args_in_place``: spilled args are not restored
 
     def to_wire(self, include_function: bool) -> list:
         """The optional fields trail the 14 fixed ones (placement 14, accelerators
-        15, concurrency group 16) and are sent only up to the last one set."""
+        15, concurrency group 16, cold returns 17, args in place 18) and are sent
+        only up to the last one set."""
         wire = self._wire(include_function)
-        if self.concurrency_group:
-            wire += [self.placement, self.accelerators, self.concurrency_group]
-        elif self.placement is not None or self.accelerators is not None:
-            wire += [self.placement, self.accelerators]
-        return wire
+        optional = [self.placement, self.accelerators, self.concurrency_group,
+                    self.cold_returns, self.args_in_place]
+        unset = (None, None, "", False, False)
+        while optional and optional[-1] == unset[len(optional) - 1]:
+            optional.pop()
+        return wire + optional
 
     def _wire(self, include_function: bool) -> list:
         return [
@@ -107,6 +111,8 @@ class TaskSpec:
             placement=w[14] if len(w) > 14 else None,
             accelerators=w[15] if len(w) > 15 else None,
             concurrency_group=w[16] if len(w) > 16 else "",
+            cold_returns=bool(w[17]) if len(w) > 17 else False,
+            args_in_place=bool(w[18]) if len(w) > 18 else False,
         )
 
     def is_generator(self) -> bool:

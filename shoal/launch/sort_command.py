@@ -24,9 +24,11 @@ def store_use() -> StoreUse:
     reply = fetch_state(["workers"], timeout=PROBE_TIMEOUT_S)
     stores = [ns["store"] for ns in reply.get("node_states", ())]
     spilled = [s["spilled_bytes_total"] for s in stores if "spilled_bytes_total" in s]
+    restored = [s["restored_bytes_total"] for s in stores if "restored_bytes_total" in s]
     return StoreUse(used=sum(s["used"] for s in stores),
                     capacity=sum(s["capacity"] for s in stores),
-                    spilled=sum(spilled) if spilled else None)
+                    spilled=sum(spilled) if spilled else None,
+                    restored=sum(restored) if restored else None)
 
 
 def sort_command(args: Any) -> int:

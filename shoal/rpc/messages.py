@@ -52,6 +52,7 @@ class Method(enum.IntEnum):
     STORE_PULL = 45  # pin objects, pulling from other nodes what is not here
     NODE_STATE = 46  # state API: this node's store, workers and core-worker snapshots
     NODE_LOG_READ = 47  # [name, offset, max bytes]: a chunk of one of this node's log files
+    STORE_GET_IN_PLACE = 48  # STORE_GET, but a spilled object is pinned on disk, not restored
 
     # core worker
     PUSH_TASK = 60

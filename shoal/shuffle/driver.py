@@ -184,10 +184,15 @@ class ShuffleDriver:
         ).remote(job.num_reducers)
         self.reducer_nodes = [node_of_reducer(r, job.num_reducers, self.shape.nodes)
                               for r in range(job.num_reducers)]
+        # The outputs are cold (a shoal option): out of core, the store must write
+        # something out as each reduce stores its output, and LRU picked the merged
+        # blocks the later reduces read back, never the outputs, read after the
+        # shuffle (docs/design.md section 20, "Out of core").
         for r, node in enumerate(self.reducer_nodes):
             task = reduce_task if job.reduce_num_returns == 1 else reduce_generator_task
             self.outputs.append(task.options(
-                num_returns=job.reduce_num_returns, **_affinity(node)).remote(
+                num_returns=job.reduce_num_returns, _cold_returns=True,
+                **_affinity(node)).remote(
                 job.reduce_fn, self.sources.sources.remote(r), *job.reduce_args(r)))
         thread = threading.Thread(target=self._run, name="shoal-shuffle", daemon=True)
         thread.start()

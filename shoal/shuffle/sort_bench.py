@@ -53,6 +53,7 @@ class StoreUse:
     used: int  # bytes in the object stores of all nodes
     capacity: int
     spilled: int | None = None  # bytes spilled so far; None: the store does not say
+    restored: int | None = None  # bytes read back from disk so far (likewise)
 
 
 @dataclass

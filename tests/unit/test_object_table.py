@@ -241,6 +241,31 @@ def test_high_water_spills_least_recently_used_primaries_in_one_batch():
     assert table.stats["spilled_bytes"] == 2 * MiB
 
 
+def test_a_cold_object_spills_first_until_a_reader_pins_it():
+    """``create(cold=True)``: the writer hinted no reader wants it soon (a
+    shuffle's output), so it leaves memory before older objects; a pin is a
+    reader wanting it, and it is an ordinary object again."""
+    table = ObjectTable(10 * MiB, high_water=0.5, min_spill_bytes=0)
+    keys = [sealed(table, n, size=2 * MiB) for n in range(2)]
+    table.create(oid(9), 2 * MiB, ALICE, cold=True)
+    table.seal(oid(9))
+    table.take_actions()
+    table.spill_over_high_water(DISK)  # 6 MiB used, the mark is 5: one object goes
+    [spill] = [a for a in table.take_actions() if a.kind is ActionKind.SPILL]
+    assert [i.oid for i in spill.items] == [oid(9)]
+
+    table = ObjectTable(10 * MiB, high_water=0.5, min_spill_bytes=0)
+    keys = [sealed(table, n, size=2 * MiB) for n in range(2)]
+    table.create(oid(9), 2 * MiB, ALICE, cold=True)
+    table.seal(oid(9))
+    table.pin(oid(9), ALICE)
+    table.release(oid(9), ALICE)
+    table.take_actions()
+    table.spill_over_high_water(DISK)
+    [spill] = [a for a in table.take_actions() if a.kind is ActionKind.SPILL]
+    assert [i.oid for i in spill.items] == [keys[0]]
+
+
 def test_pinned_secondary_and_creating_objects_are_never_spilled():
     table = ObjectTable(10 * MiB, high_water=0.1, min_spill_bytes=0)
     pinned = sealed(table, 1, size=MiB)

@@ -86,3 +86,24 @@ def test_batch_fits_the_room_left_on_disk():
     batch = choose_batch([cand(1, 8, used=1), cand(2, 3, used=2), cand(3, 3, used=3)],
                          excess=20, min_batch=0, room=7, spilling=False)
     assert batch.spill == (bytes([2]), bytes([3]))
+
+
+def test_batch_spills_cold_objects_before_older_ones():
+    """A cold object (its writer hinted no reader wants it soon: a shuffle's
+    output) goes before objects used longer ago (its merged blocks, read before
+    the shuffle ends)."""
+    batch = choose_batch([cand(1, 10, used=1), cand(2, 10, used=2),
+                          Candidate(bytes([3]), 10, 9, False, cold=True)],
+                         excess=15, min_batch=0, room=100, spilling=False)
+    assert batch.spill == (bytes([3]), bytes([1]))
+
+
+def test_window_writes_cold_bytes_rather_than_fewer_bytes_readers_want_back():
+    segs = [Segment(0, 10, F), Segment(10, 4, S, b"hot"), Segment(14, 1, X),
+            Segment(15, 14, S, b"cold", cold=True), Segment(29, 1, X)]
+    window = choose_window(segs, 14)
+    assert [s.oid for s in window.segments] == [b"cold"]
+    # among windows of cold bytes (or of hot ones), the fewest bytes still win
+    segs = [Segment(0, 10, F), Segment(10, 4, S, b"a", cold=True), Segment(14, 1, X),
+            Segment(15, 14, S, b"b", cold=True), Segment(29, 1, X)]
+    assert [s.oid for s in choose_window(segs, 14).segments] == [b"", b"a"]

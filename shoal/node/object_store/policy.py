@@ -17,7 +17,10 @@ without a store:
   least recently used candidates go, oldest first: copies that are also on
   disk are dropped at once; the others are written to disk in one batch (one
   fused file) of at least ``min_batch`` bytes when there are that many, so
-  the disk sees large sequential writes.
+  the disk sees large sequential writes.  *Cold* objects (their writer said
+  no reader wants them soon, and none has pinned them since) go before all
+  others: LRU cannot tell a shuffle's outputs, read after it ends, from its
+  merged blocks, read before it ends; both are sealed and never read yet.
 
 Secondary copies (pulled from other nodes) are only ever dropped, never
 written: their primary lives elsewhere.
@@ -48,6 +51,7 @@ class Segment:
     size: int
     kind: Movability
     oid: bytes = b""
+    cold: bool = False  # a SPILL segment whose writer hinted no reader wants it soon
 
 
 @dataclass(frozen=True)
@@ -62,18 +66,21 @@ class Window:
         return sum(s.size for s in self.of(Movability.SPILL))
 
 
-def _cost(segment: Segment) -> tuple[int, int]:
+def _cost(segment: Segment) -> tuple[int, int, int]:
+    """(bytes to write that readers want back, cold bytes to write, bytes to drop)."""
     if segment.kind is Movability.SPILL:
-        return segment.size, 0
+        return (0, segment.size, 0) if segment.cold else (segment.size, 0, 0)
     if segment.kind is Movability.DROP:
-        return 0, segment.size
-    return 0, 0
+        return 0, 0, segment.size
+    return 0, 0, 0
 
 
 def choose_window(segments: Iterable[Segment], need: int) -> Window | None:
     """The cheapest run of adjacent non-STUCK segments holding ``need`` bytes,
-    or None if every run is too short.  ``segments`` in address order."""
-    best: tuple[tuple[int, int, int], Window] | None = None
+    or None if every run is too short.  ``segments`` in address order.  Cost:
+    bytes to write that are not cold, then cold bytes to write (while the
+    pressure lasts they go anyway), then bytes to drop, then segments."""
+    best: tuple[tuple[int, int, int, int], Window] | None = None
     run: list[Segment] = []
     for segment in [*segments, Segment(-1, 0, Movability.STUCK)]:
         if segment.kind is not Movability.STUCK:
@@ -87,21 +94,21 @@ def choose_window(segments: Iterable[Segment], need: int) -> Window | None:
 
 
 def _cheapest_in_run(run: list[Segment], need: int
-                     ) -> tuple[tuple[int, int, int], Window] | None:
+                     ) -> tuple[tuple[int, int, int, int], Window] | None:
     """Two pointers: for each right end, the shortest window ending there."""
     best = None
-    total = spill = drop = 0
+    total = hot = cold = drop = 0
     left = 0
     for right, segment in enumerate(run):
         total += segment.size
-        s, d = _cost(segment)
-        spill, drop = spill + s, drop + d
+        h, c, d = _cost(segment)
+        hot, cold, drop = hot + h, cold + c, drop + d
         while left < right and total - run[left].size >= need:
-            s, d = _cost(run[left])
-            total, spill, drop = total - run[left].size, spill - s, drop - d
+            h, c, d = _cost(run[left])
+            total, hot, cold, drop = (total - run[left].size, hot - h, cold - c, drop - d)
             left += 1
         if total >= need:
-            key = (spill, drop, right - left)
+            key = (hot, cold, drop, right - left)
             if best is None or key < best[0]:
                 best = (key, Window(tuple(run[left:right + 1])))
     return best
@@ -115,6 +122,7 @@ class Candidate:
     size: int
     last_used: int  # the table's logical clock at its last seal/pin/release
     on_disk: bool  # also has a disk copy: dropping it costs nothing
+    cold: bool = False  # its writer hinted it is not read soon (and no reader pinned it yet)
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,7 @@ class Batch:
 
 def choose_batch(candidates: Iterable[Candidate], excess: int, min_batch: int, room: int,
                  spilling: bool) -> Batch:
-    """Least recently used first: drop or spill until ``excess`` bytes are
+    """Cold first, then least recently used first: drop or spill until ``excess`` bytes are
     gone, and make the spill batch at least ``min_batch`` bytes when the
     candidates allow.  ``room``: bytes the spill directory can take now.
     ``spilling``: a batch is already being written; then a batch smaller than
@@ -133,7 +141,7 @@ def choose_batch(candidates: Iterable[Candidate], excess: int, min_batch: int, r
     drop: list[bytes] = []
     spill: list[bytes] = []
     dropped = batch = 0
-    for c in sorted(candidates, key=lambda c: c.last_used):
+    for c in sorted(candidates, key=lambda c: (not c.cold, c.last_used)):
         covered = dropped + batch >= excess
         if covered and (batch == 0 or batch >= min_batch):
             break

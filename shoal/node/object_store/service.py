@@ -104,6 +104,7 @@ class SpaceRequest:
     creator: object = None
     owner: str = ""
     stuck_since: float | None = None  # nothing could make room since then
+    cold: bool = False  # the writer's hint: no reader wants it soon (spills first)
     disk_full_seen: int = 0  # the store's count of full-disk spill failures at stuck_since
 
 
@@ -194,6 +195,7 @@ class ObjectStore:
             Method.STORE_CREATE: self.handle_create,
             Method.STORE_SEAL: self.handle_seal,
             Method.STORE_GET: self.handle_get,
+            Method.STORE_GET_IN_PLACE: self.handle_get_in_place,
             Method.STORE_RELEASE: self.handle_release,
         }.items():
             router.add(method, handler)
@@ -204,22 +206,24 @@ class ObjectStore:
 
     # ---- requests --------------------------------------------------------------------
     def handle_create(self, conn, body):
-        """[oid, size, owner] -> the arena offset, a file location (disk-backed
+        """[oid, size, owner, cold] -> the arena offset, a file location (disk-backed
         memory), ``["exists", size]`` (a valid copy is here: do not write), or a
         future of one of them."""
         oid, size = body[:2]
         owner = body[2] if len(body) > 2 else ""
+        cold = bool(body[3]) if len(body) > 3 else False
         existing = self._existing_copy(conn, oid, owner)
         if existing is not None:
             return existing
         loop = asyncio.get_running_loop()
-        request = SpaceRequest(RequestKind.CREATE, oid, size, loop.create_future(), conn, owner)
+        request = SpaceRequest(RequestKind.CREATE, oid, size, loop.create_future(), conn, owner,
+                               cold=cold)
         if size > self.table.capacity:
             self._spawn(self._create_backed(request))
             return request.future
         if not self.waiting:
             try:
-                offset = self.table.create(oid, size, conn, owner)
+                offset = self.table.create(oid, size, conn, owner, cold=cold)
             except OutOfMemory:
                 pass
             else:
@@ -259,6 +263,19 @@ class ObjectStore:
         self.settle()
         self.hooks.changed()
         return None
+
+    async def handle_get_in_place(self, conn, body):
+        """STORE_GET for a reader that touches little of each object (sort's key
+        sample): a spilled object is pinned on disk, and the reader maps its spill
+        file and reads only the pages it touches, where a restore reads it all."""
+        out = []
+        for oid in body:
+            obj = self.table.objects.get(oid)
+            if obj is not None and obj.state is ObjectState.SPILLED:
+                out.append(self.table.pin_on_disk(oid, conn))
+            else:
+                out.append(await self.pin_when_available(conn, oid))
+        return out
 
     async def handle_get(self, conn, body):
         """Pin objects for ``conn``: a location per object, or None if it is not here."""
@@ -469,7 +486,8 @@ class ObjectStore:
 
     def _allocate(self, request: SpaceRequest):
         if request.kind is RequestKind.CREATE:
-            return self.table.create(request.oid, request.size, request.creator, request.owner)
+            return self.table.create(request.oid, request.size, request.creator, request.owner,
+                                     cold=request.cold)
         self.table.start_restore(request.oid)
         return None
 

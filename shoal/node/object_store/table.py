@@ -162,6 +162,7 @@ class StoredObject:
     io: bool = False
     last_used: int = 0
     unused_ahead: bool = False  # restored by read-ahead, no reader has pinned it yet
+    cold: bool = False  # its writer hinted no reader wants it soon; cleared by a pin
 
     @property
     def pinned(self) -> bool:
@@ -301,8 +302,9 @@ class ObjectTable:
 
     # ---- creating -------------------------------------------------------------------
     def create(self, oid: bytes, size: int, creator: object, owner: str = "",
-               kind: CopyKind = CopyKind.PRIMARY) -> int:
-        """Allocate ``oid`` in the arena; returns its offset.  Raises
+               kind: CopyKind = CopyKind.PRIMARY, cold: bool = False) -> int:
+        """Allocate ``oid`` in the arena; returns its offset.  ``cold``: the
+        writer's hint that no reader wants it soon (it spills first).  Raises
         FileExistsError (it is here), ObjectStoreFullError (larger than the
         store: see :meth:`create_backed`) or OutOfMemory (no block now)."""
         if oid in self.objects:
@@ -312,7 +314,7 @@ class ObjectTable:
                 f"object of {size} bytes is larger than the object store "
                 f"({self.capacity} bytes); start shoal with a larger object_store_memory")
         offset = self.allocator.allocate(size)  # may raise OutOfMemory
-        obj = StoredObject(oid, size, creator, owner, kind, offset=offset)
+        obj = StoredObject(oid, size, creator, owner, kind, offset=offset, cold=cold)
         self.objects[oid] = obj
         self.at[offset] = obj
         return offset
@@ -364,7 +366,7 @@ class ObjectTable:
             return None
         obj.pins[client] += 1
         self._touch(obj)
-        obj.unused_ahead = False
+        obj.unused_ahead = obj.cold = False
         if obj.disk is not None:
             self._emit_restores(self._reader_used(obj))
         return obj
@@ -596,7 +598,8 @@ class ObjectTable:
         for offset, block, free in self.allocator.blocks():
             kind = Movability.FREE if free else self._movability(self.at[offset])
             oid = b"" if free else self.at[offset].oid
-            segments.append(Segment(offset, block, kind, oid))
+            cold = not free and self.at[offset].cold
+            segments.append(Segment(offset, block, kind, oid, cold))
         window = choose_window(segments, align(max(size, 1)))
         if window is None or window.spill_bytes > disk_room:
             return Room.STUCK
@@ -619,7 +622,7 @@ class ObjectTable:
         seen, seen_room = self._high_water_memo
         if excess <= 0 or (seen == self.changes and disk_room <= seen_room):
             return  # nothing moved since the last look
-        candidates = [Candidate(o.oid, o.size, o.last_used, o.disk is not None)
+        candidates = [Candidate(o.oid, o.size, o.last_used, o.disk is not None, o.cold)
                       for o in self.objects.values()
                       if o.state is S.SEALED and not o.pinned and not o.secondary
                       and not o.backing]
