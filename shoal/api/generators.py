@@ -33,7 +33,17 @@ class ObjectRefGenerator:
             self._ended = True
             raise StopIteration
         self._next_index += 1
+        if self._state.backpressure:  # the paused task may go on
+            self._worker.post(self._state.on_consumed, self._next_index - 1)
         return ref
+
+    def __del__(self) -> None:
+        state = getattr(self, "_state", None)
+        if state is not None and state.backpressure and not state.released:
+            try:  # nobody can consume any more: a paused task must not wait for ever
+                self._worker.post(state.release)
+            except Exception:  # interpreter shutdown
+                pass
 
     def __aiter__(self) -> ObjectRefGenerator:
         return self

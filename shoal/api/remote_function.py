@@ -116,6 +116,7 @@ class RemoteFunction:
             owner=worker.address,
             job_id=worker.job_id,
             resources=_shape(options),
+            backpressure=max(0, options.get("_generator_backpressure_num_objects", -1)),
         )
         refs = worker.tasks.submit(
             spec, held, keepalive,

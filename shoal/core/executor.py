@@ -69,6 +69,7 @@ from shoal.core.task_spec import (
     STATUS_CANCELLED,
     STATUS_OK,
     STATUS_STOLEN,
+    STREAMING,
     TaskKind,
     TaskSpec,
 )
@@ -102,6 +103,9 @@ class _Cancelled(BaseException):
 # Any other BaseException a task raises is its error (asyncio.CancelledError in an
 # async actor is a cancellation).
 _PROCESS_EXITS = (SystemExit, KeyboardInterrupt)
+
+# how often a generator paused by back-pressure wakes (so a cancel's interrupt lands)
+BACKPRESSURE_WAKE_S = 0.1
 
 
 def _remote_traceback(exc: BaseException) -> str:
@@ -540,6 +544,10 @@ class Executor:
             self.running[spec.task_id] = asyncio.current_task()
             self.started_at[spec.task_id] = started
             try:
+                if spec.backpressure:
+                    raise ValueError(
+                        f"{spec.name}: _generator_backpressure_num_objects is not supported "
+                        "for an async actor's methods (its event loop cannot pause)")
                 fn = ctx.function = self._function(spec)
                 args, kwargs = self._resolve_args(spec.args, spec.kwarg_names, ctx)
                 result = fn(*args, **kwargs)
@@ -675,7 +683,22 @@ class Executor:
 
     def _stream_item(self, spec: TaskSpec, index: int, item: Any, conn) -> None:
         entry = self._package_value(spec, index, item)
-        conn.notify_from_thread(Method.GENERATOR_ITEM, [spec.task_id] + entry)
+        if spec.backpressure and spec.num_returns == STREAMING:
+            self._send_item_and_wait(conn, [spec.task_id] + entry)
+        else:
+            conn.notify_from_thread(Method.GENERATOR_ITEM, [spec.task_id] + entry)
+
+    @staticmethod
+    def _send_item_and_wait(conn, body: list) -> None:
+        """Back-pressure: the item goes as a request whose reply the owner holds back
+        while too many yielded items are unconsumed; the generator's thread waits for
+        it.  A lost connection (the owner died) ends the wait: the generator runs on
+        and its items go nowhere.  The wait wakes now and then so that an interrupt
+        (cancel) can land in this thread."""
+        answered = threading.Event()
+        conn.call_from_thread(Method.GENERATOR_ITEM, body, lambda _answer: answered.set())
+        while not answered.wait(BACKPRESSURE_WAKE_S):
+            pass
 
     def _stream_end(self, spec: TaskSpec, count: int, error: BaseException | None,
                     conn) -> list:

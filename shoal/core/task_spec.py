@@ -58,16 +58,20 @@ class TaskSpec:
     placement: list | None = None  # [pg_id, bundle index, capture child tasks]
     accelerators: dict | None = None  # {"GPU": [ids]} of the lease it is pushed on
     concurrency_group: str = ""  # an actor call's group from .options() ("": its method's)
+    # a streaming generator pauses once this many yielded items are unconsumed (0: never)
+    backpressure: int = 0
 
     def to_wire(self, include_function: bool) -> list:
         """The optional fields trail the 14 fixed ones (placement 14, accelerators
-        15, concurrency group 16) and are sent only up to the last one set."""
+        15, concurrency group 16, backpressure 17) and are sent only up to the last
+        one set."""
         wire = self._wire(include_function)
-        if self.concurrency_group:
-            wire += [self.placement, self.accelerators, self.concurrency_group]
-        elif self.placement is not None or self.accelerators is not None:
-            wire += [self.placement, self.accelerators]
-        return wire
+        optional = [self.placement, self.accelerators, self.concurrency_group,
+                    self.backpressure]
+        defaults = [None, None, "", 0]
+        last = max((i + 1 for i, (v, d) in enumerate(zip(optional, defaults, strict=True))
+                    if v != d), default=0)
+        return wire + optional[:last]
 
     def _wire(self, include_function: bool) -> list:
         return [
@@ -107,6 +111,7 @@ class TaskSpec:
             placement=w[14] if len(w) > 14 else None,
             accelerators=w[15] if len(w) > 15 else None,
             concurrency_group=w[16] if len(w) > 16 else "",
+            backpressure=w[17] if len(w) > 17 else 0,
         )
 
     def is_generator(self) -> bool:
