@@ -107,7 +107,7 @@ class RemoteFunction:
         spec = TaskSpec(
             task_id=worker.ids.task_id(),
             kind=TaskKind.NORMAL,
-            name=options.get("name") or self.__qualname__,
+            name=options.get("name") or self.__name__,  # Ray: not the qualname
             function_id=function_id,
             function_bytes=pickled,
             args=wire,
