@@ -24,6 +24,26 @@ def test_system_config_is_refused_when_connecting():
         cluster.shutdown()
 
 
+def test_cluster_nodes_have_rays_unique_id():
+    """A cluster utility node's ``unique_id`` is the node id its tasks see."""
+    if shoal.is_initialized():
+        shoal.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        worker_node = cluster.add_node(num_cpus=1, resources={"there": 1})
+        shoal.init(address=cluster.address)
+
+        @shoal.remote(resources={"there": 1})
+        def where():
+            return shoal.get_runtime_context().get_node_id()
+
+        assert shoal.get(where.remote(), timeout=60) == worker_node.unique_id
+        assert cluster.head_node.unique_id != worker_node.unique_id
+    finally:
+        shoal.shutdown()
+        cluster.shutdown()
+
+
 def test_actor_method_private_remote(shoal_cluster):
     @shoal.remote
     class Pair:
