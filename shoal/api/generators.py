@@ -13,9 +13,10 @@ from typing import Any
 
 
 class ObjectRefGenerator:
-    def __init__(self, state: Any, worker: Any) -> None:
+    def __init__(self, state: Any, worker: Any, completion: Any = None) -> None:
         self._state = state
         self._worker = worker
+        self._completion = completion  # ready when the task ends (its error if it failed)
         self._next_index = 1
         self._ended = False  # next() raised StopIteration
 
@@ -61,8 +62,14 @@ class ObjectRefGenerator:
         except StopIteration:
             return None
 
-    def completed(self) -> bool:
-        return self._state.finished_count is not None
+    def completed(self) -> Any:
+        """A ref that is ready once the task has ended: ``get`` of it gives None, or
+        raises the task's error (a worker crash, a cancel, an exception it raised)."""
+        return self._completion
+
+    @property
+    def _generator_ref(self) -> Any:  # Ray's name of the same ref
+        return self._completion
 
     def is_finished(self) -> bool:
         """Whether next() has already stopped (every item was read)."""

@@ -218,7 +218,9 @@ class TaskManager:
         """User thread: register and post the task; return its refs at once."""
         worker = self.worker
         if spec.num_returns == STREAMING or spec.num_returns == DYNAMIC:
-            return_ids = [ids.object_id(spec.task_id, 0)] if spec.num_returns == DYNAMIC else []
+            # DYNAMIC: the ref of the generator of refs; STREAMING: the ref that is
+            # ready when the task ends, with its error if it failed (completed())
+            return_ids = [ids.object_id(spec.task_id, 0)]
         else:
             return_ids = [ids.object_id(spec.task_id, i + 1) for i in range(spec.num_returns)]
         ctx = worker.task_context.get()
@@ -259,7 +261,7 @@ class TaskManager:
         if spec.num_returns == STREAMING:
             from shoal.api.generators import ObjectRefGenerator
 
-            return ObjectRefGenerator(task.generator, worker)
+            return ObjectRefGenerator(task.generator, worker, refs[0])
         return refs
 
     # ---- loop side ---------------------------------------------------------------------
@@ -659,6 +661,12 @@ class TaskManager:
                 data: Serialized = serialize(DynamicObjectRefGenerator(items), "generator")
                 self.worker.references.add_contained(outer, [(r._id, "") for r in items])
                 self.worker.value_table.put(outer, StoredValue(inline=data))
+        elif task.spec.num_returns == STREAMING and task.return_ids:
+            done = task.return_ids[0]
+            values = self.worker.value_table
+            if done in self.worker.references.refs and values.get(done) is None:
+                values.put(done, failure if failure is not None else StoredValue(
+                    inline=serialize(None, "generator completion")))
         gen.finish(count)
 
     def _fail_lost_items(self, gen: GeneratorState, failure: StoredValue) -> None:

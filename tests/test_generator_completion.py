@@ -1,0 +1,64 @@
+"""``ObjectRefGenerator.completed()``: a ref that is ready once the streaming task has
+ended, with None, or with the task's failure (crash, cancel, exception)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+import shoal
+from shoal.exceptions import TaskCancelledError, WorkerCrashedError
+from tests.utils import wait_for_condition
+
+CLUSTER_INIT_KWARGS = {"num_cpus": 2}
+GET_TIMEOUT = 60
+
+
+@shoal.remote(max_retries=0)
+def gated(gate: str):
+    yield os.getpid()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield "after the gate"
+
+
+def test_completed_is_ready_only_when_the_task_ends(shoal_cluster, tmp_path):
+    gate = tmp_path / "gate"
+    gen = gated.remote(str(gate))
+    shoal.get(next(gen), timeout=GET_TIMEOUT)
+    assert shoal.wait([gen.completed()], timeout=0.3)[0] == []
+    gate.touch()
+    assert shoal.get(gen.completed(), timeout=GET_TIMEOUT) is None
+    assert gen._generator_ref is gen.completed()  # Ray's name for it
+    assert shoal.get(next(gen), timeout=GET_TIMEOUT) == "after the gate"
+
+
+def test_completed_raises_when_the_worker_dies(shoal_cluster, tmp_path):
+    gen = gated.remote(str(tmp_path / "never"))
+    pid = shoal.get(next(gen), timeout=GET_TIMEOUT)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(WorkerCrashedError):
+        shoal.get(gen.completed(), timeout=GET_TIMEOUT)
+
+
+def test_completed_raises_the_cancel_and_the_tasks_own_error(shoal_cluster, tmp_path):
+    gen = gated.remote(str(tmp_path / "never"))
+    shoal.get(next(gen), timeout=GET_TIMEOUT)
+    shoal.cancel(gen, force=True)
+    with pytest.raises(TaskCancelledError):
+        shoal.get(gen.completed(), timeout=GET_TIMEOUT)
+
+    @shoal.remote(max_retries=0)
+    def raises():
+        yield 1
+        raise KeyError("boom")
+
+    gen = raises.remote()
+    with pytest.raises(KeyError):
+        shoal.get(gen.completed(), timeout=GET_TIMEOUT)
+    assert shoal.get(next(gen), timeout=GET_TIMEOUT) == 1
+    wait_for_condition(lambda: gen.next_ready(), timeout=30)
