@@ -27,6 +27,7 @@ from typing import Any
 from shoal._version import __version__
 from shoal.control.actor_lifecycle import ActorEvent, ActorState, next_state
 from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S, Membership, NodeRecord
+from shoal.control import user_kv
 from shoal.control.placement_groups import PlacementGroupService
 from shoal.control.state_query import handle_list_state, handle_read_node_log
 from shoal.rpc.loopback import LoopbackConnection
@@ -114,6 +115,7 @@ class ControlStore:
             Method.KV_PUT: self.handle_kv_put,
             Method.KV_GET: self.handle_kv_get,
             Method.KV_DELETE: self.handle_kv_delete,
+            Method.KV_USER: lambda conn, body: user_kv.apply(self.kv, body),
             Method.SUBSCRIBE: self.handle_subscribe,
             Method.CLUSTER_RESOURCES: self.handle_cluster_resources,
             Method.PUBLISH_LOGS: self.handle_publish_logs,
