@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal._version import __version__
+from shoal.control import user_kv
 from shoal.control.actor_lifecycle import ActorEvent, ActorState, next_state
 from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S, Membership, NodeRecord
-from shoal.control import user_kv
 from shoal.control.placement_groups import PlacementGroupService
 from shoal.control.state_query import handle_list_state, handle_read_node_log
 from shoal.rpc.loopback import LoopbackConnection
