@@ -101,9 +101,12 @@ class Cluster:
             spec.head = True
             node = start_node(spec, self.token, self.session, self.log_dir, lifeline=True)
             self.head_node = node
-            sessions.remember_cluster({"address": node.address, "token": self.token,
-                                       "pid": node.pid, "create_time": node.create_time,
-                                       "session": self.session}, default=False)
+            # what address="auto" finds (Ray's), unless a head of this machine
+            # already is: a test's cluster must not take over one 'shoal start' made
+            sessions.remember_cluster(
+                {"address": node.address, "token": self.token, "pid": node.pid,
+                 "create_time": node.create_time, "session": self.session},
+                default=sessions.live_cluster(sessions.default_cluster()) is None)
         else:
             if spec.node_timeout_s is not None or spec.port:
                 raise ValueError("port and node_timeout_s are head node arguments")

@@ -54,3 +54,22 @@ def test_actor_method_private_remote(shoal_cluster):
     first, second = actor.split._remote(args=["x"], kwargs={"b": 2}, num_returns=2)
     assert shoal.get([first, second], timeout=30) == ["x", 2]
     assert shoal.get(actor.split._remote(args=[1]), timeout=30) == (1, 0)
+
+
+def test_init_auto_finds_a_cluster_utility_head(tmp_path, monkeypatch):
+    """``init(address="auto")`` connects to the head a ``Cluster`` started when no
+    other head of this machine is recorded, and says clearly when there is none."""
+    if shoal.is_initialized():
+        shoal.shutdown()
+    monkeypatch.setenv("SHOAL_SESSION_DIR", str(tmp_path))
+    with pytest.raises(ConnectionError, match="found no running cluster"):
+        shoal.init(address="auto")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        shoal.init(address="auto")
+        assert shoal.get_runtime_context().get_node_id() == cluster.head_node.unique_id
+    finally:
+        shoal.shutdown()
+        cluster.shutdown()
+    with pytest.raises(ConnectionError, match="found no running cluster"):
+        shoal.init(address="auto")
