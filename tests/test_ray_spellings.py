@@ -73,3 +73,16 @@ def test_init_auto_finds_a_cluster_utility_head(tmp_path, monkeypatch):
         cluster.shutdown()
     with pytest.raises(ConnectionError, match="found no running cluster"):
         shoal.init(address="auto")
+
+
+def test_cluster_address_is_none_before_a_head():
+    """Ray's cluster utility: no head yet, no address; connecting needs a head."""
+    if shoal.is_initialized():
+        shoal.shutdown()
+    cluster = Cluster()
+    try:
+        assert cluster.address is None
+        with pytest.raises(RuntimeError, match="no head node yet"):
+            cluster.connect()
+    finally:
+        cluster.shutdown()

@@ -1,6 +1,9 @@
 """``ray._private.worker`` as far as Ray's tests read it with an obvious shoal meaning:
 ``global_worker.node.unique_id`` (this process's node id) and
-``global_worker.current_job_id``.  Anything else is a Ray internal whose use fails."""
+``global_worker.current_job_id``, and ``pickle`` (Ray's worker module imports
+cloudpickle under that name).  Anything else is a Ray internal whose use fails."""
+
+import cloudpickle as pickle  # noqa: F401
 
 import shoal
 
