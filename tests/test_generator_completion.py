@@ -62,3 +62,24 @@ def test_completed_raises_the_cancel_and_the_tasks_own_error(shoal_cluster, tmp_
         shoal.get(gen.completed(), timeout=GET_TIMEOUT)
     assert shoal.get(next(gen), timeout=GET_TIMEOUT) == 1
     wait_for_condition(lambda: gen.next_ready(), timeout=30)
+
+
+def test_an_item_taken_and_dropped_is_freed_while_the_generator_lives(shoal_cluster):
+    """The generator gives up its hold on an item once next() returned it: the
+    caller's ref alone keeps it (a long stream does not pile up in memory)."""
+    from shoal.util.state import list_objects
+
+    @shoal.remote
+    def big_items():
+        for i in range(3):
+            yield bytes([i]) * 2_000_000
+
+    gen = big_items.remote()
+    first = next(gen)
+    first_id = first.hex()
+    assert shoal.get(first, timeout=GET_TIMEOUT)[:1] == b"\x00"
+    assert list_objects(filters=[("object_id", "=", first_id)])
+    del first
+    wait_for_condition(lambda: not list_objects(filters=[("object_id", "=", first_id)]),
+                       timeout=30)
+    assert [shoal.get(r, timeout=GET_TIMEOUT)[:1] for r in gen] == [b"\x01", b"\x02"]

@@ -726,5 +726,8 @@ def wait_for_generator_item(gen: GeneratorState, index: int, timeout: float | No
         )
         if not ok:
             raise exceptions.GetTimeoutError("timed out waiting for the next generator item")
-        return gen.items.get(index)
+        ref = gen.items.get(index)
+        if ref is not None:  # taken: the caller's ref alone keeps the item (Ray's), the
+            gen.items[index] = ref._id  # state keeps its id (retries, lineage know it)
+        return ref
 
