@@ -26,6 +26,21 @@ def gated(gate: str):
     yield "after the gate"
 
 
+def test_a_task_waiting_for_a_stream_lends_its_cpu(shutdown_only):
+    """On one CPU, a task that iterates a stream whose task needs that CPU too."""
+    shoal.init(num_cpus=1)
+
+    @shoal.remote
+    def produce():
+        yield from range(3)
+
+    @shoal.remote
+    def consume():
+        return [shoal.get(r, timeout=GET_TIMEOUT) for r in produce.remote()]
+
+    assert shoal.get(consume.remote(), timeout=GET_TIMEOUT) == [0, 1, 2]
+
+
 def test_completed_is_ready_only_when_the_task_ends(shoal_cluster, tmp_path):
     gate = tmp_path / "gate"
     gen = gated.remote(str(gate))
@@ -83,3 +98,4 @@ def test_an_item_taken_and_dropped_is_freed_while_the_generator_lives(shoal_clus
     wait_for_condition(lambda: not list_objects(filters=[("object_id", "=", first_id)]),
                        timeout=30)
     assert [shoal.get(r, timeout=GET_TIMEOUT)[:1] for r in gen] == [b"\x01", b"\x02"]
+
