@@ -61,6 +61,7 @@ from shoal.core.serialization import (
     pickle_plain,
     serialize,
 )
+from shoal.core.stream_backpressure import send_item_and_wait
 from shoal.core.task_returns import split_returns
 from shoal.core.task_spec import (
     ARG_VALUE,
@@ -103,9 +104,6 @@ class _Cancelled(BaseException):
 # Any other BaseException a task raises is its error (asyncio.CancelledError in an
 # async actor is a cancellation).
 _PROCESS_EXITS = (SystemExit, KeyboardInterrupt)
-
-# how often a generator paused by back-pressure wakes (so a cancel's interrupt lands)
-BACKPRESSURE_WAKE_S = 0.1
 
 
 def _remote_traceback(exc: BaseException) -> str:
@@ -684,21 +682,9 @@ class Executor:
     def _stream_item(self, spec: TaskSpec, index: int, item: Any, conn) -> None:
         entry = self._package_value(spec, index, item)
         if spec.backpressure and spec.num_returns == STREAMING:
-            self._send_item_and_wait(conn, [spec.task_id] + entry)
+            send_item_and_wait(conn, [spec.task_id] + entry)  # back-pressure
         else:
             conn.notify_from_thread(Method.GENERATOR_ITEM, [spec.task_id] + entry)
-
-    @staticmethod
-    def _send_item_and_wait(conn, body: list) -> None:
-        """Back-pressure: the item goes as a request whose reply the owner holds back
-        while too many yielded items are unconsumed; the generator's thread waits for
-        it.  A lost connection (the owner died) ends the wait: the generator runs on
-        and its items go nowhere.  The wait wakes now and then so that an interrupt
-        (cancel) can land in this thread."""
-        answered = threading.Event()
-        conn.call_from_thread(Method.GENERATOR_ITEM, body, lambda _answer: answered.set())
-        while not answered.wait(BACKPRESSURE_WAKE_S):
-            pass
 
     def _stream_end(self, spec: TaskSpec, count: int, error: BaseException | None,
                     conn) -> list:
