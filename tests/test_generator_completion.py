@@ -66,6 +66,10 @@ def test_completed_raises_the_cancel_and_the_tasks_own_error(shoal_cluster, tmp_
     shoal.cancel(gen, force=True)
     with pytest.raises(TaskCancelledError):
         shoal.get(gen.completed(), timeout=GET_TIMEOUT)
+    assert not gen.is_finished()  # the cancel is an item not taken yet
+    with pytest.raises(TaskCancelledError):
+        shoal.get(next(gen), timeout=GET_TIMEOUT)
+    assert gen.is_finished() and not gen.next_ready()
 
     @shoal.remote(max_retries=0)
     def raises():

@@ -210,7 +210,7 @@ def test_wait_takes_streaming_generators(shoal_cluster, tmp_path):
     assert shoal.get(next(gen), timeout=GET_TIMEOUT) == 2
     wait_for_condition(lambda: shoal.wait([gen], timeout=0)[0] == [gen]
                        and shoal.wait([gen.completed()], timeout=0)[0])
-    assert not gen.is_finished() and not gen.next_ready()  # the end is not read yet
+    assert gen.is_finished() and not gen.next_ready()  # all taken: next() would stop
     with pytest.raises(StopIteration):
         next(gen)
     assert gen.is_finished()

@@ -79,8 +79,11 @@ class ObjectRefGenerator:
         return self._completion
 
     def is_finished(self) -> bool:
-        """Whether next() has already stopped (every item was read)."""
-        return self._ended
+        """Whether the task has ended and every item (an error included) was taken:
+        next() would raise StopIteration (Ray's meaning)."""
+        state = self._state
+        return self._ended or (state.finished_count is not None
+                               and self._next_index > state.finished_count)
 
     def next_ready(self) -> bool:
         """Whether next() would return a ref at once."""
