@@ -44,6 +44,7 @@ import cloudpickle
 
 from shoal import exceptions
 from shoal.api.actor_exit import EXIT_REQUESTS
+from shoal.api.object_ref import ObjectRef
 from shoal.core import accelerator_env, ids, interrupts, proc_title
 from shoal.core.actor_methods import BUILTIN_METHODS as _BUILTIN_METHODS
 from shoal.core.actor_methods import construct as _construct
@@ -421,8 +422,6 @@ class Executor:
 
     def _fetch_ref_args(self, plasma: list, values: list, ctx: TaskContext,
                         hand_back_lost: bool) -> None:
-        from shoal.api.object_ref import ObjectRef
-
         worker = self.worker
         local = [(i, a) for i, a in plasma if a[3] == worker.node_id]
         remote = [(i, a) for i, a in plasma if a[3] != worker.node_id]
@@ -549,8 +548,8 @@ class Executor:
                 fn = ctx.function = self._function(spec)
                 args, kwargs = self._resolve_args(spec.args, spec.kwarg_names, ctx)
                 result = fn(*args, **kwargs)
-                if inspect.isawaitable(result):
-                    result = await result
+                if inspect.isawaitable(result) and not isinstance(result, ObjectRef):
+                    result = await result  # a ref a method returns is its value (Ray)
                 del args, kwargs
                 if inspect.isasyncgen(result) and spec.is_generator():
                     reply = await self._stream_async(spec, result, conn)

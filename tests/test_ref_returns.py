@@ -1,0 +1,25 @@
+"""A ref a task or method returns is returned as a ref (Ray's): the caller's get
+gives the ref, not the value behind it, whatever kind of actor ran the method."""
+
+from __future__ import annotations
+
+import shoal
+
+GET_TIMEOUT = 60
+
+
+@shoal.remote
+class AsyncHolder:
+    def plain(self):  # a sync method of an async actor
+        return shoal.put("inner")
+
+    async def awaited(self):
+        return shoal.put("inner")
+
+
+def test_async_actors_return_refs_as_refs(shoal_cluster):
+    holder = AsyncHolder.remote()
+    for method in (holder.plain, holder.awaited):
+        ref = shoal.get(method.remote(), timeout=GET_TIMEOUT)
+        assert isinstance(ref, shoal.ObjectRef), (method, ref)
+        assert shoal.get(ref, timeout=GET_TIMEOUT) == "inner"
