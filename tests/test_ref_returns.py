@@ -23,3 +23,14 @@ def test_async_actors_return_refs_as_refs(shoal_cluster):
         ref = shoal.get(method.remote(), timeout=GET_TIMEOUT)
         assert isinstance(ref, shoal.ObjectRef), (method, ref)
         assert shoal.get(ref, timeout=GET_TIMEOUT) == "inner"
+
+
+def test_a_refs_task_id_answers_rays_hex(shoal_cluster):
+    @shoal.remote
+    def make():
+        return shoal.get_runtime_context().get_task_id()
+
+    ref = make.remote()
+    inside = shoal.get(ref, timeout=GET_TIMEOUT)
+    assert ref.task_id() == inside and ref.task_id().hex() == inside
+    assert ref.task_id().binary() == bytes.fromhex(inside)
