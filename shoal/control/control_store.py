@@ -390,6 +390,8 @@ class ControlStore:
                 self._actor_event(record, ActorEvent.CREATION_FAILED,
                                   f"the actor cannot be scheduled: {exc}")
                 return
+            if node is not None and not in_group:
+                node.reserve(record.shape)
             if node is None:
                 if in_group:  # its placement group is being placed: soon, or not soon
                     waited += 1
