@@ -208,7 +208,8 @@ class ControlStore:
                 self._actor_event(actor, ActorEvent.OWNER_DIED,
                                   f"the actor died because its owner's node "
                                   f"{record.node_id} died ({record.death_cause})")
-        cause = f"the node {record.node_id} it ran on died ({record.death_cause})"
+        cause = (f"The actor died because its node has died. The node {record.node_id} "
+                 f"it ran on died ({record.death_cause})")
         for actor in list(self.actors.values()):
             if actor.node_id == record.node_id and actor.state is ActorState.ALIVE:
                 self._actor_event(actor, ActorEvent.PROCESS_DIED, cause)
@@ -568,8 +569,8 @@ class ControlStore:
         if record is not None:
             if record.state is ActorState.ALIVE and record.worker_id == worker_id:
                 self._actor_event(record, ActorEvent.PROCESS_DIED, (
-                    f"the actor's worker process (exit code {exit_code}) on node {node_id} "
-                    f"died unexpectedly"))
+                    f"The actor is dead because its worker process has died: the process "
+                    f"(exit code {exit_code}) on node {node_id} died unexpectedly"))
             elif record.state in (ActorState.PENDING, ActorState.RESTARTING):
                 record.lost_workers.add(worker_id)  # perhaps the one being created
         self._owner_died(worker_id, f"its owner (worker {worker_id}) died")
@@ -583,7 +584,7 @@ class ControlStore:
                 if record.state is ActorState.DEAD:
                     self._release_name(record)  # its owner's handles are gone with it
                 self._actor_event(record, ActorEvent.OWNER_DIED,
-                                  f"the actor died because {cause}")
+                                  f"The actor is dead because its owner has died: {cause}")
 
     # ---- kv ----------------------------------------------------------------------------
     def handle_kv_put(self, conn, body):
