@@ -79,8 +79,12 @@ class Cluster:
 
     # ---- nodes ---------------------------------------------------------------------
     @property
-    def address(self) -> str:
-        """``HOST:PORT`` of the head's control store."""
+    def address(self) -> str | None:
+        """``HOST:PORT`` of the head's control store; None before there is a head
+        (Ray's: ``init(address=cluster.address)`` then starts a cluster of its own)."""
+        return self.head_node.address if self.head_node is not None else None
+
+    def _head_address(self) -> str:
         if self.head_node is None:
             raise RuntimeError("this Cluster has no head node yet: call add_node() first")
         return self.head_node.address
@@ -101,9 +105,12 @@ class Cluster:
             spec.head = True
             node = start_node(spec, self.token, self.session, self.log_dir, lifeline=True)
             self.head_node = node
-            sessions.remember_cluster({"address": node.address, "token": self.token,
-                                       "pid": node.pid, "create_time": node.create_time,
-                                       "session": self.session}, default=False)
+            # what address="auto" finds (Ray's), unless a head of this machine
+            # already is: a test's cluster must not take over one 'shoal start' made
+            sessions.remember_cluster(
+                {"address": node.address, "token": self.token, "pid": node.pid,
+                 "create_time": node.create_time, "session": self.session},
+                default=sessions.live_cluster(sessions.default_cluster()) is None)
         else:
             if spec.node_timeout_s is not None or spec.port:
                 raise ValueError("port and node_timeout_s are head node arguments")
@@ -135,7 +142,7 @@ class Cluster:
 
     def nodes_seen_by_head(self) -> list[dict]:
         """The control store's node table (alive and dead)."""
-        return control_client.call(self.address, self.token, Method.GET_NODES)
+        return control_client.call(self._head_address(), self.token, Method.GET_NODES)
 
     def wait_for_nodes(self, timeout: float = 30.0) -> None:
         """Until the control store sees exactly this cluster's running nodes alive."""
@@ -155,7 +162,7 @@ class Cluster:
         """``shoal.init(address=self.address)`` in this process."""
         import shoal
 
-        ctx = shoal.init(address=self.address, _token=self.token, **init_kwargs)
+        ctx = shoal.init(address=self._head_address(), _token=self.token, **init_kwargs)
         self._connected = True
         return ctx
 

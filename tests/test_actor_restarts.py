@@ -293,3 +293,27 @@ def test_a_non_detached_actor_dies_with_its_owner_and_is_not_restarted(shoal_clu
     assert "owner" in rec["death_cause"]
     with pytest.raises(ActorDiedError, match="owner"):
         shoal.get(child.incr.remote(), timeout=T)
+
+
+def test_death_causes_use_rays_wording(shoal_cluster):
+    """Programs match Ray's phrases for why an actor died (a killed worker process,
+    a dead owner)."""
+    @shoal.remote
+    class Pid:
+        def pid(self):
+            return os.getpid()
+
+        def make(self):
+            self.child = Pid.remote()
+            return self.child
+
+    victim = Pid.remote()
+    os.kill(shoal.get(victim.pid.remote(), timeout=60), signal.SIGKILL)
+    with pytest.raises(ActorDiedError, match="The actor is dead because its worker process "
+                                             "has died"):
+        shoal.get(victim.pid.remote(), timeout=60)
+    owner = Pid.remote()
+    child = shoal.get(owner.make.remote(), timeout=60)
+    shoal.kill(owner)
+    with pytest.raises(ActorDiedError, match="The actor is dead because its owner has died"):
+        shoal.get(child.pid.remote(), timeout=60)

@@ -208,8 +208,9 @@ def test_wait_takes_streaming_generators(shoal_cluster, tmp_path):
     assert shoal.wait([gen], timeout=GET_TIMEOUT)[0] == [gen]
     assert gen.next_ready()
     assert shoal.get(next(gen), timeout=GET_TIMEOUT) == 2
-    wait_for_condition(lambda: shoal.wait([gen], timeout=0)[0] == [gen] and gen.completed())
-    assert not gen.is_finished() and not gen.next_ready()  # the end is not read yet
+    wait_for_condition(lambda: shoal.wait([gen], timeout=0)[0] == [gen]
+                       and shoal.wait([gen.completed()], timeout=0)[0])
+    assert gen.is_finished() and not gen.next_ready()  # all taken: next() would stop
     with pytest.raises(StopIteration):
         next(gen)
     assert gen.is_finished()

@@ -24,6 +24,26 @@ def test_system_config_is_refused_when_connecting():
         cluster.shutdown()
 
 
+def test_cluster_nodes_have_rays_unique_id():
+    """A cluster utility node's ``unique_id`` is the node id its tasks see."""
+    if shoal.is_initialized():
+        shoal.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        worker_node = cluster.add_node(num_cpus=1, resources={"there": 1})
+        shoal.init(address=cluster.address)
+
+        @shoal.remote(resources={"there": 1})
+        def where():
+            return shoal.get_runtime_context().get_node_id()
+
+        assert shoal.get(where.remote(), timeout=60) == worker_node.unique_id
+        assert cluster.head_node.unique_id != worker_node.unique_id
+    finally:
+        shoal.shutdown()
+        cluster.shutdown()
+
+
 def test_actor_method_private_remote(shoal_cluster):
     @shoal.remote
     class Pair:
@@ -34,3 +54,35 @@ def test_actor_method_private_remote(shoal_cluster):
     first, second = actor.split._remote(args=["x"], kwargs={"b": 2}, num_returns=2)
     assert shoal.get([first, second], timeout=30) == ["x", 2]
     assert shoal.get(actor.split._remote(args=[1]), timeout=30) == (1, 0)
+
+
+def test_init_auto_finds_a_cluster_utility_head(tmp_path, monkeypatch):
+    """``init(address="auto")`` connects to the head a ``Cluster`` started when no
+    other head of this machine is recorded, and says clearly when there is none."""
+    if shoal.is_initialized():
+        shoal.shutdown()
+    monkeypatch.setenv("SHOAL_SESSION_DIR", str(tmp_path))
+    with pytest.raises(ConnectionError, match="found no running cluster"):
+        shoal.init(address="auto")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        shoal.init(address="auto")
+        assert shoal.get_runtime_context().get_node_id() == cluster.head_node.unique_id
+    finally:
+        shoal.shutdown()
+        cluster.shutdown()
+    with pytest.raises(ConnectionError, match="found no running cluster"):
+        shoal.init(address="auto")
+
+
+def test_cluster_address_is_none_before_a_head():
+    """Ray's cluster utility: no head yet, no address; connecting needs a head."""
+    if shoal.is_initialized():
+        shoal.shutdown()
+    cluster = Cluster()
+    try:
+        assert cluster.address is None
+        with pytest.raises(RuntimeError, match="no head node yet"):
+            cluster.connect()
+    finally:
+        cluster.shutdown()

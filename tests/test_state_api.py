@@ -95,7 +95,7 @@ def test_two_nodes_objects_tasks_actors_and_a_removed_node(cluster):
     (rec,) = objects_of(local)
     assert rec.locations == [head_id]
 
-    tasks = [t for t in list_tasks(limit=None) if t.name.endswith(".make")]
+    tasks = [t for t in list_tasks(limit=None) if t.name == "make"]
     assert [(t.state, t.node_id, t.type) for t in tasks] == [
         ("FINISHED", node2.node_id, "NORMAL_TASK")]
     (actor,) = list_actors(filters=[("class_name", "=", "Keeper")])
@@ -303,3 +303,15 @@ def test_state_api_from_inside_a_task(shoal_cluster):
     mine, states = shoal.get(look.remote([ref]), timeout=30)
     assert mine == [(ref.hex(), "LOCAL_REFERENCE")]
     assert states == ["RUNNING"]
+
+
+def test_a_nested_functions_task_is_named_by_its_own_name(shoal_cluster):
+    """Ray names a task after the function, not its qualified name: a test can find
+    a function defined inside another by ``("name", "=", "inner")``."""
+    @shoal.remote
+    def inner():
+        return 1
+
+    assert shoal.get(inner.remote(), timeout=60) == 1
+    (task,) = list_tasks(filters=[("name", "=", "inner")])
+    assert task.state == "FINISHED"

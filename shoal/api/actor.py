@@ -320,6 +320,7 @@ class ActorMethod:
         self._num_returns = encode_num_returns(num_returns)
         self._max_retries = options.get("max_task_retries", meta.max_task_retries)
         self._retry_exceptions = options.get("retry_exceptions", False)
+        self._backpressure = max(0, options.get("_generator_backpressure_num_objects", -1))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -369,6 +370,7 @@ class ActorMethod:
             actor_id=self._handle._actor_id,
             method=self._name,
             concurrency_group=self._options.get("concurrency_group") or "",
+            backpressure=self._backpressure,
         )
         refs = worker.tasks.submit(spec, held, keepalive, max_retries=self._max_retries,
                                    retry_exceptions=self._retry_exceptions,

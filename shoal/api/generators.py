@@ -13,9 +13,10 @@ from typing import Any
 
 
 class ObjectRefGenerator:
-    def __init__(self, state: Any, worker: Any) -> None:
+    def __init__(self, state: Any, worker: Any, completion: Any = None) -> None:
         self._state = state
         self._worker = worker
+        self._completion = completion  # ready when the task ends (its error if it failed)
         self._next_index = 1
         self._ended = False  # next() raised StopIteration
 
@@ -28,12 +29,29 @@ class ObjectRefGenerator:
     def _next(self, timeout: float | None) -> Any:
         from shoal.core.task_manager import wait_for_generator_item
 
-        ref = wait_for_generator_item(self._state, self._next_index, timeout)
+        if self._next_ready():
+            ref = wait_for_generator_item(self._state, self._next_index, timeout)
+        else:  # a task waiting for the stream lends its CPU, as a blocked get does
+            self._worker._set_blocked(True)
+            try:
+                ref = wait_for_generator_item(self._state, self._next_index, timeout)
+            finally:
+                self._worker._set_blocked(False)
         if ref is None:
             self._ended = True
             raise StopIteration
         self._next_index += 1
+        if self._state.backpressure:  # the paused task may go on
+            self._worker.post(self._state.on_consumed, self._next_index - 1)
         return ref
+
+    def __del__(self) -> None:
+        state = getattr(self, "_state", None)
+        if state is not None and state.backpressure and not state.released:
+            try:  # nobody can consume any more: a paused task must not wait for ever
+                self._worker.post(state.release)
+            except Exception:  # interpreter shutdown
+                pass
 
     def __aiter__(self) -> ObjectRefGenerator:
         return self
@@ -51,12 +69,21 @@ class ObjectRefGenerator:
         except StopIteration:
             return None
 
-    def completed(self) -> bool:
-        return self._state.finished_count is not None
+    def completed(self) -> Any:
+        """A ref that is ready once the task has ended: ``get`` of it gives None, or
+        raises the task's error (a worker crash, a cancel, an exception it raised)."""
+        return self._completion
+
+    @property
+    def _generator_ref(self) -> Any:  # Ray's name of the same ref
+        return self._completion
 
     def is_finished(self) -> bool:
-        """Whether next() has already stopped (every item was read)."""
-        return self._ended
+        """Whether the task has ended and every item (an error included) was taken:
+        next() would raise StopIteration (Ray's meaning)."""
+        state = self._state
+        return self._ended or (state.finished_count is not None
+                               and self._next_index > state.finished_count)
 
     def next_ready(self) -> bool:
         """Whether next() would return a ref at once."""

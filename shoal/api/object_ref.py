@@ -54,7 +54,11 @@ class ObjectRef:
         return self._id.hex()
 
     def task_id(self) -> str:
-        return self._id[:16].hex()
+        """The hex id of the task that made it (a str that also answers Ray's
+        ``hex()``/``binary()``, as ``TaskID`` does)."""
+        from shoal.api.id_types import HexId
+
+        return HexId(self._id[:16].hex())
 
     @property
     def owner_address(self) -> str:

@@ -30,6 +30,22 @@ def _int_at_least(name: str, low: int) -> Callable[[Any], int]:
     return check
 
 
+def _backpressure(value: Any) -> int:
+    """``_generator_backpressure_num_objects``: how many yielded items a streaming
+    generator may have unconsumed before it pauses; -1 or None: never pauses."""
+    name = "_generator_backpressure_num_objects"
+    if value is None:
+        return -1
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"option {name!r} must be an int or None, got {value!r}")
+    if value == 0:
+        raise ValueError(f"{name}=0 is not allowed: give a positive number of "
+                         "objects, or -1 (or None) for no backpressure")
+    if value < -1:
+        raise ValueError(f"option {name!r} must be a positive int or -1, got {value!r}")
+    return value
+
+
 def _optional_int(name: str, low: int) -> Callable[[Any], int | None]:
     inner = _int_at_least(name, low)
     return lambda v: None if v is None else inner(v)
@@ -175,7 +191,7 @@ TASK_OPTIONS = dict(
     retry_exceptions=_retry_exceptions,
     max_calls=_int_at_least("max_calls", 0),
     enable_task_events=_bool("enable_task_events"),
-    _generator_backpressure_num_objects=_accept,
+    _generator_backpressure_num_objects=_backpressure,
     # shoal's extension (Ray has none): this task's returns are not read soon, so
     # the node's store spills them before other objects (docs/design.md section 13)
     _cold_returns=_bool("_cold_returns"),
@@ -206,7 +222,7 @@ METHOD_OPTIONS = {
     "retry_exceptions": _retry_exceptions,
     "name": _string("name"),
     "enable_task_events": _bool("enable_task_events"),
-    "_generator_backpressure_num_objects": _accept,
+    "_generator_backpressure_num_objects": _backpressure,
 }
 
 

@@ -107,7 +107,7 @@ class RemoteFunction:
         spec = TaskSpec(
             task_id=worker.ids.task_id(),
             kind=TaskKind.NORMAL,
-            name=options.get("name") or self.__qualname__,
+            name=options.get("name") or self.__name__,  # Ray: not the qualname
             function_id=function_id,
             function_bytes=pickled,
             args=wire,
@@ -118,6 +118,7 @@ class RemoteFunction:
             resources=_shape(options),
             cold_returns=bool(options.get("_cold_returns")),
             args_in_place=bool(options.get("_read_args_in_place")),
+            backpressure=max(0, options.get("_generator_backpressure_num_objects", -1)),
         )
         refs = worker.tasks.submit(
             spec, held, keepalive,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal._version import __version__
+from shoal.control import user_kv
 from shoal.control.actor_lifecycle import ActorEvent, ActorState, next_state
 from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S, Membership, NodeRecord
 from shoal.control.placement_groups import PlacementGroupService
@@ -114,6 +115,7 @@ class ControlStore:
             Method.KV_PUT: self.handle_kv_put,
             Method.KV_GET: self.handle_kv_get,
             Method.KV_DELETE: self.handle_kv_delete,
+            Method.KV_USER: lambda conn, body: user_kv.apply(self.kv, body),
             Method.SUBSCRIBE: self.handle_subscribe,
             Method.CLUSTER_RESOURCES: self.handle_cluster_resources,
             Method.PUBLISH_LOGS: self.handle_publish_logs,
@@ -206,7 +208,8 @@ class ControlStore:
                 self._actor_event(actor, ActorEvent.OWNER_DIED,
                                   f"the actor died because its owner's node "
                                   f"{record.node_id} died ({record.death_cause})")
-        cause = f"the node {record.node_id} it ran on died ({record.death_cause})"
+        cause = (f"The actor died because its node has died. The node {record.node_id} "
+                 f"it ran on died ({record.death_cause})")
         for actor in list(self.actors.values()):
             if actor.node_id == record.node_id and actor.state is ActorState.ALIVE:
                 self._actor_event(actor, ActorEvent.PROCESS_DIED, cause)
@@ -388,6 +391,8 @@ class ControlStore:
                 self._actor_event(record, ActorEvent.CREATION_FAILED,
                                   f"the actor cannot be scheduled: {exc}")
                 return
+            if node is not None and not in_group:
+                node.reserve(record.shape)
             if node is None:
                 if in_group:  # its placement group is being placed: soon, or not soon
                     waited += 1
@@ -564,8 +569,8 @@ class ControlStore:
         if record is not None:
             if record.state is ActorState.ALIVE and record.worker_id == worker_id:
                 self._actor_event(record, ActorEvent.PROCESS_DIED, (
-                    f"the actor's worker process (exit code {exit_code}) on node {node_id} "
-                    f"died unexpectedly"))
+                    f"The actor is dead because its worker process has died: the process "
+                    f"(exit code {exit_code}) on node {node_id} died unexpectedly"))
             elif record.state in (ActorState.PENDING, ActorState.RESTARTING):
                 record.lost_workers.add(worker_id)  # perhaps the one being created
         self._owner_died(worker_id, f"its owner (worker {worker_id}) died")
@@ -579,7 +584,7 @@ class ControlStore:
                 if record.state is ActorState.DEAD:
                     self._release_name(record)  # its owner's handles are gone with it
                 self._actor_event(record, ActorEvent.OWNER_DIED,
-                                  f"the actor died because {cause}")
+                                  f"The actor is dead because its owner has died: {cause}")
 
     # ---- kv ----------------------------------------------------------------------------
     def handle_kv_put(self, conn, body):

@@ -77,6 +77,14 @@ class NodeRecord:
     store: dict = field(default_factory=dict)  # object store usage and spilling totals
     metrics: dict = field(default_factory=dict)  # transfer bytes, lease latency (node_metrics)
 
+    def reserve(self, shape: dict) -> None:
+        """Count an actor just sent here against our copy of the node's free
+        resources until its next heartbeat says what is really free: actors made
+        in a burst would otherwise all go to the node that looked freest, and wait
+        there for resources that other nodes have."""
+        self.resources_available = {k: v - shape.get(k, 0)
+                                    for k, v in self.resources_available.items()}
+
     def public(self) -> dict:
         return {
             "node_id": self.node_id,

@@ -44,6 +44,7 @@ import cloudpickle
 
 from shoal import exceptions
 from shoal.api.actor_exit import EXIT_REQUESTS
+from shoal.api.object_ref import ObjectRef
 from shoal.core import accelerator_env, ids, interrupts, proc_title
 from shoal.core.actor_methods import BUILTIN_METHODS as _BUILTIN_METHODS
 from shoal.core.actor_methods import construct as _construct
@@ -61,6 +62,7 @@ from shoal.core.serialization import (
     pickle_plain,
     serialize,
 )
+from shoal.core.stream_backpressure import send_item_and_wait
 from shoal.core.task_returns import split_returns
 from shoal.core.task_spec import (
     ARG_VALUE,
@@ -69,6 +71,7 @@ from shoal.core.task_spec import (
     STATUS_CANCELLED,
     STATUS_OK,
     STATUS_STOLEN,
+    STREAMING,
     TaskKind,
     TaskSpec,
 )
@@ -427,8 +430,6 @@ class Executor:
 
     def _fetch_ref_args(self, plasma: list, values: list, ctx: TaskContext,
                         hand_back_lost: bool, in_place: bool = False) -> None:
-        from shoal.api.object_ref import ObjectRef
-
         worker = self.worker
         local = [(i, a) for i, a in plasma if a[3] == worker.node_id]
         remote = [(i, a) for i, a in plasma if a[3] != worker.node_id]
@@ -549,11 +550,15 @@ class Executor:
             self.running[spec.task_id] = asyncio.current_task()
             self.started_at[spec.task_id] = started
             try:
+                if spec.backpressure:
+                    raise ValueError(
+                        f"{spec.name}: _generator_backpressure_num_objects is not supported "
+                        "for an async actor's methods (its event loop cannot pause)")
                 fn = ctx.function = self._function(spec)
                 args, kwargs = self._resolve_args(spec.args, spec.kwarg_names, ctx)
                 result = fn(*args, **kwargs)
-                if inspect.isawaitable(result):
-                    result = await result
+                if inspect.isawaitable(result) and not isinstance(result, ObjectRef):
+                    result = await result  # a ref a method returns is its value (Ray)
                 del args, kwargs
                 if inspect.isasyncgen(result) and spec.is_generator():
                     reply = await self._stream_async(spec, result, conn)
@@ -684,7 +689,10 @@ class Executor:
 
     def _stream_item(self, spec: TaskSpec, index: int, item: Any, conn) -> None:
         entry = self._package_value(spec, index, item)
-        conn.notify_from_thread(Method.GENERATOR_ITEM, [spec.task_id] + entry)
+        if spec.backpressure and spec.num_returns == STREAMING:
+            send_item_and_wait(conn, [spec.task_id] + entry)  # back-pressure
+        else:
+            conn.notify_from_thread(Method.GENERATOR_ITEM, [spec.task_id] + entry)
 
     def _stream_end(self, spec: TaskSpec, count: int, error: BaseException | None,
                     conn) -> list:

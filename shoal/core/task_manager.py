@@ -103,11 +103,48 @@ class PendingTask:
 class GeneratorState:
     """Refs produced so far by a streaming task; consumed from user threads."""
 
-    def __init__(self, task_id: bytes) -> None:
+    def __init__(self, task_id: bytes, backpressure: int = 0) -> None:
         self.task_id = task_id
         self.items: dict[int, ObjectRef] = {}
         self.finished_count: int | None = None
         self.cond = threading.Condition()
+        # Back-pressure (loop side): the executor waits for our reply to an item while
+        # ``index - consumed >= backpressure``; ``released`` once nobody can consume.
+        self.backpressure = backpressure
+        self.consumed = 0
+        self.released = False
+        self.paused: list[tuple[int, asyncio.Future]] = []
+
+    def hold_reply(self, index: int) -> asyncio.Future | None:
+        """Loop: a future to answer item ``index`` with, or None to answer at once."""
+        if not self._holds(index):
+            return None
+        fut = asyncio.get_running_loop().create_future()
+        self.paused.append((index, fut))
+        return fut
+
+    def on_consumed(self, count: int) -> None:
+        """Loop: the caller has taken ``count`` items with next()."""
+        self.consumed = max(self.consumed, count)
+        self._resume()
+
+    def release(self) -> None:
+        """Loop: the generator is gone (or the task ended): never pause again."""
+        self.released = True
+        self._resume()
+
+    def _holds(self, index: int) -> bool:
+        return (self.backpressure > 0 and not self.released
+                and index - self.consumed >= self.backpressure)
+
+    def _resume(self) -> None:
+        still = []
+        for index, fut in self.paused:
+            if self._holds(index):
+                still.append((index, fut))
+            elif not fut.done():
+                fut.set_result(None)
+        self.paused = still
 
     def add(self, index: int, ref: ObjectRef) -> None:
         with self.cond:
@@ -179,7 +216,9 @@ class TaskManager:
         """User thread: register and post the task; return its refs at once."""
         worker = self.worker
         if spec.num_returns == STREAMING or spec.num_returns == DYNAMIC:
-            return_ids = [ids.object_id(spec.task_id, 0)] if spec.num_returns == DYNAMIC else []
+            # DYNAMIC: the ref of the generator of refs; STREAMING: the ref that is
+            # ready when the task ends, with its error if it failed (completed())
+            return_ids = [ids.object_id(spec.task_id, 0)]
         else:
             return_ids = [ids.object_id(spec.task_id, i + 1) for i in range(spec.num_returns)]
         ctx = worker.task_context.get()
@@ -201,7 +240,7 @@ class TaskManager:
             if task.strategy is not None and task.strategy[0] == "PG":
                 spec.placement = task.strategy[1:]  # the worker's get_current_placement_group
         if spec.num_returns == STREAMING:
-            task.generator = GeneratorState(spec.task_id)
+            task.generator = GeneratorState(spec.task_id, spec.backpressure)
         elif spec.num_returns == DYNAMIC:
             task.generator = GeneratorState(spec.task_id)
         if spec.kind is TaskKind.ACTOR_TASK:
@@ -220,7 +259,7 @@ class TaskManager:
         if spec.num_returns == STREAMING:
             from shoal.api.generators import ObjectRefGenerator
 
-            return ObjectRefGenerator(task.generator, worker)
+            return ObjectRefGenerator(task.generator, worker, refs[0])
         return refs
 
     # ---- loop side ---------------------------------------------------------------------
@@ -577,7 +616,7 @@ class TaskManager:
         if index in task.generator.items:  # a retry's repeat; or a rebuild's new copy
             if task.generator.finished_count is not None:  # (the run had finished)
                 self._store_returns(task, [[index, wire, contained]])
-            return None
+            return task.generator.hold_reply(index)
         oid = ids.object_id(task_id, index)
         refs = self.worker.references
         refs.add_owned(oid)
@@ -585,12 +624,13 @@ class TaskManager:
             refs.add_contained(oid, [tuple(c) for c in contained])
         self.worker.value_table.put(oid, value_from_wire(wire))
         task.generator.add(index, ObjectRef(oid, self.worker.address, self.worker))
-        return None
+        return task.generator.hold_reply(index)  # a request only under back-pressure
 
     def _finish_generator(self, task: PendingTask, info: dict,
                           error: BaseException | None = None,
                           stored_error: StoredValue | None = None) -> None:
         gen = task.generator
+        gen.release()
         count = (info or {}).get("count", len(gen.items))
         failure = stored_error if stored_error is not None else (
             error_value(error) if error is not None else None)
@@ -615,6 +655,12 @@ class TaskManager:
                 data: Serialized = serialize(DynamicObjectRefGenerator(items), "generator")
                 self.worker.references.add_contained(outer, [(r._id, "") for r in items])
                 self.worker.value_table.put(outer, StoredValue(inline=data))
+        elif task.spec.num_returns == STREAMING and task.return_ids:
+            done = task.return_ids[0]
+            values = self.worker.value_table
+            if done in self.worker.references.refs and values.get(done) is None:
+                values.put(done, failure if failure is not None else StoredValue(
+                    inline=serialize(None, "generator completion")))
         gen.finish(count)
 
     def _fail_lost_items(self, gen: GeneratorState, failure: StoredValue) -> None:
@@ -674,5 +720,8 @@ def wait_for_generator_item(gen: GeneratorState, index: int, timeout: float | No
         )
         if not ok:
             raise exceptions.GetTimeoutError("timed out waiting for the next generator item")
-        return gen.items.get(index)
+        ref = gen.items.get(index)
+        if ref is not None:  # taken: the caller's ref alone keeps the item (Ray's), the
+            gen.items[index] = ref._id  # state keeps its id (retries, lineage know it)
+        return ref
 

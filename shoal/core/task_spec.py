@@ -60,18 +60,20 @@ class TaskSpec:
     concurrency_group: str = ""  # an actor call's group from .options() ("": its method's)
     cold_returns: bool = False  # ``_cold_returns``: its stored returns spill first
     args_in_place: bool = False  # ``_read_args_in_place``: spilled args are not restored
+    # a streaming generator pauses once this many yielded items are unconsumed (0: never)
+    backpressure: int = 0
 
     def to_wire(self, include_function: bool) -> list:
         """The optional fields trail the 14 fixed ones (placement 14, accelerators
-        15, concurrency group 16, cold returns 17, args in place 18) and are sent
-        only up to the last one set."""
+        15, concurrency group 16, cold returns 17, args in place 18, backpressure
+        19) and are sent only up to the last one set."""
         wire = self._wire(include_function)
         optional = [self.placement, self.accelerators, self.concurrency_group,
-                    self.cold_returns, self.args_in_place]
-        unset = (None, None, "", False, False)
-        while optional and optional[-1] == unset[len(optional) - 1]:
-            optional.pop()
-        return wire + optional
+                    self.cold_returns, self.args_in_place, self.backpressure]
+        defaults = [None, None, "", False, False, 0]
+        last = max((i + 1 for i, (v, d) in enumerate(zip(optional, defaults, strict=True))
+                    if v != d), default=0)
+        return wire + optional[:last]
 
     def _wire(self, include_function: bool) -> list:
         return [
@@ -113,6 +115,7 @@ class TaskSpec:
             concurrency_group=w[16] if len(w) > 16 else "",
             cold_returns=bool(w[17]) if len(w) > 17 else False,
             args_in_place=bool(w[18]) if len(w) > 18 else False,
+            backpressure=w[19] if len(w) > 19 else 0,
         )
 
     def is_generator(self) -> bool:

@@ -2,6 +2,7 @@
 
 * :mod:`~shoal.experimental.tqdm_ray`: progress bars from tasks and actors,
   drawn in the driver's terminal.
+* :mod:`~shoal.experimental.internal_kv`: a small cluster-wide key-value store.
 
 Submodules load on first use, so ``import shoal.experimental`` costs nothing.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_SUBMODULES = ("tqdm_ray",)
+_SUBMODULES = ("tqdm_ray", "internal_kv")
 
 __all__ = list(_SUBMODULES)
 

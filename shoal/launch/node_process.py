@@ -105,6 +105,12 @@ class NodeProcess:
         role = "head" if self.head else "node"
         return f"<{role} {self.node_id[:8]} at {self.address} pid={self.pid}>"
 
+    @property
+    def unique_id(self) -> str:
+        """Ray's name for the node's id (its cluster utility's nodes have it): the
+        hex string ``get_runtime_context().get_node_id()`` gives inside the node."""
+        return self.node_id
+
     def record(self) -> dict:
         return {"pid": self.pid, "address": self.address,
                 "control_address": self.control_address, "node_id": self.node_id,

@@ -3,8 +3,10 @@
 ::
 
     $SHOAL_SESSION_DIR  (default: /tmp/shoal-sessions)
-      cluster.json              the head last started here by ``shoal start --head``:
-                                address, token, pid; ``shoal.init(address="auto")``
+      cluster.json              the head last started here by ``shoal start --head``
+                                (or by ``cluster_utils.Cluster`` when no other head
+                                was live): address, token, pid;
+                                ``shoal.init(address="auto")``
       clusters/HOST_PORT.json   address and token of every head started on this
                                 machine (``shoal start`` or ``cluster_utils.Cluster``),
                                 so ``shoal.init(address="HOST:PORT")`` needs no token

@@ -32,6 +32,7 @@ class Method(enum.IntEnum):
     LIST_STATE = 19  # state API: nodes, actors, and snapshots of every core worker
     READ_NODE_LOG = 20  # [node id, name, offset, max bytes]: NODE_LOG_READ on that node
     RELEASE_ACTOR_NAME = 21  # [actor id]: no handle to this dead actor is left
+    KV_USER = 22  # [op, namespace, key, value, flag]: experimental.internal_kv
 
     # node agent
     REGISTER_WORKER = 30

@@ -16,6 +16,8 @@ _RENAMES = {
     "ray.types": "rayshim.types",
     "ray.cloudpickle": "cloudpickle",
     "ray._raylet": "rayshim._raylet",
+    # Ray's older home of the state API (ray.util.state)
+    "ray.experimental.state.api": "shoal.util.state",
 }
 
 

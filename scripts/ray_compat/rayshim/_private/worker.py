@@ -1,0 +1,75 @@
+"""``ray._private.worker`` as far as Ray's tests read it with an obvious shoal meaning:
+``global_worker.node.unique_id`` (this process's node id),
+``global_worker.current_job_id``,
+``global_worker.core_worker.get_all_reference_counts()``, and ``pickle`` (Ray's worker
+module imports cloudpickle under that name).  Anything else is a Ray internal whose use fails."""
+
+import cloudpickle as pickle  # noqa: F401
+
+import shoal
+
+
+def _missing(name):
+    from ray import _Missing
+    return _Missing(name)
+
+
+class _Node:
+    @property
+    def unique_id(self):
+        return shoal.get_runtime_context().get_node_id()
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _missing(f"ray._private.worker.global_worker.node.{attr}")
+
+
+class _CoreWorker:
+    """``core_worker.get_all_reference_counts()``: this process's reference table
+    (shoal's ``references.refs``) as Ray reports it, hex id -> local / submitted."""
+
+    def get_all_reference_counts(self):
+        from shoal.core import context
+
+        worker = context.current_worker_or_none()
+        if worker is None:
+            return {}
+        for _ in range(10):  # the loop thread may change the table while we copy it
+            try:
+                rows = list(worker.references.refs.items())
+                break
+            except RuntimeError:
+                continue
+        else:
+            rows = []
+        return {oid.hex(): {"local": ref.local, "submitted": ref.submitted}
+                for oid, ref in rows}
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _missing(f"ray._private.worker.global_worker.core_worker.{attr}")
+
+
+class _GlobalWorker:
+    node = _Node()
+    core_worker = _CoreWorker()
+
+    @property
+    def current_job_id(self):
+        return shoal.JobID.from_hex(shoal.get_runtime_context().get_job_id())
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _missing(f"ray._private.worker.global_worker.{attr}")
+
+
+global_worker = _GlobalWorker()
+
+
+def __getattr__(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return _missing(f"ray._private.worker.{name}")
