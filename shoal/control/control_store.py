@@ -191,8 +191,10 @@ class ControlStore:
         demand = body[3] if len(body) > 3 else []
         store = body[4] if len(body) > 4 else None
         metrics = body[5] if len(body) > 5 else None
+        actor_leases = body[6] if len(body) > 6 else None
         self.membership.heartbeat(node_id, available, pending, demand,
-                                  asyncio.get_running_loop().time(), store, metrics)
+                                  asyncio.get_running_loop().time(), store, metrics,
+                                  actor_leases)
         return None
 
     def _node_died(self, record: NodeRecord) -> None:
@@ -322,7 +324,7 @@ class ControlStore:
 
         def free(n: NodeRecord) -> float:
             keys = list(shape) or ["CPU"]
-            return min(n.resources_available.get(k, 0) - shape.get(k, 0) for k in keys)
+            return min(n.free_for_actors(k) - shape.get(k, 0) for k in keys)
 
         kind = strategy[0] if strategy else None
         if kind == "NODE_AFFINITY":
@@ -391,8 +393,6 @@ class ControlStore:
                 self._actor_event(record, ActorEvent.CREATION_FAILED,
                                   f"the actor cannot be scheduled: {exc}")
                 return
-            if node is not None and not in_group:
-                node.reserve(record.shape)
             if node is None:
                 if in_group:  # its placement group is being placed: soon, or not soon
                     waited += 1
@@ -409,7 +409,8 @@ class ControlStore:
                     Method.LEASE_ACTOR_WORKER,
                     [record.actor_id, record.job_id, record.shape, record.class_name,
                      record.creation, record.num_restarts, record.strategy,
-                     record.runtime_env],
+                     record.runtime_env,
+                     node.send_actor({} if in_group else record.shape)],
                 )
             except Exception as exc:
                 if record.state is ActorState.DEAD:

@@ -76,14 +76,25 @@ class NodeRecord:
     death_cause: str = ""
     store: dict = field(default_factory=dict)  # object store usage and spilling totals
     metrics: dict = field(default_factory=dict)  # transfer bytes, lease latency (node_metrics)
+    actor_leases_sent: int = 0  # the number of the last actor lease sent here
+    actors_in_flight: dict = field(default_factory=dict)  # lease number -> shape, not seen yet
+    actors_queued: dict = field(default_factory=dict)  # what the actor leases queued there take
 
-    def reserve(self, shape: dict) -> None:
-        """Count an actor just sent here against our copy of the node's free
-        resources until its next heartbeat says what is really free: actors made
-        in a burst would otherwise all go to the node that looked freest, and wait
-        there for resources that other nodes have."""
-        self.resources_available = {k: v - shape.get(k, 0)
-                                    for k, v in self.resources_available.items()}
+    def send_actor(self, shape: dict) -> int:
+        """Number an actor lease about to be sent here, and count it against this
+        node until a heartbeat says the node has seen it (then the node's own
+        numbers count it: granted, or queued).  Without this, actors made in a
+        burst all went to the node that looked freest and waited there for
+        resources other nodes had."""
+        self.actor_leases_sent += 1
+        self.actors_in_flight[self.actor_leases_sent] = shape
+        return self.actor_leases_sent
+
+    def free_for_actors(self, key: str) -> float:
+        """``key`` free for one more actor: the heartbeat's, less the actor leases
+        queued there and those on their way."""
+        return (self.resources_available.get(key, 0) - self.actors_queued.get(key, 0)
+                - sum(shape.get(key, 0) for shape in self.actors_in_flight.values()))
 
     def public(self) -> dict:
         return {
@@ -145,12 +156,17 @@ class Membership:
         return record
 
     def heartbeat(self, node_id: str, available: dict, pending: int, demand: list,
-                  now: float, store: dict | None = None, metrics: dict | None = None) -> bool:
+                  now: float, store: dict | None = None, metrics: dict | None = None,
+                  actor_leases: list | None = None) -> bool:
         """Record a heartbeat; False if the node is unknown or already dead."""
         record = self.nodes.get(node_id)
         if record is None or not record.alive:
             return False
         record.resources_available = available
+        if actor_leases is not None:
+            seen, record.actors_queued = actor_leases
+            for number in [n for n in record.actors_in_flight if n <= seen]:
+                del record.actors_in_flight[number]
         record.pending_leases = pending
         record.demand = demand
         if store is not None:

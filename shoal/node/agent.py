@@ -70,6 +70,7 @@ class LeaseRequest:
     pool: NodeResources | None = None  # what it was granted from (node or bundle)
     gpus: list = field(default_factory=list)  # [[gpu id, units]] it was granted
     queued_at: float = field(default_factory=time.monotonic)  # lease latency (metrics)
+    for_actor: bool = False  # an actor's lease from the control store, not in a bundle
 
 
 @dataclass
@@ -128,6 +129,7 @@ class NodeAgent:
                                self.worker_logs)
         self.runtime_envs = RuntimeEnvSetup(default_root(), self._kv_package, self.pool.env)
         self.queue: list[LeaseRequest] = []
+        self.actor_leases_seen = 0  # the highest actor lease number received (heartbeats)
         self.leases: dict[int, Lease] = {}
         self._lease_ids = itertools.count(1)
         self.worker_waiters: list[asyncio.Future] = []
@@ -566,12 +568,15 @@ class NodeAgent:
         num_restarts = body[5] if len(body) > 5 else 0
         strategy = body[6] if len(body) > 6 else None
         env = (body[7] if len(body) > 7 else None) or None
+        # the control store's number for this lease: heartbeats say which it has seen
+        self.actor_leases_seen = max(self.actor_leases_seen, body[8] if len(body) > 8 else 0)
         units = to_units(shape)
         bundle = bundle_of(strategy)
         if bundle is not None:
             self.bundles.table.check(bundle[0], bundle[1], units)
         grant = await self._enqueue(LeaseRequest(units, job_id, label, conn, None,
-                                                 bundle=bundle, runtime_env=env))
+                                                 bundle=bundle, runtime_env=env,
+                                                 for_actor=bundle is None))
         if grant is None:
             raise RuntimeError("actor lease cancelled")
         lease = self.leases[grant[0]]
@@ -633,8 +638,19 @@ class NodeAgent:
         self.control.notify(
             Method.NODE_HEARTBEAT,
             [self.node_id, self.available_with_store(), len(self.queue), self._demand(),
-             self.store.summary(), self.metrics.wire()],
+             self.store.summary(), self.metrics.wire(), self._actor_leases()],
         )
+
+    def _actor_leases(self) -> list:
+        """``[the last actor lease seen, what the queued ones will take]``: with it
+        the control store counts every actor it sent here exactly once (in flight,
+        queued here, or granted and so out of the free resources)."""
+        queued: dict[str, int] = {}
+        for request in self.queue:
+            if request.for_actor:
+                for key, amount in request.shape.items():
+                    queued[key] = queued.get(key, 0) + amount
+        return [self.actor_leases_seen, from_units(queued)]
 
     def _demand(self) -> list:
         """``[shape, count, infeasible]`` per shape of the queued lease requests

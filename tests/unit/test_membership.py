@@ -97,3 +97,28 @@ def test_the_heads_own_node_is_not_timed_out():
             for r in m.check(now=t)]
     assert [r.node_id for r in dead] == ["other"]
     assert [n.node_id for n in m.alive()] == ["head"]
+
+
+def test_an_actor_lease_counts_once_in_flight_queued_or_granted():
+    """What is free for the next actor: each actor lease sent counts until a
+    heartbeat says the node has seen it; from then the node's own numbers count
+    it (granted: out of the free resources; queued: in ``actors_queued``).  A
+    heartbeat that has not seen it yet cannot erase it."""
+    m = Membership(timeout_s=5.0)
+    node = m.register({**info("a", cpus=4.0), "resources_total": {"CPU": 4.0, "GPU": 2.0},
+                       "resources_available": {"CPU": 4.0, "GPU": 2.0}}, conn=None, now=0.0)
+    first = node.send_actor({"GPU": 1.0})
+    second = node.send_actor({"GPU": 1.0})
+    assert node.free_for_actors("GPU") == 0.0
+    # an older heartbeat (it saw neither lease) keeps both counted
+    m.heartbeat("a", {"CPU": 4.0, "GPU": 2.0}, 0, [], now=0.1, actor_leases=[0, {}])
+    assert node.free_for_actors("GPU") == 0.0
+    # the node granted the first and queued the second
+    m.heartbeat("a", {"CPU": 4.0, "GPU": 1.0}, 1, [], now=0.2,
+                actor_leases=[second, {"GPU": 1.0}])
+    assert node.actors_in_flight == {}
+    assert node.free_for_actors("GPU") == 0.0
+    # both granted
+    m.heartbeat("a", {"CPU": 4.0, "GPU": 0.0}, 0, [], now=0.3, actor_leases=[second, {}])
+    assert node.free_for_actors("GPU") == 0.0
+    assert first < second
