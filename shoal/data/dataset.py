@@ -356,10 +356,12 @@ class Dataset:
     def streaming_split(self, n: int, *, equal: bool = False,
                         locality_hints: list | None = None) -> list[DataIterator]:
         """``n`` iterators over disjoint parts of one streaming run (for ``n``
-        training workers); each may be passed to a task or an actor."""
+        training workers); each may be passed to a task or an actor.
+        ``locality_hints``: a node id per iterator; each is given the blocks made
+        on its node where it can be (splitting.py)."""
         from shoal.data import splitting
 
-        return splitting.streaming_split(self, n, equal)
+        return splitting.streaming_split(self, n, equal, locality_hints)
 
     def write_parquet(self, path: str, **arrow_parquet_args: Any) -> None:
         self._write("parquet", path, arrow_parquet_args)
