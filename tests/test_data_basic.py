@@ -117,6 +117,15 @@ def test_a_limit_after_a_pool_holding_every_cpu_finishes(shoal_cluster):
     assert ds.take(3) == [{"id": 100}, {"id": 101}, {"id": 102}]
 
 
+def test_a_data_iterator_materializes_one_iteration(shoal_cluster):
+    ds = ray.data.range(20, override_num_blocks=4).map(lambda r: {"id": r["id"] * 2})
+    kept = ds.iterator().materialize()
+    assert type(kept).__name__ == "MaterializedDataset"
+    assert kept.take_all() == [{"id": 2 * i} for i in range(20)]
+    (only,) = ds.streaming_split(1)
+    assert only.materialize().count() == 20
+
+
 class _Counted:
     """Records each construction (a file per actor) and tags rows with its pid."""
 
