@@ -102,6 +102,30 @@ def test_map_batches_with_a_callable_class_on_an_actor_pool(shoal_cluster):
     assert max(r["calls"] for r in rows) > 1  # constructed once, called many times
 
 
+@pytest.mark.timeout(120)
+def test_a_limit_after_a_pool_holding_every_cpu_finishes(shoal_cluster):
+    """take(3) cuts the block crossing the limit with a slice task; with two
+    actors holding both CPUs that task must not wait for a CPU (it hung)."""
+    class Add:
+        def __init__(self, k):
+            self.k = k
+
+        def __call__(self, batch):
+            return {"id": batch["id"] + self.k}
+
+    ds = ray.data.range(20).map_batches(Add, fn_constructor_args=(100,), concurrency=2)
+    assert ds.take(3) == [{"id": 100}, {"id": 101}, {"id": 102}]
+
+
+def test_a_data_iterator_materializes_one_iteration(shoal_cluster):
+    ds = ray.data.range(20, override_num_blocks=4).map(lambda r: {"id": r["id"] * 2})
+    kept = ds.iterator().materialize()
+    assert type(kept).__name__ == "MaterializedDataset"
+    assert kept.take_all() == [{"id": 2 * i} for i in range(20)]
+    (only,) = ds.streaming_split(1)
+    assert only.materialize().count() == 20
+
+
 class _Counted:
     """Records each construction (a file per actor) and tags rows with its pid."""
 

@@ -13,6 +13,7 @@ import pytest
 
 import shoal as ray
 from shoal.data.aggregate import AggregateFnV2, ApproximateQuantile
+from shoal.data.expressions import col, lit
 
 CLUSTER_INIT_KWARGS = {"num_cpus": 2}
 
@@ -45,6 +46,42 @@ def test_filter_expr_errors_name_the_expression(shoal_cluster):
     with pytest.raises(Exception, match=r"Filter\(y \+ 1 > 2\): the expression cannot be "
                                         r"evaluated on columns y: string"):
         ds.filter(expr="y + 1 > 2").take_all()
+
+
+def test_expression_trees_filter_and_make_columns(shoal_cluster):
+    ds = ray.data.from_items(_items()).repartition(5)
+    by_expr = ds.filter(expr=((col("x") > 50) & (col("y") == "a"))
+                        | (col("g").is_in([3, 4]) & col("v").is_not_null()))
+    by_fn = ds.filter(lambda r: r["x"] > 50 and r["y"] == "a"
+                      or r["g"] in (3, 4) and r["v"] is not None)
+    assert by_expr.take_all() == by_fn.take_all() != []
+    assert "Filter(" in by_expr.stats()
+
+    out = ray.data.range(100).with_column("id_2", col("id") * 2).take(2)
+    assert out == [{"id": 0, "id_2": 0}, {"id": 1, "id_2": 2}]
+    made = (ray.data.from_items(_items(20))
+            .with_columns({"w": col("x") * lit(0.5) + col("g"), "x": col("x") + 1,
+                           "one": lit(1), "tag": col("y") + "!"})
+            .filter(expr=col("w") >= 5).take_all())
+    want = [{**r, "w": r["x"] * 0.5 + r["g"], "x": r["x"] + 1, "one": 1, "tag": r["y"] + "!"}
+            for r in _items(20) if r["x"] * 0.5 + r["g"] >= 5]
+    assert made == want
+
+
+def test_expression_tree_errors_name_the_operator_and_column(shoal_cluster):
+    ds = ray.data.from_items(_items(10))
+    with pytest.raises(Exception, match=r"WithColumns\(q=\(col\('z'\) \* lit\(2\)\)\): column "
+                                        r"'q' = .*no column 'z' \(columns: \['x', 'y'"):
+        ds.with_column("q", col("z") * 2).take_all()
+    with pytest.raises(Exception, match=r"Filter\(\(col\('y'\) > lit\(1\)\)\): cannot be "
+                                        r"evaluated on columns y: string"):
+        ds.filter(expr=col("y") > 1).take_all()
+    with pytest.raises(Exception, match="a predicate must be boolean, this one is int64"):
+        ds.filter(expr=col("x") + 1).take_all()
+    with pytest.raises(TypeError, match=r"with_column\('q'\): expected an expression"):
+        ds.with_column("q", lambda r: 1)
+    with pytest.raises(TypeError, match="no truth value"):
+        ds.filter(expr=(col("x") > 1) and (col("x") < 5))
 
 
 class SumOfSquares(AggregateFnV2):

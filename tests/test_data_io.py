@@ -8,6 +8,7 @@ import json
 import os
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 import shoal as ray
@@ -101,3 +102,29 @@ def test_a_limit_reads_only_the_files_and_row_groups_it_needs(shoal_cluster, tmp
     assert reads() - before == 4  # three files for 2500 rows
     files = ray.data.read_parquet(str(tmp_path), columns=["v"]).limit(150)
     assert [r["v"] for r in files.take_all()] == [2.0 * i for i in range(150)]
+
+
+def test_readers_take_rays_include_paths_and_layout_arguments(shoal_cluster, tmp_path):
+    """Ray's ``include_paths=`` adds a "path" column to every reader's rows;
+    ``override_num_blocks=`` (how, not what, to read) is accepted (it reached
+    Arrow's reader and failed the read)."""
+    import pyarrow.parquet as pq
+
+    (tmp_path / "csv").mkdir()
+    for i in range(2):
+        pq.write_table(pa.table({"x": [i * 10 + j for j in range(3)]}),
+                       tmp_path / f"p{i}.parquet")
+        lines = "\n".join(str(i * 10 + j) for j in range(3))
+        (tmp_path / "csv" / f"c{i}.csv").write_text("x\n" + lines)
+    rows = ray.data.read_parquet(str(tmp_path), file_extensions=["parquet"], include_paths=True,
+                                 override_num_blocks=2).take_all()
+    assert sorted((r["x"], os.path.basename(r["path"])) for r in rows) == [
+        (i * 10 + j, f"p{i}.parquet") for i in range(2) for j in range(3)]
+    csv = str(tmp_path / "csv" / "c0.csv")
+    assert ray.data.read_csv([csv], include_paths=True).take_all() == [
+        {"x": j, "path": csv} for j in range(3)]
+    assert ray.data.read_parquet(str(tmp_path), file_extensions=["parquet"],
+                                 include_paths=True).limit(1).take_all() == [
+        {"x": 0, "path": str(tmp_path / "p0.parquet")}]
+    with pytest.raises(ValueError, match="filesystem= is not supported"):
+        ray.data.read_parquet(str(tmp_path), filesystem=object())

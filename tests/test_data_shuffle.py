@@ -228,3 +228,32 @@ def test_sort_samples_the_keys_where_its_input_is_made(shoal_cluster):
         again = ds.sort("id").materialize()  # blocks that exist: sampled in tasks
     assert sampling_tasks() > before
     assert [r["id"] for r in again.take(3)] == [0, 1, 2]
+
+
+def test_a_groupby_of_few_groups_combines_states_without_a_shuffle(shoal_cluster):
+    """The read tasks' key samples show few groups: each partition's state rows
+    go to one combining task; no shuffle (no actor) runs. Many groups still
+    shuffle. Both match pandas."""
+    from shoal.util.state import list_actors
+
+    def keyed(batch: dict) -> dict:
+        ids = batch["id"]
+        return {"g": ids % 7, "h": (ids * 7919) % 30_011, "v": (ids % 101) * 0.5}
+
+    frame = pd.DataFrame(keyed({"id": np.arange(30_000)}))
+    actors = len(list_actors(limit=None))
+    with small_partitions():
+        ds = ray.data.range(30_000, override_num_blocks=12).map_batches(keyed)
+        few = ds.groupby("g").aggregate(Count(), Mean("v"), Std("v")).to_pandas()
+    assert len(list_actors(limit=None)) == actors  # no shuffle started
+    want = frame.groupby("g")["v"].agg(["size", "mean", "std"]).reset_index()
+    assert few["g"].tolist() == want["g"].tolist()
+    assert few["count()"].tolist() == want["size"].tolist()
+    np.testing.assert_allclose(few["mean(v)"], want["mean"], rtol=1e-12)
+    np.testing.assert_allclose(few["std(v)"], want["std"], rtol=1e-9)
+    with small_partitions():
+        many = ds.groupby("h").sum("v").to_pandas()
+    assert len(list_actors(limit=None)) > actors  # a group a row: shuffled
+    want = frame.groupby("h")["v"].sum().reset_index()
+    assert many["h"].tolist() == want["h"].tolist()
+    np.testing.assert_allclose(many["sum(v)"], want["v"], rtol=1e-12)

@@ -68,7 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--systems", default="shoal,ray,dask")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--only", metavar="REGEX", help="rows whose names match")
-    p.add_argument("--timeout", type=float, default=1800, help="seconds per sample")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds per sample (default 600 + 3000 x scale: 3600 at full size)")
     p.add_argument("--json", metavar="PATH")
     return p.parse_args(argv)
 
@@ -157,6 +158,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     set_subreaper()
     scale = args.scale or (1 / 16 if args.quick else 1.0)
+    timeout = args.timeout or 600 + 3000 * scale
     rows = [r for r in ROWS if not args.only or re.search(args.only, r.name)]
     systems = [s for s in args.systems.split(",") if s]
     pythons = {s: interpreter(s) for s in systems}
@@ -175,7 +177,7 @@ def main(argv=None) -> None:
             for rep in range(args.repeat):
                 for system in systems:
                     log.write(f"==== {row.name} / {system} / {rep}\n")
-                    r = run_sample(pythons[system], system, row, src, store, args.timeout,
+                    r = run_sample(pythons[system], system, row, src, store, timeout,
                                    log)
                     r["load"] = os.getloadavg()[0]
                     results.setdefault(row.name, {}).setdefault(system, []).append(r)

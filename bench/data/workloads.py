@@ -130,6 +130,16 @@ WORKLOADS = {
 }
 
 
+DASK_WORKER_FLOOR = 512 << 20  # a worker with pandas, pyarrow and distributed loaded
+
+
+def dask_memory_limit(store_bytes: int) -> int | str:
+    """Each of the 2 workers gets half the store, at least ``DASK_WORKER_FLOOR``:
+    below that (62 MB a worker at ``--quick``'s "store = data / 2") the nanny
+    restarts its workers for ever and the sample never ends."""
+    return max(DASK_WORKER_FLOOR, store_bytes // 2) if store_bytes else "auto"
+
+
 def run(system: str, workload: str, src: str, out: str, store_bytes: int) -> dict:
     """Start ``system`` (2 CPUs, ``store_bytes`` of object store), run, stop."""
     raylike, daskish = WORKLOADS[workload]
@@ -143,7 +153,7 @@ def run(system: str, workload: str, src: str, out: str, store_bytes: int) -> dic
 
         dask.config.set({"dataframe.shuffle.method": "p2p"})
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               memory_limit=store_bytes // 2 if store_bytes else "auto",
+                               memory_limit=dask_memory_limit(store_bytes),
                                dashboard_address=None)
         client = Client(cluster)
         try:

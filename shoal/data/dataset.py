@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from shoal.data import consume, exchange, expressions, shuffle_ops
+from shoal.data import consume, exchange, expr_text, shuffle_ops
 from shoal.data.aggregate import AggregateFn, Max, Mean, Min, Std, Sum
 from shoal.data.block import BatchFormat, rows_of, to_batch, to_pandas
 from shoal.data.compute import map_settings
 from shoal.data.datasink import WriteFiles, prepare_dir
+from shoal.data.expr_ops import ExprFilter, WithColumns
+from shoal.data.expressions import Expr
 from shoal.data.grouped import GroupedData
 from shoal.data.iterator import DEFAULT_BATCH_SIZE, DataIterator, check_batch_size
 from shoal.data.iterator import iter_batches as _iter_batches
@@ -101,8 +103,9 @@ class Dataset:
                num_cpus: float | None = None, num_gpus: float | None = None,
                concurrency: Any = None, **ray_remote_args: Any) -> Dataset:
         """Keep the rows for which ``fn(row)`` is true, or for which the predicate
-        ``expr`` (Ray's string form: ``"x > 5 and y == 'a'"``) is; an
-        expression runs as Arrow compute on whole blocks (expressions.py)."""
+        ``expr`` is: an expression tree (``(col("x") > 5) & (col("y") == "a")``,
+        expressions.py) or Ray's string form (``"x > 5 and y == 'a'"``,
+        expr_text.py); an expression runs as Arrow compute on whole blocks."""
         if expr is not None:
             given = [n for n, v in (("fn", fn), ("fn_args", fn_args), ("fn_kwargs", fn_kwargs),
                                     ("fn_constructor_args", fn_constructor_args),
@@ -111,9 +114,11 @@ class Dataset:
             if given:
                 raise ValueError(f"filter: give either expr or fn, not both ({given[0]} was "
                                  f"given with expr)")
-            predicate = expressions.parse(expr)
-            transform = expressions.ExprFilter(predicate=predicate,
-                                               name=f"Filter({predicate.text})")
+            if isinstance(expr, Expr):
+                transform = ExprFilter(predicate=expr, name=f"Filter({expr!r})")
+            else:
+                predicate = expr_text.parse(expr)
+                transform = ExprFilter(predicate=predicate, name=f"Filter({predicate.text})")
             return self._map_op(transform.name, transform, None, "filter", compute,
                                 concurrency, num_cpus, num_gpus, ray_remote_args)
         if fn is None:
@@ -172,6 +177,39 @@ class Dataset:
         transform = AddColumn(col=col, fn=fn, batch_format=fmt, name=f"AddColumn({col})")
         return self._map_op(transform.name, transform, fn, "add_column", compute, concurrency,
                             None, None, ray_remote_args)
+
+    def with_column(self, column_name: str, expr: Expr, *, compute: Any = None,
+                    num_cpus: float | None = None, num_gpus: float | None = None,
+                    concurrency: Any = None, **ray_remote_args: Any) -> Dataset:
+        """A column ``column_name`` computed by the expression ``expr``
+        (``col("id") * 2``), replacing one of that name; Arrow compute on
+        whole blocks."""
+        if not isinstance(column_name, str) or not column_name:
+            raise TypeError(f"with_column: column_name must be a non-empty string, got "
+                            f"{column_name!r}")
+        return self.with_columns({column_name: expr}, compute=compute, num_cpus=num_cpus,
+                                 num_gpus=num_gpus, concurrency=concurrency,
+                                 **ray_remote_args)
+
+    def with_columns(self, exprs: dict[str, Expr], *, compute: Any = None,
+                     num_cpus: float | None = None, num_gpus: float | None = None,
+                     concurrency: Any = None, **ray_remote_args: Any) -> Dataset:
+        """Several columns at once, each computed from the input's columns."""
+        if not isinstance(exprs, dict) or not exprs:
+            raise TypeError(f"with_columns: expected a dict of column name -> expression, "
+                            f"got {exprs!r}")
+        for name, expr in exprs.items():
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"with_columns: a column name must be a non-empty string, "
+                                f"got {name!r}")
+            if not isinstance(expr, Expr):
+                raise TypeError(f"with_column({name!r}): expected an expression such as "
+                                f"col('x') * 2 (from shoal.data.expressions), got "
+                                f"{type(expr).__name__} {expr!r}")
+        label = ", ".join(f"{n}={e!r}" for n, e in exprs.items())
+        transform = WithColumns(exprs=dict(exprs), name=f"WithColumns({label})")
+        return self._map_op(transform.name, transform, None, "with_column", compute,
+                            concurrency, num_cpus, num_gpus, ray_remote_args)
 
     def _columns(self, kind: str, names: Any, label: str, remote_args: dict) -> Dataset:
         transform = Columns(kind=kind, names=names, name=label)
@@ -318,10 +356,12 @@ class Dataset:
     def streaming_split(self, n: int, *, equal: bool = False,
                         locality_hints: list | None = None) -> list[DataIterator]:
         """``n`` iterators over disjoint parts of one streaming run (for ``n``
-        training workers); each may be passed to a task or an actor."""
+        training workers); each may be passed to a task or an actor.
+        ``locality_hints``: a node id per iterator; each is given the blocks made
+        on its node where it can be (splitting.py)."""
         from shoal.data import splitting
 
-        return splitting.streaming_split(self, n, equal)
+        return splitting.streaming_split(self, n, equal, locality_hints)
 
     def write_parquet(self, path: str, **arrow_parquet_args: Any) -> None:
         self._write("parquet", path, arrow_parquet_args)

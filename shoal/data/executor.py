@@ -54,7 +54,9 @@ TASK_MAX_RETRIES = 3
 ACTOR_TASKS_IN_FLIGHT = 2  # per actor: one running, one queued behind it
 ROOM_CHECK_S = 0.5  # an autoscaling pool asks for free CPUs at most this often
 
-_remote_slice = shoal.remote(num_returns=2, max_retries=TASK_MAX_RETRIES)(slice_block)
+# no CPU: a limit after an actor pool holding every CPU still gets its slice
+_remote_slice = shoal.remote(num_returns=2, num_cpus=0,
+                             max_retries=TASK_MAX_RETRIES)(slice_block)
 
 
 @dataclass

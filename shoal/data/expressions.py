@@ -1,248 +1,419 @@
-"""``filter(expr="x > 5 and y == 'a'")``: Ray's string predicates, read with
-Python's parser and turned into an Arrow compute expression, which the filter
-task evaluates on whole blocks (no Python per row).
+"""Ray Data's expressions (``from shoal.data.expressions import col, lit``):
+``col("x") * 2 + lit(1)`` builds a tree of nodes, which ``with_column``,
+``with_columns`` and ``filter(expr=...)`` carry to their tasks and evaluate
+there with Arrow compute on whole blocks (no Python per row).
 
-The user's text is never evaluated: ``ast.parse`` only builds a syntax tree,
-and :func:`to_arrow` accepts the few node kinds a predicate needs, rejecting
-every other one with an error that names the expression:
+The operators are Ray 2.60's and give its results on Arrow blocks: ``+ - *``
+(``+`` of two strings concatenates), ``/`` is Arrow's ``divide`` (integer
+division for two integer columns), ``//`` is the floor of that and ``%`` is
+``a - (a // b) * b``; comparisons; ``& | ~`` (Kleene logic: null and false
+is false); ``is_null``, ``is_not_null``, ``is_in``, ``not_in``; ``alias``.
+Arithmetic is overflow-checked (Ray's wraps around): a wrong number is worse
+than an error naming the expression. Python's ``and``/``or``/``not`` cannot
+be overloaded, so using an expression as a bool is refused with a pointer
+to ``& | ~`` (Ray silently takes it as true).
 
-=====================================  ======================================
-text                                   Arrow
-=====================================  ======================================
-``x``, ``s.f`` (a struct's field)      ``field("x")``, ``field("s", "f")``
-``5``, ``2.5``, ``'a'``, ``True``      scalars (``None``: a null)
-``==  !=  <  <=  >  >=``, chained      ``equal`` ... (``a < x < b``: both)
-``x in [1, 2]``, ``x not in (...)``    ``is_in`` (and its negation)
-``x is None``, ``x is not None``       ``is_null`` / ``is_valid``
-``and  or  not``                       ``and_kleene`` / ``or_kleene`` / ``invert``
-``+  -  *  /``, unary ``-``            ``add_checked`` ... ``divide``, ``negate``
-``is_null(x)``, ``is_valid(x)``,       the functions of Ray's string form
-``is_not_null(x)``, ``is_nan(x)``,
-``is_in(x, [...])``
-=====================================  ======================================
-
-A row whose predicate is null (a comparison with a null) is dropped, as
-Arrow's filter does and Ray's expression filter does.
+Why a tree of our own and not ``pyarrow.compute.Expression``: the tree knows
+the columns it reads (a missing one is named before Arrow's error), prints
+as the user wrote it, and evaluates to a column for ``with_column`` (an
+Arrow expression only filters or projects through ``pyarrow.dataset``).
 """
 
 from __future__ import annotations
 
-import ast
-import functools
-import operator
-from collections.abc import Iterator
+import enum
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shoal.data.errors import DataError
-from shoal.data.transforms import Transform
 
-MAX_EXPRESSION_CHARS = 10_000
+class Operation(enum.StrEnum):
+    """The operations of Ray's expression trees (Ray's names and values)."""
 
-_COMPARE = {ast.Eq: pc.equal, ast.NotEq: pc.not_equal, ast.Lt: pc.less,
-            ast.LtE: pc.less_equal, ast.Gt: pc.greater, ast.GtE: pc.greater_equal}
-_ARITHMETIC = {ast.Add: pc.add_checked, ast.Sub: pc.subtract_checked,
-               ast.Mult: pc.multiply_checked, ast.Div: pc.divide}
-_FUNCTIONS = {"is_null": 1, "is_valid": 1, "is_not_null": 1, "is_nan": 1, "is_in": 2}
-
-
-class _Rejected(ValueError):
-    """A part of the expression that is not a predicate we accept."""
-
-
-@dataclass(frozen=True)
-class Predicate:
-    """A parsed ``filter(expr=...)``: the text, the columns it reads and the
-    Arrow expression (rebuilt from the text where it runs)."""
-
-    text: str
-    columns: tuple[str, ...]
-
-    def expression(self) -> pc.Expression:
-        return _convert(self.text)[0]
+    ADD = "add"
+    SUB = "sub"
+    MUL = "mul"
+    DIV = "div"
+    MOD = "mod"
+    FLOORDIV = "floordiv"
+    GT = "gt"
+    LT = "lt"
+    GE = "ge"
+    LE = "le"
+    EQ = "eq"
+    NE = "ne"
+    AND = "and"
+    OR = "or"
+    NOT = "not"
+    IS_NULL = "is_null"
+    IS_NOT_NULL = "is_not_null"
+    IN = "in"
+    NOT_IN = "not_in"
 
 
-def parse(text: Any) -> Predicate:
-    """Check ``text`` now, so a bad expression fails at ``filter()``, not in a task."""
-    if not isinstance(text, str):
-        raise TypeError(f"filter: expr must be a string such as \"x > 5 and y == 'a'\", "
-                        f"got {type(text).__name__}")
-    _, columns = _convert(text)
-    return Predicate(text=text, columns=tuple(sorted(columns)))
+_SYMBOLS = {Operation.ADD: "+", Operation.SUB: "-", Operation.MUL: "*", Operation.DIV: "/",
+            Operation.MOD: "%", Operation.FLOORDIV: "//", Operation.GT: ">",
+            Operation.LT: "<", Operation.GE: ">=", Operation.LE: "<=", Operation.EQ: "==",
+            Operation.NE: "!=", Operation.AND: "&", Operation.OR: "|"}
+
+# Ray's expression methods that are one Arrow function of the value (UDFs in Ray).
+_FUNCTIONS = {"abs": "abs_checked", "ceil": "ceil", "floor": "floor", "round": "round",
+              "trunc": "trunc", "exp": "exp", "ln": "ln_checked", "log10": "log10_checked",
+              "log2": "log2_checked", "sin": "sin", "cos": "cos", "tan": "tan",
+              "asin": "asin", "acos": "acos", "atan": "atan", "negate": "negate_checked",
+              "sign": "sign", "power": "power_checked"}
 
 
-def _convert(text: str) -> tuple[pc.Expression, set[str]]:
-    what = f"filter(expr={text!r})"
-    if len(text) > MAX_EXPRESSION_CHARS:
-        raise ValueError(f"filter: the expression is longer than {MAX_EXPRESSION_CHARS} "
-                         f"characters")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise ValueError(f"{what}: invalid syntax ({exc.msg}, column {exc.offset})") from None
-    except (RecursionError, MemoryError, ValueError) as exc:
-        raise ValueError(f"{what}: cannot be parsed ({type(exc).__name__})") from None
-    columns: set[str] = set()
-    try:
-        out = _Converter(columns).node(tree.body)
-    except _Rejected as exc:
-        raise ValueError(f"{what}: {exc}") from None
-    except RecursionError:
-        raise ValueError(f"{what}: nested too deeply") from None
-    if not isinstance(out, pc.Expression):
-        raise ValueError(f"{what}: a predicate must read a column (this is the constant "
-                         f"{out!r})")
-    return out, columns
+class ExpressionError(ValueError):
+    """An expression that cannot be evaluated on a block: a column the block
+    lacks, or types its operation has no kernel for."""
 
 
-class _Converter:
-    """Syntax tree -> Arrow expression; ``columns`` collects the names read."""
+class Expr:
+    """A node of an expression tree.  Operators build bigger trees; nothing is
+    computed until a task evaluates the tree on a block."""
 
-    def __init__(self, columns: set[str]) -> None:
-        self.columns = columns
+    __slots__ = ()
 
-    def node(self, node: ast.AST) -> Any:
-        method = getattr(self, f"_{type(node).__name__}", None)
-        if method is None:
-            raise _Rejected(f"{_describe(node)} is not supported in a filter expression "
-                            f"(use comparisons, and/or/not, in [...], is None, + - * /, "
-                            f"is_null(), is_valid(), is_nan(), is_in())")
-        return method(node)
+    @property
+    def name(self) -> str | None:
+        """The column name this expression has (a column or an alias), else None."""
+        return None
 
-    def _expr(self, node: ast.AST) -> pc.Expression:
-        value = self.node(node)
-        return value if isinstance(value, pc.Expression) else pc.scalar(value)
+    def columns(self) -> set[str]:
+        """The column names the tree reads."""
+        raise NotImplementedError
 
-    def _Constant(self, node: ast.Constant) -> Any:
-        if node.value is None or isinstance(node.value, (bool, int, float, str)):
-            return node.value
-        raise _Rejected(f"the constant {node.value!r} is not supported")
-
-    def _Name(self, node: ast.Name) -> pc.Expression:
-        self.columns.add(node.id)
-        return pc.field(node.id)
-
-    def _Attribute(self, node: ast.Attribute) -> pc.Expression:
-        path = [node.attr]
-        inner = node.value
-        while isinstance(inner, ast.Attribute):
-            path.insert(0, inner.attr)
-            inner = inner.value
-        if not isinstance(inner, ast.Name):
-            raise _Rejected(f"{_describe(node)}: only column.field is supported")
-        self.columns.add(inner.id)
-        return pc.field(inner.id, *path)
-
-    def _values(self, node: ast.AST) -> list:
-        if not isinstance(node, (ast.List, ast.Tuple, ast.Set)):
-            raise _Rejected(f"'in' needs a list of constants, got {_describe(node)}")
-        values = [self.node(e) for e in node.elts]
-        if any(isinstance(v, pc.Expression) for v in values):
-            raise _Rejected("the values of 'in' must be constants")
-        return values
-
-    def _is_in(self, left: pc.Expression, values: list) -> pc.Expression:
+    def evaluate(self, table: pa.Table) -> Any:
+        """This expression's values on ``table``: an Arrow array (or a scalar
+        for a tree of literals).  Raises :class:`ExpressionError`."""
+        missing = sorted(c for c in self.columns() if c not in table.column_names)
+        if missing:
+            raise ExpressionError(f"no column {missing[0]!r} (columns: {table.column_names})")
         try:
-            value_set = pa.array(values)
+            return self._eval(table)
         except (pa.ArrowException, TypeError) as exc:
-            raise _Rejected(f"the values {values!r} are not of one type ({exc})") from None
-        return pc.is_in(left, value_set=value_set)
+            raise ExpressionError(f"cannot be evaluated on {_types(table, self.columns())}: "
+                                  f"{exc}") from None
 
-    def _Compare(self, node: ast.Compare) -> pc.Expression:
-        parts = []
-        left = node.left
-        for op, right in zip(node.ops, node.comparators, strict=True):
-            parts.append(self._compare_one(left, op, right))
-            left = right
-        return functools.reduce(operator.and_, parts)
+    def _eval(self, table: pa.Table) -> Any:
+        raise NotImplementedError
 
-    def _compare_one(self, left: ast.AST, op: ast.cmpop, right: ast.AST) -> pc.Expression:
-        if isinstance(op, (ast.In, ast.NotIn)):
-            found = self._is_in(self._expr(left), self._values(right))
-            return found if isinstance(op, ast.In) else ~found
-        if isinstance(op, (ast.Is, ast.IsNot)):
-            if not (isinstance(right, ast.Constant) and right.value is None):
-                raise _Rejected("'is' only compares with None (x is None, x is not None)")
-            column = self._expr(left)
-            return column.is_null() if isinstance(op, ast.Is) else column.is_valid()
-        kernel = _COMPARE[type(op)]
-        return kernel(self._expr(left), self._expr(right))
+    def structurally_equals(self, other: Any) -> bool:
+        """True when ``other`` is the same tree (``==`` builds an expression)."""
+        return type(other) is type(self) and repr(other) == repr(self)
 
-    def _BoolOp(self, node: ast.BoolOp) -> pc.Expression:
-        parts = [self._expr(v) for v in node.values]
-        join = operator.and_ if isinstance(node.op, ast.And) else operator.or_
-        return functools.reduce(join, parts)
+    def __bool__(self) -> bool:
+        raise TypeError(f"the expression {self!r} has no truth value: combine conditions "
+                        f"with & | ~ (and parenthesize comparisons), not and/or/not")
 
-    def _UnaryOp(self, node: ast.UnaryOp) -> Any:
-        value = self.node(node.operand)
-        if isinstance(node.op, ast.Not):
-            return ~(value if isinstance(value, pc.Expression) else pc.scalar(value))
-        if isinstance(node.op, (ast.USub, ast.UAdd)):
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return -value if isinstance(node.op, ast.USub) else value
-            if isinstance(value, pc.Expression):
-                return pc.negate_checked(value) if isinstance(node.op, ast.USub) else value
-        raise _Rejected(f"{_describe(node)} is not supported")
+    def _bin(self, other: Any, op: Operation) -> BinaryExpr:
+        return BinaryExpr(op, self, _as_expr(other))
 
-    def _BinOp(self, node: ast.BinOp) -> pc.Expression:
-        kernel = _ARITHMETIC.get(type(node.op))
-        if kernel is None:
-            raise _Rejected(f"the operator {type(node.op).__name__} is not supported")
-        return kernel(self._expr(node.left), self._expr(node.right))
+    def _rbin(self, other: Any, op: Operation) -> BinaryExpr:
+        return BinaryExpr(op, _as_expr(other), self)
 
-    def _Call(self, node: ast.Call) -> pc.Expression:
-        name = node.func.id if isinstance(node.func, ast.Name) else None
-        if name not in _FUNCTIONS:
-            raise _Rejected(f"unknown function {ast.unparse(node.func)}() (known: "
-                            f"{', '.join(sorted(_FUNCTIONS))})")
-        if node.keywords or len(node.args) != _FUNCTIONS[name]:
-            raise _Rejected(f"{name}() takes {_FUNCTIONS[name]} positional argument(s)")
-        arg = self._expr(node.args[0])
-        if name == "is_null":
-            return arg.is_null()
-        if name in ("is_valid", "is_not_null"):
-            return arg.is_valid()
-        if name == "is_nan":
-            return arg.is_nan()
-        return self._is_in(arg, self._values(node.args[1]))
+    def __add__(self, other: Any) -> Expr:
+        return self._bin(other, Operation.ADD)
+
+    def __radd__(self, other: Any) -> Expr:
+        return self._rbin(other, Operation.ADD)
+
+    def __sub__(self, other: Any) -> Expr:
+        return self._bin(other, Operation.SUB)
+
+    def __rsub__(self, other: Any) -> Expr:
+        return self._rbin(other, Operation.SUB)
+
+    def __mul__(self, other: Any) -> Expr:
+        return self._bin(other, Operation.MUL)
+
+    def __rmul__(self, other: Any) -> Expr:
+        return self._rbin(other, Operation.MUL)
+
+    def __truediv__(self, other: Any) -> Expr:
+        return self._bin(other, Operation.DIV)
+
+    def __rtruediv__(self, other: Any) -> Expr:
+        return self._rbin(other, Operation.DIV)
+
+    def __floordiv__(self, other: Any) -> Expr:
+        return self._bin(other, Operation.FLOORDIV)
+
+    def __rfloordiv__(self, other: Any) -> Expr:
+        return self._rbin(other, Operation.FLOORDIV)
+
+    def __mod__(self, other: Any) -> Expr:
+        return self._bin(other, Operation.MOD)
+
+    def __rmod__(self, other: Any) -> Expr:
+        return self._rbin(other, Operation.MOD)
+
+    def __gt__(self, other: Any) -> Expr:
+        return self._bin(other, Operation.GT)
+
+    def __lt__(self, other: Any) -> Expr:
+        return self._bin(other, Operation.LT)
+
+    def __ge__(self, other: Any) -> Expr:
+        return self._bin(other, Operation.GE)
+
+    def __le__(self, other: Any) -> Expr:
+        return self._bin(other, Operation.LE)
+
+    def __eq__(self, other: Any) -> Expr:  # type: ignore[override]
+        return self._bin(other, Operation.EQ)
+
+    def __ne__(self, other: Any) -> Expr:  # type: ignore[override]
+        return self._bin(other, Operation.NE)
+
+    __hash__ = object.__hash__
+
+    def __and__(self, other: Any) -> Expr:
+        return self._bin(other, Operation.AND)
+
+    def __rand__(self, other: Any) -> Expr:
+        return self._rbin(other, Operation.AND)
+
+    def __or__(self, other: Any) -> Expr:
+        return self._bin(other, Operation.OR)
+
+    def __ror__(self, other: Any) -> Expr:
+        return self._rbin(other, Operation.OR)
+
+    def __invert__(self) -> Expr:
+        return UnaryExpr(Operation.NOT, self)
+
+    def is_null(self) -> Expr:
+        return UnaryExpr(Operation.IS_NULL, self)
+
+    def is_not_null(self) -> Expr:
+        return UnaryExpr(Operation.IS_NOT_NULL, self)
+
+    def is_in(self, values: list | tuple | set) -> Expr:
+        return BinaryExpr(Operation.IN, self, _value_list(values, "is_in"))
+
+    def not_in(self, values: list | tuple | set) -> Expr:
+        return BinaryExpr(Operation.NOT_IN, self, _value_list(values, "not_in"))
+
+    def alias(self, name: str) -> Expr:
+        """The same values under the column name ``name``."""
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"alias: the name must be a non-empty string, got {name!r}")
+        return AliasExpr(self, name)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr in _FUNCTIONS:
+            return lambda *args: FunctionExpr(attr, (self, *map(_as_expr, args)))
+        raise AttributeError(f"{type(self).__name__} has no attribute {attr!r}")
 
 
-def _describe(node: ast.AST) -> str:
+def _as_expr(value: Any) -> Expr:
+    return value if isinstance(value, Expr) else lit(value)
+
+
+def _value_list(values: Any, what: str) -> LiteralExpr:
+    if isinstance(values, Expr) or not isinstance(values, (list, tuple, set, frozenset)):
+        raise TypeError(f"{what}: expected a list of values, got {type(values).__name__}")
     try:
-        return f"{type(node).__name__} '{ast.unparse(node)}'"
-    except Exception:  # noqa: BLE001 (only for the message)
-        return type(node).__name__
+        pa.array(list(values))
+    except (pa.ArrowException, TypeError) as exc:
+        raise TypeError(f"{what}: the values {list(values)!r} are not of one type "
+                        f"({exc})") from None
+    return LiteralExpr(list(values))
 
 
-@dataclass
-class ExprFilter(Transform):
-    """The transform of ``filter(expr=...)`` in a map stage: Arrow's filter on
-    each block."""
-
-    predicate: Predicate
-    name: str
-    preserves_rows: bool = False
-
-    def apply(self, blocks: Iterator[pa.Table]) -> Iterator[pa.Table]:
-        expression = self.predicate.expression()
-        for table in blocks:
-            missing = [c for c in self.predicate.columns if c not in table.column_names]
-            if missing:
-                if not table.num_rows:
-                    yield table
-                    continue
-                raise DataError(f"{self.name}: no column {missing} (columns: "
-                                f"{table.column_names})")
-            try:
-                yield table.filter(expression)
-            except (pa.ArrowException, TypeError) as exc:
-                raise DataError(f"{self.name}: the expression cannot be evaluated on "
-                                f"columns {_types(table, self.predicate.columns)}: "
-                                f"{exc}") from None
+def _types(table: pa.Table, columns: set[str]) -> str:
+    named = [f"{c}: {table.schema.field(c).type}" for c in sorted(columns)]
+    return f"columns {', '.join(named)}" if named else "literals"
 
 
-def _types(table: pa.Table, columns: tuple[str, ...]) -> str:
-    return ", ".join(f"{c}: {table.schema.field(c).type}" for c in columns)
+@dataclass(frozen=True, eq=False, repr=False)
+class ColumnExpr(Expr):
+    """A column of the block, by name."""
+
+    _name: str
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def columns(self) -> set[str]:
+        return {self._name}
+
+    def _eval(self, table: pa.Table) -> Any:
+        return table[self._name]
+
+    def __repr__(self) -> str:
+        return f"col({self._name!r})"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class LiteralExpr(Expr):
+    """A constant, broadcast against the columns it meets."""
+
+    value: Any
+
+    def columns(self) -> set[str]:
+        return set()
+
+    def _eval(self, table: pa.Table) -> Any:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"lit({self.value!r})"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class BinaryExpr(Expr):
+    """``left <op> right``."""
+
+    op: Operation
+    left: Expr
+    right: Expr
+
+    def columns(self) -> set[str]:
+        return self.left.columns() | self.right.columns()
+
+    def _eval(self, table: pa.Table) -> Any:
+        left = self.left._eval(table)
+        right = self.right._eval(table)
+        return _binary(self.op, left, right)
+
+    def __repr__(self) -> str:
+        if self.op in (Operation.IN, Operation.NOT_IN):
+            return f"{self.left!r}.{'is_in' if self.op is Operation.IN else 'not_in'}(" \
+                   f"{self.right.value!r})"  # type: ignore[attr-defined]
+        return f"({self.left!r} {_SYMBOLS[self.op]} {self.right!r})"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class UnaryExpr(Expr):
+    """``~x``, ``x.is_null()``, ``x.is_not_null()``."""
+
+    op: Operation
+    operand: Expr
+
+    def columns(self) -> set[str]:
+        return self.operand.columns()
+
+    def _eval(self, table: pa.Table) -> Any:
+        value = _arrow(self.operand._eval(table))
+        if self.op is Operation.NOT:
+            return pc.invert(value)
+        if self.op is Operation.IS_NULL:
+            return pc.is_null(value)
+        return pc.is_valid(value)
+
+    def __repr__(self) -> str:
+        if self.op is Operation.NOT:
+            return f"~{self.operand!r}"
+        return f"{self.operand!r}.{self.op.value}()"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class AliasExpr(Expr):
+    """``expr.alias(name)``: the values of ``expr``, named ``name``."""
+
+    expr: Expr
+    _name: str
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def columns(self) -> set[str]:
+        return self.expr.columns()
+
+    def _eval(self, table: pa.Table) -> Any:
+        return self.expr._eval(table)
+
+    def __repr__(self) -> str:
+        return f"{self.expr!r}.alias({self._name!r})"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class FunctionExpr(Expr):
+    """``x.abs()``, ``x.round()``, ``x.power(2)``...: one Arrow function."""
+
+    function: str
+    args: tuple[Expr, ...]
+
+    def columns(self) -> set[str]:
+        return set().union(*(a.columns() for a in self.args))
+
+    def _eval(self, table: pa.Table) -> Any:
+        return pc.call_function(_FUNCTIONS[self.function],
+                                [_arrow(a._eval(table)) for a in self.args])
+
+    def __repr__(self) -> str:
+        rest = ", ".join(repr(a) for a in self.args[1:])
+        return f"{self.args[0]!r}.{self.function}({rest})"
+
+
+def _arrow(value: Any) -> Any:
+    if isinstance(value, (pa.Array, pa.ChunkedArray, pa.Scalar)):
+        return value
+    return pa.scalar(value)
+
+
+def _is_string(value: Any) -> bool:
+    if isinstance(value, str):
+        return True
+    kind = getattr(value, "type", None)
+    if isinstance(kind, pa.DictionaryType):
+        kind = kind.value_type
+    return kind is not None and (pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _binary(op: Operation, left: Any, right: Any) -> Any:
+    if op in (Operation.IN, Operation.NOT_IN):
+        found = pc.is_in(_arrow(left), value_set=pa.array(right))
+        return found if op is Operation.IN else pc.invert(found)
+    if op is Operation.ADD and _is_string(left) and _is_string(right):
+        return pc.binary_join_element_wise(_as_string(left), _as_string(right), "")
+    a, b = _arrow(left), _arrow(right)
+    if op is Operation.FLOORDIV:
+        return pc.floor(pc.divide(a, b))
+    if op is Operation.MOD:
+        return pc.subtract_checked(a, pc.multiply_checked(pc.floor(pc.divide(a, b)), b))
+    return _KERNELS[op](a, b)
+
+
+def _as_string(value: Any) -> Any:
+    if isinstance(getattr(value, "type", None), pa.DictionaryType):
+        return value.cast(value.type.value_type)
+    return value
+
+
+_KERNELS = {Operation.ADD: pc.add_checked, Operation.SUB: pc.subtract_checked,
+            Operation.MUL: pc.multiply_checked, Operation.DIV: pc.divide,
+            Operation.GT: pc.greater, Operation.LT: pc.less, Operation.GE: pc.greater_equal,
+            Operation.LE: pc.less_equal, Operation.EQ: pc.equal, Operation.NE: pc.not_equal,
+            Operation.AND: pc.and_kleene, Operation.OR: pc.or_kleene}
+
+
+def col(name: str) -> ColumnExpr:
+    """The column ``name`` (Ray's ``ray.data.expressions.col``)."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"col: a column name must be a non-empty string, got {name!r}")
+    return ColumnExpr(name)
+
+
+def lit(value: Any) -> LiteralExpr:
+    """A constant (Ray's ``ray.data.expressions.lit``): a number, string, bool,
+    None, or anything else Arrow has a scalar for."""
+    if isinstance(value, Expr):
+        raise TypeError(f"lit: {value!r} is an expression already")
+    try:
+        pa.scalar(value)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise TypeError(f"lit: Arrow has no scalar for {type(value).__name__} "
+                        f"{value!r} ({exc})") from None
+    return LiteralExpr(value)
+
+
+__all__ = ["AliasExpr", "BinaryExpr", "ColumnExpr", "Expr", "ExpressionError",
+           "FunctionExpr", "LiteralExpr", "Operation", "UnaryExpr", "col", "lit"]

@@ -78,13 +78,15 @@ def _walk(path: str) -> list[str]:
 class FileRead:
     """The read task of one file: ``reader(path)`` with errors naming the file."""
 
-    def __init__(self, reader: Any, path: str, what: str) -> None:
+    def __init__(self, reader: Any, path: str, what: str, include_paths: bool = False) -> None:
         self.reader, self.path, self.what = reader, path, what
+        self.include_paths = include_paths
 
     def limited(self, rows: int) -> FileRead | None:
         cut = getattr(self.reader, "limited", None)
         reader = cut(rows) if cut is not None else None
-        return None if reader is None else FileRead(reader, self.path, self.what)
+        return (None if reader is None
+                else FileRead(reader, self.path, self.what, self.include_paths))
 
     def __call__(self) -> Iterator[pa.Table]:
         try:
@@ -92,7 +94,11 @@ class FileRead:
         except Exception as exc:
             raise OSError(f"{self.what}: reading {self.path!r} failed: "
                           f"{type(exc).__name__}: {exc}") from exc
-        yield from tables
+        for table in tables:
+            if self.include_paths:  # Ray's "path" column
+                table = table.append_column("path", pa.repeat(pa.scalar(self.path),
+                                                              table.num_rows))
+            yield table
 
 
 @dataclass

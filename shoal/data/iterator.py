@@ -177,5 +177,20 @@ class DataIterator:
     def __iter__(self) -> Iterator[dict]:
         return self.iter_rows()
 
+    def materialize(self) -> Any:
+        """One iteration's blocks, kept in the object store (Ray's
+        ``DataIterator.materialize``): a ``MaterializedDataset``."""
+        from shoal.data.dataset import MaterializedDataset
+        from shoal.data.plan import InputData
+
+        source = self._make_source()
+        try:
+            bundles = list(source.bundles())
+        finally:
+            source.stop()
+        return MaterializedDataset(InputData(refs=tuple(b.ref for b in bundles),
+                                             metadata=tuple(b.metadata for b in bundles),
+                                             name="Materialized"))
+
     def __repr__(self) -> str:
         return f"DataIterator({self._name})"

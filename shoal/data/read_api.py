@@ -161,51 +161,77 @@ def from_arrow(tables: Any) -> Dataset:
     return _put_blocks(out, "FromArrow")
 
 
+# Ray's arguments of every file reader that choose how, not what, it reads: the
+# blocks follow the memory budget and there is one read task per file.
+_LAYOUT_ARGS = ("override_num_blocks", "parallelism", "ray_remote_args", "shuffle",
+                "meta_provider", "partition_filter", "filesystem", "arrow_open_stream_args")
+
+
+def _reader_args(name: str, kwargs: dict) -> tuple[dict, dict]:
+    """(the reader's own arguments, Ray's layout arguments accepted and not used)."""
+    layout = {k: kwargs.pop(k) for k in _LAYOUT_ARGS if k in kwargs}
+    if layout.get("filesystem") is not None:
+        raise ValueError(f"{name}: filesystem= is not supported (local paths only)")
+    return kwargs, layout
+
+
 def _file_read(name: str, paths: Any, reader: Any, *, file_extensions: list[str] | None,
-               sizes: Any = None, concurrency: int | None = None) -> Dataset:
+               sizes: Any = None, concurrency: int | None = None,
+               include_paths: bool = False) -> Dataset:
     found = files.expand(paths, name, file_extensions)
     tasks = []
     for path, size in found:
         rows, est = sizes(path) if sizes else (None, size)
-        tasks.append(ReadTask(read=files.FileRead(reader, path, name), num_rows=rows,
-                              size_bytes=est, label=path))
+        tasks.append(ReadTask(read=files.FileRead(reader, path, name, include_paths),
+                              num_rows=rows, size_bytes=est, label=path))
     return Dataset(Read(name=name, tasks=tuple(tasks), concurrency=concurrency))
 
 
 def read_parquet(paths: Any, *, columns: list[str] | None = None,
                  file_extensions: list[str] | None = None, concurrency: int | None = None,
-                 **arrow_parquet_args: Any) -> Dataset:
+                 include_paths: bool = False, **arrow_parquet_args: Any) -> Dataset:
     """Parquet files, directories (recursively) or globs; ``columns`` reads only
     those columns.  Row counts come from the files' footers, so ``count()``
     reads no data."""
     if columns is not None and (isinstance(columns, str) or not all(
             isinstance(c, str) for c in columns)):
         raise TypeError(f"read_parquet: columns must be a list of names, got {columns!r}")
+    arrow_parquet_args, _ = _reader_args("read_parquet", arrow_parquet_args)
     reader = files.ParquetReader(columns=list(columns) if columns else None,
                                  kwargs=arrow_parquet_args)
     return _file_read("ReadParquet", paths, reader, file_extensions=file_extensions,
-                      sizes=reader.footer, concurrency=concurrency)
+                      sizes=reader.footer, concurrency=concurrency,
+                      include_paths=include_paths)
 
 
 def read_csv(paths: Any, *, file_extensions: list[str] | None = None,
-             concurrency: int | None = None, **arrow_csv_args: Any) -> Dataset:
+             concurrency: int | None = None, include_paths: bool = False,
+             **arrow_csv_args: Any) -> Dataset:
+    arrow_csv_args, _ = _reader_args("read_csv", arrow_csv_args)
     return _file_read("ReadCSV", paths, files.CsvReader(arrow_csv_args),
-                      file_extensions=file_extensions, concurrency=concurrency)
+                      file_extensions=file_extensions, concurrency=concurrency,
+                      include_paths=include_paths)
 
 
 def read_json(paths: Any, *, lines: bool | None = None, file_extensions: list[str] | None = None,
-              concurrency: int | None = None, **arrow_json_args: Any) -> Dataset:
+              concurrency: int | None = None, include_paths: bool = False,
+              **arrow_json_args: Any) -> Dataset:
     """JSON lines files (one object per line), or files holding one JSON array of
     objects."""
+    arrow_json_args, _ = _reader_args("read_json", arrow_json_args)
     return _file_read("ReadJSON", paths, files.JsonReader(arrow_json_args),
-                      file_extensions=file_extensions, concurrency=concurrency)
+                      file_extensions=file_extensions, concurrency=concurrency,
+                      include_paths=include_paths)
 
 
 def read_numpy(paths: Any, *, file_extensions: list[str] | None = None,
-               concurrency: int | None = None, **numpy_load_args: Any) -> Dataset:
+               concurrency: int | None = None, include_paths: bool = False,
+               **numpy_load_args: Any) -> Dataset:
     """``.npy`` files; column ``"data"`` (rows along the first axis)."""
+    numpy_load_args, _ = _reader_args("read_numpy", numpy_load_args)
     return _file_read("ReadNumpy", paths, files.NumpyReader(numpy_load_args),
-                      file_extensions=file_extensions, concurrency=concurrency)
+                      file_extensions=file_extensions, concurrency=concurrency,
+                      include_paths=include_paths)
 
 
 def read_binary_files(paths: Any, *, include_paths: bool = False,

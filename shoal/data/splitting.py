@@ -9,6 +9,13 @@ Each iteration is an epoch: it starts when all ``n`` consumers have asked
 (Ray's barrier), so every epoch runs the dataset once for all of them.
 ``equal=True`` cuts each block into ``n`` equal slices and keeps the rows
 left over to share out at the end, dropping fewer than ``n`` rows.
+
+``locality_hints`` (a node id per consumer, Ray's argument): without
+``equal``, a consumer is given a block made on its node when one is waiting
+or comes next; blocks for other nodes wait in a buffer of at most ``2 n``
+(Ray's bound), and when it is full or the run is over the oldest goes to
+whoever asks (a miss).  With ``equal`` every consumer gets a slice of every
+block, so the hints change nothing.
 """
 
 from __future__ import annotations
@@ -92,8 +99,12 @@ def split(materialized: Any, n: int, equal: bool,
 class SplitCoordinator:
     """Runs one dataset per epoch and deals its blocks to ``n`` consumers."""
 
-    def __init__(self, op: Any, n: int, equal: bool) -> None:
+    def __init__(self, op: Any, n: int, equal: bool,
+                 locality_hints: list[str] | None = None) -> None:
         self.op, self.n, self.equal = op, n, equal
+        self.hints = None if equal else locality_hints
+        self.waiting: deque[tuple[Any, BlockMetadata]] = deque()  # blocks held for a node
+        self.hits = self.misses = 0
         self.cond = threading.Condition()
         self.epoch = -1
         self.arrived: set[int] = set()
@@ -120,6 +131,7 @@ class SplitCoordinator:
             self.stream.close()
         self.stream = StreamingExecutor(self.op).start().outputs()
         self.queues = [deque() for _ in range(self.n)]
+        self.waiting.clear()
         self.carry, self.exhausted, self.rows_given = [], False, [0] * self.n
         self.arrived.clear()
         self.epoch += 1
@@ -130,11 +142,52 @@ class SplitCoordinator:
         with self.cond:
             if epoch != self.epoch:
                 return None
+            if self.hints is not None:
+                return self._next_local(split)
             while not self.queues[split] and not self.exhausted:
                 self._pull(split)
             if self.queues[split]:
                 return list(self.queues[split].popleft())
             return None
+
+    def _next_local(self, split: int) -> list | None:
+        """A block made on ``split``'s node if one is waiting or comes before the
+        buffer is full, else the oldest waiting one."""
+        node = self.hints[split]  # type: ignore[index]
+        while True:
+            for i, (_, meta) in enumerate(self.waiting):
+                if meta.node_id == node:
+                    self.hits += 1
+                    ref, meta = self.waiting[i]
+                    del self.waiting[i]
+                    return [ref, meta]
+            if self.exhausted:
+                return self._leftover(split)
+            if len(self.waiting) >= 2 * self.n:
+                self.misses += 1
+                return list(self.waiting.popleft())
+            bundle = next(self.stream, None)
+            if bundle is None:
+                self.exhausted = True
+            else:
+                self.waiting.append((bundle.ref, bundle.metadata))
+
+    def _leftover(self, split: int) -> list | None:
+        """After the run: a waiting block no other consumer is hinted to (those
+        wait for their consumer, who asks until it gets None)."""
+        others = {h for j, h in enumerate(self.hints or ()) if j != split}
+        for i, (_, meta) in enumerate(self.waiting):
+            if meta.node_id not in others:
+                self.misses += 1
+                ref, meta = self.waiting[i]
+                del self.waiting[i]
+                return [ref, meta]
+        return None
+
+    def locality(self) -> tuple[int, int]:
+        """(hits, misses) of the blocks given out under ``locality_hints``."""
+        with self.cond:
+            return self.hits, self.misses
 
     def _pull(self, split: int) -> None:
         bundle = next(self.stream, None)
@@ -201,11 +254,26 @@ class _SplitSourceFactory:
         return _SplitSource(self.coordinator, self.split)
 
 
-def streaming_split(dataset: Any, n: int, equal: bool) -> list[DataIterator]:
+def _check_node_hints(hints: Any, n: int) -> list[str] | None:
+    if hints is None:
+        return None
+    if not isinstance(hints, (list, tuple)) or not all(isinstance(h, str) for h in hints):
+        raise TypeError(f"streaming_split: locality_hints must be a list of node ids "
+                        f"(strings, from ray.get_runtime_context().get_node_id()), got "
+                        f"{hints!r}")
+    if len(hints) != n:
+        raise ValueError(f"streaming_split: locality_hints must have length n: "
+                         f"len({list(hints)}) != {n}")
+    return list(hints)
+
+
+def streaming_split(dataset: Any, n: int, equal: bool,
+                    locality_hints: list[str] | None = None) -> list[DataIterator]:
     n = _check_n(n, "streaming_split")
+    hints = _check_node_hints(locality_hints, n)
     if not shoal.is_initialized():
         shoal.init()
     actor_cls = shoal.remote(num_cpus=0, max_concurrency=n + 1)(SplitCoordinator)
-    coordinator = actor_cls.remote(dataset._op, n, equal)
+    coordinator = actor_cls.remote(dataset._op, n, equal, hints)
     return [DataIterator(_SplitSourceFactory(coordinator, i), f"split {i} of {n}")
             for i in range(n)]

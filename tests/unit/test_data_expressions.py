@@ -1,4 +1,4 @@
-"""filter(expr=...)'s parser (shoal/data/expressions.py): Ray's string predicates
+"""filter(expr=...)'s parser (shoal/data/expr_text.py): Ray's string predicates
 become Arrow expressions; anything else is refused with an error naming the
 expression, and nothing the user wrote is ever evaluated."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from shoal.data import expressions
+from shoal.data import expr_text as expressions
 
 TABLE = pa.table({"x": [1, 5, 7, None, 10], "y": ["a", "b", "a", "a", None],
                   "f": [1.0, float("nan"), 2.0, 3.0, 4.0],
