@@ -270,7 +270,7 @@ class Dataset:
                              local_shuffle_seed=local_shuffle_seed)
 
     def iterator(self) -> DataIterator:
-        return DataIterator(self._source, describe(self._op))
+        return DataIterator(self._source, describe(self._op), MaterializedDataset.of_bundles)
 
     def take(self, limit: int = 20) -> list[dict[str, Any]]:
         """The first ``limit`` rows as dicts."""
@@ -361,7 +361,8 @@ class Dataset:
         on its node where it can be (splitting.py)."""
         from shoal.data import splitting
 
-        return splitting.streaming_split(self, n, equal, locality_hints)
+        return splitting.streaming_split(self, n, equal, locality_hints,
+                                         MaterializedDataset.of_bundles)
 
     def write_parquet(self, path: str, **arrow_parquet_args: Any) -> None:
         self._write("parquet", path, arrow_parquet_args)
@@ -485,6 +486,12 @@ class MaterializedDataset(Dataset):
     def __init__(self, op: InputData, stats: Any = None) -> None:
         super().__init__(op)
         self._last_stats = stats
+
+    @classmethod
+    def of_bundles(cls, bundles: list) -> MaterializedDataset:
+        """The dataset of blocks already in the store (``DataIterator.materialize``)."""
+        return cls(InputData(refs=tuple(b.ref for b in bundles),
+                             metadata=tuple(b.metadata for b in bundles), name="Materialized"))
 
     def _bundles(self) -> list[consume.Bundle]:
         op = self._op

@@ -156,9 +156,13 @@ class DataIterator:
     times; each iteration runs it anew.  ``make_source`` makes a fresh
     ``BlockSource`` per iteration."""
 
-    def __init__(self, make_source: Callable[[], BlockSource], name: str = "") -> None:
+    def __init__(self, make_source: Callable[[], BlockSource], name: str = "",
+                 make_dataset: Callable[[list], Any] | None = None) -> None:
+        """``make_dataset(bundles)``: the dataset ``materialize`` returns (its
+        creator knows the dataset classes; this module sits below them)."""
         self._make_source = make_source
         self._name = name
+        self._make_dataset = make_dataset
 
     def iter_batches(self, *, prefetch_batches: int = 1,
                      batch_size: int | None = DEFAULT_BATCH_SIZE,
@@ -180,17 +184,14 @@ class DataIterator:
     def materialize(self) -> Any:
         """One iteration's blocks, kept in the object store (Ray's
         ``DataIterator.materialize``): a ``MaterializedDataset``."""
-        from shoal.data.dataset import MaterializedDataset
-        from shoal.data.plan import InputData
-
+        if self._make_dataset is None:
+            raise NotImplementedError(f"{self!r} cannot be materialized")
         source = self._make_source()
         try:
             bundles = list(source.bundles())
         finally:
             source.stop()
-        return MaterializedDataset(InputData(refs=tuple(b.ref for b in bundles),
-                                             metadata=tuple(b.metadata for b in bundles),
-                                             name="Materialized"))
+        return self._make_dataset(bundles)
 
     def __repr__(self) -> str:
         return f"DataIterator({self._name})"

@@ -56,9 +56,8 @@ def split(materialized: Any, n: int, equal: bool,
           locality_hints: list | None = None) -> list[Any]:
     """``n`` pieces of rows (sizes differ by at most one row; ``equal``: equal,
     the rest dropped); with ``locality_hints`` (an actor per piece) each piece
-    is made of the blocks on its actor's node first (locality.py)."""
-    from shoal.data.dataset import MaterializedDataset
-
+    is made of the blocks on its actor's node first (locality.py).  The pieces
+    are datasets of ``materialized``'s own class."""
     n = _check_n(n, "split")
     hints = None if locality_hints is None else locality.check_hints(locality_hints, n)
     bundles = materialized._bundles()
@@ -90,9 +89,9 @@ def split(materialized: Any, n: int, equal: bool,
     out = []
     for blocks in pieces:
         resolved = [(r, m if m is not None else next(metas)) for r, m in blocks]
-        out.append(MaterializedDataset(InputData(refs=tuple(r for r, _ in resolved),
-                                                 metadata=tuple(m for _, m in resolved),
-                                                 name="Split")))
+        out.append(type(materialized)(InputData(refs=tuple(r for r, _ in resolved),
+                                                metadata=tuple(m for _, m in resolved),
+                                                name="Split")))
     return out
 
 
@@ -268,12 +267,15 @@ def _check_node_hints(hints: Any, n: int) -> list[str] | None:
 
 
 def streaming_split(dataset: Any, n: int, equal: bool,
-                    locality_hints: list[str] | None = None) -> list[DataIterator]:
+                    locality_hints: list[str] | None = None,
+                    make_dataset: Any = None) -> list[DataIterator]:
+    """``make_dataset(bundles)``: what each iterator's ``materialize`` returns."""
     n = _check_n(n, "streaming_split")
     hints = _check_node_hints(locality_hints, n)
     if not shoal.is_initialized():
         shoal.init()
     actor_cls = shoal.remote(num_cpus=0, max_concurrency=n + 1)(SplitCoordinator)
     coordinator = actor_cls.remote(dataset._op, n, equal, hints)
-    return [DataIterator(_SplitSourceFactory(coordinator, i), f"split {i} of {n}")
+    return [DataIterator(_SplitSourceFactory(coordinator, i), f"split {i} of {n}",
+                         make_dataset)
             for i in range(n)]
