@@ -21,7 +21,6 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "shoal"
 # Cycles not yet broken (docs/design.md, issue 20).  Remove an entry once its
 # cycle is gone; never add one.
 KNOWN: list[frozenset[str]] = [
-    frozenset({"shoal.api.generators", "shoal.core.task_manager"}),
     frozenset({"shoal.data.dataset", "shoal.data.grouped", "shoal.data.read_api"}),
 ]
 

@@ -27,14 +27,12 @@ class ObjectRefGenerator:
         return self._next(None)
 
     def _next(self, timeout: float | None) -> Any:
-        from shoal.core.task_manager import wait_for_generator_item
-
         if self._next_ready():
-            ref = wait_for_generator_item(self._state, self._next_index, timeout)
+            ref = self._state.wait_for_item(self._next_index, timeout)
         else:  # a task waiting for the stream lends its CPU, as a blocked get does
             self._worker._set_blocked(True)
             try:
-                ref = wait_for_generator_item(self._state, self._next_index, timeout)
+                ref = self._state.wait_for_item(self._next_index, timeout)
             finally:
                 self._worker._set_blocked(False)
         if ref is None:

@@ -146,6 +146,22 @@ class GeneratorState:
                 fut.set_result(None)
         self.paused = still
 
+    def wait_for_item(self, index: int, timeout: float | None) -> ObjectRef | None:
+        """User thread: the ref of item ``index`` once yielded, None once the task
+        ended before it; GetTimeoutError after ``timeout`` seconds."""
+        with self.cond:
+            ok = self.cond.wait_for(
+                lambda: index in self.items or (
+                    self.finished_count is not None and index > self.finished_count),
+                timeout,
+            )
+            if not ok:
+                raise exceptions.GetTimeoutError("timed out waiting for the next generator item")
+            ref = self.items.get(index)
+            if ref is not None:  # taken: the caller's ref alone keeps the item (Ray's), the
+                self.items[index] = ref._id  # state keeps its id (retries, lineage know it)
+            return ref
+
     def add(self, index: int, ref: ObjectRef) -> None:
         with self.cond:
             if index not in self.items:
@@ -709,19 +725,3 @@ class TaskManager:
         self.submitter.return_all()
         if self.worker.node is not None:
             self.worker.node.notify(Method.CANCEL_LEASE_REQUESTS, None)
-
-
-def wait_for_generator_item(gen: GeneratorState, index: int, timeout: float | None) -> Any:
-    with gen.cond:
-        ok = gen.cond.wait_for(
-            lambda: index in gen.items or (
-                gen.finished_count is not None and index > gen.finished_count),
-            timeout,
-        )
-        if not ok:
-            raise exceptions.GetTimeoutError("timed out waiting for the next generator item")
-        ref = gen.items.get(index)
-        if ref is not None:  # taken: the caller's ref alone keeps the item (Ray's), the
-            gen.items[index] = ref._id  # state keeps its id (retries, lineage know it)
-        return ref
-
