@@ -46,8 +46,9 @@ def spill_root() -> str:
 
 def dd_speeds(directory: str, nbytes: int, block_mib: int = 4) -> tuple[float, float]:
     """(write, read) GB/s of ``dd`` with O_DIRECT on a file in ``directory``, in
-    blocks of ``block_mib`` MiB (this virtual disk is faster with larger
-    requests: 64 MiB blocks gave 1.3 / 1.1 GB/s where 4 MiB gave 0.99 / 0.66)."""
+    blocks of ``block_mib`` MiB (the block size that is faster on this virtual
+    disk changes from day to day: 64 MiB gave 1.3 / 1.1 GB/s where 4 MiB gave
+    0.99 / 0.66 once, and 4 MiB read faster in another run)."""
     path = os.path.join(directory, "dd-probe")
     count = max(1, nbytes // (block_mib * MiB))
     try:
@@ -167,8 +168,9 @@ def _spill_row(label: str, object_bytes: int, objects: int, quick_objects: int):
         store = total // 3
         spill_dir = tempfile.mkdtemp(prefix="bench-spill-", dir=spill_root())
         try:
-            disk_write, disk_read = dd_speeds(spill_dir, min(total, 4 * 2**30))
-            big_write, big_read = dd_speeds(spill_dir, min(total, 4 * 2**30), 64)
+            dd_bytes = min(total, 4 * 2**30)
+            disk_write, disk_read = dd_speeds(spill_dir, dd_bytes)
+            big_write, big_read = dd_speeds(spill_dir, dd_bytes, 64)
             mod = start_cluster(ctx.system, store, spill_dir)
             try:
                 out = put_and_read_back(mod, object_bytes, total)

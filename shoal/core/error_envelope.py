@@ -42,7 +42,6 @@ from typing import Any
 
 import cloudpickle
 
-from shoal import exceptions
 from shoal.core import serialization
 from shoal.core.exception_state import (
     HEAPTYPE,
@@ -51,7 +50,7 @@ from shoal.core.exception_state import (
     python_slots,
     safe_str,
 )
-from shoal.exceptions import TaskError, UnserializableException
+from shoal.exceptions import TaskError, UnserializableException, install_task_error_envelope
 
 _PLAIN = (type(None), bool, int, float, complex, str, bytes)
 
@@ -221,4 +220,4 @@ def rebuild_task_error(function_name: str, traceback_str: str, carried: CarriedC
     return TaskError(function_name, traceback_str, cause, pid, actor_repr)
 
 
-exceptions.install_task_error_envelope(reduce_task_error)
+install_task_error_envelope(reduce_task_error)

@@ -156,8 +156,8 @@ class DataIterator:
     times; each iteration runs it anew.  ``make_source`` makes a fresh
     ``BlockSource`` per iteration."""
 
-    def __init__(self, make_source: Callable[[], BlockSource], name: str = "",
-                 make_dataset: Callable[[list], Any] | None = None) -> None:
+    def __init__(self, make_source: Callable[[], BlockSource], name: str,
+                 make_dataset: Callable[[list], Any]) -> None:
         """``make_dataset(bundles)``: the dataset ``materialize`` returns (its
         creator knows the dataset classes; this module sits below them)."""
         self._make_source = make_source
@@ -184,8 +184,6 @@ class DataIterator:
     def materialize(self) -> Any:
         """One iteration's blocks, kept in the object store (Ray's
         ``DataIterator.materialize``): a ``MaterializedDataset``."""
-        if self._make_dataset is None:
-            raise NotImplementedError(f"{self!r} cannot be materialized")
         source = self._make_source()
         try:
             bundles = list(source.bundles())

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -266,9 +267,8 @@ def _check_node_hints(hints: Any, n: int) -> list[str] | None:
     return list(hints)
 
 
-def streaming_split(dataset: Any, n: int, equal: bool,
-                    locality_hints: list[str] | None = None,
-                    make_dataset: Any = None) -> list[DataIterator]:
+def streaming_split(dataset: Any, n: int, equal: bool, locality_hints: list[str] | None,
+                    make_dataset: Callable[[list], Any]) -> list[DataIterator]:
     """``make_dataset(bundles)``: what each iterator's ``materialize`` returns."""
     n = _check_n(n, "streaming_split")
     hints = _check_node_hints(locality_hints, n)

@@ -70,10 +70,10 @@ log = logging.getLogger("shoal.store")
 # still come) before it gets disk-backed memory, or its readers map the spill file.
 FALLBACK_GRACE_S = float(os.environ.get("SHOAL_FALLBACK_GRACE_S", "1.0"))
 RESTORE_GRACE_S = float(os.environ.get("SHOAL_RESTORE_GRACE_S", "0.1"))
-# The largest read-ahead window: bytes after a reader going through the spill
-# order that are restored before it asks (see ObjectTable.start_restore).
 # Map the whole arena once spilling starts (Arena.prefault); "0" turns it off.
 PREFAULT = os.environ.get("SHOAL_ARENA_PREFAULT", "1") == "1"
+# The largest read-ahead window: bytes after a reader going through the spill
+# order that are restored before it asks (see ObjectTable.start_restore).
 RESTORE_READAHEAD = int(os.environ.get("SHOAL_RESTORE_READAHEAD_BYTES", 256 << 20))
 
 
