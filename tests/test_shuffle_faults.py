@@ -177,9 +177,9 @@ def test_outputs_lost_after_the_shuffle_finished_are_rebuilt_exact(cluster, stra
     assert shoal.wait(outputs, num_returns=partitions, timeout=60, fetch_local=False)[1] == []
     assert stats.wait(30) and stats.error is None
     values = context.current_worker_or_none().value_table
-    where = values.get(outputs[0]._id).node_id
+    where = values.get(outputs[0].object_id).node_id
     victim = next(n for n in cluster.list_all_nodes() if n.node_id == where)
-    lost = [o for o in outputs if values.get(o._id).node_id == where]
+    lost = [o for o in outputs if values.get(o.object_id).node_id == where]
     cluster.add_node(**WORKER)
     cluster.remove_node(victim)
     before = rebuilds()

@@ -138,7 +138,7 @@ class ActorClass:
     def options(self, **options: Any) -> _BoundActorClass:
         merged = dict(self._options)
         merged.update(opts.validate(opts.ACTOR_OPTIONS, options, f"actor {self.__name__}"))
-        return _BoundActorClass(self, merged)
+        return _BoundActorClass(self._create, merged)
 
     def _create(self, options: dict, args: tuple, kwargs: dict) -> ActorHandle:
         from shoal.api.session import ensure_worker
@@ -195,7 +195,7 @@ class ActorClass:
             "runtime_env": worker.runtime_envs.resolve(options.get("runtime_env"))[0],
             "creation": creation,
             "handle_meta": cloudpickle.dumps(meta),
-        }, keepalive, None if token is None else token._id)
+        }, keepalive, None if token is None else token.object_id)
         if reply["existing"]:  # get_if_exists found it: a weak handle, as get_actor's
             token = None
         return ActorHandle(reply["actor_id"], meta, worker, token)
@@ -222,12 +222,12 @@ def _check_method_groups(meta: ActorMeta, groups: dict) -> None:
 
 
 class _BoundActorClass:
-    def __init__(self, actor_class: ActorClass, options: dict) -> None:
-        self._actor_class = actor_class
+    def __init__(self, create: Any, options: dict) -> None:
+        self._create = create  # the actor class's own ``_create``
         self._options = options
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
-        return self._actor_class._create(self._options, args, kwargs)
+        return self._create(self._options, args, kwargs)
 
 
 def _names_no_resources(options: dict) -> bool:
@@ -261,12 +261,12 @@ class ActorHandle:
     def __getattr__(self, name: str) -> ActorMethod:
         meta = self.__dict__.get("_meta")
         if meta is not None and name in BUILTIN_METHODS:
-            return ActorMethod(self, name, {})
+            return ActorMethod(self, name, {}, meta, self._token)
         if meta is None or name.startswith("__"):
             raise AttributeError(name)
         if name not in meta.methods:
             raise AttributeError(f"'{meta.class_name}' actor has no method '{name}'")
-        return ActorMethod(self, name, meta.methods[name])
+        return ActorMethod(self, name, meta.methods[name], meta, self._token)
 
     def __dir__(self) -> list[str]:
         meta = self._meta
@@ -307,12 +307,14 @@ def _rebuild_handle(actor_id: str, meta: ActorMeta, token: Any = None) -> ActorH
 
 
 class ActorMethod:
-    def __init__(self, handle: ActorHandle, name: str, options: dict) -> None:
+    def __init__(self, handle: ActorHandle, name: str, options: dict, meta: ActorMeta,
+                 pin: Any) -> None:
         self._handle = handle
         self._name = name
         self._options = options
+        self._meta = meta  # the handle's: what the actor's class declares
+        self._pin = pin  # the handle's scope token (None for a weak handle)
         # read on every call: worked out once
-        meta = handle._meta
         self._task_name = options.get("name") or f"{meta.class_name}.{name}"
         num_returns = options.get("num_returns")
         if num_returns is None:  # not given, or None (Ray: the default)
@@ -337,11 +339,11 @@ class ActorMethod:
         merged = dict(self._options)
         merged.update(opts.validate(opts.METHOD_OPTIONS, options, f"actor method {self._name}"))
         group = merged.get("concurrency_group")
-        meta = self._handle._meta
+        meta = self._meta
         if group and group != SYSTEM_GROUP and group not in meta.concurrency_groups:
             raise ValueError(f"actor {meta.class_name} has no concurrency group {group!r} "
                              f"(it declares {list(meta.concurrency_groups)})")
-        return ActorMethod(self._handle, self._name, merged)
+        return ActorMethod(self._handle, self._name, merged, self._meta, self._pin)
 
     def _remote(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         """Ray's spelling: ``method._remote(args=[...], kwargs={...}, num_returns=2)``."""
@@ -351,7 +353,7 @@ class ActorMethod:
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         from shoal.api.session import ensure_worker
 
-        check = self._handle._meta.call_check(self._name)
+        check = self._meta.call_check(self._name)
         if check is not None:
             check(args, kwargs)
         worker = ensure_worker()
@@ -367,15 +369,15 @@ class ActorMethod:
             num_returns=num_returns,
             owner=worker.address,
             job_id=worker.job_id,
-            actor_id=self._handle._actor_id,
+            actor_id=self._handle.actor_id,
             method=self._name,
             concurrency_group=self._options.get("concurrency_group") or "",
             backpressure=self._backpressure,
         )
         refs = worker.tasks.submit(spec, held, keepalive, max_retries=self._max_retries,
                                    retry_exceptions=self._retry_exceptions,
-                                   in_order=not self._handle._meta.out_of_order,
-                                   actor_pin=self._handle._token)
+                                   in_order=not self._meta.out_of_order,
+                                   actor_pin=self._pin)
         if isinstance(refs, list):
             if num_returns == 1 or num_returns == DYNAMIC:
                 return refs[0]

@@ -46,7 +46,7 @@ def exit_with_cause(cause: str | None) -> None:
     # a task the actor spawned itself (no call ends with it) exits too
     executor.exit_requested = True
     if executor.actor_loop is not None:
-        executor._exit_process()
+        executor.exit_process()
         raise AsyncActorExitRequest("exit_actor() was called")
     raise ActorExitRequest(0)
 

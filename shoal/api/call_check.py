@@ -72,13 +72,16 @@ def method_params(cls: type, name: str) -> Params | None:
     return None
 
 
+_PARAMETER_KIND = type(inspect.Parameter.POSITIONAL_ONLY)  # inspect._ParameterKind
+
+
 class CallCheck:
     """Raises TypeError at ``.remote()`` if the arguments do not bind to ``params``."""
 
     __slots__ = ("_signature", "_what", "_low", "_high", "_shapes")
 
     def __init__(self, params: Params, what: str) -> None:
-        kinds = [inspect._ParameterKind(kind) for _n, kind, _d in params]
+        kinds = [_PARAMETER_KIND(kind) for _n, kind, _d in params]
         self._signature = inspect.Signature([
             inspect.Parameter(name, kind, default=_DEFAULT if has_default
                               else inspect.Parameter.empty)

@@ -27,14 +27,14 @@ class ObjectRefGenerator:
         return self._next(None)
 
     def _next(self, timeout: float | None) -> Any:
-        if self._next_ready():
+        if self.next_wont_block():
             ref = self._state.wait_for_item(self._next_index, timeout)
         else:  # a task waiting for the stream lends its CPU, as a blocked get does
-            self._worker._set_blocked(True)
+            self._worker.set_blocked(True)
             try:
                 ref = self._state.wait_for_item(self._next_index, timeout)
             finally:
-                self._worker._set_blocked(False)
+                self._worker.set_blocked(False)
         if ref is None:
             self._ended = True
             raise StopIteration
@@ -87,11 +87,17 @@ class ObjectRefGenerator:
         """Whether next() would return a ref at once."""
         return self._next_index in self._state.items
 
-    def _next_ready(self) -> bool:
+    def next_wont_block(self) -> bool:
         """Would next() return (or stop) at once? (what wait() calls ready)"""
         state = self._state
         return self._next_index in state.items or (
             state.finished_count is not None and self._next_index > state.finished_count)
+
+    def task_id(self) -> str:
+        """The hex id of the generator's task (a str with Ray's ``hex()``/``binary()``)."""
+        from shoal.api.id_types import HexId
+
+        return HexId(self._state.task_id.hex())
 
     def __repr__(self) -> str:
         return f"ObjectRefGenerator(task={self._state.task_id.hex()})"
@@ -110,7 +116,7 @@ def wait_with_generators(items: list, num_returns: int, timeout: float | None,
     refs = [r for r in items if type(r) is not ObjectRefGenerator]
     while True:
         ready_refs = set(wait_refs(refs, 0)[0]) if refs else set()
-        ready = [r for r in items if (r._next_ready() if type(r) is ObjectRefGenerator
+        ready = [r for r in items if (r.next_wont_block() if type(r) is ObjectRefGenerator
                                       else r in ready_refs)]
         if len(ready) >= num_returns or (deadline is not None
                                          and time.monotonic() >= deadline):

@@ -18,14 +18,14 @@ from shoal.core.serialization_context import current as _pickling
 
 
 class ObjectRef:
-    __slots__ = ("_id", "_owner", "_worker", "__weakref__")
+    __slots__ = ("object_id", "owner_address", "_worker", "__weakref__")
 
     def __class_getitem__(cls, item: Any) -> type:
         return cls  # ObjectRef[int] in annotations (Ray's ObjectRef is generic)
 
     def __init__(self, object_id: bytes, owner: str, worker: Any = None) -> None:
-        self._id = object_id
-        self._owner = owner
+        self.object_id = object_id
+        self.owner_address = owner
         self._worker = worker
         if worker is not None:
             worker.ref_created(object_id, owner)
@@ -34,49 +34,45 @@ class ObjectRef:
     def uncounted(cls, object_id: bytes, owner: str, worker: Any) -> ObjectRef:
         """A ref whose creation the caller counts itself (in a batch)."""
         ref = cls.__new__(cls)
-        ref._id = object_id
-        ref._owner = owner
-        ref._worker = worker
+        ref.object_id = object_id
+        ref.owner_address = owner
+        ref._worker = worker  # noqa: SLF001 (its own class)
         return ref
 
     def __del__(self) -> None:
         worker = self._worker
         if worker is not None:
             try:
-                worker.ref_deleted(self._id)
+                worker.ref_deleted(self.object_id)
             except Exception:
                 pass
 
     def binary(self) -> bytes:
-        return self._id
+        return self.object_id
 
     def hex(self) -> str:
-        return self._id.hex()
+        return self.object_id.hex()
 
     def task_id(self) -> str:
         """The hex id of the task that made it (a str that also answers Ray's
         ``hex()``/``binary()``, as ``TaskID`` does)."""
         from shoal.api.id_types import HexId
 
-        return HexId(self._id[:16].hex())
-
-    @property
-    def owner_address(self) -> str:
-        return self._owner
+        return HexId(self.object_id[:16].hex())
 
     def __hash__(self) -> int:
-        return hash(self._id)
+        return hash(self.object_id)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ObjectRef) and other._id == self._id
+        return isinstance(other, ObjectRef) and other.object_id == self.object_id
 
     def __repr__(self) -> str:
-        return f"ObjectRef({self._id.hex()})"
+        return f"ObjectRef({self.object_id.hex()})"
 
     def __reduce__(self):
         if _pickling.refs is not None:
             _pickling.refs.append(self)  # the new object contains it: it must outlive
-        return (_rebuild_object_ref, (self._id, self._owner))
+        return (_rebuild_object_ref, (self.object_id, self.owner_address))
 
     def future(self) -> concurrent.futures.Future:
         """A concurrent.futures.Future that completes with the value."""
@@ -114,9 +110,9 @@ def _rebuild_object_ref(object_id: bytes, owner: str) -> ObjectRef:
         # until then, so no drop can be counted before its creation).
         # ObjectRef.uncounted, inlined: this runs once per ref of a 10k-ref get.
         ref = _new_ref(ObjectRef)
-        ref._id = object_id
-        ref._owner = owner
-        ref._worker = worker
+        ref.object_id = object_id
+        ref.owner_address = owner
+        ref._worker = worker  # noqa: SLF001 (its own class)
         rebuilt.append(ref)
         return ref
     if _pickling.detached:

@@ -74,7 +74,7 @@ class RemoteFunction:
         merged.update(opts.validate(opts.TASK_OPTIONS, options,
                                     f"remote function {self.__qualname__}"))
         self._check_dynamic(merged)
-        return _BoundOptions(self, merged)
+        return _BoundOptions(self._submit, self.__qualname__, merged)
 
     def _check_dynamic(self, options: dict) -> None:
         if options.get("num_returns") == "dynamic" and not self._is_generator:
@@ -158,15 +158,16 @@ def _shape(options: dict) -> dict:
 
 
 class _BoundOptions:
-    def __init__(self, fn: RemoteFunction, options: dict) -> None:
-        self._fn = fn
+    def __init__(self, submit: Any, qualname: str, options: dict) -> None:
+        self._submit = submit  # the remote function's own ``_submit``
+        self._qualname = qualname
         self._options = options
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        return self._fn._submit(self._options, args, kwargs)
+        return self._submit(self._options, args, kwargs)
 
     def options(self, **options: Any) -> _BoundOptions:
         merged = {k: v for k, v in self._options.items() if k != "__shape__"}
         merged.update(opts.validate(opts.TASK_OPTIONS, options,
-                                    f"remote function {self._fn.__qualname__}"))
-        return _BoundOptions(self._fn, merged)
+                                    f"remote function {self._qualname}"))
+        return _BoundOptions(self._submit, self._qualname, merged)

@@ -86,10 +86,10 @@ def wait(
                                     lambda refs, t: wait(refs, num_returns=len(refs), timeout=t,
                                                          fetch_local=fetch_local))
     # the ids, with the type check folded in (one pass: wait on 1k ready refs is ~50 us)
-    ids = {r._id for r in object_refs if type(r) is ObjectRef}
+    ids = {r.object_id for r in object_refs if type(r) is ObjectRef}
     if len(ids) != len(object_refs):  # a duplicate, or an element that is not a ref
         _check_refs(object_refs, "shoal.wait")
-        ids = {r._id for r in object_refs}
+        ids = {r.object_id for r in object_refs}
         if len(ids) != len(object_refs):
             raise ValueError("wait() does not accept duplicate ObjectRefs")
     if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 0:
@@ -116,23 +116,23 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     if isinstance(object_ref, ObjectRefGenerator):
         from shoal.core import ids
 
-        oid = ids.object_id(object_ref._state.task_id, 1)
+        oid = ids.object_id(object_ref.task_id().binary(), 1)
         worker.post(worker.tasks.cancel, oid, force, recursive)
         return
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"shoal.cancel expects an ObjectRef, got {type(object_ref).__name__}")
-    if object_ref._owner != worker.address:  # a borrowed ref: its owner cancels the task
-        worker.post(worker.tasks.cancel_at_owner, object_ref._owner, object_ref._id, force,
-                    recursive)
+    if object_ref.owner_address != worker.address:  # a borrowed ref: its owner cancels the task
+        worker.post(worker.tasks.cancel_at_owner, object_ref.owner_address,
+                    object_ref.object_id, force, recursive)
         return
-    worker.post(worker.tasks.cancel, object_ref._id, force, recursive)
+    worker.post(worker.tasks.cancel, object_ref.object_id, force, recursive)
 
 
 def kill(actor: Any, *, no_restart: bool = True) -> None:
     """Terminate an actor at once; its pending and future calls fail."""
     if not isinstance(actor, ActorHandle):
         raise NotAnActorHandle(f"shoal.kill expects an actor handle, got {type(actor).__name__}")
-    control_call(Method.KILL_ACTOR, [actor._actor_id, no_restart])
+    control_call(Method.KILL_ACTOR, [actor.actor_id, no_restart])
 
 
 class NotAnActorHandle(TypeError, ValueError):

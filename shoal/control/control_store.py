@@ -31,7 +31,7 @@ from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S, Membership, NodeRec
 from shoal.control.placement_groups import PlacementGroupService
 from shoal.control.state_query import handle_list_state, handle_read_node_log
 from shoal.rpc.loopback import LoopbackConnection
-from shoal.rpc.messages import Method
+from shoal.rpc.messages import Channel, Method
 from shoal.rpc.protocol import check_version
 from shoal.rpc.transport import RemoteError, Router
 
@@ -147,7 +147,7 @@ class ControlStore:
 
     def handle_publish_logs(self, conn, body):
         job_id, node_id, lines = body
-        self.publish(f"logs:{job_id}", [node_id, lines])
+        self.publish(Channel.logs(job_id), [node_id, lines])
         return None
 
     # ---- nodes (membership and failure detection: see control/membership.py) ------
@@ -178,7 +178,7 @@ class ControlStore:
         conn.state["node_id"] = record.node_id
         log.info("node %s joined from %s with %s", record.node_id, record.address,
                  record.resources_total)
-        self.publish("node", {"node_id": record.node_id, "alive": True,
+        self.publish(Channel.NODE, {"node_id": record.node_id, "alive": True,
                               "address": record.address,
                               "data_address": record.data_address,
                               "resources_total": record.resources_total})
@@ -201,7 +201,7 @@ class ControlStore:
         """Tell everyone; fail the node's actors; cut the node off (fencing)."""
         log.warning("node %s at %s is dead: %s", record.node_id, record.address,
                     record.death_cause)
-        self.publish("node", {"node_id": record.node_id, "alive": False,
+        self.publish(Channel.NODE, {"node_id": record.node_id, "alive": False,
                               "address": record.address, "cause": record.death_cause})
         # Their owners' processes died with the node; nobody will report them.  First,
         # so that an actor both owned and hosted there is not restarted in vain.
@@ -266,13 +266,13 @@ class ControlStore:
         if job_id is not None:
             self._job_finished(job_id, conn.state.get("driver_worker_id", ""))
             if conn.state.get("driver_address"):
-                self.publish("owner_died", conn.state["driver_address"])
+                self.publish(Channel.OWNER_DIED, conn.state["driver_address"])
 
     def _job_finished(self, job_id: str, driver_worker_id: str) -> None:
         self.jobs.pop(job_id, None)
         self._owner_died(driver_worker_id, "the driver that owned it exited")
         self.placement.job_finished(job_id)
-        self.publish("job_finished", job_id)
+        self.publish(Channel.JOB_FINISHED, job_id)
 
     # ---- actors ----------------------------------------------------------------------
     def handle_create_actor(self, conn, body):
@@ -507,7 +507,7 @@ class ControlStore:
             else:
                 waiting.append(waiter)
         record.waiters = waiting
-        self.publish("actor", record.public())
+        self.publish(Channel.ACTOR, record.public())
 
     def handle_get_actor(self, conn, body):
         """[actor_id, stale_address, wait_restart, seen_restarts]: answers once the
@@ -565,7 +565,7 @@ class ControlStore:
     def handle_worker_died(self, conn, body):
         worker_id, actor_id, exit_code, node_id = body[:4]
         if len(body) > 4 and body[4]:
-            self.publish("owner_died", body[4])  # agents free the objects it owned
+            self.publish(Channel.OWNER_DIED, body[4])  # agents free the objects it owned
         record = self.actors.get(actor_id) if actor_id is not None else None
         if record is not None:
             if record.state is ActorState.ALIVE and record.worker_id == worker_id:

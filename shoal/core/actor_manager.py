@@ -45,9 +45,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
+from shoal.control.actor_lifecycle import ActorState
 from shoal.core import actor_shutdown
 from shoal.core.actor_scope import ActorScopeTable
-from shoal.rpc.messages import Method
+from shoal.core.actor_view import (
+    ActorView,
+    ViewEvent,
+    keeps_actor_busy,
+    may_send,
+    next_view,
+    reported,
+)
+from shoal.rpc.messages import Channel, Method
 from shoal.rpc.read_lending import ReadLending
 from shoal.rpc.transport import RemoteError
 
@@ -59,9 +68,11 @@ log = logging.getLogger("shoal.core")
 
 
 @dataclass
-class ActorState:
+class ActorCalls:
+    """One actor as this caller sees it, and its calls."""
+
     actor_id: str
-    status: str = "PENDING"  # PENDING, ALIVE, RESTARTING, DEAD: the caller's last news
+    view: ActorView = ActorView.PENDING  # the caller's last news (:mod:`actor_view`)
     address: str = ""
     num_restarts: int = 0  # of the incarnation at ``address``
     conn: Any = None
@@ -77,8 +88,9 @@ class ActorState:
 class ActorManager:
     def __init__(self, worker: CoreWorker) -> None:
         self.worker = worker
-        self.actors: dict[str, ActorState] = {}
-        self.by_conn: dict[Any, ActorState] = {}
+        self.tasks = worker.tasks  # completes and fails the calls
+        self.actors: dict[str, ActorCalls] = {}
+        self.by_conn: dict[Any, ActorCalls] = {}
         # per actor: calls posted to the loop and not yet queued or sent there; while
         # any exist a user thread may not send straight to the actor (it would
         # overtake them).  Sets, as add/discard from any thread are atomic.
@@ -95,7 +107,7 @@ class ActorManager:
         switch less per call).  Its bookkeeping is queued for the loop, which runs it
         before handling any reply."""
         st = self.actors.get(task.spec.actor_id)
-        if (st is None or st.status != "ALIVE" or st.queue or st.connecting
+        if (st is None or not may_send(st.view) or st.queue or st.connecting
                 or self.slow.get(st.actor_id)):
             return False
         conn = st.conn
@@ -127,8 +139,8 @@ class ActorManager:
         conn.read_in_thread(request_id, lambda body: worker.tasks.store_early(task, body),
                             done, deadline, worker.post, worker.post_lazy)
 
-    def _register_direct(self, st: ActorState, task: PendingTask) -> None:
-        self.worker.tasks.register_direct(task)
+    def _register_direct(self, st: ActorCalls, task: PendingTask) -> None:
+        self.tasks.register_direct(task)
         st.in_flight[task.spec.task_id] = task
 
     def note_slow(self, task: PendingTask) -> None:
@@ -149,7 +161,7 @@ class ActorManager:
         be resolving: later calls wait behind it (Ray's per-caller ordering)."""
         st = self.state(task.spec.actor_id)
         self.slow_done(task)
-        if st.status != "DEAD":
+        if st.view is not ActorView.DEAD:
             task.reserved = True
             st.queue.append(task)
 
@@ -163,13 +175,13 @@ class ActorManager:
                 if st.conn is not None and st.conn.is_open():
                     self._flush(st)
 
-    def state(self, actor_id: str) -> ActorState:
+    def state(self, actor_id: str) -> ActorCalls:
         st = self.actors.get(actor_id)
         if st is None:
-            st = self.actors[actor_id] = ActorState(actor_id)
+            st = self.actors[actor_id] = ActorCalls(actor_id)
             if not self._subscribed and self.worker.control is not None:
                 self._subscribed = True
-                self.worker.control.notify(Method.SUBSCRIBE, ["actor"])
+                self.worker.control.notify(Method.SUBSCRIBE, [Channel.ACTOR])
         return st
 
     # ---- creation (user thread) -----------------------------------------------------
@@ -204,12 +216,13 @@ class ActorManager:
             return
         st = self.actors.get(actor_id)
         busy = st is not None and (bool(st.queue or st.in_flight or st.lost)
-                                   or st.status == "PENDING")
+                                   or keeps_actor_busy(st.view))
         if self.scopes.token_freed(token, busy) is not None:
             self._kill_out_of_scope(actor_id)
 
-    def _maybe_kill_idle(self, st: ActorState) -> None:
-        if (not st.queue and not st.in_flight and not st.lost and st.status != "PENDING"
+    def _maybe_kill_idle(self, st: ActorCalls) -> None:
+        if (not st.queue and not st.in_flight and not st.lost
+                and not keeps_actor_busy(st.view)
                 and self.scopes.idle(st.actor_id)):
             self._kill_out_of_scope(st.actor_id)
 
@@ -224,7 +237,7 @@ class ActorManager:
         st = self.state(task.spec.actor_id)
         self.slow_done(task)
         reserved, task.reserved = task.reserved, False
-        if st.status == "DEAD":
+        if st.view is ActorView.DEAD:
             if reserved and task in st.queue:
                 st.queue.remove(task)
             self._fail(task, st)
@@ -243,13 +256,13 @@ class ActorManager:
         else:
             self._ensure_connected(st)
 
-    def _ensure_connected(self, st: ActorState, stale: str = "") -> None:
+    def _ensure_connected(self, st: ActorCalls, stale: str = "") -> None:
         if st.connecting:
             return
         st.connecting = True
         self.worker.loop.create_task(self._connect(st, stale))
 
-    async def _connect(self, st: ActorState, stale: str) -> None:
+    async def _connect(self, st: ActorCalls, stale: str) -> None:
         """Ask where the actor is (not at ``stale``, the address seen failing) and
         connect.  With no lost calls to account for, a restart is waited out."""
         wait_restart = not st.lost
@@ -257,18 +270,19 @@ class ActorManager:
             record = await self.worker.control.call(
                 Method.GET_ACTOR, [st.actor_id, stale, wait_restart, st.num_restarts])
         except Exception as exc:
-            record = {"state": "DEAD", "death_cause": f"the control store is unreachable: {exc}"}
+            record = {"state": ActorState.DEAD.value,
+                      "death_cause": f"the control store is unreachable: {exc}"}
         if not st.restartable:
             st.keepalive = []
-        state = record["state"]
-        if st.status == "DEAD":  # a DEAD notice came meanwhile: all settled
+        state = reported(record)
+        if st.view is ActorView.DEAD:  # a DEAD notice came meanwhile: all settled
             st.connecting = False
             return
-        if state == "DEAD":
+        if state is ActorState.DEAD:
             st.connecting = False
             self._mark_dead(st, record.get("death_cause") or "the actor died")
             return
-        if st.lost and state == "ALIVE" and record["address"] == st.address and (
+        if st.lost and state is ActorState.ALIVE and record["address"] == st.address and (
                 record.get("num_restarts", 0) == st.num_restarts):
             # an answer from before the store heard of the failure the lost calls saw
             st.connecting = False
@@ -276,8 +290,8 @@ class ActorManager:
             return
         if st.lost:
             self._settle_lost(st, record)
-        if state != "ALIVE":  # RESTARTING: calls queue until it is back
-            st.status = "RESTARTING"
+        if state is not ActorState.ALIVE:  # RESTARTING: calls queue until it is back
+            st.view = next_view(st.view, ViewEvent.RESTART_REPORTED)
             st.death_cause = record.get("death_cause", "")
             st.connecting = False
             self._ensure_connected(st, stale)
@@ -291,9 +305,9 @@ class ActorManager:
             self._ensure_connected(st, record["address"])
             return
         st.connecting = False
-        if st.status == "DEAD":  # a DEAD notice came while we connected
+        if st.view is ActorView.DEAD:  # a DEAD notice came while we connected
             return
-        st.status = "ALIVE"
+        st.view = next_view(st.view, ViewEvent.CONNECTED)
         st.address = record["address"]
         st.num_restarts = record.get("num_restarts", 0)
         st.conn = conn
@@ -304,7 +318,7 @@ class ActorManager:
         self._flush(st)
         self._maybe_kill_idle(st)
 
-    def _settle_lost(self, st: ActorState, record: dict) -> None:
+    def _settle_lost(self, st: ActorCalls, record: dict) -> None:
         """The actor restarts (or has restarted): lost calls with retries left go back
         to the head of the queue in their order; the others fail."""
         lost, st.lost = st.lost, []
@@ -312,29 +326,29 @@ class ActorManager:
         cause = record.get("death_cause") or "its process died"
         for task in lost:
             if task.cancelled:
-                self.worker.tasks.finish_cancelled(task)
+                self.tasks.finish_cancelled(task)
             elif task.retries_left != 0:
                 if task.retries_left > 0:
                     task.retries_left -= 1
                 retry.append(task)
             else:
-                what = ("is restarting" if record["state"] == "RESTARTING"
+                what = ("is restarting" if reported(record) is ActorState.RESTARTING
                         else "has restarted")
-                self.worker.tasks.fail_with(task, exceptions.ActorUnavailableError(
+                self.tasks.fail_with(task, exceptions.ActorUnavailableError(
                     f"The actor {st.actor_id} {what} after it died ({cause}); "
                     f"{task.spec.name} was sent to the process that died and has no "
                     f"retries left (max_task_retries), so it is not sent again",
                     st.actor_id))
         st.queue.extendleft(reversed(retry))
 
-    def _flush(self, st: ActorState) -> None:
+    def _flush(self, st: ActorCalls) -> None:
         conn = st.conn
         while st.queue:
             if st.queue[0].reserved:
                 break  # still resolving its arguments; the calls after it wait
             task = st.queue.popleft()
             if task.cancelled:
-                self.worker.tasks.finish_cancelled(task)
+                self.tasks.finish_cancelled(task)
                 continue
             st.in_flight[task.spec.task_id] = task
             task.running_on = None
@@ -343,23 +357,23 @@ class ActorManager:
             fut = conn.call(Method.PUSH_TASK, task.spec.to_wire(False))
             fut.add_done_callback(lambda f, t=task: self._on_reply(st, t, f, conn))
 
-    def _on_reply(self, st: ActorState, task: PendingTask, fut, conn) -> None:
+    def _on_reply(self, st: ActorCalls, task: PendingTask, fut, conn) -> None:
         exc = fut.exception() if not fut.cancelled() else ConnectionError("cancelled")
         if exc is None:
             # not in flight: already failed (a DEAD notice overtook this reply)
             if st.in_flight.pop(task.spec.task_id, None) is task:
-                self.worker.tasks.complete(task, fut.result())
+                self.tasks.complete(task, fut.result())
         elif isinstance(exc, RemoteError):  # the process answered, with an error
             if st.in_flight.pop(task.spec.task_id, None) is task:
-                self.worker.tasks.fail_with(task, exceptions.RaySystemError(
+                self.tasks.fail_with(task, exceptions.RaySystemError(
                     f"the actor {st.actor_id} could not run {task.spec.name}: {exc}"))
         else:
-            self.worker._drain_queued()  # a direct send's bookkeeping may still wait
+            self.worker.drain_queued()  # a direct send's bookkeeping may still wait
             if st.in_flight.get(task.spec.task_id) is task:
                 self._connection_failed(st, conn)
         self._maybe_kill_idle(st)
 
-    def _connection_failed(self, st: ActorState, conn) -> None:
+    def _connection_failed(self, st: ActorCalls, conn) -> None:
         """The connection to the actor's process failed: set aside every call sent on
         it (in send order) and ask the control store what became of the actor."""
         lost = [t for t in st.in_flight.values() if t.sent_on is conn]
@@ -370,13 +384,14 @@ class ActorManager:
             self.by_conn.pop(conn, None)
             st.conn = None
         elif st.conn is not None:  # a straggler: we already reconnected elsewhere
-            self._settle_lost(st, {"state": "ALIVE", "death_cause": st.death_cause})
+            self._settle_lost(st, {"state": ActorState.ALIVE.value,
+                                   "death_cause": st.death_cause})
             self._flush(st)
             return
         self._ensure_connected(st, st.address)
 
-    def _mark_dead(self, st: ActorState, cause: str) -> None:
-        st.status = "DEAD"
+    def _mark_dead(self, st: ActorCalls, cause: str) -> None:
+        st.view = next_view(st.view, ViewEvent.DIED)
         self.scopes.died(st.actor_id)
         st.death_cause = cause
         st.keepalive = []
@@ -387,11 +402,11 @@ class ActorManager:
         for task in queued:
             self._fail(task, st)
 
-    def _fail(self, task: PendingTask, st: ActorState) -> None:
+    def _fail(self, task: PendingTask, st: ActorCalls) -> None:
         if task.cancelled:
-            self.worker.tasks.finish_cancelled(task)
+            self.tasks.finish_cancelled(task)
             return
-        self.worker.tasks.fail_with(task, exceptions.ActorDiedError(
+        self.tasks.fail_with(task, exceptions.ActorDiedError(
             f"The actor {st.actor_id} is dead, so {task.spec.name} cannot run: "
             f"{st.death_cause}", st.actor_id))
 
@@ -407,10 +422,11 @@ class ActorManager:
         st = self.actors.get(record["actor_id"])
         if st is None:
             return
-        if record["state"] == "DEAD":
-            if st.status != "DEAD":
+        state = reported(record)
+        if state is ActorState.DEAD:
+            if st.view is not ActorView.DEAD:
                 self._mark_dead(st, record.get("death_cause", ""))
-        elif st.conn is not None and (record["state"] != "ALIVE"
+        elif st.conn is not None and (state is not ActorState.ALIVE
                                       or record.get("address") != st.address):
             st.conn.abort()
 
@@ -420,11 +436,11 @@ class ActorManager:
             return
         if task in st.lost:
             st.lost.remove(task)
-            self.worker.tasks.finish_cancelled(task)
+            self.tasks.finish_cancelled(task)
         elif task in st.queue:
             st.queue.remove(task)
             task.reserved = False
-            self.worker.tasks.finish_cancelled(task)
+            self.tasks.finish_cancelled(task)
             if st.conn is not None and st.conn.is_open():
                 self._flush(st)  # it may have held up the calls behind it
         elif task.spec.task_id in st.in_flight and st.conn is not None:

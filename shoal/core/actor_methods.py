@@ -45,7 +45,7 @@ def exit_now() -> None:
     import atexit
 
     try:
-        atexit._run_exitfuncs()
+        atexit._run_exitfuncs()  # noqa: SLF001 (no public spelling)
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:

@@ -61,7 +61,7 @@ from shoal.core.value_wire import (
     value_to_wire,
 )
 from shoal.core.worker_output import CLOSE_WAIT_S, WorkerOutput
-from shoal.rpc.messages import Method
+from shoal.rpc.messages import Channel, Method
 from shoal.rpc.transport import (
     Connection,
     RemoteError,
@@ -132,7 +132,7 @@ class CoreWorker:
         self.node: Connection | None = None
         self.runtime_envs: Any = None  # runtime_env.client.RuntimeEnvClient, set once started
         self.shm: ShmWindow | None = None
-        self._peers: dict[str, asyncio.Future] = {}
+        self.peers: dict[str, asyncio.Future] = {}
         self._commands: collections.deque = collections.deque()
         self._tick_armed = False  # see _tick
         self._idle_ticks = 0  # ticks since the queue was last drained
@@ -218,9 +218,9 @@ class CoreWorker:
                 "pid": os.getpid(),
             })
             self.job_id = reply["job_id"]
-            await self.control.call(Method.SUBSCRIBE, [f"logs:{self.job_id}", "node"])
+            await self.control.call(Method.SUBSCRIBE, [Channel.logs(self.job_id), Channel.NODE])
         else:
-            self.control.notify(Method.SUBSCRIBE, ["node"])
+            self.control.notify(Method.SUBSCRIBE, [Channel.NODE])
             self.node.closed.add_done_callback(lambda _: self._node_lost())
             await self.node.call(Method.REGISTER_WORKER, [self.worker_id, os.getpid(),
                                                           self.address])
@@ -245,7 +245,7 @@ class CoreWorker:
             self.tasks.shutdown()
             self.actors.shutdown()
             self.locations.close()
-            for fut in list(self._peers.values()):
+            for fut in list(self.peers.values()):
                 if fut.done() and not fut.cancelled() and fut.exception() is None:
                     fut.result().close()
             for conn in {self.control, self.node}:
@@ -298,11 +298,11 @@ class CoreWorker:
                 except Exception:
                     log.exception("command %s failed", getattr(fn, "__name__", fn))
             if not dropped:
-                self._perform_actions()
+                self.perform_actions()
         if dropped:
             with write_batch():
                 self.references.dec_local_many(dropped)
-                self._perform_actions()
+                self.perform_actions()
 
     def in_loop(self) -> bool:
         return self._thread is threading.current_thread()
@@ -336,7 +336,7 @@ class CoreWorker:
                                              or len(commands) > LAZY_COMMANDS_MAX):
                 self.post(self._arm_tick)
 
-    def _count_rebuilt(self, container: bytes | None, refs: list) -> None:
+    def count_rebuilt(self, container: bytes | None, refs: list) -> None:
         """Count refs rebuilt uncounted while unpickling one value; the value of
         ``container`` (a get) stays in scope until the new borrows are registered."""
         unregistered = self.references.count_rebuilt(refs, self.address)
@@ -353,7 +353,7 @@ class CoreWorker:
                                          or len(commands) > LAZY_COMMANDS_MAX):
             self.post(self._arm_tick)
 
-    def _drain_queued(self) -> None:
+    def drain_queued(self) -> None:
         if self._commands:
             self._drain()
 
@@ -369,7 +369,7 @@ class CoreWorker:
         empty tick cost busy sync-call loops ~30%: it kept being restarted.)
         Clearing the flag before looking at the queue means a command appended
         meanwhile is seen here or by its poster."""
-        self._drain_queued()
+        self.drain_queued()
         self._idle_ticks += 1
         self._tick_armed = False
         if self._commands or self._idle_ticks < IDLE_TICKS:
@@ -381,14 +381,14 @@ class CoreWorker:
     # ---- connections -----------------------------------------------------------------------
     async def peer(self, address: str) -> Connection:
         """A (cached) authenticated connection to another core worker."""
-        fut = self._peers.get(address)
+        fut = self.peers.get(address)
         if fut is not None and fut.done():
             if fut.exception() is None and fut.result().is_open():
                 return fut.result()
             fut = None
         if fut is None:
             fut = self.loop.create_future()
-            self._peers[address] = fut
+            self.peers[address] = fut
             host, port = split_address(address)
             try:
                 conn = await connect(self.router, self.config.token, host, port,
@@ -398,12 +398,12 @@ class CoreWorker:
             except BaseException as exc:
                 fut.set_exception(exc)
                 fut.exception()
-                self._peers.pop(address, None)
+                self.peers.pop(address, None)
                 raise
         return await asyncio.shield(fut)
 
     # ---- reference actions ------------------------------------------------------------------
-    def _perform_actions(self) -> None:
+    def perform_actions(self) -> None:
         frees: list[bytes] = []
         while actions := self.references.take_actions():
             self._perform(actions, frees)
@@ -459,7 +459,7 @@ class CoreWorker:
     async def _register_own(self, action: Action) -> None:
         ok = await self.register_at_owner(action.owner, action.object_id, self.address)
         self.references.registration_done(action.object_id, ok)
-        self._perform_actions()
+        self.perform_actions()
         self._registrations.pop(action.object_id).set_result(ok)
 
     async def register_at_owner(self, owner: str, oid: bytes, borrower: str) -> bool:
@@ -489,7 +489,7 @@ class CoreWorker:
         r.add(Method.PUBSUB_MESSAGE, self.handle_pubsub)
         r.add(Method.LEASE_INFEASIBLE, self.handle_lease_infeasible)
         r.on_close.append(self._on_connection_closed)
-        r.before_receive = self._drain_queued
+        r.before_receive = self.drain_queued
 
     def handle_get_object(self, conn, body):
         """Owner side: answer when the object is ready, with its value or location."""
@@ -519,16 +519,16 @@ class CoreWorker:
     def handle_remove_borrower(self, conn, body):
         oid, borrower, count = body
         self.references.remove_borrower(oid, borrower, count)
-        self._perform_actions()
+        self.perform_actions()
         return None
 
     def handle_pubsub(self, conn, body):
         channel, message = body
-        if channel.startswith("logs:"):
+        if channel.startswith(Channel.LOGS):
             self.output.on_lines(message, self.node_id)
-        elif channel == "actor":
+        elif channel == Channel.ACTOR:
             self.actors.on_actor_update(message)
-        elif channel == "node" and not message.get("alive"):
+        elif channel == Channel.NODE and not message.get("alive"):
             self.tasks.submitter.node_died(message["node_id"], message.get("address", ""),
                                            message.get("cause", ""))
         return None
@@ -541,7 +541,7 @@ class CoreWorker:
         address = conn.peer_info.get("address") if conn.peer_info else None
         if address:
             self.references.borrower_died(address)
-            self._perform_actions()
+            self.perform_actions()
         self.tasks.connection_lost(conn)
         self.actors.connection_lost(conn)
 
@@ -558,7 +558,7 @@ class CoreWorker:
         data = serialize(value, "the value passed to put")
         oid = ids.object_id(self.ids.task_id(), 0)
         self.store_owned(oid, data)
-        self.post(self.references.add_owned, oid, [r._id for r in data.contained])
+        self.post(self.references.add_owned, oid, [r.object_id for r in data.contained])
         return ObjectRef(oid, self.address, self)
 
     def store_owned(self, oid: bytes, data: Serialized) -> StoredValue:
@@ -606,27 +606,27 @@ class CoreWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         values = self._wait_values(refs, len(refs), deadline, True, fail_fast=True)
         if len(refs) > 1 and (failed := first_error(refs, values)) is not None:
-            return deserialize_values([(failed._id, values[failed._id].inline)], self)
+            return deserialize_values([(failed.object_id, values[failed.object_id].inline)], self)
         views = self.recovery.pin_with_recovery(refs, values, deadline, in_place)
         items = []
         for ref in refs:
-            oid = ref._id
+            oid = ref.object_id
             inline = values[oid].inline
             items.append((oid, views[oid] if inline is None else inline))
         return deserialize_values(items, self)
 
-    async def _pin_on_loop(self, oids: list[bytes], in_place: bool = False) -> list:
+    async def pin_on_loop(self, oids: list[bytes], in_place: bool = False) -> list:
         method = Method.STORE_GET_IN_PLACE if in_place else Method.STORE_GET
         return await self.node.call(method, oids)
 
     def ask_for_values(self, refs: list[ObjectRef]) -> bool:
         """Refs with no value here yet: fetch the borrowed ones from their owners,
         make ours that lineage freed again.  True if some are borrowed."""
-        foreign = [(r._id, r._owner) for r in refs if r._owner != self.address]
+        foreign = [(r.object_id, r.owner_address) for r in refs if r.owner_address != self.address]
         if foreign:
             self.post(self._start_fetches, foreign)
         if freed := self.references.values_freed:
-            if ours := list(dict.fromkeys(r._id for r in refs if r._id in freed)):
+            if ours := list(dict.fromkeys(r.object_id for r in refs if r.object_id in freed)):
                 self.post(self.recovery.rebuild_if_freed, ours)
         return bool(foreign)
 
@@ -640,26 +640,26 @@ class CoreWorker:
         ready: dict[bytes, StoredValue] = {}
         missing = []
         for ref in refs:
-            value = values.get(ref._id)
+            value = values.get(ref.object_id)
             if value is None:
                 missing.append(ref)
             else:
-                ready[ref._id] = value
+                ready[ref.object_id] = value
                 if len(ready) >= num or (fail_fast and value.is_error):
                     return ready  # wait(num_returns=1) on a long list stops here
         if not missing:
             return ready
-        oids = list(dict.fromkeys(ref._id for ref in missing))
+        oids = list(dict.fromkeys(ref.object_id for ref in missing))
         num = min(num, len(ready) + len(oids))  # get([r, r]): a duplicate counts once
         waiter = ValuesWaiter(ready, num, fail_fast)
         present = self.value_table.add_waiters(oids, waiter)
         for oid, value in present.items():
             waiter(oid, value)
-        foreign = self.ask_for_values([r for r in missing if r._id not in present])
+        foreign = self.ask_for_values([r for r in missing if r.object_id not in present])
         try:
             if not waiter.done and not (foreign and self.mode is Mode.WORKER
                                         and wait_before_lending(waiter, deadline)):
-                self._set_blocked(True)
+                self.set_blocked(True)
                 try:
                     if len(oids) == 1:
                         self.actors.read_reply(oids[0], lambda: waiter.done, deadline)
@@ -671,13 +671,13 @@ class CoreWorker:
                             f"the timeout"
                         )
                 finally:
-                    self._set_blocked(False)
+                    self.set_blocked(False)
         finally:
             self.value_table.remove_waiters(oids, waiter)
         with waiter.lock:
             return dict(ready)
 
-    def _set_blocked(self, blocked: bool) -> None:
+    def set_blocked(self, blocked: bool) -> None:
         """Lend the task's CPU to the node while it waits (cpu_lending.py)."""
         if self.mode is Mode.WORKER and self.node is not None:
             self._blocked.set(blocked)
@@ -750,7 +750,7 @@ class CoreWorker:
         ready = self._wait_values(refs, num_returns, deadline, raise_timeout=False)
         ready_refs, not_ready = [], []
         for i, ref in enumerate(refs):
-            if ref._id in ready:
+            if ref.object_id in ready:
                 ready_refs.append(ref)
                 if len(ready_refs) == num_returns:
                     return ready_refs, not_ready + refs[i + 1:]

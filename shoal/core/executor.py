@@ -369,7 +369,7 @@ class Executor:
                      + _remote_traceback(exc))
         finally:
             current_task.reset(token)
-        rebuilt = [r._id for r in ctx.rebuilt if r._owner != self.worker.address]
+        rebuilt = [r.object_id for r in ctx.rebuilt if r.owner_address != self.worker.address]
         ctx.rebuilt = None
         self._reply_after_registrations(fut, error, rebuilt)
 
@@ -434,7 +434,7 @@ class Executor:
         local = [(i, a) for i, a in plasma if a[3] == worker.node_id]
         remote = [(i, a) for i, a in plasma if a[3] != worker.node_id]
         if local:
-            locations = worker.call(worker._pin_on_loop, [a[1] for _, a in local], in_place)
+            locations = worker.call(worker.pin_on_loop, [a[1] for _, a in local], in_place)
             remote += self._read_located(local, locations, values, ctx, in_place)
         if remote:
             remote = self._pull_args(remote, values, ctx)
@@ -513,7 +513,7 @@ class Executor:
             except _ArgumentsLost as lost:
                 reply = [STATUS_ARGS_LOST, [], {"lost": lost.oids}]
             except EXIT_REQUESTS:
-                self._exit_process()
+                self.exit_process()
                 return
             except _PROCESS_EXITS as exc:
                 if threading.get_ident() == self.main_thread_id:
@@ -569,7 +569,7 @@ class Executor:
             except (asyncio.CancelledError, _Cancelled):
                 reply = [STATUS_CANCELLED, [], None]
             except EXIT_REQUESTS:
-                self._exit_process()
+                self.exit_process()
                 return
             except _PROCESS_EXITS as exc:
                 self._end_process_from_main(exc)  # an async actor's call: no reply
@@ -596,7 +596,7 @@ class Executor:
 
         self._to_main(end)
 
-    def _exit_process(self) -> None:
+    def exit_process(self) -> None:
         """After ``exit_actor()``: end this process from the main thread, running the
         atexit handlers; the calling call gets no reply (its caller sees the actor
         dead, with the exit as the cause)."""
@@ -645,7 +645,7 @@ class Executor:
 
     def _package_value(self, spec: TaskSpec, index: int, value: Any) -> list:
         data = serialize(value, f"the return value of {spec.name}()")
-        contained = [[r._id, r._owner] for r in data.contained]
+        contained = [[r.object_id, r.owner_address] for r in data.contained]
         if data.data_size() <= INLINE_THRESHOLD:
             wire = [VALUE_INLINE, data.to_inline()]
         else:
@@ -729,7 +729,7 @@ class Executor:
                 started: float) -> None:
         reply.append([started, time.time()])  # ``ran``: this worker's clock
         proc_title.set_idle(self.actor_class_name)
-        rebuilt = [r._id for r in ctx.rebuilt if r._owner != self.worker.address]
+        rebuilt = [r.object_id for r in ctx.rebuilt if r.owner_address != self.worker.address]
         ctx.rebuilt = None
         self._reply_after_registrations(fut, reply, rebuilt)
 
@@ -739,7 +739,7 @@ class Executor:
         until then)."""
         worker = self.worker
         if self.exit_requested:  # exit_actor() ran (even if its SystemExit was caught)
-            self._exit_process()
+            self.exit_process()
             return
         if not rebuilt:
             self._post_reply(fut, reply)

@@ -54,8 +54,7 @@ class IdleReads:
         self.worker.loop.call_soon(self._watch, conn)
 
     def _watch(self, conn: Connection) -> None:
-        conn.lend_reads(self.lending)
-        if conn._lending is self.lending:
+        if conn.lend_reads(self.lending):
             self.conns = (*self.conns, conn)
 
     def _closed(self, conn: Connection) -> None:
@@ -81,7 +80,7 @@ class IdleReads:
             poller.register(self._wake_fd, select.POLLIN)
             by_fd = {}
             for conn in taken:
-                fd = conn._rsock.fileno()
+                fd = conn.read_fileno()
                 by_fd[fd] = conn
                 poller.register(fd, select.POLLIN)
             for fd, _events in poller.poll():

@@ -49,7 +49,7 @@ def importing(frame: FrameType | None) -> bool:
 
 
 def thread_importing(thread_id: int) -> bool:
-    return importing(sys._current_frames().get(thread_id))
+    return importing(sys._current_frames().get(thread_id))  # noqa: SLF001 (CPython's own)
 
 
 def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:

@@ -475,7 +475,7 @@ class LeaseSubmitter:
                 if leased.node_id == node_id and leased.conn is not None:
                     leased.node_death = cause or "declared dead by the control store"
                     leased.conn.abort()
-        fut = self.worker._peers.get(agent_address)
+        fut = self.worker.peers.get(agent_address)
         if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
             fut.result().abort()
 

@@ -59,8 +59,7 @@ class ObjectLocations:
         if not hasattr(node, "lend_reads"):  # an in-process (loopback) connection
             return
         lending = ReadLending(self.worker.loop)
-        node.lend_reads(lending)
-        if node._lending is lending:
+        if node.lend_reads(lending):
             self.lending = lending
 
     def close(self) -> None:
@@ -75,8 +74,8 @@ class ObjectLocations:
         restored."""
         worker = self.worker
         node_id = worker.node_id
-        if all(node_id in values[r._id].locations for r in refs):
-            oids = [r._id for r in refs]
+        if all(node_id in values[r.object_id].locations for r in refs):
+            oids = [r.object_id for r in refs]
             try:
                 if in_place:
                     return worker.call(self._pinning_call, Method.STORE_GET_IN_PLACE, oids,
@@ -90,8 +89,8 @@ class ObjectLocations:
                 raise exceptions.GetTimeoutError(
                     f"get timed out while pinning {len(refs)} object(s) in the local store"
                 ) from None
-        items = [[r._id, r._owner, values[r._id].size, list(values[r._id].locations)]
-                 for r in refs]
+        items = [[r.object_id, r.owner_address, values[r.object_id].size,
+                  list(values[r.object_id].locations)] for r in refs]
         return self.pull(items, timeout)
 
     def pull(self, items: list, timeout: float | None) -> list[list | None]:

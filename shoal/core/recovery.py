@@ -67,14 +67,14 @@ class ObjectRecovery:
         me, store = worker.address, worker.shm
         to_pin = False
         for ref in refs:
-            value = values[ref._id]
+            value = values[ref.object_id]
             if value.inline is None:  # in shared memory
                 # an object we own and still map: fresh views, no pin, no round trip
-                view = store.cached_view(ref._id, value) if ref._owner == me else None
+                view = store.cached_view(ref.object_id, value) if ref.owner_address == me else None
                 if view is None:
                     to_pin = True
                 else:
-                    views[ref._id] = view
+                    views[ref.object_id] = view
         if not to_pin:
             return views  # all inline (the common case of small values) or mapped
         # Unanswered pulls of copies the owner still believes in end after this long;
@@ -82,8 +82,8 @@ class ObjectRecovery:
         stale_copies_until = time.monotonic() + RECOVERY_TIMEOUT_S
         pause = RETRY_PAUSE_S[0]
         while True:
-            wanted = list({r._id: r for r in refs
-                           if values[r._id].in_plasma and r._id not in views}.values())
+            wanted = list({r.object_id: r for r in refs
+                           if values[r.object_id].in_plasma and r.object_id not in views}.values())
             if not wanted:
                 return views
             locations = worker.locations.pin(wanted, values, _remaining(deadline), in_place)
@@ -93,8 +93,8 @@ class ObjectRecovery:
                     lost.append(ref)
                 else:
                     # only an owner may reuse the pin: it alone sees the object freed
-                    reuse = values[ref._id] if ref._owner == me else None
-                    views[ref._id] = worker.shm.view(ref._id, *loc, value=reuse,
+                    reuse = values[ref.object_id] if ref.owner_address == me else None
+                    views[ref.object_id] = worker.shm.view(ref.object_id, *loc, value=reuse,
                                                      sparse=in_place)
             if not lost:
                 return views
@@ -102,20 +102,20 @@ class ObjectRecovery:
                 raise _timed_out(lost)
             if time.monotonic() >= stale_copies_until:
                 raise exceptions.ObjectLostError(
-                    lost[0]._id.hex(),
-                    f"object {lost[0]._id.hex()} is in no reachable object store and could "
+                    lost[0].object_id.hex(),
+                    f"object {lost[0].object_id.hex()} is in no reachable object store and could "
                     f"not be recovered within {RECOVERY_TIMEOUT_S:.0f} s")
-            before = {r._id: values[r._id] for r in lost}
-            worker._set_blocked(True)  # a rebuild may need the CPU this task holds
+            before = {r.object_id: values[r.object_id] for r in lost}
+            worker.set_blocked(True)  # a rebuild may need the CPU this task holds
             try:
                 values.update(worker.call(self.recover_many,
-                                          [(r._id, r._owner) for r in lost],
+                                          [(r.object_id, r.owner_address) for r in lost],
                                           timeout=_remaining(deadline)))
             except TimeoutError:
                 raise _timed_out(lost) from None
             finally:
-                worker._set_blocked(False)
-            if all(_same_copies(before[r._id], values[r._id]) for r in lost):
+                worker.set_blocked(False)
+            if all(_same_copies(before[r.object_id], values[r.object_id]) for r in lost):
                 # the owner still sees a live copy: the node may be dying
                 left = _remaining(deadline)
                 time.sleep(pause if left is None else min(pause, left))
@@ -257,7 +257,7 @@ def _remaining(deadline: float | None) -> float | None:
 def _timed_out(lost: list) -> exceptions.GetTimeoutError:
     """The caller's timeout ends recovery like any other wait."""
     return exceptions.GetTimeoutError(
-        f"get timed out while {len(lost)} object(s) (first {lost[0]._id.hex()}) were being "
+        f"get timed out while {len(lost)} object(s) (first {lost[0].object_id.hex()}) were being "
         "recovered: every copy was lost and the owner is rebuilding them")
 
 

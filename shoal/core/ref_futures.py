@@ -56,7 +56,7 @@ _threads = _CallbackThreads()
 def when_ready(worker: Any, ref: Any, fn: Callable[[], None]) -> None:
     """Run ``fn()`` on a callback thread once ``ref`` has a value here (an error
     counts), at once if it already has one."""
-    oid = ref._id
+    oid = ref.object_id
 
     def arrived(_oid: bytes, _value: Any) -> None:
         _threads.submit(fn)

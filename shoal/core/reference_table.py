@@ -203,7 +203,7 @@ class ReferenceTable:
         table = self.refs
         unregistered = []
         for r in refs:
-            oid, owner = r._id, r._owner
+            oid, owner = r.object_id, r.owner_address
             entry = table.get(oid)
             if entry is None:
                 owned = owner == me

@@ -224,7 +224,7 @@ def deserialize_collecting(data: Serialized, worker: Any, rebuilt: list,
         _context.rebuilt = previous
         if len(rebuilt) > first:  # a get may need registrations: wake the loop
             post = worker.post if container is not None else worker.post_lazy
-            post(worker._count_rebuilt, container, rebuilt[first:])
+            post(worker.count_rebuilt, container, rebuilt[first:])
 
 
 def deserialize_values(items: list[tuple[bytes, Serialized]], worker: Any) -> list:
@@ -247,7 +247,7 @@ def deserialize_values(items: list[tuple[bytes, Serialized]], worker: Any) -> li
             except Exception as exc:
                 raise _unreadable(exc, bool(data.flags & FLAG_ERROR)) from exc
             if len(rebuilt) > counted:
-                worker.post(worker._count_rebuilt, oid, rebuilt[counted:])
+                worker.post(worker.count_rebuilt, oid, rebuilt[counted:])
                 counted = len(rebuilt)
             if data.flags & FLAG_ERROR:
                 from shoal.exceptions import TaskError
@@ -258,7 +258,7 @@ def deserialize_values(items: list[tuple[bytes, Serialized]], worker: Any) -> li
     finally:
         ctx.worker, ctx.rebuilt = previous
         if len(rebuilt) > counted:  # refs of a value that failed to unpickle
-            worker.post_lazy(worker._count_rebuilt, None, rebuilt[counted:])
+            worker.post_lazy(worker.count_rebuilt, None, rebuilt[counted:])
 
 
 def _unreadable(exc: Exception, is_error: bool = False) -> Exception:

@@ -161,7 +161,7 @@ def refs_held_by_values(values: Mapping[bytes, StoredValue]) -> collections.Coun
     held: collections.Counter = collections.Counter()
     for ref, lists in seen.values():
         if sys.getrefcount(ref) <= lists + 3:
-            held[ref._id] += 1
+            held[ref.object_id] += 1
     return held
 
 
@@ -289,7 +289,7 @@ class StateReporter:
     def handle_worker_state(self, conn, body) -> dict:
         kinds = set(body or ())
         worker = self.worker
-        worker._drain_queued()  # reference-count changes queued by user threads
+        worker.drain_queued()  # reference-count changes queued by user threads
         snapshot: dict[str, Any] = {
             "worker_id": worker.worker_id,
             "pid": os.getpid(),

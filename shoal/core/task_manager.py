@@ -159,7 +159,7 @@ class GeneratorState:
                 raise exceptions.GetTimeoutError("timed out waiting for the next generator item")
             ref = self.items.get(index)
             if ref is not None:  # taken: the caller's ref alone keeps the item (Ray's), the
-                self.items[index] = ref._id  # state keeps its id (retries, lineage know it)
+                self.items[index] = ref.object_id  # state keeps its id (retries, lineage know it)
             return ref
 
     def add(self, index: int, ref: ObjectRef) -> None:
@@ -174,7 +174,7 @@ class GeneratorState:
             self.cond.notify_all()
 
     def item_ids(self) -> list[bytes]:
-        return [r if isinstance(r, bytes) else r._id for r in self.items.values()]
+        return [r if isinstance(r, bytes) else r.object_id for r in self.items.values()]
 
     def for_lineage(self) -> GeneratorState:
         """The finished state as a lineage entry keeps it: item ids, not refs (refs
@@ -205,19 +205,19 @@ class TaskManager:
         values = list(args) + list(kwargs.values())
         for i, value in enumerate(values):
             if isinstance(value, ObjectRef):
-                wire.append([ARG_REF, value._id, value._owner, ""])
-                held.append(value._id)
+                wire.append([ARG_REF, value.object_id, value.owner_address, ""])
+                held.append(value.object_id)
                 keepalive.append(value)
                 continue
             what = (f"argument {i}" if i < len(args)
                     else f"keyword argument {list(kwargs)[i - len(args)]!r}")
             data = serialize(value, f"{what} of {name}()")
-            held.extend(r._id for r in data.contained)
+            held.extend(r.object_id for r in data.contained)
             keepalive.extend(data.contained)
             if data.data_size() > INLINE_THRESHOLD:
                 oid = ids.object_id(worker.ids.task_id(), 0)
                 stored = worker.store_owned(oid, data)
-                worker.post(worker.references.add_owned, oid, [r._id for r in data.contained])
+                worker.post(worker.references.add_owned, oid, [r.object_id for r in data.contained])
                 wire.append([ARG_REF, oid, worker.address, stored.node_id])
                 held.append(oid)
                 keepalive.append(ObjectRef(oid, worker.address, worker))
@@ -531,7 +531,7 @@ class TaskManager:
         refs.dec_submitted(task.held)
         if task.dependents:
             self._release_dependents(task)
-        self.worker._perform_actions()
+        self.worker.perform_actions()
 
     def _live_plasma_returns(self, task: PendingTask) -> list[bytes]:
         """Its returns in shared memory that are referenced (a generator's: its items,
@@ -669,7 +669,7 @@ class TaskManager:
             outer = task.return_ids[0]
             if outer in self.worker.references.refs:
                 data: Serialized = serialize(DynamicObjectRefGenerator(items), "generator")
-                self.worker.references.add_contained(outer, [(r._id, "") for r in items])
+                self.worker.references.add_contained(outer, [(r.object_id, "") for r in items])
                 self.worker.value_table.put(outer, StoredValue(inline=data))
         elif task.spec.num_returns == STREAMING and task.return_ids:
             done = task.return_ids[0]

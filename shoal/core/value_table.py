@@ -181,7 +181,7 @@ class ValuesWaiter:
 def first_error(refs: list, values: dict) -> Any:
     """The first of ``refs`` (in order) whose value is a stored error, else None."""
     for ref in refs:
-        value = values.get(ref._id)
+        value = values.get(ref.object_id)
         if value is not None and value.is_error:
             return ref
     return None

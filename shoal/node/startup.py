@@ -20,7 +20,7 @@ from shoal.launch.sessions import READY_PREFIX, session_root
 from shoal.node.accelerators import detect_gpus, gpu_ids
 from shoal.node.agent import NodeAgent, NodeConfig
 from shoal.node.object_store.allocator import ALIGNMENT
-from shoal.rpc.messages import Method
+from shoal.rpc.messages import Channel, Method
 from shoal.rpc.protocol import VersionMismatchError
 from shoal.rpc.transport import RemoteError, Router, serve
 
@@ -163,11 +163,11 @@ async def run(args: argparse.Namespace, token: str) -> None:
 
     def on_pubsub(conn, body):
         channel, message = body
-        if channel == "job_finished":
+        if channel == Channel.JOB_FINISHED:
             agent.kill_job_workers(message)
-        elif channel == "owner_died":
+        elif channel == Channel.OWNER_DIED:
             agent.owner_watch.owner_died(message)
-        elif channel == "node":
+        elif channel == Channel.NODE:
             if not message.get("alive"):
                 log.info("node %s died: %s", message.get("node_id"), message.get("cause"))
             agent.on_node_event(message)
@@ -184,7 +184,8 @@ async def run(args: argparse.Namespace, token: str) -> None:
     except StartError:
         agent.store.close()
         raise
-    await control_conn_for_agent.call(Method.SUBSCRIBE, ["job_finished", "node", "owner_died"])
+    await control_conn_for_agent.call(Method.SUBSCRIBE, [Channel.JOB_FINISHED, Channel.NODE,
+                                                         Channel.OWNER_DIED])
     await agent.start()
 
     stop = asyncio.Event()

@@ -87,10 +87,15 @@ class LoopbackConnection:
             self.loop.create_task(result)
 
     def close(self) -> None:
-        for end in (self, self.peer):
-            if end is not None and end._open:
-                end._open = False
-                if not end.closed.done():
-                    end.closed.set_result(None)
-                for callback in end.router.on_close:
-                    callback(end.peer)
+        self.close_end()
+        if self.peer is not None:
+            self.peer.close_end()
+
+    def close_end(self) -> None:
+        """Close this end only (``close`` closes both, as a socket's two ends see)."""
+        if self._open:
+            self._open = False
+            if not self.closed.done():
+                self.closed.set_result(None)
+            for callback in self.router.on_close:
+                callback(self.peer)

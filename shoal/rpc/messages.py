@@ -87,3 +87,18 @@ class Method(enum.IntEnum):
     # notifications pushed to subscribers
     PUBSUB_MESSAGE = 90
     LEASE_INFEASIBLE = 91
+
+
+class Channel(enum.StrEnum):
+    """The control store's pubsub channels (``SUBSCRIBE``, ``PUBSUB_MESSAGE``).  A
+    str enum: the wire carries the plain name."""
+
+    ACTOR = "actor"  # an actor's record changed (state, address): record.public()
+    NODE = "node"  # a node joined or died: {node_id, alive, ...}
+    JOB_FINISHED = "job_finished"  # a job's driver is gone: job id
+    OWNER_DIED = "owner_died"  # a process that owned objects is gone: its address
+    LOGS = "logs:"  # prefix: ``logs:<job id>`` carries that job's worker output
+
+    @staticmethod
+    def logs(job_id: str) -> str:
+        return f"{Channel.LOGS.value}{job_id}"

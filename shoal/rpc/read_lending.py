@@ -77,12 +77,12 @@ class ReadLending:
         loop.add_reader(self._epoll.fileno(), self._ready)
 
     def add(self, conn) -> None:
-        fd = conn._rsock.fileno()
+        fd = conn.read_fileno()
         self._conns[fd] = conn
         self._epoll.register(fd, ARMED)
 
     def remove(self, conn) -> None:
-        fd = conn._rsock.fileno()
+        fd = conn.read_fileno()
         if self._conns.pop(fd, None) is not None:
             try:
                 self._epoll.unregister(fd)
@@ -91,7 +91,7 @@ class ReadLending:
 
     def set(self, conn, events: int) -> None:
         try:
-            self._epoll.modify(conn._rsock.fileno(), events)
+            self._epoll.modify(conn.read_fileno(), events)
         except (OSError, ValueError):  # closed meanwhile
             pass
 
@@ -99,7 +99,7 @@ class ReadLending:
         for fd, _events in self._epoll.poll(0):
             conn = self._conns.get(fd)
             if conn is not None:
-                conn._read_on_loop()
+                conn.read_on_loop()
 
     def close(self) -> None:
         try:
@@ -117,10 +117,11 @@ class LendableReads:
     _reads_closed = False
     _armed = False  # the loop watches it (may lag: a spent ONESHOT still reads True)
 
-    def lend_reads(self, lending: ReadLending) -> None:
-        """Loop thread: read this connection through ``lending`` from now on."""
+    def lend_reads(self, lending: ReadLending) -> bool:
+        """Loop thread: read this connection through ``lending`` from now on.  False if
+        it cannot (closed, or lent to another already)."""
         if self._lending is not None or not self.is_open():
-            return
+            return self._lending is lending
         fd = self.transport.get_extra_info("socket").fileno()
         self._rsock = socket.socket(fileno=os.dup(fd))
         self._rsock.setblocking(False)
@@ -131,6 +132,11 @@ class LendableReads:
         self.transport.pause_reading()
         lending.add(self)
         self._armed = True
+        return True
+
+    def read_fileno(self) -> int:
+        """The descriptor lent reads poll (a duplicate of the transport's socket)."""
+        return self._rsock.fileno()
 
     def _recv(self) -> bytes | None:
         """None if nothing is there yet; empty bytes at end of stream or on a socket
@@ -142,7 +148,7 @@ class LendableReads:
         except OSError:
             return b""
 
-    def _read_on_loop(self) -> None:
+    def read_on_loop(self) -> None:
         if not self._rlock.acquire(False):
             return  # a borrower reads; it re-arms when it is done
         try:

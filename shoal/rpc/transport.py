@@ -76,7 +76,7 @@ class write_batch:
         if _batch.depth == 0:
             dirty, _batch.dirty = _batch.dirty, None
             for conn in dirty:
-                conn._flush()
+                conn.flush_batched()
 
 
 class ConnectionLostError(ConnectionError):
@@ -206,7 +206,7 @@ class Connection(LendableReads, asyncio.Protocol):
                 log.warning("refused connection from %s: wrong or missing cluster token",
                             self._peer_address())
                 raise
-            self._write_now(protocol.encode_handshake_reply(self.server_info))
+            self.write_now(protocol.encode_handshake_reply(self.server_info))
         else:
             self.peer_info = protocol.check_handshake_reply(message)
         self.decoder.open()
@@ -229,7 +229,7 @@ class Connection(LendableReads, asyncio.Protocol):
             self.opened.exception()  # mark retrieved
 
     # ---- sending ----------------------------------------------------------------
-    def _write_now(self, data: bytes) -> None:
+    def write_now(self, data: bytes) -> None:
         with self._wlock:
             self._write_locked(data)
 
@@ -241,14 +241,14 @@ class Connection(LendableReads, asyncio.Protocol):
 
     def _send(self, data: bytes) -> None:
         if _batch.depth == 0:
-            self._write_now(data)
+            self.write_now(data)
             return
         with self._wlock:
             if not self._out:
                 _batch.dirty.append(self)
             self._out.append(data)
 
-    def _flush(self) -> None:
+    def flush_batched(self) -> None:
         with self._wlock:
             out, self._out = self._out, []
             if out:
@@ -353,7 +353,7 @@ class Connection(LendableReads, asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None:
-            self._flush()
+            self.flush_batched()
             self._write_handoff()
             self.transport.close()
 
@@ -609,7 +609,7 @@ async def connect(
         _open(loop, lambda: Connection(router, token=token, is_server=False), host, port),
         timeout,
     )
-    conn._write_now(protocol.encode_handshake(token, info or {}))
+    conn.write_now(protocol.encode_handshake(token, info or {}))
     try:
         await asyncio.wait_for(asyncio.shield(conn.opened), timeout)
     except (TimeoutError, ConnectionError, protocol.ProtocolError):

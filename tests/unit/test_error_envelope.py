@@ -384,10 +384,10 @@ def test_trial_load_counts_no_refs(monkeypatch):
     finally:
         ser._context.refs = None
     assert carried.blob is not None
-    assert [r._id for r in refs] == [b"r" * 20]  # contained in the error value, once
+    assert [r.object_id for r in refs] == [b"r" * 20]  # contained in the error value, once
     assert worker.created == []  # the trial load made no counted ref
     back = unpack_cause(carried, "")
-    assert back.ref._id == b"r" * 20
+    assert back.ref.object_id == b"r" * 20
 
 
 def test_blank_exception_never_runs_init():

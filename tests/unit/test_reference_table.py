@@ -518,8 +518,10 @@ def test_count_rebuilt_counts_each_ref_and_reports_unregistered_borrows():
     registered = oid("reg")
     table.inc_local(registered, OWNER)
     table.registration_done(registered)
-    refs = [Ref(_id=mine, _owner=me), Ref(_id=oid("new"), _owner=OWNER),
-            Ref(_id=oid("new"), _owner=OWNER), Ref(_id=registered, _owner=OWNER)]
+    refs = [Ref(object_id=mine, owner_address=me),
+            Ref(object_id=oid("new"), owner_address=OWNER),
+            Ref(object_id=oid("new"), owner_address=OWNER),
+            Ref(object_id=registered, owner_address=OWNER)]
     assert set(table.count_rebuilt(refs, me)) == {oid("new")}
     assert table.refs[mine].local == 2 and table.refs[oid("new")].local == 2
     assert table.refs[registered].local == 2 and not table.refs[oid("new")].owned

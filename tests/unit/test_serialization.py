@@ -362,7 +362,7 @@ class PostingWorker(FakeWorker):
         super().__init__()
         self.posted = []
 
-    def _count_rebuilt(self, container, refs):
+    def count_rebuilt(self, container, refs):
         pass
 
     def post(self, fn, *args):
@@ -377,8 +377,9 @@ def test_deserialize_values_counts_refs_per_value_that_holds_them():
     items = [(b"A", serialize([r1, r2])), (b"B", serialize(5)), (b"C", serialize({"r": r1}))]
     first, five, third = ser.deserialize_values(items, worker)
     assert five == 5 and first == [r1, r2] and third == {"r": r1}
-    assert [(name, c, [r._id for r in refs]) for name, (c, refs) in worker.posted] == [
-        ("_count_rebuilt", b"A", [r1._id, r2._id]), ("_count_rebuilt", b"C", [r1._id])]
+    assert [(name, c, [r.object_id for r in refs]) for name, (c, refs) in worker.posted] == [
+        ("count_rebuilt", b"A", [r1.object_id, r2.object_id]),
+        ("count_rebuilt", b"C", [r1.object_id])]
     assert worker.created == []  # rebuilt uncounted: the posted command counts them
     assert ser._context.worker is None and ser._context.rebuilt is None
 

@@ -385,7 +385,7 @@ def test_reporter_snapshot_of_a_worker_process():
         executor=SimpleNamespace(actor_id=None, running={b"x" * 16: 1},
                                  started_at={b"x" * 16: 12.5}),
         tasks=SimpleNamespace(pending={b"r": running, b"q": queued}, history=history),
-        _drain_queued=lambda: drained.append(1))
+        drain_queued=lambda: drained.append(1))
     reporter = sr.StateReporter(worker)
     snap = reporter.handle_worker_state(None, ["objects", "tasks"])
     assert drained == [1]  # user threads' queued ref-count changes applied first
