@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
+from shoal.control.actor_lifecycle import ActorState
 from shoal.core import ids
 from shoal.core.serialization import serialize
 from shoal.core.value_table import StoredValue
@@ -54,7 +55,7 @@ def put_owned_by(worker: CoreWorker, value: Any, actor_id: str) -> ObjectRef:
 
 async def _actor_address(worker: CoreWorker, actor_id: str) -> str:
     record = await worker.control.call(Method.GET_ACTOR, [actor_id, ""])
-    if record["state"] != "ALIVE":
+    if ActorState(record["state"]) is not ActorState.ALIVE:
         raise exceptions.ActorDiedError(
             f"put(_owner=...) names actor {actor_id}, which is dead: "
             f"{record.get('death_cause') or 'unknown cause'}", actor_id)

@@ -19,6 +19,7 @@ import itertools
 from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
+from shoal.control.placement_state import PgState
 from shoal.core import ids
 from shoal.core.serialization import serialize
 from shoal.core.value_table import StoredValue
@@ -54,7 +55,7 @@ class BundleLocator:
         except BaseException:
             self.forget(pg_id)
             raise
-        if record is None or record["state"] != "CREATED":
+        if record is None or PgState(record["state"]) is not PgState.CREATED:
             self.forget(pg_id)
         return record
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shoal.control.actor_lifecycle import ActorState
 from shoal.rpc.messages import Method
 
 
@@ -11,7 +12,8 @@ def list_named_actors(all_namespaces: bool = False) -> list:
     from shoal.api.session import control_call, ensure_worker
 
     namespace = ensure_worker().namespace
-    records = [r for r in control_call(Method.LIST_ACTORS) if r["name"] and r["state"] != "DEAD"]
+    records = [r for r in control_call(Method.LIST_ACTORS)
+               if r["name"] and ActorState(r["state"]) is not ActorState.DEAD]
     if all_namespaces:
         return [{"name": r["name"], "namespace": r["namespace"]} for r in records]
     return [r["name"] for r in records if r["namespace"] == namespace]

@@ -19,7 +19,7 @@ import os
 import threading
 from typing import Any
 
-from shoal.control.placement_state import STRATEGIES
+from shoal.control.placement_state import STRATEGIES, PgState
 from shoal.rpc.messages import Method
 
 
@@ -82,7 +82,7 @@ class PlacementGroup:
             raise ValueError(f"timeout_seconds must be a number >= 0, got {timeout_seconds!r}")
         record = _control(Method.GET_PLACEMENT_GROUP, [self.id.hex(), float(timeout_seconds)],
                           timeout=float(timeout_seconds) + 30)
-        return record is not None and record["state"] == "CREATED"
+        return record is not None and PgState(record["state"]) is PgState.CREATED
 
     @property
     def bundle_specs(self) -> list[dict]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from shoal.control.actor_lifecycle import ActorState
 from shoal.core.state_records import (
     FAILED,
     FINISHED,
@@ -169,11 +170,11 @@ def actor_creation_records(actors: Iterable[dict], pids: dict[str, int]) -> list
     its record is derived from the actor's (the task id is the actor id)."""
     out = []
     for actor in actors:
-        state = actor["state"]
+        state = ActorState(actor["state"])
         placed = bool(actor.get("node_id"))
-        if state in ("PENDING_CREATION", "RESTARTING"):
+        if state in (ActorState.PENDING, ActorState.RESTARTING):
             task_state, error = PENDING_NODE_ASSIGNMENT, None
-        elif state == "ALIVE" or (state == "DEAD" and placed):
+        elif state is ActorState.ALIVE or (state is ActorState.DEAD and placed):
             task_state, error = FINISHED, None
         else:  # dead before it was ever placed
             task_state, error = FAILED, "ACTOR_DIED"
@@ -195,7 +196,7 @@ def actor_records(reply: dict) -> list[dict]:
     pids = worker_pids(reply)
     out = []
     for a in reply.get("actors", ()):
-        dead = a["state"] == "DEAD"
+        dead = ActorState(a["state"]) is ActorState.DEAD
         out.append({
             "actor_id": a["actor_id"],
             "class_name": a["class_name"],
