@@ -11,6 +11,7 @@ One job per module:
   through it, for read-ahead.
 * :mod:`.allocator` - blocks of the arena.
 * :mod:`.spill_io` - spill directories and files; blocking, run on threads.
+* :mod:`.deferred_deletes` - when a freed spill file is deleted (between disk I/O).
 * :mod:`.service` - what the node agent serves (STORE_* requests, waiting for
   space and for seals and restores) around the table, the arena and the I/O.
 

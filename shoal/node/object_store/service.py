@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 
 from shoal.node.object_store import spill_io
 from shoal.node.object_store.allocator import align
+from shoal.node.object_store.deferred_deletes import DeferredDeletes
 from shoal.node.object_store.table import (
     HAS_VALUE,
     READABLE,
@@ -189,6 +190,9 @@ class ObjectStore:
         self.closing = False
         self._prefault: threading.Thread | None = None
         self._prefault_stop = threading.Event()
+        self.deletes = DeferredDeletes()  # freed spill files, deleted between disk I/O
+        self._io_in_flight = 0  # spill writes and restores running on the pool
+        self._delete_timer: asyncio.TimerHandle | None = None
 
     def register(self, router) -> None:
         for method, handler in {
@@ -442,7 +446,8 @@ class ObjectStore:
         elif kind is ActionKind.RESTORE:
             self._spawn(self._restore(action))
         elif kind is ActionKind.DELETE_FILE:
-            self.pool.submit(spill_io.delete, action.path)
+            self.deletes.add(action.path, time.monotonic())
+            self._run_deletes()
         elif kind is ActionKind.AVAILABLE:
             self._answer_readers(action.oid, True)
         elif kind is ActionKind.GONE:
@@ -547,6 +552,7 @@ class ObjectStore:
         _, length = spill_io.layout([align(item.size) for item in items])
         path = self.dirs.place(length, "spill")
         if path is None:
+            self._run_deletes(everything=True)  # the room they hold is needed now
             log.warning("spilling %d objects (%d bytes) failed: no room in %s; they stay in "
                         "memory", len(items), length, self.dirs.describe())
             self.disk_full_failures += 1
@@ -557,6 +563,7 @@ class ObjectStore:
         parts = [view[item.offset:item.offset + align(item.size)] for item in items]
         loop = asyncio.get_running_loop()
         self.write_clock.start()
+        self._io_in_flight += 1
         try:
             offsets, seconds = await loop.run_in_executor(self.pool, spill_io.write_file,
                                                           path, parts)
@@ -573,6 +580,7 @@ class ObjectStore:
         finally:
             self.write_clock.stop()
             self.dirs.written(path, length)
+            self._io_done()
         self.settle()
 
     async def _restore(self, action: Action) -> None:
@@ -581,6 +589,7 @@ class ObjectStore:
         view = self.arena.view
         views = [view[i.offset:i.offset + align(i.size)] for i in action.items]
         loop = asyncio.get_running_loop()
+        self._io_in_flight += 1
         try:
             # read-ahead queues reads on the pool: only the time they ran counts
             start, end = await loop.run_in_executor(self.pool, _timed, spill_io.read_into,
@@ -594,14 +603,39 @@ class ObjectStore:
         finally:
             for v in views:
                 v.release()
+            self._io_done()
         for item in action.items:
             self.table.restore_done(item.oid, ok)
         self.settle()
+
+    def _io_done(self) -> None:
+        self._io_in_flight -= 1
+        if self._io_in_flight == 0 and len(self.deletes):
+            self._run_deletes()
+
+    def _run_deletes(self, everything: bool = False) -> None:
+        """Delete the freed spill files that are due (:mod:`.deferred_deletes`);
+        wake up when the next one is due whatever the disk does."""
+        if self.closing:
+            return
+        paths = (self.deletes.take_all() if everything else
+                 self.deletes.take(time.monotonic(), self._io_in_flight > 0))
+        for path in paths:
+            self.pool.submit(spill_io.delete, path)
+        due = self.deletes.next_due()
+        if due is not None and self._delete_timer is None:
+            self._delete_timer = asyncio.get_running_loop().call_later(
+                max(0.0, due - time.monotonic()), self._delete_timer_fired)
+
+    def _delete_timer_fired(self) -> None:
+        self._delete_timer = None
+        self._run_deletes()
 
     async def _create_backed(self, request: SpaceRequest) -> None:
         path = self.dirs.place(request.size, "backed")
         try:
             if path is None:
+                self._run_deletes(everything=True)
                 raise spill_io.DiskFullError(28, "no room")
             await asyncio.get_running_loop().run_in_executor(
                 self.pool, spill_io.create_backing_file, path, request.size)
@@ -692,6 +726,8 @@ class ObjectStore:
             if not request.future.done():
                 request.future.cancel()
         self._prefault_stop.set()
+        if self._delete_timer is not None:
+            self._delete_timer.cancel()
         if self._prefault is not None:
             self._prefault.join()
         self.pool.shutdown(wait=True, cancel_futures=True)
