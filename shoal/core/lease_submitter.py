@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING
 
 from shoal import exceptions
 from shoal.core.task_spec import STATUS_ARGS_LOST, STATUS_STOLEN
+from shoal.core.task_state import TaskEvent, TaskState
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import RemoteError
 
@@ -239,11 +240,7 @@ class LeaseSubmitter:
             limit = min(state.max_in_flight, self.depth.depth(queue.peek().spec.function_id))
             if len(target.in_flight) >= limit:
                 break
-            task = queue.popleft()
-            if task.cancelled:
-                self.tasks.finish_cancelled(task)
-                continue
-            self._push(target, task)
+            self._push(target, queue.popleft())
         # tasks pipelined behind a running one are demand too: a worker leased for
         # them steals them (a CPU may be free while they wait behind a long task)
         waiting = sum(len(w.in_flight) - 1 for w in state.workers if len(w.in_flight) > 1)
@@ -389,6 +386,7 @@ class LeaseSubmitter:
         if not leased.in_flight:
             leased.head_started = time.monotonic()
         leased.in_flight[spec.task_id] = task
+        task.advance(TaskEvent.PUSH)
         spec.accelerators = leased.accelerators
         task.running_on = leased
         task.ran_on = (leased.worker_id, leased.node_id)
@@ -409,14 +407,18 @@ class LeaseSubmitter:
             self._worker_failed(leased, state)
             if leased.node_death:
                 exc = self._node_died_error(leased, task, leased.node_death)
-            elif task.retries_left == 0 and not task.cancelled:
+            elif task.retries_left == 0 and task.state is not TaskState.CANCELLING:
                 # the last failure: tell a dead worker from a dead node (asking its agent)
                 self.worker.loop.create_task(self._fail_after_probe(leased, task, exc))
                 exc = None
             if exc is not None:
                 self.tasks.fail_system(task, exc, retry=True)
         elif fut.result()[0] == STATUS_STOLEN and state is not None:
-            state.queue.appendleft(task)
+            if task.state is TaskState.CANCELLING:
+                self.tasks.finish_cancelled(task)
+            else:
+                task.advance(TaskEvent.STOLEN)
+                state.queue.appendleft(task)
         elif fut.result()[0] == STATUS_ARGS_LOST:
             self.tasks.arguments_lost(task, fut.result()[2]["lost"])
         else:
