@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import ids
-from shoal.core.lease_submitter import LeaseSubmitter, scheduling_key
+from shoal.core.lease_dispatch import scheduling_key
+from shoal.core.lease_submitter import LeaseSubmitter
 from shoal.core.serialization import Serialized, deserialize, serialize
 from shoal.core.state_records import (
     DEPENDENCY_FAILED,
@@ -100,7 +101,7 @@ class PendingTask:
     returns_stored: bool = False  # its value was stored by the thread that read the reply
     args_handed_back: int = 0  # times a worker found no copy of an argument (STATUS_ARGS_LOST)
     depth: int = 0  # 0: every argument was ready at submission; else 1 + its producers'
-    #                 deepest (dependents run first, deepest first: lease_submitter.ReadyQueue)
+    #                 deepest (dependents run first, deepest first: lease_dispatch.ReadyQueue)
     queue_seq: int = -1  # its place among the dependents of its scheduling key
     dependents: list = field(default_factory=list)  # (task, arg index, arg) waiting for
     #                 one of its returns: resolved as it finishes, before the next dispatch
