@@ -266,6 +266,8 @@ class LeaseSubmitter:
         if exc is None and fut.result()[0] != STATUS_STOLEN:
             self.depth.record(task.spec.function_id, now - leased.head_started)
         leased.head_started = now
+        if exc is None and (info := fut.result()[2]) and info.get("retire"):
+            self._retire(leased, state)  # max_calls: it runs nothing more
         if exc is not None:
             self._worker_failed(leased, state)
             if leased.node_death:
@@ -309,6 +311,15 @@ class LeaseSubmitter:
         if state is not None and leased in state.workers:
             state.workers.remove(leased)
         self.by_conn.pop(leased.conn, None)
+
+    def _retire(self, leased: LeasedWorker, state: KeyState | None) -> None:
+        """The worker ran its max_calls: give the lease back with ``retire``; the
+        tasks pipelined to it come back unstarted (STATUS_STOLEN) and go elsewhere."""
+        self._worker_failed(leased, state)  # no more pushes to it
+        if leased.linger is not None:
+            leased.linger.cancel()
+            leased.linger = None
+        leased.node_conn.notify(Method.RETURN_LEASE, [leased.lease_id, False, True])
 
     def _return_if_idle(self, state: KeyState, leased: LeasedWorker) -> None:
         leased.linger = None

@@ -469,14 +469,22 @@ class NodeAgent:
         worker.job_id = job_id
 
     def handle_return_lease(self, conn, body):
-        lease_id, kill = body
+        """[lease id, kill, retire]: ``retire``: its worker ran its max_calls; it
+        exits by itself once it owns nothing in scope (retire.py), never idle again."""
+        lease_id, kill = body[:2]
+        retire = len(body) > 2 and bool(body[2])
+        if retire:
+            self.lease_table.retire(lease_id)
         lease = self.lease_table.give_back(lease_id)
         if lease is None:
             return None
         conn.state.get("leases", set()).discard(lease_id)
         lease.worker.lease_id = None
         worker = lease.worker
-        if kill or worker.actor_id is not None:
+        if retire and not kill:
+            if worker.conn is not None:  # (else it is exiting already)
+                worker.conn.notify(Method.RETIRE_WORKER, None)
+        elif kill or worker.actor_id is not None:
             self.pool.kill(worker)
         elif worker.worker_id in self.pool.workers:
             self._make_idle(worker)
