@@ -1,4 +1,4 @@
-"""The order in which a driver's ready tasks run (lease_submitter.ReadyQueue):
+"""The order in which a driver's ready tasks run (lease_dispatch.ReadyQueue):
 a task that waited for another task's output runs before tasks that were
 queued earlier, so finished work is consumed before more is produced."""
 

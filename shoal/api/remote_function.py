@@ -119,6 +119,7 @@ class RemoteFunction:
             cold_returns=bool(options.get("_cold_returns")),
             args_in_place=bool(options.get("_read_args_in_place")),
             backpressure=max(0, options.get("_generator_backpressure_num_objects", -1)),
+            max_calls=options.get("max_calls") or 0,
         )
         refs = worker.tasks.submit(
             spec, held, keepalive,

@@ -56,6 +56,13 @@ from shoal.core.actor_view import (
     next_view,
     reported,
 )
+from shoal.core.task_state import (
+    WAITING_TO_RUN,
+    TaskEvent,
+    TaskState,
+    retry_allowed,
+    use_retry,
+)
 from shoal.rpc.messages import Channel, Method
 from shoal.rpc.read_lending import ReadLending
 from shoal.rpc.transport import RemoteError
@@ -114,6 +121,7 @@ class ActorManager:
         if conn is None or not conn.is_open():
             return False
         worker = self.worker
+        task.advance(TaskEvent.PUSH)  # the loop has not seen it yet (register_direct)
         task.sent_on = conn
         task.sent_at = time.time()
         worker.post_lazy(self._register_direct, st, task)
@@ -162,13 +170,14 @@ class ActorManager:
         st = self.state(task.spec.actor_id)
         self.slow_done(task)
         if st.view is not ActorView.DEAD:
-            task.reserved = True
-            st.queue.append(task)
+            st.queue.append(task)  # held while RESOLVING (see _flush)
 
     def task_finished(self, task: PendingTask) -> None:
+        """Before its final state: a call that ends while it waits in the queue (its
+        argument's task raised, it was cancelled) leaves it, and the calls it held
+        up may go."""
         self.slow_done(task)
-        if task.reserved:  # failed while resolving (e.g. its argument's task raised)
-            task.reserved = False
+        if task.state in WAITING_TO_RUN:
             st = self.actors.get(task.spec.actor_id)
             if st is not None and task in st.queue:
                 st.queue.remove(task)
@@ -236,7 +245,8 @@ class ActorManager:
         """The call is ready to send (arguments resolved), or is being retried."""
         st = self.state(task.spec.actor_id)
         self.slow_done(task)
-        reserved, task.reserved = task.reserved, False
+        # never sent and in order: it has held its place in the queue (reserve)
+        reserved = task.in_order and task.sent_on is None
         if st.view is ActorView.DEAD:
             if reserved and task in st.queue:
                 st.queue.remove(task)
@@ -325,11 +335,12 @@ class ActorManager:
         retry = []
         cause = record.get("death_cause") or "its process died"
         for task in lost:
-            if task.cancelled:
+            if task.state is TaskState.CANCELLING:
                 self.tasks.finish_cancelled(task)
-            elif task.retries_left != 0:
-                if task.retries_left > 0:
-                    task.retries_left -= 1
+            elif retry_allowed(task.retries_left):
+                task.retries_left = use_retry(task.retries_left)
+                task.advance(TaskEvent.RETRY)
+                task.advance(TaskEvent.READY)
                 retry.append(task)
             else:
                 what = ("is restarting" if reported(record) is ActorState.RESTARTING
@@ -344,14 +355,11 @@ class ActorManager:
     def _flush(self, st: ActorCalls) -> None:
         conn = st.conn
         while st.queue:
-            if st.queue[0].reserved:
+            if st.queue[0].state is not TaskState.QUEUED:
                 break  # still resolving its arguments; the calls after it wait
             task = st.queue.popleft()
-            if task.cancelled:
-                self.tasks.finish_cancelled(task)
-                continue
+            task.advance(TaskEvent.PUSH)
             st.in_flight[task.spec.task_id] = task
-            task.running_on = None
             task.sent_on = conn
             task.sent_at = time.time()
             fut = conn.call(Method.PUSH_TASK, task.spec.to_wire(False))
@@ -403,7 +411,7 @@ class ActorManager:
             self._fail(task, st)
 
     def _fail(self, task: PendingTask, st: ActorCalls) -> None:
-        if task.cancelled:
+        if task.state is TaskState.CANCELLING:
             self.tasks.finish_cancelled(task)
             return
         self.tasks.fail_with(task, exceptions.ActorDiedError(
@@ -431,17 +439,13 @@ class ActorManager:
             st.conn.abort()
 
     def cancel(self, task: PendingTask, force: bool) -> None:
+        """A call the actor has (CANCELLING; one still queued is finished at once by
+        the task manager): tell the actor, or finish it if its connection failed."""
         st = self.actors.get(task.spec.actor_id)
         if st is None:
             return
         if task in st.lost:
             st.lost.remove(task)
             self.tasks.finish_cancelled(task)
-        elif task in st.queue:
-            st.queue.remove(task)
-            task.reserved = False
-            self.tasks.finish_cancelled(task)
-            if st.conn is not None and st.conn.is_open():
-                self._flush(st)  # it may have held up the calls behind it
         elif task.spec.task_id in st.in_flight and st.conn is not None:
             st.conn.notify(Method.CANCEL_TASK, [task.spec.task_id, force, False])

@@ -55,6 +55,7 @@ from shoal.core.context import new_event_loop
 from shoal.core.core_worker import TaskContext, current_task
 from shoal.core.error_envelope import safe_str
 from shoal.core.idle_reads import IdleReads
+from shoal.core.retire import Retirement
 from shoal.core.serialization import (
     SerializationError,
     Serialized,
@@ -63,7 +64,7 @@ from shoal.core.serialization import (
     serialize,
 )
 from shoal.core.stream_backpressure import send_item_and_wait
-from shoal.core.task_returns import split_returns
+from shoal.core.task_returns import drain_async_generator, split_returns, yielded_before_error
 from shoal.core.task_spec import (
     ARG_VALUE,
     STATUS_APP_ERROR,
@@ -111,6 +112,8 @@ class _Cancelled(BaseException):
 # Any other BaseException a task raises is its error (asyncio.CancelledError in an
 # async actor is a cancellation).
 _PROCESS_EXITS = (SystemExit, KeyboardInterrupt)
+# what a generator task raises that ends the call rather than becoming its error
+_PASS_THROUGH = (_Cancelled, *EXIT_REQUESTS, *_PROCESS_EXITS)
 
 
 def _remote_traceback(exc: BaseException) -> str:
@@ -159,6 +162,8 @@ class Executor:
         r.add(Method.CREATE_ACTOR_INSTANCE, self.handle_create_actor)
         r.add(Method.ASSIGN_JOB, self.handle_assign_job)
         r.add(Method.EXIT_WORKER, lambda conn, body: os._exit(0))
+        self.retirement = Retirement(worker, self.queued)  # max_calls (retire.py)
+        r.add(Method.RETIRE_WORKER, self.retirement.handle_retire_worker)
 
     # ---- main thread ----------------------------------------------------------------
     def run_forever(self) -> None:
@@ -272,7 +277,9 @@ class Executor:
             mine = self.queued.get(spec.task_id) is fut
             if mine:
                 del self.queued[spec.task_id]
-        if mine:
+        if mine and self.retirement.retiring:  # max_calls reached: its owner queues it again
+            fut.send([STATUS_STOLEN, [], None])
+        elif mine:
             self._execute(spec, conn, fut)
 
     def _take_queued(self, task_id: bytes) -> DeferredReply | None:
@@ -564,7 +571,8 @@ class Executor:
                     reply = await self._stream_async(spec, result, conn)
                 else:
                     if inspect.isasyncgen(result):  # num_returns=N: its N items
-                        result = await _drain_async_generator(result)
+                        result = await drain_async_generator(
+                            result, (asyncio.CancelledError, *_PASS_THROUGH))
                     reply = self._package(spec, result, conn)
             except (asyncio.CancelledError, _Cancelled):
                 reply = [STATUS_CANCELLED, [], None]
@@ -628,7 +636,7 @@ class Executor:
         elif n == 0:
             values = []
         elif inspect.isgenerator(result):
-            values, error = _yielded_before_error(result, n)
+            values, error = yielded_before_error(result, n, _PASS_THROUGH)
             if error is None:
                 values = split_returns(spec.name, (v for v in values), n)
         else:
@@ -728,6 +736,7 @@ class Executor:
     def _finish(self, spec: TaskSpec, ctx: TaskContext, fut, reply: list,
                 started: float) -> None:
         reply.append([started, time.time()])  # ``ran``: this worker's clock
+        self.retirement.ran(spec, reply)
         proc_title.set_idle(self.actor_class_name)
         rebuilt = [r.object_id for r in ctx.rebuilt if r.owner_address != self.worker.address]
         ctx.rebuilt = None
@@ -759,38 +768,3 @@ class Executor:
     def _post_reply(self, fut: DeferredReply, reply) -> None:
         """Answer from this (task) thread: straight to the caller's socket."""
         fut.send(reply)
-
-
-async def _drain_async_generator(agen: Any) -> Any:
-    """An async generator method's items (num_returns=N) as a plain iterator for
-    the packer; an error it raised comes after the items it yielded."""
-    items = []
-    try:
-        async for item in agen:
-            items.append(item)
-    except (asyncio.CancelledError, _Cancelled, *EXIT_REQUESTS, *_PROCESS_EXITS):
-        raise
-    except BaseException as exc:
-        return _then_raise(items, exc)
-    return iter(items)
-
-
-def _then_raise(items: list, exc: BaseException):
-    yield from items
-    raise exc
-
-
-def _yielded_before_error(gen: Any, n: int) -> tuple[list, BaseException | None]:
-    """Up to n + 1 values of a generator task with num_returns=n, and the error it
-    raised after them, if it did."""
-    values: list = []
-    try:
-        for value in gen:
-            values.append(value)
-            if len(values) > n:
-                break
-    except (_Cancelled, *EXIT_REQUESTS, *_PROCESS_EXITS):
-        raise
-    except BaseException as exc:
-        return values[:n], exc
-    return values, None

@@ -19,12 +19,14 @@ before the tasks that were ready when submitted, the deepest in the graph
 first.  It consumes, and so lets go of, what finished work produced; the
 producers behind it would only add more.  This is the depth-first preference
 of Dask's task ordering; it keeps a sort's reduce outputs from piling up
-behind the other reduces until the store spills them (see ``ReadyQueue``).
+behind the other reduces until the store spills them (see
+``lease_dispatch.ReadyQueue``; the dispatch decisions are pure, in that module).
 
 Pipelining saves a round trip and two thread wake-ups per task (no-op task
 throughput 3.0k/s -> 7k/s on 2 cores), but only short tasks need it, and a task
 queued inside a worker can no longer be reordered (a dependent cannot pass it)
-or run elsewhere.  So the depth is learned per function (``PipelineDepth``):
+or run elsewhere.  So the depth is learned per function
+(``lease_dispatch.PipelineDepth``):
 MAX_IN_FLIGHT for functions that run in well under PIPELINE_WINDOW_S, one
 task at a time for long ones and for functions not yet seen to finish.
 Stealing keeps a long task from holding up the short ones queued behind it
@@ -52,17 +54,25 @@ lease granted.
 from __future__ import annotations
 
 import asyncio
-import collections
-import heapq
-import itertools
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shoal import exceptions
+from shoal.core.lease_dispatch import (
+    KeyState,
+    LeasedWorker,
+    PipelineDepth,
+    keep_grant,
+    locality_node,
+    plan_dispatch,
+    should_return,
+    steal_victim,
+    tasks_to_steal,
+)
 from shoal.core.task_spec import STATUS_ARGS_LOST, STATUS_STOLEN
+from shoal.core.task_state import TaskEvent, TaskState
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import RemoteError
 
@@ -71,121 +81,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shoal.core")
 
-MAX_IN_FLIGHT = int(os.environ.get("SHOAL_MAX_TASKS_IN_FLIGHT", "8"))
-PIPELINE_WINDOW_S = 0.01  # pipeline up to this much work per leased worker
 LEASE_LINGER_S = float(os.environ.get("SHOAL_LEASE_LINGER_S", "0.02"))
 MAX_SPILL_HOPS = 3
 REMOTE_RETRY_S = 0.1  # a remote agent failed our lease request: ask again after this
 NODE_PROBE_S = 2.0  # last failure of a task: its node is dead if its agent is this silent
-
-
-@dataclass(eq=False)
-class LeasedWorker:
-    lease_id: int
-    worker_id: str
-    address: str
-    node_id: str
-    node_conn: object
-    conn: object = None
-    in_flight: dict = field(default_factory=dict)  # task_id -> PendingTask
-    linger: asyncio.TimerHandle | None = None
-    dead: bool = False
-    stealing: bool = False  # a STEAL_TASKS to this worker is outstanding
-    node_death: str = ""  # set when its node was declared dead: why
-    head_started: float = 0.0  # when the task at the head of in_flight began (about)
-    accelerators: dict | None = None  # {"GPU": [ids]} the agent gave this lease
-
-
-class PipelineDepth:
-    """How many tasks of a function to queue in one leased worker: enough to cover
-    PIPELINE_WINDOW_S of its running time (a moving average of reply intervals)."""
-
-    def __init__(self, window_s: float = PIPELINE_WINDOW_S, most: int = MAX_IN_FLIGHT) -> None:
-        self.window_s = window_s
-        self.most = most
-        self.seconds: dict[bytes, float] = {}  # function id -> average running time
-
-    def record(self, function_id: bytes, seconds: float) -> None:
-        last = self.seconds.get(function_id)
-        self.seconds[function_id] = seconds if last is None else 0.75 * last + 0.25 * seconds
-
-    def depth(self, function_id: bytes) -> int:
-        seconds = self.seconds.get(function_id)
-        if seconds is None:
-            return 1  # not seen to finish yet: it may be long
-        return max(1, min(self.most, int(self.window_s / max(seconds, 1e-6))))
-
-
-_QUEUE_SEQ = itertools.count()
-
-
-class ReadyQueue:
-    """Tasks ready to push.  Dependents (tasks that waited for another task's
-    output) first, the deepest first (``PendingTask.depth``: a validate after a
-    reduce after a map goes before the reduces), FIFO within a depth; then the
-    tasks that were ready when submitted, FIFO.  A stolen task goes back to the
-    place it had."""
-
-    def __init__(self) -> None:
-        self.dependents: list[tuple[int, int, PendingTask]] = []  # heap: (-depth, seq, task)
-        self.others: collections.deque = collections.deque()
-
-    def append(self, task: PendingTask) -> None:
-        if task.depth == 0:
-            self.others.append(task)
-            return
-        if task.queue_seq < 0:
-            task.queue_seq = next(_QUEUE_SEQ)  # unique: heap entries never compare tasks
-        heapq.heappush(self.dependents, (-task.depth, task.queue_seq, task))
-
-    def appendleft(self, task: PendingTask) -> None:
-        if task.depth == 0:
-            self.others.appendleft(task)
-        else:
-            self.append(task)  # its first place, by its first sequence number
-
-    def popleft(self) -> PendingTask:
-        if self.dependents:
-            return heapq.heappop(self.dependents)[2]
-        return self.others.popleft()
-
-    def peek(self) -> PendingTask:
-        return self.dependents[0][2] if self.dependents else self.others[0]
-
-    def remove(self, task: PendingTask) -> None:
-        if task.depth == 0:
-            self.others.remove(task)
-            return
-        self.dependents = [entry for entry in self.dependents if entry[2] is not task]
-        heapq.heapify(self.dependents)
-
-    def __contains__(self, task: PendingTask) -> bool:
-        if task.depth == 0:
-            return task in self.others
-        return any(entry[2] is task for entry in self.dependents)
-
-    def __len__(self) -> int:
-        return len(self.dependents) + len(self.others)
-
-
-@dataclass
-class KeyState:
-    key: tuple
-    resources: dict
-    label: str
-    queue: ReadyQueue = field(default_factory=ReadyQueue)
-    workers: list[LeasedWorker] = field(default_factory=list)
-    requesting: int = 0
-    strategy: list | None = None
-    target_node: str = ""  # locality: ask this node's agent first
-    runtime_env: dict | None = None  # resolved; its workers are started in it
-    max_in_flight: int = MAX_IN_FLIGHT
-
-
-def scheduling_key(resources: dict, strategy: object, env_hash: str = "") -> tuple:
-    """Tasks with equal keys share leased workers: same shape, strategy and runtime env."""
-    where = repr(strategy) if strategy else ""
-    return (tuple(sorted(resources.items())), f"{where}|env={env_hash}" if env_hash else where)
 
 
 class LeaseSubmitter:
@@ -199,7 +98,7 @@ class LeaseSubmitter:
     def enqueue(self, task: PendingTask) -> None:
         target = ""
         if task.arg_locations is not None and task.strategy is None:
-            target = self._locality_node(task)
+            target = locality_node(task.arg_locations, self.worker.node_id)
             task.scheduling_key = task.scheduling_key[:2] + ((target,) if target else ())
         key = task.scheduling_key
         state = self.keys.get(key)
@@ -212,66 +111,27 @@ class LeaseSubmitter:
         state.queue.append(task)
         self.dispatch(state)
 
-    def _locality_node(self, task: PendingTask) -> str:
-        """The node holding most of the task's argument bytes, if not ours."""
-        held: dict[str, int] = {}
-        for locations, size in task.arg_locations:
-            for node_id in list(locations):
-                held[node_id] = held.get(node_id, 0) + size
-        if not held:
-            return ""
-        best = max(held, key=held.__getitem__)
-        if held[best] <= held.get(self.worker.node_id, 0):
-            return ""
-        return best
-
     def dispatch(self, state: KeyState) -> None:
-        queue = state.queue
-        while queue:
-            target = None
-            for leased in state.workers:
-                if not leased.dead and leased.conn is not None and (
-                    target is None or len(leased.in_flight) < len(target.in_flight)
-                ):
-                    target = leased
-            if target is None:
-                break
-            limit = min(state.max_in_flight, self.depth.depth(queue.peek().spec.function_id))
-            if len(target.in_flight) >= limit:
-                break
-            task = queue.popleft()
-            if task.cancelled:
-                self.tasks.finish_cancelled(task)
-                continue
-            self._push(target, task)
-        # tasks pipelined behind a running one are demand too: a worker leased for
-        # them steals them (a CPU may be free while they wait behind a long task)
-        waiting = sum(len(w.in_flight) - 1 for w in state.workers if len(w.in_flight) > 1)
-        wanted = min(len(queue) + waiting, 64) - state.requesting
-        for _ in range(max(0, wanted)):
+        """Perform the key's dispatch plan (lease_dispatch.plan_dispatch)."""
+        plan = plan_dispatch(state, self.depth.depth)
+        for leased, task in plan.pushes:
+            self._push(leased, task)
+        for _ in range(plan.request_leases):
             state.requesting += 1
             self.worker.loop.create_task(self._request_lease(state))
-        if not queue:
-            for leased in state.workers:
-                if not leased.in_flight and leased.linger is None and not leased.dead:
-                    self._steal_for(state, leased)
-                    leased.linger = self.worker.loop.call_later(
-                        LEASE_LINGER_S, self._return_if_idle, state, leased)
+        for leased in plan.idle:
+            self._steal_for(state, leased)
+            leased.linger = self.worker.loop.call_later(
+                LEASE_LINGER_S, self._return_if_idle, state, leased)
 
     def _steal_for(self, state: KeyState, idle: LeasedWorker) -> None:
         """Take back the newest half of the tasks waiting behind the busiest worker's
         running task; they return as STATUS_STOLEN replies and are dispatched again."""
-        victim = None
-        for leased in state.workers:
-            if (leased is not idle and not leased.dead and not leased.stealing
-                    and len(leased.in_flight) > 1
-                    and (victim is None or len(leased.in_flight) > len(victim.in_flight))):
-                victim = leased
+        victim = steal_victim(state, idle)
         if victim is None:
             return
-        waiting = list(victim.in_flight)[1:]
         victim.stealing = True
-        fut = victim.conn.call(Method.STEAL_TASKS, waiting[len(waiting) // 2:])
+        fut = victim.conn.call(Method.STEAL_TASKS, tasks_to_steal(victim))
         fut.add_done_callback(lambda f: self._steal_answered(victim, f))
 
     @staticmethod
@@ -337,7 +197,7 @@ class LeaseSubmitter:
         lease_id, worker_id, address, node_id = grant[:4]
         leased = LeasedWorker(lease_id, worker_id, address, node_id, node)
         leased.accelerators = grant[5] if len(grant) > 5 else None
-        if not state.queue and not any(len(w.in_flight) > 1 for w in state.workers):
+        if not keep_grant(state):
             node.notify(Method.RETURN_LEASE, [lease_id, False])
             return
         try:
@@ -389,6 +249,7 @@ class LeaseSubmitter:
         if not leased.in_flight:
             leased.head_started = time.monotonic()
         leased.in_flight[spec.task_id] = task
+        task.advance(TaskEvent.PUSH)
         spec.accelerators = leased.accelerators
         task.running_on = leased
         task.ran_on = (leased.worker_id, leased.node_id)
@@ -405,18 +266,24 @@ class LeaseSubmitter:
         if exc is None and fut.result()[0] != STATUS_STOLEN:
             self.depth.record(task.spec.function_id, now - leased.head_started)
         leased.head_started = now
+        if exc is None and (info := fut.result()[2]) and info.get("retire"):
+            self._retire(leased, state)  # max_calls: it runs nothing more
         if exc is not None:
             self._worker_failed(leased, state)
             if leased.node_death:
                 exc = self._node_died_error(leased, task, leased.node_death)
-            elif task.retries_left == 0 and not task.cancelled:
+            elif task.retries_left == 0 and task.state is not TaskState.CANCELLING:
                 # the last failure: tell a dead worker from a dead node (asking its agent)
                 self.worker.loop.create_task(self._fail_after_probe(leased, task, exc))
                 exc = None
             if exc is not None:
                 self.tasks.fail_system(task, exc, retry=True)
         elif fut.result()[0] == STATUS_STOLEN and state is not None:
-            state.queue.appendleft(task)
+            if task.state is TaskState.CANCELLING:
+                self.tasks.finish_cancelled(task)
+            else:
+                task.advance(TaskEvent.STOLEN)
+                state.queue.appendleft(task)
         elif fut.result()[0] == STATUS_ARGS_LOST:
             self.tasks.arguments_lost(task, fut.result()[2]["lost"])
         else:
@@ -445,9 +312,18 @@ class LeaseSubmitter:
             state.workers.remove(leased)
         self.by_conn.pop(leased.conn, None)
 
+    def _retire(self, leased: LeasedWorker, state: KeyState | None) -> None:
+        """The worker ran its max_calls: give the lease back with ``retire``; the
+        tasks pipelined to it come back unstarted (STATUS_STOLEN) and go elsewhere."""
+        self._worker_failed(leased, state)  # no more pushes to it
+        if leased.linger is not None:
+            leased.linger.cancel()
+            leased.linger = None
+        leased.node_conn.notify(Method.RETURN_LEASE, [leased.lease_id, False, True])
+
     def _return_if_idle(self, state: KeyState, leased: LeasedWorker) -> None:
         leased.linger = None
-        if leased.in_flight or leased.dead or state.queue:
+        if not should_return(state, leased):
             return
         if leased in state.workers:
             state.workers.remove(leased)

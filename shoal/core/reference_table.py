@@ -128,6 +128,11 @@ class ReferenceTable:
         # reader asking for one must have it rebuilt (recovery.rebuild_freed)
         self.values_freed: set[bytes] = set()
 
+    def owns_in_scope(self) -> bool:
+        """Does this process own an object that is still in scope (here or at a
+        borrower)?  A retiring worker (max_calls) may exit only once it does not."""
+        return any(ref.owner == "" and ref.in_scope() for ref in self.refs.values())
+
     def take_actions(self) -> list[Action]:
         actions, self.actions = self.actions, []
         return actions

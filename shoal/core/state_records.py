@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
 from shoal.core.task_spec import TaskKind
+from shoal.core.task_state import TaskState
 from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
@@ -196,7 +197,7 @@ def object_rows(refs: Mapping[bytes, Reference], values: Mapping[bytes, StoredVa
 def pending_state(task: PendingTask, in_flight: bool) -> str:
     """The Ray state of a task its owner still tracks (``in_flight``: pushed to the
     executing worker and not answered yet)."""
-    if task.resolving > 0:
+    if task.state is TaskState.RESOLVING:
         return PENDING_ARGS_AVAIL
     if in_flight:
         return SUBMITTED_TO_WORKER

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import ids
-from shoal.core.lease_submitter import LeaseSubmitter, scheduling_key
+from shoal.core.lease_dispatch import scheduling_key
+from shoal.core.lease_submitter import LeaseSubmitter
 from shoal.core.serialization import Serialized, deserialize, serialize
 from shoal.core.state_records import (
     DEPENDENCY_FAILED,
@@ -46,6 +47,15 @@ from shoal.core.task_spec import (
     TaskKind,
     TaskSpec,
     strategy_to_wire,
+)
+from shoal.core.task_state import (
+    CancelStep,
+    TaskEvent,
+    TaskState,
+    cancel_step,
+    next_state,
+    retry_allowed,
+    use_retry,
 )
 from shoal.core.value_table import StoredValue
 from shoal.core.value_wire import INLINE_THRESHOLD, error_value, value_from_wire
@@ -70,15 +80,12 @@ class PendingTask:
     retry_exceptions: Any
     scheduling_key: tuple = ()
     parent_task_id: bytes | None = None
-    cancelled: bool = False
-    force_cancel: bool = False
-    running_on: Any = None
+    state: TaskState = TaskState.SUBMITTED  # its lifecycle (task_state.py); advance() moves it
+    unresolved: int = 0  # RESOLVING: ref arguments not ready yet
+    running_on: Any = None  # PUSHED normal task: the LeasedWorker that has it
     sent_on: Any = None  # actor calls: the connection last used to send it
     generator: GeneratorState | None = None
-    resolving: int = 0
-    submit: Any = None  # how to (re)submit once resolved
-    reserved: bool = False  # actor call holding its place in the actor's queue while
-    #                         its arguments resolve (calls keep submission order)
+    submit: Any = None  # how to queue it once resolved: the lease submitter or its actor
     keepalive: list = field(default_factory=list)
     actor_pin: Any = None  # actor calls: the handle's scope token, held until it finishes
     strategy: list | None = None  # scheduling strategy, wire form (task_spec.strategy_to_wire)
@@ -94,10 +101,15 @@ class PendingTask:
     returns_stored: bool = False  # its value was stored by the thread that read the reply
     args_handed_back: int = 0  # times a worker found no copy of an argument (STATUS_ARGS_LOST)
     depth: int = 0  # 0: every argument was ready at submission; else 1 + its producers'
-    #                 deepest (dependents run first, deepest first: lease_submitter.ReadyQueue)
+    #                 deepest (dependents run first, deepest first: lease_dispatch.ReadyQueue)
     queue_seq: int = -1  # its place among the dependents of its scheduling key
     dependents: list = field(default_factory=list)  # (task, arg index, arg) waiting for
     #                 one of its returns: resolved as it finishes, before the next dispatch
+
+    def advance(self, event: TaskEvent) -> TaskState:
+        """Apply a lifecycle event (InvalidTaskTransition if its state refuses it)."""
+        self.state = next_state(self.state, event)
+        return self.state
 
 
 class GeneratorState:
@@ -308,9 +320,10 @@ class TaskManager:
             if self._apply_arg(task, i, value, INLINE_THRESHOLD):
                 return
         if not waiting:
-            task.submit(task)
+            self._queue(task)
             return
-        task.resolving = len(waiting)
+        task.advance(TaskEvent.WAIT_ARGS)
+        task.unresolved = len(waiting)
         producers = [self.pending.get(ids.task_of(arg[1])) for _, arg in waiting]
         task.depth = 1 + max((p.depth for p in producers if p is not None), default=0)
         for (i, arg), producer in zip(waiting, producers, strict=True):
@@ -318,6 +331,12 @@ class TaskManager:
                 producer.dependents.append((task, i, arg))  # see _release_dependents
             else:
                 self.worker.loop.create_task(self._resolve_one(task, i, arg))
+
+    @staticmethod
+    def _queue(task: PendingTask) -> None:
+        """Every argument is ready: its lease submitter's or its actor's queue takes it."""
+        task.advance(TaskEvent.READY)
+        task.submit(task)
 
     async def _resolve_one(self, task: PendingTask, i: int, arg: list) -> None:
         self._arg_ready(task, i, await self.worker.resolve(arg[1], arg[2]))
@@ -335,24 +354,20 @@ class TaskManager:
                 self._arg_ready(task, i, value)
 
     def _arg_ready(self, task: PendingTask, i: int, value: StoredValue) -> None:
-        if task.spec.task_id not in self.pending or task.resolving <= 0:
+        if task.state is not TaskState.RESOLVING:  # failed or cancelled meanwhile
             return
         if self._apply_arg(task, i, value, INLINE_THRESHOLD):
-            task.resolving = -1
             return
-        task.resolving -= 1
-        if task.resolving == 0:
-            if task.cancelled:
-                self.finish_cancelled(task)
-            else:
-                task.submit(task)
+        task.unresolved -= 1
+        if task.unresolved == 0:
+            self._queue(task)
 
     def _apply_arg(self, task: PendingTask, i: int, value: StoredValue, limit: int) -> bool:
         """Put a ready dependency into the spec; True if it failed the task."""
         if value.is_error:
             task.error_type = DEPENDENCY_FAILED
             self._store_error(task, value)
-            self._finish(task)
+            self._finish(task, TaskEvent.FAIL)
             return True
         if value.inline is not None and value.inline.data_size() <= limit:
             task.spec.args[i] = [ARG_VALUE, value.inline.to_inline()]
@@ -369,10 +384,11 @@ class TaskManager:
         status, returns, info = reply[0], reply[1], reply[2]
         if len(reply) > 3:
             task.ran_at = reply[3]  # the executing worker's [start, end]
-        if status == STATUS_CANCELLED or (task.cancelled and status != STATUS_OK):
+        if status == STATUS_CANCELLED or (
+                task.state is TaskState.CANCELLING and status != STATUS_OK):
             self.finish_cancelled(task)
             return
-        if status == STATUS_APP_ERROR and task.retries_left != 0 and returns:
+        if status == STATUS_APP_ERROR and retry_allowed(task.retries_left) and returns:
             if self._should_retry_exception(task, returns[0][1]):
                 self._retry(task)
                 return
@@ -383,7 +399,7 @@ class TaskManager:
             self._finish_generator(task, info, stored_error=error)
         elif not task.returns_stored:
             self._store_returns(task, returns)
-        self._finish(task, ok=status == STATUS_OK)
+        self._finish(task, TaskEvent.SUCCEED if status == STATUS_OK else TaskEvent.FAIL)
 
     def store_early(self, task: PendingTask, reply: list) -> bool:
         """Any thread: store the value of a call whose reply this thread read (the
@@ -414,20 +430,20 @@ class TaskManager:
         return isinstance(cause, tuple(policy))
 
     def _retry(self, task: PendingTask) -> None:
-        if task.retries_left > 0:
-            task.retries_left -= 1
+        task.retries_left = use_retry(task.retries_left)
+        task.advance(TaskEvent.RETRY)
         log.info("retrying task %s (%s)", task.spec.name, task.spec.task_id.hex())
         task.ran_at = None  # the next attempt's times, or none if it never answers
-        task.submit(task)
+        self._queue(task)
 
     def fail_system(self, task: PendingTask, exc: BaseException, retry: bool) -> None:
         """The worker running the task died (or could not be reached)."""
         if task.spec.task_id not in self.pending:
             return
-        if task.cancelled:
+        if task.state is TaskState.CANCELLING:
             self.finish_cancelled(task)
             return
-        if retry and task.retries_left != 0:
+        if retry and retry_allowed(task.retries_left):
             self._retry(task)
             return
         err: BaseException
@@ -443,18 +459,20 @@ class TaskManager:
             )
         self.fail_with(task, err)
 
-    def fail_with(self, task: PendingTask, err: BaseException) -> None:
+    def fail_with(self, task: PendingTask, err: BaseException,
+                  event: TaskEvent = TaskEvent.FAIL) -> None:
         task.error_type = error_type_of(err)
         self._store_error(task, error_value(err))
         if task.generator is not None:
             self._finish_generator(task, {"count": len(task.generator.items)}, err)
-        self._finish(task)
+        self._finish(task, event)
 
     def finish_cancelled(self, task: PendingTask) -> None:
         if task.spec.task_id not in self.pending:
             return
         self.fail_with(task, exceptions.TaskCancelledError(
-            task.spec.task_id.hex(), f"task {task.spec.name} was cancelled"))
+            task.spec.task_id.hex(), f"task {task.spec.name} was cancelled"),
+            TaskEvent.CANCELLED)
 
     def _error_message(self, task: PendingTask) -> str:
         """The failed task's error as text, with its traceback (state API, dashboard);
@@ -510,12 +528,14 @@ class TaskManager:
         if frees:
             self.worker.locations.free(frees)
 
-    def _finish(self, task: PendingTask, ok: bool = False) -> None:
+    def _finish(self, task: PendingTask, event: TaskEvent) -> None:
+        """Its outcome is stored: SUCCEED, FAIL or CANCELLED ends its lifecycle."""
         if task.spec.kind is TaskKind.ACTOR_TASK:
             task.actor_pin = None  # the actor may go out of scope now (actor_scope.py)
-            self.worker.actors.task_finished(task)
+            self.worker.actors.task_finished(task)  # (before: it reads the state)
         if self.pending.pop(task.spec.task_id, None) is None:
             return
+        ok = task.advance(event) is TaskState.FINISHED
         self.history.finished(task, task.error_type,
                               self._error_message(task) if task.error_type else "")
         refs = self.worker.references
@@ -546,11 +566,10 @@ class TaskManager:
         arguments' rows were kept by its lineage entry; values freed since are
         rebuilt first (recursively) or, if they cannot be, fail it."""
         task = dataclasses.replace(
-            done, cancelled=False, force_cancel=False, running_on=None, resolving=0,
+            done, state=TaskState.RETRYING, running_on=None, unresolved=0,
             dependents=[], queue_seq=-1,
             returns_stored=False, args_handed_back=0,
-            keepalive=[], arg_locations=None,
-            retries_left=done.retries_left - 1 if done.retries_left > 0 else done.retries_left)
+            keepalive=[], arg_locations=None, retries_left=use_retry(done.retries_left))
         self.worker.references.inc_submitted(task.held)
         me = self.worker.address
         to_recover = []
@@ -575,7 +594,7 @@ class TaskManager:
         Until the control store declares a dying node dead, its owner still lists
         the copies there; the hand-backs are then spaced out, and the task fails
         after ARGS_LOST_GIVE_UP of them."""
-        if task.cancelled:
+        if task.state is TaskState.CANCELLING:
             self.finish_cancelled(task)
             return
         task.args_handed_back += 1
@@ -586,6 +605,7 @@ class TaskManager:
                 f"argument {oids[0].hex()}, although the argument's owner still lists a "
                 "live copy"))
             return
+        task.advance(TaskEvent.HAND_BACK)
         lost = set(oids)
         task.arg_locations = None  # found again by _resolve
         args = []
@@ -607,13 +627,13 @@ class TaskManager:
         the resources (a custom resource, the node's only CPU) the rebuild may need."""
         before = {oid: self.worker.value_table.get(oid) for oid, _ in args}
         values = await self.worker.recovery.recover_many(args)
-        if task.spec.task_id not in self.pending:
+        if task.state is not TaskState.RETRYING:  # cancelled meanwhile
             return
         if pause_if_unchanged and all(
                 before[oid] is not None and before[oid].locations == v.locations
                 for oid, v in values.items()):
             await asyncio.sleep(pause_if_unchanged)  # the node may be dying
-            if task.spec.task_id not in self.pending:
+            if task.state is not TaskState.RETRYING:
                 return
         for oid, value in values.items():
             if value.is_error:
@@ -690,15 +710,18 @@ class TaskManager:
         task = self.pending.get(ids.task_of(oid))
         if task is None:
             return
-        task.cancelled = True
-        task.force_cancel = force
-        if self.submitter.remove_queued(task) or task.resolving > 0:
-            self.finish_cancelled(task)
-        elif task.running_on is not None and task.running_on.conn is not None:
-            task.running_on.conn.notify(
-                Method.CANCEL_TASK, [task.spec.task_id, force, recursive])
-        elif task.spec.kind is TaskKind.ACTOR_TASK:
-            self.worker.actors.cancel(task, force)
+        step = cancel_step(task.state)
+        if step is CancelStep.FINISH_NOW:  # no worker has it
+            if task.state is TaskState.QUEUED and task.spec.kind is not TaskKind.ACTOR_TASK:
+                self.submitter.remove_queued(task)
+            self.finish_cancelled(task)  # (an actor call leaves its queue: task_finished)
+        elif step is CancelStep.TELL_WORKER:
+            task.advance(TaskEvent.CANCEL)
+            if task.spec.kind is TaskKind.ACTOR_TASK:
+                self.worker.actors.cancel(task, force)
+            elif task.running_on is not None and task.running_on.conn is not None:
+                task.running_on.conn.notify(
+                    Method.CANCEL_TASK, [task.spec.task_id, force, recursive])
 
     def cancel_at_owner(self, owner: str, oid: bytes, force: bool, recursive: bool) -> None:
         """``cancel`` of a ref this process borrows: its owner cancels the task."""

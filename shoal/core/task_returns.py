@@ -40,3 +40,40 @@ def split_returns(name: str, result: Any, n: int) -> list:
                              f"it must return an iterable of {n} values")
     raise TypeError(f"task {name} declared num_returns={n} but returned {what}; it must "
                     f"return an iterable of {n} values (a tuple or a list)")
+
+
+async def drain_async_generator(agen: Any, passthrough: tuple) -> Any:
+    """An async generator method's items (num_returns=N) as a plain iterator for
+    the packer; an error it raised comes after the items it yielded (exceptions
+    in ``passthrough`` end the call instead)."""
+    items = []
+    try:
+        async for item in agen:
+            items.append(item)
+    except passthrough:
+        raise
+    except BaseException as exc:
+        return _then_raise(items, exc)
+    return iter(items)
+
+
+def _then_raise(items: list, exc: BaseException):
+    yield from items
+    raise exc
+
+
+def yielded_before_error(gen: Any, n: int,
+                         passthrough: tuple) -> tuple[list, BaseException | None]:
+    """Up to n + 1 values of a generator task with num_returns=n, and the error it
+    raised after them, if it did (exceptions in ``passthrough`` end the call)."""
+    values: list = []
+    try:
+        for value in gen:
+            values.append(value)
+            if len(values) > n:
+                break
+    except passthrough:
+        raise
+    except BaseException as exc:
+        return values[:n], exc
+    return values, None

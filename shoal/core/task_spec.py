@@ -62,15 +62,18 @@ class TaskSpec:
     args_in_place: bool = False  # ``_read_args_in_place``: spilled args are not restored
     # a streaming generator pauses once this many yielded items are unconsumed (0: never)
     backpressure: int = 0
+    max_calls: int = 0  # its worker leaves after running the function this often (0: never)
 
     def to_wire(self, include_function: bool) -> list:
         """The optional fields trail the 14 fixed ones (placement 14, accelerators
         15, concurrency group 16, cold returns 17, args in place 18, backpressure
-        19) and are sent only up to the last one set."""
+        19, 20 reserved (always None here), max calls 21) and are sent only up to
+        the last one set."""
         wire = self._wire(include_function)
         optional = [self.placement, self.accelerators, self.concurrency_group,
-                    self.cold_returns, self.args_in_place, self.backpressure]
-        defaults = [None, None, "", False, False, 0]
+                    self.cold_returns, self.args_in_place, self.backpressure, None,
+                    self.max_calls]
+        defaults = [None, None, "", False, False, 0, None, 0]
         last = max((i + 1 for i, (v, d) in enumerate(zip(optional, defaults, strict=True))
                     if v != d), default=0)
         return wire + optional[:last]
@@ -116,6 +119,7 @@ class TaskSpec:
             cold_returns=bool(w[17]) if len(w) > 17 else False,
             args_in_place=bool(w[18]) if len(w) > 18 else False,
             backpressure=w[19] if len(w) > 19 else 0,
+            max_calls=w[21] if len(w) > 21 else 0,
         )
 
     def is_generator(self) -> bool:

@@ -29,7 +29,6 @@ group's bundles.  A grant carries the GPU ids it got (``{"GPU": [ids]}``).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from shoal.exceptions import RuntimeEnvSetupError, TaskUnschedulableError
 from shoal.node.accelerators import ids_of
 from shoal.node.bundles import BundleService, bundle_of
 from shoal.node.cluster_view import SPREAD, ClusterView, Decision
+from shoal.node.leases import GrantStep, Lease, LeaseRequest, LeaseTable
 from shoal.node.node_metrics import NodeMetrics
 from shoal.node.object_store import ObjectStore, StoreConfig
 from shoal.node.object_transfer import ObjectTransfer
@@ -53,36 +53,6 @@ from shoal.runtime_env.setup import RuntimeEnvSetup, default_root
 from shoal.runtime_env.spec import env_hash
 
 log = logging.getLogger("shoal.node")
-
-
-@dataclass
-class LeaseRequest:
-    shape: dict[str, int]
-    job_id: str
-    label: str
-    requester: object
-    future: asyncio.Future
-    warned: bool = False
-    strategy: list | None = None
-    spillable: bool = False  # a task lease that was not redirected here
-    runtime_env: dict | None = None  # resolved (runtime_env.spec); None: the default workers
-    bundle: tuple[str, int] | None = None  # (pg_id, index): served from that bundle only
-    pool: NodeResources | None = None  # what it was granted from (node or bundle)
-    gpus: list = field(default_factory=list)  # [[gpu id, units]] it was granted
-    queued_at: float = field(default_factory=time.monotonic)  # lease latency (metrics)
-    for_actor: bool = False  # an actor's lease from the control store, not in a bundle
-
-
-@dataclass
-class Lease:
-    lease_id: int
-    shape: dict[str, int]
-    worker: Worker
-    requester: object
-    pool: NodeResources
-    gpus: list = field(default_factory=list)
-    bundle: tuple[str, int] | None = None
-    cpu_released: bool = False
 
 
 @dataclass
@@ -128,10 +98,11 @@ class NodeAgent:
         self.pool = WorkerPool(env, self._on_worker_output, self._on_worker_exit,
                                self.worker_logs)
         self.runtime_envs = RuntimeEnvSetup(default_root(), self._kv_package, self.pool.env)
-        self.queue: list[LeaseRequest] = []
         self.actor_leases_seen = 0  # the highest actor lease number received (heartbeats)
-        self.leases: dict[int, Lease] = {}
-        self._lease_ids = itertools.count(1)
+        self.bundles = BundleService(self)  # placement-group bundles reserved here
+        self.lease_table = LeaseTable(self.resources, self._bundle_pool)
+        self.queue = self.lease_table.queue  # REQUESTED leases (leases.py)
+        self.leases = self.lease_table.leases  # GRANTED and RETIRING, by id
         self.worker_waiters: list[asyncio.Future] = []
         self._log_buffer: dict[str, list] = {}
         self._log_flush_scheduled = False
@@ -146,7 +117,6 @@ class NodeAgent:
         self.data_address = ""
         self._register(router)
         self.state_service = StateService(self)  # the state API's NODE_STATE
-        self.bundles = BundleService(self)  # placement-group bundles reserved here
 
     def _register(self, router: Router) -> None:
         self.store.register(router)
@@ -272,9 +242,8 @@ class NodeAgent:
         if self._log_buffer:
             self._flush_logs()
         if worker.lease_id is not None:
-            lease = self.leases.pop(worker.lease_id, None)
-            if lease is not None:
-                self._release_lease_resources(lease)
+            self.lease_table.revoke(worker.lease_id)
+            worker.lease_id = None
         if self.pool.failed_starts >= FAILED_STARTS_LIMIT:
             self._fail_worker_waiters(self.pool.last_start_failure)
         elif not self.closing and len(self.worker_waiters) > self.pool.starting:
@@ -347,7 +316,7 @@ class NodeAgent:
 
     def _enqueue(self, request: LeaseRequest) -> asyncio.Future:
         request.future = asyncio.get_running_loop().create_future()
-        self.queue.append(request)
+        self.lease_table.add(request)
         self._schedule()
         return request.future
 
@@ -360,7 +329,7 @@ class NodeAgent:
             placement = self.cluster.place(self.resources, request.shape, request.strategy,
                                            False)
             if placement.decision is Decision.SPILL and not request.future.done():
-                self.queue.remove(request)
+                self.lease_table.drop(request)
                 request.future.set_result(
                     {"spill": [placement.node.node_id, placement.node.address]})
         self._report_soon()
@@ -384,8 +353,7 @@ class NodeAgent:
             self._respill()
 
     def handle_cancel_lease_requests(self, conn, body):
-        for request in [r for r in self.queue if r.requester is conn]:
-            self.queue.remove(request)
+        for request in self.lease_table.cancel_requests(conn):
             if not request.future.done():
                 request.future.set_result(None)
         return None
@@ -394,30 +362,19 @@ class NodeAgent:
         self._schedule()
 
     def _schedule(self) -> None:
+        """Perform the lease table's grant decisions."""
         if self.closing:
             return
-        for request in list(self.queue):
-            if request.future.done():
-                self.queue.remove(request)
-                continue
-            if request.bundle is not None:  # only its placement group's bundle will do
-                picked = self.bundles.pick(request)
-                if picked is None:
-                    continue
-                pool = picked[1]
-            elif not self.resources.feasible(request.shape):
-                if not request.warned:
-                    request.warned = True
-                    self._warn_infeasible(request)
-                continue
+        for step, request in self.lease_table.schedule():
+            if step is GrantStep.WARN_INFEASIBLE:
+                self._warn_infeasible(request)
             else:
-                pool = self.resources
-            if pool.fits(request.shape):
-                self.queue.remove(request)
-                request.pool = pool
-                request.gpus = pool.acquire(request.shape)
                 asyncio.get_running_loop().create_task(self._grant(request))
         self._report_soon()
+
+    def _bundle_pool(self, request: LeaseRequest) -> NodeResources | None:
+        picked = self.bundles.pick(request)
+        return None if picked is None else picked[1]
 
     def _warn_infeasible(self, request: LeaseRequest) -> None:
         message = (
@@ -436,7 +393,7 @@ class NodeAgent:
             else:
                 worker = await self._obtain_worker(request.job_id)
         except Exception as exc:
-            request.pool.release(request.shape, request.gpus)
+            self.lease_table.grant_failed(request)
             if not request.future.done():
                 request.future.set_exception(exc)
             self._schedule()
@@ -444,13 +401,11 @@ class NodeAgent:
         closed = getattr(request.requester, "closed", None)
         if request.future.done() or (closed is not None and closed.done()):
             # the requester gave up or disconnected meanwhile: nobody would return it
-            request.pool.release(request.shape, request.gpus)
+            self.lease_table.grant_failed(request)
             self._make_idle(worker)
             self._schedule()
             return
-        lease = Lease(next(self._lease_ids), request.shape, worker, request.requester,
-                      request.pool, request.gpus, request.bundle)
-        self.leases[lease.lease_id] = lease
+        lease = self.lease_table.granted(request, worker)
         worker.lease_id = lease.lease_id
         worker.label = request.label
         leases = getattr(request.requester, "state", {}).setdefault("leases", set())
@@ -514,26 +469,27 @@ class NodeAgent:
         worker.job_id = job_id
 
     def handle_return_lease(self, conn, body):
-        lease_id, kill = body
-        lease = self.leases.pop(lease_id, None)
+        """[lease id, kill, retire]: ``retire``: its worker ran its max_calls; it
+        exits by itself once it owns nothing in scope (retire.py), never idle again."""
+        lease_id, kill = body[:2]
+        retire = len(body) > 2 and bool(body[2])
+        if retire:
+            self.lease_table.retire(lease_id)
+        lease = self.lease_table.give_back(lease_id)
         if lease is None:
             return None
         conn.state.get("leases", set()).discard(lease_id)
-        self._release_lease_resources(lease)
+        lease.worker.lease_id = None
         worker = lease.worker
-        if kill or worker.actor_id is not None:
+        if retire and not kill:
+            if worker.conn is not None:  # (else it is exiting already)
+                worker.conn.notify(Method.RETIRE_WORKER, None)
+        elif kill or worker.actor_id is not None:
             self.pool.kill(worker)
         elif worker.worker_id in self.pool.workers:
             self._make_idle(worker)
         self._schedule()
         return None
-
-    def _release_lease_resources(self, lease: Lease) -> None:
-        shape = dict(lease.shape)
-        if lease.cpu_released:
-            shape.pop("CPU", None)
-        lease.pool.release(shape, lease.gpus)
-        lease.worker.lease_id = None
 
     def _lease_of(self, conn) -> Lease | None:
         worker = conn.state.get("worker")
@@ -545,18 +501,14 @@ class NodeAgent:
         # an actor keeps its CPUs for its lifetime, blocked or not (as in Ray): only a
         # task's worker lends its CPU while it waits
         lease = self._lease_of(conn)
-        if lease is not None and not lease.cpu_released and "CPU" in lease.shape \
-                and lease.worker.actor_id is None:
-            lease.cpu_released = True
-            lease.pool.release({"CPU": lease.shape["CPU"]})
+        if lease is not None and self.lease_table.worker_blocked(
+                lease, lease.worker.actor_id is not None):
             self._schedule()
         return None
 
     def handle_worker_unblocked(self, conn, body):
         lease = self._lease_of(conn)
-        if lease is not None and lease.cpu_released:
-            lease.cpu_released = False
-            lease.pool.acquire({"CPU": lease.shape["CPU"]}, force=True)
+        if lease is not None and self.lease_table.worker_unblocked(lease):
             self._report_soon()
         return None
 
@@ -612,13 +564,12 @@ class NodeAgent:
     def _on_connection_closed(self, conn) -> None:
         self.store.client_gone(conn)
         self.transfer.connection_closed(conn)
-        for request in [r for r in self.queue if r.requester is conn]:
-            self.queue.remove(request)
+        self.lease_table.cancel_requests(conn)
         for lease_id in conn.state.get("leases", ()):
-            lease = self.leases.pop(lease_id, None)
+            lease = self.lease_table.revoke(lease_id)
             if lease is not None:
                 # its owner is gone; the worker may be running the owner's task
-                self._release_lease_resources(lease)
+                lease.worker.lease_id = None
                 self.pool.kill(lease.worker)
         worker = conn.state.get("worker")
         if worker is not None:

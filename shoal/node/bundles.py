@@ -32,7 +32,8 @@ from shoal.node.resources import NodeResources, from_units, to_units
 from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
-    from shoal.node.agent import LeaseRequest, NodeAgent
+    from shoal.node.agent import NodeAgent
+    from shoal.node.leases import LeaseRequest
 
 log = logging.getLogger("shoal.node")
 
@@ -183,7 +184,7 @@ class BundleService:
                      f"a bundle of placement group {pg_id} moved away from this node"))
         for request in [r for r in agent.queue if r.bundle is not None and r.bundle[0] == pg_id]:
             if not self.table.candidates(pg_id, request.bundle[1]):
-                agent.queue.remove(request)
+                agent.lease_table.drop(request)
                 if not request.future.done():
                     request.future.set_exception(error)
         agent.schedule()

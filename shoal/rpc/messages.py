@@ -66,6 +66,7 @@ class Method(enum.IntEnum):
     EXIT_WORKER = 67
     ASSIGN_JOB = 68
     STEAL_TASKS = 69  # owner -> worker: hand back these queued tasks if not started
+    RETIRE_WORKER = 78  # agent -> worker: max_calls lease returned; exit once owning nothing
     ADD_OBJECT_LOCATION = 70  # node agent -> owner: I hold a copy now (True: keep it)
     REMOVE_OBJECT_LOCATION = 71  # node agent -> owner: my copy was evicted
     WORKER_STATE = 72  # node agent -> core worker: objects/tasks snapshot (state API)

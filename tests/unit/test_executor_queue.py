@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 
 from shoal.core.executor import Executor
+from shoal.core.retire import Retirement
 from shoal.core.task_spec import STATUS_STOLEN, TaskKind, TaskSpec
 from shoal.rpc.transport import DeferredReply
 
@@ -30,6 +31,7 @@ def bare_executor(ran: list) -> Executor:
     ex = object.__new__(Executor)
     ex.queued = {}
     ex.queued_lock = threading.Lock()
+    ex.retirement = Retirement(None, ex.queued)  # (max_calls: never reached here)
     ex._execute = lambda spec, conn, fut: (ran.append(fut), fut.send(["ran", spec.task_id]))
     return ex
 

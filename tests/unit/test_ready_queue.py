@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from shoal.core.lease_submitter import PipelineDepth, ReadyQueue
+from shoal.core.lease_dispatch import PipelineDepth, ReadyQueue
 
 
 def _task(name: str, depth: int = 0):

@@ -15,6 +15,7 @@ from shoal.core.reference_table import Reference, ReferenceTable
 from shoal.core.serialization import serialize, serialize_error
 from shoal.core.task_manager import PendingTask
 from shoal.core.task_spec import TaskKind, TaskSpec
+from shoal.core.task_state import TaskState as CoreTaskState
 from shoal.core.value_table import StoredValue
 from shoal.util import state_build
 from shoal.util.memory import format_memory_summary
@@ -136,7 +137,7 @@ def test_pending_state_of_normal_and_actor_tasks():
     t = task()
     assert sr.pending_state(t, in_flight=False) == sr.PENDING_NODE_ASSIGNMENT
     assert sr.pending_state(t, in_flight=True) == sr.SUBMITTED_TO_WORKER
-    t.resolving = 2
+    t.state = CoreTaskState.RESOLVING
     assert sr.pending_state(t, in_flight=False) == sr.PENDING_ARGS_AVAIL
     a = task("A.m", kind=TaskKind.ACTOR_TASK, actor_id="ab" * 8)
     assert sr.pending_state(a, in_flight=False) == sr.PENDING_ACTOR_TASK_ORDERING
