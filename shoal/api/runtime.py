@@ -121,11 +121,25 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
         return
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"shoal.cancel expects an ObjectRef, got {type(object_ref).__name__}")
+    _refuse_force_for_actor_task(worker, object_ref, force)
     if object_ref._owner != worker.address:  # a borrowed ref: its owner cancels the task
         worker.post(worker.tasks.cancel_at_owner, object_ref._owner, object_ref._id, force,
                     recursive)
         return
     worker.post(worker.tasks.cancel, object_ref._id, force, recursive)
+
+
+def _refuse_force_for_actor_task(worker: Any, object_ref: ObjectRef, force: bool) -> None:
+    """Ray's rule: ``force=True`` would kill the actor's process, not just the call, so
+    it is refused for an actor call (known here when this process owns the call)."""
+    if not force or object_ref._owner != worker.address:
+        return
+    from shoal.core import ids
+    from shoal.core.task_spec import TaskKind
+
+    task = worker.tasks.pending.get(ids.task_of(object_ref._id))
+    if task is not None and task.spec.kind is TaskKind.ACTOR_TASK:
+        raise ValueError("force=True is not supported for actor tasks.")
 
 
 def kill(actor: Any, *, no_restart: bool = True) -> None:
