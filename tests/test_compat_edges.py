@@ -12,6 +12,26 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @shoal.remote
+class _Pinger:
+    def ping(self) -> str:
+        return "pong"
+
+
+# shutdown_only tests first: the module's shoal_cluster must not be running yet.
+def test_a_handle_from_an_earlier_cluster_says_so(shutdown_only):
+    """Ray's wording for a handle the current cluster does not know: "It might be
+    dead or it's from a different cluster"."""
+    shoal.init(num_cpus=1)
+    actor = _Pinger.remote()
+    assert shoal.get(actor.ping.remote(), timeout=30) == "pong"
+    shoal.shutdown()
+    shoal.init(num_cpus=1)
+    with pytest.raises(shoal.exceptions.ActorDiedError) as info:
+        shoal.get(actor.ping.remote(), timeout=30)
+    assert "It might be dead or it's from a different cluster" in info.value.args[0]
+
+
+@shoal.remote
 class _Sleeper:
     async def nap(self, seconds: float) -> float:
         import asyncio

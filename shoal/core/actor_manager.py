@@ -257,7 +257,7 @@ class ActorManager:
             record = await self.worker.control.call(
                 Method.GET_ACTOR, [st.actor_id, stale, wait_restart, st.num_restarts])
         except Exception as exc:
-            record = {"state": "DEAD", "death_cause": f"the control store is unreachable: {exc}"}
+            record = {"state": "DEAD", "death_cause": _lookup_failure(exc)}
         if not st.restartable:
             st.keepalive = []
         state = record["state"]
@@ -429,3 +429,13 @@ class ActorManager:
                 self._flush(st)  # it may have held up the calls behind it
         elif task.spec.task_id in st.in_flight and st.conn is not None:
             st.conn.notify(Method.CANCEL_TASK, [task.spec.task_id, force, False])
+
+
+def _lookup_failure(exc: Exception) -> str:
+    """The death cause of an actor whose record could not be fetched.  A store that
+    answers it does not know the actor means a handle from an earlier cluster (Ray's
+    wording, which users match on)."""
+    if isinstance(exc, RemoteError) and exc.error_type == "LookupError":
+        return ("the cluster's control store does not know this actor. It might be dead "
+                f"or it's from a different cluster ({exc.message})")
+    return f"the control store is unreachable: {exc}"
