@@ -28,6 +28,7 @@ from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import ids
 from shoal.core.lease_submitter import LeaseSubmitter, scheduling_key
+from shoal.core.dependency_errors import consumer_error
 from shoal.core.serialization import Serialized, deserialize, serialize
 from shoal.core.state_records import (
     DEPENDENCY_FAILED,
@@ -351,7 +352,7 @@ class TaskManager:
         """Put a ready dependency into the spec; True if it failed the task."""
         if value.is_error:
             task.error_type = DEPENDENCY_FAILED
-            self._store_error(task, value)
+            self._store_error(task, consumer_error(task.spec.name, value))
             self._finish(task)
             return True
         if value.inline is not None and value.inline.data_size() <= limit:
