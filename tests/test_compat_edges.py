@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 import shoal
-from tests.utils import wait_for_condition
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -48,3 +47,5 @@ def test_force_cancel_of_an_actor_call_is_refused(shoal_cluster):
     with pytest.raises(ValueError, match="force=True is not supported for actor tasks"):
         shoal.cancel(ref, force=True)
     assert shoal.get(ref, timeout=30) == 0.5
+    with pytest.raises(ValueError, match="force=True is not supported for actor tasks"):
+        shoal.cancel(ref, force=True)  # finished: still an actor call
