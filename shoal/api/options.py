@@ -13,7 +13,6 @@ from typing import Any
 from shoal.api.labels import check_fallback_strategy, check_label_selector
 from shoal.launch import resource_args
 
-
 # A resource quantity is kept to 1/10,000 of a unit (Ray's resource granularity).
 RESOURCE_UNIT = 0.0001
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import ids
-from shoal.core.lease_submitter import LeaseSubmitter, scheduling_key
 from shoal.core.dependency_errors import consumer_error
+from shoal.core.lease_submitter import LeaseSubmitter, scheduling_key
 from shoal.core.serialization import Serialized, deserialize, serialize
 from shoal.core.state_records import (
     DEPENDENCY_FAILED,
