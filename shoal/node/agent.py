@@ -622,7 +622,7 @@ class NodeAgent:
                 self.pool.kill(lease.worker)
         worker = conn.state.get("worker")
         if worker is not None:
-            self.pool.kill(worker)
+            self.pool.kill(worker, intended=False)
         self._schedule()
 
     def _report_soon(self) -> None:

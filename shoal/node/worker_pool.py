@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import json
 import logging
 import os
@@ -30,6 +31,8 @@ from shoal.runtime_env.setup import WorkerEnv
 log = logging.getLogger("shoal.node")
 
 STDERR_TAIL_LINES = 30
+# exited workers the state API still lists (Ray lists dead workers with why they ended)
+EXITED_KEPT = 1000
 # workers in a row that die before registering before the requests waiting for one
 # fail (with the last one's stderr) instead of waiting for ever
 FAILED_STARTS_LIMIT = 3
@@ -49,6 +52,7 @@ class Worker:
     env_hash: str = ""  # the runtime env it was started in ("": the node's default)
     reserved: bool = False  # started for one request: not handed to others when it registers
     kill_signal: int = 0  # the signal a kill sent (0: none): a dying worker is never reused
+    stopped_by_node: bool = False  # a kill meant to stop it (not a clean-up after it died)
     registered: asyncio.Future | None = None
     output_tasks: list = field(default_factory=list)
     # its last lines of stderr: why it died, if it dies before registering
@@ -177,6 +181,33 @@ class Zygote:
                 pass
 
 
+class ExitType(enum.Enum):
+    """Why a worker process ended, in Ray's words (``WorkerState.exit_type``)."""
+
+    INTENDED_SYSTEM_EXIT = "INTENDED_SYSTEM_EXIT"  # the node stopped it (idle, kill, shutdown)
+    INTENDED_USER_EXIT = "INTENDED_USER_EXIT"  # it ended itself cleanly (exit_actor)
+    SYSTEM_ERROR = "SYSTEM_ERROR"  # it crashed or was killed by someone else
+
+
+def exit_type(returncode: int | None, stopped_by_node: bool) -> ExitType:
+    """Pure: the exit type of a worker from its exit code and whether the node
+    meant to stop it."""
+    if stopped_by_node:
+        return ExitType.INTENDED_SYSTEM_EXIT
+    if returncode == 0:
+        return ExitType.INTENDED_USER_EXIT
+    return ExitType.SYSTEM_ERROR
+
+
+def exit_detail(returncode: int | None) -> str:
+    if returncode is not None and returncode < 0:
+        try:
+            return f"the process was ended by signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"the process was ended by signal {-returncode}"
+    return f"the process exited with code {returncode}"
+
+
 class WorkerPool:
     def __init__(
         self,
@@ -191,6 +222,8 @@ class WorkerPool:
         self.on_exit = on_exit
         self.workers: dict[str, Worker] = {}
         self.idle: list[Worker] = []
+        # (worker, exit type, detail) of the last EXITED_KEPT workers that ended
+        self.exited: collections.deque = collections.deque(maxlen=EXITED_KEPT)
         self.starting = 0  # spawned, not yet registered
         self.failed_starts = 0  # workers in a row that died before registering
         self.last_start_failure = ""
@@ -318,6 +351,8 @@ class WorkerPool:
         if self.logs is not None:
             self.logs.closed(worker)
         self.workers.pop(worker.worker_id, None)
+        self.exited.append((worker, exit_type(worker.returncode, worker.stopped_by_node),
+                            exit_detail(worker.returncode)))
         if worker in self.idle:
             self.idle.remove(worker)
         if worker.registered is not None and not worker.registered.done():
@@ -340,9 +375,12 @@ class WorkerPool:
                     return self.idle.pop(i)
         return None
 
-    def kill(self, worker: Worker, sig: int = signal.SIGKILL) -> None:
+    def kill(self, worker: Worker, sig: int = signal.SIGKILL, intended: bool = True) -> None:
+        """``intended``: the node stops a live worker; False: a clean-up after its
+        connection closed (it is most likely dying already: not the node's doing)."""
         if worker.pid and worker.returncode is None:
             worker.kill_signal = sig
+            worker.stopped_by_node = worker.stopped_by_node or intended
             if worker in self.idle:
                 self.idle.remove(worker)
             try:

@@ -185,7 +185,9 @@ class NodeState(_Record):
 
 @dataclasses.dataclass
 class WorkerState(_Record):
-    """A worker process of a live node (Ray's ``WorkerState``; drivers are jobs)."""
+    """A worker process of a live node (Ray's ``WorkerState``; drivers are jobs): the
+    live ones, and the last ones that ended with ``exit_type`` (Ray's
+    INTENDED_SYSTEM_EXIT, INTENDED_USER_EXIT or SYSTEM_ERROR) and ``exit_detail``."""
 
     DETAIL: ClassVar[frozenset] = frozenset({"actor_id", "job_id", "address"})
     worker_id: str
@@ -194,6 +196,8 @@ class WorkerState(_Record):
     node_id: str
     ip: str
     pid: int | None
+    exit_type: str | None = None
+    exit_detail: str | None = None
     actor_id: str | None = None
     job_id: str | None = None
     address: str | None = None
