@@ -347,3 +347,16 @@ def test_workers_that_ended_are_listed_with_why(shoal_cluster):
     assert [rows[p].exit_type for p in pids] == [
         "INTENDED_SYSTEM_EXIT", "INTENDED_USER_EXIT", "SYSTEM_ERROR"]
     assert "SIGKILL" in rows[pids[2]].exit_detail
+
+
+def test_a_filter_on_a_state_no_record_can_have_is_refused(shoal_cluster):
+    """Ray refuses a state filter naming no actor or task state (a typo would
+    otherwise look like "nothing there"); its error lives at Ray's path."""
+    import shoal.util.state as state_api
+
+    assert state_api.exception.RayStateApiException is StateApiException
+    with pytest.raises(state_api.exception.RayStateApiException, match="PENDING_CREATION"):
+        list_actors(filters=[("state", "=", "UNKONWN_STATE")])
+    with pytest.raises(StateApiException, match="valid values"):
+        list_tasks(filters=[("state", "!=", "DONE")])
+    assert isinstance(list_actors(filters=[("state", "=", "pending_creation")]), list)
