@@ -51,6 +51,7 @@ from shoal.core.serialization import Serialized, deserialize_values, serialize
 from shoal.core.shm_window import ShmWindow
 from shoal.core.state_records import StateReporter
 from shoal.core.task_manager import TaskManager
+from shoal.core.unhandled_errors import UnhandledErrors
 from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable, first_error
 from shoal.core.value_wire import (
     INLINE_THRESHOLD,
@@ -125,6 +126,7 @@ class CoreWorker:
         self.ids = ids.IdGenerator()
         self.value_table = ValueTable()
         self.references = ReferenceTable()
+        self.unhandled = UnhandledErrors()  # task errors dropped unread are logged
         self.address = ""
         self.loop: asyncio.AbstractEventLoop | None = None
         self.router = Router()
@@ -437,11 +439,17 @@ class CoreWorker:
         store = self.value_table
         store.delete_many(dropped)
         for oid, value in store.delete_many(freed):
-            if value.inline is None:
+            if value.inline is not None:
+                if value.inline.flags:  # an error: reported if nobody read it
+                    self.unhandled.freed(oid, value)
+            else:
                 if value.locations == {self.node_id}:
                     frees.append(oid)
                 else:  # copies on other nodes too
                     self.locations.free([(oid, value)])
+        if self.unhandled.handled:  # read refs that were no errors, or borrowed ones
+            self.unhandled.forget(freed)
+            self.unhandled.forget(dropped)
 
     async def _send_remove_borrower(self, action: Action) -> None:
         try:
@@ -606,6 +614,7 @@ class CoreWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         values = self._wait_values(refs, len(refs), deadline, True, fail_fast=True)
         if len(refs) > 1 and (failed := first_error(refs, values)) is not None:
+            self.unhandled.read(r._id for r in refs)  # the caller saw the batch fail
             return deserialize_values([(failed._id, values[failed._id].inline)], self)
         views = self.recovery.pin_with_recovery(refs, values, deadline, in_place)
         items = []
@@ -613,7 +622,11 @@ class CoreWorker:
             oid = ref._id
             inline = values[oid].inline
             items.append((oid, views[oid] if inline is None else inline))
-        return deserialize_values(items, self)
+        try:
+            return deserialize_values(items, self)
+        except BaseException:
+            self.unhandled.read(r._id for r in refs)
+            raise
 
     async def _pin_on_loop(self, oids: list[bytes], in_place: bool = False) -> list:
         method = Method.STORE_GET_IN_PLACE if in_place else Method.STORE_GET

@@ -492,6 +492,8 @@ class TaskManager:
                 # nobody holds the ref any more: drop the value right away
                 if value.inline is None:
                     frees.append((oid, value))
+                elif value.inline.flags:  # an error nobody will read: reported
+                    self.worker.unhandled.freed(oid, value)
                 if contained:
                     refs.add_owned(oid)
                     refs.add_contained(oid, [tuple(c) for c in contained])

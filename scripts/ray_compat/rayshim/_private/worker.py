@@ -73,3 +73,22 @@ def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(name)
     return _missing(f"ray._private.worker.{name}")
+
+
+class _WorkerModule(type(shoal)):
+    """Assigning ``ray._private.worker._unhandled_error_handler`` (Ray's tests do, to
+    count unhandled errors) sets this process's handler of unread task errors."""
+
+    def __setattr__(self, name, value):
+        if name == "_unhandled_error_handler":
+            from shoal.core import context
+
+            worker = context.current_worker_or_none()
+            if worker is not None:
+                worker.unhandled.handler = value
+        super().__setattr__(name, value)
+
+
+import sys  # noqa: E402
+
+sys.modules[__name__].__class__ = _WorkerModule
