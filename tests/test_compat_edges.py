@@ -3,9 +3,13 @@ test names the rule it pins."""
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 import shoal
+from tests.utils import open_gate, wait_for_file
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -49,3 +53,43 @@ def test_force_cancel_of_an_actor_call_is_refused(shoal_cluster):
     assert shoal.get(ref, timeout=30) == 0.5
     with pytest.raises(ValueError, match="force=True is not supported for actor tasks"):
         shoal.cancel(ref, force=True)  # finished: still an actor call
+
+
+@shoal.remote
+def _wait_for_gate(started: str, gate: str) -> str:
+    open_gate(started)
+    while not os.path.exists(gate):
+        time.sleep(0.02)
+    return "passed the gate"
+
+
+@shoal.remote
+class _AsyncParent:
+    async def run(self, started: str, gate: str) -> str:
+        self.child = _wait_for_gate.remote(started, gate)
+        return await self.child
+
+    def child_ref(self) -> list:
+        return [self.child]
+
+
+@pytest.mark.parametrize("recursive", [True, False])
+def test_cancel_of_an_async_actor_call_reaches_its_children_when_recursive(
+        shoal_cluster, tmp_path, recursive):
+    """Ray: cancel(recursive=True) of an actor call also cancels the tasks it
+    submitted; recursive=False leaves them running."""
+    started, gate = str(tmp_path / "started"), str(tmp_path / "gate")
+    parent = _AsyncParent.remote()
+    ref = parent.run.remote(started, gate)
+    wait_for_file(started, timeout=30)
+    shoal.cancel(ref, recursive=recursive)
+    with pytest.raises(shoal.exceptions.TaskCancelledError):
+        shoal.get(ref, timeout=30)
+    [child] = shoal.get(parent.child_ref.remote(), timeout=30)
+    if recursive:
+        with pytest.raises(shoal.exceptions.TaskCancelledError):
+            shoal.get(child, timeout=30)
+    else:
+        open_gate(gate)
+        assert shoal.get(child, timeout=30) == "passed the gate"
+    open_gate(gate)

@@ -414,7 +414,8 @@ class ActorManager:
                                       or record.get("address") != st.address):
             st.conn.abort()
 
-    def cancel(self, task: PendingTask, force: bool) -> None:
+    def cancel(self, task: PendingTask, force: bool, recursive: bool = True) -> None:
+        """``recursive``: the actor also cancels the tasks the call submitted."""
         st = self.actors.get(task.spec.actor_id)
         if st is None:
             return
@@ -428,7 +429,7 @@ class ActorManager:
             if st.conn is not None and st.conn.is_open():
                 self._flush(st)  # it may have held up the calls behind it
         elif task.spec.task_id in st.in_flight and st.conn is not None:
-            st.conn.notify(Method.CANCEL_TASK, [task.spec.task_id, force, False])
+            st.conn.notify(Method.CANCEL_TASK, [task.spec.task_id, force, recursive])
 
 
 def _lookup_failure(exc: Exception) -> str:

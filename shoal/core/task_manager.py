@@ -701,7 +701,7 @@ class TaskManager:
             task.running_on.conn.notify(
                 Method.CANCEL_TASK, [task.spec.task_id, force, recursive])
         elif task.spec.kind is TaskKind.ACTOR_TASK:
-            self.worker.actors.cancel(task, force)
+            self.worker.actors.cancel(task, force, recursive)
 
     def cancel_at_owner(self, owner: str, oid: bytes, force: bool, recursive: bool) -> None:
         """``cancel`` of a ref this process borrows: its owner cancels the task."""
