@@ -691,7 +691,8 @@ class TaskManager:
     # ---- cancellation ---------------------------------------------------------------------------
     def cancel(self, oid: bytes, force: bool, recursive: bool) -> None:
         task = self.pending.get(ids.task_of(oid))
-        if task is None:
+        if task is None:  # finished: a lost object of it is not rebuilt (lineage.py)
+            self.worker.recovery.lineage.task_cancelled(ids.task_of(oid))
             return
         task.cancelled = True
         task.force_cancel = force
