@@ -93,3 +93,19 @@ def test_cancel_of_an_async_actor_call_reaches_its_children_when_recursive(
         open_gate(gate)
         assert shoal.get(child, timeout=30) == "passed the gate"
     open_gate(gate)
+
+
+@shoal.remote
+class _Threaded:
+    def pool_threads(self) -> int:
+        import threading
+
+        return sum(t.name.startswith("shoal-actor") for t in threading.enumerate())
+
+
+def test_a_threaded_actor_starts_all_its_threads_up_front(shoal_cluster):
+    """Ray starts a threaded actor's max_concurrency threads when it is created, so
+    its thread count does not grow while calls come in."""
+    actor = _Threaded.options(max_concurrency=3).remote()
+    assert shoal.get(actor.pool_threads.remote(), timeout=30) == 3
+    assert shoal.get([actor.pool_threads.remote() for _ in range(20)], timeout=30) == [3] * 20
