@@ -23,7 +23,10 @@ Restarts (``max_restarts``; the control store's side is
       |   (DEAD: every call fails with ActorDiedError and the cause)
       | GET_ACTOR(id, stale, wait_restart) -> | answers once ALIVE again, or DEAD
       | PUSH_TASK ... to the new process: retried calls first, then the calls
-      |   made meanwhile (they waited in the queue and use no retry)
+      |   made meanwhile (they waited in the queue and use no retry); a call made
+      |   while the caller knows the actor is restarting and that has no retries
+      |   (max_task_retries=0, Ray's at-most-once default) fails at once with
+      |   ActorUnavailableError instead of waiting
 
 The caller also subscribes to the ``actor`` channel: a RESTARTING/DEAD notice,
 or an address change, for an actor it is connected to aborts that connection,
@@ -229,6 +232,16 @@ class ActorManager:
                 st.queue.remove(task)
             self._fail(task, st)
             return
+        if st.status == "RESTARTING" and task.sent_on is None and task.retries_left == 0:
+            # Ray's at-most-once default: a call without retries made while the actor
+            # is known to be restarting fails at once instead of waiting for it
+            if reserved and task in st.queue:
+                st.queue.remove(task)
+            self.worker.tasks.fail_with(task, exceptions.ActorUnavailableError(
+                f"The actor {st.actor_id} is restarting ({st.death_cause or 'it died'}); "
+                f"{task.spec.name} has no retries (max_task_retries=0), so it fails at "
+                "once instead of waiting for the actor to come back", st.actor_id))
+            return
         if not reserved and task.sent_on is not None:
             # a retry: it was sent before every call not sent yet, which may wait for
             # its result (a later call taking it as argument): it goes before them,
@@ -410,9 +423,17 @@ class ActorManager:
         if record["state"] == "DEAD":
             if st.status != "DEAD":
                 self._mark_dead(st, record.get("death_cause", ""))
-        elif st.conn is not None and (record["state"] != "ALIVE"
-                                      or record.get("address") != st.address):
+            return
+        if record["state"] == "RESTARTING" and st.status == "ALIVE":
+            # known now (calls without retries fail at once: enqueue_task); the
+            # connect below waits for it to come back and makes it ALIVE again
+            st.status = "RESTARTING"
+            st.death_cause = record.get("death_cause", "")
+        if st.conn is not None and (record["state"] != "ALIVE"
+                                    or record.get("address") != st.address):
             st.conn.abort()
+        if st.status == "RESTARTING" and st.conn is None and not st.in_flight:
+            self._ensure_connected(st, st.address)
 
     def cancel(self, task: PendingTask, force: bool, recursive: bool = True) -> None:
         """``recursive``: the actor also cancels the tasks the call submitted."""
