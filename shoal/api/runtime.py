@@ -46,7 +46,7 @@ def get(object_refs: Any, *, timeout: float | None = None,
     if isinstance(object_refs, ObjectRefGenerator):
         return object_refs  # as Ray: its refs are read by iterating it
     if isinstance(object_refs, DynamicObjectRefGenerator):
-        object_refs = list(object_refs)
+        object_refs = list(object_refs._refs)  # read, not taken
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(
             f"shoal.get expects an ObjectRef or a list of ObjectRefs, got "
