@@ -440,16 +440,12 @@ class CoreWorker:
         store.delete_many(dropped)
         for oid, value in store.delete_many(freed):
             if value.inline is not None:
-                if value.inline.flags:  # an error: reported if nobody read it
-                    self.unhandled.freed(oid, value)
-            else:
-                if value.locations == {self.node_id}:
-                    frees.append(oid)
-                else:  # copies on other nodes too
-                    self.locations.free([(oid, value)])
-        if self.unhandled.handled:  # read refs that were no errors, or borrowed ones
-            self.unhandled.forget(freed)
-            self.unhandled.forget(dropped)
+                self.unhandled.freed(oid, value)  # an error nobody read is reported
+            elif value.locations == {self.node_id}:
+                frees.append(oid)
+            else:  # copies on other nodes too
+                self.locations.free([(oid, value)])
+        self.unhandled.forget(freed, dropped)
 
     async def _send_remove_borrower(self, action: Action) -> None:
         try:
@@ -622,11 +618,8 @@ class CoreWorker:
             oid = ref._id
             inline = values[oid].inline
             items.append((oid, views[oid] if inline is None else inline))
-        try:
+        with self.unhandled.reading(refs):  # an error raised here was read
             return deserialize_values(items, self)
-        except BaseException:
-            self.unhandled.read(r._id for r in refs)
-            raise
 
     async def _pin_on_loop(self, oids: list[bytes], in_place: bool = False) -> list:
         method = Method.STORE_GET_IN_PLACE if in_place else Method.STORE_GET

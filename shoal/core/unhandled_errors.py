@@ -22,9 +22,10 @@ set's ``add``/``discard`` are atomic under the GIL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from shoal import exceptions
 from shoal.core import ids, serialization
@@ -51,12 +52,23 @@ class UnhandledErrors:
         """A get raised with these refs in its batch."""
         self.handled.update(oids)
 
+    @contextlib.contextmanager
+    def reading(self, refs: list) -> Iterator[None]:
+        """Around the deserializing of a get: if it raises, the refs were read."""
+        try:
+            yield
+        except BaseException:
+            self.read(r._id for r in refs)
+            raise
+
     def freed(self, oid: bytes, value: StoredValue) -> None:
         """An owned value went out of scope (loop thread)."""
+        if not value.is_error:
+            return
         if oid in self.handled:
             self.handled.discard(oid)
             return
-        if not value.is_error or ids.index_of(oid) == 0 or _ignored():
+        if ids.index_of(oid) == 0 or _ignored():
             return
         try:
             error = serialization.loads_detached(value.inline.inband)
@@ -69,10 +81,11 @@ class UnhandledErrors:
         except Exception:
             log.exception("the unhandled-error handler failed")
 
-    def forget(self, oids: Iterable[bytes]) -> None:
+    def forget(self, *gone: list[bytes]) -> None:
         """Values gone from this process (a borrowed one is its owner's to report)."""
-        for oid in oids:
-            self.handled.discard(oid)
+        if self.handled:
+            for oids in gone:
+                self.handled.difference_update(oids)
 
 
 def _ignored() -> bool:

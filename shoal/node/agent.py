@@ -44,6 +44,7 @@ from shoal.node.object_transfer import ObjectTransfer
 from shoal.node.owner_watch import OwnerWatch
 from shoal.node.resources import NodeResources, from_units, to_units
 from shoal.node.state_service import StateService
+from shoal.node.store_pressure_gc import StorePressureGc
 from shoal.node.worker_logs import WorkerLogs, rotation_from_env
 from shoal.node.worker_pool import FAILED_STARTS_LIMIT, Worker, WorkerPool
 from shoal.rpc.messages import Method
@@ -146,6 +147,7 @@ class NodeAgent:
         self.data_address = ""
         self._register(router)
         self.state_service = StateService(self)  # the state API's NODE_STATE
+        self.store.hooks.sealed = StorePressureGc(self.state_service.clients).sealed
         self.bundles = BundleService(self)  # placement-group bundles reserved here
 
     def _register(self, router: Router) -> None:
