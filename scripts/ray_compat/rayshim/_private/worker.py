@@ -1,7 +1,8 @@
 """``ray._private.worker`` as far as Ray's tests read it with an obvious shoal meaning:
 ``global_worker.node.unique_id`` (this process's node id),
 ``global_worker.current_job_id``,
-``global_worker.core_worker.get_all_reference_counts()``, and ``pickle`` (Ray's worker
+``global_worker.core_worker.get_all_reference_counts()`` and ``.object_exists(ref)``
+(in shared memory), ``_unhandled_error_handler`` (assigned), and ``pickle`` (Ray's worker
 module imports cloudpickle under that name).  Anything else is a Ray internal whose use fails."""
 
 import cloudpickle as pickle  # noqa: F401
@@ -45,6 +46,16 @@ class _CoreWorker:
             rows = []
         return {oid.hex(): {"local": ref.local, "submitted": ref.submitted}
                 for oid, ref in rows}
+
+    def object_exists(self, ref) -> bool:
+        """Whether the object is in shared memory (Ray: in plasma): shoal's rule is
+        Ray's, small values stay in their owner's memory and larger ones go to a
+        node's store."""
+        from shoal.core import context
+
+        worker = context.current_worker_or_none()
+        value = worker.value_table.get(ref._id) if worker is not None else None
+        return value is not None and value.in_plasma
 
     def __getattr__(self, attr):
         if attr.startswith("__"):
