@@ -9,7 +9,7 @@ import time
 import pytest
 
 import shoal
-from tests.utils import open_gate, wait_for_file
+from tests.utils import open_gate, wait_for_condition, wait_for_file
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -109,3 +109,26 @@ def test_a_threaded_actor_starts_all_its_threads_up_front(shoal_cluster):
     actor = _Threaded.options(max_concurrency=3).remote()
     assert shoal.get(actor.pool_threads.remote(), timeout=30) == 3
     assert shoal.get([actor.pool_threads.remote() for _ in range(20)], timeout=30) == [3] * 20
+
+
+@shoal.remote(num_cpus=1)
+class _SlowToBuild:
+    def __init__(self, started: str, gate: str) -> None:
+        open_gate(started)
+        while not os.path.exists(gate):
+            time.sleep(0.02)
+
+
+def test_killing_an_actor_whose_constructor_runs_frees_its_resources(shoal_cluster, tmp_path):
+    """Ray: kill() of an actor still being created stops its constructor and gives
+    back its CPU (shoal killed the worker only once __init__ returned)."""
+    before = shoal.available_resources().get("CPU", 0)
+    started, gate = str(tmp_path / "started"), str(tmp_path / "gate")
+    actor = _SlowToBuild.remote(started, gate)
+    wait_for_file(started, timeout=30)
+    shoal.kill(actor)
+    try:
+        wait_for_condition(lambda: shoal.available_resources().get("CPU", 0) == before,
+                           timeout=30, message="the killed actor's CPU never came back")
+    finally:
+        open_gate(gate)

@@ -291,7 +291,12 @@ class NodeAgent:
             self._schedule()
 
     def handle_kill_worker(self, conn, body):
+        """[worker_id] or ["", actor_id]: the worker running that actor (its
+        constructor may still run: the control store does not know the worker yet)."""
         worker = self.pool.workers.get(body[0])
+        if worker is None and len(body) > 1:
+            worker = next((w for w in self.pool.workers.values() if w.actor_id == body[1]),
+                          None)
         if worker is not None:
             self.pool.kill(worker)
         return None
