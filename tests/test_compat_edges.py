@@ -132,3 +132,28 @@ def test_killing_an_actor_whose_constructor_runs_frees_its_resources(shoal_clust
                            timeout=30, message="the killed actor's CPU never came back")
     finally:
         open_gate(gate)
+
+
+@shoal.remote
+class _Spawner:
+    def spawn(self) -> int:
+        import subprocess
+
+        return subprocess.Popen(["sleep", "300"]).pid
+
+
+def test_a_killed_workers_child_processes_end_with_it(shoal_cluster):
+    """Ray's default (kill_child_processes_on_worker_exit): the processes a task or
+    actor started end when its worker is killed, instead of living on orphaned."""
+    import psutil
+
+    actor = _Spawner.remote()
+    child = psutil.Process(shoal.get(actor.spawn.remote(), timeout=30))
+    try:
+        shoal.kill(actor)
+        wait_for_condition(lambda: not child.is_running() or
+                           child.status() == psutil.STATUS_ZOMBIE, timeout=30,
+                           message="the actor's child process outlived it")
+    finally:
+        if child.is_running():
+            child.kill()

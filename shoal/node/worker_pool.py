@@ -23,6 +23,8 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psutil
+
 from shoal.core.import_path import own_module_command
 from shoal.node import zygote as zygote_process
 from shoal.node.worker_logs import WorkerLogs
@@ -208,6 +210,22 @@ def exit_detail(returncode: int | None) -> str:
     return f"the process exited with code {returncode}"
 
 
+def kill_children(pid: int, sig: int) -> None:
+    """Send ``sig`` to the direct children of process ``pid`` (what a task started
+    with multiprocessing or subprocess): Ray's default is that a worker's child
+    processes end with it (``RAY_kill_child_processes_on_worker_exit``), and a worker
+    the node kills cannot do it itself.  Grandchildren are not followed (as Ray)."""
+    try:
+        children = psutil.Process(pid).children(recursive=False)
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            child.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
 class WorkerPool:
     def __init__(
         self,
@@ -383,6 +401,7 @@ class WorkerPool:
             worker.stopped_by_node = worker.stopped_by_node or intended
             if worker in self.idle:
                 self.idle.remove(worker)
+            kill_children(worker.pid, sig)  # it cannot: it gets no chance to run
             try:
                 os.kill(worker.pid, sig)
             except ProcessLookupError:
