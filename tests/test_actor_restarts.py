@@ -179,8 +179,10 @@ def test_call_in_flight_without_retries_fails_then_later_calls_succeed(shoal_clu
         shoal.get(busy, timeout=T)
     assert "died unexpectedly" in str(info.value)
     assert "max_task_retries" in str(info.value)
-    # the caller knows of the restart now: later calls wait for it and succeed
-    assert [shoal.get(counter.incr.remote(), timeout=T) for _ in range(3)] == [1, 2, 3]
+    # the caller knows of the restart now: later calls with retries wait for it
+    # (without, they may fail at once while it restarts: test below)
+    assert [shoal.get(counter.incr.options(max_task_retries=1).remote(), timeout=T)
+            for _ in range(3)] == [1, 2, 3]
 
 
 def test_calls_with_infinite_retries_all_complete_in_order(shoal_cluster):
@@ -226,20 +228,43 @@ def test_exhausted_restarts_give_actor_died_error_with_the_cause(shoal_cluster):
         shoal.get(counter.incr.remote(), timeout=T)
 
 
-def test_calls_made_while_restarting_wait_for_it(shoal_cluster):
+def test_calls_made_while_restarting_wait_for_it_if_they_have_retries(shoal_cluster):
     counter = Counter.options(max_restarts=1).remote(0, 1.0)
     kill_process(counter)
     wait_state(counter, "RESTARTING")
-    refs = [counter.incr.remote() for _ in range(5)]  # no retries: they were never sent
-    assert shoal.get(refs, timeout=T) == [1, 2, 3, 4, 5]
+    refs = [counter.incr.options(max_task_retries=1).remote() for _ in range(5)]
+    assert shoal.get(refs, timeout=T) == [1, 2, 3, 4, 5]  # never sent: no retry used
     assert record(counter)["state"] == "ALIVE"
+
+
+def test_calls_without_retries_made_while_restarting_fail_at_once(shoal_cluster):
+    """Ray's at-most-once default (max_task_retries=0): a call made while the caller
+    knows the actor is restarting fails with ActorUnavailableError instead of
+    waiting; a call with retries waits for it."""
+    counter = Counter.options(max_restarts=1).remote(0, 3.0)
+    kill_process(counter)
+    wait_state(counter, "RESTARTING")
+    # the caller hears of the restart from the actor channel
+    wait_for_condition(lambda: _fails_at_once(counter), timeout=T,
+                       message="a call without retries fails while it restarts")
+    assert shoal.get(counter.incr.options(max_task_retries=1).remote(), timeout=T) == 1
+    assert shoal.get(counter.incr.remote(), timeout=T) == 2  # back: no retries needed
+
+
+def _fails_at_once(counter) -> bool:
+    try:
+        shoal.get(counter.incr.remote(), timeout=T)
+    except ActorUnavailableError as exc:
+        assert "max_task_retries=0" in str(exc)
+        return True
+    return False
 
 
 def test_calls_made_while_restarting_fail_if_it_dies_for_good(shoal_cluster):
     counter = Counter.options(max_restarts=1).remote(0, 1.0, True)
     kill_process(counter)
     wait_state(counter, "RESTARTING")
-    ref = counter.incr.remote()
+    ref = counter.incr.options(max_task_retries=1).remote()
     with pytest.raises(ActorDiedError, match="constructor"):
         shoal.get(ref, timeout=T)
     assert record(counter)["state"] == "DEAD"

@@ -214,3 +214,20 @@ def test_wait_takes_streaming_generators(shoal_cluster, tmp_path):
     with pytest.raises(StopIteration):
         next(gen)
     assert gen.is_finished()
+
+
+def test_iterating_a_dynamic_generator_hands_each_ref_over(shoal_cluster):
+    """Ray: the generator forgets each ref it hands out, so an item consumed and
+    dropped is freed while the generator lives."""
+    from shoal.core import context
+
+    gen = shoal.get(yields.options(num_returns="dynamic").remote(4), timeout=GET_TIMEOUT)
+    refs = context.current_worker_or_none().references.refs
+    first = next(iter(gen))
+    assert len(gen) == 3
+    oid = first.object_id
+    assert shoal.get(first, timeout=GET_TIMEOUT) == 0
+    del first
+    wait_for_condition(lambda: oid not in refs, timeout=GET_TIMEOUT)
+    assert [shoal.get(r, timeout=GET_TIMEOUT) for r in gen] == [1, 2, 3]
+    assert len(gen) == 0 and list(gen) == []

@@ -105,6 +105,33 @@ def test_task_with_max_retries_0_is_not_rebuilt_and_says_why(cluster):
         shoal.get(ref, timeout=60)
 
 
+def test_a_task_whose_argument_is_lost_fails_with_its_own_task_error(cluster):
+    """Ray: a lost argument is an error of the consumer (raised fetching its args), so
+    its get raises a task error of the consumer, also an ObjectLostError."""
+    ref = make.options(max_retries=0).remote(MiB, 1)
+    shoal.wait([ref], timeout=30)
+    cluster.add_node(num_cpus=1, object_store_memory=128 * MiB)
+    cluster.remove_node(cluster.first)
+    with pytest.raises(shoal.exceptions.TaskError) as info:
+        shoal.get(plus.remote(ref, 1), timeout=60)
+    assert isinstance(info.value, shoal.exceptions.ObjectLostError)
+    assert isinstance(info.value.cause, shoal.exceptions.ObjectLostError)
+    assert "plus" in str(info.value) and "max_retries=0" in str(info.value)
+
+
+def test_a_finished_task_that_was_cancelled_is_not_rerun_to_rebuild(cluster):
+    """Ray: cancel() after a task finished still counts: its lost object is not
+    rebuilt, reading it raises ObjectReconstructionFailedError (in a task too)."""
+    ref = make.remote(MiB, 1)
+    shoal.wait([ref], timeout=30, fetch_local=False)
+    shoal.cancel(ref)
+    cluster.add_node(num_cpus=1, object_store_memory=128 * MiB)
+    cluster.remove_node(cluster.first)
+    with pytest.raises(shoal.exceptions.ObjectReconstructionFailedError, match="cancelled"):
+        shoal.get(plus.remote(ref, 1), timeout=60)
+    assert rebuilds() == 0
+
+
 def test_lost_put_object_raises_object_lost_saying_puts_cannot_be_rebuilt(cluster):
     @shoal.remote(num_cpus=0, resources={"head": 1})
     class Keeper:

@@ -44,6 +44,27 @@ def test_cluster_nodes_have_rays_unique_id():
         cluster.shutdown()
 
 
+def test_kill_raylet_kills_a_cluster_utility_node():
+    """Ray's ``node.kill_raylet()``: the node dies abruptly; the cluster notices as
+    for any failed node, and work goes elsewhere."""
+    from tests.utils import wait_for_condition
+
+    if shoal.is_initialized():
+        shoal.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        doomed = cluster.add_node(num_cpus=1)
+        shoal.init(address=cluster.address)
+        doomed.kill_raylet()
+        assert not doomed.is_alive()
+        wait_for_condition(lambda: not any(
+            n["NodeID"] == doomed.node_id and n["Alive"] for n in shoal.nodes()),
+            timeout=60, message="the cluster still counts the killed node alive")
+    finally:
+        shoal.shutdown()
+        cluster.shutdown()
+
+
 def test_actor_method_private_remote(shoal_cluster):
     @shoal.remote
     class Pair:

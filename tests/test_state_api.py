@@ -315,3 +315,48 @@ def test_a_nested_functions_task_is_named_by_its_own_name(shoal_cluster):
     assert shoal.get(inner.remote(), timeout=60) == 1
     (task,) = list_tasks(filters=[("name", "=", "inner")])
     assert task.state == "FINISHED"
+
+
+def test_workers_that_ended_are_listed_with_why(shoal_cluster):
+    """Ray lists dead workers too, with ``exit_type``: a worker the node stopped
+    (kill) is INTENDED_SYSTEM_EXIT, one that exited itself (exit_actor)
+    INTENDED_USER_EXIT, one killed by someone else SYSTEM_ERROR."""
+    import signal
+
+    from shoal.util.state import list_workers
+
+    @shoal.remote(max_restarts=0)
+    class Proc:
+        def pid(self) -> int:
+            return os.getpid()
+
+        def leave(self) -> None:
+            shoal.actor.exit_actor()
+
+    killed, left, crashed = Proc.remote(), Proc.remote(), Proc.remote()
+    pids = [shoal.get(a.pid.remote(), timeout=30) for a in (killed, left, crashed)]
+    shoal.kill(killed)
+    left.leave.remote()
+    os.kill(pids[2], signal.SIGKILL)
+
+    def ended() -> dict:
+        return {w.pid: w for w in list_workers(limit=None) if not w.is_alive}
+
+    wait_for_condition(lambda: set(pids) <= set(ended()), timeout=30)
+    rows = ended()
+    assert [rows[p].exit_type for p in pids] == [
+        "INTENDED_SYSTEM_EXIT", "INTENDED_USER_EXIT", "SYSTEM_ERROR"]
+    assert "SIGKILL" in rows[pids[2]].exit_detail
+
+
+def test_a_filter_on_a_state_no_record_can_have_is_refused(shoal_cluster):
+    """Ray refuses a state filter naming no actor or task state (a typo would
+    otherwise look like "nothing there"); its error lives at Ray's path."""
+    import shoal.util.state as state_api
+
+    assert state_api.exception.RayStateApiException is StateApiException
+    with pytest.raises(state_api.exception.RayStateApiException, match="PENDING_CREATION"):
+        list_actors(filters=[("state", "=", "UNKONWN_STATE")])
+    with pytest.raises(StateApiException, match="valid values"):
+        list_tasks(filters=[("state", "!=", "DONE")])
+    assert isinstance(list_actors(filters=[("state", "=", "pending_creation")]), list)

@@ -9,6 +9,7 @@ once the task finishes, to a :class:`DynamicObjectRefGenerator` of all refs.
 from __future__ import annotations
 
 import asyncio
+import collections
 from typing import Any
 
 
@@ -126,14 +127,23 @@ def wait_with_generators(items: list, num_returns: int, timeout: float | None,
 
 
 class DynamicObjectRefGenerator:
+    """The refs a ``num_returns="dynamic"`` task yielded.  Iterating hands each ref
+    over and forgets it (Ray's): an item the program consumed and dropped is freed
+    even while the generator object lives; ``len`` counts the refs not taken yet."""
+
     def __init__(self, refs: list) -> None:
-        self._refs = list(refs)
+        self._refs = collections.deque(refs)
 
     def __iter__(self):
-        return iter(self._refs)
+        while self._refs:
+            yield self._refs.popleft()
 
     def __len__(self) -> int:
         return len(self._refs)
+
+    def peek(self) -> list:
+        """The refs not taken yet, without taking them (``get`` of the generator)."""
+        return list(self._refs)
 
 
 # Ray's older name

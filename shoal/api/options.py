@@ -13,10 +13,55 @@ from typing import Any
 from shoal.api.labels import check_fallback_strategy, check_label_selector
 from shoal.launch import resource_args
 
+# A resource quantity is kept to 1/10,000 of a unit (Ray's resource granularity).
+RESOURCE_UNIT = 0.0001
+
+
+def _fine_enough(name: str, amount: float) -> float:
+    """A non-zero quantity below one unit would be rounded to nothing: refused, in
+    Ray's words."""
+    if amount and int(amount / RESOURCE_UNIT) == 0:
+        raise ValueError(f"The precision of the fractional quantity of resource {name} "
+                         f"cannot go beyond {RESOURCE_UNIT}")
+    return amount
+
 
 def _number(name: str) -> Callable[[Any], float]:
     label = resource_args.option_name(name)
-    return lambda value: resource_args.quantity(label, value)
+    return lambda value: _fine_enough(name, resource_args.quantity(label, value))
+
+
+def _type_error(name: str, types: tuple, value: Any) -> TypeError:
+    """Ray's wording for an option of the wrong type (users match on it)."""
+    return TypeError(f"The type of keyword '{name}' must be {types}, but received type "
+                     f"{type(value)}")
+
+
+def _retry_count(name: str) -> Callable[[Any], int | None]:
+    """max_retries, max_restarts, max_task_retries: None (not given), 0, -1 (for
+    ever) or a positive int, checked with Ray's wording."""
+    def check(value: Any) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(name, (int, type(None)), value)
+        if value < -1:
+            raise ValueError(f"The keyword '{name}' only accepts None, 0, -1 or a positive "
+                             "integer, where -1 represents infinity.")
+        return value
+
+    return check
+
+
+def _max_calls(value: Any) -> int | None:
+    name = "max_calls"
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _type_error(name, (int, type(None)), value)
+    if value < 0:
+        raise ValueError(f"The keyword '{name}' only accepts None, 0 or a positive integer")
+    return value
 
 
 def _int_at_least(name: str, low: int) -> Callable[[Any], int]:
@@ -54,14 +99,18 @@ def _optional_int(name: str, low: int) -> Callable[[Any], int | None]:
 def _num_returns(value: Any) -> int | str | None:
     if value is None or value in ("streaming", "dynamic"):  # None: the default
         return value
+    if not isinstance(value, (int, str)):
+        raise _type_error("num_returns", (int, str, type(None)), value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(
-            f"option 'num_returns' must be an int >= 0, 'streaming' or 'dynamic', got {value!r}")
+        raise ValueError("The keyword 'num_returns' only accepts None, a non-negative "
+                         "integer, 'streaming' (for generators), or 'dynamic'"
+                         f" (got {value!r})")
     return value
 
 
 def _resources(value: Any) -> dict:
-    return resource_args.custom_resources(value, resource_args.option_name)
+    amounts = resource_args.custom_resources(value, resource_args.option_name)
+    return {key: _fine_enough(key, amount) for key, amount in amounts.items()}
 
 
 def _retry_exceptions(value: Any) -> bool | tuple:
@@ -187,9 +236,9 @@ _COMMON = {
 TASK_OPTIONS = dict(
     _COMMON,
     num_returns=_num_returns,
-    max_retries=_int_at_least("max_retries", -1),
+    max_retries=_retry_count("max_retries"),
     retry_exceptions=_retry_exceptions,
-    max_calls=_int_at_least("max_calls", 0),
+    max_calls=_max_calls,
     enable_task_events=_bool("enable_task_events"),
     _generator_backpressure_num_objects=_backpressure,
     # shoal's extension (Ray has none): this task's returns are not read soon, so
@@ -207,8 +256,8 @@ ACTOR_OPTIONS = dict(
     get_if_exists=_bool("get_if_exists"),
     lifetime=_lifetime,
     max_concurrency=_optional_int("max_concurrency", 1),
-    max_restarts=_int_at_least("max_restarts", -1),
-    max_task_retries=_int_at_least("max_task_retries", -1),
+    max_restarts=_retry_count("max_restarts"),
+    max_task_retries=_retry_count("max_task_retries"),
     max_pending_calls=_int_at_least("max_pending_calls", -1),
     concurrency_groups=_concurrency_groups,
     allow_out_of_order_execution=_bool("allow_out_of_order_execution"),
@@ -218,7 +267,7 @@ ACTOR_OPTIONS = dict(
 METHOD_OPTIONS = {
     "num_returns": _num_returns,
     "concurrency_group": _string("concurrency_group"),
-    "max_task_retries": _int_at_least("max_task_retries", -1),
+    "max_task_retries": _retry_count("max_task_retries"),
     "retry_exceptions": _retry_exceptions,
     "name": _string("name"),
     "enable_task_events": _bool("enable_task_events"),
@@ -235,8 +284,15 @@ def validate(table: dict, options: dict, what: str) -> dict:
                 f"invalid option {key!r} for {what}; valid options are: "
                 + ", ".join(sorted(k for k in table if not k.startswith("_")))
             )
-        out[key] = check(value)
+        checked = check(value)
+        if checked is None and key in _NONE_IS_UNSET:
+            continue  # None: as if the option was not given
+        out[key] = checked
     return out
+
+
+# Options whose None means "not given" (Ray accepts None for each).
+_NONE_IS_UNSET = frozenset({"max_retries", "max_calls", "max_restarts", "max_task_retries"})
 
 
 def resource_shape(options: dict, default_cpus: float) -> dict:

@@ -46,7 +46,7 @@ def get(object_refs: Any, *, timeout: float | None = None,
     if isinstance(object_refs, ObjectRefGenerator):
         return object_refs  # as Ray: its refs are read by iterating it
     if isinstance(object_refs, DynamicObjectRefGenerator):
-        object_refs = list(object_refs)
+        object_refs = object_refs.peek()  # read, not taken
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(
             f"shoal.get expects an ObjectRef or a list of ObjectRefs, got "
@@ -121,11 +121,35 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
         return
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"shoal.cancel expects an ObjectRef, got {type(object_ref).__name__}")
+    _refuse_force_for_actor_task(worker, object_ref, force)
     if object_ref.owner_address != worker.address:  # a borrowed ref: its owner cancels the task
         worker.post(worker.tasks.cancel_at_owner, object_ref.owner_address,
                     object_ref.object_id, force, recursive)
         return
     worker.post(worker.tasks.cancel, object_ref.object_id, force, recursive)
+
+
+def _refuse_force_for_actor_task(worker: Any, object_ref: ObjectRef, force: bool) -> None:
+    """Ray's rule: ``force=True`` would kill the actor's process, not just the call, so
+    it is refused for an actor call (known here when this process owns the call)."""
+    if not force or object_ref.owner_address != worker.address:
+        return
+    from shoal.core import ids
+    from shoal.core.task_spec import TaskKind
+
+    task_id = ids.task_of(object_ref.object_id)
+
+    async def kind() -> TaskKind | None:  # on the loop: the tables are the loop's
+        task = worker.tasks.pending.get(task_id)
+        if task is not None:
+            return task.spec.kind
+        for row in worker.tasks.history.rows:  # finished: (task_id, name, kind, ...)
+            if row[0] == task_id:
+                return row[2]
+        return None
+
+    if worker.call(kind, timeout=30) is TaskKind.ACTOR_TASK:
+        raise ValueError("force=True is not supported for actor tasks.")
 
 
 def kill(actor: Any, *, no_restart: bool = True) -> None:

@@ -61,6 +61,7 @@ class ActorRecord:
     num_restarts: int = 0
     waiters: list = field(default_factory=list)  # GET_ACTOR: [fut, stale, wait_restart, seen]
     placing: bool = False  # a _place_actor coroutine runs for it
+    creating_on: str = ""  # the node asked to lease a worker and run __init__ (in flight)
     lost_workers: set = field(default_factory=set)  # died while it was being placed
     pid: int = 0
     runtime_env: dict | None = None  # resolved (shoal.runtime_env.spec); its worker's env
@@ -404,6 +405,7 @@ class ControlStore:
                                 record.class_name, record.shape)
                 await asyncio.sleep(0.5)
                 continue
+            record.creating_on = node.node_id
             try:
                 worker_id, address, node_id, error = await node.conn.call(
                     Method.LEASE_ACTOR_WORKER,
@@ -413,6 +415,7 @@ class ControlStore:
                      node.send_actor({} if in_group else record.shape)],
                 )
             except Exception as exc:
+                record.creating_on = ""
                 if record.state is ActorState.DEAD:
                     return
                 if isinstance(exc, RemoteError) and exc.error_type == "RuntimeEnvSetupError":
@@ -431,6 +434,7 @@ class ControlStore:
                                 node.node_id, exc)
                 await asyncio.sleep(0.1)
                 continue
+            record.creating_on = ""
             if record.state is ActorState.DEAD:  # killed while being created
                 node.conn.notify(Method.KILL_WORKER, [worker_id])
                 return
@@ -465,6 +469,12 @@ class ControlStore:
             node = self.nodes.get(record.node_id)
             if node is not None and node.conn is not None:
                 node.conn.notify(Method.KILL_WORKER, [record.worker_id])
+        elif new is ActorState.DEAD and record.creating_on:
+            # its constructor runs (or its worker is being leased): stop that worker
+            # now, or it holds the node's resources for as long as __init__ takes
+            node = self.nodes.get(record.creating_on)
+            if node is not None and node.conn is not None:
+                node.conn.notify(Method.KILL_WORKER, ["", record.actor_id])
         record.state = new
         if restart:
             record.num_restarts += 1

@@ -23,7 +23,10 @@ Restarts (``max_restarts``; the control store's side is
       |   (DEAD: every call fails with ActorDiedError and the cause)
       | GET_ACTOR(id, stale, wait_restart) -> | answers once ALIVE again, or DEAD
       | PUSH_TASK ... to the new process: retried calls first, then the calls
-      |   made meanwhile (they waited in the queue and use no retry)
+      |   made meanwhile (they waited in the queue and use no retry); a call made
+      |   while the caller knows the actor is restarting and that has no retries
+      |   (max_task_retries=0, Ray's at-most-once default) fails at once with
+      |   ActorUnavailableError instead of waiting
 
 The caller also subscribes to the ``actor`` channel: a RESTARTING/DEAD notice,
 or an address change, for an actor it is connected to aborts that connection,
@@ -252,6 +255,16 @@ class ActorManager:
                 st.queue.remove(task)
             self._fail(task, st)
             return
+        if st.view is ActorView.RESTARTING and task.sent_on is None and task.retries_left == 0:
+            # Ray's at-most-once default: a call without retries made while the actor
+            # is known to be restarting fails at once instead of waiting for it
+            if reserved and task in st.queue:
+                st.queue.remove(task)
+            self.tasks.fail_with(task, exceptions.ActorUnavailableError(
+                f"The actor {st.actor_id} is restarting ({st.death_cause or 'it died'}); "
+                f"{task.spec.name} has no retries (max_task_retries=0), so it fails at "
+                "once instead of waiting for the actor to come back", st.actor_id))
+            return
         if not reserved and task.sent_on is not None:
             # a retry: it was sent before every call not sent yet, which may wait for
             # its result (a later call taking it as argument): it goes before them,
@@ -280,8 +293,7 @@ class ActorManager:
             record = await self.worker.control.call(
                 Method.GET_ACTOR, [st.actor_id, stale, wait_restart, st.num_restarts])
         except Exception as exc:
-            record = {"state": ActorState.DEAD.value,
-                      "death_cause": f"the control store is unreachable: {exc}"}
+            record = {"state": ActorState.DEAD.value, "death_cause": _lookup_failure(exc)}
         if not st.restartable:
             st.keepalive = []
         state = reported(record)
@@ -434,13 +446,22 @@ class ActorManager:
         if state is ActorState.DEAD:
             if st.view is not ActorView.DEAD:
                 self._mark_dead(st, record.get("death_cause", ""))
-        elif st.conn is not None and (state is not ActorState.ALIVE
-                                      or record.get("address") != st.address):
+            return
+        if state is ActorState.RESTARTING and st.view is ActorView.ALIVE:
+            # known now (calls without retries fail at once: enqueue_task); the
+            # connect below waits for it to come back and makes it ALIVE again
+            st.view = next_view(st.view, ViewEvent.RESTART_REPORTED)
+            st.death_cause = record.get("death_cause", "")
+        if st.conn is not None and (state is not ActorState.ALIVE
+                                    or record.get("address") != st.address):
             st.conn.abort()
+        if st.view is ActorView.RESTARTING and st.conn is None and not st.in_flight:
+            self._ensure_connected(st, st.address)
 
-    def cancel(self, task: PendingTask, force: bool) -> None:
+    def cancel(self, task: PendingTask, force: bool, recursive: bool = True) -> None:
         """A call the actor has (CANCELLING; one still queued is finished at once by
-        the task manager): tell the actor, or finish it if its connection failed."""
+        the task manager): tell the actor, or finish it if its connection failed.
+        ``recursive``: the actor also cancels the tasks the call submitted."""
         st = self.actors.get(task.spec.actor_id)
         if st is None:
             return
@@ -448,4 +469,14 @@ class ActorManager:
             st.lost.remove(task)
             self.tasks.finish_cancelled(task)
         elif task.spec.task_id in st.in_flight and st.conn is not None:
-            st.conn.notify(Method.CANCEL_TASK, [task.spec.task_id, force, False])
+            st.conn.notify(Method.CANCEL_TASK, [task.spec.task_id, force, recursive])
+
+
+def _lookup_failure(exc: Exception) -> str:
+    """The death cause of an actor whose record could not be fetched.  A store that
+    answers it does not know the actor means a handle from an earlier cluster (Ray's
+    wording, which users match on)."""
+    if isinstance(exc, RemoteError) and exc.error_type == "LookupError":
+        return ("the cluster's control store does not know this actor. It might be dead "
+                f"or it's from a different cluster ({exc.message})")
+    return f"the control store is unreachable: {exc}"

@@ -55,8 +55,8 @@ class ConcurrencyGroups:
         with self._lock:
             pool = self._pools.get(group)
             if pool is None:
-                pool = self._pools[group] = concurrent.futures.ThreadPoolExecutor(
-                    self.limits[group], thread_name_prefix=f"shoal-group-{group}")
+                pool = self._pools[group] = started_pool(self.limits[group],
+                                                         f"shoal-group-{group}")
         pool.submit(run)
 
     def loop(self, group: str) -> tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]:
@@ -83,6 +83,28 @@ class ConcurrencyGroups:
         threading.Thread(target=run, name=f"shoal-group-{group}", daemon=True).start()
         ready.wait()
         return made[0]
+
+
+def started_pool(threads: int, prefix: str) -> concurrent.futures.ThreadPoolExecutor:
+    """A thread pool with all its threads running now (Ray starts a threaded actor's
+    threads up front): a pool that starts them on demand grows while calls come in,
+    which reads as a leak to anyone watching the process's threads.  Each thread
+    waits at a barrier, so every submit finds no idle thread and starts one."""
+    pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=prefix)
+    barrier = threading.Barrier(threads)
+
+    def hold() -> None:
+        try:
+            barrier.wait(timeout=STARTUP_WAIT_S)
+        except threading.BrokenBarrierError:
+            pass  # started anyway; the pool still works with the threads it has
+
+    for _ in range(threads):
+        pool.submit(hold)
+    return pool
+
+
+STARTUP_WAIT_S = 10.0
 
 
 def method_groups_of(cls: type) -> dict[str, str]:

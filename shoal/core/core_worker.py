@@ -44,6 +44,7 @@ from shoal.core.actor_manager import ActorManager
 from shoal.core.cpu_lending import BlockedThreads, wait_before_lending
 from shoal.core.import_path import driver_import_path
 from shoal.core.object_locations import ObjectLocations
+from shoal.core.owner_service import OwnerService
 from shoal.core.placement_client import BundleLocator
 from shoal.core.recovery import ObjectRecovery
 from shoal.core.reference_table import Action, ActionKind, ReferenceTable
@@ -51,6 +52,7 @@ from shoal.core.serialization import Serialized, deserialize_values, serialize
 from shoal.core.shm_window import ShmWindow
 from shoal.core.state_records import StateReporter
 from shoal.core.task_manager import TaskManager
+from shoal.core.unhandled_errors import UnhandledErrors
 from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable, first_error
 from shoal.core.value_wire import (
     INLINE_THRESHOLD,
@@ -58,7 +60,6 @@ from shoal.core.value_wire import (
     detach,
     error_value,
     value_from_wire,
-    value_to_wire,
 )
 from shoal.core.worker_output import CLOSE_WAIT_S, WorkerOutput
 from shoal.rpc.messages import Channel, Method
@@ -125,6 +126,7 @@ class CoreWorker:
         self.ids = ids.IdGenerator()
         self.value_table = ValueTable()
         self.references = ReferenceTable()
+        self.unhandled = UnhandledErrors()  # task errors dropped unread are logged
         self.address = ""
         self.loop: asyncio.AbstractEventLoop | None = None
         self.router = Router()
@@ -437,11 +439,13 @@ class CoreWorker:
         store = self.value_table
         store.delete_many(dropped)
         for oid, value in store.delete_many(freed):
-            if value.inline is None:
-                if value.locations == {self.node_id}:
-                    frees.append(oid)
-                else:  # copies on other nodes too
-                    self.locations.free([(oid, value)])
+            if value.inline is not None:
+                self.unhandled.freed(oid, value)  # an error nobody read is reported
+            elif value.locations == {self.node_id}:
+                frees.append(oid)
+            else:  # copies on other nodes too
+                self.locations.free([(oid, value)])
+        self.unhandled.forget(freed, dropped)
 
     async def _send_remove_borrower(self, action: Action) -> None:
         try:
@@ -482,45 +486,16 @@ class CoreWorker:
     # ---- handlers ---------------------------------------------------------------------------
     def _register_handlers(self) -> None:
         r = self.router
-        r.add(Method.GET_OBJECT, self.handle_get_object)
-        r.add(Method.ADD_BORROWER, self.handle_add_borrower)
+        owner = OwnerService(self.value_table, self.references, self.recovery,
+                             self.perform_actions)
+        r.add(Method.GET_OBJECT, owner.handle_get_object)
+        r.add(Method.ADD_BORROWER, owner.handle_add_borrower)
         r.add(Method.ADOPT_OBJECT, lambda conn, body: adopt.handle_adopt_object(self, conn, body))
-        r.add(Method.REMOVE_BORROWER, self.handle_remove_borrower)
+        r.add(Method.REMOVE_BORROWER, owner.handle_remove_borrower)
         r.add(Method.PUBSUB_MESSAGE, self.handle_pubsub)
         r.add(Method.LEASE_INFEASIBLE, self.handle_lease_infeasible)
         r.on_close.append(self._on_connection_closed)
         r.before_receive = self.drain_queued
-
-    def handle_get_object(self, conn, body):
-        """Owner side: answer when the object is ready, with its value or location."""
-        oid = body
-        value = self.value_table.get(oid)
-        if value is not None:
-            return value_to_wire(value)
-        if not self.references.is_owned(oid):
-            return [VALUE_UNKNOWN]
-        fut = self.loop.create_future()
-        loop = self.loop
-
-        def ready(_oid, v):
-            loop.call_soon_threadsafe(_set_result, fut, value_to_wire(v))
-
-        value = self.value_table.add_waiter(oid, ready)
-        if value is not None:
-            self.value_table.remove_waiter(oid, ready)
-            return value_to_wire(value)
-        self.recovery.rebuild_if_freed([oid])  # a borrower reads a value lineage freed
-        return fut
-
-    def handle_add_borrower(self, conn, body):
-        oid, borrower = body
-        return self.references.add_borrower(oid, borrower)
-
-    def handle_remove_borrower(self, conn, body):
-        oid, borrower, count = body
-        self.references.remove_borrower(oid, borrower, count)
-        self.perform_actions()
-        return None
 
     def handle_pubsub(self, conn, body):
         channel, message = body
@@ -606,6 +581,7 @@ class CoreWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         values = self._wait_values(refs, len(refs), deadline, True, fail_fast=True)
         if len(refs) > 1 and (failed := first_error(refs, values)) is not None:
+            self.unhandled.read(r.object_id for r in refs)  # the caller saw the batch fail
             return deserialize_values([(failed.object_id, values[failed.object_id].inline)], self)
         views = self.recovery.pin_with_recovery(refs, values, deadline, in_place)
         items = []
@@ -613,7 +589,8 @@ class CoreWorker:
             oid = ref.object_id
             inline = values[oid].inline
             items.append((oid, views[oid] if inline is None else inline))
-        return deserialize_values(items, self)
+        with self.unhandled.reading(refs):  # an error raised here was read
+            return deserialize_values(items, self)
 
     async def pin_on_loop(self, oids: list[bytes], in_place: bool = False) -> list:
         method = Method.STORE_GET_IN_PLACE if in_place else Method.STORE_GET

@@ -50,7 +50,7 @@ from shoal.core.actor_methods import BUILTIN_METHODS as _BUILTIN_METHODS
 from shoal.core.actor_methods import construct as _construct
 from shoal.core.actor_methods import exit_now as _exit_now
 from shoal.core.actor_methods import method_of as _method_of
-from shoal.core.concurrency_groups import ConcurrencyGroups, method_groups_of
+from shoal.core.concurrency_groups import ConcurrencyGroups, method_groups_of, started_pool
 from shoal.core.context import new_event_loop
 from shoal.core.core_worker import TaskContext, current_task
 from shoal.core.error_envelope import safe_str
@@ -365,8 +365,7 @@ class Executor:
             self.groups = ConcurrencyGroups(info.get("concurrency_groups") or {},
                                             method_groups_of(cls), is_async)
             if not is_async and concurrency and concurrency > 1:
-                self.actor_pool = concurrent.futures.ThreadPoolExecutor(
-                    concurrency, thread_name_prefix="shoal-actor")
+                self.actor_pool = started_pool(concurrency, "shoal-actor")
             elif not is_async:
                 self.worker.post(self._start_idle_reads)
         except BaseException as exc:

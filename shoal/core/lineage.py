@@ -45,6 +45,7 @@ class LineageEntry:
     size: int
     live_returns: set = field(default_factory=set)  # return ids still in scope
     rebuilding: bool = False
+    cancelled: bool = False  # cancel() came after it finished: never re-run (Ray's rule)
 
 
 class Lineage:
@@ -65,6 +66,17 @@ class Lineage:
 
     def was_evicted(self, task_id: bytes) -> bool:
         return task_id in self.evicted
+
+    def task_cancelled(self, task_id: bytes) -> None:
+        """``cancel`` of a task that already finished: its objects, once lost, fail
+        with ObjectReconstructionFailedError instead of being made again."""
+        entry = self.entries.get(task_id)
+        if entry is not None:
+            entry.cancelled = True
+
+    def was_cancelled(self, task_id: bytes) -> bool:
+        entry = self.entries.get(task_id)
+        return entry is not None and entry.cancelled
 
     def task_finished(self, task: Any, ok: bool, live_plasma_returns: list[bytes]
                       ) -> tuple[bool, list[list[bytes]]]:

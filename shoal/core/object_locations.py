@@ -28,6 +28,7 @@ node table (GET_NODES) for a node we have not heard from.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,9 @@ class ObjectLocations:
         self.lending: ReadLending | None = None  # the node connection's, once lent
         worker.router.add(Method.ADD_OBJECT_LOCATION, self.handle_add_location)
         worker.router.add(Method.REMOVE_OBJECT_LOCATION, self.handle_remove_location)
+        # the node's store fills up: refs caught in reference cycles may be what holds
+        # it, and only the cycle collector frees them (node/store_pressure_gc.py)
+        worker.router.add(Method.COLLECT_GARBAGE, lambda conn, body: gc.collect())
 
     def lend_node_reads(self) -> None:
         """Loop thread, once connected: user threads may read the node connection

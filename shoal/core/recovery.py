@@ -206,7 +206,7 @@ class ObjectRecovery:
             return False
         if entry.rebuilding:
             return True
-        if entry.task.retries_left == 0:
+        if entry.task.retries_left == 0 or entry.cancelled:
             return False
         self.lineage.start_rebuild(oid)
         self._rebuild(entry)
@@ -237,6 +237,10 @@ class ObjectRecovery:
         what = (f"object {oid.hex()} is needed to rebuild another object, but it was freed "
                 "when it went out of scope" if freed else
                 f"object {oid.hex()} was lost: every node holding it ({where}) died")
+        if self.lineage.was_cancelled(task_id):
+            return error_value(exceptions.ObjectReconstructionFailedError(
+                oid.hex(), f"{what}, and the task that made it was cancelled, so it is not "
+                "re-run to rebuild it"))
         if ids.index_of(oid) == 0:
             why = ("it was created by put (or passed by value as a large argument), and "
                    "put objects cannot be rebuilt from lineage")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import ids
+from shoal.core.dependency_errors import consumer_error
 from shoal.core.lease_dispatch import scheduling_key
 from shoal.core.lease_submitter import LeaseSubmitter
 from shoal.core.serialization import Serialized, deserialize, serialize
@@ -366,7 +367,7 @@ class TaskManager:
         """Put a ready dependency into the spec; True if it failed the task."""
         if value.is_error:
             task.error_type = DEPENDENCY_FAILED
-            self._store_error(task, value)
+            self._store_error(task, consumer_error(task.spec.name, value))
             self._finish(task, TaskEvent.FAIL)
             return True
         if value.inline is not None and value.inline.data_size() <= limit:
@@ -509,6 +510,8 @@ class TaskManager:
                 # nobody holds the ref any more: drop the value right away
                 if value.inline is None:
                     frees.append((oid, value))
+                elif value.inline.flags:  # an error nobody will read: reported
+                    self.worker.unhandled.freed(oid, value)
                 if contained:
                     refs.add_owned(oid)
                     refs.add_contained(oid, [tuple(c) for c in contained])
@@ -708,7 +711,8 @@ class TaskManager:
     # ---- cancellation ---------------------------------------------------------------------------
     def cancel(self, oid: bytes, force: bool, recursive: bool) -> None:
         task = self.pending.get(ids.task_of(oid))
-        if task is None:
+        if task is None:  # finished: a lost object of it is not rebuilt (lineage.py)
+            self.worker.recovery.lineage.task_cancelled(ids.task_of(oid))
             return
         step = cancel_step(task.state)
         if step is CancelStep.FINISH_NOW:  # no worker has it
@@ -718,7 +722,7 @@ class TaskManager:
         elif step is CancelStep.TELL_WORKER:
             task.advance(TaskEvent.CANCEL)
             if task.spec.kind is TaskKind.ACTOR_TASK:
-                self.worker.actors.cancel(task, force)
+                self.worker.actors.cancel(task, force, recursive)
             elif task.running_on is not None and task.running_on.conn is not None:
                 task.running_on.conn.notify(
                     Method.CANCEL_TASK, [task.spec.task_id, force, recursive])

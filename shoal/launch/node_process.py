@@ -111,6 +111,12 @@ class NodeProcess:
         hex string ``get_runtime_context().get_node_id()`` gives inside the node."""
         return self.node_id
 
+    def kill_raylet(self) -> None:
+        """Ray's cluster utility name: the node dies abruptly (its agent and the
+        processes it started are SIGKILLed), without being removed from the cluster,
+        which learns of it as of any failed node."""
+        self.kill()
+
     def record(self) -> dict:
         return {"pid": self.pid, "address": self.address,
                 "control_address": self.control_address, "node_id": self.node_id,

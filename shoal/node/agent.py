@@ -44,6 +44,7 @@ from shoal.node.object_transfer import ObjectTransfer
 from shoal.node.owner_watch import OwnerWatch
 from shoal.node.resources import NodeResources, from_units, to_units
 from shoal.node.state_service import StateService
+from shoal.node.store_pressure_gc import StorePressureGc
 from shoal.node.worker_logs import WorkerLogs, rotation_from_env
 from shoal.node.worker_pool import FAILED_STARTS_LIMIT, Worker, WorkerPool
 from shoal.rpc.messages import Method
@@ -117,6 +118,7 @@ class NodeAgent:
         self.data_address = ""
         self._register(router)
         self.state_service = StateService(self)  # the state API's NODE_STATE
+        self.store.hooks.sealed = StorePressureGc(self.state_service.clients).sealed
 
     def _register(self, router: Router) -> None:
         self.store.register(router)
@@ -258,7 +260,12 @@ class NodeAgent:
             self._schedule()
 
     def handle_kill_worker(self, conn, body):
+        """[worker_id] or ["", actor_id]: the worker running that actor (its
+        constructor may still run: the control store does not know the worker yet)."""
         worker = self.pool.workers.get(body[0])
+        if worker is None and len(body) > 1:
+            worker = next((w for w in self.pool.workers.values() if w.actor_id == body[1]),
+                          None)
         if worker is not None:
             self.pool.kill(worker)
         return None
@@ -573,7 +580,7 @@ class NodeAgent:
                 self.pool.kill(lease.worker)
         worker = conn.state.get("worker")
         if worker is not None:
-            self.pool.kill(worker)
+            self.pool.kill(worker, intended=False)
         self._schedule()
 
     def _report_soon(self) -> None:

@@ -90,9 +90,15 @@ class StateService:
         return logs.read(str(name), int(offset), int(max_bytes))
 
     def workers(self) -> list[dict]:
-        return [{"worker_id": w.worker_id, "pid": w.pid, "actor_id": w.actor_id,
-                 "job_id": w.job_id, "address": w.address}
-                for w in self.agent.pool.workers.values()]
+        """The node's live workers, then those that ended lately with why."""
+        pool = self.agent.pool
+        alive = [{"worker_id": w.worker_id, "pid": w.pid, "actor_id": w.actor_id,
+                  "job_id": w.job_id, "address": w.address, "is_alive": True}
+                 for w in pool.workers.values()]
+        return alive + [{"worker_id": w.worker_id, "pid": w.pid, "actor_id": w.actor_id,
+                         "job_id": w.job_id, "address": w.address, "is_alive": False,
+                         "exit_type": kind.value, "exit_detail": detail}
+                        for w, kind, detail in pool.exited]
 
     def pins_by_client(self) -> dict[Any, dict[str, int]]:
         """``{connection: {object id hex: size}}`` of the objects each client has mapped."""

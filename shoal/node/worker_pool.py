@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import json
 import logging
 import os
@@ -22,6 +23,8 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psutil
+
 from shoal.core.import_path import own_module_command
 from shoal.node import zygote as zygote_process
 from shoal.node.worker_logs import WorkerLogs
@@ -30,6 +33,8 @@ from shoal.runtime_env.setup import WorkerEnv
 log = logging.getLogger("shoal.node")
 
 STDERR_TAIL_LINES = 30
+# exited workers the state API still lists (Ray lists dead workers with why they ended)
+EXITED_KEPT = 1000
 # workers in a row that die before registering before the requests waiting for one
 # fail (with the last one's stderr) instead of waiting for ever
 FAILED_STARTS_LIMIT = 3
@@ -49,6 +54,7 @@ class Worker:
     env_hash: str = ""  # the runtime env it was started in ("": the node's default)
     reserved: bool = False  # started for one request: not handed to others when it registers
     kill_signal: int = 0  # the signal a kill sent (0: none): a dying worker is never reused
+    stopped_by_node: bool = False  # a kill meant to stop it (not a clean-up after it died)
     registered: asyncio.Future | None = None
     output_tasks: list = field(default_factory=list)
     # its last lines of stderr: why it died, if it dies before registering
@@ -177,6 +183,49 @@ class Zygote:
                 pass
 
 
+class ExitType(enum.Enum):
+    """Why a worker process ended, in Ray's words (``WorkerState.exit_type``)."""
+
+    INTENDED_SYSTEM_EXIT = "INTENDED_SYSTEM_EXIT"  # the node stopped it (idle, kill, shutdown)
+    INTENDED_USER_EXIT = "INTENDED_USER_EXIT"  # it ended itself cleanly (exit_actor)
+    SYSTEM_ERROR = "SYSTEM_ERROR"  # it crashed or was killed by someone else
+
+
+def exit_type(returncode: int | None, stopped_by_node: bool) -> ExitType:
+    """Pure: the exit type of a worker from its exit code and whether the node
+    meant to stop it."""
+    if stopped_by_node:
+        return ExitType.INTENDED_SYSTEM_EXIT
+    if returncode == 0:
+        return ExitType.INTENDED_USER_EXIT
+    return ExitType.SYSTEM_ERROR
+
+
+def exit_detail(returncode: int | None) -> str:
+    if returncode is not None and returncode < 0:
+        try:
+            return f"the process was ended by signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"the process was ended by signal {-returncode}"
+    return f"the process exited with code {returncode}"
+
+
+def kill_children(pid: int, sig: int) -> None:
+    """Send ``sig`` to the direct children of process ``pid`` (what a task started
+    with multiprocessing or subprocess): Ray's default is that a worker's child
+    processes end with it (``RAY_kill_child_processes_on_worker_exit``), and a worker
+    the node kills cannot do it itself.  Grandchildren are not followed (as Ray)."""
+    try:
+        children = psutil.Process(pid).children(recursive=False)
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            child.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
 class WorkerPool:
     def __init__(
         self,
@@ -191,6 +240,8 @@ class WorkerPool:
         self.on_exit = on_exit
         self.workers: dict[str, Worker] = {}
         self.idle: list[Worker] = []
+        # (worker, exit type, detail) of the last EXITED_KEPT workers that ended
+        self.exited: collections.deque = collections.deque(maxlen=EXITED_KEPT)
         self.starting = 0  # spawned, not yet registered
         self.failed_starts = 0  # workers in a row that died before registering
         self.last_start_failure = ""
@@ -318,6 +369,8 @@ class WorkerPool:
         if self.logs is not None:
             self.logs.closed(worker)
         self.workers.pop(worker.worker_id, None)
+        self.exited.append((worker, exit_type(worker.returncode, worker.stopped_by_node),
+                            exit_detail(worker.returncode)))
         if worker in self.idle:
             self.idle.remove(worker)
         if worker.registered is not None and not worker.registered.done():
@@ -340,11 +393,15 @@ class WorkerPool:
                     return self.idle.pop(i)
         return None
 
-    def kill(self, worker: Worker, sig: int = signal.SIGKILL) -> None:
+    def kill(self, worker: Worker, sig: int = signal.SIGKILL, intended: bool = True) -> None:
+        """``intended``: the node stops a live worker; False: a clean-up after its
+        connection closed (it is most likely dying already: not the node's doing)."""
         if worker.pid and worker.returncode is None:
             worker.kill_signal = sig
+            worker.stopped_by_node = worker.stopped_by_node or intended
             if worker in self.idle:
                 self.idle.remove(worker)
+            kill_children(worker.pid, sig)  # it cannot: it gets no chance to run
             try:
                 os.kill(worker.pid, sig)
             except ProcessLookupError:

@@ -113,10 +113,17 @@ def _child(sock: socket.socket, request: dict, fds: list[int]) -> None:
     os.environ.update(request["env"])
     from shoal.core import worker_main
 
+    code = 0
     try:
         worker_main.main()
+    except BaseException:  # its stderr is the worker's log: say why it could not start
+        import traceback
+
+        traceback.print_exc()
+        code = 1
     finally:
-        os._exit(0)
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _preimport_numpy() -> None:

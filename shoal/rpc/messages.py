@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 
 
+@enum.unique
 class Method(enum.IntEnum):
     # control store
     REGISTER_NODE = 1
@@ -73,6 +74,7 @@ class Method(enum.IntEnum):
     RECOVER_OBJECT = 75  # reader -> owner: no copy reachable; rebuild it (lineage)
     ADOPT_OBJECT = 76  # put(_owner=actor): the actor's worker becomes the owner
     CANCEL_BY_REF = 77  # borrower -> owner: cancel the task making this object
+    COLLECT_GARBAGE = 79  # node agent -> core worker: the store is filling up, gc.collect()
 
     # placement groups (control store); numbered apart from the rest
     CREATE_PLACEMENT_GROUP = 110

@@ -41,7 +41,7 @@ def processes(reply: dict) -> Iterable[dict]:
 def worker_pids(reply: dict) -> dict[str, int]:
     """``{worker id: pid}`` of every worker process on a live node."""
     return {w["worker_id"]: w["pid"] for ns in reply.get("node_states", ())
-            for w in ns.get("workers", ())}
+            for w in ns.get("workers", ()) if w.get("is_alive", True)}
 
 
 # ---- objects -------------------------------------------------------------------------
@@ -220,10 +220,12 @@ def worker_records(reply: dict) -> list[dict]:
     for ns in reply.get("node_states", ()):
         ip = (ns.get("address") or "").rsplit(":", 1)[0]
         for w in ns.get("workers", ()):
-            out.append({"worker_id": w["worker_id"], "is_alive": True, "worker_type": "WORKER",
+            out.append({"worker_id": w["worker_id"], "is_alive": w.get("is_alive", True),
+                        "worker_type": "WORKER",
                         "node_id": ns.get("node_id"), "ip": ip, "pid": w.get("pid") or None,
                         "actor_id": w.get("actor_id") or None, "job_id": w.get("job_id") or None,
-                        "address": w.get("address") or None})
+                        "address": w.get("address") or None,
+                        "exit_type": w.get("exit_type"), "exit_detail": w.get("exit_detail")})
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -127,9 +128,18 @@ def test_num_returns_valid(value):
     assert validate(METHOD_OPTIONS, {"num_returns": value}, "m") == {"num_returns": value}
 
 
-@pytest.mark.parametrize("value", [-1, 1.0, 2.5, "3", "stream", True, [1]])
+@pytest.mark.parametrize("value", [-1, "3", "stream", True])
 def test_num_returns_invalid_is_value_error_naming_option(value):
-    with pytest.raises(ValueError, match="'num_returns'"):
+    with pytest.raises(ValueError, match="The keyword 'num_returns' only accepts None, a "
+                       "non-negative integer, 'streaming' \\(for generators\\), or 'dynamic'"):
+        validate(TASK_OPTIONS, {"num_returns": value}, "f")
+
+
+@pytest.mark.parametrize("value", [1.0, 2.5, [1]])
+def test_num_returns_of_a_wrong_type_is_a_type_error_in_rays_words(value):
+    expected = (f"The type of keyword 'num_returns' must be {(int, str, type(None))}, but "
+                f"received type {type(value)}")
+    with pytest.raises(TypeError, match=re.escape(expected)):
         validate(TASK_OPTIONS, {"num_returns": value}, "f")
 
 
@@ -141,15 +151,44 @@ def test_max_retries_valid(value):
     assert validate(TASK_OPTIONS, {"max_retries": value}, "f") == {"max_retries": value}
 
 
-@pytest.mark.parametrize("value", [1.0, "3", None, True])
+@pytest.mark.parametrize("value", [1.0, "3", True])
 def test_max_retries_wrong_type(value):
-    with pytest.raises(TypeError, match="'max_retries'"):
+    expected = (f"The type of keyword 'max_retries' must be {(int, type(None))}, but "
+                f"received type {type(value)}")
+    with pytest.raises(TypeError, match=re.escape(expected)):
         validate(TASK_OPTIONS, {"max_retries": value}, "f")
 
 
-def test_max_retries_below_minus_one():
-    with pytest.raises(ValueError, match="'max_retries' must be >= -1"):
-        validate(TASK_OPTIONS, {"max_retries": -2}, "f")
+def test_a_retry_count_of_none_is_as_if_not_given():
+    assert validate(TASK_OPTIONS, {"max_retries": None, "max_calls": None}, "f") == {}
+    assert validate(ACTOR_OPTIONS, {"max_restarts": None, "max_task_retries": None},
+                    "A") == {}
+
+
+@pytest.mark.parametrize("table, name", [(TASK_OPTIONS, "max_retries"),
+                                         (ACTOR_OPTIONS, "max_restarts"),
+                                         (ACTOR_OPTIONS, "max_task_retries")])
+def test_a_retry_count_below_minus_one_is_refused_in_rays_words(table, name):
+    with pytest.raises(ValueError, match=re.escape(
+            f"The keyword '{name}' only accepts None, 0, -1 or a positive integer, "
+            "where -1 represents infinity.")):
+        validate(table, {name: -2}, "f")
+
+
+def test_max_calls_below_zero_is_refused_in_rays_words():
+    with pytest.raises(ValueError, match="The keyword 'max_calls' only accepts None, 0 or "
+                       "a positive integer"):
+        validate(TASK_OPTIONS, {"max_calls": -1}, "f")
+
+
+@pytest.mark.parametrize("options", [{"num_gpus": 0.00001},
+                                     {"resources": {"custom_resource": 0.00001}}])
+def test_a_quantity_finer_than_a_ten_thousandth_is_refused(options):
+    name = "num_gpus" if "num_gpus" in options else "custom_resource"
+    with pytest.raises(ValueError, match=f"The precision of the fractional quantity of "
+                       f"resource {name} cannot go beyond 0.0001"):
+        validate(TASK_OPTIONS, options, "f")
+    assert validate(TASK_OPTIONS, {"num_gpus": 0.0001}, "f") == {"num_gpus": 0.0001}
 
 
 def test_actor_integer_options():

@@ -55,7 +55,7 @@ def fake_agent(router: Router, spill_dir: str) -> SimpleNamespace:
                             actor_id="actor-1")}
     return SimpleNamespace(router=router, node_id="n" * 28,
                            config=SimpleNamespace(address="127.0.0.1:6380"),
-                           store=store, pool=SimpleNamespace(workers=workers))
+                           store=store, pool=SimpleNamespace(workers=workers, exited=[]))
 
 
 def test_node_state_gathers_snapshots_pins_and_workers(tmp_path):
@@ -91,7 +91,7 @@ def test_node_state_gathers_snapshots_pins_and_workers(tmp_path):
     assert (store["capacity"], store["used"], store["num_objects"]) == (1 << 20, 4096, 1)
     assert store["spilled_objects_total"] == 0 and store["objects_on_disk"] == 0
     assert full["workers"] == [{"worker_id": "w1", "pid": 101, "actor_id": "actor-1",
-                                "job_id": "j", "address": "127.0.0.1:5001"}]
+                                "job_id": "j", "address": "127.0.0.1:5001", "is_alive": True}]
     snapshots = {p["worker_id"]: p for p in full["processes"]}
     assert snapshots["wa"]["kinds"] == ["objects"]  # only what core workers know
     assert snapshots["wa"]["pinned"] == {}

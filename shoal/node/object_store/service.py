@@ -154,6 +154,7 @@ class Hooks:
     space_freed: list[Callable[[], None]] = field(default_factory=list)
     evicted: Callable[[bytes, str], None] = lambda oid, owner: None
     changed: Callable[[], None] = lambda: None
+    sealed: Callable[[int, int], None] = lambda used, capacity: None  # after a seal
 
 
 class ObjectStore:
@@ -266,6 +267,7 @@ class ObjectStore:
                 self.table.seal(oid)
         self.settle()
         self.hooks.changed()
+        self.hooks.sealed(self.table.used, self.table.capacity)
         return None
 
     async def handle_get_in_place(self, conn, body):

@@ -1,8 +1,11 @@
 """``ray._private.worker`` as far as Ray's tests read it with an obvious shoal meaning:
 ``global_worker.node.unique_id`` (this process's node id),
-``global_worker.current_job_id``,
-``global_worker.core_worker.get_all_reference_counts()``, and ``pickle`` (Ray's worker
-module imports cloudpickle under that name).  Anything else is a Ray internal whose use fails."""
+``global_worker.current_job_id``, ``global_worker.core_worker``'s
+``get_all_reference_counts()``, ``get_memory_store_size()`` (values held) and
+``object_exists(ref)`` (in shared memory), actor scope tokens left out of both
+counts; ``_unhandled_error_handler`` (assigned), and ``pickle`` (Ray's worker module
+imports cloudpickle under that name).  Anything else is a Ray internal whose use
+fails."""
 
 import cloudpickle as pickle  # noqa: F401
 
@@ -25,6 +28,13 @@ class _Node:
         return _missing(f"ray._private.worker.global_worker.node.{attr}")
 
 
+def _actor_tokens(worker) -> set:
+    """The scope tokens of the actors this process made (shoal/core/actor_scope.py):
+    small put objects behind actor handles, which Ray does not count as objects."""
+    scopes = worker.actors.scopes
+    return set(scopes.by_token) | set(scopes.dead_tokens)
+
+
 class _CoreWorker:
     """``core_worker.get_all_reference_counts()``: this process's reference table
     (shoal's ``references.refs``) as Ray reports it, hex id -> local / submitted."""
@@ -43,8 +53,30 @@ class _CoreWorker:
                 continue
         else:
             rows = []
+        tokens = _actor_tokens(worker)  # shoal's, not objects of the program's
         return {oid.hex(): {"local": ref.local, "submitted": ref.submitted}
-                for oid, ref in rows}
+                for oid, ref in rows if oid not in tokens}
+
+    def get_memory_store_size(self) -> int:
+        """Values this process keeps in memory (Ray's in-process memory store: small
+        values, and markers of those in shared memory): shoal's value table."""
+        from shoal.core import context
+
+        worker = context.current_worker_or_none()
+        if worker is None:
+            return 0
+        tokens = _actor_tokens(worker)
+        return sum(1 for oid in list(worker.value_table.values) if oid not in tokens)
+
+    def object_exists(self, ref) -> bool:
+        """Whether the object is in shared memory (Ray: in plasma): shoal's rule is
+        Ray's, small values stay in their owner's memory and larger ones go to a
+        node's store."""
+        from shoal.core import context
+
+        worker = context.current_worker_or_none()
+        value = worker.value_table.get(ref.object_id) if worker is not None else None
+        return value is not None and value.in_plasma
 
     def __getattr__(self, attr):
         if attr.startswith("__"):
@@ -73,3 +105,22 @@ def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(name)
     return _missing(f"ray._private.worker.{name}")
+
+
+class _WorkerModule(type(shoal)):
+    """Assigning ``ray._private.worker._unhandled_error_handler`` (Ray's tests do, to
+    count unhandled errors) sets this process's handler of unread task errors."""
+
+    def __setattr__(self, name, value):
+        if name == "_unhandled_error_handler":
+            from shoal.core import context
+
+            worker = context.current_worker_or_none()
+            if worker is not None:
+                worker.unhandled.handler = value
+        super().__setattr__(name, value)
+
+
+import sys  # noqa: E402
+
+sys.modules[__name__].__class__ = _WorkerModule

@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 
 from shoal.launch.state_client import fetch_state
 from shoal.util import state_build, state_summary
+from shoal.util.state.exception import RayStateApiException as RayStateApiException
+from shoal.util.state.exception import StateApiException
 
 log = logging.getLogger("shoal.state")
 
@@ -32,18 +34,13 @@ DEFAULT_LIMIT = 100
 DEFAULT_TIMEOUT = 30
 
 
-class StateApiException(Exception):
-    """A state query failed, or (``raise_on_missing_output``) some processes did not
-    answer in time, so the result would be incomplete."""
-
-
-RayStateApiException = StateApiException
-
-
 class _Record:
     """Attribute access (Ray >= 2.3) and dict access (older Ray) to one record."""
 
     DETAIL: ClassVar[frozenset] = frozenset()
+    # columns whose values are one of a fixed set: a filter naming another value is
+    # refused (Ray's), not silently empty
+    CHOICES: ClassVar[dict[str, frozenset]] = {}
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._names():
@@ -124,6 +121,11 @@ class TaskState(_Record):
 
     DETAIL: ClassVar[frozenset] = frozenset({"required_resources", "end_time_ms",
                                              "start_time_ms", "error_message"})
+    CHOICES: ClassVar[dict[str, frozenset]] = {"state": frozenset({
+        "NIL", "PENDING_ARGS_AVAIL", "PENDING_NODE_ASSIGNMENT", "PENDING_OBJ_STORE_MEM_AVAIL",
+        "PENDING_ARGS_FETCH", "SUBMITTED_TO_WORKER", "PENDING_ACTOR_TASK_ARGS_FETCH",
+        "PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY", "RUNNING", "RUNNING_IN_RAY_GET",
+        "RUNNING_IN_RAY_WAIT", "FINISHED", "FAILED"})}
     task_id: str
     attempt_number: int
     name: str
@@ -149,6 +151,8 @@ class ActorState(_Record):
 
     DETAIL: ClassVar[frozenset] = frozenset({"death_cause", "num_restarts", "worker_id",
                                              "address"})
+    CHOICES: ClassVar[dict[str, frozenset]] = {"state": frozenset({
+        "DEPENDENCIES_UNREADY", "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"})}
     actor_id: str
     class_name: str
     state: str
@@ -185,7 +189,9 @@ class NodeState(_Record):
 
 @dataclasses.dataclass
 class WorkerState(_Record):
-    """A worker process of a live node (Ray's ``WorkerState``; drivers are jobs)."""
+    """A worker process of a live node (Ray's ``WorkerState``; drivers are jobs): the
+    live ones, and the last ones that ended with ``exit_type`` (Ray's
+    INTENDED_SYSTEM_EXIT, INTENDED_USER_EXIT or SYSTEM_ERROR) and ``exit_detail``."""
 
     DETAIL: ClassVar[frozenset] = frozenset({"actor_id", "job_id", "address"})
     worker_id: str
@@ -194,6 +200,8 @@ class WorkerState(_Record):
     node_id: str
     ip: str
     pid: int | None
+    exit_type: str | None = None
+    exit_detail: str | None = None
     actor_id: str | None = None
     job_id: str | None = None
     address: str | None = None
@@ -246,8 +254,21 @@ def _query(kinds: list[str], address: str | None, timeout: float,
     return reply
 
 
+def _check_choices(cls: type, filters: Any) -> None:
+    for f in filters or ():
+        if not (isinstance(f, (tuple, list)) and len(f) == 3):
+            continue  # apply_filters says what is wrong with it
+        key, _, wanted = f
+        choices = cls.CHOICES.get(key)
+        if choices is not None and str(wanted).upper() not in choices:
+            raise StateApiException(
+                f"invalid filter value {wanted!r} for {key!r} of {cls.__name__}; valid "
+                f"values: {', '.join(sorted(choices))}")
+
+
 def _finish(cls: type, records: list[dict], filters: Any, limit: int | None,
             detail: bool) -> list:
+    _check_choices(cls, filters)
     records = state_build.apply_filters(records, filters, cls._names())
     if limit is not None and len(records) > limit:
         log.warning("showing %d of %d entries; pass a larger limit to see more",
