@@ -6,12 +6,14 @@ the earlier ones had their chance to be reported (reports come in order)."""
 from __future__ import annotations
 
 import logging
+import os
+import time
 
 import pytest
 
 import shoal
 from shoal.core import context
-from tests.utils import wait_for_condition
+from tests.utils import open_gate, wait_for_condition, wait_for_file
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -62,11 +64,22 @@ def test_errors_dropped_unread_are_reported(reported):
     assert {type(e.cause) for e in reported} == {ValueError, KeyError}
 
 
-def test_errors_that_were_read_are_not_reported(reported):
-    one, two = fail.remote("one"), fail.remote("two")
+@shoal.remote
+def fail_after_gate(message: str, gate: str, done: str) -> None:
+    while not os.path.exists(gate):
+        time.sleep(0.01)
+    open_gate(done)
+    raise ValueError(message)
+
+
+def test_errors_that_were_read_are_not_reported(reported, tmp_path):
+    gate, done = str(tmp_path / "gate"), str(tmp_path / "done")
+    one, two = fail.remote("one"), fail_after_gate.remote("two", gate, done)
     with pytest.raises(shoal.exceptions.TaskError):
-        shoal.get([one, two], timeout=30)  # raises on the first: the batch was seen
-    del one, two
+        shoal.get([one, two], timeout=30)  # raises on one: the batch was seen
+    del one, two  # two's error arrives after its ref is gone
+    open_gate(gate)
+    wait_for_file(done, timeout=30)
     drop_canary(reported)
     assert messages(reported) == ["canary"]
 

@@ -439,13 +439,13 @@ class CoreWorker:
         store = self.value_table
         store.delete_many(dropped)
         for oid, value in store.delete_many(freed):
-            if value.inline is not None:
-                self.unhandled.freed(oid, value)  # an error nobody read is reported
-            elif value.locations == {self.node_id}:
-                frees.append(oid)
-            else:  # copies on other nodes too
-                self.locations.free([(oid, value)])
-        self.unhandled.forget(freed, dropped)
+            self.unhandled.freed(oid, value)  # an error nobody read is reported
+            if value.inline is None:
+                if value.locations == {self.node_id}:
+                    frees.append(oid)
+                else:  # copies on other nodes too
+                    self.locations.free([(oid, value)])
+        self.unhandled.forget(dropped)
 
     async def _send_remove_borrower(self, action: Action) -> None:
         try:

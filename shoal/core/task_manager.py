@@ -508,10 +508,9 @@ class TaskManager:
             oid = known[index - 1] if 0 < index <= len(known) else ids.object_id(task_id, index)
             if oid not in table:
                 # nobody holds the ref any more: drop the value right away
+                self.worker.unhandled.freed(oid, value)  # an error nobody will read
                 if value.inline is None:
                     frees.append((oid, value))
-                elif value.inline.flags:  # an error nobody will read: reported
-                    self.worker.unhandled.freed(oid, value)
                 if contained:
                     refs.add_owned(oid)
                     refs.add_contained(oid, [tuple(c) for c in contained])

@@ -62,11 +62,13 @@ class UnhandledErrors:
             raise
 
     def freed(self, oid: bytes, value: StoredValue) -> None:
-        """An owned value went out of scope (loop thread)."""
-        if not value.is_error:
-            return
-        if oid in self.handled:
+        """An owned value went out of scope, or arrived for a ref already dropped
+        (loop thread).  A ref dropped before its value came stays in ``handled``
+        until then."""
+        if self.handled and oid in self.handled:
             self.handled.discard(oid)
+            return
+        if not value.is_error:
             return
         if ids.index_of(oid) == 0 or _ignored():
             return
@@ -81,11 +83,10 @@ class UnhandledErrors:
         except Exception:
             log.exception("the unhandled-error handler failed")
 
-    def forget(self, *gone: list[bytes]) -> None:
-        """Values gone from this process (a borrowed one is its owner's to report)."""
-        if self.handled:
-            for oids in gone:
-                self.handled.difference_update(oids)
+    def forget(self, dropped: list[bytes]) -> None:
+        """Borrowed values dropped here (their owner reports them)."""
+        if self.handled and dropped:
+            self.handled.difference_update(dropped)
 
 
 def _ignored() -> bool:
