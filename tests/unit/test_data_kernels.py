@@ -267,3 +267,29 @@ def test_groups_are_estimated_from_samples_only_when_the_sample_can_tell(seed):
     many = estimated_groups(_sampled_metas(1_000_000, seed=seed), ["k"])
     assert many is None or many * 6 > MAX_COMBINED_STATE_ROWS
     assert estimated_groups(_sampled_metas(7, seed=seed), ["k"]) == 7
+
+
+@pytest.mark.parametrize("store, total", [(125 * 10**6, 250 * 10**6),
+                                          (64 << 20, 200 * 10**6)])
+def test_a_small_store_does_not_cut_the_shuffle_into_tiny_pieces(store, total):
+    """The quick bench's half-store shuffle (250 MB, 125 MB store): store / 64
+    made 128 maps of 64 pieces of 31 KB each (8,192 store objects)."""
+    from shoal.data.exchange import (
+        MAX_STORE_FRACTION_PER_PARTITION,
+        default_outputs,
+        group_size,
+        partition_target,
+    )
+
+    target = partition_target(store, total, 128 << 20)
+    assert target <= store * MAX_STORE_FRACTION_PER_PARTITION
+    maps = -(-total // target)
+    reducers = default_outputs(maps, total, target)
+    groups = -(-reducers // group_size(total, maps, reducers, target))
+    assert total / (maps * groups) >= 128 << 10, (maps, groups)
+
+
+def test_a_roomy_store_keeps_its_partitions():
+    from shoal.data.exchange import partition_target
+
+    assert partition_target(1 << 30, 250 * 10**6, 128 << 20) == (1 << 30) // 64
