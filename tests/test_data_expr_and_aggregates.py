@@ -114,6 +114,16 @@ def test_aggregate_fn_v2_in_groupby_and_dataset_aggregate(shoal_cluster):
                      "sum_sq(x)": pytest.approx(float((frame.x ** 2).sum()))}
 
 
+def test_a_keyless_groupby_is_a_dataset_of_one_row(shoal_cluster):
+    items = _items()
+    frame = pd.DataFrame(items)
+    ds = ray.data.from_items(items).repartition(4)
+    one = ds.groupby(None).aggregate(SumOfSquares("x"))
+    assert one.count() == 1
+    assert one.take_all() == [{"sum_sq(x)": pytest.approx(float((frame.x ** 2).sum()))}]
+    assert ds.groupby(None).mean("x").take_all() == [{"mean(x)": pytest.approx(frame.x.mean())}]
+
+
 def test_aggregate_fn_v2_follows_rays_null_rules(shoal_cluster):
     rows = [{"g": 0, "v": 1.0}, {"g": 0, "v": None}, {"g": 1, "v": 2.0},
             {"g": 2, "v": None}]

@@ -42,3 +42,19 @@ def test_a_shuffle_of_half_the_store_does_not_spill(shutdown_only, operation):
         assert seen == ROWS and ids == ROWS * (ROWS - 1) // 2
         stats = store_stats(cluster, cluster.head_node)
         assert stats["spilled_bytes_total"] == 0, stats
+
+
+@pytest.mark.timeout(240)
+def test_blocks_the_consumer_took_are_freed_while_the_run_goes_on(shutdown_only):
+    """A dataset twice the store streamed into iter_batches: each block leaves the
+    store once the consumer has it.  Before, the executor kept the ref of every
+    block it had emitted until the run ended, so the store filled and spilled."""
+    with connected_cluster({"num_cpus": 2, "object_store_memory": STORE}) as cluster:
+        rows = 4 * ROWS  # 4M rows of ~100 bytes: twice the store
+        ds = ray.data.range(rows, override_num_blocks=96).map_batches(_payload)
+        seen = 0
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            seen += len(batch["id"])
+        assert seen == rows
+        stats = store_stats(cluster, cluster.head_node)
+        assert stats["spilled_bytes_total"] == 0, stats

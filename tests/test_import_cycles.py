@@ -20,9 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "shoal"
 
 # Cycles not yet broken (docs/design.md, issue 20).  Remove an entry once its
 # cycle is gone; never add one.
-KNOWN: list[frozenset[str]] = [
-    frozenset({"shoal.data.dataset", "shoal.data.grouped", "shoal.data.read_api"}),
-]
+KNOWN: list[frozenset[str]] = []
 
 
 def module_files() -> dict[str, pathlib.Path]:

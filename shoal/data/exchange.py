@@ -38,6 +38,7 @@ frozen dataclass, so lineage can re-run it after a node dies.
 from __future__ import annotations
 
 import functools
+import math
 import secrets
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -67,6 +68,10 @@ MIN_PARTITION_BYTES = 1 * MiB
 # partition in memory while it splits it (1/32 of a 1 GiB store peaked 45 MB
 # higher than 1/64 in the 250 MB random_shuffle)
 STORE_FRACTION_PER_PARTITION = 1 / 64
+# ... or larger when the store is small against the data (partition_target_bytes),
+# up to this share
+MAX_STORE_FRACTION_PER_PARTITION = 1 / 16
+PIECES_PER_REDUCE_TASK = 2  # see partition_target_bytes
 MAX_OUTPUTS = 4096
 OUTPUTS_PER_MAP = 4  # see default_outputs
 # a map's piece for one reducer stays a store object: well above the 100 KiB
@@ -198,10 +203,21 @@ _remote_boundaries = shoal.remote(max_retries=TASK_MAX_RETRIES)(sort_keys.bounda
 
 
 # ---- partitions and the shuffle call -------------------------------------------------------
-def partition_target_bytes(ctx: DataContext) -> int:
+def partition_target_bytes(ctx: DataContext, total: int = 0) -> int:
     store = shoal.cluster_resources().get("object_store_memory", 1 << 30)
-    return int(min(ctx.target_max_block_size,
-                   max(MIN_PARTITION_BYTES, store * STORE_FRACTION_PER_PARTITION)))
+    return partition_target(store, total, ctx.target_max_block_size)
+
+
+def partition_target(store: float, total: int, max_block: int) -> int:
+    """A map's input: a share of the store, and, for ``total`` bytes to shuffle,
+    at least what keeps a map's piece for a group of reducers near
+    PIECES_PER_REDUCE_TASK x MIN_PIECE_BYTES (a piece is about
+    ``target^2 x group / total``: store / 64 of a 125 MB store made 8,192
+    pieces of 31 KB for 250 MB), within MAX_STORE_FRACTION_PER_PARTITION."""
+    target = max(MIN_PARTITION_BYTES, store * STORE_FRACTION_PER_PARTITION,
+                 min(math.sqrt(total * PIECES_PER_REDUCE_TASK * MIN_PIECE_BYTES),
+                     store * MAX_STORE_FRACTION_PER_PARTITION))
+    return int(min(max_block, target))
 
 
 def block_sampler(key: sort_keys.SortKey, ctx: DataContext) -> sort_keys.BlockSampler:
@@ -281,7 +297,8 @@ class Exchange:
         """``AllToAll.run``: start the shuffle; the refs of its reduce tasks (each
         yields its group's blocks, then their metadata), at once."""
         ctx = DataContext.get_current()
-        target = partition_target_bytes(ctx)
+        total = sum(m.size_bytes for m in metas)
+        target = partition_target_bytes(ctx, total)
         parts = partitions(refs, metas, target)
         if not parts:
             return [], []
@@ -289,7 +306,6 @@ class Exchange:
             groups_seen = estimated_groups(metas, self.spec.keys)
             if groups_seen is not None and groups_seen * len(parts) <= MAX_COMBINED_STATE_ROWS:
                 return _few_groups(self.spec, parts)
-        total = sum(m.size_bytes for m in metas)
         reducers = self.num_outputs or default_outputs(len(parts), total, target)
         map_kernel = self.map_kernel
         if self.bounds is not None:
@@ -341,10 +357,21 @@ _remote_map_and_reduce = shoal.remote(num_returns="dynamic",
 MAX_COMBINED_STATE_ROWS = 1_000_000  # state rows one task may combine (~ 24-48 MB)
 
 
+# keys seen exactly twice in the sample before its estimate is trusted: with
+# fewer, the sample says only that groups are many (at 512 sampled rows, 1M
+# groups show 0.13 pairs on average, 200k groups 0.65)
+MIN_SAMPLED_PAIRS = 5
+
+
 def estimated_groups(metas: Sequence[BlockMetadata], keys: Sequence[str]) -> float | None:
     """The number of groups, estimated from the keys the read tasks sampled
     (Chao1: the distinct keys seen, plus f1^2 / 2 f2 for the ones not seen, f1
-    and f2 the keys seen once and twice); None if a block was not sampled."""
+    and f2 the keys seen once and twice); None if a block was not sampled or
+    the sample is mostly keys seen once with fewer than MIN_SAMPLED_PAIRS seen
+    twice.  Why the second: Chao1 is a lower bound, and from a sample of
+    nearly all singletons (f2 of 0 or 1) it says ~f1^2 / 2 whatever the groups
+    are: 512 sampled rows of 1M groups estimated 130k, and one task combined
+    6M state rows (367 MB)."""
     samples = [getattr(m, "sample", None) for m in metas if m.num_rows]
     if not samples or any(s is None for s in samples):
         return None
@@ -355,6 +382,8 @@ def estimated_groups(metas: Sequence[BlockMetadata], keys: Sequence[str]) -> flo
         return None  # the exchange's own path reports a bad key
     seen = counts.column("count_all").to_numpy()
     once, twice = int((seen == 1).sum()), int((seen == 2).sum())
+    if twice < MIN_SAMPLED_PAIRS and 2 * once > table.num_rows:
+        return None  # mostly singletons: many groups, how many this cannot tell
     unseen = once * once / (2 * twice) if twice else once * (once - 1) / 2
     return len(seen) + unseen
 

@@ -53,6 +53,10 @@ POLL_S = 0.05
 TASK_MAX_RETRIES = 3
 ACTOR_TASKS_IN_FLIGHT = 2  # per actor: one running, one queued behind it
 ROOM_CHECK_S = 0.5  # an autoscaling pool asks for free CPUs at most this often
+# emitted blocks the consumer may leave untaken before no task starts
+# (schedule.py, "The budget is a ceiling"): the quick iter_batches row held
+# its whole 125 MB input in the store without it
+BACKLOG_PER_CPU = 2
 
 # no CPU: a limit after an actor pool holding every CPU still gets its slice
 _remote_slice = shoal.remote(num_returns=2, num_cpus=0,
@@ -146,7 +150,8 @@ class StreamingExecutor:
         specs = [s.spec(self._max_running(s)) for s in self.physical.stages]
         self.schedule = Schedule(specs, self.budget,
                                  default_estimate=min(self.ctx.target_max_block_size,
-                                                      max(1, self.budget // 8)))
+                                                      max(1, self.budget // 8)),
+                                 max_backlog=max(2, round(BACKLOG_PER_CPU * cpus)))
         self.stats.start(self.physical.stages, self.budget, started)
         self.progress = Progress([s.name for s in self.physical.stages
                                   if s.kind is StageKind.MAP], self.progress_on)
@@ -261,9 +266,9 @@ class StreamingExecutor:
                 for h in action.handles:
                     self._objects.pop(h, None)
                     self._metas.pop(h, None)
-            elif isinstance(action, Emit):
+            elif isinstance(action, Emit):  # the consumer's now: this run keeps no ref
                 h = action.item.handle
-                self._out.put((h, RefBundle(self._objects[h], self._metas[h])))
+                self._out.put((h, RefBundle(self._objects.pop(h), self._metas.pop(h))))
             elif isinstance(action, Cancel):
                 self._cancel(action.tasks)
             elif isinstance(action, Finish):

@@ -110,8 +110,12 @@ class ParquetReader:
     def __call__(self, path: str) -> Iterator[pa.Table]:
         import pyarrow.parquet as pq
 
-        if self.max_rows is None:
+        if self.kwargs:  # filters= and the like: Arrow's dataset reader
             yield pq.read_table(path, columns=self.columns, **self.kwargs)
+            return
+        if self.max_rows is None:  # the file reader, on this task's thread (design.md 21)
+            with pq.ParquetFile(path) as file:
+                yield file.read(columns=self.columns, use_threads=False)
             return
         with pq.ParquetFile(path) as file:
             groups, rows = [], 0

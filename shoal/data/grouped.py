@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+import shoal
 from shoal.data import exchange, sort_keys
 from shoal.data.aggregate import (
     AggregateFn,
@@ -31,8 +32,8 @@ from shoal.data.aggregate import (
     check_aggs,
     group_ranges,
 )
-from shoal.data.block import BatchFormat, to_batch, to_block
-from shoal.data.plan import AllToAll
+from shoal.data.block import BatchFormat, metadata_of, table_from_rows, to_batch, to_block
+from shoal.data.plan import AllToAll, InputData
 from shoal.data.transforms import UserFunction, _call_user, _fn_name, _short
 
 if TYPE_CHECKING:
@@ -66,12 +67,17 @@ class GroupedData:
         key order."""
         spec = AggregationSpec(tuple(self._keys), tuple(check_aggs(aggs, "aggregate")))
         if not self._keys:
-            from shoal.data.read_api import from_items
-
-            return from_items([self._dataset.aggregate(*spec.aggs)])
+            return self._one_row(self._dataset.aggregate(*spec.aggs))
         op = exchange.aggregate(spec)
         return self._dataset._with(AllToAll(input=self._dataset._op, name=op.name, run=op.run,
                                             sample_key=op.sample_key))
+
+    def _one_row(self, row: dict[str, Any]) -> Dataset:
+        """A keyless aggregate's result as a dataset of one block (made here, not
+        through read_api.from_items, which imports Dataset: no import cycle)."""
+        table = table_from_rows([row])
+        return self._dataset._with(InputData(refs=(shoal.put(table),),
+                                             metadata=(metadata_of(table),), name="FromItems"))
 
     def _on(self, cls: type, on: Any, what: str, **kwargs: Any) -> Dataset:
         if on is None:

@@ -19,7 +19,14 @@ import numpy as np
 import pyarrow as pa
 
 import shoal
-from shoal.data.block import BatchFormat, batches_of, concat, rows_of, to_batch
+from shoal.data.block import (
+    BatchFormat,
+    batches_of,
+    concat,
+    release_unused_memory,
+    rows_of,
+    to_batch,
+)
 
 DEFAULT_BATCH_SIZE = 256
 _END = object()
@@ -101,6 +108,8 @@ def shuffled(tables: Iterator[pa.Table], buffer_rows: int, seed: int | None) -> 
             keep = mixed.slice(count - buffer_rows)
             yield mixed.slice(0, count - buffer_rows)
             held, count = [keep], keep.num_rows
+            del mixed
+            release_unused_memory()  # the last window's pages (Arrow's pool keeps them)
     if count:
         yield permute(concat(held))
 

@@ -51,6 +51,13 @@ nothing upstream is running to add to it.  Blocks that existed before the
 run (``from_items``, ``materialize``) are not counted: they are data, not
 work in flight.
 
+The budget is a ceiling, not a target: when the consumer is slower than the
+stages, what it has not taken yet would grow to the budget (a whole 125 MB
+dataset read ahead of an ``iter_batches`` loop, with a 512 MB budget).  So
+no task starts while ``max_backlog`` emitted items wait for the consumer;
+the consumer taking one lets the next start.  It cannot stall the run: what
+the consumer waits for is already emitted.
+
 ::
 
     consumer <- OUTPUT <- MAP(map_batches) <- LIMIT? <- MAP(read+map) <- SOURCE
@@ -190,11 +197,14 @@ class Schedule:
     """Stages in topological order; the last is the OUTPUT stage."""
 
     def __init__(self, specs: Sequence[StageSpec], budget: int,
-                 default_estimate: int = 1 << 20) -> None:
+                 default_estimate: int = 1 << 20, max_backlog: int | None = None) -> None:
+        """``max_backlog``: no task starts while this many emitted items wait for
+        the consumer (None: only the budget bounds them)."""
         if not specs or specs[-1].kind is not StageKind.OUTPUT:
             raise ValueError("the last stage must be the OUTPUT stage")
         self.stages = [_Stage(s) for s in specs]
         self.budget = max(1, budget)
+        self.max_backlog = max_backlog
         self.default_estimate = default_estimate
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -438,6 +448,8 @@ class Schedule:
         st = self.stages[i]
         moved = False
         while st.pending and len(st.running) < st.spec.max_running:
+            if self.max_backlog is not None and self.emitted_waiting >= self.max_backlog:
+                break  # the consumer is behind: what it has not taken is enough
             bundle = self._bundle(i)
             if bundle is None or not self._wanted(i, bundle[0].key):
                 break

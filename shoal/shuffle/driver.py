@@ -59,6 +59,11 @@ from shoal.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 log = logging.getLogger("shoal.shuffle")
 
 POLL_S = 1.0  # the thread checks for shutdown this often while it waits
+# The Sources actor's own runtime env (a marker variable): a worker is reused
+# only in its runtime env, so the actor gets a fresh fork instead of an idle
+# task worker, which has the maps' libraries loaded (pyarrow: ~40-70 MB), while
+# a new task worker would then be forked and load them again (design.md 21)
+SOURCES_RUNTIME_ENV = {"env_vars": {"SHOAL_SHUFFLE_SOURCES": "1"}}
 
 
 class Kind(enum.Enum):
@@ -181,6 +186,7 @@ class ShuffleDriver:
         self.sources = Sources.options(
             max_concurrency=job.num_reducers + 16,
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+            runtime_env=SOURCES_RUNTIME_ENV,
         ).remote(job.num_reducers)
         self.reducer_nodes = [node_of_reducer(r, job.num_reducers, self.shape.nodes)
                               for r in range(job.num_reducers)]

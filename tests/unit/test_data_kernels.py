@@ -244,3 +244,52 @@ def test_blocks_of_keeps_the_schema_of_an_empty_output():
     assert block.num_rows == 0
     one_big_row = pa.table({"b": [b"x" * 1000]})
     assert [b.num_rows for b in blocks_of(iter([one_big_row]), 100)] == [1]
+
+
+def _sampled_metas(groups: int, blocks: int = 32, per_block: int = 16, seed: int = 0):
+    from shoal.data.block import BlockMetadata
+
+    rng = np.random.default_rng(seed)
+    return [BlockMetadata(num_rows=200_000, size_bytes=3_200_000, schema=None,
+                          sample=pa.table({"k": rng.integers(0, groups, per_block)}))
+            for _ in range(blocks)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_groups_are_estimated_from_samples_only_when_the_sample_can_tell(seed):
+    """512 sampled keys (the quick bench's groupby) tell 1k groups; of 1M groups
+    they are nearly all singletons, which says "many", not "about f1^2 / 2"
+    (130k: the exchange then combined 6M state rows in one task)."""
+    from shoal.data.exchange import MAX_COMBINED_STATE_ROWS, estimated_groups
+
+    few = estimated_groups(_sampled_metas(1_000, seed=seed), ["k"])
+    assert few is not None and 700 <= few <= 1_400
+    many = estimated_groups(_sampled_metas(1_000_000, seed=seed), ["k"])
+    assert many is None or many * 6 > MAX_COMBINED_STATE_ROWS
+    assert estimated_groups(_sampled_metas(7, seed=seed), ["k"]) == 7
+
+
+@pytest.mark.parametrize("store, total", [(125 * 10**6, 250 * 10**6),
+                                          (64 << 20, 200 * 10**6)])
+def test_a_small_store_does_not_cut_the_shuffle_into_tiny_pieces(store, total):
+    """The quick bench's half-store shuffle (250 MB, 125 MB store): store / 64
+    made 128 maps of 64 pieces of 31 KB each (8,192 store objects)."""
+    from shoal.data.exchange import (
+        MAX_STORE_FRACTION_PER_PARTITION,
+        default_outputs,
+        group_size,
+        partition_target,
+    )
+
+    target = partition_target(store, total, 128 << 20)
+    assert target <= store * MAX_STORE_FRACTION_PER_PARTITION
+    maps = -(-total // target)
+    reducers = default_outputs(maps, total, target)
+    groups = -(-reducers // group_size(total, maps, reducers, target))
+    assert total / (maps * groups) >= 128 << 10, (maps, groups)
+
+
+def test_a_roomy_store_keeps_its_partitions():
+    from shoal.data.exchange import partition_target
+
+    assert partition_target(1 << 30, 250 * 10**6, 128 << 20) == (1 << 30) // 64

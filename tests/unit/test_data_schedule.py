@@ -295,3 +295,35 @@ def test_resizing_a_stage_starts_the_tasks_it_now_has_room_for():
     assert len(started) == 2 and s.load(1).waiting == 4 and s.load(1).running == 2
     more = [a for a in s.resize(1, 4) if isinstance(a, Submit)]
     assert len(more) == 2 and s.load(1).running == 4 and s.load(1).inputs_done
+
+
+def test_a_slow_consumer_holds_back_the_stages_below_the_budget():
+    """The budget would hold the whole dataset; the consumer, not taking what
+    was emitted, holds the stages back at ``max_backlog`` items, and taking them
+    lets the rest through in order."""
+    specs = [_source(40), StageSpec("read", StageKind.MAP, upstream=(0,), max_running=2),
+             StageSpec("out", StageKind.OUTPUT, upstream=(1,))]
+    s = Schedule(specs, budget=1000 * BLOCK, default_estimate=BLOCK, max_backlog=3)
+    running: list[Submit] = []
+    emitted: list[Item] = []
+
+    def perform(actions: list) -> None:
+        running.extend(a for a in actions if isinstance(a, Submit))
+        emitted.extend(a.item for a in actions if isinstance(a, Emit))
+
+    perform(s.start())
+    handles = iter(range(10**6, 10**7))
+    while running:  # the consumer takes nothing
+        sub = running.pop(0)
+        perform(s.task_done(sub.task, [Output(next(handles), 10, BLOCK)]))
+    # the backlog, plus what tasks already running when it filled made
+    assert len(emitted) == 4 and s.in_flight == 4 * BLOCK
+    taken = 0
+    while taken < len(emitted):
+        perform(s.released(emitted[taken].handle))
+        taken += 1
+        while running:
+            sub = running.pop(0)
+            perform(s.task_done(sub.task, [Output(next(handles), 10, BLOCK)]))
+        assert len(emitted) - taken <= 4
+    assert [i.key for i in emitted] == [(j,) for j in range(40)]
