@@ -97,7 +97,7 @@ class AggregateFn:
         return []
 
     # The hooks the kernels call (V2 overrides them with Ray's null rules).
-    def _group_state(self, key: Any, group: pa.Table) -> Any:
+    def group_state(self, key: Any, group: pa.Table) -> Any:
         acc = self.init(key)
         if self.accumulate_block is not None:
             return self.accumulate_block(acc, group)
@@ -105,7 +105,7 @@ class AggregateFn:
             acc = self.accumulate_row(acc, row)  # type: ignore[misc]
         return acc
 
-    def _fold(self, accs: Sequence[Any]) -> Any:
+    def fold(self, accs: Sequence[Any]) -> Any:
         acc = accs[0]
         for other in accs[1:]:
             acc = self.merge(acc, other)
@@ -181,11 +181,11 @@ class AggregateFnV2(AggregateFn, abc.ABC):
             return None
         return self.combine(current, new)
 
-    def _group_state(self, key: Any, group: pa.Table) -> Any:
+    def group_state(self, key: Any, group: pa.Table) -> Any:
         state = self.aggregate_block(group)
         return None if self.ignore_nulls and is_null(state) else state
 
-    def _fold(self, accs: Sequence[Any]) -> Any:
+    def fold(self, accs: Sequence[Any]) -> Any:
         acc = self._zero()
         for other in accs:
             acc = self._combine_safe(acc, other)
@@ -488,7 +488,7 @@ def _objects(values: list[Any]) -> pa.Array:
 
 def _accumulate(agg: AggregateFn, key: Any, group: pa.Table) -> Any:
     try:
-        return agg._group_state(key, group)
+        return agg.group_state(key, group)
     except Exception as exc:
         raise UserCodeException(f"Aggregate({agg.name}): the user function raised "
                                 f"{type(exc).__name__}: {exc} (on the group with key "
@@ -615,7 +615,7 @@ def _custom_result(agg: AggregateFn, accs: Any,
     out = []
     for start, length in zip(*ranges, strict=True):
         try:
-            out.append(agg._fold(list(values[start:start + length])))
+            out.append(agg.fold(list(values[start:start + length])))
         except Exception as exc:
             raise UserCodeException(f"Aggregate({agg.name}): merge or finalize raised "
                                     f"{type(exc).__name__}: {exc}") from exc

@@ -30,7 +30,7 @@ class ExecutionSource:
     def bundles(self) -> Iterator[RefBundle]:
         self.executor = StreamingExecutor(self.op)
         if self.owner is not None:  # before start(): it runs the all-to-all operators
-            self.owner._last_stats = self.executor.stats
+            self.owner.record_stats(self.executor.stats)
         self.executor.start()
         yield from self.executor.outputs()
 

@@ -57,22 +57,31 @@ class Dataset:
         self._op = op
         self._last_stats: Any = None
 
+    @property
+    def plan(self) -> LogicalOp:
+        """The logical plan this dataset runs (the parts of shoal.data build on it)."""
+        return self._op
+
+    def record_stats(self, stats: Any) -> None:
+        """The executor running this dataset: ``stats()`` reports on it."""
+        self._last_stats = stats
+
     # ---- transforms (lazy) -------------------------------------------------------
 
-    def _with(self, op: LogicalOp) -> Dataset:
+    def with_plan(self, op: LogicalOp) -> Dataset:
         return Dataset(op)
 
-    def _map_op(self, name: str, transform: Any, fn: Any, what: str, compute: Any,
+    def with_map_op(self, name: str, transform: Any, fn: Any, what: str, compute: Any,
                 concurrency: Any, num_cpus: Any, num_gpus: Any, remote_args: dict,
                 min_rows: int | None = None) -> Dataset:
         settings = map_settings(what, fn, compute, concurrency, num_cpus, num_gpus, remote_args)
-        return self._with(MapOp(input=self._op, name=name, transform=transform,
+        return self.with_plan(MapOp(input=self._op, name=name, transform=transform,
                                 compute=settings.compute, concurrency=settings.concurrency,
                                 remote_args=settings.remote_args,
                                 min_rows_per_bundle=min_rows))
 
     @staticmethod
-    def _check_fn(fn: Any, what: str) -> None:
+    def check_fn(fn: Any, what: str) -> None:
         if not callable(fn):
             raise TypeError(f"{what}: fn must be a function or a callable class, got "
                             f"{type(fn).__name__}")
@@ -119,7 +128,7 @@ class Dataset:
             else:
                 predicate = expr_text.parse(expr)
                 transform = ExprFilter(predicate=predicate, name=f"Filter({predicate.text})")
-            return self._map_op(transform.name, transform, None, "filter", compute,
+            return self.with_map_op(transform.name, transform, None, "filter", compute,
                                 concurrency, num_cpus, num_gpus, ray_remote_args)
         if fn is None:
             raise TypeError("filter: give a function fn(row) -> bool or an expression expr=")
@@ -130,13 +139,13 @@ class Dataset:
     def _rows(self, kind: str, label: str, fn: Any, compute: Any, fn_args: Any,
               fn_kwargs: Any, ctor_args: Any, ctor_kwargs: Any, num_cpus: Any, num_gpus: Any,
               concurrency: Any, remote_args: dict) -> Dataset:
-        self._check_fn(fn, kind)
+        self.check_fn(fn, kind)
         name = f"{label}({_fn_name(fn)})"
         transform = MapRows(fn=fn, name=name, kind=kind, fn_args=tuple(fn_args or ()),
                             fn_kwargs=dict(fn_kwargs or {}),
                             ctor_args=tuple(ctor_args or ()),
                             ctor_kwargs=dict(ctor_kwargs or {}))
-        return self._map_op(name, transform, fn, kind, compute, concurrency, num_cpus,
+        return self.with_map_op(name, transform, fn, kind, compute, concurrency, num_cpus,
                             num_gpus, remote_args)
 
     def map_batches(self, fn: Callable, *, batch_size: int | None | str = None,
@@ -151,7 +160,7 @@ class Dataset:
         blocks) in ``batch_format``; a callable class runs on a pool of actors
         (``concurrency`` of them), constructed once each."""
         what = "map_batches"
-        self._check_fn(fn, what)
+        self.check_fn(fn, what)
         if batch_size == "default":
             batch_size = DEFAULT_MAP_BATCH_SIZE
         batch_size = check_batch_size(batch_size, what)
@@ -163,7 +172,7 @@ class Dataset:
                                fn_args=tuple(fn_args or ()), fn_kwargs=dict(fn_kwargs or {}),
                                ctor_args=tuple(fn_constructor_args or ()),
                                ctor_kwargs=dict(fn_constructor_kwargs or {}))
-        return self._map_op(name, transform, fn, what, compute, concurrency, num_cpus,
+        return self.with_map_op(name, transform, fn, what, compute, concurrency, num_cpus,
                             num_gpus, ray_remote_args, min_rows=batch_size)
 
     def add_column(self, col: str, fn: Callable, *, batch_format: str | None = "pandas",
@@ -172,10 +181,10 @@ class Dataset:
         """A column ``col`` made by ``fn(batch)`` (replacing one of that name)."""
         if not isinstance(col, str):
             raise TypeError(f"add_column: col must be a column name, got {col!r}")
-        self._check_fn(fn, "add_column")
+        self.check_fn(fn, "add_column")
         fmt = BatchFormat.parse(batch_format, "add_column")
         transform = AddColumn(col=col, fn=fn, batch_format=fmt, name=f"AddColumn({col})")
-        return self._map_op(transform.name, transform, fn, "add_column", compute, concurrency,
+        return self.with_map_op(transform.name, transform, fn, "add_column", compute, concurrency,
                             None, None, ray_remote_args)
 
     def with_column(self, column_name: str, expr: Expr, *, compute: Any = None,
@@ -208,12 +217,12 @@ class Dataset:
                                 f"{type(expr).__name__} {expr!r}")
         label = ", ".join(f"{n}={e!r}" for n, e in exprs.items())
         transform = WithColumns(exprs=dict(exprs), name=f"WithColumns({label})")
-        return self._map_op(transform.name, transform, None, "with_column", compute,
+        return self.with_map_op(transform.name, transform, None, "with_column", compute,
                             concurrency, num_cpus, num_gpus, ray_remote_args)
 
     def _columns(self, kind: str, names: Any, label: str, remote_args: dict) -> Dataset:
         transform = Columns(kind=kind, names=names, name=label)
-        return self._map_op(label, transform, None, label, None, None, None, None, remote_args)
+        return self.with_map_op(label, transform, None, label, None, None, None, None, remote_args)
 
     def select_columns(self, cols: list[str] | str, *, compute: Any = None,
                        concurrency: Any = None, **ray_remote_args: Any) -> Dataset:
@@ -241,48 +250,49 @@ class Dataset:
         """The first ``limit`` rows (stops reading once they have passed)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit: expected an int >= 0, got {limit!r}")
-        return self._with(Limit(input=self._op, limit=limit, name=f"Limit[{limit}]"))
+        return self.with_plan(Limit(input=self._op, limit=limit, name=f"Limit[{limit}]"))
 
     def union(self, *other: Dataset) -> Dataset:
         """This dataset's rows, then each other's, in order."""
         for o in other:
             if not isinstance(o, Dataset):
                 raise TypeError(f"union: expected Datasets, got {type(o).__name__}")
-        return self._with(Union(children=(self._op, *(o._op for o in other))))
+        return self.with_plan(Union(children=(self._op, *(o.plan for o in other))))
 
     # ---- consuming ----------------------------------------------------------------
 
-    def _source(self, op: LogicalOp | None = None) -> consume.ExecutionSource:
+    def execution_source(self, op: LogicalOp | None = None) -> consume.ExecutionSource:
         return consume.ExecutionSource(op or self._op, self)
 
     def iter_rows(self, *, prefetch_batches: int = 1) -> Iterator[dict[str, Any]]:
-        return _iter_rows(self._source(), prefetch_batches)
+        return _iter_rows(self.execution_source(), prefetch_batches)
 
     def iter_batches(self, *, prefetch_batches: int = 1,
                      batch_size: int | None = DEFAULT_BATCH_SIZE,
                      batch_format: str | None = "default", drop_last: bool = False,
                      local_shuffle_buffer_size: int | None = None,
                      local_shuffle_seed: int | None = None) -> Iterator[Any]:
-        return _iter_batches(self._source(), prefetch_batches=prefetch_batches,
+        return _iter_batches(self.execution_source(), prefetch_batches=prefetch_batches,
                              batch_size=batch_size, batch_format=batch_format,
                              drop_last=drop_last,
                              local_shuffle_buffer_size=local_shuffle_buffer_size,
                              local_shuffle_seed=local_shuffle_seed)
 
     def iterator(self) -> DataIterator:
-        return DataIterator(self._source, describe(self._op), MaterializedDataset.of_bundles)
+        return DataIterator(self.execution_source, describe(self._op),
+                            MaterializedDataset.of_bundles)
 
     def take(self, limit: int = 20) -> list[dict[str, Any]]:
         """The first ``limit`` rows as dicts."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"take: limit must be an int >= 0, got {limit!r}")
-        return [row for t in consume.tables(self._source(Limit(self._op, limit)))
+        return [row for t in consume.tables(self.execution_source(Limit(self._op, limit)))
                 for row in rows_of(t)]
 
     def take_all(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Every row; with ``limit``, raise if there are more."""
         op = self._op if limit is None else Limit(self._op, limit + 1)
-        rows = [row for t in consume.tables(self._source(op)) for row in rows_of(t)]
+        rows = [row for t in consume.tables(self.execution_source(op)) for row in rows_of(t)]
         if limit is not None and len(rows) > limit:
             raise ValueError(f"take_all: the dataset has more than the given limit of "
                              f"{limit} rows")
@@ -292,7 +302,7 @@ class Dataset:
                    batch_format: str | None = "default") -> Any:
         fmt = BatchFormat.parse(batch_format, "take_batch")
         check_batch_size(batch_size, "take_batch", allow_none=False)
-        table = consume.concat_tables(self._source(Limit(self._op, batch_size)))
+        table = consume.concat_tables(self.execution_source(Limit(self._op, batch_size)))
         if table.num_rows == 0:
             raise ValueError("take_batch: the dataset is empty")
         return to_batch(table, fmt)
@@ -306,12 +316,12 @@ class Dataset:
         known = known_num_rows(self._op)
         if known is not None:
             return known
-        return sum(b.metadata.num_rows for b in self._source().bundles())
+        return sum(b.metadata.num_rows for b in self.execution_source().bundles())
 
     def schema(self, fetch_if_missing: bool = True) -> Schema | None:
         schema = consume.known_schema(self._op)
         if schema is None and fetch_if_missing:
-            schema = consume.first_schema(self._source(Limit(self._op, 1)))
+            schema = consume.first_schema(self.execution_source(Limit(self._op, 1)))
         return Schema(schema) if schema is not None else None
 
     def columns(self, fetch_if_missing: bool = True) -> list[str] | None:
@@ -320,25 +330,25 @@ class Dataset:
 
     def to_pandas(self, limit: int | None = None) -> Any:
         op = self._op if limit is None else Limit(self._op, limit + 1)
-        table = consume.concat_tables(self._source(op))
+        table = consume.concat_tables(self.execution_source(op))
         if limit is not None and table.num_rows > limit:
             raise ValueError(f"to_pandas: the dataset has more than the given limit of "
                              f"{limit} rows")
         return to_pandas(table)
 
     def to_arrow_refs(self) -> list[Any]:
-        return [b.ref for b in self.materialize()._bundles()]
+        return [b.ref for b in self.materialize().bundles()]
 
     def to_numpy_refs(self, *, column: str | None = None) -> list[Any]:
         return [consume.remote_to_numpy.remote(b.ref, column)
-                for b in self.materialize()._bundles()]
+                for b in self.materialize().bundles()]
 
     def to_pandas_refs(self) -> list[Any]:
-        return [consume.remote_to_pandas.remote(b.ref) for b in self.materialize()._bundles()]
+        return [consume.remote_to_pandas.remote(b.ref) for b in self.materialize().bundles()]
 
     def materialize(self) -> MaterializedDataset:
         """Run the plan and keep every block in the object store."""
-        bundles = list(self._source().bundles())
+        bundles = list(self.execution_source().bundles())
         return MaterializedDataset(InputData(refs=tuple(b.ref for b in bundles),
                                              metadata=tuple(b.metadata for b in bundles),
                                              name="Materialized"), self._last_stats)
@@ -381,7 +391,7 @@ class Dataset:
             kwargs.pop(key, None)
         transform = WriteFiles(fmt=fmt, path=folder, name=f"Write{fmt.upper()}", kwargs=kwargs)
         op = MapOp(input=self._op, name=transform.name, transform=transform)
-        for _ in self._source(op).bundles():
+        for _ in self.execution_source(op).bundles():
             pass
 
     def stats(self) -> str:
@@ -407,10 +417,10 @@ class Dataset:
         return consume.input_files(self._op)
 
     def num_blocks(self) -> int:
-        return len(self.materialize()._op.refs)  # type: ignore[attr-defined]
+        return len(self.materialize().plan.refs)  # type: ignore[attr-defined]
 
     def size_bytes(self) -> int:
-        return sum(m.size_bytes for m in self.materialize()._op.metadata)  # type: ignore
+        return sum(m.size_bytes for m in self.materialize().plan.metadata)  # type: ignore
 
     # ---- all-to-all operations (exchange.py runs the shuffles) -------------------------
 
@@ -493,7 +503,7 @@ class MaterializedDataset(Dataset):
         return cls(InputData(refs=tuple(b.ref for b in bundles),
                              metadata=tuple(b.metadata for b in bundles), name="Materialized"))
 
-    def _bundles(self) -> list[consume.Bundle]:
+    def bundles(self) -> list[consume.Bundle]:
         op = self._op
         return [consume.Bundle(r, m) for r, m in zip(op.refs, op.metadata, strict=False)]  # type: ignore
 

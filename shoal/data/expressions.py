@@ -278,8 +278,8 @@ class BinaryExpr(Expr):
         return self.left.columns() | self.right.columns()
 
     def _eval(self, table: pa.Table) -> Any:
-        left = self.left._eval(table)
-        right = self.right._eval(table)
+        left = self.left.evaluate(table)
+        right = self.right.evaluate(table)
         return _binary(self.op, left, right)
 
     def __repr__(self) -> str:
@@ -300,7 +300,7 @@ class UnaryExpr(Expr):
         return self.operand.columns()
 
     def _eval(self, table: pa.Table) -> Any:
-        value = _arrow(self.operand._eval(table))
+        value = _arrow(self.operand.evaluate(table))
         if self.op is Operation.NOT:
             return pc.invert(value)
         if self.op is Operation.IS_NULL:
@@ -328,7 +328,7 @@ class AliasExpr(Expr):
         return self.expr.columns()
 
     def _eval(self, table: pa.Table) -> Any:
-        return self.expr._eval(table)
+        return self.expr.evaluate(table)
 
     def __repr__(self) -> str:
         return f"{self.expr!r}.alias({self._name!r})"
@@ -346,7 +346,7 @@ class FunctionExpr(Expr):
 
     def _eval(self, table: pa.Table) -> Any:
         return pc.call_function(_FUNCTIONS[self.function],
-                                [_arrow(a._eval(table)) for a in self.args])
+                                [_arrow(a.evaluate(table)) for a in self.args])
 
     def __repr__(self) -> str:
         rest = ", ".join(repr(a) for a in self.args[1:])

@@ -69,14 +69,14 @@ class GroupedData:
         if not self._keys:
             return self._one_row(self._dataset.aggregate(*spec.aggs))
         op = exchange.aggregate(spec)
-        return self._dataset._with(AllToAll(input=self._dataset._op, name=op.name, run=op.run,
+        return self._dataset.with_plan(AllToAll(input=self._dataset.plan, name=op.name, run=op.run,
                                             sample_key=op.sample_key))
 
     def _one_row(self, row: dict[str, Any]) -> Dataset:
         """A keyless aggregate's result as a dataset of one block (made here, not
         through read_api.from_items, which imports Dataset: no import cycle)."""
         table = table_from_rows([row])
-        return self._dataset._with(InputData(refs=(shoal.put(table),),
+        return self._dataset.with_plan(InputData(refs=(shoal.put(table),),
                                              metadata=(metadata_of(table),), name="FromItems"))
 
     def _on(self, cls: type, on: Any, what: str, **kwargs: Any) -> Dataset:
@@ -118,7 +118,7 @@ class GroupedData:
                    concurrency: Any = None, **ray_remote_args: Any) -> Dataset:
         """``fn(batch) -> batch`` once per group (all of the group's rows in one
         batch of ``batch_format``); groups come in key order."""
-        self._dataset._check_fn(fn, "map_groups")
+        self._dataset.check_fn(fn, "map_groups")
         fmt = BatchFormat.parse(batch_format, "map_groups")
         if memory is not None:
             ray_remote_args["memory"] = memory
@@ -129,7 +129,7 @@ class GroupedData:
                               fn_args=tuple(fn_args or ()), fn_kwargs=dict(fn_kwargs or {}),
                               ctor_args=tuple(fn_constructor_args or ()),
                               ctor_kwargs=dict(fn_constructor_kwargs or {}))
-        return ds._map_op(name, transform, fn, "map_groups", compute, concurrency, num_cpus,
+        return ds.with_map_op(name, transform, fn, "map_groups", compute, concurrency, num_cpus,
                           num_gpus, ray_remote_args)
 
 

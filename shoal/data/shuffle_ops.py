@@ -84,13 +84,13 @@ def block_order(seed: int | None):
 
 
 def all_to_all(ds: Dataset, name: str, run: Any, sample_key: Any = None) -> Dataset:
-    return ds._with(AllToAll(input=ds._op, name=name, run=run, sample_key=sample_key))
+    return ds.with_plan(AllToAll(input=ds.plan, name=name, run=run, sample_key=sample_key))
 
 
 # ---- dataset-wide aggregation ------------------------------------------------------------
 def _per_block(ds: Dataset, name: str, fn: Any) -> list[pa.Table]:
-    op = MapOp(input=ds._op, name=name, transform=BlockFn(fn=fn, name=name))
-    return list(consume.tables(ds._source(op)))
+    op = MapOp(input=ds.plan, name=name, transform=BlockFn(fn=fn, name=name))
+    return list(consume.tables(ds.execution_source(op)))
 
 
 def aggregate(ds: Dataset, aggs: Sequence[AggregateFn]) -> dict[str, Any]:

@@ -61,7 +61,7 @@ def split(materialized: Any, n: int, equal: bool,
     are datasets of ``materialized``'s own class."""
     n = _check_n(n, "split")
     hints = None if locality_hints is None else locality.check_hints(locality_hints, n)
-    bundles = materialized._bundles()
+    bundles = materialized.bundles()
     rows = [b.metadata.num_rows for b in bundles]
     total = sum(rows)
     if equal:
@@ -275,7 +275,7 @@ def streaming_split(dataset: Any, n: int, equal: bool, locality_hints: list[str]
     if not shoal.is_initialized():
         shoal.init()
     actor_cls = shoal.remote(num_cpus=0, max_concurrency=n + 1)(SplitCoordinator)
-    coordinator = actor_cls.remote(dataset._op, n, equal, hints)
+    coordinator = actor_cls.remote(dataset.plan, n, equal, hints)
     return [DataIterator(_SplitSourceFactory(coordinator, i), f"split {i} of {n}",
                          make_dataset)
             for i in range(n)]
