@@ -9,14 +9,14 @@ env, locality target) share the workers leased for them.  Per key
 the :class:`LeasedWorker` s granted, and how many lease requests are in flight.
 :mod:`shoal.core.lease_submitter` performs the plans made here::
 
-    ready task / reply / grant -> plan_dispatch(key)
-        pushes:          (worker, task) pairs; each task goes to the least loaded
-                         usable worker while it has fewer than the key's limit in
-                         flight (min of max_in_flight and the function's
-                         PipelineDepth)
-        request_leases:  one more lease per task still queued or waiting behind a
+    ready task / reply / grant -> dispatch(key):
+        next_worker:     while it names one, the head of the queue is pushed to
+                         it: the least loaded usable worker, while it has fewer
+                         than the key's limit in flight (min of max_in_flight
+                         and the function's PipelineDepth)
+        leases_wanted:   one more lease per task still queued or waiting behind a
                          running one (at most 64 in flight per key)
-        idle:            workers left with nothing to do: steal for them
+        idle_workers:    workers left with nothing to do: steal for them
                          (steal_victim), then return them after LEASE_LINGER_S
                          unless work came (should_return)
     a grant arrives   -> keep_grant(key): False returns it at once (no work left)
@@ -154,40 +154,43 @@ def scheduling_key(resources: dict, strategy: object, env_hash: str = "") -> tup
     return (tuple(sorted(resources.items())), f"{where}|env={env_hash}" if env_hash else where)
 
 
-@dataclass(eq=False)
-class DispatchPlan:
-    pushes: list[tuple[LeasedWorker, PendingTask]]  # in order
-    request_leases: int  # new lease requests to send
-    idle: list[LeasedWorker]  # nothing to do: steal for each, then linger
-
-
-def usable(leased: LeasedWorker) -> bool:
-    return not leased.dead and leased.conn is not None
-
-
-def plan_dispatch(state: KeyState, depth_of: Callable[[bytes], int]) -> DispatchPlan:
-    """Assign queued tasks to the key's workers; pops the assigned tasks off
-    ``state.queue`` (the caller pushes them, in order).  ``depth_of(function id)``:
-    how many tasks of that function one worker may have in flight."""
+def next_worker(state: KeyState, depth_of: Callable[[bytes], int]) -> LeasedWorker | None:
+    """The worker the task at the head of ``state.queue`` goes to now: the first of
+    the least loaded usable workers, if it has fewer than the limit in flight
+    (the key's max_in_flight, and ``depth_of(function id)``: PipelineDepth);
+    None when nothing is queued or no worker may take more.  The caller pops the
+    task, pushes it (``in_flight`` grows) and asks again."""
     queue = state.queue
-    load = {w: len(w.in_flight) for w in state.workers if usable(w)}
-    pushes = []
-    while queue and load:
-        target = min(load, key=load.__getitem__)  # the first of the least loaded
-        limit = min(state.max_in_flight, depth_of(queue.peek().spec.function_id))
-        if load[target] >= limit:
-            break
-        pushes.append((target, queue.popleft()))
-        load[target] += 1
-    counts = [load.get(w, len(w.in_flight)) for w in state.workers]
-    # tasks pipelined behind a running one are demand too: a worker leased for
-    # them steals them (a CPU may be free while they wait behind a long task)
-    waiting = sum(n - 1 for n in counts if n > 1)
-    wanted = min(len(queue) + waiting, MAX_LEASE_REQUESTS) - state.requesting
-    idle = [] if queue else [
-        w for w, n in zip(state.workers, counts, strict=True)
-        if n == 0 and w.linger is None and not w.dead]
-    return DispatchPlan(pushes, max(0, wanted), idle)
+    if not queue:
+        return None
+    target = None
+    for leased in state.workers:
+        if not leased.dead and leased.conn is not None and (
+                target is None or len(leased.in_flight) < len(target.in_flight)):
+            target = leased
+    if target is None or len(target.in_flight) >= min(
+            state.max_in_flight, depth_of(queue.peek().spec.function_id)):
+        return None
+    return target
+
+
+def leases_wanted(state: KeyState) -> int:
+    """New lease requests to send (after the pushes): one per task still queued or
+    waiting behind a running one (a worker leased for it steals it: a CPU may be
+    free while it waits behind a long task), at most MAX_LEASE_REQUESTS in flight."""
+    waiting = 0
+    for leased in state.workers:
+        n = len(leased.in_flight)
+        if n > 1:
+            waiting += n - 1
+    return max(0, min(len(state.queue) + waiting, MAX_LEASE_REQUESTS) - state.requesting)
+
+
+def idle_workers(state: KeyState) -> list[LeasedWorker]:
+    """Workers with nothing to do and nothing queued: steal for each, then linger."""
+    if state.queue:
+        return []
+    return [w for w in state.workers if not w.in_flight and w.linger is None and not w.dead]
 
 
 def steal_victim(state: KeyState, idle: LeasedWorker) -> LeasedWorker | None:

@@ -64,15 +64,18 @@ from shoal.core.lease_dispatch import (
     KeyState,
     LeasedWorker,
     PipelineDepth,
+    idle_workers,
     keep_grant,
+    leases_wanted,
     locality_node,
-    plan_dispatch,
+    next_worker,
     should_return,
     steal_victim,
     tasks_to_steal,
 )
 from shoal.core.task_spec import STATUS_ARGS_LOST, STATUS_STOLEN
 from shoal.core.task_state import TaskEvent, TaskState
+from shoal.rpc.lease_messages import LeaseRequestBody, ReturnLeaseBody
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import RemoteError
 
@@ -112,14 +115,14 @@ class LeaseSubmitter:
         self.dispatch(state)
 
     def dispatch(self, state: KeyState) -> None:
-        """Perform the key's dispatch plan (lease_dispatch.plan_dispatch)."""
-        plan = plan_dispatch(state, self.depth.depth)
-        for leased, task in plan.pushes:
-            self._push(leased, task)
-        for _ in range(plan.request_leases):
+        """Perform the key's dispatch decisions (lease_dispatch.py)."""
+        depth = self.depth.depth
+        while (leased := next_worker(state, depth)) is not None:
+            self._push(leased, state.queue.popleft())
+        for _ in range(leases_wanted(state)):
             state.requesting += 1
             self.worker.loop.create_task(self._request_lease(state))
-        for leased in plan.idle:
+        for leased in idle_workers(state):
             self._steal_for(state, leased)
             leased.linger = self.worker.loop.call_later(
                 LEASE_LINGER_S, self._return_if_idle, state, leased)
@@ -156,8 +159,10 @@ class LeaseSubmitter:
 
     async def _request_lease(self, state: KeyState) -> None:
         in_group = bool(state.strategy) and state.strategy[0] == "PG"
-        body = [self.worker.job_id, state.resources, "", state.strategy, in_group,
-                {"runtime_env": state.runtime_env} if state.runtime_env else None]
+        request = LeaseRequestBody(self.worker.job_id, state.resources,
+                                   strategy=state.strategy, spilled=in_group,
+                                   runtime_env=state.runtime_env)
+        body = request.to_wire()
         node = self.worker.node
         remote = in_group  # another node's agent, or a bundle's: its failures are retried
         try:
@@ -169,7 +174,7 @@ class LeaseSubmitter:
                     break
                 remote = True
                 node = await self.worker.peer(grant["spill"][1])
-                body[4] = True  # spilled: that node queues it, never redirects it again
+                body["spilled"] = True  # that node queues it, never redirects it again
                 grant = await node.call(Method.REQUEST_LEASE, body)
         except Exception as exc:
             state.requesting -= 1
@@ -198,13 +203,13 @@ class LeaseSubmitter:
         leased = LeasedWorker(lease_id, worker_id, address, node_id, node)
         leased.accelerators = grant[5] if len(grant) > 5 else None
         if not keep_grant(state):
-            node.notify(Method.RETURN_LEASE, [lease_id, False])
+            node.notify(Method.RETURN_LEASE, ReturnLeaseBody(lease_id).to_wire())
             return
         try:
             leased.conn = await self.worker.peer(address)
         except Exception as exc:
             log.warning("could not reach leased worker %s: %s", address, exc)
-            node.notify(Method.RETURN_LEASE, [lease_id, True])
+            node.notify(Method.RETURN_LEASE, ReturnLeaseBody(lease_id, kill=True).to_wire())
             self.dispatch(state)
             return
         state.workers.append(leased)
@@ -319,7 +324,8 @@ class LeaseSubmitter:
         if leased.linger is not None:
             leased.linger.cancel()
             leased.linger = None
-        leased.node_conn.notify(Method.RETURN_LEASE, [leased.lease_id, False, True])
+        leased.node_conn.notify(Method.RETURN_LEASE,
+                                ReturnLeaseBody(leased.lease_id, retire=True).to_wire())
 
     def _return_if_idle(self, state: KeyState, leased: LeasedWorker) -> None:
         leased.linger = None
@@ -328,7 +334,7 @@ class LeaseSubmitter:
         if leased in state.workers:
             state.workers.remove(leased)
         self.by_conn.pop(leased.conn, None)
-        leased.node_conn.notify(Method.RETURN_LEASE, [leased.lease_id, False])
+        leased.node_conn.notify(Method.RETURN_LEASE, ReturnLeaseBody(leased.lease_id).to_wire())
 
     def remove_queued(self, task: PendingTask) -> bool:
         state = self.keys.get(task.scheduling_key)
@@ -360,5 +366,6 @@ class LeaseSubmitter:
             for leased in state.workers:
                 if leased.linger is not None:
                     leased.linger.cancel()
-                leased.node_conn.notify(Method.RETURN_LEASE, [leased.lease_id, False])
+                leased.node_conn.notify(Method.RETURN_LEASE,
+                                        ReturnLeaseBody(leased.lease_id).to_wire())
             state.workers.clear()

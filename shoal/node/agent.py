@@ -47,6 +47,7 @@ from shoal.node.state_service import StateService
 from shoal.node.store_pressure_gc import StorePressureGc
 from shoal.node.worker_logs import WorkerLogs, rotation_from_env
 from shoal.node.worker_pool import FAILED_STARTS_LIMIT, Worker, WorkerPool
+from shoal.rpc.lease_messages import LeaseRequestBody, ReturnLeaseBody
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import Router
 from shoal.runtime_env.packaging import KV_NAMESPACE
@@ -279,14 +280,12 @@ class NodeAgent:
 
     # ---- leases ------------------------------------------------------------------
     def handle_request_lease(self, conn, body):
-        """[job_id, shape, label, strategy, spilled, extras] -> a grant (see ``_grant``),
+        """A ``LeaseRequestBody`` -> a grant (see ``_grant``),
         ``{"spill": [node_id, address]}``, or None if cancelled."""
-        job_id, shape, label = body[:3]
-        strategy = body[3] if len(body) > 3 else None
-        spilled = len(body) > 4 and bool(body[4])
-        extras = body[5] if len(body) > 5 and body[5] else {}
-        units = to_units(shape)
-        env = extras.get("runtime_env") or None
+        request = LeaseRequestBody.from_wire(body)
+        job_id, label, strategy = request.job_id, request.label, request.strategy
+        spilled, env = request.spilled, request.runtime_env
+        units = to_units(request.shape)
         bundle = bundle_of(strategy)
         if bundle is not None:
             self.bundles.table.check(bundle[0], bundle[1], units)
@@ -476,10 +475,10 @@ class NodeAgent:
         worker.job_id = job_id
 
     def handle_return_lease(self, conn, body):
-        """[lease id, kill, retire]: ``retire``: its worker ran its max_calls; it
-        exits by itself once it owns nothing in scope (retire.py), never idle again."""
-        lease_id, kill = body[:2]
-        retire = len(body) > 2 and bool(body[2])
+        """A ``ReturnLeaseBody``; ``retire``: its worker ran its max_calls; it exits
+        by itself once it owns nothing in scope (retire.py), never idle again."""
+        returned = ReturnLeaseBody.from_wire(body)
+        lease_id, kill, retire = returned.lease_id, returned.kill, returned.retire
         if retire:
             self.lease_table.retire(lease_id)
         lease = self.lease_table.give_back(lease_id)

@@ -9,9 +9,11 @@ from types import SimpleNamespace
 from shoal.core.lease_dispatch import (
     KeyState,
     LeasedWorker,
+    idle_workers,
     keep_grant,
+    leases_wanted,
     locality_node,
-    plan_dispatch,
+    next_worker,
     should_return,
     steal_victim,
     tasks_to_steal,
@@ -28,6 +30,17 @@ def _worker(n: int, in_flight: int = 0) -> LeasedWorker:
     for i in range(in_flight):
         leased.in_flight[f"{n}-{i}".encode()] = _task(f"busy{i}")
     return leased
+
+
+def plan_dispatch(state: KeyState, depth_of) -> SimpleNamespace:
+    """What LeaseSubmitter.dispatch does, with a push recorded in ``in_flight``."""
+    pushes = []
+    while (leased := next_worker(state, depth_of)) is not None:
+        task = state.queue.popleft()
+        leased.in_flight[id(task)] = task
+        pushes.append((leased, task))
+    return SimpleNamespace(pushes=pushes, request_leases=leases_wanted(state),
+                           idle=idle_workers(state))
 
 
 def _key(*workers: LeasedWorker, tasks: int = 0, max_in_flight: int = 8) -> KeyState:
