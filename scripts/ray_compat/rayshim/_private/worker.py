@@ -121,6 +121,11 @@ class _WorkerModule(type(shoal)):
         super().__setattr__(name, value)
 
 
+import copyreg  # noqa: E402
+import importlib  # noqa: E402
 import sys  # noqa: E402
 
 sys.modules[__name__].__class__ = _WorkerModule
+# a module of a subclass pickles by name like any module (cloudpickle looks the
+# reduction up in copyreg's table; without it, it tries the module's class)
+copyreg.pickle(_WorkerModule, lambda module: (importlib.import_module, (module.__name__,)))
