@@ -589,8 +589,11 @@ class CoreWorker:
             oid = ref.object_id
             inline = values[oid].inline
             items.append((oid, views[oid] if inline is None else inline))
-        with self.unhandled.reading(refs):  # an error raised here was read
+        try:  # (not a context manager: ~25% of a small get's time)
             return deserialize_values(items, self)
+        except BaseException:
+            self.unhandled.read(r.object_id for r in refs)  # an error raised here was read
+            raise
 
     async def pin_on_loop(self, oids: list[bytes], in_place: bool = False) -> list:
         method = Method.STORE_GET_IN_PLACE if in_place else Method.STORE_GET

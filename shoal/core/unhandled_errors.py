@@ -22,10 +22,9 @@ set's ``add``/``discard`` are atomic under the GIL.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 from shoal import exceptions
 from shoal.core import ids, serialization
@@ -51,15 +50,6 @@ class UnhandledErrors:
     def read(self, oids: Iterable[bytes]) -> None:
         """A get raised with these refs in its batch."""
         self.handled.update(oids)
-
-    @contextlib.contextmanager
-    def reading(self, refs: list) -> Iterator[None]:
-        """Around the deserializing of a get: if it raises, the refs were read."""
-        try:
-            yield
-        except BaseException:
-            self.read(r.object_id for r in refs)
-            raise
 
     def freed(self, oid: bytes, value: StoredValue) -> None:
         """An owned value went out of scope, or arrived for a ref already dropped
