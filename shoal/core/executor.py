@@ -66,7 +66,11 @@ from shoal.core.serialization import (
 from shoal.core.stream_backpressure import send_item_and_wait
 from shoal.core.task_returns import drain_async_generator, split_returns, yielded_before_error
 from shoal.core.task_spec import (
+    ARG_INLINE,
     ARG_VALUE,
+    REF_NODE,
+    REF_OBJECT,
+    REF_OWNER,
     STATUS_APP_ERROR,
     STATUS_ARGS_LOST,
     STATUS_CANCELLED,
@@ -75,6 +79,7 @@ from shoal.core.task_spec import (
     STREAMING,
     TaskKind,
     TaskSpec,
+    names_a_node,
 )
 from shoal.core.value_wire import (
     INLINE_THRESHOLD,
@@ -424,7 +429,7 @@ class Executor:
         plasma = []
         for i, arg in enumerate(wire_args):
             if arg[0] == ARG_VALUE:
-                data = Serialized.from_inline(arg[1])
+                data = Serialized.from_inline(arg[ARG_INLINE])
                 values.append(deserialize_collecting(data, self.worker, ctx.rebuilt))
             else:
                 values.append(None)
@@ -437,19 +442,19 @@ class Executor:
     def _fetch_ref_args(self, plasma: list, values: list, ctx: TaskContext,
                         hand_back_lost: bool, in_place: bool = False) -> None:
         worker = self.worker
-        local = [(i, a) for i, a in plasma if a[3] == worker.node_id]
-        remote = [(i, a) for i, a in plasma if a[3] != worker.node_id]
+        local = [(i, a) for i, a in plasma if a[REF_NODE] == worker.node_id]
+        remote = [(i, a) for i, a in plasma if a[REF_NODE] != worker.node_id]
         if local:
-            locations = worker.call(worker.pin_on_loop, [a[1] for _, a in local], in_place)
+            locations = worker.call(worker.pin_on_loop, [a[REF_OBJECT] for _, a in local], in_place)
             remote += self._read_located(local, locations, values, ctx, in_place)
         if remote:
             remote = self._pull_args(remote, values, ctx)
         if remote and hand_back_lost:
-            lost = [a[1] for _, a in remote if a[3] not in ("", "?")]
+            lost = [a[REF_OBJECT] for _, a in remote if names_a_node(a[REF_NODE])]
             if lost:
                 raise _ArgumentsLost(lost)
         if remote:
-            refs = [ObjectRef(a[1], a[2], worker) for _, a in remote]
+            refs = [ObjectRef(a[REF_OBJECT], a[REF_OWNER], worker) for _, a in remote]
             got = worker.get(refs, None)
             for (i, _), value in zip(remote, got, strict=False):
                 values[i] = value
@@ -459,11 +464,14 @@ class Executor:
         """Pull arguments whose copy is on another node (the node id their owner
         saw) through our agent; returns those to ask their owners about."""
         worker = self.worker
-        direct = [(i, a) for i, a in remote if a[3] not in ("", "?", worker.node_id)]
+        direct = [(i, a) for i, a in remote
+                  if names_a_node(a[REF_NODE]) and a[REF_NODE] != worker.node_id]
         if not direct:
             return remote
-        locations = worker.locations.pull([[a[1], a[2], 0, [a[3]]] for _, a in direct], None)
-        left = [(i, a) for i, a in remote if a[3] in ("", "?", worker.node_id)]
+        locations = worker.locations.pull(
+            [[a[REF_OBJECT], a[REF_OWNER], 0, [a[REF_NODE]]] for _, a in direct], None)
+        left = [(i, a) for i, a in remote
+                if not names_a_node(a[REF_NODE]) or a[REF_NODE] == worker.node_id]
         return left + self._read_located(direct, locations, values, ctx)
 
     def _read_located(self, args: list, locations: list, values: list,
@@ -475,7 +483,7 @@ class Executor:
             if loc is None:
                 missing.append((i, arg))
                 continue
-            data = worker.shm.view(arg[1], *loc, sparse=sparse)
+            data = worker.shm.view(arg[REF_OBJECT], *loc, sparse=sparse)
             values[i] = deserialize_collecting(data, worker, ctx.rebuilt)
         return missing
 

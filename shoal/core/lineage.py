@@ -30,6 +30,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from shoal.core.task_spec import ARG_INLINE, ARG_VALUE
+
 DEFAULT_MAX_LINEAGE_BYTES = 256 << 20
 ENTRY_OVERHEAD = 256  # bytes charged per entry on top of its inline arguments
 EVICTED_REMEMBERED = 10_000  # task ids whose lineage was evicted, for error messages
@@ -154,8 +156,8 @@ class Lineage:
 def _inline_arg_bytes(args: list) -> int:
     size = 0
     for arg in args:
-        if arg[0] == 0:  # ARG_VALUE: [flags, inband, [buffers]]
-            inline = arg[1]
+        if arg[0] == ARG_VALUE:
+            inline = arg[ARG_INLINE]
             size += len(inline[1]) + sum(len(b) for b in inline[2])
         else:
             size += 64

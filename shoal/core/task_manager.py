@@ -41,12 +41,18 @@ from shoal.core.task_spec import (
     ARG_REF,
     ARG_VALUE,
     DYNAMIC,
+    NODE_UNKNOWN,
+    NODE_UNRESOLVED,
+    REF_NODE,
+    REF_OBJECT,
+    REF_OWNER,
     STATUS_APP_ERROR,
     STATUS_CANCELLED,
     STATUS_OK,
     STREAMING,
     TaskKind,
     TaskSpec,
+    ref_arg,
     strategy_to_wire,
 )
 from shoal.core.task_state import (
@@ -218,7 +224,7 @@ class TaskManager:
         values = list(args) + list(kwargs.values())
         for i, value in enumerate(values):
             if isinstance(value, ObjectRef):
-                wire.append([ARG_REF, value.object_id, value.owner_address, ""])
+                wire.append(ref_arg(value.object_id, value.owner_address))
                 held.append(value.object_id)
                 keepalive.append(value)
                 continue
@@ -231,7 +237,7 @@ class TaskManager:
                 oid = ids.object_id(worker.ids.task_id(), 0)
                 stored = worker.store_owned(oid, data)
                 worker.post(worker.references.add_owned, oid, [r.object_id for r in data.contained])
-                wire.append([ARG_REF, oid, worker.address, stored.node_id])
+                wire.append(ref_arg(oid, worker.address, stored.node_id))
                 held.append(oid)
                 keepalive.append(ObjectRef(oid, worker.address, worker))
             else:
@@ -312,9 +318,9 @@ class TaskManager:
     def _resolve(self, task: PendingTask) -> None:
         waiting = []
         for i, arg in enumerate(task.spec.args):
-            if arg[0] != ARG_REF or arg[3]:
+            if arg[0] != ARG_REF or arg[REF_NODE] != NODE_UNRESOLVED:
                 continue
-            value = self.worker.value_table.get(arg[1])
+            value = self.worker.value_table.get(arg[REF_OBJECT])
             if value is None:
                 waiting.append((i, arg))
                 continue
@@ -325,7 +331,7 @@ class TaskManager:
             return
         task.advance(TaskEvent.WAIT_ARGS)
         task.unresolved = len(waiting)
-        producers = [self.pending.get(ids.task_of(arg[1])) for _, arg in waiting]
+        producers = [self.pending.get(ids.task_of(arg[REF_OBJECT])) for _, arg in waiting]
         task.depth = 1 + max((p.depth for p in producers if p is not None), default=0)
         for (i, arg), producer in zip(waiting, producers, strict=True):
             if producer is not None and producer.generator is None:
@@ -340,7 +346,7 @@ class TaskManager:
         task.submit(task)
 
     async def _resolve_one(self, task: PendingTask, i: int, arg: list) -> None:
-        self._arg_ready(task, i, await self.worker.resolve(arg[1], arg[2]))
+        self._arg_ready(task, i, await self.worker.resolve(arg[REF_OBJECT], arg[REF_OWNER]))
 
     def _release_dependents(self, producer: PendingTask) -> None:
         """The producer finished and its returns are stored: resolve the tasks
@@ -348,7 +354,7 @@ class TaskManager:
         before the worker it freed is given its next task (ReadyQueue)."""
         dependents, producer.dependents = producer.dependents, []
         for task, i, arg in dependents:
-            value = self.worker.value_table.get(arg[1])
+            value = self.worker.value_table.get(arg[REF_OBJECT])
             if value is None:  # not stored after all (freed meanwhile): ask for it
                 self.worker.loop.create_task(self._resolve_one(task, i, arg))
             else:
@@ -374,7 +380,8 @@ class TaskManager:
             task.spec.args[i] = [ARG_VALUE, value.inline.to_inline()]
         else:
             arg = task.spec.args[i]
-            task.spec.args[i] = [ARG_REF, arg[1], arg[2], value.node_id or "?"]
+            task.spec.args[i] = ref_arg(arg[REF_OBJECT], arg[REF_OWNER],
+                                        value.node_id or NODE_UNKNOWN)
             if value.in_plasma:
                 if task.arg_locations is None:
                     task.arg_locations = []
@@ -577,13 +584,13 @@ class TaskManager:
         to_recover = []
         for arg in task.spec.args:
             if arg[0] == ARG_REF:
-                arg[3] = ""  # the node it was on may be gone: resolve it again
-                if (arg[2] == me and self.worker.value_table.get(arg[1]) is None
-                        and ids.task_of(arg[1]) not in self.pending):
+                arg[REF_NODE] = NODE_UNRESOLVED  # the node it was on may be gone
+                if (arg[REF_OWNER] == me and self.worker.value_table.get(arg[REF_OBJECT]) is None
+                        and ids.task_of(arg[REF_OBJECT]) not in self.pending):
                     # next loop turn: a chain of freed links must not recurse here
-                    self.worker.loop.call_soon(self.worker.recovery.rebuild_freed, arg[1])
+                    self.worker.loop.call_soon(self.worker.recovery.rebuild_freed, arg[REF_OBJECT])
                 else:
-                    to_recover.append((arg[1], arg[2]))
+                    to_recover.append((arg[REF_OBJECT], arg[REF_OWNER]))
         self.pending[task.spec.task_id] = task
         if to_recover:
             self.worker.loop.create_task(self._recover_args_then_resolve(task, to_recover))
@@ -613,9 +620,9 @@ class TaskManager:
         args = []
         for arg in task.spec.args:
             if arg[0] == ARG_REF:
-                arg[3] = ""  # every ref argument is resolved again, with its locations
-                if arg[1] in lost:
-                    args.append((arg[1], arg[2]))
+                arg[REF_NODE] = NODE_UNRESOLVED  # resolved again, with its locations
+                if arg[REF_OBJECT] in lost:
+                    args.append((arg[REF_OBJECT], arg[REF_OWNER]))
         pause = min(ARGS_LOST_PAUSE_S[0] * 2 ** (task.args_handed_back - 1),
                     ARGS_LOST_PAUSE_S[1])
         self.worker.loop.create_task(self._recover_args_then_resolve(task, args, pause))
@@ -640,7 +647,7 @@ class TaskManager:
         for oid, value in values.items():
             if value.is_error:
                 for i, arg in enumerate(task.spec.args):
-                    if arg[0] == ARG_REF and arg[1] == oid:
+                    if arg[0] == ARG_REF and arg[REF_OBJECT] == oid:
                         self._apply_arg(task, i, value, 0)
                         return
         self._resolve(task)

@@ -4,11 +4,14 @@ A spec is built by the owner, sent in PUSH_TASK to the executing worker and
 kept by the owner for retries.  The function travels as pickled bytes only
 the first time a connection sees it (``function_id`` identifies it after).
 
-Arguments on the wire::
+Arguments on the wire (arrays, read through the named indices below: a task
+with 10k ref arguments sends 10k of them, where a map per argument would cost
+its keys each time)::
 
     [ARG_VALUE, [flags, inband, [buffers]]]        small value, inline
-    [ARG_REF, object_id, owner_address, node_id]   fetch from the node's store
-                                                    (node_id "" = ask the owner)
+    [ARG_REF, object_id, owner_address, node]      fetch it: ``node`` names the
+                                                    node holding a copy, or says
+                                                    why none is named (NODE_*)
 """
 
 from __future__ import annotations
@@ -18,6 +21,19 @@ from dataclasses import dataclass, field
 
 ARG_VALUE = 0
 ARG_REF = 1
+ARG_INLINE = 1  # of an ARG_VALUE argument: the value, [flags, inband, [buffers]]
+REF_OBJECT, REF_OWNER, REF_NODE = 1, 2, 3  # of an ARG_REF argument
+NODE_UNRESOLVED = ""  # the owner has not looked the object up yet: it does before queueing
+NODE_UNKNOWN = "?"  # looked up, no node's copy known (inline, or lost): ask the owner
+
+
+def ref_arg(object_id: bytes, owner: str, node: str = NODE_UNRESOLVED) -> list:
+    return [ARG_REF, object_id, owner, node]
+
+
+def names_a_node(node: str) -> bool:
+    """Whether an ARG_REF's ``node`` is a node id (else one of the NODE_* words)."""
+    return node != NODE_UNRESOLVED and node != NODE_UNKNOWN
 
 # status of a PUSH_TASK reply [status, returns, info]
 STATUS_OK = 0
