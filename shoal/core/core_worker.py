@@ -255,7 +255,13 @@ class CoreWorker:
                     conn.close()
             if self._server is not None:
                 self._server.close()
-            await asyncio.sleep(0)
+            # tasks still waiting (a lease request, a fetch) end now, not when the
+            # closed loop's garbage is collected ("Task was destroyed but it is pending")
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=0.2)
             loop.stop()
 
         try:
