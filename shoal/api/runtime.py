@@ -137,16 +137,8 @@ def _refuse_force_for_actor_task(worker: Any, object_ref: ObjectRef, force: bool
     from shoal.core import ids
     from shoal.core.task_spec import TaskKind
 
-    task_id = ids.task_of(object_ref.object_id)
-
     async def kind() -> TaskKind | None:  # on the loop: the tables are the loop's
-        task = worker.tasks.pending.get(task_id)
-        if task is not None:
-            return task.spec.kind
-        for row in worker.tasks.history.rows:  # finished: (task_id, name, kind, ...)
-            if row[0] == task_id:
-                return row[2]
-        return None
+        return worker.tasks.kind_of(ids.task_of(object_ref.object_id))
 
     if worker.call(kind, timeout=30) is TaskKind.ACTOR_TASK:
         raise ValueError("force=True is not supported for actor tasks.")

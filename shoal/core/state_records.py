@@ -249,6 +249,13 @@ class TaskHistory:
         self.rows: collections.deque = collections.deque(maxlen=max(0, maxlen))
         self.dropped = 0
 
+    def kind_of(self, task_id: bytes) -> Any:
+        """The TaskKind of a finished task still in the history, else None."""
+        for row in self.rows:  # (task_id, name, kind, ...)
+            if row[0] == task_id:
+                return row[2]
+        return None
+
     def finished(self, task: PendingTask, error_type: str, error_message: str = "") -> None:
         from shoal.core.actor_shutdown import OWNER_TERMINATE_NAME
 

@@ -733,6 +733,11 @@ class TaskManager:
                 task.running_on.conn.notify(
                     Method.CANCEL_TASK, [task.spec.task_id, force, recursive])
 
+    def kind_of(self, task_id: bytes) -> TaskKind | None:
+        """A task's kind while it is pending or in the finished history (loop thread)."""
+        task = self.pending.get(task_id)
+        return task.spec.kind if task is not None else self.history.kind_of(task_id)
+
     def cancel_at_owner(self, owner: str, oid: bytes, force: bool, recursive: bool) -> None:
         """``cancel`` of a ref this process borrows: its owner cancels the task."""
         async def send() -> None:
