@@ -208,6 +208,12 @@ class GeneratorState:
 class TaskManager:
     def __init__(self, worker: CoreWorker) -> None:
         self.worker = worker
+        # the parts it uses most, made before it (the loop and the actor manager
+        # come later: read through the worker)
+        self.values = worker.value_table  # values of the tasks' returns
+        self.references = worker.references  # the reference table (counts, lineage pins)
+        self.recovery = worker.recovery  # lineage: rebuilding lost arguments
+        self.unhandled = worker.unhandled  # task errors dropped unread
         self.pending: dict[bytes, PendingTask] = {}
         self.submitter = LeaseSubmitter(worker, self)
         self.history = TaskHistory()  # finished tasks, for the state API (bounded)
@@ -301,7 +307,7 @@ class TaskManager:
     def register_direct(self, task: PendingTask) -> None:
         """Bookkeeping of an actor call a user thread already sent (see
         ActorManager.send_direct); runs before its reply is handled."""
-        self.worker.references.add_returns(task.return_ids)
+        self.references.add_returns(task.return_ids)
         task.keepalive = []
         self.pending[task.spec.task_id] = task
 
@@ -320,7 +326,7 @@ class TaskManager:
         for i, arg in enumerate(task.spec.args):
             if arg[0] != ARG_REF or arg[REF_NODE] != NODE_UNRESOLVED:
                 continue
-            value = self.worker.value_table.get(arg[REF_OBJECT])
+            value = self.values.get(arg[REF_OBJECT])
             if value is None:
                 waiting.append((i, arg))
                 continue
@@ -354,7 +360,7 @@ class TaskManager:
         before the worker it freed is given its next task (ReadyQueue)."""
         dependents, producer.dependents = producer.dependents, []
         for task, i, arg in dependents:
-            value = self.worker.value_table.get(arg[REF_OBJECT])
+            value = self.values.get(arg[REF_OBJECT])
             if value is None:  # not stored after all (freed meanwhile): ask for it
                 self.worker.loop.create_task(self._resolve_one(task, i, arg))
             else:
@@ -419,7 +425,7 @@ class TaskManager:
                 or task.generator is not None or len(task.return_ids) != 1):
             return False
         task.returns_stored = True
-        self.worker.value_table.put(task.return_ids[0], StoredValue(Serialized(returns[0])))
+        self.values.put(task.return_ids[0], StoredValue(Serialized(returns[0])))
         return True
 
     def _should_retry_exception(self, task: PendingTask, wire: list) -> bool:
@@ -485,7 +491,7 @@ class TaskManager:
     def _error_message(self, task: PendingTask) -> str:
         """The failed task's error as text, with its traceback (state API, dashboard);
         only failures pay for it.  Empty when nobody holds the return any more."""
-        value = self.worker.value_table.get(task.return_ids[0]) if task.return_ids else None
+        value = self.values.get(task.return_ids[0]) if task.return_ids else None
         if value is None or not value.is_error:
             return ""
         try:
@@ -495,8 +501,8 @@ class TaskManager:
 
     def _store_error(self, task: PendingTask, value: StoredValue) -> None:
         for oid in task.return_ids:
-            if oid in self.worker.references.refs:
-                self.worker.value_table.put(oid, value)
+            if oid in self.references.refs:
+                self.values.put(oid, value)
 
     def _store_returns(self, task: PendingTask, returns: list) -> None:
         """One pass over the returns (entries ``[index, wire, contained]``, or the
@@ -515,7 +521,7 @@ class TaskManager:
             oid = known[index - 1] if 0 < index <= len(known) else ids.object_id(task_id, index)
             if oid not in table:
                 # nobody holds the ref any more: drop the value right away
-                self.worker.unhandled.freed(oid, value)  # an error nobody will read
+                self.unhandled.freed(oid, value)  # an error nobody will read
                 if value.inline is None:
                     frees.append((oid, value))
                 if contained:
@@ -528,7 +534,7 @@ class TaskManager:
             stored.append((oid, value))
         if refs.values_freed:  # some of these may be rebuilds of freed values
             refs.value_stored([oid for oid, _ in stored])
-        for oid, old, value in self.worker.value_table.put_many(stored):
+        for oid, old, value in self.values.put_many(stored):
             if old.in_plasma:  # a rebuild: copies of the last run
                 stale = old.locations - (value.locations if value.in_plasma else set())
                 if stale:
@@ -552,7 +558,7 @@ class TaskManager:
             live = self._live_plasma_returns(task) if ok else []
             kept = task if task.generator is None else \
                 dataclasses.replace(task, generator=task.generator.for_lineage())
-            added, released = self.worker.recovery.lineage.task_finished(kept, ok, live)
+            added, released = self.recovery.lineage.task_finished(kept, ok, live)
             if added:  # keep the arguments' rows: a rebuild may need them
                 refs.inc_lineage(task.held)
             for held in released:
@@ -565,7 +571,7 @@ class TaskManager:
     def _live_plasma_returns(self, task: PendingTask) -> list[bytes]:
         """Its returns in shared memory that are referenced (a generator's: its items,
         so lineage can make them again: the run re-yields them, handle_generator_item)."""
-        refs, values = self.worker.references.refs, self.worker.value_table.values
+        refs, values = self.references.refs, self.values.values
         oids = task.return_ids if task.generator is None else task.generator.item_ids()
         return [oid for oid in oids
                 if oid in refs and (v := values.get(oid)) is not None and v.in_plasma]
@@ -579,16 +585,16 @@ class TaskManager:
             dependents=[], queue_seq=-1,
             returns_stored=False, args_handed_back=0,
             keepalive=[], arg_locations=None, retries_left=use_retry(done.retries_left))
-        self.worker.references.inc_submitted(task.held)
+        self.references.inc_submitted(task.held)
         me = self.worker.address
         to_recover = []
         for arg in task.spec.args:
             if arg[0] == ARG_REF:
                 arg[REF_NODE] = NODE_UNRESOLVED  # the node it was on may be gone
-                if (arg[REF_OWNER] == me and self.worker.value_table.get(arg[REF_OBJECT]) is None
+                if (arg[REF_OWNER] == me and self.values.get(arg[REF_OBJECT]) is None
                         and ids.task_of(arg[REF_OBJECT]) not in self.pending):
                     # next loop turn: a chain of freed links must not recurse here
-                    self.worker.loop.call_soon(self.worker.recovery.rebuild_freed, arg[REF_OBJECT])
+                    self.worker.loop.call_soon(self.recovery.rebuild_freed, arg[REF_OBJECT])
                 else:
                     to_recover.append((arg[REF_OBJECT], arg[REF_OWNER]))
         self.pending[task.spec.task_id] = task
@@ -634,8 +640,8 @@ class TaskManager:
         leased: an argument lost with its node is rebuilt first (recursively), by its
         owner.  The task must not wait for it on a leased worker: that worker holds
         the resources (a custom resource, the node's only CPU) the rebuild may need."""
-        before = {oid: self.worker.value_table.get(oid) for oid, _ in args}
-        values = await self.worker.recovery.recover_many(args)
+        before = {oid: self.values.get(oid) for oid, _ in args}
+        values = await self.recovery.recover_many(args)
         if task.state is not TaskState.RETRYING:  # cancelled meanwhile
             return
         if pause_if_unchanged and all(
@@ -667,7 +673,7 @@ class TaskManager:
         refs.add_owned(oid)
         if contained:
             refs.add_contained(oid, [tuple(c) for c in contained])
-        self.worker.value_table.put(oid, value_from_wire(wire))
+        self.values.put(oid, value_from_wire(wire))
         task.generator.add(index, ObjectRef(oid, self.worker.address, self.worker))
         return task.generator.hold_reply(index)  # a request only under back-pressure
 
@@ -687,8 +693,8 @@ class TaskManager:
             # surface the failure as one more item, like an exception raised by next()
             index = count + 1
             oid = ids.object_id(task.spec.task_id, index)
-            self.worker.references.add_owned(oid)
-            self.worker.value_table.put(oid, failure)
+            self.references.add_owned(oid)
+            self.values.put(oid, failure)
             gen.add(index, ObjectRef(oid, self.worker.address, self.worker))
             count = index
         if task.spec.num_returns == DYNAMIC and task.return_ids:
@@ -696,20 +702,20 @@ class TaskManager:
 
             items = [gen.items[i] for i in sorted(gen.items)]
             outer = task.return_ids[0]
-            if outer in self.worker.references.refs:
+            if outer in self.references.refs:
                 data: Serialized = serialize(DynamicObjectRefGenerator(items), "generator")
-                self.worker.references.add_contained(outer, [(r.object_id, "") for r in items])
-                self.worker.value_table.put(outer, StoredValue(inline=data))
+                self.references.add_contained(outer, [(r.object_id, "") for r in items])
+                self.values.put(outer, StoredValue(inline=data))
         elif task.spec.num_returns == STREAMING and task.return_ids:
             done = task.return_ids[0]
             values = self.worker.value_table
-            if done in self.worker.references.refs and values.get(done) is None:
+            if done in self.references.refs and values.get(done) is None:
                 values.put(done, failure if failure is not None else StoredValue(
                     inline=serialize(None, "generator completion")))
         gen.finish(count)
 
     def _fail_lost_items(self, gen: GeneratorState, failure: StoredValue) -> None:
-        refs, values = self.worker.references.refs, self.worker.value_table
+        refs, values = self.references.refs, self.worker.value_table
         for oid in gen.item_ids():
             if oid in refs and values.get(oid) is None:
                 values.put(oid, failure)
@@ -718,7 +724,7 @@ class TaskManager:
     def cancel(self, oid: bytes, force: bool, recursive: bool) -> None:
         task = self.pending.get(ids.task_of(oid))
         if task is None:  # finished: a lost object of it is not rebuilt (lineage.py)
-            self.worker.recovery.lineage.task_cancelled(ids.task_of(oid))
+            self.recovery.lineage.task_cancelled(ids.task_of(oid))
             return
         step = cancel_step(task.state)
         if step is CancelStep.FINISH_NOW:  # no worker has it
