@@ -52,7 +52,6 @@ from shoal.control.actor_lifecycle import ActorState
 from shoal.core import actor_shutdown
 from shoal.core.actor_scope import ActorScopeTable
 from shoal.core.actor_view import (
-    ActorView,
     ViewEvent,
     keeps_actor_busy,
     may_send,
@@ -82,7 +81,7 @@ class ActorCalls:
     """One actor as this caller sees it, and its calls."""
 
     actor_id: str
-    view: ActorView = ActorView.PENDING  # the caller's last news (:mod:`actor_view`)
+    view: ActorState = ActorState.PENDING  # the caller's last news (:mod:`actor_view`)
     address: str = ""
     num_restarts: int = 0  # of the incarnation at ``address``
     conn: Any = None
@@ -172,7 +171,7 @@ class ActorManager:
         be resolving: later calls wait behind it (Ray's per-caller ordering)."""
         st = self.state(task.spec.actor_id)
         self.slow_done(task)
-        if st.view is not ActorView.DEAD:
+        if st.view is not ActorState.DEAD:
             st.queue.append(task)  # held while RESOLVING (see _flush)
 
     def task_finished(self, task: PendingTask) -> None:
@@ -250,12 +249,12 @@ class ActorManager:
         self.slow_done(task)
         # never sent and in order: it has held its place in the queue (reserve)
         reserved = task.in_order and task.sent_on is None
-        if st.view is ActorView.DEAD:
+        if st.view is ActorState.DEAD:
             if reserved and task in st.queue:
                 st.queue.remove(task)
             self._fail(task, st)
             return
-        if st.view is ActorView.RESTARTING and task.sent_on is None and task.retries_left == 0:
+        if st.view is ActorState.RESTARTING and task.sent_on is None and task.retries_left == 0:
             # Ray's at-most-once default: a call without retries made while the actor
             # is known to be restarting fails at once instead of waiting for it
             if reserved and task in st.queue:
@@ -297,7 +296,7 @@ class ActorManager:
         if not st.restartable:
             st.keepalive = []
         state = reported(record)
-        if st.view is ActorView.DEAD:  # a DEAD notice came meanwhile: all settled
+        if st.view is ActorState.DEAD:  # a DEAD notice came meanwhile: all settled
             st.connecting = False
             return
         if state is ActorState.DEAD:
@@ -327,7 +326,7 @@ class ActorManager:
             self._ensure_connected(st, record["address"])
             return
         st.connecting = False
-        if st.view is ActorView.DEAD:  # a DEAD notice came while we connected
+        if st.view is ActorState.DEAD:  # a DEAD notice came while we connected
             return
         st.view = next_view(st.view, ViewEvent.CONNECTED)
         st.address = record["address"]
@@ -444,10 +443,10 @@ class ActorManager:
             return
         state = reported(record)
         if state is ActorState.DEAD:
-            if st.view is not ActorView.DEAD:
+            if st.view is not ActorState.DEAD:
                 self._mark_dead(st, record.get("death_cause", ""))
             return
-        if state is ActorState.RESTARTING and st.view is ActorView.ALIVE:
+        if state is ActorState.RESTARTING and st.view is ActorState.ALIVE:
             # known now (calls without retries fail at once: enqueue_task); the
             # connect below waits for it to come back and makes it ALIVE again
             st.view = next_view(st.view, ViewEvent.RESTART_REPORTED)
@@ -455,7 +454,7 @@ class ActorManager:
         if st.conn is not None and (state is not ActorState.ALIVE
                                     or record.get("address") != st.address):
             st.conn.abort()
-        if st.view is ActorView.RESTARTING and st.conn is None and not st.in_flight:
+        if st.view is ActorState.RESTARTING and st.conn is None and not st.in_flight:
             self._ensure_connected(st, st.address)
 
     def cancel(self, task: PendingTask, force: bool, recursive: bool = True) -> None:

@@ -23,8 +23,9 @@ What it last heard decides what its calls do::
   News that arrives after it (a late answer, a stale notice) changes nothing,
   which is why a DEAD view *ignores* events rather than refusing them.
 
-The store's own states (``ActorState``, Ray's names) are what its answers and
-notices carry; :func:`reported` reads them off a record.
+The view takes the store's own four states (``ActorState``, Ray's names), which
+are also what its answers and notices carry (:func:`reported` reads them off a
+record); only the events that move them differ.
 """
 
 from __future__ import annotations
@@ -35,22 +36,15 @@ from typing import Any
 from shoal.control.actor_lifecycle import ActorState
 
 
-class ActorView(enum.Enum):
-    PENDING = "PENDING"
-    ALIVE = "ALIVE"
-    RESTARTING = "RESTARTING"
-    DEAD = "DEAD"
-
-
 class ViewEvent(enum.Enum):
     CONNECTED = enum.auto()         # connected to the process the store named
     RESTART_REPORTED = enum.auto()  # the store answered RESTARTING
     DIED = enum.auto()              # the store answered (or published) DEAD
 
 
-_P, _A, _R, _D = ActorView.PENDING, ActorView.ALIVE, ActorView.RESTARTING, ActorView.DEAD
+_P, _A, _R, _D = ActorState.PENDING, ActorState.ALIVE, ActorState.RESTARTING, ActorState.DEAD
 
-TRANSITIONS: dict[ActorView, dict[ViewEvent, ActorView]] = {
+TRANSITIONS: dict[ActorState, dict[ViewEvent, ActorState]] = {
     _P: {ViewEvent.CONNECTED: _A, ViewEvent.RESTART_REPORTED: _R, ViewEvent.DIED: _D},
     _A: {ViewEvent.CONNECTED: _A, ViewEvent.RESTART_REPORTED: _R, ViewEvent.DIED: _D},
     _R: {ViewEvent.CONNECTED: _A, ViewEvent.RESTART_REPORTED: _R, ViewEvent.DIED: _D},
@@ -58,7 +52,7 @@ TRANSITIONS: dict[ActorView, dict[ViewEvent, ActorView]] = {
 }
 
 
-def next_view(view: ActorView, event: ViewEvent) -> ActorView:
+def next_view(view: ActorState, event: ViewEvent) -> ActorState:
     return TRANSITIONS[view][event]
 
 
@@ -67,12 +61,12 @@ def reported(record: dict[str, Any]) -> ActorState:
     return ActorState(record["state"])
 
 
-def may_send(view: ActorView) -> bool:
+def may_send(view: ActorState) -> bool:
     """Calls go to the process now (else they queue, or fail if DEAD)."""
-    return view is ActorView.ALIVE
+    return view is ActorState.ALIVE
 
 
-def keeps_actor_busy(view: ActorView) -> bool:
+def keeps_actor_busy(view: ActorState) -> bool:
     """An actor never connected to is not idle: its constructor may still run, and
     going out of scope must wait for it (Ray's rule)."""
-    return view is ActorView.PENDING
+    return view is ActorState.PENDING

@@ -7,7 +7,6 @@ import pytest
 from shoal.control.actor_lifecycle import ActorState
 from shoal.core.actor_view import (
     TRANSITIONS,
-    ActorView,
     ViewEvent,
     keeps_actor_busy,
     may_send,
@@ -17,25 +16,25 @@ from shoal.core.actor_view import (
 
 
 def test_every_view_answers_every_event():
-    assert set(TRANSITIONS) == set(ActorView)
-    for view in ActorView:
+    assert set(TRANSITIONS) == set(ActorState)
+    for view in ActorState:
         assert set(TRANSITIONS[view]) == set(ViewEvent)
 
 
-@pytest.mark.parametrize("view", [ActorView.PENDING, ActorView.ALIVE, ActorView.RESTARTING])
+@pytest.mark.parametrize("view", [ActorState.PENDING, ActorState.ALIVE, ActorState.RESTARTING])
 def test_a_live_view_follows_the_news(view):
-    assert next_view(view, ViewEvent.CONNECTED) is ActorView.ALIVE
-    assert next_view(view, ViewEvent.RESTART_REPORTED) is ActorView.RESTARTING
-    assert next_view(view, ViewEvent.DIED) is ActorView.DEAD
+    assert next_view(view, ViewEvent.CONNECTED) is ActorState.ALIVE
+    assert next_view(view, ViewEvent.RESTART_REPORTED) is ActorState.RESTARTING
+    assert next_view(view, ViewEvent.DIED) is ActorState.DEAD
 
 
 @pytest.mark.parametrize("event", list(ViewEvent))
 def test_dead_is_final_whatever_news_comes_late(event):
-    assert next_view(ActorView.DEAD, event) is ActorView.DEAD
+    assert next_view(ActorState.DEAD, event) is ActorState.DEAD
 
 
 def test_a_restart_then_a_new_process_makes_it_sendable_again():
-    view = ActorView.PENDING
+    view = ActorState.PENDING
     assert not may_send(view)
     for event, sendable in [(ViewEvent.CONNECTED, True), (ViewEvent.RESTART_REPORTED, False),
                             (ViewEvent.CONNECTED, True), (ViewEvent.DIED, False)]:
@@ -44,7 +43,7 @@ def test_a_restart_then_a_new_process_makes_it_sendable_again():
 
 
 def test_only_an_actor_never_reached_counts_as_busy():
-    assert [v for v in ActorView if keeps_actor_busy(v)] == [ActorView.PENDING]
+    assert [v for v in ActorState if keeps_actor_busy(v)] == [ActorState.PENDING]
 
 
 def test_the_stores_answers_are_read_as_its_states():
