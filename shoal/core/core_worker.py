@@ -53,7 +53,13 @@ from shoal.core.shm_window import ShmWindow
 from shoal.core.state_records import StateReporter
 from shoal.core.task_manager import TaskManager
 from shoal.core.unhandled_errors import UnhandledErrors
-from shoal.core.value_table import StoredValue, ValuesWaiter, ValueTable, first_error
+from shoal.core.value_table import (
+    StoredValue,
+    ValuesWaiter,
+    ValueTable,
+    first_error,
+    set_result_once,
+)
 from shoal.core.value_wire import (
     INLINE_THRESHOLD,
     VALUE_UNKNOWN,
@@ -712,7 +718,7 @@ class CoreWorker:
         loop = self.loop
 
         def ready(_oid, v):
-            loop.call_soon_threadsafe(_set_result, fut, v)
+            loop.call_soon_threadsafe(set_result_once, fut, v)
 
         value = self.value_table.add_waiter(oid, ready)
         if value is not None:
@@ -769,11 +775,6 @@ class CoreWorker:
 
 async def _async_call(conn: Connection, method: Method, body: Any) -> Any:
     return await conn.call(method, body)
-
-
-def _set_result(fut: asyncio.Future, value: Any) -> None:
-    if not fut.done():
-        fut.set_result(value)
 
 
 _REMOTE_BUILTINS = {"ValueError": ValueError, "TypeError": TypeError,

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from shoal.core.value_table import set_result_once
 from shoal.core.value_wire import VALUE_UNKNOWN, value_to_wire
 
 
@@ -36,7 +37,7 @@ class OwnerService:
         fut = loop.create_future()
 
         def ready(_oid, v):  # any thread
-            loop.call_soon_threadsafe(_set_result, fut, value_to_wire(v))
+            loop.call_soon_threadsafe(set_result_once, fut, value_to_wire(v))
 
         value = self.values.add_waiter(oid, ready)
         if value is not None:
@@ -54,8 +55,3 @@ class OwnerService:
         self.references.remove_borrower(oid, borrower, count)
         self.perform_actions()
         return None
-
-
-def _set_result(fut: asyncio.Future, value: Any) -> None:
-    if not fut.done():
-        fut.set_result(value)

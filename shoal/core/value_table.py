@@ -185,3 +185,10 @@ def first_error(refs: list, values: dict) -> Any:
         if value is not None and value.is_error:
             return ref
     return None
+
+
+def set_result_once(fut: Any, value: Any) -> None:
+    """A waiter's callback, run on the loop: the future may have been cancelled or
+    answered meanwhile."""
+    if not fut.done():
+        fut.set_result(value)
