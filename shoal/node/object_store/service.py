@@ -191,8 +191,11 @@ class ObjectStore:
         self.closing = False
         self._prefault: threading.Thread | None = None
         self._prefault_stop = threading.Event()
-        self.deletes = DeferredDeletes()  # freed spill files, deleted between disk I/O
+        # freed spill files, deleted once the disk is quiet, on a thread of their own
+        self.deletes = DeferredDeletes()
+        self.deleter = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shoal-unlink")
         self._io_in_flight = 0  # spill writes and restores running on the pool
+        self._idle_since = time.monotonic()  # when the last of them ended
         self._delete_timer: asyncio.TimerHandle | None = None
 
     def register(self, router) -> None:
@@ -448,7 +451,7 @@ class ObjectStore:
         elif kind is ActionKind.RESTORE:
             self._spawn(self._restore(action))
         elif kind is ActionKind.DELETE_FILE:
-            self.deletes.add(action.path, time.monotonic())
+            self.deletes.add(action.path, action.size, time.monotonic())
             self._run_deletes()
         elif kind is ActionKind.AVAILABLE:
             self._answer_readers(action.oid, True)
@@ -578,7 +581,7 @@ class ObjectStore:
         else:
             log.debug("spilled %d objects (%d bytes) to %s in %.3f s", len(items), length,
                       path, seconds)
-            self.table.spill_done(action.batch_id, path, offsets)
+            self.table.spill_done(action.batch_id, path, offsets, length)
         finally:
             self.write_clock.stop()
             self.dirs.written(path, length)
@@ -612,22 +615,31 @@ class ObjectStore:
 
     def _io_done(self) -> None:
         self._io_in_flight -= 1
-        if self._io_in_flight == 0 and len(self.deletes):
-            self._run_deletes()
+        if self._io_in_flight == 0:
+            self._idle_since = time.monotonic()
+            if len(self.deletes):
+                self._run_deletes()
 
     def _run_deletes(self, everything: bool = False) -> None:
-        """Delete the freed spill files that are due (:mod:`.deferred_deletes`);
-        wake up when the next one is due whatever the disk does."""
+        """Delete the freed spill files that are due (:mod:`.deferred_deletes`),
+        on the delete thread; look again when the next ones fall due."""
         if self.closing:
             return
+        now = time.monotonic()
+        idle_since = self._idle_since if self._io_in_flight == 0 else None
         paths = (self.deletes.take_all() if everything else
-                 self.deletes.take(time.monotonic(), self._io_in_flight > 0))
+                 self.deletes.take(now, idle_since, self.dirs.room()))
         for path in paths:
-            self.pool.submit(spill_io.delete, path)
-        due = self.deletes.next_due()
+            self.deleter.submit(spill_io.delete, path)
+        due = self.deletes.next_due(idle_since)
+        if self._delete_timer is not None and self._delete_timer.when() > \
+                (due if due is not None else float("inf")) + 0.001:
+            self._delete_timer.cancel()  # falls due sooner now (the disk went quiet)
+            self._delete_timer = None
         if due is not None and self._delete_timer is None:
-            self._delete_timer = asyncio.get_running_loop().call_later(
-                max(0.0, due - time.monotonic()), self._delete_timer_fired)
+            loop = asyncio.get_running_loop()
+            self._delete_timer = loop.call_at(loop.time() + max(0.0, due - now),
+                                              self._delete_timer_fired)
 
     def _delete_timer_fired(self) -> None:
         self._delete_timer = None
@@ -649,13 +661,13 @@ class ObjectStore:
             return
         self.dirs.written(path, request.size)
         if request.future.done() or not self._still_wanted(request):
-            self.pool.submit(spill_io.delete, path)
+            self.deleter.submit(spill_io.delete, path)
             return
         try:
             self.table.create_backed(request.oid, request.size, request.creator,
                                      request.owner, path)
         except FileExistsError as exc:
-            self.pool.submit(spill_io.delete, path)
+            self.deleter.submit(spill_io.delete, path)
             request.future.set_exception(exc)
             return
         request.future.set_result([path, request.size, 0])
@@ -733,6 +745,7 @@ class ObjectStore:
         if self._prefault is not None:
             self._prefault.join()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.deleter.shutdown(wait=True, cancel_futures=True)
         self.arena.unlink()
         self.dirs.remove_all()
 
