@@ -11,12 +11,14 @@ restores ran at 0.76-1.0 GB/s, against 1.3-1.6 GB/s for the same reads alone.
 
 So a freed file waits until no spill write or restore has run for ``idle_s``
 (a gap between two reads is not enough: the delete would still be running when
-the next read starts), and then all waiting files go, one at a time on a thread
-of their own (never on the I/O threads, where a restore would queue behind
-them).  While I/O goes on, files go anyway once they waited ``max_lag_s``, or
-when the waiting bytes pass a quarter of the spill directories' free room, and
-all go at once when a spill finds no room (the service's ``everything``): freed
-disk is never what makes a spill fail.
+the next read starts).  Files then go one at a time, on a thread of their own
+(never on the I/O threads, where a restore would queue behind them), each only
+if the disk is still quiet when the one before it is done: a burst of deletes
+would hold up the reads that come next as much as deletes beside them.  Files
+go anyway, one at a time, once they waited ``max_lag_s`` or while the waiting
+bytes are over a quarter of the spill directories' free room; all go at once
+when a spill finds no room (the service's ``everything``): freed disk is never
+what makes a spill fail.
 """
 
 from __future__ import annotations
@@ -41,18 +43,19 @@ class DeferredDeletes:
         self._pending.append((path, size, now))
         self.pending_bytes += size
 
-    def take(self, now: float, idle_since: float | None, room: int) -> list[str]:
-        """What to delete now.  ``idle_since``: when the last spill I/O ended
-        (None while some runs); ``room``: free bytes in the spill directories."""
-        if idle_since is not None and now - idle_since >= self.idle_s:
-            return self.take_all()
-        due = []
-        while self._pending and (now - self._pending[0][2] >= self.max_lag_s
-                                 or self.pending_bytes * ROOM_SHARE > room):
-            path, size, _ = self._pending.popleft()
-            self.pending_bytes -= size
-            due.append(path)
-        return due
+    def next_path(self, now: float, idle_since: float | None, room: int) -> str | None:
+        """The file to delete now, oldest first, or None.  ``idle_since``: when
+        the last spill I/O ended (None while some runs); ``room``: free bytes
+        in the spill directories."""
+        if not self._pending:
+            return None
+        quiet = idle_since is not None and now - idle_since >= self.idle_s
+        if not (quiet or now - self._pending[0][2] >= self.max_lag_s
+                or self.pending_bytes * ROOM_SHARE > room):
+            return None
+        path, size, _ = self._pending.popleft()
+        self.pending_bytes -= size
+        return path
 
     def take_all(self) -> list[str]:
         """Everything (the disk is quiet or short of room, or the store stops)."""

@@ -134,6 +134,13 @@ class IoClock:
         self.since = max(self.since, end)
 
 
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    try:
+        loop.call_soon_threadsafe(callback)
+    except RuntimeError:  # the loop is closed: the store stopped meanwhile
+        pass
+
+
 def _timed(fn, *args) -> tuple[float, float]:
     """Run ``fn(*args)`` (on an I/O thread): when it started and ended."""
     start = time.perf_counter()
@@ -196,6 +203,7 @@ class ObjectStore:
         self.deleter = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shoal-unlink")
         self._io_in_flight = 0  # spill writes and restores running on the pool
         self._idle_since = time.monotonic()  # when the last of them ended
+        self._deleting = False  # a freed file's delete is running on the delete thread
         self._delete_timer: asyncio.TimerHandle | None = None
 
     def register(self, router) -> None:
@@ -621,16 +629,27 @@ class ObjectStore:
                 self._run_deletes()
 
     def _run_deletes(self, everything: bool = False) -> None:
-        """Delete the freed spill files that are due (:mod:`.deferred_deletes`),
-        on the delete thread; look again when the next ones fall due."""
+        """Delete the next freed spill file that is due (:mod:`.deferred_deletes`)
+        on the delete thread, one at a time (the next when it is done, if still
+        due); ``everything``: all of them now (a spill found no room).  Look
+        again when the next ones fall due."""
         if self.closing:
             return
+        if everything:
+            for path in self.deletes.take_all():
+                self.deleter.submit(spill_io.delete, path)
+            return
+        if self._deleting:
+            return  # _delete_done looks again
         now = time.monotonic()
         idle_since = self._idle_since if self._io_in_flight == 0 else None
-        paths = (self.deletes.take_all() if everything else
-                 self.deletes.take(now, idle_since, self.dirs.room()))
-        for path in paths:
-            self.deleter.submit(spill_io.delete, path)
+        path = self.deletes.next_path(now, idle_since, self.dirs.room())
+        if path is not None:
+            self._deleting = True
+            loop = asyncio.get_running_loop()
+            future = self.deleter.submit(spill_io.delete, path)
+            future.add_done_callback(lambda _: _call_soon(loop, self._delete_done))
+            return
         due = self.deletes.next_due(idle_since)
         if self._delete_timer is not None and self._delete_timer.when() > \
                 (due if due is not None else float("inf")) + 0.001:
@@ -640,6 +659,10 @@ class ObjectStore:
             loop = asyncio.get_running_loop()
             self._delete_timer = loop.call_at(loop.time() + max(0.0, due - now),
                                               self._delete_timer_fired)
+
+    def _delete_done(self) -> None:
+        self._deleting = False
+        self._run_deletes()
 
     def _delete_timer_fired(self) -> None:
         self._delete_timer = None
