@@ -58,6 +58,7 @@ from shoal.core.actor_view import (
     next_view,
     reported,
 )
+from shoal.core.task_reply import TaskReply
 from shoal.core.task_state import (
     WAITING_TO_RUN,
     TaskEvent,
@@ -381,7 +382,7 @@ class ActorManager:
         if exc is None:
             # not in flight: already failed (a DEAD notice overtook this reply)
             if st.in_flight.pop(task.spec.task_id, None) is task:
-                self.tasks.complete(task, fut.result())
+                self.tasks.complete(task, TaskReply.from_wire(fut.result()))
         elif isinstance(exc, RemoteError):  # the process answered, with an error
             if st.in_flight.pop(task.spec.task_id, None) is task:
                 self.tasks.fail_with(task, exceptions.RaySystemError(

@@ -12,7 +12,7 @@ number of lease requests in flight::
                       submit/get reuses it instead of re-leasing every time)
     idle worker, empty queue, another worker with tasks waiting behind its
     running one -> STEAL_TASKS: the newest half of those come back unstarted
-                      (STATUS_STOLEN replies), are queued again and dispatched
+                      (STOLEN replies), are queued again and dispatched
 
 Order: a task that had to wait for another task's output (a *dependent*) runs
 before the tasks that were ready when submitted, the deepest in the graph
@@ -73,7 +73,7 @@ from shoal.core.lease_dispatch import (
     steal_victim,
     tasks_to_steal,
 )
-from shoal.core.task_spec import STATUS_ARGS_LOST, STATUS_STOLEN
+from shoal.core.task_reply import ReplyStatus, TaskReply
 from shoal.core.task_state import TaskEvent, TaskState
 from shoal.rpc.lease_messages import LeaseRequestBody, ReturnLeaseBody
 from shoal.rpc.messages import Method
@@ -129,7 +129,7 @@ class LeaseSubmitter:
 
     def _steal_for(self, state: KeyState, idle: LeasedWorker) -> None:
         """Take back the newest half of the tasks waiting behind the busiest worker's
-        running task; they return as STATUS_STOLEN replies and are dispatched again."""
+        running task; they return as STOLEN replies and are dispatched again."""
         victim = steal_victim(state, idle)
         if victim is None:
             return
@@ -267,13 +267,14 @@ class LeaseSubmitter:
         task.running_on = None
         state = self.keys.get(task.scheduling_key)
         exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
+        reply = TaskReply.from_wire(fut.result()) if exc is None else None
         now = time.monotonic()
-        if exc is None and fut.result()[0] != STATUS_STOLEN:
+        if reply is not None and reply.status is not ReplyStatus.STOLEN:
             self.depth.record(task.spec.function_id, now - leased.head_started)
         leased.head_started = now
-        if exc is None and (info := fut.result()[2]) and info.get("retire"):
+        if reply is not None and reply.retire:
             self._retire(leased, state)  # max_calls: it runs nothing more
-        if exc is not None:
+        if reply is None:
             self._worker_failed(leased, state)
             if leased.node_death:
                 exc = self._node_died_error(leased, task, leased.node_death)
@@ -283,16 +284,16 @@ class LeaseSubmitter:
                 exc = None
             if exc is not None:
                 self.tasks.fail_system(task, exc, retry=True)
-        elif fut.result()[0] == STATUS_STOLEN and state is not None:
+        elif reply.status is ReplyStatus.STOLEN and state is not None:
             if task.state is TaskState.CANCELLING:
                 self.tasks.finish_cancelled(task)
             else:
                 task.advance(TaskEvent.STOLEN)
                 state.queue.appendleft(task)
-        elif fut.result()[0] == STATUS_ARGS_LOST:
-            self.tasks.arguments_lost(task, fut.result()[2]["lost"])
+        elif reply.status is ReplyStatus.ARGS_LOST:
+            self.tasks.arguments_lost(task, reply.lost)
         else:
-            self.tasks.complete(task, fut.result())
+            self.tasks.complete(task, reply)
         if state is not None:
             self.dispatch(state)
 
@@ -319,7 +320,7 @@ class LeaseSubmitter:
 
     def _retire(self, leased: LeasedWorker, state: KeyState | None) -> None:
         """The worker ran its max_calls: give the lease back with ``retire``; the
-        tasks pipelined to it come back unstarted (STATUS_STOLEN) and go elsewhere."""
+        tasks pipelined to it come back unstarted (STOLEN) and go elsewhere."""
         self._worker_failed(leased, state)  # no more pushes to it
         if leased.linger is not None:
             leased.linger.cancel()

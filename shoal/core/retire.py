@@ -10,7 +10,7 @@ the owner's exit would lose it.  So retiring is two steps::
 
     owner                        worker (Retirement)              node agent
       | PUSH_TASK (Nth call) --> | runs it; retiring from now on
-      | <-- reply {"retire"} --  | later PUSH_TASKs: STATUS_STOLEN (handed back)
+      | <-- reply (retire) ----  | later PUSH_TASKs: STOLEN (handed back)
       | drops the lease from its workers; requeues what comes back
       | RETURN_LEASE(lease, retire=True) -------------------------> | lease RETIRING,
       |                          |                                   | resources back,
@@ -30,6 +30,7 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+from shoal.core.task_reply import TaskReply
 from shoal.core.task_spec import TaskKind, TaskSpec
 
 if TYPE_CHECKING:
@@ -49,15 +50,15 @@ class Retirement:
         self.calls: dict[bytes, int] = {}  # function id -> times run here
         self.retiring = False  # max_calls reached: run nothing more
 
-    def ran(self, spec: TaskSpec, reply: list) -> None:
+    def ran(self, spec: TaskSpec, reply: TaskReply) -> None:
         """Main thread, after a task: count it; the call that reaches max_calls tells
-        its owner (``retire`` in the reply's info) to give the lease back."""
+        its owner (the reply's ``retire``) to give the lease back."""
         if spec.max_calls <= 0 or spec.kind is not TaskKind.NORMAL:
             return
         count = self.calls[spec.function_id] = self.calls.get(spec.function_id, 0) + 1
         if count >= spec.max_calls and not self.retiring:
             self.retiring = True
-            reply[2] = dict(reply[2] or {}, retire=True)
+            reply.retire = True
 
     def handle_retire_worker(self, conn, body) -> None:
         """From the agent: the lease is returned; leave once nothing owned is in scope."""

@@ -37,6 +37,7 @@ from shoal.core.state_records import (
     TaskHistory,
     error_type_of,
 )
+from shoal.core.task_reply import ReplyStatus, TaskReply
 from shoal.core.task_spec import (
     ARG_REF,
     ARG_VALUE,
@@ -46,9 +47,6 @@ from shoal.core.task_spec import (
     REF_NODE,
     REF_OBJECT,
     REF_OWNER,
-    STATUS_APP_ERROR,
-    STATUS_CANCELLED,
-    STATUS_OK,
     STREAMING,
     TaskKind,
     TaskSpec,
@@ -106,7 +104,7 @@ class PendingTask:
     ran_at: list | None = None  # [start, end] the executing worker stamped in its reply
     #                       (its clock): what the records show when known
     returns_stored: bool = False  # its value was stored by the thread that read the reply
-    args_handed_back: int = 0  # times a worker found no copy of an argument (STATUS_ARGS_LOST)
+    args_handed_back: int = 0  # times a worker found no copy of an argument (ReplyStatus.ARGS_LOST)
     depth: int = 0  # 0: every argument was ready at submission; else 1 + its producers'
     #                 deepest (dependents run first, deepest first: lease_dispatch.ReadyQueue)
     queue_seq: int = -1  # its place among the dependents of its scheduling key
@@ -394,34 +392,36 @@ class TaskManager:
                 task.arg_locations.append((value.locations, value.size))
         return False
 
-    def complete(self, task: PendingTask, reply: list) -> None:
-        status, returns, info = reply[0], reply[1], reply[2]
-        if len(reply) > 3:
-            task.ran_at = reply[3]  # the executing worker's [start, end]
-        if status == STATUS_CANCELLED or (
-                task.state is TaskState.CANCELLING and status != STATUS_OK):
+    def complete(self, task: PendingTask, reply: TaskReply) -> None:
+        status, returns = reply.status, reply.returns
+        if reply.ran is not None:
+            task.ran_at = reply.ran  # the executing worker's [start, end]
+        if status is ReplyStatus.CANCELLED or (
+                task.state is TaskState.CANCELLING and status is not ReplyStatus.OK):
             self.finish_cancelled(task)
             return
-        if status == STATUS_APP_ERROR and retry_allowed(task.retries_left) and returns:
+        if status is ReplyStatus.APP_ERROR and retry_allowed(task.retries_left) and returns:
             if self._should_retry_exception(task, returns[0][1]):
                 self._retry(task)
                 return
-        if status == STATUS_APP_ERROR:
+        if status is ReplyStatus.APP_ERROR:
             task.error_type = "TASK_EXECUTION_EXCEPTION"
         if task.generator is not None:  # its items came as GENERATOR_ITEMs; an error here
             error = value_from_wire(returns[0][1]) if returns else None
-            self._finish_generator(task, info, stored_error=error)
+            self._finish_generator(task, reply.item_count, stored_error=error)
         elif not task.returns_stored:
             self._store_returns(task, returns)
-        self._finish(task, TaskEvent.SUCCEED if status == STATUS_OK else TaskEvent.FAIL)
+        self._finish(task, TaskEvent.SUCCEED if status is ReplyStatus.OK else TaskEvent.FAIL)
 
-    def store_early(self, task: PendingTask, reply: list) -> bool:
+    def store_early(self, task: PendingTask, body: list) -> bool:
         """Any thread: store the value of a call whose reply this thread read (the
         caller waiting for it, :meth:`ActorManager.read_reply`), so its ``get``
         returns before the loop runs the rest of ``complete``.  Only a plain value
         of a one-return call; False leaves everything to the loop."""
-        status, returns = reply[0], reply[1]
-        if (status != STATUS_OK or len(returns) != 1 or returns[0].__class__ is not bytes
+        reply = TaskReply.from_wire(body)
+        returns = reply.returns
+        if (reply.status is not ReplyStatus.OK or len(returns) != 1
+                or returns[0].__class__ is not bytes
                 or task.generator is not None or len(task.return_ids) != 1):
             return False
         task.returns_stored = True
@@ -478,7 +478,7 @@ class TaskManager:
         task.error_type = error_type_of(err)
         self._store_error(task, error_value(err))
         if task.generator is not None:
-            self._finish_generator(task, {"count": len(task.generator.items)}, err)
+            self._finish_generator(task, len(task.generator.items), err)
         self._finish(task, event)
 
     def finish_cancelled(self, task: PendingTask) -> None:
@@ -677,12 +677,12 @@ class TaskManager:
         task.generator.add(index, ObjectRef(oid, self.worker.address, self.worker))
         return task.generator.hold_reply(index)  # a request only under back-pressure
 
-    def _finish_generator(self, task: PendingTask, info: dict,
+    def _finish_generator(self, task: PendingTask, item_count: int | None,
                           error: BaseException | None = None,
                           stored_error: StoredValue | None = None) -> None:
         gen = task.generator
         gen.release()
-        count = (info or {}).get("count", len(gen.items))
+        count = len(gen.items) if item_count is None else item_count
         failure = stored_error if stored_error is not None else (
             error_value(error) if error is not None else None)
         if gen.finished_count is not None:  # a rebuild (lineage) ended: items it lost
