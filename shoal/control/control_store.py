@@ -30,6 +30,7 @@ from shoal.control.actor_lifecycle import ActorEvent, ActorState, next_state
 from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S, Membership, NodeRecord
 from shoal.control.placement_groups import PlacementGroupService
 from shoal.control.state_query import handle_list_state, handle_read_node_log
+from shoal.rpc.lease_messages import ActorLeaseBody, KillWorkerBody
 from shoal.rpc.loopback import LoopbackConnection
 from shoal.rpc.messages import Channel, Method
 from shoal.rpc.protocol import check_version
@@ -409,10 +410,10 @@ class ControlStore:
             try:
                 worker_id, address, node_id, error = await node.conn.call(
                     Method.LEASE_ACTOR_WORKER,
-                    [record.actor_id, record.job_id, record.shape, record.class_name,
-                     record.creation, record.num_restarts, record.strategy,
-                     record.runtime_env,
-                     node.send_actor({} if in_group else record.shape)],
+                    ActorLeaseBody(record.actor_id, record.job_id, record.shape,
+                                   record.class_name, record.creation, record.num_restarts,
+                                   record.strategy, record.runtime_env,
+                                   node.send_actor({} if in_group else record.shape)).to_wire(),
                 )
             except Exception as exc:
                 record.creating_on = ""
@@ -436,10 +437,10 @@ class ControlStore:
                 continue
             record.creating_on = ""
             if record.state is ActorState.DEAD:  # killed while being created
-                node.conn.notify(Method.KILL_WORKER, [worker_id])
+                node.conn.notify(Method.KILL_WORKER, KillWorkerBody(worker_id).to_wire())
                 return
             if error is not None:
-                node.conn.notify(Method.KILL_WORKER, [worker_id])
+                node.conn.notify(Method.KILL_WORKER, KillWorkerBody(worker_id).to_wire())
                 self._actor_event(record, ActorEvent.CREATION_FAILED, error)
                 return
             died = worker_id in record.lost_workers or not node.alive
@@ -468,13 +469,14 @@ class ControlStore:
                 ActorEvent.KILLED, ActorEvent.OWNER_DIED, ActorEvent.KILLED_TO_RESTART):
             node = self.nodes.get(record.node_id)
             if node is not None and node.conn is not None:
-                node.conn.notify(Method.KILL_WORKER, [record.worker_id])
+                node.conn.notify(Method.KILL_WORKER, KillWorkerBody(record.worker_id).to_wire())
         elif new is ActorState.DEAD and record.creating_on:
             # its constructor runs (or its worker is being leased): stop that worker
             # now, or it holds the node's resources for as long as __init__ takes
             node = self.nodes.get(record.creating_on)
             if node is not None and node.conn is not None:
-                node.conn.notify(Method.KILL_WORKER, ["", record.actor_id])
+                node.conn.notify(Method.KILL_WORKER,
+                                 KillWorkerBody(actor_id=record.actor_id).to_wire())
         record.state = new
         if restart:
             record.num_restarts += 1

@@ -39,7 +39,7 @@ Across nodes (``_request_lease``)::
 
     owner                        agent X (ours, or the locality node)     agent Y
       | REQUEST_LEASE(shape, strategy) -> | does not fit / strategy says Y
-      | <------------- {"spill": [Y, address]}
+      | <------------- LeaseSpill(Y, address)
       | REQUEST_LEASE(..., spilled=True) ------------------------------->  | queue here
       | <--------------------------------------------------------- grant  |
       | PUSH_TASK ... to Y's worker;  RETURN_LEASE -> Y (the lease's node_conn)
@@ -75,7 +75,12 @@ from shoal.core.lease_dispatch import (
 )
 from shoal.core.task_reply import ReplyStatus, TaskReply
 from shoal.core.task_state import TaskEvent, TaskState
-from shoal.rpc.lease_messages import LeaseRequestBody, ReturnLeaseBody
+from shoal.rpc.lease_messages import (
+    LeaseRequestBody,
+    LeaseSpill,
+    ReturnLeaseBody,
+    lease_reply_from_wire,
+)
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import RemoteError
 
@@ -168,14 +173,14 @@ class LeaseSubmitter:
         try:
             node = await self._first_agent(state)
             remote = remote or node is not self.worker.node
-            grant = await node.call(Method.REQUEST_LEASE, body)
+            grant = lease_reply_from_wire(await node.call(Method.REQUEST_LEASE, body))
             for _ in range(MAX_SPILL_HOPS):
-                if not isinstance(grant, dict):
+                if not isinstance(grant, LeaseSpill):
                     break
                 remote = True
-                node = await self.worker.peer(grant["spill"][1])
+                node = await self.worker.peer(grant.address)
                 body["spilled"] = True  # that node queues it, never redirects it again
-                grant = await node.call(Method.REQUEST_LEASE, body)
+                grant = lease_reply_from_wire(await node.call(Method.REQUEST_LEASE, body))
         except Exception as exc:
             state.requesting -= 1
             if self.worker.shutting_down:
@@ -196,12 +201,12 @@ class LeaseSubmitter:
         state.requesting -= 1
         if grant is None:
             return
-        if isinstance(grant, dict):  # still redirected after MAX_SPILL_HOPS
+        if isinstance(grant, LeaseSpill):  # still redirected after MAX_SPILL_HOPS
             self.worker.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
             return
-        lease_id, worker_id, address, node_id = grant[:4]
-        leased = LeasedWorker(lease_id, worker_id, address, node_id, node)
-        leased.accelerators = grant[5] if len(grant) > 5 else None
+        lease_id, address = grant.lease_id, grant.worker_address
+        leased = LeasedWorker(lease_id, grant.worker_id, address, grant.node_id, node)
+        leased.accelerators = grant.accelerators
         if not keep_grant(state):
             node.notify(Method.RETURN_LEASE, ReturnLeaseBody(lease_id).to_wire())
             return

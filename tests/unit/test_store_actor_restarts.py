@@ -7,6 +7,7 @@ import asyncio
 
 from shoal._version import __version__
 from shoal.control.control_store import ControlStore
+from shoal.rpc.lease_messages import ActorLeaseBody, KillWorkerBody
 from shoal.rpc.loopback import LoopbackConnection
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import ConnectionLostError, Router
@@ -23,7 +24,8 @@ class Agent:
         self.killed: list[str] = []
         router = Router()
         router.add(Method.LEASE_ACTOR_WORKER, self.lease_actor_worker)
-        router.add(Method.KILL_WORKER, lambda conn, body: self.killed.append(body[0]))
+        router.add(Method.KILL_WORKER, lambda conn, body: self.killed.append(
+            KillWorkerBody.from_wire(body).worker_id))
         # to_store delivers to the store's handlers; to_agent to ours
         self.to_store, self.to_agent = LoopbackConnection.pair(
             router, f"agent {node_id}", store_router, "control store")
@@ -33,7 +35,7 @@ class Agent:
             "resources_total": {"CPU": 1.0}, "resources_available": {"CPU": 1.0}})
 
     async def lease_actor_worker(self, conn, body):
-        num_restarts = body[5]
+        num_restarts = ActorLeaseBody.from_wire(body).num_restarts
         await asyncio.sleep(0)
         outcome = self.script.pop(0) if self.script else "ok"
         worker_id = f"w{len(self.created)}-{self.node_id}"
