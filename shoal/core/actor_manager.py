@@ -72,6 +72,7 @@ from shoal.rpc.transport import RemoteError
 
 if TYPE_CHECKING:
     from shoal.core.core_worker import CoreWorker
+    from shoal.core.links import Links
     from shoal.core.task_manager import PendingTask
 
 log = logging.getLogger("shoal.core")
@@ -96,8 +97,9 @@ class ActorCalls:
 
 
 class ActorManager:
-    def __init__(self, worker: CoreWorker) -> None:
-        self.worker = worker
+    def __init__(self, worker: CoreWorker, links: Links) -> None:
+        self.worker = worker  # its address, calls onto the loop, peers, control_call
+        self.links = links  # the io loop, the control store (actor records, pubsub)
         self.tasks = worker.tasks  # completes and fails the calls
         self.actors: dict[str, ActorCalls] = {}
         self.by_conn: dict[Any, ActorCalls] = {}
@@ -147,7 +149,7 @@ class ActorManager:
         if task.return_ids[0] != oid or len(task.return_ids) != 1:
             return
         worker = self.worker
-        conn.read_in_thread(request_id, lambda body: worker.tasks.store_early(task, body),
+        conn.read_in_thread(request_id, lambda body: self.tasks.store_early(task, body),
                             done, deadline, worker.post, worker.post_lazy)
 
     def _register_direct(self, st: ActorCalls, task: PendingTask) -> None:
@@ -191,9 +193,9 @@ class ActorManager:
         st = self.actors.get(actor_id)
         if st is None:
             st = self.actors[actor_id] = ActorCalls(actor_id)
-            if not self._subscribed and self.worker.control is not None:
+            if not self._subscribed and self.links.control is not None:
                 self._subscribed = True
-                self.worker.control.notify(Method.SUBSCRIBE, [Channel.ACTOR])
+                self.links.control.notify(Method.SUBSCRIBE, [Channel.ACTOR])
         return st
 
     # ---- creation (user thread) -----------------------------------------------------
@@ -224,7 +226,7 @@ class ActorManager:
         if actor_id is None:
             dead = self.scopes.dead_tokens.pop(token, None)
             if dead is not None:  # the last handle to a dead actor: its name is free
-                self.worker.control.notify(Method.RELEASE_ACTOR_NAME, [dead])
+                self.links.control.notify(Method.RELEASE_ACTOR_NAME, [dead])
             return
         st = self.actors.get(actor_id)
         busy = st is not None and (bool(st.queue or st.in_flight or st.lost)
@@ -283,14 +285,14 @@ class ActorManager:
         if st.connecting:
             return
         st.connecting = True
-        self.worker.loop.create_task(self._connect(st, stale))
+        self.links.loop.create_task(self._connect(st, stale))
 
     async def _connect(self, st: ActorCalls, stale: str) -> None:
         """Ask where the actor is (not at ``stale``, the address seen failing) and
         connect.  With no lost calls to account for, a restart is waited out."""
         wait_restart = not st.lost
         try:
-            record = await self.worker.control.call(
+            record = await self.links.control.call(
                 Method.GET_ACTOR, [st.actor_id, stale, wait_restart, st.num_restarts])
         except Exception as exc:
             record = {"state": ActorState.DEAD.value, "death_cause": _lookup_failure(exc)}
@@ -334,7 +336,7 @@ class ActorManager:
         st.num_restarts = record.get("num_restarts", 0)
         st.conn = conn
         if self._lending is None:
-            self._lending = ReadLending(self.worker.loop)
+            self._lending = ReadLending(self.links.loop)
         conn.lend_reads(self._lending)
         self.by_conn[conn] = st
         self._flush(st)

@@ -130,6 +130,8 @@ def _remote_traceback(exc: BaseException) -> str:
 class Executor:
     def __init__(self, worker: CoreWorker) -> None:
         self.worker = worker
+        self.tasks = worker.tasks  # the tasks this process owns (a cancel reaches children)
+        self.config = worker.config  # ASSIGN_JOB fills in the job's settings
         self.functions: dict[bytes, Any] = {}
         self.main_queue: queue.SimpleQueue = queue.SimpleQueue()
         self.actor: Any = None
@@ -163,7 +165,8 @@ class Executor:
         r.add(Method.CREATE_ACTOR_INSTANCE, self.handle_create_actor)
         r.add(Method.ASSIGN_JOB, self.handle_assign_job)
         r.add(Method.EXIT_WORKER, lambda conn, body: os._exit(0))
-        self.retirement = Retirement(worker, self.queued)  # max_calls (retire.py)
+        self.retirement = Retirement(worker.links, worker.references,  # max_calls
+                                     self.queued)
         r.add(Method.RETIRE_WORKER, self.retirement.handle_retire_worker)
 
     # ---- main thread ----------------------------------------------------------------
@@ -235,8 +238,7 @@ class Executor:
             except OSError:
                 pass
         self.worker.namespace = job.get("namespace", "default")
-        self.worker.config.default_actor_lifetime = job.get("default_actor_lifetime",
-                                                            "non_detached")
+        self.config.default_actor_lifetime = job.get("default_actor_lifetime", "non_detached")
         return None
 
     def handle_push_task(self, conn, body):
@@ -300,7 +302,7 @@ class Executor:
     def handle_cancel_task(self, conn, body):
         task_id, force, recursive = body
         if recursive:
-            self.worker.tasks.cancel_children(task_id, force)
+            self.tasks.cancel_children(task_id, force)
         queued = self._take_queued(task_id)
         if queued is not None:  # pipelined behind another task: answer now
             queued.send(TaskReply(ReplyStatus.CANCELLED).to_wire())

@@ -85,7 +85,11 @@ from shoal.rpc.messages import Method
 from shoal.rpc.transport import RemoteError
 
 if TYPE_CHECKING:
-    from shoal.core.task_manager import PendingTask
+    from shoal.core.core_worker import CoreWorker
+    from shoal.core.links import Links
+    from shoal.core.object_locations import ObjectLocations
+    from shoal.core.placement_client import BundleLocator
+    from shoal.core.task_manager import PendingTask, TaskManager
 
 log = logging.getLogger("shoal.core")
 
@@ -96,9 +100,13 @@ NODE_PROBE_S = 2.0  # last failure of a task: its node is dead if its agent is t
 
 
 class LeaseSubmitter:
-    def __init__(self, worker, task_manager) -> None:
-        self.worker = worker
-        self.tasks = task_manager
+    def __init__(self, worker: CoreWorker, task_manager: TaskManager, links: Links,
+                 locations: ObjectLocations, placement: BundleLocator) -> None:
+        self.worker = worker  # its job, node id, connections to peers
+        self.tasks = task_manager  # completes, fails and requeues the tasks
+        self.links = links  # the io loop, the local node agent, other nodes' agents
+        self.locations = locations  # agents' addresses (locality: the node with the args)
+        self.placement = placement  # the agents of placement groups' bundles
         self.keys: dict[tuple, KeyState] = {}
         self.by_conn: dict[object, LeasedWorker] = {}
         self.depth = PipelineDepth()
@@ -126,10 +134,10 @@ class LeaseSubmitter:
             self._push(leased, state.queue.popleft())
         for _ in range(leases_wanted(state)):
             state.requesting += 1
-            self.worker.loop.create_task(self._request_lease(state))
+            self.links.loop.create_task(self._request_lease(state))
         for leased in idle_workers(state):
             self._steal_for(state, leased)
-            leased.linger = self.worker.loop.call_later(
+            leased.linger = self.links.loop.call_later(
                 LEASE_LINGER_S, self._return_if_idle, state, leased)
 
     def _steal_for(self, state: KeyState, idle: LeasedWorker) -> None:
@@ -152,15 +160,15 @@ class LeaseSubmitter:
         """Our node's agent, the locality target's, or (placement group) the agent
         of a node holding the group's bundle."""
         if state.strategy and state.strategy[0] == "PG":
-            return await self.worker.placement.agent_for(state.strategy, state.resources)
+            return await self.placement.agent_for(state.strategy, state.resources)
         if state.target_node and state.target_node != self.worker.node_id:
             try:
-                address = await self.worker.locations.agent_address(state.target_node)
+                address = await self.locations.agent_address(state.target_node)
                 if address:
                     return await self.worker.peer(address)
             except Exception as exc:
                 log.debug("locality node %s unreachable: %s", state.target_node, exc)
-        return self.worker.node
+        return self.links.node
 
     async def _request_lease(self, state: KeyState) -> None:
         in_group = bool(state.strategy) and state.strategy[0] == "PG"
@@ -168,11 +176,11 @@ class LeaseSubmitter:
                                    strategy=state.strategy, spilled=in_group,
                                    runtime_env=state.runtime_env)
         body = request.to_wire()
-        node = self.worker.node
+        node = self.links.node
         remote = in_group  # another node's agent, or a bundle's: its failures are retried
         try:
             node = await self._first_agent(state)
-            remote = remote or node is not self.worker.node
+            remote = remote or node is not self.links.node
             grant = lease_reply_from_wire(await node.call(Method.REQUEST_LEASE, body))
             for _ in range(MAX_SPILL_HOPS):
                 if not isinstance(grant, LeaseSpill):
@@ -193,7 +201,7 @@ class LeaseSubmitter:
                 pass
             elif remote:
                 log.info("lease request to another node failed (%r); asking again", exc)
-                self.worker.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
+                self.links.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
             else:
                 log.warning("lease request failed: %s", exc)
                 self._fail_queue(state, exc)
@@ -202,7 +210,7 @@ class LeaseSubmitter:
         if grant is None:
             return
         if isinstance(grant, LeaseSpill):  # still redirected after MAX_SPILL_HOPS
-            self.worker.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
+            self.links.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
             return
         lease_id, address = grant.lease_id, grant.worker_address
         leased = LeasedWorker(lease_id, grant.worker_id, address, grant.node_id, node)
@@ -233,7 +241,7 @@ class LeaseSubmitter:
         if kind in ("TaskUnschedulableError", "ValueError"):
             self._fail_queue(state, exceptions.TaskUnschedulableError(message))
             return True
-        self.worker.placement.forget(state.strategy[1])
+        self.placement.forget(state.strategy[1])
         return False
 
     def _fail_queue(self, state: KeyState, exc: Exception) -> None:
@@ -285,7 +293,7 @@ class LeaseSubmitter:
                 exc = self._node_died_error(leased, task, leased.node_death)
             elif task.retries_left == 0 and task.state is not TaskState.CANCELLING:
                 # the last failure: tell a dead worker from a dead node (asking its agent)
-                self.worker.loop.create_task(self._fail_after_probe(leased, task, exc))
+                self.links.loop.create_task(self._fail_after_probe(leased, task, exc))
                 exc = None
             if exc is not None:
                 self.tasks.fail_system(task, exc, retry=True)
@@ -363,9 +371,9 @@ class LeaseSubmitter:
                 if leased.node_id == node_id and leased.conn is not None:
                     leased.node_death = cause or "declared dead by the control store"
                     leased.conn.abort()
-        fut = self.worker.peers.get(agent_address)
-        if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
-            fut.result().abort()
+        conn = self.links.peers.cached(agent_address)
+        if conn is not None:
+            conn.abort()
 
     def return_all(self) -> None:
         for state in self.keys.values():

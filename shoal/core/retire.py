@@ -34,7 +34,8 @@ from shoal.core.task_reply import TaskReply
 from shoal.core.task_spec import TaskKind, TaskSpec
 
 if TYPE_CHECKING:
-    from shoal.core.core_worker import CoreWorker
+    from shoal.core.links import Links
+    from shoal.core.reference_table import ReferenceTable
 
 log = logging.getLogger("shoal.core")
 
@@ -44,8 +45,10 @@ EXIT_CHECK_S = 0.05  # how often a retired worker checks whether it may exit
 class Retirement:
     """One worker's ``max_calls`` count and its retirement."""
 
-    def __init__(self, worker: CoreWorker, queued: dict) -> None:
-        self.worker = worker
+    def __init__(self, links: Links | None, references: ReferenceTable | None,
+                 queued: dict) -> None:
+        self.links = links  # the io loop: where the exit check runs
+        self.references = references  # the objects this worker owns
         self.queued = queued  # the executor's tasks not started (handed back, not run)
         self.calls: dict[bytes, int] = {}  # function id -> times run here
         self.retiring = False  # max_calls reached: run nothing more
@@ -63,11 +66,11 @@ class Retirement:
     def handle_retire_worker(self, conn, body) -> None:
         """From the agent: the lease is returned; leave once nothing owned is in scope."""
         self.retiring = True
-        self.worker.loop.call_soon(self._exit_when_unowned)
+        self.links.loop.call_soon(self._exit_when_unowned)
 
     def _exit_when_unowned(self) -> None:
-        if self.worker.references.owns_in_scope() or self.queued:
-            self.worker.loop.call_later(EXIT_CHECK_S, self._exit_when_unowned)
+        if self.references.owns_in_scope() or self.queued:
+            self.links.loop.call_later(EXIT_CHECK_S, self._exit_when_unowned)
             return
         log.info("leaving after max_calls: this worker owns nothing in scope")
         os._exit(0)

@@ -67,7 +67,11 @@ from shoal.core.value_wire import INLINE_THRESHOLD, error_value, value_from_wire
 from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
+    from shoal.core.actor_manager import ActorManager
     from shoal.core.core_worker import CoreWorker
+    from shoal.core.links import Links
+    from shoal.core.object_locations import ObjectLocations
+    from shoal.core.placement_client import BundleLocator
 
 log = logging.getLogger("shoal.core")
 
@@ -204,16 +208,20 @@ class GeneratorState:
 
 
 class TaskManager:
-    def __init__(self, worker: CoreWorker) -> None:
-        self.worker = worker
-        # the parts it uses most, made before it (the loop and the actor manager
-        # come later: read through the worker)
+    def __init__(self, worker: CoreWorker, links: Links, locations: ObjectLocations,
+                 placement: BundleLocator) -> None:
+        self.worker = worker  # its ids, address, calls onto the loop, the executor
+        # the parts it uses, made before it
+        self.links = links  # the io loop, the node agent
         self.values = worker.value_table  # values of the tasks' returns
         self.references = worker.references  # the reference table (counts, lineage pins)
         self.recovery = worker.recovery  # lineage: rebuilding lost arguments
         self.unhandled = worker.unhandled  # task errors dropped unread
+        self.locations = locations  # frees the copies of replaced returns
+        # actor calls go there: set by the worker right after (it is built with us)
+        self.actors: ActorManager | None = None
         self.pending: dict[bytes, PendingTask] = {}
-        self.submitter = LeaseSubmitter(worker, self)
+        self.submitter = LeaseSubmitter(worker, self, links, locations, placement)
         self.history = TaskHistory()  # finished tasks, for the state API (bounded)
         worker.router.add(Method.GENERATOR_ITEM, self.handle_generator_item)
         worker.router.add(Method.CANCEL_BY_REF, lambda conn, body: self.cancel(*body))
@@ -240,7 +248,7 @@ class TaskManager:
             if data.data_size() > INLINE_THRESHOLD:
                 oid = ids.object_id(worker.ids.task_id(), 0)
                 stored = worker.store_owned(oid, data)
-                worker.post(worker.references.add_owned, oid, [r.object_id for r in data.contained])
+                worker.post(self.references.add_owned, oid, [r.object_id for r in data.contained])
                 wire.append(ref_arg(oid, worker.address, stored.node_id))
                 held.append(oid)
                 keepalive.append(ObjectRef(oid, worker.address, worker))
@@ -283,11 +291,11 @@ class TaskManager:
         elif spec.num_returns == DYNAMIC:
             task.generator = GeneratorState(spec.task_id)
         if spec.kind is TaskKind.ACTOR_TASK:
-            task.submit = worker.actors.enqueue_task
-            if not held and task.generator is None and worker.actors.send_direct(task):
+            task.submit = self.actors.enqueue_task
+            if not held and task.generator is None and self.actors.send_direct(task):
                 pass  # sent from this thread; the loop does the bookkeeping
             else:
-                worker.actors.note_slow(task)
+                self.actors.note_slow(task)
                 worker.post(self._submit, task)
         else:
             task.submit = self.submitter.enqueue
@@ -316,7 +324,7 @@ class TaskManager:
         task.keepalive = []  # counted now; the Python refs may go
         self.pending[task.spec.task_id] = task
         if task.spec.kind is TaskKind.ACTOR_TASK and task.in_order:
-            self.worker.actors.reserve(task)
+            self.actors.reserve(task)
         self._resolve(task)
 
     def _resolve(self, task: PendingTask) -> None:
@@ -341,7 +349,7 @@ class TaskManager:
             if producer is not None and producer.generator is None:
                 producer.dependents.append((task, i, arg))  # see _release_dependents
             else:
-                self.worker.loop.create_task(self._resolve_one(task, i, arg))
+                self.links.loop.create_task(self._resolve_one(task, i, arg))
 
     @staticmethod
     def _queue(task: PendingTask) -> None:
@@ -360,7 +368,7 @@ class TaskManager:
         for task, i, arg in dependents:
             value = self.values.get(arg[REF_OBJECT])
             if value is None:  # not stored after all (freed meanwhile): ask for it
-                self.worker.loop.create_task(self._resolve_one(task, i, arg))
+                self.links.loop.create_task(self._resolve_one(task, i, arg))
             else:
                 self._arg_ready(task, i, value)
 
@@ -541,13 +549,13 @@ class TaskManager:
                     frees.append((oid, StoredValue(node_id=next(iter(stale)), size=old.size,
                                                    locations=stale)))
         if frees:
-            self.worker.locations.free(frees)
+            self.locations.free(frees)
 
     def _finish(self, task: PendingTask, event: TaskEvent) -> None:
         """Its outcome is stored: SUCCEED, FAIL or CANCELLED ends its lifecycle."""
         if task.spec.kind is TaskKind.ACTOR_TASK:
             task.actor_pin = None  # the actor may go out of scope now (actor_scope.py)
-            self.worker.actors.task_finished(task)  # (before: it reads the state)
+            self.actors.task_finished(task)  # (before: it reads the state)
         if self.pending.pop(task.spec.task_id, None) is None:
             return
         ok = task.advance(event) is TaskState.FINISHED
@@ -594,12 +602,12 @@ class TaskManager:
                 if (arg[REF_OWNER] == me and self.values.get(arg[REF_OBJECT]) is None
                         and ids.task_of(arg[REF_OBJECT]) not in self.pending):
                     # next loop turn: a chain of freed links must not recurse here
-                    self.worker.loop.call_soon(self.recovery.rebuild_freed, arg[REF_OBJECT])
+                    self.links.loop.call_soon(self.recovery.rebuild_freed, arg[REF_OBJECT])
                 else:
                     to_recover.append((arg[REF_OBJECT], arg[REF_OWNER]))
         self.pending[task.spec.task_id] = task
         if to_recover:
-            self.worker.loop.create_task(self._recover_args_then_resolve(task, to_recover))
+            self.links.loop.create_task(self._recover_args_then_resolve(task, to_recover))
         else:
             self._resolve(task)
 
@@ -631,7 +639,7 @@ class TaskManager:
                     args.append((arg[REF_OBJECT], arg[REF_OWNER]))
         pause = min(ARGS_LOST_PAUSE_S[0] * 2 ** (task.args_handed_back - 1),
                     ARGS_LOST_PAUSE_S[1])
-        self.worker.loop.create_task(self._recover_args_then_resolve(task, args, pause))
+        self.links.loop.create_task(self._recover_args_then_resolve(task, args, pause))
 
     async def _recover_args_then_resolve(self, task: PendingTask,
                                          args: list[tuple[bytes, str]],
@@ -734,7 +742,7 @@ class TaskManager:
         elif step is CancelStep.TELL_WORKER:
             task.advance(TaskEvent.CANCEL)
             if task.spec.kind is TaskKind.ACTOR_TASK:
-                self.worker.actors.cancel(task, force, recursive)
+                self.actors.cancel(task, force, recursive)
             elif task.running_on is not None and task.running_on.conn is not None:
                 task.running_on.conn.notify(
                     Method.CANCEL_TASK, [task.spec.task_id, force, recursive])
@@ -753,7 +761,7 @@ class TaskManager:
             except Exception as exc:  # the owner is gone: so is its task
                 log.info("could not ask owner %s to cancel a task: %s", owner, exc)
 
-        self.worker.loop.create_task(send())
+        self.links.loop.create_task(send())
 
     def cancel_children(self, parent_task_id: bytes, force: bool) -> None:
         for task in list(self.pending.values()):
@@ -767,5 +775,5 @@ class TaskManager:
 
     def shutdown(self) -> None:
         self.submitter.return_all()
-        if self.worker.node is not None:
-            self.worker.node.notify(Method.CANCEL_LEASE_REQUESTS, None)
+        if self.links.node is not None:
+            self.links.node.notify(Method.CANCEL_LEASE_REQUESTS, None)

@@ -32,7 +32,7 @@ def bare_executor(ran: list) -> Executor:
     ex = object.__new__(Executor)
     ex.queued = {}
     ex.queued_lock = threading.Lock()
-    ex.retirement = Retirement(None, ex.queued)  # (max_calls: never reached here)
+    ex.retirement = Retirement(None, None, ex.queued)  # (max_calls: never reached here)
     ex._execute = lambda spec, conn, fut: (ran.append(fut), fut.send(["ran", spec.task_id]))
     return ex
 
