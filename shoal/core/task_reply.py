@@ -37,13 +37,14 @@ class TaskReply:
     __slots__ = ("status", "returns", "ran", "item_count", "lost", "retire")
 
     def __init__(self, status: ReplyStatus, returns: list | None = None,
-                 item_count: int | None = None, lost: list | None = None) -> None:
+                 item_count: int | None = None, lost: list | None = None,
+                 ran: list | None = None, retire: bool = False) -> None:
         self.status = status
         self.returns = [] if returns is None else returns
-        self.ran: list | None = None  # [start, end]: this worker's clock, once it ran
         self.item_count = item_count  # a generator task's items yielded (None: not one)
         self.lost = lost  # ARGS_LOST: the argument object ids no node had
-        self.retire = False  # the task reached its max_calls: return the lease
+        self.ran = ran  # [start, end]: this worker's clock, once it ran
+        self.retire = retire  # the task reached its max_calls: return the lease
 
     def to_wire(self) -> list:
         info = None
@@ -59,17 +60,14 @@ class TaskReply:
 
     @classmethod
     def from_wire(cls, w: list) -> TaskReply:
-        if not isinstance(w, list) or len(w) != 4:
+        if w.__class__ is not list or len(w) != 4:
             raise ValueError(f"a PUSH_TASK reply is [status, returns, ran, info], got "
                              f"{type(w).__name__} {w!r:.80}")
-        reply = cls(_STATUSES[w[0]], w[1])
-        reply.ran = w[2]
         info = w[3]
-        if info:
-            reply.item_count = info.get("count")
-            reply.lost = info.get("lost")
-            reply.retire = bool(info.get("retire", False))
-        return reply
+        if info is None:  # the common case: nothing rare to read
+            return cls(_STATUSES[w[0]], w[1], None, None, w[2])
+        return cls(_STATUSES[w[0]], w[1], info.get("count"), info.get("lost"), w[2],
+                   bool(info.get("retire", False)))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TaskReply) and all(
