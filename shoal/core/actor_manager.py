@@ -66,6 +66,7 @@ from shoal.core.task_state import (
     retry_allowed,
     use_retry,
 )
+from shoal.rpc.actor_messages import GetActorBody
 from shoal.rpc.messages import Channel, Method
 from shoal.rpc.read_lending import ReadLending
 from shoal.rpc.transport import RemoteError
@@ -292,8 +293,8 @@ class ActorManager:
         connect.  With no lost calls to account for, a restart is waited out."""
         wait_restart = not st.lost
         try:
-            record = await self.links.control.call(
-                Method.GET_ACTOR, [st.actor_id, stale, wait_restart, st.num_restarts])
+            record = await self.links.control.call(Method.GET_ACTOR, GetActorBody(
+                st.actor_id, stale or None, wait_restart, st.num_restarts).to_wire())
         except Exception as exc:
             record = {"state": ActorState.DEAD.value, "death_cause": _lookup_failure(exc)}
         if not st.restartable:

@@ -47,6 +47,7 @@ from shoal.node.state_service import StateService
 from shoal.node.store_pressure_gc import StorePressureGc
 from shoal.node.worker_logs import WorkerLogs, rotation_from_env
 from shoal.node.worker_pool import FAILED_STARTS_LIMIT, Worker, WorkerPool
+from shoal.rpc.actor_messages import WorkerDiedBody
 from shoal.rpc.lease_messages import (
     ActorLeaseBody,
     KillWorkerBody,
@@ -260,11 +261,9 @@ class NodeAgent:
             asyncio.get_running_loop().create_task(self.pool.start_worker())
         self.owner_watch.owner_died(worker.address)
         if not self.closing:
-            self.control.notify(
-                Method.WORKER_DIED,
-                [worker.worker_id, worker.actor_id, worker.returncode, self.node_id,
-                 worker.address],
-            )
+            self.control.notify(Method.WORKER_DIED, WorkerDiedBody(
+                worker.worker_id, self.node_id, worker.actor_id, worker.returncode,
+                worker.address or None).to_wire())
             self._schedule()
 
     def handle_kill_worker(self, conn, body):

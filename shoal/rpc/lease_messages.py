@@ -14,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-def _map(body: object, what: str, required: tuple[str, ...]) -> dict:
+def body_map(body: object, what: str, required: tuple[str, ...]) -> dict:
+    """``body`` as a map with ``required`` fields, else an error naming ``what``
+    and what was wrong (shared by the messages with named fields)."""
     if not isinstance(body, dict):
         raise TypeError(f"{what} body must be a map of named fields, got "
                         f"{type(body).__name__}")
@@ -49,7 +51,7 @@ class LeaseRequestBody:
 
     @classmethod
     def from_wire(cls, body: object) -> LeaseRequestBody:
-        w = _map(body, "REQUEST_LEASE", ("job_id", "shape"))
+        w = body_map(body, "REQUEST_LEASE", ("job_id", "shape"))
         return cls(w["job_id"], w["shape"], w.get("label", ""), w.get("strategy"),
                    bool(w.get("spilled", False)), w.get("runtime_env") or None)
 
@@ -72,7 +74,7 @@ class ReturnLeaseBody:
 
     @classmethod
     def from_wire(cls, body: object) -> ReturnLeaseBody:
-        w = _map(body, "RETURN_LEASE", ("lease_id",))
+        w = body_map(body, "RETURN_LEASE", ("lease_id",))
         return cls(w["lease_id"], bool(w.get("kill", False)), bool(w.get("retire", False)))
 
 
@@ -97,7 +99,7 @@ class LeaseGrant:
 
     @classmethod
     def from_wire(cls, body: object) -> LeaseGrant:
-        w = _map(body, "lease grant",
+        w = body_map(body, "lease grant",
                  ("lease_id", "worker_id", "worker_address", "node_id", "shape"))
         return cls(w["lease_id"], w["worker_id"], w["worker_address"], w["node_id"],
                    w["shape"], w.get("accelerators") or None)
@@ -115,7 +117,7 @@ class LeaseSpill:
 
     @classmethod
     def from_wire(cls, body: object) -> LeaseSpill:
-        w = _map(body, "lease spill", ("spill_node_id", "spill_address"))
+        w = body_map(body, "lease spill", ("spill_node_id", "spill_address"))
         return cls(w["spill_node_id"], w["spill_address"])
 
 
@@ -158,7 +160,7 @@ class ActorLeaseBody:
 
     @classmethod
     def from_wire(cls, body: object) -> ActorLeaseBody:
-        w = _map(body, "LEASE_ACTOR_WORKER",
+        w = body_map(body, "LEASE_ACTOR_WORKER",
                  ("actor_id", "job_id", "shape", "label", "creation"))
         return cls(w["actor_id"], w["job_id"], w["shape"], w["label"], w["creation"],
                    w.get("num_restarts", 0), w.get("strategy"), w.get("runtime_env") or None,
@@ -184,7 +186,7 @@ class KillWorkerBody:
 
     @classmethod
     def from_wire(cls, body: object) -> KillWorkerBody:
-        w = _map(body, "KILL_WORKER", ())
+        w = body_map(body, "KILL_WORKER", ())
         if "worker_id" not in w and "actor_id" not in w:
             raise ValueError("KILL_WORKER body names neither a worker_id nor an actor_id")
         return cls(w.get("worker_id"), w.get("actor_id"))
