@@ -34,6 +34,7 @@ from shoal.rpc.actor_messages import GetActorBody, KillActorBody, WorkerDiedBody
 from shoal.rpc.lease_messages import ActorLeaseBody, KillWorkerBody
 from shoal.rpc.loopback import LoopbackConnection
 from shoal.rpc.messages import Channel, Method
+from shoal.rpc.node_messages import NodeHeartbeatBody
 from shoal.rpc.protocol import check_version
 from shoal.rpc.transport import RemoteError, Router
 
@@ -190,14 +191,10 @@ class ControlStore:
                 "node_timeout_s": self.membership.timeout_s, "version": __version__}
 
     def handle_node_heartbeat(self, conn, body):
-        node_id, available, pending = body[:3]
-        demand = body[3] if len(body) > 3 else []
-        store = body[4] if len(body) > 4 else None
-        metrics = body[5] if len(body) > 5 else None
-        actor_leases = body[6] if len(body) > 6 else None
-        self.membership.heartbeat(node_id, available, pending, demand,
-                                  asyncio.get_running_loop().time(), store, metrics,
-                                  actor_leases)
+        beat = NodeHeartbeatBody.from_wire(body)
+        self.membership.heartbeat(beat.node_id, beat.available, beat.pending, beat.demand,
+                                  asyncio.get_running_loop().time(), beat.store,
+                                  beat.metrics, beat.actor_leases)
         return None
 
     def _node_died(self, record: NodeRecord) -> None:

@@ -85,6 +85,7 @@ from shoal.core.value_wire import (
     value_to_wire,
 )
 from shoal.rpc import protocol
+from shoal.rpc.actor_messages import ActorInstanceBody
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import DeferredReply
 
@@ -330,13 +331,14 @@ class Executor:
         return task_id is not None and task_id in self.cancelled
 
     def handle_create_actor(self, conn, body):
-        actor_id, creation = body[:2]
-        self.actor_num_restarts = body[2] if len(body) > 2 else 0
-        if len(body) > 4:
-            self.actor_accelerators, self.actor_placement = body[3], body[4]
+        """An ``ActorInstanceBody``: run the constructor (main thread); the reply
+        is None or the error text."""
+        request = ActorInstanceBody.from_wire(body)
+        self.actor_num_restarts = request.num_restarts
+        self.actor_accelerators, self.actor_placement = request.accelerators, request.placement
         accelerator_env.apply(self.actor_accelerators)
         fut = DeferredReply()
-        self._to_main(lambda: self._create_actor(actor_id, creation, fut))
+        self._to_main(lambda: self._create_actor(request.actor_id, request.creation, fut))
         return fut
 
     # ---- actor creation (main thread) --------------------------------------------------------

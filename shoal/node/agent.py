@@ -47,7 +47,7 @@ from shoal.node.state_service import StateService
 from shoal.node.store_pressure_gc import StorePressureGc
 from shoal.node.worker_logs import WorkerLogs, rotation_from_env
 from shoal.node.worker_pool import FAILED_STARTS_LIMIT, Worker, WorkerPool
-from shoal.rpc.actor_messages import WorkerDiedBody
+from shoal.rpc.actor_messages import ActorInstanceBody, WorkerDiedBody
 from shoal.rpc.lease_messages import (
     ActorLeaseBody,
     KillWorkerBody,
@@ -57,6 +57,7 @@ from shoal.rpc.lease_messages import (
     ReturnLeaseBody,
 )
 from shoal.rpc.messages import Method
+from shoal.rpc.node_messages import NodeHeartbeatBody
 from shoal.rpc.transport import Router
 from shoal.runtime_env.packaging import KV_NAMESPACE
 from shoal.runtime_env.setup import RuntimeEnvSetup, default_root
@@ -551,9 +552,9 @@ class NodeAgent:
         worker.actor_id = actor_id
         worker.label = label
         placement = list(strategy[1:4]) if bundle is not None else None
-        error = await worker.conn.call(Method.CREATE_ACTOR_INSTANCE,
-                                       [actor_id, request.creation, request.num_restarts,
-                                        grant.accelerators, placement])
+        error = await worker.conn.call(Method.CREATE_ACTOR_INSTANCE, ActorInstanceBody(
+            actor_id, request.creation, request.num_restarts, grant.accelerators,
+            placement).to_wire())
         return [worker.worker_id, worker.address, self.node_id, error]
 
     # ---- object store (:mod:`shoal.node.object_store`) ---------------------------------
@@ -602,11 +603,9 @@ class NodeAgent:
         object store's usage and spilling totals (for ``shoal status``) and the
         node's counters for ``/metrics`` (:mod:`shoal.node.node_metrics`)."""
         self._report_scheduled = False
-        self.control.notify(
-            Method.NODE_HEARTBEAT,
-            [self.node_id, self.available_with_store(), len(self.queue), self._demand(),
-             self.store.summary(), self.metrics.wire(), self._actor_leases()],
-        )
+        self.control.notify(Method.NODE_HEARTBEAT, NodeHeartbeatBody(
+            self.node_id, self.available_with_store(), len(self.queue), self._demand(),
+            self.store.summary(), self.metrics.wire(), self._actor_leases()).to_wire())
 
     def _actor_leases(self) -> list:
         """``[the last actor lease seen, what the queued ones will take]``: with it

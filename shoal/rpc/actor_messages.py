@@ -93,3 +93,31 @@ class WorkerDiedBody:
         w = body_map(body, "WORKER_DIED", ("worker_id", "node_id"))
         return cls(w["worker_id"], w["node_id"], w.get("actor_id"), w.get("exit_code"),
                    w.get("address") or None)
+
+
+@dataclass(frozen=True)
+class ActorInstanceBody:
+    """CREATE_ACTOR_INSTANCE (node agent -> the leased worker): run the actor's
+    constructor here, and host the actor for this worker's life."""
+
+    actor_id: str
+    creation: bytes  # the pickled constructor call
+    num_restarts: int = 0  # > 0: a restart (its runtime context says so)
+    accelerators: dict | None = None  # {"GPU": [ids]} it holds for its whole life
+    placement: list | None = None  # [pg_id, bundle index, capture child tasks]
+
+    def to_wire(self) -> dict:
+        wire: dict = {"actor_id": self.actor_id, "creation": self.creation}
+        if self.num_restarts:
+            wire["num_restarts"] = self.num_restarts
+        if self.accelerators:
+            wire["accelerators"] = self.accelerators
+        if self.placement is not None:
+            wire["placement"] = self.placement
+        return wire
+
+    @classmethod
+    def from_wire(cls, body: object) -> ActorInstanceBody:
+        w = body_map(body, "CREATE_ACTOR_INSTANCE", ("actor_id", "creation"))
+        return cls(w["actor_id"], w["creation"], w.get("num_restarts", 0),
+                   w.get("accelerators") or None, w.get("placement"))

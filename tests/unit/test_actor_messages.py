@@ -1,5 +1,5 @@
-"""The control store's actor messages with named fields
-(shoal/rpc/actor_messages.py): round trips through msgpack, defaults not sent,
+"""The actor messages and the node heartbeat with named fields
+(shoal/rpc/actor_messages.py, node_messages.py): round trips through msgpack, defaults not sent,
 "no stale address" is None (it was ""), malformed bodies refused by name."""
 
 from __future__ import annotations
@@ -7,7 +7,13 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from shoal.rpc.actor_messages import GetActorBody, KillActorBody, WorkerDiedBody
+from shoal.rpc.actor_messages import (
+    ActorInstanceBody,
+    GetActorBody,
+    KillActorBody,
+    WorkerDiedBody,
+)
+from shoal.rpc.node_messages import NodeHeartbeatBody
 
 
 def _through_the_wire(body: dict) -> object:
@@ -47,3 +53,22 @@ def test_bad_actor_bodies_are_refused_with_what_was_wrong():
         KillActorBody.from_wire({"actor_id": "a1"})
     with pytest.raises(ValueError, match="WORKER_DIED body lacks node_id"):
         WorkerDiedBody.from_wire({"worker_id": "w1"})
+
+
+def test_an_actor_instance_carries_its_gpus_and_group_only_when_it_has_them():
+    first = ActorInstanceBody("a1", b"ctor")
+    assert first.to_wire() == {"actor_id": "a1", "creation": b"ctor"}
+    restart = ActorInstanceBody("a1", b"ctor", 2, {"GPU": [1]}, ["ab" * 8, 0, True])
+    for body in (first, restart):
+        assert ActorInstanceBody.from_wire(_through_the_wire(body.to_wire())) == body
+    assert (first.num_restarts, first.accelerators, first.placement) == (0, None, None)
+
+
+def test_a_heartbeat_round_trips_and_its_optional_parts_default():
+    beat = NodeHeartbeatBody("n1", {"CPU": 1.0}, 2, [[{"CPU": 1.0}, 2, False]],
+                             {"used": 10}, {"lease_latency": {}}, [3, {"CPU": 1.0}])
+    assert NodeHeartbeatBody.from_wire(_through_the_wire(beat.to_wire())) == beat
+    bare = NodeHeartbeatBody.from_wire({"node_id": "n1", "available": {}, "pending": 0})
+    assert (bare.demand, bare.store, bare.metrics, bare.actor_leases) == ([], None, None, None)
+    with pytest.raises(ValueError, match="NODE_HEARTBEAT body lacks pending"):
+        NodeHeartbeatBody.from_wire({"node_id": "n1", "available": {}})
