@@ -71,6 +71,7 @@ from shoal.core.value_wire import (
 from shoal.core.worker_output import CLOSE_WAIT_S, WorkerOutput
 from shoal.rpc.messages import Channel, Method
 from shoal.rpc.peers import PeerCache
+from shoal.rpc.store_messages import AlreadyStored, StoreCreateBody
 from shoal.rpc.transport import (
     Connection,
     RemoteError,
@@ -555,11 +556,12 @@ class CoreWorker:
         ``cold``: no reader wants it soon, so it is the first to spill (a task's
         ``_cold_returns`` option)."""
         size = data.store_size()
-        body = [oid, size, owner or self.address] + ([True] if cold else [])
+        body = StoreCreateBody(oid, size, owner or self.address, cold).to_wire()
         try:
             offset = self.call(_async_call, self.node, Method.STORE_CREATE, body)
-            if isinstance(offset, list) and offset[0] == "exists":
-                return offset[1]  # ["exists", size]: an earlier run's copy stays
+            stored = AlreadyStored.from_reply(offset)
+            if stored is not None:
+                return stored.size  # an earlier run's copy stays
         except RemoteError as exc:
             if exc.error_type == "ObjectStoreFullError":
                 raise exceptions.ObjectStoreFullError(exc.message) from None

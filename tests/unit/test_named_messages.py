@@ -1,6 +1,7 @@
-"""The actor messages and the node heartbeat with named fields
-(shoal/rpc/actor_messages.py, node_messages.py): round trips through msgpack, defaults not sent,
-"no stale address" is None (it was ""), malformed bodies refused by name."""
+"""The actor, node and store messages with named fields (shoal/rpc/
+actor_messages.py, node_messages.py, store_messages.py): round trips through
+msgpack, defaults not sent, "no stale address" is None (it was ""), malformed
+bodies refused by name."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from shoal.rpc.actor_messages import (
     WorkerDiedBody,
 )
 from shoal.rpc.node_messages import NodeHeartbeatBody
+from shoal.rpc.store_messages import AlreadyStored, StoreCreateBody
 
 
 def _through_the_wire(body: dict) -> object:
@@ -72,3 +74,15 @@ def test_a_heartbeat_round_trips_and_its_optional_parts_default():
     assert (bare.demand, bare.store, bare.metrics, bare.actor_leases) == ([], None, None, None)
     with pytest.raises(ValueError, match="NODE_HEARTBEAT body lacks pending"):
         NodeHeartbeatBody.from_wire({"node_id": "n1", "available": {}})
+
+
+def test_a_store_create_names_its_owner_and_an_existing_copy_is_not_a_location():
+    cold = StoreCreateBody(b"o" * 20, 4096, "10.0.0.1:6000", cold=True)
+    assert StoreCreateBody.from_wire(_through_the_wire(cold.to_wire())) == cold
+    assert "cold" not in StoreCreateBody(b"o" * 20, 1, "a:1").to_wire()
+    stored = _through_the_wire(AlreadyStored(4096).to_wire())
+    assert AlreadyStored.from_reply(stored) == AlreadyStored(4096)
+    for location in (128, ["/dev/shm/f", 4096, 0]):  # an arena offset, a file location
+        assert AlreadyStored.from_reply(location) is None
+    with pytest.raises(ValueError, match="STORE_CREATE body lacks owner"):
+        StoreCreateBody.from_wire({"object_id": b"o" * 20, "size": 1})
