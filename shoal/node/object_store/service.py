@@ -64,6 +64,7 @@ from shoal.node.object_store.table import (
 )
 from shoal.objects.arena import Arena, arena_path, remove_stale_arenas
 from shoal.rpc.messages import Method
+from shoal.rpc.store_messages import AlreadyStored, StoreCreateBody
 
 log = logging.getLogger("shoal.store")
 
@@ -222,12 +223,11 @@ class ObjectStore:
 
     # ---- requests --------------------------------------------------------------------
     def handle_create(self, conn, body):
-        """[oid, size, owner, cold] -> the arena offset, a file location (disk-backed
-        memory), ``["exists", size]`` (a valid copy is here: do not write), or a
+        """A ``StoreCreateBody`` -> the arena offset, a file location (disk-backed
+        memory), an ``AlreadyStored`` (a valid copy is here: do not write), or a
         future of one of them."""
-        oid, size = body[:2]
-        owner = body[2] if len(body) > 2 else ""
-        cold = bool(body[3]) if len(body) > 3 else False
+        request = StoreCreateBody.from_wire(body)
+        oid, size, owner, cold = request.object_id, request.size, request.owner, request.cold
         existing = self._existing_copy(conn, oid, owner)
         if existing is not None:
             return existing
@@ -248,7 +248,7 @@ class ObjectStore:
         self.settle()
         return request.future
 
-    def _existing_copy(self, conn, oid: bytes, owner: str) -> list | None:
+    def _existing_copy(self, conn, oid: bytes, owner: str) -> dict | None:
         """STORE_CREATE of an object this store has: a retried or rebuilt task
         writing its return again (its first run wrote it, then its worker died,
         or readers still pin a copy the owner freed).  A copy with a value is
@@ -260,10 +260,10 @@ class ObjectStore:
             if revived is None:
                 return None
             self.table.revive(revived, owner)
-            return ["exists", revived.size]
+            return AlreadyStored(revived.size).to_wire()
         if obj.state in HAS_VALUE:
             self.table.make_primary(oid, owner)
-            return ["exists", obj.size]
+            return AlreadyStored(obj.size).to_wire()
         creator_open = getattr(obj.creator, "is_open", None)
         if creator_open is not None and not creator_open():
             self.table.free(oid)
