@@ -64,7 +64,13 @@ from shoal.core.serialization import (
     serialize,
 )
 from shoal.core.stream_backpressure import send_item_and_wait
-from shoal.core.task_returns import drain_async_generator, split_returns, yielded_before_error
+from shoal.core.task_returns import (
+    check_generator_count,
+    drain_async_generator,
+    max_generator_returns,
+    split_returns,
+    yielded_before_error,
+)
 from shoal.core.task_spec import (
     ARG_INLINE,
     ARG_VALUE,
@@ -142,6 +148,7 @@ class Executor:
         self.actor_name = ""
         self.actor_num_restarts = 0  # > 0: this process hosts a restarted actor
         self.actor_placement: list | None = None  # [pg_id, bundle index, capture]
+        self.max_generator_returns = max_generator_returns()
         self.actor_accelerators: dict | None = None  # {"GPU": [ids]} for its whole life
         self.actor_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.actor_loop: asyncio.AbstractEventLoop | None = None
@@ -679,6 +686,7 @@ class Executor:
         error = None
         try:
             for item in result:
+                check_generator_count(spec.name, count + 1, self.max_generator_returns)
                 count += 1
                 self._stream_item(spec, count, item, conn)
         except (SerializationError, _Cancelled, *EXIT_REQUESTS, *_PROCESS_EXITS):
@@ -693,6 +701,7 @@ class Executor:
         error = None
         try:
             async for item in agen:
+                check_generator_count(spec.name, count + 1, self.max_generator_returns)
                 count += 1
                 self._stream_item(spec, count, item, conn)
         except (SerializationError, asyncio.CancelledError, _Cancelled, *EXIT_REQUESTS,

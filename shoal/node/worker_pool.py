@@ -53,6 +53,7 @@ class Worker:
     label: str = ""
     env_hash: str = ""  # the runtime env it was started in ("": the node's default)
     reserved: bool = False  # started for one request: not handed to others when it registers
+    ran_tasks: bool = False  # leased for tasks once: never hosts an actor (Ray's)
     kill_signal: int = 0  # the signal a kill sent (0: none): a dying worker is never reused
     stopped_by_node: bool = False  # a kill meant to stop it (not a clean-up after it died)
     registered: asyncio.Future | None = None
@@ -383,13 +384,15 @@ class WorkerPool:
         self.settle_registration(worker, RuntimeError("worker exited before registering"))
         self.on_exit(worker)
 
-    def pop_idle(self, job_id: str, env_hash: str = "") -> Worker | None:
+    def pop_idle(self, job_id: str, env_hash: str = "",
+                 fresh_only: bool = False) -> Worker | None:
         """An idle worker of that runtime env already bound to ``job_id``, else an
-        unbound one."""
+        unbound one; ``fresh_only`` (an actor's): one that never ran a task."""
         for want in (job_id, None):
             for i, worker in enumerate(self.idle):
                 if (worker.job_id == want and worker.env_hash == env_hash
-                        and not worker.kill_signal):
+                        and not worker.kill_signal
+                        and not (fresh_only and worker.ran_tasks)):
                     return self.idle.pop(i)
         return None
 

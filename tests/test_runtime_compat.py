@@ -1,0 +1,106 @@
+"""Runtime behaviour Ray documents and its own tests rely on (docs/design.md
+section 22, sixth increment): each test names the rule it pins."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import shoal
+from shoal.cluster_utils import Cluster
+
+pytestmark = pytest.mark.timeout(120)
+MiB = 1 << 20
+
+
+@shoal.remote
+def _put_in_task():
+    return shoal.put(np.ones(MiB, dtype=np.uint8)), os.getpid()
+
+
+@shoal.remote
+class _Pid:
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def test_an_actor_never_gets_a_worker_that_ran_tasks(shutdown_only):
+    """Ray: a worker that ran tasks is not reused for an actor, so what a task left
+    behind (here an object it owns) does not die with the actor."""
+    shoal.init(num_cpus=1)
+    inner, task_pid = shoal.get(_put_in_task.remote(), timeout=60)
+    actor = _Pid.remote()
+    assert shoal.get(actor.pid.remote(), timeout=60) != task_pid
+    shoal.kill(actor)
+    assert int(shoal.get(inner, timeout=60).sum()) == MiB  # its owner still lives
+
+
+@shoal.remote(max_retries=0)
+def _crash() -> None:
+    os._exit(1)
+
+
+@shoal.remote
+def _consume(x) -> object:
+    return x
+
+
+def test_an_argument_holding_a_system_error_fails_the_consumer_with_its_own_task_error(
+        shutdown_only):
+    """Ray raises the argument's error while the consumer fetches its arguments, so
+    the consumer's get is a task error (of the consumer) caused by it; a producer's
+    own task error is passed on unchanged."""
+    shoal.init(num_cpus=1)
+    with pytest.raises(shoal.exceptions.TaskError) as info:
+        shoal.get(_consume.remote(_crash.remote()), timeout=60)
+    assert isinstance(info.value, shoal.exceptions.WorkerCrashedError)
+    assert "_consume" in str(info.value)
+
+
+@shoal.remote(num_cpus=1)
+class _HoldsACpu:
+    def ping(self) -> str:
+        return "pong"
+
+
+@shoal.remote(num_cpus=0.5)
+def _where() -> str:
+    return shoal.get_runtime_context().get_node_id()
+
+
+def test_a_task_queued_behind_an_actor_runs_on_a_node_that_joins():
+    """A task queued at a node whose CPU an actor holds runs on a node that joins
+    later (Ray's scheduler places queued work on any node with room), instead of
+    waiting for as long as the actor lives."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.connect()
+        actor = _HoldsACpu.remote()  # the head's only CPU, for as long as it lives
+        assert shoal.get(actor.ping.remote(), timeout=60) == "pong"
+        waiting = _where.remote()  # no room anywhere: queued at the head
+        assert shoal.wait([waiting], timeout=1.0)[0] == []
+        other = cluster.add_node(num_cpus=1)
+        assert shoal.get(waiting, timeout=30) == other.node_id
+    finally:
+        shoal.shutdown()
+        cluster.shutdown()
+
+
+@shoal.remote(num_returns="streaming")
+def _three_items():
+    yield from (1, 2, 3)
+
+
+def test_a_generator_past_the_returns_cap_fails_after_the_items_within_it(
+        shutdown_only, monkeypatch):
+    """Ray's RAY_max_num_generator_returns (SHOAL_MAX_NUM_GENERATOR_RETURNS): the
+    items within the cap arrive, then the task's error."""
+    monkeypatch.setenv("RAY_max_num_generator_returns", "2")
+    shoal.init(num_cpus=1)
+    refs = list(_three_items.remote())
+    assert [shoal.get(r, timeout=60) for r in refs[:2]] == [1, 2]
+    assert len(refs) == 3
+    with pytest.raises(shoal.exceptions.TaskError, match="more than 2 values"):
+        shoal.get(refs[2], timeout=60)
