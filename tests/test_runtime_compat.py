@@ -104,3 +104,22 @@ def test_a_generator_past_the_returns_cap_fails_after_the_items_within_it(
     assert len(refs) == 3
     with pytest.raises(shoal.exceptions.TaskError, match="more than 2 values"):
         shoal.get(refs[2], timeout=60)
+
+
+@shoal.remote
+def _ids_of_a_task() -> list[str]:
+    inner = _Pid.remote()
+    return [shoal.get_runtime_context().get_job_id(), shoal.put(1).job_id().hex(),
+            _where.remote().job_id().hex(), inner._actor_id.job_id.hex(),
+            inner.pid.remote().job_id().hex()]
+
+
+def test_object_and_actor_ids_name_their_job(shutdown_only):
+    """Ray's ids carry their job: ``ObjectRef.job_id()`` and an actor id's
+    ``job_id`` are the job of the process that made them, in the driver and in a
+    worker the job's tasks run on."""
+    shoal.init(num_cpus=2)
+    job = shoal.get_runtime_context().get_job_id()
+    assert shoal.put(1).job_id().hex() == job
+    assert _Pid.remote()._actor_id.job_id.hex() == job
+    assert shoal.get(_ids_of_a_task.remote(), timeout=60) == [job] * 5

@@ -16,7 +16,7 @@ from shoal.api.call_check import (
     make_check,
     method_params,
 )
-from shoal.api.id_types import HexId
+from shoal.api.id_types import ActorIdHex, HexId
 from shoal.api.placement_strategy import resolve_strategy
 from shoal.api.remote_function import check_pickled_size, encode_num_returns
 from shoal.core import ids
@@ -178,7 +178,7 @@ class ActorClass:
         token = None if detached else worker.put(None)
         shape = opts.resource_shape(options, 0.0)
         reply = worker.actors.create({
-            "actor_id": ids.random_hex(16),
+            "actor_id": ids.actor_id_hex(worker.job_id),
             "job_id": worker.job_id,
             "owner_worker_id": worker.worker_id,
             "owner_node_id": worker.node_id,
@@ -248,7 +248,7 @@ class ActorHandle:
     process; a *weak* one (``_token`` None) keeps nothing alive (:mod:`actor_scope`)."""
 
     def __init__(self, actor_id: str, meta: ActorMeta, worker: Any, token: Any = None) -> None:
-        self._actor_id = HexId(actor_id)  # a str, with Ray's .hex() and .binary()
+        self._actor_id = ActorIdHex(actor_id)  # a str, with Ray's .hex(), .binary(), .job_id
         self._meta = meta
         self._worker = worker
         self._token = token

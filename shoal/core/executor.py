@@ -235,6 +235,7 @@ class Executor:
     def handle_assign_job(self, conn, body):
         job_id, job = body
         self.worker.job_id = job_id
+        self.worker.ids.set_job(job_id)  # the ids it makes name the job (Ray's)
         env_paths = self.runtime_env.get("paths") or []  # stay first (working_dir, py_modules)
         for path in reversed(job.get("sys_path", [])):
             if path not in sys.path:
