@@ -123,3 +123,34 @@ def test_object_and_actor_ids_name_their_job(shutdown_only):
     assert shoal.put(1).job_id().hex() == job
     assert _Pid.remote()._actor_id.job_id.hex() == job
     assert shoal.get(_ids_of_a_task.remote(), timeout=60) == [job] * 5
+
+
+def _pairs_on_call(invoke):
+    """An invocation decorator: the caller's ``m.remote(x, **extra)`` sends
+    ``(x, x)`` and hands ``extra`` back beside the ref."""
+    def call(args, kwargs):
+        return invoke([args[0], args[0]], {}), kwargs
+    return call
+
+
+def _summed(method):
+    def run(self, a, b):
+        return method(self, a + b)
+    run.__ray_invocation_decorator__ = _pairs_on_call
+    return run
+
+
+@shoal.remote
+class _Decorated:
+    @_summed
+    def plus_one(self, x: int) -> int:
+        return x + 1
+
+
+def test_an_actor_method_invocation_decorator_wraps_the_callers_side(shutdown_only):
+    """Ray's ``__ray_invocation_decorator__`` on a method wraps ``.remote()`` in
+    the caller: it may change the arguments sent and what the call returns."""
+    shoal.init(num_cpus=1)
+    ref, extra = _Decorated.remote().plus_one.remote(4, note="kept")
+    assert extra == {"note": "kept"}
+    assert shoal.get(ref, timeout=60) == 9

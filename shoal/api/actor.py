@@ -56,6 +56,9 @@ class ActorMeta:
     # calls may start in another order than sent (a call waiting for its arguments does
     # not hold back later ones): Ray's default for async and threaded actors
     out_of_order: bool = False
+    # Ray's ``__ray_invocation_decorator__`` of a method: wraps the caller's side of a
+    # call, ``invoke(args, kwargs) -> refs``, and may change the arguments or result
+    invocation_decorators: dict[str, Any] = field(default_factory=dict)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -82,6 +85,9 @@ def _meta_for(cls: type) -> ActorMeta:
         if inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member):
             meta.methods[name]["_generator"] = True  # streams unless num_returns says
         meta.params[name] = method_params(cls, name)
+        decorator = getattr(member, "__ray_invocation_decorator__", None)
+        if callable(decorator):
+            meta.invocation_decorators[name] = decorator
     return meta
 
 
@@ -351,6 +357,16 @@ class ActorMethod:
         return method.remote(*(args or ()), **(kwargs or {}))
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
+        decorator = self._meta.invocation_decorators.get(self._name)
+        if decorator is not None:
+            return decorator(self._invoke)(args, kwargs)
+        return self._submit(args, kwargs)
+
+    def _invoke(self, args: Any, kwargs: Any) -> Any:
+        """The call as an invocation decorator wraps it (a list or tuple of args)."""
+        return self._submit(tuple(args), dict(kwargs or {}))
+
+    def _submit(self, args: tuple, kwargs: dict) -> Any:
         from shoal.api.session import ensure_worker
 
         check = self._meta.call_check(self._name)
