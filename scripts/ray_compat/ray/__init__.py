@@ -3,6 +3,7 @@
 ray.X imports rayshim.X if that exists (test helpers written here), else shoal.X;
 one module object per name, so classes are shared.
 """
+import copyreg
 import importlib
 import importlib.abc
 import importlib.util
@@ -108,4 +109,9 @@ class _RayModule(type(sys)):
         super().__setattr__(name, value)
 
 
+def _reduce_ray_module(module):
+    return importlib.import_module, (module.__name__,)  # by name, as any module
+
+
+copyreg.pickle(_RayModule, _reduce_ray_module)  # (cloudpickle knows ModuleType only)
 sys.modules[__name__].__class__ = _RayModule
