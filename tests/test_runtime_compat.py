@@ -154,3 +154,24 @@ def test_an_actor_method_invocation_decorator_wraps_the_callers_side(shutdown_on
     ref, extra = _Decorated.remote().plus_one.remote(4, note="kept")
     assert extra == {"note": "kept"}
     assert shoal.get(ref, timeout=60) == 9
+
+
+@shoal.remote(num_gpus=1)
+def _gpu_pid() -> int:
+    return os.getpid()
+
+
+@shoal.remote
+def _cpu_pid() -> int:
+    return os.getpid()
+
+
+def test_gpu_and_cpu_tasks_never_share_a_worker(shutdown_only):
+    """Ray isolates workers by resources: a worker that ran a CPU-only task is not
+    given GPU work, nor the reverse (what one leaves behind stays with its kind)."""
+    shoal.init(num_cpus=1, num_gpus=1)
+    cpu = shoal.get(_cpu_pid.remote(), timeout=60)
+    gpu = shoal.get(_gpu_pid.remote(), timeout=60)
+    assert gpu != cpu
+    assert shoal.get(_cpu_pid.remote(), timeout=60) != gpu
+    assert shoal.get(_gpu_pid.remote(), timeout=60) != cpu

@@ -46,7 +46,7 @@ from shoal.node.resources import NodeResources, from_units, to_units
 from shoal.node.state_service import StateService
 from shoal.node.store_pressure_gc import StorePressureGc
 from shoal.node.worker_logs import WorkerLogs, rotation_from_env
-from shoal.node.worker_pool import FAILED_STARTS_LIMIT, Worker, WorkerPool
+from shoal.node.worker_pool import ANY_TASK, FAILED_STARTS_LIMIT, Worker, WorkerPool, WorkerUse
 from shoal.rpc.lease_messages import LeaseRequestBody, ReturnLeaseBody
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import Router
@@ -105,8 +105,8 @@ class NodeAgent:
         self.lease_table = LeaseTable(self.resources, self._bundle_pool)
         self.queue = self.lease_table.queue  # REQUESTED leases (leases.py)
         self.leases = self.lease_table.leases  # GRANTED and RETIRING, by id
-        # lease grants waiting for a worker: (future, for an actor: only a fresh one)
-        self.worker_waiters: list[tuple[asyncio.Future, bool]] = []
+        # lease grants waiting for a worker: (future, what the worker is for)
+        self.worker_waiters: list[tuple[asyncio.Future, WorkerUse]] = []
         self._log_buffer: dict[str, list] = {}
         self._log_flush_scheduled = False
         self._report_scheduled = False
@@ -224,16 +224,15 @@ class NodeAgent:
         self._schedule()
 
     def _waiter_for(self, worker: Worker) -> asyncio.Future | None:
-        """The waiting grant to hand ``worker`` to: an actor never gets a worker that
-        ran tasks (Ray's: what a task left behind, objects it owns included, must not
-        die with the actor), so a fresh worker goes to the first actor waiting, and a
-        used one to the first task."""
+        """The waiting grant to hand ``worker`` to (Worker.can_serve): an actor never
+        gets a worker that ran tasks (Ray's: what a task left behind, objects it owns
+        included, must not die with the actor), so a fresh worker goes to the first
+        actor waiting, and a used one to the first task it can serve."""
         waiters = self.worker_waiters
         waiters[:] = [w for w in waiters if not w[0].done()]
-        picks = [i for i, (_, for_actor) in enumerate(waiters)
-                 if not (for_actor and worker.ran_tasks)]
+        picks = [i for i, (_, use) in enumerate(waiters) if worker.can_serve(use)]
         if not worker.ran_tasks:  # only a fresh worker can serve an actor: one first
-            picks = [i for i in picks if waiters[i][1]] or picks
+            picks = [i for i in picks if waiters[i][1].for_actor] or picks
         return waiters.pop(picks[0])[0] if picks else None
 
     def _on_worker_output(self, worker: Worker, stream: str, line: bytes) -> None:
@@ -427,9 +426,9 @@ class NodeAgent:
         try:
             if request.runtime_env:
                 worker = await self._obtain_env_worker(request.job_id, request.runtime_env,
-                                                       request.makes_actor)
+                                                       _use_of(request))
             else:
-                worker = await self._obtain_worker(request.job_id, request.makes_actor)
+                worker = await self._obtain_worker(request.job_id, _use_of(request))
         except Exception as exc:
             self.lease_table.grant_failed(request)
             if not request.future.done():
@@ -445,7 +444,7 @@ class NodeAgent:
             return
         lease = self.lease_table.granted(request, worker)
         worker.lease_id = lease.lease_id
-        worker.ran_tasks = worker.ran_tasks or not request.makes_actor
+        worker.leased_for(_use_of(request))
         worker.label = request.label
         leases = getattr(request.requester, "state", {}).setdefault("leases", set())
         leases.add(lease.lease_id)
@@ -455,20 +454,20 @@ class NodeAgent:
              from_units(request.shape), {"GPU": ids_of(lease.gpus)} if lease.gpus else None]
         )
 
-    async def _obtain_worker(self, job_id: str, for_actor: bool = False) -> Worker:
-        """An idle worker for the job (for an actor: one that never ran a task);
-        otherwise wait for one that is starting, and start another only if every
-        starting worker is already spoken for."""
-        worker = self.pool.pop_idle(job_id, fresh_only=for_actor)
+    async def _obtain_worker(self, job_id: str, use: WorkerUse = ANY_TASK) -> Worker:
+        """An idle worker for the job that can serve ``use``; otherwise wait for one
+        that is starting, and start another only if every starting worker is already
+        spoken for."""
+        worker = self.pool.pop_idle(job_id, use=use)
         if worker is None:
             fut = asyncio.get_running_loop().create_future()
-            self.worker_waiters.append((fut, for_actor))
+            self.worker_waiters.append((fut, use))
             if len(self.worker_waiters) > self.pool.starting:
                 try:
                     await self.pool.start_worker()
                 except BaseException:
                     if not fut.done():
-                        self.worker_waiters.remove((fut, for_actor))
+                        self.worker_waiters.remove((fut, use))
                         raise
                     # another worker came to us meanwhile: use it
             worker = await fut
@@ -477,10 +476,10 @@ class NodeAgent:
         return worker
 
     async def _obtain_env_worker(self, job_id: str, env: dict,
-                                 for_actor: bool = False) -> Worker:
+                                 use: WorkerUse = ANY_TASK) -> Worker:
         """An idle worker of the runtime env, or a new one started in it (the env is
         set up first, once per node: RuntimeEnvSetupError if it cannot be)."""
-        worker = self.pool.pop_idle(job_id, env_hash(env), fresh_only=for_actor)
+        worker = self.pool.pop_idle(job_id, env_hash(env), use=use)
         if worker is None:
             worker_env = await self.runtime_envs.setup(env)
             worker = await self.pool.start_worker(worker_env)
@@ -670,3 +669,7 @@ class NodeAgent:
         if self.worker_logs is not None:
             self.worker_logs.close_all()
         self.store.close()
+
+
+def _use_of(request: LeaseRequest) -> WorkerUse:
+    return WorkerUse(for_actor=request.makes_actor, gpu=request.shape.get("GPU", 0) > 0)

@@ -40,6 +40,17 @@ EXITED_KEPT = 1000
 FAILED_STARTS_LIMIT = 3
 
 
+@dataclass(frozen=True)
+class WorkerUse:
+    """What a lease needs of the worker it is given (Worker.can_serve)."""
+
+    for_actor: bool = False
+    gpu: bool = False
+
+
+ANY_TASK = WorkerUse()
+
+
 @dataclass(eq=False)
 class Worker:
     worker_id: str
@@ -53,7 +64,10 @@ class Worker:
     label: str = ""
     env_hash: str = ""  # the runtime env it was started in ("": the node's default)
     reserved: bool = False  # started for one request: not handed to others when it registers
-    ran_tasks: bool = False  # leased for tasks once: never hosts an actor (Ray's)
+    # what it was leased for (Ray's worker isolation): a worker that ran tasks never
+    # hosts an actor, and one that ran GPU work serves only GPU work (and the reverse)
+    ran_tasks: bool = False
+    gpu: bool | None = None  # None: never leased
     kill_signal: int = 0  # the signal a kill sent (0: none): a dying worker is never reused
     stopped_by_node: bool = False  # a kill meant to stop it (not a clean-up after it died)
     registered: asyncio.Future | None = None
@@ -61,6 +75,15 @@ class Worker:
     # its last lines of stderr: why it died, if it dies before registering
     stderr_tail: collections.deque = field(
         default_factory=lambda: collections.deque(maxlen=STDERR_TAIL_LINES))
+
+    def can_serve(self, use: WorkerUse) -> bool:
+        return (not (use.for_actor and self.ran_tasks)
+                and (self.gpu is None or self.gpu == use.gpu))
+
+    def leased_for(self, use: WorkerUse) -> None:
+        self.ran_tasks = self.ran_tasks or not use.for_actor
+        if self.gpu is None:
+            self.gpu = use.gpu
 
     @property
     def returncode(self) -> int | None:
@@ -385,14 +408,14 @@ class WorkerPool:
         self.on_exit(worker)
 
     def pop_idle(self, job_id: str, env_hash: str = "",
-                 fresh_only: bool = False) -> Worker | None:
+                 use: WorkerUse = ANY_TASK) -> Worker | None:
         """An idle worker of that runtime env already bound to ``job_id``, else an
-        unbound one; ``fresh_only`` (an actor's): one that never ran a task."""
+        unbound one, that can serve ``use``."""
         for want in (job_id, None):
             for i, worker in enumerate(self.idle):
                 if (worker.job_id == want and worker.env_hash == env_hash
                         and not worker.kill_signal
-                        and not (fresh_only and worker.ran_tasks)):
+                        and worker.can_serve(use)):
                     return self.idle.pop(i)
         return None
 
