@@ -77,3 +77,31 @@ def test_a_large_argument_passed_by_value_outlives_its_task_for_a_rebuild(cluste
     cluster.add_node(num_cpus=1, resources={"consumer": 1}, object_store_memory=STORE)
     cluster.remove_node(cluster.second)
     assert int(shoal.get(result, timeout=60)[-1]) == 9
+
+
+@shoal.remote(resources={"producer": 1}, max_task_retries=-1)
+class _Producer:
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def produce(self, n: int):
+        self.runs += 1
+        for i in range(n):
+            yield np.full(MiB, i, dtype=np.uint8)
+
+    def count(self) -> int:
+        return self.runs
+
+
+def test_an_actor_call_with_retries_is_rerun_to_make_a_freed_item_again(cluster):
+    """Ray keeps the lineage of an actor call that may be retried
+    (max_task_retries): a lost result made from its item re-runs the call."""
+    producer = _Producer.remote()
+    gen = producer.produce.options(num_returns="streaming").remote(2)
+    result = consume.remote(next(gen))  # item 0's ref is dropped: only lineage has it
+    assert [int(shoal.get(r, timeout=60)[0]) for r in gen] == [1]
+    assert shoal.wait([result], timeout=60, fetch_local=False)[0] == [result]
+    cluster.add_node(num_cpus=1, resources={"consumer": 1}, object_store_memory=STORE)
+    cluster.remove_node(cluster.second)  # the result's only copy dies
+    assert int(shoal.get(result, timeout=60)[0]) == 0
+    assert shoal.get(producer.count.remote(), timeout=60) == 2

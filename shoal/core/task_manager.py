@@ -468,8 +468,8 @@ class TaskManager:
         self.history.finished(task, task.error_type,
                               self._error_message(task) if task.error_type else "")
         refs = self.worker.references
-        if task.spec.kind is TaskKind.NORMAL:
-            live = self._live_plasma_returns(task) if ok else []
+        if task.spec.kind is not TaskKind.ACTOR_CREATION:  # (an actor call with retries
+            live = self._live_plasma_returns(task) if ok else []  # is re-run too: Ray's)
             kept = task if task.generator is None else \
                 dataclasses.replace(task, generator=task.generator.for_lineage())
             added, released = self.recovery.lineage.task_finished(kept, ok, live)
@@ -636,8 +636,7 @@ class TaskManager:
         (the current attempt's retry, or a rebuild once it finishes: _finish).  False
         if no run can make it (not a generator item, or no retry left)."""
         task = self.pending.get(ids.task_of(oid))
-        if (task is None or task.generator is None or task.spec.kind is not TaskKind.NORMAL
-                or task.retries_left == 0):
+        if task is None or task.generator is None or task.retries_left == 0:
             return False
         index = ids.index_of(oid)
         if index not in task.generator.items or task.generator.finished_count is not None:
