@@ -175,3 +175,24 @@ def test_gpu_and_cpu_tasks_never_share_a_worker(shutdown_only):
     assert gpu != cpu
     assert shoal.get(_cpu_pid.remote(), timeout=60) != gpu
     assert shoal.get(_gpu_pid.remote(), timeout=60) != cpu
+
+
+@shoal.remote(num_cpus=0)
+def _imported(name: str) -> bool:
+    import sys
+
+    return name in sys.modules
+
+
+def test_a_nodes_workers_import_its_preload_modules_first(shutdown_only):
+    """Ray's ``_system_config["preload_python_modules"]``: the node's workers import
+    them when they start (a module that does not exist is skipped)."""
+    shoal.init(num_cpus=1, _system_config={
+        "preload_python_modules": ["webbrowser", "no_such_module_for_preloading"]})
+    assert shoal.get(_imported.remote("webbrowser"), timeout=60)
+    assert not shoal.get(_imported.remote("no_such_module_for_preloading"), timeout=60)
+
+
+def test_without_preload_modules_a_worker_does_not_import_them(shutdown_only):
+    shoal.init(num_cpus=1)
+    assert not shoal.get(_imported.remote("webbrowser"), timeout=60)
