@@ -196,3 +196,18 @@ def test_a_nodes_workers_import_its_preload_modules_first(shutdown_only):
 def test_without_preload_modules_a_worker_does_not_import_them(shutdown_only):
     shoal.init(num_cpus=1)
     assert not shoal.get(_imported.remote("webbrowser"), timeout=60)
+
+
+@shoal.remote(num_gpus=0)
+def _visible_devices() -> str | None:
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_override_on_zero_hides_the_gpus_from_a_task_given_none(shutdown_only,
+                                                                 monkeypatch):
+    """Ray's RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO=1: a task given no GPUs gets
+    CUDA_VISIBLE_DEVICES="" (without it the variable is left as the worker had it)."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "1")
+    shoal.init(num_cpus=1)
+    assert shoal.get(_visible_devices.remote(), timeout=60) == ""
