@@ -211,3 +211,27 @@ def test_override_on_zero_hides_the_gpus_from_a_task_given_none(shutdown_only,
     monkeypatch.setenv("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "1")
     shoal.init(num_cpus=1)
     assert shoal.get(_visible_devices.remote(), timeout=60) == ""
+
+
+@shoal.remote
+def _pid_when_both_run(started_dir: str, me: str) -> int:
+    import time
+
+    open(os.path.join(started_dir, me), "w").close()
+    deadline = time.monotonic() + 60
+    while len(os.listdir(started_dir)) < 2:  # both run at once: two workers
+        if time.monotonic() > deadline:
+            raise TimeoutError("the other task never started")
+        time.sleep(0.01)
+    return os.getpid()
+
+
+def test_the_worker_idle_the_shortest_time_is_reused_first(shutdown_only, tmp_path):
+    """Ray hands out the most recently idle worker: a sync loop of tasks of
+    different shapes keeps running in one warm worker."""
+    shoal.init(num_cpus=2)
+    both = shoal.get([_pid_when_both_run.remote(str(tmp_path), name) for name in "ab"],
+                     timeout=60)
+    assert both[0] != both[1]  # two idle workers of this job now
+    first = shoal.get(_cpu_pid.remote(), timeout=60)
+    assert shoal.get(_cpu_pid.options(num_cpus=2).remote(), timeout=60) == first

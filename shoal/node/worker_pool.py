@@ -410,13 +410,16 @@ class WorkerPool:
     def pop_idle(self, job_id: str, env_hash: str = "",
                  use: WorkerUse = ANY_TASK) -> Worker | None:
         """An idle worker of that runtime env already bound to ``job_id``, else an
-        unbound one, that can serve ``use``."""
+        unbound one, that can serve ``use``: the one idle the shortest time, as Ray
+        (a sync loop of differently shaped tasks keeps using one warm worker)."""
+        idle = self.idle
         for want in (job_id, None):
-            for i, worker in enumerate(self.idle):
+            for i in range(len(idle) - 1, -1, -1):
+                worker = idle[i]
                 if (worker.job_id == want and worker.env_hash == env_hash
                         and not worker.kill_signal
                         and worker.can_serve(use)):
-                    return self.idle.pop(i)
+                    return idle.pop(i)
         return None
 
     def kill(self, worker: Worker, sig: int = signal.SIGKILL, intended: bool = True) -> None:
