@@ -99,12 +99,16 @@ def __getattr__(name):
     return getattr(shoal, name)
 
 
-class _RayModule(type(sys)):
-    """``ray.X = v`` for a name shoal has sets it on shoal too (``ray`` *is* shoal
-    here): Ray's tests fake ``ray.__version__`` to see a mismatch refused."""
+# Assignments to ``ray.X`` that must reach shoal too (``ray`` *is* shoal here):
+# Ray's tests fake ``ray.__version__`` to see a mismatch refused.  Only these: a
+# patched function (mock.patch("ray.get")) is restored by deleting the alias's
+# attribute, which would leave the patch in shoal for good.
+_FORWARDED = {"__version__"}
 
+
+class _RayModule(type(sys)):
     def __setattr__(self, name, value):
-        if hasattr(shoal, name):
+        if name in _FORWARDED:
             setattr(shoal, name, value)
         super().__setattr__(name, value)
 
