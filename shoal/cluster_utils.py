@@ -45,6 +45,7 @@ _NODE_ARGS = {
     "object_spilling_directory": "object_spilling_directory",  # a folder, or a list
     "object_spilling_threshold": "object_spilling_threshold",  # fraction of the store
     "min_spilling_size": "min_spilling_size",  # bytes: small objects are fused up to it
+    "preload_python_modules": "preload_python_modules",  # (or in Ray's _system_config)
 }
 # Ray's add_node() arguments about parts shoal does not have (the dashboard, Ray's
 # internal config): accepted and ignored, so Ray programs' cluster set-ups run.
@@ -92,6 +93,10 @@ class Cluster:
     def add_node(self, wait: bool = True, **node_args: Any) -> NodeProcess:
         """Start a node (the head, if there is none yet); returns its handle once
         it has registered with the control store."""
+        system_config = node_args.get("_system_config") or {}
+        if "preload_python_modules" in system_config:  # the one key shoal's nodes read
+            node_args.setdefault("preload_python_modules",
+                                 system_config["preload_python_modules"])
         node_args = {k: v for k, v in node_args.items() if k not in _ACCEPTED_UNUSED}
         unknown = set(node_args) - set(_NODE_ARGS)
         if unknown:

@@ -97,8 +97,12 @@ class TaskError(ShoalError):
     def __reduce__(self):
         if _task_error_envelope is not None:
             return _task_error_envelope(self)
-        return (TaskError, (self.function_name, self.traceback_str, self.cause, self.pid,
-                            self.actor_repr))
+        return (_rebuild_task_error, (self.function_name, self.traceback_str, self.cause,
+                                      self.pid, self.actor_repr, type(self) is not TaskError))
+
+    def make_dual_exception_instance(self) -> TaskError:
+        """Ray's newer name of :meth:`as_instanceof_cause`."""
+        return self.as_instanceof_cause()
 
     def as_instanceof_cause(self) -> TaskError:
         """A copy whose class derives from both TaskError and the cause's class,
@@ -142,6 +146,14 @@ def _safe_repr(value: object) -> str:
 
 
 _dual_classes: dict[type, type | None] = {}
+
+
+def _rebuild_task_error(function_name: str, traceback_str: str, cause: BaseException | None,
+                        pid: int | None, actor_repr: str | None, dual: bool) -> TaskError:
+    """A TaskError pickled without the envelope; one that was also an instance of its
+    cause's class is rebuilt as one again."""
+    err = TaskError(function_name, traceback_str, cause, pid, actor_repr)
+    return err.as_instanceof_cause() if dual else err
 
 
 def _dual_class(cause_cls: type) -> type | None:

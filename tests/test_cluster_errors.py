@@ -163,3 +163,13 @@ def test_driver_on_a_machine_without_a_node_gets_a_clear_error(head):
         capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert "ERROR" in out.stdout, out.stdout + out.stderr
     assert "runs on this machine" in out.stdout and "shoal start --address" in out.stdout
+
+
+def test_a_driver_whose_package_version_was_changed_is_refused_with_a_runtime_error(
+        head, monkeypatch):
+    """Ray's check reads the package's ``__version__`` (its tests fake it there) and
+    raises RuntimeError."""
+    monkeypatch.setattr(shoal, "__version__", "0.0.3-other")
+    with pytest.raises(RuntimeError, match="0.0.3-other"):
+        shoal.init(address=head.address)
+    assert not shoal.is_initialized()

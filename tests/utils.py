@@ -272,19 +272,25 @@ def start_driver(script: str, tag: str, args: Iterable[str] = (), **kwargs) -> s
     return proc
 
 
+_UNREAD: dict[int, bytes] = {}  # pid -> output read past the last line returned
+
+
 def read_line_with_prefix(proc: subprocess.Popen, prefix: str, timeout: float) -> str:
     """Read ``proc.stdout`` until a line starting with ``prefix``; return the rest of it.
 
-    Raises AssertionError (with everything read so far) on EOF or timeout.
+    Raises AssertionError (with everything read so far) on EOF or timeout.  What
+    was read past that line is kept for the next call on the same process (two
+    lines can arrive in one read).
     """
     fd = proc.stdout.fileno()
-    buf = b""
+    buf = _UNREAD.pop(proc.pid, b"")
     deadline = time.monotonic() + timeout
     while True:
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
             text = line.decode(errors="replace")
             if text.startswith(prefix):
+                _UNREAD[proc.pid] = buf
                 return text[len(prefix) :]
         remaining = deadline - time.monotonic()
         if remaining <= 0:

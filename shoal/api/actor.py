@@ -16,7 +16,7 @@ from shoal.api.call_check import (
     make_check,
     method_params,
 )
-from shoal.api.id_types import HexId
+from shoal.api.id_types import ActorIdHex, HexId
 from shoal.api.placement_strategy import resolve_strategy
 from shoal.api.remote_function import check_pickled_size, encode_num_returns
 from shoal.core import ids
@@ -56,6 +56,9 @@ class ActorMeta:
     # calls may start in another order than sent (a call waiting for its arguments does
     # not hold back later ones): Ray's default for async and threaded actors
     out_of_order: bool = False
+    # Ray's ``__ray_invocation_decorator__`` of a method: wraps the caller's side of a
+    # call, ``invoke(args, kwargs) -> refs``, and may change the arguments or result
+    invocation_decorators: dict[str, Any] = field(default_factory=dict)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -82,6 +85,9 @@ def _meta_for(cls: type) -> ActorMeta:
         if inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member):
             meta.methods[name]["_generator"] = True  # streams unless num_returns says
         meta.params[name] = method_params(cls, name)
+        decorator = getattr(member, "__ray_invocation_decorator__", None)
+        if callable(decorator):
+            meta.invocation_decorators[name] = decorator
     return meta
 
 
@@ -178,7 +184,7 @@ class ActorClass:
         token = None if detached else worker.put(None)
         shape = opts.resource_shape(options, 0.0)
         reply = worker.actors.create({
-            "actor_id": ids.random_hex(16),
+            "actor_id": ids.actor_id_hex(worker.job_id),
             "job_id": worker.job_id,
             "owner_worker_id": worker.worker_id,
             "owner_node_id": worker.node_id,
@@ -248,7 +254,7 @@ class ActorHandle:
     process; a *weak* one (``_token`` None) keeps nothing alive (:mod:`actor_scope`)."""
 
     def __init__(self, actor_id: str, meta: ActorMeta, worker: Any, token: Any = None) -> None:
-        self._actor_id = HexId(actor_id)  # a str, with Ray's .hex() and .binary()
+        self._actor_id = ActorIdHex(actor_id)  # a str, with Ray's .hex(), .binary(), .job_id
         self._meta = meta
         self._worker = worker
         self._token = token
@@ -351,6 +357,16 @@ class ActorMethod:
         return method.remote(*(args or ()), **(kwargs or {}))
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
+        decorator = self._meta.invocation_decorators.get(self._name)
+        if decorator is not None:
+            return decorator(self._invoke)(args, kwargs)
+        return self._submit(args, kwargs)
+
+    def _invoke(self, args: Any, kwargs: Any) -> Any:
+        """The call as an invocation decorator wraps it (a list or tuple of args)."""
+        return self._submit(tuple(args), dict(kwargs or {}))
+
+    def _submit(self, args: tuple, kwargs: dict) -> Any:
         from shoal.api.session import ensure_worker
 
         check = self._meta.call_check(self._name)

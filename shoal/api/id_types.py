@@ -88,6 +88,17 @@ class HexId(str):
         return bytes.fromhex(self)
 
 
+class ActorIdHex(HexId):
+    """An actor's id as a hex string; ``job_id`` is the job it names (Ray's
+    ``ActorID.job_id``: its last 4 bytes)."""
+
+    __slots__ = ()
+
+    @property
+    def job_id(self) -> JobID:
+        return JobID(self.binary()[-JobID.SIZE:])
+
+
 class JobID(BaseID):
     SIZE = 4
 
@@ -119,5 +130,5 @@ class PlacementGroupID(BaseID):
     SIZE = 16
 
 
-__all__ = ["ActorID", "BaseID", "HexId", "JobID", "NodeID", "PlacementGroupID", "TaskID",
-           "WorkerID"]
+__all__ = ["ActorID", "ActorIdHex", "BaseID", "HexId", "JobID", "NodeID", "PlacementGroupID",
+           "TaskID", "WorkerID"]

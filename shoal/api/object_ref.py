@@ -53,6 +53,13 @@ class ObjectRef:
     def hex(self) -> str:
         return self.object_id.hex()
 
+    def job_id(self) -> Any:
+        """The job whose process made it (Ray's ``JobID``; its id names it)."""
+        from shoal.api.id_types import JobID
+        from shoal.core.ids import job_of
+
+        return JobID(job_of(self.object_id))
+
     def task_id(self) -> str:
         """The hex id of the task that made it (a str that also answers Ray's
         ``hex()``/``binary()``, as ``TaskID`` does)."""

@@ -128,7 +128,7 @@ def init(
                              f"an existing cluster ({address}); give it to the cluster's "
                              "head node when it starts")
         host = "127.0.0.1"
-        spilling = _spilling_options(kwargs)
+        spilling = _spilling_options(kwargs) + _preload_options(kwargs)
         from shoal.core import actor_shutdown
 
         actor_shutdown.configure(kwargs.get("_system_config"))
@@ -246,6 +246,16 @@ def _address_to_use(address: str | None) -> str | None:
             "give the head's HOST:PORT, or 'auto' for the head started on this machine "
             "(a driver needs a shoal node on its own machine)")
     return address
+
+
+def _preload_options(kwargs: dict) -> list[str]:
+    """The local cluster's node argument for Ray's
+    ``_system_config["preload_python_modules"]``."""
+    from shoal.launch.spilling import preload_options
+
+    config = kwargs.get("_system_config")
+    return preload_options(config.get("preload_python_modules")) \
+        if isinstance(config, dict) else []
 
 
 def _spilling_options(kwargs: dict) -> list[str]:

@@ -139,7 +139,7 @@ class CoreWorker:
         self.job_id = config.job_id
         self.namespace = config.namespace
         self.node_id = config.node_id
-        self.ids = ids.IdGenerator()
+        self.ids = ids.IdGenerator(self.job_id)
         self.value_table = ValueTable()
         self.references = ReferenceTable()
         self.unhandled = UnhandledErrors()  # task errors dropped unread are logged
@@ -238,6 +238,7 @@ class CoreWorker:
                 "pid": os.getpid(),
             })
             self.job_id = reply["job_id"]
+            self.ids.set_job(self.job_id)
             await self.control.call(Method.SUBSCRIBE, [Channel.logs(self.job_id), Channel.NODE])
         else:
             self.control.notify(Method.SUBSCRIBE, [Channel.NODE])

@@ -2,10 +2,11 @@
 
 A failed argument fails the task that takes it.  An argument that *raised* (a
 TaskError) is passed on as it is, so the consumer sees the producer's error.  An
-argument that is *lost* (no copy left and it cannot be rebuilt) is, in Ray, an
-error raised while the consumer's worker fetched its arguments, so the consumer's
-get raises a task error of the consumer whose cause is the ObjectLostError (an
-instance of both classes, as every task error is).  The owner decides this before
+argument holding a system error (*lost*: no copy left and it cannot be rebuilt;
+its worker crashed; it was cancelled ...) is, in Ray, an error raised while the
+consumer's worker fetched its arguments, so the consumer's get raises a task
+error of the consumer whose cause is that error (an instance of both classes,
+as every task error is).  The owner decides this before
 the task is leased, so it builds that task error here.
 """
 
@@ -28,7 +29,7 @@ def consumer_error(task_name: str, failed: StoredValue) -> StoredValue:
         err = serialization.loads_detached(failed.inline.inband)
     except Exception:  # an error we cannot read here is passed on unchanged
         return failed
-    if not isinstance(err, exceptions.ObjectLostError):
+    if isinstance(err, exceptions.TaskError) or not isinstance(err, BaseException):
         return failed
     return error_value(exceptions.TaskError(
         task_name, f"{type(err).__name__}: {err}", err, os.getpid()))

@@ -65,7 +65,13 @@ from shoal.core.serialization import (
 )
 from shoal.core.stream_backpressure import send_item_and_wait
 from shoal.core.task_reply import ReplyStatus, TaskReply
-from shoal.core.task_returns import drain_async_generator, split_returns, yielded_before_error
+from shoal.core.task_returns import (
+    check_generator_count,
+    drain_async_generator,
+    max_generator_returns,
+    split_returns,
+    yielded_before_error,
+)
 from shoal.core.task_spec import (
     ARG_INLINE,
     ARG_VALUE,
@@ -133,6 +139,7 @@ class Executor:
         self.worker = worker
         self.tasks = worker.tasks  # the tasks this process owns (a cancel reaches children)
         self.config = worker.config  # ASSIGN_JOB fills in the job's settings
+        self.id_generator = worker.ids  # ASSIGN_JOB names the job in the ids it makes
         self.functions: dict[bytes, Any] = {}
         self.main_queue: queue.SimpleQueue = queue.SimpleQueue()
         self.actor: Any = None
@@ -141,6 +148,7 @@ class Executor:
         self.actor_name = ""
         self.actor_num_restarts = 0  # > 0: this process hosts a restarted actor
         self.actor_placement: list | None = None  # [pg_id, bundle index, capture]
+        self.max_generator_returns = max_generator_returns()
         self.actor_accelerators: dict | None = None  # {"GPU": [ids]} for its whole life
         self.actor_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.actor_loop: asyncio.AbstractEventLoop | None = None
@@ -228,6 +236,7 @@ class Executor:
     def handle_assign_job(self, conn, body):
         job_id, job = body
         self.worker.job_id = job_id
+        self.id_generator.set_job(job_id)  # the ids it makes name the job (Ray's)
         env_paths = self.runtime_env.get("paths") or []  # stay first (working_dir, py_modules)
         for path in reversed(job.get("sys_path", [])):
             if path not in sys.path:
@@ -679,6 +688,7 @@ class Executor:
         error = None
         try:
             for item in result:
+                check_generator_count(spec.name, count + 1, self.max_generator_returns)
                 count += 1
                 self._stream_item(spec, count, item, conn)
         except (SerializationError, _Cancelled, *EXIT_REQUESTS, *_PROCESS_EXITS):
@@ -693,6 +703,7 @@ class Executor:
         error = None
         try:
             async for item in agen:
+                check_generator_count(spec.name, count + 1, self.max_generator_returns)
                 count += 1
                 self._stream_item(spec, count, item, conn)
         except (SerializationError, asyncio.CancelledError, _Cancelled, *EXIT_REQUESTS,

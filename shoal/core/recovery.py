@@ -210,8 +210,9 @@ class ObjectRecovery:
     def _start_rebuild(self, oid: bytes) -> bool:
         """True if ``oid`` is being rebuilt (now, or already)."""
         entry = self.lineage.entry_for(oid)
-        if entry is None:
-            return False
+        if entry is None:  # a generator's item, while the generator still runs?
+            tasks = self.worker.tasks  # built after us
+            return tasks.rebuild_while_running(oid)
         if entry.rebuilding:
             return True
         if entry.task.retries_left == 0 or entry.cancelled:
@@ -234,6 +235,17 @@ class ObjectRecovery:
                 "lost or freed (%d task(s) re-run so far)", task.spec.name,
                 task.spec.task_id.hex(), self.lineage.rebuilds)
         worker.tasks.resubmit(task)
+
+    def rebuild_started(self, oid: bytes) -> bool:
+        """Start rebuilding ``oid`` from lineage (True), or say it cannot be."""
+        return self._start_rebuild(oid)
+
+    def lost_error(self, oid: bytes) -> StoredValue:
+        """The error readers of ``oid`` get when it is lost for good."""
+        return self._lost_error(oid, StoredValue())
+
+    async def alive_nodes(self) -> set[str]:
+        return await self._alive_nodes()
 
     async def _alive_nodes(self) -> set[str]:
         nodes: Any = await self.links.control.call(Method.GET_NODES)

@@ -70,6 +70,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+_PUT_INDEX = bytes(4)  # ids.index_of(oid) == 0: a put, or a large argument stored by value
+
 
 class ActionKind(enum.Enum):
     FREE = "free"  # owner: out of scope everywhere; free its copies, forget its lineage
@@ -333,6 +335,8 @@ class ReferenceTable:
             return
         if ref.owned:
             if ref.lineage > 0:  # the row stays so lineage can rebuild it
+                if oid[-4:] == _PUT_INDEX:  # a put cannot be rebuilt: a rerun of the
+                    return  # task it was an argument of reads this value (Ray's)
                 if ref.contains:  # a rebuild reads these refs: keep them and the value
                     self._contained_to_lineage(oid, ref)
                 elif not ref.lineage_contains:  # the value goes

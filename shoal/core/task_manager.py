@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import ids
 from shoal.core.dependency_errors import consumer_error
+from shoal.core.generator_state import GeneratorState
 from shoal.core.lease_dispatch import scheduling_key
 from shoal.core.lease_submitter import LeaseSubmitter
 from shoal.core.serialization import Serialized, deserialize, serialize
@@ -119,92 +119,6 @@ class PendingTask:
         """Apply a lifecycle event (InvalidTaskTransition if its state refuses it)."""
         self.state = next_state(self.state, event)
         return self.state
-
-
-class GeneratorState:
-    """Refs produced so far by a streaming task; consumed from user threads."""
-
-    def __init__(self, task_id: bytes, backpressure: int = 0) -> None:
-        self.task_id = task_id
-        self.items: dict[int, ObjectRef] = {}
-        self.finished_count: int | None = None
-        self.cond = threading.Condition()
-        # Back-pressure (loop side): the executor waits for our reply to an item while
-        # ``index - consumed >= backpressure``; ``released`` once nobody can consume.
-        self.backpressure = backpressure
-        self.consumed = 0
-        self.released = False
-        self.paused: list[tuple[int, asyncio.Future]] = []
-
-    def hold_reply(self, index: int) -> asyncio.Future | None:
-        """Loop: a future to answer item ``index`` with, or None to answer at once."""
-        if not self._holds(index):
-            return None
-        fut = asyncio.get_running_loop().create_future()
-        self.paused.append((index, fut))
-        return fut
-
-    def on_consumed(self, count: int) -> None:
-        """Loop: the caller has taken ``count`` items with next()."""
-        self.consumed = max(self.consumed, count)
-        self._resume()
-
-    def release(self) -> None:
-        """Loop: the generator is gone (or the task ended): never pause again."""
-        self.released = True
-        self._resume()
-
-    def _holds(self, index: int) -> bool:
-        return (self.backpressure > 0 and not self.released
-                and index - self.consumed >= self.backpressure)
-
-    def _resume(self) -> None:
-        still = []
-        for index, fut in self.paused:
-            if self._holds(index):
-                still.append((index, fut))
-            elif not fut.done():
-                fut.set_result(None)
-        self.paused = still
-
-    def wait_for_item(self, index: int, timeout: float | None) -> ObjectRef | None:
-        """User thread: the ref of item ``index`` once yielded, None once the task
-        ended before it; GetTimeoutError after ``timeout`` seconds."""
-        with self.cond:
-            ok = self.cond.wait_for(
-                lambda: index in self.items or (
-                    self.finished_count is not None and index > self.finished_count),
-                timeout,
-            )
-            if not ok:
-                raise exceptions.GetTimeoutError("timed out waiting for the next generator item")
-            ref = self.items.get(index)
-            if ref is not None:  # taken: the caller's ref alone keeps the item (Ray's), the
-                self.items[index] = ref.object_id  # state keeps its id (retries, lineage know it)
-            return ref
-
-    def add(self, index: int, ref: ObjectRef) -> None:
-        with self.cond:
-            if index not in self.items:
-                self.items[index] = ref
-            self.cond.notify_all()
-
-    def finish(self, count: int) -> None:
-        with self.cond:
-            self.finished_count = count
-            self.cond.notify_all()
-
-    def item_ids(self) -> list[bytes]:
-        return [r if isinstance(r, bytes) else r.object_id for r in self.items.values()]
-
-    def for_lineage(self) -> GeneratorState:
-        """The finished state as a lineage entry keeps it: item ids, not refs (refs
-        there would keep the items alive as long as the entry, which lives as
-        long as the items).  A rebuild's items are recognised by their index."""
-        kept = GeneratorState(self.task_id)
-        kept.items = dict(zip(self.items, self.item_ids(), strict=True))
-        kept.finished_count = self.finished_count
-        return kept
 
 
 class TaskManager:
@@ -562,8 +476,8 @@ class TaskManager:
         self.history.finished(task, task.error_type,
                               self._error_message(task) if task.error_type else "")
         refs = self.worker.references
-        if task.spec.kind is TaskKind.NORMAL:
-            live = self._live_plasma_returns(task) if ok else []
+        if task.spec.kind is not TaskKind.ACTOR_CREATION:  # (an actor call with retries
+            live = self._live_plasma_returns(task) if ok else []  # is re-run too: Ray's)
             kept = task if task.generator is None else \
                 dataclasses.replace(task, generator=task.generator.for_lineage())
             added, released = self.recovery.lineage.task_finished(kept, ok, live)
@@ -572,6 +486,8 @@ class TaskManager:
             for held in released:
                 refs.dec_lineage(held)
         refs.dec_submitted(task.held)
+        if task.generator is not None and task.generator.lost:
+            self._rebuild_lost_items(task, ok)
         if task.dependents:
             self._release_dependents(task)
         self.worker.perform_actions()
@@ -580,9 +496,17 @@ class TaskManager:
         """Its returns in shared memory that are referenced (a generator's: its items,
         so lineage can make them again: the run re-yields them, handle_generator_item)."""
         refs, values = self.references.refs, self.values.values
-        oids = task.return_ids if task.generator is None else task.generator.item_ids()
+        if task.generator is None:
+            oids, lost = task.return_ids, ()
+        else:
+            oids = task.generator.item_ids()
+            # items lost, or freed while another task's lineage needs them (it was
+            # their reader), are made again by a rebuild too
+            lost = {ids.object_id(task.spec.task_id, i) for i in task.generator.lost}
+            lost.update(oid for oid in oids if self.references.value_was_freed(oid))
         return [oid for oid in oids
-                if oid in refs and (v := values.get(oid)) is not None and v.in_plasma]
+                if oid in refs and (oid in lost or (
+                    (v := values.get(oid)) is not None and v.in_plasma))]
 
     def resubmit(self, done: PendingTask) -> None:
         """Run a finished task again to rebuild its lost returns (recovery.py).  Its
@@ -672,10 +596,13 @@ class TaskManager:
         task = self.pending.get(task_id)
         if task is None or task.generator is None:
             return None
-        if index in task.generator.items:  # a retry's repeat; or a rebuild's new copy
-            if task.generator.finished_count is not None:  # (the run had finished)
+        gen = task.generator
+        if index in gen.items:  # a retry's repeat; or a rebuild's new copy
+            if gen.finished_count is not None or index in gen.lost:
+                gen.lost.discard(index)  # (the run had finished, or a reader wants it)
                 self._store_returns(task, [[index, wire, contained]])
-            return task.generator.hold_reply(index)
+                return gen.hold_reply(index)
+            return self._repeated_item(task, index, wire, contained)
         oid = ids.object_id(task_id, index)
         refs = self.worker.references
         refs.add_owned(oid)
@@ -684,6 +611,61 @@ class TaskManager:
         self.values.put(oid, value_from_wire(wire))
         task.generator.add(index, ObjectRef(oid, self.worker.address, self.worker))
         return task.generator.hold_reply(index)  # a request only under back-pressure
+
+    async def _repeated_item(self, task: PendingTask, index: int, wire: list,
+                             contained: list) -> None:
+        """A retry re-yielded an item the caller has: Ray keeps the first value, unless
+        every copy of it died (its node with the last attempt, say) before a reader
+        asked for it again; then the new value is stored.  A new copy not kept is
+        freed (on a node other than the kept one's: the id is the same)."""
+        gen, oid = task.generator, ids.object_id(task.spec.task_id, index)
+        new = value_from_wire(wire)
+        old = self.values.get(oid)
+        if old is not None and old.in_plasma and oid in self.references.refs:
+            alive = await self.recovery.alive_nodes()
+            if index in gen.lost or not (_copies(old) & alive):
+                gen.lost.discard(index)
+                if task.spec.task_id in self.pending:
+                    self._store_returns(task, [[index, wire, contained]])
+                fut = gen.hold_reply(index)
+                if fut is not None:
+                    await fut
+                return None
+        if new.in_plasma and (old is None or not (_copies(new) & _copies(old))):
+            self.locations.free([(oid, new)])
+        fut = gen.hold_reply(index)
+        if fut is not None:
+            await fut
+        return None
+
+    def rebuild_while_running(self, oid: bytes) -> bool:
+        """``oid``, an item of a generator task still running (or being retried), was
+        lost or freed and a reader needs it: the task's next run yields it again
+        (the current attempt's retry, or a rebuild once it finishes: _finish).  False
+        if no run can make it (not a generator item, or no retry left)."""
+        task = self.pending.get(ids.task_of(oid))
+        if task is None or task.generator is None or task.retries_left == 0:
+            return False
+        index = ids.index_of(oid)
+        if index not in task.generator.items or task.generator.finished_count is not None:
+            return False
+        task.generator.lost.add(index)
+        return True
+
+    def _rebuild_lost_items(self, task: PendingTask, ok: bool) -> None:
+        """The run ended with items a reader wants again that it did not yield after
+        they were lost: re-run it from lineage, or fail their readers."""
+        gen = task.generator
+        lost = [ids.object_id(task.spec.task_id, i) for i in sorted(gen.lost)]
+        gen.lost.clear()
+        lost = [oid for oid in lost
+                if oid in self.references.refs and self.values.get(oid) is None]
+        if not lost or (ok and self.recovery.rebuild_started(lost[0])):
+            return
+        failure = self.recovery.lost_error(lost[0])
+        for oid in lost:
+            self.references.value_stored([oid])
+            self.values.put(oid, failure)
 
     def _finish_generator(self, task: PendingTask, item_count: int | None,
                           error: BaseException | None = None,
@@ -777,3 +759,8 @@ class TaskManager:
         self.submitter.return_all()
         if self.links.node is not None:
             self.links.node.notify(Method.CANCEL_LEASE_REQUESTS, None)
+
+
+def _copies(value: StoredValue) -> set:
+    """The nodes holding a shared-memory value."""
+    return set(value.locations) | ({value.node_id} if value.node_id else set())

@@ -1,13 +1,42 @@
-"""The values of a task declared with ``num_returns=n`` (n > 1): Ray's rules, pure."""
+"""The values of a task declared with ``num_returns=n`` (n > 1), and the cap on a
+generator task's items: Ray's rules, pure."""
 
 from __future__ import annotations
 
 import inspect
 import itertools
 import logging
+import os
 from typing import Any
 
 log = logging.getLogger("shoal.core")
+
+# Ray's cap on the items of one generator task (its RAY_max_num_generator_returns),
+# read once per worker: a runaway generator fails instead of filling the store.
+MAX_GENERATOR_RETURNS_VARIABLES = ("SHOAL_MAX_NUM_GENERATOR_RETURNS",
+                                   "RAY_max_num_generator_returns")
+DEFAULT_MAX_GENERATOR_RETURNS = 100_000_000
+
+
+def max_generator_returns(environ: dict | None = None) -> int:
+    env = os.environ if environ is None else environ
+    for name in MAX_GENERATOR_RETURNS_VARIABLES:
+        value = env.get(name)
+        if value:
+            try:
+                return max(1, int(value))
+            except ValueError:
+                log.warning("%s=%r is not an integer; ignored", name, value)
+    return DEFAULT_MAX_GENERATOR_RETURNS
+
+
+def check_generator_count(name: str, count: int, limit: int) -> None:
+    """Item ``count`` (1...) of generator task ``name`` is about to be sent."""
+    if count > limit:
+        raise ValueError(
+            f"generator task {name} yielded more than {limit} values, the most one "
+            "generator task may return (SHOAL_MAX_NUM_GENERATOR_RETURNS or Ray's "
+            "RAY_max_num_generator_returns)")
 
 
 def split_returns(name: str, result: Any, n: int) -> list:

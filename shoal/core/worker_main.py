@@ -51,8 +51,23 @@ def main() -> None:
     executor.runtime_env = runtime_env
     worker.start()
     worker.runtime_envs = client_for(worker, runtime_env.get("resolved"))
+    preload(env.get("SHOAL_PRELOAD_PYTHON_MODULES", ""))
     set_idle(None)  # ray::IDLE until its first task (proc_title.py)
     executor.run_forever()
+
+
+def preload(modules: str) -> None:
+    """Import the node's ``preload_python_modules`` (comma-separated) before the
+    first task, as Ray's workers do; one that fails to import is logged and skipped."""
+    import importlib
+
+    for name in filter(None, (m.strip() for m in modules.split(","))):
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            logging.getLogger("shoal.core").warning(
+                "could not preload module %r (preload_python_modules): %s: %s", name,
+                type(exc).__name__, exc)
 
 
 if __name__ == "__main__":

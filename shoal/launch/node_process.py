@@ -31,7 +31,7 @@ import psutil
 
 from shoal.core.import_path import own_module_command
 from shoal.launch.sessions import READY_PREFIX, process_matches
-from shoal.launch.spilling import remove_spill_dirs, spilling_options
+from shoal.launch.spilling import preload_options, remove_spill_dirs, spilling_options
 
 READY_POLL_S = 0.01
 
@@ -58,6 +58,7 @@ class NodeSpec:
     object_spilling_directory: str | list[str] | None = None
     object_spilling_threshold: float | None = None
     min_spilling_size: int | None = None
+    preload_python_modules: list[str] | None = None  # every worker imports them first
 
     def command(self, session: str, log_dir: str, lifeline: bool) -> list[str]:
         if self.head == bool(self.address):
@@ -83,7 +84,8 @@ class NodeSpec:
         if self.prestart is not None:
             cmd += ["--prestart", str(int(self.prestart))]
         return cmd + spilling_options(self.object_spilling_directory,
-                                      self.object_spilling_threshold, self.min_spilling_size)
+                                      self.object_spilling_threshold, self.min_spilling_size
+                                      ) + preload_options(self.preload_python_modules)
 
 
 @dataclass(eq=False)

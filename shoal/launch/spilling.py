@@ -25,6 +25,17 @@ def spilling_options(directory: str | list[str] | None, threshold: float | None,
     return cmd
 
 
+def preload_options(modules: list[str] | tuple | None) -> list[str]:
+    """``shoal.node.main`` arguments: modules every worker of the node imports when it
+    starts (Ray's ``_system_config["preload_python_modules"]``)."""
+    if modules is None:
+        return []
+    if isinstance(modules, str) or not all(isinstance(m, str) and m for m in modules):
+        raise TypeError(f"preload_python_modules must be a list of module names, got "
+                        f"{modules!r}")
+    return ["--preload-python-modules", ",".join(modules)] if modules else []
+
+
 def remove_spill_dirs(folders: list[str]) -> None:
     """A killed node could not remove its spill folders itself."""
     remove_node_folders(folders)

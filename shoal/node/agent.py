@@ -46,7 +46,7 @@ from shoal.node.resources import NodeResources, from_units, to_units
 from shoal.node.state_service import StateService
 from shoal.node.store_pressure_gc import StorePressureGc
 from shoal.node.worker_logs import WorkerLogs, rotation_from_env
-from shoal.node.worker_pool import FAILED_STARTS_LIMIT, Worker, WorkerPool
+from shoal.node.worker_pool import ANY_TASK, FAILED_STARTS_LIMIT, Worker, WorkerPool, WorkerUse
 from shoal.rpc.actor_messages import ActorInstanceBody, WorkerDiedBody
 from shoal.rpc.lease_messages import (
     ActorLeaseBody,
@@ -114,7 +114,8 @@ class NodeAgent:
         self.lease_table = LeaseTable(self.resources, self._bundle_pool)
         self.queue = self.lease_table.queue  # REQUESTED leases (leases.py)
         self.leases = self.lease_table.leases  # GRANTED and RETIRING, by id
-        self.worker_waiters: list[asyncio.Future] = []
+        # lease grants waiting for a worker: (future, what the worker is for)
+        self.worker_waiters: list[tuple[asyncio.Future, WorkerUse]] = []
         self._log_buffer: dict[str, list] = {}
         self._log_flush_scheduled = False
         self._report_scheduled = False
@@ -211,7 +212,7 @@ class NodeAgent:
         error = RuntimeError(f"{FAILED_STARTS_LIMIT} workers in a row on node "
                              f"{self.node_id} died while starting; the last: {why}")
         waiters, self.worker_waiters = self.worker_waiters, []
-        for fut in waiters:
+        for fut, _ in waiters:
             if not fut.done():
                 fut.set_exception(error)
 
@@ -224,13 +225,24 @@ class NodeAgent:
                 self.pool.idle.append(worker)
                 self._schedule()
             return
-        while self.worker_waiters:
-            fut = self.worker_waiters.pop(0)
-            if not fut.done():
-                fut.set_result(worker)
-                return
+        fut = self._waiter_for(worker)
+        if fut is not None:
+            fut.set_result(worker)
+            return
         self.pool.idle.append(worker)
         self._schedule()
+
+    def _waiter_for(self, worker: Worker) -> asyncio.Future | None:
+        """The waiting grant to hand ``worker`` to (Worker.can_serve): an actor never
+        gets a worker that ran tasks (Ray's: what a task left behind, objects it owns
+        included, must not die with the actor), so a fresh worker goes to the first
+        actor waiting, and a used one to the first task it can serve."""
+        waiters = self.worker_waiters
+        waiters[:] = [w for w in waiters if not w[0].done()]
+        picks = [i for i, (_, use) in enumerate(waiters) if worker.can_serve(use)]
+        if not worker.ran_tasks:  # only a fresh worker can serve an actor: one first
+            picks = [i for i in picks if waiters[i][1].for_actor] or picks
+        return waiters.pop(picks[0])[0] if picks else None
 
     def _on_worker_output(self, worker: Worker, stream: str, line: bytes) -> None:
         text = line.decode(errors="replace").rstrip("\n")
@@ -334,6 +346,24 @@ class NodeAgent:
         self._schedule()
         return request.future
 
+    def _move_waiting(self) -> None:
+        """Task lease requests queued here for a heartbeat period that still do not
+        fit, while another node reports room for them now, go there (cluster_view.py):
+        a request that came when this node looked free waited for as long as the
+        actor that took the room lived."""
+        now = time.monotonic()
+        for request in list(self.queue):
+            if (request.strategy or request.bundle or request.makes_actor
+                    or request.for_actor or request.future is None or request.future.done()
+                    or now - request.queued_at < self.heartbeat_s
+                    or self.resources.fits(request.shape)):
+                continue
+            node = self.cluster.claim_room_elsewhere(request.shape)
+            if node is None:
+                return
+            self.lease_table.drop(request)
+            request.future.set_result({"spill": [node.node_id, node.address]})
+
     def _respill(self) -> None:
         """A node joined: requests queued here that this node can never serve
         may go there now."""
@@ -403,9 +433,10 @@ class NodeAgent:
     async def _grant(self, request: LeaseRequest) -> None:
         try:
             if request.runtime_env:
-                worker = await self._obtain_env_worker(request.job_id, request.runtime_env)
+                worker = await self._obtain_env_worker(request.job_id, request.runtime_env,
+                                                       _use_of(request))
             else:
-                worker = await self._obtain_worker(request.job_id)
+                worker = await self._obtain_worker(request.job_id, _use_of(request))
         except Exception as exc:
             self.lease_table.grant_failed(request)
             if not request.future.done():
@@ -421,6 +452,7 @@ class NodeAgent:
             return
         lease = self.lease_table.granted(request, worker)
         worker.lease_id = lease.lease_id
+        worker.leased_for(_use_of(request))
         worker.label = request.label
         leases = getattr(request.requester, "state", {}).setdefault("leases", set())
         leases.add(lease.lease_id)
@@ -430,19 +462,20 @@ class NodeAgent:
             from_units(request.shape), {"GPU": ids_of(lease.gpus)} if lease.gpus else None,
         ).to_wire())
 
-    async def _obtain_worker(self, job_id: str) -> Worker:
-        """An idle worker for the job; otherwise wait for one that is starting,
-        and start another only if every starting worker is already spoken for."""
-        worker = self.pool.pop_idle(job_id)
+    async def _obtain_worker(self, job_id: str, use: WorkerUse = ANY_TASK) -> Worker:
+        """An idle worker for the job that can serve ``use``; otherwise wait for one
+        that is starting, and start another only if every starting worker is already
+        spoken for."""
+        worker = self.pool.pop_idle(job_id, use=use)
         if worker is None:
             fut = asyncio.get_running_loop().create_future()
-            self.worker_waiters.append(fut)
+            self.worker_waiters.append((fut, use))
             if len(self.worker_waiters) > self.pool.starting:
                 try:
                     await self.pool.start_worker()
                 except BaseException:
                     if not fut.done():
-                        self.worker_waiters.remove(fut)
+                        self.worker_waiters.remove((fut, use))
                         raise
                     # another worker came to us meanwhile: use it
             worker = await fut
@@ -450,10 +483,11 @@ class NodeAgent:
             await self._assign_job(worker, job_id)
         return worker
 
-    async def _obtain_env_worker(self, job_id: str, env: dict) -> Worker:
+    async def _obtain_env_worker(self, job_id: str, env: dict,
+                                 use: WorkerUse = ANY_TASK) -> Worker:
         """An idle worker of the runtime env, or a new one started in it (the env is
         set up first, once per node: RuntimeEnvSetupError if it cannot be)."""
-        worker = self.pool.pop_idle(job_id, env_hash(env))
+        worker = self.pool.pop_idle(job_id, env_hash(env), use=use)
         if worker is None:
             worker_env = await self.runtime_envs.setup(env)
             worker = await self.pool.start_worker(worker_env)
@@ -543,7 +577,7 @@ class NodeAgent:
             self.bundles.table.check(bundle[0], bundle[1], units)
         grant = await self._enqueue(LeaseRequest(units, job_id, label, conn, None,
                                                  bundle=bundle, runtime_env=env,
-                                                 for_actor=bundle is None))
+                                                 for_actor=bundle is None, makes_actor=True))
         if grant is None:
             raise RuntimeError("actor lease cancelled")
         grant = LeaseGrant.from_wire(grant)
@@ -634,6 +668,7 @@ class NodeAgent:
         while not self.closing:
             self._report()
             await self.refresh_cluster()
+            self._move_waiting()
             await asyncio.sleep(self.heartbeat_s)
 
     async def shutdown(self) -> None:
@@ -643,3 +678,7 @@ class NodeAgent:
         if self.worker_logs is not None:
             self.worker_logs.close_all()
         self.store.close()
+
+
+def _use_of(request: LeaseRequest) -> WorkerUse:
+    return WorkerUse(for_actor=request.makes_actor, gpu=request.shape.get("GPU", 0) > 0)

@@ -28,8 +28,12 @@ no strategy, so the local fast path costs nothing)::
                                                      when a node joins)
 
 A redirected request is marked *spilled*: the node it lands on queues it and
-never spills it again, so a request moves at most once (twice with locality:
-owner -> the node holding its arguments -> a node with room).
+does not spill it on arrival, so a request moves at most once (twice with
+locality: owner -> the node holding its arguments -> a node with room).  A
+request that has waited in a node's queue for a heartbeat period and still does
+not fit there moves on to a node that reports room now
+(:meth:`ClusterView.claim_room_elsewhere`): the room it came for may have gone
+to an actor, which can hold it for ever.
 """
 
 from __future__ import annotations
@@ -141,6 +145,17 @@ class ClusterView:
         return sorted((n for n in self.nodes.values()
                        if n.alive and n.node_id != self.local_node_id),
                       key=lambda n: n.node_id)
+
+    def claim_room_elsewhere(self, shape: Mapping[str, int]) -> NodeView | None:
+        """The other node with the most room for ``shape`` now, its room taken in
+        this view (so the next request does not chase the same room), or None."""
+        with_room = [n for n in self._remote() if n.fits(shape)]
+        if not with_room:
+            return None
+        node = max(with_room, key=lambda n: n.room(shape))
+        for key, units in shape.items():
+            node.available[key] = node.available.get(key, 0) - units
+        return node
 
     # ---- placement -----------------------------------------------------------------------
     def place(self, local: LocalNode, shape: Mapping[str, int], strategy: list | None,

@@ -114,6 +114,8 @@ class LeaseRequest:
     gpus: list = field(default_factory=list)  # [[gpu id, units]] it was granted
     queued_at: float = field(default_factory=time.monotonic)  # lease latency (metrics)
     for_actor: bool = False  # an actor's lease from the control store, not in a bundle
+    makes_actor: bool = False  # an actor's lease (in a bundle too): a worker that never
+    #                            ran a task hosts it (agent._waiter_for)
     state: LeaseState = LeaseState.REQUESTED
 
     def advance(self, event: LeaseEvent) -> LeaseState:

@@ -59,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--session", required=True)
     p.add_argument("--node-id", default=None)
     p.add_argument("--prestart", type=int, default=None)
+    p.add_argument("--preload-python-modules", default="",
+                   help="comma-separated modules every worker imports when it starts")
     p.add_argument("--lifeline", action="store_true")
     p.add_argument("--log-dir", default=None)
     p.add_argument("--node-timeout-s", type=float,

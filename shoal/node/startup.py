@@ -140,6 +140,8 @@ async def run(args: argparse.Namespace, token: str) -> None:
         "SHOAL_SESSION": args.session,
         "SHOAL_NODE_HOST": args.host,
     }
+    if getattr(args, "preload_python_modules", ""):
+        worker_env["SHOAL_PRELOAD_PYTHON_MODULES"] = args.preload_python_modules
     config = NodeConfig(
         node_id=node_id,
         session=args.session,

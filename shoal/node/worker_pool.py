@@ -40,6 +40,17 @@ EXITED_KEPT = 1000
 FAILED_STARTS_LIMIT = 3
 
 
+@dataclass(frozen=True)
+class WorkerUse:
+    """What a lease needs of the worker it is given (Worker.can_serve)."""
+
+    for_actor: bool = False
+    gpu: bool = False
+
+
+ANY_TASK = WorkerUse()
+
+
 @dataclass(eq=False)
 class Worker:
     worker_id: str
@@ -53,6 +64,10 @@ class Worker:
     label: str = ""
     env_hash: str = ""  # the runtime env it was started in ("": the node's default)
     reserved: bool = False  # started for one request: not handed to others when it registers
+    # what it was leased for (Ray's worker isolation): a worker that ran tasks never
+    # hosts an actor, and one that ran GPU work serves only GPU work (and the reverse)
+    ran_tasks: bool = False
+    gpu: bool | None = None  # None: never leased
     kill_signal: int = 0  # the signal a kill sent (0: none): a dying worker is never reused
     stopped_by_node: bool = False  # a kill meant to stop it (not a clean-up after it died)
     registered: asyncio.Future | None = None
@@ -60,6 +75,15 @@ class Worker:
     # its last lines of stderr: why it died, if it dies before registering
     stderr_tail: collections.deque = field(
         default_factory=lambda: collections.deque(maxlen=STDERR_TAIL_LINES))
+
+    def can_serve(self, use: WorkerUse) -> bool:
+        return (not (use.for_actor and self.ran_tasks)
+                and (self.gpu is None or self.gpu == use.gpu))
+
+    def leased_for(self, use: WorkerUse) -> None:
+        self.ran_tasks = self.ran_tasks or not use.for_actor
+        if self.gpu is None:
+            self.gpu = use.gpu
 
     @property
     def returncode(self) -> int | None:
@@ -383,14 +407,19 @@ class WorkerPool:
         self.settle_registration(worker, RuntimeError("worker exited before registering"))
         self.on_exit(worker)
 
-    def pop_idle(self, job_id: str, env_hash: str = "") -> Worker | None:
+    def pop_idle(self, job_id: str, env_hash: str = "",
+                 use: WorkerUse = ANY_TASK) -> Worker | None:
         """An idle worker of that runtime env already bound to ``job_id``, else an
-        unbound one."""
+        unbound one, that can serve ``use``: the one idle the shortest time, as Ray
+        (a sync loop of differently shaped tasks keeps using one warm worker)."""
+        idle = self.idle
         for want in (job_id, None):
-            for i, worker in enumerate(self.idle):
+            for i in range(len(idle) - 1, -1, -1):
+                worker = idle[i]
                 if (worker.job_id == want and worker.env_hash == env_hash
-                        and not worker.kill_signal):
-                    return self.idle.pop(i)
+                        and not worker.kill_signal
+                        and worker.can_serve(use)):
+                    return idle.pop(i)
         return None
 
     def kill(self, worker: Worker, sig: int = signal.SIGKILL, intended: bool = True) -> None:

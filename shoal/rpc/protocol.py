@@ -69,16 +69,22 @@ class AuthenticationError(ProtocolError):
     """The peer presented a wrong or missing cluster token."""
 
 
-class VersionMismatchError(ValueError):
-    """The peer runs another shoal version; processes of a cluster must match."""
+class VersionMismatchError(ValueError, RuntimeError):
+    """The peer runs another shoal version; processes of a cluster must match (a
+    RuntimeError too, as Ray's version check raises)."""
 
 
 def check_version(theirs: object, who: str, we: str = "this cluster") -> None:
     """Refuse a peer (``who``: e.g. "node 10.0.0.2:6380") whose shoal version is
     not ours.  The wire protocol version is checked by the handshake; this is the
-    release version, checked when a node or driver joins."""
-    from shoal._version import __version__
+    release version, checked when a node or driver joins.  Ours is
+    ``shoal._version.__version__`` and the package's ``shoal.__version__`` as this
+    process sees them (Ray's tests fake the latter)."""
+    import shoal
+    from shoal import _version
 
+    __version__ = next((v for v in (_version.__version__, shoal.__version__)
+                        if v != theirs), theirs)
     if theirs != __version__:
         raise VersionMismatchError(
             f"shoal version mismatch: {who} runs shoal {theirs or '(unknown)'} but {we} "

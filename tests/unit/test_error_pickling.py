@@ -39,3 +39,31 @@ def test_task_error_of_a_memory_error_is_also_that_error(cause):
     err = pickle.loads(sent).as_instanceof_cause()  # the caller's get
     assert isinstance(err, type(cause)) and isinstance(err, exceptions.TaskError)
     assert err.args == cause.args
+
+
+class _TwoArgError(Exception):
+    def __init__(self, one, two):
+        super().__init__(one)
+        self.one, self.two = one, two
+
+    def __reduce__(self):
+        return type(self), (self.one, self.two)
+
+
+@pytest.mark.parametrize("envelope", [False, True])
+def test_a_task_error_that_is_also_its_cause_stays_both_across_pickling(envelope,
+                                                                         monkeypatch):
+    """Ray's ``make_dual_exception_instance()`` (our ``as_instanceof_cause``): what a
+    ``get`` raises pickles back as an instance of both classes, with the cause's
+    attributes, with or without the cross-process envelope."""
+    from shoal.core import error_envelope
+
+    if not envelope:
+        monkeypatch.setattr(exceptions, "_task_error_envelope", None)
+    else:
+        monkeypatch.setattr(exceptions, "_task_error_envelope", error_envelope.reduce_task_error)
+    err = exceptions.TaskError("f", "traceback", _TwoArgError("a", "b"))
+    dual = err.make_dual_exception_instance()
+    back = pickle.loads(pickle.dumps(dual))
+    assert isinstance(back, exceptions.TaskError) and isinstance(back, _TwoArgError)
+    assert (back.one, back.two, back.function_name) == ("a", "b", "f")

@@ -10,8 +10,9 @@ from shoal.core.reference_table import Action, ActionKind, ReferenceTable
 OWNER = "10.0.0.1:7000"
 
 
-def oid(name: str) -> bytes:
-    return name.encode().ljust(28, b"\0")
+def oid(name: str, index: int = 1) -> bytes:
+    """A task's return (index 1...); index 0 is a put's id."""
+    return name.encode().ljust(16, b"\0") + index.to_bytes(4, "big")
 
 
 def FREE(name: str) -> Action:
@@ -148,3 +149,18 @@ def test_row_without_refs_and_with_lineage_loses_its_value_as_before():
     table.dec_lineage([oid("y")])
     assert table.take_actions() == [FREE("y")]
     assert table.values_freed == set()
+
+
+def test_a_put_argument_keeps_its_value_while_lineage_needs_it():
+    """A put (or a large argument stored by value) cannot be rebuilt: a re-run of
+    the task it was an argument of reads this very value, so lineage keeps it."""
+    table = ReferenceTable()
+    put = oid("p", index=0)
+    table.add_owned(put)
+    table.inc_local(put, "")
+    table.inc_lineage([put])
+    table.dec_local(put)
+    assert table.take_actions() == []
+    assert not table.value_was_freed(put)
+    table.dec_lineage([put])
+    assert table.take_actions() == [Action(ActionKind.FREE, put)]

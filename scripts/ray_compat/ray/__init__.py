@@ -3,6 +3,7 @@
 ray.X imports rayshim.X if that exists (test helpers written here), else shoal.X;
 one module object per name, so classes are shared.
 """
+import copyreg
 import importlib
 import importlib.abc
 import importlib.util
@@ -96,3 +97,25 @@ def __getattr__(name):
                 "cloudpickle", "types"):
         return importlib.import_module("ray." + name)
     return getattr(shoal, name)
+
+
+# Assignments to ``ray.X`` that must reach shoal too (``ray`` *is* shoal here):
+# Ray's tests fake ``ray.__version__`` to see a mismatch refused.  Only these: a
+# patched function (mock.patch("ray.get")) is restored by deleting the alias's
+# attribute, which would leave the patch in shoal for good.
+_FORWARDED = {"__version__"}
+
+
+class _RayModule(type(sys)):
+    def __setattr__(self, name, value):
+        if name in _FORWARDED:
+            setattr(shoal, name, value)
+        super().__setattr__(name, value)
+
+
+def _reduce_ray_module(module):
+    return importlib.import_module, (module.__name__,)  # by name, as any module
+
+
+copyreg.pickle(_RayModule, _reduce_ray_module)  # (cloudpickle knows ModuleType only)
+sys.modules[__name__].__class__ = _RayModule

@@ -37,7 +37,9 @@ def _actor_tokens(worker) -> set:
 
 class _CoreWorker:
     """``core_worker.get_all_reference_counts()``: this process's reference table
-    (shoal's ``references.refs``) as Ray reports it, hex id -> local / submitted."""
+    (shoal's ``references.refs``) as Ray reports it: the id's hex *as bytes* (Ray's
+    keys are the C++ ``Hex()`` string, which Cython hands over as bytes; its tests
+    compare them with ``ref.hex().encode()``) -> local / submitted."""
 
     def get_all_reference_counts(self):
         from shoal.core import context
@@ -54,7 +56,7 @@ class _CoreWorker:
         else:
             rows = []
         tokens = _actor_tokens(worker)  # shoal's, not objects of the program's
-        return {oid.hex(): {"local": ref.local, "submitted": ref.submitted}
+        return {oid.hex().encode(): {"local": ref.local, "submitted": ref.submitted}
                 for oid, ref in rows if oid not in tokens}
 
     def get_memory_store_size(self) -> int:
