@@ -26,6 +26,7 @@ from typing import Any
 
 from shoal._version import __version__
 from shoal.control import user_kv
+from shoal.control.actor_counts import ActorCounts, DeadActorLog, max_dead_actors_from_env
 from shoal.control.actor_lifecycle import ActorEvent, ActorState, next_state
 from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S, Membership, NodeRecord
 from shoal.control.placement_groups import PlacementGroupService
@@ -95,6 +96,8 @@ class ControlStore:
         self.nodes: dict[str, NodeRecord] = self.membership.nodes
         self._detector: asyncio.Task | None = None
         self.actors: dict[str, ActorRecord] = {}
+        self.actor_counts = ActorCounts()  # for /metrics; outlives dropped dead records
+        self.dead_actors = DeadActorLog(max_dead_actors_from_env())
         self.named_actors: dict[tuple[str, str], str] = {}
         self.kv: dict[tuple[str, str], Any] = {}
         self.subscribers: dict[str, set] = {}
@@ -241,6 +244,9 @@ class ControlStore:
             # asks each heartbeat, leaves them out)
             "nodes": [dict(n.public(), metrics=n.metrics) for n in self.nodes.values()],
             "pending_actors": pending_actors,
+            # [state, class name, count]: every state of every class seen (Ray's
+            # ray_actors); DEAD counts actors whose records were dropped too
+            "actor_counts": self.actor_counts.rows(),
         }
 
     # ---- jobs ------------------------------------------------------------------------
@@ -309,6 +315,7 @@ class ControlStore:
             placement_cpus=float(spec.get("placement_cpus") or 0.0),
         )
         self.actors[record.actor_id] = record
+        self.actor_counts.moved(record.class_name, None, record.state)
         if name is not None:
             self.named_actors[(namespace, name)] = record.actor_id
         self._start_placing(record)
@@ -476,6 +483,8 @@ class ControlStore:
             if node is not None and node.conn is not None:
                 node.conn.notify(Method.KILL_WORKER, ["", record.actor_id])
         record.state = new
+        if new is not was:
+            self.actor_counts.moved(record.class_name, was, new)
         if restart:
             record.num_restarts += 1
             record.worker_id = record.address = record.node_id = ""
@@ -491,6 +500,16 @@ class ControlStore:
             else:
                 self._release_name(record)
         self._notify_actor(record)
+        if new is ActorState.DEAD and was is not ActorState.DEAD:
+            self._drop_old_dead(record.actor_id)
+
+    def _drop_old_dead(self, actor_id: str) -> None:
+        """Keep at most ``max_dead_actors`` dead records (Ray's
+        ``maximum_gcs_destroyed_actor_cached_count``); one still holding its name stays."""
+        for old_id in self.dead_actors.died(actor_id):
+            old = self.actors.get(old_id)
+            if old is not None and old.state is ActorState.DEAD and not old.name_held:
+                del self.actors[old_id]
 
     def _release_name(self, record: ActorRecord) -> None:
         record.name_held = False

@@ -100,6 +100,8 @@ class _GlobalWorker:
 
 global_worker = _GlobalWorker()
 
+from shoal.api.session import ShoalContext as RayContext  # noqa: E402,F401  (init's result)
+
 
 def __getattr__(name):
     if name.startswith("__"):
