@@ -367,6 +367,11 @@ class CoreWorker:
                                          or len(commands) > LAZY_COMMANDS_MAX):
             self.post(self._arm_tick)
 
+    def queued_commands(self) -> list[tuple]:
+        """The ``(fn, args)`` commands posted and not run yet (a copy, from any thread;
+        RuntimeError if another thread posts meanwhile: copy again)."""
+        return [item for item in list(self._commands) if item.__class__ is tuple]
+
     def drain_queued(self) -> None:
         if self._commands:
             self._drain()
