@@ -4,6 +4,7 @@ placement groups, ``memory_summary`` (``shoal memory``); the state API is
 
 from shoal.util import scheduling_strategies as scheduling_strategies
 from shoal.util.actor_pool import ActorPool as ActorPool
+from shoal.util.defer_sigint import DeferSigint as DeferSigint
 from shoal.util.placement_group import PlacementGroup as PlacementGroup
 from shoal.util.placement_group import get_current_placement_group as get_current_placement_group
 from shoal.util.placement_group import get_placement_group as get_placement_group
@@ -29,6 +30,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'shoal.util' has no attribute {name!r}")
 
 
-__all__ = ["ActorPool", "PlacementGroup", "get_current_placement_group", "get_placement_group",
+__all__ = ["ActorPool", "DeferSigint", "PlacementGroup", "get_current_placement_group", "get_placement_group",
            "inspect_serializability", "list_named_actors", "memory_summary", "placement_group",
            "placement_group_table", "remove_placement_group", "scheduling_strategies"]
