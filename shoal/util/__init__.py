@@ -30,6 +30,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'shoal.util' has no attribute {name!r}")
 
 
-__all__ = ["ActorPool", "DeferSigint", "PlacementGroup", "get_current_placement_group", "get_placement_group",
+__all__ = ["ActorPool", "DeferSigint", "PlacementGroup", "get_current_placement_group",
+           "get_placement_group",
            "inspect_serializability", "list_named_actors", "memory_summary", "placement_group",
            "placement_group_table", "remove_placement_group", "scheduling_strategies"]
