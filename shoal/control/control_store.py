@@ -123,6 +123,7 @@ class ControlStore:
             Method.SUBSCRIBE: self.handle_subscribe,
             Method.CLUSTER_RESOURCES: self.handle_cluster_resources,
             Method.PUBLISH_LOGS: self.handle_publish_logs,
+            Method.PUBLISH_WARNING: lambda conn, body: self.publish(Channel.WARNINGS, body),
             Method.LIST_ACTORS: self.handle_list_actors,
             Method.CLUSTER_STATUS: self.handle_cluster_status,
         }.items():

@@ -58,6 +58,7 @@ from shoal.core.actor_view import (
     next_view,
     reported,
 )
+from shoal.core.cluster_warnings import QueueWarning, WarningType
 from shoal.core.task_state import (
     WAITING_TO_RUN,
     TaskEvent,
@@ -92,6 +93,8 @@ class ActorCalls:
     death_cause: str = ""
     keepalive: list = field(default_factory=list)  # the constructor's arguments
     restartable: bool = False  # owned and max_restarts != 0: keep ``keepalive``
+    # warns this job's driver when too many calls wait (Ray's excess queueing warning)
+    queue_warning: QueueWarning = field(default_factory=QueueWarning)
 
 
 class ActorManager:
@@ -152,6 +155,14 @@ class ActorManager:
     def _register_direct(self, st: ActorCalls, task: PendingTask) -> None:
         self.tasks.register_direct(task)
         st.in_flight[task.spec.task_id] = task
+        self._check_backlog(st)
+
+    def _check_backlog(self, st: ActorCalls) -> None:
+        """Many unfinished calls to one actor (it is slower than its callers): tell
+        the driver at 5000, then at each doubling."""
+        text = st.queue_warning.check(len(st.queue) + len(st.in_flight), st.actor_id)
+        if text is not None:
+            self.worker.publish_warning(WarningType.EXCESS_QUEUEING, text)
 
     def note_slow(self, task: PendingTask) -> None:
         self.slow.setdefault(task.spec.actor_id, set()).add(task.spec.task_id)
@@ -173,6 +184,7 @@ class ActorManager:
         self.slow_done(task)
         if st.view is not ActorState.DEAD:
             st.queue.append(task)  # held while RESOLVING (see _flush)
+            self._check_backlog(st)
 
     def task_finished(self, task: PendingTask) -> None:
         """Before its final state: a call that ends while it waits in the queue (its
@@ -273,6 +285,7 @@ class ActorManager:
             st.queue.insert(first_unsent, task)
         elif not reserved:
             st.queue.append(task)
+            self._check_backlog(st)
         if st.conn is not None and st.conn.is_open():
             self._flush(st)
         else:

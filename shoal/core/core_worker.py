@@ -41,6 +41,7 @@ from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import adopt, context, ids
 from shoal.core.actor_manager import ActorManager
+from shoal.core.cluster_warnings import DriverWarnings, WarningType, warning
 from shoal.core.cpu_lending import BlockedThreads, wait_before_lending
 from shoal.core.import_path import driver_import_path
 from shoal.core.object_locations import ObjectLocations
@@ -152,6 +153,7 @@ class CoreWorker:
         self._blocked = BlockedThreads(lambda method: self.post(self.node.notify, method, None))
         self.shutting_down = False
         self.task_context = current_task
+        self.warnings: DriverWarnings | None = None  # driver: the cluster's warnings to it
         self.output = WorkerOutput()  # driver: prints (and draws bars of) its workers' output
         self.locations = ObjectLocations(self)
         self.recovery = ObjectRecovery(self)
@@ -226,7 +228,9 @@ class CoreWorker:
                 "pid": os.getpid(),
             })
             self.job_id = reply["job_id"]
-            await self.control.call(Method.SUBSCRIBE, [Channel.logs(self.job_id), Channel.NODE])
+            self.warnings = DriverWarnings(self.job_id)
+            await self.control.call(Method.SUBSCRIBE, [Channel.logs(self.job_id), Channel.NODE,
+                                                       Channel.WARNINGS])
         else:
             self.control.notify(Method.SUBSCRIBE, [Channel.NODE])
             self.node.closed.add_done_callback(lambda _: self._node_lost())
@@ -520,6 +524,8 @@ class CoreWorker:
             self.output.on_lines(message, self.node_id)
         elif channel == Channel.ACTOR:
             self.actors.on_actor_update(message)
+        elif channel == Channel.WARNINGS and self.warnings is not None:
+            self.warnings.received(message)
         elif channel == Channel.NODE and not message.get("alive"):
             self.tasks.submitter.node_died(message["node_id"], message.get("address", ""),
                                            message.get("cause", ""))
@@ -754,6 +760,12 @@ class CoreWorker:
             else:
                 not_ready.append(ref)
         return ready_refs, not_ready
+
+    def publish_warning(self, kind: WarningType, message: str) -> None:
+        """Tell this job's driver (loop thread): :mod:`shoal.core.cluster_warnings`."""
+        if self.control is not None:
+            self.control.notify(Method.PUBLISH_WARNING,
+                                warning(kind, message, self.job_id).wire())
 
     # ---- small synchronous helpers for the API ---------------------------------------------------
     def control_call(self, method: Method, body: Any = None, timeout: float | None = 30) -> Any:

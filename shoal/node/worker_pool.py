@@ -233,11 +233,13 @@ class WorkerPool:
         on_output: Callable[[Worker, str, bytes], None],
         on_exit: Callable[[Worker], None],
         logs: WorkerLogs | None = None,
+        on_started: Callable[[int], None] | None = None,
     ) -> None:
         self.env = zygote_process.process_env(env)
         self.on_output = on_output
         self.logs = logs  # None: no log files (a node started without a log folder)
         self.on_exit = on_exit
+        self.on_started = on_started  # called with the number of worker processes now
         self.workers: dict[str, Worker] = {}
         self.idle: list[Worker] = []
         # (worker, exit type, detail) of the last EXITED_KEPT workers that ended
@@ -282,6 +284,8 @@ class WorkerPool:
             raise
         if self.logs is not None:
             self.logs.opened(worker)
+        if self.on_started is not None:
+            self.on_started(len(self.workers))
         if self.closing:  # shutdown began while we were spawning it
             self.kill(worker)
         loop.create_task(self._watch(worker))

@@ -23,6 +23,10 @@ def __getattr__(name: str):
         from shoal.util.named_actors import list_named_actors
 
         return list_named_actors
+    if name == "subscribe_warnings":
+        from shoal.util.cluster_warnings import subscribe_warnings
+
+        return subscribe_warnings
     if name == "inspect_serializability":
         from shoal.util.check_serialize import inspect_serializability
 
@@ -33,4 +37,5 @@ def __getattr__(name: str):
 __all__ = ["ActorPool", "DeferSigint", "PlacementGroup", "get_current_placement_group",
            "get_placement_group",
            "inspect_serializability", "list_named_actors", "memory_summary", "placement_group",
-           "placement_group_table", "remove_placement_group", "scheduling_strategies"]
+           "placement_group_table", "remove_placement_group", "scheduling_strategies",
+           "subscribe_warnings"]

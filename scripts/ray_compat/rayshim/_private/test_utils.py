@@ -20,6 +20,33 @@ def raw_metric_timeseries(info, result):
     return by_name
 
 
+def init_error_pubsub():
+    """Ray's subscription to the errors pushed to drivers: shoal's warnings channel."""
+    from shoal.util import subscribe_warnings
+
+    return subscribe_warnings()
+
+
+def get_error_message(subscriber, num=1000000, error_type=None, timeout=20):
+    """Up to ``num`` warnings of ``error_type`` (all if None) within ``timeout`` s, as
+    Ray's error dicts."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    out = []
+    while len(out) < num:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        item = subscriber.get(timeout=left)
+        if item is None:
+            break
+        if error_type is None or item.type.value == error_type:
+            out.append({"type": item.type.value, "error_message": item.message,
+                        "job_id": item.job_id, "timestamp": item.timestamp})
+    return out
+
+
 def wait_for_dashboard_agent_available(cluster):
     return None
 
