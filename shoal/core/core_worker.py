@@ -31,6 +31,7 @@ import contextvars
 import enum
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -238,8 +239,14 @@ class CoreWorker:
                                                           self.address])
 
     def _node_lost(self) -> None:
+        """The node agent is gone: nobody is left to stop this worker or its child
+        processes, so it ends them (their direct children, as a worker the node
+        stops does) and exits."""
         if not self.shutting_down:
             log.info("node agent connection lost; worker exiting")
+            from shoal.node.worker_pool import kill_children
+
+            kill_children(os.getpid(), signal.SIGKILL)
             os._exit(1)
 
     def shutdown(self) -> None:

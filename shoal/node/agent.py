@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -94,6 +95,10 @@ class NodeAgent:
         env.update(
             SHOAL_NODE_ID=config.node_id,
             SHOAL_NODE_ADDRESS=config.address,
+            # the node process that started the worker (a worker may watch it); also
+            # under Ray's name, so programs written for Ray that read it keep working
+            SHOAL_NODE_PID=str(os.getpid()),
+            RAY_RAYLET_PID=str(os.getpid()),
             SHOAL_STORE_PATH=self.store.path,
         )
         self.worker_logs = (WorkerLogs(config.log_dir, config.node_id, *rotation)
