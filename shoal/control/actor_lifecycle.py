@@ -28,9 +28,10 @@ membership (a node died), from callers (``shoal.kill``) and from owners
   and ``OWNER_DIED`` (a non-detached actor fate-shares with its owner) end the
   actor for good, whatever restarts remain: re-running a constructor that
   raised would raise again, and nobody is left to call an orphan.
-* DEAD is absorbing.  A kill-to-restart of a RESTARTING actor is a no-op (it is
-  already being re-created); of a PENDING one it uses a restart, as in Ray (the
-  creation under way becomes the restart), so with none left the actor is DEAD.
+* DEAD is absorbing.  A kill-to-restart uses a restart whatever the state, as in
+  Ray: of a PENDING or RESTARTING actor the creation under way becomes the
+  restart, so with none left the actor is DEAD (it used to leave a RESTARTING
+  actor as it was while the store still counted a restart past the bound).
 
 The store applies :func:`next_state` and does the I/O (placing the actor,
 killing workers, publishing on the ``actor`` channel).
@@ -86,7 +87,7 @@ TRANSITIONS: dict[ActorState, dict[ActorEvent, ActorState | _Restart]] = {
         ActorEvent.CREATED: _A,
         ActorEvent.CREATION_FAILED: _D,
         ActorEvent.PROCESS_DIED: RESTART_OR_DEAD,
-        ActorEvent.KILLED_TO_RESTART: _R,
+        ActorEvent.KILLED_TO_RESTART: RESTART_OR_DEAD,
         ActorEvent.KILLED: _D,
         ActorEvent.OWNER_DIED: _D,
     },

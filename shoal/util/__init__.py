@@ -23,6 +23,10 @@ def __getattr__(name: str):
         from shoal.util.named_actors import list_named_actors
 
         return list_named_actors
+    if name == "get_resource_demand":
+        from shoal.util.resource_demand import get_resource_demand
+
+        return get_resource_demand
     if name == "subscribe_warnings":
         from shoal.util.cluster_warnings import subscribe_warnings
 
@@ -35,7 +39,7 @@ def __getattr__(name: str):
 
 
 __all__ = ["ActorPool", "DeferSigint", "PlacementGroup", "get_current_placement_group",
-           "get_placement_group",
+           "get_placement_group", "get_resource_demand",
            "inspect_serializability", "list_named_actors", "memory_summary", "placement_group",
            "placement_group_table", "remove_placement_group", "scheduling_strategies",
            "subscribe_warnings"]

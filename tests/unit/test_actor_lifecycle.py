@@ -35,14 +35,15 @@ def test_a_process_death_restarts_while_restarts_remain(state, event):
     assert next_state(state, event, max_restarts=0, num_restarts=0) is D
 
 
-def test_kill_to_restart_uses_a_restart_unless_already_restarting():
+def test_kill_to_restart_uses_a_restart_in_every_live_state():
     assert next_state(A, ActorEvent.KILLED_TO_RESTART, 1, 0) is R
     assert next_state(A, ActorEvent.KILLED_TO_RESTART, 0, 0) is D
     # still being created: the creation under way is the restart (Ray counts it)
     assert next_state(P, ActorEvent.KILLED_TO_RESTART, 1, 0) is R
     assert next_state(P, ActorEvent.KILLED_TO_RESTART, 0, 0) is D
-    # already being re-created: nothing to kill
+    # already being re-created: the re-creation under way is the restart (Ray's)
     assert next_state(R, ActorEvent.KILLED_TO_RESTART, 5, 1) is R
+    assert next_state(R, ActorEvent.KILLED_TO_RESTART, 1, 1) is D
 
 
 @pytest.mark.parametrize("state", [P, A, R])
