@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
 from shoal.control.actor_lifecycle import ActorState
-from shoal.core import actor_shutdown
+from shoal.core import actor_shutdown, cluster_warnings
 from shoal.core.actor_scope import ActorScopeTable
 from shoal.core.actor_view import (
     ViewEvent,
@@ -162,7 +162,7 @@ class ActorManager:
         the driver at 5000, then at each doubling."""
         text = st.queue_warning.check(len(st.queue) + len(st.in_flight), st.actor_id)
         if text is not None:
-            self.worker.publish_warning(WarningType.EXCESS_QUEUEING, text)
+            cluster_warnings.publish(self.worker, WarningType.EXCESS_QUEUEING, text)
 
     def note_slow(self, task: PendingTask) -> None:
         self.slow.setdefault(task.spec.actor_id, set()).add(task.spec.task_id)

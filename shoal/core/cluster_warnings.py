@@ -62,6 +62,15 @@ def warning(kind: WarningType, message: str, job_id: str = "") -> ClusterWarning
     return ClusterWarning(kind, message, job_id, time.time())
 
 
+def publish(worker, kind: WarningType, message: str) -> None:
+    """Tell the driver of ``worker``'s job (its loop thread)."""
+    if worker.control is not None:
+        from shoal.rpc.messages import Method
+
+        worker.control.notify(Method.PUBLISH_WARNING, warning(kind, message,
+                                                              worker.job_id).wire())
+
+
 # ---- when to warn (pure) -------------------------------------------------------------
 class QueueWarning:
     """Per actor: warn when the unfinished calls reach the threshold, which then

@@ -42,7 +42,7 @@ from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import adopt, context, ids
 from shoal.core.actor_manager import ActorManager
-from shoal.core.cluster_warnings import DriverWarnings, WarningType, warning
+from shoal.core.cluster_warnings import DriverWarnings
 from shoal.core.cpu_lending import BlockedThreads, wait_before_lending
 from shoal.core.import_path import driver_import_path
 from shoal.core.object_locations import ObjectLocations
@@ -239,12 +239,10 @@ class CoreWorker:
                                                           self.address])
 
     def _node_lost(self) -> None:
-        """The node agent is gone: nobody is left to stop this worker or its child
-        processes, so it ends them (their direct children, as a worker the node
-        stops does) and exits."""
+        """The agent is gone: end our child processes (nobody else will), then exit."""
         if not self.shutting_down:
             log.info("node agent connection lost; worker exiting")
-            from shoal.node.worker_pool import kill_children
+            from shoal.core.child_processes import kill_children
 
             kill_children(os.getpid(), signal.SIGKILL)
             os._exit(1)
@@ -767,12 +765,6 @@ class CoreWorker:
             else:
                 not_ready.append(ref)
         return ready_refs, not_ready
-
-    def publish_warning(self, kind: WarningType, message: str) -> None:
-        """Tell this job's driver (loop thread): :mod:`shoal.core.cluster_warnings`."""
-        if self.control is not None:
-            self.control.notify(Method.PUBLISH_WARNING,
-                                warning(kind, message, self.job_id).wire())
 
     # ---- small synchronous helpers for the API ---------------------------------------------------
     def control_call(self, method: Method, body: Any = None, timeout: float | None = 30) -> Any:

@@ -23,8 +23,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import psutil
-
+from shoal.core.child_processes import kill_children
 from shoal.core.import_path import own_module_command
 from shoal.node import zygote as zygote_process
 from shoal.node.worker_logs import WorkerLogs
@@ -208,22 +207,6 @@ def exit_detail(returncode: int | None) -> str:
         except ValueError:
             return f"the process was ended by signal {-returncode}"
     return f"the process exited with code {returncode}"
-
-
-def kill_children(pid: int, sig: int) -> None:
-    """Send ``sig`` to the direct children of process ``pid`` (what a task started
-    with multiprocessing or subprocess): Ray's default is that a worker's child
-    processes end with it (``RAY_kill_child_processes_on_worker_exit``), and a worker
-    the node kills cannot do it itself.  Grandchildren are not followed (as Ray)."""
-    try:
-        children = psutil.Process(pid).children(recursive=False)
-    except psutil.Error:
-        return
-    for child in children:
-        try:
-            child.send_signal(sig)
-        except psutil.Error:
-            pass
 
 
 class WorkerPool:

@@ -108,7 +108,7 @@ def _agent_died(*_args) -> None:
     """The node agent (our parent) died: nobody is left to stop the workers' child
     processes (what their tasks started), so end them; the workers themselves get
     their parent-death SIGKILL as this process exits."""
-    from shoal.node.worker_pool import kill_children
+    from shoal.core.child_processes import kill_children
 
     for pid in list(_workers):
         kill_children(pid, signal.SIGKILL)
