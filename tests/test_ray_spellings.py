@@ -65,6 +65,23 @@ def test_kill_raylet_kills_a_cluster_utility_node():
         cluster.shutdown()
 
 
+def test_cluster_nodes_list_their_processes_by_rays_roles():
+    """Ray's ``node.all_processes``: the head's one process is both its agent
+    ("raylet") and the control store ("gcs_server"); another node's is its agent."""
+    if shoal.is_initialized():
+        shoal.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        other = cluster.add_node(num_cpus=0)
+        head = cluster.head_node.all_processes
+        assert head["gcs_server"][0].process.pid == cluster.head_node.pid
+        assert head["raylet"][0].process.pid == cluster.head_node.pid
+        assert set(other.all_processes) == {"raylet"}
+        assert other.all_processes["raylet"][0].process.pid == other.pid
+    finally:
+        cluster.shutdown()
+
+
 def test_actor_method_private_remote(shoal_cluster):
     @shoal.remote
     class Pair:
