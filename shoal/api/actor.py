@@ -177,6 +177,7 @@ class ActorClass:
         # strong handles hold the scope token: the actor ends with the last one
         token = None if detached else worker.put(None)
         shape = opts.resource_shape(options, 0.0)
+        unready = worker.actors.unready_args(wire)
         reply = worker.actors.create({
             "actor_id": ids.random_hex(16),
             "job_id": worker.job_id,
@@ -195,7 +196,8 @@ class ActorClass:
             "runtime_env": worker.runtime_envs.resolve(options.get("runtime_env"))[0],
             "creation": creation,
             "handle_meta": cloudpickle.dumps(meta),
-        }, keepalive, None if token is None else token.object_id)
+            "dependencies_unready": bool(unready),
+        }, keepalive, None if token is None else token.object_id, unready)
         if reply["existing"]:  # get_if_exists found it: a weak handle, as get_actor's
             token = None
         return ActorHandle(reply["actor_id"], meta, worker, token)

@@ -2,7 +2,10 @@
 
 Theory of operation
 -------------------
-The control store owns every actor's state.  Events come from the node
+The control store owns every actor's state.  An actor whose constructor takes
+refs that are not ready yet starts in DEPENDENCIES_UNREADY: it is not placed
+(it holds no resources) until its owner reports them ready
+(DEPENDENCIES_READY -> PENDING).  Events come from the node
 agents (a worker process exited, a constructor finished or raised), from
 membership (a node died), from callers (``shoal.kill``) and from owners
 (the process that created a non-detached actor died)::
@@ -45,6 +48,7 @@ import enum
 class ActorState(enum.Enum):
     """Ray's names, as ``list_actors`` shows them."""
 
+    DEPENDENCIES_UNREADY = "DEPENDENCIES_UNREADY"  # waits for its constructor's refs
     PENDING = "PENDING_CREATION"
     ALIVE = "ALIVE"
     RESTARTING = "RESTARTING"
@@ -52,6 +56,7 @@ class ActorState(enum.Enum):
 
 
 class ActorEvent(enum.Enum):
+    DEPENDENCIES_READY = enum.auto()  # the owner: the constructor's refs are ready
     CREATED = enum.auto()            # the constructor returned on a worker
     CREATION_FAILED = enum.auto()    # the constructor raised / cannot be scheduled
     PROCESS_DIED = enum.auto()       # its worker process or its node died
@@ -67,8 +72,18 @@ class _Restart:
 RESTART_OR_DEAD = _Restart()
 
 _P, _A, _R, _D = ActorState.PENDING, ActorState.ALIVE, ActorState.RESTARTING, ActorState.DEAD
+_U = ActorState.DEPENDENCIES_UNREADY
 
 TRANSITIONS: dict[ActorState, dict[ActorEvent, ActorState | _Restart]] = {
+    _U: {
+        ActorEvent.DEPENDENCIES_READY: _P,
+        ActorEvent.PROCESS_DIED: _U,  # it has no process yet: news of an old one
+        ActorEvent.CREATION_FAILED: _D,
+        # a restart places it now; its worker waits for the refs itself
+        ActorEvent.KILLED_TO_RESTART: RESTART_OR_DEAD,
+        ActorEvent.KILLED: _D,
+        ActorEvent.OWNER_DIED: _D,
+    },
     _P: {
         ActorEvent.CREATED: _A,
         ActorEvent.CREATION_FAILED: _D,

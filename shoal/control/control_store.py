@@ -115,6 +115,7 @@ class ControlStore:
             Method.GET_NAMED_ACTOR: self.handle_get_named_actor,
             Method.KILL_ACTOR: self.handle_kill_actor,
             Method.RELEASE_ACTOR_NAME: self.handle_release_actor_name,
+            Method.ACTOR_DEPENDENCIES_READY: self.handle_actor_dependencies_ready,
             Method.WORKER_DIED: self.handle_worker_died,
             Method.KV_PUT: self.handle_kv_put,
             Method.KV_GET: self.handle_kv_get,
@@ -315,11 +316,14 @@ class ControlStore:
             runtime_env=spec.get("runtime_env") or None,
             placement_cpus=float(spec.get("placement_cpus") or 0.0),
         )
+        if spec.get("dependencies_unready"):  # placed once its owner says they are ready
+            record.state = ActorState.DEPENDENCIES_UNREADY
         self.actors[record.actor_id] = record
         self.actor_counts.moved(record.class_name, None, record.state)
         if name is not None:
             self.named_actors[(namespace, name)] = record.actor_id
-        self._start_placing(record)
+        if record.state is ActorState.PENDING:
+            self._start_placing(record)
         return {"actor_id": record.actor_id, "existing": False}
 
     def _pick_node(self, shape: dict, strategy: list | None = None,
@@ -486,6 +490,8 @@ class ControlStore:
         record.state = new
         if new is not was:
             self.actor_counts.moved(record.class_name, was, new)
+        if event is ActorEvent.DEPENDENCIES_READY:
+            self._start_placing(record)
         if restart:
             record.num_restarts += 1
             record.worker_id = record.address = record.node_id = ""
@@ -517,6 +523,13 @@ class ControlStore:
         key = (record.namespace, record.name)
         if self.named_actors.get(key) == record.actor_id:
             del self.named_actors[key]
+
+    def handle_actor_dependencies_ready(self, conn, body):
+        """[actor_id]: its owner has the constructor's refs ready: place it now."""
+        record = self.actors.get(body[0])
+        if record is not None and record.state is ActorState.DEPENDENCIES_UNREADY:
+            self._actor_event(record, ActorEvent.DEPENDENCIES_READY)
+        return None
 
     def handle_release_actor_name(self, conn, body):
         """[actor_id]: its owner holds no handle to it any more; a dead actor's name
@@ -611,7 +624,9 @@ class ControlStore:
         if not owner_worker_id:
             return
         for record in list(self.actors.values()):
-            if record.owner_worker_id == owner_worker_id and not record.detached:
+            # a detached actor still waiting for its owner's refs will never get them
+            if record.owner_worker_id == owner_worker_id and (
+                    not record.detached or record.state is ActorState.DEPENDENCIES_UNREADY):
                 if record.state is ActorState.DEAD:
                     self._release_name(record)  # its owner's handles are gone with it
                 self._actor_event(record, ActorEvent.OWNER_DIED,
@@ -640,7 +655,7 @@ def _answerable(record: ActorRecord, stale: str, wait_restart: bool,
     the caller saw fail (same address and, if given, same ``num_restarts``); not
     RESTARTING if the caller asked to wait through it."""
     state = record.state
-    if state is ActorState.PENDING:
+    if state in (ActorState.PENDING, ActorState.DEPENDENCIES_UNREADY):
         return False
     if state is ActorState.RESTARTING:
         return not wait_restart

@@ -59,6 +59,7 @@ from shoal.core.actor_view import (
     reported,
 )
 from shoal.core.cluster_warnings import QueueWarning, WarningType
+from shoal.core.task_spec import ARG_REF, REF_OBJECT, REF_OWNER
 from shoal.core.task_state import (
     WAITING_TO_RUN,
     TaskEvent,
@@ -208,15 +209,37 @@ class ActorManager:
         return st
 
     # ---- creation (user thread) -----------------------------------------------------
-    def create(self, spec: dict, keepalive: list, token: bytes | None) -> dict:
+    def unready_args(self, wire: list) -> list[tuple[bytes, str]]:
+        """(object id, owner) of the ref arguments whose value this process does not
+        hold yet: an actor taking them waits in DEPENDENCIES_UNREADY, unplaced."""
+        values = self.worker.value_table
+        return [(arg[REF_OBJECT], arg[REF_OWNER]) for arg in wire
+                if arg[0] == ARG_REF and values.get(arg[REF_OBJECT]) is None]
+
+    def create(self, spec: dict, keepalive: list, token: bytes | None,
+               unready: list[tuple[bytes, str]] = ()) -> dict:
         """Create the actor; ``token``: the object id of its scope token (None for a
-        detached actor, which is never terminated for being out of scope)."""
+        detached actor, which is never terminated for being out of scope);
+        ``unready``: its constructor's refs to wait for (``spec`` says so too)."""
         reply = self.worker.control_call(Method.CREATE_ACTOR, spec)
         actor_id = reply["actor_id"]
         if not reply["existing"]:
             self.worker.post(self._created, actor_id, keepalive, token,
                              spec.get("max_restarts", 0) != 0)
+            if unready:
+                self.worker.post(lambda: self.worker.loop.create_task(
+                    self._announce_ready(actor_id, list(unready))))
         return reply
+
+    async def _announce_ready(self, actor_id: str, unready: list[tuple[bytes, str]]) -> None:
+        """Wait for the constructor's refs, then let the control store place it (a ref
+        that failed or was lost counts as ready: the constructor reports it)."""
+        for oid, owner in unready:
+            try:
+                await self.worker.resolve(oid, owner)
+            except Exception as exc:
+                log.info("actor %s: argument %s unavailable (%s)", actor_id, oid.hex(), exc)
+        self.worker.control.notify(Method.ACTOR_DEPENDENCIES_READY, [actor_id])
 
     def _created(self, actor_id: str, keepalive: list, token: bytes | None,
                  restartable: bool) -> None:

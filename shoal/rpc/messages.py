@@ -78,6 +78,8 @@ class Method(enum.IntEnum):
     # any process -> control store: [job id or "", type, text, time] for the drivers
     # (core/cluster_warnings.py); published on the ``warnings`` channel
     PUBLISH_WARNING = 85
+    # owner -> control store: [actor id] the constructor's refs are ready; place it
+    ACTOR_DEPENDENCIES_READY = 86
 
     # placement groups (control store); numbered apart from the rest
     CREATE_PLACEMENT_GROUP = 110

@@ -16,7 +16,8 @@ P, A, R, D = ActorState.PENDING, ActorState.ALIVE, ActorState.RESTARTING, ActorS
 
 
 def test_state_names_are_rays():
-    assert [s.value for s in ActorState] == ["PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"]
+    assert [s.value for s in ActorState] == ["DEPENDENCIES_UNREADY", "PENDING_CREATION", "ALIVE",
+                                            "RESTARTING", "DEAD"]
 
 
 @pytest.mark.parametrize("max_restarts, num_restarts, expected", [
@@ -70,3 +71,14 @@ def test_created_while_alive_is_a_bug():
 
 def test_every_state_has_a_row():
     assert set(TRANSITIONS) == set(ActorState)
+
+
+def test_an_actor_waiting_for_its_arguments_is_placed_once_they_are_ready():
+    U = ActorState.DEPENDENCIES_UNREADY
+    assert next_state(U, ActorEvent.DEPENDENCIES_READY, 0, 0) is P
+    assert next_state(U, ActorEvent.KILLED, 3, 0) is D
+    assert next_state(U, ActorEvent.OWNER_DIED, 3, 0) is D
+    assert next_state(U, ActorEvent.KILLED_TO_RESTART, 1, 0) is R
+    assert next_state(U, ActorEvent.KILLED_TO_RESTART, 0, 0) is D
+    with pytest.raises(ValueError):
+        next_state(P, ActorEvent.DEPENDENCIES_READY, 0, 0)
