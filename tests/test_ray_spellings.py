@@ -82,6 +82,24 @@ def test_cluster_nodes_list_their_processes_by_rays_roles():
         cluster.shutdown()
 
 
+def test_an_actor_handle_tells_this_process_view_of_the_actor(shoal_cluster):
+    """Ray's ``handle._get_local_state()``: what this process last heard of the actor
+    (its calls follow it), ALIVE once connected, DEAD after a kill."""
+    from shoal.control.actor_lifecycle import ActorState
+    from tests.utils import wait_for_condition
+
+    @shoal.remote
+    class Pinger:
+        def ping(self):
+            return 1
+
+    actor = Pinger.remote()
+    shoal.get(actor.ping.remote(), timeout=30)
+    assert actor._get_local_state() is ActorState.ALIVE
+    shoal.kill(actor)
+    wait_for_condition(lambda: actor._get_local_state() is ActorState.DEAD, timeout=30)
+
+
 def test_actor_method_private_remote(shoal_cluster):
     @shoal.remote
     class Pair:

@@ -19,6 +19,7 @@ from shoal.api.call_check import (
 from shoal.api.id_types import HexId
 from shoal.api.placement_strategy import resolve_strategy
 from shoal.api.remote_function import check_pickled_size, encode_num_returns
+from shoal.control.actor_lifecycle import ActorState
 from shoal.core import ids
 from shoal.core.concurrency_groups import SYSTEM_GROUP
 from shoal.core.task_spec import DYNAMIC, TaskKind, TaskSpec, strategy_to_wire
@@ -259,6 +260,13 @@ class ActorHandle:
     def _ray_actor_id(self) -> HexId:
         """Ray's spelling of the actor's id (``handle._ray_actor_id.hex()``)."""
         return self._actor_id
+
+    def _get_local_state(self) -> ActorState | None:
+        """Ray's name: this process's last news of the actor (its calls follow it):
+        PENDING_CREATION until connected, ALIVE, RESTARTING, DEAD; None if this
+        process never called or made it."""
+        st = self._worker.actors.actors.get(str(self._actor_id))
+        return None if st is None else st.view
 
     def __getattr__(self, name: str) -> ActorMethod:
         meta = self.__dict__.get("_meta")
