@@ -208,16 +208,21 @@ def _restore_chain(exc: BaseException, chain: tuple | None) -> None:
 
 
 def reduce_task_error(err: TaskError) -> tuple:
-    """TaskError's pickle: the envelope, with the cause as a CarriedCause."""
+    """TaskError's pickle: the envelope, with the cause as a CarriedCause; a copy that
+    is also an instance of its cause's class (``as_instanceof_cause``) comes back as
+    one."""
     carried = pack_cause(err.cause) if err.cause is not None else None
+    dual = type(err) is not TaskError and err.cause is not None and isinstance(
+        err, type(err.cause))
     return (rebuild_task_error,
-            (err.function_name, err.traceback_str, carried, err.pid, err.actor_repr))
+            (err.function_name, err.traceback_str, carried, err.pid, err.actor_repr, dual))
 
 
 def rebuild_task_error(function_name: str, traceback_str: str, carried: CarriedCause | None,
-                       pid: int, actor_repr: str | None) -> TaskError:
+                       pid: int, actor_repr: str | None, dual: bool = False) -> TaskError:
     cause = unpack_cause(carried, traceback_str) if carried is not None else None
-    return TaskError(function_name, traceback_str, cause, pid, actor_repr)
+    err = TaskError(function_name, traceback_str, cause, pid, actor_repr)
+    return err.as_instanceof_cause() if dual else err
 
 
 install_task_error_envelope(reduce_task_error)
