@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from shoal.core.import_path import own_module_command
 from shoal.launch.sessions import (
     READY_PREFIX,
-    default_cluster_may_live,
     forget_cluster,
     new_session,
     prune_sessions,
@@ -116,11 +115,9 @@ def launch_head(
                 proc.kill()
                 proc.wait()
             raise
-        # other drivers on this machine may join it by its address, and by
-        # address="auto" unless another head of this machine is recorded for that
-        # (Ray's init(address="auto") finds a head any init() started here)
+        # other drivers on this machine may join it by its address (as with Ray)
         remember_cluster({"address": info["address"], "token": token, "pid": proc.pid,
-                          "session": session}, default=not default_cluster_may_live())
+                          "session": session}, default=False)
         return HeadProcess(proc, info["address"], token, session, info["node_id"], log_dir,
                            info["store_path"], list(info.get("spill_dirs") or ()))
 

@@ -4,8 +4,8 @@
 
     $SHOAL_SESSION_DIR  (default: /tmp/shoal-sessions)
       cluster.json              the head last started here by ``shoal start --head``
-                                (or by ``cluster_utils.Cluster`` or ``shoal.init()``
-                                when no other head was live): address, token, pid;
+                                (or by ``cluster_utils.Cluster`` when no other head
+                                was live): address, token, pid;
                                 ``shoal.init(address="auto")``
       clusters/HOST_PORT.json   address and token of every head started on this
                                 machine (``shoal start`` or ``cluster_utils.Cluster``),
@@ -132,22 +132,6 @@ def live_cluster(record: dict | None) -> dict | None:
 
 def default_cluster() -> dict | None:
     return read_json(cluster_file())
-
-
-def default_cluster_may_live() -> bool:
-    """Is a head recorded for ``address="auto"`` whose process may still run?  A cheap
-    check for a driver's start-up (no psutil): a recycled pid answers yes, which
-    only keeps the record as it is."""
-    record = default_cluster()
-    if record is None or "pid" not in record:
-        return record is not None
-    try:
-        os.kill(int(record["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError, TypeError, OverflowError):
-        return True
-    return True
 
 
 def known_cluster(address: str) -> dict | None:
