@@ -18,7 +18,8 @@ def test_counts_follow_moves_and_list_every_state_of_every_class():
     counts.moved("A", ActorState.PENDING, ActorState.ALIVE)
     counts.moved("A", ActorState.ALIVE, ActorState.DEAD)
     rows = {(state, name): n for state, name, n in counts.rows()}
-    assert rows == {("PENDING_CREATION", "A"): 1, ("ALIVE", "A"): 0,
+    assert rows == {("DEPENDENCIES_UNREADY", "A"): 0, ("PENDING_CREATION", "A"): 1,
+                    ("ALIVE", "A"): 0,
                     ("RESTARTING", "A"): 0, ("DEAD", "A"): 1}
 
 
