@@ -40,8 +40,11 @@ HANGS_ON_RAY = {"test_asyncio.py": ("test_asyncio_exit_actor",)}
 def run_file(cmd: list[str], cwd: str, env: dict, limit: float) -> None:
     """One file's pytest in its own process group, killed whole (clusters it started
     included) if it outlives ``limit`` seconds."""
+    # SIGINT back to its default: a harness started in the background (``cmd &``)
+    # inherits it ignored, and Ray's SIGINT tests (DeferSigint) then see no signal
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         proc.wait(timeout=limit)
     except subprocess.TimeoutExpired:

@@ -97,12 +97,9 @@ class TaskError(ShoalError):
     def __reduce__(self):
         if _task_error_envelope is not None:
             return _task_error_envelope(self)
+        dual = type(self) is not TaskError and isinstance(self, type(self.cause))
         return (_rebuild_task_error, (self.function_name, self.traceback_str, self.cause,
-                                      self.pid, self.actor_repr, type(self) is not TaskError))
-
-    def make_dual_exception_instance(self) -> TaskError:
-        """Ray's newer name of :meth:`as_instanceof_cause`."""
-        return self.as_instanceof_cause()
+                                      self.pid, self.actor_repr, dual))
 
     def as_instanceof_cause(self) -> TaskError:
         """A copy whose class derives from both TaskError and the cause's class,
@@ -136,6 +133,14 @@ class TaskError(ShoalError):
         err.__context__ = cause.__context__
         err.__suppress_context__ = cause.__suppress_context__
         return err
+
+    make_dual_exception_instance = as_instanceof_cause  # Ray's name for the same
+
+
+def _rebuild_task_error(function_name: str, traceback_str: str, cause: BaseException | None,
+                        pid: int | None, actor_repr: str | None, dual: bool) -> TaskError:
+    err = TaskError(function_name, traceback_str, cause, pid, actor_repr)
+    return err.as_instanceof_cause() if dual else err
 
 
 def _safe_repr(value: object) -> str:

@@ -318,3 +318,35 @@ def test_actor_constructor_exception_is_named_by_every_call(shoal_cluster, kind,
         assert "FailsInInit.__init__() (pid=" in text
         assert f"raised {cls}: {message}" in text
         assert ", in __init__\n" in text and "executor.py" not in text
+
+
+class TwoFields(Exception):
+    def __init__(self, one, two):
+        super().__init__(one, two)
+        self.one, self.two = one, two
+
+    def __reduce__(self):
+        return self.__class__, (self.one, self.two)
+
+
+@shoal.remote(max_retries=0)
+def raise_two_fields():
+    raise TwoFields("test 1", "test 2")
+
+
+@shoal.remote
+def inspect_error(err):
+    return (isinstance(err, shoal.exceptions.TaskError), isinstance(err, TwoFields),
+            err.one, err.two)
+
+
+def test_an_error_that_is_also_its_cause_stays_so_when_sent_on(shoal_cluster):
+    """The error ``get`` raises is both a TaskError and the cause's class; passed to
+    another task (pickled) it is still both, with the cause's fields (Ray's
+    make_dual_exception_instance is the same copy)."""
+    with pytest.raises(TwoFields) as info:
+        shoal.get(raise_two_fields.remote(), timeout=30)
+    err = info.value
+    assert shoal.get(inspect_error.remote(err), timeout=30) == (True, True, "test 1", "test 2")
+    made = shoal.exceptions.TaskError("f", "tb", TwoFields("a", "b")).make_dual_exception_instance()
+    assert isinstance(made, TwoFields) and made.one == "a"

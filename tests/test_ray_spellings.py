@@ -65,6 +65,41 @@ def test_kill_raylet_kills_a_cluster_utility_node():
         cluster.shutdown()
 
 
+def test_cluster_nodes_list_their_processes_by_rays_roles():
+    """Ray's ``node.all_processes``: the head's one process is both its agent
+    ("raylet") and the control store ("gcs_server"); another node's is its agent."""
+    if shoal.is_initialized():
+        shoal.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        other = cluster.add_node(num_cpus=0)
+        head = cluster.head_node.all_processes
+        assert head["gcs_server"][0].process.pid == cluster.head_node.pid
+        assert head["raylet"][0].process.pid == cluster.head_node.pid
+        assert set(other.all_processes) == {"raylet"}
+        assert other.all_processes["raylet"][0].process.pid == other.pid
+    finally:
+        cluster.shutdown()
+
+
+def test_an_actor_handle_tells_this_process_view_of_the_actor(shoal_cluster):
+    """Ray's ``handle._get_local_state()``: what this process last heard of the actor
+    (its calls follow it), ALIVE once connected, DEAD after a kill."""
+    from shoal.control.actor_lifecycle import ActorState
+    from tests.utils import wait_for_condition
+
+    @shoal.remote
+    class Pinger:
+        def ping(self):
+            return 1
+
+    actor = Pinger.remote()
+    shoal.get(actor.ping.remote(), timeout=30)
+    assert actor._get_local_state() is ActorState.ALIVE
+    shoal.kill(actor)
+    wait_for_condition(lambda: actor._get_local_state() is ActorState.DEAD, timeout=30)
+
+
 def test_actor_method_private_remote(shoal_cluster):
     @shoal.remote
     class Pair:

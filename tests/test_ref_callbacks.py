@@ -86,3 +86,4 @@ def test_handle_answers_rays_actor_id_spelling(shoal_cluster):
 
     actor = Plain.remote()
     assert actor._ray_actor_id.hex() == actor._actor_id.hex()
+

@@ -19,6 +19,7 @@ from shoal.api.call_check import (
 from shoal.api.id_types import ActorIdHex, HexId
 from shoal.api.placement_strategy import resolve_strategy
 from shoal.api.remote_function import check_pickled_size, encode_num_returns
+from shoal.control.actor_lifecycle import ActorState
 from shoal.core import ids
 from shoal.core.concurrency_groups import SYSTEM_GROUP
 from shoal.core.task_spec import DYNAMIC, TaskKind, TaskSpec, strategy_to_wire
@@ -183,6 +184,7 @@ class ActorClass:
         # strong handles hold the scope token: the actor ends with the last one
         token = None if detached else worker.put(None)
         shape = opts.resource_shape(options, 0.0)
+        unready = worker.actors.unready_args(wire)
         reply = worker.actors.create({
             "actor_id": ids.actor_id_hex(worker.job_id),
             "job_id": worker.job_id,
@@ -201,7 +203,8 @@ class ActorClass:
             "runtime_env": worker.runtime_envs.resolve(options.get("runtime_env"))[0],
             "creation": creation,
             "handle_meta": cloudpickle.dumps(meta),
-        }, keepalive, None if token is None else token.object_id)
+            "dependencies_unready": bool(unready),
+        }, keepalive, None if token is None else token.object_id, unready)
         if reply["existing"]:  # get_if_exists found it: a weak handle, as get_actor's
             token = None
         return ActorHandle(reply["actor_id"], meta, worker, token)
@@ -263,6 +266,13 @@ class ActorHandle:
     def _ray_actor_id(self) -> HexId:
         """Ray's spelling of the actor's id (``handle._ray_actor_id.hex()``)."""
         return self._actor_id
+
+    def _get_local_state(self) -> ActorState | None:
+        """Ray's name: this process's last news of the actor (its calls follow it):
+        PENDING_CREATION until connected, ALIVE, RESTARTING, DEAD; None if this
+        process never called or made it."""
+        st = self._worker.actors.actors.get(str(self._actor_id))
+        return None if st is None else st.view
 
     def __getattr__(self, name: str) -> ActorMethod:
         meta = self.__dict__.get("_meta")

@@ -2,7 +2,10 @@
 
 Theory of operation
 -------------------
-The control store owns every actor's state.  Events come from the node
+The control store owns every actor's state.  An actor whose constructor takes
+refs that are not ready yet starts in DEPENDENCIES_UNREADY: it is not placed
+(it holds no resources) until its owner reports them ready
+(DEPENDENCIES_READY -> PENDING).  Events come from the node
 agents (a worker process exited, a constructor finished or raised), from
 membership (a node died), from callers (``shoal.kill``) and from owners
 (the process that created a non-detached actor died)::
@@ -28,9 +31,10 @@ membership (a node died), from callers (``shoal.kill``) and from owners
   and ``OWNER_DIED`` (a non-detached actor fate-shares with its owner) end the
   actor for good, whatever restarts remain: re-running a constructor that
   raised would raise again, and nobody is left to call an orphan.
-* DEAD is absorbing.  A kill-to-restart of a RESTARTING actor is a no-op (it is
-  already being re-created); of a PENDING one it uses a restart, as in Ray (the
-  creation under way becomes the restart), so with none left the actor is DEAD.
+* DEAD is absorbing.  A kill-to-restart uses a restart whatever the state, as in
+  Ray: of a PENDING or RESTARTING actor the creation under way becomes the
+  restart, so with none left the actor is DEAD (it used to leave a RESTARTING
+  actor as it was while the store still counted a restart past the bound).
 
 The store applies :func:`next_state` and does the I/O (placing the actor,
 killing workers, publishing on the ``actor`` channel).
@@ -44,6 +48,7 @@ import enum
 class ActorState(enum.Enum):
     """Ray's names, as ``list_actors`` shows them."""
 
+    DEPENDENCIES_UNREADY = "DEPENDENCIES_UNREADY"  # waits for its constructor's refs
     PENDING = "PENDING_CREATION"
     ALIVE = "ALIVE"
     RESTARTING = "RESTARTING"
@@ -51,6 +56,7 @@ class ActorState(enum.Enum):
 
 
 class ActorEvent(enum.Enum):
+    DEPENDENCIES_READY = enum.auto()  # the owner: the constructor's refs are ready
     CREATED = enum.auto()            # the constructor returned on a worker
     CREATION_FAILED = enum.auto()    # the constructor raised / cannot be scheduled
     PROCESS_DIED = enum.auto()       # its worker process or its node died
@@ -66,8 +72,18 @@ class _Restart:
 RESTART_OR_DEAD = _Restart()
 
 _P, _A, _R, _D = ActorState.PENDING, ActorState.ALIVE, ActorState.RESTARTING, ActorState.DEAD
+_U = ActorState.DEPENDENCIES_UNREADY
 
 TRANSITIONS: dict[ActorState, dict[ActorEvent, ActorState | _Restart]] = {
+    _U: {
+        ActorEvent.DEPENDENCIES_READY: _P,
+        ActorEvent.PROCESS_DIED: _U,  # it has no process yet: news of an old one
+        ActorEvent.CREATION_FAILED: _D,
+        # a restart places it now; its worker waits for the refs itself
+        ActorEvent.KILLED_TO_RESTART: RESTART_OR_DEAD,
+        ActorEvent.KILLED: _D,
+        ActorEvent.OWNER_DIED: _D,
+    },
     _P: {
         ActorEvent.CREATED: _A,
         ActorEvent.CREATION_FAILED: _D,
@@ -86,7 +102,7 @@ TRANSITIONS: dict[ActorState, dict[ActorEvent, ActorState | _Restart]] = {
         ActorEvent.CREATED: _A,
         ActorEvent.CREATION_FAILED: _D,
         ActorEvent.PROCESS_DIED: RESTART_OR_DEAD,
-        ActorEvent.KILLED_TO_RESTART: _R,
+        ActorEvent.KILLED_TO_RESTART: RESTART_OR_DEAD,
         ActorEvent.KILLED: _D,
         ActorEvent.OWNER_DIED: _D,
     },

@@ -26,6 +26,7 @@ from typing import Any
 
 from shoal._version import __version__
 from shoal.control import user_kv
+from shoal.control.actor_counts import ActorCounts, DeadActorLog, max_dead_actors_from_env
 from shoal.control.actor_lifecycle import ActorEvent, ActorState, next_state
 from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S, Membership, NodeRecord
 from shoal.control.placement_groups import PlacementGroupService
@@ -98,6 +99,8 @@ class ControlStore:
         self.nodes: dict[str, NodeRecord] = self.membership.nodes
         self._detector: asyncio.Task | None = None
         self.actors: dict[str, ActorRecord] = {}
+        self.actor_counts = ActorCounts()  # for /metrics; outlives dropped dead records
+        self.dead_actors = DeadActorLog(max_dead_actors_from_env())
         self.named_actors: dict[tuple[str, str], str] = {}
         self.kv: dict[tuple[str, str], Any] = {}
         self.subscribers: dict[str, set] = {}
@@ -115,6 +118,7 @@ class ControlStore:
             Method.GET_NAMED_ACTOR: self.handle_get_named_actor,
             Method.KILL_ACTOR: self.handle_kill_actor,
             Method.RELEASE_ACTOR_NAME: self.handle_release_actor_name,
+            Method.ACTOR_DEPENDENCIES_READY: self.handle_actor_dependencies_ready,
             Method.WORKER_DIED: self.handle_worker_died,
             Method.KV_PUT: self.handle_kv_put,
             Method.KV_GET: self.handle_kv_get,
@@ -123,6 +127,7 @@ class ControlStore:
             Method.SUBSCRIBE: self.handle_subscribe,
             Method.CLUSTER_RESOURCES: self.handle_cluster_resources,
             Method.PUBLISH_LOGS: self.handle_publish_logs,
+            Method.PUBLISH_WARNING: lambda conn, body: self.publish(Channel.WARNINGS, body),
             Method.LIST_ACTORS: self.handle_list_actors,
             Method.CLUSTER_STATUS: self.handle_cluster_status,
         }.items():
@@ -240,6 +245,9 @@ class ControlStore:
             # asks each heartbeat, leaves them out)
             "nodes": [dict(n.public(), metrics=n.metrics) for n in self.nodes.values()],
             "pending_actors": pending_actors,
+            # [state, class name, count]: every state of every class seen (Ray's
+            # ray_actors); DEAD counts actors whose records were dropped too
+            "actor_counts": self.actor_counts.rows(),
         }
 
     # ---- jobs ------------------------------------------------------------------------
@@ -307,10 +315,14 @@ class ControlStore:
             runtime_env=spec.get("runtime_env") or None,
             placement_cpus=float(spec.get("placement_cpus") or 0.0),
         )
+        if spec.get("dependencies_unready"):  # placed once its owner says they are ready
+            record.state = ActorState.DEPENDENCIES_UNREADY
         self.actors[record.actor_id] = record
+        self.actor_counts.moved(record.class_name, None, record.state)
         if name is not None:
             self.named_actors[(namespace, name)] = record.actor_id
-        self._start_placing(record)
+        if record.state is ActorState.PENDING:
+            self._start_placing(record)
         return {"actor_id": record.actor_id, "existing": False}
 
     def _pick_node(self, shape: dict, strategy: list | None = None,
@@ -476,6 +488,10 @@ class ControlStore:
                 node.conn.notify(Method.KILL_WORKER,
                                  KillWorkerBody(actor_id=record.actor_id).to_wire())
         record.state = new
+        if new is not was:
+            self.actor_counts.moved(record.class_name, was, new)
+        if event is ActorEvent.DEPENDENCIES_READY:
+            self._start_placing(record)
         if restart:
             record.num_restarts += 1
             record.worker_id = record.address = record.node_id = ""
@@ -491,12 +507,29 @@ class ControlStore:
             else:
                 self._release_name(record)
         self._notify_actor(record)
+        if new is ActorState.DEAD and was is not ActorState.DEAD:
+            self._drop_old_dead(record.actor_id)
+
+    def _drop_old_dead(self, actor_id: str) -> None:
+        """Keep at most ``max_dead_actors`` dead records (Ray's
+        ``maximum_gcs_destroyed_actor_cached_count``); one still holding its name stays."""
+        for old_id in self.dead_actors.died(actor_id):
+            old = self.actors.get(old_id)
+            if old is not None and old.state is ActorState.DEAD and not old.name_held:
+                del self.actors[old_id]
 
     def _release_name(self, record: ActorRecord) -> None:
         record.name_held = False
         key = (record.namespace, record.name)
         if self.named_actors.get(key) == record.actor_id:
             del self.named_actors[key]
+
+    def handle_actor_dependencies_ready(self, conn, body):
+        """[actor_id]: its owner has the constructor's refs ready: place it now."""
+        record = self.actors.get(body[0])
+        if record is not None and record.state is ActorState.DEPENDENCIES_UNREADY:
+            self._actor_event(record, ActorEvent.DEPENDENCIES_READY)
+        return None
 
     def handle_release_actor_name(self, conn, body):
         """[actor_id]: its owner holds no handle to it any more; a dead actor's name
@@ -590,7 +623,9 @@ class ControlStore:
         if not owner_worker_id:
             return
         for record in list(self.actors.values()):
-            if record.owner_worker_id == owner_worker_id and not record.detached:
+            # a detached actor still waiting for its owner's refs will never get them
+            if record.owner_worker_id == owner_worker_id and (
+                    not record.detached or record.state is ActorState.DEPENDENCIES_UNREADY):
                 if record.state is ActorState.DEAD:
                     self._release_name(record)  # its owner's handles are gone with it
                 self._actor_event(record, ActorEvent.OWNER_DIED,
@@ -618,7 +653,7 @@ def _answerable(record: ActorRecord, request: GetActorBody) -> bool:
     the caller saw fail (same address and, if given, same ``num_restarts``); not
     RESTARTING if the caller asked to wait through it."""
     state, stale, seen = record.state, request.stale_address, request.seen_restarts
-    if state is ActorState.PENDING:
+    if state in (ActorState.PENDING, ActorState.DEPENDENCIES_UNREADY):
         return False
     if state is ActorState.RESTARTING:
         return not request.wait_restart

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from shoal import exceptions
 from shoal.control.actor_lifecycle import ActorState
-from shoal.core import actor_shutdown
+from shoal.core import actor_shutdown, cluster_warnings
 from shoal.core.actor_scope import ActorScopeTable
 from shoal.core.actor_view import (
     ViewEvent,
@@ -58,7 +58,9 @@ from shoal.core.actor_view import (
     next_view,
     reported,
 )
+from shoal.core.cluster_warnings import QueueWarning, WarningType
 from shoal.core.task_reply import TaskReply
+from shoal.core.task_spec import ARG_REF, REF_OBJECT, REF_OWNER
 from shoal.core.task_state import (
     WAITING_TO_RUN,
     TaskEvent,
@@ -95,6 +97,8 @@ class ActorCalls:
     death_cause: str = ""
     keepalive: list = field(default_factory=list)  # the constructor's arguments
     restartable: bool = False  # owned and max_restarts != 0: keep ``keepalive``
+    # warns this job's driver when too many calls wait (Ray's excess queueing warning)
+    queue_warning: QueueWarning = field(default_factory=QueueWarning)
 
 
 class ActorManager:
@@ -156,6 +160,14 @@ class ActorManager:
     def _register_direct(self, st: ActorCalls, task: PendingTask) -> None:
         self.tasks.register_direct(task)
         st.in_flight[task.spec.task_id] = task
+        self._check_backlog(st)
+
+    def _check_backlog(self, st: ActorCalls) -> None:
+        """Many unfinished calls to one actor (it is slower than its callers): tell
+        the driver at 5000, then at each doubling."""
+        text = st.queue_warning.check(len(st.queue) + len(st.in_flight), st.actor_id)
+        if text is not None:
+            cluster_warnings.publish(self.worker, WarningType.EXCESS_QUEUEING, text)
 
     def note_slow(self, task: PendingTask) -> None:
         self.slow.setdefault(task.spec.actor_id, set()).add(task.spec.task_id)
@@ -177,6 +189,7 @@ class ActorManager:
         self.slow_done(task)
         if st.view is not ActorState.DEAD:
             st.queue.append(task)  # held while RESOLVING (see _flush)
+            self._check_backlog(st)
 
     def task_finished(self, task: PendingTask) -> None:
         """Before its final state: a call that ends while it waits in the queue (its
@@ -200,15 +213,37 @@ class ActorManager:
         return st
 
     # ---- creation (user thread) -----------------------------------------------------
-    def create(self, spec: dict, keepalive: list, token: bytes | None) -> dict:
+    def unready_args(self, wire: list) -> list[tuple[bytes, str]]:
+        """(object id, owner) of the ref arguments whose value this process does not
+        hold yet: an actor taking them waits in DEPENDENCIES_UNREADY, unplaced."""
+        values = self.worker.value_table
+        return [(arg[REF_OBJECT], arg[REF_OWNER]) for arg in wire
+                if arg[0] == ARG_REF and values.get(arg[REF_OBJECT]) is None]
+
+    def create(self, spec: dict, keepalive: list, token: bytes | None,
+               unready: list[tuple[bytes, str]] = ()) -> dict:
         """Create the actor; ``token``: the object id of its scope token (None for a
-        detached actor, which is never terminated for being out of scope)."""
+        detached actor, which is never terminated for being out of scope);
+        ``unready``: its constructor's refs to wait for (``spec`` says so too)."""
         reply = self.worker.control_call(Method.CREATE_ACTOR, spec)
         actor_id = reply["actor_id"]
         if not reply["existing"]:
             self.worker.post(self._created, actor_id, keepalive, token,
                              spec.get("max_restarts", 0) != 0)
+            if unready:
+                self.worker.post(lambda: self.links.loop.create_task(
+                    self._announce_ready(actor_id, list(unready))))
         return reply
+
+    async def _announce_ready(self, actor_id: str, unready: list[tuple[bytes, str]]) -> None:
+        """Wait for the constructor's refs, then let the control store place it (a ref
+        that failed or was lost counts as ready: the constructor reports it)."""
+        for oid, owner in unready:
+            try:
+                await self.worker.resolve(oid, owner)
+            except Exception as exc:
+                log.info("actor %s: argument %s unavailable (%s)", actor_id, oid.hex(), exc)
+        self.links.control.notify(Method.ACTOR_DEPENDENCIES_READY, [actor_id])
 
     def _created(self, actor_id: str, keepalive: list, token: bytes | None,
                  restartable: bool) -> None:
@@ -277,6 +312,7 @@ class ActorManager:
             st.queue.insert(first_unsent, task)
         elif not reserved:
             st.queue.append(task)
+            self._check_backlog(st)
         if st.conn is not None and st.conn.is_open():
             self._flush(st)
         else:

@@ -23,7 +23,7 @@ What it last heard decides what its calls do::
   News that arrives after it (a late answer, a stale notice) changes nothing,
   which is why a DEAD view *ignores* events rather than refusing them.
 
-The view takes the store's own four states (``ActorState``, Ray's names), which
+The view takes the store's own states (``ActorState``, Ray's names), which
 are also what its answers and notices carry (:func:`reported` reads them off a
 record); only the events that move them differ.
 """
@@ -45,6 +45,10 @@ class ViewEvent(enum.Enum):
 _P, _A, _R, _D = ActorState.PENDING, ActorState.ALIVE, ActorState.RESTARTING, ActorState.DEAD
 
 TRANSITIONS: dict[ActorState, dict[ViewEvent, ActorState]] = {
+    # the store's DEPENDENCIES_UNREADY is, to a caller, an actor not connected yet
+    # (a view starts PENDING and never takes it); listed so every state answers
+    ActorState.DEPENDENCIES_UNREADY: {ViewEvent.CONNECTED: _A,
+                                     ViewEvent.RESTART_REPORTED: _R, ViewEvent.DIED: _D},
     _P: {ViewEvent.CONNECTED: _A, ViewEvent.RESTART_REPORTED: _R, ViewEvent.DIED: _D},
     _A: {ViewEvent.CONNECTED: _A, ViewEvent.RESTART_REPORTED: _R, ViewEvent.DIED: _D},
     _R: {ViewEvent.CONNECTED: _A, ViewEvent.RESTART_REPORTED: _R, ViewEvent.DIED: _D},

@@ -31,6 +31,7 @@ import contextvars
 import enum
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -41,6 +42,7 @@ from shoal import exceptions
 from shoal.api.object_ref import ObjectRef
 from shoal.core import adopt, context, ids
 from shoal.core.actor_manager import ActorManager
+from shoal.core.cluster_warnings import DriverWarnings
 from shoal.core.cpu_lending import BlockedThreads, wait_before_lending
 from shoal.core.import_path import driver_import_path
 from shoal.core.links import Links
@@ -160,6 +162,7 @@ class CoreWorker:
         self._blocked = BlockedThreads(lambda method: self.post(self.node.notify, method, None))
         self.shutting_down = False
         self.task_context = current_task
+        self.warnings: DriverWarnings | None = None  # driver: the cluster's warnings to it
         self.output = WorkerOutput()  # driver: prints (and draws bars of) its workers' output
         links = self.links
         self.locations = ObjectLocations(self, links, self.value_table, self.references)
@@ -239,7 +242,9 @@ class CoreWorker:
             })
             self.job_id = reply["job_id"]
             self.ids.set_job(self.job_id)
-            await self.control.call(Method.SUBSCRIBE, [Channel.logs(self.job_id), Channel.NODE])
+            self.warnings = DriverWarnings(self.job_id)
+            await self.control.call(Method.SUBSCRIBE, [Channel.logs(self.job_id), Channel.NODE,
+                                                       Channel.WARNINGS])
         else:
             self.control.notify(Method.SUBSCRIBE, [Channel.NODE])
             self.node.closed.add_done_callback(lambda _: self._node_lost())
@@ -247,8 +252,12 @@ class CoreWorker:
                                                           self.address])
 
     def _node_lost(self) -> None:
+        """The agent is gone: end our child processes (nobody else will), then exit."""
         if not self.shutting_down:
             log.info("node agent connection lost; worker exiting")
+            from shoal.core.child_processes import kill_children
+
+            kill_children(os.getpid(), signal.SIGKILL)
             os._exit(1)
 
     def shutdown(self) -> None:
@@ -377,6 +386,11 @@ class CoreWorker:
         if not self._wakeup_pending and (not self._tick_armed
                                          or len(commands) > LAZY_COMMANDS_MAX):
             self.post(self._arm_tick)
+
+    def queued_commands(self) -> list[tuple]:
+        """The ``(fn, args)`` commands posted and not run yet (a copy, from any thread;
+        RuntimeError if another thread posts meanwhile: copy again)."""
+        return [item for item in list(self._commands) if item.__class__ is tuple]
 
     def drain_queued(self) -> None:
         if self._commands:
@@ -507,6 +521,8 @@ class CoreWorker:
             self.output.on_lines(message, self.node_id)
         elif channel == Channel.ACTOR:
             self.actors.on_actor_update(message)
+        elif channel == Channel.WARNINGS and self.warnings is not None:
+            self.warnings.received(message)
         elif channel == Channel.NODE and not message.get("alive"):
             self.tasks.submitter.node_died(message["node_id"], message.get("address", ""),
                                            message.get("cause", ""))

@@ -212,9 +212,10 @@ def reduce_task_error(err: TaskError) -> tuple:
     instance of both TaskError and its cause's class (``as_instanceof_cause``,
     what ``get`` raises) is rebuilt as one again."""
     carried = pack_cause(err.cause) if err.cause is not None else None
+    dual = type(err) is not TaskError and err.cause is not None and isinstance(
+        err, type(err.cause))
     return (rebuild_task_error,
-            (err.function_name, err.traceback_str, carried, err.pid, err.actor_repr,
-             type(err) is not TaskError))
+            (err.function_name, err.traceback_str, carried, err.pid, err.actor_repr, dual))
 
 
 def rebuild_task_error(function_name: str, traceback_str: str, carried: CarriedCause | None,

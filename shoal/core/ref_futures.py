@@ -85,8 +85,12 @@ def future(worker: Any, ref: Any) -> concurrent.futures.Future:
 
 def on_completed(worker: Any, ref: Any, callback: Callable[[Any], None]) -> None:
     """Call ``callback(value)`` once the object is ready; with the exception as its
-    argument if the object is an error."""
+    argument if the object is an error.  Not once the worker has shut down: the
+    callback belongs to that session (its ``.remote()`` calls would otherwise start
+    a new cluster by auto-init)."""
     def run() -> None:
+        if worker.shutting_down:
+            return
         try:
             value = worker.get([ref], None)[0]
         except BaseException as exc:

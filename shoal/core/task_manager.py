@@ -745,11 +745,31 @@ class TaskManager:
 
         self.links.loop.create_task(send())
 
+    def pending_children(self, parent_task_id: bytes) -> list[PendingTask]:
+        """The tasks submitted from task ``parent_task_id`` that have not finished
+        (what a recursive cancel reaches), from any thread: the loop's table plus the
+        submissions posted to the loop and not yet registered there (read first, so
+        a task moving from one to the other is not missed)."""
+        found: dict[bytes, PendingTask] = {}
+        for _ in range(10):  # another thread may change either while we copy it
+            try:
+                queued = [args[-1] for _fn, args in self.worker.queued_commands()
+                          if args and isinstance(args[-1], PendingTask)]
+                registered = list(self.pending.values())
+                break
+            except RuntimeError:
+                continue
+        else:
+            queued, registered = [], []
+        for task in queued + registered:
+            if task.parent_task_id == parent_task_id and not task.state.is_final:
+                found[task.spec.task_id] = task
+        return list(found.values())
+
     def cancel_children(self, parent_task_id: bytes, force: bool) -> None:
-        for task in list(self.pending.values()):
-            if task.parent_task_id == parent_task_id:
-                self.cancel(task.return_ids[0] if task.return_ids
-                            else ids.object_id(task.spec.task_id, 1), force, True)
+        for task in list(self.pending_children(parent_task_id)):
+            self.cancel(task.return_ids[0] if task.return_ids
+                        else ids.object_id(task.spec.task_id, 1), force, True)
 
     # ---- failures and shutdown -------------------------------------------------------------------
     def connection_lost(self, conn) -> None:

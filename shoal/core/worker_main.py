@@ -14,11 +14,12 @@ import signal
 import sys
 
 
-def die_with_parent() -> None:
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Get ``sig`` when the parent process dies (Linux's parent-death signal)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.prctl(PR_SET_PDEATHSIG, sig)
         if os.getppid() == 1:
             os._exit(1)
     except Exception:

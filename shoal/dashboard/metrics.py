@@ -21,12 +21,16 @@ from prometheus_client.core import (
 
 from shoal.node.node_metrics import cumulative_buckets
 
+ALIVE_IDLE, ALIVE_RUNNING = "ALIVE_IDLE", "ALIVE_RUNNING_TASKS"
+
 
 class _Snapshot:
     """A collector over one snapshot (registered into a fresh registry per scrape)."""
 
-    def __init__(self, status: dict, tasks: list[dict], actors: list[dict]) -> None:
+    def __init__(self, status: dict, tasks: list[dict], actors: list[dict],
+                 busy_actors: set[str] = frozenset()) -> None:
         self.status, self.tasks, self.actors = status, tasks, actors
+        self.busy_actors = busy_actors
 
     def collect(self):  # prometheus-client's collector protocol
         tasks = GaugeMetricFamily("shoal_tasks", "Tasks by state and name (the owners' "
@@ -35,16 +39,34 @@ class _Snapshot:
                                                for t in self.tasks).items()):
             tasks.add_metric([state, name], n)
         yield tasks
-        actors = GaugeMetricFamily("shoal_actors", "Actors by state", labels=["State"])
-        for state, n in sorted(Counter(a.get("state") for a in self.actors).items()):
-            actors.add_metric([state], n)
-        yield actors
+        yield self._actor_metrics()
         nodes = self.status.get("nodes", ())
         yield GaugeMetricFamily("shoal_cluster_active_nodes", "Live nodes",
                                 value=sum(1 for n in nodes if n["alive"]))
         yield GaugeMetricFamily("shoal_cluster_dead_nodes", "Nodes declared dead",
                                 value=sum(1 for n in nodes if not n["alive"]))
         yield from self._node_metrics([n for n in nodes if n["alive"]])
+
+    def _actor_metrics(self) -> GaugeMetricFamily:
+        """Ray's ``ray_actors``: actors per State and class Name, from the control
+        store's counts (DEAD includes dropped records), and ALIVE's two sub-states
+        counted again from the actors' own processes: ALIVE_RUNNING_TASKS if it is
+        executing a call, else ALIVE_IDLE (Ray's documented split)."""
+        family = GaugeMetricFamily("shoal_actors", "Actors by state and class (ALIVE is "
+                                   "also split into ALIVE_IDLE and ALIVE_RUNNING_TASKS)",
+                                   labels=["State", "Name"])
+        rows = [tuple(r) for r in self.status.get("actor_counts", ())]
+        for state, name, n in rows:
+            family.add_metric([state, name], n)
+        sub = Counter()
+        for a in self.actors:
+            if a.get("state") == "ALIVE":
+                busy = a["actor_id"] in self.busy_actors
+                sub[(ALIVE_RUNNING if busy else ALIVE_IDLE, a["class_name"])] += 1
+        for name in sorted({name for _, name, _ in rows} | {n for _, n in sub}):
+            for state in (ALIVE_IDLE, ALIVE_RUNNING):
+                family.add_metric([state, name], sub[(state, name)])
+        return family
 
     @staticmethod
     def _node_metrics(nodes: list[dict]):
@@ -102,8 +124,15 @@ def _traffic_metrics(nodes: list[dict]):
     yield from (transfer, latency)
 
 
-def exposition(status: dict, tasks: list[dict], actors: list[dict]) -> bytes:
+def busy_actor_ids(reply: dict) -> set[str]:
+    """Actors whose process is executing a call now (a LIST_STATE reply with tasks)."""
+    return {proc["actor_id"] for ns in reply.get("node_states", ())
+            for proc in ns.get("processes", ()) if proc.get("actor_id") and proc.get("running")}
+
+
+def exposition(status: dict, tasks: list[dict], actors: list[dict],
+               busy_actors: set[str] = frozenset()) -> bytes:
     """The Prometheus text format of one snapshot."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(status, tasks, actors))
+    registry.register(_Snapshot(status, tasks, actors, busy_actors))
     return generate_latest(registry)

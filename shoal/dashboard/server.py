@@ -158,9 +158,11 @@ async def chrome_trace(request: web.Request) -> web.Response:
 
 async def prometheus(request: web.Request) -> web.Response:
     source = request.app[SOURCE]
-    status, tasks, actors = await asyncio.gather(source.status(), source.tasks(),
-                                                 source.actors())
-    return web.Response(body=metrics.exposition(status, tasks, actors),
+    status, tasks, actors, reply = await asyncio.gather(
+        source.status(), source.tasks(), source.actors(), source.state("tasks", "actors",
+                                                                       "workers"))
+    busy = metrics.busy_actor_ids(reply)
+    return web.Response(body=metrics.exposition(status, tasks, actors, busy),
                         content_type="text/plain", charset="utf-8")
 
 

@@ -26,6 +26,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
@@ -88,6 +89,18 @@ class NodeSpec:
                                       ) + preload_options(self.preload_python_modules)
 
 
+@dataclass(frozen=True)
+class _Pid:
+    pid: int
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One process of a node (Ray's shape: ``.process.pid``)."""
+
+    process: Any
+
+
 @dataclass(eq=False)
 class NodeProcess:
     """A running node process started by this machine; also rebuilt from a record."""
@@ -112,6 +125,14 @@ class NodeProcess:
         """Ray's name for the node's id (its cluster utility's nodes have it): the
         hex string ``get_runtime_context().get_node_id()`` gives inside the node."""
         return self.node_id
+
+    @property
+    def all_processes(self) -> dict[str, list[ProcessInfo]]:
+        """Ray's cluster utility name: the node's processes by Ray's role names.  A
+        shoal node is one process: its agent ("raylet") and, on the head, also the
+        control store ("gcs_server")."""
+        info = ProcessInfo(self.popen if self.popen is not None else _Pid(self.pid))
+        return {"raylet": [info], "gcs_server": [info]} if self.head else {"raylet": [info]}
 
     def kill_raylet(self) -> None:
         """Ray's cluster utility name: the node dies abruptly (its agent and the

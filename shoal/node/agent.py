@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 
+from shoal.core.cluster_warnings import PoolSizeWarning, WarningType, warning
 from shoal.exceptions import RuntimeEnvSetupError, TaskUnschedulableError
 from shoal.node.accelerators import ids_of
 from shoal.node.bundles import BundleService, bundle_of
@@ -102,12 +104,17 @@ class NodeAgent:
         env.update(
             SHOAL_NODE_ID=config.node_id,
             SHOAL_NODE_ADDRESS=config.address,
+            # the node process that started the worker (a worker may watch it); also
+            # under Ray's name, so programs written for Ray that read it keep working
+            SHOAL_NODE_PID=str(os.getpid()),
+            RAY_RAYLET_PID=str(os.getpid()),
             SHOAL_STORE_PATH=self.store.path,
         )
         self.worker_logs = (WorkerLogs(config.log_dir, config.node_id, *rotation)
                             if rotation is not None else None)
         self.pool = WorkerPool(env, self._on_worker_output, self._on_worker_exit,
-                               self.worker_logs)
+                               self.worker_logs, self._on_pool_size)
+        self.pool_warning = PoolSizeWarning(config.resources.get("CPU", 0))
         self.runtime_envs = RuntimeEnvSetup(default_root(), self._kv_package, self.pool.env)
         self.actor_leases_seen = 0  # the highest actor lease number received (heartbeats)
         self.bundles = BundleService(self)  # placement-group bundles reserved here
@@ -261,6 +268,14 @@ class NodeAgent:
         buffers, self._log_buffer = self._log_buffer, {}
         for job_id, lines in buffers.items():
             self.control.notify(Method.PUBLISH_LOGS, [job_id, self.node_id, lines])
+
+    def _on_pool_size(self, workers: int) -> None:
+        """Many worker processes here: tell every driver (Ray's worker_pool_large)."""
+        text = self.pool_warning.check(workers, self.node_id, self.config.address)
+        if text is not None:
+            log.warning("%s", text)
+            self.control.notify(Method.PUBLISH_WARNING,
+                                warning(WarningType.WORKER_POOL_LARGE, text).wire())
 
     def _on_worker_exit(self, worker: Worker) -> None:
         if self._log_buffer:

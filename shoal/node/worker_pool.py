@@ -23,8 +23,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import psutil
-
+from shoal.core.child_processes import kill_children
 from shoal.core.import_path import own_module_command
 from shoal.node import zygote as zygote_process
 from shoal.node.worker_logs import WorkerLogs
@@ -234,22 +233,6 @@ def exit_detail(returncode: int | None) -> str:
     return f"the process exited with code {returncode}"
 
 
-def kill_children(pid: int, sig: int) -> None:
-    """Send ``sig`` to the direct children of process ``pid`` (what a task started
-    with multiprocessing or subprocess): Ray's default is that a worker's child
-    processes end with it (``RAY_kill_child_processes_on_worker_exit``), and a worker
-    the node kills cannot do it itself.  Grandchildren are not followed (as Ray)."""
-    try:
-        children = psutil.Process(pid).children(recursive=False)
-    except psutil.Error:
-        return
-    for child in children:
-        try:
-            child.send_signal(sig)
-        except psutil.Error:
-            pass
-
-
 class WorkerPool:
     def __init__(
         self,
@@ -257,11 +240,13 @@ class WorkerPool:
         on_output: Callable[[Worker, str, bytes], None],
         on_exit: Callable[[Worker], None],
         logs: WorkerLogs | None = None,
+        on_started: Callable[[int], None] | None = None,
     ) -> None:
         self.env = zygote_process.process_env(env)
         self.on_output = on_output
         self.logs = logs  # None: no log files (a node started without a log folder)
         self.on_exit = on_exit
+        self.on_started = on_started  # called with the number of worker processes now
         self.workers: dict[str, Worker] = {}
         self.idle: list[Worker] = []
         # (worker, exit type, detail) of the last EXITED_KEPT workers that ended
@@ -306,6 +291,8 @@ class WorkerPool:
             raise
         if self.logs is not None:
             self.logs.opened(worker)
+        if self.on_started is not None:
+            self.on_started(len(self.workers))
         if self.closing:  # shutdown began while we were spawning it
             self.kill(worker)
         loop.create_task(self._watch(worker))

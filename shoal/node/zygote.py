@@ -89,6 +89,9 @@ def _send(sock: socket.socket, message: dict) -> None:
         os._exit(0)  # agent gone
 
 
+_workers: set[int] = set()  # the workers this zygote forked that have not exited
+
+
 def _reap(sock: socket.socket) -> None:
     while True:
         try:
@@ -97,11 +100,24 @@ def _reap(sock: socket.socket) -> None:
             return
         if pid == 0:
             return
+        _workers.discard(pid)
         _send(sock, {"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+
+
+def _agent_died(*_args) -> None:
+    """The node agent (our parent) died: nobody is left to stop the workers' child
+    processes (what their tasks started), so end them; the workers themselves get
+    their parent-death SIGKILL as this process exits."""
+    from shoal.core.child_processes import kill_children
+
+    for pid in list(_workers):
+        kill_children(pid, signal.SIGKILL)
+    os._exit(0)
 
 
 def _child(sock: socket.socket, request: dict, fds: list[int]) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     sock.close()
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -136,7 +152,8 @@ def _preimport_numpy() -> None:
 def serve(fd: int) -> None:
     from shoal.core import worker_main
 
-    worker_main.die_with_parent()
+    signal.signal(signal.SIGTERM, _agent_died)
+    worker_main.die_with_parent(signal.SIGTERM)
     sock = socket.socket(fileno=fd)
     # everything a worker imports, imported once here
     from shoal.core import executor  # noqa: F401
@@ -170,6 +187,7 @@ def serve(fd: int) -> None:
             pid = os.fork()
             if pid == 0:
                 _child(sock, request, fds)
+            _workers.add(pid)
             forks += 1
             for f in fds:
                 os.close(f)

@@ -75,6 +75,11 @@ class Method(enum.IntEnum):
     ADOPT_OBJECT = 76  # put(_owner=actor): the actor's worker becomes the owner
     CANCEL_BY_REF = 77  # borrower -> owner: cancel the task making this object
     COLLECT_GARBAGE = 79  # node agent -> core worker: the store is filling up, gc.collect()
+    # any process -> control store: [job id or "", type, text, time] for the drivers
+    # (core/cluster_warnings.py); published on the ``warnings`` channel
+    PUBLISH_WARNING = 85
+    # owner -> control store: [actor id] the constructor's refs are ready; place it
+    ACTOR_DEPENDENCIES_READY = 86
 
     # placement groups (control store); numbered apart from the rest
     CREATE_PLACEMENT_GROUP = 110
@@ -101,6 +106,7 @@ class Channel(enum.StrEnum):
     JOB_FINISHED = "job_finished"  # a job's driver is gone: job id
     OWNER_DIED = "owner_died"  # a process that owned objects is gone: its address
     LOGS = "logs:"  # prefix: ``logs:<job id>`` carries that job's worker output
+    WARNINGS = "warnings"  # warnings for drivers (core/cluster_warnings.py): their wire
 
     @staticmethod
     def logs(job_id: str) -> str:

@@ -24,6 +24,7 @@ from shoal.core.state_records import (
     FAILED,
     FINISHED,
     NOT_READY,
+    PENDING_ARGS_AVAIL,
     PENDING_NODE_ASSIGNMENT,
     PINNED_IN_MEMORY,
     RUNNING,
@@ -172,7 +173,9 @@ def actor_creation_records(actors: Iterable[dict], pids: dict[str, int]) -> list
     for actor in actors:
         state = ActorState(actor["state"])
         placed = bool(actor.get("node_id"))
-        if state in (ActorState.PENDING, ActorState.RESTARTING):
+        if state is ActorState.DEPENDENCIES_UNREADY:
+            task_state, error = PENDING_ARGS_AVAIL, None
+        elif state in (ActorState.PENDING, ActorState.RESTARTING):
             task_state, error = PENDING_NODE_ASSIGNMENT, None
         elif state is ActorState.ALIVE or (state is ActorState.DEAD and placed):
             task_state, error = FINISHED, None

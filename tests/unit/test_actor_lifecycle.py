@@ -16,7 +16,8 @@ P, A, R, D = ActorState.PENDING, ActorState.ALIVE, ActorState.RESTARTING, ActorS
 
 
 def test_state_names_are_rays():
-    assert [s.value for s in ActorState] == ["PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"]
+    assert [s.value for s in ActorState] == ["DEPENDENCIES_UNREADY", "PENDING_CREATION", "ALIVE",
+                                            "RESTARTING", "DEAD"]
 
 
 @pytest.mark.parametrize("max_restarts, num_restarts, expected", [
@@ -35,14 +36,15 @@ def test_a_process_death_restarts_while_restarts_remain(state, event):
     assert next_state(state, event, max_restarts=0, num_restarts=0) is D
 
 
-def test_kill_to_restart_uses_a_restart_unless_already_restarting():
+def test_kill_to_restart_uses_a_restart_in_every_live_state():
     assert next_state(A, ActorEvent.KILLED_TO_RESTART, 1, 0) is R
     assert next_state(A, ActorEvent.KILLED_TO_RESTART, 0, 0) is D
     # still being created: the creation under way is the restart (Ray counts it)
     assert next_state(P, ActorEvent.KILLED_TO_RESTART, 1, 0) is R
     assert next_state(P, ActorEvent.KILLED_TO_RESTART, 0, 0) is D
-    # already being re-created: nothing to kill
+    # already being re-created: the re-creation under way is the restart (Ray's)
     assert next_state(R, ActorEvent.KILLED_TO_RESTART, 5, 1) is R
+    assert next_state(R, ActorEvent.KILLED_TO_RESTART, 1, 1) is D
 
 
 @pytest.mark.parametrize("state", [P, A, R])
@@ -69,3 +71,14 @@ def test_created_while_alive_is_a_bug():
 
 def test_every_state_has_a_row():
     assert set(TRANSITIONS) == set(ActorState)
+
+
+def test_an_actor_waiting_for_its_arguments_is_placed_once_they_are_ready():
+    U = ActorState.DEPENDENCIES_UNREADY
+    assert next_state(U, ActorEvent.DEPENDENCIES_READY, 0, 0) is P
+    assert next_state(U, ActorEvent.KILLED, 3, 0) is D
+    assert next_state(U, ActorEvent.OWNER_DIED, 3, 0) is D
+    assert next_state(U, ActorEvent.KILLED_TO_RESTART, 1, 0) is R
+    assert next_state(U, ActorEvent.KILLED_TO_RESTART, 0, 0) is D
+    with pytest.raises(ValueError):
+        next_state(P, ActorEvent.DEPENDENCIES_READY, 0, 0)

@@ -82,14 +82,16 @@ def test_metrics_parse_with_ray_style_names():
          "resources_available": {"CPU": 1.0},
          "store": {"capacity": 1000, "used": 300, "spilled_bytes_total": 50,
                    "bytes_on_disk": 20, "restored_bytes_total": 5}},
-        {"node_id": "n2", "address": "127.0.0.1:2", "alive": False}]}
-    text = metrics.exposition(status, TASKS, [{"state": "ALIVE"}]).decode()
+        {"node_id": "n2", "address": "127.0.0.1:2", "alive": False}],
+        "actor_counts": [["ALIVE", "A", 1], ["DEAD", "A", 0]]}
+    text = metrics.exposition(status, TASKS, [{"state": "ALIVE", "actor_id": "a1",
+                                               "class_name": "A"}]).decode()
     samples = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
     assert samples[("shoal_tasks", (("Name", "f"), ("State", "FINISHED")))] == 1
-    assert samples[("shoal_actors", (("State", "ALIVE"),))] == 1
+    assert samples[("shoal_actors", (("Name", "A"), ("State", "ALIVE")))] == 1
     assert samples[("shoal_cluster_active_nodes", ())] == 1
     assert samples[("shoal_cluster_dead_nodes", ())] == 1
     where = ("NodeAddress", "127.0.0.1:1")
@@ -117,3 +119,27 @@ def test_node_counters_become_a_transfer_counter_and_a_latency_histogram():
     assert hist[("bucket", "0.25")] == 4 and hist[("bucket", "30.0")] == 4
     assert hist[("bucket", "+Inf")] == hist[("count", None)] == 5
     assert hist[("sum", None)] == pytest.approx(99.2039)
+
+
+def test_actor_gauge_splits_alive_into_idle_and_running_and_keeps_zero_rows():
+    """Ray's ray_actors: ALIVE is counted again as ALIVE_IDLE / ALIVE_RUNNING_TASKS by
+    whether the actor's process runs a call; states with no actor export 0."""
+    status = {"nodes": [], "actor_counts": [["PENDING_CREATION", "A", 1], ["ALIVE", "A", 2],
+                                            ["DEAD", "A", 3], ["ALIVE", "B", 1]]}
+    actors = [{"actor_id": "a1", "class_name": "A", "state": "ALIVE"},
+              {"actor_id": "a2", "class_name": "A", "state": "ALIVE"},
+              {"actor_id": "b1", "class_name": "B", "state": "ALIVE"},
+              {"actor_id": "a3", "class_name": "A", "state": "PENDING_CREATION"}]
+    reply = {"node_states": [{"processes": [
+        {"actor_id": "a1", "running": ["t1"]}, {"actor_id": "a2", "running": []},
+        {"actor_id": None, "running": ["t2"]}]}]}
+    busy = metrics.busy_actor_ids(reply)
+    assert busy == {"a1"}
+    text = metrics.exposition(status, [], actors, busy).decode()
+    got = {(s.labels["State"], s.labels["Name"]): s.value
+           for f in text_string_to_metric_families(text) if f.name == "shoal_actors"
+           for s in f.samples}
+    assert got[("ALIVE_RUNNING_TASKS", "A")] == 1
+    assert got[("ALIVE_IDLE", "A")] == 1
+    assert got[("ALIVE_IDLE", "B")] == 1 and got[("ALIVE_RUNNING_TASKS", "B")] == 0
+    assert got[("DEAD", "A")] == 3 and got[("PENDING_CREATION", "A")] == 1

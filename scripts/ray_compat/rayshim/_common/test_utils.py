@@ -1,5 +1,6 @@
 """Test helpers with Ray's names, written on shoal's public API."""
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -132,6 +133,49 @@ def kill_actor_and_wait_for_failure(actor, timeout=10, retry_interval_ms=100):
             return
         time.sleep(retry_interval_ms / 1000)
     raise RuntimeError("actor did not die")
+
+
+@dataclasses.dataclass
+class PrometheusTimeseries:
+    """Ray's holder of scraped samples: the latest sample per (metric, labels)."""
+
+    components_dict: dict = dataclasses.field(default_factory=dict)
+    metric_descriptors: dict = dataclasses.field(default_factory=dict)
+    metric_samples: dict = dataclasses.field(default_factory=dict)
+
+    def flush(self):
+        self.components_dict.clear()
+        self.metric_descriptors.clear()
+        self.metric_samples.clear()
+
+
+def scrape_shoal_metrics(dashboard_url):
+    """shoal's /metrics (the dashboard of ``init``'s ``dashboard_url``, with its token),
+    with shoal's metric names in Ray's spelling (``shoal_actors`` -> ``ray_actors``)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    base, _, token = dashboard_url.partition("#token=")
+    req = urllib.request.Request(base.rstrip("/") + "/metrics",
+                                 headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        text = resp.read().decode()
+    out = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("shoal_"):
+                sample = sample._replace(name="ray_" + sample.name[len("shoal_"):])
+            out.append((family, sample))
+    return out
+
+
+def fetch_shoal_timeseries(dashboard_url, result):
+    for family, sample in scrape_shoal_metrics(dashboard_url):
+        result.metric_descriptors[sample.name] = family
+        key = frozenset(list(sample.labels.items()) + [("_metric_name_", sample.name)])
+        result.metric_samples[key] = sample
+    return result
 
 
 def client_test_enabled():

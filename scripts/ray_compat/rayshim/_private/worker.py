@@ -80,6 +80,19 @@ class _CoreWorker:
         value = worker.value_table.get(ref.object_id) if worker is not None else None
         return value is not None and value.in_plasma
 
+    def get_pending_children_task_ids(self, parent_task_id):
+        """The unfinished tasks this process submitted from that task: shoal's
+        ``TaskManager.pending_children`` (what a recursive cancel reaches)."""
+        from shoal.core import context
+
+        worker = context.current_worker_or_none()
+        if worker is None:
+            return []
+        parent = parent_task_id.binary() if hasattr(parent_task_id, "binary") else bytes(
+            parent_task_id)
+        return [shoal.TaskID(task.spec.task_id)
+                for task in worker.tasks.pending_children(parent)]
+
     def __getattr__(self, attr):
         if attr.startswith("__"):
             raise AttributeError(attr)
@@ -101,6 +114,8 @@ class _GlobalWorker:
 
 
 global_worker = _GlobalWorker()
+
+from shoal.api.session import ShoalContext as RayContext  # noqa: E402,F401  (init's result)
 
 
 def __getattr__(name):
