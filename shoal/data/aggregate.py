@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 
 from shoal.data.block import PythonObjectType, column_to_numpy, concat, rows_of, to_arrow_column
 from shoal.data.errors import UserCodeException
+from shoal.data.hash_group import group_by
 
 _ONE = "__shoal_all"  # the constant key of a dataset-wide aggregation
 _ROW = "__shoal_row"
@@ -406,7 +407,7 @@ def _arrow_specs(i: int, agg: AggregateFn) -> list[tuple]:
 def _group_by(table: pa.Table, keys: list[str], specs: list[tuple],
               names: list[str]) -> pa.Table:
     """Arrow's hash aggregation with the outputs renamed to ``names`` (keys first)."""
-    out = table.group_by(keys, use_threads=False).aggregate(specs)
+    out = group_by(table, keys, specs)
     if keys and out.column_names[:len(keys)] == keys:
         return out.rename_columns(keys + names)
     return out.select([*range(len(specs), out.num_columns), *range(len(specs))]

@@ -59,6 +59,7 @@ from shoal.data.block import (
     release_unused_memory,
 )
 from shoal.data.context import DataContext
+from shoal.data.hash_group import group_by
 from shoal.data.plan import Made
 from shoal.shuffle import shuffle
 
@@ -377,7 +378,7 @@ def estimated_groups(metas: Sequence[BlockMetadata], keys: Sequence[str]) -> flo
         return None
     try:
         table = concat([s.select(list(keys)) for s in samples])
-        counts = table.group_by(list(keys)).aggregate([([], "count_all")])
+        counts = group_by(table, list(keys), [([], "count_all")])
     except (pa.ArrowException, KeyError):
         return None  # the exchange's own path reports a bad key
     seen = counts.column("count_all").to_numpy()
