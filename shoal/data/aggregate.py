@@ -555,8 +555,10 @@ def _result(i: int, agg: AggregateFn, table: pa.Table, grouped: pa.Table,
         result = pc.max_element_wise(pc.abs(first), pc.abs(grouped.column(f"{names[1]}@")))
     elif agg.kind is Kind.MEAN:
         n = grouped.column(f"{names[1]}@")
+        # no scalars (Arrow converting a Python scalar imports pandas: see take_rows)
         result = pc.divide(pc.cast(first, pa.float64()),
-                           pc.if_else(pc.equal(n, 0), pa.scalar(None, n.type), n))
+                           pc.if_else(pc.equal(n, pc.subtract(n, n)), pa.nulls(len(n), n.type),
+                                      n))
     else:
         result = _std(table, names, ranges, agg.ddof)  # type: ignore[attr-defined,arg-type]
     return _poisoned(agg, result, grouped, names)

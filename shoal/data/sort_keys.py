@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shoal.data.block import concat
+from shoal.data.block import concat, take_rows
 
 SAMPLES_PER_RANGE = 64  # sampled rows per output range, over all inputs
 MIN_SAMPLES_PER_INPUT = 16
@@ -96,7 +96,7 @@ def sample(table: pa.Table, key: SortKey, count: int, seed: int) -> pa.Table:
     if keys.num_rows <= count:
         return keys
     rows = np.random.default_rng(seed).choice(keys.num_rows, size=count, replace=False)
-    return keys.take(np.sort(rows))
+    return take_rows(keys, np.sort(rows))
 
 
 def samples_per_input(num_inputs: int, num_ranges: int) -> int:
