@@ -63,6 +63,9 @@ class BlockMetadata:
     node: str = ""
     # sampled key rows, when the run feeds a sort or a groupby (sort_keys.BlockSampler)
     sample: pa.Table | None = None
+    # the block holds a groupby's partial states, made by the task that read its
+    # rows (preaggregate.py), not rows
+    states: bool = False
     # the node of the process that made the block, where it is stored
     # (streaming_split's locality_hints); "" if unknown
     node_id: str = ""
@@ -352,6 +355,15 @@ def take_rows(table: pa.Table, rows: np.ndarray) -> pa.Table:
     return table.take(index)
 
 
+def int64_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The values of an int64 column without nulls, read from its buffer
+    (``to_numpy`` imports pandas: see take_rows)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks else pa.array([], pa.int64())
+    return np.frombuffer(column.buffers()[1], dtype=np.int64, count=len(column),
+                         offset=column.offset * 8)
+
+
 def release_unused_memory() -> None:
     """Give the pages of freed Arrow buffers back to the OS.  Arrow's allocator
     (mimalloc) keeps them for reuse, so a worker that ran one shuffle map held
@@ -374,5 +386,5 @@ def compact(table: pa.Table) -> pa.Table:
     than its rows' bytes: a pickled slice carries its parent's whole buffers, so a
     10-row slice of a 1M-row block would store all 1M rows."""
     if table.num_rows and pickled_bytes(table) > table.nbytes * 5 // 4 + (64 << 10):
-        return table.take(np.arange(table.num_rows))
+        return take_rows(table, np.arange(table.num_rows))
     return table
