@@ -468,8 +468,10 @@ def _finish_std_states(states: pa.Table, aggs: list[AggregateFn]) -> pa.Table:
     for i, agg in enumerate(aggs):
         if agg.kind is Kind.STD:
             n_name, _, m2_name = _state_names(i, agg)[:3]
-            var = pc.fill_null(states.column(m2_name), 0.0)
-            m2 = pc.multiply(var, pc.cast(states.column(n_name), pa.float64()))
+            n = pc.cast(states.column(n_name), pa.float64())
+            # zeros made from n, not a scalar 0.0 (that conversion imports pandas:
+            # block.arrow_of)
+            m2 = pc.multiply(pc.coalesce(states.column(m2_name), pc.subtract(n, n)), n)
             states = states.set_column(states.column_names.index(m2_name), m2_name, m2)
     return states
 

@@ -345,23 +345,43 @@ def blocks_of(tables: Iterable[pa.Table], max_bytes: int) -> Iterator[pa.Table]:
         yield empty if empty is not None else pa.table({})
 
 
+# Arrow converting an ndarray or a Python scalar (``take(ndarray)``, ``pa.array``,
+# ``to_numpy``) imports pandas if it is installed (its pandas shim checks the
+# type): 0.15-0.3 s a process, which a task that only reads, samples, sorts or
+# routes blocks need not pay.  These hand numbers to and from Arrow as buffers.
+def arrow_of(values: np.ndarray) -> pa.Array:
+    """A 1-d numpy array of a fixed-width number type as an Arrow array."""
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values),
+                                 [None, pa.py_buffer(values)])
+
+
 def take_rows(table: pa.Table, rows: np.ndarray) -> pa.Table:
-    """``table.take(rows)`` for int64 row positions, handed to Arrow as a buffer:
-    Arrow converting an ndarray (``take(ndarray)``, ``pa.array``) imports pandas
-    if it is installed (its pandas shim checks the type), 0.15-0.3 s a process,
-    which a task that only samples or slices blocks need not pay."""
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
-    index = pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(rows)])
-    return table.take(index)
+    """``table.take(rows)`` for row positions."""
+    return table.take(arrow_of(np.asarray(rows, dtype=np.int64)))
+
+
+def primitive_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """An integer or floating column without nulls as numpy (a view of a single
+    chunk's buffer); None for any other column."""
+    t = column.type
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t)) or column.null_count:
+        return None
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    kind = "f" if pa.types.is_floating(t) else "i" if pa.types.is_signed_integer(t) else "u"
+    dtype = np.dtype(f"{kind}{t.bit_width // 8}")
+    views = [np.frombuffer(c.buffers()[1], dtype=dtype, count=len(c),
+                           offset=c.offset * dtype.itemsize) for c in chunks if len(c)]
+    if not views:
+        return np.zeros(0, dtype)
+    return views[0] if len(views) == 1 else np.concatenate(views)
 
 
 def int64_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The values of an int64 column without nulls, read from its buffer
-    (``to_numpy`` imports pandas: see take_rows)."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks else pa.array([], pa.int64())
-    return np.frombuffer(column.buffers()[1], dtype=np.int64, count=len(column),
-                         offset=column.offset * 8)
+    """The values of an int64 column without nulls."""
+    values = primitive_values(column)
+    assert values is not None and values.dtype == np.int64, column.type
+    return values
 
 
 def release_unused_memory() -> None:

@@ -58,6 +58,7 @@ from shoal.data.block import (
     concat,
     metadata_of,
     release_unused_memory,
+    take_rows,
 )
 from shoal.data.context import DataContext
 from shoal.data.plan import Made
@@ -457,7 +458,7 @@ def random_map(table: pa.Table, part: Partition, num_reducers: int,
 def random_reduce(tables: list[pa.Table], reducer: int, seed: int) -> pa.Table:
     table = concat(tables)
     rng = np.random.default_rng([seed, reducer, 1])
-    return table.take(rng.permutation(table.num_rows)) if table.num_rows > 1 else table
+    return take_rows(table, rng.permutation(table.num_rows)) if table.num_rows > 1 else table
 
 
 def concat_reduce(tables: list[pa.Table], reducer: int) -> pa.Table:
