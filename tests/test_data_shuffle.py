@@ -230,6 +230,42 @@ def test_sort_samples_the_keys_where_its_input_is_made(shoal_cluster):
     assert [r["id"] for r in again.take(3)] == [0, 1, 2]
 
 
+def _half_few_groups(batch: dict) -> dict:
+    """Blocks of 2,500 rows: even blocks hold 5 groups, odd ones 1,000 (keys
+    0-4 in both), so the read tasks aggregate half of them."""
+    ids = batch["id"]
+    odd = (int(ids[0]) // 2_500) % 2 == 1
+    return {"g": ids % 1_000 if odd else ids % 5, "v": (ids % 101) * 0.5}
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_blocks_of_few_groups_leave_the_read_tasks_as_partial_states(shoal_cluster,
+                                                                     monkeypatch, shuffled):
+    """A block whose keys show few groups is aggregated by the task that made it
+    (its rows are never stored); one of many groups goes on as rows.  The
+    exchange combines states and rows, in one task or (``shuffled``: too many
+    state rows for one task) through its shuffle; the result is pandas'."""
+    from shoal.data import exchange
+
+    if shuffled:
+        monkeypatch.setattr(exchange, "MAX_COMBINED_STATE_ROWS", 10)
+    frame = pd.concat([pd.DataFrame(_half_few_groups({"id": np.arange(i, i + 2_500)}))
+                       for i in range(0, 30_000, 2_500)])
+    ds = ray.data.range(30_000, override_num_blocks=12).map_batches(_half_few_groups)
+    with small_partitions():
+        got = ds.groupby("g").aggregate(Count(), Sum("v"), Std("v")).materialize()
+    read_stage = got.stats().splitlines()[0]
+    rows_out = int(read_stage.split(" rows output")[0].rsplit(" ", 1)[1])
+    # the 15,000 rows of the odd blocks, and 5 state rows a block of the even ones
+    assert 15_000 < rows_out <= 15_000 + 5 * 36, read_stage
+    got = got.to_pandas()
+    want = frame.groupby("g")["v"].agg(["size", "sum", "std"]).reset_index()
+    assert got["g"].tolist() == want["g"].tolist()
+    assert got["count()"].tolist() == want["size"].tolist()
+    np.testing.assert_allclose(got["sum(v)"], want["sum"], rtol=1e-12)
+    np.testing.assert_allclose(got["std(v)"], want["std"], rtol=1e-9)
+
+
 def test_a_groupby_of_few_groups_combines_states_without_a_shuffle(shoal_cluster):
     """The read tasks' key samples show few groups: each partition's state rows
     go to one combining task; no shuffle (no actor) runs. Many groups still

@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 
 from shoal.data.block import PythonObjectType, column_to_numpy, concat, rows_of, to_arrow_column
 from shoal.data.errors import UserCodeException
+from shoal.data.hash_group import group_by
 
 _ONE = "__shoal_all"  # the constant key of a dataset-wide aggregation
 _ROW = "__shoal_row"
@@ -406,7 +407,7 @@ def _arrow_specs(i: int, agg: AggregateFn) -> list[tuple]:
 def _group_by(table: pa.Table, keys: list[str], specs: list[tuple],
               names: list[str]) -> pa.Table:
     """Arrow's hash aggregation with the outputs renamed to ``names`` (keys first)."""
-    out = table.group_by(keys, use_threads=False).aggregate(specs)
+    out = group_by(table, keys, specs)
     if keys and out.column_names[:len(keys)] == keys:
         return out.rename_columns(keys + names)
     return out.select([*range(len(specs), out.num_columns), *range(len(specs))]
@@ -467,8 +468,10 @@ def _finish_std_states(states: pa.Table, aggs: list[AggregateFn]) -> pa.Table:
     for i, agg in enumerate(aggs):
         if agg.kind is Kind.STD:
             n_name, _, m2_name = _state_names(i, agg)[:3]
-            var = pc.fill_null(states.column(m2_name), 0.0)
-            m2 = pc.multiply(var, pc.cast(states.column(n_name), pa.float64()))
+            n = pc.cast(states.column(n_name), pa.float64())
+            # zeros made from n, not a scalar 0.0 (that conversion imports pandas:
+            # block.arrow_of)
+            m2 = pc.multiply(pc.coalesce(states.column(m2_name), pc.subtract(n, n)), n)
             states = states.set_column(states.column_names.index(m2_name), m2_name, m2)
     return states
 
@@ -554,8 +557,10 @@ def _result(i: int, agg: AggregateFn, table: pa.Table, grouped: pa.Table,
         result = pc.max_element_wise(pc.abs(first), pc.abs(grouped.column(f"{names[1]}@")))
     elif agg.kind is Kind.MEAN:
         n = grouped.column(f"{names[1]}@")
+        # no scalars (Arrow converting a Python scalar imports pandas: see take_rows)
         result = pc.divide(pc.cast(first, pa.float64()),
-                           pc.if_else(pc.equal(n, 0), pa.scalar(None, n.type), n))
+                           pc.if_else(pc.equal(n, pc.subtract(n, n)), pa.nulls(len(n), n.type),
+                                      n))
     else:
         result = _std(table, names, ranges, agg.ddof)  # type: ignore[attr-defined,arg-type]
     return _poisoned(agg, result, grouped, names)

@@ -63,6 +63,9 @@ class BlockMetadata:
     node: str = ""
     # sampled key rows, when the run feeds a sort or a groupby (sort_keys.BlockSampler)
     sample: pa.Table | None = None
+    # the block holds a groupby's partial states, made by the task that read its
+    # rows (preaggregate.py), not rows
+    states: bool = False
     # the node of the process that made the block, where it is stored
     # (streaming_split's locality_hints); "" if unknown
     node_id: str = ""
@@ -342,6 +345,45 @@ def blocks_of(tables: Iterable[pa.Table], max_bytes: int) -> Iterator[pa.Table]:
         yield empty if empty is not None else pa.table({})
 
 
+# Arrow converting an ndarray or a Python scalar (``take(ndarray)``, ``pa.array``,
+# ``to_numpy``) imports pandas if it is installed (its pandas shim checks the
+# type): 0.15-0.3 s a process, which a task that only reads, samples, sorts or
+# routes blocks need not pay.  These hand numbers to and from Arrow as buffers.
+def arrow_of(values: np.ndarray) -> pa.Array:
+    """A 1-d numpy array of a fixed-width number type as an Arrow array."""
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values),
+                                 [None, pa.py_buffer(values)])
+
+
+def take_rows(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """``table.take(rows)`` for row positions."""
+    return table.take(arrow_of(np.asarray(rows, dtype=np.int64)))
+
+
+def primitive_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """An integer or floating column without nulls as numpy (a view of a single
+    chunk's buffer); None for any other column."""
+    t = column.type
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t)) or column.null_count:
+        return None
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    kind = "f" if pa.types.is_floating(t) else "i" if pa.types.is_signed_integer(t) else "u"
+    dtype = np.dtype(f"{kind}{t.bit_width // 8}")
+    views = [np.frombuffer(c.buffers()[1], dtype=dtype, count=len(c),
+                           offset=c.offset * dtype.itemsize) for c in chunks if len(c)]
+    if not views:
+        return np.zeros(0, dtype)
+    return views[0] if len(views) == 1 else np.concatenate(views)
+
+
+def int64_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The values of an int64 column without nulls."""
+    values = primitive_values(column)
+    assert values is not None and values.dtype == np.int64, column.type
+    return values
+
+
 def release_unused_memory() -> None:
     """Give the pages of freed Arrow buffers back to the OS.  Arrow's allocator
     (mimalloc) keeps them for reuse, so a worker that ran one shuffle map held
@@ -364,5 +406,5 @@ def compact(table: pa.Table) -> pa.Table:
     than its rows' bytes: a pickled slice carries its parent's whole buffers, so a
     10-row slice of a 1M-row block would store all 1M rows."""
     if table.num_rows and pickled_bytes(table) > table.nbytes * 5 // 4 + (64 << 10):
-        return table.take(np.arange(table.num_rows))
+        return take_rows(table, np.arange(table.num_rows))
     return table

@@ -37,6 +37,7 @@ frozen dataclass, so lineage can re-run it after a node dies.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import secrets
@@ -49,7 +50,7 @@ import numpy as np
 import pyarrow as pa
 
 import shoal
-from shoal.data import sort_keys
+from shoal.data import preaggregate, sort_keys
 from shoal.data.aggregate import AggregationSpec
 from shoal.data.block import (
     BlockMetadata,
@@ -57,6 +58,7 @@ from shoal.data.block import (
     concat,
     metadata_of,
     release_unused_memory,
+    take_rows,
 )
 from shoal.data.context import DataContext
 from shoal.data.plan import Made
@@ -289,6 +291,11 @@ class Exchange:
     spec: AggregationSpec | None = None  # a groupby's: few groups skip the shuffle
 
     @property
+    def combiner(self) -> preaggregate.PartialAggregation | None:
+        """What the tasks making a groupby's input do to a block of few groups."""
+        return None if self.spec is None else preaggregate.PartialAggregation(self.spec)
+
+    @property
     def sample_key(self) -> sort_keys.SortKey | None:
         """Keys the tasks making the input should sample (``AllToAll.sample_key``)."""
         return self.ranges if self.bounds is None else None
@@ -299,13 +306,23 @@ class Exchange:
         ctx = DataContext.get_current()
         total = sum(m.size_bytes for m in metas)
         target = partition_target_bytes(ctx, total)
-        parts = partitions(refs, metas, target)
+        if self.spec is not None:  # rows and states (preaggregate.py) apart
+            is_states = [getattr(m, "states", False) for m in metas]
+            parts = partitions([r for r, s in zip(refs, is_states, strict=True) if not s],
+                               [m for m, s in zip(metas, is_states, strict=True) if not s],
+                               target)
+            states = [(r, m) for r, m, s in zip(refs, metas, is_states, strict=True) if s]
+            state_rows = sum(m.num_rows for _, m in states)
+            few = _few_groups_path(self.spec, parts, states, state_rows, metas)
+            if few is not None:
+                return few
+            parts += [dataclasses.replace(p, index=p.index + len(parts))
+                      for p in partitions([r for r, _ in states], [m for _, m in states],
+                                          target)]
+        else:
+            parts = partitions(refs, metas, target)
         if not parts:
             return [], []
-        if self.spec is not None and len(parts) > 1:
-            groups_seen = estimated_groups(metas, self.spec.keys)
-            if groups_seen is not None and groups_seen * len(parts) <= MAX_COMBINED_STATE_ROWS:
-                return _few_groups(self.spec, parts)
         reducers = self.num_outputs or default_outputs(len(parts), total, target)
         map_kernel = self.map_kernel
         if self.bounds is not None:
@@ -357,35 +374,13 @@ _remote_map_and_reduce = shoal.remote(num_returns="dynamic",
 MAX_COMBINED_STATE_ROWS = 1_000_000  # state rows one task may combine (~ 24-48 MB)
 
 
-# keys seen exactly twice in the sample before its estimate is trusted: with
-# fewer, the sample says only that groups are many (at 512 sampled rows, 1M
-# groups show 0.13 pairs on average, 200k groups 0.65)
-MIN_SAMPLED_PAIRS = 5
-
-
 def estimated_groups(metas: Sequence[BlockMetadata], keys: Sequence[str]) -> float | None:
-    """The number of groups, estimated from the keys the read tasks sampled
-    (Chao1: the distinct keys seen, plus f1^2 / 2 f2 for the ones not seen, f1
-    and f2 the keys seen once and twice); None if a block was not sampled or
-    the sample is mostly keys seen once with fewer than MIN_SAMPLED_PAIRS seen
-    twice.  Why the second: Chao1 is a lower bound, and from a sample of
-    nearly all singletons (f2 of 0 or 1) it says ~f1^2 / 2 whatever the groups
-    are: 512 sampled rows of 1M groups estimated 130k, and one task combined
-    6M state rows (367 MB)."""
+    """The groups, estimated from the keys the tasks making the blocks sampled
+    (``preaggregate.estimated_groups``); None if a block was not sampled."""
     samples = [getattr(m, "sample", None) for m in metas if m.num_rows]
     if not samples or any(s is None for s in samples):
         return None
-    try:
-        table = concat([s.select(list(keys)) for s in samples])
-        counts = table.group_by(list(keys)).aggregate([([], "count_all")])
-    except (pa.ArrowException, KeyError):
-        return None  # the exchange's own path reports a bad key
-    seen = counts.column("count_all").to_numpy()
-    once, twice = int((seen == 1).sum()), int((seen == 2).sum())
-    if twice < MIN_SAMPLED_PAIRS and 2 * once > table.num_rows:
-        return None  # mostly singletons: many groups, how many this cannot tell
-    unseen = once * once / (2 * twice) if twice else once * (once - 1) / 2
-    return len(seen) + unseen
+    return preaggregate.estimated_groups(samples, keys)
 
 
 def _partial_states(spec: AggregationSpec, part: Partition) -> pa.Table:
@@ -404,12 +399,28 @@ _remote_combine_states = shoal.remote(num_returns="dynamic",
                                       max_retries=TASK_MAX_RETRIES)(_combine_states)
 
 
-def _few_groups(spec: AggregationSpec, parts: list[Partition]) -> tuple[list, list]:
-    """Why: with few groups the maps' state rows are tiny; a shuffle would still
-    cost an actor, a driver thread and a reducer per 4 MB of *input* (a 1k-group
-    mean of 100 MB: 24 reducers of 40 rows each, 0.6 s where the read took 0.3)."""
-    states = [_remote_partial_states.remote(spec, p) for p in parts]
-    return [_remote_combine_states.remote(spec, *states)], [Made.BY_GENERATOR]
+def _few_groups_path(spec: AggregationSpec, parts: list[Partition], states: list,
+                     state_rows: int, metas: Sequence[BlockMetadata]) -> tuple[list, list] | None:
+    """A groupby's input is few state rows (states made by the read tasks, and
+    those each partition of rows would make): a task per partition of rows makes
+    its states and one task combines them all; None if a shuffle is needed.
+    Why: with few groups a shuffle would still cost an actor, a driver thread and
+    a reducer per 4 MB of *input* (a 1k-group mean of 100 MB: 24 reducers of 40
+    rows each, 0.6 s where the read took 0.3)."""
+    if not parts and not states:
+        return None
+    if parts and len(parts) + len(states) > 1:
+        groups_seen = estimated_groups(metas, spec.keys)
+        if groups_seen is None:
+            return None
+        state_rows += int(groups_seen * len(parts))
+    elif parts:
+        return None  # one partition of rows: map and reduce in one task already
+    if state_rows > MAX_COMBINED_STATE_ROWS:
+        return None
+    made = [_remote_partial_states.remote(spec, p) for p in parts]
+    return [_remote_combine_states.remote(spec, *made, *[r for r, _ in states])], \
+        [Made.BY_GENERATOR]
 
 
 SAMPLE_TASK_BLOCKS = 16  # blocks one sampling task reads (existing data only)
@@ -447,7 +458,7 @@ def random_map(table: pa.Table, part: Partition, num_reducers: int,
 def random_reduce(tables: list[pa.Table], reducer: int, seed: int) -> pa.Table:
     table = concat(tables)
     rng = np.random.default_rng([seed, reducer, 1])
-    return table.take(rng.permutation(table.num_rows)) if table.num_rows > 1 else table
+    return take_rows(table, rng.permutation(table.num_rows)) if table.num_rows > 1 else table
 
 
 def concat_reduce(tables: list[pa.Table], reducer: int) -> pa.Table:
@@ -478,7 +489,7 @@ def aggregate_map(table: pa.Table, part: Partition, num_reducers: int, *,
                   bounds: pa.Table) -> tuple[pa.Table, np.ndarray]:
     """Aggregate the partition's groups first (a state row per group), then send
     each state row to its key's range."""
-    states = spec.partial(table)
+    states = table if preaggregate.is_states(table) else spec.partial(table)
     if states.num_columns == 0:
         return states, np.zeros(0, np.int64)
     return states, sort_keys.range_ids(states, bounds, key)

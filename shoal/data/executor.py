@@ -110,10 +110,12 @@ class StreamingExecutor:
     blocks sample their keys (a sort_keys.BlockSampler) into the metadata."""
 
     def __init__(self, root: LogicalOp, *, ctx: DataContext | None = None,
-                 progress: bool | None = None, label: str = "", sampler: Any = None) -> None:
+                 progress: bool | None = None, label: str = "", sampler: Any = None,
+                 combiner: Any = None) -> None:
         self.ctx = ctx or DataContext.get_current()
         self.root = root
         self.sampler = sampler
+        self.combiner = combiner
         self.progress_on = self.ctx.enable_progress_bars if progress is None else progress
         self.label = label
         self.stats = ExecutionStats()
@@ -138,9 +140,9 @@ class StreamingExecutor:
         started = time.perf_counter()
         self.physical: PhysicalPlan = plan(self.root, self._run_all_to_all)
         self._objects.update(self.physical.objects)
-        if self.sampler is not None:
+        if self.sampler is not None or self.combiner is not None:
             for stage in self._makers_of_output():
-                stage.sampler = self.sampler
+                stage.sampler, stage.combiner = self.sampler, self.combiner
         for stage in self.physical.stages:
             if stage.kind in (StageKind.SOURCE, StageKind.EXCHANGE):
                 for item in stage.items:
@@ -346,7 +348,8 @@ class StreamingExecutor:
 
     def _program(self, stage: Stage) -> StageProgram:
         return StageProgram(stage.name, stage.transforms, stage.sampler,
-                            max_block_bytes=self.ctx.target_max_block_size)
+                            max_block_bytes=self.ctx.target_max_block_size,
+                            combiner=stage.combiner)
 
     def _stage_fn(self, index: int, stage: Stage) -> Any:
         fn = self._stage_fns.get(index)
@@ -406,7 +409,8 @@ class StreamingExecutor:
         so the maps hold each input block only until they have read it."""
         sampler = None if op.sample_key is None else block_sampler(op.sample_key, self.ctx)
         inner = StreamingExecutor(op.input, ctx=self.ctx, progress=self.progress_on,
-                                  label=op.name, sampler=sampler).start()
+                                  label=op.name, sampler=sampler,
+                                  combiner=op.combiner).start()
         refs, metas = [], []
         for bundle in inner.outputs():
             refs.append(bundle.ref)

@@ -70,7 +70,7 @@ class GroupedData:
             return self._one_row(self._dataset.aggregate(*spec.aggs))
         op = exchange.aggregate(spec)
         return self._dataset.with_plan(AllToAll(input=self._dataset.plan, name=op.name, run=op.run,
-                                            sample_key=op.sample_key))
+                                            sample_key=op.sample_key, combiner=op.combiner))
 
     def _one_row(self, row: dict[str, Any]) -> Dataset:
         """A keyless aggregate's result as a dataset of one block (made here, not

@@ -129,12 +129,14 @@ class AllToAll(LogicalOp):
     output's metadata may be a ref of it (the output is still being made), or
     ``Made.BY_GENERATOR`` (the ref is a task yielding several blocks, then
     their metadata).  ``sample_key``: keys the tasks making the input sample
-    (a SortKey)."""
+    (a SortKey); ``combiner``: what those tasks do to a block of few groups
+    (a groupby's preaggregate.PartialAggregation)."""
 
     input: LogicalOp
     name: str
     run: Callable[[list, list], tuple[list, list]]
     sample_key: Any = None
+    combiner: Any = None
 
     @property
     def inputs(self) -> tuple[LogicalOp, ...]:  # type: ignore[override]

@@ -60,6 +60,7 @@ class Stage:
     items: list[Item] = field(default_factory=list)
     reads: bool = False  # a MAP stage whose inputs are read tasks
     sampler: Any = None  # a MAP stage's tasks sample their blocks' keys (BlockSampler)
+    combiner: Any = None  # ... and aggregate blocks of few groups (PartialAggregation)
 
     def spec(self, max_running: int) -> StageSpec:
         keeps_rows = all(getattr(t, "preserves_rows", False) for t in self.transforms)

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shoal.data.block import concat
+from shoal.data.block import arrow_of, concat, primitive_values, take_rows
 
 SAMPLES_PER_RANGE = 64  # sampled rows per output range, over all inputs
 MIN_SAMPLES_PER_INPUT = 16
@@ -82,11 +82,11 @@ def order(table: pa.Table, key: SortKey) -> np.ndarray:
     """Row positions of ``table`` in key order (nulls last)."""
     if table.num_rows < 2:
         return np.arange(table.num_rows)
-    return pc.sort_indices(table, sort_keys=key.arrow()).to_numpy()
+    return primitive_values(pc.sort_indices(table, sort_keys=key.arrow()))
 
 
 def sort_table(table: pa.Table, key: SortKey) -> pa.Table:
-    return table.take(order(table, key)) if table.num_rows > 1 else table
+    return take_rows(table, order(table, key)) if table.num_rows > 1 else table
 
 
 def sample(table: pa.Table, key: SortKey, count: int, seed: int) -> pa.Table:
@@ -96,7 +96,7 @@ def sample(table: pa.Table, key: SortKey, count: int, seed: int) -> pa.Table:
     if keys.num_rows <= count:
         return keys
     rows = np.random.default_rng(seed).choice(keys.num_rows, size=count, replace=False)
-    return keys.take(np.sort(rows))
+    return take_rows(keys, np.sort(rows))
 
 
 def samples_per_input(num_inputs: int, num_ranges: int) -> int:
@@ -142,15 +142,14 @@ def boundaries(samples: Sequence[pa.Table], key: SortKey, num_ranges: int,
     cumulative = np.cumsum(np.concatenate([np.full(s.num_rows, w) for s, w in kept])[at])
     targets = np.arange(1, num_ranges) * (cumulative[-1] / num_ranges)
     picks = np.searchsorted(cumulative, targets * (1 + 1e-12), side="right")
-    return rows.take(at[np.minimum(picks, rows.num_rows - 1)])
+    return take_rows(rows, at[np.minimum(picks, rows.num_rows - 1)])
 
 
 def _numeric_values(column: Any) -> np.ndarray | None:
     """The column as a numpy array if the shortcut applies (numeric, no null, no NaN)."""
-    t = column.type
-    if not (pa.types.is_integer(t) or pa.types.is_floating(t)) or column.null_count:
+    values = primitive_values(column)
+    if values is None:
         return None
-    values = column.to_numpy()
     if values.dtype.kind == "f" and np.isnan(values).any():
         return None
     return values
@@ -171,12 +170,12 @@ def range_ids(table: pa.Table, bounds: pa.Table, key: SortKey) -> np.ndarray:
             # cuts descend; a row's range is the number of cuts >= it
             return len(cuts) - np.searchsorted(cuts[::-1], values, side="left")
     keys = table.select(list(key.columns)).append_column(
-        _TIEBREAK, pa.array(np.ones(n, dtype=np.int8)))
+        _TIEBREAK, arrow_of(np.ones(n, dtype=np.int8)))
     cuts_t = bounds.select(list(key.columns)).append_column(
-        _TIEBREAK, pa.array(np.zeros(bounds.num_rows, dtype=np.int8)))
+        _TIEBREAK, arrow_of(np.zeros(bounds.num_rows, dtype=np.int8)))
     both = concat([keys, cuts_t])
     tiebreak = [(_TIEBREAK, "ascending")]
-    sorted_at = pc.sort_indices(both, sort_keys=key.arrow() + tiebreak).to_numpy()
+    sorted_at = primitive_values(pc.sort_indices(both, sort_keys=key.arrow() + tiebreak))
     is_cut = sorted_at >= n
     ranges = np.cumsum(is_cut)[~is_cut]
     out = np.empty(n, dtype=np.int64)
@@ -195,14 +194,14 @@ def split_grouped(table: pa.Table, part: np.ndarray, num_parts: int,
         if num_parts == 1:
             return [(table, [table.num_rows])]
         order = np.argsort(part.astype(_small(num_parts), copy=False), kind="stable")
-        return [(table.take(order), counts.tolist())]
+        return [(take_rows(table, order), counts.tolist())]
     order = np.argsort(part.astype(_small(num_parts), copy=False), kind="stable")
     ends = np.cumsum(counts)
     out = []
     for first in range(0, num_parts, group):
         last = min(num_parts, first + group)
         lo = int(ends[first - 1]) if first else 0
-        out.append((table.take(order[lo:int(ends[last - 1])]),
+        out.append((take_rows(table, order[lo:int(ends[last - 1])]),
                     counts[first:last].tolist()))
     return out
 

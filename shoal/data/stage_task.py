@@ -43,6 +43,9 @@ class StageProgram:
     # set when the run feeds a sort or groupby: sample each block's keys as it is made
     sampler: Any = None
     max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES  # DataContext.target_max_block_size
+    # set when the run feeds a groupby: a block of few groups is yielded as its
+    # partial states (preaggregate.PartialAggregation)
+    combiner: Any = None
 
     def setup(self) -> None:
         for t in self.transforms:
@@ -70,11 +73,15 @@ def run_stage(program: StageProgram, items: tuple[Any, ...],
         stream = (bind(key) if bind else transform).apply(stream)
     metas: list[BlockMetadata] = []
     for block in blocks_of(stream, program.max_block_bytes):
+        seed = zlib.crc32(repr(key + (len(metas),)).encode())
+        sample = None if program.sampler is None else program.sampler(block, seed)
+        states = None if program.combiner is None else program.combiner(block, seed)
+        if states is not None:
+            block = compact(states)
         meta = metadata_of(block, time.perf_counter() - start, time.process_time() - cpu,
                            node=str(os.getpid()))
-        if program.sampler is not None:
-            seed = zlib.crc32(repr(key + (len(metas),)).encode())
-            meta = dataclasses.replace(meta, sample=program.sampler(block, seed))
+        if sample is not None or states is not None:
+            meta = dataclasses.replace(meta, sample=sample, states=states is not None)
         metas.append(meta)
         yield block
         del block

@@ -91,3 +91,34 @@ def test_starting_drops_in_the_same_step_as_the_registration():
         assert isinstance(workers[1].registered.exception(), RuntimeError)
 
     run(main())
+
+
+def test_a_forked_worker_that_cannot_start_exits_non_zero_and_says_why(monkeypatch):
+    """A real fork server: a worker whose start raises (here: no control store
+    address in its environment) exits with code 1 and its traceback is the
+    pool's last start failure.  It used to exit 0 saying nothing, so a broken
+    start (the bench's iter_batches row at full size once: two RPC methods
+    sharing a number) read as '3 workers ... exited with code 0 before
+    registering' with no cause."""
+    for name in ("SHOAL_CONTROL_ADDRESS", "SHOAL_NODE_ADDRESS", "SHOAL_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+    async def main():
+        pool = WorkerPool({}, on_output=lambda *a: None, on_exit=lambda w: None)
+        await pool.start()
+        try:
+            assert pool.zygote is not None and pool.zygote.alive
+            worker = await pool.start_worker()
+            try:
+                await asyncio.wait_for(worker.registered, 30)
+                raise AssertionError("the worker registered without a control store")
+            except RuntimeError:
+                pass
+            assert worker.returncode == 1
+            assert "KeyError" in pool.last_start_failure
+            assert "SHOAL_CONTROL_ADDRESS" in pool.last_start_failure
+            assert pool.failed_starts == 1
+        finally:
+            await pool.shutdown()
+
+    run(main())
