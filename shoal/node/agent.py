@@ -377,7 +377,7 @@ class NodeAgent:
             if node is None:
                 return
             self.lease_table.drop(request)
-            request.future.set_result({"spill": [node.node_id, node.address]})
+            request.future.set_result(LeaseSpill(node.node_id, node.address).to_wire())
 
     def _respill(self) -> None:
         """A node joined: requests queued here that this node can never serve
