@@ -21,6 +21,7 @@ import shoal
 from shoal.core import context
 from shoal.launch import control_client
 from shoal.rpc.messages import Method
+from shoal.rpc.store_messages import AlreadyStored, StoreCreateBody
 from shoal.rpc.transport import Router
 from shoal.util import state
 from tests.clusters import labelled_cluster, objects_per_node
@@ -229,13 +230,15 @@ def test_writing_an_object_the_store_already_holds_keeps_the_sealed_copy(drained
         conn = await control_client.open_control(Router(), drained.token, drained.n1.address,
                                                  name="test writer")
         try:
-            first = await conn.call(Method.STORE_CREATE, [oid, 4096, "127.0.0.1:1"])
+            first = await conn.call(Method.STORE_CREATE,
+                                   StoreCreateBody(oid, 4096, "127.0.0.1:1").to_wire())
             await conn.call(Method.STORE_SEAL, [oid])
-            again = await conn.call(Method.STORE_CREATE, [oid, 8192, "127.0.0.1:1"])
+            again = await conn.call(Method.STORE_CREATE,
+                                   StoreCreateBody(oid, 8192, "127.0.0.1:1").to_wire())
             await conn.call(Method.STORE_FREE, [oid])
             return [first, again]
         finally:
             conn.close()
 
     first, again = asyncio.run(scenario())
-    assert isinstance(first, int) and again == ["exists", 4096]
+    assert isinstance(first, int) and AlreadyStored.from_reply(again) == AlreadyStored(4096)

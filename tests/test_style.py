@@ -51,3 +51,19 @@ def test_core_does_not_import_node():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             offenders += [f"{name}: {m}" for m in modules if m.startswith("shoal.node")]
     assert not offenders, offenders
+
+
+def test_core_parts_do_not_reach_through_the_worker():
+    """A core part is given what it uses at construction (core/links.py, issue 20):
+    no ``self.worker.<part>.<name>`` chains in shoal/core."""
+    import re
+
+    chain = re.compile(r"self\.worker\.[a-z_]+\.[a-z_]")
+    offenders = []
+    folder = os.path.join(ROOT, "shoal", "core")
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            with open(os.path.join(folder, name)) as f:
+                offenders += [f"{name}:{i}: {line.strip()}" for i, line in enumerate(f, 1)
+                              if chain.search(line)]
+    assert not offenders, offenders

@@ -387,7 +387,7 @@ class ActorMethod:
             job_id=worker.job_id,
             actor_id=self._handle.actor_id,
             method=self._name,
-            concurrency_group=self._options.get("concurrency_group") or "",
+            concurrency_group=self._options.get("concurrency_group") or None,
             backpressure=self._backpressure,
         )
         refs = worker.tasks.submit(spec, held, keepalive, max_retries=self._max_retries,

@@ -10,6 +10,7 @@ ends the process from its main thread, so ``atexit`` handlers run.
 from __future__ import annotations
 
 from shoal import exceptions
+from shoal.rpc.actor_messages import KillActorBody
 from shoal.rpc.messages import Method
 
 EXIT_CAUSE = "the actor exited intentionally: it called exit_actor()"
@@ -39,8 +40,8 @@ def exit_with_cause(cause: str | None) -> None:
     if executor is None or not executor.actor_id:
         raise TypeError("exit_actor API is called on a non-actor worker: exit_actor() "
                         "can only be called inside an actor's method")
-    worker.control_call(Method.KILL_ACTOR, [executor.actor_id, True, cause or EXIT_CAUSE,
-                                            True])
+    worker.control_call(Method.KILL_ACTOR, KillActorBody(
+        executor.actor_id, no_restart=True, cause=cause or EXIT_CAUSE, exiting=True).to_wire())
     # the process ends whatever the caller does with the exception below: the
     # current call (or constructor) sends no reply, and an async actor's exit from
     # a task the actor spawned itself (no call ends with it) exits too

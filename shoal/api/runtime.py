@@ -11,6 +11,7 @@ from typing import Any
 from shoal.api.actor import ActorHandle
 from shoal.api.object_ref import ObjectRef
 from shoal.api.session import call_on_cluster, control_call, ensure_worker
+from shoal.rpc.actor_messages import KillActorBody
 from shoal.rpc.messages import Method
 
 
@@ -148,7 +149,7 @@ def kill(actor: Any, *, no_restart: bool = True) -> None:
     """Terminate an actor at once; its pending and future calls fail."""
     if not isinstance(actor, ActorHandle):
         raise NotAnActorHandle(f"shoal.kill expects an actor handle, got {type(actor).__name__}")
-    control_call(Method.KILL_ACTOR, [actor.actor_id, no_restart])
+    control_call(Method.KILL_ACTOR, KillActorBody(actor.actor_id, no_restart).to_wire())
 
 
 class NotAnActorHandle(TypeError, ValueError):

@@ -30,8 +30,11 @@ from shoal.control.actor_lifecycle import ActorEvent, ActorState, next_state
 from shoal.control.membership import DEFAULT_NODE_TIMEOUT_S, Membership, NodeRecord
 from shoal.control.placement_groups import PlacementGroupService
 from shoal.control.state_query import handle_list_state, handle_read_node_log
+from shoal.rpc.actor_messages import GetActorBody, KillActorBody, WorkerDiedBody
+from shoal.rpc.lease_messages import ActorLeaseBody, KillWorkerBody
 from shoal.rpc.loopback import LoopbackConnection
 from shoal.rpc.messages import Channel, Method
+from shoal.rpc.node_messages import NodeHeartbeatBody
 from shoal.rpc.protocol import check_version
 from shoal.rpc.transport import RemoteError, Router
 
@@ -59,7 +62,7 @@ class ActorRecord:
     death_cause: str = ""  # the last failure's cause (kept while it restarts and after)
     max_restarts: int = 0  # -1: no bound
     num_restarts: int = 0
-    waiters: list = field(default_factory=list)  # GET_ACTOR: [fut, stale, wait_restart, seen]
+    waiters: list = field(default_factory=list)  # GET_ACTOR: (fut, GetActorBody) waiting
     placing: bool = False  # a _place_actor coroutine runs for it
     creating_on: str = ""  # the node asked to lease a worker and run __init__ (in flight)
     lost_workers: set = field(default_factory=set)  # died while it was being placed
@@ -188,14 +191,10 @@ class ControlStore:
                 "node_timeout_s": self.membership.timeout_s, "version": __version__}
 
     def handle_node_heartbeat(self, conn, body):
-        node_id, available, pending = body[:3]
-        demand = body[3] if len(body) > 3 else []
-        store = body[4] if len(body) > 4 else None
-        metrics = body[5] if len(body) > 5 else None
-        actor_leases = body[6] if len(body) > 6 else None
-        self.membership.heartbeat(node_id, available, pending, demand,
-                                  asyncio.get_running_loop().time(), store, metrics,
-                                  actor_leases)
+        beat = NodeHeartbeatBody.from_wire(body)
+        self.membership.heartbeat(beat.node_id, beat.available, beat.pending, beat.demand,
+                                  asyncio.get_running_loop().time(), beat.store,
+                                  beat.metrics, beat.actor_leases)
         return None
 
     def _node_died(self, record: NodeRecord) -> None:
@@ -409,10 +408,10 @@ class ControlStore:
             try:
                 worker_id, address, node_id, error = await node.conn.call(
                     Method.LEASE_ACTOR_WORKER,
-                    [record.actor_id, record.job_id, record.shape, record.class_name,
-                     record.creation, record.num_restarts, record.strategy,
-                     record.runtime_env,
-                     node.send_actor({} if in_group else record.shape)],
+                    ActorLeaseBody(record.actor_id, record.job_id, record.shape,
+                                   record.class_name, record.creation, record.num_restarts,
+                                   record.strategy, record.runtime_env,
+                                   node.send_actor({} if in_group else record.shape)).to_wire(),
                 )
             except Exception as exc:
                 record.creating_on = ""
@@ -436,10 +435,10 @@ class ControlStore:
                 continue
             record.creating_on = ""
             if record.state is ActorState.DEAD:  # killed while being created
-                node.conn.notify(Method.KILL_WORKER, [worker_id])
+                node.conn.notify(Method.KILL_WORKER, KillWorkerBody(worker_id).to_wire())
                 return
             if error is not None:
-                node.conn.notify(Method.KILL_WORKER, [worker_id])
+                node.conn.notify(Method.KILL_WORKER, KillWorkerBody(worker_id).to_wire())
                 self._actor_event(record, ActorEvent.CREATION_FAILED, error)
                 return
             died = worker_id in record.lost_workers or not node.alive
@@ -468,13 +467,14 @@ class ControlStore:
                 ActorEvent.KILLED, ActorEvent.OWNER_DIED, ActorEvent.KILLED_TO_RESTART):
             node = self.nodes.get(record.node_id)
             if node is not None and node.conn is not None:
-                node.conn.notify(Method.KILL_WORKER, [record.worker_id])
+                node.conn.notify(Method.KILL_WORKER, KillWorkerBody(record.worker_id).to_wire())
         elif new is ActorState.DEAD and record.creating_on:
             # its constructor runs (or its worker is being leased): stop that worker
             # now, or it holds the node's resources for as long as __init__ takes
             node = self.nodes.get(record.creating_on)
             if node is not None and node.conn is not None:
-                node.conn.notify(Method.KILL_WORKER, ["", record.actor_id])
+                node.conn.notify(Method.KILL_WORKER,
+                                 KillWorkerBody(actor_id=record.actor_id).to_wire())
         record.state = new
         if restart:
             record.num_restarts += 1
@@ -509,10 +509,10 @@ class ControlStore:
     def _notify_actor(self, record: ActorRecord) -> None:
         waiting = []
         for waiter in record.waiters:
-            fut, stale, wait_restart, seen = waiter
+            fut, request = waiter
             if fut.done():
                 continue
-            if _answerable(record, stale, wait_restart, seen):
+            if _answerable(record, request):
                 fut.set_result(record.public())
             else:
                 waiting.append(waiter)
@@ -520,20 +520,18 @@ class ControlStore:
         self.publish(Channel.ACTOR, record.public())
 
     def handle_get_actor(self, conn, body):
-        """[actor_id, stale_address, wait_restart, seen_restarts]: answers once the
-        actor is placed or dead, but not with the incarnation the caller saw fail
-        (``stale_address`` with ``seen_restarts``), and, with ``wait_restart``, not
-        while it restarts (see ``_answerable``)."""
-        actor_id, stale = body[:2]
-        wait_restart = len(body) > 2 and bool(body[2])
-        seen = body[3] if len(body) > 3 else None
-        record = self.actors.get(actor_id)
+        """A ``GetActorBody``: answers once the actor is placed or dead, but not
+        with the incarnation the caller saw fail (``stale_address`` with
+        ``seen_restarts``), and, with ``wait_restart``, not while it restarts (see
+        ``_answerable``)."""
+        request = GetActorBody.from_wire(body)
+        record = self.actors.get(request.actor_id)
         if record is None:
-            raise LookupError(f"unknown actor {actor_id}")
-        if _answerable(record, stale, wait_restart, seen):
+            raise LookupError(f"unknown actor {request.actor_id}")
+        if _answerable(record, request):
             return record.public()
         fut = asyncio.get_running_loop().create_future()
-        record.waiters.append([fut, stale, wait_restart, seen])
+        record.waiters.append((fut, request))
         return fut
 
     def handle_get_named_actor(self, conn, body):
@@ -550,15 +548,14 @@ class ControlStore:
         return [a.public() for a in self.actors.values()]
 
     def handle_kill_actor(self, conn, body):
-        """[actor_id, no_restart(, cause, exiting)]: kill for good, or kill the process
-        and let the actor restart (if restarts remain).  ``exiting``: the actor called
+        """A ``KillActorBody``: kill for good, or kill the process and let the actor
+        restart (if restarts remain).  ``exiting``: the actor called
         ``exit_actor()`` and ends its own process (so its atexit handlers run)."""
-        actor_id, no_restart = body[:2]
-        cause = body[2] if len(body) > 2 else ""
-        exiting = bool(body[3]) if len(body) > 3 else False
-        record = self.actors.get(actor_id)
+        kill = KillActorBody.from_wire(body)
+        no_restart, cause, exiting = kill.no_restart, kill.cause, kill.exiting
+        record = self.actors.get(kill.actor_id)
         if record is None:
-            raise LookupError(f"unknown actor {actor_id}")
+            raise LookupError(f"unknown actor {kill.actor_id}")
         if record.state is ActorState.DEAD:  # kill releases a dead actor's held name
             self._release_name(record)
             return None
@@ -573,9 +570,11 @@ class ControlStore:
         return None
 
     def handle_worker_died(self, conn, body):
-        worker_id, actor_id, exit_code, node_id = body[:4]
-        if len(body) > 4 and body[4]:
-            self.publish(Channel.OWNER_DIED, body[4])  # agents free the objects it owned
+        died = WorkerDiedBody.from_wire(body)
+        worker_id, actor_id, exit_code, node_id = (died.worker_id, died.actor_id,
+                                                   died.exit_code, died.node_id)
+        if died.address:
+            self.publish(Channel.OWNER_DIED, died.address)  # agents free the objects it owned
         record = self.actors.get(actor_id) if actor_id is not None else None
         if record is not None:
             if record.state is ActorState.ALIVE and record.worker_id == worker_id:
@@ -614,17 +613,16 @@ class ControlStore:
         return self.kv.pop((namespace, key), None) is not None
 
 
-def _answerable(record: ActorRecord, stale: str, wait_restart: bool,
-                seen: int | None) -> bool:
+def _answerable(record: ActorRecord, request: GetActorBody) -> bool:
     """May GET_ACTOR answer now?  Not while PENDING; not ALIVE as the incarnation
     the caller saw fail (same address and, if given, same ``num_restarts``); not
     RESTARTING if the caller asked to wait through it."""
-    state = record.state
+    state, stale, seen = record.state, request.stale_address, request.seen_restarts
     if state is ActorState.PENDING:
         return False
     if state is ActorState.RESTARTING:
-        return not wait_restart
+        return not request.wait_restart
     if state is ActorState.ALIVE:
-        return not (stale and record.address == stale
+        return not (stale is not None and record.address == stale
                     and (seen is None or seen == record.num_restarts))
     return True

@@ -82,9 +82,10 @@ class PlacementGroupService:
         return None
 
     def handle_get(self, conn, body):
-        """[pg_id, wait_s]: the record; with ``wait_s`` (None: no bound) once the
-        group is CREATED or REMOVED, or when the wait runs out."""
-        pg_id, wait_s = body[0], body[1] if len(body) > 1 else 0
+        """[pg_id, wait_s]: the record, at once if ``wait_s`` is 0; else once the
+        group is CREATED or REMOVED, or when ``wait_s`` seconds (None: no bound)
+        run out."""
+        pg_id, wait_s = body
         record = self.table.groups.get(pg_id)
         if record is None:
             return None

@@ -58,6 +58,7 @@ from shoal.core.actor_view import (
     next_view,
     reported,
 )
+from shoal.core.task_reply import TaskReply
 from shoal.core.task_state import (
     WAITING_TO_RUN,
     TaskEvent,
@@ -65,12 +66,14 @@ from shoal.core.task_state import (
     retry_allowed,
     use_retry,
 )
+from shoal.rpc.actor_messages import GetActorBody
 from shoal.rpc.messages import Channel, Method
 from shoal.rpc.read_lending import ReadLending
 from shoal.rpc.transport import RemoteError
 
 if TYPE_CHECKING:
     from shoal.core.core_worker import CoreWorker
+    from shoal.core.links import Links
     from shoal.core.task_manager import PendingTask
 
 log = logging.getLogger("shoal.core")
@@ -95,8 +98,9 @@ class ActorCalls:
 
 
 class ActorManager:
-    def __init__(self, worker: CoreWorker) -> None:
-        self.worker = worker
+    def __init__(self, worker: CoreWorker, links: Links) -> None:
+        self.worker = worker  # its address, calls onto the loop, peers, control_call
+        self.links = links  # the io loop, the control store (actor records, pubsub)
         self.tasks = worker.tasks  # completes and fails the calls
         self.actors: dict[str, ActorCalls] = {}
         self.by_conn: dict[Any, ActorCalls] = {}
@@ -146,7 +150,7 @@ class ActorManager:
         if task.return_ids[0] != oid or len(task.return_ids) != 1:
             return
         worker = self.worker
-        conn.read_in_thread(request_id, lambda body: worker.tasks.store_early(task, body),
+        conn.read_in_thread(request_id, lambda body: self.tasks.store_early(task, body),
                             done, deadline, worker.post, worker.post_lazy)
 
     def _register_direct(self, st: ActorCalls, task: PendingTask) -> None:
@@ -190,9 +194,9 @@ class ActorManager:
         st = self.actors.get(actor_id)
         if st is None:
             st = self.actors[actor_id] = ActorCalls(actor_id)
-            if not self._subscribed and self.worker.control is not None:
+            if not self._subscribed and self.links.control is not None:
                 self._subscribed = True
-                self.worker.control.notify(Method.SUBSCRIBE, [Channel.ACTOR])
+                self.links.control.notify(Method.SUBSCRIBE, [Channel.ACTOR])
         return st
 
     # ---- creation (user thread) -----------------------------------------------------
@@ -223,7 +227,7 @@ class ActorManager:
         if actor_id is None:
             dead = self.scopes.dead_tokens.pop(token, None)
             if dead is not None:  # the last handle to a dead actor: its name is free
-                self.worker.control.notify(Method.RELEASE_ACTOR_NAME, [dead])
+                self.links.control.notify(Method.RELEASE_ACTOR_NAME, [dead])
             return
         st = self.actors.get(actor_id)
         busy = st is not None and (bool(st.queue or st.in_flight or st.lost)
@@ -282,15 +286,15 @@ class ActorManager:
         if st.connecting:
             return
         st.connecting = True
-        self.worker.loop.create_task(self._connect(st, stale))
+        self.links.loop.create_task(self._connect(st, stale))
 
     async def _connect(self, st: ActorCalls, stale: str) -> None:
         """Ask where the actor is (not at ``stale``, the address seen failing) and
         connect.  With no lost calls to account for, a restart is waited out."""
         wait_restart = not st.lost
         try:
-            record = await self.worker.control.call(
-                Method.GET_ACTOR, [st.actor_id, stale, wait_restart, st.num_restarts])
+            record = await self.links.control.call(Method.GET_ACTOR, GetActorBody(
+                st.actor_id, stale or None, wait_restart, st.num_restarts).to_wire())
         except Exception as exc:
             record = {"state": ActorState.DEAD.value, "death_cause": _lookup_failure(exc)}
         if not st.restartable:
@@ -333,7 +337,7 @@ class ActorManager:
         st.num_restarts = record.get("num_restarts", 0)
         st.conn = conn
         if self._lending is None:
-            self._lending = ReadLending(self.worker.loop)
+            self._lending = ReadLending(self.links.loop)
         conn.lend_reads(self._lending)
         self.by_conn[conn] = st
         self._flush(st)
@@ -381,7 +385,7 @@ class ActorManager:
         if exc is None:
             # not in flight: already failed (a DEAD notice overtook this reply)
             if st.in_flight.pop(task.spec.task_id, None) is task:
-                self.tasks.complete(task, fut.result())
+                self.tasks.complete(task, TaskReply.from_wire(fut.result()))
         elif isinstance(exc, RemoteError):  # the process answered, with an error
             if st.in_flight.pop(task.spec.task_id, None) is task:
                 self.tasks.fail_with(task, exceptions.RaySystemError(

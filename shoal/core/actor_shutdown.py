@@ -19,6 +19,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from shoal.core.task_spec import TaskKind, TaskSpec
+from shoal.rpc.actor_messages import KillActorBody
 from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ def terminate(worker: CoreWorker, actor_id: str, cause: str) -> None:
 
     def force() -> None:
         if not worker.shutting_down:
-            worker.control.notify(Method.KILL_ACTOR, [actor_id, True, cause])
+            worker.control.notify(Method.KILL_ACTOR,
+                                  KillActorBody(actor_id, no_restart=True, cause=cause).to_wire())
 
     worker.loop.call_later(_timeout_s, force)

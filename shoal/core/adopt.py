@@ -26,6 +26,7 @@ from shoal.core import ids
 from shoal.core.serialization import serialize
 from shoal.core.value_table import StoredValue
 from shoal.core.value_wire import INLINE_THRESHOLD, detach, value_from_wire, value_to_wire
+from shoal.rpc.actor_messages import GetActorBody
 from shoal.rpc.messages import Method
 
 ADOPT_TIMEOUT_S = 30.0  # each of put(_owner=)'s two requests (actor look-up, hand-over)
@@ -54,7 +55,7 @@ def put_owned_by(worker: CoreWorker, value: Any, actor_id: str) -> ObjectRef:
 
 
 async def _actor_address(worker: CoreWorker, actor_id: str) -> str:
-    record = await worker.control.call(Method.GET_ACTOR, [actor_id, ""])
+    record = await worker.control.call(Method.GET_ACTOR, GetActorBody(actor_id).to_wire())
     if ActorState(record["state"]) is not ActorState.ALIVE:
         raise exceptions.ActorDiedError(
             f"put(_owner=...) names actor {actor_id}, which is dead: "

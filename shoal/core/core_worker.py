@@ -43,6 +43,7 @@ from shoal.core import adopt, context, ids
 from shoal.core.actor_manager import ActorManager
 from shoal.core.cpu_lending import BlockedThreads, wait_before_lending
 from shoal.core.import_path import driver_import_path
+from shoal.core.links import Links
 from shoal.core.object_locations import ObjectLocations
 from shoal.core.owner_service import OwnerService
 from shoal.core.placement_client import BundleLocator
@@ -69,6 +70,8 @@ from shoal.core.value_wire import (
 )
 from shoal.core.worker_output import CLOSE_WAIT_S, WorkerOutput
 from shoal.rpc.messages import Channel, Method
+from shoal.rpc.peers import PeerCache
+from shoal.rpc.store_messages import AlreadyStored, StoreCreateBody
 from shoal.rpc.transport import (
     Connection,
     RemoteError,
@@ -122,6 +125,13 @@ current_task: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVa
 
 
 class CoreWorker:
+    # what start() opens (core/links.py), read here as plain attributes
+    loop = property(lambda self: self.links.loop)
+    node = property(lambda self: self.links.node)
+    control = property(lambda self: self.links.control)
+    shm = property(lambda self: self.links.shm)
+    peers = property(lambda self: self.links.peers)
+
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self.mode = config.mode
@@ -134,13 +144,11 @@ class CoreWorker:
         self.references = ReferenceTable()
         self.unhandled = UnhandledErrors()  # task errors dropped unread are logged
         self.address = ""
-        self.loop: asyncio.AbstractEventLoop | None = None
         self.router = Router()
-        self.control: Connection | None = None
-        self.node: Connection | None = None
+        # loop, node, control, shm: opened by start(); peers' info gets our address then
+        self.links = Links(PeerCache(self.router, config.token, {
+            "name": f"{self.mode.value} {self.worker_id[:8]}", "address": ""}))
         self.runtime_envs: Any = None  # runtime_env.client.RuntimeEnvClient, set once started
-        self.shm: ShmWindow | None = None
-        self.peers: dict[str, asyncio.Future] = {}
         self._commands: collections.deque = collections.deque()
         self._tick_armed = False  # see _tick
         self._idle_ticks = 0  # ticks since the queue was last drained
@@ -153,13 +161,16 @@ class CoreWorker:
         self.shutting_down = False
         self.task_context = current_task
         self.output = WorkerOutput()  # driver: prints (and draws bars of) its workers' output
-        self.locations = ObjectLocations(self)
-        self.recovery = ObjectRecovery(self)
-        self.tasks = TaskManager(self)
-        self.actors = ActorManager(self)
-        self.placement = BundleLocator(self)  # where placement groups' bundles are
+        links = self.links
+        self.locations = ObjectLocations(self, links, self.value_table, self.references)
+        self.recovery = ObjectRecovery(self, links, self.value_table, self.references,
+                                       self.locations)
+        self.placement = BundleLocator(self, links)  # where placement groups' bundles are
+        self.tasks = TaskManager(self, links, self.locations, self.placement)
+        self.actors = ActorManager(self, links)
+        self.tasks.actors = self.actors  # (they call each other: one is given the other late)
         self.executor = None  # set by the worker entry point
-        self.state_reporter = StateReporter(self)  # answers the state API's WORKER_STATE
+        self.state_reporter = StateReporter(self, self.tasks, self.actors)  # WORKER_STATE
         self._register_handlers()
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -174,7 +185,7 @@ class CoreWorker:
 
     def _run_loop(self, ready: concurrent.futures.Future) -> None:
         loop = context.new_event_loop()
-        self.loop = loop
+        self.links.loop = loop
         asyncio.set_event_loop(loop)
 
         async def boot() -> None:
@@ -201,21 +212,22 @@ class CoreWorker:
         self._server = await serve(self.router, cfg.token, cfg.host, 0,
                                    server_info={"worker_id": self.worker_id})
         port = self._server.sockets[0].getsockname()[1]
-        self.address = f"{cfg.host}:{port}"
+        self.address = self.peers.info["address"] = f"{cfg.host}:{port}"
         name = f"{self.mode.value} {self.worker_id[:8]} pid={os.getpid()}"
         host, port = split_address(cfg.node_address)
-        self.node = await connect(self.router, cfg.token, host, port, info={"name": name})
+        self.links.node = await connect(self.router, cfg.token, host, port, info={"name": name})
         host, port = split_address(cfg.control_address)
         if cfg.control_address == cfg.node_address:
-            self.control = self.node
+            self.links.control = self.node
         else:
-            self.control = await connect(self.router, cfg.token, host, port, info={"name": name})
+            self.links.control = await connect(self.router, cfg.token, host, port,
+                                               info={"name": name})
         self.locations.lend_node_reads()
         info = await self.node.call(Method.NODE_INFO)
         self.node_id = info["node_id"]
-        self.shm = ShmWindow(info["store_path"], self._on_view_released,
-                             lambda *delay_fn_args: self.post(self.loop.call_later,
-                                                              *delay_fn_args))
+        self.links.shm = ShmWindow(info["store_path"], self._on_view_released,
+                                   lambda *delay_fn_args: self.post(self.loop.call_later,
+                                                                    *delay_fn_args))
         if self.mode is Mode.DRIVER:
             reply = await self.control.call(Method.REGISTER_DRIVER, {
                 "worker_id": self.worker_id,
@@ -254,9 +266,7 @@ class CoreWorker:
             self.tasks.shutdown()
             self.actors.shutdown()
             self.locations.close()
-            for fut in list(self.peers.values()):
-                if fut.done() and not fut.cancelled() and fut.exception() is None:
-                    fut.result().close()
+            self.peers.close_all()
             for conn in {self.control, self.node}:
                 if conn is not None:
                     conn.close()
@@ -395,27 +405,8 @@ class CoreWorker:
 
     # ---- connections -----------------------------------------------------------------------
     async def peer(self, address: str) -> Connection:
-        """A (cached) authenticated connection to another core worker."""
-        fut = self.peers.get(address)
-        if fut is not None and fut.done():
-            if fut.exception() is None and fut.result().is_open():
-                return fut.result()
-            fut = None
-        if fut is None:
-            fut = self.loop.create_future()
-            self.peers[address] = fut
-            host, port = split_address(address)
-            try:
-                conn = await connect(self.router, self.config.token, host, port,
-                                     info={"name": f"{self.mode.value} {self.worker_id[:8]}",
-                                           "address": self.address})
-                fut.set_result(conn)
-            except BaseException as exc:
-                fut.set_exception(exc)
-                fut.exception()
-                self.peers.pop(address, None)
-                raise
-        return await asyncio.shield(fut)
+        """A (cached) authenticated connection to another core worker or agent."""
+        return await self.peers.get(address)
 
     # ---- reference actions ------------------------------------------------------------------
     def perform_actions(self) -> None:
@@ -566,11 +557,12 @@ class CoreWorker:
         ``cold``: no reader wants it soon, so it is the first to spill (a task's
         ``_cold_returns`` option)."""
         size = data.store_size()
-        body = [oid, size, owner or self.address] + ([True] if cold else [])
+        body = StoreCreateBody(oid, size, owner or self.address, cold).to_wire()
         try:
             offset = self.call(_async_call, self.node, Method.STORE_CREATE, body)
-            if isinstance(offset, list) and offset[0] == "exists":
-                return offset[1]  # ["exists", size]: an earlier run's copy stays
+            stored = AlreadyStored.from_reply(offset)
+            if stored is not None:
+                return stored.size  # an earlier run's copy stays
         except RemoteError as exc:
             if exc.error_type == "ObjectStoreFullError":
                 raise exceptions.ObjectStoreFullError(exc.message) from None

@@ -11,8 +11,8 @@ sent when it finishes:
 * async actors (any ``async def`` method): an event loop on its own thread,
   at most ``max_concurrency`` calls at once.
 
-Reply: ``[status, returns, info, ran]`` with one ``[index, value, contained]`` per
-return, where ``value`` is inline bytes or the location in this node's store
+Reply: a :class:`~shoal.core.task_reply.TaskReply`, with one ``[index, value,
+contained]`` per return, where ``value`` is inline bytes or the location in this node's store
 and ``contained`` lists refs inside it.  A plain small value (an int, str, ...:
 no buffers, no refs) is sent as just its pickle bytes, its index being its
 position: a task with 3000 returns then sends no nested lists to build and
@@ -64,6 +64,7 @@ from shoal.core.serialization import (
     serialize,
 )
 from shoal.core.stream_backpressure import send_item_and_wait
+from shoal.core.task_reply import ReplyStatus, TaskReply
 from shoal.core.task_returns import (
     check_generator_count,
     drain_async_generator,
@@ -77,11 +78,6 @@ from shoal.core.task_spec import (
     REF_NODE,
     REF_OBJECT,
     REF_OWNER,
-    STATUS_APP_ERROR,
-    STATUS_ARGS_LOST,
-    STATUS_CANCELLED,
-    STATUS_OK,
-    STATUS_STOLEN,
     STREAMING,
     TaskKind,
     TaskSpec,
@@ -95,6 +91,7 @@ from shoal.core.value_wire import (
     value_to_wire,
 )
 from shoal.rpc import protocol
+from shoal.rpc.actor_messages import ActorInstanceBody
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import DeferredReply
 
@@ -140,6 +137,8 @@ def _remote_traceback(exc: BaseException) -> str:
 class Executor:
     def __init__(self, worker: CoreWorker) -> None:
         self.worker = worker
+        self.tasks = worker.tasks  # the tasks this process owns (a cancel reaches children)
+        self.config = worker.config  # ASSIGN_JOB fills in the job's settings
         self.functions: dict[bytes, Any] = {}
         self.main_queue: queue.SimpleQueue = queue.SimpleQueue()
         self.actor: Any = None
@@ -174,7 +173,8 @@ class Executor:
         r.add(Method.CREATE_ACTOR_INSTANCE, self.handle_create_actor)
         r.add(Method.ASSIGN_JOB, self.handle_assign_job)
         r.add(Method.EXIT_WORKER, lambda conn, body: os._exit(0))
-        self.retirement = Retirement(worker, self.queued)  # max_calls (retire.py)
+        self.retirement = Retirement(worker.links, worker.references,  # max_calls
+                                     self.queued)
         r.add(Method.RETIRE_WORKER, self.retirement.handle_retire_worker)
 
     # ---- main thread ----------------------------------------------------------------
@@ -234,8 +234,9 @@ class Executor:
     # ---- handlers (io thread) ------------------------------------------------------------
     def handle_assign_job(self, conn, body):
         job_id, job = body
-        self.worker.job_id = job_id
-        self.worker.ids.set_job(job_id)  # the ids it makes name the job (Ray's)
+        worker = self.worker
+        worker.job_id = job_id
+        worker.ids.set_job(job_id)  # the ids it makes name the job (Ray's)
         env_paths = self.runtime_env.get("paths") or []  # stay first (working_dir, py_modules)
         for path in reversed(job.get("sys_path", [])):
             if path not in sys.path:
@@ -247,8 +248,7 @@ class Executor:
             except OSError:
                 pass
         self.worker.namespace = job.get("namespace", "default")
-        self.worker.config.default_actor_lifetime = job.get("default_actor_lifetime",
-                                                            "non_detached")
+        self.config.default_actor_lifetime = job.get("default_actor_lifetime", "non_detached")
         return None
 
     def handle_push_task(self, conn, body):
@@ -291,7 +291,7 @@ class Executor:
             if mine:
                 del self.queued[spec.task_id]
         if mine and self.retirement.retiring:  # max_calls reached: its owner queues it again
-            fut.send([STATUS_STOLEN, [], None])
+            fut.send(TaskReply(ReplyStatus.STOLEN).to_wire())
         elif mine:
             self._execute(spec, conn, fut)
 
@@ -306,16 +306,16 @@ class Executor:
             fut = self._take_queued(task_id)
             if fut is not None:
                 stolen.append(task_id)
-                fut.send([STATUS_STOLEN, [], None])
+                fut.send(TaskReply(ReplyStatus.STOLEN).to_wire())
         return stolen
 
     def handle_cancel_task(self, conn, body):
         task_id, force, recursive = body
         if recursive:
-            self.worker.tasks.cancel_children(task_id, force)
+            self.tasks.cancel_children(task_id, force)
         queued = self._take_queued(task_id)
         if queued is not None:  # pipelined behind another task: answer now
-            queued.send([STATUS_CANCELLED, [], None])
+            queued.send(TaskReply(ReplyStatus.CANCELLED).to_wire())
             return None
         self.cancelled.add(task_id)
         running = self.running.get(task_id)
@@ -340,13 +340,14 @@ class Executor:
         return task_id is not None and task_id in self.cancelled
 
     def handle_create_actor(self, conn, body):
-        actor_id, creation = body[:2]
-        self.actor_num_restarts = body[2] if len(body) > 2 else 0
-        if len(body) > 4:
-            self.actor_accelerators, self.actor_placement = body[3], body[4]
+        """An ``ActorInstanceBody``: run the constructor (main thread); the reply
+        is None or the error text."""
+        request = ActorInstanceBody.from_wire(body)
+        self.actor_num_restarts = request.num_restarts
+        self.actor_accelerators, self.actor_placement = request.accelerators, request.placement
         accelerator_env.apply(self.actor_accelerators)
         fut = DeferredReply()
-        self._to_main(lambda: self._create_actor(actor_id, creation, fut))
+        self._to_main(lambda: self._create_actor(request.actor_id, request.creation, fut))
         return fut
 
     # ---- actor creation (main thread) --------------------------------------------------------
@@ -498,7 +499,7 @@ class Executor:
     def _execute(self, spec: TaskSpec, conn, fut) -> None:
         if spec.task_id in self.cancelled:
             self.cancelled.discard(spec.task_id)
-            self._post_reply(fut, [STATUS_CANCELLED, [], None])
+            self._post_reply(fut, TaskReply(ReplyStatus.CANCELLED).to_wire())
             return
         started = time.time()
         proc_title.set_title(spec.name)  # ray::<task name> while it runs
@@ -525,15 +526,15 @@ class Executor:
                 reply = self._package(spec, result, conn)
                 del result
             except _Cancelled:
-                reply = [STATUS_CANCELLED, [], None]
+                reply = TaskReply(ReplyStatus.CANCELLED)
                 interrupts.release_import_lock()
             except KeyboardInterrupt:
                 if spec.task_id not in self.cancelled:
                     raise
-                reply = [STATUS_CANCELLED, [], None]
+                reply = TaskReply(ReplyStatus.CANCELLED)
                 interrupts.release_import_lock()
             except _ArgumentsLost as lost:
-                reply = [STATUS_ARGS_LOST, [], {"lost": lost.oids}]
+                reply = TaskReply(ReplyStatus.ARGS_LOST, lost=lost.oids)
             except EXIT_REQUESTS:
                 self.exit_process()
                 return
@@ -546,7 +547,7 @@ class Executor:
                 reply = self._error_reply(spec, exc)
         except (_Cancelled, KeyboardInterrupt):  # the signal landed just after it finished
             if reply is None:
-                reply = [STATUS_CANCELLED, [], None]
+                reply = TaskReply(ReplyStatus.CANCELLED)
             interrupts.release_import_lock()
         finally:
             self.running.pop(spec.task_id, None)
@@ -563,7 +564,7 @@ class Executor:
         async with semaphore:
             if spec.task_id in self.cancelled:
                 self.cancelled.discard(spec.task_id)
-                self._post_reply(fut, [STATUS_CANCELLED, [], None])
+                self._post_reply(fut, TaskReply(ReplyStatus.CANCELLED).to_wire())
                 return
             started = time.time()
             proc_title.set_title(spec.name)
@@ -590,7 +591,7 @@ class Executor:
                             result, (asyncio.CancelledError, *_PASS_THROUGH))
                     reply = self._package(spec, result, conn)
             except (asyncio.CancelledError, _Cancelled):
-                reply = [STATUS_CANCELLED, [], None]
+                reply = TaskReply(ReplyStatus.CANCELLED)
             except EXIT_REQUESTS:
                 self.exit_process()
                 return
@@ -627,7 +628,7 @@ class Executor:
             _exit_now()
         self._to_main(_exit_now)
 
-    def _error_reply(self, spec: TaskSpec, exc: BaseException) -> list:
+    def _error_reply(self, spec: TaskSpec, exc: BaseException) -> TaskReply:
         """The reply of a task that raised: a TaskError in every return.  Its
         pickle is an envelope that always loads (see error_envelope)."""
         tb = _remote_traceback(exc)
@@ -637,11 +638,11 @@ class Executor:
         exc.__traceback__ = None
         value = value_to_wire(error_value(err))
         if spec.is_generator():  # the error is the item after the last one yielded
-            return [STATUS_APP_ERROR, [[1, value, []]], {"count": 0}]
+            return TaskReply(ReplyStatus.APP_ERROR, [[1, value, []]], item_count=0)
         n = max(spec.num_returns, 1)
-        return [STATUS_APP_ERROR, [[i + 1, value, []] for i in range(n)], None]
+        return TaskReply(ReplyStatus.APP_ERROR, [[i + 1, value, []] for i in range(n)])
 
-    def _package(self, spec: TaskSpec, result: Any, conn) -> list:
+    def _package(self, spec: TaskSpec, result: Any, conn) -> TaskReply:
         if spec.is_generator():
             return self._stream(spec, result, conn)
         n = spec.num_returns
@@ -662,9 +663,9 @@ class Executor:
             returns.append(plain if plain is not None
                            else self._package_value(spec, i + 1, value))
         if error is not None:  # Ray: what it yielded stays; the other returns are the error
-            failed = self._error_reply(spec, error)[1]
+            failed = self._error_reply(spec, error).returns
             returns += failed[len(returns):]
-        return [STATUS_OK, returns, None]
+        return TaskReply(ReplyStatus.OK, returns)
 
     def _package_value(self, spec: TaskSpec, index: int, value: Any) -> list:
         data = serialize(value, f"the return value of {spec.name}()")
@@ -679,7 +680,7 @@ class Executor:
             self._register_for_caller(spec.owner, contained)
         return [index, wire, contained]
 
-    def _stream(self, spec: TaskSpec, result: Any, conn) -> list:
+    def _stream(self, spec: TaskSpec, result: Any, conn) -> TaskReply:
         if not hasattr(result, "__iter__"):
             raise TypeError(f"{spec.name}() has num_returns={spec.num_returns!r} "
                             "but did not return a generator")
@@ -696,7 +697,7 @@ class Executor:
             error = exc
         return self._stream_end(spec, count, error, conn)
 
-    async def _stream_async(self, spec: TaskSpec, agen: Any, conn) -> list:
+    async def _stream_async(self, spec: TaskSpec, agen: Any, conn) -> TaskReply:
         """An async generator method's items, each sent as it is yielded."""
         count = 0
         error = None
@@ -720,15 +721,15 @@ class Executor:
             conn.notify_from_thread(Method.GENERATOR_ITEM, [spec.task_id] + entry)
 
     def _stream_end(self, spec: TaskSpec, count: int, error: BaseException | None,
-                    conn) -> list:
+                    conn) -> TaskReply:
         """The reply of a generator task.  If it raised, the error comes in the reply
         (as the item after the last): its owner may retry the task (items it already
         has are not taken again) or make the error its last item."""
         if error is None:
-            return [STATUS_OK, [], {"count": count}]
+            return TaskReply(ReplyStatus.OK, item_count=count)
         reply = self._error_reply(spec, error)
-        reply[1][0][0] = count + 1
-        reply[2]["count"] = count
+        reply.returns[0][0] = count + 1
+        reply.item_count = count
         return reply
 
     def _register_for_caller(self, caller: str, contained: list) -> None:
@@ -750,25 +751,25 @@ class Executor:
 
             worker.call(register_all)
 
-    def _finish(self, spec: TaskSpec, ctx: TaskContext, fut, reply: list,
+    def _finish(self, spec: TaskSpec, ctx: TaskContext, fut, reply: TaskReply,
                 started: float) -> None:
-        reply.append([started, time.time()])  # ``ran``: this worker's clock
+        reply.ran = [started, time.time()]  # this worker's clock
         self.retirement.ran(spec, reply)
         proc_title.set_idle(self.actor_class_name)
         rebuilt = [r.object_id for r in ctx.rebuilt if r.owner_address != self.worker.address]
         ctx.rebuilt = None
-        self._reply_after_registrations(fut, reply, rebuilt)
+        self._reply_after_registrations(fut, reply.to_wire(), rebuilt)
 
-    def _reply_after_registrations(self, fut, reply, rebuilt: list) -> None:
-        """Reply once we are registered as borrower of the foreign refs we got
-        in this task's arguments and still hold (the caller keeps them alive
-        until then)."""
+    def _reply_after_registrations(self, fut, body: Any, rebuilt: list) -> None:
+        """Reply (``body``, in its wire form) once we are registered as borrower
+        of the foreign refs we got in this task's arguments and still hold (the
+        caller keeps them alive until then)."""
         worker = self.worker
         if self.exit_requested:  # exit_actor() ran (even if its SystemExit was caught)
             self.exit_process()
             return
         if not rebuilt:
-            self._post_reply(fut, reply)
+            self._post_reply(fut, body)
             return
 
         def start() -> None:
@@ -776,12 +777,12 @@ class Executor:
                 try:
                     await worker.register_borrows(None, rebuilt)
                 finally:
-                    fut.send(reply)
+                    fut.send(body)
 
             worker.loop.create_task(run())
 
         worker.post(start)
 
-    def _post_reply(self, fut: DeferredReply, reply) -> None:
+    def _post_reply(self, fut: DeferredReply, body: Any) -> None:
         """Answer from this (task) thread: straight to the caller's socket."""
-        fut.send(reply)
+        fut.send(body)

@@ -38,8 +38,9 @@ class IdleReads:
     def __init__(self, worker: CoreWorker, main_queue: queue.SimpleQueue) -> None:
         """Loop thread (the epoll set is watched by the loop)."""
         self.worker = worker
+        self.loop = worker.loop  # running: we are built on it
         self.main_queue = main_queue
-        self.lending = ReadLending(worker.loop)
+        self.lending = ReadLending(self.loop)
         self.conns: tuple = ()  # replaced, never mutated: the main thread reads it
         self.calls: collections.deque = collections.deque()  # (conn, request id, body)
         self.polling = False
@@ -51,7 +52,7 @@ class IdleReads:
     # ---- loop thread ---------------------------------------------------------------------
     def _opened(self, conn: Connection) -> None:
         # after the receive that completed the handshake: it may still dispatch
-        self.worker.loop.call_soon(self._watch, conn)
+        self.loop.call_soon(self._watch, conn)
 
     def _watch(self, conn: Connection) -> None:
         if conn.lend_reads(self.lending):

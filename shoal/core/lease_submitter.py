@@ -12,7 +12,7 @@ number of lease requests in flight::
                       submit/get reuses it instead of re-leasing every time)
     idle worker, empty queue, another worker with tasks waiting behind its
     running one -> STEAL_TASKS: the newest half of those come back unstarted
-                      (STATUS_STOLEN replies), are queued again and dispatched
+                      (STOLEN replies), are queued again and dispatched
 
 Order: a task that had to wait for another task's output (a *dependent*) runs
 before the tasks that were ready when submitted, the deepest in the graph
@@ -39,7 +39,7 @@ Across nodes (``_request_lease``)::
 
     owner                        agent X (ours, or the locality node)     agent Y
       | REQUEST_LEASE(shape, strategy) -> | does not fit / strategy says Y
-      | <------------- {"spill": [Y, address]}
+      | <------------- LeaseSpill(Y, address)
       | REQUEST_LEASE(..., spilled=True) ------------------------------->  | queue here
       | <--------------------------------------------------------- grant  |
       | PUSH_TASK ... to Y's worker;  RETURN_LEASE -> Y (the lease's node_conn)
@@ -73,14 +73,23 @@ from shoal.core.lease_dispatch import (
     steal_victim,
     tasks_to_steal,
 )
-from shoal.core.task_spec import STATUS_ARGS_LOST, STATUS_STOLEN
+from shoal.core.task_reply import ReplyStatus, TaskReply
 from shoal.core.task_state import TaskEvent, TaskState
-from shoal.rpc.lease_messages import LeaseRequestBody, ReturnLeaseBody
+from shoal.rpc.lease_messages import (
+    LeaseRequestBody,
+    LeaseSpill,
+    ReturnLeaseBody,
+    lease_reply_from_wire,
+)
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import RemoteError
 
 if TYPE_CHECKING:
-    from shoal.core.task_manager import PendingTask
+    from shoal.core.core_worker import CoreWorker
+    from shoal.core.links import Links
+    from shoal.core.object_locations import ObjectLocations
+    from shoal.core.placement_client import BundleLocator
+    from shoal.core.task_manager import PendingTask, TaskManager
 
 log = logging.getLogger("shoal.core")
 
@@ -91,9 +100,13 @@ NODE_PROBE_S = 2.0  # last failure of a task: its node is dead if its agent is t
 
 
 class LeaseSubmitter:
-    def __init__(self, worker, task_manager) -> None:
-        self.worker = worker
-        self.tasks = task_manager
+    def __init__(self, worker: CoreWorker, task_manager: TaskManager, links: Links,
+                 locations: ObjectLocations, placement: BundleLocator) -> None:
+        self.worker = worker  # its job, node id, connections to peers
+        self.tasks = task_manager  # completes, fails and requeues the tasks
+        self.links = links  # the io loop, the local node agent, other nodes' agents
+        self.locations = locations  # agents' addresses (locality: the node with the args)
+        self.placement = placement  # the agents of placement groups' bundles
         self.keys: dict[tuple, KeyState] = {}
         self.by_conn: dict[object, LeasedWorker] = {}
         self.depth = PipelineDepth()
@@ -121,15 +134,15 @@ class LeaseSubmitter:
             self._push(leased, state.queue.popleft())
         for _ in range(leases_wanted(state)):
             state.requesting += 1
-            self.worker.loop.create_task(self._request_lease(state))
+            self.links.loop.create_task(self._request_lease(state))
         for leased in idle_workers(state):
             self._steal_for(state, leased)
-            leased.linger = self.worker.loop.call_later(
+            leased.linger = self.links.loop.call_later(
                 LEASE_LINGER_S, self._return_if_idle, state, leased)
 
     def _steal_for(self, state: KeyState, idle: LeasedWorker) -> None:
         """Take back the newest half of the tasks waiting behind the busiest worker's
-        running task; they return as STATUS_STOLEN replies and are dispatched again."""
+        running task; they return as STOLEN replies and are dispatched again."""
         victim = steal_victim(state, idle)
         if victim is None:
             return
@@ -147,15 +160,15 @@ class LeaseSubmitter:
         """Our node's agent, the locality target's, or (placement group) the agent
         of a node holding the group's bundle."""
         if state.strategy and state.strategy[0] == "PG":
-            return await self.worker.placement.agent_for(state.strategy, state.resources)
+            return await self.placement.agent_for(state.strategy, state.resources)
         if state.target_node and state.target_node != self.worker.node_id:
             try:
-                address = await self.worker.locations.agent_address(state.target_node)
+                address = await self.locations.agent_address(state.target_node)
                 if address:
                     return await self.worker.peer(address)
             except Exception as exc:
                 log.debug("locality node %s unreachable: %s", state.target_node, exc)
-        return self.worker.node
+        return self.links.node
 
     async def _request_lease(self, state: KeyState) -> None:
         in_group = bool(state.strategy) and state.strategy[0] == "PG"
@@ -163,19 +176,19 @@ class LeaseSubmitter:
                                    strategy=state.strategy, spilled=in_group,
                                    runtime_env=state.runtime_env)
         body = request.to_wire()
-        node = self.worker.node
+        node = self.links.node
         remote = in_group  # another node's agent, or a bundle's: its failures are retried
         try:
             node = await self._first_agent(state)
-            remote = remote or node is not self.worker.node
-            grant = await node.call(Method.REQUEST_LEASE, body)
+            remote = remote or node is not self.links.node
+            grant = lease_reply_from_wire(await node.call(Method.REQUEST_LEASE, body))
             for _ in range(MAX_SPILL_HOPS):
-                if not isinstance(grant, dict):
+                if not isinstance(grant, LeaseSpill):
                     break
                 remote = True
-                node = await self.worker.peer(grant["spill"][1])
+                node = await self.worker.peer(grant.address)
                 body["spilled"] = True  # that node queues it, never redirects it again
-                grant = await node.call(Method.REQUEST_LEASE, body)
+                grant = lease_reply_from_wire(await node.call(Method.REQUEST_LEASE, body))
         except Exception as exc:
             state.requesting -= 1
             if self.worker.shutting_down:
@@ -188,7 +201,7 @@ class LeaseSubmitter:
                 pass
             elif remote:
                 log.info("lease request to another node failed (%r); asking again", exc)
-                self.worker.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
+                self.links.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
             else:
                 log.warning("lease request failed: %s", exc)
                 self._fail_queue(state, exc)
@@ -196,12 +209,12 @@ class LeaseSubmitter:
         state.requesting -= 1
         if grant is None:
             return
-        if isinstance(grant, dict):  # still redirected after MAX_SPILL_HOPS
-            self.worker.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
+        if isinstance(grant, LeaseSpill):  # still redirected after MAX_SPILL_HOPS
+            self.links.loop.call_later(REMOTE_RETRY_S, self.dispatch, state)
             return
-        lease_id, worker_id, address, node_id = grant[:4]
-        leased = LeasedWorker(lease_id, worker_id, address, node_id, node)
-        leased.accelerators = grant[5] if len(grant) > 5 else None
+        lease_id, address = grant.lease_id, grant.worker_address
+        leased = LeasedWorker(lease_id, grant.worker_id, address, grant.node_id, node)
+        leased.accelerators = grant.accelerators
         if not keep_grant(state):
             node.notify(Method.RETURN_LEASE, ReturnLeaseBody(lease_id).to_wire())
             return
@@ -228,7 +241,7 @@ class LeaseSubmitter:
         if kind in ("TaskUnschedulableError", "ValueError"):
             self._fail_queue(state, exceptions.TaskUnschedulableError(message))
             return True
-        self.worker.placement.forget(state.strategy[1])
+        self.placement.forget(state.strategy[1])
         return False
 
     def _fail_queue(self, state: KeyState, exc: Exception) -> None:
@@ -267,32 +280,33 @@ class LeaseSubmitter:
         task.running_on = None
         state = self.keys.get(task.scheduling_key)
         exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
+        reply = TaskReply.from_wire(fut.result()) if exc is None else None
         now = time.monotonic()
-        if exc is None and fut.result()[0] != STATUS_STOLEN:
+        if reply is not None and reply.status is not ReplyStatus.STOLEN:
             self.depth.record(task.spec.function_id, now - leased.head_started)
         leased.head_started = now
-        if exc is None and (info := fut.result()[2]) and info.get("retire"):
+        if reply is not None and reply.retire:
             self._retire(leased, state)  # max_calls: it runs nothing more
-        if exc is not None:
+        if reply is None:
             self._worker_failed(leased, state)
             if leased.node_death:
                 exc = self._node_died_error(leased, task, leased.node_death)
             elif task.retries_left == 0 and task.state is not TaskState.CANCELLING:
                 # the last failure: tell a dead worker from a dead node (asking its agent)
-                self.worker.loop.create_task(self._fail_after_probe(leased, task, exc))
+                self.links.loop.create_task(self._fail_after_probe(leased, task, exc))
                 exc = None
             if exc is not None:
                 self.tasks.fail_system(task, exc, retry=True)
-        elif fut.result()[0] == STATUS_STOLEN and state is not None:
+        elif reply.status is ReplyStatus.STOLEN and state is not None:
             if task.state is TaskState.CANCELLING:
                 self.tasks.finish_cancelled(task)
             else:
                 task.advance(TaskEvent.STOLEN)
                 state.queue.appendleft(task)
-        elif fut.result()[0] == STATUS_ARGS_LOST:
-            self.tasks.arguments_lost(task, fut.result()[2]["lost"])
+        elif reply.status is ReplyStatus.ARGS_LOST:
+            self.tasks.arguments_lost(task, reply.lost)
         else:
-            self.tasks.complete(task, fut.result())
+            self.tasks.complete(task, reply)
         if state is not None:
             self.dispatch(state)
 
@@ -319,7 +333,7 @@ class LeaseSubmitter:
 
     def _retire(self, leased: LeasedWorker, state: KeyState | None) -> None:
         """The worker ran its max_calls: give the lease back with ``retire``; the
-        tasks pipelined to it come back unstarted (STATUS_STOLEN) and go elsewhere."""
+        tasks pipelined to it come back unstarted (STOLEN) and go elsewhere."""
         self._worker_failed(leased, state)  # no more pushes to it
         if leased.linger is not None:
             leased.linger.cancel()
@@ -357,9 +371,9 @@ class LeaseSubmitter:
                 if leased.node_id == node_id and leased.conn is not None:
                     leased.node_death = cause or "declared dead by the control store"
                     leased.conn.abort()
-        fut = self.worker.peers.get(agent_address)
-        if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
-            fut.result().abort()
+        conn = self.links.peers.cached(agent_address)
+        if conn is not None:
+            conn.abort()
 
     def return_all(self) -> None:
         for state in self.keys.values():

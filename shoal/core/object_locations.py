@@ -41,13 +41,20 @@ from shoal.rpc.transport import RemoteError
 
 if TYPE_CHECKING:
     from shoal.core.core_worker import CoreWorker
+    from shoal.core.links import Links
+    from shoal.core.reference_table import ReferenceTable
+    from shoal.core.value_table import ValueTable
 
 log = logging.getLogger("shoal.core")
 
 
 class ObjectLocations:
-    def __init__(self, worker: CoreWorker) -> None:
-        self.worker = worker
+    def __init__(self, worker: CoreWorker, links: Links, values: ValueTable,
+                 references: ReferenceTable) -> None:
+        self.worker = worker  # its calls onto the loop, its node id, its peers
+        self.links = links  # the node agent and control store connections
+        self.values = values  # owned values: their location sets
+        self.references = references  # which objects we own
         self.agents: dict[str, str] = {}  # node id -> its agent's RPC address
         self.lending: ReadLending | None = None  # the node connection's, once lent
         worker.router.add(Method.ADD_OBJECT_LOCATION, self.handle_add_location)
@@ -59,10 +66,10 @@ class ObjectLocations:
     def lend_node_reads(self) -> None:
         """Loop thread, once connected: user threads may read the node connection
         for their STORE_GET replies (:mod:`shoal.core.thread_pin`)."""
-        node = self.worker.node
+        node = self.links.node
         if not hasattr(node, "lend_reads"):  # an in-process (loopback) connection
             return
-        lending = ReadLending(self.worker.loop)
+        lending = ReadLending(self.links.loop)
         if node.lend_reads(lending):
             self.lending = lending
 
@@ -85,7 +92,7 @@ class ObjectLocations:
                     return worker.call(self._pinning_call, Method.STORE_GET_IN_PLACE, oids,
                                        oids, timeout, timeout=timeout)
                 if self.lending is not None:
-                    return ThreadPin(worker.node, oids, self._release_late).run(
+                    return ThreadPin(self.links.node, oids, self._release_late).run(
                         timeout, worker.post, worker.post_lazy)
                 return worker.call(self._pinning_call, Method.STORE_GET, oids, oids, timeout,
                                    timeout=timeout)
@@ -118,7 +125,7 @@ class ObjectLocations:
                             timeout: float | None) -> list:
         """A request that pins ``oids`` for us; if we stop waiting (timeout, or the
         caller's call cancelled), the pins it makes later are given back."""
-        fut = self.worker.node.call(method, body)
+        fut = self.links.node.call(method, body)
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
         except (TimeoutError, asyncio.CancelledError):
@@ -132,13 +139,13 @@ class ObjectLocations:
             return
         pinned = [oid for loc, oid in zip(fut.result(), oids, strict=False) if loc is not None]
         if pinned:
-            self.worker.node.notify(Method.STORE_RELEASE, pinned)
+            self.links.node.notify(Method.STORE_RELEASE, pinned)
 
     # ---- owner (loop thread) ----------------------------------------------------------------
     def handle_add_location(self, conn, body) -> bool:
         oid, node_id, address = body
-        value = self.worker.value_table.get(oid)
-        if value is None or not value.in_plasma or not self.worker.references.is_owned(oid):
+        value = self.values.get(oid)
+        if value is None or not value.in_plasma or not self.references.is_owned(oid):
             return False
         value.locations.add(node_id)
         self.agents[node_id] = address
@@ -146,23 +153,23 @@ class ObjectLocations:
 
     def handle_remove_location(self, conn, body) -> None:
         oid, node_id = body
-        value = self.worker.value_table.get(oid)
+        value = self.values.get(oid)
         if value is not None and node_id != value.node_id:
             value.locations.discard(node_id)
 
     def free(self, freed: list[tuple[bytes, StoredValue]]) -> None:
         """Free every copy of these shared-memory objects (STORE_FREE per node)."""
         by_node: dict[str, list[bytes]] = {}
-        if self.worker.shm is not None:
-            self.worker.shm.forget([oid for oid, _ in freed])
+        if self.links.shm is not None:
+            self.links.shm.forget([oid for oid, _ in freed])
         for oid, value in freed:
             for node_id in value.locations or (value.node_id,):
                 by_node.setdefault(node_id, []).append(oid)
         for node_id, oids in by_node.items():
             if node_id == self.worker.node_id:
-                self.worker.node.notify(Method.STORE_FREE, oids)
+                self.links.node.notify(Method.STORE_FREE, oids)
             else:
-                self.worker.loop.create_task(self._free_remote(node_id, oids))
+                self.links.loop.create_task(self._free_remote(node_id, oids))
 
     async def _free_remote(self, node_id: str, oids: list[bytes]) -> None:
         try:
@@ -177,7 +184,7 @@ class ObjectLocations:
         for a node we have not heard of)."""
         address = self.agents.get(node_id)
         if address is None:
-            nodes: Any = await self.worker.control.call(Method.GET_NODES)
+            nodes: Any = await self.links.control.call(Method.GET_NODES)
             for node in nodes:
                 if node["alive"]:
                     self.agents[node["node_id"]] = node["address"]

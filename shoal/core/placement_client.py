@@ -28,6 +28,7 @@ from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
     from shoal.core.core_worker import CoreWorker
+    from shoal.core.links import Links
 
 PG = "PG"
 REMOVED = "REMOVED"
@@ -36,8 +37,9 @@ REMOVED = "REMOVED"
 class BundleLocator:
     """Bundle locations per group, from the control store.  Loop thread only."""
 
-    def __init__(self, worker: CoreWorker) -> None:
-        self.worker = worker
+    def __init__(self, worker: CoreWorker, links: Links) -> None:
+        self.worker = worker  # its node id
+        self.links = links  # the control store (the groups' records), agents' connections
         self.records: dict[str, asyncio.Future] = {}  # pg_id -> future of its record
         self._turn = itertools.count()
 
@@ -49,7 +51,7 @@ class BundleLocator:
         fut = self.records.get(pg_id)
         if fut is None:
             fut = self.records[pg_id] = asyncio.ensure_future(
-                self.worker.control.call(Method.GET_PLACEMENT_GROUP, [pg_id, None]))
+                self.links.control.call(Method.GET_PLACEMENT_GROUP, [pg_id, None]))
         try:
             record = await asyncio.shield(fut)
         except BaseException:
@@ -78,8 +80,8 @@ class BundleLocator:
                     f"the request {shape} fits no bundle of placement group {pg_id}")
             node_id = fitting[next(self._turn) % len(fitting)]
         if node_id == self.worker.node_id:
-            return self.worker.node
-        return await self.worker.peer(record["node_addresses"][node_id])
+            return self.links.node
+        return await self.links.peers.get(record["node_addresses"][node_id])
 
 
 def ready_ref(worker: CoreWorker, group: Any) -> Any:

@@ -40,6 +40,10 @@ from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
     from shoal.core.core_worker import CoreWorker
+    from shoal.core.links import Links
+    from shoal.core.object_locations import ObjectLocations
+    from shoal.core.reference_table import ReferenceTable
+    from shoal.core.value_table import ValueTable
 
 log = logging.getLogger("shoal.core")
 
@@ -49,8 +53,13 @@ WARN_EVERY_S = 10.0  # rebuilds are logged as a warning at most this often
 
 
 class ObjectRecovery:
-    def __init__(self, worker: CoreWorker) -> None:
-        self.worker = worker
+    def __init__(self, worker: CoreWorker, links: Links, values: ValueTable,
+                 references: ReferenceTable, locations: ObjectLocations) -> None:
+        self.worker = worker  # its address, calls onto the loop, resolve, its task manager
+        self.links = links  # the shared-memory store, the control store
+        self.values = values  # owned values: lost ones are replaced or rebuilt
+        self.references = references  # which objects we own, and which were freed
+        self.locations = locations  # pins in the local store, pulls from other nodes
         self.lineage = Lineage()
         self._last_warning = -WARN_EVERY_S
         worker.router.add(Method.RECOVER_OBJECT, self.handle_recover_object)
@@ -64,7 +73,7 @@ class ObjectRecovery:
         mapped from their spill files, not restored."""
         views: dict[bytes, Any] = {}
         worker = self.worker
-        me, store = worker.address, worker.shm
+        me, store = worker.address, self.links.shm
         to_pin = False
         for ref in refs:
             value = values[ref.object_id]
@@ -86,7 +95,7 @@ class ObjectRecovery:
                            if values[r.object_id].in_plasma and r.object_id not in views}.values())
             if not wanted:
                 return views
-            locations = worker.locations.pin(wanted, values, _remaining(deadline), in_place)
+            locations = self.locations.pin(wanted, values, _remaining(deadline), in_place)
             lost = []
             for ref, loc in zip(wanted, locations, strict=False):
                 if loc is None:
@@ -94,7 +103,7 @@ class ObjectRecovery:
                 else:
                     # only an owner may reuse the pin: it alone sees the object freed
                     reuse = values[ref.object_id] if ref.owner_address == me else None
-                    views[ref.object_id] = worker.shm.view(ref.object_id, *loc, value=reuse,
+                    views[ref.object_id] = self.links.shm.view(ref.object_id, *loc, value=reuse,
                                                      sparse=in_place)
             if not lost:
                 return views
@@ -146,13 +155,13 @@ class ObjectRecovery:
             return error_value(exceptions.ObjectFreedError(
                 oid.hex(), f"object {oid.hex()} was already freed by its owner {owner}"))
         value = value_from_wire(wire)
-        if oid in worker.references.refs:
-            worker.value_table.put(oid, value)
+        if oid in self.references.refs:
+            self.values.put(oid, value)
         return value
 
     # ---- owner (loop thread) ---------------------------------------------------------------
     async def handle_recover_object(self, conn, oid: bytes) -> list:
-        if not self.worker.references.is_owned(oid):
+        if not self.references.is_owned(oid):
             return [VALUE_UNKNOWN]
         return value_to_wire(await self.recover_owned(oid))
 
@@ -160,7 +169,7 @@ class ObjectRecovery:
         """The value of an object we own, rebuilt from lineage if every copy is gone
         (``alive``: the live node ids, if the caller just asked)."""
         worker = self.worker
-        value = worker.value_table.get(oid)
+        value = self.values.get(oid)
         if value is None:  # being computed (or rebuilt) now, or freed: rebuild it
             self.rebuild_if_freed([oid])
             return await worker.resolve(oid, worker.address)
@@ -177,33 +186,33 @@ class ObjectRecovery:
             return value
         if not self._start_rebuild(oid):
             lost = self._lost_error(oid, value)
-            worker.value_table.put(oid, lost)
+            self.values.put(oid, lost)
             return lost
-        if worker.value_table.get(oid) is value:
-            worker.value_table.delete(oid)  # readers wait for the rebuilt value
+        if self.values.get(oid) is value:
+            self.values.delete(oid)  # readers wait for the rebuilt value
         return await worker.resolve(oid, worker.address)
 
     def rebuild_freed(self, oid: bytes) -> None:
         """An argument we own, whose value was freed (lineage kept only its row), is
         needed by a task being rebuilt: make it again, or fail its readers."""
         if not self._start_rebuild(oid):
-            self.worker.references.value_stored([oid])
-            self.worker.value_table.put(oid, self._lost_error(oid, StoredValue(), freed=True))
+            self.references.value_stored([oid])
+            self.values.put(oid, self._lost_error(oid, StoredValue(), freed=True))
 
     def rebuild_if_freed(self, oids: list[bytes]) -> None:
         """Someone waits for the values of ``oids``: those that are ours and that
         lineage freed (a reader reached their rows through a kept list of refs)
         are made again."""
-        worker = self.worker
         for oid in oids:
-            if worker.references.value_was_freed(oid) and worker.value_table.get(oid) is None:
+            if self.references.value_was_freed(oid) and self.values.get(oid) is None:
                 self.rebuild_freed(oid)
 
     def _start_rebuild(self, oid: bytes) -> bool:
         """True if ``oid`` is being rebuilt (now, or already)."""
         entry = self.lineage.entry_for(oid)
         if entry is None:  # a generator's item, while the generator still runs?
-            return self.worker.tasks.rebuild_while_running(oid)
+            worker = self.worker
+            return worker.tasks.rebuild_while_running(oid)
         if entry.rebuilding:
             return True
         if entry.task.retries_left == 0 or entry.cancelled:
@@ -239,7 +248,7 @@ class ObjectRecovery:
         return await self._alive_nodes()
 
     async def _alive_nodes(self) -> set[str]:
-        nodes: Any = await self.worker.control.call(Method.GET_NODES)
+        nodes: Any = await self.links.control.call(Method.GET_NODES)
         return {n["node_id"] for n in nodes if n["alive"]}
 
     def _lost_error(self, oid: bytes, value: StoredValue, freed: bool = False) -> StoredValue:

@@ -51,9 +51,10 @@ from shoal.core.task_state import TaskState
 from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
+    from shoal.core.actor_manager import ActorManager
     from shoal.core.core_worker import CoreWorker
     from shoal.core.reference_table import Reference
-    from shoal.core.task_manager import PendingTask
+    from shoal.core.task_manager import PendingTask, TaskManager
     from shoal.core.value_table import StoredValue
 
 TASK_HISTORY = int(os.environ.get("SHOAL_TASK_HISTORY", "1000"))
@@ -290,8 +291,10 @@ class TaskHistory:
 class StateReporter:
     """Answers WORKER_STATE with this process's snapshot (runs on the loop thread)."""
 
-    def __init__(self, worker: CoreWorker) -> None:
-        self.worker = worker
+    def __init__(self, worker: CoreWorker, tasks: TaskManager, actors: ActorManager) -> None:
+        self.worker = worker  # who this process is, its objects, its executor
+        self.tasks = tasks  # the tasks this process owns
+        self.actors = actors  # the actor calls in flight
         worker.router.add(Method.WORKER_STATE, self.handle_worker_state)
 
     def handle_worker_state(self, conn, body) -> dict:
@@ -308,7 +311,7 @@ class StateReporter:
             "job_id": worker.job_id,
             "actor_id": getattr(worker.executor, "actor_id", None),
         }
-        tasks = worker.tasks
+        tasks = self.tasks
         if "objects" in kinds:
             values = worker.value_table.values
             snapshot["objects"] = object_rows(worker.references.refs, values,
@@ -322,12 +325,12 @@ class StateReporter:
         return snapshot
 
     def _task_state(self, task_id: bytes) -> str | None:
-        task = self.worker.tasks.pending.get(task_id)
+        task = self.tasks.pending.get(task_id)
         return None if task is None else pending_state(task, self._in_flight(task))
 
     def _in_flight(self, task: PendingTask) -> bool:
         if task.spec.kind is TaskKind.ACTOR_TASK:
-            st = self.worker.actors.actors.get(task.spec.actor_id)
+            st = self.actors.actors.get(task.spec.actor_id)
             return st is not None and task.spec.task_id in st.in_flight
         return task.running_on is not None
 

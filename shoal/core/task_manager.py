@@ -37,6 +37,7 @@ from shoal.core.state_records import (
     TaskHistory,
     error_type_of,
 )
+from shoal.core.task_reply import ReplyStatus, TaskReply
 from shoal.core.task_spec import (
     ARG_REF,
     ARG_VALUE,
@@ -46,9 +47,6 @@ from shoal.core.task_spec import (
     REF_NODE,
     REF_OBJECT,
     REF_OWNER,
-    STATUS_APP_ERROR,
-    STATUS_CANCELLED,
-    STATUS_OK,
     STREAMING,
     TaskKind,
     TaskSpec,
@@ -69,7 +67,11 @@ from shoal.core.value_wire import INLINE_THRESHOLD, error_value, value_from_wire
 from shoal.rpc.messages import Method
 
 if TYPE_CHECKING:
+    from shoal.core.actor_manager import ActorManager
     from shoal.core.core_worker import CoreWorker
+    from shoal.core.links import Links
+    from shoal.core.object_locations import ObjectLocations
+    from shoal.core.placement_client import BundleLocator
 
 log = logging.getLogger("shoal.core")
 
@@ -106,7 +108,7 @@ class PendingTask:
     ran_at: list | None = None  # [start, end] the executing worker stamped in its reply
     #                       (its clock): what the records show when known
     returns_stored: bool = False  # its value was stored by the thread that read the reply
-    args_handed_back: int = 0  # times a worker found no copy of an argument (STATUS_ARGS_LOST)
+    args_handed_back: int = 0  # times a worker found no copy of an argument (ReplyStatus.ARGS_LOST)
     depth: int = 0  # 0: every argument was ready at submission; else 1 + its producers'
     #                 deepest (dependents run first, deepest first: lease_dispatch.ReadyQueue)
     queue_seq: int = -1  # its place among the dependents of its scheduling key
@@ -120,16 +122,20 @@ class PendingTask:
 
 
 class TaskManager:
-    def __init__(self, worker: CoreWorker) -> None:
-        self.worker = worker
-        # the parts it uses most, made before it (the loop and the actor manager
-        # come later: read through the worker)
+    def __init__(self, worker: CoreWorker, links: Links, locations: ObjectLocations,
+                 placement: BundleLocator) -> None:
+        self.worker = worker  # its ids, address, calls onto the loop, the executor
+        # the parts it uses, made before it
+        self.links = links  # the io loop, the node agent
         self.values = worker.value_table  # values of the tasks' returns
         self.references = worker.references  # the reference table (counts, lineage pins)
         self.recovery = worker.recovery  # lineage: rebuilding lost arguments
         self.unhandled = worker.unhandled  # task errors dropped unread
+        self.locations = locations  # frees the copies of replaced returns
+        # actor calls go there: set by the worker right after (it is built with us)
+        self.actors: ActorManager | None = None
         self.pending: dict[bytes, PendingTask] = {}
-        self.submitter = LeaseSubmitter(worker, self)
+        self.submitter = LeaseSubmitter(worker, self, links, locations, placement)
         self.history = TaskHistory()  # finished tasks, for the state API (bounded)
         worker.router.add(Method.GENERATOR_ITEM, self.handle_generator_item)
         worker.router.add(Method.CANCEL_BY_REF, lambda conn, body: self.cancel(*body))
@@ -156,7 +162,7 @@ class TaskManager:
             if data.data_size() > INLINE_THRESHOLD:
                 oid = ids.object_id(worker.ids.task_id(), 0)
                 stored = worker.store_owned(oid, data)
-                worker.post(worker.references.add_owned, oid, [r.object_id for r in data.contained])
+                worker.post(self.references.add_owned, oid, [r.object_id for r in data.contained])
                 wire.append(ref_arg(oid, worker.address, stored.node_id))
                 held.append(oid)
                 keepalive.append(ObjectRef(oid, worker.address, worker))
@@ -199,11 +205,11 @@ class TaskManager:
         elif spec.num_returns == DYNAMIC:
             task.generator = GeneratorState(spec.task_id)
         if spec.kind is TaskKind.ACTOR_TASK:
-            task.submit = worker.actors.enqueue_task
-            if not held and task.generator is None and worker.actors.send_direct(task):
+            task.submit = self.actors.enqueue_task
+            if not held and task.generator is None and self.actors.send_direct(task):
                 pass  # sent from this thread; the loop does the bookkeeping
             else:
-                worker.actors.note_slow(task)
+                self.actors.note_slow(task)
                 worker.post(self._submit, task)
         else:
             task.submit = self.submitter.enqueue
@@ -232,7 +238,7 @@ class TaskManager:
         task.keepalive = []  # counted now; the Python refs may go
         self.pending[task.spec.task_id] = task
         if task.spec.kind is TaskKind.ACTOR_TASK and task.in_order:
-            self.worker.actors.reserve(task)
+            self.actors.reserve(task)
         self._resolve(task)
 
     def _resolve(self, task: PendingTask) -> None:
@@ -257,7 +263,7 @@ class TaskManager:
             if producer is not None and producer.generator is None:
                 producer.dependents.append((task, i, arg))  # see _release_dependents
             else:
-                self.worker.loop.create_task(self._resolve_one(task, i, arg))
+                self.links.loop.create_task(self._resolve_one(task, i, arg))
 
     @staticmethod
     def _queue(task: PendingTask) -> None:
@@ -276,7 +282,7 @@ class TaskManager:
         for task, i, arg in dependents:
             value = self.values.get(arg[REF_OBJECT])
             if value is None:  # not stored after all (freed meanwhile): ask for it
-                self.worker.loop.create_task(self._resolve_one(task, i, arg))
+                self.links.loop.create_task(self._resolve_one(task, i, arg))
             else:
                 self._arg_ready(task, i, value)
 
@@ -308,34 +314,36 @@ class TaskManager:
                 task.arg_locations.append((value.locations, value.size))
         return False
 
-    def complete(self, task: PendingTask, reply: list) -> None:
-        status, returns, info = reply[0], reply[1], reply[2]
-        if len(reply) > 3:
-            task.ran_at = reply[3]  # the executing worker's [start, end]
-        if status == STATUS_CANCELLED or (
-                task.state is TaskState.CANCELLING and status != STATUS_OK):
+    def complete(self, task: PendingTask, reply: TaskReply) -> None:
+        status, returns = reply.status, reply.returns
+        if reply.ran is not None:
+            task.ran_at = reply.ran  # the executing worker's [start, end]
+        if status is ReplyStatus.CANCELLED or (
+                task.state is TaskState.CANCELLING and status is not ReplyStatus.OK):
             self.finish_cancelled(task)
             return
-        if status == STATUS_APP_ERROR and retry_allowed(task.retries_left) and returns:
+        if status is ReplyStatus.APP_ERROR and retry_allowed(task.retries_left) and returns:
             if self._should_retry_exception(task, returns[0][1]):
                 self._retry(task)
                 return
-        if status == STATUS_APP_ERROR:
+        if status is ReplyStatus.APP_ERROR:
             task.error_type = "TASK_EXECUTION_EXCEPTION"
         if task.generator is not None:  # its items came as GENERATOR_ITEMs; an error here
             error = value_from_wire(returns[0][1]) if returns else None
-            self._finish_generator(task, info, stored_error=error)
+            self._finish_generator(task, reply.item_count, stored_error=error)
         elif not task.returns_stored:
             self._store_returns(task, returns)
-        self._finish(task, TaskEvent.SUCCEED if status == STATUS_OK else TaskEvent.FAIL)
+        self._finish(task, TaskEvent.SUCCEED if status is ReplyStatus.OK else TaskEvent.FAIL)
 
-    def store_early(self, task: PendingTask, reply: list) -> bool:
+    def store_early(self, task: PendingTask, body: list) -> bool:
         """Any thread: store the value of a call whose reply this thread read (the
         caller waiting for it, :meth:`ActorManager.read_reply`), so its ``get``
         returns before the loop runs the rest of ``complete``.  Only a plain value
         of a one-return call; False leaves everything to the loop."""
-        status, returns = reply[0], reply[1]
-        if (status != STATUS_OK or len(returns) != 1 or returns[0].__class__ is not bytes
+        reply = TaskReply.from_wire(body)
+        returns = reply.returns
+        if (reply.status is not ReplyStatus.OK or len(returns) != 1
+                or returns[0].__class__ is not bytes
                 or task.generator is not None or len(task.return_ids) != 1):
             return False
         task.returns_stored = True
@@ -392,7 +400,7 @@ class TaskManager:
         task.error_type = error_type_of(err)
         self._store_error(task, error_value(err))
         if task.generator is not None:
-            self._finish_generator(task, {"count": len(task.generator.items)}, err)
+            self._finish_generator(task, len(task.generator.items), err)
         self._finish(task, event)
 
     def finish_cancelled(self, task: PendingTask) -> None:
@@ -455,13 +463,13 @@ class TaskManager:
                     frees.append((oid, StoredValue(node_id=next(iter(stale)), size=old.size,
                                                    locations=stale)))
         if frees:
-            self.worker.locations.free(frees)
+            self.locations.free(frees)
 
     def _finish(self, task: PendingTask, event: TaskEvent) -> None:
         """Its outcome is stored: SUCCEED, FAIL or CANCELLED ends its lifecycle."""
         if task.spec.kind is TaskKind.ACTOR_TASK:
             task.actor_pin = None  # the actor may go out of scope now (actor_scope.py)
-            self.worker.actors.task_finished(task)  # (before: it reads the state)
+            self.actors.task_finished(task)  # (before: it reads the state)
         if self.pending.pop(task.spec.task_id, None) is None:
             return
         ok = task.advance(event) is TaskState.FINISHED
@@ -518,12 +526,12 @@ class TaskManager:
                 if (arg[REF_OWNER] == me and self.values.get(arg[REF_OBJECT]) is None
                         and ids.task_of(arg[REF_OBJECT]) not in self.pending):
                     # next loop turn: a chain of freed links must not recurse here
-                    self.worker.loop.call_soon(self.recovery.rebuild_freed, arg[REF_OBJECT])
+                    self.links.loop.call_soon(self.recovery.rebuild_freed, arg[REF_OBJECT])
                 else:
                     to_recover.append((arg[REF_OBJECT], arg[REF_OWNER]))
         self.pending[task.spec.task_id] = task
         if to_recover:
-            self.worker.loop.create_task(self._recover_args_then_resolve(task, to_recover))
+            self.links.loop.create_task(self._recover_args_then_resolve(task, to_recover))
         else:
             self._resolve(task)
 
@@ -555,7 +563,7 @@ class TaskManager:
                     args.append((arg[REF_OBJECT], arg[REF_OWNER]))
         pause = min(ARGS_LOST_PAUSE_S[0] * 2 ** (task.args_handed_back - 1),
                     ARGS_LOST_PAUSE_S[1])
-        self.worker.loop.create_task(self._recover_args_then_resolve(task, args, pause))
+        self.links.loop.create_task(self._recover_args_then_resolve(task, args, pause))
 
     async def _recover_args_then_resolve(self, task: PendingTask,
                                          args: list[tuple[bytes, str]],
@@ -624,7 +632,7 @@ class TaskManager:
                     await fut
                 return None
         if new.in_plasma and (old is None or not (_copies(new) & _copies(old))):
-            self.worker.locations.free([(oid, new)])
+            self.locations.free([(oid, new)])
         fut = gen.hold_reply(index)
         if fut is not None:
             await fut
@@ -659,12 +667,12 @@ class TaskManager:
             self.references.value_stored([oid])
             self.values.put(oid, failure)
 
-    def _finish_generator(self, task: PendingTask, info: dict,
+    def _finish_generator(self, task: PendingTask, item_count: int | None,
                           error: BaseException | None = None,
                           stored_error: StoredValue | None = None) -> None:
         gen = task.generator
         gen.release()
-        count = (info or {}).get("count", len(gen.items))
+        count = len(gen.items) if item_count is None else item_count
         failure = stored_error if stored_error is not None else (
             error_value(error) if error is not None else None)
         if gen.finished_count is not None:  # a rebuild (lineage) ended: items it lost
@@ -716,7 +724,7 @@ class TaskManager:
         elif step is CancelStep.TELL_WORKER:
             task.advance(TaskEvent.CANCEL)
             if task.spec.kind is TaskKind.ACTOR_TASK:
-                self.worker.actors.cancel(task, force, recursive)
+                self.actors.cancel(task, force, recursive)
             elif task.running_on is not None and task.running_on.conn is not None:
                 task.running_on.conn.notify(
                     Method.CANCEL_TASK, [task.spec.task_id, force, recursive])
@@ -735,7 +743,7 @@ class TaskManager:
             except Exception as exc:  # the owner is gone: so is its task
                 log.info("could not ask owner %s to cancel a task: %s", owner, exc)
 
-        self.worker.loop.create_task(send())
+        self.links.loop.create_task(send())
 
     def cancel_children(self, parent_task_id: bytes, force: bool) -> None:
         for task in list(self.pending.values()):
@@ -749,8 +757,8 @@ class TaskManager:
 
     def shutdown(self) -> None:
         self.submitter.return_all()
-        if self.worker.node is not None:
-            self.worker.node.notify(Method.CANCEL_LEASE_REQUESTS, None)
+        if self.links.node is not None:
+            self.links.node.notify(Method.CANCEL_LEASE_REQUESTS, None)
 
 
 def _copies(value: StoredValue) -> set:

@@ -35,15 +35,6 @@ def names_a_node(node: str) -> bool:
     """Whether an ARG_REF's ``node`` is a node id (else one of the NODE_* words)."""
     return node != NODE_UNRESOLVED and node != NODE_UNKNOWN
 
-# status of a PUSH_TASK reply [status, returns, info]
-STATUS_OK = 0
-STATUS_APP_ERROR = 1
-STATUS_CANCELLED = 2
-STATUS_STOLEN = 3  # the worker handed the task back unstarted (work stealing)
-# the worker handed the task back unstarted: no live node had a copy of an argument
-# (info: {"lost": [object id, ...]}); its owner recovers them, then queues it again
-STATUS_ARGS_LOST = 4
-
 STREAMING = -1  # num_returns="streaming"
 DYNAMIC = -2  # num_returns="dynamic"
 
@@ -54,8 +45,19 @@ class TaskKind(enum.IntEnum):
     ACTOR_TASK = 2
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskSpec:
+    """One task, named field by field.  Only :meth:`to_wire` and
+    :meth:`from_wire` know the wire layout.
+
+    On the wire: the 11 fields every task has, in a fixed order, then -- only if
+    any of the others is set -- one msgpack map of those, by short key
+    (``_WIRE_KEYS``).  A plain task thus sends 11 values and no names; an actor
+    call adds ``{"a": actor, "m": method, "q": seq}``.  A field absent from
+    the map is at its default (None / False / 0), so no placeholder is ever sent
+    and a new optional field takes a new key, not a position.
+    """
+
     task_id: bytes
     kind: TaskKind
     name: str
@@ -66,80 +68,79 @@ class TaskSpec:
     owner: str  # address of the owner (the submitting core worker)
     job_id: str
     resources: dict = field(default_factory=dict)
-    actor_id: str = ""
-    method: str = ""
-    seq: int = 0
-    function_bytes: bytes | None = None
-    parent_task_id: bytes = b""
+    function_bytes: bytes | None = None  # the pickled function, the first time only
+    # optional: sent in the trailing map only when set
+    actor_id: str | None = None  # an actor call's (and its creation's) actor
+    method: str | None = None  # an actor call's method name
+    seq: int = 0  # an actor call's number in its caller's order
     placement: list | None = None  # [pg_id, bundle index, capture child tasks]
     accelerators: dict | None = None  # {"GPU": [ids]} of the lease it is pushed on
-    concurrency_group: str = ""  # an actor call's group from .options() ("": its method's)
+    concurrency_group: str | None = None  # a call's group from .options() (None: its method's)
     cold_returns: bool = False  # ``_cold_returns``: its stored returns spill first
     args_in_place: bool = False  # ``_read_args_in_place``: spilled args are not restored
     # a streaming generator pauses once this many yielded items are unconsumed (0: never)
     backpressure: int = 0
     max_calls: int = 0  # its worker leaves after running the function this often (0: never)
+    # owner-side only, never sent
+    parent_task_id: bytes = b""
 
     def to_wire(self, include_function: bool) -> list:
-        """The optional fields trail the 14 fixed ones (placement 14, accelerators
-        15, concurrency group 16, cold returns 17, args in place 18, backpressure
-        19, 20 reserved (always None here), max calls 21) and are sent only up to
-        the last one set."""
-        wire = self._wire(include_function)
-        optional = [self.placement, self.accelerators, self.concurrency_group,
-                    self.cold_returns, self.args_in_place, self.backpressure, None,
-                    self.max_calls]
-        defaults = [None, None, "", False, False, 0, None, 0]
-        last = max((i + 1 for i, (v, d) in enumerate(zip(optional, defaults, strict=True))
-                    if v != d), default=0)
-        return wire + optional[:last]
-
-    def _wire(self, include_function: bool) -> list:
-        return [
-            self.task_id,
-            int(self.kind),
-            self.name,
-            self.function_id,
-            self.function_bytes if include_function else None,
-            self.args,
-            self.kwarg_names,
-            self.num_returns,
-            self.owner,
-            self.job_id,
-            self.resources,
-            self.actor_id,
-            self.method,
-            self.seq,
-        ]
+        """The wire form (see the class docstring); ``include_function``: send the
+        pickled function too (the first time this connection sees it)."""
+        wire = [self.task_id, int(self.kind), self.name, self.function_id,
+                self.function_bytes if include_function else None, self.args,
+                self.kwarg_names, self.num_returns, self.owner, self.job_id, self.resources]
+        optional = {}
+        if self.actor_id is not None:
+            optional["a"] = self.actor_id
+        if self.method is not None:
+            optional["m"] = self.method
+        if self.seq:
+            optional["q"] = self.seq
+        if self.placement is not None:
+            optional["pg"] = self.placement
+        if self.accelerators is not None:
+            optional["acc"] = self.accelerators
+        if self.concurrency_group is not None:
+            optional["cg"] = self.concurrency_group
+        if self.cold_returns:
+            optional["cold"] = True
+        if self.args_in_place:
+            optional["inpl"] = True
+        if self.backpressure:
+            optional["bp"] = self.backpressure
+        if self.max_calls:
+            optional["calls"] = self.max_calls
+        if optional:
+            wire.append(optional)
+        return wire
 
     @classmethod
     def from_wire(cls, w: list) -> TaskSpec:
-        return cls(
-            task_id=w[0],
-            kind=TaskKind(w[1]),
-            name=w[2],
-            function_id=w[3],
-            function_bytes=w[4],
-            args=w[5],
-            kwarg_names=w[6],
-            num_returns=w[7],
-            owner=w[8],
-            job_id=w[9],
-            resources=w[10],
-            actor_id=w[11],
-            method=w[12],
-            seq=w[13],
-            placement=w[14] if len(w) > 14 else None,
-            accelerators=w[15] if len(w) > 15 else None,
-            concurrency_group=w[16] if len(w) > 16 else "",
-            cold_returns=bool(w[17]) if len(w) > 17 else False,
-            args_in_place=bool(w[18]) if len(w) > 18 else False,
-            backpressure=w[19] if len(w) > 19 else 0,
-            max_calls=w[21] if len(w) > 21 else 0,
-        )
+        """A spec from :meth:`to_wire`'s form; a malformed one raises naming what
+        was wrong."""
+        if not isinstance(w, list) or not _FIXED <= len(w) <= _FIXED + 1:
+            raise ValueError(f"a task spec is a list of {_FIXED} fields and an optional "
+                             f"map, got {type(w).__name__} {w!r:.80}")
+        spec = cls(w[0], _KINDS[w[1]], w[2], w[3], w[5], w[6], w[7], w[8], w[9], w[10], w[4])
+        if len(w) > _FIXED:
+            for key, value in w[_FIXED].items():
+                attr = _WIRE_KEYS.get(key)
+                if attr is None:
+                    raise ValueError(f"task spec has an unknown optional field {key!r}")
+                setattr(spec, attr, value)
+        return spec
 
     def is_generator(self) -> bool:
         return self.num_returns in (STREAMING, DYNAMIC)
+
+
+_FIXED = 11  # fields every task sends, in to_wire's order
+_KINDS = tuple(TaskKind)  # wire int -> TaskKind, cheaper than TaskKind(n) per task
+# the optional fields' short wire keys -> TaskSpec attribute
+_WIRE_KEYS = {"a": "actor_id", "m": "method", "q": "seq", "pg": "placement",
+              "acc": "accelerators", "cg": "concurrency_group", "cold": "cold_returns",
+              "inpl": "args_in_place", "bp": "backpressure", "calls": "max_calls"}
 
 
 def strategy_to_wire(strategy: object) -> list | None:

@@ -17,7 +17,7 @@ its requester is warned (LEASE_INFEASIBLE).
 
 Spillback: a request that does not fit here, or that carries a scheduling
 strategy, is placed by :mod:`shoal.node.cluster_view`; the reply may then be
-``{"spill": [node_id, address]}`` instead of a grant, and the requester asks
+a ``LeaseSpill`` (that node's id and address) instead of a ``LeaseGrant``, and the requester asks
 that node's agent directly (marked *spilled*: it is never redirected again).
 Object transfer between nodes is :mod:`shoal.node.object_transfer`.
 
@@ -47,8 +47,17 @@ from shoal.node.state_service import StateService
 from shoal.node.store_pressure_gc import StorePressureGc
 from shoal.node.worker_logs import WorkerLogs, rotation_from_env
 from shoal.node.worker_pool import ANY_TASK, FAILED_STARTS_LIMIT, Worker, WorkerPool, WorkerUse
-from shoal.rpc.lease_messages import LeaseRequestBody, ReturnLeaseBody
+from shoal.rpc.actor_messages import ActorInstanceBody, WorkerDiedBody
+from shoal.rpc.lease_messages import (
+    ActorLeaseBody,
+    KillWorkerBody,
+    LeaseGrant,
+    LeaseRequestBody,
+    LeaseSpill,
+    ReturnLeaseBody,
+)
 from shoal.rpc.messages import Method
+from shoal.rpc.node_messages import NodeHeartbeatBody
 from shoal.rpc.transport import Router
 from shoal.runtime_env.packaging import KV_NAMESPACE
 from shoal.runtime_env.setup import RuntimeEnvSetup, default_root
@@ -265,20 +274,19 @@ class NodeAgent:
             asyncio.get_running_loop().create_task(self.pool.start_worker())
         self.owner_watch.owner_died(worker.address)
         if not self.closing:
-            self.control.notify(
-                Method.WORKER_DIED,
-                [worker.worker_id, worker.actor_id, worker.returncode, self.node_id,
-                 worker.address],
-            )
+            self.control.notify(Method.WORKER_DIED, WorkerDiedBody(
+                worker.worker_id, self.node_id, worker.actor_id, worker.returncode,
+                worker.address or None).to_wire())
             self._schedule()
 
     def handle_kill_worker(self, conn, body):
-        """[worker_id] or ["", actor_id]: the worker running that actor (its
+        """A ``KillWorkerBody``: that worker, or the worker running that actor (its
         constructor may still run: the control store does not know the worker yet)."""
-        worker = self.pool.workers.get(body[0])
-        if worker is None and len(body) > 1:
-            worker = next((w for w in self.pool.workers.values() if w.actor_id == body[1]),
-                          None)
+        kill = KillWorkerBody.from_wire(body)
+        worker = self.pool.workers.get(kill.worker_id) if kill.worker_id is not None else None
+        if worker is None and kill.actor_id is not None:
+            worker = next((w for w in self.pool.workers.values()
+                           if w.actor_id == kill.actor_id), None)
         if worker is not None:
             self.pool.kill(worker)
         return None
@@ -292,8 +300,8 @@ class NodeAgent:
 
     # ---- leases ------------------------------------------------------------------
     def handle_request_lease(self, conn, body):
-        """A ``LeaseRequestBody`` -> a grant (see ``_grant``),
-        ``{"spill": [node_id, address]}``, or None if cancelled."""
+        """A ``LeaseRequestBody`` -> a ``LeaseGrant`` (see ``_grant``), a
+        ``LeaseSpill``, or None if cancelled (each in wire form)."""
         request = LeaseRequestBody.from_wire(body)
         job_id, label, strategy = request.job_id, request.label, request.strategy
         spilled, env = request.spilled, request.runtime_env
@@ -326,7 +334,7 @@ class NodeAgent:
                                          and self.cluster.has_peers())):
             placement = self.cluster.place(self.resources, units, strategy, False)
             if placement.decision is Decision.SPILL:
-                return {"spill": [placement.node.node_id, placement.node.address]}
+                return LeaseSpill(placement.node.node_id, placement.node.address).to_wire()
             if placement.decision is Decision.FAIL:
                 raise TaskUnschedulableError(placement.reason)
         return self._enqueue(LeaseRequest(units, job_id, label, conn, None, strategy=strategy,
@@ -354,7 +362,7 @@ class NodeAgent:
             if node is None:
                 return
             self.lease_table.drop(request)
-            request.future.set_result({"spill": [node.node_id, node.address]})
+            request.future.set_result(LeaseSpill(node.node_id, node.address).to_wire())
 
     def _respill(self) -> None:
         """A node joined: requests queued here that this node can never serve
@@ -367,7 +375,7 @@ class NodeAgent:
             if placement.decision is Decision.SPILL and not request.future.done():
                 self.lease_table.drop(request)
                 request.future.set_result(
-                    {"spill": [placement.node.node_id, placement.node.address]})
+                    LeaseSpill(placement.node.node_id, placement.node.address).to_wire())
         self._report_soon()
 
     async def refresh_cluster(self) -> None:
@@ -449,10 +457,10 @@ class NodeAgent:
         leases = getattr(request.requester, "state", {}).setdefault("leases", set())
         leases.add(lease.lease_id)
         self.metrics.lease_latency.observe(time.monotonic() - request.queued_at)
-        request.future.set_result(
-            [lease.lease_id, worker.worker_id, worker.address, self.node_id,
-             from_units(request.shape), {"GPU": ids_of(lease.gpus)} if lease.gpus else None]
-        )
+        request.future.set_result(LeaseGrant(
+            lease.lease_id, worker.worker_id, worker.address, self.node_id,
+            from_units(request.shape), {"GPU": ids_of(lease.gpus)} if lease.gpus else None,
+        ).to_wire())
 
     async def _obtain_worker(self, job_id: str, use: WorkerUse = ANY_TASK) -> Worker:
         """An idle worker for the job that can serve ``use``; otherwise wait for one
@@ -554,15 +562,16 @@ class NodeAgent:
 
     # ---- actors --------------------------------------------------------------------
     async def handle_lease_actor_worker(self, conn, body):
-        """From the control store: lease a dedicated worker and run __init__ there
-        (``num_restarts`` > 0: a restart, which the actor can see in its runtime context)."""
-        actor_id, job_id, shape, label, creation = body[:5]
-        num_restarts = body[5] if len(body) > 5 else 0
-        strategy = body[6] if len(body) > 6 else None
-        env = (body[7] if len(body) > 7 else None) or None
+        """From the control store (an ``ActorLeaseBody``): lease a dedicated worker
+        and run __init__ there (``num_restarts`` > 0: a restart, which the actor can
+        see in its runtime context)."""
+        request = ActorLeaseBody.from_wire(body)
+        actor_id, job_id, label, strategy = (request.actor_id, request.job_id, request.label,
+                                             request.strategy)
+        env = request.runtime_env
         # the control store's number for this lease: heartbeats say which it has seen
-        self.actor_leases_seen = max(self.actor_leases_seen, body[8] if len(body) > 8 else 0)
-        units = to_units(shape)
+        self.actor_leases_seen = max(self.actor_leases_seen, request.lease_number)
+        units = to_units(request.shape)
         bundle = bundle_of(strategy)
         if bundle is not None:
             self.bundles.table.check(bundle[0], bundle[1], units)
@@ -571,13 +580,15 @@ class NodeAgent:
                                                  for_actor=bundle is None, makes_actor=True))
         if grant is None:
             raise RuntimeError("actor lease cancelled")
-        lease = self.leases[grant[0]]
+        grant = LeaseGrant.from_wire(grant)
+        lease = self.leases[grant.lease_id]
         worker = lease.worker
         worker.actor_id = actor_id
         worker.label = label
         placement = list(strategy[1:4]) if bundle is not None else None
-        error = await worker.conn.call(Method.CREATE_ACTOR_INSTANCE,
-                                       [actor_id, creation, num_restarts, grant[5], placement])
+        error = await worker.conn.call(Method.CREATE_ACTOR_INSTANCE, ActorInstanceBody(
+            actor_id, request.creation, request.num_restarts, grant.accelerators,
+            placement).to_wire())
         return [worker.worker_id, worker.address, self.node_id, error]
 
     # ---- object store (:mod:`shoal.node.object_store`) ---------------------------------
@@ -626,11 +637,9 @@ class NodeAgent:
         object store's usage and spilling totals (for ``shoal status``) and the
         node's counters for ``/metrics`` (:mod:`shoal.node.node_metrics`)."""
         self._report_scheduled = False
-        self.control.notify(
-            Method.NODE_HEARTBEAT,
-            [self.node_id, self.available_with_store(), len(self.queue), self._demand(),
-             self.store.summary(), self.metrics.wire(), self._actor_leases()],
-        )
+        self.control.notify(Method.NODE_HEARTBEAT, NodeHeartbeatBody(
+            self.node_id, self.available_with_store(), len(self.queue), self._demand(),
+            self.store.summary(), self.metrics.wire(), self._actor_leases()).to_wire())
 
     def _actor_leases(self) -> list:
         """``[the last actor lease seen, what the queued ones will take]``: with it

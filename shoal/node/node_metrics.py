@@ -1,7 +1,7 @@
 """What a node counts for ``/metrics`` beyond its store (pure).
 
 The agent keeps these and sends them with every heartbeat (NODE_HEARTBEAT's
-sixth element), so the control store's node table - which the dashboard reads
+``metrics`` field), so the control store's node table - which the dashboard reads
 with CLUSTER_STATUS - always has each node's latest totals; nothing else asks
 the agents for them.
 

@@ -11,7 +11,8 @@ import threading
 
 from shoal.core.executor import Executor
 from shoal.core.retire import Retirement
-from shoal.core.task_spec import STATUS_STOLEN, TaskKind, TaskSpec
+from shoal.core.task_reply import ReplyStatus, TaskReply
+from shoal.core.task_spec import TaskKind, TaskSpec
 from shoal.rpc.transport import DeferredReply
 
 
@@ -31,7 +32,7 @@ def bare_executor(ran: list) -> Executor:
     ex = object.__new__(Executor)
     ex.queued = {}
     ex.queued_lock = threading.Lock()
-    ex.retirement = Retirement(None, ex.queued)  # (max_calls: never reached here)
+    ex.retirement = Retirement(None, None, ex.queued)  # (max_calls: never reached here)
     ex._execute = lambda spec, conn, fut: (ran.append(fut), fut.send(["ran", spec.task_id]))
     return ex
 
@@ -47,7 +48,7 @@ def test_stale_entry_of_a_stolen_then_repushed_task_neither_runs_nor_eats_the_re
     s = spec(b"t" * 16)
     ex.queued[s.task_id] = first  # first push: queued behind a running task
     assert ex.handle_steal_tasks(None, [s.task_id]) == [s.task_id]
-    assert first.bodies == [[STATUS_STOLEN, [], None]]
+    assert [TaskReply.from_wire(b).status for b in first.bodies] == [ReplyStatus.STOLEN]
     ex.queued[s.task_id] = second  # the owner pushed it here again
     ex._start_queued(s, None, first)  # main thread reaches the first push's entry
     assert ran == [] and second.bodies == []

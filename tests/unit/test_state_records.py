@@ -387,7 +387,7 @@ def test_reporter_snapshot_of_a_worker_process():
                                  started_at={b"x" * 16: 12.5}),
         tasks=SimpleNamespace(pending={b"r": running, b"q": queued}, history=history),
         drain_queued=lambda: drained.append(1))
-    reporter = sr.StateReporter(worker)
+    reporter = sr.StateReporter(worker, worker.tasks, worker.actors)
     snap = reporter.handle_worker_state(None, ["objects", "tasks"])
     assert drained == [1]  # user threads' queued ref-count changes applied first
     assert (snap["type"], snap["ip"], snap["job_id"]) == ("WORKER", "10.0.0.5", "00000002")

@@ -7,6 +7,8 @@ import asyncio
 
 from shoal._version import __version__
 from shoal.control.control_store import ControlStore
+from shoal.rpc.actor_messages import GetActorBody, KillActorBody, WorkerDiedBody
+from shoal.rpc.lease_messages import ActorLeaseBody, KillWorkerBody
 from shoal.rpc.loopback import LoopbackConnection
 from shoal.rpc.messages import Method
 from shoal.rpc.transport import ConnectionLostError, Router
@@ -23,7 +25,8 @@ class Agent:
         self.killed: list[str] = []
         router = Router()
         router.add(Method.LEASE_ACTOR_WORKER, self.lease_actor_worker)
-        router.add(Method.KILL_WORKER, lambda conn, body: self.killed.append(body[0]))
+        router.add(Method.KILL_WORKER, lambda conn, body: self.killed.append(
+            KillWorkerBody.from_wire(body).worker_id))
         # to_store delivers to the store's handlers; to_agent to ours
         self.to_store, self.to_agent = LoopbackConnection.pair(
             router, f"agent {node_id}", store_router, "control store")
@@ -33,7 +36,7 @@ class Agent:
             "resources_total": {"CPU": 1.0}, "resources_available": {"CPU": 1.0}})
 
     async def lease_actor_worker(self, conn, body):
-        num_restarts = body[5]
+        num_restarts = ActorLeaseBody.from_wire(body).num_restarts
         await asyncio.sleep(0)
         outcome = self.script.pop(0) if self.script else "ok"
         worker_id = f"w{len(self.created)}-{self.node_id}"
@@ -44,7 +47,8 @@ class Agent:
         return [worker_id, f"{worker_id}:9", self.node_id, error]
 
     def worker_died(self, store: ControlStore, worker_id: str, actor_id: str) -> None:
-        store.handle_worker_died(self.conn, [worker_id, actor_id, -9, self.node_id])
+        store.handle_worker_died(self.conn, WorkerDiedBody(worker_id, self.node_id, actor_id,
+                                                          -9).to_wire())
 
 
 def make_store() -> tuple[ControlStore, Router, list[dict]]:
@@ -121,7 +125,7 @@ def test_a_late_death_report_of_an_old_worker_is_ignored():
         create(store, max_restarts=-1)
         rec = await settle(store, "a1", "ALIVE")
         old = rec.worker_id
-        store.handle_kill_actor(None, ["a1", False])  # kill(no_restart=False)
+        store.handle_kill_actor(None, KillActorBody("a1", no_restart=False).to_wire())
         assert rec.state.value == "RESTARTING"
         await asyncio.sleep(0)  # loopback notifications are delivered soon, not now
         assert agent.killed == [old]
@@ -167,7 +171,7 @@ def test_kill_is_final_and_owner_death_is_final_whatever_restarts_remain():
         create(store, "a3", max_restarts=-1)
         for actor_id in ("a1", "a2", "a3"):
             await settle(store, actor_id, "ALIVE")
-        store.handle_kill_actor(None, ["a1", True])
+        store.handle_kill_actor(None, KillActorBody("a1", no_restart=True).to_wire())
         assert store.actors["a1"].state.value == "DEAD"
         assert "shoal.kill()" in store.actors["a1"].death_cause
         store._owner_died("owner", "its owner died")
@@ -204,8 +208,9 @@ def test_get_actor_answers_restarting_or_waits_through_it():
         rec = await settle(store, "a1", "ALIVE")
         old_address = rec.address
         # the caller saw the address fail before the store heard of the death: wait
-        lost = store.handle_get_actor(None, ["a1", old_address, False, 0])
-        through = store.handle_get_actor(None, ["a1", old_address, True, 0])
+        lost = store.handle_get_actor(None, GetActorBody("a1", old_address, False, 0).to_wire())
+        through = store.handle_get_actor(None, GetActorBody("a1", old_address, True,
+                                                             0).to_wire())
         assert isinstance(lost, asyncio.Future) and not lost.done()
         agent.worker_died(store, rec.worker_id, "a1")
         assert (await lost)["state"] == "RESTARTING"

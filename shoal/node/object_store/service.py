@@ -64,6 +64,7 @@ from shoal.node.object_store.table import (
 )
 from shoal.objects.arena import Arena, arena_path, remove_stale_arenas
 from shoal.rpc.messages import Method
+from shoal.rpc.store_messages import AlreadyStored, StoreCreateBody
 
 log = logging.getLogger("shoal.store")
 
@@ -134,6 +135,13 @@ class IoClock:
         self.since = max(self.since, end)
 
 
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    try:
+        loop.call_soon_threadsafe(callback)
+    except RuntimeError:  # the loop is closed: the store stopped meanwhile
+        pass
+
+
 def _timed(fn, *args) -> tuple[float, float]:
     """Run ``fn(*args)`` (on an I/O thread): when it started and ended."""
     start = time.perf_counter()
@@ -191,8 +199,12 @@ class ObjectStore:
         self.closing = False
         self._prefault: threading.Thread | None = None
         self._prefault_stop = threading.Event()
-        self.deletes = DeferredDeletes()  # freed spill files, deleted between disk I/O
+        # freed spill files, deleted once the disk is quiet, on a thread of their own
+        self.deletes = DeferredDeletes()
+        self.deleter = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shoal-unlink")
         self._io_in_flight = 0  # spill writes and restores running on the pool
+        self._idle_since = time.monotonic()  # when the last of them ended
+        self._deleting = False  # a freed file's delete is running on the delete thread
         self._delete_timer: asyncio.TimerHandle | None = None
 
     def register(self, router) -> None:
@@ -211,12 +223,11 @@ class ObjectStore:
 
     # ---- requests --------------------------------------------------------------------
     def handle_create(self, conn, body):
-        """[oid, size, owner, cold] -> the arena offset, a file location (disk-backed
-        memory), ``["exists", size]`` (a valid copy is here: do not write), or a
+        """A ``StoreCreateBody`` -> the arena offset, a file location (disk-backed
+        memory), an ``AlreadyStored`` (a valid copy is here: do not write), or a
         future of one of them."""
-        oid, size = body[:2]
-        owner = body[2] if len(body) > 2 else ""
-        cold = bool(body[3]) if len(body) > 3 else False
+        request = StoreCreateBody.from_wire(body)
+        oid, size, owner, cold = request.object_id, request.size, request.owner, request.cold
         existing = self._existing_copy(conn, oid, owner)
         if existing is not None:
             return existing
@@ -237,7 +248,7 @@ class ObjectStore:
         self.settle()
         return request.future
 
-    def _existing_copy(self, conn, oid: bytes, owner: str) -> list | None:
+    def _existing_copy(self, conn, oid: bytes, owner: str) -> dict | None:
         """STORE_CREATE of an object this store has: a retried or rebuilt task
         writing its return again (its first run wrote it, then its worker died,
         or readers still pin a copy the owner freed).  A copy with a value is
@@ -249,10 +260,10 @@ class ObjectStore:
             if revived is None:
                 return None
             self.table.revive(revived, owner)
-            return ["exists", revived.size]
+            return AlreadyStored(revived.size).to_wire()
         if obj.state in HAS_VALUE:
             self.table.make_primary(oid, owner)
-            return ["exists", obj.size]
+            return AlreadyStored(obj.size).to_wire()
         creator_open = getattr(obj.creator, "is_open", None)
         if creator_open is not None and not creator_open():
             self.table.free(oid)
@@ -448,7 +459,7 @@ class ObjectStore:
         elif kind is ActionKind.RESTORE:
             self._spawn(self._restore(action))
         elif kind is ActionKind.DELETE_FILE:
-            self.deletes.add(action.path, time.monotonic())
+            self.deletes.add(action.path, action.size, time.monotonic())
             self._run_deletes()
         elif kind is ActionKind.AVAILABLE:
             self._answer_readers(action.oid, True)
@@ -578,7 +589,7 @@ class ObjectStore:
         else:
             log.debug("spilled %d objects (%d bytes) to %s in %.3f s", len(items), length,
                       path, seconds)
-            self.table.spill_done(action.batch_id, path, offsets)
+            self.table.spill_done(action.batch_id, path, offsets, length)
         finally:
             self.write_clock.stop()
             self.dirs.written(path, length)
@@ -612,22 +623,46 @@ class ObjectStore:
 
     def _io_done(self) -> None:
         self._io_in_flight -= 1
-        if self._io_in_flight == 0 and len(self.deletes):
-            self._run_deletes()
+        if self._io_in_flight == 0:
+            self._idle_since = time.monotonic()
+            if len(self.deletes):
+                self._run_deletes()
 
     def _run_deletes(self, everything: bool = False) -> None:
-        """Delete the freed spill files that are due (:mod:`.deferred_deletes`);
-        wake up when the next one is due whatever the disk does."""
+        """Delete the next freed spill file that is due (:mod:`.deferred_deletes`)
+        on the delete thread, one at a time (the next when it is done, if still
+        due); ``everything``: all of them now (a spill found no room).  Look
+        again when the next ones fall due."""
         if self.closing:
             return
-        paths = (self.deletes.take_all() if everything else
-                 self.deletes.take(time.monotonic(), self._io_in_flight > 0))
-        for path in paths:
-            self.pool.submit(spill_io.delete, path)
-        due = self.deletes.next_due()
+        if everything:
+            for path in self.deletes.take_all():
+                self.deleter.submit(spill_io.delete, path)
+            return
+        if self._deleting:
+            return  # _delete_done looks again
+        now = time.monotonic()
+        idle_since = self._idle_since if self._io_in_flight == 0 else None
+        path = self.deletes.next_path(now, idle_since, self.dirs.room())
+        if path is not None:
+            self._deleting = True
+            loop = asyncio.get_running_loop()
+            future = self.deleter.submit(spill_io.delete, path)
+            future.add_done_callback(lambda _: _call_soon(loop, self._delete_done))
+            return
+        due = self.deletes.next_due(idle_since)
+        if self._delete_timer is not None and self._delete_timer.when() > \
+                (due if due is not None else float("inf")) + 0.001:
+            self._delete_timer.cancel()  # falls due sooner now (the disk went quiet)
+            self._delete_timer = None
         if due is not None and self._delete_timer is None:
-            self._delete_timer = asyncio.get_running_loop().call_later(
-                max(0.0, due - time.monotonic()), self._delete_timer_fired)
+            loop = asyncio.get_running_loop()
+            self._delete_timer = loop.call_at(loop.time() + max(0.0, due - now),
+                                              self._delete_timer_fired)
+
+    def _delete_done(self) -> None:
+        self._deleting = False
+        self._run_deletes()
 
     def _delete_timer_fired(self) -> None:
         self._delete_timer = None
@@ -649,13 +684,13 @@ class ObjectStore:
             return
         self.dirs.written(path, request.size)
         if request.future.done() or not self._still_wanted(request):
-            self.pool.submit(spill_io.delete, path)
+            self.deleter.submit(spill_io.delete, path)
             return
         try:
             self.table.create_backed(request.oid, request.size, request.creator,
                                      request.owner, path)
         except FileExistsError as exc:
-            self.pool.submit(spill_io.delete, path)
+            self.deleter.submit(spill_io.delete, path)
             request.future.set_exception(exc)
             return
         request.future.set_result([path, request.size, 0])
@@ -733,6 +768,7 @@ class ObjectStore:
         if self._prefault is not None:
             self._prefault.join()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.deleter.shutdown(wait=True, cancel_futures=True)
         self.arena.unlink()
         self.dirs.remove_all()
 

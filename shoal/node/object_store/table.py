@@ -126,6 +126,7 @@ class SpillFile:
     """One spill file.  Deleted when ``live`` is empty and no read is in flight."""
 
     path: str
+    length: int = 0  # bytes (0: not known)
     live: set[bytes] = field(default_factory=set)  # objects whose disk copy is here
     readers: int = 0  # chunk reads from this file in flight
 
@@ -209,6 +210,7 @@ class Action:
     file_offset: int = 0
     batch_id: int = 0
     items: tuple[SpillItem, ...] = ()
+    size: int = 0  # DELETE_FILE: the file's bytes (0: not known)
 
 
 class Room(enum.Enum):
@@ -474,7 +476,8 @@ class ObjectTable:
         self._forget_freed(obj)
         self._release_block(obj)
         if obj.backing:
-            self._actions.append(Action(ActionKind.DELETE_FILE, obj.oid, path=obj.backing))
+            self._actions.append(Action(ActionKind.DELETE_FILE, obj.oid, path=obj.backing,
+                                        size=obj.size))
             obj.backing = ""
         self._drop_disk_copy(obj)
 
@@ -516,7 +519,8 @@ class ObjectTable:
     def _maybe_delete_file(self, spill_file: SpillFile) -> None:
         if not spill_file.live and spill_file.readers <= 0 and spill_file.path in self.files:
             del self.files[spill_file.path]
-            self._actions.append(Action(ActionKind.DELETE_FILE, path=spill_file.path))
+            self._actions.append(Action(ActionKind.DELETE_FILE, path=spill_file.path,
+                                        size=spill_file.length))
             self.retry_disk()  # room again, perhaps
 
     # ---- spilling ---------------------------------------------------------------------
@@ -532,10 +536,11 @@ class ObjectTable:
         items = tuple(SpillItem(o.oid, o.offset, o.size) for o in objs)
         self._actions.append(Action(ActionKind.SPILL, batch_id=self._batch_ids, items=items))
 
-    def spill_done(self, batch_id: int, path: str, offsets: list[int]) -> None:
-        """The batch is in ``path``, object i at ``offsets[i]``."""
+    def spill_done(self, batch_id: int, path: str, offsets: list[int],
+                   length: int = 0) -> None:
+        """The batch is in ``path`` (``length`` bytes), object i at ``offsets[i]``."""
         self._changed()
-        spill_file = SpillFile(path)
+        spill_file = SpillFile(path, length)
         self.files[path] = spill_file
         objs = self.spills.pop(batch_id)
         for index, (obj, file_offset) in enumerate(zip(objs, offsets, strict=True)):
