@@ -11,7 +11,8 @@ One job per module:
   through it, for read-ahead.
 * :mod:`.allocator` - blocks of the arena.
 * :mod:`.spill_io` - spill directories and files; blocking, run on threads.
-* :mod:`.deferred_deletes` - when a freed spill file is deleted (between disk I/O).
+* :mod:`.deferred_deletes` - when a freed spill file is deleted (once the disk
+  is quiet); :mod:`.spill_file_deleter` deletes them on a thread of its own.
 * :mod:`.service` - what the node agent serves (STORE_* requests, waiting for
   space and for seals and restores) around the table, the arena and the I/O.
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 
 from shoal.node.object_store import spill_io
 from shoal.node.object_store.allocator import align
-from shoal.node.object_store.deferred_deletes import DeferredDeletes
+from shoal.node.object_store.spill_file_deleter import SpillFileDeleter
 from shoal.node.object_store.table import (
     HAS_VALUE,
     READABLE,
@@ -135,13 +135,6 @@ class IoClock:
         self.since = max(self.since, end)
 
 
-def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
-    try:
-        loop.call_soon_threadsafe(callback)
-    except RuntimeError:  # the loop is closed: the store stopped meanwhile
-        pass
-
-
 def _timed(fn, *args) -> tuple[float, float]:
     """Run ``fn(*args)`` (on an I/O thread): when it started and ended."""
     start = time.perf_counter()
@@ -200,12 +193,7 @@ class ObjectStore:
         self._prefault: threading.Thread | None = None
         self._prefault_stop = threading.Event()
         # freed spill files, deleted once the disk is quiet, on a thread of their own
-        self.deletes = DeferredDeletes()
-        self.deleter = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shoal-unlink")
-        self._io_in_flight = 0  # spill writes and restores running on the pool
-        self._idle_since = time.monotonic()  # when the last of them ended
-        self._deleting = False  # a freed file's delete is running on the delete thread
-        self._delete_timer: asyncio.TimerHandle | None = None
+        self.deleter = SpillFileDeleter(self.dirs.room)
 
     def register(self, router) -> None:
         for method, handler in {
@@ -459,8 +447,7 @@ class ObjectStore:
         elif kind is ActionKind.RESTORE:
             self._spawn(self._restore(action))
         elif kind is ActionKind.DELETE_FILE:
-            self.deletes.add(action.path, action.size, time.monotonic())
-            self._run_deletes()
+            self.deleter.freed(action.path, action.size)
         elif kind is ActionKind.AVAILABLE:
             self._answer_readers(action.oid, True)
         elif kind is ActionKind.GONE:
@@ -565,7 +552,7 @@ class ObjectStore:
         _, length = spill_io.layout([align(item.size) for item in items])
         path = self.dirs.place(length, "spill")
         if path is None:
-            self._run_deletes(everything=True)  # the room they hold is needed now
+            self.deleter.everything()  # the room they hold is needed now
             log.warning("spilling %d objects (%d bytes) failed: no room in %s; they stay in "
                         "memory", len(items), length, self.dirs.describe())
             self.disk_full_failures += 1
@@ -576,7 +563,7 @@ class ObjectStore:
         parts = [view[item.offset:item.offset + align(item.size)] for item in items]
         loop = asyncio.get_running_loop()
         self.write_clock.start()
-        self._io_in_flight += 1
+        self.deleter.io_started()
         try:
             offsets, seconds = await loop.run_in_executor(self.pool, spill_io.write_file,
                                                           path, parts)
@@ -593,7 +580,7 @@ class ObjectStore:
         finally:
             self.write_clock.stop()
             self.dirs.written(path, length)
-            self._io_done()
+            self.deleter.io_ended()
         self.settle()
 
     async def _restore(self, action: Action) -> None:
@@ -602,7 +589,7 @@ class ObjectStore:
         view = self.arena.view
         views = [view[i.offset:i.offset + align(i.size)] for i in action.items]
         loop = asyncio.get_running_loop()
-        self._io_in_flight += 1
+        self.deleter.io_started()
         try:
             # read-ahead queues reads on the pool: only the time they ran counts
             start, end = await loop.run_in_executor(self.pool, _timed, spill_io.read_into,
@@ -616,63 +603,16 @@ class ObjectStore:
         finally:
             for v in views:
                 v.release()
-            self._io_done()
+            self.deleter.io_ended()
         for item in action.items:
             self.table.restore_done(item.oid, ok)
         self.settle()
-
-    def _io_done(self) -> None:
-        self._io_in_flight -= 1
-        if self._io_in_flight == 0:
-            self._idle_since = time.monotonic()
-            if len(self.deletes):
-                self._run_deletes()
-
-    def _run_deletes(self, everything: bool = False) -> None:
-        """Delete the next freed spill file that is due (:mod:`.deferred_deletes`)
-        on the delete thread, one at a time (the next when it is done, if still
-        due); ``everything``: all of them now (a spill found no room).  Look
-        again when the next ones fall due."""
-        if self.closing:
-            return
-        if everything:
-            for path in self.deletes.take_all():
-                self.deleter.submit(spill_io.delete, path)
-            return
-        if self._deleting:
-            return  # _delete_done looks again
-        now = time.monotonic()
-        idle_since = self._idle_since if self._io_in_flight == 0 else None
-        path = self.deletes.next_path(now, idle_since, self.dirs.room())
-        if path is not None:
-            self._deleting = True
-            loop = asyncio.get_running_loop()
-            future = self.deleter.submit(spill_io.delete, path)
-            future.add_done_callback(lambda _: _call_soon(loop, self._delete_done))
-            return
-        due = self.deletes.next_due(idle_since)
-        if self._delete_timer is not None and self._delete_timer.when() > \
-                (due if due is not None else float("inf")) + 0.001:
-            self._delete_timer.cancel()  # falls due sooner now (the disk went quiet)
-            self._delete_timer = None
-        if due is not None and self._delete_timer is None:
-            loop = asyncio.get_running_loop()
-            self._delete_timer = loop.call_at(loop.time() + max(0.0, due - now),
-                                              self._delete_timer_fired)
-
-    def _delete_done(self) -> None:
-        self._deleting = False
-        self._run_deletes()
-
-    def _delete_timer_fired(self) -> None:
-        self._delete_timer = None
-        self._run_deletes()
 
     async def _create_backed(self, request: SpaceRequest) -> None:
         path = self.dirs.place(request.size, "backed")
         try:
             if path is None:
-                self._run_deletes(everything=True)
+                self.deleter.everything()
                 raise spill_io.DiskFullError(28, "no room")
             await asyncio.get_running_loop().run_in_executor(
                 self.pool, spill_io.create_backing_file, path, request.size)
@@ -684,13 +624,13 @@ class ObjectStore:
             return
         self.dirs.written(path, request.size)
         if request.future.done() or not self._still_wanted(request):
-            self.deleter.submit(spill_io.delete, path)
+            self.deleter.delete_now(path)
             return
         try:
             self.table.create_backed(request.oid, request.size, request.creator,
                                      request.owner, path)
         except FileExistsError as exc:
-            self.deleter.submit(spill_io.delete, path)
+            self.deleter.delete_now(path)
             request.future.set_exception(exc)
             return
         request.future.set_result([path, request.size, 0])
@@ -763,12 +703,10 @@ class ObjectStore:
             if not request.future.done():
                 request.future.cancel()
         self._prefault_stop.set()
-        if self._delete_timer is not None:
-            self._delete_timer.cancel()
         if self._prefault is not None:
             self._prefault.join()
         self.pool.shutdown(wait=True, cancel_futures=True)
-        self.deleter.shutdown(wait=True, cancel_futures=True)
+        self.deleter.close()
         self.arena.unlink()
         self.dirs.remove_all()
 
