@@ -30,3 +30,32 @@ def test_a_completion_callback_queued_past_shutdown_is_dropped(shutdown_only):
     time.sleep(0.5)  # the callback threads drain (a negative check: nothing to wait on)
     assert ran == []
     assert not shoal.is_initialized()
+
+
+@shoal.remote
+def noop():
+    return None
+
+
+def test_shutdown_waits_for_a_running_callback_so_it_starts_no_new_cluster(shutdown_only):
+    shoal.init(num_cpus=1, include_dashboard=False)
+    started, release = threading.Event(), threading.Event()
+    submitted = []
+
+    def callback(_value):
+        started.set()
+        release.wait(30)
+        submitted.append(noop.remote())  # still this session's: no auto-init
+
+    shoal.put(1)._on_completed(callback)
+    assert started.wait(30)
+    stopper = threading.Thread(target=shoal.shutdown)
+    stopper.start()
+    stopper.join(1.0)  # it waits for the callback (up to its bound)
+    release.set()
+    stopper.join(30)
+    try:
+        assert submitted and not shoal.is_initialized()
+    finally:
+        if shoal.is_initialized():
+            shoal.shutdown()

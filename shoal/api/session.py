@@ -292,6 +292,11 @@ def _spilling_options(kwargs: dict) -> list[str]:
 
 def shutdown() -> None:
     """Disconnect; stop the local cluster if this process started it."""
+    worker = _runtime.worker
+    if worker is not None and _runtime.state is State.RUNNING:
+        from shoal.core import ref_futures
+
+        ref_futures.close_callbacks(worker)  # none calls .remote() after this
     with _runtime.lock:
         if _runtime.state is not State.RUNNING:
             return

@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +54,46 @@ class _CallbackThreads:
 _threads = _CallbackThreads()
 
 
+class _Sessions:
+    """Which workers' completion callbacks may still start, and which run now: a
+    session's shutdown stops new ones and waits for the running ones, so none of
+    them calls ``.remote()`` after it (that would auto-init a new cluster)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.closed: weakref.WeakSet = weakref.WeakSet()  # workers shutting down
+        self.running: dict[int, set[threading.Thread]] = {}
+
+    def start(self, worker: Any) -> bool:
+        with self.cond:
+            if worker in self.closed or worker.shutting_down:
+                return False
+            self.running.setdefault(id(worker), set()).add(threading.current_thread())
+            return True
+
+    def end(self, worker: Any) -> None:
+        with self.cond:
+            self.running.get(id(worker), set()).discard(threading.current_thread())
+            self.cond.notify_all()
+
+    def close(self, worker: Any, timeout: float) -> None:
+        me = threading.current_thread()
+        with self.cond:
+            self.closed.add(worker)
+            self.cond.wait_for(lambda: not (self.running.get(id(worker), set()) - {me}),
+                               timeout)
+            self.running.pop(id(worker), None)
+
+
+_sessions = _Sessions()
+
+
+def close_callbacks(worker: Any, timeout: float = 2.0) -> None:
+    """The session of ``worker`` ends: no completion callback of it starts from now
+    on; wait (up to ``timeout``) for those running to return."""
+    _sessions.close(worker, timeout)
+
+
 def when_ready(worker: Any, ref: Any, fn: Callable[[], None]) -> None:
     """Run ``fn()`` on a callback thread once ``ref`` has a value here (an error
     counts), at once if it already has one."""
@@ -89,15 +130,18 @@ def on_completed(worker: Any, ref: Any, callback: Callable[[Any], None]) -> None
     callback belongs to that session (its ``.remote()`` calls would otherwise start
     a new cluster by auto-init)."""
     def run() -> None:
-        if worker.shutting_down:
+        if not _sessions.start(worker):
             return
         try:
-            value = worker.get([ref], None)[0]
-        except BaseException as exc:
-            value = exc
-        try:
-            callback(value)
+            try:
+                value = worker.get([ref], None)[0]
+            except BaseException as exc:
+                value = exc
+            try:
+                callback(value)
+            finally:
+                value = None  # an error's traceback holds this frame: no cycle
         finally:
-            value = None  # an error's traceback holds this frame: no cycle
+            _sessions.end(worker)
 
     when_ready(worker, ref, run)
