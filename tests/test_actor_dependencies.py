@@ -4,23 +4,10 @@ placed and created with their values.  A detached one whose owner dies first end
 
 from __future__ import annotations
 
-import asyncio
-
 import shoal
 from shoal.util.state import list_actors
+from tests.gate_actor import Gate
 from tests.utils import wait_for_condition
-
-
-@shoal.remote(num_cpus=0)
-class Gate:
-    def __init__(self):
-        self.event = asyncio.Event()
-
-    async def wait(self):
-        await self.event.wait()
-
-    def open(self):
-        self.event.set()
 
 
 @shoal.remote(num_cpus=0)

@@ -8,6 +8,7 @@ import asyncio
 
 import shoal
 from shoal.core import context
+from tests.gate_actor import Gate
 from tests.utils import wait_for_condition
 
 
@@ -15,18 +16,6 @@ def _children_of_current_task() -> set[str]:
     worker = context.current_worker_or_none()
     me = bytes.fromhex(shoal.get_runtime_context().get_task_id())
     return {t.spec.task_id.hex() for t in worker.tasks.pending_children(me)}
-
-
-@shoal.remote(num_cpus=0)
-class Gate:
-    def __init__(self):
-        self.event = asyncio.Event()
-
-    async def wait(self):
-        await self.event.wait()
-
-    def open(self):
-        self.event.set()
 
 
 @shoal.remote(num_cpus=0)
