@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import time
 
 import pytest
 
@@ -16,8 +17,14 @@ from shoal.exceptions import ActorDiedError
 from tests.utils import wait_for_condition
 
 
-def _touch_at_exit(path: str) -> None:
-    atexit.register(lambda: open(path, "w").close())
+def _touch_at_exit(path: str, after: float = 0.0) -> None:
+    """``after`` seconds of work in the handler: nothing may kill the process
+    while its atexit handlers run."""
+    def touch() -> None:
+        time.sleep(after)
+        open(path, "w").close()
+
+    atexit.register(touch)
 
 
 def test_exit_actor_in_the_constructor_runs_atexit_and_kills_the_actor(shoal_cluster,
@@ -28,7 +35,7 @@ def test_exit_actor_in_the_constructor_runs_atexit_and_kills_the_actor(shoal_clu
     @shoal.remote
     class ExitsAtBirth:
         def __init__(self, marker, after):
-            _touch_at_exit(marker)
+            _touch_at_exit(marker, after=1.0)
             exit_actor()
             open(after, "w").close()
 

@@ -119,3 +119,16 @@ def test_cpu_seconds_count_only_the_window():
     assert monitor.cpu_seconds(2.5, 4.0) == pytest.approx(3.5 + 1.0)
     assert monitor.peak(2.5, 4.0)["cpu_s"] == pytest.approx(4.5)
     assert monitor.cpu_seconds(None, None) == pytest.approx(10.5)
+
+
+def test_a_window_shorter_than_the_interval_takes_the_reading_right_after_it():
+    # CI once sorted 8 MB between two 0.25 s readings and the report had no peak.
+    from bench.shuffle.monitor import Reading, TreeMonitor
+
+    monitor = TreeMonitor()
+    monitor.readings = [Reading(t, pss, 0, 0, 0, 1, {}) for t, pss in [
+        (1.0, 100), (2.0, 300), (3.0, 200)]]
+    assert monitor.peak(1.2, 1.4)["pss"] == 300
+    assert monitor.peak(3.5, 3.6) is None
+    monitor.read_now()
+    assert monitor.peak(3.5, 3.6)["readings"] == 1

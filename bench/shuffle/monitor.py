@@ -76,6 +76,7 @@ class TreeMonitor:
                                         daemon=True)
         self._root = psutil.Process()
         self._baseline = shm_used()
+        self._lock = threading.Lock()
 
     def __enter__(self) -> TreeMonitor:
         self._thread.start()
@@ -87,14 +88,25 @@ class TreeMonitor:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.readings.append(read_tree(self._root, self._baseline))
+            self.read_now()
             self._stop.wait(self.interval)
+
+    def read_now(self) -> None:
+        """One reading off the timer: the runner takes one when the timed phase
+        ends, so a phase shorter than ``interval`` still has a reading right after it."""
+        reading = read_tree(self._root, self._baseline)
+        with self._lock:
+            self.readings.append(reading)
+            self.readings.sort(key=lambda r: r.t)
 
     def peak(self, start: float | None = None, end: float | None = None) -> dict | None:
         """The largest of each measure over the readings in ``[start, end]``
-        (``time.time()``; None: all)."""
+        (``time.time()``; None: all).  A window no timer reading fell into takes
+        the first reading after it (the phase's output is still held then)."""
         chosen = [r for r in self.readings
                   if (start is None or r.t >= start) and (end is None or r.t <= end)]
+        if not chosen and end is not None:
+            chosen = [r for r in self.readings if r.t > end][:1]
         if not chosen:
             return None
         return {"pss": max(r.pss for r in chosen), "uss": max(r.uss for r in chosen),

@@ -136,7 +136,8 @@ class Runner:
                                     env=env, stdout=subprocess.PIPE, stderr=log,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
             try:
-                events, problem = self.follow(proc, timeout + SHUTDOWN_GRACE)
+                events, problem = self.follow(proc, timeout + SHUTDOWN_GRACE,
+                                              on_sort_end=monitor.read_now)
             except BaseException:
                 bench_runner.kill_tree(proc)
                 raise
@@ -156,7 +157,8 @@ class Runner:
         outcome["ok"] = bool(result.get("ok")) and not result.get("error")
         return outcome
 
-    def follow(self, proc: subprocess.Popen, limit: float) -> tuple[dict, str | None]:
+    def follow(self, proc: subprocess.Popen, limit: float,
+               on_sort_end=lambda: None) -> tuple[dict, str | None]:
         """Events of the child until it exits; (events, why it was killed or None)."""
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
@@ -185,6 +187,8 @@ class Runner:
                 event = json.loads(line[len(PREFIX):])
                 kind = event.pop("event")
                 events[kind] = event.get("t", event.get("sample"))
+                if kind == "sort_end":
+                    on_sort_end()
 
 
 def _read_lines(stream, lines: queue.Queue) -> None:

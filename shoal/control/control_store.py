@@ -480,9 +480,10 @@ class ControlStore:
             node = self.nodes.get(record.node_id)
             if node is not None and node.conn is not None:
                 node.conn.notify(Method.KILL_WORKER, KillWorkerBody(record.worker_id).to_wire())
-        elif new is ActorState.DEAD and record.creating_on:
+        elif kill_process and new is ActorState.DEAD and record.creating_on:
             # its constructor runs (or its worker is being leased): stop that worker
             # now, or it holds the node's resources for as long as __init__ takes
+            # (not when the constructor called exit_actor(): its atexit hooks run)
             node = self.nodes.get(record.creating_on)
             if node is not None and node.conn is not None:
                 node.conn.notify(Method.KILL_WORKER,
