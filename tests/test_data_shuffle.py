@@ -231,11 +231,11 @@ def test_sort_samples_the_keys_where_its_input_is_made(shoal_cluster):
 
 
 def _half_few_groups(batch: dict) -> dict:
-    """Blocks of 2,500 rows: even blocks hold 5 groups, odd ones 1,000 (keys
+    """Blocks of 2,500 rows: even blocks hold 5 groups, odd ones 2,000 (keys
     0-4 in both), so the read tasks aggregate half of them."""
     ids = batch["id"]
     odd = (int(ids[0]) // 2_500) % 2 == 1
-    return {"g": ids % 1_000 if odd else ids % 5, "v": (ids % 101) * 0.5}
+    return {"g": ids % 2_000 if odd else ids % 5, "v": (ids % 101) * 0.5}
 
 
 @pytest.mark.parametrize("shuffled", [False, True])

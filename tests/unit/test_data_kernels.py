@@ -293,3 +293,22 @@ def test_a_roomy_store_keeps_its_partitions():
     from shoal.data.exchange import partition_target
 
     assert partition_target(1 << 30, 250 * 10**6, 128 << 20) == (1 << 30) // 64
+
+
+def test_a_block_whose_keys_repeat_a_few_times_is_aggregated_where_it_is_read():
+    """Many groups, each ~3 times in the block (1M groups in a full-size block of
+    3.1M rows): the states take less room than the rows, so the read task makes
+    them.  Keys that hardly repeat stay rows."""
+    import pyarrow as pa
+
+    from shoal.data.aggregate import AggregationSpec, Mean
+    from shoal.data.preaggregate import PartialAggregation
+
+    rng = np.random.default_rng(5)
+    spec = AggregationSpec(("k",), (Mean("v"),))
+    repeating = pa.table({"k": rng.integers(0, 100_000, 330_000), "v": rng.random(330_000)})
+    states = PartialAggregation(spec)(repeating, 1)
+    assert states is not None
+    assert states.num_rows == len(np.unique(repeating.column("k").to_numpy()))
+    distinct = pa.table({"k": rng.integers(0, 1_000_000, 200_000), "v": rng.random(200_000)})
+    assert PartialAggregation(spec)(distinct, 1) is None
