@@ -43,6 +43,9 @@ class Allocator:
         self._free_sizes: dict[int, int] = {0: self.capacity} if self.capacity else {}
         self._allocated: dict[int, int] = {}
         self.used = 0
+        # the end of the highest block ever given out since the last lower_high_mark():
+        # no page above it was touched through this allocator
+        self.high_mark = 0
 
     def allocate(self, size: int) -> int:
         """Return the offset of a block of at least ``size`` bytes."""
@@ -58,8 +61,32 @@ class Allocator:
                     self._free_sizes[rest] = block - size
                 self._allocated[offset] = size
                 self.used += size
+                self.high_mark = max(self.high_mark, offset + size)
                 return offset
         raise OutOfMemory(size)
+
+    def reserve(self, offset: int, size: int) -> None:
+        """Take exactly ``[offset, offset + size)``, which must lie in one free
+        block, as an allocated block (``free(offset)`` returns it)."""
+        if size <= 0 or offset % self.alignment or size % self.alignment:
+            raise ValueError(f"reserve({offset}, {size}): not whole aligned pages")
+        index = bisect.bisect_right(self._free_offsets, offset) - 1
+        start = self._free_offsets[index] if index >= 0 else -1
+        block = self._free_sizes.get(start, 0)
+        if start < 0 or offset + size > start + block:
+            raise ValueError(f"reserve({offset}, {size}): not inside a free block")
+        del self._free_offsets[index]
+        del self._free_sizes[start]
+        for piece_start, piece_end in ((offset + size, start + block), (start, offset)):
+            if piece_end > piece_start:  # inserted in address order: the higher one first
+                self._free_offsets.insert(index, piece_start)
+                self._free_sizes[piece_start] = piece_end - piece_start
+        self._allocated[offset] = size
+        self.used += size
+
+    def lower_high_mark(self) -> None:
+        """After the pages above the highest allocated block were given back."""
+        self.high_mark = max((o + s for o, s in self._allocated.items()), default=0)
 
     def free(self, offset: int) -> None:
         size = self._allocated.pop(offset)

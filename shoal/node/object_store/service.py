@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 
 from shoal.node.object_store import spill_io
 from shoal.node.object_store.allocator import align
+from shoal.node.object_store.page_release import PageReleaser, ReleasePolicy, default_slack
 from shoal.node.object_store.spill_file_deleter import SpillFileDeleter
 from shoal.node.object_store.table import (
     HAS_VALUE,
@@ -74,6 +75,10 @@ FALLBACK_GRACE_S = float(os.environ.get("SHOAL_FALLBACK_GRACE_S", "1.0"))
 RESTORE_GRACE_S = float(os.environ.get("SHOAL_RESTORE_GRACE_S", "0.1"))
 # Map the whole arena once spilling starts (Arena.prefault); "0" turns it off.
 PREFAULT = os.environ.get("SHOAL_ARENA_PREFAULT", "1") == "1"
+# 1: give free arena pages back to the OS past a slack (page_release.py).  Off by
+# default: it took a 4 GB random_shuffle's peak from 5.4 to ~4.9 GB but cost it
+# 12-25% of its time (design.md section 13)
+PAGE_RELEASE = os.environ.get("SHOAL_PAGE_RELEASE", "0") == "1"
 # The largest read-ahead window: bytes after a reader going through the spill
 # order that are restored before it asks (see ObjectTable.start_restore).
 RESTORE_READAHEAD = int(os.environ.get("SHOAL_RESTORE_READAHEAD_BYTES", 256 << 20))
@@ -194,6 +199,9 @@ class ObjectStore:
         self._prefault_stop = threading.Event()
         # freed spill files, deleted once the disk is quiet, on a thread of their own
         self.deleter = SpillFileDeleter(self.dirs.room)
+        self.releaser = PageReleaser(self.arena, self.table.allocator,
+                                     ReleasePolicy(default_slack(self.table.capacity)),
+                                     self._release_budget, self._pages_given_back)
 
     def register(self, router) -> None:
         for method, handler in {
@@ -435,9 +443,22 @@ class ObjectStore:
         finally:
             self._settling = False
         if space:
+            if PAGE_RELEASE:
+                self.releaser.block_freed()
             for hook in self.hooks.space_freed:
                 hook()
             self.hooks.changed()
+
+    def _release_budget(self) -> int:
+        """Bytes a page-release round may hold reserved: none once the store has
+        spilled (see page_release), else half the room below the high-water mark."""
+        if not PAGE_RELEASE or self._prefault is not None or self.closing:
+            return 0
+        return max(0, int(self.table.high_water * self.table.capacity) - self.table.used) // 2
+
+    def _pages_given_back(self) -> None:
+        self.table.space_returned()
+        self.settle()
 
     def _perform(self, action: Action) -> bool:
         kind = action.kind
@@ -678,6 +699,8 @@ class ObjectStore:
             "disk_backed_objects": sum(1 for o in table.objects.values() if o.backing),
             "waiting_creates": len(self.waiting),
             "spill_dirs": list(self.dirs.dirs),
+            "arena_resident_bytes": self.releaser.resident(),
+            "pages_given_back_bytes": self.releaser.released,
         }
 
     SUMMARY = ("capacity", "used", "num_objects", "spilled_bytes_total",

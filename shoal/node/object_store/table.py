@@ -507,6 +507,11 @@ class ObjectTable:
             self._actions.append(Action(ActionKind.SPACE))
             self._changed()
 
+    def space_returned(self) -> None:
+        """Blocks held outside the table (page_release's reservations) are free again."""
+        self._actions.append(Action(ActionKind.SPACE))
+        self._changed()
+
     def _drop_disk_copy(self, obj: StoredObject) -> None:
         if obj.disk is not None:
             self.cached -= self._cached_bytes(obj)
