@@ -107,10 +107,10 @@ def test_outputs_are_several_per_map_while_pieces_stay_store_objects():
     from shoal.data.exchange import default_outputs
 
     MiB = 1 << 20
-    assert default_outputs(8, 256 * MiB, 32 * MiB) == 32  # 4 per map: 1 MiB pieces
-    assert default_outputs(16, 256 * MiB, 16 * MiB) == 64  # 256 KiB pieces
+    assert default_outputs(8, 256 * MiB, 32 * MiB) == 128  # 16 per map: 256 KiB pieces
+    assert default_outputs(16, 256 * MiB, 16 * MiB) == 128  # 128 KiB pieces
     assert default_outputs(63, 256 * MiB, 4 * MiB) == 64  # one per map at least
-    assert default_outputs(1, 1 << 30, 128 * MiB) == 8  # no output above the target
+    assert default_outputs(1, 1 << 30, 8 * MiB) == 128  # no output above the target
 
 
 def test_split_grouped_keeps_row_order_within_a_part_and_counts_each_part():
