@@ -621,17 +621,15 @@ class TaskManager:
         gen, oid = task.generator, ids.object_id(task.spec.task_id, index)
         new = value_from_wire(wire)
         old = self.values.get(oid)
+        keep_new = False
         if old is not None and old.in_plasma and oid in self.references.refs:
             alive = await self.recovery.alive_nodes()
-            if index in gen.lost or not (_copies(old) & alive):
-                gen.lost.discard(index)
-                if task.spec.task_id in self.pending:
-                    self._store_returns(task, [[index, wire, contained]])
-                fut = gen.hold_reply(index)
-                if fut is not None:
-                    await fut
-                return None
-        if new.in_plasma and (old is None or not (_copies(new) & _copies(old))):
+            keep_new = index in gen.lost or not (_copies(old) & alive)
+        if keep_new:
+            gen.lost.discard(index)
+            if task.spec.task_id in self.pending:
+                self._store_returns(task, [[index, wire, contained]])
+        elif new.in_plasma and (old is None or not (_copies(new) & _copies(old))):
             self.locations.free([(oid, new)])
         fut = gen.hold_reply(index)
         if fut is not None:
@@ -767,7 +765,7 @@ class TaskManager:
         return list(found.values())
 
     def cancel_children(self, parent_task_id: bytes, force: bool) -> None:
-        for task in list(self.pending_children(parent_task_id)):
+        for task in self.pending_children(parent_task_id):
             self.cancel(task.return_ids[0] if task.return_ids
                         else ids.object_id(task.spec.task_id, 1), force, True)
 

@@ -446,12 +446,13 @@ class NodeAgent:
             request.requester.notify(Method.LEASE_INFEASIBLE, [message])
 
     async def _grant(self, request: LeaseRequest) -> None:
+        use = _use_of(request)
         try:
             if request.runtime_env:
                 worker = await self._obtain_env_worker(request.job_id, request.runtime_env,
-                                                       _use_of(request))
+                                                       use)
             else:
-                worker = await self._obtain_worker(request.job_id, _use_of(request))
+                worker = await self._obtain_worker(request.job_id, use)
         except Exception as exc:
             self.lease_table.grant_failed(request)
             if not request.future.done():
@@ -467,7 +468,7 @@ class NodeAgent:
             return
         lease = self.lease_table.granted(request, worker)
         worker.lease_id = lease.lease_id
-        worker.leased_for(_use_of(request))
+        worker.leased_for(use)
         worker.label = request.label
         leases = getattr(request.requester, "state", {}).setdefault("leases", set())
         leases.add(lease.lease_id)

@@ -58,7 +58,7 @@ class DeferredDeletes:
         return path
 
     def take_all(self) -> list[str]:
-        """Everything (the disk is quiet or short of room, or the store stops)."""
+        """Everything (a spill found no room, or the store stops)."""
         paths = [path for path, _, _ in self._pending]
         self._pending.clear()
         self.pending_bytes = 0

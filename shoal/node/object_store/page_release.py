@@ -125,9 +125,9 @@ class PageReleaser:
         self.allowed = allowed  # bytes a round may hold reserved now (0: not now)
         self.space_freed = space_freed  # the reserved blocks are free again
         self.released = 0  # bytes given back, total
-        self.rounds = 0
         self._pending: asyncio.TimerHandle | None = None
-        self._running = False
+        # the round giving pages back now (held: the loop keeps only a weak reference)
+        self._round: asyncio.Task | None = None
         self._seen: dict[tuple[int, int], float] = {}  # free range -> first seen free
 
     def resident(self) -> int:
@@ -152,7 +152,7 @@ class PageReleaser:
 
     def block_freed(self, delay: float = DEBOUNCE) -> None:
         """A block was freed: look at the pages soon (once for a burst of frees)."""
-        if self._pending is None and not self._running:
+        if self._pending is None and self._round is None:
             loop = asyncio.get_running_loop()
             self._pending = loop.call_later(delay, self.start_round)
 
@@ -160,7 +160,7 @@ class PageReleaser:
         """Reserve what the policy chooses and give it back (the task), or None."""
         self._pending = None
         budget = self.allowed()
-        if budget <= 0 or self._running or self.arena.map is None:
+        if budget <= 0 or self._round is not None or self.arena.map is None:
             return None
         excess = self.policy.excess(self.resident(), self.allocator.used)
         if excess < self.policy.min_block:
@@ -176,8 +176,8 @@ class PageReleaser:
             return None
         for offset, length in blocks:
             self.allocator.reserve(offset, length)
-        self._running = True
-        return asyncio.get_running_loop().create_task(self._give_back(blocks))
+        self._round = asyncio.get_running_loop().create_task(self._give_back(blocks))
+        return self._round
 
     async def _give_back(self, blocks: list[tuple[int, int]]) -> None:
         before = self.resident()
@@ -186,14 +186,13 @@ class PageReleaser:
         finally:
             gained = max(0, before - self.resident())
             self.released += gained
-            self.rounds += 1
             top = max(offset + length for offset, length in blocks)
             for offset, _ in blocks:
                 self.allocator.free(offset)
             if top >= self.allocator.high_mark:  # the highest block went: nothing above
                 self.allocator.lower_high_mark()
             self.space_freed()  # (its own block_freed() is ignored: still running)
-            self._running = False
+            self._round = None
         if gained >= self.policy.min_block:
             self.block_freed()  # more may be resident: another round soon
 
