@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import numpy as np
 import pytest
 
 import shoal
 from shoal import DynamicObjectRefGenerator
+from shoal.core import context
+from shoal.rpc.messages import Method
 from tests.utils import wait_for_condition
 
 GET_TIMEOUT = 60
@@ -33,6 +36,50 @@ def test_generator_with_num_returns_n_gives_n_refs(shoal_cluster):
         yield "only"
 
     assert shoal.get(one.remote(), timeout=GET_TIMEOUT) == "only"
+
+
+def _anon_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no RssAnon in /proc/self/status")
+
+
+def test_each_value_is_stored_as_it_is_yielded(shoal_cluster):
+    """Ray's way to keep a task's heap small: with num_returns=N, a generator's
+    values go to the store one at a time, so the task never holds them all."""
+    size = 40 << 20
+
+    @shoal.remote(num_returns=5)
+    def blocks():
+        base = peak = _anon_bytes()
+        for i in range(4):
+            yield np.full(size // 8, i, dtype=np.int64)  # fresh pages each time
+            peak = max(peak, _anon_bytes())
+        yield peak - base
+
+    *arrays, grew = blocks.remote()
+    assert [int(a[-1]) for a in shoal.get(arrays, timeout=GET_TIMEOUT)] == [0, 1, 2, 3]
+    # held all at once, the heap would grow by 4 x 40 MB
+    assert shoal.get(grew, timeout=GET_TIMEOUT) < 2 * size
+
+
+def test_a_failed_task_frees_the_values_it_stored(shoal_cluster):
+    """Too few values fail every return; the ones already stored are freed."""
+    @shoal.remote(num_returns=3, max_retries=0)
+    def two_large():
+        yield np.ones(1 << 20)
+        yield np.ones(1 << 20)
+
+    def store_used() -> int:
+        return context.current_worker_or_none().node_call(Method.STORE_STATS)["used"]
+
+    before = store_used()
+    refs = two_large.remote()
+    with pytest.raises(ValueError, match="yielded 2 values"):
+        shoal.get(refs[0], timeout=GET_TIMEOUT)
+    wait_for_condition(lambda: store_used() == before, timeout=30)
 
 
 def test_generator_yielding_too_few_values_is_a_clear_error(shoal_cluster):

@@ -242,6 +242,28 @@ def test_an_error_in_map_fn_reaches_the_outputs_whole(shoal_cluster):
             shoal.get(out, timeout=60)
 
 
+def _blocks(blocks: int, generator: bool):
+    def listed(partition, num_reducers):
+        return [partition] * blocks
+
+    def yielded(partition, num_reducers):
+        for _ in range(blocks):
+            yield partition
+    return yielded if generator else listed
+
+
+@pytest.mark.parametrize("generator", [False, True])
+@pytest.mark.parametrize("blocks, says", [(1, "1"), (3, "more than 2|3")])
+def test_a_map_fn_with_the_wrong_number_of_blocks_fails_every_output(shoal_cluster, blocks,
+                                                                     says, generator):
+    """Also a generator's, whose first blocks are stored before it goes wrong."""
+    outputs = shuffle([[1], [2]], _blocks(blocks, generator), lambda *b: sum(b, []),
+                      num_reducers=2, strategy="simple")
+    for out in outputs:
+        with pytest.raises(ValueError, match=f"map_fn returned ({says}) blocks for 2 reducers"):
+            shoal.get(out, timeout=60)
+
+
 def test_a_failed_preparation_fails_every_output_instead_of_hanging(shoal_cluster):
     wrong = shoal.put(np.zeros((10, 20), dtype=np.uint8))  # not gensort records
     stats = ShuffleStats()

@@ -590,6 +590,12 @@ class CoreWorker:
             self.post(self.node.notify, Method.STORE_SEAL, [oid])
         return size
 
+    def drop_written(self, oids: list[bytes]) -> None:
+        """Free copies ``write_plasma`` made for a task's returns that its reply will
+        not name (the task failed after writing them): nobody else knows of them."""
+        if self.node is not None:
+            self.post(self.node.notify, Method.STORE_FREE, oids)
+
     def _on_view_released(self, oid: bytes) -> None:
         if self.shutting_down or self.node is None:
             return

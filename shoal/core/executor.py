@@ -69,8 +69,8 @@ from shoal.core.task_returns import (
     check_generator_count,
     drain_async_generator,
     max_generator_returns,
+    pack_yielded,
     split_returns,
-    yielded_before_error,
 )
 from shoal.core.task_spec import (
     ARG_INLINE,
@@ -646,26 +646,28 @@ class Executor:
         if spec.is_generator():
             return self._stream(spec, result, conn)
         n = spec.num_returns
-        error = None
-        if n == 1 and not inspect.isgenerator(result):
-            values = [result]
-        elif n == 0:
-            values = []
-        elif inspect.isgenerator(result):
-            values, error = yielded_before_error(result, n, _PASS_THROUGH)
-            if error is None:
-                values = split_returns(spec.name, (v for v in values), n)
-        else:
-            values = split_returns(spec.name, result, n)
-        returns = []
-        for i, value in enumerate(values):
-            plain = pickle_plain(value, INLINE_THRESHOLD)
-            returns.append(plain if plain is not None
-                           else self._package_value(spec, i + 1, value))
-        if error is not None:  # Ray: what it yielded stays; the other returns are the error
-            failed = self._error_reply(spec, error).returns
-            returns += failed[len(returns):]
+        returns: list = []  # what is stored so far is freed if the task fails
+        pack = functools.partial(self._package_into, spec, returns)
+        try:
+            if inspect.isgenerator(result) and n:  # each stored as it is yielded
+                error = pack_yielded(spec.name, result, n, pack, _PASS_THROUGH)
+                if error is not None:  # Ray: what it yielded stays; the rest is the error
+                    returns += self._error_reply(spec, error).returns[len(returns):]
+            else:
+                values = [result] if n == 1 else split_returns(spec.name, result, n) if n else []
+                for i, value in enumerate(values):
+                    pack(i + 1, value)
+        except BaseException:
+            written = [ids.object_id(spec.task_id, entry[0]) for entry in returns
+                       if isinstance(entry, list) and entry[1][0] == VALUE_PLASMA]
+            if written:  # nobody will hear of these copies
+                self.worker.drop_written(written)
+            raise
         return TaskReply(ReplyStatus.OK, returns)
+
+    def _package_into(self, spec: TaskSpec, returns: list, index: int, value: Any) -> None:
+        plain = pickle_plain(value, INLINE_THRESHOLD)
+        returns.append(plain if plain is not None else self._package_value(spec, index, value))
 
     def _package_value(self, spec: TaskSpec, index: int, value: Any) -> list:
         data = serialize(value, f"the return value of {spec.name}()")

@@ -3,10 +3,9 @@ generator task's items: Ray's rules, pure."""
 
 from __future__ import annotations
 
-import inspect
-import itertools
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("shoal.core")
@@ -40,22 +39,10 @@ def check_generator_count(name: str, count: int, limit: int) -> None:
 
 
 def split_returns(name: str, result: Any, n: int) -> list:
-    """The ``n`` values a task declared with ``num_returns=n`` (n > 1) returned,
-    or an error that names the task and says what it must return."""
+    """The ``n`` values a task declared with ``num_returns=n`` (n > 1) returned
+    (not a generator: see ``pack_yielded``), or an error that names the task and
+    says what it must return."""
     what = type(result).__name__
-    if inspect.isgenerator(result):
-        # Ray's rule: too few values is an error; extra values are dropped (logged),
-        # and never drawn past the first extra one, so an endless generator ends too
-        values = list(itertools.islice(result, n + 1))
-        if len(values) > n:
-            log.error("generator task %s declared num_returns=%d but yielded more values; "
-                      "the values after the first %d are dropped", name, n, n)
-            return values[:n]
-        if len(values) == n:
-            return values
-        raise ValueError(f"generator task {name} declared num_returns={n} but yielded "
-                         f"{len(values)} values; it must yield exactly {n} (or use "
-                         "num_returns='streaming' for any number)")
     if not isinstance(result, (str, bytes, bytearray, dict)):
         try:
             values = list(result)
@@ -91,18 +78,37 @@ def _then_raise(items: list, exc: BaseException):
     raise exc
 
 
-def yielded_before_error(gen: Any, n: int,
-                         passthrough: tuple) -> tuple[list, BaseException | None]:
-    """Up to n + 1 values of a generator task with num_returns=n, and the error it
-    raised after them, if it did (exceptions in ``passthrough`` end the call)."""
-    values: list = []
-    try:
-        for value in gen:
-            values.append(value)
-            if len(values) > n:
-                break
-    except passthrough:
-        raise
-    except BaseException as exc:
-        return values[:n], exc
-    return values, None
+def pack_yielded(name: str, gen: Any, n: int, pack: Callable[[int, Any], None],
+                 passthrough: tuple) -> BaseException | None:
+    """Hand the values of generator task ``name`` (declared ``num_returns=n``) to
+    ``pack(index, value)`` as each is yielded: as in Ray, the task holds one value
+    at a time (its documented way to keep a task's heap small), so a shuffle map
+    making n large blocks never holds them all.
+
+    Returns the error the generator raised after its values, if it did (Ray:
+    what it yielded stays; the other returns are the error).  Too few values
+    raises ValueError; values past the n-th are dropped (logged) and never drawn
+    past the first extra one, so an endless generator ends too.  Exceptions in
+    ``passthrough`` end the call."""
+    count = 0
+    while True:
+        try:
+            value = next(gen)
+        except StopIteration:
+            break
+        except passthrough:
+            raise
+        except BaseException as exc:
+            return exc
+        if count == n:
+            log.error("generator task %s declared num_returns=%d but yielded more values; "
+                      "the values after the first %d are dropped", name, n, n)
+            break
+        count += 1
+        pack(count, value)
+        del value
+    if count < n:
+        raise ValueError(f"generator task {name} declared num_returns={n} but yielded "
+                         f"{count} values; it must yield exactly {n} (or use "
+                         "num_returns='streaming' for any number)")
+    return None

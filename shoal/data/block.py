@@ -20,6 +20,8 @@ table; ``None`` the block as it is.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import enum
 import pickle
 from collections.abc import Iterable, Iterator, Mapping
@@ -74,8 +76,25 @@ class BlockMetadata:
 def metadata_of(table: pa.Table, wall_s: float = 0.0, cpu_s: float = 0.0,
                 node: str = "") -> BlockMetadata:
     return BlockMetadata(num_rows=table.num_rows, size_bytes=table.nbytes,
-                         schema=table.schema, wall_s=wall_s, cpu_s=cpu_s, node=node,
-                         node_id=this_node_id())
+                         schema=_interned(table.schema), wall_s=wall_s, cpu_s=cpu_s,
+                         node=node, node_id=this_node_id())
+
+
+_SCHEMAS: dict[pa.Schema, pa.Schema] = {}
+
+
+def _interned(schema: pa.Schema) -> pa.Schema:
+    """One object for equal schemas: a task's list of block metadata pickles it
+    once, and the driver, holding thousands of blocks' metadata, one per list."""
+    try:
+        got = _SCHEMAS.get(schema)
+    except TypeError:  # a field of an unhashable extension type
+        return schema
+    if got is None:
+        if len(_SCHEMAS) >= 64:
+            _SCHEMAS.clear()
+        got = _SCHEMAS[schema] = schema
+    return got
 
 
 def this_node_id() -> str:
@@ -384,6 +403,16 @@ def int64_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return values
 
 
+def _libc_malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_malloc_trim = _libc_malloc_trim()
+
+
 def release_unused_memory() -> None:
     """Give the pages of freed Arrow buffers back to the OS.  Arrow's allocator
     (mimalloc) keeps them for reuse, so a worker that ran one shuffle map held
@@ -391,6 +420,8 @@ def release_unused_memory() -> None:
     and when it ends (no measurable cost; MIMALLOC_PURGE_DELAY=0 did the same
     at every free and took 4x the CPU: design.md section 21)."""
     pa.default_memory_pool().release_unused()
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def pickled_bytes(table: pa.Table) -> int:

@@ -66,9 +66,9 @@ from shoal.shuffle import shuffle
 
 MiB = 1 << 20
 MIN_PARTITION_BYTES = 1 * MiB
-# a partition's target share of the object store: a map holds about twice its
-# partition in memory while it splits it (1/32 of a 1 GiB store peaked 45 MB
-# higher than 1/64 in the 250 MB random_shuffle)
+# a partition's target share of the object store: each running map adds about
+# its partition to the peak (1/32 of a 1 GiB store peaked 45 MB higher than 1/64
+# in the 250 MB random_shuffle)
 STORE_FRACTION_PER_PARTITION = 1 / 64
 # ... or larger when the store is small against the data (partition_target_bytes),
 # up to this share
@@ -89,12 +89,15 @@ TASK_MAX_RETRIES = 10  # as the shuffle's own tasks: node losses a task survives
 
 @dataclass(frozen=True)
 class Partition:
-    """One map's input: consecutive blocks (refs) and the index of its first row."""
+    """One map's input: consecutive blocks (refs) and the index of its first row;
+    or, with ``offset``, ``num_rows`` rows of one block from there (a block
+    larger than a map's share is cut: see ``partitions``)."""
 
     index: int
     refs: tuple[Any, ...]
     first_row: int
     num_rows: int
+    offset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -155,39 +158,91 @@ def merge_runs(*blocks: Run | Runs) -> Runs:
 
 def _partition_tables(part: Partition) -> pa.Table:
     tables = shoal.get(list(part.refs)) if part.refs else []
+    if part.offset is not None:
+        return tables[0].slice(part.offset, part.num_rows)
     return concat(list(tables))
 
 
-def map_entry(part: Partition, num_groups: int, kernel: Callable, groups: Groups) -> list[Run]:
+def map_entry(part: Partition, num_groups: int, kernel: Callable,
+              groups: Groups) -> Iterator[Run]:
     """A shuffle map (``num_groups``: the library's reducers, ``groups.count``):
     ``kernel`` tells each row's reducer; the rows are ordered by reducer (one
-    stable counting sort) and cut into one Run per group."""
+    stable counting sort) and cut into one Run per group, each yielded (so
+    stored) before the next is gathered: the map holds one piece, not its whole
+    partition twice."""
     release_unused_memory()  # what the last task freed
     table, reducer_of_row = kernel(_partition_tables(part), part, groups.reducers)
-    runs = [Run(part.index, compact(t), tuple(c))
-            for t, c in sort_keys.split_grouped(table, reducer_of_row, groups.reducers,
-                                                groups.size)]
+    # 2 bytes a row while the rows are ordered (a sort's range ids come as 8)
+    reducer_of_row = sort_keys.narrow(reducer_of_row, groups.reducers)
+    for t, c in sort_keys.split_grouped(table, reducer_of_row, groups.reducers, groups.size):
+        yield Run(part.index, compact(t), tuple(c))
+        del t
     del table, reducer_of_row
     release_unused_memory()
-    return runs
 
 
-def reduce_entry(*blocks_then_group: Any, kernel: Callable, groups: Groups) -> Iterator[Any]:
+def reduce_entry(*blocks_then_group: Any, kernel: Callable, groups: Groups,
+                 fit_holes: bool = False) -> Iterator[Any]:
     """A shuffle reduce of one group (a generator task): for each of its reducers,
     that reducer's rows of every run in map order, combined by ``kernel``, yielded
-    as a block; then the list of their metadata."""
+    as blocks (one, or with ``fit_holes`` several no larger than the pieces it
+    read: ``hole_bytes``); then the list of their metadata."""
     *blocks, group = blocks_then_group
     release_unused_memory()  # what the last task freed
+    max_bytes = hole_bytes([b.nbytes for b in blocks]) if fit_holes else None
     runs = sorted(_flat(blocks), key=lambda r: r.map_index)
     del blocks
     metas = []
     for j, reducer in enumerate(groups.members(group)):
-        out = compact(kernel([r.part(j) for r in runs], reducer))
-        metas.append(metadata_of(out))
-        yield out
-        del out
+        made = kernel([r.part(j) for r in runs], reducer)
+        for out in reducer_blocks(made, max_bytes):
+            out = compact(out)
+            metas.append(metadata_of(out))
+            yield out
+            del out
+        del made
         release_unused_memory()
     yield metas
+
+
+def hole_bytes(piece_bytes: list[int]) -> int:
+    """The largest block a reduce yields when the caller did not ask for a number
+    of outputs: the smallest stored piece it read, so a block fits the hole one
+    piece like it leaves.  An output the size of ``maps`` pieces found a hole
+    only once ~``maps / group size`` neighbouring pieces were free, so the
+    store's pages touched passed its peak use by 0.2-0.5 GB in a 4 GB shuffle;
+    blocks at 0.9 of a piece left slivers no block fitted (+0.3 GB), and half a
+    piece did worse in a sort, whose pieces vary from range to range (design.md
+    section 21, "Blocks the size of the holes")."""
+    stored = [b for b in piece_bytes if b >= MIN_PIECE_BYTES]  # smaller ones travel inline
+    return min(stored, default=MIN_PIECE_BYTES)
+
+
+@dataclass(frozen=True)
+class Gather:
+    """A reduce kernel's output: ``table``'s rows in the order ``rows``, gathered
+    block by block (a slice of one gathered table would be copied again)."""
+
+    table: pa.Table
+    rows: np.ndarray
+
+
+def reducer_blocks(made: pa.Table | Gather, max_bytes: int | None) -> Iterator[pa.Table]:
+    """A reducer's output as consecutive blocks of at most about ``max_bytes``."""
+    table = made.table if isinstance(made, Gather) else made
+    rows = len(made.rows) if isinstance(made, Gather) else table.num_rows
+    row_bytes = table.nbytes / max(1, table.num_rows)
+    count = 1 if max_bytes is None else max(1, math.ceil(rows * row_bytes / max_bytes))
+    if isinstance(made, Gather) and count > 1 and any(c.num_chunks > 1 for c in table.columns):
+        table = table.combine_chunks()  # Arrow's take joins the chunks itself, at every take
+    for k in range(count):
+        lo, hi = rows * k // count, rows * (k + 1) // count
+        if hi == lo and count > 1:
+            continue
+        if isinstance(made, Gather):
+            yield take_rows(table, made.rows[lo:hi])
+        else:
+            yield table.slice(lo, hi - lo) if count > 1 else table
 
 
 def _sample(sampler: sort_keys.BlockSampler, first: int, *blocks: pa.Table) -> list[pa.Table]:
@@ -205,9 +260,12 @@ _remote_boundaries = shoal.remote(max_retries=TASK_MAX_RETRIES)(sort_keys.bounda
 
 
 # ---- partitions and the shuffle call -------------------------------------------------------
+def _store_bytes() -> float:
+    return shoal.cluster_resources().get("object_store_memory", 1 << 30)
+
+
 def partition_target_bytes(ctx: DataContext, total: int = 0) -> int:
-    store = shoal.cluster_resources().get("object_store_memory", 1 << 30)
-    return partition_target(store, total, ctx.target_max_block_size)
+    return partition_target(_store_bytes(), total, ctx.target_max_block_size)
 
 
 def partition_target(store: float, total: int, max_block: int) -> int:
@@ -225,7 +283,8 @@ def partition_target(store: float, total: int, max_block: int) -> int:
 def block_sampler(key: sort_keys.SortKey, ctx: DataContext) -> sort_keys.BlockSampler:
     """How the tasks making an exchange's input sample its keys: SAMPLES_PER_RANGE
     rows per partition's bytes, as an output range is about one partition."""
-    return sort_keys.BlockSampler(key, max(1, partition_target_bytes(ctx)
+    # a range is half a partition when the data fits the store (Exchange.run)
+    return sort_keys.BlockSampler(key, max(1, partition_target_bytes(ctx) // 2
                                            // sort_keys.SAMPLES_PER_RANGE))
 
 
@@ -239,13 +298,29 @@ def default_strategy() -> str:
 
 
 def partitions(refs: Sequence[Any], metas: Sequence[BlockMetadata],
-               target: int) -> list[Partition]:
-    """Consecutive non-empty blocks grouped until a group reaches ``target`` bytes."""
+               target: int, cut: bool = False) -> list[Partition]:
+    """Consecutive non-empty blocks grouped until a group reaches ``target`` bytes;
+    with ``cut``, a block of at least 1.5 ``target`` is cut into row ranges of
+    about ``target``.  Why cut: a map holds its input while it stores pieces of
+    the same size, so each running map adds its partition to the store's peak;
+    the ranges of one block run side by side (maps go in order) and free it
+    together.  The exchange cuts (and halves its target) only when the data fits
+    the store: out of core, the extra maps' pieces cost more I/O than the peak
+    saved (design.md section 21, "Blocks the size of the holes")."""
     out: list[Partition] = []
     group: list[Any] = []
     size = rows = first = 0
     for ref, meta in zip(refs, metas, strict=True):
         if meta.num_rows == 0:
+            continue
+        cuts = round(meta.size_bytes / target) if target else 1
+        if cut and not group and meta.size_bytes >= 1.5 * target and cuts > 1 \
+                and meta.num_rows > 1:
+            cuts = min(cuts, meta.num_rows)
+            for k in range(cuts):
+                lo, hi = meta.num_rows * k // cuts, meta.num_rows * (k + 1) // cuts
+                out.append(Partition(len(out), (ref,), first + lo, hi - lo, offset=lo))
+            first += meta.num_rows
             continue
         group.append(ref)
         size += meta.size_bytes
@@ -286,7 +361,7 @@ class Exchange:
 
     name: str
     map_kernel: Callable  # (table, partition, num_reducers) -> (table, reducer of each row)
-    reduce_kernel: Callable  # (tables in map order, reducer) -> table
+    reduce_kernel: Callable  # (tables in map order, reducer) -> table or Gather
     num_outputs: int | None = None
     ranges: sort_keys.SortKey | None = None  # sample these keys first (range partitioning)
     bounds: pa.Table | None = None  # or cut at these rows (sort's boundaries=)
@@ -322,7 +397,10 @@ class Exchange:
                       for p in partitions([r for r, _ in states], [m for _, m in states],
                                           target)]
         else:
-            parts = partitions(refs, metas, target)
+            fits = total <= _store_bytes()
+            if fits:  # smaller maps: each running one adds its partition to the peak
+                target = max(1, target // 2)
+            parts = partitions(refs, metas, target, cut=fits)
         if not parts:
             return [], []
         reducers = self.num_outputs or default_outputs(len(parts), total, target)
@@ -340,7 +418,8 @@ class Exchange:
         groups = Groups(reducers, group_size(total, len(parts), reducers, target))
         outputs = shuffle(
             parts, functools.partial(map_entry, kernel=map_kernel, groups=groups),
-            functools.partial(reduce_entry, kernel=self.reduce_kernel, groups=groups),
+            functools.partial(reduce_entry, kernel=self.reduce_kernel, groups=groups,
+                              fit_holes=not (self.num_outputs or self.spec)),
             num_reducers=groups.count, merge_fn=merge_runs,
             partition_bytes=max(1, total // len(parts)),
             reduce_args=lambda k: (k,), progress=_bars_on(ctx), label=self.name,
@@ -364,7 +443,7 @@ def _map_and_reduce(part: Partition, reducers: int, map_kernel: Callable,
                     reduce_kernel: Callable) -> Iterator[Any]:
     """One partition: map and every reduce in one generator task."""
     groups = Groups(reducers, reducers)
-    runs = map_entry(part, 1, map_kernel, groups)
+    runs = list(map_entry(part, 1, map_kernel, groups))
     yield from reduce_entry(*runs, 0, kernel=reduce_kernel, groups=groups)
 
 
@@ -457,10 +536,10 @@ def random_map(table: pa.Table, part: Partition, num_reducers: int,
     return table, rng.integers(num_reducers, size=table.num_rows, dtype=small)
 
 
-def random_reduce(tables: list[pa.Table], reducer: int, seed: int) -> pa.Table:
+def random_reduce(tables: list[pa.Table], reducer: int, seed: int) -> Gather:
     table = concat(tables)
     rng = np.random.default_rng([seed, reducer, 1])
-    return take_rows(table, rng.permutation(table.num_rows)) if table.num_rows > 1 else table
+    return Gather(table, rng.permutation(table.num_rows))
 
 
 def concat_reduce(tables: list[pa.Table], reducer: int) -> pa.Table:
@@ -482,8 +561,9 @@ def sort_map(table: pa.Table, part: Partition, num_reducers: int, *,
     return table, ranges
 
 
-def sort_reduce(tables: list[pa.Table], reducer: int, key: sort_keys.SortKey) -> pa.Table:
-    return sort_keys.sort_table(concat(tables), key)
+def sort_reduce(tables: list[pa.Table], reducer: int, key: sort_keys.SortKey) -> Gather:
+    table = concat(tables)
+    return Gather(table, sort_keys.order(table, key))
 
 
 def aggregate_map(table: pa.Table, part: Partition, num_reducers: int, *,

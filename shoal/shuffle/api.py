@@ -69,7 +69,9 @@ def shuffle(inputs: Sequence[Any], map_fn: Callable, reduce_fn: Callable, *,
             reduce_num_returns: int | str = 1) -> list[shoal.ObjectRef]:
     """Shuffle ``inputs`` (refs or values) into ``num_reducers`` outputs.
 
-    ``map_fn(partition, num_reducers)`` returns one block per reducer;
+    ``map_fn(partition, num_reducers)`` returns one block per reducer (a
+    generator that yields them holds one at a time: each is stored as it comes);
+    if a map fails, every output fails with its error;
     ``merge_fn(*blocks)`` combines blocks of one reducer (default: concatenate
     numpy arrays or lists); ``reduce_fn(*blocks)`` makes one output.  Returns the
     outputs' refs in reducer order at once; a thread of this process runs the

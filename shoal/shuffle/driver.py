@@ -256,7 +256,11 @@ class ShuffleDriver:
                     node = self.map_node.pop(ident)
                     self.spreader.give_back(node)
                     self.stats.mark("map", False, ident, node)
-                    self._perform(schedule.map_done(ident, self._node_of(ref)))
+                    info = self._map_info(ref)
+                    if not isinstance(info, TaskInfo):
+                        self._fail_outputs(ref, info)
+                        return
+                    self._perform(schedule.map_done(ident, info.node_id))
                 elif kind is Kind.MERGE:
                     self.spreader.give_back(self.merge_node.pop(ident))
                     self.stats.mark("merge", False, ident)
@@ -267,14 +271,23 @@ class ShuffleDriver:
                     self._perform(schedule.reduce_done(ident))
             self._show(schedule.counts)
 
-    def _node_of(self, info_ref: Any) -> str | None:
-        """Where a finished map ran (None if it failed: its error reaches the outputs
-        through its blocks)."""
+    @staticmethod
+    def _map_info(info_ref: Any) -> TaskInfo | BaseException:
+        """A finished map's TaskInfo, or the error that failed it (after its retries)."""
         try:
-            info = shoal.get(info_ref, timeout=60)
-        except Exception:  # noqa: BLE001
-            return None
-        return info.node_id if isinstance(info, TaskInfo) else None
+            return shoal.get(info_ref, timeout=60)
+        except Exception as exc:  # noqa: BLE001
+            return exc
+
+    def _fail_outputs(self, info_ref: Any, error: BaseException) -> None:
+        """A map failed: every output fails with its error, raised by each reduce
+        as it reads ``info_ref`` among its sources.  (Before the failed map is done,
+        no reducer has its blocks.  A generator map_fn may have stored some blocks
+        before it failed: they are dropped with the rest.)"""
+        self.stats.error = f"a map failed: {type(error).__name__}: {error}"
+        for r in range(self.job.num_reducers):
+            self.sources.fill.remote(r, [info_ref])
+        self.waiting.clear()
 
     def _perform(self, actions: list[Action]) -> None:
         for action in actions:

@@ -1,7 +1,8 @@
 """The shuffle's tasks and its one actor, written against the public API.
 
 * ``map_task`` runs ``map_fn`` on one input and returns its ``R`` blocks plus a
-  small :class:`TaskInfo` (where it ran, bytes out) that the driver waits on.
+  small :class:`TaskInfo` (where it ran, bytes out) that the driver waits on;
+  each block is stored as ``map_fn`` yields it.
 * ``merge_task`` merges, for each of a few reducers, the blocks of a group of
   maps; it returns one block per reducer plus a :class:`TaskInfo`.
 * ``reduce_task`` is each output's task (``reduce_generator_task`` when the
@@ -21,7 +22,7 @@ each list as it answers, so it never keeps blocks alive.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,13 +47,31 @@ def _here() -> str:
     return shoal.get_runtime_context().get_node_id()
 
 
+def _wrong_count(returned: str, num_reducers: int) -> None:
+    raise ValueError(f"map_fn returned {returned} blocks for {num_reducers} reducers "
+                     f"(it must return one block per reducer)")
+
+
 @shoal.remote(max_retries=TASK_MAX_RETRIES)
-def map_task(map_fn: Callable, partition: Any, num_reducers: int, *extra: Any) -> tuple:
-    blocks = list(map_fn(partition, num_reducers, *extra))
-    if len(blocks) != num_reducers:
-        raise ValueError(f"map_fn returned {len(blocks)} blocks for {num_reducers} "
-                         f"reducers (it must return one block per reducer)")
-    return (*blocks, TaskInfo(_here(), _nbytes(blocks)))
+def map_task(map_fn: Callable, partition: Any, num_reducers: int, *extra: Any) -> Iterator:
+    """A generator (its caller says num_returns=R+1): each block goes to the store
+    as it is yielded, so a ``map_fn`` that yields its blocks one by one holds one
+    at a time, not all R."""
+    blocks = map_fn(partition, num_reducers, *extra)
+    if isinstance(blocks, Sized) and len(blocks) != num_reducers:  # every output fails
+        _wrong_count(str(len(blocks)), num_reducers)
+    count = bytes_out = 0
+    for block in blocks:
+        count += 1
+        if count > num_reducers:
+            break
+        bytes_out += _nbytes([block])
+        yield block
+        del block
+    if count != num_reducers:  # a generator: the reducers it did not reach fail
+        _wrong_count(f"more than {num_reducers}" if count > num_reducers else str(count),
+                     num_reducers)
+    yield TaskInfo(_here(), bytes_out)
 
 
 @shoal.remote(max_retries=TASK_MAX_RETRIES)

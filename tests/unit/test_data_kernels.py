@@ -122,8 +122,21 @@ def test_split_grouped_keeps_row_order_within_a_part_and_counts_each_part():
     pairs = sort_keys.split_grouped(table, part, 3, 2)
     assert [(t.column("v").to_pylist(), c) for t, c in pairs] == [
         ([1, 4, 8, 9, 0, 2, 5, 6], [4, 4]), ([3, 7], [2])]
-    one = sort_keys.split_grouped(table, part, 3, 3)
+    one = list(sort_keys.split_grouped(table, part, 3, 3))
     assert one[0][1] == [4, 4, 2] and one[0][0].num_rows == 10
+
+
+def test_split_grouped_of_a_table_in_chunks_is_the_same_as_of_one_chunk():
+    rng = np.random.default_rng(5)
+    whole = pa.table({"v": np.arange(1000), "w": rng.random(1000)})
+    chunked = pa.concat_tables([whole.slice(0, 300), whole.slice(300, 1), whole.slice(301, 699)])
+    assert chunked.column("v").num_chunks == 3
+    part = rng.integers(0, 7, 1000)
+    for group in (1, 3, 7):
+        one = list(sort_keys.split_grouped(whole, part, 7, group))
+        many = list(sort_keys.split_grouped(chunked, part, 7, group))
+        assert [c for _, c in many] == [c for _, c in one]
+        assert all(m.equals(o) for (m, _), (o, _) in zip(many, one, strict=True))
 
 
 def test_a_group_is_about_a_mib_of_each_map_while_a_reduce_reads_two_partitions():
@@ -293,6 +306,45 @@ def test_a_roomy_store_keeps_its_partitions():
     from shoal.data.exchange import partition_target
 
     assert partition_target(1 << 30, 250 * 10**6, 128 << 20) == (1 << 30) // 64
+
+
+def test_blocks_above_the_target_are_cut_into_row_ranges_only_when_asked():
+    from shoal.data.block import BlockMetadata
+    from shoal.data.exchange import partitions
+
+    metas = [BlockMetadata(num_rows=n, size_bytes=b, schema=None)
+             for n, b in ((1000, 300), (10, 40), (10, 40), (500, 100))]
+    refs = ["a", "b", "c", "d"]
+    whole = partitions(refs, metas, 100)
+    assert [(p.refs, p.offset) for p in whole] == [(("a",), None), (("b", "c", "d"), None)]
+    cut = partitions(refs, metas, 100, cut=True)
+    assert [p.refs for p in cut] == [("a",)] * 3 + [("b", "c", "d")]
+    assert [(p.first_row, p.num_rows, p.offset) for p in cut[:3]] == [
+        (0, 333, 0), (333, 333, 333), (666, 334, 666)]
+    assert cut[3].first_row == 1000 and cut[3].num_rows == 520
+    assert [p.index for p in cut] == [0, 1, 2, 3]
+
+
+def test_a_reduce_cuts_its_output_to_fit_the_holes_its_pieces_leave():
+    from shoal.data.exchange import (
+        MIN_PIECE_BYTES,
+        Gather,
+        hole_bytes,
+        reducer_blocks,
+    )
+
+    # the smallest stored piece; a piece that travels inline leaves no hole
+    assert hole_bytes([1000, 4 << 20, 5 << 20, 6 << 20]) == 4 << 20
+    assert hole_bytes([1000]) == hole_bytes([]) == MIN_PIECE_BYTES
+    table = pa.table({"v": np.arange(10_000, dtype=np.int64)})  # 80 KB
+    rows = np.random.default_rng(1).permutation(10_000)
+    blocks = list(reducer_blocks(Gather(table, rows), 20_000))
+    assert len(blocks) == 4 and all(b.nbytes <= 20_000 for b in blocks)
+    assert pa.concat_tables(blocks).column("v").to_pylist() == rows.tolist()
+    chunked = pa.concat_tables([table.slice(0, 5000), table.slice(5000)])
+    again = list(reducer_blocks(Gather(chunked, rows), 20_000))
+    assert pa.concat_tables(again).column("v").to_pylist() == rows.tolist()
+    assert [b.num_rows for b in reducer_blocks(table, None)] == [10_000]
 
 
 def test_a_block_whose_keys_repeat_a_few_times_is_aggregated_where_it_is_read():
