@@ -87,8 +87,11 @@ def test_three_times_the_store_in_small_objects(shutdown_only, tmp_path):
     put_and_read_back(200, MiB)  # 200 MB through a 64 MB store
     s = stats()
     assert s["spilled_objects_total"] >= 140
-    # small objects are fused: far fewer files than objects
-    assert 0 < len(spill_files(spill)) <= s["spilled_objects_total"] // 8
+    # small objects are fused: far fewer files than objects (one each without
+    # fusion).  Not 16 a file: when no batch is being written and fewer objects
+    # can go (the read-back restores and frees as it goes), a smaller batch
+    # goes at once (policy.choose_batch); runs made 7.2-8.7 objects a file
+    assert 0 < len(spill_files(spill)) <= s["spilled_objects_total"] // 4
 
 
 @pytest.mark.scale
