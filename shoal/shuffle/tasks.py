@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator, Sequence, Sized
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import shoal
 
@@ -47,7 +47,7 @@ def _here() -> str:
     return shoal.get_runtime_context().get_node_id()
 
 
-def _wrong_count(returned: str, num_reducers: int) -> None:
+def _wrong_count(returned: str, num_reducers: int) -> NoReturn:
     raise ValueError(f"map_fn returned {returned} blocks for {num_reducers} reducers "
                      f"(it must return one block per reducer)")
 
@@ -58,7 +58,7 @@ def map_task(map_fn: Callable, partition: Any, num_reducers: int, *extra: Any) -
     as it is yielded, so a ``map_fn`` that yields its blocks one by one holds one
     at a time, not all R."""
     blocks = map_fn(partition, num_reducers, *extra)
-    if isinstance(blocks, Sized) and len(blocks) != num_reducers:  # every output fails
+    if isinstance(blocks, Sized) and len(blocks) != num_reducers:  # before storing any
         _wrong_count(str(len(blocks)), num_reducers)
     count = bytes_out = 0
     for block in blocks:
@@ -68,7 +68,7 @@ def map_task(map_fn: Callable, partition: Any, num_reducers: int, *extra: Any) -
         bytes_out += _nbytes([block])
         yield block
         del block
-    if count != num_reducers:  # a generator: the reducers it did not reach fail
+    if count != num_reducers:  # a generator (the driver fails every output either way)
         _wrong_count(f"more than {num_reducers}" if count > num_reducers else str(count),
                      num_reducers)
     yield TaskInfo(_here(), bytes_out)
