@@ -424,6 +424,11 @@ def release_unused_memory() -> None:
         _malloc_trim(0)
 
 
+def is_chunked(table: pa.Table) -> bool:
+    """A column of several chunks (Arrow's take over chunks joins them first)."""
+    return any(c.num_chunks > 1 for c in table.columns)
+
+
 def pickled_bytes(table: pa.Table) -> int:
     """About what pickling ``table`` writes: each chunk carries its buffers whole,
     so chunks that are slices of one buffer each carry all of it (parquet's

@@ -56,6 +56,7 @@ from shoal.data.block import (
     BlockMetadata,
     compact,
     concat,
+    is_chunked,
     metadata_of,
     release_unused_memory,
     take_rows,
@@ -233,7 +234,7 @@ def reducer_blocks(made: pa.Table | Gather, max_bytes: int | None) -> Iterator[p
     rows = len(made.rows) if isinstance(made, Gather) else table.num_rows
     row_bytes = table.nbytes / max(1, table.num_rows)
     count = 1 if max_bytes is None else max(1, math.ceil(rows * row_bytes / max_bytes))
-    if isinstance(made, Gather) and count > 1 and any(c.num_chunks > 1 for c in table.columns):
+    if isinstance(made, Gather) and count > 1 and is_chunked(table):
         table = table.combine_chunks()  # Arrow's take joins the chunks itself, at every take
     for k in range(count):
         lo, hi = rows * k // count, rows * (k + 1) // count
@@ -313,10 +314,8 @@ def partitions(refs: Sequence[Any], metas: Sequence[BlockMetadata],
     for ref, meta in zip(refs, metas, strict=True):
         if meta.num_rows == 0:
             continue
-        cuts = round(meta.size_bytes / target) if target else 1
-        if cut and not group and meta.size_bytes >= 1.5 * target and cuts > 1 \
-                and meta.num_rows > 1:
-            cuts = min(cuts, meta.num_rows)
+        if cut and not group and meta.size_bytes >= 1.5 * target and meta.num_rows > 1:
+            cuts = min(round(meta.size_bytes / target), meta.num_rows)  # 2 or more
             for k in range(cuts):
                 lo, hi = meta.num_rows * k // cuts, meta.num_rows * (k + 1) // cuts
                 out.append(Partition(len(out), (ref,), first + lo, hi - lo, offset=lo))
@@ -382,7 +381,8 @@ class Exchange:
         yields its group's blocks, then their metadata), at once."""
         ctx = DataContext.get_current()
         total = sum(m.size_bytes for m in metas)
-        target = partition_target_bytes(ctx, total)
+        store = _store_bytes()
+        target = partition_target(store, total, ctx.target_max_block_size)
         if self.spec is not None:  # rows and states (preaggregate.py) apart
             is_states = [getattr(m, "states", False) for m in metas]
             parts = partitions([r for r, s in zip(refs, is_states, strict=True) if not s],
@@ -397,7 +397,7 @@ class Exchange:
                       for p in partitions([r for r, _ in states], [m for _, m in states],
                                           target)]
         else:
-            fits = total <= _store_bytes()
+            fits = total <= store
             if fits:  # smaller maps: each running one adds its partition to the peak
                 target = max(1, target // 2)
             parts = partitions(refs, metas, target, cut=fits)

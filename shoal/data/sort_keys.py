@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shoal.data.block import arrow_of, concat, primitive_values, take_rows
+from shoal.data.block import arrow_of, concat, is_chunked, primitive_values, take_rows
 
 SAMPLES_PER_RANGE = 64  # sampled rows per output range, over all inputs
 MIN_SAMPLES_PER_INPUT = 16
@@ -194,19 +194,15 @@ def split_grouped(table: pa.Table, part: np.ndarray, num_parts: int,
     if num_parts == 1:
         yield table, [table.num_rows]
         return
-    order = np.argsort(part.astype(_small(num_parts), copy=False), kind="stable")
+    order = np.argsort(narrow(part, num_parts), kind="stable")
     ends = np.cumsum(counts)
-    gather = _chunked_gather(table) if _is_chunked(table) else None
+    gather = _chunked_gather(table) if is_chunked(table) else None
     for first in range(0, num_parts, group):
         last = min(num_parts, first + group)
         lo = int(ends[first - 1]) if first else 0
         counted = counts[first:last].tolist()
         rows = order[lo:int(ends[last - 1])]
         yield (take_rows(table, rows) if gather is None else gather(rows, counted)), counted
-
-
-def _is_chunked(table: pa.Table) -> bool:
-    return any(c.num_chunks > 1 for c in table.columns)
 
 
 def _chunked_gather(table: pa.Table):
