@@ -17,7 +17,7 @@ def square(x: int) -> int:
 @shoal.remote
 def tree_sum(lo: int, hi: int) -> int:
     """Nested parallelism: split the range and sum the halves in sub-tasks."""
-    if hi - lo <= 8:
+    if hi - lo <= 16:
         return sum(range(lo, hi))
     mid = (lo + hi) // 2
     return sum(shoal.get([tree_sum.remote(lo, mid), tree_sum.remote(mid, hi)]))
@@ -51,7 +51,7 @@ def main() -> None:
     total = sum(shoal.get(refs))
     print(f"1000 tasks: sum of squares = {total} in {time.perf_counter() - t:.3f} s")
 
-    print("nested tasks: sum(range(256)) =", shoal.get(tree_sum.remote(0, 256)))
+    print("nested tasks: sum(range(64)) =", shoal.get(tree_sum.remote(0, 64)))
 
     matrix = np.random.default_rng(0).random((4096, 1024))  # 32 MiB
     ref = shoal.put(matrix)

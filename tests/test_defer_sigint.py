@@ -19,13 +19,22 @@ from shoal.util import DeferSigint
 from tests.utils import wait_for_condition
 
 
+def noted(deferral: DeferSigint) -> bool:
+    """Wait (running bytecode, so the main thread gets to run its handlers) until
+    the deferral has noted a SIGINT.  CPython may run a handler late when other
+    threads hold the interpreter, so a fixed sleep is no proof that it ran."""
+    wait_for_condition(lambda: deferral.signal_received, timeout=10, interval=0.01)
+    return True
+
+
 def test_a_sigint_inside_the_block_raises_after_it():
     done_inside = False
     before = signal.getsignal(signal.SIGINT)
+    assert before is signal.default_int_handler, f"SIGINT's handler is {before!r}"
     with pytest.raises(KeyboardInterrupt):
-        with DeferSigint():
+        with DeferSigint() as deferral:
             _thread.interrupt_main()
-            time.sleep(0.2)  # a signal handler would have run by now
+            assert noted(deferral)
             done_inside = True
     assert done_inside
     assert signal.getsignal(signal.SIGINT) is before
@@ -35,14 +44,15 @@ def test_only_the_last_handler_set_inside_runs_once_at_the_end():
     before = signal.getsignal(signal.SIGINT)
     calls = []
     try:
-        with DeferSigint():
+        with DeferSigint() as deferral:
             signal.signal(signal.SIGINT, lambda s, f: calls.append("first"))
             for _ in range(3):
                 _thread.interrupt_main()
-            time.sleep(0.2)
+            assert noted(deferral)
             signal.signal(signal.SIGINT, lambda s, f: calls.append("last"))
+            deferral.signal_received = False
             _thread.interrupt_main()
-            time.sleep(0.2)
+            assert noted(deferral)
             assert calls == []
         assert calls == ["last"]
     finally:

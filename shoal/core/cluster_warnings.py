@@ -34,7 +34,7 @@ import threading
 import time
 
 EXCESS_QUEUEING_FIRST = 5000  # Ray's actor_excess_queueing_warn_threshold
-POOL_SIZE_MULTIPLE = 4  # warn at this many workers per CPU (Ray's worker pool rule)
+POOL_SIZE_MULTIPLE = 4  # first warn at this many workers per CPU (as Ray does)
 
 
 class WarningType(enum.StrEnum):
@@ -89,17 +89,18 @@ class QueueWarning:
 
 class PoolSizeWarning:
     """Per node: warn when its worker processes reach ``POOL_SIZE_MULTIPLE`` times its
-    CPUs (at least 1), and again at each higher multiple."""
+    CPUs (at least 1), then each time that count doubles.  Ray warns at every
+    further multiple of the CPUs, which on a small machine is a warning per two
+    workers when nested tasks block in get()."""
 
     def __init__(self, cpus: float) -> None:
-        self.unit = max(1, int(cpus))
-        self.last_multiple = 0
+        self.next_at = POOL_SIZE_MULTIPLE * max(1, int(cpus))
 
     def check(self, workers: int, node_id: str, address: str) -> str | None:
-        multiple = workers // self.unit
-        if multiple < POOL_SIZE_MULTIPLE or multiple <= self.last_multiple:
+        if workers < self.next_at:
             return None
-        self.last_multiple = multiple
+        while self.next_at <= workers:
+            self.next_at *= 2
         return (f"WARNING: {workers} worker processes have been started on node {node_id} "
                 f"with address {address}. This could be a result of using a large number "
                 "of actors, or of tasks blocked in get() calls (each lends its CPU, so "

@@ -17,10 +17,12 @@ def test_queue_warning_fires_at_the_threshold_then_at_each_doubling():
     assert "More than 4 tasks are pending submission to actor a1" in QueueWarning(4).check(5, "a1")
 
 
-def test_pool_warning_fires_at_four_workers_per_cpu_then_each_higher_multiple():
+def test_pool_warning_fires_at_four_workers_per_cpu_then_each_doubling():
     p = PoolSizeWarning(cpus=2)
-    fired = [n for n in range(1, 16) if p.check(n, "node", "h:1")]
-    assert fired == [8, 10, 12, 14]
+    fired = [n for n in range(1, 70) if p.check(n, "node", "h:1")]
+    assert fired == [8, 16, 32, 64]
+    jumpy = PoolSizeWarning(cpus=2)  # counts seen out of step: one warning, the next above
+    assert [n for n in (3, 9, 40, 50, 63, 64) if jumpy.check(n, "node", "h:1")] == [9, 40, 64]
     assert PoolSizeWarning(cpus=0).check(4, "n", "h:1") is not None  # 0 CPUs counts as 1
 
 
