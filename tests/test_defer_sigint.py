@@ -27,17 +27,35 @@ def noted(deferral: DeferSigint) -> bool:
     return True
 
 
-def test_a_sigint_inside_the_block_raises_after_it():
-    done_inside = False
+@pytest.fixture
+def sigint_handler():
+    """Set SIGINT's handler for one test, and put the one before back.  A process
+    started in the background by a shell without job control (``cmd &`` in a
+    script) inherits SIGINT ignored, and Python then leaves it ignored: the
+    tests must not depend on how pytest was started."""
     before = signal.getsignal(signal.SIGINT)
-    assert before is signal.default_int_handler, f"SIGINT's handler is {before!r}"
+    yield lambda handler: signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_sigint_inside_the_block_raises_after_it(sigint_handler):
+    sigint_handler(signal.default_int_handler)
+    done_inside = False
     with pytest.raises(KeyboardInterrupt):
         with DeferSigint() as deferral:
             _thread.interrupt_main()
             assert noted(deferral)
             done_inside = True
     assert done_inside
-    assert signal.getsignal(signal.SIGINT) is before
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_sigint_inside_the_block_stays_ignored_where_sigint_was_ignored(sigint_handler):
+    sigint_handler(signal.SIG_IGN)
+    with DeferSigint() as deferral:
+        _thread.interrupt_main()
+        assert noted(deferral)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_only_the_last_handler_set_inside_runs_once_at_the_end():
