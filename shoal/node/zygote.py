@@ -86,7 +86,7 @@ def _send(sock: socket.socket, message: dict) -> None:
     try:
         sock.send(json.dumps(message).encode())
     except OSError:
-        os._exit(0)  # agent gone
+        _agent_gone()
 
 
 _workers: set[int] = set()  # the workers this zygote forked that have not exited
@@ -104,10 +104,11 @@ def _reap(sock: socket.socket) -> None:
         _send(sock, {"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
-def _agent_died(*_args) -> None:
-    """The node agent (our parent) died: nobody is left to stop the workers' child
-    processes (what their tasks started), so end them; the workers themselves get
-    their parent-death SIGKILL as this process exits."""
+def _agent_gone(*_args) -> None:
+    """The node agent is gone (its parent-death SIGTERM, or EOF on its socket,
+    whichever comes first): nobody is left to stop the workers' child processes
+    (what their tasks started), so end them; the workers themselves get their
+    parent-death SIGKILL as this process exits, before they could end them."""
     from shoal.core.child_processes import kill_children
 
     for pid in list(_workers):
@@ -152,7 +153,7 @@ def _preimport_numpy() -> None:
 def serve(fd: int) -> None:
     from shoal.core import worker_main
 
-    signal.signal(signal.SIGTERM, _agent_died)
+    signal.signal(signal.SIGTERM, _agent_gone)
     worker_main.die_with_parent(signal.SIGTERM)
     sock = socket.socket(fileno=fd)
     # everything a worker imports, imported once here
@@ -195,7 +196,7 @@ def serve(fd: int) -> None:
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         _reap(sock)
-    os._exit(0)
+    _agent_gone()
 
 
 if __name__ == "__main__":
