@@ -21,8 +21,7 @@ from tests.utils import wait_for_condition
 
 def noted(deferral: DeferSigint) -> bool:
     """Wait (running bytecode, so the main thread gets to run its handlers) until
-    the deferral has noted a SIGINT.  CPython may run a handler late when other
-    threads hold the interpreter, so a fixed sleep is no proof that it ran."""
+    the deferral has noted a SIGINT: a fixed sleep only guesses when it ran."""
     wait_for_condition(lambda: deferral.signal_received, timeout=10, interval=0.01)
     return True
 
