@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import os
 
-import psutil
 import pytest
 
 import shoal
-from tests.utils import wait_for_condition
+from tests.utils import pid_gone, wait_for_condition
 
 GET_TIMEOUT = 60
-
-
-def _exited(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 @shoal.remote
@@ -57,7 +49,7 @@ def test_actor_exits_after_its_last_handle_is_deleted(shoal_cluster):
     actor = Holder.remote()
     pid = shoal.get(actor.pid.remote(), timeout=GET_TIMEOUT)
     del actor
-    wait_for_condition(lambda: _exited(pid), timeout=30)
+    wait_for_condition(lambda: pid_gone(pid), timeout=30)
 
 
 def test_a_handle_held_by_a_task_keeps_the_actor_alive(shoal_cluster):
@@ -67,10 +59,10 @@ def test_a_handle_held_by_a_task_keeps_the_actor_alive(shoal_cluster):
     ref = call_later.remote(actor, signal)
     del actor
     # the task's copy of the handle is the last one: the actor is still there for it
-    assert not _exited(pid)
+    assert not pid_gone(pid)
     shoal.get(signal.send.remote(), timeout=GET_TIMEOUT)
     assert shoal.get(ref, timeout=GET_TIMEOUT) == pid
-    wait_for_condition(lambda: _exited(pid), timeout=30)
+    wait_for_condition(lambda: pid_gone(pid), timeout=30)
 
 
 def test_a_detached_actor_survives_its_handles(shoal_cluster):
@@ -91,7 +83,7 @@ def test_a_named_actor_dies_with_its_last_handle_and_frees_its_name(shoal_cluste
     looked_up = shoal.get_actor("scope-named")  # weak, as Ray's get_actor handles
     assert shoal.get(looked_up.pid.remote(), timeout=GET_TIMEOUT) == pid
     del actor
-    wait_for_condition(lambda: _exited(pid), timeout=30)
+    wait_for_condition(lambda: pid_gone(pid), timeout=30)
 
     def name_freed() -> bool:
         try:
@@ -112,7 +104,7 @@ def test_an_actors_handles_to_itself_do_not_keep_it_alive(shoal_cluster):
         shoal.get(actor.take_self.remote(actor), timeout=GET_TIMEOUT)
     shoal.get(actor.keep_current.remote(), timeout=GET_TIMEOUT)
     del actor
-    wait_for_condition(lambda: _exited(pid), timeout=30)
+    wait_for_condition(lambda: pid_gone(pid), timeout=30)
 
 
 def test_pending_calls_finish_before_the_actor_ends(shoal_cluster):
@@ -129,7 +121,7 @@ def test_pending_calls_finish_before_the_actor_ends(shoal_cluster):
     del actor
     shoal.get(signal.send.remote(), timeout=GET_TIMEOUT)
     pid = shoal.get(ref, timeout=GET_TIMEOUT)  # not ActorDiedError
-    wait_for_condition(lambda: _exited(pid), timeout=30)
+    wait_for_condition(lambda: pid_gone(pid), timeout=30)
 
 
 if __name__ == "__main__":

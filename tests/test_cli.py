@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 import shoal
-from tests.utils import REPO_ROOT, SESSION_TAG_ENV, subprocess_env, wait_for_condition
+from tests.utils import REPO_ROOT, SESSION_TAG_ENV, pid_gone, subprocess_env, wait_for_condition
 
 STORE = str(64 << 20)
 
@@ -79,10 +79,7 @@ def cli(tmp_path, monkeypatch):
 
 
 def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    return not pid_gone(pid)
 
 
 def test_start_head_join_node_status_and_stop(cli):

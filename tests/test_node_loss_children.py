@@ -9,11 +9,9 @@ import signal
 import subprocess
 import sys
 
-import psutil
-
 import shoal
 from shoal.cluster_utils import Cluster
-from tests.utils import wait_for_condition
+from tests.utils import pid_gone, wait_for_condition
 
 
 @shoal.remote(resources={"doomed": 1}, num_cpus=0)
@@ -24,13 +22,6 @@ class Parent:
 
     def pids(self) -> tuple[int, int, str]:
         return os.getpid(), int(os.environ["SHOAL_NODE_PID"]), os.environ["RAY_RAYLET_PID"]
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_a_worker_and_its_children_end_when_its_agent_is_killed():
@@ -46,13 +37,13 @@ def test_a_worker_and_its_children_end_when_its_agent_is_killed():
         assert agent_pid == node.pid and rays_name == str(agent_pid)
         child_pid = shoal.get(actor.start_child.remote(), timeout=60)
         os.kill(agent_pid, signal.SIGKILL)
-        wait_for_condition(lambda: _gone(worker_pid), timeout=30,
+        wait_for_condition(lambda: pid_gone(worker_pid), timeout=30,
                            message="the worker outlived its node agent")
-        wait_for_condition(lambda: _gone(child_pid), timeout=30,
+        wait_for_condition(lambda: pid_gone(child_pid), timeout=30,
                            message="the worker's child outlived the worker's node agent")
     finally:
         for pid in (child_pid, worker_pid):
-            if pid is not None and not _gone(pid):
+            if pid is not None and not pid_gone(pid):
                 os.kill(pid, signal.SIGKILL)
         shoal.shutdown()
         cluster.shutdown()

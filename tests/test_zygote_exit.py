@@ -20,9 +20,7 @@ import subprocess
 import sys
 import textwrap
 
-import psutil
-
-from tests.utils import wait_for_condition
+from tests.utils import pid_gone, wait_for_condition
 
 STAND_IN = textwrap.dedent("""
     import os, subprocess, sys, time
@@ -40,13 +38,6 @@ STAND_IN = textwrap.dedent("""
     worker_main.main = worker_body
     zygote.serve(int(sys.argv[1]))
 """)
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_the_zygote_ends_the_workers_children_when_its_socket_closes(tmp_path):
@@ -69,19 +60,19 @@ def test_the_zygote_ends_the_workers_children_when_its_socket_closes(tmp_path):
         worker_pid = reply["pid"]
         wait_for_condition(pid_file.exists, timeout=30, message="the worker started its child")
         child_pid = int(pid_file.read_text())
-        assert not _gone(child_pid)
+        assert not pid_gone(child_pid)
 
         ours.close()  # EOF, and no parent-death signal: the agent (we) still runs
 
         assert proc.wait(timeout=30) == 0
-        wait_for_condition(lambda: _gone(worker_pid), timeout=30,
+        wait_for_condition(lambda: pid_gone(worker_pid), timeout=30,
                            message="the worker outlived its zygote")
-        wait_for_condition(lambda: _gone(child_pid), timeout=30,
+        wait_for_condition(lambda: pid_gone(child_pid), timeout=30,
                            message="the worker's child outlived the zygote's end")
     finally:
         ours.close()
         for pid in (child_pid, worker_pid):
-            if pid is not None and not _gone(pid):
+            if pid is not None and not pid_gone(pid):
                 os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()

@@ -101,6 +101,14 @@ def is_alive(proc: psutil.Process) -> bool:
         return False
 
 
+def pid_gone(pid: int) -> bool:
+    """True once process ``pid`` has exited (a zombie not yet reaped counts)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def _cmdline(proc: psutil.Process) -> str:
     try:
         return " ".join(proc.cmdline())
